@@ -1,0 +1,189 @@
+/**
+ * The settings API's shapes (CONTRACT §5), defined once: the server validates and serialises with
+ * these schemas, the panel uses their static types.
+ */
+import { Type, type Static } from 'typebox'
+import { EVENT_TYPES } from './events.ts'
+
+export const LIMITS = {
+  tagNameMax: 255,
+  tagsPerList: 50,
+  listsPerEvent: 50,
+  fieldMappingsMax: 100,
+  apiKeyMax: 200,
+} as const
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+})
+export type ErrorBody = Static<typeof ErrorBody>
+
+export const KitAccount = Type.Object({
+  id: Type.Union([Type.Integer(), Type.String()]),
+  name: Type.String(),
+  primary_email_address: Type.String(),
+  plan_type: Type.Union([Type.String(), Type.Null()]),
+})
+export type KitAccount = Static<typeof KitAccount>
+
+export const ConnectionStatus = Type.Union([
+  Type.Literal('connected'),
+  Type.Literal('invalid'),
+  Type.Literal('disconnected'),
+])
+
+export const Connection = Type.Object({
+  connected: Type.Boolean(),
+  status: ConnectionStatus,
+  key_hint: Type.Union([Type.String(), Type.Null()]),
+  account: Type.Union([KitAccount, Type.Null()]),
+  updated_at: Type.Union([Type.String(), Type.Null()]),
+})
+export type Connection = Static<typeof Connection>
+
+export const PutConnectionBody = Type.Object(
+  { api_key: Type.String({ minLength: 1, maxLength: LIMITS.apiKeyMax }) },
+  { additionalProperties: false },
+)
+
+export const TagRef = Type.Object(
+  {
+    id: Type.Optional(Type.Integer({ minimum: 1 })),
+    name: Type.String({ minLength: 1, maxLength: LIMITS.tagNameMax }),
+  },
+  { additionalProperties: false },
+)
+export type TagRef = Static<typeof TagRef>
+
+export const KitRef = Type.Object(
+  { id: Type.Integer({ minimum: 1 }), name: Type.String({ maxLength: LIMITS.tagNameMax }) },
+  { additionalProperties: false },
+)
+export type KitRef = Static<typeof KitRef>
+
+export const EventMapping = Type.Object(
+  {
+    add_tags: Type.Array(TagRef, { maxItems: LIMITS.tagsPerList }),
+    remove_tags: Type.Array(TagRef, { maxItems: LIMITS.tagsPerList }),
+    add_to_forms: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
+    add_to_sequences: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
+    unsubscribe: Type.Boolean(),
+  },
+  { additionalProperties: false },
+)
+export type EventMapping = Static<typeof EventMapping>
+
+export const FieldMapping = Type.Object(
+  {
+    source: Type.String({ pattern: '^mk_[a-z0-9_]{1,60}$' }),
+    kit_field: Type.Object(
+      {
+        key: Type.String({ minLength: 1, maxLength: 255 }),
+        label: Type.String({ minLength: 1, maxLength: 255 }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+)
+export type FieldMapping = Static<typeof FieldMapping>
+
+export const Mappings = Type.Object(
+  {
+    events: Type.Object(
+      Object.fromEntries(EVENT_TYPES.map((t) => [t, Type.Optional(EventMapping)])) as Record<
+        (typeof EVENT_TYPES)[number],
+        ReturnType<typeof Type.Optional<typeof EventMapping>>
+      >,
+      { additionalProperties: false },
+    ),
+    fields: Type.Array(FieldMapping, { maxItems: LIMITS.fieldMappingsMax }),
+  },
+  { additionalProperties: false },
+)
+export type Mappings = Static<typeof Mappings>
+
+export const MappingCheck = Type.Object({
+  kind: Type.Union([
+    Type.Literal('tag'),
+    Type.Literal('form'),
+    Type.Literal('sequence'),
+    Type.Literal('custom_field'),
+  ]),
+  name: Type.String(),
+  id: Type.Union([Type.Integer(), Type.String(), Type.Null()]),
+  status: Type.Union([
+    Type.Literal('ok'),
+    Type.Literal('missing'),
+    Type.Literal('created_on_first_use'),
+  ]),
+  used_by: Type.Array(Type.String()),
+  message: Type.String(),
+})
+export type MappingCheck = Static<typeof MappingCheck>
+
+export const ConnectionTestResult = Type.Union([
+  Type.Object({
+    ok: Type.Literal(true),
+    account: KitAccount,
+    latency_ms: Type.Integer(),
+    checks: Type.Array(MappingCheck),
+  }),
+  Type.Object({
+    ok: Type.Literal(false),
+    error: Type.Object({ code: Type.String(), message: Type.String() }),
+  }),
+])
+export type ConnectionTestResult = Static<typeof ConnectionTestResult>
+
+export const KitTag = Type.Object({ id: Type.Integer(), name: Type.String() })
+export type KitTag = Static<typeof KitTag>
+export const KitCustomField = Type.Object({
+  id: Type.Integer(),
+  key: Type.String(),
+  label: Type.String(),
+})
+export type KitCustomField = Static<typeof KitCustomField>
+export const KitForm = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  type: Type.Union([Type.String(), Type.Null()]),
+  archived: Type.Boolean(),
+})
+export type KitForm = Static<typeof KitForm>
+export const KitSequence = Type.Object({ id: Type.Integer(), name: Type.String() })
+export type KitSequence = Static<typeof KitSequence>
+
+export const CreateTagBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: LIMITS.tagNameMax }) },
+  { additionalProperties: false },
+)
+
+export const DeliveryStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('succeeded'),
+  Type.Literal('retrying'),
+  Type.Literal('failed'),
+  Type.Literal('skipped'),
+])
+export type DeliveryStatus = Static<typeof DeliveryStatus>
+
+export const Delivery = Type.Object({
+  id: Type.String(),
+  event_id: Type.String(),
+  event_type: Type.String(),
+  member_email: Type.String(),
+  status: DeliveryStatus,
+  attempts: Type.Integer(),
+  last_error: Type.Union([Type.String(), Type.Null()]),
+  kit_requests: Type.Integer(),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+})
+export type Delivery = Static<typeof Delivery>
+
+export const DeliveryPage = Type.Object({
+  items: Type.Array(Delivery),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+})
+export type DeliveryPage = Static<typeof DeliveryPage>

@@ -1,0 +1,21 @@
+/** The platform's member fields the panel offers first. Any `mk_` + lower-case name is accepted. */
+export const MK_FIELD_CATALOGUE = [
+  { key: 'mk_subscription_plan', description: 'Plan of the current subscription' },
+  { key: 'mk_access_level', description: 'Current access level' },
+  { key: 'mk_first_name', description: 'First name' },
+  { key: 'mk_last_name', description: 'Last name' },
+  { key: 'mk_member_since', description: 'Date the member joined' },
+  { key: 'mk_country', description: 'Country' },
+] as const
+
+export const MK_FIELD_PATTERN = /^mk_[a-z0-9_]{1,60}$/
+
+/** Kit derives a custom field's key from its label: lower-case ASCII words joined by underscores. */
+export function kitFieldKeyFromLabel(label: string): string {
+  return label
+    .normalize('NFKD')
+    .replace(/[^\x00-\x7f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+}

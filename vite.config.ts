@@ -1,0 +1,55 @@
+import { defineConfig } from 'vitest/config'
+import vue from '@vitejs/plugin-vue'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('./ui', import.meta.url))
+
+export default defineConfig({
+  root,
+  base: './',
+  plugins: [vue()],
+  build: {
+    outDir: fileURLToPath(new URL('./dist/ui', import.meta.url)),
+    emptyOutDir: true,
+    rollupOptions: {
+      input: {
+        panel: fileURLToPath(new URL('./ui/panel/index.html', import.meta.url)),
+        dev: fileURLToPath(new URL('./ui/dev/index.html', import.meta.url)),
+      },
+    },
+  },
+  test: {
+    root: fileURLToPath(new URL('.', import.meta.url)),
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'server',
+          include: ['tests/**/*.test.ts'],
+          exclude: ['tests/ui/**', 'tests/browser/**'],
+          environment: 'node',
+          testTimeout: 20000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'ui',
+          include: ['tests/ui/**/*.test.ts'],
+          environment: 'happy-dom',
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['tests/browser/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60000,
+          hookTimeout: 120000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+})
