@@ -1,0 +1,62 @@
+/**
+ * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
+ * session auth, OpenAPI), then the app's services (Kit client, services), then the routes.
+ * `main.ts` only loads config and listens; tests build this same app.
+ */
+import swagger from '@fastify/swagger'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config.ts'
+import { loggerOptions } from './logger.ts'
+import authPlugin from './plugins/auth.ts'
+import configPlugin from './plugins/config.ts'
+import dbPlugin from './plugins/db.ts'
+import errorsPlugin from './plugins/errors.ts'
+import kitPlugin from './plugins/kit.ts'
+import metricsPlugin from './plugins/metrics.ts'
+import servicesPlugin from './plugins/services.ts'
+import apiRoutes from './routes/api/index.ts'
+import devRoutes from './routes/dev.ts'
+import healthRoutes from './routes/health.ts'
+import uiRoutes from './routes/ui.ts'
+
+export interface BuildOptions {
+  config: Config
+  /** Where log lines go (tests capture them); stdout when absent. */
+  logStream?: DestinationStream
+}
+
+export const BODY_LIMIT = 256 * 1024
+
+export async function buildApp({ config, logStream }: BuildOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, logStream),
+    bodyLimit: BODY_LIMIT,
+    trustProxy: false,
+    ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(configPlugin, { config })
+  await app.register(errorsPlugin)
+  await app.register(dbPlugin)
+  await app.register(metricsPlugin)
+  await app.register(authPlugin)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Kit for App Station', version: '0.1.0', description: 'Settings API, event intake and operations.' },
+      components: { securitySchemes: { session: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  })
+
+  await app.register(kitPlugin)
+  await app.register(servicesPlugin)
+
+  await app.register(healthRoutes)
+  await app.register(apiRoutes, { prefix: '/api/v1' })
+  await app.register(uiRoutes)
+  if (!config.production) await app.register(devRoutes)
+  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  return app
+}

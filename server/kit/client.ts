@@ -1,0 +1,566 @@
+/**
+ * The Kit v4 API client. One factory per process holds the shared request budget; `forKey` gives
+ * a small API object bound to one credential and one priority.
+ *
+ * Every attempt takes a budget slot first, 5xx answers and network failures are retried with
+ * exponential backoff and full jitter, and every failure ends as a `KitError` whose messages come
+ * from Kit's answer (never an HTML page, never the API key).
+ */
+import { createHash } from 'node:crypto'
+import { ofetch } from 'ofetch'
+import type { Priority, RequestBudget } from './budget.ts'
+import { KitError, genericMessage, kindForStatus } from './errors.ts'
+import type {
+  KitAccountInfo,
+  KitCustomFieldItem,
+  KitFormItem,
+  KitSequenceItem,
+  KitSubscriber,
+  KitTagItem,
+} from './types.ts'
+
+export interface KitRequestInfo {
+  method: string
+  path: string
+  status: number | 'network_error'
+  durationMs: number
+  credentialId: string
+}
+
+export interface RetryOptions {
+  /** Total attempts for one call, the first included. */
+  attempts: number
+  baseMs: number
+  maxMs: number
+}
+
+export interface KitClientOptions {
+  /** Kit's base URL without `/v4`, e.g. https://api.kit.com */
+  baseUrl: string
+  budget: RequestBudget
+  /** Per attempt, covering the whole answer; default 10000. */
+  timeoutMs?: number
+  /** For 5xx answers, network errors and timeouts; default { attempts: 3, baseMs: 250, maxMs: 4000 }. */
+  retry?: RetryOptions
+  /** Called after every HTTP attempt. */
+  onRequest?: (info: KitRequestInfo) => void
+}
+
+export interface KitCallOptions {
+  /** Default 'interactive'. */
+  priority?: Priority
+  onRequest?: (info: KitRequestInfo) => void
+  signal?: AbortSignal
+  /** After a 429, wait for the budget and try once more; default false for interactive, true for background. */
+  retryOn429?: boolean
+}
+
+export interface UpsertSubscriberInput {
+  email: string
+  firstName?: string | null
+  state?: 'active' | 'inactive'
+  fields?: Record<string, string | null>
+}
+
+export interface UpdateSubscriberInput {
+  firstName?: string | null
+  fields?: Record<string, string | null>
+}
+
+export interface KitApi {
+  readonly credentialId: string
+  getAccount(): Promise<KitAccountInfo>
+  listTags(): Promise<KitTagItem[]>
+  createTag(name: string): Promise<{ tag: KitTagItem; created: boolean }>
+  listCustomFields(): Promise<KitCustomFieldItem[]>
+  createCustomField(label: string): Promise<{ field: KitCustomFieldItem; created: boolean }>
+  listForms(): Promise<KitFormItem[]>
+  listSequences(): Promise<KitSequenceItem[]>
+  upsertSubscriber(input: UpsertSubscriberInput): Promise<{ subscriber: KitSubscriber; created: boolean }>
+  getSubscriber(id: number): Promise<KitSubscriber | null>
+  findSubscriberByEmail(email: string): Promise<KitSubscriber | null>
+  updateSubscriber(id: number, input: UpdateSubscriberInput): Promise<KitSubscriber>
+  tagSubscriber(tagId: number, subscriberId: number): Promise<void>
+  untagSubscriber(tagId: number, subscriberId: number): Promise<void>
+  addSubscriberToForm(formId: number, email: string): Promise<void>
+  addSubscriberToSequence(sequenceId: number, email: string): Promise<void>
+  unsubscribe(subscriberId: number): Promise<void>
+}
+
+const PAGE_SIZE = 1000
+const MAX_MESSAGE_LENGTH = 300
+const DEFAULT_RETRY: RetryOptions = { attempts: 3, baseMs: 250, maxMs: 4000 }
+const DEFAULT_TIMEOUT_MS = 10_000
+
+export function credentialIdFor(apiKey: string): string {
+  return createHash('sha256').update(apiKey, 'utf8').digest('hex').slice(0, 16)
+}
+
+export class KitClientFactory {
+  readonly #options: KitClientOptions
+
+  constructor(options: KitClientOptions) {
+    this.#options = options
+  }
+
+  forKey(apiKey: string, options: KitCallOptions = {}): KitApi {
+    return new KitApiClient(apiKey, this.#options, options)
+  }
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+
+interface RequestSpec {
+  method: Method
+  path: string
+  query?: Record<string, string>
+  body?: Record<string, unknown>
+}
+
+interface KitAnswer {
+  status: number
+  data: unknown
+}
+
+type Attempt =
+  | { type: 'answer'; status: number; text: string; contentType: string }
+  | { type: 'failure'; message: string }
+
+class KitApiClient implements KitApi {
+  readonly credentialId: string
+  readonly #apiKey: string
+  readonly #options: KitClientOptions
+  readonly #call: KitCallOptions
+  readonly #priority: Priority
+
+  constructor(apiKey: string, options: KitClientOptions, call: KitCallOptions) {
+    this.credentialId = credentialIdFor(apiKey)
+    this.#apiKey = apiKey
+    this.#options = options
+    this.#call = call
+    this.#priority = call.priority ?? 'interactive'
+  }
+
+  async getAccount(): Promise<KitAccountInfo> {
+    const { status, data } = await this.#send({ method: 'GET', path: '/v4/account' })
+    const body = objectOf(data, status, 'account')
+    const user = objectOf(body.user, status, 'account')
+    const account = objectOf(body.account, status, 'account')
+    return {
+      user: { email: stringOf(user.email, status, 'account'), id: idOf(user.id, status, 'account') },
+      account: {
+        id: idOf(account.id, status, 'account'),
+        name: stringOf(account.name, status, 'account'),
+        plan_type: nullableString(account.plan_type),
+        primary_email_address: stringOf(account.primary_email_address, status, 'account'),
+      },
+    }
+  }
+
+  listTags(): Promise<KitTagItem[]> {
+    return this.#listAll('/v4/tags', 'tags', toTag)
+  }
+
+  async createTag(name: string): Promise<{ tag: KitTagItem; created: boolean }> {
+    const { status, data } = await this.#send({ method: 'POST', path: '/v4/tags', body: { name } })
+    return { tag: toTag(objectOf(data, status, 'tag').tag, status), created: status === 201 }
+  }
+
+  listCustomFields(): Promise<KitCustomFieldItem[]> {
+    return this.#listAll('/v4/custom_fields', 'custom_fields', toCustomField)
+  }
+
+  async createCustomField(label: string): Promise<{ field: KitCustomFieldItem; created: boolean }> {
+    const { status, data } = await this.#send({ method: 'POST', path: '/v4/custom_fields', body: { label } })
+    const body = objectOf(data, status, 'custom field')
+    return { field: toCustomField(body.custom_field, status), created: status === 201 }
+  }
+
+  listForms(): Promise<KitFormItem[]> {
+    return this.#listAll('/v4/forms', 'forms', toForm)
+  }
+
+  listSequences(): Promise<KitSequenceItem[]> {
+    return this.#listAll('/v4/sequences', 'sequences', toSequence)
+  }
+
+  async upsertSubscriber(input: UpsertSubscriberInput): Promise<{ subscriber: KitSubscriber; created: boolean }> {
+    const body: Record<string, unknown> = { email_address: normalizeEmail(input.email) }
+    if (input.firstName !== undefined) body.first_name = input.firstName
+    if (input.state !== undefined) body.state = input.state
+    if (input.fields && Object.keys(input.fields).length > 0) body.fields = input.fields
+    const { status, data } = await this.#send({ method: 'POST', path: '/v4/subscribers', body })
+    rejectWarnings(status, data)
+    const subscriber = toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+    return { subscriber, created: status === 201 }
+  }
+
+  async getSubscriber(id: number): Promise<KitSubscriber | null> {
+    try {
+      const { status, data } = await this.#send({ method: 'GET', path: `/v4/subscribers/${idSegment(id)}` })
+      return toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+    } catch (error) {
+      if (error instanceof KitError && error.kind === 'not_found') return null
+      throw error
+    }
+  }
+
+  async findSubscriberByEmail(email: string): Promise<KitSubscriber | null> {
+    const address = normalizeEmail(email)
+    const { status, data } = await this.#send({
+      method: 'GET',
+      path: '/v4/subscribers',
+      query: { email_address: address, status: 'all' },
+    })
+    const list = objectOf(data, status, 'subscriber list').subscribers
+    if (!Array.isArray(list)) throw unexpected(status, 'subscriber list')
+    const match = list.map((item) => toSubscriber(item, status)).find((s) => s.email_address.toLowerCase() === address)
+    return match ?? null
+  }
+
+  async updateSubscriber(id: number, input: UpdateSubscriberInput): Promise<KitSubscriber> {
+    const body: Record<string, unknown> = {}
+    if (input.firstName !== undefined) body.first_name = input.firstName
+    if (input.fields !== undefined) body.fields = input.fields
+    const { status, data } = await this.#send({ method: 'PUT', path: `/v4/subscribers/${idSegment(id)}`, body })
+    rejectWarnings(status, data)
+    return toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+  }
+
+  async tagSubscriber(tagId: number, subscriberId: number): Promise<void> {
+    await this.#send({
+      method: 'POST',
+      path: `/v4/tags/${idSegment(tagId)}/subscribers/${idSegment(subscriberId)}`,
+      body: {},
+    })
+  }
+
+  async untagSubscriber(tagId: number, subscriberId: number): Promise<void> {
+    await this.#send({ method: 'DELETE', path: `/v4/tags/${idSegment(tagId)}/subscribers/${idSegment(subscriberId)}` })
+  }
+
+  async addSubscriberToForm(formId: number, email: string): Promise<void> {
+    await this.#send({
+      method: 'POST',
+      path: `/v4/forms/${idSegment(formId)}/subscribers`,
+      body: { email_address: normalizeEmail(email) },
+    })
+  }
+
+  async addSubscriberToSequence(sequenceId: number, email: string): Promise<void> {
+    await this.#send({
+      method: 'POST',
+      path: `/v4/sequences/${idSegment(sequenceId)}/subscribers`,
+      body: { email_address: normalizeEmail(email) },
+    })
+  }
+
+  async unsubscribe(subscriberId: number): Promise<void> {
+    await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
+  }
+
+  async #listAll<T>(path: string, key: string, toItem: (value: unknown, status: number) => T): Promise<T[]> {
+    const items: T[] = []
+    const seen = new Set<string>()
+    let after: string | null = null
+    for (;;) {
+      const query: Record<string, string> = { per_page: String(PAGE_SIZE) }
+      if (after !== null) query.after = after
+      const { status, data } = await this.#send({ method: 'GET', path, query })
+      const body = objectOf(data, status, 'list')
+      const page = body[key]
+      if (!Array.isArray(page)) throw unexpected(status, 'list')
+      for (const value of page) items.push(toItem(value, status))
+      const pagination = isObject(body.pagination) ? body.pagination : null
+      if (pagination?.has_next_page !== true) return items
+      const cursor = pagination.end_cursor
+      if (typeof cursor !== 'string' || cursor === '' || seen.has(cursor)) throw unexpected(status, 'page cursor')
+      seen.add(cursor)
+      after = cursor
+    }
+  }
+
+  async #send(spec: RequestSpec): Promise<KitAnswer> {
+    if (!isUsableKey(this.#apiKey)) throw new KitError('invalid_credentials', null, ['The API key is malformed'])
+    const { budget } = this.#options
+    const retry = this.#options.retry ?? DEFAULT_RETRY
+    const signal = this.#call.signal
+    const retryOn429 = this.#call.retryOn429 ?? this.#priority === 'background'
+    let failures = 0
+    let retriedRateLimit = false
+    for (;;) {
+      const release = await budget.acquire(this.credentialId, this.#priority, signal)
+      let attempt: Attempt
+      try {
+        attempt = await this.#attempt(spec)
+      } finally {
+        release()
+      }
+      if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
+        return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text) }
+      }
+      if (attempt.type === 'answer' && attempt.status === 429) {
+        budget.penalize(this.credentialId)
+        if (retryOn429 && !retriedRateLimit) {
+          retriedRateLimit = true
+          continue
+        }
+      }
+      const retryable = attempt.type === 'failure' || attempt.status >= 500
+      if (retryable) {
+        failures += 1
+        if (failures < retry.attempts) {
+          await sleep(backoffMs(failures, retry), signal)
+          continue
+        }
+      }
+      throw this.#toError(attempt)
+    }
+  }
+
+  async #attempt(spec: RequestSpec): Promise<Attempt> {
+    const { baseUrl } = this.#options
+    const timeoutMs = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const signal = this.#call.signal
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, timeoutMs)
+    const forwardAbort = (): void => controller.abort(signal?.reason)
+    signal?.addEventListener('abort', forwardAbort, { once: true })
+    const started = performance.now()
+    const query = spec.query ? `?${new URLSearchParams(spec.query).toString()}` : ''
+    try {
+      const response = await ofetch.raw(`${baseUrl.replace(/\/+$/, '')}${spec.path}${query}`, {
+        method: spec.method,
+        headers: { 'X-Kit-Api-Key': this.#apiKey, Accept: 'application/json' },
+        body: spec.body,
+        responseType: 'text',
+        ignoreResponseError: true,
+        retry: 0,
+        signal: controller.signal,
+      })
+      this.#report(spec, response.status, started)
+      return {
+        type: 'answer',
+        status: response.status,
+        text: typeof response._data === 'string' ? response._data : '',
+        contentType: response.headers.get('content-type') ?? '',
+      }
+    } catch (error) {
+      this.#report(spec, 'network_error', started)
+      if (signal?.aborted) throw signal.reason
+      const message = timedOut ? `Kit did not answer within ${timeoutMs} ms` : networkMessage(error)
+      return { type: 'failure', message }
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', forwardAbort)
+    }
+  }
+
+  #report(spec: RequestSpec, status: number | 'network_error', started: number): void {
+    const info: KitRequestInfo = {
+      method: spec.method,
+      path: spec.path,
+      status,
+      durationMs: Math.round(performance.now() - started),
+      credentialId: this.credentialId,
+    }
+    this.#options.onRequest?.(info)
+    this.#call.onRequest?.(info)
+  }
+
+  #toError(attempt: Attempt): KitError {
+    if (attempt.type === 'failure') return new KitError('unavailable', null, [attempt.message])
+    const messages = errorMessages(attempt.text, attempt.contentType).map((m) => this.#redact(m))
+    return new KitError(kindForStatus(attempt.status), attempt.status, messages)
+  }
+
+  #redact(message: string): string {
+    return this.#apiKey === '' ? message : message.split(this.#apiKey).join('[redacted]')
+  }
+}
+
+function isUsableKey(apiKey: string): boolean {
+  return /^[\x21-\x7e]+$/.test(apiKey)
+}
+
+function normalizeEmail(email: string): string {
+  const address = email.trim().toLowerCase()
+  if (address === '') throw new KitError('validation', null, ['Email address is blank'])
+  return address
+}
+
+function idSegment(id: number): string {
+  if (!Number.isSafeInteger(id) || id < 1) throw new KitError('validation', null, [`Invalid Kit id: ${String(id)}`])
+  return String(id)
+}
+
+function backoffMs(failures: number, retry: RetryOptions): number {
+  const ceiling = Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1))
+  return Math.floor(Math.random() * ceiling)
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function networkMessage(error: unknown): string {
+  let current: unknown = error
+  for (let depth = 0; depth < 4 && isObject(current); depth += 1) {
+    const code = current.code
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{2,40}$/.test(code)) return `Kit could not be reached (${code})`
+    current = current.cause
+  }
+  return 'Kit could not be reached'
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown }
+  } catch {
+    return { ok: false }
+  }
+}
+
+function parseSuccess(status: number, text: string): unknown {
+  if (text.trim() === '') return null
+  const parsed = parseJson(text)
+  if (!parsed.ok) throw unexpected(status, 'answer')
+  return parsed.value
+}
+
+function rejectWarnings(status: number, data: unknown): void {
+  if (!isObject(data)) return
+  const warnings = flattenMessages(data.warnings)
+  if (warnings.length > 0) throw new KitError('validation', status, warnings)
+}
+
+/** Kit's error answers come as JSON in several shapes, as plain text, or as an HTML page. */
+function errorMessages(text: string, contentType: string): string[] {
+  const trimmed = text.trim()
+  if (trimmed === '') return []
+  const looksJson = /json/i.test(contentType) || trimmed.startsWith('{') || trimmed.startsWith('[')
+  if (looksJson) {
+    const parsed = parseJson(trimmed)
+    if (parsed.ok) return messagesFromJson(parsed.value)
+  }
+  if (/html|xml/i.test(contentType) || trimmed.startsWith('<')) return []
+  return [clip(trimmed.replace(/\s+/g, ' '))]
+}
+
+function messagesFromJson(value: unknown): string[] {
+  if (!isObject(value)) return flattenMessages(value)
+  if ('errors' in value) return flattenMessages(value.errors)
+  for (const key of ['error_description', 'message', 'error']) {
+    const messages = flattenMessages(value[key])
+    if (messages.length > 0) return messages
+  }
+  return []
+}
+
+function flattenMessages(value: unknown): string[] {
+  if (typeof value === 'string') {
+    const text = value.trim()
+    return text === '' ? [] : [clip(text)]
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return [String(value)]
+  if (Array.isArray(value)) return value.flatMap(flattenMessages)
+  if (isObject(value)) {
+    return Object.entries(value).flatMap(([key, inner]) => flattenMessages(inner).map((m) => `${key} ${m}`))
+  }
+  return []
+}
+
+function clip(text: string): string {
+  return text.length > MAX_MESSAGE_LENGTH ? `${text.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : text
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function unexpected(status: number, what: string): KitError {
+  return new KitError('unavailable', status, [`Kit answered ${status} with an unexpected ${what}`])
+}
+
+function objectOf(value: unknown, status: number, what: string): Record<string, unknown> {
+  if (!isObject(value)) throw unexpected(status, what)
+  return value
+}
+
+function idOf(value: unknown, status: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw unexpected(status, what)
+  return value
+}
+
+function stringOf(value: unknown, status: number, what: string): string {
+  if (typeof value !== 'string') throw unexpected(status, what)
+  return value
+}
+
+function nullableString(value: unknown): string | null {
+  return typeof value === 'string' ? value : null
+}
+
+function toTag(value: unknown, status: number): KitTagItem {
+  const tag = objectOf(value, status, 'tag')
+  return { id: idOf(tag.id, status, 'tag'), name: stringOf(tag.name, status, 'tag') }
+}
+
+function toCustomField(value: unknown, status: number): KitCustomFieldItem {
+  const field = objectOf(value, status, 'custom field')
+  const label = stringOf(field.label, status, 'custom field')
+  return {
+    id: idOf(field.id, status, 'custom field'),
+    key: stringOf(field.key, status, 'custom field'),
+    label,
+    name: nullableString(field.name) ?? label,
+  }
+}
+
+function toForm(value: unknown, status: number): KitFormItem {
+  const form = objectOf(value, status, 'form')
+  return {
+    id: idOf(form.id, status, 'form'),
+    name: stringOf(form.name, status, 'form'),
+    type: nullableString(form.type),
+    archived: form.archived === true,
+  }
+}
+
+function toSequence(value: unknown, status: number): KitSequenceItem {
+  const sequence = objectOf(value, status, 'sequence')
+  return { id: idOf(sequence.id, status, 'sequence'), name: stringOf(sequence.name, status, 'sequence') }
+}
+
+function toSubscriber(value: unknown, status: number): KitSubscriber {
+  const subscriber = objectOf(value, status, 'subscriber')
+  const fields: Record<string, string | null> = {}
+  if (isObject(subscriber.fields)) {
+    for (const [key, raw] of Object.entries(subscriber.fields)) {
+      fields[key] = typeof raw === 'string' ? raw : typeof raw === 'number' ? String(raw) : null
+    }
+  }
+  return {
+    id: idOf(subscriber.id, status, 'subscriber'),
+    email_address: stringOf(subscriber.email_address, status, 'subscriber'),
+    first_name: nullableString(subscriber.first_name),
+    state: stringOf(subscriber.state, status, 'subscriber'),
+    created_at: stringOf(subscriber.created_at, status, 'subscriber'),
+    fields,
+  }
+}

@@ -1,0 +1,38 @@
+/** Kit's shapes as the client returns them: only the properties the plugin relies on. */
+export interface KitAccountInfo {
+  user: { email: string; id: number }
+  account: { id: number; name: string; plan_type: string | null; primary_email_address: string }
+}
+
+export interface KitSubscriber {
+  id: number
+  email_address: string
+  first_name: string | null
+  state: string
+  created_at: string
+  fields: Record<string, string | null>
+}
+
+export interface KitTagItem {
+  id: number
+  name: string
+}
+
+export interface KitCustomFieldItem {
+  id: number
+  key: string
+  label: string
+  name: string
+}
+
+export interface KitFormItem {
+  id: number
+  name: string
+  type: string | null
+  archived: boolean
+}
+
+export interface KitSequenceItem {
+  id: number
+  name: string
+}

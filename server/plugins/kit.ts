@@ -1,0 +1,28 @@
+/** The Kit client factory and the one request budget per credential that every caller shares. */
+import fp from 'fastify-plugin'
+import { RequestBudget } from '../kit/budget.ts'
+import { KitClientFactory } from '../kit/client.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    kit: KitClientFactory
+    kitBudget: RequestBudget
+  }
+}
+
+export default fp(
+  async (app) => {
+    const budget = new RequestBudget({ limit: app.config.kitRateLimit, windowMs: app.config.kitRateWindowMs })
+    const kit = new KitClientFactory({
+      baseUrl: app.config.kitApiUrl,
+      budget,
+      onRequest: (info) => {
+        app.metrics.kitRequests.inc({ status: String(info.status) })
+        app.log.debug({ kit: { method: info.method, path: info.path, status: info.status, ms: info.durationMs } }, 'kit request')
+      },
+    })
+    app.decorate('kitBudget', budget)
+    app.decorate('kit', kit)
+  },
+  { name: 'kit', dependencies: ['config', 'metrics'] },
+)

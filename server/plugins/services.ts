@@ -1,0 +1,28 @@
+/** The application's services, built once per app from its database, config and Kit client. */
+import fp from 'fastify-plugin'
+import { ConnectionService } from '../services/connections.ts'
+import { KitCatalogueService } from '../services/kit-catalogue.ts'
+import { MappingService } from '../services/mappings.ts'
+
+export interface Services {
+  connections: ConnectionService
+  mappings: MappingService
+  catalogue: KitCatalogueService
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services
+  }
+}
+
+export default fp(
+  async (app) => {
+    const connections = new ConnectionService(app.db, app.config.encryptionKey, app.kit, app.log)
+    const mappings = new MappingService(app.db)
+    const catalogue = new KitCatalogueService(connections, mappings)
+    connections.onConnected((communityId) => catalogue.invalidate(communityId))
+    app.decorate('services', { connections, mappings, catalogue })
+  },
+  { name: 'services', dependencies: ['config', 'db', 'kit'] },
+)

@@ -1,0 +1,175 @@
+/**
+ * A community's Kit connection. The API key is write-only: it is checked with Kit, sealed with
+ * AES-256-GCM and never leaves this service except to the Kit client.
+ */
+import { eq } from 'drizzle-orm'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Connection, KitAccount } from '../../shared/api.ts'
+import type { Db } from '../db/index.ts'
+import { connections, type ConnectionRow } from '../db/schema/index.ts'
+import { credentialIdFor, type KitClientFactory } from '../kit/client.ts'
+import { isKitError, type KitError } from '../kit/errors.ts'
+import type { KitAccountInfo } from '../kit/types.ts'
+import { decryptSecret, encryptSecret, keyHint } from '../lib/crypto.ts'
+import { AppError } from '../lib/errors.ts'
+
+export const WHERE_TO_FIND_KEY =
+  'Use a v4 API key: in Kit, open Settings › Developer › API keys, choose "Add a new key", and paste it here.'
+
+export interface StoredCredential {
+  apiKey: string
+  credentialId: string
+  status: 'connected' | 'invalid'
+}
+
+type Listener = (communityId: string) => void
+
+function toAccount(info: KitAccountInfo): KitAccount {
+  return {
+    id: info.account.id,
+    name: info.account.name,
+    primary_email_address: info.account.primary_email_address,
+    plan_type: info.account.plan_type ?? null,
+  }
+}
+
+/** The DTO mapper: the only way a row leaves the service, and it never copies the ciphertext. */
+export function toConnectionDto(row: ConnectionRow | undefined): Connection {
+  if (!row) return { connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null }
+  return {
+    connected: row.status === 'connected',
+    status: row.status,
+    key_hint: row.keyHint,
+    account: row.accountJson ? (JSON.parse(row.accountJson) as KitAccount) : null,
+    updated_at: row.updatedAt,
+  }
+}
+
+export function kitFailure(err: KitError): AppError {
+  switch (err.kind) {
+    case 'rate_limited':
+      return new AppError(503, 'kit_rate_limited', 'Kit is asking us to slow down. Try again in a minute.')
+    case 'unavailable':
+      return new AppError(502, 'kit_unreachable', 'Kit could not be reached right now. Try again in a few minutes.')
+    case 'invalid_credentials':
+      return new AppError(
+        409,
+        'connection_invalid',
+        `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`,
+      )
+    default:
+      return new AppError(502, 'kit_error', `Kit refused the request: ${err.message}`)
+  }
+}
+
+export class ConnectionService {
+  private readonly connectedListeners: Listener[] = []
+
+  constructor(
+    private readonly db: Db,
+    private readonly encryptionKey: Buffer,
+    private readonly kit: KitClientFactory,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  /** Called after a community saves a working key (the pipeline resumes held deliveries). */
+  onConnected(listener: Listener): void {
+    this.connectedListeners.push(listener)
+  }
+
+  private row(communityId: string): ConnectionRow | undefined {
+    return this.db.select().from(connections).where(eq(connections.communityId, communityId)).get()
+  }
+
+  get(communityId: string): Connection {
+    return toConnectionDto(this.row(communityId))
+  }
+
+  async connect(communityId: string, rawKey: string): Promise<Connection> {
+    const apiKey = rawKey.trim()
+    if (apiKey.length < 8 || /\s/.test(apiKey)) {
+      throw new AppError(400, 'invalid_request', `body.api_key does not look like a Kit API key. ${WHERE_TO_FIND_KEY}`)
+    }
+    let info: KitAccountInfo
+    try {
+      info = await this.kit.forKey(apiKey, { priority: 'interactive' }).getAccount()
+    } catch (err) {
+      if (!isKitError(err)) throw err
+      if (err.kind === 'invalid_credentials') {
+        throw new AppError(422, 'kit_rejected_key', `Kit rejected this API key (${err.message}). ${WHERE_TO_FIND_KEY}`)
+      }
+      if (err.kind === 'unavailable' || err.kind === 'rate_limited') {
+        throw new AppError(502, 'kit_unreachable', 'Kit could not be reached to check the key. Nothing was saved; try again in a few minutes.')
+      }
+      throw new AppError(422, 'kit_rejected_key', `Kit did not accept this API key (${err.message}). ${WHERE_TO_FIND_KEY}`)
+    }
+    const now = new Date().toISOString()
+    const values = {
+      apiKeyCiphertext: encryptSecret(this.encryptionKey, communityId, apiKey),
+      keyHint: keyHint(apiKey),
+      status: 'connected' as const,
+      accountJson: JSON.stringify(toAccount(info)),
+      credentialId: credentialIdFor(apiKey),
+      updatedAt: now,
+    }
+    this.db
+      .insert(connections)
+      .values({ communityId, createdAt: now, ...values })
+      .onConflictDoUpdate({ target: connections.communityId, set: values })
+      .run()
+    this.log.info({ communityId, credentialId: values.credentialId }, 'kit connection saved')
+    for (const listener of this.connectedListeners) listener(communityId)
+    return this.get(communityId)
+  }
+
+  disconnect(communityId: string): void {
+    this.db.delete(connections).where(eq(connections.communityId, communityId)).run()
+  }
+
+  /** For the Kit callers only: the decrypted key of a community, or null when not connected. */
+  credential(communityId: string): StoredCredential | null {
+    const row = this.row(communityId)
+    if (!row) return null
+    return {
+      apiKey: decryptSecret(this.encryptionKey, communityId, row.apiKeyCiphertext),
+      credentialId: row.credentialId,
+      status: row.status,
+    }
+  }
+
+  /** Kit answered 401 for this community's key: show it in the panel and hold its deliveries. */
+  markInvalid(communityId: string, credentialId: string): void {
+    const result = this.db
+      .update(connections)
+      .set({ status: 'invalid', updatedAt: new Date().toISOString() })
+      .where(eq(connections.communityId, communityId))
+      .run()
+    if (result.changes > 0) this.log.warn({ communityId, credentialId }, 'kit rejected the stored key; connection marked invalid')
+  }
+
+  /** Runs a Kit call with the community's key; a 401 marks the connection invalid. */
+  async withKit<T>(communityId: string, call: (kit: ReturnType<KitClientFactory['forKey']>) => Promise<T>): Promise<T> {
+    const credential = this.credential(communityId)
+    if (!credential) {
+      throw new AppError(409, 'not_connected', 'Connect a Kit account first: paste your Kit API key under Connection.')
+    }
+    try {
+      return await call(this.kit.forKey(credential.apiKey, { priority: 'interactive' }))
+    } catch (err) {
+      if (!isKitError(err)) throw err
+      if (err.kind === 'invalid_credentials') this.markInvalid(communityId, credential.credentialId)
+      throw kitFailure(err)
+    }
+  }
+
+  /** Re-checks the key with Kit: used by Test connection. */
+  async account(communityId: string): Promise<KitAccount> {
+    const info = await this.withKit(communityId, (kit) => kit.getAccount())
+    this.db
+      .update(connections)
+      .set({ status: 'connected', accountJson: JSON.stringify(toAccount(info)), updatedAt: new Date().toISOString() })
+      .where(eq(connections.communityId, communityId))
+      .run()
+    return toAccount(info)
+  }
+}

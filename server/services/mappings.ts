@@ -1,0 +1,78 @@
+/** Which Kit changes each member event makes, per community; defaults until the owner saves. */
+import { eq } from 'drizzle-orm'
+import { EVENT_TYPES } from '../../shared/events.ts'
+import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
+import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
+import type { Db } from '../db/index.ts'
+import { mappings } from '../db/schema/index.ts'
+import { AppError } from '../lib/errors.ts'
+
+const PLACEHOLDER = /\{\{([^}]*)\}\}/g
+const KNOWN_PLACEHOLDER = /^\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*$/
+
+const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)
+
+function checkTags(tags: TagRef[], path: string): TagRef[] {
+  return tags.map((tag, i) => {
+    const name = tag.name.trim()
+    if (name === '') throw invalid(`${path}[${i}].name must not be blank`)
+    for (const match of name.matchAll(PLACEHOLDER)) {
+      if (!KNOWN_PLACEHOLDER.test(match[1] ?? '')) {
+        throw invalid(
+          `${path}[${i}].name uses an unknown placeholder {{${match[1]}}}; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}`,
+        )
+      }
+    }
+    return tag.id === undefined ? { name } : { id: tag.id, name }
+  })
+}
+
+/** Checks what the schema cannot express and returns the document with every event type present. */
+export function normaliseMappings(doc: Mappings): Mappings {
+  const events: Mappings['events'] = {}
+  for (const type of EVENT_TYPES) {
+    const m: EventMapping = doc.events[type] ?? emptyEventMapping()
+    const base = `events.${type}`
+    events[type] = {
+      add_tags: checkTags(m.add_tags, `${base}.add_tags`),
+      remove_tags: checkTags(m.remove_tags, `${base}.remove_tags`),
+      add_to_forms: m.add_to_forms.map((f) => ({ id: f.id, name: f.name })),
+      add_to_sequences: m.add_to_sequences.map((s) => ({ id: s.id, name: s.name })),
+      unsubscribe: m.unsubscribe,
+    }
+  }
+  const sources = new Set<string>()
+  const keys = new Set<string>()
+  const fields = doc.fields.map((f, i) => {
+    if (sources.has(f.source)) throw invalid(`fields[${i}].source ${f.source} is mapped twice`)
+    sources.add(f.source)
+    const key = f.kit_field.key.trim()
+    const label = f.kit_field.label.trim()
+    if (key === '' || label === '') throw invalid(`fields[${i}].kit_field needs a key and a label`)
+    if (keys.has(key)) throw invalid(`fields[${i}].kit_field ${key} already receives another field`)
+    keys.add(key)
+    return { source: f.source, kit_field: { key, label } }
+  })
+  return { events, fields }
+}
+
+export class MappingService {
+  constructor(private readonly db: Db) {}
+
+  get(communityId: string): Mappings {
+    const row = this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
+    return normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
+  }
+
+  put(communityId: string, doc: Mappings): Mappings {
+    const normalised = normaliseMappings(doc)
+    const document = JSON.stringify(normalised)
+    const updatedAt = new Date().toISOString()
+    this.db
+      .insert(mappings)
+      .values({ communityId, document, updatedAt })
+      .onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
+      .run()
+    return normalised
+  }
+}

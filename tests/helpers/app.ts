@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto'
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../server/app.ts'
+import type { Config } from '../../server/config.ts'
+
+export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-bytes-long'
+export const TEST_ISSUER = 'https://appstation.test'
+export const TEST_ORIGIN = 'https://appstation.test'
+export const TEST_PLUGIN_ID = 'kit'
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    production: false,
+    host: '127.0.0.1',
+    port: 0,
+    databasePath: ':memory:',
+    kitApiUrl: 'http://127.0.0.1:9',
+    issuer: TEST_ISSUER,
+    origin: TEST_ORIGIN,
+    pluginId: TEST_PLUGIN_ID,
+    jwtSecret: TEST_JWT_SECRET,
+    eventsSecrets: [randomBytes(32).toString('base64')],
+    encryptionKey: randomBytes(32),
+    kitRateLimit: 120,
+    kitRateWindowMs: 60_000,
+    logLevel: 'info',
+    ...overrides,
+  }
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  config: Config
+  /** Every log line the app wrote, raw. */
+  logs: string[]
+}
+
+/** The real app on a fresh migrated in-memory database, with its log captured. */
+export async function buildTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
+  const config = testConfig(overrides)
+  const logs: string[] = []
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString('utf8'))
+      done()
+    },
+  })
+  const app = await buildApp({ config, logStream })
+  await app.ready()
+  return { app, config, logs }
+}
