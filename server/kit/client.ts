@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { ofetch } from 'ofetch'
 import type { Priority, RequestBudget } from './budget.ts'
-import { KitError, genericMessage, kindForStatus } from './errors.ts'
+import { KitError, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
   KitCustomFieldItem,
@@ -322,6 +322,7 @@ class KitApiClient implements KitApi {
     const { baseUrl } = this.#options
     const timeoutMs = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const signal = this.#call.signal
+    signal?.throwIfAborted()
     const controller = new AbortController()
     let timedOut = false
     const timer = setTimeout(() => {

@@ -32,11 +32,7 @@ export function kindForStatus(status: number): KitErrorKind {
   return 'validation'
 }
 
-export function genericMessage(status: number): string {
-  return `Kit answered ${status} without details`
-}
-
 function defaultMessage(kind: KitErrorKind, status: number | null): string {
-  if (status !== null) return genericMessage(status)
+  if (status !== null) return `Kit answered ${status} without details`
   return kind === 'unavailable' ? 'Kit could not be reached' : `Kit request failed (${kind})`
 }
