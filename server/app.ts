@@ -1,6 +1,6 @@
 /**
  * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
- * session auth, OpenAPI), then the app's services (Kit client, services), then the routes.
+ * session auth, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
@@ -15,9 +15,11 @@ import dbPlugin from './plugins/db.ts'
 import errorsPlugin from './plugins/errors.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
+import eventRoutes from './routes/events.ts'
 import healthRoutes from './routes/health.ts'
 import uiRoutes from './routes/ui.ts'
 
@@ -25,11 +27,12 @@ export interface BuildOptions {
   config: Config
   /** Where log lines go (tests capture them); stdout when absent. */
   logStream?: DestinationStream
+  pipeline?: PipelineOptions
 }
 
 export const BODY_LIMIT = 256 * 1024
 
-export async function buildApp({ config, logStream }: BuildOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, logStream, pipeline = {} }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, logStream),
     bodyLimit: BODY_LIMIT,
@@ -51,8 +54,10 @@ export async function buildApp({ config, logStream }: BuildOptions): Promise<Fas
 
   await app.register(kitPlugin)
   await app.register(servicesPlugin)
+  await app.register(pipelinePlugin, pipeline)
 
   await app.register(healthRoutes)
+  await app.register(eventRoutes)
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
   if (!config.production) await app.register(devRoutes)

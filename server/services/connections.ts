@@ -164,12 +164,14 @@ export class ConnectionService {
 
   /** Re-checks the key with Kit: used by Test connection. */
   async account(communityId: string): Promise<KitAccount> {
+    const wasInvalid = this.row(communityId)?.status === 'invalid'
     const info = await this.withKit(communityId, (kit) => kit.getAccount())
     this.db
       .update(connections)
       .set({ status: 'connected', accountJson: JSON.stringify(toAccount(info)), updatedAt: new Date().toISOString() })
       .where(eq(connections.communityId, communityId))
       .run()
+    if (wasInvalid) for (const listener of this.connectedListeners) listener(communityId)
     return toAccount(info)
   }
 }

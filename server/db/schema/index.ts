@@ -1,2 +1,3 @@
 export * from './connections.ts'
 export * from './mappings.ts'
+export * from './pipeline.ts'

@@ -1,6 +1,7 @@
 /** The settings API (CONTRACT §5): one auth boundary for the whole `/api/v1` scope. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import connectionRoutes from './connection.ts'
+import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
 
@@ -9,6 +10,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
   await app.register(kitRoutes)
+  await app.register(deliveryRoutes)
 }
 
 export default api

@@ -1,0 +1,80 @@
+import { sqliteTable, text, integer, index, primaryKey, uniqueIndex } from 'drizzle-orm/sqlite-core'
+
+/** The event inbox: every accepted member event exactly once per community, as received. */
+export const events = sqliteTable(
+  'events',
+  {
+    communityId: text('community_id').notNull(),
+    id: text('id').notNull(),
+    type: text('type').notNull(),
+    memberId: text('member_id').notNull(),
+    memberEmail: text('member_email').notNull(),
+    eventTime: integer('event_time').notNull(),
+    payload: text('payload').notNull(),
+    receivedAt: integer('received_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'events_pk', columns: [t.communityId, t.id] })],
+)
+
+/**
+ * The durable queue and the owner's record in one: one delivery per event. `status` is internal
+ * (`held` waits for a working key); `lease_*` mark work a consumer has claimed.
+ */
+export const deliveries = sqliteTable(
+  'deliveries',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    id: text('id').notNull(),
+    communityId: text('community_id').notNull(),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    memberId: text('member_id').notNull(),
+    memberEmail: text('member_email').notNull(),
+    eventTime: integer('event_time').notNull(),
+    status: text('status', { enum: ['pending', 'retrying', 'held', 'succeeded', 'failed', 'skipped'] }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    kitRequests: integer('kit_requests').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at').notNull(),
+    leaseOwner: text('lease_owner'),
+    leaseUntil: integer('lease_until'),
+    receivedAt: integer('received_at').notNull(),
+    createdAt: text('created_at').notNull(),
+    updatedAt: text('updated_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('deliveries_id_idx').on(t.id),
+    uniqueIndex('deliveries_event_idx').on(t.communityId, t.eventId),
+    index('deliveries_due_idx').on(t.status, t.nextAttemptAt),
+    index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
+    index('deliveries_community_seq_idx').on(t.communityId, t.seq),
+  ],
+)
+
+/** The newest event applied per subscription and per access level: older ones never undo it. */
+export const orderingMarks = sqliteTable(
+  'ordering_marks',
+  {
+    communityId: text('community_id').notNull(),
+    scope: text('scope').notNull(),
+    eventTime: integer('event_time').notNull(),
+    eventId: text('event_id').notNull(),
+  },
+  (t) => [primaryKey({ name: 'ordering_marks_pk', columns: [t.communityId, t.scope] })],
+)
+
+/** What we last wrote to Kit per member, so unchanged profiles cost no request. */
+export const kitSubscribers = sqliteTable(
+  'kit_subscribers',
+  {
+    communityId: text('community_id').notNull(),
+    credentialId: text('credential_id').notNull(),
+    memberId: text('member_id').notNull(),
+    email: text('email').notNull(),
+    subscriberId: integer('subscriber_id').notNull(),
+    firstName: text('first_name'),
+    fields: text('fields').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'kit_subscribers_pk', columns: [t.communityId, t.credentialId, t.memberId] })],
+)

@@ -1,0 +1,147 @@
+/**
+ * The in-process consumer: claims due deliveries with leases, a few at a time, skipping
+ * communities whose Kit budget is spent so one backlog never stalls another, and records each
+ * outcome. Stopping finishes (or gives back) what is in flight.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { RequestBudget } from '../kit/budget.ts'
+import type { Metrics } from '../plugins/metrics.ts'
+import type { DeliveryProcessor } from './processor.ts'
+import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
+
+export interface ConsumerOptions {
+  queue: DeliveryQueue
+  processor: DeliveryProcessor
+  budget: RequestBudget
+  /** community id → credential id of every connected community. */
+  credentials: () => Map<string, string>
+  log: FastifyBaseLogger
+  metrics: Metrics
+  concurrency?: number
+  leaseMs?: number
+  idlePollMs?: number
+}
+
+export class Consumer {
+  readonly owner = `consumer_${randomUUID()}`
+  private running = false
+  private readonly inFlight = new Map<number, Promise<void>>()
+  private readonly abort = new AbortController()
+  private wake: (() => void) | null = null
+  private loop: Promise<void> | null = null
+  private readonly concurrency: number
+  private readonly leaseMs: number
+  private readonly idlePollMs: number
+
+  constructor(private readonly o: ConsumerOptions) {
+    this.concurrency = o.concurrency ?? 4
+    this.leaseMs = o.leaseMs ?? 120_000
+    this.idlePollMs = o.idlePollMs ?? 1000
+  }
+
+  start(): void {
+    if (this.running) return
+    this.running = true
+    this.loop = this.run()
+  }
+
+  /** New work arrived (or a community was reconnected): look now rather than at the next poll. */
+  notify(): void {
+    this.wake?.()
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const free = this.concurrency - this.inFlight.size
+      let claimed: QueuedDelivery[] = []
+      if (free > 0) {
+        try {
+          claimed = this.o.queue.claim({ owner: this.owner, limit: free, leaseMs: this.leaseMs, now: Date.now(), exclude: this.busyCommunities() })
+        } catch (err) {
+          this.o.log.error({ err }, 'claiming deliveries failed')
+        }
+      }
+      for (const delivery of claimed) {
+        const work = this.handle(delivery).finally(() => {
+          this.inFlight.delete(delivery.seq)
+          this.notify()
+        })
+        this.inFlight.set(delivery.seq, work)
+      }
+      if (claimed.length === 0 || this.inFlight.size >= this.concurrency) await this.idle()
+    }
+  }
+
+  /** Communities whose Kit budget has no background slot free right now. */
+  private busyCommunities(): string[] {
+    const busy: string[] = []
+    for (const [communityId, credentialId] of this.o.credentials()) {
+      if (this.o.budget.delayFor(credentialId, 'background') > 0) busy.push(communityId)
+    }
+    return busy
+  }
+
+  private idle(): Promise<void> {
+    const due = this.o.queue.nextDueAt()
+    const wait = due === null ? this.idlePollMs : Math.max(5, Math.min(this.idlePollMs, due - Date.now()))
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, wait)
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.wake = () => {
+        this.wake = null
+        done()
+      }
+    })
+  }
+
+  private async handle(delivery: QueuedDelivery): Promise<void> {
+    let outcome
+    try {
+      outcome = await this.o.processor.process(delivery, this.abort.signal)
+    } catch (err) {
+      this.o.log.error({ err, deliveryId: delivery.id }, 'processing crashed; will retry')
+      outcome = { status: 'retrying' as const, kitRequests: 0, lastError: 'An unexpected error interrupted this delivery; it will be retried.', nextAttemptAt: Date.now() + 5000 }
+    }
+    if (this.abort.signal.aborted && outcome.status === 'retrying') return
+    const settled = this.o.queue.settle(delivery.seq, this.owner, outcome)
+    if (!settled) {
+      this.o.log.warn({ deliveryId: delivery.id }, 'lease lost before the outcome was recorded')
+      return
+    }
+    this.o.metrics.eventsProcessed.inc({ status: outcome.status })
+    if (outcome.status === 'succeeded' || outcome.status === 'skipped' || outcome.status === 'failed') {
+      this.o.metrics.deliveryLatency.observe((Date.now() - delivery.receivedAt) / 1000)
+    }
+    this.o.log.info(
+      { deliveryId: delivery.id, eventType: delivery.eventType, status: outcome.status, kitRequests: outcome.kitRequests },
+      'delivery processed',
+    )
+  }
+
+  /** Stops claiming; waits up to `graceMs` for work in flight, then aborts it and gives it back. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.notify()
+    await this.loop
+    const all = Promise.all(this.inFlight.values())
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs)
+      }),
+    ])
+    clearTimeout(timer)
+    if (timedOut) {
+      this.abort.abort()
+      await all
+    }
+    const released = this.o.queue.release(this.owner)
+    if (released > 0) this.o.log.info({ released }, 'gave back unfinished deliveries')
+  }
+}

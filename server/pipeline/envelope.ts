@@ -1,0 +1,97 @@
+/**
+ * The member event envelope (CONTRACT §4): CloudEvents 1.0 JSON with per-type data. Validation
+ * names the exact field at fault so the platform's engineers can fix the sender.
+ */
+import { isEventType, type EventType } from '../../shared/events.ts'
+
+export interface MemberData {
+  id: string
+  email: string
+  first_name?: string | null
+  fields?: Record<string, string | null>
+}
+
+export interface MemberEvent {
+  specversion: '1.0'
+  id: string
+  source: string
+  type: string
+  time?: string
+  communityid: string
+  subject?: string
+  data: {
+    member: MemberData
+    subscription?: { id: string; plan?: string; status?: string }
+    access?: { level: string }
+  }
+}
+
+export class InvalidEvent extends Error {}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+const MAX_ID = 200
+
+type Obj = Record<string, unknown>
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function requireString(obj: Obj, key: string, path: string, max = 1000): string {
+  const value = obj[key]
+  if (value === undefined || value === null) throw new InvalidEvent(`${path}${key} is required`)
+  if (typeof value !== 'string' || value.trim() === '') throw new InvalidEvent(`${path}${key} must be a non-empty string`)
+  if (value.length > max) throw new InvalidEvent(`${path}${key} is longer than ${max} characters`)
+  return value
+}
+
+function optionalString(obj: Obj, key: string, path: string): void {
+  const value = obj[key]
+  if (value !== undefined && value !== null && typeof value !== 'string') throw new InvalidEvent(`${path}${key} must be a string`)
+}
+
+/** Checks a parsed body; returns it typed, or throws InvalidEvent naming the field. */
+export function validateEnvelope(body: unknown): MemberEvent {
+  if (!isObject(body)) throw new InvalidEvent('the body must be a JSON object')
+  if (body.specversion !== '1.0') throw new InvalidEvent('specversion must be "1.0"')
+  requireString(body, 'id', '', MAX_ID)
+  requireString(body, 'source', '')
+  const type = requireString(body, 'type', '', MAX_ID)
+  requireString(body, 'communityid', '', MAX_ID)
+  optionalString(body, 'subject', '')
+  if (body.time !== undefined) {
+    if (typeof body.time !== 'string' || Number.isNaN(Date.parse(body.time))) {
+      throw new InvalidEvent('time must be an RFC 3339 timestamp')
+    }
+  }
+  if (!isObject(body.data)) throw new InvalidEvent('data is required and must be an object')
+  const data = body.data
+  if (!isObject(data.member)) throw new InvalidEvent('data.member is required and must be an object')
+  const member = data.member
+  requireString(member, 'id', 'data.member.', MAX_ID)
+  const email = requireString(member, 'email', 'data.member.', 320)
+  if (!EMAIL.test(email.trim())) throw new InvalidEvent('data.member.email is not an email address')
+  optionalString(member, 'first_name', 'data.member.')
+  if (member.fields !== undefined && member.fields !== null) {
+    if (!isObject(member.fields)) throw new InvalidEvent('data.member.fields must be an object')
+    for (const [key, value] of Object.entries(member.fields)) {
+      if (value !== null && typeof value !== 'string') {
+        throw new InvalidEvent(`data.member.fields.${key} must be a string or null`)
+      }
+    }
+  }
+  if (type.startsWith('subscription.') && isEventType(type)) {
+    if (!isObject(data.subscription)) throw new InvalidEvent(`data.subscription is required for ${type}`)
+    requireString(data.subscription, 'id', 'data.subscription.', MAX_ID)
+    optionalString(data.subscription, 'plan', 'data.subscription.')
+    optionalString(data.subscription, 'status', 'data.subscription.')
+  }
+  if (type.startsWith('access.') && isEventType(type)) {
+    if (!isObject(data.access)) throw new InvalidEvent(`data.access is required for ${type}`)
+    requireString(data.access, 'level', 'data.access.', MAX_ID)
+  }
+  return body as unknown as MemberEvent
+}
+
+export function knownType(event: MemberEvent): EventType | null {
+  return isEventType(event.type) ? event.type : null
+}
+
+export const normaliseEmail = (email: string) => email.trim().toLowerCase()

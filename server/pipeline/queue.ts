@@ -1,0 +1,84 @@
+/**
+ * The delivery queue behind one small interface. The SQLite implementation is the embedded
+ * default; a PostgreSQL one can implement the same verbs (claim with SKIP LOCKED) for several
+ * instances.
+ */
+import type { DeliveryStatus } from '../../shared/api.ts'
+
+export type InternalStatus = DeliveryStatus | 'held'
+
+export interface NewDelivery {
+  communityId: string
+  eventId: string
+  eventType: string
+  memberId: string
+  memberEmail: string
+  eventTime: number
+  payload: string
+  receivedAt: number
+  /** Set when the event is recorded but nothing will be sent (unknown type). */
+  skippedReason?: string
+}
+
+export interface QueuedDelivery {
+  seq: number
+  id: string
+  communityId: string
+  eventId: string
+  eventType: string
+  memberId: string
+  memberEmail: string
+  eventTime: number
+  attempts: number
+  kitRequests: number
+  receivedAt: number
+  payload: string
+}
+
+export interface ClaimOptions {
+  owner: string
+  limit: number
+  leaseMs: number
+  now: number
+  /** Communities not to claim for now (their Kit budget is spent, or they are already busy). */
+  exclude: string[]
+}
+
+export interface Outcome {
+  status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held'
+  lastError: string | null
+  kitRequests: number
+  /** For `retrying`: when to try again (epoch ms). */
+  nextAttemptAt?: number
+  /** Extra writes to commit atomically with the outcome (ordering marks). */
+  commit?: () => void
+}
+
+export interface DeliveryListFilter {
+  status?: DeliveryStatus
+  memberEmail?: string
+  cursor?: number
+  limit: number
+}
+
+export interface DeliveryQueue {
+  /** Stores the event and its delivery atomically; false when the id was already seen. */
+  enqueue(delivery: NewDelivery): { accepted: boolean; deliveryId: string | null }
+  claim(options: ClaimOptions): QueuedDelivery[]
+  /** Records an attempt's outcome; ignored if the lease was lost. */
+  settle(seq: number, owner: string, outcome: Outcome): boolean
+  /**
+   * At start: give back leases left by a process that died. The embedded queue has one process
+   * per database file, so every lease found at start is orphaned; a shared queue lets them expire.
+   */
+  recover(): number
+  /** Gives back claimed work untouched (shutdown). */
+  release(owner: string): number
+  /** A working key was saved: held deliveries of the community go back to the queue. */
+  resumeHeld(communityId: string, now: number): number
+  /** An owner asked to retry a failed delivery. */
+  retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed'
+  /** Earliest time a waiting delivery becomes due, or null. */
+  nextDueAt(): number | null
+  depth(): Record<string, number>
+}

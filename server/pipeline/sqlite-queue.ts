@@ -1,0 +1,165 @@
+/** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
+import type Database from 'better-sqlite3'
+import { randomBytes } from 'node:crypto'
+import type { ClaimOptions, DeliveryQueue, NewDelivery, Outcome, QueuedDelivery } from './queue.ts'
+
+const iso = (ms: number) => new Date(ms).toISOString()
+export const newDeliveryId = () => `dlv_${randomBytes(10).toString('hex')}`
+
+export class SqliteQueue implements DeliveryQueue {
+  private readonly insertEvent: Database.Statement
+  private readonly insertDelivery: Database.Statement
+  private readonly claimable: Database.Statement
+  private readonly lease: Database.Statement
+  private readonly settleStmt: Database.Statement
+  private readonly enqueueTx: (d: NewDelivery) => { accepted: boolean; deliveryId: string | null }
+  private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
+
+  constructor(private readonly sqlite: Database.Database) {
+    this.insertEvent = sqlite.prepare(
+      `INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
+       VALUES (@communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @payload, @receivedAt)
+       ON CONFLICT DO NOTHING`,
+    )
+    this.insertDelivery = sqlite.prepare(
+      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
+         last_error, next_attempt_at, received_at, created_at, updated_at)
+       VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
+         @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt)`,
+    )
+    this.claimable = sqlite.prepare(
+      `SELECT d.seq, d.id, d.community_id AS communityId, d.event_id AS eventId, d.event_type AS eventType,
+              d.member_id AS memberId, d.member_email AS memberEmail, d.event_time AS eventTime,
+              d.attempts, d.kit_requests AS kitRequests, d.received_at AS receivedAt, e.payload
+         FROM deliveries d
+         JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
+        WHERE d.status IN ('pending', 'retrying')
+          AND d.next_attempt_at <= @now
+          AND (d.lease_until IS NULL OR d.lease_until < @now)
+          AND d.community_id NOT IN (SELECT value FROM json_each(@exclude))
+          AND NOT EXISTS (
+                SELECT 1 FROM deliveries o
+                 WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
+                   AND ((o.status IN ('pending', 'retrying', 'held')
+                         AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
+                        OR o.lease_until >= @now))
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT @limit`,
+    )
+    this.lease = sqlite.prepare(
+      `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+        WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
+    )
+    this.settleStmt = sqlite.prepare(
+      `UPDATE deliveries
+          SET status = @status, last_error = @lastError,
+              attempts = attempts + @attempted, kit_requests = kit_requests + @kitRequests,
+              next_attempt_at = @nextAttemptAt, lease_owner = NULL, lease_until = NULL, updated_at = @updatedAt
+        WHERE seq = @seq AND lease_owner = @owner`,
+    )
+
+    this.enqueueTx = sqlite.transaction((d: NewDelivery) => {
+      if (this.insertEvent.run(d).changes === 0) return { accepted: false, deliveryId: null }
+      const id = newDeliveryId()
+      this.insertDelivery.run({
+        ...d,
+        id,
+        status: d.skippedReason ? 'skipped' : 'pending',
+        lastError: d.skippedReason ?? null,
+        createdAt: iso(d.receivedAt),
+      })
+      return { accepted: true, deliveryId: id }
+    })
+
+    this.claimTx = sqlite.transaction((o: ClaimOptions) => {
+      const rows = this.claimable.all({ now: o.now, exclude: JSON.stringify(o.exclude), limit: o.limit }) as QueuedDelivery[]
+      const claimed: QueuedDelivery[] = []
+      const members = new Set<string>()
+      for (const row of rows) {
+        const memberKey = `${row.communityId}\u0000${row.memberId}`
+        if (members.has(memberKey)) continue
+        if (this.lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1) {
+          members.add(memberKey)
+          claimed.push(row)
+        }
+      }
+      return claimed
+    })
+  }
+
+  enqueue(delivery: NewDelivery) {
+    return this.enqueueTx(delivery)
+  }
+
+  claim(options: ClaimOptions): QueuedDelivery[] {
+    return this.claimTx(options)
+  }
+
+  settle(seq: number, owner: string, outcome: Outcome): boolean {
+    const now = Date.now()
+    return this.sqlite.transaction(() => {
+      const changed = this.settleStmt.run({
+        seq,
+        owner,
+        status: outcome.status,
+        lastError: outcome.lastError,
+        attempted: outcome.kitRequests > 0 || outcome.status !== 'skipped' ? 1 : 0,
+        kitRequests: outcome.kitRequests,
+        nextAttemptAt: outcome.nextAttemptAt ?? now,
+        updatedAt: iso(now),
+      }).changes
+      if (changed === 1) outcome.commit?.()
+      return changed === 1
+    })()
+  }
+
+  recover(): number {
+    return this.sqlite.prepare('UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run().changes
+  }
+
+  release(owner: string): number {
+    return this.sqlite
+      .prepare('UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?')
+      .run(owner).changes
+  }
+
+  resumeHeld(communityId: string, now: number): number {
+    return this.sqlite
+      .prepare(
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+          WHERE community_id = ? AND status = 'held'`,
+      )
+      .run(now, iso(now), communityId).changes
+  }
+
+  retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed' {
+    const row = this.sqlite
+      .prepare('SELECT status FROM deliveries WHERE community_id = ? AND id = ?')
+      .get(communityId, deliveryId) as { status: string } | undefined
+    if (!row) return 'not_found'
+    if (row.status !== 'failed') return 'not_failed'
+    this.sqlite
+      .prepare(
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?, received_at = ?
+          WHERE community_id = ? AND id = ? AND status = 'failed'`,
+      )
+      .run(now, iso(now), now, communityId, deliveryId)
+    return 'queued'
+  }
+
+  nextDueAt(): number | null {
+    const row = this.sqlite
+      .prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
+      .get() as { t: number | null }
+    return row.t
+  }
+
+  depth(): Record<string, number> {
+    const rows = this.sqlite
+      .prepare(`SELECT status, count(*) AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'held') GROUP BY status`)
+      .all() as { status: string; n: number }[]
+    const depth: Record<string, number> = { pending: 0, retrying: 0, held: 0 }
+    for (const r of rows) depth[r.status] = r.n
+    return depth
+  }
+}

@@ -1,0 +1,85 @@
+/** The event pipeline: the durable queue, the processor that talks to Kit, and the consumer. */
+import fp from 'fastify-plugin'
+import { Consumer } from '../pipeline/consumer.ts'
+import { KitIdCache } from '../pipeline/kit-ids.ts'
+import { DeliveryProcessor, type RetryPolicy } from '../pipeline/processor.ts'
+import type { DeliveryQueue } from '../pipeline/queue.ts'
+import { SqliteQueue } from '../pipeline/sqlite-queue.ts'
+import { DeliveryService } from '../services/deliveries.ts'
+
+export interface Pipeline {
+  queue: DeliveryQueue
+  consumer: Consumer
+  deliveries: DeliveryService
+}
+
+export interface PipelineOptions {
+  /** Start consuming when the app is ready (tests may drive it by hand). */
+  autoStart?: boolean
+  concurrency?: number
+  retry?: Partial<RetryPolicy>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pipeline: Pipeline
+  }
+}
+
+export default fp<PipelineOptions>(
+  async (app, options) => {
+    const queue = new SqliteQueue(app.sqlite)
+    const credentialsStmt = app.sqlite.prepare(`SELECT community_id, credential_id FROM connections WHERE status = 'connected'`)
+    const processor = new DeliveryProcessor({
+      db: app.db,
+      connections: app.services.connections,
+      mappings: app.services.mappings,
+      kit: app.kit,
+      ids: new KitIdCache(),
+      log: app.log,
+      retry: {
+        baseMs: 5_000,
+        maxMs: 30 * 60_000,
+        giveUpAfterMs: 24 * 60 * 60_000,
+        rateLimitWaitMs: app.config.kitRateWindowMs,
+        ...options.retry,
+      },
+    })
+    const consumer = new Consumer({
+      queue,
+      processor,
+      budget: app.kitBudget,
+      credentials: () =>
+        new Map((credentialsStmt.all() as { community_id: string; credential_id: string }[]).map((r) => [r.community_id, r.credential_id])),
+      log: app.log,
+      metrics: app.metrics,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    })
+    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify())
+
+    app.services.connections.onConnected((communityId) => {
+      const resumed = queue.resumeHeld(communityId, Date.now())
+      if (resumed > 0) app.log.info({ communityId, resumed }, 'resumed held deliveries after a working key was saved')
+      consumer.notify()
+    })
+    app.metrics.queueDepth.reset()
+    const gauge = app.metrics.queueDepth as unknown as { collect?: () => void }
+    gauge.collect = () => {
+      for (const [status, n] of Object.entries(queue.depth())) app.metrics.queueDepth.set({ status }, n)
+    }
+
+    app.decorate('pipeline', { queue, consumer, deliveries })
+
+    if (options.autoStart !== false) {
+      app.addHook('onReady', async () => {
+        const recovered = queue.recover()
+        if (recovered > 0) app.log.info({ recovered }, 'took back deliveries left in flight by a previous run')
+        consumer.start()
+      })
+    }
+    app.addHook('preClose', async () => {
+      await consumer.stop()
+    })
+  },
+  { name: 'pipeline', dependencies: ['db', 'services', 'kit', 'metrics'] },
+)

@@ -1,0 +1,286 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { auth, tokenFor } from './helpers/tokens.ts'
+
+const KEY_A = 'kit_live_key_alpha_0001'
+const KEY_B = 'kit_live_key_bravo_0002'
+
+let kit: KitStandin
+let app: FastifyInstance
+let logs: string[]
+let sqliteBytes: () => Buffer
+
+const asA = auth(tokenFor('c_alpha'))
+const asB = auth(tokenFor('c_bravo'))
+
+beforeEach(async () => {
+  kit = await startKitStandin({ apiKeys: [KEY_A, KEY_B] })
+  kit.seed(KEY_A, {
+    tags: ['New Member', 'Active Member', 'VIP'],
+    customFields: ['Subscription plan'],
+    forms: [{ name: 'Newsletter' }, { name: 'Old form', archived: true }],
+    sequences: [{ name: 'Welcome' }],
+  })
+  ;({ app, logs } = await buildTestApp({ kitApiUrl: kit.url }))
+  sqliteBytes = () => app.sqlite.serialize()
+})
+
+afterEach(async () => {
+  await app.close()
+  await kit.close()
+})
+
+const connect = (headers: Record<string, string>, api_key: string) =>
+  app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key } })
+
+describe('connection', () => {
+  it('starts disconnected', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    expect(res.json()).toEqual({ connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null })
+  })
+
+  it('checks the key with Kit, stores it and shows only a hint', async () => {
+    const res = await connect(asA, KEY_A)
+    expect(res.statusCode).toBe(200)
+    const body = res.json()
+    expect(body).toMatchObject({ connected: true, status: 'connected', key_hint: '…0001' })
+    expect(body.account).toMatchObject({ name: expect.any(String), primary_email_address: expect.any(String) })
+    expect(JSON.stringify(body)).not.toContain(KEY_A)
+    const again = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    expect(again.json()).toEqual(body)
+  })
+
+  it('answers 422 kit_rejected_key with where to find a v4 key, and saves nothing', async () => {
+    const res = await connect(asA, 'kit_wrong_key_9999')
+    expect(res.statusCode).toBe(422)
+    expect(res.json().error.code).toBe('kit_rejected_key')
+    expect(res.json().error.message).toMatch(/Settings › Developer › API keys/)
+    const after = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    expect(after.json().status).toBe('disconnected')
+  })
+
+  it('answers 502 kit_unreachable when Kit is down, and saves nothing', async () => {
+    kit.injectNext(10, { status: 500, body: '<html><body>Oops</body></html>', contentType: 'text/html' })
+    const res = await connect(asA, KEY_A)
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.code).toBe('kit_unreachable')
+    expect(res.body).not.toContain('<html>')
+    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().connected).toBe(false)
+  })
+
+  it('refuses a body without api_key, naming it', async () => {
+    const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: {} })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.message).toMatch(/api_key/)
+  })
+
+  it('disconnects', async () => {
+    await connect(asA, KEY_A)
+    const res = await app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asA })
+    expect(res.statusCode).toBe(204)
+    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('disconnected')
+  })
+
+  it('never writes the key in plaintext: not in answers, logs or database bytes', async () => {
+    await connect(asA, KEY_A)
+    await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
+    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    await connect(asA, 'kit_wrong_key_9999')
+    expect(logs.join('\n')).not.toContain(KEY_A)
+    expect(logs.join('\n')).not.toContain('kit_wrong_key_9999')
+    expect(sqliteBytes().includes(Buffer.from(KEY_A))).toBe(false)
+    const row = app.sqlite.prepare('SELECT * FROM connections').get() as Record<string, unknown>
+    expect(JSON.stringify(row)).not.toContain(KEY_A)
+  })
+
+  it('marks the connection invalid when Kit stops accepting the key', async () => {
+    await connect(asA, KEY_A)
+    kit.revokeKey(KEY_A)
+    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    expect(res.statusCode).toBe(409)
+    expect(res.json().error.code).toBe('connection_invalid')
+    const conn = (await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
+    expect(conn).toMatchObject({ connected: false, status: 'invalid', key_hint: '…0001' })
+  })
+})
+
+describe('test connection', () => {
+  it('reports the account, latency and whether each mapped item still exists', async () => {
+    await connect(asA, KEY_A)
+    const forms = (await app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
+    const tags = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
+    const vip = tags.find((t: { name: string }) => t.name === 'VIP')
+    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    mappings.events['user.signed_up'].add_to_forms = forms.map((f: { id: number; name: string }) => ({ id: f.id, name: f.name }))
+    mappings.events['user.signed_up'].add_to_sequences = [{ id: 999999, name: 'Gone' }]
+    mappings.events['user.updated'].add_tags = [{ id: vip.id, name: 'VIP' }, { id: 424242, name: 'Deleted tag' }]
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+
+    const res = await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
+    expect(res.statusCode).toBe(200)
+    const body = res.json()
+    expect(body.ok).toBe(true)
+    expect(body.latency_ms).toBeGreaterThanOrEqual(0)
+    const byName = (name: string) => body.checks.find((c: { name: string }) => c.name === name)
+    expect(byName('New Member')).toMatchObject({ kind: 'tag', status: 'ok', used_by: ['user.signed_up'] })
+    expect(byName('Cancelled')).toMatchObject({ kind: 'tag', status: 'created_on_first_use' })
+    expect(byName('Access: {{access.level}}')).toMatchObject({ status: 'created_on_first_use', used_by: ['access.granted', 'access.revoked'] })
+    expect(byName('Deleted tag')).toMatchObject({ status: 'missing' })
+    expect(byName('VIP')).toMatchObject({ status: 'ok' })
+    expect(byName('Newsletter')).toMatchObject({ kind: 'form', status: 'ok' })
+    expect(byName('Old form')).toMatchObject({ kind: 'form', status: 'missing' })
+    expect(byName('Gone')).toMatchObject({ kind: 'sequence', status: 'missing' })
+    expect(byName('Subscription plan')).toMatchObject({ kind: 'custom_field', status: 'ok' })
+    expect(byName('Access level')).toMatchObject({ kind: 'custom_field', status: 'created_on_first_use' })
+  })
+
+  it('answers ok:false in words when not connected or when Kit rejects the key', async () => {
+    const none = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect(none).toMatchObject({ ok: false, error: { code: 'not_connected' } })
+    await connect(asA, KEY_A)
+    kit.revokeKey(KEY_A)
+    const revoked = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect(revoked).toMatchObject({ ok: false, error: { code: 'connection_invalid' } })
+  })
+})
+
+describe('mappings', () => {
+  it('gives the defaults to a community that never saved', async () => {
+    const body = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    expect(body.events['user.signed_up'].add_tags).toEqual([{ name: 'New Member' }])
+    expect(body.events['subscription.started']).toMatchObject({ add_tags: [{ name: 'Active Member' }], remove_tags: [{ name: 'Cancelled' }] })
+    expect(body.events['subscription.canceled']).toMatchObject({ add_tags: [{ name: 'Cancelled' }], remove_tags: [{ name: 'Active Member' }] })
+    expect(body.events['access.granted'].add_tags).toEqual([{ name: 'Access: {{access.level}}' }])
+    expect(body.events['access.revoked'].remove_tags).toEqual([{ name: 'Access: {{access.level}}' }])
+    expect(body.fields).toEqual([
+      { source: 'mk_subscription_plan', kit_field: { key: 'subscription_plan', label: 'Subscription plan' } },
+      { source: 'mk_access_level', kit_field: { key: 'access_level', label: 'Access level' } },
+    ])
+  })
+
+  it('saves and returns a document', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.signed_up'].add_tags.push({ id: 7, name: 'Plan {{subscription.plan}}' })
+    doc.events['user.deleted'].unsubscribe = true
+    const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    expect(put.statusCode).toBe(200)
+    const got = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    expect(got).toEqual(doc)
+  })
+
+  const invalidCases: [string, (doc: any) => void, RegExp][] = [
+    ['a field source without mk_', (d) => d.fields.push({ source: 'plan', kit_field: { key: 'plan', label: 'Plan' } }), /fields\.2\.source/],
+    ['an unknown event type', (d) => (d.events['user.exploded'] = d.events['user.updated']), /user\.exploded/],
+    ['a blank tag name', (d) => d.events['user.updated'].add_tags.push({ name: '   ' }), /events\.user\.updated\.add_tags\[0\]\.name/],
+    ['a tag name over 255 characters', (d) => d.events['user.updated'].add_tags.push({ name: 'x'.repeat(256) }), /add_tags\.0\.name/],
+    ['more than 50 tags in a list', (d) => (d.events['user.updated'].add_tags = Array.from({ length: 51 }, (_, i) => ({ name: `t${i}` }))), /add_tags/],
+    ['an unknown placeholder', (d) => d.events['user.updated'].add_tags.push({ name: 'Plan {{member.email}}' }), /unknown placeholder/],
+    ['a source mapped twice', (d) => d.fields.push({ ...d.fields[0] }), /mapped twice/],
+  ]
+  for (const [what, mutate, message] of invalidCases) {
+    it(`refuses ${what}, names it and changes nothing`, async () => {
+      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const before = JSON.stringify(doc)
+      mutate(doc)
+      const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error.message).toMatch(message)
+      const after = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      expect(JSON.stringify(after)).toBe(before)
+    })
+  }
+})
+
+describe('Kit lookups', () => {
+  it('says to connect first when there is no connection', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    expect(res.statusCode).toBe(409)
+    expect(res.json().error.code).toBe('not_connected')
+  })
+
+  it('lists tags, custom fields, forms and sequences from the connected account', async () => {
+    await connect(asA, KEY_A)
+    const get = async (path: string) => (await app.inject({ method: 'GET', url: `/api/v1/kit/${path}`, headers: asA })).json().items
+    expect((await get('tags')).map((t: { name: string }) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
+    expect(await get('custom-fields')).toEqual([expect.objectContaining({ key: 'subscription_plan', label: 'Subscription plan' })])
+    expect((await get('forms')).map((f: { name: string }) => f.name)).toContain('Newsletter')
+    expect((await get('sequences')).map((s: { name: string }) => s.name)).toEqual(['Welcome'])
+  })
+
+  it('caches lists briefly and refreshes tags after creating one', async () => {
+    await connect(asA, KEY_A)
+    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    expect(kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'GET')).toHaveLength(1)
+    const created = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'Beta testers' } })
+    expect(created.statusCode).toBe(201)
+    expect(created.json()).toMatchObject({ id: expect.any(Number), name: 'Beta testers' })
+    const existing = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'VIP' } })
+    expect(existing.statusCode).toBe(200)
+    const names = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items.map((t: { name: string }) => t.name)
+    expect(names).toContain('Beta testers')
+  })
+
+  it('refuses a blank tag name', async () => {
+    await connect(asA, KEY_A)
+    const res = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: '  ' } })
+    expect(res.statusCode).toBe(400)
+  })
+})
+
+describe('tenancy', () => {
+  it('community B cannot read or change community A', async () => {
+    await connect(asA, KEY_A)
+    const docA = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    docA.events['user.updated'].add_tags = [{ name: 'Only A' }]
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: docA })
+
+    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json().status).toBe('disconnected')
+    expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json().events['user.updated'].add_tags).toEqual([])
+    expect((await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })).statusCode).toBe(409)
+    expect((await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asB, payload: { name: 'x' } })).statusCode).toBe(409)
+    expect((await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asB })).json().ok).toBe(false)
+
+    await connect(asB, KEY_B)
+    await app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asB })
+    const bDoc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json()
+    bDoc.events['user.updated'].add_tags = [{ name: 'Only B' }]
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asB, payload: bDoc })
+
+    const connA = (await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
+    expect(connA).toMatchObject({ status: 'connected', key_hint: '…0001' })
+    expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json().events['user.updated'].add_tags).toEqual([{ name: 'Only A' }])
+  })
+
+  it('a ciphertext copied to another community does not decrypt there', async () => {
+    await connect(asA, KEY_A)
+    const row = app.sqlite.prepare('SELECT * FROM connections WHERE community_id = ?').get('c_alpha') as Record<string, unknown>
+    app.sqlite
+      .prepare('INSERT INTO connections (community_id, api_key_ciphertext, key_hint, status, account_json, credential_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run('c_bravo', row.api_key_ciphertext, row.key_hint, row.status, row.account_json, row.credential_id, row.created_at, row.updated_at)
+    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })
+    expect(res.statusCode).toBe(500)
+    expect(res.json().error.code).toBe('internal')
+    expect(res.body).not.toMatch(/decrypt|auth|stack/i)
+  })
+})
+
+describe('operations', () => {
+  it('serves health, readiness and an OpenAPI description', async () => {
+    expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' })
+    const ready = await app.inject('/readyz')
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json().checks).toEqual({ database: 'ok', migrations: 'ok' })
+    const doc = (await app.inject('/docs/openapi.json')).json()
+    expect(doc.openapi).toMatch(/^3\./)
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/connection', '/api/v1/mappings', '/api/v1/kit/tags', '/events', '/healthz']))
+  })
+
+  it('answers unknown paths with a JSON 404', async () => {
+    const res = await app.inject('/api/v1/nothing-here')
+    expect(res.statusCode).toBe(404)
+    expect(res.json().error.code).toBe('not_found')
+  })
+})
