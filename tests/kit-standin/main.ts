@@ -1,0 +1,54 @@
+/**
+ * Runs the Kit stand-in by itself for local development: `npm run kit:standin`.
+ * PORT (default 8790) and HOST (default 127.0.0.1) choose where it listens;
+ * KIT_STANDIN_KEYS (space-separated) adds API keys next to `kit_demo_key`.
+ */
+import { startKitStandin, type KitStandin } from './server.ts'
+
+const DEMO_KEY = 'kit_demo_key'
+
+const DEMO_DATA = {
+  tags: ['New Member', 'Active Member', 'Cancelled', 'VIP'],
+  customFields: ['Subscription plan', 'Access level'],
+  forms: [{ name: 'Community newsletter' }, { name: 'Early access waitlist' }],
+  sequences: [{ name: 'Welcome series' }, { name: 'Win-back series', active: false }],
+}
+
+function parsePort(raw: string | undefined): number {
+  const port = Number(raw ?? 8790)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${raw}"`)
+  return port
+}
+
+async function main(): Promise<void> {
+  const extraKeys = (process.env.KIT_STANDIN_KEYS ?? '').split(/\s+/).filter((key) => key !== '' && key !== DEMO_KEY)
+  const keys = [DEMO_KEY, ...new Set(extraKeys)]
+  const standin: KitStandin = await startKitStandin({
+    host: process.env.HOST || '127.0.0.1',
+    port: parsePort(process.env.PORT),
+    apiKeys: keys,
+  })
+  for (const key of keys) standin.seed(key, DEMO_DATA)
+
+  console.log(`Kit stand-in listening on ${standin.url}`)
+  console.log(`API key${keys.length > 1 ? 's' : ''}: ${keys.join(' ')}`)
+  console.log(`Run the plugin against it with: KIT_API_URL=${standin.url} npm start`)
+
+  const shutdown = (signal: NodeJS.Signals): void => {
+    console.log(`${signal} received, stopping the Kit stand-in`)
+    standin.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('Kit stand-in did not close cleanly:', error)
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+}
+
+main().catch((error: unknown) => {
+  console.error('Kit stand-in failed to start:', error)
+  process.exit(1)
+})

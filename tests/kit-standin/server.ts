@@ -1,0 +1,876 @@
+/**
+ * Kit stand-in: a stateful HTTP server on loopback that answers like Kit's v4 API
+ * (see /work/shared/KIT-API.md). Each API key owns an account with its own state;
+ * ids are unique across the whole stand-in. Where the sources on Kit disagree
+ * ("unsettled"), the variant modelled here is named in a comment.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+
+export type SubscriberState = 'active' | 'inactive' | 'bounced' | 'complained' | 'cancelled'
+
+export interface StandinAccountSeed { name?: string; email?: string; planType?: string }
+
+export interface StandinOptions {
+  host?: string
+  port?: number
+  apiKeys?: string[]
+  rateLimit?: { limit: number; windowMs: number }
+  listLagMs?: number
+}
+
+export interface StandinRequest {
+  at: number
+  method: string
+  path: string
+  query: string
+  /** 0 when the socket was destroyed without an answer. */
+  status: number
+  key: string | null
+}
+
+export interface StandinSubscriber {
+  id: number
+  email_address: string
+  first_name: string | null
+  state: SubscriberState
+  /** Values keyed by custom field key; keys without a value are absent. */
+  fields: Record<string, string | null>
+  tags: Set<number>
+  created_at: string
+}
+
+export interface StandinTag { id: number; name: string; created_at: string }
+
+export interface StandinCustomField { id: number; key: string; label: string; name: string }
+
+export interface StandinForm {
+  id: number
+  name: string
+  archived: boolean
+  uid: string
+  created_at: string
+  subscribers: number[]
+}
+
+export interface StandinSequence {
+  id: number
+  name: string
+  active: boolean
+  created_at: string
+  subscribers: number[]
+}
+
+/**
+ * The live state of one account. Tests may read it for assertions, or change it to
+ * simulate something done in Kit's own UI (e.g. a subscriber who bounced).
+ */
+export interface StandinAccountState {
+  id: number
+  userId: number
+  name: string
+  email: string
+  planType: string
+  created_at: string
+  subscribers: StandinSubscriber[]
+  tags: StandinTag[]
+  customFields: StandinCustomField[]
+  forms: StandinForm[]
+  sequences: StandinSequence[]
+}
+
+export interface StandinSeedData {
+  tags?: string[]
+  /** Custom field labels. */
+  customFields?: string[]
+  forms?: { name: string; archived?: boolean }[]
+  sequences?: { name: string; active?: boolean }[]
+}
+
+export type InjectedResponse = { status: number; body: string; contentType?: string } | 'network'
+
+export interface KitStandin {
+  /** Base URL without `/v4`, e.g. http://127.0.0.1:41234 */
+  url: string
+  requests: StandinRequest[]
+  addKey(key: string, seed?: StandinAccountSeed): void
+  revokeKey(key: string): void
+  restoreKey(key: string): void
+  seed(key: string, data: StandinSeedData): void
+  account(key: string): StandinAccountState
+  injectNext(count: number, response: InjectedResponse): void
+  setRateLimit(limit: number, windowMs: number): void
+  close(): Promise<void>
+}
+
+interface Account {
+  state: StandinAccountState
+  revoked: boolean
+  /** Receipt times of the requests counted against the rate limit. */
+  requestTimes: number[]
+  /** Creation time in ms, by subscriber id (created_at has second precision). */
+  createdMs: Map<number, number>
+  /** When a subscriber joined a tag, form or sequence, keyed by joinKey(). */
+  joinedAt: Map<string, string>
+}
+
+type ErrorsBody = string | string[] | string[][]
+
+class KitError extends Error {
+  constructor(readonly status: number, readonly errors: ErrorsBody) {
+    super(typeof errors === 'string' ? errors : errors.flat().join('; '))
+  }
+}
+
+interface Reply { status: number; body?: unknown }
+
+type JsonObject = Record<string, unknown>
+
+interface Context {
+  account: Account
+  params: number[]
+  query: URLSearchParams
+  body: JsonObject
+  now: number
+}
+
+type Handler = (ctx: Context) => Reply
+
+interface Route { method: string; pattern: RegExp; handler: Handler }
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+const SUBSCRIBER_STATES: readonly SubscriberState[] = ['active', 'inactive', 'bounced', 'complained', 'cancelled']
+const MAX_SYNC_FIELDS = 10
+const DEFAULT_PER_PAGE = 500
+const MAX_PER_PAGE = 1000
+const TIMEZONE = { name: 'America/New_York', friendly_name: 'Eastern Time (US & Canada)', utc_offset: '-05:00' }
+
+/**
+ * Every cursor starts with these bytes, which base64-encode to "+/+/", and is padded so
+ * it ends in "==". A client that forgets to URL-encode a cursor turns "+" into a space
+ * and gets 400 Invalid cursor.
+ */
+const CURSOR_PREFIX = Buffer.from([0xfb, 0xff, 0xbf])
+
+const notFound = (): KitError => new KitError(404, ['Not Found'])
+
+function kitTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+export function encodeCursor(id: number): string {
+  let payload = String(id)
+  while ((CURSOR_PREFIX.length + payload.length) % 3 !== 1) payload += '.'
+  return Buffer.concat([CURSOR_PREFIX, Buffer.from(payload, 'latin1')]).toString('base64')
+}
+
+function decodeCursor(cursor: string): number {
+  const invalid = new KitError(400, ['Invalid cursor'])
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(cursor)) throw invalid
+  const bytes = Buffer.from(cursor, 'base64')
+  if (bytes.toString('base64') !== cursor) throw invalid
+  if (!bytes.subarray(0, CURSOR_PREFIX.length).equals(CURSOR_PREFIX)) throw invalid
+  const match = /^(\d+)\.*$/.exec(bytes.subarray(CURSOR_PREFIX.length).toString('latin1'))
+  if (!match?.[1]) throw invalid
+  return Number(match[1])
+}
+
+/** Kit's key derivation: lower-case ASCII, runs of anything else become "_", trimmed. */
+export function deriveFieldKey(label: string): string {
+  return label
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+}
+
+function paginate<T extends { id: number }>(all: readonly T[], query: URLSearchParams): { items: T[]; pagination: JsonObject } {
+  const rawPerPage = query.get('per_page')
+  let perPage = DEFAULT_PER_PAGE
+  if (rawPerPage !== null) {
+    if (!/^\d+$/.test(rawPerPage) || Number(rawPerPage) < 1) throw new KitError(400, ['Invalid per_page'])
+    perPage = Math.min(Number(rawPerPage), MAX_PER_PAGE)
+  }
+  const after = query.get('after') || null
+  const before = query.get('before') || null
+  if (after !== null && before !== null) throw new KitError(400, ['Use either after or before, not both'])
+
+  const sorted = [...all].sort((a, b) => a.id - b.id)
+  let items: T[]
+  let hasPrevious: boolean
+  let hasNext: boolean
+  if (before !== null) {
+    const beforeId = decodeCursor(before)
+    const earlier = sorted.filter((item) => item.id < beforeId)
+    items = earlier.slice(Math.max(0, earlier.length - perPage))
+    hasPrevious = earlier.length > items.length
+    hasNext = sorted.some((item) => item.id >= beforeId)
+  } else {
+    const afterId = after === null ? null : decodeCursor(after)
+    const later = afterId === null ? sorted : sorted.filter((item) => item.id > afterId)
+    items = later.slice(0, perPage)
+    hasPrevious = afterId !== null && sorted.some((item) => item.id <= afterId)
+    hasNext = later.length > items.length
+  }
+  const first = items[0]
+  const last = items.at(-1)
+  return {
+    items,
+    pagination: {
+      has_previous_page: hasPrevious,
+      has_next_page: hasNext,
+      start_cursor: first ? encodeCursor(first.id) : null,
+      end_cursor: last ? encodeCursor(last.id) : null,
+      per_page: perPage,
+    },
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', reject)
+  })
+}
+
+function parseBody(raw: string): JsonObject {
+  if (raw.trim() === '') return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw new KitError(400, ['Invalid JSON'])
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new KitError(400, ['Request body must be a JSON object'])
+  }
+  return parsed as JsonObject
+}
+
+function presentedKey(req: IncomingMessage): { value: string; kind: 'api_key' | 'oauth' } | null {
+  const apiKey = req.headers['x-kit-api-key']
+  if (typeof apiKey === 'string' && apiKey !== '') return { value: apiKey, kind: 'api_key' }
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
+  if (bearer?.[1]) return { value: bearer[1], kind: 'oauth' }
+  return null
+}
+
+function requireEmail(body: JsonObject): string {
+  const email = body.email_address
+  if (typeof email !== 'string' || !EMAIL_PATTERN.test(email)) throw new KitError(422, ['Email address is invalid'])
+  return email
+}
+
+function optionalFirstName(body: JsonObject): string | null | undefined {
+  const value = body.first_name
+  if (value === undefined || value === null || typeof value === 'string') return value
+  throw new KitError(422, ['First name is invalid'])
+}
+
+function requireLabel(body: JsonObject): string {
+  const label = typeof body.label === 'string' ? body.label.trim() : ''
+  // Unsettled error shape: this endpoint nests arrays inside `errors`.
+  if (label === '') throw new KitError(422, [["Label can't be blank"]])
+  return label
+}
+
+function statusFilter(query: URLSearchParams): (subscriber: StandinSubscriber) => boolean {
+  const status = query.get('status') ?? 'active'
+  if (status === 'all') return () => true
+  if (!SUBSCRIBER_STATES.includes(status as SubscriberState)) throw new KitError(422, ['Status is invalid'])
+  return (subscriber) => subscriber.state === status
+}
+
+function joinKey(kind: 'tag' | 'form' | 'sequence', groupId: number, subscriberId: number): string {
+  return `${kind}:${groupId}:${subscriberId}`
+}
+
+function withWarnings(body: JsonObject, warnings: string[]): JsonObject {
+  return warnings.length > 0 ? { ...body, warnings } : body
+}
+
+class StandinServer implements KitStandin {
+  url = ''
+  readonly requests: StandinRequest[] = []
+  private readonly accounts = new Map<string, Account>()
+  private readonly injections: InjectedResponse[] = []
+  private readonly server: Server
+  private readonly routes: Route[]
+  private readonly listLagMs: number
+  private rateLimit: { limit: number; windowMs: number }
+  private lastId = 1000
+
+  constructor(options: StandinOptions) {
+    this.listLagMs = options.listLagMs ?? 0
+    this.rateLimit = options.rateLimit ?? { limit: 120, windowMs: 60_000 }
+    for (const key of options.apiKeys ?? ['kit_test_key']) this.addKey(key)
+    this.routes = this.buildRoutes()
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => this.fail(res, error))
+    })
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = this.server.address() as AddressInfo
+    const hostPart = address.address.includes(':') ? `[${address.address}]` : address.address
+    this.url = `http://${hostPart}:${address.port}`
+  }
+
+  addKey(key: string, seed: StandinAccountSeed = {}): void {
+    if (this.accounts.has(key)) throw new Error(`Stand-in key already exists: ${key}`)
+    const now = kitTimestamp(Date.now())
+    this.accounts.set(key, {
+      state: {
+        id: this.nextId(),
+        userId: this.nextId(),
+        name: seed.name ?? 'Stand-in Creator',
+        email: seed.email ?? 'creator@example.com',
+        planType: seed.planType ?? 'creator',
+        created_at: now,
+        subscribers: [],
+        tags: [],
+        customFields: [],
+        forms: [],
+        sequences: [],
+      },
+      revoked: false,
+      requestTimes: [],
+      createdMs: new Map(),
+      joinedAt: new Map(),
+    })
+  }
+
+  revokeKey(key: string): void {
+    this.requireAccount(key).revoked = true
+  }
+
+  restoreKey(key: string): void {
+    this.requireAccount(key).revoked = false
+  }
+
+  seed(key: string, data: StandinSeedData): void {
+    const account = this.requireAccount(key)
+    for (const name of data.tags ?? []) this.findOrCreateTag(account, name)
+    for (const label of data.customFields ?? []) this.findOrCreateField(account, label)
+    for (const form of data.forms ?? []) this.createForm(account, form.name, form.archived ?? false)
+    for (const sequence of data.sequences ?? []) this.createSequence(account, sequence.name, sequence.active ?? true)
+  }
+
+  account(key: string): StandinAccountState {
+    return this.requireAccount(key).state
+  }
+
+  injectNext(count: number, response: InjectedResponse): void {
+    if (!Number.isInteger(count) || count < 1) throw new Error('injectNext count must be a positive integer')
+    for (let i = 0; i < count; i++) this.injections.push(response)
+  }
+
+  setRateLimit(limit: number, windowMs: number): void {
+    this.rateLimit = { limit, windowMs }
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve, reject) => {
+      this.server.close((error) => (error ? reject(error) : resolve()))
+    })
+    this.server.closeAllConnections()
+    await closed
+  }
+
+  private nextId(): number {
+    this.lastId += 1
+    return this.lastId
+  }
+
+  private requireAccount(key: string): Account {
+    const account = this.accounts.get(key)
+    if (!account) throw new Error(`Unknown stand-in key: ${key}`)
+    return account
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://standin.invalid')
+    const key = presentedKey(req)
+    const entry: StandinRequest = {
+      at: Date.now(),
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.search.slice(1),
+      status: 0,
+      key: key?.value ?? null,
+    }
+    this.requests.push(entry)
+    const rawBody = await readBody(req)
+
+    const injected = this.injections.shift()
+    if (injected === 'network') {
+      req.socket.destroy()
+      return
+    }
+    if (injected) {
+      this.send(res, entry, injected.status, injected.body, injected.contentType ?? JSON_TYPE)
+      return
+    }
+
+    const account = key ? this.accounts.get(key.value) : undefined
+    if (!key || !account || account.revoked) {
+      const message = key?.kind === 'oauth' ? 'The access token is invalid' : 'The API key is invalid'
+      this.sendJson(res, entry, { status: 401, body: { errors: [message] } })
+      return
+    }
+
+    if (!this.admit(account, entry.at)) {
+      // Kit's 429: plain text, no Retry-After header.
+      this.send(res, entry, 429, 'Retry later', 'text/plain; charset=utf-8')
+      return
+    }
+
+    this.sendJson(res, entry, this.dispatch(account, entry.method, url, rawBody))
+  }
+
+  /** Rolling window counted at receipt; rejected requests do not use up budget. */
+  private admit(account: Account, now: number): boolean {
+    const windowStart = now - this.rateLimit.windowMs
+    account.requestTimes = account.requestTimes.filter((time) => time > windowStart)
+    if (account.requestTimes.length >= this.rateLimit.limit) return false
+    account.requestTimes.push(now)
+    return true
+  }
+
+  private dispatch(account: Account, method: string, url: URL, rawBody: string): Reply {
+    try {
+      for (const route of this.routes) {
+        if (route.method !== method) continue
+        const match = route.pattern.exec(url.pathname)
+        if (!match) continue
+        return route.handler({
+          account,
+          params: match.slice(1).map(Number),
+          query: url.searchParams,
+          body: parseBody(rawBody),
+          now: Date.now(),
+        })
+      }
+      throw notFound()
+    } catch (error) {
+      if (error instanceof KitError) return { status: error.status, body: { errors: error.errors } }
+      throw error
+    }
+  }
+
+  private sendJson(res: ServerResponse, entry: StandinRequest, reply: Reply): void {
+    if (reply.body === undefined) {
+      this.send(res, entry, reply.status, '', null)
+      return
+    }
+    this.send(res, entry, reply.status, JSON.stringify(reply.body), JSON_TYPE)
+  }
+
+  private send(res: ServerResponse, entry: StandinRequest, status: number, body: string, contentType: string | null): void {
+    entry.status = status
+    res.writeHead(status, contentType ? { 'content-type': contentType } : {})
+    res.end(body)
+  }
+
+  private fail(res: ServerResponse, error: unknown): void {
+    console.error('Kit stand-in failed to answer a request:', error)
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    res.writeHead(500, { 'content-type': JSON_TYPE })
+    res.end(JSON.stringify({ errors: ['Internal Server Error'] }))
+  }
+
+  private buildRoutes(): Route[] {
+    const route = (method: string, path: string, handler: Handler): Route => ({
+      method,
+      pattern: new RegExp(`^/v4${path.replaceAll(':id', '(\\d+)')}/?$`),
+      handler,
+    })
+    return [
+      route('GET', '/account', (ctx) => this.getAccount(ctx)),
+
+      route('GET', '/subscribers', (ctx) => this.listSubscribers(ctx)),
+      route('POST', '/subscribers', (ctx) => this.upsertSubscriber(ctx)),
+      route('GET', '/subscribers/:id', (ctx) => ({ status: 200, body: { subscriber: this.subscriberJson(ctx.account, this.subscriberById(ctx.account, ctx.params[0])) } })),
+      route('PUT', '/subscribers/:id', (ctx) => this.updateSubscriber(ctx)),
+      route('POST', '/subscribers/:id/unsubscribe', (ctx) => this.unsubscribe(ctx)),
+
+      route('GET', '/tags', (ctx) => this.listOf(ctx, 'tags', ctx.account.state.tags, (tag) => ({ id: tag.id, name: tag.name, created_at: tag.created_at }))),
+      route('POST', '/tags', (ctx) => this.createTag(ctx)),
+      route('GET', '/tags/:id/subscribers', (ctx) => this.listTagSubscribers(ctx)),
+      route('POST', '/tags/:id/subscribers', (ctx) => this.tag(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
+      route('POST', '/tags/:id/subscribers/:id', (ctx) => this.tag(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+      route('DELETE', '/tags/:id/subscribers', (ctx) => this.untag(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
+      route('DELETE', '/tags/:id/subscribers/:id', (ctx) => this.untag(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+
+      route('GET', '/custom_fields', (ctx) => this.listOf(ctx, 'custom_fields', ctx.account.state.customFields, (field) => this.fieldJson(field))),
+      route('POST', '/custom_fields', (ctx) => this.createField(ctx)),
+      route('PUT', '/custom_fields/:id', (ctx) => this.renameField(ctx)),
+
+      route('GET', '/forms', (ctx) => this.listForms(ctx)),
+      route('POST', '/forms/:id/subscribers', (ctx) => this.addToForm(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
+      route('POST', '/forms/:id/subscribers/:id', (ctx) => this.addToForm(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+
+      route('GET', '/sequences', (ctx) => this.listOf(ctx, 'sequences', ctx.account.state.sequences, (sequence) => this.sequenceJson(sequence))),
+      route('POST', '/sequences/:id/subscribers', (ctx) => this.addToSequence(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
+      route('POST', '/sequences/:id/subscribers/:id', (ctx) => this.addToSequence(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+    ]
+  }
+
+  private listOf<T extends { id: number }>(ctx: Context, name: string, items: readonly T[], toJson: (item: T) => unknown): Reply {
+    const page = paginate(items, ctx.query)
+    return { status: 200, body: { [name]: page.items.map(toJson), pagination: page.pagination } }
+  }
+
+  private getAccount({ account }: Context): Reply {
+    const { state } = account
+    return {
+      status: 200,
+      body: {
+        user: { email: state.email, id: state.userId },
+        account: {
+          id: state.id,
+          name: state.name,
+          plan_type: state.planType,
+          primary_email_address: state.email,
+          created_at: state.created_at,
+          timezone: TIMEZONE,
+        },
+      },
+    }
+  }
+
+  // Subscribers
+
+  private subscriberJson(account: Account, subscriber: StandinSubscriber): JsonObject {
+    return {
+      id: subscriber.id,
+      first_name: subscriber.first_name,
+      email_address: subscriber.email_address,
+      state: subscriber.state,
+      created_at: subscriber.created_at,
+      fields: Object.fromEntries(account.state.customFields.map((field) => [field.key, subscriber.fields[field.key] ?? null])),
+    }
+  }
+
+  private subscriberById(account: Account, id: number | undefined): StandinSubscriber {
+    const subscriber = account.state.subscribers.find((candidate) => candidate.id === id)
+    if (!subscriber) throw notFound()
+    return subscriber
+  }
+
+  private findByEmail(account: Account, email: string): StandinSubscriber | undefined {
+    const wanted = email.toLowerCase()
+    return account.state.subscribers.find((candidate) => candidate.email_address.toLowerCase() === wanted)
+  }
+
+  private subscriberByEmail(account: Account, body: JsonObject): StandinSubscriber {
+    if (typeof body.email_address !== 'string' || body.email_address === '') throw new KitError(422, ['Email address is invalid'])
+    const subscriber = this.findByEmail(account, body.email_address)
+    if (!subscriber) throw notFound()
+    return subscriber
+  }
+
+  /** Listing endpoints are eventually consistent: recently created subscribers are not listed yet. */
+  private listable(account: Account, subscriber: StandinSubscriber, now: number): boolean {
+    const createdMs = account.createdMs.get(subscriber.id)
+    return createdMs === undefined || now - createdMs >= this.listLagMs
+  }
+
+  /**
+   * Splits sent field values into known ones (by key) and warnings for unknown keys,
+   * the current Kit behaviour (2xx with a top-level `warnings` array).
+   */
+  private resolveFields(account: Account, raw: unknown): { values: Record<string, string | null>; warnings: string[]; sent: number } {
+    if (raw === undefined || raw === null) return { values: {}, warnings: [], sent: 0 }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new KitError(422, ['Fields must be an object'])
+    const values: Record<string, string | null> = {}
+    const warnings: string[] = []
+    const entries = Object.entries(raw as JsonObject)
+    for (const [key, value] of entries) {
+      if (value !== null && typeof value === 'object') throw new KitError(422, [`Custom field '${key}' must be a string`])
+      if (!account.state.customFields.some((field) => field.key === key)) {
+        warnings.push(`Custom field '${key}' does not exist`)
+        continue
+      }
+      values[key] = value === null || value === undefined ? null : String(value)
+    }
+    return { values, warnings, sent: entries.length }
+  }
+
+  private listSubscribers(ctx: Context): Reply {
+    const matchesStatus = statusFilter(ctx.query)
+    const email = ctx.query.get('email_address')?.toLowerCase()
+    const visible = ctx.account.state.subscribers.filter((subscriber) =>
+      this.listable(ctx.account, subscriber, ctx.now) &&
+      matchesStatus(subscriber) &&
+      (email === undefined || subscriber.email_address.toLowerCase() === email))
+    return this.listOf(ctx, 'subscribers', visible, (subscriber) => this.subscriberJson(ctx.account, subscriber))
+  }
+
+  /**
+   * Upsert by email. Unsettled: whether `fields` are written when the subscriber already
+   * exists. Modelled variant: they are not (only first_name is updated). More than 10 fields
+   * answer 202; on create they are applied at once, on the existing branch still not written.
+   */
+  private upsertSubscriber({ account, body, now }: Context): Reply {
+    const email = requireEmail(body)
+    const firstName = optionalFirstName(body)
+    const state = body.state ?? 'active'
+    if (!SUBSCRIBER_STATES.includes(state as SubscriberState)) throw new KitError(422, ['State is invalid'])
+    const fields = this.resolveFields(account, body.fields)
+
+    let subscriber = this.findByEmail(account, email)
+    let status = 200
+    if (subscriber) {
+      if (firstName !== undefined) subscriber.first_name = firstName
+    } else {
+      subscriber = {
+        id: this.nextId(),
+        email_address: email,
+        first_name: firstName ?? null,
+        state: state as SubscriberState,
+        fields: fields.values,
+        tags: new Set(),
+        created_at: kitTimestamp(now),
+      }
+      account.state.subscribers.push(subscriber)
+      account.createdMs.set(subscriber.id, now)
+      status = 201
+    }
+    if (fields.sent > MAX_SYNC_FIELDS) status = 202
+    return { status, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
+  }
+
+  private updateSubscriber({ account, params, body }: Context): Reply {
+    const subscriber = this.subscriberById(account, params[0])
+    const firstName = optionalFirstName(body)
+    const fields = this.resolveFields(account, body.fields)
+    if (body.email_address !== undefined) {
+      const email = requireEmail(body)
+      const holder = this.findByEmail(account, email)
+      if (holder && holder.id !== subscriber.id) throw new KitError(422, ['Email address has already been taken'])
+      subscriber.email_address = email
+    }
+    if (firstName !== undefined) subscriber.first_name = firstName
+    Object.assign(subscriber.fields, fields.values)
+    return { status: 200, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
+  }
+
+  private unsubscribe({ account, params }: Context): Reply {
+    this.subscriberById(account, params[0]).state = 'cancelled'
+    return { status: 204 }
+  }
+
+  // Tags
+
+  private findOrCreateTag(account: Account, name: string): { tag: StandinTag; created: boolean } {
+    const wanted = name.toLowerCase()
+    const existing = account.state.tags.find((tag) => tag.name.toLowerCase() === wanted)
+    if (existing) return { tag: existing, created: false }
+    const tag = { id: this.nextId(), name, created_at: kitTimestamp(Date.now()) }
+    account.state.tags.push(tag)
+    return { tag, created: true }
+  }
+
+  private tagById(account: Account, id: number | undefined): StandinTag {
+    const tag = account.state.tags.find((candidate) => candidate.id === id)
+    if (!tag) throw notFound()
+    return tag
+  }
+
+  private createTag({ account, body }: Context): Reply {
+    const name = typeof body.name === 'string' ? body.name.trim() : ''
+    if (name === '') throw new KitError(422, ["Name can't be blank"])
+    const { tag, created } = this.findOrCreateTag(account, name)
+    return { status: created ? 201 : 200, body: { tag: { id: tag.id, name: tag.name, created_at: tag.created_at } } }
+  }
+
+  private taggedJson(account: Account, tagId: number, subscriber: StandinSubscriber): JsonObject {
+    const taggedAt = account.joinedAt.get(joinKey('tag', tagId, subscriber.id)) ?? subscriber.created_at
+    return { ...this.subscriberJson(account, subscriber), tagged_at: taggedAt }
+  }
+
+  /** Unsettled: a missing subscriber gives 404 or 422. Modelled variant: 404. */
+  private tag(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
+    const tag = this.tagById(ctx.account, ctx.params[0])
+    const subscriber = findSubscriber()
+    const already = subscriber.tags.has(tag.id)
+    if (!already) {
+      subscriber.tags.add(tag.id)
+      ctx.account.joinedAt.set(joinKey('tag', tag.id, subscriber.id), kitTimestamp(ctx.now))
+    }
+    return { status: already ? 200 : 201, body: { subscriber: this.taggedJson(ctx.account, tag.id, subscriber) } }
+  }
+
+  private untag(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
+    const tag = this.tagById(ctx.account, ctx.params[0])
+    const subscriber = findSubscriber()
+    subscriber.tags.delete(tag.id)
+    ctx.account.joinedAt.delete(joinKey('tag', tag.id, subscriber.id))
+    return { status: 204 }
+  }
+
+  private listTagSubscribers(ctx: Context): Reply {
+    const tag = this.tagById(ctx.account, ctx.params[0])
+    const matchesStatus = statusFilter(ctx.query)
+    const tagged = ctx.account.state.subscribers.filter((subscriber) =>
+      subscriber.tags.has(tag.id) && matchesStatus(subscriber) && this.listable(ctx.account, subscriber, ctx.now))
+    return this.listOf(ctx, 'subscribers', tagged, (subscriber) => this.taggedJson(ctx.account, tag.id, subscriber))
+  }
+
+  // Custom fields
+
+  private fieldJson(field: StandinCustomField): JsonObject {
+    return { id: field.id, name: field.name, key: field.key, label: field.label }
+  }
+
+  private uniqueFieldKey(account: Account, label: string, id: number): string {
+    const base = deriveFieldKey(label) || `field_${id}`
+    const taken = (key: string): boolean => account.state.customFields.some((field) => field.key === key && field.id !== id)
+    let key = base
+    for (let suffix = 2; taken(key); suffix++) key = `${base}_${suffix}`
+    return key
+  }
+
+  private findOrCreateField(account: Account, label: string): { field: StandinCustomField; created: boolean } {
+    const wanted = label.toLowerCase()
+    const existing = account.state.customFields.find((field) => field.label.toLowerCase() === wanted)
+    if (existing) return { field: existing, created: false }
+    const id = this.nextId()
+    const key = this.uniqueFieldKey(account, label, id)
+    const field = { id, key, label, name: `ck_field_${id}_${key}` }
+    account.state.customFields.push(field)
+    return { field, created: true }
+  }
+
+  private createField({ account, body }: Context): Reply {
+    const { field, created } = this.findOrCreateField(account, requireLabel(body))
+    return { status: created ? 201 : 200, body: { custom_field: this.fieldJson(field) } }
+  }
+
+  /** Renaming a label changes the key; stored values follow the field to its new key. */
+  private renameField({ account, params, body }: Context): Reply {
+    const field = account.state.customFields.find((candidate) => candidate.id === params[0])
+    if (!field) throw notFound()
+    const label = requireLabel(body)
+    const oldKey = field.key
+    field.label = label
+    field.key = this.uniqueFieldKey(account, label, field.id)
+    field.name = `ck_field_${field.id}_${field.key}`
+    if (field.key !== oldKey) {
+      for (const subscriber of account.state.subscribers) {
+        if (!(oldKey in subscriber.fields)) continue
+        subscriber.fields[field.key] = subscriber.fields[oldKey] ?? null
+        delete subscriber.fields[oldKey]
+      }
+    }
+    return { status: 200, body: { custom_field: this.fieldJson(field) } }
+  }
+
+  // Forms
+
+  private createForm(account: Account, name: string, archived: boolean): StandinForm {
+    const form = {
+      id: this.nextId(),
+      name,
+      archived,
+      uid: randomBytes(5).toString('hex'),
+      created_at: kitTimestamp(Date.now()),
+      subscribers: [],
+    }
+    account.state.forms.push(form)
+    return form
+  }
+
+  /**
+   * Kit's `status` filter (active, archived, all). Deviation: the stand-in lists every form
+   * by default so callers see the `archived` flag; pass status=active to hide archived ones.
+   */
+  private listForms(ctx: Context): Reply {
+    const status = ctx.query.get('status') ?? 'all'
+    if (!['active', 'archived', 'all'].includes(status)) throw new KitError(422, ['Status is invalid'])
+    const forms = ctx.account.state.forms.filter((form) => status === 'all' || form.archived === (status === 'archived'))
+    return this.listOf(ctx, 'forms', forms, (form) => ({
+      id: form.id,
+      name: form.name,
+      created_at: form.created_at,
+      type: 'embed',
+      format: 'inline',
+      embed_js: `https://standin.kit.invalid/${form.uid}/index.js`,
+      embed_url: `https://standin.kit.invalid/${form.uid}`,
+      archived: form.archived,
+      uid: form.uid,
+    }))
+  }
+
+  /** Unsettled error shape: an unknown form answers 404 with a plain string in `errors`. */
+  private addToForm(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
+    const form = ctx.account.state.forms.find((candidate) => candidate.id === ctx.params[0])
+    if (!form) throw new KitError(404, 'Form not found')
+    const subscriber = findSubscriber()
+    const referrer = typeof ctx.body.referrer === 'string' ? ctx.body.referrer : null
+    return this.join(ctx, 'form', form, subscriber, { referrer })
+  }
+
+  // Sequences
+
+  private createSequence(account: Account, name: string, active: boolean): StandinSequence {
+    const sequence = { id: this.nextId(), name, active, created_at: kitTimestamp(Date.now()), subscribers: [] }
+    account.state.sequences.push(sequence)
+    return sequence
+  }
+
+  /** Kit has no `active` flag in this list; an inactive sequence is shown as on hold. */
+  private sequenceJson(sequence: StandinSequence): JsonObject {
+    return { id: sequence.id, name: sequence.name, hold: !sequence.active, repeat: false, created_at: sequence.created_at }
+  }
+
+  private addToSequence(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
+    const sequence = ctx.account.state.sequences.find((candidate) => candidate.id === ctx.params[0])
+    if (!sequence) throw notFound()
+    const subscriber = findSubscriber()
+    if (!sequence.active) throw new KitError(422, ['Sequence is inactive'])
+    return this.join(ctx, 'sequence', sequence, subscriber, {})
+  }
+
+  private join(
+    ctx: Context,
+    kind: 'form' | 'sequence',
+    group: { id: number; subscribers: number[] },
+    subscriber: StandinSubscriber,
+    extra: JsonObject,
+  ): Reply {
+    const key = joinKey(kind, group.id, subscriber.id)
+    const already = group.subscribers.includes(subscriber.id)
+    if (!already) {
+      group.subscribers.push(subscriber.id)
+      ctx.account.joinedAt.set(key, kitTimestamp(ctx.now))
+    }
+    const addedAt = ctx.account.joinedAt.get(key) ?? subscriber.created_at
+    return {
+      status: already ? 200 : 201,
+      body: { subscriber: { ...this.subscriberJson(ctx.account, subscriber), added_at: addedAt, ...extra } },
+    }
+  }
+}
+
+export async function startKitStandin(options: StandinOptions = {}): Promise<KitStandin> {
+  const standin = new StandinServer(options)
+  await standin.listen(options.host ?? '127.0.0.1', options.port ?? 0)
+  return standin
+}
