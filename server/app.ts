@@ -37,7 +37,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
     logger: loggerOptions(config.logLevel, logStream),
     bodyLimit: BODY_LIMIT,
     trustProxy: false,
-    ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: false } },
+    ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await app.register(configPlugin, { config })

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../server/app.ts'
 import type { Config } from '../../server/config.ts'
+import type { PipelineOptions } from '../../server/plugins/pipeline.ts'
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-bytes-long'
 export const TEST_ISSUER = 'https://appstation.test'
@@ -37,7 +38,7 @@ export interface TestApp {
 }
 
 /** The real app on a fresh migrated in-memory database, with its log captured. */
-export async function buildTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
+export async function buildTestApp(overrides: Partial<Config> = {}, pipeline: PipelineOptions = {}): Promise<TestApp> {
   const config = testConfig(overrides)
   const logs: string[] = []
   const logStream = new Writable({
@@ -46,7 +47,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<Tes
       done()
     },
   })
-  const app = await buildApp({ config, logStream })
+  const app = await buildApp({ config, logStream, pipeline })
   await app.ready()
   return { app, config, logs }
 }

@@ -1,0 +1,322 @@
+import { randomBytes } from 'node:crypto'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { makeEvent, postEvent, waitFor, type EventInput } from './helpers/events.ts'
+import { auth, tokenFor } from './helpers/tokens.ts'
+
+const KEY = 'kit_pipeline_key_0001'
+const KEY_B = 'kit_pipeline_key_0002'
+const asA = auth(tokenFor('c_alpha'))
+const asB = auth(tokenFor('c_bravo'))
+
+let kit: KitStandin
+let app: FastifyInstance
+let secret: string
+
+async function setup(kitOptions: Parameters<typeof startKitStandin>[0] = {}, rate = { kitRateLimit: 120, kitRateWindowMs: 60_000 }) {
+  kit = await startKitStandin({ apiKeys: [KEY, KEY_B], ...kitOptions })
+  secret = randomBytes(32).toString('base64')
+  ;({ app } = await buildTestApp(
+    { kitApiUrl: kit.url, eventsSecrets: [secret], ...rate },
+    { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300 } },
+  ))
+}
+
+beforeEach(async () => {
+  await setup()
+})
+afterEach(async () => {
+  await app.close()
+  await kit.close()
+})
+
+const connect = async (headers = asA, apiKey = KEY) => {
+  const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key: apiKey } })
+  expect(res.statusCode).toBe(200)
+}
+
+const send = async (input: EventInput) => {
+  const event = makeEvent(input)
+  const res = await postEvent(app, secret, event)
+  expect(res.statusCode).toBe(202)
+  return event
+}
+
+const deliveryOf = (eventId: string) =>
+  app.sqlite.prepare('SELECT * FROM deliveries WHERE event_id = ?').get(eventId) as
+    | { id: string; status: string; last_error: string | null; kit_requests: number; attempts: number }
+    | undefined
+
+const settled = (eventId: string, statuses = ['succeeded', 'skipped', 'failed']) =>
+  waitFor(() => {
+    const d = deliveryOf(eventId)
+    return d && statuses.includes(d.status) ? d : undefined
+  }, { what: `delivery of ${eventId}` })
+
+const subscriber = (email: string, key = KEY) => kit.account(key).subscribers.find((s) => s.email_address === email)
+const tagNames = (email: string, key = KEY) => {
+  const s = subscriber(email, key)
+  const tags = kit.account(key).tags
+  return s ? [...s.tags].map((id) => tags.find((t) => t.id === id)?.name).sort() : []
+}
+const kitCalls = () => kit.requests.filter((r) => r.path !== '/v4/account').length
+
+describe('each event type against Kit', () => {
+  it('user.signed_up creates the subscriber with mapped fields (by key) and tags New Member', async () => {
+    await connect()
+    const e = await send({ type: 'user.signed_up', memberId: 'm_ada', email: '  Ada@Example.com ', firstName: 'Ada', fields: { mk_subscription_plan: 'free' } })
+    expect((await settled(e.id as string)).status).toBe('succeeded')
+    const s = subscriber('ada@example.com')
+    expect(s).toMatchObject({ first_name: 'Ada', state: 'active' })
+    expect(s?.fields).toMatchObject({ subscription_plan: 'free' })
+    expect(kit.account(KEY).customFields.map((f) => f.key)).toContain('subscription_plan')
+    expect(tagNames('ada@example.com')).toEqual(['New Member'])
+  })
+
+  it('subscription.started and .canceled swap Active Member and Cancelled', async () => {
+    await connect()
+    const started = await send({ type: 'subscription.started', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'active' } })
+    await settled(started.id as string)
+    expect(tagNames('b@example.com')).toEqual(['Active Member'])
+    const canceled = await send({ type: 'subscription.canceled', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'canceled' } })
+    expect((await settled(canceled.id as string)).status).toBe('succeeded')
+    expect(tagNames('b@example.com')).toEqual(['Cancelled'])
+  })
+
+  it('access.granted and .revoked add and remove the templated tag', async () => {
+    await connect()
+    const granted = await send({ type: 'access.granted', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' }, fields: { mk_access_level: 'gold' } })
+    await settled(granted.id as string)
+    expect(tagNames('c@example.com')).toEqual(['Access: gold'])
+    expect(subscriber('c@example.com')?.fields).toMatchObject({ access_level: 'gold' })
+    const revoked = await send({ type: 'access.revoked', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' } })
+    await settled(revoked.id as string)
+    expect(tagNames('c@example.com')).toEqual([])
+  })
+
+  it('user.updated writes changed fields with PUT to the existing subscriber', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    const before = kit.requests.length
+    const updated = await send({ type: 'user.updated', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'pro' } })
+    expect((await settled(updated.id as string)).status).toBe('succeeded')
+    expect(subscriber('d@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
+    expect(kit.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')}`)).toEqual(['PUT /v4/subscribers/:id'])
+  })
+
+  it('user.deleted applies its mapping (unsubscribe) without creating anyone', async () => {
+    await connect()
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.deleted'].unsubscribe = true
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_e', email: 'e@example.com' })).id as string)
+    const deleted = await send({ type: 'user.deleted', memberId: 'm_e', email: 'e@example.com' })
+    expect((await settled(deleted.id as string)).status).toBe('succeeded')
+    expect(subscriber('e@example.com')?.state).toBe('cancelled')
+    const ghost = await send({ type: 'user.deleted', memberId: 'm_ghost', email: 'ghost@example.com' })
+    expect((await settled(ghost.id as string)).status).toBe('skipped')
+    expect(subscriber('ghost@example.com')).toBeUndefined()
+  })
+
+  it('adds to forms (creating the subscriber inactive first) and sequences', async () => {
+    kit.seed(KEY, { forms: [{ name: 'Newsletter' }], sequences: [{ name: 'Welcome' }] })
+    await connect()
+    const form = kit.account(KEY).forms[0]!
+    const sequence = kit.account(KEY).sequences[0]!
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.signed_up'].add_to_forms = [{ id: form.id, name: form.name }]
+    doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const e = await send({ type: 'user.signed_up', memberId: 'm_f', email: 'f@example.com' })
+    expect((await settled(e.id as string)).status).toBe('succeeded')
+    const s = subscriber('f@example.com')!
+    expect(s.state).toBe('inactive')
+    expect(kit.account(KEY).forms[0]!.subscribers).toContain(s.id)
+    expect(kit.account(KEY).sequences[0]!.subscribers).toContain(s.id)
+  })
+
+  it('fails with Kit\'s message when Kit refuses (inactive sequence)', async () => {
+    kit.seed(KEY, { sequences: [{ name: 'Paused', active: false }] })
+    await connect()
+    const sequence = kit.account(KEY).sequences[0]!
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const e = await send({ type: 'user.signed_up', memberId: 'm_g', email: 'g@example.com' })
+    const d = await settled(e.id as string)
+    expect(d.status).toBe('failed')
+    expect(d.last_error).toMatch(/Sequence is inactive/)
+  })
+
+  it('records events of a community without a connection as skipped, with the reason', async () => {
+    const e = await send({ type: 'user.signed_up' })
+    const d = await settled(e.id as string)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/No Kit account is connected/)
+    expect(kit.requests).toHaveLength(0)
+  })
+})
+
+describe('order, duplicates and staleness', () => {
+  it('applies a duplicate only once', async () => {
+    await connect()
+    const event = makeEvent({ type: 'user.signed_up', memberId: 'm_dup', email: 'dup@example.com' })
+    expect((await postEvent(app, secret, event)).statusCode).toBe(202)
+    expect((await postEvent(app, secret, event)).statusCode).toBe(200)
+    await settled(event.id as string)
+    expect(app.sqlite.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 1 })
+  })
+
+  it('a late, older subscription event never undoes a newer one', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const newer = await send({ type: 'subscription.started', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0 + 2000).toISOString() })
+    await settled(newer.id as string)
+    const older = await send({ type: 'subscription.canceled', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0).toISOString() })
+    const d = await settled(older.id as string)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/Stale/)
+    expect(tagNames('h@example.com')).toEqual(['Active Member'])
+  })
+
+  it('applies one member\'s queued events in time order, whatever the arrival order', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const canceled = makeEvent({ type: 'subscription.canceled', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0 + 1000).toISOString() })
+    const started = makeEvent({ type: 'subscription.started', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0).toISOString() })
+    await app.pipeline.consumer.stop()
+    await postEvent(app, secret, canceled)
+    await postEvent(app, secret, started)
+    app.pipeline.consumer.start()
+    await settled(canceled.id as string)
+    await settled(started.id as string)
+    expect(tagNames('i@example.com')).toEqual(['Cancelled'])
+    const order = app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_i' ORDER BY updated_at`).all() as { event_id: string }[]
+    expect(order.map((o) => o.event_id)).toEqual([started.id, canceled.id])
+  })
+})
+
+describe('failures', () => {
+  it('retries Kit 5xx with backoff until it works', async () => {
+    await connect()
+    kit.injectNext(4, { status: 503, body: 'Service Unavailable', contentType: 'text/plain' })
+    const e = await send({ type: 'user.signed_up', memberId: 'm_j', email: 'j@example.com' })
+    const d = await settled(e.id as string)
+    expect(d.status).toBe('succeeded')
+    expect(d.attempts).toBeGreaterThanOrEqual(2)
+    expect(tagNames('j@example.com')).toEqual(['New Member'])
+  })
+
+  it('holds deliveries on a 401, marks the connection invalid, and resumes when a working key is saved', async () => {
+    await connect()
+    kit.revokeKey(KEY)
+    const e = await send({ type: 'user.signed_up', memberId: 'm_k', email: 'k@example.com' })
+    await waitFor(() => deliveryOf(e.id as string)?.last_error?.includes('no longer accepts'), { what: 'held delivery' })
+    const listed = (await app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
+    expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Save a working key/) })
+    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('invalid')
+    const second = await send({ type: 'user.updated', memberId: 'm_k', email: 'k@example.com' })
+    await new Promise((r) => setTimeout(r, 200))
+    expect(deliveryOf(second.id as string)?.status).not.toBe('succeeded')
+    kit.restoreKey(KEY)
+    await connect()
+    expect((await settled(e.id as string)).status).toBe('succeeded')
+    expect((await settled(second.id as string)).status).toBe('succeeded')
+    expect(tagNames('k@example.com')).toEqual(['New Member'])
+  })
+
+  it('a failed delivery can be retried through the API', async () => {
+    kit.seed(KEY, { sequences: [{ name: 'Paused', active: false }] })
+    await connect()
+    const sequence = kit.account(KEY).sequences[0]!
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
+    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const e = await send({ type: 'user.signed_up', memberId: 'm_l', email: 'l@example.com' })
+    const failed = await settled(e.id as string)
+    expect(failed.status).toBe('failed')
+    kit.account(KEY).sequences[0]!.active = true
+    expect((await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asB })).statusCode).toBe(404)
+    const retry = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
+    expect(retry.statusCode).toBe(202)
+    await waitFor(() => deliveryOf(e.id as string)?.status === 'succeeded', { what: 'retried delivery' })
+    const again = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
+    expect(again.statusCode).toBe(409)
+  })
+
+  it('stays within the budget under a burst: at most a couple of 429s', async () => {
+    await app.close()
+    await kit.close()
+    await setup({ rateLimit: { limit: 20, windowMs: 1000 } }, { kitRateLimit: 20, kitRateWindowMs: 1000 })
+    await connect()
+    const events = []
+    for (let i = 0; i < 40; i++) events.push(await send({ type: 'user.signed_up', memberId: `m_burst_${i}`, email: `burst${i}@example.com` }))
+    for (const e of events) expect((await settled(e.id as string)).status).toBe('succeeded')
+    expect(kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)
+    expect(kit.account(KEY).subscribers).toHaveLength(40)
+  }, 30_000)
+
+  it('one community\'s backlog does not stall another\'s', async () => {
+    await app.close()
+    await kit.close()
+    await setup({ rateLimit: { limit: 10, windowMs: 1000 } }, { kitRateLimit: 10, kitRateWindowMs: 1000 })
+    await connect(asA, KEY)
+    await connect(asB, KEY_B)
+    for (let i = 0; i < 30; i++) await send({ type: 'user.signed_up', memberId: `m_a${i}`, email: `a${i}@example.com` })
+    const b = await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_b0', email: 'b0@example.com' })
+    await settled(b.id as string)
+    const pendingA = (app.sqlite.prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = 'c_alpha' AND status = 'pending'`).get() as { n: number }).n
+    expect(pendingA).toBeGreaterThan(10)
+    expect(tagNames('b0@example.com', KEY_B)).toEqual(['New Member'])
+  }, 30_000)
+})
+
+describe('Kit economy', () => {
+  it('spends at most 2 Kit requests per event on the lifecycle mix', async () => {
+    await app.close()
+    await kit.close()
+    await setup({ rateLimit: { limit: 1000, windowMs: 60_000 } }, { kitRateLimit: 1000, kitRateWindowMs: 60_000 })
+    await connect()
+    const members = 20
+    const ids: string[] = []
+    const t0 = Date.now() - 60_000
+    for (let i = 0; i < members; i++) {
+      const m = { memberId: `m_mix${i}`, email: `mix${i}@example.com` }
+      const sub = { id: `s_mix${i}`, plan: 'pro', status: 'active' }
+      const at = (n: number) => new Date(t0 + i * 10 + n).toISOString()
+      ids.push((await send({ ...m, type: 'user.signed_up', firstName: 'Mix', fields: { mk_subscription_plan: 'free' }, time: at(0) })).id as string)
+      ids.push((await send({ ...m, type: 'subscription.started', subscription: sub, time: at(1) })).id as string)
+      ids.push((await send({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2) })).id as string)
+      ids.push((await send({ ...m, type: 'subscription.canceled', subscription: { ...sub, status: 'canceled' }, time: at(3) })).id as string)
+    }
+    for (const id of ids) expect((await settled(id)).status).toBe('succeeded')
+    const perEvent = kitCalls() / ids.length
+    const recorded = (app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').get() as { n: number }).n
+    expect(recorded).toBe(kitCalls())
+    expect(perEvent).toBeLessThanOrEqual(2)
+    for (let i = 0; i < members; i++) expect(tagNames(`mix${i}@example.com`)).toEqual(['Access: gold', 'Cancelled', 'New Member'])
+  }, 30_000)
+})
+
+describe('deliveries API', () => {
+  it('lists newest first, filters by status and member, pages with a cursor, and is scoped by community', async () => {
+    await connect()
+    for (let i = 0; i < 5; i++) await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
+    await settled((await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string)
+
+    const first = (await app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=2', headers: asA })).json()
+    expect(first.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page4@example.com', 'page3@example.com'])
+    expect(first.items[0]).toMatchObject({ status: 'succeeded', event_type: 'user.signed_up', attempts: 1, last_error: null, kit_requests: expect.any(Number) })
+    const second = (await app.inject({ method: 'GET', url: `/api/v1/deliveries?limit=2&cursor=${first.next_cursor}`, headers: asA })).json()
+    expect(second.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page2@example.com', 'page1@example.com'])
+    const member = (await app.inject({ method: 'GET', url: '/api/v1/deliveries?member=PAGE3', headers: asA })).json()
+    expect(member.items).toHaveLength(1)
+    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?status=failed', headers: asA })).json().items).toEqual([])
+    const bravo = (await app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asB })).json()
+    expect(bravo.items.map((d: { member_email: string }) => d.member_email)).toEqual(['other@example.com'])
+    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?status=lost', headers: asA })).statusCode).toBe(400)
+    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?cursor=bogus', headers: asA })).statusCode).toBe(400)
+  })
+})
