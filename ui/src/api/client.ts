@@ -1,0 +1,86 @@
+/**
+ * The one HTTP client of the panel: `/api/v1`, the session token as a bearer header (never in the
+ * URL), one retry with a fresh token after a 401, and every failure turned into an `ApiError`
+ * carrying the server's `{ code, message }`.
+ */
+import { FetchError, ofetch } from 'ofetch'
+import type { ErrorBody } from '../../../shared/api.ts'
+import { useSessionStore } from '../stores/session.ts'
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'ApiError'
+  }
+}
+
+export type Query = Record<string, string | number | null | undefined>
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  body?: Record<string, unknown> | object
+  query?: Query
+}
+
+const http = ofetch.create({ baseURL: '/api/v1', retry: 0, headers: { Accept: 'application/json' } })
+
+function isErrorBody(value: unknown): value is ErrorBody {
+  if (typeof value !== 'object' || value === null) return false
+  const error = (value as { error?: unknown }).error
+  if (typeof error !== 'object' || error === null) return false
+  const { code, message } = error as Record<string, unknown>
+  return typeof code === 'string' && typeof message === 'string'
+}
+
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error
+  if (error instanceof FetchError) {
+    const status = error.status ?? 0
+    if (isErrorBody(error.data)) return new ApiError(status, error.data.error.code, error.data.error.message)
+    if (status === 0) {
+      return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
+    }
+    return new ApiError(status, `http_${status}`, `The server answered ${status}${error.statusText ? ` ${error.statusText}` : ''}.`)
+  }
+  return new ApiError(0, 'unexpected', error instanceof Error ? error.message : 'Something unexpected went wrong.')
+}
+
+function cleanQuery(query: Query | undefined): Record<string, string> | undefined {
+  if (!query) return undefined
+  const entries = Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== '')
+  return Object.fromEntries(entries.map(([k, v]) => [k, String(v)]))
+}
+
+export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+  const session = useSessionStore()
+  const send = (token: string | null) =>
+    http<T>(path, {
+      method: options.method ?? 'GET',
+      body: options.body,
+      query: cleanQuery(options.query),
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+    })
+
+  let failure: ApiError
+  try {
+    return await send(session.currentToken())
+  } catch (error) {
+    failure = toApiError(error)
+  }
+  if (failure.status === 401) {
+    const fresh = await session.refreshToken()
+    if (fresh) {
+      try {
+        return await send(fresh)
+      } catch (error) {
+        failure = toApiError(error)
+      }
+    }
+  }
+  if (failure.status === 403 && failure.code === 'forbidden') session.markForbidden()
+  throw failure
+}

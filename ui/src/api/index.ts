@@ -1,0 +1,47 @@
+/** Every settings API call the panel makes (CONTRACT §5), typed with the shared DTOs. */
+import type {
+  Connection,
+  ConnectionTestResult,
+  DeliveryPage,
+  DeliveryStatus,
+  KitCustomField,
+  KitForm,
+  KitSequence,
+  KitTag,
+  Mappings,
+} from '../../../shared/api.ts'
+import { request } from './client.ts'
+
+export interface DeliveryQuery {
+  status?: DeliveryStatus | ''
+  member?: string
+  cursor?: string | null
+  limit?: number
+}
+
+interface Items<T> {
+  items: T[]
+}
+
+const items = <T>(path: string) => request<Items<T>>(path).then((page) => page.items)
+
+export const api = {
+  getConnection: () => request<Connection>('/connection'),
+  connect: (apiKey: string) => request<Connection>('/connection', { method: 'PUT', body: { api_key: apiKey } }),
+  disconnect: () => request<void>('/connection', { method: 'DELETE' }),
+  testConnection: () => request<ConnectionTestResult>('/connection/test', { method: 'POST' }),
+
+  getMappings: () => request<Mappings>('/mappings'),
+  saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),
+
+  listTags: () => items<KitTag>('/kit/tags'),
+  createTag: (name: string) => request<KitTag>('/kit/tags', { method: 'POST', body: { name } }),
+  listCustomFields: () => items<KitCustomField>('/kit/custom-fields'),
+  listForms: () => items<KitForm>('/kit/forms'),
+  listSequences: () => items<KitSequence>('/kit/sequences'),
+
+  listDeliveries: (query: DeliveryQuery) => request<DeliveryPage>('/deliveries', { query: { ...query } }),
+  retryDelivery: (id: string) => request<void>(`/deliveries/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+}
+
+export type Api = typeof api

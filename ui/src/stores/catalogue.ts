@@ -1,0 +1,59 @@
+/** What the connected Kit account offers to pick from: tags, custom fields, forms, sequences. */
+import { defineStore } from 'pinia'
+import { reactive, type UnwrapRef } from 'vue'
+import type { KitCustomField, KitForm, KitSequence, KitTag } from '../../../shared/api.ts'
+import { api } from '../api/index.ts'
+import { ApiError, toApiError } from '../api/client.ts'
+
+export interface CatalogueList<T> {
+  items: T[]
+  loaded: boolean
+  loading: boolean
+  error: ApiError | null
+}
+
+const list = <T>(): CatalogueList<T> => ({ items: [], loaded: false, loading: false, error: null })
+
+export const useCatalogueStore = defineStore('catalogue', () => {
+  const tags = reactive(list<KitTag>())
+  const customFields = reactive(list<KitCustomField>())
+  const forms = reactive(list<KitForm>())
+  const sequences = reactive(list<KitSequence>())
+
+  async function fill<T>(target: UnwrapRef<CatalogueList<T>>, fetch: () => Promise<T[]>, force: boolean) {
+    if (target.loading || (target.loaded && !force)) return
+    target.loading = true
+    target.error = null
+    try {
+      target.items = (await fetch()) as UnwrapRef<T[]>
+      target.loaded = true
+    } catch (error) {
+      target.error = toApiError(error)
+    } finally {
+      target.loading = false
+    }
+  }
+
+  /** Loads every list once; `force` reloads them (e.g. after connecting another account). */
+  function loadAll(force = false): Promise<unknown> {
+    return Promise.all([
+      fill(tags, api.listTags, force),
+      fill(customFields, api.listCustomFields, force),
+      fill(forms, api.listForms, force),
+      fill(sequences, api.listSequences, force),
+    ])
+  }
+
+  /** Creates a tag in Kit (or gets the existing one of that name) and keeps it in the list. */
+  async function createTag(name: string): Promise<KitTag> {
+    const tag = await api.createTag(name.trim())
+    if (!tags.items.some((t) => t.id === tag.id)) tags.items.push(tag)
+    return tag
+  }
+
+  function reset(): void {
+    for (const target of [tags, customFields, forms, sequences]) Object.assign(target, list())
+  }
+
+  return { tags, customFields, forms, sequences, loadAll, createTag, reset }
+})
