@@ -106,6 +106,16 @@ describe('each event type against Kit', () => {
     expect(kit.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')}`)).toEqual(['PUT /v4/subscribers/:id'])
   })
 
+  it('user.updated with a new email address moves the same subscriber to it', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_mv', email: 'old@example.com' })).id as string)
+    const moved = await send({ type: 'user.updated', memberId: 'm_mv', email: 'New@Example.com' })
+    expect((await settled(moved.id as string)).status).toBe('succeeded')
+    expect(subscriber('old@example.com')).toBeUndefined()
+    expect(tagNames('new@example.com')).toEqual(['New Member'])
+    expect(kit.account(KEY).subscribers).toHaveLength(1)
+  })
+
   it('user.deleted applies its mapping (unsubscribe) without creating anyone', async () => {
     await connect()
     const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()

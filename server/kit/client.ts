@@ -63,6 +63,8 @@ export interface UpsertSubscriberInput {
 }
 
 export interface UpdateSubscriberInput {
+  /** A new email address for the subscriber (trimmed and lower-cased). */
+  email?: string
   firstName?: string | null
   fields?: Record<string, string | null>
 }
@@ -220,6 +222,7 @@ class KitApiClient implements KitApi {
 
   async updateSubscriber(id: number, input: UpdateSubscriberInput): Promise<KitSubscriber> {
     const body: Record<string, unknown> = {}
+    if (input.email !== undefined) body.email_address = input.email.trim().toLowerCase()
     if (input.firstName !== undefined) body.first_name = input.firstName
     if (input.fields !== undefined) body.fields = input.fields
     const { status, data } = await this.#send({ method: 'PUT', path: `/v4/subscribers/${idSegment(id)}`, body })

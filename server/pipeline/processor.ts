@@ -248,7 +248,8 @@ export class DeliveryProcessor {
   }
 
   /**
-   * The member's Kit subscriber. Known and unchanged: no request. Known with changes: one PUT.
+   * The member's Kit subscriber. Known and unchanged: no request. Known with changes (fields,
+   * first name, a new email address): one PUT.
    * Unknown: one upsert (plus a PUT when Kit kept an existing subscriber's old field values).
    */
   private async subscriber(
@@ -261,21 +262,30 @@ export class DeliveryProcessor {
   ): Promise<CachedSubscriber | null> {
     const firstName = event.data.member.first_name ?? null
     const known = this.cached(delivery, kit.credentialId)
-    if (known && known.email === email) {
+    if (known) {
       const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? null) !== v))
       const nameChanged = firstName !== null && firstName !== known.firstName
-      if (Object.keys(changedFields).length === 0 && !nameChanged) return known
+      const emailChanged = known.email !== email
+      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) return known
       try {
         await kit.updateSubscriber(known.subscriberId, {
+          ...(emailChanged ? { email } : {}),
           ...(nameChanged ? { firstName } : {}),
           ...(Object.keys(changedFields).length ? { fields: changedFields } : {}),
         })
       } catch (err) {
-        if (!(isKitError(err) && err.kind === 'not_found')) throw err
+        const gone = isKitError(err) && err.kind === 'not_found'
+        const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation'
+        if (!gone && !emailTaken) throw err
         this.forgetSubscriber(delivery, kit.credentialId)
         return this.subscriber(kit, delivery, event, email, fields, options)
       }
-      const next = { ...known, firstName: nameChanged ? firstName : known.firstName, fields: { ...known.fields, ...changedFields } }
+      const next = {
+        ...known,
+        email,
+        firstName: nameChanged ? firstName : known.firstName,
+        fields: { ...known.fields, ...changedFields },
+      }
       this.remember(delivery, kit.credentialId, next)
       return next
     }
