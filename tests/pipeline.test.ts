@@ -306,6 +306,10 @@ describe('Kit economy', () => {
     const recorded = (app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').get() as { n: number }).n
     expect(recorded).toBe(kitCalls())
     expect(perEvent).toBeLessThanOrEqual(2)
+    const metrics = (await app.inject('/metrics')).body
+    expect(metrics).toMatch(/kit_events_processed_total\{status="succeeded"\} 80/)
+    expect(metrics).toMatch(/kit_api_requests_total\{status="201"\} \d+/)
+    expect(metrics).toMatch(/kit_delivery_latency_seconds_count 80/)
     for (let i = 0; i < members; i++) expect(tagNames(`mix${i}@example.com`)).toEqual(['Access: gold', 'Cancelled', 'New Member'])
   }, 30_000)
 })

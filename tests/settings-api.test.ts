@@ -95,6 +95,27 @@ describe('connection', () => {
     expect(JSON.stringify(row)).not.toContain(KEY_A)
   })
 
+  it('never logs session tokens, even at trace level', async () => {
+    await app.close()
+    ;({ app, logs } = await buildTestApp({ kitApiUrl: kit.url, logLevel: 'trace' }))
+    const token = tokenFor('c_alpha')
+    await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: auth(token), payload: { api_key: KEY_A } })
+    await app.inject({ method: 'GET', url: '/api/v1/connection', headers: auth(token) })
+    expect(logs.length).toBeGreaterThan(0)
+    expect(logs.join('\n')).not.toContain(token.split('.')[2])
+    expect(logs.join('\n')).not.toContain(KEY_A)
+  })
+
+  it('redacts secrets from anything logged', async () => {
+    app.log.info({ api_key: KEY_A, token: 'tok_secret', nested: { apiKey: KEY_A }, headers: { authorization: 'Bearer x.y.z' } }, 'probe')
+    const line = logs.find((l) => l.includes('"probe"')) as string
+    expect(line).toBeDefined()
+    expect(line).not.toContain(KEY_A)
+    expect(line).not.toContain('tok_secret')
+    expect(line).not.toContain('x.y.z')
+    expect(line).toContain('[redacted]')
+  })
+
   it('marks the connection invalid when Kit stops accepting the key', async () => {
     await connect(asA, KEY_A)
     kit.revokeKey(KEY_A)

@@ -1,0 +1,92 @@
+import { createPinia, setActivePinia } from 'pinia'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import { api } from '../../ui/src/api/index.ts'
+import { ApiError } from '../../ui/src/api/client.ts'
+import { useCatalogueStore } from '../../ui/src/stores/catalogue.ts'
+import { PAGE_SIZE, useDeliveriesStore } from '../../ui/src/stores/deliveries.ts'
+import { aDelivery } from './factories.ts'
+
+vi.mock('../../ui/src/api/index.ts')
+
+describe('deliveries store', () => {
+  beforeEach(() => {
+    setActivePinia(createPinia())
+    vi.resetAllMocks()
+  })
+
+  it('loads the first page with the filters', async () => {
+    vi.mocked(api.listDeliveries).mockResolvedValue({ items: [aDelivery()], next_cursor: 'c2' })
+    const store = useDeliveriesStore()
+    store.filters.member = ' ada@example.com '
+    store.filters.status = 'failed'
+    await store.load()
+    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'ada@example.com', status: 'failed', cursor: null, limit: PAGE_SIZE })
+    expect(store.items).toHaveLength(1)
+    expect(store.nextCursor).toBe('c2')
+  })
+
+  it('appends the next page', async () => {
+    const first = aDelivery()
+    const second = aDelivery()
+    vi.mocked(api.listDeliveries)
+      .mockResolvedValueOnce({ items: [first], next_cursor: 'c2' })
+      .mockResolvedValueOnce({ items: [second], next_cursor: null })
+    const store = useDeliveriesStore()
+    await store.load()
+    await store.loadMore()
+    expect(vi.mocked(api.listDeliveries).mock.calls[1]![0]).toMatchObject({ cursor: 'c2' })
+    expect(store.items.map((d) => d.id)).toEqual([first.id, second.id])
+    expect(store.nextCursor).toBeNull()
+  })
+
+  it('retries a delivery and then refreshes the list', async () => {
+    const failed = aDelivery({ status: 'failed', last_error: 'Kit answered 500' })
+    vi.mocked(api.listDeliveries)
+      .mockResolvedValueOnce({ items: [failed], next_cursor: null })
+      .mockResolvedValueOnce({ items: [{ ...failed, status: 'pending' }], next_cursor: null })
+    vi.mocked(api.retryDelivery).mockResolvedValue(undefined)
+    const store = useDeliveriesStore()
+    await store.load()
+    await store.retry(failed.id)
+    expect(api.retryDelivery).toHaveBeenCalledWith(failed.id)
+    expect(store.items[0]!.status).toBe('pending')
+  })
+
+  it('keeps a 404 as an error', async () => {
+    vi.mocked(api.listDeliveries).mockRejectedValue(new ApiError(404, 'not_found', 'Nothing at GET /api/v1/deliveries'))
+    const store = useDeliveriesStore()
+    await store.load()
+    expect(store.error?.status).toBe(404)
+    expect(store.loaded).toBe(false)
+  })
+})
+
+describe('catalogue store', () => {
+  beforeEach(() => {
+    setActivePinia(createPinia())
+    vi.resetAllMocks()
+  })
+
+  it('loads each list once unless forced', async () => {
+    vi.mocked(api.listTags).mockResolvedValue([{ id: 1, name: 'VIP' }])
+    vi.mocked(api.listCustomFields).mockResolvedValue([])
+    vi.mocked(api.listForms).mockResolvedValue([])
+    vi.mocked(api.listSequences).mockRejectedValue(new ApiError(409, 'not_connected', 'Connect a Kit account first.'))
+    const store = useCatalogueStore()
+    await store.loadAll()
+    await store.loadAll()
+    expect(api.listTags).toHaveBeenCalledTimes(1)
+    expect(store.tags.items).toEqual([{ id: 1, name: 'VIP' }])
+    expect(store.sequences.error?.code).toBe('not_connected')
+    await store.loadAll(true)
+    expect(api.listTags).toHaveBeenCalledTimes(2)
+  })
+
+  it('keeps a created tag in the list', async () => {
+    vi.mocked(api.createTag).mockResolvedValue({ id: 9, name: 'Gold' })
+    const store = useCatalogueStore()
+    await expect(store.createTag(' Gold ')).resolves.toEqual({ id: 9, name: 'Gold' })
+    expect(api.createTag).toHaveBeenCalledWith('Gold')
+    expect(store.tags.items).toContainEqual({ id: 9, name: 'Gold' })
+  })
+})

@@ -1,0 +1,103 @@
+import { createPinia, setActivePinia } from 'pinia'
+import { nextTick } from 'vue'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import { api } from '../../ui/src/api/index.ts'
+import { ApiError } from '../../ui/src/api/client.ts'
+import { useCatalogueStore } from '../../ui/src/stores/catalogue.ts'
+import { useMappingsStore } from '../../ui/src/stores/mappings.ts'
+import { useSessionStore } from '../../ui/src/stores/session.ts'
+import { someMappings } from './factories.ts'
+
+vi.mock('../../ui/src/api/index.ts')
+
+describe('mappings store', () => {
+  beforeEach(() => {
+    setActivePinia(createPinia())
+    vi.resetAllMocks()
+    vi.mocked(api.getMappings).mockResolvedValue(someMappings())
+    vi.mocked(api.saveMappings).mockImplementation(async (doc) => doc)
+  })
+
+  it('holds every event type once loaded and is not dirty', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    expect(Object.keys(store.draft!.events)).toHaveLength(7)
+    expect(store.draft!.events['user.updated']).toEqual({ add_tags: [], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false })
+    expect(store.dirty).toBe(false)
+  })
+
+  it('becomes dirty on an edit, tells the host, and is clean again after saving', async () => {
+    const session = useSessionStore()
+    const reportDirty = vi.spyOn(session, 'reportDirty')
+    const store = useMappingsStore()
+    await store.load()
+
+    store.addTag('user.signed_up', 'add_tags', { id: 7, name: 'VIP' })
+    expect(store.dirty).toBe(true)
+    await nextTick()
+    expect(reportDirty).toHaveBeenLastCalledWith(true)
+
+    expect(await store.save()).toBe(true)
+    expect(api.saveMappings).toHaveBeenCalledTimes(1)
+    const sent = vi.mocked(api.saveMappings).mock.calls[0]![0]
+    expect(sent.events['user.signed_up']!.add_tags).toEqual([{ name: 'New Member' }, { id: 7, name: 'VIP' }])
+    expect(store.dirty).toBe(false)
+    await nextTick()
+    expect(reportDirty).toHaveBeenLastCalledWith(false)
+  })
+
+  it('is not dirty when an edit is undone', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    store.setUnsubscribe('user.deleted', true)
+    store.setUnsubscribe('user.deleted', false)
+    expect(store.dirty).toBe(false)
+  })
+
+  it('refuses to save a duplicate member field and sends nothing', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    store.addField()
+    store.setFieldSource(2, 'mk_access_level')
+    store.setFieldLabel(2, 'Level again')
+    expect(store.errors['fields.2.source']).toBe('mk_access_level is already mapped above.')
+    expect(await store.save()).toBe(false)
+    expect(api.saveMappings).not.toHaveBeenCalled()
+    expect(store.saveError).toMatch(/Nothing was saved/)
+  })
+
+  it('derives a new Kit field key from the label, or uses the existing field', async () => {
+    const catalogue = useCatalogueStore()
+    catalogue.customFields.items = [{ id: 1, key: 'country_code', label: 'Country' }]
+    const store = useMappingsStore()
+    await store.load()
+    store.addField()
+    store.setFieldSource(2, 'mk_country')
+    store.setFieldLabel(2, 'country')
+    expect(store.draft!.fields[2]!.kit_field).toEqual({ key: 'country_code', label: 'Country' })
+    store.setFieldLabel(2, 'Member since (date)')
+    expect(store.draft!.fields[2]!.kit_field).toEqual({ key: 'member_since_date', label: 'Member since (date)' })
+  })
+
+  it('puts a server 400 beside the part it names', async () => {
+    vi.mocked(api.saveMappings).mockRejectedValue(
+      new ApiError(400, 'invalid_mappings', 'events.user.signed_up.add_tags[0].name must not be blank'),
+    )
+    const store = useMappingsStore()
+    await store.load()
+    store.setUnsubscribe('user.deleted', true)
+    expect(await store.save()).toBe(false)
+    expect(store.errors['events.user.signed_up.add_tags']).toMatch(/must not be blank/)
+    store.setUnsubscribe('user.deleted', false)
+    expect(store.errors['events.user.signed_up.add_tags']).toBeUndefined()
+  })
+
+  it('restores the defaults as an unsaved change', async () => {
+    vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.fields = [])))
+    const store = useMappingsStore()
+    await store.load()
+    store.restoreDefaults()
+    expect(store.dirty).toBe(true)
+    expect(store.draft!.fields.map((f) => f.source)).toEqual(['mk_subscription_plan', 'mk_access_level'])
+  })
+})
