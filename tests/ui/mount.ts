@@ -36,27 +36,32 @@ export async function mountPanel(): Promise<VueWrapper> {
 
 const squash = (text: string) => text.replace(/\s+/g, ' ').trim()
 
+/** Anything a test can search in: the mounted panel or a part of it. */
+export interface Root {
+  text(): string
+  find(selector: string): DOMWrapper<Element>
+  findAll(selector: string): DOMWrapper<Element>[]
+}
+
 /** The form control whose label reads exactly `text` (its accessible name). */
-export function byLabel(root: VueWrapper | DOMWrapper<Element>, text: string): DOMWrapper<HTMLInputElement> {
+export function byLabel(root: Root, text: string): DOMWrapper<HTMLInputElement> {
   const label = root.findAll('label').find((l) => squash(l.text()) === text)
   if (!label) throw new Error(`No label "${text}"`)
   const id = label.attributes('for')
-  const control = id ? root.find<HTMLInputElement>(`[id="${id}"]`) : label.find<HTMLInputElement>('input, select')
+  const control = id ? root.find(`[id="${id}"]`) : label.find('input, select')
   if (!control.exists()) throw new Error(`Label "${text}" labels nothing`)
-  return control
+  return control as DOMWrapper<HTMLInputElement>
 }
 
 /** The button whose visible text (or aria-label) reads `text`. */
-export function button(root: VueWrapper | DOMWrapper<Element>, text: string): DOMWrapper<HTMLButtonElement> {
-  const found = root
-    .findAll<HTMLButtonElement>('button')
-    .find((b) => squash(b.text()) === text || b.attributes('aria-label') === text)
+export function button(root: Root, text: string): DOMWrapper<HTMLButtonElement> {
+  const found = root.findAll('button').find((b) => squash(b.text()) === text || b.attributes('aria-label') === text)
   if (!found) throw new Error(`No button "${text}"`)
-  return found
+  return found as DOMWrapper<HTMLButtonElement>
 }
 
-export function hasButton(root: VueWrapper | DOMWrapper<Element>, text: string): boolean {
+export function hasButton(root: Root, text: string): boolean {
   return root.findAll('button').some((b) => squash(b.text()) === text || b.attributes('aria-label') === text)
 }
 
-export const textOf = (root: VueWrapper | DOMWrapper<Element>) => squash(root.text())
+export const textOf = (root: Root) => squash(root.text())
