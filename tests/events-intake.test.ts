@@ -29,6 +29,20 @@ describe('event intake', () => {
     expect(delivery).toEqual({ event_type: 'subscription.started', member_email: (event.data as any).member.email })
   })
 
+  it('verifies signatures over the raw bytes of non-ASCII bodies', async () => {
+    const event = makeEvent({ firstName: 'Zoë 🎉 Łukasz' })
+    expect((await postEvent(app, secret, event)).statusCode).toBe(202)
+    const row = app.sqlite.prepare('SELECT payload FROM events').get() as { payload: string }
+    expect(JSON.parse(row.payload).data.member.first_name).toBe('Zoë 🎉 Łukasz')
+  })
+
+  it('commits concurrent events together and still answers each after its commit', async () => {
+    const events = Array.from({ length: 20 }, () => makeEvent())
+    const answers = await Promise.all([...events, events[0]!].map((e) => postEvent(app, secret, e)))
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([...Array(20).fill(202), 200].sort())
+    expect(stored()).toBe(20)
+  })
+
   it('answers 200 duplicate for an id already seen, storing nothing more', async () => {
     const event = makeEvent()
     await postEvent(app, secret, event)

@@ -20,6 +20,11 @@ export interface NewDelivery {
   skippedReason?: string
 }
 
+export interface EnqueueResult {
+  accepted: boolean
+  deliveryId: string | null
+}
+
 export interface QueuedDelivery {
   seq: number
   id: string
@@ -62,8 +67,11 @@ export interface DeliveryListFilter {
 }
 
 export interface DeliveryQueue {
-  /** Stores the event and its delivery atomically; false when the id was already seen. */
-  enqueue(delivery: NewDelivery): { accepted: boolean; deliveryId: string | null }
+  /**
+   * Stores the event and its delivery atomically and resolves once they are committed; `accepted`
+   * is false when the id was already seen. Concurrent calls may share one commit.
+   */
+  enqueue(delivery: NewDelivery): Promise<EnqueueResult>
   claim(options: ClaimOptions): QueuedDelivery[]
   /** Records an attempt's outcome; ignored if the lease was lost. */
   settle(seq: number, owner: string, outcome: Outcome): boolean

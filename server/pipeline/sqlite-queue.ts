@@ -1,18 +1,30 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
-import type { ClaimOptions, DeliveryQueue, NewDelivery, Outcome, QueuedDelivery } from './queue.ts'
+import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, QueuedDelivery } from './queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomBytes(10).toString('hex')}`
 
+interface PendingEnqueue {
+  delivery: NewDelivery
+  resolve: (result: EnqueueResult) => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * The embedded queue. Enqueues that arrive in the same turn of the event loop are committed in one
+ * transaction (group commit): every caller still learns its outcome only after the commit, but
+ * concurrent intake shares one fsync instead of paying one each.
+ */
 export class SqliteQueue implements DeliveryQueue {
+  private batch: PendingEnqueue[] = []
   private readonly insertEvent: Database.Statement
   private readonly insertDelivery: Database.Statement
   private readonly claimable: Database.Statement
   private readonly lease: Database.Statement
   private readonly settleStmt: Database.Statement
-  private readonly enqueueTx: (d: NewDelivery) => { accepted: boolean; deliveryId: string | null }
+  private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
 
   constructor(private readonly sqlite: Database.Database) {
@@ -58,18 +70,20 @@ export class SqliteQueue implements DeliveryQueue {
         WHERE seq = @seq AND lease_owner = @owner`,
     )
 
-    this.enqueueTx = sqlite.transaction((d: NewDelivery) => {
-      if (this.insertEvent.run(d).changes === 0) return { accepted: false, deliveryId: null }
-      const id = newDeliveryId()
-      this.insertDelivery.run({
-        ...d,
-        id,
-        status: d.skippedReason ? 'skipped' : 'pending',
-        lastError: d.skippedReason ?? null,
-        createdAt: iso(d.receivedAt),
-      })
-      return { accepted: true, deliveryId: id }
-    })
+    this.enqueueTx = sqlite.transaction((batch: NewDelivery[]) =>
+      batch.map((d) => {
+        if (this.insertEvent.run(d).changes === 0) return { accepted: false, deliveryId: null }
+        const id = newDeliveryId()
+        this.insertDelivery.run({
+          ...d,
+          id,
+          status: d.skippedReason ? 'skipped' : 'pending',
+          lastError: d.skippedReason ?? null,
+          createdAt: iso(d.receivedAt),
+        })
+        return { accepted: true, deliveryId: id }
+      }),
+    )
 
     this.claimTx = sqlite.transaction((o: ClaimOptions) => {
       const rows = this.claimable.all({ now: o.now, exclude: JSON.stringify(o.exclude), limit: o.limit }) as QueuedDelivery[]
@@ -87,8 +101,24 @@ export class SqliteQueue implements DeliveryQueue {
     })
   }
 
-  enqueue(delivery: NewDelivery) {
-    return this.enqueueTx(delivery)
+  enqueue(delivery: NewDelivery): Promise<EnqueueResult> {
+    return new Promise((resolve, reject) => {
+      if (this.batch.length === 0) setImmediate(() => this.flush())
+      this.batch.push({ delivery, resolve, reject })
+    })
+  }
+
+  private flush(): void {
+    const batch = this.batch
+    this.batch = []
+    let results: EnqueueResult[]
+    try {
+      results = this.enqueueTx(batch.map((p) => p.delivery))
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+      return
+    }
+    batch.forEach((p, i) => p.resolve(results[i] as EnqueueResult))
   }
 
   claim(options: ClaimOptions): QueuedDelivery[] {
