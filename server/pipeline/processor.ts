@@ -77,6 +77,13 @@ const isEmptyMapping = (m: EventMapping) =>
 
 class Retryable extends Error {}
 
+const memberRow = (delivery: QueuedDelivery, credentialId: string) =>
+  and(
+    eq(kitSubscribers.communityId, delivery.communityId),
+    eq(kitSubscribers.credentialId, credentialId),
+    eq(kitSubscribers.memberId, delivery.memberId),
+  )
+
 export class DeliveryProcessor {
   private readonly now: () => number
   private readonly random: () => number
@@ -213,13 +220,7 @@ export class DeliveryProcessor {
     const row = this.deps.db
       .select()
       .from(kitSubscribers)
-      .where(
-        and(
-          eq(kitSubscribers.communityId, delivery.communityId),
-          eq(kitSubscribers.credentialId, credentialId),
-          eq(kitSubscribers.memberId, delivery.memberId),
-        ),
-      )
+      .where(memberRow(delivery, credentialId))
       .get()
     if (!row) return null
     return { subscriberId: row.subscriberId, email: row.email, firstName: row.firstName, fields: JSON.parse(row.fields) as Record<string, string | null> }
@@ -237,13 +238,7 @@ export class DeliveryProcessor {
   private forgetSubscriber(delivery: QueuedDelivery, credentialId: string): void {
     this.deps.db
       .delete(kitSubscribers)
-      .where(
-        and(
-          eq(kitSubscribers.communityId, delivery.communityId),
-          eq(kitSubscribers.credentialId, credentialId),
-          eq(kitSubscribers.memberId, delivery.memberId),
-        ),
-      )
+      .where(memberRow(delivery, credentialId))
       .run()
   }
 
