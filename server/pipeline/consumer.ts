@@ -55,9 +55,12 @@ export class Consumer {
     while (this.running) {
       const free = this.concurrency - this.inFlight.size
       let claimed: QueuedDelivery[] = []
+      let budgetFreesIn: number | null = null
       if (free > 0) {
         try {
-          claimed = this.o.queue.claim({ owner: this.owner, limit: free, leaseMs: this.leaseMs, now: Date.now(), exclude: this.busyCommunities() })
+          const busy = this.busyCommunities()
+          budgetFreesIn = busy.freesIn
+          claimed = this.o.queue.claim({ owner: this.owner, limit: free, leaseMs: this.leaseMs, now: Date.now(), exclude: busy.communities })
         } catch (err) {
           this.o.log.error({ err }, 'claiming deliveries failed')
         }
@@ -69,22 +72,33 @@ export class Consumer {
         })
         this.inFlight.set(delivery.seq, work)
       }
-      if (claimed.length === 0 || this.inFlight.size >= this.concurrency) await this.idle()
+      if (claimed.length === 0 || this.inFlight.size >= this.concurrency) await this.idle(budgetFreesIn)
     }
   }
 
-  /** Communities whose Kit budget has no background slot free right now. */
-  private busyCommunities(): string[] {
-    const busy: string[] = []
+  /** Communities whose Kit budget has no background slot free right now, and when the first frees up. */
+  private busyCommunities(): { communities: string[]; freesIn: number | null } {
+    const communities: string[] = []
+    let freesIn: number | null = null
     for (const [communityId, credentialId] of this.o.credentials()) {
-      if (this.o.budget.delayFor(credentialId, 'background') > 0) busy.push(communityId)
+      const delay = this.o.budget.delayFor(credentialId, 'background')
+      if (delay > 0) {
+        communities.push(communityId)
+        freesIn = freesIn === null ? delay : Math.min(freesIn, delay)
+      }
     }
-    return busy
+    return { communities, freesIn }
   }
 
-  private idle(): Promise<void> {
+  /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
+  private idle(budgetFreesIn: number | null): Promise<void> {
     const due = this.o.queue.nextDueAt()
-    const wait = due === null ? this.idlePollMs : Math.max(5, Math.min(this.idlePollMs, due - Date.now()))
+    const candidates = [this.idlePollMs]
+    // Work already due but not claimed waits on a budget, a member's earlier event or a lease:
+    // those wake the loop themselves, so only future due times count here.
+    if (due !== null && due > Date.now()) candidates.push(due - Date.now())
+    if (budgetFreesIn !== null) candidates.push(budgetFreesIn)
+    const wait = Math.max(5, Math.min(...candidates))
     return new Promise((resolve) => {
       const timer = setTimeout(done, wait)
       function done() {
