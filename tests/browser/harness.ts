@@ -1,0 +1,138 @@
+/**
+ * Runs the real thing for browser tests: the production UI build, the server (`npx tsx server/main.ts`)
+ * on a free port with an in-memory database, the Kit stand-in behind it, and headless Chromium.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser } from 'playwright-core'
+import { startKitStandin, type KitStandin } from '../kit-standin/server.ts'
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+export const chromiumAvailable = existsSync(CHROMIUM_PATH)
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+export interface Stack {
+  origin: string
+  kit: KitStandin
+  browser: Browser
+  /** What the server printed, for failure messages. */
+  output: () => string
+  stop: () => Promise<void>
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitUntilReady(origin: string, server: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`The server exited with ${server.exitCode}:\n${output()}`)
+    const ready = await fetch(`${origin}/healthz`).then(
+      (response) => response.ok,
+      () => false,
+    )
+    if (ready) return
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`The server did not become ready:\n${output()}`)
+}
+
+function stopServer(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null || server.pid === undefined) return Promise.resolve()
+  return new Promise((resolve) => {
+    const force = setTimeout(() => process.kill(-server.pid!, 'SIGKILL'), 5_000)
+    server.once('exit', () => {
+      clearTimeout(force)
+      resolve()
+    })
+    process.kill(-server.pid!, 'SIGTERM')
+  })
+}
+
+export async function startStack(): Promise<Stack> {
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' })
+  const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
+  const port = await freePort()
+  const origin = `http://127.0.0.1:${port}`
+  const { NODE_ENV: _ignored, ...env } = process.env
+  let log = ''
+  const server = spawn('npx', ['tsx', 'server/main.ts'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_PATH: ':memory:',
+      KIT_API_URL: kit.url,
+      APPSTATION_JWT_SECRET: randomBytes(48).toString('base64url'),
+      EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      LOG_LEVEL: 'warn',
+    },
+  })
+  server.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()))
+  server.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()))
+  const output = () => log.slice(-4000)
+
+  let browser: Browser | undefined
+  try {
+    await waitUntilReady(origin, server, output)
+    browser = await chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+  } catch (error) {
+    await stopServer(server)
+    await kit.close()
+    throw error
+  }
+  const launched = browser
+  return {
+    origin,
+    kit,
+    browser: launched,
+    output,
+    stop: async () => {
+      await launched.close()
+      await stopServer(server)
+      await kit.close()
+    },
+  }
+}
+
+/** Retries `check` until it passes or `timeoutMs` runs out, then throws its last error. */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 15_000, everyMs = 300): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await check()
+    } catch (error) {
+      if (Date.now() > deadline) throw error
+      await new Promise((resolve) => setTimeout(resolve, everyMs))
+    }
+  }
+}
