@@ -66,7 +66,7 @@ describe.skipIf(!chromiumAvailable)('the panel inside the local App Station', ()
     await keyInput.fill('kit_not_a_real_key')
     await panel.getByRole('button', { name: 'Connect', exact: true }).click()
     const alert = panel.getByRole('alert')
-    await alert.filter({ hasText: 'Kit rejected this API key.' }).waitFor()
+    await alert.filter({ hasText: 'Not connected. Kit rejected this API key' }).waitFor()
     expect(await keyInput.getAttribute('aria-invalid')).toBe('true')
 
     await keyInput.fill('kit_test_key')

@@ -33,7 +33,7 @@ describe('connection section', () => {
 
     expect(api.connect).toHaveBeenCalledWith('kit_wrong')
     const alert = wrapper.find('[role="alert"]')
-    expect(textOf(alert)).toBe('Kit rejected this API key. Kit rejected this API key (The API key is invalid).')
+    expect(textOf(alert)).toBe('Not connected. Kit rejected this API key (The API key is invalid).')
     expect(byLabel(wrapper, 'Kit API key').attributes('aria-invalid')).toBe('true')
   })
 
@@ -41,17 +41,20 @@ describe('connection section', () => {
     vi.mocked(api.getConnection).mockResolvedValue(aDisconnectedConnection())
     vi.mocked(api.connect).mockRejectedValue(new ApiError(502, 'kit_unreachable', 'Kit could not be reached to check the key.'))
     wrapper = await mountPanel()
-    await byLabel(wrapper, 'Kit API key').setValue('kit_key')
+    await byLabel(wrapper, 'Kit API key').setValue('kit_key_123')
     await wrapper.find('form').trigger('submit')
     await flushPromises()
-    expect(textOf(wrapper.find('[role="alert"]'))).toBe('Kit could not be reached. Kit could not be reached to check the key.')
+    expect(textOf(wrapper.find('[role="alert"]'))).toBe('Not connected. Kit could not be reached to check the key.')
   })
 
-  it('asks for a key before calling Kit', async () => {
+  it('asks for a plausible key before calling Kit', async () => {
     vi.mocked(api.getConnection).mockResolvedValue(aDisconnectedConnection())
     wrapper = await mountPanel()
     await wrapper.find('form').trigger('submit')
     expect(textOf(wrapper.find('[role="alert"]'))).toBe('Paste your Kit API key first.')
+    await byLabel(wrapper, 'Kit API key').setValue('kit key')
+    await wrapper.find('form').trigger('submit')
+    expect(textOf(wrapper.find('[role="alert"]'))).toBe('That does not look like a Kit API key: paste the whole key, without spaces.')
     expect(api.connect).not.toHaveBeenCalled()
   })
 
