@@ -192,7 +192,7 @@ describe('order, duplicates and staleness', () => {
     const older = await send({ type: 'subscription.canceled', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0).toISOString() })
     const d = await settled(older.id as string)
     expect(d.status).toBe('skipped')
-    expect(d.last_error).toMatch(/Stale/)
+    expect(d.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for subscription s_h was already applied/)
     expect(tagNames('h@example.com')).toEqual(['Active Member'])
   })
 

@@ -72,6 +72,11 @@ export function orderingScope(event: MemberEvent): string | null {
   return null
 }
 
+const describeScope = (event: MemberEvent) =>
+  event.type.startsWith('subscription.')
+    ? `subscription ${event.data.subscription?.id}`
+    : `access level "${event.data.access?.level}"`
+
 const isEmptyMapping = (m: EventMapping) =>
   m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
 
@@ -115,7 +120,7 @@ export class DeliveryProcessor {
         return {
           status: 'skipped',
           kitRequests: 0,
-          lastError: `Stale: a newer event (${mark.eventId}) for ${scope.replace(':', ' ').replace(/:.*$/, '')} was already applied, so this older one was not.`,
+          lastError: `Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`,
         }
       }
     }
