@@ -196,6 +196,17 @@ describe('order, duplicates and staleness', () => {
     expect(tagNames('h@example.com')).toEqual(['Active Member'])
   })
 
+  it('a late grant never undoes a newer revoke of the same access level', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const m = { memberId: 'm_acc', email: 'acc@example.com', access: { level: 'gold' } }
+    await settled((await send({ ...m, type: 'access.revoked', time: new Date(t0 + 5000).toISOString() })).id as string)
+    const late = await send({ ...m, type: 'access.granted', time: new Date(t0).toISOString() })
+    const d = await settled(late.id as string)
+    expect(d).toMatchObject({ status: 'skipped', last_error: expect.stringMatching(/access level "gold"/) })
+    expect(tagNames('acc@example.com')).toEqual([])
+  })
+
   it('applies one member\'s queued events in time order, whatever the arrival order', async () => {
     await connect()
     const t0 = Date.now() - 60_000
