@@ -168,8 +168,15 @@ export class DeliveryProcessor {
     const fields: Record<string, string | null> = {}
     for (const f of Object.values(fieldValues)) fields[await this.deps.ids.fieldKey(kit, f.key, f.label)] = f.value
 
+    // Only events that add something (a profile, fields, tags, forms, sequences) create a
+    // subscriber; removals and unsubscribes apply to one that already exists, or to nobody.
+    const adds =
+      type === 'user.signed_up' ||
+      type === 'user.updated' ||
+      Object.keys(fields).length > 0 ||
+      mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
     const subscriber = await this.subscriber(kit, delivery, event, email, fields, {
-      createIfMissing: type !== 'user.deleted',
+      createIfMissing: type !== 'user.deleted' && adds,
       inactive: mapping.add_to_forms.length > 0,
     })
     if (!subscriber) return { warnings, skipped: `${email} is not a Kit subscriber, so there was nothing to change.` }
