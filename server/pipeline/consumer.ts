@@ -10,6 +10,8 @@ import type { Metrics } from '../plugins/metrics.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
+const EMPTY_CLAIM_PAUSE_MS = 10
+
 export interface ConsumerOptions {
   queue: DeliveryQueue
   processor: DeliveryProcessor
@@ -72,7 +74,14 @@ export class Consumer {
         })
         this.inFlight.set(delivery.seq, work)
       }
-      if (claimed.length === 0 || this.inFlight.size >= this.concurrency) await this.idle(budgetFreesIn)
+      if (claimed.length === 0) {
+        // Nothing claimable: pause briefly before looking again, so a burst of intake notifications
+        // costs one claim query per pause rather than one per event.
+        await new Promise((resolve) => setTimeout(resolve, EMPTY_CLAIM_PAUSE_MS))
+        await this.idle(budgetFreesIn)
+      } else if (this.inFlight.size >= this.concurrency) {
+        await this.idle(budgetFreesIn)
+      }
     }
   }
 

@@ -14,8 +14,10 @@ interface PendingEnqueue {
 
 /**
  * The embedded queue. Enqueues that arrive in the same turn of the event loop are committed in one
- * transaction (group commit): every caller still learns its outcome only after the commit, but
- * concurrent intake shares one fsync instead of paying one each.
+ * transaction (group commit) with a synced WAL: every caller learns its outcome only after that
+ * commit, and concurrent intake shares one fsync instead of paying one each. Claims and outcomes
+ * commit without their own fsync: a power cut can make a delivery run again (its Kit calls are
+ * idempotent in effect), never lose one.
  */
 export class SqliteQueue implements DeliveryQueue {
   private batch: PendingEnqueue[] = []
@@ -113,10 +115,14 @@ export class SqliteQueue implements DeliveryQueue {
     this.batch = []
     let results: EnqueueResult[]
     try {
+      // An accepted event must survive a power cut, not just a crash: this commit syncs the WAL.
+      this.sqlite.pragma('synchronous = FULL')
       results = this.enqueueTx(batch.map((p) => p.delivery))
     } catch (err) {
       for (const p of batch) p.reject(err)
       return
+    } finally {
+      this.sqlite.pragma('synchronous = NORMAL')
     }
     batch.forEach((p, i) => p.resolve(results[i] as EnqueueResult))
   }

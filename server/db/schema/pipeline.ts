@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm'
 import { sqliteTable, text, integer, index, primaryKey, uniqueIndex } from 'drizzle-orm/sqlite-core'
 
 /** The event inbox: every accepted member event exactly once per community, as received. */
@@ -45,7 +46,10 @@ export const deliveries = sqliteTable(
   (t) => [
     uniqueIndex('deliveries_id_idx').on(t.id),
     uniqueIndex('deliveries_event_idx').on(t.communityId, t.eventId),
-    index('deliveries_due_idx').on(t.status, t.nextAttemptAt),
+    // The consumer's claim walks this in order and stops at its limit: no sort, whatever the backlog.
+    index('deliveries_ready_idx')
+      .on(t.nextAttemptAt, t.seq)
+      .where(sql`${t.status} IN ('pending', 'retrying')`),
     index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
     index('deliveries_community_seq_idx').on(t.communityId, t.seq),
   ],
