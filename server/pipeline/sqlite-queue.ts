@@ -1,10 +1,10 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, QueuedDelivery } from './queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
-export const newDeliveryId = () => `dlv_${randomBytes(10).toString('hex')}`
+export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
 
 interface PendingEnqueue {
   delivery: NewDelivery
@@ -26,6 +26,8 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly claimable: Database.Statement
   private readonly lease: Database.Statement
   private readonly settleStmt: Database.Statement
+  private readonly nextDueStmt: Database.Statement
+  private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
 
@@ -71,6 +73,22 @@ export class SqliteQueue implements DeliveryQueue {
               next_attempt_at = @nextAttemptAt, lease_owner = NULL, lease_until = NULL, updated_at = @updatedAt
         WHERE seq = @seq AND lease_owner = @owner`,
     )
+
+    this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
+    this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
+      const changed = this.settleStmt.run({
+        seq,
+        owner,
+        status: outcome.status,
+        lastError: outcome.lastError,
+        attempted: outcome.kitRequests > 0 || outcome.status !== 'skipped' ? 1 : 0,
+        kitRequests: outcome.kitRequests,
+        nextAttemptAt: outcome.nextAttemptAt ?? now,
+        updatedAt: iso(now),
+      }).changes
+      if (changed === 1) outcome.commit?.()
+      return changed === 1
+    })
 
     this.enqueueTx = sqlite.transaction((batch: NewDelivery[]) =>
       batch.map((d) => {
@@ -132,21 +150,7 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   settle(seq: number, owner: string, outcome: Outcome): boolean {
-    const now = Date.now()
-    return this.sqlite.transaction(() => {
-      const changed = this.settleStmt.run({
-        seq,
-        owner,
-        status: outcome.status,
-        lastError: outcome.lastError,
-        attempted: outcome.kitRequests > 0 || outcome.status !== 'skipped' ? 1 : 0,
-        kitRequests: outcome.kitRequests,
-        nextAttemptAt: outcome.nextAttemptAt ?? now,
-        updatedAt: iso(now),
-      }).changes
-      if (changed === 1) outcome.commit?.()
-      return changed === 1
-    })()
+    return this.settleTx(seq, owner, outcome, Date.now())
   }
 
   recover(): number {
@@ -184,10 +188,7 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   nextDueAt(): number | null {
-    const row = this.sqlite
-      .prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
-      .get() as { t: number | null }
-    return row.t
+    return (this.nextDueStmt.get() as { t: number | null }).t
   }
 
   depth(): Record<string, number> {
