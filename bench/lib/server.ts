@@ -1,0 +1,65 @@
+/** The real plugin server as its own process: `node --import tsx server/main.ts` with a chosen environment. */
+import { join } from 'node:path'
+import { freePort, sleep, type Secrets } from './env.ts'
+import { spawnTs, type Child } from './processes.ts'
+
+export interface ServerOptions {
+  dir: string
+  secrets: Secrets
+  kitUrl: string
+  /** Same port on every restart of one drill; a free one when absent. */
+  port?: number
+  rateLimit?: number
+  rateWindowMs?: number
+  /** Development mode serves /dev/ (the local App Station page); default false (production). */
+  development?: boolean
+}
+
+export interface ServerHandle {
+  url: string
+  port: number
+  pid: number
+  databasePath: string
+  process: Child
+  /** SIGKILL or SIGTERM, then wait for the exit. */
+  kill: (signal: NodeJS.Signals) => Promise<void>
+}
+
+export async function startServer(options: ServerOptions): Promise<ServerHandle> {
+  const port = options.port ?? (await freePort())
+  const url = `http://127.0.0.1:${port}`
+  const databasePath = join(options.dir, 'kit.sqlite')
+  const { NODE_ENV: _inherited, ...inherited } = process.env
+  const env: Record<string, string | undefined> = {
+    ...inherited,
+    ...(options.development ? {} : { NODE_ENV: 'production' }),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_PATH: databasePath,
+    KIT_API_URL: options.kitUrl,
+    APPSTATION_ISSUER: url,
+    PLUGIN_ID: 'kit',
+    APPSTATION_JWT_SECRET: options.secrets.jwtSecret,
+    EVENTS_SECRET: `whsec_${options.secrets.hmacKey}`,
+    ENCRYPTION_KEY: options.secrets.encryptionKey,
+    KIT_RATE_LIMIT: String(options.rateLimit ?? 120),
+    KIT_RATE_WINDOW_MS: String(options.rateWindowMs ?? 60_000),
+    LOG_LEVEL: 'warn',
+  }
+  const child = spawnTs('server/main.ts', env)
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.child.exitCode !== null) throw new Error(`the server exited early:\n${child.output()}`)
+    const ready = await fetch(`${url}/readyz`).then(
+      (response) => response.ok,
+      () => false,
+    )
+    if (ready) break
+    if (Date.now() > deadline) {
+      await child.kill('SIGKILL')
+      throw new Error(`the server did not become ready within 30 s:\n${child.output()}`)
+    }
+    await sleep(100)
+  }
+  return { url, port, pid: child.pid, databasePath, process: child, kill: child.kill }
+}
