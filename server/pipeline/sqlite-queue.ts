@@ -6,6 +6,8 @@ import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
 
+const GROUP_COMMIT_WINDOW_MS = 1
+
 interface PendingEnqueue {
   delivery: NewDelivery
   resolve: (result: EnqueueResult) => void
@@ -13,8 +15,8 @@ interface PendingEnqueue {
 }
 
 /**
- * The embedded queue. Enqueues that arrive in the same turn of the event loop are committed in one
- * transaction (group commit) with a synced WAL: every caller learns its outcome only after that
+ * The embedded queue. Enqueues arriving within about a millisecond of each other are committed in
+ * one transaction (group commit) with a synced WAL: every caller learns its outcome only after that
  * commit, and concurrent intake shares one fsync instead of paying one each. Claims and outcomes
  * commit without their own fsync: a power cut can make a delivery run again (its Kit calls are
  * idempotent in effect), never lose one.
@@ -123,7 +125,8 @@ export class SqliteQueue implements DeliveryQueue {
 
   enqueue(delivery: NewDelivery): Promise<EnqueueResult> {
     return new Promise((resolve, reject) => {
-      if (this.batch.length === 0) setImmediate(() => this.flush())
+      // A window of about a millisecond gathers the events arriving together into one commit.
+      if (this.batch.length === 0) setTimeout(() => this.flush(), GROUP_COMMIT_WINDOW_MS)
       this.batch.push({ delivery, resolve, reject })
     })
   }
