@@ -4,6 +4,6 @@ import { existsSync } from 'node:fs'
 
 if (!existsSync('dist/ui/panel/index.html')) {
   console.log('No UI build found: building it first (npm run build)…')
-  const result = spawnSync('npx', ['vite', 'build'], { stdio: 'inherit' })
+  const result = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })
   if (result.status !== 0) process.exit(result.status ?? 1)
 }

@@ -35,6 +35,7 @@ const routes: FastifyPluginAsync = async (app) => {
       root: join(UI_DIST, 'assets'),
       prefix: '/assets/',
       decorateReply: false,
+      preCompressed: true,
       immutable: true,
       maxAge: '365d',
     })
