@@ -235,6 +235,22 @@ describe('failures', () => {
     expect(tagNames('j@example.com')).toEqual(['New Member'])
   })
 
+  it('retries at once what was backing off from an outage as soon as Kit answers again', async () => {
+    await app.close()
+    await kit.close()
+    kit = await startKitStandin({ apiKeys: [KEY, KEY_B] })
+    ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret] }, { retry: { baseMs: 60_000, maxMs: 60_000, rateLimitWaitMs: 300 } }))
+    await connect()
+    kit.injectNext(3, 'network')
+    const early = await send({ type: 'user.signed_up', memberId: 'm_out1', email: 'out1@example.com' })
+    await waitFor(() => deliveryOf(early.id as string)?.status === 'retrying', { what: 'a delivery backing off' })
+    const later = await send({ type: 'user.signed_up', memberId: 'm_out2', email: 'out2@example.com' })
+    expect((await settled(later.id as string)).status).toBe('succeeded')
+    const d = await settled(early.id as string)
+    expect(d).toMatchObject({ status: 'succeeded', attempts: 2 })
+    expect(tagNames('out1@example.com')).toEqual(['New Member'])
+  })
+
   it('holds deliveries on a 401, marks the connection invalid, and resumes when a working key is saved', async () => {
     await connect()
     kit.revokeKey(KEY)

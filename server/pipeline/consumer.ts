@@ -31,6 +31,7 @@ export class Consumer {
   private readonly inFlight = new Map<number, Promise<void>>()
   private readonly abort = new AbortController()
   private wake: (() => void) | null = null
+  private readonly lastExpedite = new Map<string, number>()
   private loop: Promise<void> | null = null
   private readonly concurrency: number
   private readonly leaseMs: number
@@ -136,6 +137,7 @@ export class Consumer {
       return
     }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })
+    if (outcome.status === 'succeeded' && outcome.kitRequests > 0) this.kitAnswered(delivery.communityId)
     if (outcome.status === 'succeeded' || outcome.status === 'skipped' || outcome.status === 'failed') {
       this.o.metrics.deliveryLatency.observe((Date.now() - delivery.receivedAt) / 1000)
     }
@@ -143,6 +145,21 @@ export class Consumer {
       { deliveryId: delivery.id, eventType: delivery.eventType, status: outcome.status, kitRequests: outcome.kitRequests },
       'delivery processed',
     )
+  }
+
+  /**
+   * A delivery just went through to Kit: whatever this community has backing off from an outage
+   * need not wait out its backoff. Checked at most once a second per community.
+   */
+  private kitAnswered(communityId: string): void {
+    const now = Date.now()
+    if (now - (this.lastExpedite.get(communityId) ?? 0) < 1000) return
+    this.lastExpedite.set(communityId, now)
+    const expedited = this.o.queue.expediteRetries(communityId, now)
+    if (expedited > 0) {
+      this.o.log.info({ communityId, expedited }, 'Kit answers again; retrying deliveries now')
+      this.notify()
+    }
   }
 
   /** Stops claiming; waits up to `graceMs` for work in flight, then aborts it and gives it back. */

@@ -84,6 +84,8 @@ export interface DeliveryQueue {
   release(owner: string): number
   /** A working key was saved: held deliveries of the community go back to the queue. */
   resumeHeld(communityId: string, now: number): number
+  /** Kit answered again for this community: deliveries backing off from an outage are due now. */
+  expediteRetries(communityId: string, now: number): number
   /** An owner asked to retry a failed delivery. */
   retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed'
   /** Earliest time a waiting delivery becomes due, or null. */

@@ -29,6 +29,7 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly lease: Database.Statement
   private readonly settleStmt: Database.Statement
   private readonly nextDueStmt: Database.Statement
+  private readonly expediteStmt: Database.Statement
   private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
@@ -76,6 +77,12 @@ export class SqliteQueue implements DeliveryQueue {
         WHERE seq = @seq AND lease_owner = @owner`,
     )
 
+    // `+community_id` keeps the planner on the ready index: only waiting rows are scanned, never history.
+    this.expediteStmt = sqlite.prepare(
+      `UPDATE deliveries SET next_attempt_at = @now, updated_at = @updatedAt
+        WHERE status IN ('pending', 'retrying') AND status = 'retrying'
+          AND next_attempt_at > @now AND +community_id = @communityId`,
+    )
     this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
     this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
       const changed = this.settleStmt.run({
@@ -173,6 +180,10 @@ export class SqliteQueue implements DeliveryQueue {
           WHERE community_id = ? AND status = 'held'`,
       )
       .run(now, iso(now), communityId).changes
+  }
+
+  expediteRetries(communityId: string, now: number): number {
+    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now) }).changes
   }
 
   retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed' {
