@@ -3,16 +3,8 @@
  * PORT (default 8790) and HOST (default 127.0.0.1) choose where it listens;
  * KIT_STANDIN_KEYS (space-separated) adds API keys next to `kit_demo_key`.
  */
+import { DEMO_DATA, DEMO_KEY } from './demo.ts'
 import { startKitStandin, type KitStandin } from './server.ts'
-
-const DEMO_KEY = 'kit_demo_key'
-
-const DEMO_DATA = {
-  tags: ['New Member', 'Active Member', 'Cancelled', 'VIP'],
-  customFields: ['Subscription plan', 'Access level'],
-  forms: [{ name: 'Community newsletter' }, { name: 'Early access waitlist' }],
-  sequences: [{ name: 'Welcome series' }, { name: 'Win-back series', active: false }],
-}
 
 function parsePort(raw: string | undefined): number {
   const port = Number(raw ?? 8790)
