@@ -14,7 +14,7 @@ import { startServer } from '../bench/lib/server.ts'
 import { api, connect } from '../bench/lib/session.ts'
 import { checkKit, describeCheck } from '../bench/lib/verify.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
-import { finish, Ledger, repeatedTagCalls, RESULTS } from './common.ts'
+import { finish, Ledger, repeatedTagCalls, RESULTS, withServerLog } from './common.ts'
 import { startKitProxy } from './proxy.ts'
 
 const KEY = 'kit_drill_blackout_key'
@@ -59,7 +59,13 @@ export async function blackoutDrill(): Promise<Outcome> {
     const refusedIntake = ledger.refused().length + ledger.unanswered().length
     log(`blackout: ${accepted.length} events accepted (${duringBlackout} while Kit was dark), ${refusedIntake} not accepted; waiting for delivery…`)
     const reader = new DeliveryReader(server.databasePath)
-    const counts = await waitTerminal(reader, accepted.length, { timeoutMs: blackoutMs + 300_000, onProgress: (c) => log(`blackout: ${Math.round((Date.now() - lightAt) / 1000)} s after Kit came back: ${JSON.stringify(c)}`) })
+    const counts = await withServerLog(
+      server,
+      waitTerminal(reader, accepted.length, {
+        timeoutMs: blackoutMs + 300_000,
+        onProgress: (c) => log(`blackout: ${Math.round((Date.now() - lightAt) / 1000)} s after Kit came back: ${JSON.stringify(c)}`),
+      }),
+    )
     const recoveredMs = Date.now() - lightAt
     const stored = reader.storedIds()
     const integrity = reader.integrity()

@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url'
 import type { StandinRequest } from '../tests/kit-standin/server.ts'
 import type { MemberEvent } from '../bench/lib/events.ts'
+import type { ServerHandle } from '../bench/lib/server.ts'
 import { log, type Outcome } from '../bench/lib/report.ts'
 
 export const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url))
@@ -49,4 +50,16 @@ export function repeatedTagCalls(requests: StandinRequest[]): number {
 export function finish(outcome: Outcome): Outcome {
   log(`RESULT [${outcome.name}]: ${outcome.status === 'pass' ? 'OK' : 'PROBLEM'} — ${outcome.verdict}`)
   return outcome
+}
+
+/** Awaits `work`; when it fails, the error also carries the end of what the server logged. */
+export async function withServerLog<T>(server: ServerHandle, work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    const { child } = server.process
+    const state = child.exitCode === null && child.signalCode === null ? 'still running' : `exited (${child.exitCode ?? child.signalCode})`
+    const tail = server.process.output().trim().split('\n').slice(-15).join('\n')
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nthe server is ${state}; its log ends with:\n${tail || '(nothing at LOG_LEVEL=warn)'}`)
+  }
 }

@@ -15,7 +15,7 @@ import { startServer, type ServerHandle } from '../bench/lib/server.ts'
 import { api, connect } from '../bench/lib/session.ts'
 import { checkKit, describeCheck } from '../bench/lib/verify.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
-import { finish, Ledger, repeatedTagCalls, RESULTS } from './common.ts'
+import { finish, Ledger, repeatedTagCalls, RESULTS, withServerLog } from './common.ts'
 
 const KEY = 'kit_drill_kill_key'
 const COMMUNITY = 'c_kill'
@@ -63,7 +63,10 @@ export async function kill9Drill(): Promise<Outcome> {
     if (resend.length) ledger.record(resend, await postAll(server.url, secrets.hmacKey, resend))
     const accepted = ledger.accepted()
     const reader = new DeliveryReader(server.databasePath)
-    const counts = await waitTerminal(reader, accepted.length, { timeoutMs: 180_000, onProgress: (c) => log(`kill -9: draining ${JSON.stringify(c)}`) })
+    const counts = await withServerLog(
+      server,
+      waitTerminal(reader, accepted.length, { timeoutMs: 180_000, onProgress: (c) => log(`kill -9: draining ${JSON.stringify(c)}`) }),
+    )
     const stored = reader.storedIds()
     const integrity = reader.integrity()
     const rows = reader.total()

@@ -14,7 +14,7 @@ import { startServer } from '../bench/lib/server.ts'
 import { api, connect, connectionStatus } from '../bench/lib/session.ts'
 import { checkKit, describeCheck } from '../bench/lib/verify.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
-import { finish, Ledger, repeatedTagCalls, RESULTS } from './common.ts'
+import { finish, Ledger, repeatedTagCalls, RESULTS, withServerLog } from './common.ts'
 
 const KEY = 'kit_drill_revoke_key'
 const COMMUNITY = 'c_revoke'
@@ -68,7 +68,10 @@ export async function revokeDrill(): Promise<Outcome> {
     const restoredAt = Date.now()
     log(`revoke: key restored and saved again (${await connectionStatus(client)}); waiting for the held deliveries`)
     const accepted = ledger.accepted()
-    const counts = await waitTerminal(reader, accepted.length, { timeoutMs: 120_000, onProgress: (c) => log(`revoke: ${JSON.stringify(c)}`) })
+    const counts = await withServerLog(
+      server,
+      waitTerminal(reader, accepted.length, { timeoutMs: 120_000, onProgress: (c) => log(`revoke: ${JSON.stringify(c)}`) }),
+    )
     const resumedMs = Date.now() - restoredAt
     const stored = reader.storedIds()
     const integrity = reader.integrity()

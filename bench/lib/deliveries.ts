@@ -53,6 +53,18 @@ export class DeliveryReader {
     ).n
   }
 
+  /** A few deliveries that are not terminal, with what the queue knows about them, for failure reports. */
+  stuck(limit = 5): Record<string, unknown>[] {
+    return this.db
+      .prepare(
+        `SELECT member_id, event_type, status, attempts, last_error,
+                next_attempt_at - unixepoch('subsec') * 1000 AS due_in_ms,
+                lease_owner IS NOT NULL AS leased, lease_until - unixepoch('subsec') * 1000 AS lease_left_ms
+           FROM deliveries WHERE status NOT IN ('succeeded', 'failed', 'skipped') ORDER BY seq LIMIT ?`,
+      )
+      .all(limit) as Record<string, unknown>[]
+  }
+
   storedIds(): Set<string> {
     return new Set((this.db.prepare('SELECT id FROM events').all() as { id: string }[]).map((r) => r.id))
   }
@@ -89,7 +101,10 @@ export async function waitTerminal(
   for (;;) {
     const counts = reader.counts()
     if (reader.total() >= expected && terminal(counts) === reader.total()) return counts
-    if (Date.now() - start > timeoutMs) throw new Error(`deliveries not terminal after ${Math.round(timeoutMs / 1000)} s: ${JSON.stringify(counts)}`)
+    if (Date.now() - start > timeoutMs) {
+      const sample = reader.stuck().map((row) => `  ${JSON.stringify(row)}`).join('\n')
+      throw new Error(`deliveries not terminal after ${Math.round(timeoutMs / 1000)} s: ${JSON.stringify(counts)}; the first of them:\n${sample}`)
+    }
     if (onProgress && Date.now() - lastProgress >= progressMs) {
       lastProgress = Date.now()
       onProgress(counts)
