@@ -133,7 +133,7 @@ function ensureBuild(): string | null {
   if (existsSync(PANEL_HTML) && process.env.BENCH_PANEL_BUILD !== '1') return null
   log('panel: building the UI (npm run build)…')
   try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' })
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
   } catch (err) {
     const output = (err as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join(' ') ?? String(err)
     return `the UI build failed: ${output}`

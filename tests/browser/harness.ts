@@ -63,7 +63,8 @@ function stopServer(server: ChildProcess): Promise<void> {
 }
 
 export async function startStack(): Promise<Stack> {
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' })
+  // The test runner sets NODE_ENV=test, which would give Vue's development build: build as shipped.
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
   const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
