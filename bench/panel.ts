@@ -14,6 +14,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
+import { get } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core'
@@ -141,6 +142,18 @@ function ensureBuild(): string | null {
   return existsSync(PANEL_HTML) ? null : 'the UI build did not produce dist/ui/panel/index.html'
 }
 
+/** Status, content encoding and body size as sent (not decoded), for a client that accepts gzip and brotli. */
+function onTheWire(url: string): Promise<{ status: number; encoding: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { 'accept-encoding': 'gzip, br' } }, (answer) => {
+      let bytes = 0
+      answer.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      answer.on('end', () => resolve({ status: answer.statusCode ?? 0, encoding: answer.headers['content-encoding'] ?? 'none', bytes }))
+      answer.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
 const skipped = (name: string, goal: string, reason: string): Outcome => ({ name, figures: {}, goal, status: 'skipped', verdict: `skipped: ${reason}` })
 
 export async function panelBenchmark(): Promise<Outcome[]> {
@@ -182,9 +195,8 @@ async function startBenchmark(goal: string, weight: Weight): Promise<Outcome> {
   try {
     const largest = [...weight.files].sort((a, b) => b.bytes - a.bytes)[0]
     if (largest) {
-      const answer = await fetch(`${server.url}/${largest.file}`, { headers: { 'accept-encoding': 'gzip, br' } })
-      const wire = (await answer.arrayBuffer()).byteLength
-      log(`panel: asked for /${largest.file} with accept-encoding gzip, br: ${answer.status}, content-encoding ${answer.headers.get('content-encoding') ?? 'none'}, ${wire} B on the wire`)
+      const wire = await onTheWire(`${server.url}/${largest.file}`)
+      log(`panel: asked for /${largest.file} with accept-encoding gzip, br: ${wire.status}, content-encoding ${wire.encoding}, ${wire.bytes} B on the wire`)
     }
     const results: StartRun[] = []
     for (let i = 0; i < runs; i++) {
