@@ -1,7 +1,7 @@
 /** Paths, ports, secrets and small timing helpers shared by the benchmarks and the drills. */
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,8 +22,19 @@ export function freePort(): Promise<number> {
   })
 }
 
+const tempDirs: string[] = []
+
+/**
+ * A fresh directory under the system temp dir, removed when the process exits (databases of an
+ * intake run reach tens of MB); BENCH_KEEP_DATA=1 keeps them for a look afterwards.
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `${prefix}-`))
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`))
+  if (tempDirs.length === 0 && process.env.BENCH_KEEP_DATA !== '1') {
+    process.on('exit', () => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+  }
+  tempDirs.push(dir)
+  return dir
 }
 
 /** Everything a server and its clients must agree on. */
