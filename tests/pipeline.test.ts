@@ -293,6 +293,9 @@ describe('failures', () => {
     for (const e of events) expect((await settled(e.id as string)).status).toBe('succeeded')
     expect(kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)
     expect(kit.account(KEY).subscribers).toHaveLength(40)
+    const calls = (method: string, path: string) => kit.requests.filter((r) => r.method === method && r.path === path && r.status < 300).length
+    expect(calls('GET', '/v4/tags')).toBe(1)
+    expect(calls('POST', '/v4/tags')).toBe(1)
   }, 30_000)
 
   it('one community\'s backlog does not stall another\'s', async () => {

@@ -1,12 +1,15 @@
 /**
  * Tag and custom-field ids per Kit credential, learnt once and reused, so an event costs only the
- * calls that change something. Entries are dropped when Kit says an id no longer exists.
+ * calls that change something. Concurrent deliveries share one lookup or creation of the same
+ * thing (single flight). Entries are dropped when Kit says an id no longer exists.
  */
 import type { KitApi } from '../kit/client.ts'
 
 interface CredentialCache {
-  tags: Map<string, number> | null
-  fields: Map<string, string> | null
+  tags: Promise<Map<string, number>> | null
+  fields: Promise<Map<string, string>> | null
+  /** Creations in flight, by tag name or field label (lower-cased). */
+  creating: Map<string, Promise<unknown>>
 }
 
 export class KitIdCache {
@@ -15,19 +18,51 @@ export class KitIdCache {
   private entry(credentialId: string): CredentialCache {
     let e = this.byCredential.get(credentialId)
     if (!e) {
-      e = { tags: null, fields: null }
+      e = { tags: null, fields: null, creating: new Map() }
       this.byCredential.set(credentialId, e)
     }
     return e
   }
 
-  private async tags(kit: KitApi): Promise<Map<string, number>> {
+  private tags(kit: KitApi): Promise<Map<string, number>> {
     const e = this.entry(kit.credentialId)
     if (!e.tags) {
-      const list = await kit.listTags()
-      e.tags = new Map(list.map((t) => [t.name.toLowerCase(), t.id]))
+      const loading = kit.listTags().then((list) => new Map(list.map((t) => [t.name.toLowerCase(), t.id])))
+      e.tags = loading
+      loading.catch(() => {
+        if (e.tags === loading) e.tags = null
+      })
     }
     return e.tags
+  }
+
+  private fields(kit: KitApi): Promise<Map<string, string>> {
+    const e = this.entry(kit.credentialId)
+    if (!e.fields) {
+      const loading = kit.listCustomFields().then((list) => {
+        const fields = new Map<string, string>()
+        for (const f of list) {
+          fields.set(`key:${f.key}`, f.key)
+          fields.set(`label:${f.label.toLowerCase()}`, f.key)
+        }
+        return fields
+      })
+      e.fields = loading
+      loading.catch(() => {
+        if (e.fields === loading) e.fields = null
+      })
+    }
+    return e.fields
+  }
+
+  /** Runs `create` once for concurrent callers asking for the same thing. */
+  private once<T>(kit: KitApi, key: string, create: () => Promise<T>): Promise<T> {
+    const { creating } = this.entry(kit.credentialId)
+    const running = creating.get(key) as Promise<T> | undefined
+    if (running) return running
+    const started = create().finally(() => creating.delete(key))
+    creating.set(key, started)
+    return started
   }
 
   /** The id of the tag with this name, created in Kit on first use. */
@@ -35,9 +70,11 @@ export class KitIdCache {
     const tags = await this.tags(kit)
     const known = tags.get(name.toLowerCase())
     if (known !== undefined) return known
-    const { tag } = await kit.createTag(name)
-    tags.set(name.toLowerCase(), tag.id)
-    return tag.id
+    return this.once(kit, `tag:${name.toLowerCase()}`, async () => {
+      const { tag } = await kit.createTag(name)
+      tags.set(name.toLowerCase(), tag.id)
+      return tag.id
+    })
   }
 
   /** The id of an existing tag, or null (nothing to remove). */
@@ -50,22 +87,16 @@ export class KitIdCache {
    * created from its label on first use and Kit's derived key is used.
    */
   async fieldKey(kit: KitApi, key: string, label: string): Promise<string> {
-    const e = this.entry(kit.credentialId)
-    if (!e.fields) {
-      const list = await kit.listCustomFields()
-      e.fields = new Map()
-      for (const f of list) {
-        e.fields.set(`key:${f.key}`, f.key)
-        e.fields.set(`label:${f.label.toLowerCase()}`, f.key)
-      }
-    }
-    const known = e.fields.get(`key:${key}`) ?? e.fields.get(`label:${label.toLowerCase()}`)
+    const fields = await this.fields(kit)
+    const known = fields.get(`key:${key}`) ?? fields.get(`label:${label.toLowerCase()}`)
     if (known) return known
-    const { field } = await kit.createCustomField(label)
-    e.fields.set(`key:${field.key}`, field.key)
-    e.fields.set(`key:${key}`, field.key)
-    e.fields.set(`label:${field.label.toLowerCase()}`, field.key)
-    return field.key
+    return this.once(kit, `field:${label.toLowerCase()}`, async () => {
+      const { field } = await kit.createCustomField(label)
+      fields.set(`key:${field.key}`, field.key)
+      fields.set(`key:${key}`, field.key)
+      fields.set(`label:${field.label.toLowerCase()}`, field.key)
+      return field.key
+    })
   }
 
   forget(credentialId: string): void {
