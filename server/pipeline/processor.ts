@@ -11,7 +11,7 @@ import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
 import type { KitApi, KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
-import type { ConnectionService } from '../services/connections.ts'
+import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import type { KitIdCache } from './kit-ids.ts'
@@ -105,7 +105,7 @@ export class DeliveryProcessor {
 
     const credential = this.deps.connections.credential(communityId)
     if (!credential) {
-      return { status: 'skipped', kitRequests: 0, lastError: 'No Kit account is connected for this community, so nothing was sent to Kit.' }
+      return { status: 'skipped', kitRequests: 0, lastError: NOT_CONNECTED_REASON }
     }
     if (credential.status === 'invalid') return this.held(0)
 

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { isEventType } from '../../shared/events.ts'
 import { AppError } from '../lib/errors.ts'
+import { NOT_CONNECTED_REASON } from '../services/connections.ts'
 import { InvalidEvent, normaliseEmail, validateEnvelope } from '../pipeline/envelope.ts'
 import { WebhookVerifier } from '../pipeline/signature.ts'
 
@@ -13,6 +14,13 @@ const invalidEvent = (message: string) => new AppError(400, 'invalid_event', mes
 const routes: FastifyPluginAsync = async (app) => {
   const verifier = new WebhookVerifier(app.config.eventsSecrets)
   const { metrics } = app
+
+  /** Events that will send nothing are recorded as skipped right away, with the reason. */
+  const skipped = (type: string, communityId: string): { skippedReason?: string } => {
+    if (!isEventType(type)) return { skippedReason: `Event type ${type} is not handled by the Kit integration.` }
+    if (!app.services.connections.isConnected(communityId)) return { skippedReason: NOT_CONNECTED_REASON }
+    return {}
+  }
 
   app.addContentTypeParser(['application/json', 'application/cloudevents+json'], { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),
@@ -65,6 +73,7 @@ const routes: FastifyPluginAsync = async (app) => {
     }
 
     const receivedAt = Date.now()
+    const skip = skipped(event.type, event.communityid)
     const { accepted } = await app.pipeline.queue.enqueue({
       communityId: event.communityid,
       eventId: event.id,
@@ -74,11 +83,11 @@ const routes: FastifyPluginAsync = async (app) => {
       eventTime: event.time ? Date.parse(event.time) : receivedAt,
       payload: text,
       receivedAt,
-      ...(isEventType(event.type) ? {} : { skippedReason: `Event type ${event.type} is not handled by the Kit integration.` }),
+      ...skip,
     })
     metrics.eventsReceived.inc({ status: accepted ? 'accepted' : 'duplicate' })
     if (!accepted) return reply.status(200).send({ status: 'duplicate', id: event.id })
-    app.pipeline.consumer.notify()
+    if (!skip.skippedReason) app.pipeline.consumer.notify()
     return reply.status(202).send({ status: 'accepted', id: event.id })
   })
 }

@@ -2,7 +2,7 @@
  * A community's Kit connection. The API key is write-only: it is checked with Kit, sealed with
  * AES-256-GCM and never leaves this service except to the Kit client.
  */
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection, KitAccount } from '../../shared/api.ts'
 import type { Db } from '../db/index.ts'
@@ -23,6 +23,8 @@ export interface StoredCredential {
 }
 
 type Listener = (communityId: string) => void
+
+export const NOT_CONNECTED_REASON = 'No Kit account is connected for this community, so nothing was sent to Kit.'
 
 function toAccount(info: KitAccountInfo): KitAccount {
   return {
@@ -64,17 +66,29 @@ export function kitFailure(err: KitError): AppError {
 
 export class ConnectionService {
   private readonly connectedListeners: Listener[] = []
+  private readonly existsQuery
 
   constructor(
     private readonly db: Db,
     private readonly encryptionKey: Buffer,
     private readonly kit: KitClientFactory,
     private readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    this.existsQuery = db
+      .select({ communityId: connections.communityId })
+      .from(connections)
+      .where(eq(connections.communityId, sql.placeholder('communityId')))
+      .prepare()
+  }
 
   /** Called after a community saves a working key (the pipeline resumes held deliveries). */
   onConnected(listener: Listener): void {
     this.connectedListeners.push(listener)
+  }
+
+  /** Whether the community has a saved Kit key (working or not): cheap enough for every event. */
+  isConnected(communityId: string): boolean {
+    return this.existsQuery.get({ communityId }) !== undefined
   }
 
   private row(communityId: string): ConnectionRow | undefined {
