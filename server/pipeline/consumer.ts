@@ -59,11 +59,14 @@ export class Consumer {
       const free = this.concurrency - this.inFlight.size
       let claimed: QueuedDelivery[] = []
       let budgetFreesIn: number | null = null
+      let claimCostMs = 0
       if (free > 0) {
         try {
           const busy = this.busyCommunities()
           budgetFreesIn = busy.freesIn
+          const started = performance.now()
           claimed = this.o.queue.claim({ owner: this.owner, limit: free, leaseMs: this.leaseMs, now: Date.now(), exclude: busy.communities })
+          claimCostMs = performance.now() - started
         } catch (err) {
           this.o.log.error({ err }, 'claiming deliveries failed')
         }
@@ -76,9 +79,11 @@ export class Consumer {
         this.inFlight.set(delivery.seq, work)
       }
       if (claimed.length === 0) {
-        // Nothing claimable: pause briefly before looking again, so a burst of intake notifications
-        // costs one claim query per pause rather than one per event.
-        await new Promise((resolve) => setTimeout(resolve, EMPTY_CLAIM_PAUSE_MS))
+        // Nothing claimable: pause before looking again, so a burst of intake notifications costs
+        // one claim query per pause rather than one per event, and a claim that had to walk a long
+        // backlog of waiting communities takes at most a fifth of the time.
+        const pause = Math.max(EMPTY_CLAIM_PAUSE_MS, 4 * claimCostMs)
+        await new Promise((resolve) => setTimeout(resolve, pause))
         await this.idle(budgetFreesIn)
       } else if (this.inFlight.size >= this.concurrency) {
         await this.idle(budgetFreesIn)
@@ -124,8 +129,12 @@ export class Consumer {
 
   private async handle(delivery: QueuedDelivery): Promise<void> {
     let outcome
+    const deadline = AbortSignal.timeout(this.leaseMs / 2)
     try {
-      outcome = await this.o.processor.process(delivery, this.abort.signal)
+      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]))
+      if (deadline.aborted && outcome.status === 'retrying') {
+        outcome = { ...outcome, lastError: 'Kit took too long to answer; this delivery will be retried.' }
+      }
     } catch (err) {
       this.o.log.error({ err, deliveryId: delivery.id }, 'processing crashed; will retry')
       outcome = { status: 'retrying' as const, kitRequests: 0, lastError: 'An unexpected error interrupted this delivery; it will be retried.', nextAttemptAt: Date.now() + 5000 }
