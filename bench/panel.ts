@@ -22,23 +22,13 @@ import { envInt, median, newSecrets, ROOT, round, sleep, tempDir } from './lib/e
 import { log, printOutcome, runIfMain, verdictOf, type Outcome } from './lib/report.ts'
 import { startServer } from './lib/server.ts'
 import { RESULTS } from './intake.ts'
+import { CHROMIUM_ARGS, CHROMIUM_PATH as CHROMIUM } from '../tests/helpers/chromium.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const PANEL_HTML = join(ROOT, 'dist/ui/panel/index.html')
 const LABEL = 'Kit API key'
 const WEIGHT_GOAL_KIB = 60
 const START_GOAL_MS = 500
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 
 /** Runs in every frame before its scripts; only the panel frame records anything. */
 const READY_PROBE = `(() => {

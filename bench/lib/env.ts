@@ -1,5 +1,4 @@
 /** Paths, ports, secrets and small timing helpers shared by the benchmarks and the drills. */
-import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,17 +9,7 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      probe.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from '../../tests/helpers/server-process.ts'
 
 const tempDirs: string[] = []
 
