@@ -26,4 +26,13 @@ export function isEventType(value: string): value is EventType {
 }
 
 /** Placeholders a tag name may hold; each is filled from the event before the tag is applied. */
-export const TAG_TEMPLATE_PATTERN = /\{\{\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*\}\}/g
+const PLACEHOLDER = /\{\{([^}]*)\}\}/g
+const KNOWN_PLACEHOLDER = /^\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*$/
+
+/** The first `{{…}}` in a tag name that is not a known placeholder (without braces), or null. */
+export function unknownPlaceholder(name: string): string | null {
+  for (const match of name.matchAll(PLACEHOLDER)) {
+    if (!KNOWN_PLACEHOLDER.test(match[1] ?? '')) return match[1] ?? ''
+  }
+  return null
+}

@@ -1,14 +1,12 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
 import { eq } from 'drizzle-orm'
-import { EVENT_TYPES } from '../../shared/events.ts'
+import { EVENT_TYPES, unknownPlaceholder } from '../../shared/events.ts'
 import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
 import type { Db } from '../db/index.ts'
 import { mappings } from '../db/schema/index.ts'
 import { AppError } from '../lib/errors.ts'
 
-const PLACEHOLDER = /\{\{([^}]*)\}\}/g
-const KNOWN_PLACEHOLDER = /^\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*$/
 
 const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)
 
@@ -16,12 +14,11 @@ function checkTags(tags: TagRef[], path: string): TagRef[] {
   return tags.map((tag, i) => {
     const name = tag.name.trim()
     if (name === '') throw invalid(`${path}[${i}].name must not be blank`)
-    for (const match of name.matchAll(PLACEHOLDER)) {
-      if (!KNOWN_PLACEHOLDER.test(match[1] ?? '')) {
-        throw invalid(
-          `${path}[${i}].name uses an unknown placeholder {{${match[1]}}}; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}`,
-        )
-      }
+    const unknown = unknownPlaceholder(name)
+    if (unknown !== null) {
+      throw invalid(
+        `${path}[${i}].name uses an unknown placeholder {{${unknown}}}; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}`,
+      )
     }
     return tag.id === undefined ? { name } : { id: tag.id, name }
   })

@@ -4,7 +4,7 @@
  */
 import { LIMITS, type EventMapping, type Mappings, type TagRef } from '../../../shared/api.ts'
 import { emptyEventMapping } from '../../../shared/defaults.ts'
-import { EVENT_TYPES, isEventType, type EventType } from '../../../shared/events.ts'
+import { EVENT_TYPES, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
 import { MK_FIELD_PATTERN } from '../../../shared/fields.ts'
 
 export type TagList = 'add_tags' | 'remove_tags'
@@ -42,18 +42,14 @@ export function sameMappings(a: Mappings, b: Mappings): boolean {
   return JSON.stringify(completeMappings(a)) === JSON.stringify(completeMappings(b))
 }
 
-const PLACEHOLDER = /\{\{([^}]*)\}\}/g
-const KNOWN_PLACEHOLDER = /^\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*$/
-
 /** Why a tag name cannot be used, or null when it can. */
 export function tagNameProblem(name: string): string | null {
   const trimmed = name.trim()
   if (trimmed === '') return 'A tag needs a name.'
   if (trimmed.length > LIMITS.tagNameMax) return `Tag names can be at most ${LIMITS.tagNameMax} characters.`
-  for (const match of trimmed.matchAll(PLACEHOLDER)) {
-    if (!KNOWN_PLACEHOLDER.test(match[1] ?? '')) {
-      return `{{${match[1]}}} is not a known placeholder; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}.`
-    }
+  const unknown = unknownPlaceholder(trimmed)
+  if (unknown !== null) {
+    return `{{${unknown}}} is not a known placeholder; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}.`
   }
   return null
 }
