@@ -31,6 +31,8 @@ export class Consumer {
   private readonly inFlight = new Map<number, Promise<void>>()
   private readonly abort = new AbortController()
   private wake: (() => void) | null = null
+  /** A notify() that arrived while the loop was not asleep: the next idle() returns at once. */
+  private notified = false
   private readonly lastExpedite = new Map<string, number>()
   private loop: Promise<void> | null = null
   private readonly concurrency: number
@@ -51,6 +53,7 @@ export class Consumer {
 
   /** New work arrived (or a community was reconnected): look now rather than at the next poll. */
   notify(): void {
+    this.notified = true
     this.wake?.()
   }
 
@@ -107,6 +110,10 @@ export class Consumer {
 
   /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
   private idle(budgetFreesIn: number | null): Promise<void> {
+    if (this.notified || !this.running) {
+      this.notified = false
+      return Promise.resolve()
+    }
     const due = this.o.queue.nextDueAt()
     const candidates = [this.idlePollMs]
     // Work already due but not claimed waits on a budget, a member's earlier event or a lease:
@@ -122,6 +129,7 @@ export class Consumer {
       }
       this.wake = () => {
         this.wake = null
+        this.notified = false
         done()
       }
     })
