@@ -168,6 +168,34 @@ export const DeliveryStatus = Type.Union([
 ])
 export type DeliveryStatus = Static<typeof DeliveryStatus>
 
+/**
+ * One thing a delivery did (or deliberately did not do) in Kit, in the order it happened, so the
+ * owner can read what happened to a member: `target` names the Kit object (tag, form, sequence,
+ * field label), `detail` says why in words (a skip's reason, a warning's text).
+ */
+export const DeliveryStepAction = Type.Union([
+  Type.Literal('subscriber.created'),
+  Type.Literal('subscriber.updated'),
+  Type.Literal('subscriber.unchanged'),
+  Type.Literal('fields.written'),
+  Type.Literal('tag.added'),
+  Type.Literal('tag.removed'),
+  Type.Literal('form.added'),
+  Type.Literal('sequence.added'),
+  Type.Literal('unsubscribed'),
+  Type.Literal('skipped'),
+  Type.Literal('warning'),
+  Type.Literal('failed'),
+])
+export type DeliveryStepAction = Static<typeof DeliveryStepAction>
+
+export const DeliveryStep = Type.Object({
+  action: DeliveryStepAction,
+  target: Type.Union([Type.String(), Type.Null()]),
+  detail: Type.Union([Type.String(), Type.Null()]),
+})
+export type DeliveryStep = Static<typeof DeliveryStep>
+
 export const Delivery = Type.Object({
   id: Type.String(),
   event_id: Type.String(),
@@ -177,6 +205,10 @@ export const Delivery = Type.Object({
   attempts: Type.Integer(),
   last_error: Type.Union([Type.String(), Type.Null()]),
   kit_requests: Type.Integer(),
+  /** What the last attempt did, step by step; empty until an attempt ran. */
+  steps: Type.Array(DeliveryStep),
+  /** For `retrying` (and held) deliveries: when the next attempt is due. */
+  next_attempt_at: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String(),
   updated_at: Type.String(),
 })

@@ -3,7 +3,7 @@
  * default; a PostgreSQL one can implement the same verbs (claim with SKIP LOCKED) for several
  * instances.
  */
-import type { DeliveryStatus } from '../../shared/api.ts'
+import type { DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
@@ -53,6 +53,8 @@ export interface Outcome {
   status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held'
   lastError: string | null
   kitRequests: number
+  /** What this attempt did in Kit, step by step (kept for the owner's Activity). */
+  steps?: DeliveryStep[]
   /** For `retrying`: when to try again (epoch ms). */
   nextAttemptAt?: number
   /** Extra writes to commit atomically with the outcome (ordering marks). */

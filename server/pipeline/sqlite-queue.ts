@@ -71,7 +71,7 @@ export class SqliteQueue implements DeliveryQueue {
     )
     this.settleStmt = sqlite.prepare(
       `UPDATE deliveries
-          SET status = @status, last_error = @lastError,
+          SET status = @status, last_error = @lastError, steps = @steps,
               attempts = attempts + @attempted, kit_requests = kit_requests + @kitRequests,
               next_attempt_at = @nextAttemptAt, lease_owner = NULL, lease_until = NULL, updated_at = @updatedAt
         WHERE seq = @seq AND lease_owner = @owner`,
@@ -90,6 +90,7 @@ export class SqliteQueue implements DeliveryQueue {
         owner,
         status: outcome.status,
         lastError: outcome.lastError,
+        steps: JSON.stringify(outcome.steps ?? []),
         attempted: outcome.kitRequests > 0 || outcome.status !== 'skipped' ? 1 : 0,
         kitRequests: outcome.kitRequests,
         nextAttemptAt: outcome.nextAttemptAt ?? now,

@@ -1,6 +1,6 @@
 /** The owner's view of deliveries: newest first, filtered, paged; and Retry. */
 import type Database from 'better-sqlite3'
-import type { Delivery, DeliveryPage, DeliveryStatus } from '../../shared/api.ts'
+import type { Delivery, DeliveryPage, DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 
@@ -14,6 +14,8 @@ interface Row {
   attempts: number
   last_error: string | null
   kit_requests: number
+  steps: string
+  next_attempt_at: number
   created_at: string
   updated_at: string
 }
@@ -27,6 +29,8 @@ const toDto = (r: Row): Delivery => ({
   attempts: r.attempts,
   last_error: r.last_error,
   kit_requests: r.kit_requests,
+  steps: JSON.parse(r.steps) as DeliveryStep[],
+  next_attempt_at: r.status === 'retrying' || r.status === 'held' ? new Date(r.next_attempt_at).toISOString() : null,
   created_at: r.created_at,
   updated_at: r.updated_at,
 })

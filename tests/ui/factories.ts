@@ -37,6 +37,8 @@ export function aDelivery(overrides: Partial<Delivery> = {}): Delivery {
     attempts: 1,
     last_error: null,
     kit_requests: 2,
+    steps: [],
+    next_attempt_at: null,
     created_at: '2026-11-22T05:00:00.000Z',
     updated_at: '2026-11-22T05:00:01.000Z',
     ...overrides,

@@ -36,6 +36,8 @@ export const deliveries = sqliteTable(
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
     kitRequests: integer('kit_requests').notNull().default(0),
+    /** JSON array of DeliveryStep: what the last attempt did. */
+    steps: text('steps').notNull().default('[]'),
     nextAttemptAt: integer('next_attempt_at').notNull(),
     leaseOwner: text('lease_owner'),
     leaseUntil: integer('lease_until'),

@@ -1,0 +1,1 @@
+ALTER TABLE `deliveries` ADD `steps` text DEFAULT '[]' NOT NULL;
