@@ -64,6 +64,39 @@ describe('session tokens', () => {
     expect(res.statusCode).toBe(200)
   })
 
+  it('refuses a token whose iat is not a number', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    for (const iat of [String(now), null, [now], { at: now }]) {
+      await expectInvalidSession(auth(signToken({ claims: { iat } })))
+    }
+  })
+
+  it('refuses a token issued more than 10 s in the future', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    await expectInvalidSession(auth(signToken({ claims: { iat: now + 60, exp: now + 120 } })))
+  })
+
+  it('accepts a token issued a few seconds ahead of the server clock', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    expect((await getConnection(auth(signToken({ claims: { iat: now + 5, exp: now + 120 } })))).statusCode).toBe(200)
+  })
+
+  it('refuses a token that lives longer than the default maximum of 600 s', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const res = await getConnection(auth(signToken({ claims: { iat: now, exp: now + 601 } })))
+    expect(res.statusCode).toBe(401)
+    expect(res.json().error).toMatchObject({ code: 'invalid_session', message: expect.stringMatching(/600 s/) })
+    expect((await getConnection(auth(signToken({ claims: { iat: now, exp: now + 600 } })))).statusCode).toBe(200)
+  })
+
+  it('refuses a token that lives longer than SESSION_MAX_LIFETIME_S', async () => {
+    await app.close()
+    ;({ app } = await buildTestApp({ sessionMaxLifetimeS: 60 }))
+    const now = Math.floor(Date.now() / 1000)
+    await expectInvalidSession(auth(signToken({ claims: { iat: now, exp: now + 120 } })))
+    expect((await getConnection(auth(signToken({ claims: { iat: now, exp: now + 60 } })))).statusCode).toBe(200)
+  })
+
   it('refuses a token from another issuer', async () => {
     await expectInvalidSession(auth(signToken({ claims: { iss: 'https://evil.example' } })))
   })

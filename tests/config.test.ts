@@ -33,6 +33,12 @@ describe('configuration', () => {
     expect(config.kitApiUrl).toBe('https://api.kit.com')
     expect(config.kitRateLimit).toBe(120)
     expect(config.kitRateWindowMs).toBe(60000)
+    expect(config.sessionMaxLifetimeS).toBe(600)
+  })
+
+  it('reads SESSION_MAX_LIFETIME_S and refuses one that is not a positive integer', () => {
+    expect(loadConfig({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: '300' }).config.sessionMaxLifetimeS).toBe(300)
+    expect(problemsOf({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: 'forever' }).join(' ')).toMatch(/SESSION_MAX_LIFETIME_S must be an integer/)
   })
 
   it('generates development secrets once, beside the database, readable only by the owner', () => {

@@ -1,6 +1,7 @@
 /**
- * Session tokens minted by App Station (CONTRACT §3): HS256 only, issuer, audience, subject,
- * community and expiry required, 10 s of clock tolerance. Routes opt in with `app.requireSession`.
+ * Session tokens minted by App Station: HS256 only, issuer, audience, subject, community and expiry
+ * required, 10 s of clock tolerance; `iat` must be a number, not in the future, and no further than
+ * SESSION_MAX_LIFETIME_S from `exp`. Routes opt in with `app.requireSession`.
  */
 import fp from 'fastify-plugin'
 import jwt from '@fastify/jwt'
@@ -23,6 +24,9 @@ export interface Session {
   userId: string
   communityId: string
   roles: string[]
+  /** The token's `iat` and `exp` as sent, checked by `requireSession`. */
+  issuedAt: unknown
+  expiresAt: unknown
 }
 
 declare module '@fastify/jwt' {
@@ -40,12 +44,25 @@ declare module 'fastify' {
 
 const ALLOWED_ROLES = new Set(['owner', 'admin'])
 const CLOCK_TOLERANCE_MS = 10_000
+const CLOCK_TOLERANCE_S = CLOCK_TOLERANCE_MS / 1000
+
+const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
+
+/** What is wrong with the token's issue time and lifetime, or null when both are acceptable. */
+function lifetimeProblem(issuedAt: unknown, expiresAt: unknown, maxLifetimeS: number, nowS: number): string | null {
+  if (!isTime(issuedAt) || !isTime(expiresAt)) return 'The session token must carry numeric iat and exp claims.'
+  if (issuedAt > nowS + CLOCK_TOLERANCE_S) return 'The session token was issued in the future; check the App Station clock.'
+  if (expiresAt - issuedAt > maxLifetimeS) {
+    return `The session token lives longer than the ${maxLifetimeS} s this plugin accepts; ask App Station for a shorter-lived one.`
+  }
+  return null
+}
 
 const invalidSession = (message: string) => new AppError(401, 'invalid_session', message)
 
 export default fp(
   async (app) => {
-    const { jwtSecret, issuer, pluginId } = app.config
+    const { jwtSecret, issuer, pluginId, sessionMaxLifetimeS } = app.config
     await app.register(jwt, {
       secret: jwtSecret,
       sign: { algorithm: 'HS256', iss: issuer, aud: pluginId, expiresIn: '120s' },
@@ -60,6 +77,8 @@ export default fp(
         userId: claims.sub,
         communityId: claims.cid,
         roles: Array.isArray(claims.roles) ? claims.roles.filter((r) => typeof r === 'string') : [],
+        issuedAt: claims.iat,
+        expiresAt: claims.exp,
       }),
     })
 
@@ -78,7 +97,9 @@ export default fp(
             : 'The session token is not valid for this plugin.',
         )
       }
-      const { userId, communityId } = request.user
+      const { userId, communityId, issuedAt, expiresAt } = request.user
+      const problem = lifetimeProblem(issuedAt, expiresAt, sessionMaxLifetimeS, Date.now() / 1000)
+      if (problem) throw invalidSession(problem)
       if (typeof userId !== 'string' || userId === '' || typeof communityId !== 'string' || communityId === '') {
         throw invalidSession('The session token must carry a user (sub) and a community (cid).')
       }
