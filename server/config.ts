@@ -4,7 +4,7 @@
  * to start and names every secret that is missing or malformed.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 
 export interface Config {
@@ -178,12 +178,42 @@ function devSecretsFile(databasePath: string): string {
   return resolve(join(dir, 'secrets.json'))
 }
 
+function lstatOrNull(file: string): Stats | null {
+  try {
+    return lstatSync(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}
+
+/**
+ * The secrets file is trusted only when it is a regular file of this user that nobody else can
+ * read or change: a symbolic link could point the secrets anywhere, and another user's or a
+ * group-readable file means someone else may know them.
+ */
+function secretsFileProblem(file: string, stats: Stats): string | null {
+  if (stats.isSymbolicLink()) return `${file} is a symbolic link; replace it with a regular file (or delete it to generate new development secrets)`
+  if (!stats.isFile()) return `${file} is not a regular file; delete it to generate new development secrets`
+  const uid = process.getuid?.()
+  if (uid !== undefined && stats.uid !== uid) {
+    return `${file} is owned by another user (uid ${stats.uid}); run the server as its owner, or delete it to generate new development secrets`
+  }
+  if ((stats.mode & 0o077) !== 0) {
+    return `${file} can be read by group or others (mode ${(stats.mode & 0o777).toString(8)}); run "chmod 600 ${file}" (or delete it to generate new development secrets)`
+  }
+  return null
+}
+
 function readOrGenerateDevSecrets(
   file: string,
   wanted: SecretName[],
 ): { values: Partial<Record<SecretName, string>>; generated: SecretName[] } {
   let stored: Partial<Record<SecretName, string>> = {}
-  if (existsSync(file)) {
+  const stats = lstatOrNull(file)
+  if (stats) {
+    const problem = secretsFileProblem(file, stats)
+    if (problem) throw new ConfigError([problem])
     stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<SecretName, string>>
   }
   const generated: SecretName[] = []
@@ -195,7 +225,7 @@ function readOrGenerateDevSecrets(
     }
   }
   if (generated.length > 0) {
-    mkdirSync(dirname(file), { recursive: true })
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
     writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 })
     chmodSync(file, 0o600)
   }

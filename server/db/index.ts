@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as schema from './schema/index.ts'
@@ -15,11 +15,34 @@ export interface OpenedDatabase {
   db: Db
 }
 
-/** Opens the SQLite file (WAL, busy timeout) and applies every pending migration. */
+const OWNER_ONLY = 0o600
+
+/**
+ * The database holds sealed Kit keys and members' emails: the file is created readable by its
+ * owner only, and SQLite gives the -wal and -shm files it creates the database file's mode.
+ * Files left with wider modes by an earlier version are narrowed.
+ */
+function createOwnerOnly(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  closeSync(openSync(path, 'a', OWNER_ONLY))
+  chmodSync(path, OWNER_ONLY)
+}
+
+function narrowCompanions(path: string): void {
+  for (const companion of [`${path}-wal`, `${path}-shm`]) {
+    if (existsSync(companion)) chmodSync(companion, OWNER_ONLY)
+  }
+}
+
+/** Opens the SQLite file (WAL, busy timeout, owner-only file modes) and applies every pending migration. */
 export function openDatabase(path: string): OpenedDatabase {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const onDisk = path !== ':memory:'
+  if (onDisk) createOwnerOnly(path)
   const sqlite = new Database(path)
-  if (path !== ':memory:') sqlite.pragma('journal_mode = WAL')
+  if (onDisk) {
+    sqlite.pragma('journal_mode = WAL')
+    narrowCompanions(path)
+  }
   // Bookkeeping commits without an fsync; the event inbox raises this to FULL for its own commits
   // (see SqliteQueue), which syncs the WAL and with it everything committed before.
   sqlite.pragma('synchronous = NORMAL')
