@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { chmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
+import { derivedKeyId, KEY_ID_PATTERN, type EncryptionKey, type KeyRing } from './lib/crypto.ts'
 
 export interface Config {
   production: boolean
@@ -19,7 +20,8 @@ export interface Config {
   jwtSecret: string
   /** HMAC keys decoded from every `whsec_` entry of EVENTS_SECRET, newest first as given. */
   eventsSecrets: string[]
-  encryptionKey: Buffer
+  /** Every key of ENCRYPTION_KEY, newest (used for every write) first. */
+  encryptionKeys: KeyRing
   kitRateLimit: number
   kitRateWindowMs: number
   /** The longest a session token may live (exp − iat), in seconds. */
@@ -52,8 +54,25 @@ function secretProblem(name: SecretName, value: string): string | null {
       return bad ? 'EVENTS_SECRET must be one or more space-separated "whsec_<base64>" secrets' : null
     }
     case 'ENCRYPTION_KEY':
-      return decodeBase64Strict(value)?.length === 32 ? null : 'ENCRYPTION_KEY must be base64 of exactly 32 bytes'
+      return parseEncryptionKeys(value) === null
+        ? 'ENCRYPTION_KEY must be one or more space-separated keys, each base64 of exactly 32 bytes, optionally as "<key id>:<base64>" (key ids of letters, digits, "_" or "-", each used once)'
+        : null
   }
+}
+
+/** `[<kid>:]<base64>` entries separated by spaces, newest first; null when any entry is malformed. */
+export function parseEncryptionKeys(value: string): KeyRing | null {
+  const keys: EncryptionKey[] = []
+  for (const entry of value.split(/\s+/).filter(Boolean)) {
+    const colon = entry.indexOf(':')
+    const key = decodeBase64Strict(colon === -1 ? entry : entry.slice(colon + 1))
+    if (key?.length !== 32) return null
+    const id = colon === -1 ? derivedKeyId(key) : entry.slice(0, colon)
+    if (!KEY_ID_PATTERN.test(id) || keys.some((k) => k.id === id)) return null
+    keys.push({ id, key })
+  }
+  const [newest, ...older] = keys
+  return newest ? [newest, ...older] : null
 }
 
 function decodeBase64Strict(value: string): Buffer | null {
@@ -164,7 +183,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       eventsSecrets: secrets.EVENTS_SECRET.split(/\s+/)
         .filter(Boolean)
         .map((s) => decodeWebhookSecret(s) as string),
-      encryptionKey: Buffer.from(secrets.ENCRYPTION_KEY, 'base64'),
+      encryptionKeys: parseEncryptionKeys(secrets.ENCRYPTION_KEY) as KeyRing,
       kitRateLimit,
       kitRateWindowMs,
       sessionMaxLifetimeS,

@@ -38,6 +38,8 @@ export const Connection = Type.Object({
   key_hint: Type.Union([Type.String(), Type.Null()]),
   account: Type.Union([KitAccount, Type.Null()]),
   updated_at: Type.Union([Type.String(), Type.Null()]),
+  /** Set when the connection is invalid because the saved key can no longer be read: what to do, in words. */
+  message: Type.Optional(Type.String()),
 })
 export type Connection = Static<typeof Connection>
 

@@ -49,9 +49,9 @@ describe('configuration', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600)
     const second = loadConfig({ DATABASE_PATH: db })
     expect(second.config.jwtSecret).toBe(first.config.jwtSecret)
-    expect(second.config.encryptionKey.equals(first.config.encryptionKey)).toBe(true)
+    expect(second.config.encryptionKeys[0].key.equals(first.config.encryptionKeys[0].key)).toBe(true)
     expect(second.notes.join(' ')).not.toMatch(/generated/)
-    expect(JSON.parse(readFileSync(file, 'utf8')).ENCRYPTION_KEY).toBe(first.config.encryptionKey.toString('base64'))
+    expect(JSON.parse(readFileSync(file, 'utf8')).ENCRYPTION_KEY).toBe(first.config.encryptionKeys[0].key.toString('base64'))
   })
 
   it('refuses to start in production and names every missing secret', () => {
@@ -73,7 +73,7 @@ describe('configuration', () => {
     expect(problems).toHaveLength(3)
     expect(problems[0]).toMatch(/APPSTATION_JWT_SECRET must be at least 32 bytes/)
     expect(problems[1]).toMatch(/EVENTS_SECRET/)
-    expect(problems[2]).toMatch(/ENCRYPTION_KEY must be base64 of exactly 32 bytes/)
+    expect(problems[2]).toMatch(/ENCRYPTION_KEY must be one or more space-separated keys, each base64 of exactly 32 bytes/)
   })
 
   it('starts in production with well-formed secrets, including several events secrets for rotation', () => {
@@ -82,7 +82,27 @@ describe('configuration', () => {
     const { config } = loadConfig({ NODE_ENV: 'production', ...secrets, EVENTS_SECRET: `${secrets.EVENTS_SECRET} ${next}` })
     expect(config.production).toBe(true)
     expect(config.eventsSecrets).toHaveLength(2)
-    expect(config.encryptionKey).toHaveLength(32)
+    expect(config.encryptionKeys).toHaveLength(1)
+    expect(config.encryptionKeys[0].key).toHaveLength(32)
+  })
+
+  it('reads several encryption keys for rotation, newest first, with or without key ids', () => {
+    const [a, b, c] = [randomBytes(32), randomBytes(32), randomBytes(32)]
+    const { config } = loadConfig({
+      ...goodSecrets(),
+      ENCRYPTION_KEY: `2026-12:${a.toString('base64')}  ${b.toString('base64')} old:${c.toString('base64')}`,
+    })
+    expect(config.encryptionKeys.map((k) => k.id)).toEqual(['2026-12', expect.stringMatching(/^k[0-9a-f]{10}$/), 'old'])
+    expect(config.encryptionKeys.map((k) => k.key.toString('hex'))).toEqual([a, b, c].map((k) => k.toString('hex')))
+    const again = loadConfig({ ...goodSecrets(), ENCRYPTION_KEY: b.toString('base64') })
+    expect(again.config.encryptionKeys[0].id).toBe(config.encryptionKeys[1]?.id)
+  })
+
+  it('refuses encryption keys with a repeated or malformed key id, or a short key', () => {
+    const key = randomBytes(32).toString('base64')
+    for (const ENCRYPTION_KEY of [`a:${key} a:${randomBytes(32).toString('base64')}`, `bad id!:${key}`, `:${key}`, `a:${randomBytes(16).toString('base64')}`]) {
+      expect(problemsOf({ ...goodSecrets(), ENCRYPTION_KEY }).join(' '), ENCRYPTION_KEY).toMatch(/ENCRYPTION_KEY must be one or more/)
+    }
   })
 
   it('refuses malformed numbers and origins', () => {

@@ -25,6 +25,8 @@ interface Setup {
   attempts: KitRequestInfo[]
 }
 
+const CREDENTIAL_KEY = Buffer.alloc(32, 7)
+
 function client(
   baseUrl: string,
   overrides: { limit?: number; windowMs?: number; attempts?: number; timeoutMs?: number } = {},
@@ -34,6 +36,7 @@ function client(
   const factory = new KitClientFactory({
     baseUrl,
     budget,
+    credentialKey: CREDENTIAL_KEY,
     timeoutMs: overrides.timeoutMs ?? 5000,
     retry: { attempts: overrides.attempts ?? 3, baseMs: 5, maxMs: 20 },
     onRequest: (info) => attempts.push(info),
@@ -65,7 +68,7 @@ describe('Kit client against the stand-in', () => {
     const info = await api.getAccount()
     expect(info.account.id).toEqual(expect.any(Number))
     expect(info.user.email).toEqual(expect.any(String))
-    expect(api.credentialId).toBe(credentialIdFor(KEY))
+    expect(api.credentialId).toBe(credentialIdFor(CREDENTIAL_KEY, KEY))
     expect(api.credentialId).not.toContain(KEY)
     expect(kit.requests.at(-1)).toMatchObject({ method: 'GET', path: '/v4/account', key: KEY, status: 200 })
     expect(attempts).toEqual([

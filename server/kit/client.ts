@@ -6,7 +6,7 @@
  * exponential backoff and full jitter, and every failure ends as a `KitError` whose messages come
  * from Kit's answer (never an HTML page, never the API key).
  */
-import { createHash } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
 import type { Priority, RequestBudget } from './budget.ts'
 import { KitError, kindForStatus } from './errors.ts'
@@ -38,6 +38,8 @@ export interface KitClientOptions {
   /** Kit's base URL without `/v4`, e.g. https://api.kit.com */
   baseUrl: string
   budget: RequestBudget
+  /** The server key credential ids are computed with (see `credentialIdFor`). */
+  credentialKey: Buffer
   /** Per attempt, covering the whole answer; default 10000. */
   timeoutMs?: number
   /** For 5xx answers, network errors and timeouts; default { attempts: 3, baseMs: 250, maxMs: 4000 }. */
@@ -47,6 +49,8 @@ export interface KitClientOptions {
 }
 
 export interface KitCallOptions {
+  /** The id a stored credential was saved with; computed from the key when absent. */
+  credentialId?: string
   /** Default 'interactive'. */
   priority?: Priority
   onRequest?: (info: KitRequestInfo) => void
@@ -94,8 +98,12 @@ const MAX_MESSAGE_LENGTH = 300
 const DEFAULT_RETRY: RetryOptions = { attempts: 3, baseMs: 250, maxMs: 4000 }
 const DEFAULT_TIMEOUT_MS = 10_000
 
-export function credentialIdFor(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex').slice(0, 16)
+/**
+ * The id a credential is known by (budget, caches, logs): an HMAC of the API key under a server
+ * key, so an id seen in a log or a database copy cannot be checked against guessed keys.
+ */
+export function credentialIdFor(credentialKey: Buffer, apiKey: string): string {
+  return createHmac('sha256', credentialKey).update(apiKey, 'utf8').digest('hex').slice(0, 32)
 }
 
 export class KitClientFactory {
@@ -105,8 +113,12 @@ export class KitClientFactory {
     this.#options = options
   }
 
+  credentialIdFor(apiKey: string): string {
+    return credentialIdFor(this.#options.credentialKey, apiKey)
+  }
+
   forKey(apiKey: string, options: KitCallOptions = {}): KitApi {
-    return new KitApiClient(apiKey, this.#options, options)
+    return new KitApiClient(apiKey, options.credentialId ?? this.credentialIdFor(apiKey), this.#options, options)
   }
 }
 
@@ -135,8 +147,8 @@ class KitApiClient implements KitApi {
   readonly #call: KitCallOptions
   readonly #priority: Priority
 
-  constructor(apiKey: string, options: KitClientOptions, call: KitCallOptions) {
-    this.credentialId = credentialIdFor(apiKey)
+  constructor(apiKey: string, credentialId: string, options: KitClientOptions, call: KitCallOptions) {
+    this.credentialId = credentialId
     this.#apiKey = apiKey
     this.#options = options
     this.#call = call

@@ -46,6 +46,9 @@ interface CachedSubscriber {
   fields: Record<string, string | null>
 }
 
+const REJECTED_HELD = 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.'
+const UNREADABLE_HELD = 'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.'
+
 const PLACEHOLDER = /\{\{\s*([^}]+?)\s*\}\}/g
 
 /** Fills `{{access.level}}`, `{{subscription.plan}}`, `{{member.fields.mk_x}}`; null when a value is missing. */
@@ -107,6 +110,7 @@ export class DeliveryProcessor {
     if (!credential) {
       return { status: 'skipped', kitRequests: 0, lastError: NOT_CONNECTED_REASON }
     }
+    if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
     if (credential.status === 'invalid') return this.held(0)
 
     const scope = orderingScope(event)
@@ -136,6 +140,7 @@ export class DeliveryProcessor {
 
     let kitRequests = 0
     const kit = this.deps.kit.forKey(credential.apiKey, {
+      credentialId: credential.credentialId,
       priority: 'background',
       retryOn429: false,
       ...(signal ? { signal } : {}),
@@ -331,12 +336,8 @@ export class DeliveryProcessor {
       .run()
   }
 
-  private held(kitRequests: number): Outcome {
-    return {
-      status: 'held',
-      kitRequests,
-      lastError: 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.',
-    }
+  private held(kitRequests: number, reason = REJECTED_HELD): Outcome {
+    return { status: 'held', kitRequests, lastError: reason }
   }
 
   private backoff(attempts: number): number {

@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin'
 import { RequestBudget } from '../kit/budget.ts'
 import { KitClientFactory } from '../kit/client.ts'
+import { derivedKey } from '../lib/crypto.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,6 +17,7 @@ export default fp(
     const kit = new KitClientFactory({
       baseUrl: app.config.kitApiUrl,
       budget,
+      credentialKey: derivedKey(app.config.encryptionKeys, 'credential id'),
       onRequest: (info) => {
         app.metrics.kitRequests.inc({ status: String(info.status) })
         app.log.debug({ kit: { method: info.method, path: info.path, status: info.status, ms: info.durationMs } }, 'kit request')

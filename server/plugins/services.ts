@@ -18,7 +18,9 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const connections = new ConnectionService(app.db, app.config.encryptionKey, app.kit, app.log)
+    const connections = new ConnectionService(app.db, app.config.encryptionKeys, app.kit, app.log)
+    const resealed = connections.resealWithNewestKey()
+    if (resealed > 0) app.log.info({ resealed }, 'sealed stored Kit keys again with the newest ENCRYPTION_KEY')
     const mappings = new MappingService(app.db)
     const catalogue = new KitCatalogueService(connections, mappings)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))

@@ -2,25 +2,30 @@
  * A community's Kit connection. The API key is write-only: it is checked with Kit, sealed with
  * AES-256-GCM and never leaves this service except to the Kit client.
  */
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection, KitAccount } from '../../shared/api.ts'
 import type { Db } from '../db/index.ts'
 import { connections, type ConnectionRow } from '../db/schema/index.ts'
-import { credentialIdFor, type KitClientFactory } from '../kit/client.ts'
+import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { KitAccountInfo } from '../kit/types.ts'
-import { decryptSecret, encryptSecret, keyHint } from '../lib/crypto.ts'
+import { decryptSecret, encryptSecret, keyHint, sealedWithNewest, UnreadableSecretError, type KeyRing } from '../lib/crypto.ts'
 import { AppError } from '../lib/errors.ts'
 
 export const WHERE_TO_FIND_KEY =
   'Use a v4 API key: in Kit, open Settings › Developer › API keys, choose "Add a new key", and paste it here.'
 
-export interface StoredCredential {
-  apiKey: string
-  credentialId: string
-  status: 'connected' | 'invalid'
-}
+/**
+ * A community's saved key for the Kit callers. `unreadable`: no configured ENCRYPTION_KEY opens
+ * the stored ciphertext any more (the key changed), so the owner must paste the key again.
+ */
+export type StoredCredential =
+  | { status: 'connected' | 'invalid'; apiKey: string; credentialId: string }
+  | { status: 'unreadable'; apiKey: null; credentialId: string }
+
+export const UNREADABLE_KEY_MESSAGE =
+  'The saved Kit key can no longer be read — paste the key again. (The plugin\'s encryption key changed since it was saved.)'
 
 type Listener = (communityId: string) => void
 
@@ -35,8 +40,11 @@ function toAccount(info: KitAccountInfo): KitAccount {
   }
 }
 
-/** The DTO mapper: the only way a row leaves the service, and it never copies the ciphertext. */
-export function toConnectionDto(row: ConnectionRow | undefined): Connection {
+/**
+ * The DTO mapper: the only way a row leaves the service, and it never copies the ciphertext. A
+ * connection invalid because its saved key can no longer be read says so in `message`.
+ */
+export function toConnectionDto(row: ConnectionRow | undefined, unreadable = false): Connection {
   if (!row) return { connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null }
   return {
     connected: row.status === 'connected',
@@ -44,6 +52,7 @@ export function toConnectionDto(row: ConnectionRow | undefined): Connection {
     key_hint: row.keyHint,
     account: row.accountJson ? (JSON.parse(row.accountJson) as KitAccount) : null,
     updated_at: row.updatedAt,
+    ...(unreadable ? { message: UNREADABLE_KEY_MESSAGE } : {}),
   }
 }
 
@@ -54,11 +63,7 @@ export function kitFailure(err: KitError): AppError {
     case 'unavailable':
       return new AppError(502, 'kit_unreachable', 'Kit could not be reached right now. Try again in a few minutes.')
     case 'invalid_credentials':
-      return new AppError(
-        409,
-        'connection_invalid',
-        `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`,
-      )
+      return new AppError(409, 'connection_invalid', `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`)
     default:
       return new AppError(502, 'kit_error', `Kit refused the request: ${err.message}`)
   }
@@ -70,7 +75,7 @@ export class ConnectionService {
 
   constructor(
     private readonly db: Db,
-    private readonly encryptionKey: Buffer,
+    private readonly encryptionKeys: KeyRing,
     private readonly kit: KitClientFactory,
     private readonly log: FastifyBaseLogger,
   ) {
@@ -96,7 +101,10 @@ export class ConnectionService {
   }
 
   get(communityId: string): Connection {
-    return toConnectionDto(this.row(communityId))
+    const row = this.row(communityId)
+    if (!row) return toConnectionDto(undefined)
+    const readable = this.open(row) !== null
+    return toConnectionDto(readable ? row : this.row(communityId), !readable)
   }
 
   async connect(communityId: string, rawKey: string): Promise<Connection> {
@@ -119,11 +127,11 @@ export class ConnectionService {
     }
     const now = new Date().toISOString()
     const values = {
-      apiKeyCiphertext: encryptSecret(this.encryptionKey, communityId, apiKey),
+      apiKeyCiphertext: encryptSecret(this.encryptionKeys, communityId, apiKey),
       keyHint: keyHint(apiKey),
       status: 'connected' as const,
       accountJson: JSON.stringify(toAccount(info)),
-      credentialId: credentialIdFor(apiKey),
+      credentialId: this.kit.credentialIdFor(apiKey),
       updatedAt: now,
     }
     this.db
@@ -140,15 +148,58 @@ export class ConnectionService {
     this.db.delete(connections).where(eq(connections.communityId, communityId)).run()
   }
 
+  /**
+   * The row's key in plaintext, or null when no configured key opens it any more: the connection
+   * then turns invalid (its deliveries are held) and the owner is asked to paste the key again.
+   */
+  private open(row: ConnectionRow): string | null {
+    try {
+      return decryptSecret(this.encryptionKeys, row.communityId, row.apiKeyCiphertext)
+    } catch (err) {
+      if (!(err instanceof UnreadableSecretError)) throw err
+      const result = this.db
+        .update(connections)
+        .set({ status: 'invalid', updatedAt: new Date().toISOString() })
+        .where(and(eq(connections.communityId, row.communityId), eq(connections.status, 'connected')))
+        .run()
+      if (result.changes > 0) {
+        this.log.warn(
+          { communityId: row.communityId, credentialId: row.credentialId, reason: err.message },
+          'the stored Kit key cannot be decrypted with ENCRYPTION_KEY; connection marked invalid until the key is pasted again',
+        )
+      }
+      return null
+    }
+  }
+
   /** For the Kit callers only: the decrypted key of a community, or null when not connected. */
   credential(communityId: string): StoredCredential | null {
     const row = this.row(communityId)
     if (!row) return null
-    return {
-      apiKey: decryptSecret(this.encryptionKey, communityId, row.apiKeyCiphertext),
-      credentialId: row.credentialId,
-      status: row.status,
+    const apiKey = this.open(row)
+    if (apiKey === null) return { status: 'unreadable', apiKey: null, credentialId: row.credentialId }
+    return { apiKey, credentialId: row.credentialId, status: row.status }
+  }
+
+  /**
+   * After ENCRYPTION_KEY gained a new key: seals every stored key that an older key opens again
+   * with the newest, so the older key can be removed once this has run. Keys no configured key
+   * opens turn their connection invalid. Returns how many were sealed again.
+   */
+  resealWithNewestKey(): number {
+    let resealed = 0
+    for (const row of this.db.select().from(connections).all()) {
+      if (sealedWithNewest(this.encryptionKeys, row.apiKeyCiphertext)) continue
+      const apiKey = this.open(row)
+      if (apiKey === null) continue
+      this.db
+        .update(connections)
+        .set({ apiKeyCiphertext: encryptSecret(this.encryptionKeys, row.communityId, apiKey) })
+        .where(and(eq(connections.communityId, row.communityId), eq(connections.apiKeyCiphertext, row.apiKeyCiphertext)))
+        .run()
+      resealed += 1
     }
+    return resealed
   }
 
   /** Kit answered 401 for this community's key: show it in the panel and hold its deliveries. */
@@ -167,8 +218,9 @@ export class ConnectionService {
     if (!credential) {
       throw new AppError(409, 'not_connected', 'Connect a Kit account first: paste your Kit API key under Connection.')
     }
+    if (credential.status === 'unreadable') throw new AppError(409, 'connection_invalid', UNREADABLE_KEY_MESSAGE)
     try {
-      return await call(this.kit.forKey(credential.apiKey, { priority: 'interactive' }))
+      return await call(this.kit.forKey(credential.apiKey, { priority: 'interactive', credentialId: credential.credentialId }))
     } catch (err) {
       if (!isKitError(err)) throw err
       if (err.kind === 'invalid_credentials') this.markInvalid(communityId, credential.credentialId)

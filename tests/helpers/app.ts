@@ -22,7 +22,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     pluginId: TEST_PLUGIN_ID,
     jwtSecret: TEST_JWT_SECRET,
     eventsSecrets: [randomBytes(32).toString('base64')],
-    encryptionKey: randomBytes(32),
+    encryptionKeys: [{ id: 'test', key: randomBytes(32) }],
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
     sessionMaxLifetimeS: 600,

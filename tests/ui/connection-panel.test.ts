@@ -120,6 +120,16 @@ describe('connection section', () => {
     expect(hasButton(wrapper, 'Test connection')).toBe(false)
   })
 
+  it('says so when the saved key can no longer be read, and offers to paste it again', async () => {
+    const message = 'The saved Kit key can no longer be read — paste the key again.'
+    vi.mocked(api.getConnection).mockResolvedValue(aConnection({ status: 'invalid', connected: false, message }))
+    wrapper = await mountPanel()
+    const alert = wrapper.find('.callout-error')
+    expect(textOf(alert)).toContain(message)
+    expect(textOf(alert)).not.toContain('Kit no longer accepts')
+    expect(byLabel(wrapper, 'Kit API key').exists()).toBe(true)
+  })
+
   it('disconnects only after confirmation', async () => {
     vi.mocked(api.disconnect).mockResolvedValue(undefined)
     wrapper = await mountPanel()
