@@ -11,10 +11,10 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('./dist/ui', import.meta.url)),
     emptyOutDir: true,
+    // The panel only: the local App Station page is built apart (vite.dev.config.ts, npm run build:dev).
     rollupOptions: {
       input: {
         panel: fileURLToPath(new URL('./ui/panel/index.html', import.meta.url)),
-        dev: fileURLToPath(new URL('./ui/dev/index.html', import.meta.url)),
       },
     },
   },

@@ -25,6 +25,7 @@ import { RESULTS } from './intake.ts'
 import { CHROMIUM_ARGS, CHROMIUM_PATH as CHROMIUM } from '../tests/helpers/chromium.ts'
 
 const PANEL_HTML = join(ROOT, 'dist/ui/panel/index.html')
+const DEV_HTML = join(ROOT, 'dist/dev/index.html')
 const LABEL = 'Kit API key'
 const WEIGHT_GOAL_KIB = 60
 const START_GOAL_MS = 500
@@ -121,14 +122,15 @@ async function measureStart(browser: Browser, origin: string): Promise<StartRun 
 }
 
 function ensureBuild(): string | null {
-  if (existsSync(PANEL_HTML) && process.env.BENCH_PANEL_BUILD !== '1') return null
-  log('panel: building the UI (npm run build)…')
+  if (existsSync(PANEL_HTML) && existsSync(DEV_HTML) && process.env.BENCH_PANEL_BUILD !== '1') return null
+  log('panel: building the UI and the local App Station page (npm run build:dev)…')
   try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
+    execFileSync('npm', ['run', 'build:dev'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
   } catch (err) {
     const output = (err as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join(' ') ?? String(err)
     return `the UI build failed: ${output}`
   }
+  if (!existsSync(DEV_HTML)) return 'the UI build did not produce dist/dev/index.html'
   return existsSync(PANEL_HTML) ? null : 'the UI build did not produce dist/ui/panel/index.html'
 }
 

@@ -12,6 +12,7 @@ import { loggerOptions } from './logger.ts'
 import authPlugin from './plugins/auth.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
+import devHostPlugin from './plugins/dev-host.ts'
 import errorsPlugin from './plugins/errors.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
@@ -42,6 +43,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  if (config.devHost) await app.register(devHostPlugin)
   await app.register(dbPlugin)
   await app.register(metricsPlugin)
   await app.register(authPlugin)
@@ -60,7 +62,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(eventRoutes)
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
-  if (!config.production) await app.register(devRoutes)
+  if (config.devHost) await app.register(devRoutes)
   app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   return app

@@ -1,15 +1,19 @@
 /**
- * Configuration from the environment (CONTRACT §1). Development gets defaults that just work:
- * missing secrets are generated once and kept beside the database (mode 0600). Production refuses
- * to start and names every secret that is missing or malformed.
+ * Configuration from the environment. Development gets defaults that just work: missing secrets
+ * are generated once and kept beside the database (mode 0600). Production refuses to start and
+ * names every secret that is missing or malformed. The local App Station (KIT_DEV_HOST=1) is
+ * refused unless it is safe: development, loopback, generated secrets.
  */
 import { randomBytes } from 'node:crypto'
+import { isIPv4 } from 'node:net'
 import { chmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { derivedKeyId, KEY_ID_PATTERN, type EncryptionKey, type KeyRing } from './lib/crypto.ts'
 
 export interface Config {
   production: boolean
+  /** KIT_DEV_HOST=1: serve the local App Station (/dev/), which mints session tokens. */
+  devHost: boolean
   host: string
   port: number
   databasePath: string
@@ -109,6 +113,36 @@ function intSetting(env: Env, name: string, fallback: number, problems: string[]
   return n
 }
 
+/** 127.0.0.0/8, ::1 or localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1')
+  if (name === 'localhost' || name === '::1') return true
+  return isIPv4(name) && name.startsWith('127.')
+}
+
+/**
+ * The local App Station mints real session tokens and signs events: it runs only when asked for
+ * (KIT_DEV_HOST=1), outside production, on loopback, and with generated secrets, so it can never
+ * hand out tokens that a real App Station would also accept.
+ */
+function devHostProblems(env: Env, host: string): string[] {
+  const problems: string[] = []
+  const nodeEnv = env.NODE_ENV?.trim()
+  if (nodeEnv && /^prod(uction)?$/i.test(nodeEnv)) {
+    problems.push(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${nodeEnv}; unset KIT_DEV_HOST (or set it to 0)`)
+  }
+  if (!isLoopbackHost(host)) {
+    problems.push(`KIT_DEV_HOST=1 serves a page that mints session tokens, so HOST must be a loopback address (127.0.0.1, ::1 or localhost), not ${host}`)
+  }
+  const given = SECRET_NAMES.filter((name) => env[name] !== undefined && env[name] !== '')
+  if (given.length > 0) {
+    problems.push(
+      `KIT_DEV_HOST=1 mints session tokens and signs events with the configured secrets, so it runs only with generated development secrets: unset ${given.join(', ')} (or set KIT_DEV_HOST=0)`,
+    )
+  }
+  return problems
+}
+
 export interface LoadedConfig {
   config: Config
   /** Things worth a log line once a logger exists (e.g. "generated secrets in …"). */
@@ -120,9 +154,13 @@ export interface LoadedConfig {
  * `secrets.json` beside the database file; `:memory:` databases keep them under `./data/`.
  */
 export function loadConfig(env: Env = process.env): LoadedConfig {
-  const production = env.NODE_ENV === 'production'
+  const production = env.NODE_ENV?.trim().toLowerCase() === 'production'
   const problems: string[] = []
   const notes: string[] = []
+
+  const devHostSetting = env.KIT_DEV_HOST ?? ''
+  if (!['', '0', '1'].includes(devHostSetting)) problems.push('KIT_DEV_HOST must be 1 (serve the local App Station at /dev/) or 0')
+  const devHost = devHostSetting === '1'
 
   const host = env.HOST || '127.0.0.1'
   const port = intSetting(env, 'PORT', 8787, problems, 0)
@@ -137,6 +175,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   const kitApiUrl = (env.KIT_API_URL || 'https://api.kit.com').replace(/\/+$/, '')
   if (!/^https?:\/\//.test(kitApiUrl)) problems.push('KIT_API_URL must be an http(s) URL')
+  if (devHost) problems.push(...devHostProblems(env, host))
 
   const secrets = {} as Record<SecretName, string>
   const missing: SecretName[] = []
@@ -172,6 +211,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     notes,
     config: {
       production,
+      devHost,
       host,
       port,
       databasePath,

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'))
 
   await app.listen({ host: config.host, port: config.port })
-  app.log.info(`panel: ${app.listeningOrigin}/panel/${config.production ? '' : `  ·  local App Station: ${app.listeningOrigin}/dev/`}`)
+  app.log.info(`panel: ${app.listeningOrigin}/panel/${config.devHost ? `  ·  local App Station: ${app.listeningOrigin}/dev/` : ''}`)
 }
 
 main().catch((err: unknown) => {

@@ -1,4 +1,5 @@
 /** The real plugin server as its own process: `node --import tsx server/main.ts` with a chosen environment. */
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePort, sleep, type Secrets } from './env.ts'
 import { spawnTs, type Child } from './processes.ts'
@@ -11,7 +12,11 @@ export interface ServerOptions {
   port?: number
   rateLimit?: number
   rateWindowMs?: number
-  /** Development mode serves /dev/ (the local App Station page); default false (production). */
+  /**
+   * Serve /dev/ (the local App Station page, KIT_DEV_HOST=1); default false (production). The
+   * dev host runs only with development secrets, so `secrets` are written to `dir/secrets.json`
+   * instead of the environment.
+   */
   development?: boolean
 }
 
@@ -29,19 +34,22 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const port = options.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
   const databasePath = join(options.dir, 'kit.sqlite')
-  const { NODE_ENV: _inherited, ...inherited } = process.env
+  const { NODE_ENV: _inherited, APPSTATION_JWT_SECRET: _jwt, EVENTS_SECRET: _events, ENCRYPTION_KEY: _key, ...inherited } = process.env
+  const secrets = {
+    APPSTATION_JWT_SECRET: options.secrets.jwtSecret,
+    EVENTS_SECRET: `whsec_${options.secrets.hmacKey}`,
+    ENCRYPTION_KEY: options.secrets.encryptionKey,
+  }
+  if (options.development) writeFileSync(join(options.dir, 'secrets.json'), `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 })
   const env: Record<string, string | undefined> = {
     ...inherited,
-    ...(options.development ? {} : { NODE_ENV: 'production' }),
+    ...(options.development ? { KIT_DEV_HOST: '1' } : { NODE_ENV: 'production', ...secrets }),
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_PATH: databasePath,
     KIT_API_URL: options.kitUrl,
     APPSTATION_ISSUER: url,
     PLUGIN_ID: 'kit',
-    APPSTATION_JWT_SECRET: options.secrets.jwtSecret,
-    EVENTS_SECRET: `whsec_${options.secrets.hmacKey}`,
-    ENCRYPTION_KEY: options.secrets.encryptionKey,
     KIT_RATE_LIMIT: String(options.rateLimit ?? 120),
     KIT_RATE_WINDOW_MS: String(options.rateWindowMs ?? 60_000),
     LOG_LEVEL: 'warn',

@@ -1,7 +1,7 @@
 /**
- * Development only: what the local App Station page needs to play the host — session tokens minted
- * with the configured secret, and sample member events signed like the platform signs them.
- * Never registered when NODE_ENV=production.
+ * The local App Station's API: session tokens minted with the configured secret, and sample member
+ * events signed like the platform signs them. Registered only with KIT_DEV_HOST=1, which the
+ * configuration allows only outside production, on loopback and with generated secrets.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { randomUUID } from 'node:crypto'

@@ -1,6 +1,7 @@
 /**
- * The built panel at /panel/ (framable only by App Station's origin) and, in development, the local
- * App Station stand-in at /dev/. Assets come from Vite's build in dist/ui.
+ * The built panel at /panel/ (framable only by App Station's origin), its assets from Vite's build
+ * in dist/ui, and, only with KIT_DEV_HOST=1, the local App Station page at /dev/ from its own build
+ * in dist/dev (`npm run build:dev`), whose files are never served otherwise.
  */
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
@@ -9,26 +10,25 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const UI_DIST = fileURLToPath(new URL('../../dist/ui', import.meta.url))
+export const DEV_DIST = fileURLToPath(new URL('../../dist/dev', import.meta.url))
 
 const escapeAttr = (value: string) => value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
 
-function loadPage(name: 'panel' | 'dev', origin: string): string | null {
-  const file = join(UI_DIST, name, 'index.html')
+function loadPage(file: string, origin: string): string | null {
   if (!existsSync(file)) return null
   const html = readFileSync(file, 'utf8')
   return html.replace('<head>', `<head>\n    <meta name="appstation-origin" content="${escapeAttr(origin)}">`)
 }
 
-const notBuilt = (reply: FastifyReply) =>
+const notBuilt = (reply: FastifyReply, what: string, command: string) =>
   reply
     .status(503)
     .type('text/plain; charset=utf-8')
-    .send('The panel has not been built yet. Run "npm run build" (npm start does this for you).')
+    .send(`${what} has not been built yet. Run "${command}" (npm start does this for you).`)
 
 const routes: FastifyPluginAsync = async (app) => {
-  const { origin, production } = app.config
-  const panel = loadPage('panel', origin)
-  const dev = production ? null : loadPage('dev', origin)
+  const { origin, devHost } = app.config
+  const panel = loadPage(join(UI_DIST, 'panel', 'index.html'), origin)
 
   if (existsSync(join(UI_DIST, 'assets'))) {
     await app.register(fastifyStatic, {
@@ -43,7 +43,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.get('/panel', { schema: { hide: true } }, (_request, reply) => reply.redirect('/panel/'))
   app.get('/panel/', { schema: { hide: true } }, (_request, reply) => {
-    if (!panel) return notBuilt(reply)
+    if (!panel) return notBuilt(reply, 'The panel', 'npm run build')
     return reply
       .header('content-security-policy', `frame-ancestors ${origin}`)
       .header('cache-control', 'no-store')
@@ -53,11 +53,21 @@ const routes: FastifyPluginAsync = async (app) => {
       .send(panel)
   })
 
-  if (!production) {
+  if (devHost) {
+    const dev = loadPage(join(DEV_DIST, 'index.html'), origin)
+    if (existsSync(join(DEV_DIST, 'assets'))) {
+      await app.register(fastifyStatic, {
+        root: join(DEV_DIST, 'assets'),
+        prefix: '/dev/assets/',
+        decorateReply: false,
+        immutable: true,
+        maxAge: '365d',
+      })
+    }
     app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/dev/'))
     app.get('/dev', { schema: { hide: true } }, (_request, reply) => reply.redirect('/dev/'))
     app.get('/dev/', { schema: { hide: true } }, (_request, reply) => {
-      if (!dev) return notBuilt(reply)
+      if (!dev) return notBuilt(reply, 'The local App Station page', 'npm run build:dev')
       return reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(dev)
     })
   }

@@ -1,10 +1,13 @@
 /**
- * Runs the real thing for browser tests: the production UI build, the server (`npx tsx server/main.ts`)
- * on a free port with an in-memory database, the Kit stand-in behind it, and headless Chromium.
+ * Runs the real thing for browser tests: the production UI build with the local App Station page,
+ * the server (`npx tsx server/main.ts`) with KIT_DEV_HOST=1 on a free port, its database and
+ * generated development secrets in a fresh temporary directory, the Kit stand-in behind it, and
+ * headless Chromium.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser } from 'playwright-core'
 import { startKitStandin, type KitStandin } from '../kit-standin/server.ts'
@@ -52,11 +55,13 @@ function stopServer(server: ChildProcess): Promise<void> {
 
 export async function startStack(): Promise<Stack> {
   // The test runner sets NODE_ENV=test, which would give Vue's development build: build as shipped.
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
+  execFileSync('npm', ['run', 'build:dev'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
   const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
-  const { NODE_ENV: _ignored, ...env } = process.env
+  // The dev host runs only with generated secrets: none in the environment, secrets.json beside the database.
+  const { NODE_ENV: _ignored, APPSTATION_JWT_SECRET: _jwt, EVENTS_SECRET: _events, ENCRYPTION_KEY: _key, ...env } = process.env
+  const dataDir = mkdtempSync(join(tmpdir(), 'kit-browser-'))
   let log = ''
   const server = spawn('npx', ['tsx', 'server/main.ts'], {
     cwd: ROOT,
@@ -66,11 +71,9 @@ export async function startStack(): Promise<Stack> {
       ...env,
       HOST: '127.0.0.1',
       PORT: String(port),
-      DATABASE_PATH: ':memory:',
+      KIT_DEV_HOST: '1',
+      DATABASE_PATH: join(dataDir, 'kit.sqlite'),
       KIT_API_URL: kit.url,
-      APPSTATION_JWT_SECRET: randomBytes(48).toString('base64url'),
-      EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       LOG_LEVEL: 'warn',
     },
   })
@@ -88,6 +91,7 @@ export async function startStack(): Promise<Stack> {
   } catch (error) {
     await stopServer(server)
     await kit.close()
+    rmSync(dataDir, { recursive: true, force: true })
     throw error
   }
   const launched = browser
@@ -100,6 +104,7 @@ export async function startStack(): Promise<Stack> {
       await launched.close()
       await stopServer(server)
       await kit.close()
+      rmSync(dataDir, { recursive: true, force: true })
     },
   }
 }

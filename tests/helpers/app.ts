@@ -13,6 +13,7 @@ export const TEST_PLUGIN_ID = 'kit'
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     production: false,
+    devHost: false,
     host: '127.0.0.1',
     port: 0,
     databasePath: ':memory:',

@@ -1,0 +1,16 @@
+// npm start: the local App Station on a fresh clone, the plain server otherwise.
+// KIT_DEV_HOST defaults to 1 here unless NODE_ENV names production (an explicit KIT_DEV_HOST,
+// 0 included, always wins); the server then refuses to start unless the dev host is safe (loopback,
+// generated secrets). Builds what is missing first, then runs the server in this terminal.
+import { spawn, spawnSync } from 'node:child_process'
+
+const env = { ...process.env }
+const production = /^prod(uction)?$/i.test((env.NODE_ENV ?? '').trim())
+if (env.KIT_DEV_HOST === undefined && !production) env.KIT_DEV_HOST = '1'
+
+const built = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], { stdio: 'inherit', env })
+if (built.status !== 0) process.exit(built.status ?? 1)
+
+const server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { stdio: 'inherit', env })
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.kill(signal))
+server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

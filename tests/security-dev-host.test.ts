@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import viteConfig from '../vite.config.ts'
+import { ConfigError, loadConfig } from '../server/config.ts'
+import { DEV_DIST } from '../server/routes/ui.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
+
+const tempDb = () => join(mkdtempSync(join(tmpdir(), 'kit-devhost-')), 'kit.sqlite')
+const realSecrets = () => ({
+  APPSTATION_JWT_SECRET: randomBytes(48).toString('base64url'),
+  EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+})
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  return []
+}
+
+describe('the local App Station needs an explicit, safe opt-in', () => {
+  it('is off unless KIT_DEV_HOST=1, whatever NODE_ENV says', () => {
+    for (const NODE_ENV of [undefined, 'development', 'test', '']) {
+      const env: Record<string, string> = { DATABASE_PATH: tempDb(), ...(NODE_ENV === undefined ? {} : { NODE_ENV }) }
+      expect(loadConfig(env).config.devHost, String(NODE_ENV)).toBe(false)
+    }
+    expect(loadConfig({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '0' }).config.devHost).toBe(false)
+  })
+
+  it('turns on with KIT_DEV_HOST=1 on loopback with generated secrets', () => {
+    for (const HOST of ['127.0.0.1', '127.0.0.2', 'localhost', '::1']) {
+      expect(loadConfig({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', HOST }).config.devHost, HOST).toBe(true)
+    }
+  })
+
+  it('refuses KIT_DEV_HOST values other than 1 or 0', () => {
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: 'yes' })).toEqual(['KIT_DEV_HOST must be 1 (serve the local App Station at /dev/) or 0'])
+  })
+
+  it('refuses to start with KIT_DEV_HOST=1 when NODE_ENV names production, in any case', () => {
+    for (const NODE_ENV of ['production', 'Production', 'PRODUCTION', 'prod', 'Prod']) {
+      const env = { DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', NODE_ENV }
+      expect(problemsOf(env).join(' '), NODE_ENV).toContain(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${NODE_ENV}`)
+    }
+  })
+
+  it('refuses to start with KIT_DEV_HOST=1 on a host that is not loopback', () => {
+    for (const HOST of ['0.0.0.0', '::', '192.168.1.20', 'example.com', '128.0.0.1']) {
+      const problems = problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', HOST })
+      expect(problems, HOST).toEqual([
+        `KIT_DEV_HOST=1 serves a page that mints session tokens, so HOST must be a loopback address (127.0.0.1, ::1 or localhost), not ${HOST}`,
+      ])
+    }
+  })
+
+  it('refuses to start with KIT_DEV_HOST=1 when any secret comes from the environment, naming each', () => {
+    const secrets = realSecrets()
+    for (const [name, value] of Object.entries(secrets)) {
+      const problems = problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', [name]: value })
+      expect(problems, name).toHaveLength(1)
+      expect(problems[0]).toMatch(new RegExp(`runs only with generated development secrets: unset ${name} \\(or set KIT_DEV_HOST=0\\)`))
+    }
+    const all = problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', ...secrets })
+    expect(all.join(' ')).toContain('unset APPSTATION_JWT_SECRET, EVENTS_SECRET, ENCRYPTION_KEY')
+  })
+
+  it('treats NODE_ENV=Production as production: secrets are required', () => {
+    expect(problemsOf({ NODE_ENV: 'Production', DATABASE_PATH: tempDb() })).toContain('APPSTATION_JWT_SECRET is required in production')
+  })
+
+  it('is not part of the production UI build', () => {
+    const input = viteConfig.build?.rollupOptions?.input as Record<string, string>
+    expect(Object.keys(input)).toEqual(['panel'])
+  })
+})
+
+describe('without the opt-in', () => {
+  let app: FastifyInstance
+  afterEach(async () => {
+    await app.close()
+  })
+
+  it('registers no development route, page, asset or redirect', async () => {
+    ;({ app } = await buildTestApp({ devHost: false }))
+    for (const [method, url] of [
+      ['GET', '/'],
+      ['GET', '/dev'],
+      ['GET', '/dev/'],
+      ['GET', '/dev/api/info'],
+      ['POST', '/dev/api/token'],
+      ['POST', '/dev/api/simulate'],
+      ['GET', '/dev/assets/index.js'],
+    ] as const) {
+      const res = await app.inject({ method, url, payload: method === 'POST' ? { cid: 'c_1', roles: ['owner'] } : undefined })
+      expect(res.statusCode, `${method} ${url}`).toBe(404)
+    }
+  })
+})
+
+describe('the dev host checks the Host header (DNS rebinding)', () => {
+  let app: FastifyInstance
+  afterEach(async () => {
+    await app.close()
+  })
+
+  it('answers /dev/ and /api/ only for the loopback names of its own port', async () => {
+    ;({ app } = await buildTestApp({ devHost: true, host: '127.0.0.1', port: 8787 }))
+    for (const host of ['127.0.0.1:8787', 'localhost:8787', '[::1]:8787', 'LOCALHOST:8787']) {
+      const res = await app.inject({ method: 'GET', url: '/dev/api/info', headers: { host } })
+      expect(res.statusCode, host).toBe(200)
+    }
+    const token = await app.inject({ method: 'POST', url: '/dev/api/token', headers: { host: '127.0.0.1:8787' }, payload: { cid: 'c_1', roles: ['owner'] } })
+    expect(token.statusCode).toBe(200)
+
+    for (const host of ['evil.example:8787', 'evil.example', '127.0.0.1:9999', '127.0.0.1', 'localhost.evil.example:8787']) {
+      for (const [method, url] of [
+        ['GET', '/dev/api/info'],
+        ['POST', '/dev/api/token'],
+        ['POST', '/dev/api/simulate'],
+        ['GET', '/dev/'],
+        ['GET', '/api/v1/connection'],
+      ] as const) {
+        const res = await app.inject({ method, url, headers: { host }, payload: method === 'POST' ? { cid: 'c_1', roles: ['owner'] } : undefined })
+        expect(res.statusCode, `${method} ${url} with Host ${host}`).toBe(421)
+        expect(res.json().error).toMatchObject({
+          code: 'misdirected_request',
+          message: 'The local App Station answers only at http://127.0.0.1:8787, http://localhost:8787 or http://[::1]:8787; open it at one of those addresses.',
+        })
+      }
+    }
+  })
+
+  it.skipIf(!existsSync(join(DEV_DIST, 'index.html')))('serves the page and its assets from the separate dev build', async () => {
+    ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
+    const headers = { host: '127.0.0.1:8787' }
+    const page = await app.inject({ method: 'GET', url: '/dev/', headers })
+    expect(page.statusCode).toBe(200)
+    const script = readdirSync(join(DEV_DIST, 'assets')).find((f) => f.endsWith('.js')) as string
+    expect(page.body).toContain(`./assets/${script}`)
+    expect((await app.inject({ method: 'GET', url: `/dev/assets/${script}`, headers })).statusCode).toBe(200)
+    expect((await app.inject({ method: 'GET', url: `/assets/${script}`, headers })).statusCode).toBe(404)
+  })
+
+  it('leaves event intake and health alone', async () => {
+    ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
+    expect((await app.inject({ method: 'GET', url: '/healthz', headers: { host: 'evil.example' } })).statusCode).toBe(200)
+    expect((await app.inject({ method: 'POST', url: '/events', headers: { host: 'evil.example' }, payload: {} })).statusCode).not.toBe(421)
+  })
+})
+
+describe('a production process without the opt-in', () => {
+  let server: ServerProcess | undefined
+  afterEach(async () => {
+    await server?.kill('SIGTERM')
+    server = undefined
+  })
+
+  it('answers 404 on every development route, even with NODE_ENV=Production', async () => {
+    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...realSecrets() }, await freePort())
+    const get = await fetch(`${server.url}/dev/`)
+    expect(get.status).toBe(404)
+    for (const path of ['/dev/api/token', '/dev/api/simulate']) {
+      const res = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ cid: 'c_1', roles: ['owner'], type: 'user.signed_up', member: { id: 'm_1', email: 'a@example.com' } }),
+      })
+      expect(res.status, path).toBe(404)
+    }
+    expect((await fetch(`${server.url}/`, { redirect: 'manual' })).status).toBe(404)
+  })
+})
