@@ -63,7 +63,11 @@ export function kitFailure(err: KitError): AppError {
     case 'unavailable':
       return new AppError(502, 'kit_unreachable', 'Kit could not be reached right now. Try again in a few minutes.')
     case 'invalid_credentials':
-      return new AppError(409, 'connection_invalid', `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`)
+      return new AppError(
+        409,
+        'connection_invalid',
+        `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`,
+      )
     default:
       return new AppError(502, 'kit_error', `Kit refused the request: ${err.message}`)
   }
