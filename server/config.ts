@@ -4,6 +4,7 @@
  * to start and names every secret that is missing or malformed.
  */
 import { randomBytes } from 'node:crypto'
+import { isIPv4 } from 'node:net'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 
@@ -66,6 +67,29 @@ export function decodeWebhookSecret(secret: string): string | null {
   return raw && raw.length >= 16 ? raw.toString('base64') : null
 }
 
+/** 127.0.0.0/8, ::1 and localhost: plain http to these never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '')
+  if (host === 'localhost' || host === '::1') return true
+  return isIPv4(host) && host.startsWith('127.')
+}
+
+function kitUrlProblem(value: string, production: boolean): string | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'KIT_API_URL must be an http(s) URL such as https://api.kit.com'
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return 'KIT_API_URL must be an http(s) URL such as https://api.kit.com'
+  }
+  if (production && url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+    return 'KIT_API_URL must be an https: URL in production (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost)'
+  }
+  return null
+}
+
 function generateSecret(name: SecretName): string {
   switch (name) {
     case 'APPSTATION_JWT_SECRET':
@@ -115,7 +139,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const logLevel = env.LOG_LEVEL || 'info'
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   const kitApiUrl = (env.KIT_API_URL || 'https://api.kit.com').replace(/\/+$/, '')
-  if (!/^https?:\/\//.test(kitApiUrl)) problems.push('KIT_API_URL must be an http(s) URL')
+  const kitApiUrlProblem = kitUrlProblem(kitApiUrl, production)
+  if (kitApiUrlProblem) problems.push(kitApiUrlProblem)
 
   const secrets = {} as Record<SecretName, string>
   const missing: SecretName[] = []

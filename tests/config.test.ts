@@ -85,3 +85,34 @@ describe('configuration', () => {
     expect(problems.join(' ')).toMatch(/KIT_RATE_LIMIT/)
   })
 })
+
+describe('KIT_API_URL', () => {
+  const production = (url: string) => problemsOf({ NODE_ENV: 'production', ...goodSecrets(), KIT_API_URL: url })
+
+  it('refuses plain http to another host in production, naming the variable', () => {
+    for (const url of ['http://api.kit.com', 'http://10.0.0.5:8790', 'http://127.example.com', 'http://localhost.example.com']) {
+      const problems = production(url)
+      expect(problems, url).toHaveLength(1)
+      expect(problems[0]).toMatch(/^KIT_API_URL must be an https: URL in production/)
+    }
+  })
+
+  it('allows https, and plain http to loopback hosts, in production', () => {
+    for (const url of ['https://api.kit.com', 'http://127.0.0.1:8790', 'http://127.1.2.3:8790', 'http://[::1]:8790', 'http://localhost:8790']) {
+      expect(production(url), url).toEqual([])
+    }
+  })
+
+  it('allows plain http to any host in development', () => {
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'http://kit.internal:8790' })).toEqual([])
+  })
+
+  it('refuses something that is not an http(s) URL', () => {
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'ftp://api.kit.com' })).toEqual([
+      'KIT_API_URL must be an http(s) URL such as https://api.kit.com',
+    ])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'https://' })).toEqual([
+      'KIT_API_URL must be an http(s) URL such as https://api.kit.com',
+    ])
+  })
+})
