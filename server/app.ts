@@ -32,10 +32,26 @@ export interface BuildOptions {
 
 export const BODY_LIMIT = 256 * 1024
 
+/**
+ * Node checks request deadlines on an interval (30 s by default), which would let a stalled
+ * request live up to twice its timeout; checking every second (or faster for short timeouts)
+ * closes it close to the deadline.
+ */
+function deadlineCheckInterval(requestTimeoutMs: number): number {
+  return Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4)))
+}
+
 export async function buildApp({ config, logStream, pipeline = {} }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, logStream),
     bodyLimit: BODY_LIMIT,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: deadlineCheckInterval(config.requestTimeoutMs),
+    },
     trustProxy: false,
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -23,6 +23,12 @@ export interface Config {
   encryptionKey: Buffer
   kitRateLimit: number
   kitRateWindowMs: number
+  /** How long a client may take to send a whole request (head and body) before it is closed. */
+  requestTimeoutMs: number
+  /** A socket with no traffic at all for this long is closed; longer than the slowest answer. */
+  connectionTimeoutMs: number
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number
   logLevel: string
 }
 
@@ -169,6 +175,9 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
+  const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
+  const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -189,6 +198,9 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKey: Buffer.from(secrets.ENCRYPTION_KEY, 'base64'),
       kitRateLimit,
       kitRateWindowMs,
+      requestTimeoutMs,
+      connectionTimeoutMs,
+      keepAliveTimeoutMs,
       logLevel,
     },
   }

@@ -33,6 +33,21 @@ describe('configuration', () => {
     expect(config.kitApiUrl).toBe('https://api.kit.com')
     expect(config.kitRateLimit).toBe(120)
     expect(config.kitRateWindowMs).toBe(60000)
+    expect(config.requestTimeoutMs).toBe(30000)
+    expect(config.connectionTimeoutMs).toBe(120000)
+    expect(config.keepAliveTimeoutMs).toBe(10000)
+  })
+
+  it('reads the HTTP timeouts and refuses ones too short to be meant', () => {
+    const { config } = loadConfig({
+      DATABASE_PATH: tempDb(),
+      HTTP_REQUEST_TIMEOUT_MS: '5000',
+      HTTP_IDLE_TIMEOUT_MS: '60000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '2000',
+    })
+    expect([config.requestTimeoutMs, config.connectionTimeoutMs, config.keepAliveTimeoutMs]).toEqual([5000, 60000, 2000])
+    const problems = problemsOf({ DATABASE_PATH: tempDb(), HTTP_REQUEST_TIMEOUT_MS: '0', HTTP_IDLE_TIMEOUT_MS: 'soon' })
+    expect(problems).toEqual(['HTTP_REQUEST_TIMEOUT_MS must be an integer ≥ 100', 'HTTP_IDLE_TIMEOUT_MS must be an integer ≥ 100'])
   })
 
   it('generates development secrets once, beside the database, readable only by the owner', () => {
