@@ -1,6 +1,6 @@
 /**
  * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
- * session auth, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
+ * session auth, rate limits, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
@@ -16,6 +16,7 @@ import errorsPlugin from './plugins/errors.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
@@ -61,6 +62,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(dbPlugin)
   await app.register(metricsPlugin)
   await app.register(authPlugin)
+  await app.register(rateLimitPlugin)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Kit for App Station', version: '0.1.0', description: 'Settings API, event intake and operations.' },

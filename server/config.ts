@@ -23,6 +23,10 @@ export interface Config {
   encryptionKey: Buffer
   kitRateLimit: number
   kitRateWindowMs: number
+  /** Settings-API requests per minute for one user of one community. */
+  apiRateLimit: number
+  /** Kit key checks (saving a key, Test connection) per minute for one community. */
+  kitCheckRateLimit: number
   /** How long a client may take to send a whole request (head and body) before it is closed. */
   requestTimeoutMs: number
   /** A socket with no traffic at all for this long is closed; longer than the slowest answer. */
@@ -175,6 +179,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const apiRateLimit = intSetting(env, 'API_RATE_LIMIT', 120, problems)
+  const kitCheckRateLimit = intSetting(env, 'KIT_CHECK_RATE_LIMIT', 10, problems)
   const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
   const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
   const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
@@ -198,6 +204,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKey: Buffer.from(secrets.ENCRYPTION_KEY, 'base64'),
       kitRateLimit,
       kitRateWindowMs,
+      apiRateLimit,
+      kitCheckRateLimit,
       requestTimeoutMs,
       connectionTimeoutMs,
       keepAliveTimeoutMs,

@@ -33,6 +33,8 @@ describe('configuration', () => {
     expect(config.kitApiUrl).toBe('https://api.kit.com')
     expect(config.kitRateLimit).toBe(120)
     expect(config.kitRateWindowMs).toBe(60000)
+    expect(config.apiRateLimit).toBe(120)
+    expect(config.kitCheckRateLimit).toBe(10)
     expect(config.requestTimeoutMs).toBe(30000)
     expect(config.connectionTimeoutMs).toBe(120000)
     expect(config.keepAliveTimeoutMs).toBe(10000)
@@ -98,6 +100,17 @@ describe('configuration', () => {
     const problems = problemsOf({ ...goodSecrets(), KIT_RATE_LIMIT: 'lots', APPSTATION_ORIGIN: 'https://a.example/path' })
     expect(problems.join(' ')).toMatch(/APPSTATION_ORIGIN/)
     expect(problems.join(' ')).toMatch(/KIT_RATE_LIMIT/)
+  })
+})
+
+describe('settings API rate limits', () => {
+  it('reads both limits and refuses ones that are not positive integers', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), API_RATE_LIMIT: '600', KIT_CHECK_RATE_LIMIT: '3' })
+    expect([config.apiRateLimit, config.kitCheckRateLimit]).toEqual([600, 3])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), API_RATE_LIMIT: '0', KIT_CHECK_RATE_LIMIT: 'many' })).toEqual([
+      'API_RATE_LIMIT must be an integer ≥ 1',
+      'KIT_CHECK_RATE_LIMIT must be an integer ≥ 1',
+    ])
   })
 })
 

@@ -25,6 +25,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     encryptionKey: randomBytes(32),
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
+    apiRateLimit: 120,
+    kitCheckRateLimit: 10,
     requestTimeoutMs: 30_000,
     connectionTimeoutMs: 120_000,
     keepAliveTimeoutMs: 10_000,

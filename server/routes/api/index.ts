@@ -7,6 +7,7 @@ import mappingRoutes from './mappings.ts'
 
 const api: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', app.requireSession)
+  app.addHook('onRequest', app.apiLimits.perUser)
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
   await app.register(kitRoutes)
