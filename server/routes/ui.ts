@@ -1,5 +1,5 @@
 /**
- * The built panel at /panel/ (framable only by App Station's origin) and, in development, the local
+ * The built panel at /panel/ (under a strict Content-Security-Policy, framable only by App Station's origin) and, in development, the local
  * App Station stand-in at /dev/. Assets come from Vite's build in dist/ui.
  */
 import fastifyStatic from '@fastify/static'
@@ -9,6 +9,21 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const UI_DIST = fileURLToPath(new URL('../../dist/ui', import.meta.url))
+
+/**
+ * The panel's policy: its own scripts and styles only (the build has no inline script or style),
+ * no plugins, no <base>, no form posts, framed only by App Station.
+ */
+export function panelContentSecurityPolicy(origin: string): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    `frame-ancestors ${origin}`,
+  ].join('; ')
+}
 
 const escapeAttr = (value: string) => value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
 
@@ -28,6 +43,7 @@ const notBuilt = (reply: FastifyReply) =>
 const routes: FastifyPluginAsync = async (app) => {
   const { origin, production } = app.config
   const panel = loadPage('panel', origin)
+  const panelPolicy = panelContentSecurityPolicy(origin)
   const dev = production ? null : loadPage('dev', origin)
 
   if (existsSync(join(UI_DIST, 'assets'))) {
@@ -45,7 +61,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/panel/', { schema: { hide: true } }, (_request, reply) => {
     if (!panel) return notBuilt(reply)
     return reply
-      .header('content-security-policy', `frame-ancestors ${origin}`)
+      .header('content-security-policy', panelPolicy)
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')

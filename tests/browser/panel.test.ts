@@ -8,10 +8,27 @@ interface Traffic {
   tokens: string[]
   bearerCalls: number
   apiCallsWithoutBearer: string[]
+  /** Content-Security-Policy violations, from the console and from `securitypolicyviolation` in any frame. */
+  cspViolations: string[]
+}
+
+async function watchPolicy(context: BrowserContext, traffic: Traffic): Promise<void> {
+  await context.exposeBinding('reportPolicyViolation', ({ frame }, detail: string) => {
+    traffic.cspViolations.push(`${new URL(frame.url()).pathname}: ${detail}`)
+  })
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      const report = (window as unknown as { reportPolicyViolation: (detail: string) => void }).reportPolicyViolation
+      report(`${event.violatedDirective} blocked ${event.blockedURI || 'inline'}`)
+    })
+  })
 }
 
 function watch(page: Page): Traffic {
-  const traffic: Traffic = { urls: [], tokens: [], bearerCalls: 0, apiCallsWithoutBearer: [] }
+  const traffic: Traffic = { urls: [], tokens: [], bearerCalls: 0, apiCallsWithoutBearer: [], cspViolations: [] }
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) traffic.cspViolations.push(message.text())
+  })
   page.on('request', (request) => {
     traffic.urls.push(request.url())
     if (new URL(request.url()).pathname.startsWith('/api/v1/')) {
@@ -48,10 +65,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     context = await stack.browser.newContext({ viewport: { width: 1200, height: 900 } })
     page = await context.newPage()
     traffic = watch(page)
+    await watchPolicy(context, traffic)
     panel = page.frameLocator('#panel')
   })
   afterEach(async () => {
-    await context.close()
+    try {
+      expect(traffic.cspViolations, 'Content-Security-Policy violations').toEqual([])
+    } finally {
+      await context.close()
+    }
   })
 
   async function openDev(cid = 'c_demo'): Promise<void> {
@@ -167,7 +189,10 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
 
   it('asks to be opened from App Station when visited directly, and may be framed only by App Station', async () => {
     const response = await page.goto(`${stack.origin}/panel/`)
-    expect(response?.headers()['content-security-policy']).toBe(`frame-ancestors ${stack.origin}`)
+    const policy = response?.headers()['content-security-policy'] ?? ''
+    expect(policy).toContain(`frame-ancestors ${stack.origin}`)
+    expect(policy).toContain("script-src 'self'")
+    expect(policy).toContain("object-src 'none'")
     await page.getByText('Open this panel from App Station › Settings › Integrations › Kit.').waitFor()
   })
 })

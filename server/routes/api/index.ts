@@ -1,5 +1,9 @@
-/** The settings API (CONTRACT §5): one auth boundary for the whole `/api/v1` scope. */
+/**
+ * The settings API: one auth boundary and one rate limit for the whole `/api/v1` scope, and every
+ * answer (errors and unknown paths included) marked never to be cached or content-sniffed.
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AppError } from '../../lib/errors.ts'
 import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
@@ -8,6 +12,13 @@ import mappingRoutes from './mappings.ts'
 const api: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', app.requireSession)
   app.addHook('onRequest', app.apiLimits.perUser)
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('cache-control', 'no-store')
+  })
+  app.setNotFoundHandler((request) => {
+    throw new AppError(404, 'not_found', `Nothing at ${request.method} ${request.url.split('?')[0]}`)
+  })
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
   await app.register(kitRoutes)
