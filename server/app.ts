@@ -79,7 +79,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
   if (!config.production) await app.register(devRoutes)
-  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/docs/openapi.json', { schema: { hide: true }, onRequest: app.requireOperatorToken }, async () => app.swagger())
 
   return app
 }

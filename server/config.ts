@@ -27,6 +27,8 @@ export interface Config {
   apiRateLimit: number
   /** Kit key checks (saving a key, Test connection) per minute for one community. */
   kitCheckRateLimit: number
+  /** When set, /metrics and /docs/openapi.json require `Authorization: Bearer <token>`. */
+  metricsToken: string | null
   /** How long a client may take to send a whole request (head and body) before it is closed. */
   requestTimeoutMs: number
   /** A socket with no traffic at all for this long is closed; longer than the slowest answer. */
@@ -179,6 +181,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const metricsToken = env.METRICS_TOKEN || null
+  if (metricsToken !== null && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
+    problems.push('METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex')
+  }
+  if (metricsToken === null && production) {
+    notes.push('METRICS_TOKEN is not set: /metrics and /docs/openapi.json are open to anyone who can reach this server')
+  }
   const apiRateLimit = intSetting(env, 'API_RATE_LIMIT', 120, problems)
   const kitCheckRateLimit = intSetting(env, 'KIT_CHECK_RATE_LIMIT', 10, problems)
   const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
@@ -204,6 +213,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKey: Buffer.from(secrets.ENCRYPTION_KEY, 'base64'),
       kitRateLimit,
       kitRateWindowMs,
+      metricsToken,
       apiRateLimit,
       kitCheckRateLimit,
       requestTimeoutMs,

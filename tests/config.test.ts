@@ -114,6 +114,22 @@ describe('settings API rate limits', () => {
   })
 })
 
+describe('METRICS_TOKEN', () => {
+  it('is off unless set, and a production start without it says the operator endpoints are open', () => {
+    expect(loadConfig({ DATABASE_PATH: tempDb() }).config.metricsToken).toBeNull()
+    const { notes } = loadConfig({ NODE_ENV: 'production', ...goodSecrets() })
+    expect(notes.join(' ')).toMatch(/METRICS_TOKEN is not set: \/metrics and \/docs\/openapi.json are open/)
+  })
+
+  it('is read when set and refused when too short to be a secret', () => {
+    const token = randomBytes(24).toString('hex')
+    expect(loadConfig({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: token }).config.metricsToken).toBe(token)
+    expect(problemsOf({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: 'short' })).toEqual([
+      'METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex',
+    ])
+  })
+})
+
 describe('KIT_API_URL', () => {
   const production = (url: string) => problemsOf({ NODE_ENV: 'production', ...goodSecrets(), KIT_API_URL: url })
 

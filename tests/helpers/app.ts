@@ -25,6 +25,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     encryptionKey: randomBytes(32),
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
+    metricsToken: null,
     apiRateLimit: 120,
     kitCheckRateLimit: 10,
     requestTimeoutMs: 30_000,
