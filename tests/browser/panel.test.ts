@@ -162,8 +162,11 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await page.goto(`${stack.origin}/dev/`)
     await page.locator('#theme').selectOption('dark')
     await panel.getByRole('heading', { name: 'Kit connection' }).waitFor()
-    const frame = page.frames().find((f) => new URL(f.url()).pathname === '/panel/')
-    expect(await frame?.evaluate(() => document.documentElement.dataset.theme)).toBe('dark')
+    // Switching the theme reloads the frame, so the heading above may still be the old frame's.
+    await eventually(async () => {
+      const frame = page.frames().find((f) => new URL(f.url()).pathname === '/panel/')
+      expect(await frame?.evaluate(() => document.documentElement.dataset.theme)).toBe('dark')
+    })
   })
 
   it('keeps each community’s settings apart', async () => {
