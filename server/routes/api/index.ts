@@ -1,6 +1,7 @@
 /**
- * The settings API: one auth boundary and one rate limit for the whole `/api/v1` scope, and every
- * answer (errors and unknown paths included) marked never to be cached or content-sniffed.
+ * The settings API: one auth boundary and one rate limit for the whole `/api/v1` scope (unknown
+ * paths answer 404 without either), and every answer, errors included, marked never to be cached
+ * or content-sniffed.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AppError } from '../../lib/errors.ts'
@@ -10,8 +11,11 @@ import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
 
 const api: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.requireSession)
-  app.addHook('onRequest', app.apiLimits.perUser)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return
+    await app.requireSession(request, reply)
+    await app.apiLimits.perUser(request)
+  })
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('cache-control', 'no-store')
