@@ -1,6 +1,6 @@
 /**
  * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
- * session auth, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
+ * session auth, rate limits, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
@@ -17,6 +17,7 @@ import errorsPlugin from './plugins/errors.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
@@ -33,10 +34,26 @@ export interface BuildOptions {
 
 export const BODY_LIMIT = 256 * 1024
 
+/**
+ * Node checks request deadlines on an interval (30 s by default), which would let a stalled
+ * request live up to twice its timeout; checking every second (or faster for short timeouts)
+ * closes it close to the deadline.
+ */
+function deadlineCheckInterval(requestTimeoutMs: number): number {
+  return Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4)))
+}
+
 export async function buildApp({ config, logStream, pipeline = {} }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, logStream),
     bodyLimit: BODY_LIMIT,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: deadlineCheckInterval(config.requestTimeoutMs),
+    },
     trustProxy: false,
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -47,6 +64,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(dbPlugin)
   await app.register(metricsPlugin)
   await app.register(authPlugin)
+  await app.register(rateLimitPlugin)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Kit for App Station', version: '0.1.0', description: 'Settings API, event intake and operations.' },
@@ -63,7 +81,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
   if (config.devHost) await app.register(devRoutes)
-  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/docs/openapi.json', { schema: { hide: true }, onRequest: app.requireOperatorToken }, async () => app.swagger())
 
   return app
 }

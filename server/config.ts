@@ -30,6 +30,18 @@ export interface Config {
   kitRateWindowMs: number
   /** The longest a session token may live (exp − iat), in seconds. */
   sessionMaxLifetimeS: number
+  /** Settings-API requests per minute for one user of one community. */
+  apiRateLimit: number
+  /** Kit key checks (saving a key, Test connection) per minute for one community. */
+  kitCheckRateLimit: number
+  /** When set, /metrics and /docs/openapi.json require `Authorization: Bearer <token>`. */
+  metricsToken: string | null
+  /** How long a client may take to send a whole request (head and body) before it is closed. */
+  requestTimeoutMs: number
+  /** A socket with no traffic at all for this long is closed; longer than the slowest answer. */
+  connectionTimeoutMs: number
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number
   logLevel: string
 }
 
@@ -91,6 +103,29 @@ export function decodeWebhookSecret(secret: string): string | null {
   return raw && raw.length >= 16 ? raw.toString('base64') : null
 }
 
+/** 127.0.0.0/8, ::1 and localhost: plain http to these never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.trim().toLowerCase().replace(/^\[|\]$/g, '')
+  if (host === 'localhost' || host === '::1') return true
+  return isIPv4(host) && host.startsWith('127.')
+}
+
+function kitUrlProblem(value: string, production: boolean): string | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'KIT_API_URL must be an http(s) URL such as https://api.kit.com'
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return 'KIT_API_URL must be an http(s) URL such as https://api.kit.com'
+  }
+  if (production && url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+    return 'KIT_API_URL must be an https: URL in production (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost)'
+  }
+  return null
+}
+
 function generateSecret(name: SecretName): string {
   switch (name) {
     case 'APPSTATION_JWT_SECRET':
@@ -111,13 +146,6 @@ function intSetting(env: Env, name: string, fallback: number, problems: string[]
     return fallback
   }
   return n
-}
-
-/** 127.0.0.0/8, ::1 or localhost: reachable from this machine only. */
-export function isLoopbackHost(host: string): boolean {
-  const name = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1')
-  if (name === 'localhost' || name === '::1') return true
-  return isIPv4(name) && name.startsWith('127.')
 }
 
 /**
@@ -174,7 +202,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const logLevel = env.LOG_LEVEL || 'info'
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   const kitApiUrl = (env.KIT_API_URL || 'https://api.kit.com').replace(/\/+$/, '')
-  if (!/^https?:\/\//.test(kitApiUrl)) problems.push('KIT_API_URL must be an http(s) URL')
+  const kitApiUrlProblem = kitUrlProblem(kitApiUrl, production)
+  if (kitApiUrlProblem) problems.push(kitApiUrlProblem)
   if (devHost) problems.push(...devHostProblems(env, host))
 
   const secrets = {} as Record<SecretName, string>
@@ -205,6 +234,18 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
   const sessionMaxLifetimeS = intSetting(env, 'SESSION_MAX_LIFETIME_S', 600, problems)
+  const metricsToken = env.METRICS_TOKEN || null
+  if (metricsToken !== null && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
+    problems.push('METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex')
+  }
+  if (metricsToken === null && production) {
+    notes.push('METRICS_TOKEN is not set: /metrics and /docs/openapi.json are open to anyone who can reach this server')
+  }
+  const apiRateLimit = intSetting(env, 'API_RATE_LIMIT', 120, problems)
+  const kitCheckRateLimit = intSetting(env, 'KIT_CHECK_RATE_LIMIT', 10, problems)
+  const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
+  const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
+  const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -227,6 +268,12 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       kitRateLimit,
       kitRateWindowMs,
       sessionMaxLifetimeS,
+      metricsToken,
+      apiRateLimit,
+      kitCheckRateLimit,
+      requestTimeoutMs,
+      connectionTimeoutMs,
+      keepAliveTimeoutMs,
       logLevel,
     },
   }

@@ -34,11 +34,28 @@ describe('configuration', () => {
     expect(config.kitRateLimit).toBe(120)
     expect(config.kitRateWindowMs).toBe(60000)
     expect(config.sessionMaxLifetimeS).toBe(600)
+    expect(config.apiRateLimit).toBe(120)
+    expect(config.kitCheckRateLimit).toBe(10)
+    expect(config.requestTimeoutMs).toBe(30000)
+    expect(config.connectionTimeoutMs).toBe(120000)
+    expect(config.keepAliveTimeoutMs).toBe(10000)
   })
 
   it('reads SESSION_MAX_LIFETIME_S and refuses one that is not a positive integer', () => {
     expect(loadConfig({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: '300' }).config.sessionMaxLifetimeS).toBe(300)
     expect(problemsOf({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: 'forever' }).join(' ')).toMatch(/SESSION_MAX_LIFETIME_S must be an integer/)
+  })
+
+  it('reads the HTTP timeouts and refuses ones too short to be meant', () => {
+    const { config } = loadConfig({
+      DATABASE_PATH: tempDb(),
+      HTTP_REQUEST_TIMEOUT_MS: '5000',
+      HTTP_IDLE_TIMEOUT_MS: '60000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '2000',
+    })
+    expect([config.requestTimeoutMs, config.connectionTimeoutMs, config.keepAliveTimeoutMs]).toEqual([5000, 60000, 2000])
+    const problems = problemsOf({ DATABASE_PATH: tempDb(), HTTP_REQUEST_TIMEOUT_MS: '0', HTTP_IDLE_TIMEOUT_MS: 'soon' })
+    expect(problems).toEqual(['HTTP_REQUEST_TIMEOUT_MS must be an integer ≥ 100', 'HTTP_IDLE_TIMEOUT_MS must be an integer ≥ 100'])
   })
 
   it('generates development secrets once, beside the database, readable only by the owner', () => {
@@ -109,5 +126,63 @@ describe('configuration', () => {
     const problems = problemsOf({ ...goodSecrets(), KIT_RATE_LIMIT: 'lots', APPSTATION_ORIGIN: 'https://a.example/path' })
     expect(problems.join(' ')).toMatch(/APPSTATION_ORIGIN/)
     expect(problems.join(' ')).toMatch(/KIT_RATE_LIMIT/)
+  })
+})
+
+describe('settings API rate limits', () => {
+  it('reads both limits and refuses ones that are not positive integers', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), API_RATE_LIMIT: '600', KIT_CHECK_RATE_LIMIT: '3' })
+    expect([config.apiRateLimit, config.kitCheckRateLimit]).toEqual([600, 3])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), API_RATE_LIMIT: '0', KIT_CHECK_RATE_LIMIT: 'many' })).toEqual([
+      'API_RATE_LIMIT must be an integer ≥ 1',
+      'KIT_CHECK_RATE_LIMIT must be an integer ≥ 1',
+    ])
+  })
+})
+
+describe('METRICS_TOKEN', () => {
+  it('is off unless set, and a production start without it says the operator endpoints are open', () => {
+    expect(loadConfig({ DATABASE_PATH: tempDb() }).config.metricsToken).toBeNull()
+    const { notes } = loadConfig({ NODE_ENV: 'production', ...goodSecrets() })
+    expect(notes.join(' ')).toMatch(/METRICS_TOKEN is not set: \/metrics and \/docs\/openapi.json are open/)
+  })
+
+  it('is read when set and refused when too short to be a secret', () => {
+    const token = randomBytes(24).toString('hex')
+    expect(loadConfig({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: token }).config.metricsToken).toBe(token)
+    expect(problemsOf({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: 'short' })).toEqual([
+      'METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex',
+    ])
+  })
+})
+
+describe('KIT_API_URL', () => {
+  const production = (url: string) => problemsOf({ NODE_ENV: 'production', ...goodSecrets(), KIT_API_URL: url })
+
+  it('refuses plain http to another host in production, naming the variable', () => {
+    for (const url of ['http://api.kit.com', 'http://10.0.0.5:8790', 'http://127.example.com', 'http://localhost.example.com']) {
+      const problems = production(url)
+      expect(problems, url).toHaveLength(1)
+      expect(problems[0]).toMatch(/^KIT_API_URL must be an https: URL in production/)
+    }
+  })
+
+  it('allows https, and plain http to loopback hosts, in production', () => {
+    for (const url of ['https://api.kit.com', 'http://127.0.0.1:8790', 'http://127.1.2.3:8790', 'http://[::1]:8790', 'http://localhost:8790']) {
+      expect(production(url), url).toEqual([])
+    }
+  })
+
+  it('allows plain http to any host in development', () => {
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'http://kit.internal:8790' })).toEqual([])
+  })
+
+  it('refuses something that is not an http(s) URL', () => {
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'ftp://api.kit.com' })).toEqual([
+      'KIT_API_URL must be an http(s) URL such as https://api.kit.com',
+    ])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_API_URL: 'https://' })).toEqual([
+      'KIT_API_URL must be an http(s) URL such as https://api.kit.com',
+    ])
   })
 })

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { RequestBudget, type Priority, type Release } from '../server/kit/budget.ts'
+import { BudgetBusyError, RequestBudget, type Priority, type Release } from '../server/kit/budget.ts'
 
 const KEY = 'cred-a'
 
@@ -234,5 +234,46 @@ describe('RequestBudget', () => {
   it('refuses a nonsensical configuration', () => {
     expect(() => new RequestBudget({ limit: 0, windowMs: 1000 })).toThrow(RangeError)
     expect(() => new RequestBudget({ limit: 5, windowMs: 0 })).toThrow(RangeError)
+  })
+})
+
+describe('RequestBudget waiting cap', () => {
+  it('refuses an interactive call at once when the cap of waiting ones is reached, saying when to retry', async () => {
+    const budget = new RequestBudget({ limit: 2, windowMs: 1000, maxInteractiveWaiting: 3 })
+    await acquireAndRelease(budget, 2)
+    const waiting = [0, 1, 2].map(() => track(budget, 'interactive'))
+    expect(budget.usage(KEY).waiting).toBe(3)
+
+    const refused = await budget.acquire(KEY, 'interactive').then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(refused).toBeInstanceOf(BudgetBusyError)
+    expect((refused as BudgetBusyError).credentialId).toBe(KEY)
+    expect((refused as BudgetBusyError).retryAfterMs).toBe(1000)
+    expect(budget.usage(KEY).waiting).toBe(3)
+
+    const background = track(budget, 'background')
+    expect(budget.usage(KEY).waiting).toBe(4)
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(waiting.filter((w) => w.settled())).toHaveLength(2)
+    expect(background.settled()).toBe(false)
+  })
+
+  it('counts waiting calls per credential', async () => {
+    const budget = new RequestBudget({ limit: 1, windowMs: 1000, maxInteractiveWaiting: 1 })
+    await acquireAndRelease(budget, 1)
+    track(budget, 'interactive')
+    await expect(budget.acquire(KEY, 'interactive')).rejects.toBeInstanceOf(BudgetBusyError)
+    const other = track(budget, 'interactive', undefined, 'cred-b')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(other.settled()).toBe(true)
+  })
+
+  it('queues without limit when no cap is given', async () => {
+    const budget = new RequestBudget({ limit: 1, windowMs: 1000 })
+    await acquireAndRelease(budget, 1)
+    for (let i = 0; i < 50; i += 1) track(budget, 'interactive')
+    expect(budget.usage(KEY).waiting).toBe(50)
   })
 })

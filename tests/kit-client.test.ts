@@ -1,3 +1,4 @@
+import { createServer as createHttpServer, type IncomingHttpHeaders, type RequestListener } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RequestBudget } from '../server/kit/budget.ts'
@@ -376,6 +377,29 @@ describe('Kit client against the stand-in', () => {
   }, 15_000)
 })
 
+describe('Kit client and redirects', () => {
+  it.each([301, 302, 307, 308])('never follows a %i, so the key never reaches the other host', async (status) => {
+    const other = await recordingServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(JSON.stringify(ACCOUNT))
+    })
+    const redirector = await recordingServer((request, response) => {
+      response.writeHead(status, { location: `${other.url}${request.url ?? '/'}` })
+      response.end()
+    })
+    const { factory, attempts } = client(redirector.url)
+    const error = await failure(factory.forKey(KEY).getAccount())
+    expect(error.kind).toBe('unavailable')
+    expect(error.status).toBe(status)
+    expect(error.message).toMatch(/Kit answered with a redirect/)
+    expectNoKey(error)
+    expect(redirector.requests).toHaveLength(1)
+    expect(redirector.requests[0]?.headers['x-kit-api-key']).toBe(KEY)
+    expect(other.requests).toEqual([])
+    expect(attempts.map((a) => a.status)).toEqual([status])
+  })
+})
+
 describe('KitCallOptions defaults', () => {
   it('uses the interactive priority, and its reserved slot, when none is given', async () => {
     const kit = await standin()
@@ -406,4 +430,32 @@ async function hangingServer(): Promise<{ url: string; close: () => Promise<void
   }
   cleanups.push(close)
   return { url: `http://127.0.0.1:${address.port}`, close }
+}
+
+const ACCOUNT = {
+  user: { id: 1, email: 'owner@example.com' },
+  account: { id: 2, name: 'Elsewhere', plan_type: null, primary_email_address: 'owner@example.com' },
+}
+
+interface Recorded {
+  url: string
+  headers: IncomingHttpHeaders
+}
+
+async function recordingServer(
+  answer: RequestListener,
+): Promise<{ url: string; requests: Recorded[] }> {
+  const requests: Recorded[] = []
+  const server = createHttpServer((request, response) => {
+    requests.push({ url: request.url ?? '', headers: request.headers })
+    answer(request, response)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  cleanups.push(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${address.port}`, requests }
 }

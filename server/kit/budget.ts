@@ -9,11 +9,29 @@ export type Priority = 'interactive' | 'background'
 
 export type Release = () => void
 
+/** Interactive calls allowed to wait for one credential's budget before more are refused at once. */
+export const MAX_INTERACTIVE_WAITING = 10
+
+/** Refused at once: too many interactive calls for this credential are already waiting. */
+export class BudgetBusyError extends Error {
+  override readonly name = 'BudgetBusyError'
+
+  constructor(
+    readonly credentialId: string,
+    /** When a slot is expected to free up for the waiting calls. */
+    readonly retryAfterMs: number,
+  ) {
+    super(`Too many interactive Kit calls are already waiting for credential ${credentialId}`)
+  }
+}
+
 export interface BudgetOptions {
   limit: number
   windowMs: number
   /** Slots only interactive callers may use; default max(1, floor(limit * 0.05)), at most limit - 1. */
   interactiveReserve?: number
+  /** Interactive waiters per credential beyond which `acquire` rejects with BudgetBusyError; default unlimited. */
+  maxInteractiveWaiting?: number
   now?: () => number
 }
 
@@ -43,6 +61,7 @@ export class RequestBudget {
   readonly limit: number
   readonly windowMs: number
   readonly interactiveReserve: number
+  readonly maxInteractiveWaiting: number
   readonly #now: () => number
   readonly #states = new Map<string, CredentialState>()
 
@@ -57,12 +76,16 @@ export class RequestBudget {
     this.windowMs = options.windowMs
     const reserve = options.interactiveReserve ?? Math.max(1, Math.floor(options.limit * 0.05))
     this.interactiveReserve = Math.min(Math.max(0, Math.floor(reserve)), options.limit - 1)
+    this.maxInteractiveWaiting = options.maxInteractiveWaiting ?? Number.POSITIVE_INFINITY
     this.#now = options.now ?? Date.now
   }
 
   acquire(credentialId: string, priority: Priority, signal?: AbortSignal): Promise<Release> {
     if (signal?.aborted) return Promise.reject(signal.reason)
     const state = this.#state(credentialId)
+    if (priority === 'interactive' && state.interactive.length >= this.maxInteractiveWaiting) {
+      return Promise.reject(new BudgetBusyError(credentialId, this.delayFor(credentialId, 'interactive')))
+    }
     const queue = priority === 'interactive' ? state.interactive : state.background
     return new Promise<Release>((resolve, reject) => {
       const onAbort = (): void => {

@@ -3,7 +3,8 @@
  * a small API object bound to one credential and one priority.
  *
  * Every attempt takes a budget slot first, 5xx answers and network failures are retried with
- * exponential backoff and full jitter, and every failure ends as a `KitError` whose messages come
+ * exponential backoff and full jitter, redirects are never followed (the key would travel with
+ * them to another host), and every failure ends as a `KitError` whose messages come
  * from Kit's answer (never an HTML page, never the API key).
  */
 import { createHmac } from 'node:crypto'
@@ -356,6 +357,7 @@ class KitApiClient implements KitApi {
         responseType: 'text',
         ignoreResponseError: true,
         retry: 0,
+        redirect: 'manual',
         signal: controller.signal,
       })
       this.#report(spec, response.status, started)
@@ -390,6 +392,11 @@ class KitApiClient implements KitApi {
 
   #toError(attempt: Attempt): KitError {
     if (attempt.type === 'failure') return new KitError('unavailable', null, [attempt.message])
+    if (attempt.status >= 300 && attempt.status < 400) {
+      return new KitError('unavailable', attempt.status, [
+        `Kit answered with a redirect (${attempt.status}), which is never followed: check KIT_API_URL`,
+      ])
+    }
     const messages = errorMessages(attempt.text, attempt.contentType).map((m) => this.#redact(m))
     return new KitError(kindForStatus(attempt.status), attempt.status, messages)
   }

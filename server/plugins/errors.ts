@@ -47,6 +47,7 @@ export default fp(
   async (app) => {
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const mapped = mapError(err)
+      if (err instanceof AppError) reply.headers(err.headers)
       if (mapped.status >= 500) request.log.error({ err }, 'request failed')
       else request.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
       return reply.status(mapped.status).send({ error: { code: mapped.code, message: mapped.message } })

@@ -1,6 +1,6 @@
 /** The Kit client factory and the one request budget per credential that every caller shares. */
 import fp from 'fastify-plugin'
-import { RequestBudget } from '../kit/budget.ts'
+import { MAX_INTERACTIVE_WAITING, RequestBudget } from '../kit/budget.ts'
 import { KitClientFactory } from '../kit/client.ts'
 import { derivedKey } from '../lib/crypto.ts'
 
@@ -13,7 +13,11 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const budget = new RequestBudget({ limit: app.config.kitRateLimit, windowMs: app.config.kitRateWindowMs })
+    const budget = new RequestBudget({
+      limit: app.config.kitRateLimit,
+      windowMs: app.config.kitRateWindowMs,
+      maxInteractiveWaiting: MAX_INTERACTIVE_WAITING,
+    })
     const kit = new KitClientFactory({
       baseUrl: app.config.kitApiUrl,
       budget,

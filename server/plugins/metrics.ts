@@ -1,6 +1,12 @@
-/** Prometheus metrics (CONTRACT §6), one registry per app instance. */
+/**
+ * Prometheus metrics, one registry per app instance, and the operators' token that guards
+ * /metrics (and the OpenAPI description) when METRICS_TOKEN is set.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { AppError } from '../lib/errors.ts'
 
 export interface Metrics {
   registry: Registry
@@ -14,7 +20,17 @@ export interface Metrics {
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics
+    /** onRequest hook: 401 unless the request carries METRICS_TOKEN (a no-op when it is unset). */
+    requireOperatorToken: (request: FastifyRequest) => Promise<void>
   }
+}
+
+const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest()
+
+/** Compares digests, so neither the token's length nor its bytes leak through timing. */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const match = /^Bearer (\S+)$/.exec(header ?? '')
+  return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), digest(token))
 }
 
 export default fp(
@@ -55,7 +71,16 @@ export default fp(
       }),
     }
     app.decorate('metrics', metrics)
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+
+    const { metricsToken } = app.config
+    app.decorate('requireOperatorToken', async (request: FastifyRequest) => {
+      if (metricsToken === null || bearerMatches(request.headers.authorization, metricsToken)) return
+      throw new AppError(401, 'invalid_token', 'Send the operators\' token as "Authorization: Bearer <METRICS_TOKEN>".', {
+        'www-authenticate': 'Bearer',
+      })
+    })
+
+    app.get('/metrics', { schema: { hide: true }, onRequest: app.requireOperatorToken }, async (_request, reply) => {
       reply.header('content-type', registry.contentType)
       return registry.metrics()
     })

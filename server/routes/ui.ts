@@ -1,7 +1,8 @@
 /**
- * The built panel at /panel/ (framable only by App Station's origin), its assets from Vite's build
- * in dist/ui, and, only with KIT_DEV_HOST=1, the local App Station page at /dev/ from its own build
- * in dist/dev (`npm run build:dev`), whose files are never served otherwise.
+ * The built panel at /panel/ (under a strict Content-Security-Policy, framable only by App Station's
+ * origin), its assets from Vite's build in dist/ui, and, only with KIT_DEV_HOST=1, the local App
+ * Station page at /dev/ from its own build in dist/dev (`npm run build:dev`), whose files are never
+ * served otherwise.
  */
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
@@ -11,6 +12,21 @@ import { fileURLToPath } from 'node:url'
 
 export const UI_DIST = fileURLToPath(new URL('../../dist/ui', import.meta.url))
 export const DEV_DIST = fileURLToPath(new URL('../../dist/dev', import.meta.url))
+
+/**
+ * The panel's policy: its own scripts and styles only (the build has no inline script or style),
+ * no plugins, no <base>, no form posts, framed only by App Station.
+ */
+export function panelContentSecurityPolicy(origin: string): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    `frame-ancestors ${origin}`,
+  ].join('; ')
+}
 
 const escapeAttr = (value: string) => value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
 
@@ -29,6 +45,7 @@ const notBuilt = (reply: FastifyReply, what: string, command: string) =>
 const routes: FastifyPluginAsync = async (app) => {
   const { origin, devHost } = app.config
   const panel = loadPage(join(UI_DIST, 'panel', 'index.html'), origin)
+  const panelPolicy = panelContentSecurityPolicy(origin)
 
   if (existsSync(join(UI_DIST, 'assets'))) {
     await app.register(fastifyStatic, {
@@ -45,7 +62,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/panel/', { schema: { hide: true } }, (_request, reply) => {
     if (!panel) return notBuilt(reply, 'The panel', 'npm run build')
     return reply
-      .header('content-security-policy', `frame-ancestors ${origin}`)
+      .header('content-security-policy', panelPolicy)
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')

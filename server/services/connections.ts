@@ -7,11 +7,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Connection, KitAccount } from '../../shared/api.ts'
 import type { Db } from '../db/index.ts'
 import { connections, type ConnectionRow } from '../db/schema/index.ts'
+import { BudgetBusyError } from '../kit/budget.ts'
 import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { KitAccountInfo } from '../kit/types.ts'
 import { decryptSecret, encryptSecret, keyHint, sealedWithNewest, UnreadableSecretError, type KeyRing } from '../lib/crypto.ts'
-import { AppError } from '../lib/errors.ts'
+import { AppError, retryAfterSeconds } from '../lib/errors.ts'
 
 export const WHERE_TO_FIND_KEY =
   'Use a v4 API key: in Kit, open Settings › Developer › API keys, choose "Add a new key", and paste it here.'
@@ -73,6 +74,17 @@ export function kitFailure(err: KitError): AppError {
   }
 }
 
+/** Too many of this account's panel calls already wait for Kit's budget: refuse rather than queue. */
+export function kitBusy(err: BudgetBusyError): AppError {
+  const seconds = retryAfterSeconds(err.retryAfterMs)
+  return new AppError(
+    503,
+    'kit_busy',
+    `Too many requests to Kit for this account are already waiting. Try again in ${seconds} s.`,
+    { 'retry-after': String(seconds) },
+  )
+}
+
 export class ConnectionService {
   private readonly connectedListeners: Listener[] = []
   private readonly existsQuery
@@ -120,6 +132,7 @@ export class ConnectionService {
     try {
       info = await this.kit.forKey(apiKey, { priority: 'interactive' }).getAccount()
     } catch (err) {
+      if (err instanceof BudgetBusyError) throw kitBusy(err)
       if (!isKitError(err)) throw err
       if (err.kind === 'invalid_credentials') {
         throw new AppError(422, 'kit_rejected_key', `Kit rejected this API key (${err.message}). ${WHERE_TO_FIND_KEY}`)
@@ -226,6 +239,7 @@ export class ConnectionService {
     try {
       return await call(this.kit.forKey(credential.apiKey, { priority: 'interactive', credentialId: credential.credentialId }))
     } catch (err) {
+      if (err instanceof BudgetBusyError) throw kitBusy(err)
       if (!isKitError(err)) throw err
       if (err.kind === 'invalid_credentials') this.markInvalid(communityId, credential.credentialId)
       throw kitFailure(err)

@@ -105,7 +105,7 @@ export class KitCatalogueService {
     try {
       account = await this.connections.account(communityId)
     } catch (err) {
-      if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message } }
+      if (err instanceof AppError && err.code !== 'kit_busy') return { ok: false, error: { code: err.code, message: err.message } }
       throw err
     }
     const latency_ms = Math.round(performance.now() - started)
@@ -120,7 +120,7 @@ export class KitCatalogueService {
       const checks = mappingChecks(this.mappings.get(communityId), { tags, customFields, forms, sequences })
       return { ok: true, account, latency_ms, checks }
     } catch (err) {
-      if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message } }
+      if (err instanceof AppError && err.code !== 'kit_busy') return { ok: false, error: { code: err.code, message: err.message } }
       throw err
     }
   }

@@ -8,10 +8,27 @@ interface Traffic {
   tokens: string[]
   bearerCalls: number
   apiCallsWithoutBearer: string[]
+  /** Content-Security-Policy violations, from the console and from `securitypolicyviolation` in any frame. */
+  cspViolations: string[]
+}
+
+async function watchPolicy(context: BrowserContext, traffic: Traffic): Promise<void> {
+  await context.exposeBinding('reportPolicyViolation', ({ frame }, detail: string) => {
+    traffic.cspViolations.push(`${new URL(frame.url()).pathname}: ${detail}`)
+  })
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      const report = (window as unknown as { reportPolicyViolation: (detail: string) => void }).reportPolicyViolation
+      report(`${event.violatedDirective} blocked ${event.blockedURI || 'inline'}`)
+    })
+  })
 }
 
 function watch(page: Page): Traffic {
-  const traffic: Traffic = { urls: [], tokens: [], bearerCalls: 0, apiCallsWithoutBearer: [] }
+  const traffic: Traffic = { urls: [], tokens: [], bearerCalls: 0, apiCallsWithoutBearer: [], cspViolations: [] }
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) traffic.cspViolations.push(message.text())
+  })
   page.on('request', (request) => {
     traffic.urls.push(request.url())
     if (new URL(request.url()).pathname.startsWith('/api/v1/')) {
@@ -48,10 +65,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     context = await stack.browser.newContext({ viewport: { width: 1200, height: 900 } })
     page = await context.newPage()
     traffic = watch(page)
+    await watchPolicy(context, traffic)
     panel = page.frameLocator('#panel')
   })
   afterEach(async () => {
-    await context.close()
+    try {
+      expect(traffic.cspViolations, 'Content-Security-Policy violations').toEqual([])
+    } finally {
+      await context.close()
+    }
   })
 
   async function openDev(cid = 'c_demo'): Promise<void> {
@@ -140,8 +162,11 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await page.goto(`${stack.origin}/dev/`)
     await page.locator('#theme').selectOption('dark')
     await panel.getByRole('heading', { name: 'Kit connection' }).waitFor()
-    const frame = page.frames().find((f) => new URL(f.url()).pathname === '/panel/')
-    expect(await frame?.evaluate(() => document.documentElement.dataset.theme)).toBe('dark')
+    // Switching the theme reloads the frame, so the heading above may still be the old frame's.
+    await eventually(async () => {
+      const frame = page.frames().find((f) => new URL(f.url()).pathname === '/panel/')
+      expect(await frame?.evaluate(() => document.documentElement.dataset.theme)).toBe('dark')
+    })
   })
 
   it('keeps each community’s settings apart', async () => {
@@ -167,7 +192,10 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
 
   it('asks to be opened from App Station when visited directly, and may be framed only by App Station', async () => {
     const response = await page.goto(`${stack.origin}/panel/`)
-    expect(response?.headers()['content-security-policy']).toBe(`frame-ancestors ${stack.origin}`)
+    const policy = response?.headers()['content-security-policy'] ?? ''
+    expect(policy).toContain(`frame-ancestors ${stack.origin}`)
+    expect(policy).toContain("script-src 'self'")
+    expect(policy).toContain("object-src 'none'")
     await page.getByText('Open this panel from App Station › Settings › Integrations › Kit.').waitFor()
   })
 })

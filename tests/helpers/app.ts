@@ -27,6 +27,12 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
     sessionMaxLifetimeS: 600,
+    metricsToken: null,
+    apiRateLimit: 120,
+    kitCheckRateLimit: 10,
+    requestTimeoutMs: 30_000,
+    connectionTimeoutMs: 120_000,
+    keepAliveTimeoutMs: 10_000,
     logLevel: 'info',
     ...overrides,
   }

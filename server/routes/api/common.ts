@@ -7,6 +7,7 @@ export const sessionErrors = {
   401: ErrorBody,
   403: ErrorBody,
   409: ErrorBody,
+  429: ErrorBody,
   502: ErrorBody,
   503: ErrorBody,
 }

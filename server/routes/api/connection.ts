@@ -14,6 +14,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/connection',
     {
+      onRequest: app.apiLimits.kitKeyChecks,
       schema: {
         tags: ['connection'],
         security,
@@ -36,7 +37,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/connection/test',
-    { schema: { tags: ['connection'], security, response: { 200: ConnectionTestResult, ...sessionErrors } } },
+    {
+      onRequest: app.apiLimits.kitKeyChecks,
+      schema: { tags: ['connection'], security, response: { 200: ConnectionTestResult, ...sessionErrors } },
+    },
     async (request) => catalogue.test(request.user.communityId),
   )
 }

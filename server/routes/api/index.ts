@@ -1,12 +1,28 @@
-/** The settings API (CONTRACT §5): one auth boundary for the whole `/api/v1` scope. */
+/**
+ * The settings API: one auth boundary and one rate limit for the whole `/api/v1` scope (unknown
+ * paths answer 404 without either), and every answer, errors included, marked never to be cached
+ * or content-sniffed.
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AppError } from '../../lib/errors.ts'
 import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
 
 const api: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.requireSession)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return
+    await app.requireSession(request, reply)
+    await app.apiLimits.perUser(request)
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('cache-control', 'no-store')
+  })
+  app.setNotFoundHandler((request) => {
+    throw new AppError(404, 'not_found', `Nothing at ${request.method} ${request.url.split('?')[0]}`)
+  })
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
   await app.register(kitRoutes)

@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { MAX_INTERACTIVE_WAITING } from '../server/kit/budget.ts'
+import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
+import { auth, signToken, tokenFor } from './helpers/tokens.ts'
+
+const KEY = 'kit_live_key_alpha_0001'
+const KEY_B = 'kit_live_key_bravo_0002'
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.()
+})
+
+async function app(overrides: Parameters<typeof buildTestApp>[0] = {}): Promise<FastifyInstance> {
+  const built = await buildTestApp(overrides)
+  cleanups.push(() => built.app.close())
+  return built.app
+}
+
+async function standin(): Promise<KitStandin> {
+  const kit = await startKitStandin({ apiKeys: [KEY, KEY_B] })
+  cleanups.push(() => kit.close())
+  return kit
+}
+
+const asUser = (cid: string, sub: string) => auth(signToken({ claims: { cid, sub } }))
+
+function expectRateLimited(res: LightMyRequestResponse, code = 'rate_limited'): number {
+  expect(res.statusCode).toBe(code === 'rate_limited' ? 429 : 503)
+  const body = res.json() as { error: { code: string; message: string } }
+  expect(Object.keys(body)).toEqual(['error'])
+  expect(body.error.code).toBe(code)
+  const seconds = Number(res.headers['retry-after'])
+  expect(Number.isInteger(seconds)).toBe(true)
+  expect(seconds).toBeGreaterThanOrEqual(1)
+  expect(body.error.message).toMatch(new RegExp(`try again in ${seconds} s\\.$`, 'i'))
+  return seconds
+}
+
+describe('settings API rate limit per community and user', () => {
+  it('answers 429 rate_limited with Retry-After after 120 requests a minute from one user', async () => {
+    const server = await app()
+    const headers = asUser('c_alpha', 'u_owner')
+    for (let i = 0; i < 120; i += 1) {
+      const res = await server.inject({ method: 'GET', url: '/api/v1/connection', headers })
+      expect(res.statusCode, `request ${i + 1}`).toBe(200)
+    }
+    const refused = await server.inject({ method: 'GET', url: '/api/v1/mappings', headers })
+    const seconds = expectRateLimited(refused)
+    expect(seconds).toBeLessThanOrEqual(60)
+  })
+
+  it('keeps separate allowances for another user of the same community and for the same user elsewhere', async () => {
+    const server = await app({ apiRateLimit: 3 })
+    const headers = asUser('c_alpha', 'u_owner')
+    for (let i = 0; i < 3; i += 1) await server.inject({ method: 'GET', url: '/api/v1/connection', headers })
+    expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers }))
+
+    const colleague = await server.inject({ method: 'GET', url: '/api/v1/connection', headers: asUser('c_alpha', 'u_admin') })
+    expect(colleague.statusCode).toBe(200)
+    const elsewhere = await server.inject({ method: 'GET', url: '/api/v1/connection', headers: asUser('c_bravo', 'u_owner') })
+    expect(elsewhere.statusCode).toBe(200)
+  })
+
+  it('keys the limit on the verified session, not on the address every request comes from', async () => {
+    const server = await app({ apiRateLimit: 3 })
+    for (let i = 0; i < 20; i += 1) {
+      const res = await server.inject({ method: 'GET', url: '/api/v1/connection', headers: asUser('c_alpha', `u_${i}`) })
+      expect(res.statusCode).toBe(200)
+    }
+    const first = asUser('c_alpha', 'u_0')
+    for (let i = 0; i < 2; i += 1) await server.inject({ method: 'GET', url: '/api/v1/connection', headers: first })
+    expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers: first }))
+  })
+
+  it('refuses a bad token with 401 before counting anything against the user', async () => {
+    const server = await app({ apiRateLimit: 2 })
+    const forged = auth(signToken({ claims: { cid: 'c_alpha', sub: 'u_owner' }, secret: 'another-secret-that-is-at-least-32-bytes' }))
+    for (let i = 0; i < 5; i += 1) {
+      expect((await server.inject({ method: 'GET', url: '/api/v1/connection', headers: forged })).statusCode).toBe(401)
+    }
+    const real = asUser('c_alpha', 'u_owner')
+    expect((await server.inject({ method: 'GET', url: '/api/v1/connection', headers: real })).statusCode).toBe(200)
+    expect((await server.inject({ method: 'GET', url: '/api/v1/connection', headers: real })).statusCode).toBe(200)
+    expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers: real }))
+  })
+
+  it('does not limit the event intake or /healthz', async () => {
+    const secret = randomBytes(32).toString('base64')
+    const server = await app({ apiRateLimit: 2, eventsSecrets: [secret] })
+    for (let i = 0; i < 150; i += 1) {
+      expect((await server.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
+    }
+    for (let i = 0; i < 150; i += 1) {
+      expect((await postEvent(server, secret, makeEvent({ communityId: 'c_alpha' }))).statusCode).toBe(202)
+    }
+    const headers = asUser('c_alpha', 'u_owner')
+    for (let i = 0; i < 2; i += 1) await server.inject({ method: 'GET', url: '/api/v1/connection', headers })
+    expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers }))
+  })
+})
+
+describe('Kit key checks per community', () => {
+  it('allows 10 key saves and connection tests a minute per community, then 429 without calling Kit', async () => {
+    const kit = await standin()
+    const server = await app({ kitApiUrl: kit.url })
+    const owner = auth(tokenFor('c_alpha'))
+    const admin = asUser('c_alpha', 'u_admin')
+    for (let i = 0; i < 5; i += 1) {
+      const saved = await server.inject({ method: 'PUT', url: '/api/v1/connection', headers: owner, payload: { api_key: KEY } })
+      expect(saved.statusCode).toBe(200)
+      const tested = await server.inject({ method: 'POST', url: '/api/v1/connection/test', headers: admin })
+      expect(tested.statusCode).toBe(200)
+    }
+    const kitRequestsBefore = kit.requests.length
+
+    expectRateLimited(await server.inject({ method: 'PUT', url: '/api/v1/connection', headers: owner, payload: { api_key: KEY } }))
+    expectRateLimited(await server.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asUser('c_alpha', 'u_other') }))
+    expect(kit.requests.length).toBe(kitRequestsBefore)
+
+    const stillReadable = await server.inject({ method: 'GET', url: '/api/v1/connection', headers: owner })
+    expect(stillReadable.statusCode).toBe(200)
+    const otherCommunity = await server.inject({
+      method: 'PUT',
+      url: '/api/v1/connection',
+      headers: auth(tokenFor('c_bravo')),
+      payload: { api_key: KEY_B },
+    })
+    expect(otherCommunity.statusCode).toBe(200)
+  })
+})
+
+describe('waiting interactive Kit calls', () => {
+  it(`answers 503 kit_busy with Retry-After at once when ${MAX_INTERACTIVE_WAITING} panel calls already wait for the budget`, async () => {
+    const kit = await standin()
+    const server = await app({ kitApiUrl: kit.url, kitRateLimit: 10, kitRateWindowMs: 2000 })
+    const owner = auth(tokenFor('c_alpha'))
+    expect((await server.inject({ method: 'PUT', url: '/api/v1/connection', headers: owner, payload: { api_key: KEY } })).statusCode).toBe(200)
+
+    const credential = server.kit.credentialIdFor(KEY)
+    while (server.kitBudget.usage(credential).inWindow < 10) (await server.kitBudget.acquire(credential, 'interactive'))()
+
+    const waiting = Array.from({ length: MAX_INTERACTIVE_WAITING }, (_, i) =>
+      server.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: owner, payload: { name: `Waiting ${i}` } }),
+    )
+    await waitFor(() => server.kitBudget.usage(credential).waiting === MAX_INTERACTIVE_WAITING, { what: 'calls waiting' })
+
+    const refused = await server.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: owner, payload: { name: 'One too many' } })
+    const seconds = expectRateLimited(refused, 'kit_busy')
+    expect(seconds).toBeLessThanOrEqual(2)
+    expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: owner }), 'kit_busy')
+    expect(server.kitBudget.usage(credential).waiting).toBe(MAX_INTERACTIVE_WAITING)
+
+    const answers = await Promise.all(waiting)
+    expect(answers.map((a) => a.statusCode)).toEqual(Array(MAX_INTERACTIVE_WAITING).fill(201))
+    const tags = kit.account(KEY).tags.map((t) => t.name)
+    expect(tags).not.toContain('One too many')
+  })
+})
