@@ -22,6 +22,8 @@ export interface Config {
   encryptionKey: Buffer
   kitRateLimit: number
   kitRateWindowMs: number
+  /** Finished deliveries and their events are deleted this many days after their last update. */
+  retentionDays: number
   logLevel: string
 }
 
@@ -144,6 +146,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const retentionDays = intSetting(env, 'RETENTION_DAYS', 30, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -164,6 +167,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKey: Buffer.from(secrets.ENCRYPTION_KEY, 'base64'),
       kitRateLimit,
       kitRateWindowMs,
+      retentionDays,
       logLevel,
     },
   }

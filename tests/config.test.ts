@@ -33,6 +33,14 @@ describe('configuration', () => {
     expect(config.kitApiUrl).toBe('https://api.kit.com')
     expect(config.kitRateLimit).toBe(120)
     expect(config.kitRateWindowMs).toBe(60000)
+    expect(config.retentionDays).toBe(30)
+  })
+
+  it('reads RETENTION_DAYS and refuses anything but a whole number of days from 1', () => {
+    expect(loadConfig({ ...goodSecrets(), RETENTION_DAYS: '7' }).config.retentionDays).toBe(7)
+    for (const value of ['0', '-3', '1.5', 'forever']) {
+      expect(problemsOf({ ...goodSecrets(), RETENTION_DAYS: value })).toEqual(['RETENTION_DAYS must be an integer ≥ 1'])
+    }
   })
 
   it('generates development secrets once, beside the database, readable only by the owner', () => {

@@ -25,6 +25,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     encryptionKey: randomBytes(32),
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
+    retentionDays: 30,
     logLevel: 'info',
     ...overrides,
   }

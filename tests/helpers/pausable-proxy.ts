@@ -29,7 +29,7 @@ export async function startPausableProxy(target: string): Promise<PausableProxy>
     const answer = await fetch(`${target}${req.url ?? '/'}`, {
       method: req.method ?? 'GET',
       headers,
-      ...(body.length > 0 ? { body } : {}),
+      ...(body.length > 0 ? { body: new Uint8Array(body) } : {}),
     })
     const text = await answer.text()
     if (res.destroyed) return
