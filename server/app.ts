@@ -18,6 +18,7 @@ import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
+import { STOP_GRACE_MS } from './pipeline/consumer.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
@@ -55,6 +56,9 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
       connectionsCheckingInterval: deadlineCheckInterval(config.requestTimeoutMs),
     },
     trustProxy: false,
+    // Also bounds each close hook: stopping the consumer may take its whole grace for work in
+    // flight, and a hook cut short would fail the shutdown and close the database under it.
+    pluginTimeout: STOP_GRACE_MS + 10_000,
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 

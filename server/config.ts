@@ -42,6 +42,8 @@ export interface Config {
   connectionTimeoutMs: number
   /** How long an idle keep-alive connection stays open between requests. */
   keepAliveTimeoutMs: number
+  /** Finished deliveries and their events are deleted this many days after their last update. */
+  retentionDays: number
   logLevel: string
 }
 
@@ -246,6 +248,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
   const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
   const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
+  const retentionDays = intSetting(env, 'RETENTION_DAYS', 30, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -274,6 +277,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       requestTimeoutMs,
       connectionTimeoutMs,
       keepAliveTimeoutMs,
+      retentionDays,
       logLevel,
     },
   }

@@ -39,6 +39,7 @@ describe('configuration', () => {
     expect(config.requestTimeoutMs).toBe(30000)
     expect(config.connectionTimeoutMs).toBe(120000)
     expect(config.keepAliveTimeoutMs).toBe(10000)
+    expect(config.retentionDays).toBe(30)
   })
 
   it('reads SESSION_MAX_LIFETIME_S and refuses one that is not a positive integer', () => {
@@ -56,6 +57,13 @@ describe('configuration', () => {
     expect([config.requestTimeoutMs, config.connectionTimeoutMs, config.keepAliveTimeoutMs]).toEqual([5000, 60000, 2000])
     const problems = problemsOf({ DATABASE_PATH: tempDb(), HTTP_REQUEST_TIMEOUT_MS: '0', HTTP_IDLE_TIMEOUT_MS: 'soon' })
     expect(problems).toEqual(['HTTP_REQUEST_TIMEOUT_MS must be an integer ≥ 100', 'HTTP_IDLE_TIMEOUT_MS must be an integer ≥ 100'])
+  })
+
+  it('reads RETENTION_DAYS and refuses anything but a whole number of days from 1', () => {
+    expect(loadConfig({ ...goodSecrets(), RETENTION_DAYS: '7' }).config.retentionDays).toBe(7)
+    for (const value of ['0', '-3', '1.5', 'forever']) {
+      expect(problemsOf({ ...goodSecrets(), RETENTION_DAYS: value })).toEqual(['RETENTION_DAYS must be an integer ≥ 1'])
+    }
   })
 
   it('generates development secrets once, beside the database, readable only by the owner', () => {

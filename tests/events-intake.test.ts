@@ -130,6 +130,48 @@ describe('event intake', () => {
     })
   }
 
+  const refusedEmails: [string, string][] = [
+    ['NUL', 'ann\u0000@example.com'],
+    ['a line feed', 'ann@example.com\n'],
+    ['a carriage return', 'ann\r@example.com'],
+    ['a tab', 'ann@exa\tmple.com'],
+    ['DEL', 'ann\u007f@example.com'],
+    ['a C1 control', 'ann\u0085@example.com'],
+    ['a zero-width space', 'ann\u200b@example.com'],
+    ['a right-to-left mark', 'ann@example.com\u200f'],
+    ['a right-to-left override', 'ann\u202e@example.com'],
+    ['a right-to-left isolate', 'ann\u2067@example.com'],
+    ['a byte-order mark', '\ufeffann@example.com'],
+  ]
+  for (const [what, email] of refusedEmails) {
+    it(`refuses an email holding ${what} with 400 invalid_event naming the field, storing nothing`, async () => {
+      const event = makeEvent({ email })
+      const res = await postEvent(app, secret, event)
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error).toEqual({
+        code: 'invalid_event',
+        message: 'data.member.email contains a control or bidirectional character',
+      })
+      expect(stored()).toBe(0)
+    })
+  }
+
+  it('refuses a first name holding control characters, storing nothing', async () => {
+    for (const firstName of ['Ann\u0000', 'Ann\nBcc: x', 'Ann\u009b']) {
+      const res = await postEvent(app, secret, makeEvent({ firstName }))
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error).toEqual({ code: 'invalid_event', message: 'data.member.first_name contains a control character' })
+    }
+    expect(stored()).toBe(0)
+  })
+
+  it('accepts a first name in a right-to-left script with bidirectional marks', async () => {
+    const firstName = '\u2067\u05d3\u05e0\u05d4\u2069\u200f'
+    expect((await postEvent(app, secret, makeEvent({ firstName }))).statusCode).toBe(202)
+    const row = app.sqlite.prepare('SELECT payload FROM events').get() as { payload: string }
+    expect(JSON.parse(row.payload).data.member.first_name).toBe(firstName)
+  })
+
   it('refuses a body that is not JSON, and an id that differs from webhook-id', async () => {
     const body = '{"specversion":'
     const res = await app.inject({ method: 'POST', url: '/events', payload: body, headers: signedHeaders(body, { secret, id: 'evt_1' }) })

@@ -212,6 +212,35 @@ describe('mappings', () => {
       expect(JSON.stringify(after)).toBe(before)
     })
   }
+
+  const controlCases: [string, (doc: any) => void, string][] = [
+    ['a tag name with a line feed', (d) => d.events['user.signed_up'].add_tags.push({ name: 'VIP\nBcc: all' }), 'events.user.signed_up.add_tags[1].name'],
+    ['a tag name with a carriage return', (d) => d.events['subscription.canceled'].remove_tags.push({ name: 'Gone\r' }), 'events.subscription.canceled.remove_tags[1].name'],
+    ['a tag name with NUL', (d) => d.events['user.updated'].add_tags.push({ name: 'A\u0000B' }), 'events.user.updated.add_tags[0].name'],
+    ['a form name with a line feed', (d) => d.events['user.signed_up'].add_to_forms.push({ id: 3, name: 'News\nletter' }), 'events.user.signed_up.add_to_forms[0].name'],
+    ['a sequence name with a tab', (d) => d.events['user.signed_up'].add_to_sequences.push({ id: 4, name: 'Wel\tcome' }), 'events.user.signed_up.add_to_sequences[0].name'],
+    ['a Kit field label with a line feed', (d) => (d.fields[1].kit_field.label = 'Access\nlevel'), 'fields[1].kit_field.label'],
+    ['a Kit field key with NUL', (d) => (d.fields[0].kit_field.key = 'plan\u0000x'), 'fields[0].kit_field.key'],
+  ]
+  for (const [what, mutate, part] of controlCases) {
+    it(`refuses ${what} with 400 naming the part, and changes nothing`, async () => {
+      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const before = JSON.stringify(doc)
+      mutate(doc)
+      const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error).toEqual({ code: 'invalid_mappings', message: `${part} must not contain line breaks or control characters` })
+      const after = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      expect(JSON.stringify(after)).toBe(before)
+    })
+  }
+
+  it('accepts names in any script, with bidirectional marks', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    doc.events['user.signed_up'].add_tags.push({ name: '\u05d7\u05d1\u05e8 \u200fVIP' })
+    const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    expect(put.statusCode).toBe(200)
+  })
 })
 
 describe('Kit lookups', () => {
@@ -248,6 +277,17 @@ describe('Kit lookups', () => {
     await connect(asA, KEY_A)
     const res = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: '  ' } })
     expect(res.statusCode).toBe(400)
+  })
+
+  it('refuses a tag name with a line break or NUL, creating nothing in Kit', async () => {
+    await connect(asA, KEY_A)
+    for (const name of ['VIP\r\nBcc: all', 'VIP\u0000', 'VIP\u0085']) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name } })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error).toEqual({ code: 'invalid_request', message: 'body.name must not contain line breaks or control characters' })
+    }
+    expect(kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'POST')).toHaveLength(0)
+    expect(kit.account(KEY_A).tags.map((t) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
   })
 })
 

@@ -11,6 +11,8 @@ import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
+/** How long stopping waits for work in flight before aborting it and giving it back. */
+export const STOP_GRACE_MS = 10_000
 
 export interface ConsumerOptions {
   queue: DeliveryQueue
@@ -180,7 +182,7 @@ export class Consumer {
   }
 
   /** Stops claiming; waits up to `graceMs` for work in flight, then aborts it and gives it back. */
-  async stop(graceMs = 10_000): Promise<void> {
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     if (!this.running) return
     this.running = false
     this.notify()

@@ -3,6 +3,7 @@
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
 import { isEventType, type EventType } from '../../shared/events.ts'
+import { hasBidiOrFormatCharacter, hasControlCharacter } from '../../shared/text.ts'
 
 export interface MemberData {
   id: string
@@ -67,8 +68,15 @@ export function validateEnvelope(body: unknown): MemberEvent {
   const member = data.member
   requireString(member, 'id', 'data.member.', MAX_ID)
   const email = requireString(member, 'email', 'data.member.', 320)
+  if (hasControlCharacter(email) || hasBidiOrFormatCharacter(email)) {
+    throw new InvalidEvent('data.member.email contains a control or bidirectional character')
+  }
   if (!EMAIL.test(email.trim())) throw new InvalidEvent('data.member.email is not an email address')
   optionalString(member, 'first_name', 'data.member.')
+  // Names in right-to-left scripts may need bidirectional marks; control characters are never part of a name.
+  if (typeof member.first_name === 'string' && hasControlCharacter(member.first_name)) {
+    throw new InvalidEvent('data.member.first_name contains a control character')
+  }
   if (member.fields !== undefined && member.fields !== null) {
     if (!isObject(member.fields)) throw new InvalidEvent('data.member.fields must be an object')
     for (const [key, value] of Object.entries(member.fields)) {

@@ -155,7 +155,7 @@ export class DeliveryProcessor {
       if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, ...(commit ? { commit } : {}) }
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, ...(commit ? { commit } : {}) }
     } catch (err) {
-      return this.failure(err, delivery, credential.credentialId, kitRequests)
+      return this.failure(err, delivery, credential.credentialId, kitRequests, signal?.aborted === true)
     }
   }
 
@@ -346,7 +346,8 @@ export class DeliveryProcessor {
     return Math.round(ceiling / 2 + (this.random() * ceiling) / 2)
   }
 
-  private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number): Outcome {
+  /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
+  private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, aborted: boolean): Outcome {
     const now = this.now()
     const expired = now - delivery.receivedAt > this.deps.retry.giveUpAfterMs
     const retryLater = (message: string, delay: number): Outcome =>
@@ -356,6 +357,7 @@ export class DeliveryProcessor {
 
     if (err instanceof Retryable) return retryLater(err.message, 1000)
     if (!isKitError(err)) {
+      if (aborted) return retryLater('This attempt was stopped before Kit answered; it will be retried.', this.backoff(delivery.attempts))
       this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
       return retryLater('An unexpected error interrupted this delivery; it will be retried.', this.backoff(delivery.attempts))
     }

@@ -61,6 +61,11 @@ export interface Outcome {
   commit?: () => void
 }
 
+export interface Purged {
+  deliveries: number
+  events: number
+}
+
 export interface DeliveryListFilter {
   status?: DeliveryStatus
   memberEmail?: string
@@ -90,6 +95,12 @@ export interface DeliveryQueue {
   expediteRetries(communityId: string, now: number): number
   /** An owner asked to retry a failed delivery. */
   retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed'
+  /**
+   * Retention, one batch in one transaction: deletes at most `limit` finished deliveries
+   * (succeeded, failed, skipped) last updated before `before` (epoch ms), oldest first, with their
+   * events. Work still to do (pending, retrying, held) is never deleted, whatever its age.
+   */
+  purgeFinished(before: number, limit: number): Purged
   /** Earliest time a waiting delivery becomes due, or null. */
   nextDueAt(): number | null
   depth(): Record<string, number>

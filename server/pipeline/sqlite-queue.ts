@@ -1,7 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, QueuedDelivery } from './queue.ts'
+import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery } from './queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
@@ -33,6 +33,7 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
+  private readonly purgeTx: (before: string, limit: number) => Purged
 
   constructor(private readonly sqlite: Database.Database) {
     this.insertEvent = sqlite.prepare(
@@ -129,6 +130,24 @@ export class SqliteQueue implements DeliveryQueue {
       }
       return claimed
     })
+
+    // The status list matches deliveries_finished_idx, so a batch reads only finished rows, oldest first.
+    const finishedBefore = sqlite.prepare(
+      `SELECT seq, community_id AS communityId, event_id AS eventId FROM deliveries
+        WHERE status IN ('succeeded', 'failed', 'skipped') AND updated_at < @before
+        ORDER BY updated_at LIMIT @limit`,
+    )
+    const deleteEvent = sqlite.prepare('DELETE FROM events WHERE community_id = @communityId AND id = @eventId')
+    const deleteDelivery = sqlite.prepare('DELETE FROM deliveries WHERE seq = @seq')
+    this.purgeTx = sqlite.transaction((before: string, limit: number) => {
+      const rows = finishedBefore.all({ before, limit }) as { seq: number; communityId: string; eventId: string }[]
+      let events = 0
+      for (const row of rows) {
+        events += deleteEvent.run(row).changes
+        deleteDelivery.run(row)
+      }
+      return { deliveries: rows.length, events }
+    })
   }
 
   enqueue(delivery: NewDelivery): Promise<EnqueueResult> {
@@ -200,6 +219,10 @@ export class SqliteQueue implements DeliveryQueue {
       )
       .run(now, iso(now), now, communityId, deliveryId)
     return 'queued'
+  }
+
+  purgeFinished(before: number, limit: number): Purged {
+    return this.purgeTx(iso(before), limit)
   }
 
   nextDueAt(): number | null {

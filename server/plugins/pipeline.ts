@@ -1,9 +1,11 @@
 /** The event pipeline: the durable queue, the processor that talks to Kit, and the consumer. */
 import fp from 'fastify-plugin'
+import { Counter } from 'prom-client'
 import { Consumer } from '../pipeline/consumer.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
 import { DeliveryProcessor, type RetryPolicy } from '../pipeline/processor.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
+import { Retention } from '../pipeline/retention.ts'
 import { SqliteQueue } from '../pipeline/sqlite-queue.ts'
 import { DeliveryService } from '../services/deliveries.ts'
 
@@ -11,6 +13,7 @@ export interface Pipeline {
   queue: DeliveryQueue
   consumer: Consumer
   deliveries: DeliveryService
+  retention: Retention
 }
 
 export interface PipelineOptions {
@@ -68,7 +71,26 @@ export default fp<PipelineOptions>(
       for (const [status, n] of Object.entries(queue.depth())) app.metrics.queueDepth.set({ status }, n)
     }
 
-    app.decorate('pipeline', { queue, consumer, deliveries })
+    const retentionDeleted = new Counter({
+      name: 'kit_retention_deleted_total',
+      help: 'Rows deleted by retention, by table',
+      labelNames: ['table'],
+      registers: [app.metrics.registry],
+    })
+    const retention = new Retention({
+      queue,
+      retentionDays: app.config.retentionDays,
+      log: app.log,
+      onPurged: ({ deliveries: d, events }) => {
+        retentionDeleted.inc({ table: 'deliveries' }, d)
+        retentionDeleted.inc({ table: 'events' }, events)
+      },
+    })
+
+    app.decorate('pipeline', { queue, consumer, deliveries, retention })
+    app.addHook('onReady', async () => {
+      retention.start()
+    })
 
     if (options.autoStart !== false) {
       app.addHook('onReady', async () => {
@@ -78,7 +100,7 @@ export default fp<PipelineOptions>(
       })
     }
     app.addHook('preClose', async () => {
-      await consumer.stop()
+      await Promise.all([consumer.stop(), retention.stop()])
     })
   },
   { name: 'pipeline', dependencies: ['db', 'services', 'kit', 'metrics'] },

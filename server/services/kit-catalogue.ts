@@ -11,6 +11,7 @@ import type {
   MappingCheck,
   Mappings,
 } from '../../shared/api.ts'
+import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
 import { AppError } from '../lib/errors.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
@@ -93,6 +94,7 @@ export class KitCatalogueService {
   async createTag(communityId: string, rawName: string): Promise<{ tag: KitTag; created: boolean }> {
     const name = rawName.trim()
     if (name === '') throw new AppError(400, 'invalid_request', 'body.name must not be blank')
+    if (hasControlCharacter(rawName)) throw new AppError(400, 'invalid_request', `body.name ${CONTROL_CHARACTER_PROBLEM}`)
     const result = await this.connections.withKit(communityId, (kit) => kit.createTag(name))
     this.invalidate(communityId, 'tags')
     return { tag: { id: result.tag.id, name: result.tag.name }, created: result.created }

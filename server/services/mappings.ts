@@ -3,10 +3,10 @@ import { eq } from 'drizzle-orm'
 import { EVENT_TYPES, unknownPlaceholder } from '../../shared/events.ts'
 import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
+import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
 import type { Db } from '../db/index.ts'
 import { mappings } from '../db/schema/index.ts'
 import { AppError } from '../lib/errors.ts'
-
 
 const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)
 
@@ -21,6 +21,28 @@ function checkTags(tags: TagRef[], path: string): TagRef[] {
       )
     }
     return tag.id === undefined ? { name } : { id: tag.id, name }
+  })
+}
+
+/**
+ * Names and labels end up in Kit and on the owner's screen: a line break, NUL or other control
+ * character in one is refused, naming the part. Checked when saving only, so a document stored
+ * before this rule still loads.
+ */
+function refuseControlCharacters(doc: Mappings): void {
+  const check = (text: string, path: string) => {
+    if (hasControlCharacter(text)) throw invalid(`${path} ${CONTROL_CHARACTER_PROBLEM}`)
+  }
+  for (const type of EVENT_TYPES) {
+    const m = doc.events[type]
+    if (!m) continue
+    for (const list of ['add_tags', 'remove_tags', 'add_to_forms', 'add_to_sequences'] as const) {
+      m[list].forEach((ref, i) => check(ref.name, `events.${type}.${list}[${i}].name`))
+    }
+  }
+  doc.fields.forEach((f, i) => {
+    check(f.kit_field.label, `fields[${i}].kit_field.label`)
+    check(f.kit_field.key, `fields[${i}].kit_field.key`)
   })
 }
 
@@ -62,6 +84,7 @@ export class MappingService {
   }
 
   put(communityId: string, doc: Mappings): Mappings {
+    refuseControlCharacters(doc)
     const normalised = normaliseMappings(doc)
     const document = JSON.stringify(normalised)
     const updatedAt = new Date().toISOString()

@@ -33,6 +33,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     requestTimeoutMs: 30_000,
     connectionTimeoutMs: 120_000,
     keepAliveTimeoutMs: 10_000,
+    retentionDays: 30,
     logLevel: 'info',
     ...overrides,
   }

@@ -16,6 +16,33 @@ describe('mapping rules', () => {
     expect(tagNameProblem('x'.repeat(256))).toMatch(/at most 255/)
   })
 
+  it('refuses tag names with line breaks, NUL or other control characters, and keeps right-to-left names', () => {
+    for (const name of ['VIP\nBcc: all', 'VIP\r', 'A\u0000B', 'Tab\there', 'C1\u0085']) {
+      expect(tagNameProblem(name)).toBe('Tag names must not contain line breaks or control characters.')
+    }
+    expect(tagNameProblem('\u05d7\u05d1\u05e8 \u200fVIP')).toBeNull()
+  })
+
+  it('refuses form and sequence names and Kit field labels with control characters, beside the part', () => {
+    const doc = someMappings((m) => {
+      m.events['user.signed_up']!.add_to_forms.push({ id: 3, name: 'News\nletter' })
+      m.events['user.signed_up']!.add_to_sequences.push({ id: 4, name: 'Wel\u0000come' })
+      m.events['user.signed_up']!.add_tags.push({ name: 'Line\rbreak' })
+      m.fields.push({ source: 'mk_country', kit_field: { key: 'country', label: 'Coun\ntry' } })
+    })
+    expect(validateMappings(doc)).toEqual({
+      'events.user.signed_up.add_to_forms': '“News\nletter”: Form names must not contain line breaks or control characters; rename it in Kit.',
+      'events.user.signed_up.add_to_sequences': '“Wel\u0000come”: Sequence names must not contain line breaks or control characters; rename it in Kit.',
+      'events.user.signed_up.add_tags': '“Line\rbreak”: Tag names must not contain line breaks or control characters.',
+      'fields.2.kit_field': 'Kit field labels must not contain line breaks or control characters.',
+    })
+    // The server's refusal of the same parts lands in the same slots.
+    expect(slotForServerMessage('events.user.signed_up.add_to_forms[0].name must not contain line breaks or control characters')).toBe(
+      'events.user.signed_up.add_to_forms',
+    )
+    expect(slotForServerMessage('fields[1].kit_field.label must not contain line breaks or control characters')).toBe('fields.1.kit_field')
+  })
+
   it('refuses bad member field names, duplicates and two sources for one Kit field', () => {
     const doc = someMappings((m) => {
       m.fields.push({ source: 'MK_Country', kit_field: { key: 'country', label: 'Country' } })

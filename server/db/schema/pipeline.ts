@@ -52,6 +52,10 @@ export const deliveries = sqliteTable(
     index('deliveries_ready_idx')
       .on(t.nextAttemptAt, t.seq)
       .where(sql`${t.status} IN ('pending', 'retrying')`),
+    // Retention walks finished deliveries oldest first; work still to do is never in it.
+    index('deliveries_finished_idx')
+      .on(t.updatedAt)
+      .where(sql`${t.status} IN ('succeeded', 'failed', 'skipped')`),
     index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
     index('deliveries_community_seq_idx').on(t.communityId, t.seq),
   ],

@@ -6,6 +6,7 @@ import { LIMITS, type EventMapping, type Mappings, type TagRef } from '../../../
 import { emptyEventMapping } from '../../../shared/defaults.ts'
 import { EVENT_TYPES, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
 import { MK_FIELD_PATTERN } from '../../../shared/fields.ts'
+import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../../shared/text.ts'
 
 export type TagList = 'add_tags' | 'remove_tags'
 export type KitList = 'add_to_forms' | 'add_to_sequences'
@@ -47,6 +48,7 @@ export function tagNameProblem(name: string): string | null {
   const trimmed = name.trim()
   if (trimmed === '') return 'A tag needs a name.'
   if (trimmed.length > LIMITS.tagNameMax) return `Tag names can be at most ${LIMITS.tagNameMax} characters.`
+  if (hasControlCharacter(name)) return `Tag names ${CONTROL_CHARACTER_PROBLEM}.`
   const unknown = unknownPlaceholder(trimmed)
   if (unknown !== null) {
     return `{{${unknown}}} is not a known placeholder; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}.`
@@ -89,7 +91,10 @@ export function validateMappings(doc: Mappings): ErrorMap {
     checkTags(type, 'add_tags', m.add_tags, errors)
     checkTags(type, 'remove_tags', m.remove_tags, errors)
     for (const slot of ['add_to_forms', 'add_to_sequences'] as const) {
+      const noun = slot === 'add_to_forms' ? 'Form' : 'Sequence'
+      const unusable = m[slot].find((ref) => hasControlCharacter(ref.name))
       if (m[slot].length > LIMITS.listsPerEvent) errors[eventSlot(type, slot)] = `At most ${LIMITS.listsPerEvent} per event.`
+      else if (unusable) errors[eventSlot(type, slot)] = `“${unusable.name}”: ${noun} names ${CONTROL_CHARACTER_PROBLEM}; rename it in Kit.`
     }
   }
   if (doc.fields.length > LIMITS.fieldMappingsMax) {
@@ -106,6 +111,7 @@ export function validateMappings(doc: Mappings): ErrorMap {
     const { key, label } = field.kit_field
     if (label.trim() === '') errors[fieldSlot(i, 'kit_field')] = 'Choose a Kit field or type a label for a new one.'
     else if (label.trim().length > 255) errors[fieldSlot(i, 'kit_field')] = 'Kit field labels can be at most 255 characters.'
+    else if (hasControlCharacter(label) || hasControlCharacter(key)) errors[fieldSlot(i, 'kit_field')] = `Kit field labels ${CONTROL_CHARACTER_PROBLEM}.`
     else if (key === '') errors[fieldSlot(i, 'kit_field')] = 'Kit needs letters or digits in the label to make a field key.'
     else if (keys.has(key)) errors[fieldSlot(i, 'kit_field')] = `The Kit field “${label.trim()}” already receives ${keys.get(key)}.`
     else keys.set(key, field.source || 'another field')

@@ -1,0 +1,1 @@
+CREATE INDEX `deliveries_finished_idx` ON `deliveries` (`updated_at`) WHERE "deliveries"."status" IN ('succeeded', 'failed', 'skipped');

@@ -1,0 +1,95 @@
+/**
+ * Retention: finished deliveries (succeeded, failed, skipped) and their events are deleted once
+ * their last update is older than the configured number of days. Runs at start and then every
+ * hour, in small batches of one transaction each, yielding to the event loop between batches so
+ * intake and the consumer wait at most one batch. Work still to do is never deleted.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { DeliveryQueue, Purged } from './queue.ts'
+
+const DAY_MS = 24 * 60 * 60_000
+
+export interface RetentionOptions {
+  queue: DeliveryQueue
+  retentionDays: number
+  log: FastifyBaseLogger
+  /** Called after each batch that removed something (metrics). */
+  onPurged?: (purged: Purged) => void
+  batchSize?: number
+  intervalMs?: number
+  now?: () => number
+}
+
+export interface RetentionRun extends Purged {
+  batches: number
+}
+
+export class Retention {
+  private timer: NodeJS.Timeout | null = null
+  private current: Promise<RetentionRun> | null = null
+  private stopping = false
+  private readonly batchSize: number
+  private readonly intervalMs: number
+  private readonly now: () => number
+
+  constructor(private readonly o: RetentionOptions) {
+    this.batchSize = o.batchSize ?? 500
+    this.intervalMs = o.intervalMs ?? 60 * 60_000
+    this.now = o.now ?? Date.now
+  }
+
+  /** Runs once now and then every interval; the timer never keeps the process alive. */
+  start(): void {
+    if (this.timer) return
+    this.stopping = false
+    this.timer = setInterval(() => void this.runLogged(), this.intervalMs)
+    this.timer.unref()
+    void this.runLogged()
+  }
+
+  /** Stops the schedule and waits for a run in progress to finish its current batch. */
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    try {
+      await this.current
+    } catch (err) {
+      this.o.log.warn({ err }, 'retention stopped after a failed batch')
+    }
+  }
+
+  /** One pass over everything past retention; a pass already under way is shared. */
+  run(): Promise<RetentionRun> {
+    this.current ??= this.pass().finally(() => {
+      this.current = null
+    })
+    return this.current
+  }
+
+  private async pass(): Promise<RetentionRun> {
+    const before = this.now() - this.o.retentionDays * DAY_MS
+    const total: RetentionRun = { deliveries: 0, events: 0, batches: 0 }
+    while (!this.stopping) {
+      const purged = this.o.queue.purgeFinished(before, this.batchSize)
+      total.batches += 1
+      total.deliveries += purged.deliveries
+      total.events += purged.events
+      if (purged.deliveries > 0) this.o.onPurged?.(purged)
+      if (purged.deliveries < this.batchSize) break
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    return total
+  }
+
+  private async runLogged(): Promise<void> {
+    try {
+      const { deliveries, events, batches } = await this.run()
+      const line = { deliveries, events, batches, retentionDays: this.o.retentionDays }
+      if (deliveries > 0) this.o.log.info(line, 'retention removed finished deliveries and their events')
+      else this.o.log.debug(line, 'retention found nothing to remove')
+    } catch (err) {
+      this.o.log.error({ err }, 'retention failed; it will try again at its next run')
+    }
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * Characters refused in text that reaches Kit or an owner's screen. Control characters (C0 such as
+ * NUL, TAB, CR and LF; DEL; C1) break lines and logs and hide in names; bidirectional and invisible
+ * format characters can make an email address look like another one. One definition, used by the
+ * server's validation and by the panel's.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const BIDI_OR_FORMAT = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/
+
+/** True when the text holds a C0 control (NUL, TAB, CR, LF, …), DEL or a C1 control. */
+export const hasControlCharacter = (text: string): boolean => CONTROL.test(text)
+
+/** True when the text holds a zero-width, bidirectional or byte-order-mark character. */
+export const hasBidiOrFormatCharacter = (text: string): boolean => BIDI_OR_FORMAT.test(text)
+
+/** The end of the message for a name or label refused for its control characters. */
+export const CONTROL_CHARACTER_PROBLEM = 'must not contain line breaks or control characters'
