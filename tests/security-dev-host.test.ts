@@ -139,7 +139,8 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
     }
   })
 
-  it.skipIf(!existsSync(join(DEV_DIST, 'index.html')))('serves the page and its assets from the separate dev build', async () => {
+  // Needs `npm run build:dev`; CI builds it, so there a missing build fails instead of skipping.
+  it.skipIf(!existsSync(join(DEV_DIST, 'index.html')) && !process.env.CI)('serves the page and its assets from the separate dev build', async () => {
     ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
     const headers = { host: '127.0.0.1:8787' }
     const page = await app.inject({ method: 'GET', url: '/dev/', headers })
