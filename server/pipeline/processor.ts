@@ -243,8 +243,8 @@ export class DeliveryProcessor {
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, ...(commit ? { commit } : {}) }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log)
-      const detail = outcome.lastError
-      return { ...outcome, steps: [...log.steps, { action: 'failed', target: null, detail }] }
+      const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
+      return { ...outcome, steps: [...log.steps, stopped] }
     }
   }
 
@@ -558,16 +558,18 @@ export class DeliveryProcessor {
   private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog): Outcome {
     const now = this.now()
     const expired = now - delivery.receivedAt > this.deps.retry.giveUpAfterMs
+    // A failed delivery always says what this attempt had already applied in Kit.
+    const failed = (message: string): Outcome => {
+      const applied = log.appliedPrefix()
+      return { status: 'failed', kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
+    }
     const retryLater = (message: string, delay: number): Outcome =>
       expired
-        ? { status: 'failed', kitRequests, lastError: `${message} Gave up after retrying for a day; use Retry once Kit works again.` }
+        ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
     if (err instanceof Retryable) return retryLater(err.message, 1000)
-    if (err instanceof Refused) {
-      const applied = log.appliedPrefix()
-      return { status: 'failed', kitRequests, lastError: applied ? `${applied}${err.message}` : capitalise(err.message) }
-    }
+    if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {
       this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
       return retryLater('An unexpected error interrupted this delivery; it will be retried.', this.backoff(delivery.attempts))
@@ -585,13 +587,10 @@ export class DeliveryProcessor {
         this.deps.ids.forget(credentialId)
         this.forgetSubscriber(delivery, credentialId)
         return delivery.attempts >= 3
-          ? { status: 'failed', kitRequests, lastError: `Kit could not find what this event refers to: ${kitErr.message}` }
+          ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
           : retryLater('Kit no longer had a tag or subscriber we knew of; retrying with fresh ids.', 1000)
-      case 'validation': {
-        const applied = log.appliedPrefix()
-        const what = log.attempting ?? 'the change was not applied'
-        return { status: 'failed', kitRequests, lastError: `${applied}${applied ? what : capitalise(what)}: Kit refused it: ${kitErr.message}` }
-      }
+      case 'validation':
+        return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }
   }
 }
