@@ -5,7 +5,7 @@
  */
 import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import type { DeliveryStep, DeliveryStepAction, EventMapping, Mappings, TagRef } from '../../shared/api.ts'
+import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '../../shared/api.ts'
 import { fillPlaceholders, type EventType } from '../../shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
@@ -63,12 +63,13 @@ interface FieldWrite {
  * never turn a tag name into something long or strange. null when a value is missing.
  */
 export function fillTemplate(name: string, event: MemberEvent): string | null {
-  return fillPlaceholders(name, (path) => {
+  const filled = fillPlaceholders(name, (path) => {
     if (path === 'access.level') return event.data.access?.level
     if (path === 'subscription.plan') return event.data.subscription?.plan
     if (path.startsWith('member.fields.')) return event.data.member.fields?.[path.slice('member.fields.'.length)]
     return null
   })
+  return filled === null ? null : Array.from(filled).slice(0, LIMITS.tagNameMax).join('').trim()
 }
 
 /** The ordering scope an event belongs to: an older event never undoes a newer one in the same scope. */
@@ -158,7 +159,7 @@ function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] | null 
     return named.length > 0 ? named : fields
   }
   if (err.kind !== 'validation' || err.status !== 422) return null
-  const named = namedFields(err.messages, fields)
+  const named = namedFields(err.messages.filter((m) => /field/i.test(m)), fields)
   return named.length > 0 ? named : null
 }
 
@@ -269,7 +270,7 @@ export class DeliveryProcessor {
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
     const options = { createIfMissing: type !== 'user.deleted' && adds, inactive: mapping.add_to_forms.length > 0 }
 
-    let fields = await this.fieldWrites(kit, delivery, fieldValues)
+    let fields = await this.fieldWrites(kit, delivery, fieldValues, log)
     let subscriber: CachedSubscriber | null
     try {
       subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
@@ -278,7 +279,7 @@ export class DeliveryProcessor {
       // field list afresh, once, and write again within this delivery.
       if (unknownFields(err, fields) === null) throw err
       this.deps.ids.forgetFields(kit.credentialId)
-      fields = await this.fieldWrites(kit, delivery, fieldValues)
+      fields = await this.fieldWrites(kit, delivery, fieldValues, log)
       try {
         subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
       } catch (again) {
@@ -353,13 +354,16 @@ export class DeliveryProcessor {
     kit: KitApi,
     delivery: QueuedDelivery,
     fieldValues: Record<string, { key: string; label: string; value: string }>,
+    log: StepLog,
   ): Promise<FieldWrite[]> {
     const writes: FieldWrite[] = []
     for (const [source, f] of Object.entries(fieldValues)) {
+      log.attempting = `field "${f.label}" not found or created in Kit`
       const key = await this.deps.ids.fieldKey(kit, f.key, f.label)
       if (key !== f.key) this.deps.mappings.learnFieldKey(delivery.communityId, source, key)
       writes.push({ source, key, label: f.label, value: f.value })
     }
+    log.attempting = null
     return writes
   }
 
