@@ -463,7 +463,7 @@ export class DeliveryProcessor {
             firstName: nameChanged ? firstName : known.firstName,
             fields: { ...known.fields, ...answerFields(err.subscriber) },
           })
-          const refused = namedFields(err.messages, fieldWrites).map((f) => f.key)
+          const refused = (unknownFields(err, fieldWrites) ?? []).map((f) => f.key)
           const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
           if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated')
           if (written.length > 0) log.add('fields.written', labelsOf(written))
