@@ -319,6 +319,27 @@ describe('order, duplicates and staleness', () => {
     expect(app.sqlite.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 1 })
   })
 
+  it('a late, older profile never writes back an older name, email or member field', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const m = { memberId: 'm_pf' }
+    await settled((await send({ ...m, type: 'user.signed_up', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'free' }, time: at(0) })).id as string)
+    await settled((await send({ ...m, type: 'user.updated', email: 'pf-new@example.com', firstName: 'Patricia', fields: { mk_subscription_plan: 'pro' }, time: at(3000) })).id as string)
+
+    const lateUpdate = await send({ ...m, type: 'user.updated', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'basic' }, time: at(1000) })
+    const d = await settled(lateUpdate.id as string)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) already set this member's profile/)
+
+    // A late grant still applies its tag and its level, but not the member's older fields.
+    const lateGrant = await send({ ...m, type: 'access.granted', email: 'pf@example.com', firstName: 'Pat', access: { level: 'gold' }, fields: { mk_subscription_plan: 'basic' }, time: at(2000) })
+    expect((await settled(lateGrant.id as string)).status).toBe('succeeded')
+    expect(kit.account(KEY).subscribers).toHaveLength(1)
+    expect(subscriber('pf-new@example.com')).toMatchObject({ first_name: 'Patricia', fields: { subscription_plan: 'pro', access_level: 'gold' } })
+    expect(tagNames('pf-new@example.com')).toEqual(['Access: gold', 'New Member'])
+  })
+
   it('a late, older subscription event never undoes a newer one', async () => {
     await connect()
     const t0 = Date.now() - 60_000

@@ -202,11 +202,7 @@ export class DeliveryProcessor {
 
     const scope = orderingScope(event)
     if (scope) {
-      const mark = this.deps.db
-        .select()
-        .from(orderingMarks)
-        .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
-        .get()
+      const mark = this.markOf(communityId, scope)
       if (mark && mark.eventTime > delivery.eventTime) {
         return {
           status: 'skipped',
@@ -216,14 +212,23 @@ export class DeliveryProcessor {
       }
     }
 
+    // Every event carries the member's profile as it was at the event's time: the newest one
+    // applied wins, so a late, older event never writes back an older name, email or field.
+    const profileScope = `profile:${delivery.memberId}`
+    const profileMark = this.markOf(communityId, profileScope)
+    const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
+
     const mappings = this.deps.mappings.get(communityId)
     const mapping = mappings.events[type]
     if (!mapping) return { status: 'skipped', kitRequests: 0, lastError: `Event type ${event.type} is not handled.` }
-    const fieldValues = mappedFields(mappings, event)
+    const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
     const log = new StepLog()
-    const wantsProfile = type === 'user.signed_up' || type === 'user.updated'
+    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      return { status: 'skipped', kitRequests: 0, lastError: `Nothing is mapped for ${event.type}.` }
+      const lastError = staleProfile && profileMark
+        ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
+        : `Nothing is mapped for ${event.type}.`
+      return { status: 'skipped', kitRequests: 0, lastError }
     }
 
     let kitRequests = 0
@@ -237,11 +242,15 @@ export class DeliveryProcessor {
     })
 
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log)
-      const commit = scope ? () => this.mark(communityId, scope, delivery) : undefined
+      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
+      const commit = () => {
+        if (scope) this.mark(communityId, scope, delivery)
+        if (!staleProfile) this.mark(communityId, profileScope, delivery)
+      }
       const steps = log.steps
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, ...(commit ? { commit } : {}) }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, ...(commit ? { commit } : {}) }
+      if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
+      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, commit }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log)
       const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
@@ -257,6 +266,7 @@ export class DeliveryProcessor {
     mapping: EventMapping,
     fieldValues: Record<string, { key: string; label: string; value: string }>,
     log: StepLog,
+    staleProfile: boolean,
   ): Promise<{ warnings: string[]; skipped?: string }> {
     const warnings: string[] = []
     const email = normaliseEmail(event.data.member.email)
@@ -268,7 +278,12 @@ export class DeliveryProcessor {
       type === 'user.updated' ||
       Object.keys(fieldValues).length > 0 ||
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
-    const options = { createIfMissing: type !== 'user.deleted' && adds, inactive: mapping.add_to_forms.length > 0 }
+    // A stale profile writes nothing and creates no one: its email may be one the member left.
+    const options = {
+      createIfMissing: type !== 'user.deleted' && adds && !staleProfile,
+      inactive: mapping.add_to_forms.length > 0,
+      writeProfile: !staleProfile,
+    }
 
     let fields = await this.fieldWrites(kit, delivery, fieldValues, log)
     let subscriber: CachedSubscriber | null
@@ -318,15 +333,17 @@ export class DeliveryProcessor {
       await this.notFoundRetries(kit, delivery, () => kit.tagSubscriber(tagId, subscriberId))
       log.add('tag.added', name)
     }
+    // The subscriber's address as Kit has it (a stale event may carry one the member left).
+    const address = subscriber.email
     for (const form of mapping.add_to_forms) {
       log.attempting = `not added to form "${form.name}"`
-      await kit.addSubscriberToForm(form.id, email)
+      await kit.addSubscriberToForm(form.id, address)
       log.add('form.added', form.name)
     }
     for (const sequence of mapping.add_to_sequences) {
       log.attempting = `not added to sequence "${sequence.name}"`
       try {
-        await kit.addSubscriberToSequence(sequence.id, email)
+        await kit.addSubscriberToSequence(sequence.id, address)
       } catch (err) {
         if (isKitError(err) && err.kind === 'validation' && /inactive/i.test(err.message)) {
           throw new Refused(
@@ -432,7 +449,7 @@ export class DeliveryProcessor {
     event: MemberEvent,
     email: string,
     fieldWrites: FieldWrite[],
-    options: { createIfMissing: boolean; inactive: boolean },
+    options: { createIfMissing: boolean; inactive: boolean; writeProfile: boolean },
     log: StepLog,
   ): Promise<CachedSubscriber | null> {
     const firstName = event.data.member.first_name ?? null
@@ -441,8 +458,9 @@ export class DeliveryProcessor {
     const known = this.cached(delivery, kit.credentialId)
     if (known) {
       const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? '') !== v))
-      const nameChanged = firstName !== null && firstName !== known.firstName
-      const emailChanged = known.email !== email
+      const nameChanged = options.writeProfile && firstName !== null && firstName !== known.firstName
+      const emailChanged = options.writeProfile && known.email !== email
+      const address = emailChanged ? email : known.email
       if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) {
         log.add('subscriber.unchanged')
         return known
@@ -459,7 +477,7 @@ export class DeliveryProcessor {
         if (err instanceof KitFieldWarnings) {
           this.remember(delivery, kit.credentialId, {
             ...known,
-            email,
+            email: address,
             firstName: nameChanged ? firstName : known.firstName,
             fields: { ...known.fields, ...answerFields(err.subscriber) },
           })
@@ -479,7 +497,7 @@ export class DeliveryProcessor {
       }
       const next = {
         ...known,
-        email,
+        email: address,
         firstName: nameChanged ? firstName : known.firstName,
         fields: { ...known.fields, ...answerFields(answer), ...changedFields },
       }
@@ -532,6 +550,14 @@ export class DeliveryProcessor {
     this.remember(delivery, kit.credentialId, next)
     if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
     return next
+  }
+
+  private markOf(communityId: string, scope: string) {
+    return this.deps.db
+      .select()
+      .from(orderingMarks)
+      .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
+      .get()
   }
 
   private mark(communityId: string, scope: string, delivery: QueuedDelivery): void {
@@ -606,23 +632,32 @@ export class DeliveryProcessor {
  * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
  * or level they name is the one the member no longer has.
  */
-export function memberFieldValues(event: MemberEvent): Record<string, string | null> {
-  const given: Record<string, string | null> = { ...event.data.member.fields }
+export function memberFieldValues(event: MemberEvent, { memberFields = true } = {}): Record<string, string | null> {
+  const own = event.data.member.fields ?? {}
+  const given: Record<string, string | null> = memberFields ? { ...own } : {}
   const plan = event.data.subscription?.plan
-  if (event.type === 'subscription.started' && !('mk_subscription_plan' in given) && typeof plan === 'string' && plan.trim() !== '') {
+  if (event.type === 'subscription.started' && !('mk_subscription_plan' in own) && typeof plan === 'string' && plan.trim() !== '') {
     given.mk_subscription_plan = plan
   }
   const level = event.data.access?.level
-  if (event.type === 'access.granted' && !('mk_access_level' in given) && typeof level === 'string' && level.trim() !== '') {
+  if (event.type === 'access.granted' && !('mk_access_level' in own) && typeof level === 'string' && level.trim() !== '') {
     given.mk_access_level = level
   }
   return given
 }
 
-/** The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "". */
-export function mappedFields(mappings: Mappings, event: MemberEvent): Record<string, { key: string; label: string; value: string }> {
+/**
+ * The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "".
+ * `memberFields: false` leaves out the member's own fields (a newer profile was already applied)
+ * and keeps those filled from the event's subscription or access level.
+ */
+export function mappedFields(
+  mappings: Mappings,
+  event: MemberEvent,
+  options: { memberFields?: boolean } = {},
+): Record<string, { key: string; label: string; value: string }> {
   const out: Record<string, { key: string; label: string; value: string }> = {}
-  const given = memberFieldValues(event)
+  const given = memberFieldValues(event, options)
   for (const f of mappings.fields) {
     if (!(f.source in given)) continue
     out[f.source] = { key: f.kit_field.key, label: f.kit_field.label, value: given[f.source] ?? '' }
