@@ -171,6 +171,14 @@ describe('subscribers', () => {
     expect(found.body.subscribers.map((s: { id: number }) => s.id)).toEqual([id])
   })
 
+  it('lags list endpoints by Kit\'s typical 30 seconds unless told otherwise', async () => {
+    await standin.close()
+    await start()
+    const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'lag@example.com' } })
+    expect((await kit('/subscribers?email_address=lag%40example.com&status=all')).body.subscribers).toEqual([])
+    expect((await kit(`/subscribers/${body.subscriber.id}`)).status).toBe(200)
+  })
+
   it('finds only active subscribers unless status=all is asked', async () => {
     const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'eve@example.com' } })
     expect((await kit(`/subscribers/${body.subscriber.id}/unsubscribe`, { method: 'POST', body: {} })).status).toBe(204)

@@ -23,6 +23,7 @@ export interface StandinOptions {
   port?: number
   apiKeys?: string[]
   rateLimit?: { limit: number; windowMs: number }
+  /** How long a new subscriber stays out of list endpoints; default 30 s, Kit's typical lag. */
   listLagMs?: number
   /** How long after a 202 (more than ten fields) the fields are applied; default 100 ms. */
   asyncFieldsMs?: number
@@ -324,7 +325,7 @@ class StandinServer implements KitStandin {
   private lastId = 1000
 
   constructor(options: StandinOptions) {
-    this.listLagMs = options.listLagMs ?? 0
+    this.listLagMs = options.listLagMs ?? 30_000
     this.asyncFieldsMs = options.asyncFieldsMs ?? 100
     this.rateLimit = options.rateLimit ?? { limit: 120, windowMs: 60_000 }
     for (const key of options.apiKeys ?? ['kit_test_key']) this.addKey(key)
