@@ -1,4 +1,4 @@
-/** Member event types the platform dispatches (CONTRACT §4) and what each means to an owner. */
+/** Member event types the platform dispatches and what each means to an owner. */
 export const EVENT_TYPES = [
   'user.signed_up',
   'user.updated',
@@ -25,14 +25,58 @@ export function isEventType(value: string): value is EventType {
   return (EVENT_TYPES as readonly string[]).includes(value)
 }
 
-/** Placeholders a tag name may hold; each is filled from the event before the tag is applied. */
+/**
+ * Placeholders a tag name may hold; each is filled from the event before the tag is applied.
+ * No nested quantifiers, so matching stays cheap whatever the name holds; spaces inside the
+ * braces are trimmed away.
+ */
 const PLACEHOLDER = /\{\{([^}]*)\}\}/g
-const KNOWN_PLACEHOLDER = /^\s*(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)\s*$/
+const KNOWN_PLACEHOLDER = /^(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)$/
+/** C0 and C1 control characters (newlines, escapes, NUL…), which never belong in a tag name. */
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g
 
-/** The first `{{…}}` in a tag name that is not a known placeholder (without braces), or null. */
+/** The most characters one filled-in placeholder contributes to a tag name. */
+export const PLACEHOLDER_VALUE_MAX = 100
+
+/** The first `{{…}}` in a tag name that is not a known placeholder (without braces, trimmed), or null. */
 export function unknownPlaceholder(name: string): string | null {
   for (const match of name.matchAll(PLACEHOLDER)) {
-    if (!KNOWN_PLACEHOLDER.test(match[1] ?? '')) return match[1] ?? ''
+    const path = (match[1] ?? '').trim()
+    if (!KNOWN_PLACEHOLDER.test(path)) return path
   }
   return null
+}
+
+/** True when the name opens a `{{` that no `}}` closes. */
+export function hasUnclosedPlaceholder(name: string): boolean {
+  return name.replace(PLACEHOLDER, '').includes('{{')
+}
+
+/** True when the name holds at least one `{{…}}` placeholder. */
+export function hasPlaceholder(name: string): boolean {
+  return name.replace(PLACEHOLDER, '') !== name
+}
+
+/**
+ * A placeholder's value as it may appear in a tag name: control characters removed, trimmed,
+ * at most PLACEHOLDER_VALUE_MAX characters. Empty when nothing usable is left.
+ */
+export function cleanPlaceholderValue(value: string): string {
+  const cleaned = value.replace(CONTROL_CHARACTERS, '').trim()
+  return Array.from(cleaned).slice(0, PLACEHOLDER_VALUE_MAX).join('').trim()
+}
+
+/**
+ * Fills every `{{path}}` with `valueOf(path)` (the path trimmed), each value cleaned by
+ * cleanPlaceholderValue. null when a placeholder has no usable value.
+ */
+export function fillPlaceholders(name: string, valueOf: (path: string) => string | null | undefined): string | null {
+  let missing = false
+  const filled = name.replace(PLACEHOLDER, (_match, path: string) => {
+    const raw = valueOf(path.trim())
+    const value = typeof raw === 'string' ? cleanPlaceholderValue(raw) : ''
+    if (value === '') missing = true
+    return value
+  })
+  return missing ? null : filled.trim()
 }

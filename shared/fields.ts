@@ -10,7 +10,12 @@ export const MK_FIELD_CATALOGUE = [
 
 export const MK_FIELD_PATTERN = /^mk_[a-z0-9_]{1,60}$/
 
-/** Kit derives a custom field's key from its label: lower-case ASCII words joined by underscores. */
+/**
+ * The panel's guess at the key Kit will give a custom field that does not exist yet, so a new
+ * field mapping can be saved before Kit has the field. Only a placeholder: the server never uses
+ * it to write — deliveries find the field by its label in Kit's own list, or create it and take
+ * the key from Kit's answer, and then store that key in the saved mapping.
+ */
 export function kitFieldKeyFromLabel(label: string): string {
   return label
     .normalize('NFKD')

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RequestBudget } from '../server/kit/budget.ts'
 import { KitClientFactory, credentialIdFor, type KitRequestInfo } from '../server/kit/client.ts'
-import { KitError, isKitError } from '../server/kit/errors.ts'
+import { KitError, KitFieldWarnings, isKitError } from '../server/kit/errors.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 
 const KEY = 'kit_test_key'
@@ -76,6 +76,14 @@ describe('Kit client against the stand-in', () => {
       { method: 'GET', path: '/v4/account', status: 200, durationMs: expect.any(Number), credentialId: api.credentialId },
     ])
     expect(calls).toEqual(attempts)
+  })
+
+  it('accepts an account answer without user.id', async () => {
+    const kit = await standin()
+    kit.addKey('kit_no_user_id', { email: 'owner@club.test', omitUserId: true })
+    const info = await client(kit.url).factory.forKey('kit_no_user_id').getAccount()
+    expect(info.user).toEqual({ email: 'owner@club.test', id: null })
+    expect(info.account.id).toEqual(expect.any(Number))
   })
 
   it('turns a 401 into invalid_credentials without echoing the key', async () => {
@@ -279,7 +287,21 @@ describe('Kit client against the stand-in', () => {
     ])
     const forms = await api.listForms()
     expect(forms.find((f) => f.name === 'Newsletter')).toMatchObject({ archived: false })
-    expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Welcome' }])
+    expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Welcome', hold: false }])
+  })
+
+  it('asks Kit for active forms explicitly, lists archived ones apart, and hides forms without a format', async () => {
+    const kit = await standin()
+    kit.seed(KEY, {
+      forms: [{ name: 'Newsletter' }, { name: 'Old form', archived: true }, { name: 'Landing page', format: null }, { name: 'Old page', archived: true, format: null }],
+      sequences: [{ name: 'Paused', active: false }],
+    })
+    const api = client(kit.url).factory.forKey(KEY)
+    expect((await api.listForms()).map((f) => f.name)).toEqual(['Newsletter'])
+    expect((await api.listArchivedForms()).map((f) => [f.name, f.archived])).toEqual([['Old form', true]])
+    const statuses = kit.requests.filter((r) => r.path === '/v4/forms').map((r) => new URLSearchParams(r.query).get('status'))
+    expect(statuses).toEqual(['active', 'archived'])
+    expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Paused', hold: true }])
   })
 
   it('creates tags and custom fields once and finds them the second time', async () => {
@@ -321,11 +343,16 @@ describe('Kit client against the stand-in', () => {
     const { subscriber } = await api.upsertSubscriber({ email: 'grace@example.com' })
     const updated = await api.updateSubscriber(subscriber.id, { fields: { subscription_plan: 'team' } })
     expect(updated.fields.subscription_plan).toBe('team')
-    const error = await failure(api.updateSubscriber(subscriber.id, { fields: { no_such_field: 'x' } }))
+    const error = await failure(api.updateSubscriber(subscriber.id, { fields: { subscription_plan: 'solo', no_such_field: 'x' } }))
     expect(error.kind).toBe('validation')
-    expect(error.messages.length).toBeGreaterThan(0)
+    expect(error.messages).toEqual(["Custom field 'no_such_field' does not exist"])
+    // The rest was written: the error carries the subscriber as Kit answered.
+    expect(error).toBeInstanceOf(KitFieldWarnings)
+    expect((error as KitFieldWarnings).subscriber).toMatchObject({ id: subscriber.id, fields: { subscription_plan: 'solo' } })
     const upsert = await failure(api.upsertSubscriber({ email: 'linus@example.com', fields: { no_such_field: 'x' } }))
     expect(upsert.kind).toBe('validation')
+    expect((upsert as KitFieldWarnings).subscriber.email_address).toBe('linus@example.com')
+    expect((upsert as KitFieldWarnings).answerStatus).toBe(201)
   })
 
   it('tags, untags, adds to forms and sequences, and unsubscribes', async () => {

@@ -51,6 +51,13 @@ describe('authentication', () => {
     expect((await kit('/account')).status).toBe(200)
   })
 
+  it('can leave user.id out of the account answer, as Kit may', async () => {
+    standin.addKey('key_c', { email: 'owner@climb.test', omitUserId: true })
+    const { status, body } = await kit('/account', { key: 'key_c' })
+    expect(status).toBe(200)
+    expect(body.user).toEqual({ email: 'owner@climb.test' })
+  })
+
   it('answers a wrong bearer token with the access-token wording', async () => {
     const answer = await kit('/account', { key: null, headers: { authorization: 'Bearer wrong' } })
     expect(answer).toMatchObject({ status: 401, body: { errors: ['The access token is invalid'] } })
@@ -110,6 +117,33 @@ describe('subscribers', () => {
     expect(answer.body.warnings).toHaveLength(11)
   })
 
+  it('applies the fields of a 202 a little later, not in the answer', async () => {
+    const labels = Array.from({ length: 11 }, (_, i) => `Extra ${i}`)
+    standin.seed('key_a', { customFields: labels })
+    const fields = Object.fromEntries(labels.map((_, i) => [`extra_${i}`, `v${i}`]))
+    const answer = await kit('/subscribers', { method: 'POST', body: { email_address: 'lots@example.com', fields } })
+    expect(answer.status).toBe(202)
+    expect(answer.body.subscriber.fields.extra_0).toBeNull()
+    const id = answer.body.subscriber.id as number
+    expect((await kit(`/subscribers/${id}`)).body.subscriber.fields.extra_0).toBeNull()
+    await sleep(200)
+    expect((await kit(`/subscribers/${id}`)).body.subscriber.fields).toMatchObject({ extra_0: 'v0', extra_10: 'v10' })
+  })
+
+  it('refuses null (and any other non-string) as a custom field value, and clears a field with ""', async () => {
+    const created = await kit('/subscribers', { method: 'POST', body: { email_address: 'nul@example.com', fields: { subscription_plan: null } } })
+    expect(created).toEqual(expect.objectContaining({ status: 422, body: { errors: ["Custom field 'subscription_plan' must be a string"] } }))
+    expect(standin.account('key_a').subscribers).toHaveLength(0)
+
+    const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'nul@example.com', fields: { subscription_plan: 'Gold' } } })
+    const id = body.subscriber.id as number
+    expect((await kit(`/subscribers/${id}`, { method: 'PUT', body: { fields: { subscription_plan: null } } })).status).toBe(422)
+    expect((await kit(`/subscribers/${id}`, { method: 'PUT', body: { fields: { subscription_plan: 3 } } })).status).toBe(422)
+    expect(standin.account('key_a').subscribers[0]?.fields).toEqual({ subscription_plan: 'Gold' })
+    const cleared = await kit(`/subscribers/${id}`, { method: 'PUT', body: { fields: { subscription_plan: '' } } })
+    expect(cleared.body.subscriber.fields).toEqual({ subscription_plan: '' })
+  })
+
   it('refuses an invalid email with 422', async () => {
     const answer = await kit('/subscribers', { method: 'POST', body: { email_address: 'not-an-email' } })
     expect(answer).toMatchObject({ status: 422, body: { errors: ['Email address is invalid'] } })
@@ -135,6 +169,14 @@ describe('subscribers', () => {
     await sleep(170)
     const found = await kit('/subscribers?email_address=DEE%40example.com&status=all')
     expect(found.body.subscribers.map((s: { id: number }) => s.id)).toEqual([id])
+  })
+
+  it('lags list endpoints by Kit\'s typical 30 seconds unless told otherwise', async () => {
+    await standin.close()
+    await start()
+    const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'lag@example.com' } })
+    expect((await kit('/subscribers?email_address=lag%40example.com&status=all')).body.subscribers).toEqual([])
+    expect((await kit(`/subscribers/${body.subscriber.id}`)).status).toBe(200)
   })
 
   it('finds only active subscribers unless status=all is asked', async () => {
@@ -305,8 +347,21 @@ describe('tags, fields, forms and sequences', () => {
     const [welcome, paused] = standin.account('key_a').sequences
     expect((await kit(`/sequences/${welcome!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status).toBe(201)
     expect(await kit(`/sequences/${paused!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } }))
-      .toMatchObject({ status: 422, body: { errors: ['Sequence is inactive'] } })
+      .toEqual(expect.objectContaining({ status: 422, body: { errors: [['Sequence is inactive']] } }))
+    expect(await kit('/sequences/999999/subscribers', { method: 'POST', body: { email_address: 'fay@example.com' } }))
+      .toEqual(expect.objectContaining({ status: 404, body: { errors: [['Not Found']] } }))
     expect(welcome!.subscribers).toEqual([subscriberId])
+  })
+
+  it('lists only active forms unless archived or all are asked for, and shows a hosted page with a null format', async () => {
+    standin.seed('key_a', { forms: [{ name: 'Old form', archived: true }, { name: 'Landing page', format: null }] })
+    const names = async (query: string) => ((await kit(`/forms${query}`)).body.forms as { name: string }[]).map((f) => f.name)
+    expect(await names('')).toEqual(['Newsletter', 'Landing page'])
+    expect(await names('?status=active')).toEqual(['Newsletter', 'Landing page'])
+    expect(await names('?status=archived')).toEqual(['Old form'])
+    expect(await names('?status=all')).toEqual(['Newsletter', 'Old form', 'Landing page'])
+    const forms = (await kit('/forms')).body.forms as { name: string; format: string | null }[]
+    expect(forms.map((f) => f.format)).toEqual(['inline', null])
   })
 })
 

@@ -157,12 +157,15 @@ describe('each event type against Kit', () => {
     expect(kit.account(KEY).sequences[0]!.subscribers).toContain(s.id)
   })
 
-  it('fails with Kit\'s message when Kit refuses (inactive sequence)', async () => {
+  it('fails on an inactive sequence naming it, with Kit\'s message and what was already applied', async () => {
     await mapSignUpToPausedSequence()
     const e = await send({ type: 'user.signed_up', memberId: 'm_g', email: 'g@example.com' })
     const d = await settled(e.id as string)
     expect(d.status).toBe('failed')
-    expect(d.last_error).toMatch(/Sequence is inactive/)
+    expect(d.last_error).toMatch(/^Subscriber created, tag "New Member" added; not added to sequence "Paused": the sequence is inactive in Kit \(Kit said "Sequence is inactive"\)/)
+    expect(d.last_error).toMatch(/Turn it on in Kit or take it out of the user\.signed_up mapping/)
+    const steps = JSON.parse((app.sqlite.prepare('SELECT steps FROM deliveries WHERE event_id = ?').get(e.id) as { steps: string }).steps)
+    expect(steps.map((step: { action: string }) => step.action)).toEqual(['subscriber.created', 'tag.added', 'failed'])
   })
 
   it('records events of a community without a connection as skipped when they arrive, with the reason', async () => {
@@ -174,6 +177,138 @@ describe('each event type against Kit', () => {
   })
 })
 
+const putMappings = async (change: (doc: any) => void) => {
+  const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+  change(doc)
+  const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+  expect(res.statusCode).toBe(200)
+}
+
+const callsSince = (from: number) => kit.requests.slice(from).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')} ${r.status}`)
+
+/** A Kit answer to a subscriber write that names fields it did not write, as current Kit does. */
+const warningAnswer = (id: number, email: string, fields: Record<string, string>, warnings: string[]) => ({
+  status: 200,
+  body: JSON.stringify({ subscriber: { id, first_name: null, email_address: email, state: 'active', created_at: '2026-01-01T00:00:00Z', fields }, warnings }),
+})
+
+describe('following Kit\'s documented behaviour', () => {
+  it('clears an emptied member field with "" (Kit refuses null)', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } })).id as string)
+    const cleared = await send({ type: 'user.updated', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: null } })
+    expect((await settled(cleared.id as string)).status).toBe('succeeded')
+    expect(subscriber('clr@example.com')?.fields).toEqual({ subscription_plan: '' })
+  })
+
+  it('reads Kit\'s field list again and writes within the same delivery when Kit no longer knows a field key', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    // The field is deleted in Kit after the plugin learnt its key.
+    const fields = kit.account(KEY).customFields
+    fields.splice(fields.findIndex((f) => f.key === 'subscription_plan'), 1)
+    const before = kit.requests.length
+    const updated = await send({ type: 'user.updated', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'pro' } })
+    expect((await settled(updated.id as string)).status).toBe('succeeded')
+    expect(callsSince(before)).toEqual([
+      'PUT /v4/subscribers/:id 200',
+      'GET /v4/custom_fields 200',
+      'POST /v4/custom_fields 201',
+      'PUT /v4/subscribers/:id 200',
+    ])
+    expect(subscriber('fk@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
+  })
+
+  it('treats a 422 naming an unknown field like the warnings: refreshes the field list once and writes again', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
+    const before = kit.requests.length
+    const updated = await send({ type: 'user.updated', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'pro' } })
+    expect((await settled(updated.id as string)).status).toBe('succeeded')
+    expect(callsSince(before)).toEqual(['PUT /v4/subscribers/:id 422', 'GET /v4/custom_fields 200', 'PUT /v4/subscribers/:id 200'])
+    expect(subscriber('u422@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
+  })
+
+  it('fails naming the field that stays unwritten after the refresh, and says what was applied', async () => {
+    await connect()
+    const fields = { mk_subscription_plan: 'free', mk_access_level: 'silver' }
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_uw', email: 'uw@example.com', fields })).id as string)
+    const s = subscriber('uw@example.com')!
+    const warning = ["Custom field 'subscription_plan' does not exist"]
+    const list = {
+      custom_fields: kit.account(KEY).customFields.map((f) => ({ id: f.id, name: f.name, key: f.key, label: f.label })),
+      pagination: { has_previous_page: false, has_next_page: false, start_cursor: null, end_cursor: null, per_page: 1000 },
+    }
+    kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
+    kit.injectNext(1, { status: 200, body: JSON.stringify(list) })
+    kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
+    const updated = await send({ type: 'user.updated', memberId: 'm_uw', email: 'uw@example.com', fields: { mk_subscription_plan: 'pro', mk_access_level: 'gold' } })
+    const d = await settled(updated.id as string)
+    expect(d.status).toBe('failed')
+    expect(d.last_error).toMatch(
+      /^Subscriber updated, fields written \(Access level\); field "Subscription plan" \(key subscription_plan, from mk_subscription_plan\) not written: Kit said "Custom field 'subscription_plan' does not exist"/,
+    )
+  })
+
+  it('fails with Kit\'s message when Kit refuses a new email address for another reason than it being taken', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })).id as string)
+    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
+    const moved = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-new@example.com' })
+    const d = await settled(moved.id as string)
+    expect(d.status).toBe('failed')
+    expect(d.last_error).toMatch(/Email address is invalid/)
+    expect(kit.account(KEY).subscribers.map((x) => x.email_address)).toEqual(['em-old@example.com'])
+
+    // Kit saying the address is taken still means: use the subscriber that has it.
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_em2', email: 'em-other@example.com' })).id as string)
+    const taken = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-other@example.com', fields: { mk_subscription_plan: 'pro' } })
+    expect((await settled(taken.id as string)).status).toBe('succeeded')
+    expect(subscriber('em-other@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
+  })
+
+  it('learns a new field\'s key from Kit\'s answer and stores it in the mapping instead of the panel\'s guess', async () => {
+    await connect()
+    await putMappings((doc) => doc.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } }))
+    const e = await send({ type: 'user.signed_up', memberId: 'm_st', email: 'st@example.com', fields: { mk_street: 'Hauptstraße 1' } })
+    expect((await settled(e.id as string)).status).toBe('succeeded')
+    const field = kit.account(KEY).customFields.find((f) => f.label === 'Straße')!
+    expect(subscriber('st@example.com')?.fields).toMatchObject({ [field.key]: 'Hauptstraße 1' })
+    const saved = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    expect(saved.fields.find((f: { source: string }) => f.source === 'mk_street').kit_field).toEqual({ key: field.key, label: 'Straße' })
+  })
+
+  it('fills a tag placeholder with at most 100 characters of the value, control characters removed', async () => {
+    await connect()
+    await putMappings((doc) => doc.events['user.signed_up'].add_tags.push({ name: 'Country: {{ member.fields.mk_country }}' }))
+    const value = `Ice\u0000land\n${'x'.repeat(300)}`
+    const e = await send({ type: 'user.signed_up', memberId: 'm_ph', email: 'ph@example.com', fields: { mk_country: value } })
+    expect((await settled(e.id as string)).status).toBe('succeeded')
+    const tag = tagNames('ph@example.com').find((name) => name?.startsWith('Country: '))
+    expect(tag).toBe(`Country: Iceland${'x'.repeat(93)}`)
+  })
+})
+
+describe('default field mappings filled from the event', () => {
+  it('writes mk_subscription_plan from a started subscription and mk_access_level from a granted level, unless the member carries them', async () => {
+    await connect()
+    await settled((await send({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })).id as string)
+    await settled((await send({ type: 'subscription.started', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'active' } })).id as string)
+    await settled((await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
+    expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
+    // A revocation or cancellation names what the member no longer has: it writes nothing.
+    await settled((await send({ type: 'access.revoked', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
+    await settled((await send({ type: 'subscription.canceled', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'canceled' } })).id as string)
+    expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
+
+    // The member's own fields come first.
+    const own = await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'platinum' }, fields: { mk_access_level: 'Platinum (lifetime)' } })
+    expect((await settled(own.id as string)).status).toBe('succeeded')
+    expect(subscriber('df@example.com')?.fields).toMatchObject({ access_level: 'Platinum (lifetime)' })
+  })
+})
+
 describe('order, duplicates and staleness', () => {
   it('applies a duplicate only once', async () => {
     await connect()
@@ -182,6 +317,27 @@ describe('order, duplicates and staleness', () => {
     expect((await postEvent(app, secret, event)).statusCode).toBe(200)
     await settled(event.id as string)
     expect(app.sqlite.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 1 })
+  })
+
+  it('a late, older profile never writes back an older name, email or member field', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const m = { memberId: 'm_pf' }
+    await settled((await send({ ...m, type: 'user.signed_up', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'free' }, time: at(0) })).id as string)
+    await settled((await send({ ...m, type: 'user.updated', email: 'pf-new@example.com', firstName: 'Patricia', fields: { mk_subscription_plan: 'pro' }, time: at(3000) })).id as string)
+
+    const lateUpdate = await send({ ...m, type: 'user.updated', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'basic' }, time: at(1000) })
+    const d = await settled(lateUpdate.id as string)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) already set this member's profile/)
+
+    // A late grant still applies its tag and its level, but not the member's older fields.
+    const lateGrant = await send({ ...m, type: 'access.granted', email: 'pf@example.com', firstName: 'Pat', access: { level: 'gold' }, fields: { mk_subscription_plan: 'basic' }, time: at(2000) })
+    expect((await settled(lateGrant.id as string)).status).toBe('succeeded')
+    expect(kit.account(KEY).subscribers).toHaveLength(1)
+    expect(subscriber('pf-new@example.com')).toMatchObject({ first_name: 'Patricia', fields: { subscription_plan: 'pro', access_level: 'gold' } })
+    expect(tagNames('pf-new@example.com')).toEqual(['Access: gold', 'New Member'])
   })
 
   it('a late, older subscription event never undoes a newer one', async () => {
@@ -314,7 +470,7 @@ describe('failures', () => {
 })
 
 describe('Kit economy', () => {
-  it('spends at most 2 Kit requests per event on the lifecycle mix', async () => {
+  it('spends at most 2 Kit requests per event on the lifecycle mix, beside the field writes it asks for', async () => {
     await app.close()
     await kit.close()
     await setup({ rateLimit: { limit: 1000, windowMs: 60_000 } }, { kitRateLimit: 1000, kitRateWindowMs: 60_000 })
@@ -332,7 +488,10 @@ describe('Kit economy', () => {
       ids.push((await send({ ...m, type: 'subscription.canceled', subscription: { ...sub, status: 'canceled' }, time: at(3) })).id as string)
     }
     for (const id of ids) expect((await settled(id)).status).toBe('succeeded')
-    const perEvent = kitCalls() / ids.length
+    // Two writes per member change a field: the plan (free → pro) and the granted access level.
+    const fieldWrites = kit.requests.filter((r) => r.method === 'PUT').length
+    expect(fieldWrites).toBe(2 * members)
+    const perEvent = (kitCalls() - fieldWrites) / ids.length
     const recorded = (app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').get() as { n: number }).n
     expect(recorded).toBe(kitCalls())
     expect(perEvent).toBeLessThanOrEqual(2)

@@ -131,10 +131,13 @@ describe('test connection', () => {
   it('reports the account, latency and whether each mapped item still exists', async () => {
     await connect(asA, KEY_A)
     const forms = (await app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
+    expect(forms.map((f: { name: string }) => f.name)).toEqual(['Newsletter'])
+    // Archived in Kit after it was mapped: the pickers no longer offer it.
+    const oldForm = kit.account(KEY_A).forms.find((f) => f.name === 'Old form')!
     const tags = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
     const vip = tags.find((t: { name: string }) => t.name === 'VIP')
     const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
-    mappings.events['user.signed_up'].add_to_forms = forms.map((f: { id: number; name: string }) => ({ id: f.id, name: f.name }))
+    mappings.events['user.signed_up'].add_to_forms = [...forms, oldForm].map((f: { id: number; name: string }) => ({ id: f.id, name: f.name }))
     mappings.events['user.signed_up'].add_to_sequences = [{ id: 999999, name: 'Gone' }]
     mappings.events['user.updated'].add_tags = [{ id: vip.id, name: 'VIP' }, { id: 424242, name: 'Deleted tag' }]
     expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
@@ -151,10 +154,36 @@ describe('test connection', () => {
     expect(byName('Deleted tag')).toMatchObject({ status: 'missing' })
     expect(byName('VIP')).toMatchObject({ status: 'ok' })
     expect(byName('Newsletter')).toMatchObject({ kind: 'form', status: 'ok' })
-    expect(byName('Old form')).toMatchObject({ kind: 'form', status: 'missing' })
+    expect(byName('Old form')).toMatchObject({ kind: 'form', status: 'missing', message: expect.stringMatching(/archived in Kit/) })
     expect(byName('Gone')).toMatchObject({ kind: 'sequence', status: 'missing' })
     expect(byName('Subscription plan')).toMatchObject({ kind: 'custom_field', status: 'ok' })
     expect(byName('Access level')).toMatchObject({ kind: 'custom_field', status: 'created_on_first_use' })
+  })
+
+  it('reports a mapped sequence that Kit holds inactive before any event fails on it', async () => {
+    kit.seed(KEY_A, { sequences: [{ name: 'Win-back', active: false }] })
+    await connect(asA, KEY_A)
+    const sequences = (await app.inject({ method: 'GET', url: '/api/v1/kit/sequences', headers: asA })).json().items
+    expect(sequences.map((s: { name: string }) => s.name)).toEqual(['Welcome', 'Win-back'])
+    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    mappings.events['subscription.canceled'].add_to_sequences = sequences.map((s: { id: number; name: string }) => ({ id: s.id, name: s.name }))
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+    const body = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    const byName = (name: string) => body.checks.find((c: { name: string }) => c.name === name)
+    expect(byName('Welcome')).toMatchObject({ kind: 'sequence', status: 'ok' })
+    expect(byName('Win-back')).toMatchObject({ kind: 'sequence', status: 'missing', used_by: ['subscription.canceled'], message: expect.stringMatching(/inactive/) })
+  })
+
+  it('checks a mapped field by its label, as deliveries write it, whatever key the panel guessed', async () => {
+    kit.seed(KEY_A, { customFields: ['Straße'] })
+    await connect(asA, KEY_A)
+    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    mappings.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } })
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+    const body = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    const check = body.checks.find((c: { name: string }) => c.name === 'Straße')
+    const kitKey = kit.account(KEY_A).customFields.find((f) => f.label === 'Straße')!.key
+    expect(check).toMatchObject({ kind: 'custom_field', status: 'ok', message: expect.stringContaining(kitKey) })
   })
 
   it('answers ok:false in words when not connected or when Kit rejects the key', async () => {
@@ -184,6 +213,7 @@ describe('mappings', () => {
   it('saves and returns a document', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.signed_up'].add_tags.push({ id: 7, name: 'Plan {{subscription.plan}}' })
+    doc.events['user.updated'].add_tags.push({ name: 'Country {{ member.fields.mk_country }}' })
     doc.events['user.deleted'].unsubscribe = true
     const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(put.statusCode).toBe(200)
@@ -198,6 +228,8 @@ describe('mappings', () => {
     ['a tag name over 255 characters', (d) => d.events['user.updated'].add_tags.push({ name: 'x'.repeat(256) }), /add_tags\.0\.name/],
     ['more than 50 tags in a list', (d) => (d.events['user.updated'].add_tags = Array.from({ length: 51 }, (_, i) => ({ name: `t${i}` }))), /add_tags/],
     ['an unknown placeholder', (d) => d.events['user.updated'].add_tags.push({ name: 'Plan {{member.email}}' }), /unknown placeholder/],
+    ['a placeholder that is never closed', (d) => d.events['access.granted'].add_tags.push({ name: 'Level {{access.level' }), /add_tags\[1\]\.name "Level \{\{access\.level" opens a placeholder .* never closed/],
+    ['a closed placeholder followed by an unclosed one', (d) => d.events['user.updated'].add_tags.push({ name: '{{access.level}} {{' }), /never closed/],
     ['a source mapped twice', (d) => d.fields.push({ ...d.fields[0] }), /mapped twice/],
   ]
   for (const [what, mutate, message] of invalidCases) {

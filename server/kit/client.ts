@@ -10,7 +10,7 @@
 import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
 import type { Priority, RequestBudget } from './budget.ts'
-import { KitError, kindForStatus } from './errors.ts'
+import { KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
   KitCustomFieldItem,
@@ -60,18 +60,21 @@ export interface KitCallOptions {
   retryOn429?: boolean
 }
 
+/** Custom field values by Kit field key. Kit takes strings only: a field is cleared with "". */
+export type KitFieldValues = Record<string, string>
+
 export interface UpsertSubscriberInput {
   email: string
   firstName?: string | null
   state?: 'active' | 'inactive'
-  fields?: Record<string, string | null>
+  fields?: KitFieldValues
 }
 
 export interface UpdateSubscriberInput {
   /** A new email address for the subscriber (trimmed and lower-cased). */
   email?: string
   firstName?: string | null
-  fields?: Record<string, string | null>
+  fields?: KitFieldValues
 }
 
 export interface KitApi {
@@ -81,7 +84,10 @@ export interface KitApi {
   createTag(name: string): Promise<{ tag: KitTagItem; created: boolean }>
   listCustomFields(): Promise<KitCustomFieldItem[]>
   createCustomField(label: string): Promise<{ field: KitCustomFieldItem; created: boolean }>
+  /** Active forms, hosted landing pages (a null format) left out. */
   listForms(): Promise<KitFormItem[]>
+  /** Archived forms, hosted landing pages left out. */
+  listArchivedForms(): Promise<KitFormItem[]>
   listSequences(): Promise<KitSequenceItem[]>
   upsertSubscriber(input: UpsertSubscriberInput): Promise<{ subscriber: KitSubscriber; created: boolean }>
   getSubscriber(id: number): Promise<KitSubscriber | null>
@@ -162,7 +168,10 @@ class KitApiClient implements KitApi {
     const user = objectOf(body.user, status, 'account')
     const account = objectOf(body.account, status, 'account')
     return {
-      user: { email: stringOf(user.email, status, 'account'), id: idOf(user.id, status, 'account') },
+      user: {
+        email: stringOf(user.email, status, 'account'),
+        id: user.id === undefined || user.id === null ? null : idOf(user.id, status, 'account'),
+      },
       account: {
         id: idOf(account.id, status, 'account'),
         name: stringOf(account.name, status, 'account'),
@@ -192,7 +201,17 @@ class KitApiClient implements KitApi {
   }
 
   listForms(): Promise<KitFormItem[]> {
-    return this.#listAll('/v4/forms', 'forms', toForm)
+    return this.#forms('active')
+  }
+
+  listArchivedForms(): Promise<KitFormItem[]> {
+    return this.#forms('archived')
+  }
+
+  /** Kit lists only active forms unless asked; its own libraries drop forms without a format. */
+  async #forms(status: 'active' | 'archived'): Promise<KitFormItem[]> {
+    const forms = await this.#listAll('/v4/forms', 'forms', toForm, { status })
+    return forms.filter((form) => form.format !== null)
   }
 
   listSequences(): Promise<KitSequenceItem[]> {
@@ -205,8 +224,9 @@ class KitApiClient implements KitApi {
     if (input.state !== undefined) body.state = input.state
     if (input.fields && Object.keys(input.fields).length > 0) body.fields = input.fields
     const { status, data } = await this.#send({ method: 'POST', path: '/v4/subscribers', body })
-    rejectWarnings(status, data)
     const subscriber = toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+    rejectWarnings(status, data, subscriber)
+    // 202 (more than ten fields): Kit applies the fields later and does not say whether it created.
     return { subscriber, created: status === 201 }
   }
 
@@ -239,8 +259,9 @@ class KitApiClient implements KitApi {
     if (input.firstName !== undefined) body.first_name = input.firstName
     if (input.fields !== undefined) body.fields = input.fields
     const { status, data } = await this.#send({ method: 'PUT', path: `/v4/subscribers/${idSegment(id)}`, body })
-    rejectWarnings(status, data)
-    return toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+    const subscriber = toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
+    rejectWarnings(status, data, subscriber)
+    return subscriber
   }
 
   async tagSubscriber(tagId: number, subscriberId: number): Promise<void> {
@@ -275,12 +296,17 @@ class KitApiClient implements KitApi {
     await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
   }
 
-  async #listAll<T>(path: string, key: string, toItem: (value: unknown, status: number) => T): Promise<T[]> {
+  async #listAll<T>(
+    path: string,
+    key: string,
+    toItem: (value: unknown, status: number) => T,
+    filter: Record<string, string> = {},
+  ): Promise<T[]> {
     const items: T[] = []
     const seen = new Set<string>()
     let after: string | null = null
     for (;;) {
-      const query: Record<string, string> = { per_page: String(PAGE_SIZE) }
+      const query: Record<string, string> = { ...filter, per_page: String(PAGE_SIZE) }
       if (after !== null) query.after = after
       const { status, data } = await this.#send({ method: 'GET', path, query })
       const body = objectOf(data, status, 'list')
@@ -466,10 +492,11 @@ function parseSuccess(status: number, text: string): unknown {
   return parsed.value
 }
 
-function rejectWarnings(status: number, data: unknown): void {
+/** Kit's `warnings` on a 2xx name fields it did not write: a failure for those fields. */
+function rejectWarnings(status: number, data: unknown, subscriber: KitSubscriber): void {
   if (!isObject(data)) return
   const warnings = flattenMessages(data.warnings)
-  if (warnings.length > 0) throw new KitError('validation', status, warnings)
+  if (warnings.length > 0) throw new KitFieldWarnings(status, warnings, subscriber)
 }
 
 /** Kit's error answers come as JSON in several shapes, as plain text, or as an HTML page. */
@@ -561,13 +588,14 @@ function toForm(value: unknown, status: number): KitFormItem {
     id: idOf(form.id, status, 'form'),
     name: stringOf(form.name, status, 'form'),
     type: nullableString(form.type),
+    format: nullableString(form.format),
     archived: form.archived === true,
   }
 }
 
 function toSequence(value: unknown, status: number): KitSequenceItem {
   const sequence = objectOf(value, status, 'sequence')
-  return { id: idOf(sequence.id, status, 'sequence'), name: stringOf(sequence.name, status, 'sequence') }
+  return { id: idOf(sequence.id, status, 'sequence'), name: stringOf(sequence.name, status, 'sequence'), hold: sequence.hold === true }
 }
 
 function toSubscriber(value: unknown, status: number): KitSubscriber {

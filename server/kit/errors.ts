@@ -2,6 +2,8 @@
  * One error type for everything Kit can answer, so callers branch on a small set of kinds instead
  * of on HTTP details. Messages are human-readable and never carry the API key.
  */
+import type { KitSubscriber } from './types.ts'
+
 export type KitErrorKind = 'invalid_credentials' | 'rate_limited' | 'validation' | 'not_found' | 'unavailable'
 
 export class KitError extends Error {
@@ -35,4 +37,21 @@ export function kindForStatus(status: number): KitErrorKind {
 function defaultMessage(kind: KitErrorKind, status: number | null): string {
   if (status !== null) return `Kit answered ${status} without details`
   return kind === 'unavailable' ? 'Kit could not be reached' : `Kit request failed (${kind})`
+}
+
+/**
+ * Kit wrote the subscriber but answered with `warnings` about some custom fields (unknown keys):
+ * those fields were not written. Carries the subscriber Kit answered with, so a caller can tell
+ * what was applied.
+ */
+export class KitFieldWarnings extends KitError {
+  readonly subscriber: KitSubscriber
+  /** The answer's status: 201 created, 200 existing, 202 accepted for later. */
+  readonly answerStatus: number
+
+  constructor(status: number, warnings: string[], subscriber: KitSubscriber) {
+    super('validation', status, warnings)
+    this.subscriber = subscriber
+    this.answerStatus = status
+  }
 }

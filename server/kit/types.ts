@@ -1,6 +1,7 @@
 /** Kit's shapes as the client returns them: only the properties the plugin relies on. */
 export interface KitAccountInfo {
-  user: { email: string; id: number }
+  /** Kit requires only the email in its answer; the id may be absent. */
+  user: { email: string; id: number | null }
   account: { id: number; name: string; plan_type: string | null; primary_email_address: string }
 }
 
@@ -29,10 +30,14 @@ export interface KitFormItem {
   id: number
   name: string
   type: string | null
+  /** null for hosted landing pages. */
+  format: string | null
   archived: boolean
 }
 
 export interface KitSequenceItem {
   id: number
   name: string
+  /** Kit shows a sequence that is not active as on hold; adding to it answers 422. */
+  hold: boolean
 }

@@ -83,12 +83,14 @@ export class KitIdCache {
   }
 
   /**
-   * The key Kit files a mapped field under: the mapped key when Kit has it, else the field is
-   * created from its label on first use and Kit's derived key is used.
+   * The key Kit files a mapped field under, always taken from Kit, never derived here: the key of
+   * Kit's field with the mapped label, else Kit's field with the mapped key, else the field is
+   * created from its label on first use and the key from Kit's answer is used. The label comes
+   * first because the mapped key may be the panel's guess for a field Kit did not have yet.
    */
   async fieldKey(kit: KitApi, key: string, label: string): Promise<string> {
     const fields = await this.fields(kit)
-    const known = fields.get(`key:${key}`) ?? fields.get(`label:${label.toLowerCase()}`)
+    const known = fields.get(`label:${label.toLowerCase()}`) ?? fields.get(`key:${key}`)
     if (known) return known
     return this.once(kit, `field:${label.toLowerCase()}`, async () => {
       const { field } = await kit.createCustomField(label)
@@ -97,6 +99,12 @@ export class KitIdCache {
       fields.set(`label:${field.label.toLowerCase()}`, field.key)
       return field.key
     })
+  }
+
+  /** Drops a credential's custom fields only, so the next lookup reads Kit's list afresh. */
+  forgetFields(credentialId: string): void {
+    const e = this.byCredential.get(credentialId)
+    if (e) e.fields = null
   }
 
   forget(credentialId: string): void {

@@ -5,12 +5,13 @@
  */
 import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
-import type { EventType } from '../../shared/events.ts'
+import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '../../shared/api.ts'
+import { fillPlaceholders, type EventType } from '../../shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
-import type { KitApi, KitClientFactory } from '../kit/client.ts'
-import { isKitError, type KitError } from '../kit/errors.ts'
+import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
+import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
+import type { KitSubscriber } from '../kit/types.ts'
 import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
@@ -43,29 +44,35 @@ interface CachedSubscriber {
   subscriberId: number
   email: string
   firstName: string | null
+  /** What Kit holds, by field key, as far as the plugin knows (null: Kit has no value). */
   fields: Record<string, string | null>
 }
 
 const REJECTED_HELD = 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.'
 const UNREADABLE_HELD = 'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.'
 
-const PLACEHOLDER = /\{\{\s*([^}]+?)\s*\}\}/g
+/** One mapped member field to write: Kit's key for it, the label the owner knows, the value. */
+interface FieldWrite {
+  source: string
+  key: string
+  label: string
+  /** Kit takes strings only; an emptied member field is written as "". */
+  value: string
+}
 
-/** Fills `{{access.level}}`, `{{subscription.plan}}`, `{{member.fields.mk_x}}`; null when a value is missing. */
+/**
+ * Fills `{{access.level}}`, `{{subscription.plan}}`, `{{member.fields.mk_x}}` from the event; each
+ * value loses its control characters and is cut to 100 characters, so a member's own field can
+ * never turn a tag name into something long or strange. null when a value is missing.
+ */
 export function fillTemplate(name: string, event: MemberEvent): string | null {
-  let missing = false
-  const filled = name.replace(PLACEHOLDER, (_m, path: string) => {
-    let value: string | null | undefined
-    if (path === 'access.level') value = event.data.access?.level
-    else if (path === 'subscription.plan') value = event.data.subscription?.plan
-    else if (path.startsWith('member.fields.')) value = event.data.member.fields?.[path.slice('member.fields.'.length)]
-    if (typeof value !== 'string' || value.trim() === '') {
-      missing = true
-      return ''
-    }
-    return value.trim()
+  const filled = fillPlaceholders(name, (path) => {
+    if (path === 'access.level') return event.data.access?.level
+    if (path === 'subscription.plan') return event.data.subscription?.plan
+    if (path.startsWith('member.fields.')) return event.data.member.fields?.[path.slice('member.fields.'.length)]
+    return null
   })
-  return missing ? null : filled.trim()
+  return filled === null ? null : Array.from(filled).slice(0, LIMITS.tagNameMax).join('').trim()
 }
 
 /** The ordering scope an event belongs to: an older event never undoes a newer one in the same scope. */
@@ -84,6 +91,90 @@ const isEmptyMapping = (m: EventMapping) =>
   m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
 
 class Retryable extends Error {}
+
+/** Kit refused part of the delivery for a reason retrying cannot fix; the message says what to do. */
+class Refused extends Error {}
+
+const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
+  'subscriber.created': () => 'subscriber created',
+  'subscriber.updated': () => 'subscriber updated',
+  'subscriber.unchanged': () => 'subscriber unchanged',
+  'fields.written': (t) => `fields written (${t ?? ''})`,
+  'tag.added': (t) => `tag "${t ?? ''}" added`,
+  'tag.removed': (t) => `tag "${t ?? ''}" removed`,
+  'form.added': (t) => `added to form "${t ?? ''}"`,
+  'sequence.added': (t) => `added to sequence "${t ?? ''}"`,
+  unsubscribed: () => 'unsubscribed',
+  skipped: (t) => `skipped ${t ?? ''}`,
+  warning: (t) => `warning about ${t ?? ''}`,
+  failed: (t) => `${t ?? 'a step'} failed`,
+}
+
+const CHANGES: readonly DeliveryStepAction[] = [
+  'subscriber.created', 'subscriber.updated', 'fields.written', 'tag.added', 'tag.removed', 'form.added', 'sequence.added', 'unsubscribed',
+]
+
+/**
+ * What one attempt did in Kit, step by step, and what it was doing when it stopped, so a failure
+ * can always say which parts were applied.
+ */
+class StepLog {
+  readonly steps: DeliveryStep[] = []
+  /** The part being attempted, phrased as its failure: `tag "VIP" not added`. */
+  attempting: string | null = null
+
+  add(action: DeliveryStepAction, target: string | null = null, detail: string | null = null): void {
+    this.steps.push({ action, target, detail })
+    this.attempting = null
+  }
+
+  /** "Subscriber created, tag "New Member" added; " when something was applied, else "". */
+  appliedPrefix(): string {
+    const words = this.steps.filter((s) => CHANGES.includes(s.action)).map((s) => STEP_WORDS[s.action](s.target))
+    if (words.length === 0) return ''
+    const text = words.join(', ')
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}; `
+  }
+}
+
+const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** The fields a Kit error or warning names (by key or label); empty when it names none of them. */
+function namedFields(messages: string[], fields: FieldWrite[]): FieldWrite[] {
+  return fields.filter((f) =>
+    [f.key, f.label].some((name) => {
+      const word = new RegExp(`(^|[^A-Za-z0-9_])${escapeRegExp(name)}($|[^A-Za-z0-9_])`, 'i')
+      return messages.some((m) => word.test(m))
+    }),
+  )
+}
+
+/**
+ * The fields Kit did not write because it did not know their keys: named in `warnings` on a 2xx
+ * (all sent fields when the warnings name none), or named by a 422. null for any other error.
+ */
+function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] | null {
+  if (fields.length === 0 || !isKitError(err)) return null
+  if (err instanceof KitFieldWarnings) {
+    const named = namedFields(err.messages, fields)
+    return named.length > 0 ? named : fields
+  }
+  if (err.kind !== 'validation' || err.status !== 422) return null
+  const named = namedFields(err.messages.filter((m) => /field/i.test(m)), fields)
+  return named.length > 0 ? named : null
+}
+
+const describeFields = (fields: FieldWrite[]) => fields.map((f) => `"${f.label}" (key ${f.key}, from ${f.source})`).join(', ')
+
+const valuesOf = (fields: FieldWrite[]): KitFieldValues => Object.fromEntries(fields.map((f) => [f.key, f.value]))
+
+/** The field values of a Kit answer, as the plugin remembers them. */
+const answerFields = (subscriber: KitSubscriber): Record<string, string | null> => ({ ...subscriber.fields })
+
+/** Kit refusing a new email address because another subscriber already has it. */
+const addressTaken = (err: KitError) => err.status === 422 && /already|taken|exists/i.test(err.message)
 
 const memberRow = (delivery: QueuedDelivery, credentialId: string) =>
   and(
@@ -115,11 +206,7 @@ export class DeliveryProcessor {
 
     const scope = orderingScope(event)
     if (scope) {
-      const mark = this.deps.db
-        .select()
-        .from(orderingMarks)
-        .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
-        .get()
+      const mark = this.markOf(communityId, scope)
       if (mark && mark.eventTime > delivery.eventTime) {
         return {
           status: 'skipped',
@@ -129,13 +216,23 @@ export class DeliveryProcessor {
       }
     }
 
+    // Every event carries the member's profile as it was at the event's time: the newest one
+    // applied wins, so a late, older event never writes back an older name, email or field.
+    const profileScope = `profile:${delivery.memberId}`
+    const profileMark = this.markOf(communityId, profileScope)
+    const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
+
     const mappings = this.deps.mappings.get(communityId)
     const mapping = mappings.events[type]
     if (!mapping) return { status: 'skipped', kitRequests: 0, lastError: `Event type ${event.type} is not handled.` }
-    const fieldValues = mappedFields(mappings, event)
-    const wantsProfile = type === 'user.signed_up' || type === 'user.updated'
+    const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
+    const log = new StepLog()
+    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      return { status: 'skipped', kitRequests: 0, lastError: `Nothing is mapped for ${event.type}.` }
+      const lastError = staleProfile && profileMark
+        ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
+        : `Nothing is mapped for ${event.type}.`
+      return { status: 'skipped', kitRequests: 0, lastError }
     }
 
     let kitRequests = 0
@@ -150,12 +247,19 @@ export class DeliveryProcessor {
     })
 
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues)
-      const commit = scope ? () => this.mark(communityId, scope, delivery) : undefined
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, ...(commit ? { commit } : {}) }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, ...(commit ? { commit } : {}) }
+      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
+      const commit = () => {
+        if (scope) this.mark(communityId, scope, delivery)
+        if (!staleProfile) this.mark(communityId, profileScope, delivery)
+      }
+      const steps = log.steps
+      if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
+      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, commit }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
     } catch (err) {
-      return this.failure(err, delivery, credential.credentialId, kitRequests, signal?.aborted === true)
+      const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
+      const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
+      return { ...outcome, steps: [...log.steps, stopped] }
     }
   }
 
@@ -165,57 +269,135 @@ export class DeliveryProcessor {
     event: MemberEvent,
     type: EventType,
     mapping: EventMapping,
-    fieldValues: Record<string, { key: string; label: string; value: string | null }>,
+    fieldValues: Record<string, { key: string; label: string; value: string }>,
+    log: StepLog,
+    staleProfile: boolean,
   ): Promise<{ warnings: string[]; skipped?: string }> {
     const warnings: string[] = []
     const email = normaliseEmail(event.data.member.email)
-
-    const fields: Record<string, string | null> = {}
-    for (const f of Object.values(fieldValues)) fields[await this.deps.ids.fieldKey(kit, f.key, f.label)] = f.value
 
     // Only events that add something (a profile, fields, tags, forms, sequences) create a
     // subscriber; removals and unsubscribes apply to one that already exists, or to nobody.
     const adds =
       type === 'user.signed_up' ||
       type === 'user.updated' ||
-      Object.keys(fields).length > 0 ||
+      Object.keys(fieldValues).length > 0 ||
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
-    const subscriber = await this.subscriber(kit, delivery, event, email, fields, {
-      createIfMissing: type !== 'user.deleted' && adds,
+    // A stale profile writes nothing and creates no one: its email may be one the member left.
+    const options = {
+      createIfMissing: type !== 'user.deleted' && adds && !staleProfile,
       inactive: mapping.add_to_forms.length > 0,
-    })
+      writeProfile: !staleProfile,
+    }
+
+    let fields = await this.fieldWrites(kit, delivery, fieldValues, log)
+    let subscriber: CachedSubscriber | null
+    try {
+      subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
+    } catch (err) {
+      // Kit did not know a field key (renamed or deleted in Kit since it was learnt): read Kit's
+      // field list afresh, once, and write again within this delivery.
+      if (unknownFields(err, fields) === null) throw err
+      this.deps.ids.forgetFields(kit.credentialId)
+      fields = await this.fieldWrites(kit, delivery, fieldValues, log)
+      try {
+        subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
+      } catch (again) {
+        const missing = unknownFields(again, fields)
+        if (missing === null || !isKitError(again)) throw again
+        const names = missing.length === 1 ? `field ${describeFields(missing)}` : `fields ${describeFields(missing)}`
+        throw new Refused(
+          `${names} not written: Kit said "${again.message}", also after its field list was read again. ` +
+            'Check the field mapping under Field mappings (pick the Kit field again), then Retry.',
+        )
+      }
+    }
     if (!subscriber) return { warnings, skipped: `${email} is not a Kit subscriber, so there was nothing to change.` }
+    const subscriberId = subscriber.subscriberId
 
     const tagNames = (refs: TagRef[]) =>
       refs.flatMap((ref) => {
         const name = fillTemplate(ref.name, event)
         if (name === null || name === '') {
           warnings.push(`Tag "${ref.name}" was left out: the event has no value for its placeholder.`)
+          log.add('skipped', ref.name, 'The event has no value for its placeholder.')
           return []
         }
         return [name]
       })
 
     for (const name of tagNames(mapping.remove_tags)) {
+      log.attempting = `tag "${name}" not removed`
       const tagId = await this.deps.ids.existingTagId(kit, name)
-      if (tagId !== null) await this.untag(kit, tagId, subscriber.subscriberId)
+      if (tagId !== null && (await this.untag(kit, tagId, subscriberId))) log.add('tag.removed', name)
+      else log.attempting = null
     }
     for (const name of tagNames(mapping.add_tags)) {
+      log.attempting = `tag "${name}" not added`
       const tagId = await this.deps.ids.tagId(kit, name)
-      await this.notFoundRetries(kit, delivery, () => kit.tagSubscriber(tagId, subscriber.subscriberId))
+      await this.notFoundRetries(kit, delivery, () => kit.tagSubscriber(tagId, subscriberId))
+      log.add('tag.added', name)
     }
-    for (const form of mapping.add_to_forms) await kit.addSubscriberToForm(form.id, email)
-    for (const sequence of mapping.add_to_sequences) await kit.addSubscriberToSequence(sequence.id, email)
-    if (mapping.unsubscribe) await kit.unsubscribe(subscriber.subscriberId)
+    // The subscriber's address as Kit has it (a stale event may carry one the member left).
+    const address = subscriber.email
+    for (const form of mapping.add_to_forms) {
+      log.attempting = `not added to form "${form.name}"`
+      await kit.addSubscriberToForm(form.id, address)
+      log.add('form.added', form.name)
+    }
+    for (const sequence of mapping.add_to_sequences) {
+      log.attempting = `not added to sequence "${sequence.name}"`
+      try {
+        await kit.addSubscriberToSequence(sequence.id, address)
+      } catch (err) {
+        if (isKitError(err) && err.kind === 'validation' && /inactive/i.test(err.message)) {
+          throw new Refused(
+            `not added to sequence "${sequence.name}": the sequence is inactive in Kit (Kit said "${err.message}"). ` +
+              `Turn it on in Kit or take it out of the ${type} mapping, then Retry.`,
+          )
+        }
+        throw err
+      }
+      log.add('sequence.added', sequence.name)
+    }
+    if (mapping.unsubscribe) {
+      log.attempting = 'not unsubscribed'
+      await kit.unsubscribe(subscriberId)
+      log.add('unsubscribed')
+    }
     return { warnings }
   }
 
-  private async untag(kit: KitApi, tagId: number, subscriberId: number): Promise<void> {
+  /**
+   * Kit's key for each mapped field, learnt from Kit (its field list, or its answer when the field
+   * is created on first use). A key Kit gave that differs from the saved mapping's is stored.
+   */
+  private async fieldWrites(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    fieldValues: Record<string, { key: string; label: string; value: string }>,
+    log: StepLog,
+  ): Promise<FieldWrite[]> {
+    const writes: FieldWrite[] = []
+    for (const [source, f] of Object.entries(fieldValues)) {
+      log.attempting = `field "${f.label}" not found or created in Kit`
+      const key = await this.deps.ids.fieldKey(kit, f.key, f.label)
+      if (key !== f.key) this.deps.mappings.learnFieldKey(delivery.communityId, source, key)
+      writes.push({ source, key, label: f.label, value: f.value })
+    }
+    log.attempting = null
+    return writes
+  }
+
+  /** True when Kit untagged; false when it no longer knew the tag or subscriber (ids forgotten). */
+  private async untag(kit: KitApi, tagId: number, subscriberId: number): Promise<boolean> {
     try {
       await kit.untagSubscriber(tagId, subscriberId)
+      return true
     } catch (err) {
       if (!(isKitError(err) && err.kind === 'not_found')) throw err
       this.deps.ids.forget(kit.credentialId)
+      return false
     }
   }
 
@@ -262,43 +444,71 @@ export class DeliveryProcessor {
   /**
    * The member's Kit subscriber. Known and unchanged: no request. Known with changes (fields,
    * first name, a new email address): one PUT.
-   * Unknown: one upsert (plus a PUT when Kit kept an existing subscriber's old field values).
+   * Unknown: one upsert (plus a PUT when Kit kept an existing subscriber's old field values, or
+   * answered 202 and applies them later). When Kit answers with warnings about fields, what it did
+   * write is remembered before the error goes up, so a second call writes only what is missing.
    */
   private async subscriber(
     kit: KitApi,
     delivery: QueuedDelivery,
     event: MemberEvent,
     email: string,
-    fields: Record<string, string | null>,
-    options: { createIfMissing: boolean; inactive: boolean },
+    fieldWrites: FieldWrite[],
+    options: { createIfMissing: boolean; inactive: boolean; writeProfile: boolean },
+    log: StepLog,
   ): Promise<CachedSubscriber | null> {
     const firstName = event.data.member.first_name ?? null
+    const fields = valuesOf(fieldWrites)
+    const labelsOf = (keys: string[]) => fieldWrites.filter((f) => keys.includes(f.key)).map((f) => f.label).join(', ')
     const known = this.cached(delivery, kit.credentialId)
     if (known) {
-      const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? null) !== v))
-      const nameChanged = firstName !== null && firstName !== known.firstName
-      const emailChanged = known.email !== email
-      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) return known
+      const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? '') !== v))
+      const nameChanged = options.writeProfile && firstName !== null && firstName !== known.firstName
+      const emailChanged = options.writeProfile && known.email !== email
+      const address = emailChanged ? email : known.email
+      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) {
+        log.add('subscriber.unchanged')
+        return known
+      }
+      log.attempting = 'subscriber not updated'
+      let answer: KitSubscriber
       try {
-        await kit.updateSubscriber(known.subscriberId, {
+        answer = await kit.updateSubscriber(known.subscriberId, {
           ...(emailChanged ? { email } : {}),
           ...(nameChanged ? { firstName } : {}),
           ...(Object.keys(changedFields).length ? { fields: changedFields } : {}),
         })
       } catch (err) {
+        if (err instanceof KitFieldWarnings) {
+          this.remember(delivery, kit.credentialId, {
+            ...known,
+            email: address,
+            firstName: nameChanged ? firstName : known.firstName,
+            fields: { ...known.fields, ...answerFields(err.subscriber) },
+          })
+          const refused = (unknownFields(err, fieldWrites) ?? []).map((f) => f.key)
+          const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
+          if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated')
+          if (written.length > 0) log.add('fields.written', labelsOf(written))
+          throw err
+        }
         const gone = isKitError(err) && err.kind === 'not_found'
-        const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation'
+        // Only Kit saying the address belongs to someone else means "use that subscriber"; any
+        // other refusal of the new address fails with Kit's message.
+        const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
         this.forgetSubscriber(delivery, kit.credentialId)
-        return this.subscriber(kit, delivery, event, email, fields, options)
+        return this.subscriber(kit, delivery, event, email, fieldWrites, options, log)
       }
       const next = {
         ...known,
-        email,
+        email: address,
         firstName: nameChanged ? firstName : known.firstName,
-        fields: { ...known.fields, ...changedFields },
+        fields: { ...known.fields, ...answerFields(answer), ...changedFields },
       }
       this.remember(delivery, kit.credentialId, next)
+      log.add('subscriber.updated')
+      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
       return next
     }
 
@@ -307,22 +517,52 @@ export class DeliveryProcessor {
       return found ? { subscriberId: found.id, email, firstName: found.first_name, fields: found.fields } : null
     }
 
-    const { subscriber } = await kit.upsertSubscriber({
-      email,
-      ...(firstName !== null ? { firstName } : {}),
-      ...(options.inactive ? { state: 'inactive' as const } : {}),
-      ...(Object.keys(fields).length ? { fields } : {}),
-    })
-    const stale = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields?.[k] ?? null) !== v))
-    if (Object.keys(stale).length > 0) await kit.updateSubscriber(subscriber.id, { fields: stale })
+    log.attempting = 'subscriber not written'
+    let subscriber: KitSubscriber
+    let created: boolean
+    try {
+      ;({ subscriber, created } = await kit.upsertSubscriber({
+        email,
+        ...(firstName !== null ? { firstName } : {}),
+        ...(options.inactive ? { state: 'inactive' as const } : {}),
+        ...(Object.keys(fields).length ? { fields } : {}),
+      }))
+    } catch (err) {
+      if (err instanceof KitFieldWarnings) {
+        const s = err.subscriber
+        this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
+        log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated')
+      }
+      throw err
+    }
+    log.add(created ? 'subscriber.created' : 'subscriber.updated')
+    const stale = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
+    if (Object.keys(stale).length > 0) {
+      log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
+      try {
+        await kit.updateSubscriber(subscriber.id, { fields: stale })
+      } catch (err) {
+        this.remember(delivery, kit.credentialId, { subscriberId: subscriber.id, email, firstName: firstName ?? subscriber.first_name, fields: answerFields(subscriber) })
+        throw err
+      }
+    }
     const next: CachedSubscriber = {
       subscriberId: subscriber.id,
       email,
       firstName: firstName ?? subscriber.first_name,
-      fields: { ...subscriber.fields, ...fields },
+      fields: { ...answerFields(subscriber), ...fields },
     }
     this.remember(delivery, kit.credentialId, next)
+    if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
     return next
+  }
+
+  private markOf(communityId: string, scope: string) {
+    return this.deps.db
+      .select()
+      .from(orderingMarks)
+      .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
+      .get()
   }
 
   private mark(communityId: string, scope: string, delivery: QueuedDelivery): void {
@@ -347,15 +587,21 @@ export class DeliveryProcessor {
   }
 
   /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
-  private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, aborted: boolean): Outcome {
+  private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Outcome {
     const now = this.now()
     const expired = now - delivery.receivedAt > this.deps.retry.giveUpAfterMs
+    // A failed delivery always says what this attempt had already applied in Kit.
+    const failed = (message: string): Outcome => {
+      const applied = log.appliedPrefix()
+      return { status: 'failed', kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
+    }
     const retryLater = (message: string, delay: number): Outcome =>
       expired
-        ? { status: 'failed', kitRequests, lastError: `${message} Gave up after retrying for a day; use Retry once Kit works again.` }
+        ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
     if (err instanceof Retryable) return retryLater(err.message, 1000)
+    if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {
       if (aborted) return retryLater('This attempt was stopped before Kit answered; it will be retried.', this.backoff(delivery.attempts))
       this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
@@ -374,22 +620,50 @@ export class DeliveryProcessor {
         this.deps.ids.forget(credentialId)
         this.forgetSubscriber(delivery, credentialId)
         return delivery.attempts >= 3
-          ? { status: 'failed', kitRequests, lastError: `Kit could not find what this event refers to: ${kitErr.message}` }
+          ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
           : retryLater('Kit no longer had a tag or subscriber we knew of; retrying with fresh ids.', 1000)
       case 'validation':
-        return { status: 'failed', kitRequests, lastError: `Kit refused the change: ${kitErr.message}` }
+        return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }
   }
 }
 
-/** The mapped `mk_*` fields present in the event, keyed by source. */
-export function mappedFields(mappings: Mappings, event: MemberEvent): Record<string, { key: string; label: string; value: string | null }> {
-  const out: Record<string, { key: string; label: string; value: string | null }> = {}
-  const given = event.data.member.fields ?? {}
+/**
+ * The member's `mk_*` values an event carries: the member's own fields, and where those do not
+ * carry them, `mk_subscription_plan` from the plan of a started subscription
+ * (`data.subscription.plan` of subscription.started) and `mk_access_level` from a granted level
+ * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
+ * or level they name is the one the member no longer has.
+ */
+export function memberFieldValues(event: MemberEvent, { memberFields = true } = {}): Record<string, string | null> {
+  const own = event.data.member.fields ?? {}
+  const given: Record<string, string | null> = memberFields ? { ...own } : {}
+  const plan = event.data.subscription?.plan
+  if (event.type === 'subscription.started' && !('mk_subscription_plan' in own) && typeof plan === 'string' && plan.trim() !== '') {
+    given.mk_subscription_plan = plan
+  }
+  const level = event.data.access?.level
+  if (event.type === 'access.granted' && !('mk_access_level' in own) && typeof level === 'string' && level.trim() !== '') {
+    given.mk_access_level = level
+  }
+  return given
+}
+
+/**
+ * The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "".
+ * `memberFields: false` leaves out the member's own fields (a newer profile was already applied)
+ * and keeps those filled from the event's subscription or access level.
+ */
+export function mappedFields(
+  mappings: Mappings,
+  event: MemberEvent,
+  options: { memberFields?: boolean } = {},
+): Record<string, { key: string; label: string; value: string }> {
+  const out: Record<string, { key: string; label: string; value: string }> = {}
+  const given = memberFieldValues(event, options)
   for (const f of mappings.fields) {
     if (!(f.source in given)) continue
-    const value = given[f.source]
-    out[f.source] = { key: f.kit_field.key, label: f.kit_field.label, value: value === undefined ? null : value }
+    out[f.source] = { key: f.kit_field.key, label: f.kit_field.label, value: given[f.source] ?? '' }
   }
   return out
 }

@@ -12,15 +12,25 @@ import type {
   Mappings,
 } from '../../shared/api.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
+import { hasPlaceholder } from '../../shared/events.ts'
 import { AppError } from '../lib/errors.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 
+/** A sequence as the catalogue keeps it: `hold` marks one Kit holds inactive (not sent to the panel). */
+export type CatalogueSequence = KitSequence & { hold: boolean }
+
 export interface Catalogue {
   tags: KitTag[]
   customFields: KitCustomField[]
+  /** Active forms (what the pickers offer). */
   forms: KitForm[]
-  sequences: KitSequence[]
+  sequences: CatalogueSequence[]
+}
+
+/** What Test connection compares the mappings with: the catalogue and the archived forms. */
+export interface CatalogueWithArchive extends Catalogue {
+  archivedForms: KitForm[]
 }
 
 type Kind = keyof Catalogue
@@ -29,8 +39,6 @@ interface CacheEntry<T> {
   at: number
   value: Promise<T>
 }
-
-const TEMPLATE = /\{\{[^}]*\}\}/
 
 export class KitCatalogueService {
   private readonly cache = new Map<string, CacheEntry<unknown>>()
@@ -83,11 +91,18 @@ export class KitCatalogueService {
     )
   }
 
-  sequences(communityId: string): Promise<KitSequence[]> {
+  sequences(communityId: string): Promise<CatalogueSequence[]> {
     return this.cached(communityId, 'sequences', () =>
       this.connections.withKit(communityId, async (kit) =>
-        (await kit.listSequences()).map((s) => ({ id: s.id, name: s.name })),
+        (await kit.listSequences()).map((s) => ({ id: s.id, name: s.name, hold: s.hold })),
       ),
+    )
+  }
+
+  /** Archived forms, for Test connection only: mapped ones can no longer take members. */
+  private archivedForms(communityId: string): Promise<KitForm[]> {
+    return this.connections.withKit(communityId, async (kit) =>
+      (await kit.listArchivedForms()).map((f) => ({ id: f.id, name: f.name, type: f.type ?? null, archived: true })),
     )
   }
 
@@ -113,13 +128,16 @@ export class KitCatalogueService {
     const latency_ms = Math.round(performance.now() - started)
     this.invalidate(communityId)
     try {
-      const [tags, customFields, forms, sequences] = await Promise.all([
+      const doc = this.mappings.get(communityId)
+      const mapsForms = Object.values(doc.events).some((m) => (m?.add_to_forms.length ?? 0) > 0)
+      const [tags, customFields, forms, sequences, archivedForms] = await Promise.all([
         this.tags(communityId),
         this.customFields(communityId),
         this.forms(communityId),
         this.sequences(communityId),
+        mapsForms ? this.archivedForms(communityId) : Promise.resolve([]),
       ])
-      const checks = mappingChecks(this.mappings.get(communityId), { tags, customFields, forms, sequences })
+      const checks = mappingChecks(doc, { tags, customFields, forms, sequences, archivedForms })
       return { ok: true, account, latency_ms, checks }
     } catch (err) {
       if (err instanceof AppError && err.code !== 'kit_busy') return { ok: false, error: { code: err.code, message: err.message } }
@@ -128,8 +146,12 @@ export class KitCatalogueService {
   }
 }
 
-/** Every tag, form, sequence and custom field the mappings use, and whether Kit still has it. */
-export function mappingChecks(doc: Mappings, kit: Catalogue): MappingCheck[] {
+/**
+ * Every tag, form, sequence and custom field the mappings use, and whether Kit still has it in a
+ * usable state: archived forms and inactive (on hold) sequences are reported before an event fails
+ * on them.
+ */
+export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive): MappingCheck[] {
   const checks = new Map<string, MappingCheck>()
   const add = (key: string, check: Omit<MappingCheck, 'used_by'>, usedBy: string) => {
     const existing = checks.get(key)
@@ -146,7 +168,7 @@ export function mappingChecks(doc: Mappings, kit: Catalogue): MappingCheck[] {
     if (!m) continue
     for (const ref of [...m.add_tags, ...m.remove_tags]) {
       const key = `tag:${ref.id ?? ''}:${ref.name.toLowerCase()}`
-      if (TEMPLATE.test(ref.name)) {
+      if (hasPlaceholder(ref.name)) {
         add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Templated: each filled-in tag is created in Kit on first use.' }, type)
         continue
       }
@@ -161,43 +183,43 @@ export function mappingChecks(doc: Mappings, kit: Catalogue): MappingCheck[] {
       }
     }
     for (const ref of m.add_to_forms) {
-      const form = kit.forms.find((f) => f.id === ref.id)
-      const status = form && !form.archived ? 'ok' : 'missing'
-      const message = !form
-        ? `Form #${ref.id} no longer exists in Kit: pick another form for ${type}.`
-        : form.archived
-          ? `Form "${form.name}" is archived in Kit: members cannot be added to it.`
-          : 'Form exists in Kit.'
-      add(`form:${ref.id}`, { kind: 'form', name: form?.name ?? ref.name, id: ref.id, status, message }, type)
+      const active = kit.forms.find((f) => f.id === ref.id && !f.archived)
+      const archived = active ? undefined : kit.archivedForms.find((f) => f.id === ref.id) ?? kit.forms.find((f) => f.id === ref.id)
+      const message = active
+        ? 'Form exists in Kit.'
+        : archived
+          ? `Form "${archived.name}" is archived in Kit: members cannot be added to it. Restore it in Kit or pick another form for ${type}.`
+          : `Form "${ref.name}" (#${ref.id}) no longer exists in Kit: pick another form for ${type}.`
+      add(`form:${ref.id}`, { kind: 'form', name: (active ?? archived)?.name ?? ref.name, id: ref.id, status: active ? 'ok' : 'missing', message }, type)
     }
     for (const ref of m.add_to_sequences) {
       const sequence = kit.sequences.find((s) => s.id === ref.id)
+      const message = !sequence
+        ? `Sequence "${ref.name}" (#${ref.id}) no longer exists in Kit: pick another sequence for ${type}.`
+        : sequence.hold
+          ? `Sequence "${sequence.name}" is inactive (on hold) in Kit: Kit refuses to add members to it. Turn it on in Kit or take it out of ${type}.`
+          : 'Sequence exists in Kit.'
       add(
         `sequence:${ref.id}`,
-        {
-          kind: 'sequence',
-          name: sequence?.name ?? ref.name,
-          id: ref.id,
-          status: sequence ? 'ok' : 'missing',
-          message: sequence ? 'Sequence exists in Kit.' : `Sequence #${ref.id} no longer exists in Kit: pick another sequence for ${type}.`,
-        },
+        { kind: 'sequence', name: sequence?.name ?? ref.name, id: ref.id, status: sequence && !sequence.hold ? 'ok' : 'missing', message },
         type,
       )
     }
   }
+  // The same order deliveries use: Kit's field with the mapped label, else the one with the mapped
+  // key (the key may be the panel's guess for a field Kit did not have when it was mapped).
   for (const f of doc.fields) {
-    const byKey = kit.customFields.find((c) => c.key === f.kit_field.key)
     const byLabel = kit.customFields.find((c) => c.label.toLowerCase() === f.kit_field.label.toLowerCase())
+    const field = byLabel ?? kit.customFields.find((c) => c.key === f.kit_field.key)
     let status: MappingCheck['status'] = 'ok'
-    let message = `Custom field exists in Kit (key ${f.kit_field.key}).`
-    if (!byKey && byLabel) {
-      status = 'missing'
-      message = `Kit now keys "${byLabel.label}" as ${byLabel.key}, not ${f.kit_field.key} (the label was renamed): pick the field again.`
-    } else if (!byKey) {
+    let message = field ? `Custom field exists in Kit (key ${field.key}).` : ''
+    if (!field) {
       status = 'created_on_first_use'
       message = `Not in Kit yet: the field "${f.kit_field.label}" is created on first use.`
+    } else if (!byLabel) {
+      message = `Kit's field with key ${field.key} is now labelled "${field.label}"; values still go to it.`
     }
-    add(`field:${f.kit_field.key}`, { kind: 'custom_field', name: f.kit_field.label, id: byKey?.id ?? null, status, message }, f.source)
+    add(`field:${f.kit_field.key}`, { kind: 'custom_field', name: f.kit_field.label, id: field?.id ?? null, status, message }, f.source)
   }
   return [...checks.values()]
 }

@@ -1,6 +1,6 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
 import { eq } from 'drizzle-orm'
-import { EVENT_TYPES, unknownPlaceholder } from '../../shared/events.ts'
+import { EVENT_TYPES, hasUnclosedPlaceholder, unknownPlaceholder } from '../../shared/events.ts'
 import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
@@ -14,6 +14,9 @@ function checkTags(tags: TagRef[], path: string): TagRef[] {
   return tags.map((tag, i) => {
     const name = tag.name.trim()
     if (name === '') throw invalid(`${path}[${i}].name must not be blank`)
+    if (hasUnclosedPlaceholder(name)) {
+      throw invalid(`${path}[${i}].name "${name}" opens a placeholder with {{ that is never closed; end it with }} or remove the {{`)
+    }
     const unknown = unknownPlaceholder(name)
     if (unknown !== null) {
       throw invalid(
@@ -81,6 +84,27 @@ export class MappingService {
   get(communityId: string): Mappings {
     const row = this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
     return normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
+  }
+
+  /**
+   * Stores the key Kit gave the custom field a mapping writes to (from Kit's field list or its
+   * answer to creating the field), replacing the key the panel guessed from the label. Nothing
+   * changes when the community never saved mappings, the key is already right, or another
+   * mapping already writes to that key.
+   */
+  learnFieldKey(communityId: string, source: string, key: string): void {
+    const row = this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
+    if (!row) return
+    const doc = JSON.parse(row.document) as Mappings
+    const field = doc.fields.find((f) => f.source === source)
+    if (!field || field.kit_field.key === key) return
+    if (doc.fields.some((f) => f !== field && f.kit_field.key === key)) return
+    field.kit_field = { ...field.kit_field, key }
+    this.db
+      .update(mappings)
+      .set({ document: JSON.stringify(doc), updatedAt: new Date().toISOString() })
+      .where(eq(mappings.communityId, communityId))
+      .run()
   }
 
   put(communityId: string, doc: Mappings): Mappings {

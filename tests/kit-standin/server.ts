@@ -1,6 +1,6 @@
 /**
  * Kit stand-in: a stateful HTTP server on loopback that answers like Kit's v4 API
- * (see /work/shared/KIT-API.md). Each API key owns an account with its own state;
+ * as its documents and libraries describe it. Each API key owns an account with its own state;
  * ids are unique across the whole stand-in. Where the sources on Kit disagree
  * ("unsettled"), the variant modelled here is named in a comment.
  */
@@ -10,14 +10,23 @@ import { randomBytes } from 'node:crypto'
 
 export type SubscriberState = 'active' | 'inactive' | 'bounced' | 'complained' | 'cancelled'
 
-export interface StandinAccountSeed { name?: string; email?: string; planType?: string }
+export interface StandinAccountSeed {
+  name?: string
+  email?: string
+  planType?: string
+  /** Kit's account answer only requires `user.email`; true leaves `user.id` out. */
+  omitUserId?: boolean
+}
 
 export interface StandinOptions {
   host?: string
   port?: number
   apiKeys?: string[]
   rateLimit?: { limit: number; windowMs: number }
+  /** How long a new subscriber stays out of list endpoints; default 30 s, Kit's typical lag. */
   listLagMs?: number
+  /** How long after a 202 (more than ten fields) the fields are applied; default 100 ms. */
+  asyncFieldsMs?: number
 }
 
 export interface StandinRequest {
@@ -36,7 +45,7 @@ export interface StandinSubscriber {
   first_name: string | null
   state: SubscriberState
   /** Values keyed by custom field key; keys without a value are absent. */
-  fields: Record<string, string | null>
+  fields: Record<string, string>
   tags: Set<number>
   created_at: string
 }
@@ -49,6 +58,8 @@ export interface StandinForm {
   id: number
   name: string
   archived: boolean
+  /** null for hosted landing pages, which Kit's own libraries leave out of form lists. */
+  format: string | null
   uid: string
   created_at: string
   subscribers: number[]
@@ -68,7 +79,7 @@ export interface StandinSequence {
  */
 export interface StandinAccountState {
   id: number
-  userId: number
+  userId: number | null
   name: string
   email: string
   planType: string
@@ -84,7 +95,7 @@ export interface StandinSeedData {
   tags?: string[]
   /** Custom field labels. */
   customFields?: string[]
-  forms?: { name: string; archived?: boolean }[]
+  forms?: { name: string; archived?: boolean; format?: string | null }[]
   sequences?: { name: string; active?: boolean }[]
 }
 
@@ -272,6 +283,12 @@ function optionalFirstName(body: JsonObject): string | null | undefined {
   throw new KitError(422, ['First name is invalid'])
 }
 
+/** Kit's sequence endpoints nest their error messages in arrays. */
+function nested(error: unknown): unknown {
+  if (!(error instanceof KitError) || typeof error.errors === 'string') return error
+  return new KitError(error.status, error.errors.map((message) => (Array.isArray(message) ? message : [message])))
+}
+
 function requireLabel(body: JsonObject): string {
   const label = typeof body.label === 'string' ? body.label.trim() : ''
   // Unsettled error shape: this endpoint nests arrays inside `errors`.
@@ -302,11 +319,14 @@ class StandinServer implements KitStandin {
   private readonly server: Server
   private readonly routes: Route[]
   private readonly listLagMs: number
+  private readonly asyncFieldsMs: number
+  private readonly pendingWrites = new Set<NodeJS.Timeout>()
   private rateLimit: { limit: number; windowMs: number }
   private lastId = 1000
 
   constructor(options: StandinOptions) {
-    this.listLagMs = options.listLagMs ?? 0
+    this.listLagMs = options.listLagMs ?? 30_000
+    this.asyncFieldsMs = options.asyncFieldsMs ?? 100
     this.rateLimit = options.rateLimit ?? { limit: 120, windowMs: 60_000 }
     for (const key of options.apiKeys ?? ['kit_test_key']) this.addKey(key)
     this.routes = this.buildRoutes()
@@ -334,7 +354,7 @@ class StandinServer implements KitStandin {
     this.accounts.set(key, {
       state: {
         id: this.nextId(),
-        userId: this.nextId(),
+        userId: seed.omitUserId ? null : this.nextId(),
         name: seed.name ?? 'Stand-in Creator',
         email: seed.email ?? 'creator@example.com',
         planType: seed.planType ?? 'creator',
@@ -364,7 +384,7 @@ class StandinServer implements KitStandin {
     const account = this.requireAccount(key)
     for (const name of data.tags ?? []) this.findOrCreateTag(account, name)
     for (const label of data.customFields ?? []) this.findOrCreateField(account, label)
-    for (const form of data.forms ?? []) this.createForm(account, form.name, form.archived ?? false)
+    for (const form of data.forms ?? []) this.createForm(account, form.name, form.archived ?? false, form.format === undefined ? 'inline' : form.format)
     for (const sequence of data.sequences ?? []) this.createSequence(account, sequence.name, sequence.active ?? true)
   }
 
@@ -382,6 +402,8 @@ class StandinServer implements KitStandin {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.pendingWrites) clearTimeout(timer)
+    this.pendingWrites.clear()
     const closed = new Promise<void>((resolve, reject) => {
       this.server.close((error) => (error ? reject(error) : resolve()))
     })
@@ -541,7 +563,7 @@ class StandinServer implements KitStandin {
     return {
       status: 200,
       body: {
-        user: { email: state.email, id: state.userId },
+        user: state.userId === null ? { email: state.email } : { email: state.email, id: state.userId },
         account: {
           id: state.id,
           name: state.name,
@@ -595,19 +617,21 @@ class StandinServer implements KitStandin {
    * Splits sent field values into known ones (by key) and warnings for unknown keys,
    * the current Kit behaviour (2xx with a top-level `warnings` array).
    */
-  private resolveFields(account: Account, raw: unknown): { values: Record<string, string | null>; warnings: string[]; sent: number } {
+  private resolveFields(account: Account, raw: unknown): { values: Record<string, string>; warnings: string[]; sent: number } {
     if (raw === undefined || raw === null) return { values: {}, warnings: [], sent: 0 }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new KitError(422, ['Fields must be an object'])
-    const values: Record<string, string | null> = {}
+    const values: Record<string, string> = {}
     const warnings: string[] = []
     const entries = Object.entries(raw as JsonObject)
-    for (const [key, value] of entries) {
-      if (value !== null && typeof value === 'object') throw new KitError(422, [`Custom field '${key}' must be a string`])
+    // Values are strings in Kit's schema; null is not one (a field is cleared with "").
+    const invalid = entries.filter(([, value]) => typeof value !== 'string').map(([key]) => `Custom field '${key}' must be a string`)
+    if (invalid.length > 0) throw new KitError(422, invalid)
+    for (const [key, value] of entries as [string, string][]) {
       if (!account.state.customFields.some((field) => field.key === key)) {
         warnings.push(`Custom field '${key}' does not exist`)
         continue
       }
-      values[key] = value === null || value === undefined ? null : String(value)
+      values[key] = value
     }
     return { values, warnings, sent: entries.length }
   }
@@ -625,7 +649,8 @@ class StandinServer implements KitStandin {
   /**
    * Upsert by email. Unsettled: whether `fields` are written when the subscriber already
    * exists. Modelled variant: they are not (only first_name is updated). More than 10 fields
-   * answer 202; on create they are applied at once, on the existing branch still not written.
+   * answer 202; on create they are applied `asyncFieldsMs` later (the answer does not show them
+   * yet), on the existing branch still not written.
    */
   private upsertSubscriber({ account, body, now }: Context): Reply {
     const email = requireEmail(body)
@@ -634,6 +659,7 @@ class StandinServer implements KitStandin {
     if (!SUBSCRIBER_STATES.includes(state as SubscriberState)) throw new KitError(422, ['State is invalid'])
     const fields = this.resolveFields(account, body.fields)
 
+    const deferred = fields.sent > MAX_SYNC_FIELDS
     let subscriber = this.findByEmail(account, email)
     let status = 200
     if (subscriber) {
@@ -644,16 +670,25 @@ class StandinServer implements KitStandin {
         email_address: email,
         first_name: firstName ?? null,
         state: state as SubscriberState,
-        fields: fields.values,
+        fields: deferred ? {} : fields.values,
         tags: new Set(),
         created_at: kitTimestamp(now),
       }
       account.state.subscribers.push(subscriber)
       account.createdMs.set(subscriber.id, now)
       status = 201
+      if (deferred) this.applyLater(subscriber, fields.values)
     }
-    if (fields.sent > MAX_SYNC_FIELDS) status = 202
+    if (deferred) status = 202
     return { status, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
+  }
+
+  private applyLater(subscriber: StandinSubscriber, values: Record<string, string>): void {
+    const timer = setTimeout(() => {
+      this.pendingWrites.delete(timer)
+      Object.assign(subscriber.fields, values)
+    }, this.asyncFieldsMs)
+    this.pendingWrites.add(timer)
   }
 
   private updateSubscriber({ account, params, body }: Context): Reply {
@@ -775,8 +810,9 @@ class StandinServer implements KitStandin {
     if (field.key !== oldKey) {
       for (const subscriber of account.state.subscribers) {
         if (!(oldKey in subscriber.fields)) continue
-        subscriber.fields[field.key] = subscriber.fields[oldKey] ?? null
+        const value = subscriber.fields[oldKey]
         delete subscriber.fields[oldKey]
+        if (value !== undefined) subscriber.fields[field.key] = value
       }
     }
     return { status: 200, body: { custom_field: this.fieldJson(field) } }
@@ -784,11 +820,12 @@ class StandinServer implements KitStandin {
 
   // Forms
 
-  private createForm(account: Account, name: string, archived: boolean): StandinForm {
+  private createForm(account: Account, name: string, archived: boolean, format: string | null): StandinForm {
     const form = {
       id: this.nextId(),
       name,
       archived,
+      format,
       uid: randomBytes(5).toString('hex'),
       created_at: kitTimestamp(Date.now()),
       subscribers: [],
@@ -797,20 +834,17 @@ class StandinServer implements KitStandin {
     return form
   }
 
-  /**
-   * Kit's `status` filter (active, archived, all). Deviation: the stand-in lists every form
-   * by default so callers see the `archived` flag; pass status=active to hide archived ones.
-   */
+  /** Kit's `status` filter (active, archived, all); without it only active forms are listed. */
   private listForms(ctx: Context): Reply {
-    const status = ctx.query.get('status') ?? 'all'
+    const status = ctx.query.get('status') ?? 'active'
     if (!['active', 'archived', 'all'].includes(status)) throw new KitError(422, ['Status is invalid'])
     const forms = ctx.account.state.forms.filter((form) => status === 'all' || form.archived === (status === 'archived'))
     return this.listOf(ctx, 'forms', forms, (form) => ({
       id: form.id,
       name: form.name,
       created_at: form.created_at,
-      type: 'embed',
-      format: 'inline',
+      type: form.format === null ? 'hosted' : 'embed',
+      format: form.format,
       embed_js: `https://standin.kit.invalid/${form.uid}/index.js`,
       embed_url: `https://standin.kit.invalid/${form.uid}`,
       archived: form.archived,
@@ -840,12 +874,17 @@ class StandinServer implements KitStandin {
     return { id: sequence.id, name: sequence.name, hold: !sequence.active, repeat: false, created_at: sequence.created_at }
   }
 
+  /** Errors of this endpoint come as nested arrays: `{"errors":[["Sequence is inactive"]]}`. */
   private addToSequence(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
-    const sequence = ctx.account.state.sequences.find((candidate) => candidate.id === ctx.params[0])
-    if (!sequence) throw notFound()
-    const subscriber = findSubscriber()
-    if (!sequence.active) throw new KitError(422, ['Sequence is inactive'])
-    return this.join(ctx, 'sequence', sequence, subscriber, {})
+    try {
+      const sequence = ctx.account.state.sequences.find((candidate) => candidate.id === ctx.params[0])
+      if (!sequence) throw notFound()
+      const subscriber = findSubscriber()
+      if (!sequence.active) throw new KitError(422, ['Sequence is inactive'])
+      return this.join(ctx, 'sequence', sequence, subscriber, {})
+    } catch (error) {
+      throw nested(error)
+    }
   }
 
   private join(

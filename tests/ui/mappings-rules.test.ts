@@ -13,6 +13,7 @@ describe('mapping rules', () => {
     expect(tagNameProblem('{{ member.fields.mk_country }}')).toBeNull()
     expect(tagNameProblem('Hi {{member.email}}')).toMatch(/not a known placeholder/)
     expect(tagNameProblem('   ')).toMatch(/needs a name/)
+    expect(tagNameProblem('Level {{access.level')).toMatch(/never closed/)
     expect(tagNameProblem('x'.repeat(256))).toMatch(/at most 255/)
   })
 

@@ -4,7 +4,7 @@
  */
 import { LIMITS, type EventMapping, type Mappings, type TagRef } from '../../../shared/api.ts'
 import { emptyEventMapping } from '../../../shared/defaults.ts'
-import { EVENT_TYPES, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
+import { EVENT_TYPES, hasUnclosedPlaceholder, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
 import { MK_FIELD_PATTERN } from '../../../shared/fields.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../../shared/text.ts'
 
@@ -49,6 +49,7 @@ export function tagNameProblem(name: string): string | null {
   if (trimmed === '') return 'A tag needs a name.'
   if (trimmed.length > LIMITS.tagNameMax) return `Tag names can be at most ${LIMITS.tagNameMax} characters.`
   if (hasControlCharacter(name)) return `Tag names ${CONTROL_CHARACTER_PROBLEM}.`
+  if (hasUnclosedPlaceholder(trimmed)) return 'A placeholder opened with {{ is never closed: end it with }}.'
   const unknown = unknownPlaceholder(trimmed)
   if (unknown !== null) {
     return `{{${unknown}}} is not a known placeholder; use {{access.level}}, {{subscription.plan}} or {{member.fields.mk_…}}.`
@@ -56,7 +57,7 @@ export function tagNameProblem(name: string): string | null {
   return null
 }
 
-export const hasPlaceholder = (name: string) => /\{\{[^}]*\}\}/.test(name)
+export { hasPlaceholder } from '../../../shared/events.ts'
 
 /** Why a member field name cannot be used, or null. */
 export function sourceProblem(source: string): string | null {
