@@ -21,7 +21,7 @@ interface Mapping {
   remove: string[]
 }
 
-/** The plugin's default mappings (CONTRACT §5), tag templates filled from the event. */
+/** The plugin's default mappings, tag templates filled from the event. */
 const MAPPINGS: Record<string, (e: MemberEvent) => Mapping> = {
   'user.signed_up': () => ({ add: ['New Member'], remove: [] }),
   'subscription.started': () => ({ add: ['Active Member'], remove: ['Cancelled'] }),

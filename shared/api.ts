@@ -1,5 +1,5 @@
 /**
- * The settings API's shapes (CONTRACT §5), defined once: the server validates and serialises with
+ * The settings API's shapes, defined once: the server validates and serialises with
  * these schemas, the panel uses their static types.
  */
 import { Type, type Static } from 'typebox'

@@ -8,7 +8,7 @@ const empty = (): EventMapping => ({
   unsubscribe: false,
 })
 
-/** What a community that never saved mappings gets (CONTRACT §5). */
+/** What a community that never saved mappings gets. */
 export function defaultMappings(): Mappings {
   return {
     events: {

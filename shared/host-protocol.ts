@@ -1,4 +1,4 @@
-/** The `appstation.v1` postMessage protocol between App Station (host) and the panel (CONTRACT §2). */
+/** The `appstation.v1` postMessage protocol between App Station (host) and the panel. */
 export const HOST_PROTOCOL = 'appstation.v1'
 
 export interface HostContext {

@@ -1,5 +1,5 @@
 /**
- * The member event envelope (CONTRACT §4): CloudEvents 1.0 JSON with per-type data. Validation
+ * The member event envelope: CloudEvents 1.0 JSON with per-type data. Validation
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
 import { isEventType, type EventType } from '../../shared/events.ts'

@@ -1,5 +1,5 @@
 /**
- * Member event intake (CONTRACT §4): Standard Webhooks signature on the raw body, the envelope
+ * Member event intake: Standard Webhooks signature on the raw body, the envelope
  * validated, and 202 only once the event and its delivery are committed.
  */
 import type { FastifyPluginAsync } from 'fastify'

@@ -1,4 +1,4 @@
-/** Every settings API call the panel makes (CONTRACT §5), typed with the shared DTOs. */
+/** Every settings API call the panel makes, typed with the shared DTOs. */
 import type {
   Connection,
   ConnectionTestResult,

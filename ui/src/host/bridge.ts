@@ -1,5 +1,5 @@
 /**
- * The panel's side of the `appstation.v1` postMessage protocol (CONTRACT §2). It only ever talks to
+ * The panel's side of the `appstation.v1` postMessage protocol. It only ever talks to
  * `window.parent` at the one allowed origin, answers nothing, and ignores every message that is not
  * a well-formed reply from that window. Outside an iframe it is a no-op.
  */
