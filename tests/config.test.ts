@@ -1,26 +1,9 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../server/config.ts'
-
-const tempDb = () => join(mkdtempSync(join(tmpdir(), 'kit-config-')), 'kit.sqlite')
-const goodSecrets = () => ({
-  APPSTATION_JWT_SECRET: randomBytes(32).toString('hex'),
-  EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
-  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-})
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  return []
-}
+import { loadConfig } from '../server/config.ts'
+import { goodSecrets, problemsOf, tempDb } from './helpers/config.ts'
 
 describe('configuration', () => {
   it('uses the contract defaults in development', () => {

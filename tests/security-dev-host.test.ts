@@ -1,31 +1,13 @@
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import viteConfig from '../vite.config.ts'
-import { ConfigError, loadConfig } from '../server/config.ts'
+import { loadConfig } from '../server/config.ts'
 import { DEV_DIST } from '../server/routes/ui.ts'
 import { buildTestApp } from './helpers/app.ts'
+import { goodSecrets, problemsOf, tempDb } from './helpers/config.ts'
 import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
-
-const tempDb = () => join(mkdtempSync(join(tmpdir(), 'kit-devhost-')), 'kit.sqlite')
-const realSecrets = () => ({
-  APPSTATION_JWT_SECRET: randomBytes(48).toString('base64url'),
-  EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
-  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-})
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  return []
-}
 
 describe('the local App Station needs an explicit, safe opt-in', () => {
   it('is off unless KIT_DEV_HOST=1, whatever NODE_ENV says', () => {
@@ -63,7 +45,7 @@ describe('the local App Station needs an explicit, safe opt-in', () => {
   })
 
   it('refuses to start with KIT_DEV_HOST=1 when any secret comes from the environment, naming each', () => {
-    const secrets = realSecrets()
+    const secrets = goodSecrets()
     for (const [name, value] of Object.entries(secrets)) {
       const problems = problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', [name]: value })
       expect(problems, name).toHaveLength(1)
@@ -166,7 +148,7 @@ describe('a production process without the opt-in', () => {
   })
 
   it('answers 404 on every development route, even with NODE_ENV=Production', async () => {
-    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...realSecrets() }, await freePort())
+    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...goodSecrets() }, await freePort())
     const get = await fetch(`${server.url}/dev/`)
     expect(get.status).toBe(404)
     for (const path of ['/dev/api/token', '/dev/api/simulate']) {

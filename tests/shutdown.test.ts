@@ -1,14 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { makeEvent, signedHeaders, waitFor } from './helpers/events.ts'
+import { waitFor } from './helpers/events.ts'
 import { startPausableProxy, type PausableProxy } from './helpers/pausable-proxy.ts'
-import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
-import { signToken } from './helpers/tokens.ts'
+import { expectEachMemberOnceWithBothTags, signUpAndSubscribe, startConnectedServer } from './helpers/real-server.ts'
+import { startServer, type ServerProcess } from './helpers/server-process.ts'
 
 const KEY = 'kit_shutdown_key_0001'
 const MEMBERS = 12
@@ -39,44 +35,14 @@ interface Row {
 
 describe('shutdown with deliveries in flight', () => {
   it('SIGTERM while Kit is slow exits 0 within the grace period, gives the work back, and a restart delivers it once in effect', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kit-shutdown-'))
-    const port = await freePort()
-    const origin = `http://127.0.0.1:${port}`
-    const jwtSecret = randomBytes(32).toString('hex')
-    const hmac = randomBytes(32).toString('base64')
-    const env = {
-      DATABASE_PATH: join(dir, 'kit.sqlite'),
-      KIT_API_URL: proxy.url,
-      APPSTATION_ISSUER: origin,
-      APPSTATION_JWT_SECRET: jwtSecret,
-      EVENTS_SECRET: `whsec_${hmac}`,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      KIT_RATE_LIMIT: '100',
-      KIT_RATE_WINDOW_MS: '1000',
-    }
-    server = await startServer(env, port)
-    const token = signToken({ secret: jwtSecret, claims: { iss: origin, cid: 'c_shutdown' } })
-    const put = await fetch(`${origin}/api/v1/connection`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ api_key: KEY }),
-    })
-    expect(put.status).toBe(200)
+    const connected = await startConnectedServer({ kitUrl: proxy.url, apiKey: KEY, communityId: 'c_shutdown', kitRatePerSecond: 100 })
+    const { env, port, post } = connected
+    server = connected.server
 
     // Kit turns slow: every call now waits at the proxy, so claimed deliveries stay in flight.
     proxy.pause()
-    const events = []
-    const t0 = Date.now() - 60_000
-    for (let i = 0; i < MEMBERS; i++) {
-      const m = { communityId: 'c_shutdown', memberId: `m_${i}`, email: `shutdown${i}@example.com` }
-      events.push(makeEvent({ ...m, type: 'user.signed_up', time: new Date(t0 + i * 10).toISOString() }))
-      events.push(makeEvent({ ...m, type: 'subscription.started', subscription: { id: `s_${i}` }, time: new Date(t0 + i * 10 + 1).toISOString() }))
-    }
-    for (const event of events) {
-      const body = JSON.stringify(event)
-      const res = await fetch(`${origin}/events`, { method: 'POST', body, headers: signedHeaders(body, { secret: hmac }) })
-      expect(res.status).toBe(202)
-    }
+    const events = signUpAndSubscribe('c_shutdown', MEMBERS)
+    for (const event of events) expect(await post(event)).toBe(202)
 
     const db = new Database(env.DATABASE_PATH, { readonly: true })
     const rows = () => db.prepare('SELECT id, status, attempts, lease_owner FROM deliveries ORDER BY seq').all() as Row[]
@@ -110,10 +76,6 @@ describe('shutdown with deliveries in flight', () => {
     await waitFor(() => succeeded() === events.length, { timeoutMs: 30_000, what: 'every delivery after restart' })
     db.close()
 
-    const account = kit.account(KEY)
-    expect(account.subscribers).toHaveLength(MEMBERS)
-    const tagName = (id: number) => account.tags.find((t) => t.id === id)?.name
-    for (const s of account.subscribers) expect([...s.tags].map(tagName).sort()).toEqual(['Active Member', 'New Member'])
-    expect(new Set(account.tags.map((t) => t.name)).size).toBe(account.tags.length)
+    expectEachMemberOnceWithBothTags(kit.account(KEY), MEMBERS)
   }, 90_000)
 })
