@@ -5,7 +5,7 @@
  */
 import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
+import type { DeliveryStep, DeliveryStepAction, EventMapping, Mappings, TagRef } from '../../shared/api.ts'
 import type { EventType } from '../../shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
@@ -85,6 +85,12 @@ const isEmptyMapping = (m: EventMapping) =>
 
 class Retryable extends Error {}
 
+const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
+  action,
+  target,
+  detail,
+})
+
 const memberRow = (delivery: QueuedDelivery, credentialId: string) =>
   and(
     eq(kitSubscribers.communityId, delivery.communityId),
@@ -108,7 +114,7 @@ export class DeliveryProcessor {
 
     const credential = this.deps.connections.credential(communityId)
     if (!credential) {
-      return { status: 'skipped', kitRequests: 0, lastError: NOT_CONNECTED_REASON }
+      return { status: 'skipped', kitRequests: 0, lastError: NOT_CONNECTED_REASON, steps: [step('skipped', null, NOT_CONNECTED_REASON)] }
     }
     if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
     if (credential.status === 'invalid') return this.held(0)
@@ -121,41 +127,45 @@ export class DeliveryProcessor {
         .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
         .get()
       if (mark && mark.eventTime > delivery.eventTime) {
-        return {
-          status: 'skipped',
-          kitRequests: 0,
-          lastError: `Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`,
-        }
+        const reason = `Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`
+        return { status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] }
       }
     }
 
     const mappings = this.deps.mappings.get(communityId)
     const mapping = mappings.events[type]
-    if (!mapping) return { status: 'skipped', kitRequests: 0, lastError: `Event type ${event.type} is not handled.` }
+    if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
     const fieldValues = mappedFields(mappings, event)
     const wantsProfile = type === 'user.signed_up' || type === 'user.updated'
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      return { status: 'skipped', kitRequests: 0, lastError: `Nothing is mapped for ${event.type}.` }
+      return skippedBecause(`Nothing is mapped for ${event.type}.`)
     }
 
+    // Only requests Kit answered count: a network failure (refused, reset, timed out) never
+    // reached Kit's API, and waits for the budget are not requests at all.
     let kitRequests = 0
     const kit = this.deps.kit.forKey(credential.apiKey, {
       credentialId: credential.credentialId,
       priority: 'background',
       retryOn429: false,
       ...(signal ? { signal } : {}),
-      onRequest: () => {
-        kitRequests += 1
+      onRequest: (info) => {
+        if (info.status !== 'network_error') kitRequests += 1
       },
     })
 
+    const steps: DeliveryStep[] = []
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues)
+      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, steps)
       const commit = scope ? () => this.mark(communityId, scope, delivery) : undefined
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, ...(commit ? { commit } : {}) }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, ...(commit ? { commit } : {}) }
+      if (notes.skipped) {
+        steps.push(step('skipped', null, notes.skipped))
+        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, ...(commit ? { commit } : {}) }
+      }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, ...(commit ? { commit } : {}) }
     } catch (err) {
-      return this.failure(err, delivery, credential.credentialId, kitRequests, signal?.aborted === true)
+      const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, signal?.aborted === true)
+      return { ...outcome, steps: [...steps, step('failed', null, outcome.lastError)] }
     }
   }
 
@@ -166,12 +176,22 @@ export class DeliveryProcessor {
     type: EventType,
     mapping: EventMapping,
     fieldValues: Record<string, { key: string; label: string; value: string | null }>,
+    steps: DeliveryStep[],
   ): Promise<{ warnings: string[]; skipped?: string }> {
     const warnings: string[] = []
+    const warn = (text: string) => {
+      warnings.push(text)
+      steps.push(step('warning', null, text))
+    }
     const email = normaliseEmail(event.data.member.email)
 
     const fields: Record<string, string | null> = {}
-    for (const f of Object.values(fieldValues)) fields[await this.deps.ids.fieldKey(kit, f.key, f.label)] = f.value
+    const labels: Record<string, string> = {}
+    for (const f of Object.values(fieldValues)) {
+      const key = await this.deps.ids.fieldKey(kit, f.key, f.label)
+      fields[key] = f.value
+      labels[key] = f.label
+    }
 
     // Only events that add something (a profile, fields, tags, forms, sequences) create a
     // subscriber; removals and unsubscribes apply to one that already exists, or to nobody.
@@ -183,6 +203,8 @@ export class DeliveryProcessor {
     const subscriber = await this.subscriber(kit, delivery, event, email, fields, {
       createIfMissing: type !== 'user.deleted' && adds,
       inactive: mapping.add_to_forms.length > 0,
+      steps,
+      labels,
     })
     if (!subscriber) return { warnings, skipped: `${email} is not a Kit subscriber, so there was nothing to change.` }
 
@@ -190,7 +212,7 @@ export class DeliveryProcessor {
       refs.flatMap((ref) => {
         const name = fillTemplate(ref.name, event)
         if (name === null || name === '') {
-          warnings.push(`Tag "${ref.name}" was left out: the event has no value for its placeholder.`)
+          warn(`Tag "${ref.name}" was left out: the event has no value for its placeholder.`)
           return []
         }
         return [name]
@@ -198,24 +220,37 @@ export class DeliveryProcessor {
 
     for (const name of tagNames(mapping.remove_tags)) {
       const tagId = await this.deps.ids.existingTagId(kit, name)
-      if (tagId !== null) await this.untag(kit, tagId, subscriber.subscriberId)
+      if (tagId !== null && (await this.untag(kit, tagId, subscriber.subscriberId))) steps.push(step('tag.removed', name))
     }
     for (const name of tagNames(mapping.add_tags)) {
       const tagId = await this.deps.ids.tagId(kit, name)
       await this.notFoundRetries(kit, delivery, () => kit.tagSubscriber(tagId, subscriber.subscriberId))
+      steps.push(step('tag.added', name))
     }
-    for (const form of mapping.add_to_forms) await kit.addSubscriberToForm(form.id, email)
-    for (const sequence of mapping.add_to_sequences) await kit.addSubscriberToSequence(sequence.id, email)
-    if (mapping.unsubscribe) await kit.unsubscribe(subscriber.subscriberId)
+    for (const form of mapping.add_to_forms) {
+      await kit.addSubscriberToForm(form.id, email)
+      steps.push(step('form.added', form.name))
+    }
+    for (const sequence of mapping.add_to_sequences) {
+      await kit.addSubscriberToSequence(sequence.id, email)
+      steps.push(step('sequence.added', sequence.name))
+    }
+    if (mapping.unsubscribe) {
+      await kit.unsubscribe(subscriber.subscriberId)
+      steps.push(step('unsubscribed', email))
+    }
     return { warnings }
   }
 
-  private async untag(kit: KitApi, tagId: number, subscriberId: number): Promise<void> {
+  /** Whether the tag was removed; false when Kit did not have it on the subscriber (or at all). */
+  private async untag(kit: KitApi, tagId: number, subscriberId: number): Promise<boolean> {
     try {
       await kit.untagSubscriber(tagId, subscriberId)
+      return true
     } catch (err) {
       if (!(isKitError(err) && err.kind === 'not_found')) throw err
       this.deps.ids.forget(kit.credentialId)
+      return false
     }
   }
 
@@ -270,15 +305,22 @@ export class DeliveryProcessor {
     event: MemberEvent,
     email: string,
     fields: Record<string, string | null>,
-    options: { createIfMissing: boolean; inactive: boolean },
+    options: { createIfMissing: boolean; inactive: boolean; steps: DeliveryStep[]; labels: Record<string, string> },
   ): Promise<CachedSubscriber | null> {
+    const { steps, labels } = options
+    const written = (keys: string[]) => {
+      if (keys.length > 0) steps.push(step('fields.written', keys.map((k) => labels[k] ?? k).join(', ')))
+    }
     const firstName = event.data.member.first_name ?? null
     const known = this.cached(delivery, kit.credentialId)
     if (known) {
       const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? null) !== v))
       const nameChanged = firstName !== null && firstName !== known.firstName
       const emailChanged = known.email !== email
-      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) return known
+      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) {
+        steps.push(step('subscriber.unchanged', email))
+        return known
+      }
       try {
         await kit.updateSubscriber(known.subscriberId, {
           ...(emailChanged ? { email } : {}),
@@ -292,6 +334,8 @@ export class DeliveryProcessor {
         this.forgetSubscriber(delivery, kit.credentialId)
         return this.subscriber(kit, delivery, event, email, fields, options)
       }
+      steps.push(step('subscriber.updated', email, emailChanged ? `Email changed from ${known.email}.` : null))
+      written(Object.keys(changedFields))
       const next = {
         ...known,
         email,
@@ -304,10 +348,11 @@ export class DeliveryProcessor {
 
     if (!options.createIfMissing) {
       const found = await kit.findSubscriberByEmail(email)
+      if (found) steps.push(step('subscriber.unchanged', email))
       return found ? { subscriberId: found.id, email, firstName: found.first_name, fields: found.fields } : null
     }
 
-    const { subscriber } = await kit.upsertSubscriber({
+    const { subscriber, created } = await kit.upsertSubscriber({
       email,
       ...(firstName !== null ? { firstName } : {}),
       ...(options.inactive ? { state: 'inactive' as const } : {}),
@@ -315,6 +360,8 @@ export class DeliveryProcessor {
     })
     const stale = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields?.[k] ?? null) !== v))
     if (Object.keys(stale).length > 0) await kit.updateSubscriber(subscriber.id, { fields: stale })
+    steps.push(step(created ? 'subscriber.created' : 'subscriber.updated', email))
+    written(Object.keys(fields))
     const next: CachedSubscriber = {
       subscriberId: subscriber.id,
       email,
@@ -381,6 +428,8 @@ export class DeliveryProcessor {
     }
   }
 }
+
+const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
 
 /** The mapped `mk_*` fields present in the event, keyed by source. */
 export function mappedFields(mappings: Mappings, event: MemberEvent): Record<string, { key: string; label: string; value: string | null }> {
