@@ -216,6 +216,12 @@ export const Delivery = Type.Object({
 })
 export type Delivery = Static<typeof Delivery>
 
+/** `newest` first (the default) or `oldest` first, e.g. to read what happened to one member in order. */
+export const DeliveryOrder = Type.Union([Type.Literal('newest'), Type.Literal('oldest')], {
+  description: 'newest (default): latest first; oldest: in the order the events arrived',
+})
+export type DeliveryOrder = Static<typeof DeliveryOrder>
+
 export const DeliveryPage = Type.Object({
   items: Type.Array(Delivery),
   next_cursor: Type.Union([Type.String(), Type.Null()]),

@@ -137,6 +137,15 @@ class StepLog {
   }
 }
 
+const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
+  action,
+  target,
+  detail,
+})
+
+/** A delivery that sent nothing, with its reason as its one step. */
+const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
+
 const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -199,7 +208,7 @@ export class DeliveryProcessor {
 
     const credential = this.deps.connections.credential(communityId)
     if (!credential) {
-      return { status: 'skipped', kitRequests: 0, lastError: NOT_CONNECTED_REASON }
+      return skippedBecause(NOT_CONNECTED_REASON)
     }
     if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
     if (credential.status === 'invalid') return this.held(0)
@@ -208,11 +217,7 @@ export class DeliveryProcessor {
     if (scope) {
       const mark = this.markOf(communityId, scope)
       if (mark && mark.eventTime > delivery.eventTime) {
-        return {
-          status: 'skipped',
-          kitRequests: 0,
-          lastError: `Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`,
-        }
+        return skippedBecause(`Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`)
       }
     }
 
@@ -224,25 +229,28 @@ export class DeliveryProcessor {
 
     const mappings = this.deps.mappings.get(communityId)
     const mapping = mappings.events[type]
-    if (!mapping) return { status: 'skipped', kitRequests: 0, lastError: `Event type ${event.type} is not handled.` }
+    if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
     const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
     const log = new StepLog()
     const wantsProfile = (type === 'user.signed_up' || type === 'user.updated') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      const lastError = staleProfile && profileMark
-        ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
-        : `Nothing is mapped for ${event.type}.`
-      return { status: 'skipped', kitRequests: 0, lastError }
+      return skippedBecause(
+        staleProfile && profileMark
+          ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
+          : `Nothing is mapped for ${event.type}.`,
+      )
     }
 
+    // Only requests Kit answered count: a network failure (refused, reset, timed out) never
+    // reached Kit's API, and waits for the budget are not requests at all.
     let kitRequests = 0
     const kit = this.deps.kit.forKey(credential.apiKey, {
       credentialId: credential.credentialId,
       priority: 'background',
       retryOn429: false,
       ...(signal ? { signal } : {}),
-      onRequest: () => {
-        kitRequests += 1
+      onRequest: (info) => {
+        if (info.status !== 'network_error') kitRequests += 1
       },
     })
 
@@ -254,7 +262,7 @@ export class DeliveryProcessor {
       }
       const steps = log.steps
       if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, commit }
+      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: [...steps, step('skipped', null, notes.skipped)], commit }
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
@@ -467,7 +475,7 @@ export class DeliveryProcessor {
       const emailChanged = options.writeProfile && known.email !== email
       const address = emailChanged ? email : known.email
       if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) {
-        log.add('subscriber.unchanged')
+        log.add('subscriber.unchanged', known.email)
         return known
       }
       log.attempting = 'subscriber not updated'
@@ -488,7 +496,7 @@ export class DeliveryProcessor {
           })
           const refused = (unknownFields(err, fieldWrites) ?? []).map((f) => f.key)
           const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
-          if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated')
+          if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
           if (written.length > 0) log.add('fields.written', labelsOf(written))
           throw err
         }
@@ -507,13 +515,14 @@ export class DeliveryProcessor {
         fields: { ...known.fields, ...answerFields(answer), ...changedFields },
       }
       this.remember(delivery, kit.credentialId, next)
-      log.add('subscriber.updated')
+      log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
       if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
       return next
     }
 
     if (!options.createIfMissing) {
       const found = await kit.findSubscriberByEmail(email)
+      if (found) log.add('subscriber.unchanged', email)
       return found ? { subscriberId: found.id, email, firstName: found.first_name, fields: found.fields } : null
     }
 
@@ -531,11 +540,11 @@ export class DeliveryProcessor {
       if (err instanceof KitFieldWarnings) {
         const s = err.subscriber
         this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
-        log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated')
+        log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated', email)
       }
       throw err
     }
-    log.add(created ? 'subscriber.created' : 'subscriber.updated')
+    log.add(created ? 'subscriber.created' : 'subscriber.updated', email)
     const stale = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
     if (Object.keys(stale).length > 0) {
       log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`

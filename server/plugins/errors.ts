@@ -12,6 +12,18 @@ interface Mapped {
   message: string
 }
 
+/**
+ * The values a failed choice allows: an `enum`, or a union of constants (which fails as one
+ * `const` error per branch at the same place, then `anyOf`).
+ */
+function allowedValues(err: FastifyError, instancePath: string): unknown[] | null {
+  const here = (err.validation ?? []).filter((e) => e.instancePath === instancePath)
+  const listed = here.find((e) => e.keyword === 'enum')
+  if (listed) return (listed.params as { allowedValues?: unknown[] }).allowedValues ?? null
+  const constants = here.filter((e) => e.keyword === 'const').map((e) => (e.params as { allowedValue?: unknown }).allowedValue)
+  return constants.length > 1 && here.some((e) => e.keyword === 'anyOf') ? constants : null
+}
+
 function describeValidation(err: FastifyError): string {
   const first = err.validation?.[0]
   if (!first) return err.message
@@ -19,6 +31,8 @@ function describeValidation(err: FastifyError): string {
   const params = first.params as Record<string, unknown>
   if (first.keyword === 'additionalProperties') return `${where} has an unknown property "${String(params.additionalProperty)}"`
   if (first.keyword === 'required') return `${where} is missing "${String(params.missingProperty)}"`
+  const allowed = first.keyword === 'const' || first.keyword === 'enum' ? allowedValues(err, first.instancePath) : null
+  if (allowed) return `${where} must be one of: ${allowed.map(String).join(', ')}`
   return `${where} ${first.message ?? 'is invalid'}`
 }
 

@@ -3,15 +3,24 @@ import { readdirSync } from 'node:fs'
 import { Type } from 'typebox'
 import { MIGRATIONS_FOLDER, migrationsApplied } from '../db/index.ts'
 
-const Health = Type.Object({ status: Type.String() })
+const Health = Type.Object({ status: Type.String() }, { description: 'The process is up' })
 const Ready = Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.String()) })
+const ready = { ...Ready, description: 'The database answers and every migration is applied' }
+const notReady = { ...Ready, description: 'Not ready: checks says which part (database, migrations) is not' }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const expectedMigrations = readdirSync(MIGRATIONS_FOLDER).filter((f) => f.endsWith('.sql')).length
 
-  app.get('/healthz', { schema: { tags: ['operations'], response: { 200: Health } } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', { schema: { operationId: 'health', summary: 'Liveness', tags: ['operations'], response: { 200: Health } } }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', { schema: { tags: ['operations'], response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
+  app.get('/readyz', {
+      schema: {
+        operationId: 'ready',
+        summary: 'Readiness: database reachable and migrations applied',
+        tags: ['operations'],
+        response: { 200: ready, 503: notReady },
+      },
+    }, async (_request, reply) => {
     const checks: Record<string, string> = {}
     try {
       app.sqlite.prepare('SELECT 1').get()

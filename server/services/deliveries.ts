@@ -1,6 +1,6 @@
-/** The owner's view of deliveries: newest first, filtered, paged; and Retry. */
+/** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry. */
 import type Database from 'better-sqlite3'
-import type { Delivery, DeliveryPage, DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
+import type { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 
@@ -47,6 +47,8 @@ export interface DeliveryQuery {
   member?: string
   cursor?: string
   limit?: number
+  /** `newest` (default) pages backwards from the latest; `oldest` reads forwards, in arrival order. */
+  order?: DeliveryOrder
 }
 
 export class DeliveryService {
@@ -69,22 +71,35 @@ export class DeliveryService {
       where.push(`member_email LIKE @member ESCAPE '\\'`)
       params.member = `%${q.member.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
     }
+    const oldestFirst = q.order === 'oldest'
     if (q.cursor) {
-      where.push('seq < @cursor')
+      where.push(oldestFirst ? 'seq > @cursor' : 'seq < @cursor')
       params.cursor = decodeCursor(q.cursor)
     }
     const rows = this.sqlite
-      .prepare(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`)
+      .prepare(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY seq ${oldestFirst ? 'ASC' : 'DESC'} LIMIT @limit`)
       .all(params) as Row[]
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
     return { items: page.map(toDto), next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
   }
 
-  retry(communityId: string, deliveryId: string): void {
+  /** One delivery as the owner sees it, or null when the community has none of that id. */
+  get(communityId: string, deliveryId: string): Delivery | null {
+    const row = this.sqlite
+      .prepare('SELECT * FROM deliveries WHERE community_id = ? AND id = ?')
+      .get(communityId, deliveryId) as Row | undefined
+    return row ? toDto(row) : null
+  }
+
+  /** Queues a failed delivery again and returns it as it now stands, so the panel updates the row in place. */
+  retry(communityId: string, deliveryId: string): Delivery {
     const result = this.queue.retry(communityId, deliveryId, Date.now())
     if (result === 'not_found') throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
     if (result === 'not_failed') throw new AppError(409, 'not_failed', 'Only failed deliveries can be retried; this one is still in progress or already done.')
     this.onRetry()
+    const delivery = this.get(communityId, deliveryId)
+    if (!delivery) throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
+    return delivery
   }
 }

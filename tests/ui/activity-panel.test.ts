@@ -46,7 +46,7 @@ describe('activity', () => {
     await byLabel(wrapper, 'Status').setValue('failed')
     await activity(wrapper).get('form[role="search"]').trigger('submit')
     await flushPromises()
-    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'bob@example.com', status: 'failed', cursor: null, limit: 20 })
+    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'bob@example.com', status: 'failed', order: 'oldest', cursor: null, limit: 20 })
     expect(textOf(activity(wrapper))).toContain('No deliveries match these filters.')
 
     await button(wrapper, 'Clear').trigger('click')
@@ -55,19 +55,18 @@ describe('activity', () => {
     expect(textOf(activity(wrapper))).toContain('No deliveries yet.')
   })
 
-  it('retries a failed delivery and shows the refreshed list', async () => {
+  it('retries a failed delivery, updates its row in place and keeps the keyboard on it', async () => {
     const failed = aDelivery({ member_email: 'bob@example.com', status: 'failed', last_error: 'Kit could not be reached' })
-    vi.mocked(api.listDeliveries)
-      .mockResolvedValueOnce({ items: [failed], next_cursor: null })
-      .mockResolvedValueOnce({ items: [{ ...failed, status: 'pending', last_error: null }], next_cursor: null })
-    vi.mocked(api.retryDelivery).mockResolvedValue(undefined)
+    vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [failed], next_cursor: null })
+    vi.mocked(api.retryDelivery).mockResolvedValue({ ...failed, status: 'pending', last_error: null })
     wrapper = await mountPanel()
 
     await button(wrapper, 'Retry user.signed_up for bob@example.com').trigger('click')
     await flushPromises()
     expect(api.retryDelivery).toHaveBeenCalledWith(failed.id)
-    expect(api.listDeliveries).toHaveBeenCalledTimes(2)
+    expect(api.listDeliveries).toHaveBeenCalledTimes(1)
     const item = activity(wrapper).get('li.delivery')
+    expect(document.activeElement).toBe(item.element)
     expect(textOf(item)).toContain('Waiting')
     expect(hasButton(item, 'Retry user.signed_up for bob@example.com')).toBe(false)
     expect(textOf(activity(wrapper).get('[aria-live="polite"]'))).toBe('Delivery queued for another try.')

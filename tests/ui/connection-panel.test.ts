@@ -137,7 +137,7 @@ describe('connection section', () => {
     await flushPromises()
     expect(api.disconnect).not.toHaveBeenCalled()
     expect(textOf(wrapper)).toContain('Disconnect Kit?')
-    expect(document.activeElement?.textContent?.trim()).toBe('Yes, disconnect')
+    expect(document.activeElement?.textContent?.trim()).toBe('Cancel')
 
     await button(wrapper, 'Cancel').trigger('click')
     expect(api.disconnect).not.toHaveBeenCalled()

@@ -14,13 +14,13 @@ describe('deliveries store', () => {
     vi.resetAllMocks()
   })
 
-  it('loads the first page with the filters', async () => {
+  it('loads the first page with the filters, one member’s deliveries oldest first', async () => {
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [aDelivery()], next_cursor: 'c2' })
     const store = useDeliveriesStore()
     store.filters.member = ' ada@example.com '
     store.filters.status = 'failed'
     await store.load()
-    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'ada@example.com', status: 'failed', cursor: null, limit: PAGE_SIZE })
+    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'ada@example.com', status: 'failed', order: 'oldest', cursor: null, limit: PAGE_SIZE })
     expect(store.items).toHaveLength(1)
     expect(store.nextCursor).toBe('c2')
   })
@@ -39,17 +39,38 @@ describe('deliveries store', () => {
     expect(store.nextCursor).toBeNull()
   })
 
-  it('retries a delivery and then refreshes the list', async () => {
+  it('retries a delivery and updates that row in place, without reloading the list', async () => {
+    const before = aDelivery()
     const failed = aDelivery({ status: 'failed', last_error: 'Kit answered 500' })
-    vi.mocked(api.listDeliveries)
-      .mockResolvedValueOnce({ items: [failed], next_cursor: null })
-      .mockResolvedValueOnce({ items: [{ ...failed, status: 'pending' }], next_cursor: null })
-    vi.mocked(api.retryDelivery).mockResolvedValue(undefined)
+    const after = aDelivery()
+    vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [before, failed, after], next_cursor: null })
+    vi.mocked(api.retryDelivery).mockResolvedValue({ ...failed, status: 'pending', last_error: null })
     const store = useDeliveriesStore()
     await store.load()
     await store.retry(failed.id)
     expect(api.retryDelivery).toHaveBeenCalledWith(failed.id)
-    expect(store.items[0]!.status).toBe('pending')
+    expect(api.listDeliveries).toHaveBeenCalledTimes(1)
+    expect(store.items.map((d) => [d.id, d.status])).toEqual([
+      [before.id, 'succeeded'],
+      [failed.id, 'pending'],
+      [after.id, 'succeeded'],
+    ])
+  })
+
+  it('refreshes what is shown with the filters last applied, not the ones being typed', async () => {
+    const first = aDelivery({ status: 'pending' })
+    vi.mocked(api.listDeliveries)
+      .mockResolvedValueOnce({ items: [first], next_cursor: null })
+      .mockResolvedValueOnce({ items: [aDelivery(), { ...first, status: 'succeeded' }], next_cursor: null })
+    const store = useDeliveriesStore()
+    await store.load()
+    expect(store.inFlight).toBe(true)
+    store.filters.member = 'half-typ'
+    expect(await store.refresh()).toBe(true)
+    expect(vi.mocked(api.listDeliveries).mock.lastCall![0]).toEqual({ member: '', status: '', cursor: null, limit: PAGE_SIZE })
+    expect(store.items).toHaveLength(2)
+    expect(store.inFlight).toBe(false)
+    expect(store.notice).toBe('1 new delivery.')
   })
 
   it('keeps a 404 as an error', async () => {

@@ -131,9 +131,9 @@ describe('event mappings', () => {
   })
 
   it('still lets you type tag names when Kit’s lists cannot be loaded', async () => {
-    vi.mocked(api.listTags).mockRejectedValue(new ApiError(503, 'kit_rate_limited', 'Kit is asking us to slow down.'))
+    vi.mocked(api.listTags).mockRejectedValue(new ApiError(502, 'kit_error', 'Kit refused the request: Internal error.'))
     wrapper = await mountPanel()
-    expect(textOf(card(wrapper, 'user.signed_up'))).toContain("Kit's tags could not be loaded (Kit is asking us to slow down.). You can still type a name.")
+    expect(textOf(card(wrapper, 'user.signed_up'))).toContain("Kit's tags could not be loaded (Kit refused the request: Internal error.). You can still type a name.")
   })
 })
 

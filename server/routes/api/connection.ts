@@ -1,13 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Connection, ConnectionTestResult, ErrorBody, PutConnectionBody } from '../../../shared/api.ts'
-import { NoContent, security, sessionErrors } from './common.ts'
+import { answer, NoContent, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { connections, catalogue } = app.services
 
   app.get(
     '/connection',
-    { schema: { tags: ['connection'], security, response: { 200: Connection, ...sessionErrors } } },
+    {
+      schema: {
+        operationId: 'getConnection',
+        summary: 'The community’s Kit connection: status, key hint and account',
+        tags: ['connection'],
+        security,
+        response: { 200: answer(Connection, 'The connection; status disconnected when no key is saved'), ...sessionErrors },
+      },
+    },
     async (request) => connections.get(request.user.communityId),
   )
 
@@ -16,10 +24,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       onRequest: app.apiLimits.kitKeyChecks,
       schema: {
+        operationId: 'connect',
+        summary: 'Check a Kit API key with Kit, then save it (replacing any saved key)',
         tags: ['connection'],
         security,
         body: PutConnectionBody,
-        response: { 200: Connection, 422: ErrorBody, ...sessionErrors },
+        response: {
+          200: answer(Connection, 'Kit accepted the key; it is saved and the connection is connected'),
+          422: answer(ErrorBody, 'kit_rejected_key: Kit did not accept the key; nothing was saved'),
+          ...sessionErrors,
+        },
       },
     },
     async (request) => connections.connect(request.user.communityId, request.body.api_key),
@@ -27,7 +41,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.delete(
     '/connection',
-    { schema: { tags: ['connection'], security, response: { 204: NoContent, ...sessionErrors } } },
+    {
+      schema: {
+        operationId: 'disconnect',
+        summary: 'Delete the saved Kit key; members stop syncing',
+        tags: ['connection'],
+        security,
+        response: { 204: answer(NoContent, 'Disconnected (also when nothing was connected)'), ...sessionErrors },
+      },
+    },
     async (request, reply) => {
       connections.disconnect(request.user.communityId)
       catalogue.invalidate(request.user.communityId)
@@ -39,7 +61,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/connection/test',
     {
       onRequest: app.apiLimits.kitKeyChecks,
-      schema: { tags: ['connection'], security, response: { 200: ConnectionTestResult, ...sessionErrors } },
+      schema: {
+        operationId: 'testConnection',
+        summary: 'Ask Kit for the account and check every tag, form, sequence and field the mappings use',
+        tags: ['connection'],
+        security,
+        response: {
+          200: answer(
+            ConnectionTestResult,
+            'ok true: the account, the round trip and one check per mapped Kit object; ok false: why Kit could not be used (kit_unreachable, kit_rate_limited, connection_invalid)',
+          ),
+          ...sessionErrors,
+        },
+      },
     },
     async (request) => catalogue.test(request.user.communityId),
   )

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Whole seconds from a `Retry-After` header (429, 503), when the server sent one. */
+    readonly retryAfterS: number | null = null,
   ) {
     super(message)
     this.name = 'ApiError'
@@ -40,7 +42,9 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error
   if (error instanceof FetchError) {
     const status = error.status ?? 0
-    if (isErrorBody(error.data)) return new ApiError(status, error.data.error.code, error.data.error.message)
+    const retryAfter = Number(error.response?.headers.get('retry-after') ?? Number.NaN)
+    const retryAfterS = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.ceil(retryAfter) : null
+    if (isErrorBody(error.data)) return new ApiError(status, error.data.error.code, error.data.error.message, retryAfterS)
     if (status === 0) {
       return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
     }

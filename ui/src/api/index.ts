@@ -2,6 +2,8 @@
 import type {
   Connection,
   ConnectionTestResult,
+  Delivery,
+  DeliveryOrder,
   DeliveryPage,
   DeliveryStatus,
   KitCustomField,
@@ -17,6 +19,7 @@ export interface DeliveryQuery {
   member?: string
   cursor?: string | null
   limit?: number
+  order?: DeliveryOrder
 }
 
 interface Items<T> {
@@ -41,7 +44,7 @@ export const api = {
   listSequences: () => items<KitSequence>('/kit/sequences'),
 
   listDeliveries: (query: DeliveryQuery) => request<DeliveryPage>('/deliveries', { query: { ...query } }),
-  retryDelivery: (id: string) => request<void>(`/deliveries/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+  retryDelivery: (id: string) => request<Delivery>(`/deliveries/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
 }
 
 export type Api = typeof api

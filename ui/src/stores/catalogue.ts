@@ -1,9 +1,10 @@
 /** What the connected Kit account offers to pick from: tags, custom fields, forms, sequences. */
 import { defineStore } from 'pinia'
-import { reactive, type UnwrapRef } from 'vue'
+import { computed, reactive, type UnwrapRef } from 'vue'
 import type { KitCustomField, KitForm, KitSequence, KitTag } from '../../../shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
+import { useConnectionStore } from './connection.ts'
 
 export interface CatalogueList<T> {
   items: T[]
@@ -15,6 +16,7 @@ export interface CatalogueList<T> {
 const list = <T>(): CatalogueList<T> => ({ items: [], loaded: false, loading: false, error: null })
 
 export const useCatalogueStore = defineStore('catalogue', () => {
+  const connection = useConnectionStore()
   const tags = reactive(list<KitTag>())
   const customFields = reactive(list<KitCustomField>())
   const forms = reactive(list<KitForm>())
@@ -27,8 +29,11 @@ export const useCatalogueStore = defineStore('catalogue', () => {
     try {
       target.items = (await fetch()) as UnwrapRef<T[]>
       target.loaded = true
+      connection.noteKitAnswered()
     } catch (error) {
-      target.error = toApiError(error)
+      // Kit down or busy is said once, by the connection; other failures stay with their list.
+      const failure = toApiError(error)
+      if (!connection.noteKitFailure(failure)) target.error = failure
     } finally {
       target.loading = false
     }
@@ -44,8 +49,18 @@ export const useCatalogueStore = defineStore('catalogue', () => {
     ])
   }
 
+  /** Why new tags cannot be created right now, or null. */
+  const createBlocked = computed(() =>
+    connection.kitTrouble
+      ? connection.kitTrouble.kind === 'unreachable'
+        ? 'New tags can’t be created while Kit can’t be reached.'
+        : 'New tags can’t be created while Kit is busy.'
+      : null,
+  )
+
   /** Creates a tag in Kit (or gets the existing one of that name) and keeps it in the list. */
   async function createTag(name: string): Promise<KitTag> {
+    if (createBlocked.value) throw new ApiError(0, 'kit_unavailable', createBlocked.value)
     const tag = await api.createTag(name.trim())
     if (!tags.items.some((t) => t.id === tag.id)) tags.items.push(tag)
     return tag
@@ -55,5 +70,5 @@ export const useCatalogueStore = defineStore('catalogue', () => {
     for (const target of [tags, customFields, forms, sequences]) Object.assign(target, list())
   }
 
-  return { tags, customFields, forms, sequences, loadAll, createTag, reset }
+  return { tags, customFields, forms, sequences, createBlocked, loadAll, createTag, reset }
 })
