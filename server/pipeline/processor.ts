@@ -16,7 +16,7 @@ import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connec
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import type { KitIdCache } from './kit-ids.ts'
-import type { Outcome, QueuedDelivery } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 
 export type { RetryPolicy } from './retry-policy.ts'
@@ -128,6 +128,12 @@ class StepLog {
     const text = words.join(', ')
     return `${text.charAt(0).toUpperCase()}${text.slice(1)}; `
   }
+}
+
+/** "5 minutes", "1 minute", "45 seconds". */
+function durationWords(ms: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
+  return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
 }
 
 const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
@@ -323,14 +329,13 @@ export class DeliveryProcessor {
     if (!subscriber) {
       // Kit's lookup by email lags its writes: someone created in Kit moments ago (by hand, by a
       // form, through another key) is not listed yet. Look again for a while before concluding.
-      const window = Math.round(this.deps.retry.listLagWindowMs / 60_000)
-      const windowWords = window >= 1 ? `${window} minute${window === 1 ? '' : 's'}` : `${Math.round(this.deps.retry.listLagWindowMs / 1000)} seconds`
-      const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), this.random())
+      const windowWords = durationWords(this.deps.retry.listLagWindowMs)
+      const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
       if (lookAgainAt !== null) {
         return {
           warnings,
           lookAgainAt,
-          waiting: `${email} is not in Kit's subscriber list yet. Kit lists new subscribers only after a delay, so this is looked up again until ${windowWords} after the event arrived.`,
+          waiting: `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, so this is looked up again until ${windowWords} after the event arrived.`,
         }
       }
       return { warnings, skipped: `${email} is not a Kit subscriber (looked up for ${windowWords} after the event arrived), so there was nothing to change.` }

@@ -7,6 +7,12 @@ import type { DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
+/**
+ * How the `last_error` of a delivery waiting for Kit's subscriber list to catch up begins. Such a
+ * wait is not an outage: Kit answering other deliveries does not bring it forward.
+ */
+export const LIST_LAG_WAIT_PREFIX = 'Waiting for Kit\'s subscriber list: '
+
 export interface NewDelivery {
   communityId: string
   eventId: string
@@ -91,7 +97,10 @@ export interface DeliveryQueue {
   release(owner: string): number
   /** A working key was saved: held deliveries of the community go back to the queue. */
   resumeHeld(communityId: string, now: number): number
-  /** Kit answered again for this community: deliveries backing off from an outage are due now. */
+  /**
+   * Kit answered again for this community: deliveries backing off from an outage are due now
+   * (not those waiting for Kit's subscriber list, whose wait is about time, not Kit being down).
+   */
   expediteRetries(communityId: string, now: number): number
   /** An owner asked to retry a failed delivery. */
   retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed'

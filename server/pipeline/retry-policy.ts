@@ -16,7 +16,7 @@ export interface RetryPolicy {
    * unsubscribe that finds nobody looks again until this long after the event was received.
    */
   listLagWindowMs: number
-  /** Wait between those lookups: from this to twice this. */
+  /** Wait before the second lookup: from this to twice this; doubled for each lookup after. */
   listLagRetryMs: number
 }
 
@@ -46,17 +46,22 @@ export function retriesExpired(policy: Pick<RetryPolicy, 'giveUpAfterMs'>, recei
 }
 
 /**
- * When to look a subscriber up by email again after Kit's list found nobody: `listLagRetryMs` to
- * twice that from now, never later than the end of the window (one last look then), or null once
- * the window after the event's receipt has passed (nobody there: give up).
+ * When to look a subscriber up by email again after Kit's list found nobody for the `attempt`-th
+ * time (0 for the first lookup): `listLagRetryMs` to twice that from now, doubled per lookup
+ * (30–60 s, then 60–120 s, …), never later than the end of the window (one last look then), or
+ * null once the window after the event's receipt has passed (nobody there: give up). Most
+ * subscribers show up at the second lookup; the doubling keeps a member who is in Kit under no
+ * address at about five lookups, so removals for people Kit never had cost little of the budget.
  */
 export function nextListLookup(
   policy: Pick<RetryPolicy, 'listLagWindowMs' | 'listLagRetryMs'>,
   receivedAt: number,
   now: number,
+  attempt: number,
   random: number,
 ): number | null {
   const deadline = receivedAt + policy.listLagWindowMs
   if (now >= deadline) return null
-  return Math.min(Math.round(now + policy.listLagRetryMs * (1 + random)), deadline)
+  const delay = policy.listLagRetryMs * 2 ** Math.min(Math.max(attempt, 0), 20) * (1 + random)
+  return Math.min(Math.round(now + delay), deadline)
 }

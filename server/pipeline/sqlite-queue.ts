@@ -1,7 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type Outcome, type Purged, type QueuedDelivery } from './queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
@@ -82,7 +82,8 @@ export class SqliteQueue implements DeliveryQueue {
     this.expediteStmt = sqlite.prepare(
       `UPDATE deliveries SET next_attempt_at = @now, updated_at = @updatedAt
         WHERE status IN ('pending', 'retrying') AND status = 'retrying'
-          AND next_attempt_at > @now AND +community_id = @communityId`,
+          AND next_attempt_at > @now AND +community_id = @communityId
+          AND (last_error IS NULL OR substr(last_error, 1, @prefixLength) <> @listLagPrefix)`,
     )
     this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
     this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
@@ -203,7 +204,7 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   expediteRetries(communityId: string, now: number): number {
-    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now) }).changes
+    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now), listLagPrefix: LIST_LAG_WAIT_PREFIX, prefixLength: LIST_LAG_WAIT_PREFIX.length }).changes
   }
 
   retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed' {
