@@ -40,7 +40,7 @@ export class PipelineHarness {
   app!: FastifyInstance
   readonly secret = randomBytes(32).toString('base64')
   /** Fixed per harness, so a restarted app on the same database file still reads the saved key. */
-  private readonly encryptionKeys = [{ id: 'test', key: randomBytes(32) }]
+  private readonly encryptionKeys: Config['encryptionKeys'] = [{ id: 'test', key: randomBytes(32) }]
 
   private constructor(
     readonly kit: KitStandin,
