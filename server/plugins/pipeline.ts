@@ -53,7 +53,7 @@ export default fp<PipelineOptions>(
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     })
-    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify())
+    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
 
     app.services.connections.onConnected((communityId) => {
       const resumed = queue.resumeHeld(communityId, Date.now())

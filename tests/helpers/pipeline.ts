@@ -28,6 +28,7 @@ export interface DeliveryRow {
   kit_requests: number
   attempts: number
   steps: string
+  updated_at: string
 }
 
 export interface HarnessOptions {

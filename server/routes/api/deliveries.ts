@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { DeliveryPage, DeliveryStatus, ErrorBody } from '../../../shared/api.ts'
-import { NoContent, security, sessionErrors } from './common.ts'
+import { DeliveryPage, DeliveryStatus, ErrorBody, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '../../../shared/api.ts'
+import { security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { deliveries } = app.pipeline
@@ -10,6 +10,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/deliveries',
     {
       schema: {
+        operationId: 'listDeliveries',
+        summary: 'List deliveries, newest first',
+        description: 'Filters by status and by part of the member email; `next_cursor` pages.',
         tags: ['deliveries'],
         security,
         querystring: Type.Object(
@@ -21,7 +24,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           },
           { additionalProperties: false },
         ),
-        response: { 200: DeliveryPage, ...sessionErrors },
+        response: { 200: { ...DeliveryPage, description: 'One page of deliveries' }, ...sessionErrors },
       },
     },
     async (request) => {
@@ -36,13 +39,46 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   )
 
   app.post(
+    '/deliveries/retry',
+    {
+      schema: {
+        operationId: 'retryDeliveries',
+        summary: 'Send many deliveries again',
+        description:
+          `Re-queues, oldest event first, up to ${RETRY_MANY_MAX} of the community's deliveries: every failed one ` +
+          '(`{"status":"failed"}`), or every one recorded while no Kit account was connected ' +
+          '(`{"status":"skipped","reason":"not_connected"}`). Each goes through the same ordering guard as a new event: ' +
+          'one older than an event already applied in its scope stays skipped. Call again while `remaining` is above 0.',
+        tags: ['deliveries'],
+        security,
+        body: RetryDeliveriesBody,
+        response: {
+          202: RetryDeliveriesResult,
+          ...sessionErrors,
+          400: { ...ErrorBody, description: 'The body names no retryable set (reason missing or not allowed)' },
+          409: { ...ErrorBody, description: '`not_connected`: no Kit account is connected to send them to' },
+        },
+      },
+    },
+    async (request, reply) => reply.status(202).send(deliveries.retryMany(request.user.communityId, request.body)),
+  )
+
+  app.post(
     '/deliveries/:id/retry',
     {
       schema: {
+        operationId: 'retryDelivery',
+        summary: 'Send one failed or skipped delivery again',
+        description: 'The delivery goes back to the queue and through the same ordering guard as a new event.',
         tags: ['deliveries'],
         security,
         params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
-        response: { 202: NoContent, 404: ErrorBody, ...sessionErrors },
+        response: {
+          202: Type.Null({ description: 'Queued: the delivery is attempted again shortly' }),
+          ...sessionErrors,
+          404: { ...ErrorBody, description: 'No such delivery in this community' },
+          409: { ...ErrorBody, description: '`not_retryable`: only failed or skipped deliveries can be retried' },
+        },
       },
     },
     async (request, reply) => {
