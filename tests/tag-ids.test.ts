@@ -91,7 +91,7 @@ describe('tags picked in the panel are applied by their id', () => {
   })
 })
 
-describe('cached tag ids are dropped when Kit shows they are out of date', () => {
+describe('cached tag and field ids are dropped when Kit shows they are out of date', () => {
   it('reads the tag list again within the same delivery when Kit no longer knows a cached tag id', async () => {
     h = await PipelineHarness.start()
     await h.connect()
@@ -143,5 +143,24 @@ describe('cached tag ids are dropped when Kit shows they are out of date', () =>
     expect(again.status).toBe('succeeded')
     expect(h.tagNames('c3@example.com')).toEqual(['Access: gold'])
     expect(h.kit.account(KEY).tags.map((t) => t.name).sort()).toEqual(['Access: gold', 'Access: platinum'])
+  })
+
+  it('drops the cached field list when creating a field finds it already in Kit, so a field deleted meanwhile is not written blindly', async () => {
+    h = await PipelineHarness.start()
+    await h.connect()
+    const m = { memberId: 'm_fl', email: 'fl@example.com' }
+    await h.settled(await h.send({ ...m, type: 'user.signed_up', fields: { mk_subscription_plan: 'free' } }))
+    // In Kit, "Subscription plan" is deleted and "Access level" is made by hand.
+    const fields = h.kit.account(KEY).customFields
+    fields.splice(fields.findIndex((f) => f.key === 'subscription_plan'), 1)
+    h.kit.seed(KEY, { customFields: ['Access level'] })
+
+    const before = h.kit.requests.length
+    expect((await h.settled(await h.send({ ...m, type: 'access.granted', access: { level: 'gold' } }))).status).toBe('succeeded')
+    expect(h.callsSince(before).slice(0, 1)).toEqual(['POST /v4/custom_fields 200'])
+    const next = h.kit.requests.length
+    expect((await h.settled(await h.send({ ...m, type: 'user.updated', fields: { mk_subscription_plan: 'pro' } }))).status).toBe('succeeded')
+    expect(h.callsSince(next)).toEqual(['GET /v4/custom_fields 200', 'POST /v4/custom_fields 201', 'PUT /v4/subscribers/:id 200'])
+    expect(h.subscriber('fl@example.com')?.fields).toMatchObject({ subscription_plan: 'pro', access_level: 'gold' })
   })
 })
