@@ -264,9 +264,10 @@ export class DeliveryProcessor {
       }
       const steps = log.steps
       if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
-      if (notes.lookAgainAt !== undefined) {
+      if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
-        return { status: 'retrying', kitRequests, lastError: notes.waiting ?? null, nextAttemptAt: notes.lookAgainAt, steps: [...steps, { action: 'warning', target: null, detail: notes.waiting ?? null }] }
+        const { message, lookAgainAt } = notes.waiting
+        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: [...steps, { action: 'warning', target: null, detail: message }] }
       }
       if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps, commit }
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
@@ -286,7 +287,7 @@ export class DeliveryProcessor {
     fieldValues: Record<string, { key: string; label: string; value: string }>,
     log: StepLog,
     staleProfile: boolean,
-  ): Promise<{ warnings: string[]; skipped?: string; waiting?: string; lookAgainAt?: number }> {
+  ): Promise<{ warnings: string[]; skipped?: string; waiting?: { message: string; lookAgainAt: number } }> {
     const warnings: string[] = []
     const email = normaliseEmail(event.data.member.email)
 
@@ -332,11 +333,10 @@ export class DeliveryProcessor {
       const windowWords = durationWords(this.deps.retry.listLagWindowMs)
       const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
       if (lookAgainAt !== null) {
-        return {
-          warnings,
-          lookAgainAt,
-          waiting: `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, so this is looked up again until ${windowWords} after the event arrived.`,
-        }
+        const message =
+          `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, ` +
+          `so this is looked up again until ${windowWords} after the event arrived.`
+        return { warnings, waiting: { message, lookAgainAt } }
       }
       return { warnings, skipped: `${email} is not a Kit subscriber (looked up for ${windowWords} after the event arrived), so there was nothing to change.` }
     }
