@@ -227,3 +227,30 @@ export const DeliveryPage = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()]),
 })
 export type DeliveryPage = Static<typeof DeliveryPage>
+
+/**
+ * Re-queue many deliveries at once: every failed one, or every one skipped for a given reason
+ * (`not_connected`: recorded while no Kit account was connected).
+ */
+export const RetryDeliveriesBody = Type.Object(
+  {
+    status: Type.Union([Type.Literal('failed'), Type.Literal('skipped')]),
+    reason: Type.Optional(Type.Literal('not_connected')),
+  },
+  { additionalProperties: false },
+)
+export type RetryDeliveriesBody = Static<typeof RetryDeliveriesBody>
+
+export const RetryDeliveriesResult = Type.Object(
+  {
+    /** Deliveries put back in the queue by this call (at most RETRY_MANY_MAX). */
+    queued: Type.Integer({ minimum: 0 }),
+    /** Deliveries that match but were left for another call. */
+    remaining: Type.Integer({ minimum: 0 }),
+  },
+  { description: 'Queued: the deliveries are sent again, oldest event first' },
+)
+export type RetryDeliveriesResult = Static<typeof RetryDeliveriesResult>
+
+/** The most deliveries one bulk retry puts back in the queue. */
+export const RETRY_MANY_MAX = 10_000

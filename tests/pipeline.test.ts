@@ -20,7 +20,7 @@ async function setup(kitOptions: Parameters<typeof startKitStandin>[0] = {}, rat
   secret = randomBytes(32).toString('base64')
   ;({ app } = await buildTestApp(
     { kitApiUrl: kit.url, eventsSecrets: [secret], ...rate },
-    { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300 } },
+    { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 600, listLagRetryMs: 100 } },
   ))
 }
 

@@ -1,12 +1,25 @@
 /**
  * Tag and custom-field ids per Kit credential, learnt once and reused, so an event costs only the
  * calls that change something. Concurrent deliveries share one lookup or creation of the same
- * thing (single flight). Entries are dropped when Kit says an id no longer exists.
+ * thing (single flight). A cached list is dropped whenever Kit shows it is out of date: an id it
+ * no longer knows, a creation that found the thing already there, a field it did not know.
  */
 import type { KitApi } from '../kit/client.ts'
 
+interface TagList {
+  /** Lower-cased name → id. */
+  byName: Map<string, number>
+  ids: Set<number>
+}
+
+interface Loading<T> {
+  promise: Promise<T>
+  /** Set once the read has answered. */
+  value: T | null
+}
+
 interface CredentialCache {
-  tags: Promise<Map<string, number>> | null
+  tags: Loading<TagList> | null
   fields: Promise<Map<string, string>> | null
   /** Creations in flight, by tag name or field label (lower-cased). */
   creating: Map<string, Promise<unknown>>
@@ -24,16 +37,27 @@ export class KitIdCache {
     return e
   }
 
-  private tags(kit: KitApi): Promise<Map<string, number>> {
+  private tags(kit: KitApi): Promise<TagList> {
     const e = this.entry(kit.credentialId)
     if (!e.tags) {
-      const loading = kit.listTags().then((list) => new Map(list.map((t) => [t.name.toLowerCase(), t.id])))
+      const loading: Loading<TagList> = {
+        promise: kit.listTags().then((list) => ({
+          byName: new Map(list.map((t) => [t.name.toLowerCase(), t.id])),
+          ids: new Set(list.map((t) => t.id)),
+        })),
+        value: null,
+      }
       e.tags = loading
-      loading.catch(() => {
-        if (e.tags === loading) e.tags = null
-      })
+      loading.promise.then(
+        (value) => {
+          loading.value = value
+        },
+        () => {
+          if (e.tags === loading) e.tags = null
+        },
+      )
     }
-    return e.tags
+    return e.tags.promise
   }
 
   private fields(kit: KitApi): Promise<Map<string, string>> {
@@ -65,38 +89,70 @@ export class KitIdCache {
     return started
   }
 
-  /** The id of the tag with this name, created in Kit on first use. */
+  /**
+   * The id of the tag with this name, created in Kit on first use. When Kit answers the creation
+   * with a tag that already existed, the cached list missed it (created or renamed in Kit since it
+   * was read): the list is dropped and read again at the next lookup.
+   */
   async tagId(kit: KitApi, name: string): Promise<number> {
     const tags = await this.tags(kit)
-    const known = tags.get(name.toLowerCase())
+    const known = tags.byName.get(name.toLowerCase())
     if (known !== undefined) return known
     return this.once(kit, `tag:${name.toLowerCase()}`, async () => {
-      const { tag } = await kit.createTag(name)
-      tags.set(name.toLowerCase(), tag.id)
+      const { tag, created } = await kit.createTag(name)
+      if (created) {
+        tags.byName.set(name.toLowerCase(), tag.id)
+        tags.ids.add(tag.id)
+      } else {
+        this.forgetTags(kit.credentialId, tags)
+      }
       return tag.id
     })
   }
 
   /** The id of an existing tag, or null (nothing to remove). */
   async existingTagId(kit: KitApi, name: string): Promise<number | null> {
-    return (await this.tags(kit)).get(name.toLowerCase()) ?? null
+    return (await this.tags(kit)).byName.get(name.toLowerCase()) ?? null
+  }
+
+  /** Whether Kit's tag list (as last read) holds this id. */
+  async hasTag(kit: KitApi, id: number): Promise<boolean> {
+    return (await this.tags(kit)).ids.has(id)
+  }
+
+  /**
+   * Kit answered as if a cached tag id were wrong: reads the credential's tag list afresh. Callers
+   * that arrive while that read is still under way share it rather than starting another.
+   */
+  async reloadTags(kit: KitApi): Promise<void> {
+    const e = this.entry(kit.credentialId)
+    if (e.tags?.value) e.tags = null
+    await this.tags(kit)
+  }
+
+  /** Drops a credential's tag list if it is still the one `seen` (a newer read is kept). */
+  private forgetTags(credentialId: string, seen: TagList): void {
+    const e = this.byCredential.get(credentialId)
+    if (e?.tags?.value === seen) e.tags = null
   }
 
   /**
    * The key Kit files a mapped field under, always taken from Kit, never derived here: the key of
    * Kit's field with the mapped label, else Kit's field with the mapped key, else the field is
    * created from its label on first use and the key from Kit's answer is used. The label comes
-   * first because the mapped key may be the panel's guess for a field Kit did not have yet.
+   * first because the mapped key may be the panel's guess for a field Kit did not have yet. A
+   * creation that finds the field already there means the cached list missed it: it is dropped.
    */
   async fieldKey(kit: KitApi, key: string, label: string): Promise<string> {
     const fields = await this.fields(kit)
     const known = fields.get(`label:${label.toLowerCase()}`) ?? fields.get(`key:${key}`)
     if (known) return known
     return this.once(kit, `field:${label.toLowerCase()}`, async () => {
-      const { field } = await kit.createCustomField(label)
+      const { field, created } = await kit.createCustomField(label)
       fields.set(`key:${field.key}`, field.key)
       fields.set(`key:${key}`, field.key)
       fields.set(`label:${field.label.toLowerCase()}`, field.key)
+      if (!created) this.forgetFields(kit.credentialId)
       return field.key
     })
   }

@@ -6,7 +6,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '../../shared/api.ts'
-import { fillPlaceholders, type EventType } from '../../shared/events.ts'
+import { fillPlaceholders, hasPlaceholder, type EventType } from '../../shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
 import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
@@ -16,17 +16,10 @@ import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connec
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import type { KitIdCache } from './kit-ids.ts'
-import type { Outcome, QueuedDelivery } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue.ts'
+import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 
-export interface RetryPolicy {
-  /** First backoff for an unavailable Kit, doubled each attempt, capped, with full jitter. */
-  baseMs: number
-  maxMs: number
-  /** Give up (failed) once an event has been retried this long. */
-  giveUpAfterMs: number
-  /** Wait after a 429: Kit's window. */
-  rateLimitWaitMs: number
-}
+export type { RetryPolicy } from './retry-policy.ts'
 
 export interface ProcessorDeps {
   db: Db
@@ -146,6 +139,12 @@ const step = (action: DeliveryStepAction, target: string | null = null, detail: 
 /** A delivery that sent nothing, with its reason as its one step. */
 const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
 
+/** "5 minutes", "1 minute", "45 seconds". */
+function durationWords(ms: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
+  return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
+}
+
 const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -174,6 +173,17 @@ function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] | null 
   const named = namedFields(err.messages.filter((m) => /field/i.test(m)), fields)
   return named.length > 0 ? named : null
 }
+
+/** A mapped tag as one delivery applies it: by the id stored in the mapping, else by its (filled) name. */
+interface TagTarget {
+  name: string
+  storedId: number | null
+}
+
+const describeTag = (tag: TagTarget) => (tag.storedId !== null ? `tag "${tag.name}" (id ${tag.storedId})` : `tag "${tag.name}"`)
+
+/** Kit answering a tag call as if the tag id were wrong: a 404, or a 422 that speaks of the tag. */
+const namesTag = (err: KitError) => err.kind === 'not_found' || (err.status === 422 && err.messages.some((m) => /\btag\b/i.test(m)))
 
 const describeFields = (fields: FieldWrite[]) => fields.map((f) => `"${f.label}" (key ${f.key}, from ${f.source})`).join(', ')
 
@@ -262,6 +272,11 @@ export class DeliveryProcessor {
       }
       const steps = log.steps
       if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
+      if (notes.waiting) {
+        // Nothing was changed and no ordering mark is set: the next attempt decides.
+        const { message, lookAgainAt } = notes.waiting
+        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: [...steps, { action: 'warning', target: null, detail: message }] }
+      }
       if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: [...steps, step('skipped', null, notes.skipped)], commit }
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
     } catch (err) {
@@ -280,7 +295,7 @@ export class DeliveryProcessor {
     fieldValues: Record<string, { key: string; label: string; value: string }>,
     log: StepLog,
     staleProfile: boolean,
-  ): Promise<{ warnings: string[]; skipped?: string }> {
+  ): Promise<{ warnings: string[]; skipped?: string; waiting?: { message: string; lookAgainAt: number } }> {
     const warnings: string[] = []
     const email = normaliseEmail(event.data.member.email)
 
@@ -320,31 +335,56 @@ export class DeliveryProcessor {
         )
       }
     }
-    if (!subscriber) return { warnings, skipped: `${email} is not a Kit subscriber, so there was nothing to change.` }
+    if (!subscriber) {
+      // Kit's lookup by email lags its writes: someone created in Kit moments ago (by hand, by a
+      // form, through another key) is not listed yet. Look again for a while before concluding.
+      const windowWords = durationWords(this.deps.retry.listLagWindowMs)
+      const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
+      if (lookAgainAt !== null) {
+        const message =
+          `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, ` +
+          `so this is looked up again until ${windowWords} after the event arrived.`
+        return { warnings, waiting: { message, lookAgainAt } }
+      }
+      return { warnings, skipped: `${email} is not a Kit subscriber (looked up for ${windowWords} after the event arrived), so there was nothing to change.` }
+    }
     const subscriberId = subscriber.subscriberId
 
-    const tagNames = (refs: TagRef[]) =>
+    // A tag picked in the panel is applied by its id, whatever it is called in Kit now; a
+    // templated or typed-in tag is applied by its (filled) name, created in Kit on first use.
+    const tagTargets = (refs: TagRef[]): TagTarget[] =>
       refs.flatMap((ref) => {
-        const name = fillTemplate(ref.name, event)
+        const templated = hasPlaceholder(ref.name)
+        const name = templated ? fillTemplate(ref.name, event) : ref.name
         if (name === null || name === '') {
           warnings.push(`Tag "${ref.name}" was left out: the event has no value for its placeholder.`)
           log.add('skipped', ref.name, 'The event has no value for its placeholder.')
           return []
         }
-        return [name]
+        return [{ name, storedId: templated ? null : ref.id ?? null }]
       })
 
-    for (const name of tagNames(mapping.remove_tags)) {
-      log.attempting = `tag "${name}" not removed`
-      const tagId = await this.deps.ids.existingTagId(kit, name)
-      if (tagId !== null && (await this.untag(kit, tagId, subscriberId))) log.add('tag.removed', name)
-      else log.attempting = null
+    for (const tag of tagTargets(mapping.remove_tags)) {
+      log.attempting = `tag "${tag.name}" not removed`
+      const tagId = tag.storedId ?? (await this.deps.ids.existingTagId(kit, tag.name))
+      const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
+      if (removed) {
+        log.add('tag.removed', tag.name)
+      } else if (tag.storedId !== null) {
+        const note = `${describeTag(tag)} no longer exists in Kit, so there was nothing to remove: pick it again in the ${type} mapping.`
+        warnings.push(capitalise(note))
+        log.add('warning', tag.name, capitalise(note))
+      } else {
+        log.attempting = null
+      }
     }
-    for (const name of tagNames(mapping.add_tags)) {
-      log.attempting = `tag "${name}" not added`
-      const tagId = await this.deps.ids.tagId(kit, name)
-      await this.notFoundRetries(kit, delivery, () => kit.tagSubscriber(tagId, subscriberId))
-      log.add('tag.added', name)
+    for (const tag of tagTargets(mapping.add_tags)) {
+      log.attempting = `tag "${tag.name}" not added`
+      const tagId = tag.storedId ?? (await this.deps.ids.tagId(kit, tag.name))
+      if (!(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
+        throw new Refused(`${describeTag(tag)} no longer exists in Kit: pick it again in the ${type} mapping, then Retry.`)
+      }
+      log.add('tag.added', tag.name)
     }
     // The subscriber's address as Kit has it (a stale event may carry one the member left).
     const address = subscriber.email
@@ -397,30 +437,51 @@ export class DeliveryProcessor {
     return writes
   }
 
-  /** True when Kit untagged; false when it no longer knew the tag or subscriber (ids forgotten). */
-  private async untag(kit: KitApi, tagId: number, subscriberId: number): Promise<boolean> {
+  /**
+   * Tags or untags with `tagId`; true when Kit did it, false when the tag no longer exists (a
+   * stored id Kit does not know, or a name no tag has any more). When Kit answers as if the tag id
+   * were wrong (404, or a 422 about the tag), the credential's tag list is read again once and the
+   * call is repeated within this delivery with the id Kit has now for that name. When the tag is
+   * fine, it is the subscriber Kit no longer knows: forgotten, and the delivery is retried.
+   */
+  private async tagCall(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    tag: TagTarget,
+    tagId: number,
+    mode: 'add' | 'remove',
+    call: (id: number) => Promise<void>,
+  ): Promise<boolean> {
+    let first: KitError
     try {
-      await kit.untagSubscriber(tagId, subscriberId)
+      await call(tagId)
       return true
     } catch (err) {
-      if (!(isKitError(err) && err.kind === 'not_found')) throw err
-      this.deps.ids.forget(kit.credentialId)
-      return false
+      if (!isKitError(err) || !namesTag(err)) throw err
+      first = err
+    }
+    await this.deps.ids.reloadTags(kit)
+    let fresh: number | null
+    if (tag.storedId !== null) fresh = (await this.deps.ids.hasTag(kit, tag.storedId)) ? tag.storedId : null
+    else fresh = mode === 'add' ? await this.deps.ids.tagId(kit, tag.name) : await this.deps.ids.existingTagId(kit, tag.name)
+    if (fresh === null) return false
+    if (fresh === tagId) {
+      if (first.kind !== 'not_found') throw first
+      return this.subscriberGone(kit, delivery)
+    }
+    try {
+      await call(fresh)
+      return true
+    } catch (again) {
+      if (isKitError(again) && again.kind === 'not_found') return this.subscriberGone(kit, delivery)
+      throw again
     }
   }
 
-  /** A 404 on a cached id: forget the caches so the next attempt resolves them afresh. */
-  private async notFoundRetries(kit: KitApi, delivery: QueuedDelivery, call: () => Promise<void>): Promise<void> {
-    try {
-      await call()
-    } catch (err) {
-      if (isKitError(err) && err.kind === 'not_found') {
-        this.deps.ids.forget(kit.credentialId)
-        this.forgetSubscriber(delivery, kit.credentialId)
-        throw new Retryable('Kit no longer had a tag or subscriber we knew of; retrying with fresh ids.')
-      }
-      throw err
-    }
+  /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
+  private subscriberGone(kit: KitApi, delivery: QueuedDelivery): never {
+    this.forgetSubscriber(delivery, kit.credentialId)
+    throw new Retryable('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.')
   }
 
   private cached(delivery: QueuedDelivery, credentialId: string): CachedSubscriber | null {
@@ -590,15 +651,13 @@ export class DeliveryProcessor {
   }
 
   private backoff(attempts: number): number {
-    const { baseMs, maxMs } = this.deps.retry
-    const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempts, 20))
-    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2)
+    return backoffDelay(this.deps.retry, attempts, this.random())
   }
 
   /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
   private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Outcome {
     const now = this.now()
-    const expired = now - delivery.receivedAt > this.deps.retry.giveUpAfterMs
+    const expired = retriesExpired(this.deps.retry, delivery.receivedAt, now)
     // A failed delivery always says what this attempt had already applied in Kit.
     const failed = (message: string): Outcome => {
       const applied = log.appliedPrefix()

@@ -7,6 +7,12 @@ import type { DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
+/**
+ * How the `last_error` of a delivery waiting for Kit's subscriber list to catch up begins. Such a
+ * wait is not an outage: Kit answering other deliveries does not bring it forward.
+ */
+export const LIST_LAG_WAIT_PREFIX = 'Waiting for Kit\'s subscriber list: '
+
 export interface NewDelivery {
   communityId: string
   eventId: string
@@ -73,6 +79,22 @@ export interface DeliveryListFilter {
   limit: number
 }
 
+/** Which finished deliveries can be sent again: failed ones, and skipped ones (with their reason). */
+export const RETRYABLE_STATUSES = ['failed', 'skipped'] as const
+export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
+
+export interface RetryManyFilter {
+  status: RetryableStatus
+  /** Only deliveries whose `last_error` is exactly this (a skip's recorded reason). */
+  lastError?: string
+}
+
+export interface RetryManyResult {
+  queued: number
+  /** Deliveries that match but were left for another call (past the limit). */
+  remaining: number
+}
+
 export interface DeliveryQueue {
   /**
    * Stores the event and its delivery atomically and resolves once they are committed; `accepted`
@@ -91,10 +113,21 @@ export interface DeliveryQueue {
   release(owner: string): number
   /** A working key was saved: held deliveries of the community go back to the queue. */
   resumeHeld(communityId: string, now: number): number
-  /** Kit answered again for this community: deliveries backing off from an outage are due now. */
+  /**
+   * Kit answered again for this community: deliveries backing off from an outage are due now
+   * (not those waiting for Kit's subscriber list, whose wait is about time, not Kit being down).
+   */
   expediteRetries(communityId: string, now: number): number
-  /** An owner asked to retry a failed delivery. */
-  retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed'
+  /**
+   * An owner asked to retry a failed or skipped delivery: it goes back to the queue as pending and
+   * runs through the same ordering guard as a new event. `not_retryable` carries the status it has.
+   */
+  retry(communityId: string, deliveryId: string, now: number): { result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }
+  /**
+   * Re-queues, in one transaction and oldest event first, at most `limit` of the community's
+   * deliveries matching the filter.
+   */
+  retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): RetryManyResult
   /**
    * Retention, one batch in one transaction: deletes at most `limit` finished deliveries
    * (succeeded, failed, skipped) last updated before `before` (epoch ms), oldest first, with their

@@ -1,7 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import type { ClaimOptions, DeliveryQueue, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from './queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
@@ -34,6 +34,7 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
   private readonly purgeTx: (before: string, limit: number) => Purged
+  private readonly retryManyTx: (communityId: string, filter: RetryManyFilter, limit: number, now: number) => RetryManyResult
 
   constructor(private readonly sqlite: Database.Database) {
     this.insertEvent = sqlite.prepare(
@@ -82,7 +83,8 @@ export class SqliteQueue implements DeliveryQueue {
     this.expediteStmt = sqlite.prepare(
       `UPDATE deliveries SET next_attempt_at = @now, updated_at = @updatedAt
         WHERE status IN ('pending', 'retrying') AND status = 'retrying'
-          AND next_attempt_at > @now AND +community_id = @communityId`,
+          AND next_attempt_at > @now AND +community_id = @communityId
+          AND (last_error IS NULL OR substr(last_error, 1, @prefixLength) <> @listLagPrefix)`,
     )
     this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
     this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
@@ -139,6 +141,21 @@ export class SqliteQueue implements DeliveryQueue {
     )
     const deleteEvent = sqlite.prepare('DELETE FROM events WHERE community_id = @communityId AND id = @eventId')
     const deleteDelivery = sqlite.prepare('DELETE FROM deliveries WHERE seq = @seq')
+    // Oldest events first, so a member's earlier events are queued before (or with) later ones.
+    const matching = `FROM deliveries WHERE community_id = @communityId AND status = @status
+        AND (@lastError IS NULL OR last_error = @lastError)`
+    const requeue = sqlite.prepare(
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = @now, updated_at = @updatedAt, received_at = @now
+        WHERE seq IN (SELECT seq ${matching} ORDER BY event_time, seq LIMIT @limit)`,
+    )
+    const countMatching = sqlite.prepare(`SELECT count(*) AS n ${matching}`)
+    this.retryManyTx = sqlite.transaction((communityId: string, filter: RetryManyFilter, limit: number, now: number) => {
+      const params = { communityId, status: filter.status, lastError: filter.lastError ?? null }
+      const queued = requeue.run({ ...params, limit, now, updatedAt: iso(now) }).changes
+      const { n } = countMatching.get(params) as { n: number }
+      return { queued, remaining: n }
+    })
+
     this.purgeTx = sqlite.transaction((before: string, limit: number) => {
       const rows = finishedBefore.all({ before, limit }) as { seq: number; communityId: string; eventId: string }[]
       let events = 0
@@ -203,22 +220,26 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   expediteRetries(communityId: string, now: number): number {
-    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now) }).changes
+    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now), listLagPrefix: LIST_LAG_WAIT_PREFIX, prefixLength: LIST_LAG_WAIT_PREFIX.length }).changes
   }
 
-  retry(communityId: string, deliveryId: string, now: number): 'queued' | 'not_found' | 'not_failed' {
+  retry(communityId: string, deliveryId: string, now: number): { result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string } {
     const row = this.sqlite
       .prepare('SELECT status FROM deliveries WHERE community_id = ? AND id = ?')
       .get(communityId, deliveryId) as { status: string } | undefined
-    if (!row) return 'not_found'
-    if (row.status !== 'failed') return 'not_failed'
+    if (!row) return { result: 'not_found' }
+    if (!(RETRYABLE_STATUSES as readonly string[]).includes(row.status)) return { result: 'not_retryable', status: row.status }
     this.sqlite
       .prepare(
         `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?, received_at = ?
-          WHERE community_id = ? AND id = ? AND status = 'failed'`,
+          WHERE community_id = ? AND id = ? AND status IN ('failed', 'skipped')`,
       )
       .run(now, iso(now), now, communityId, deliveryId)
-    return 'queued'
+    return { result: 'queued' }
+  }
+
+  retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): RetryManyResult {
+    return this.retryManyTx(communityId, filter, limit, now)
   }
 
   purgeFinished(before: number, limit: number): Purged {

@@ -3,7 +3,8 @@ import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
 import { Consumer } from '../pipeline/consumer.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
-import { DeliveryProcessor, type RetryPolicy } from '../pipeline/processor.ts'
+import { DeliveryProcessor } from '../pipeline/processor.ts'
+import { defaultRetryPolicy, type RetryPolicy } from '../pipeline/retry-policy.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { Retention } from '../pipeline/retention.ts'
 import { SqliteQueue } from '../pipeline/sqlite-queue.ts'
@@ -40,13 +41,7 @@ export default fp<PipelineOptions>(
       kit: app.kit,
       ids: new KitIdCache(),
       log: app.log,
-      retry: {
-        baseMs: 5_000,
-        maxMs: 30 * 60_000,
-        giveUpAfterMs: 24 * 60 * 60_000,
-        rateLimitWaitMs: app.config.kitRateWindowMs,
-        ...options.retry,
-      },
+      retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
     })
     const consumer = new Consumer({
       queue,
@@ -58,7 +53,7 @@ export default fp<PipelineOptions>(
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     })
-    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify())
+    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
 
     app.services.connections.onConnected((communityId) => {
       const resumed = queue.resumeHeld(communityId, Date.now())

@@ -1,8 +1,14 @@
-/** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry. */
+/** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
 import type Database from 'better-sqlite3'
-import type { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
+import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type RetryDeliveriesBody, type RetryDeliveriesResult } from '../../shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
+import { NOT_CONNECTED_REASON } from './connections.ts'
+
+/** The skip reasons an owner can name to re-queue those deliveries together, and what each was recorded as. */
+const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, string> = {
+  not_connected: NOT_CONNECTED_REASON,
+}
 
 interface Row {
   seq: number
@@ -56,6 +62,7 @@ export class DeliveryService {
     private readonly sqlite: Database.Database,
     private readonly queue: DeliveryQueue,
     private readonly onRetry: () => void,
+    private readonly isConnected: (communityId: string) => boolean,
   ) {}
 
   list(communityId: string, q: DeliveryQuery): DeliveryPage {
@@ -92,14 +99,38 @@ export class DeliveryService {
     return row ? toDto(row) : null
   }
 
-  /** Queues a failed delivery again and returns it as it now stands, so the panel updates the row in place. */
+  /** Sends a failed or skipped delivery again (same ordering guard as a new event) and returns it as it now stands, so the panel updates the row in place. */
   retry(communityId: string, deliveryId: string): Delivery {
-    const result = this.queue.retry(communityId, deliveryId, Date.now())
-    if (result === 'not_found') throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
-    if (result === 'not_failed') throw new AppError(409, 'not_failed', 'Only failed deliveries can be retried; this one is still in progress or already done.')
+    const answer = this.queue.retry(communityId, deliveryId, Date.now())
+    if (answer.result === 'not_found') throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
+    if (answer.result === 'not_retryable') {
+      const status = answer.status === 'held' ? 'pending' : answer.status
+      throw new AppError(409, 'not_retryable', `Only failed or skipped deliveries can be retried; this one is ${status}.`)
+    }
     this.onRetry()
     const delivery = this.get(communityId, deliveryId)
     if (!delivery) throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
     return delivery
+  }
+
+  /**
+   * Re-queues, oldest event first, up to RETRY_MANY_MAX of the community's failed deliveries, or
+   * of those skipped for the named reason: `not_connected` sends what was recorded while no Kit
+   * account was connected, so it needs a connection now.
+   */
+  retryMany(communityId: string, body: RetryDeliveriesBody): RetryDeliveriesResult {
+    if (body.status === 'skipped' && !body.reason) {
+      throw new AppError(400, 'invalid_request', 'body.reason is required with status "skipped": use "not_connected" to send the events recorded while no Kit account was connected.')
+    }
+    if (body.status === 'failed' && body.reason) {
+      throw new AppError(400, 'invalid_request', 'body.reason applies only to status "skipped"; leave it out to retry every failed delivery.')
+    }
+    if (body.reason === 'not_connected' && !this.isConnected(communityId)) {
+      throw new AppError(409, 'not_connected', 'No Kit account is connected: connect one under Connection first, then send the events recorded meanwhile.')
+    }
+    const lastError = body.reason ? SKIP_REASONS[body.reason] : undefined
+    const result = this.queue.retryMany(communityId, { status: body.status, ...(lastError ? { lastError } : {}) }, RETRY_MANY_MAX, Date.now())
+    if (result.queued > 0) this.onRetry()
+    return result
   }
 }

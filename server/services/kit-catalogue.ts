@@ -177,7 +177,7 @@ export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive): Mapping
       if (found) {
         add(key, { kind: 'tag', name: ref.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
       } else if (ref.id !== undefined) {
-        add(key, { kind: 'tag', name: ref.name, id: ref.id, status: 'missing', message: `Tag #${ref.id} was deleted in Kit; a new tag named "${ref.name}" will be created on next use.` }, type)
+        add(key, { kind: 'tag', name: ref.name, id: ref.id, status: 'missing', message: `Tag "${ref.name}" (#${ref.id}) was deleted in Kit: events that add it fail until you pick a tag again for ${type}.` }, type)
       } else {
         add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Not in Kit yet: created on first use.' }, type)
       }

@@ -112,6 +112,15 @@ export interface KitStandin {
   account(key: string): StandinAccountState
   injectNext(count: number, response: InjectedResponse): void
   setRateLimit(limit: number, windowMs: number): void
+  /** What an owner does in Kit's own UI: renames a tag (its id stays). */
+  renameTag(key: string, tagId: number, name: string): void
+  /** Deletes a tag in Kit's own UI; its subscribers lose it. */
+  deleteTag(key: string, tagId: number): void
+  /**
+   * A subscriber created in Kit by someone else (a Kit form, Kit's UI, another integration): a
+   * fresh write, so list endpoints lag it like any other.
+   */
+  createSubscriber(key: string, subscriber: { email: string; firstName?: string; tags?: string[] }): StandinSubscriber
   close(): Promise<void>
 }
 
@@ -399,6 +408,37 @@ class StandinServer implements KitStandin {
 
   setRateLimit(limit: number, windowMs: number): void {
     this.rateLimit = { limit, windowMs }
+  }
+
+  renameTag(key: string, tagId: number, name: string): void {
+    const tag = this.requireAccount(key).state.tags.find((candidate) => candidate.id === tagId)
+    if (!tag) throw new Error(`Unknown stand-in tag: ${tagId}`)
+    tag.name = name
+  }
+
+  deleteTag(key: string, tagId: number): void {
+    const account = this.requireAccount(key)
+    const index = account.state.tags.findIndex((candidate) => candidate.id === tagId)
+    if (index < 0) throw new Error(`Unknown stand-in tag: ${tagId}`)
+    account.state.tags.splice(index, 1)
+    for (const subscriber of account.state.subscribers) subscriber.tags.delete(tagId)
+  }
+
+  createSubscriber(key: string, input: { email: string; firstName?: string; tags?: string[] }): StandinSubscriber {
+    const account = this.requireAccount(key)
+    const now = Date.now()
+    const subscriber: StandinSubscriber = {
+      id: this.nextId(),
+      email_address: input.email.trim().toLowerCase(),
+      first_name: input.firstName ?? null,
+      state: 'active',
+      fields: {},
+      tags: new Set((input.tags ?? []).map((name) => this.findOrCreateTag(account, name).tag.id)),
+      created_at: kitTimestamp(now),
+    }
+    account.state.subscribers.push(subscriber)
+    account.createdMs.set(subscriber.id, now)
+    return subscriber
   }
 
   async close(): Promise<void> {

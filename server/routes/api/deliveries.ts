@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus } from '../../../shared/api.ts'
+import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '../../../shared/api.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -12,6 +12,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'listDeliveries',
         summary: 'List deliveries, newest first by default, with what each one did in Kit',
+        description: 'Filters by status and by part of the member email; `order=oldest` reads one member\'s story forwards; `next_cursor` pages.',
         tags: ['deliveries'],
         security,
         querystring: Type.Object(
@@ -43,11 +44,37 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   )
 
   app.post(
+    '/deliveries/retry',
+    {
+      schema: {
+        operationId: 'retryDeliveries',
+        summary: 'Send many deliveries again',
+        description:
+          `Re-queues, oldest event first, up to ${RETRY_MANY_MAX} of the community's deliveries: every failed one ` +
+          '(`{"status":"failed"}`), or every one recorded while no Kit account was connected ' +
+          '(`{"status":"skipped","reason":"not_connected"}`). Each goes through the same ordering guard as a new event: ' +
+          'one older than an event already applied in its scope stays skipped. Call again while `remaining` is above 0.',
+        tags: ['deliveries'],
+        security,
+        body: RetryDeliveriesBody,
+        response: {
+          202: RetryDeliveriesResult,
+          ...sessionErrors,
+          400: { ...ErrorBody, description: 'The body names no retryable set (reason missing or not allowed)' },
+          409: { ...ErrorBody, description: '`not_connected`: no Kit account is connected to send them to' },
+        },
+      },
+    },
+    async (request, reply) => reply.status(202).send(deliveries.retryMany(request.user.communityId, request.body)),
+  )
+
+  app.post(
     '/deliveries/:id/retry',
     {
       schema: {
         operationId: 'retryDelivery',
-        summary: 'Queue a failed delivery for another attempt',
+        summary: 'Send one failed or skipped delivery again',
+        description: 'The delivery goes back to the queue and through the same ordering guard as a new event.',
         tags: ['deliveries'],
         security,
         params: Type.Object({ id: Type.String({ maxLength: 100, description: 'The delivery id' }) }),
@@ -55,7 +82,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           202: answer(Delivery, 'Queued again; the delivery as it now stands (pending)'),
           ...sessionErrors,
           404: notFound,
-          409: answer(sessionErrors[409], 'not_failed: only failed deliveries can be retried; or the connection is missing'),
+          409: { ...ErrorBody, description: '`not_retryable`: only failed or skipped deliveries can be retried' },
         },
       },
     },

@@ -1,0 +1,126 @@
+/**
+ * The real app wired to the Kit stand-in over real HTTP, with the verbs pipeline tests share:
+ * connect a community, change its mappings, send signed events, wait for deliveries to settle,
+ * read what Kit holds. Each harness has its own stand-in and database.
+ */
+import { randomBytes } from 'node:crypto'
+import { expect } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../server/config.ts'
+import type { PipelineOptions } from '../../server/plugins/pipeline.ts'
+import { startKitStandin, type KitStandin, type StandinOptions } from '../kit-standin/server.ts'
+import { buildTestApp } from './app.ts'
+import { makeEvent, postEvent, waitFor, type EventInput } from './events.ts'
+import { auth, tokenFor } from './tokens.ts'
+
+export const KEY = 'kit_pipeline_key_0001'
+export const KEY_B = 'kit_pipeline_key_0002'
+export const asA = auth(tokenFor('c_alpha'))
+export const asB = auth(tokenFor('c_bravo'))
+
+/** Short retries so tests run in seconds; the list-lag window stays longer than the stand-in's lag. */
+export const FAST_RETRY: PipelineOptions['retry'] = { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 600, listLagRetryMs: 100 }
+
+export interface DeliveryRow {
+  id: string
+  status: string
+  last_error: string | null
+  kit_requests: number
+  attempts: number
+  steps: string
+  updated_at: string
+}
+
+export interface HarnessOptions {
+  kit?: StandinOptions
+  config?: Partial<Config>
+  pipeline?: PipelineOptions
+}
+
+export class PipelineHarness {
+  app!: FastifyInstance
+  readonly secret = randomBytes(32).toString('base64')
+  /** Fixed per harness, so a restarted app on the same database file still reads the saved key. */
+  private readonly encryptionKeys: Config['encryptionKeys'] = [{ id: 'test', key: randomBytes(32) }]
+
+  private constructor(
+    readonly kit: KitStandin,
+    private readonly options: HarnessOptions,
+  ) {}
+
+  static async start(options: HarnessOptions = {}): Promise<PipelineHarness> {
+    const kit = await startKitStandin({ apiKeys: [KEY, KEY_B], ...options.kit })
+    const harness = new PipelineHarness(kit, options)
+    await harness.boot()
+    return harness
+  }
+
+  private async boot(): Promise<void> {
+    ;({ app: this.app } = await buildTestApp(
+      { kitApiUrl: this.kit.url, eventsSecrets: [this.secret], encryptionKeys: this.encryptionKeys, ...this.options.config },
+      { retry: FAST_RETRY, ...this.options.pipeline },
+    ))
+  }
+
+  /** Stops the app and starts it again on the same database (a fresh process's caches). */
+  async restart(): Promise<void> {
+    await this.app.close()
+    await this.boot()
+  }
+
+  async close(): Promise<void> {
+    await this.app.close()
+    await this.kit.close()
+  }
+
+  async connect(headers = asA, apiKey = KEY): Promise<void> {
+    const res = await this.app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key: apiKey } })
+    expect(res.statusCode).toBe(200)
+  }
+
+  async putMappings(change: (doc: any) => void, headers = asA): Promise<void> {
+    const doc = (await this.app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
+    change(doc)
+    const res = await this.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers, payload: doc })
+    expect(res.statusCode).toBe(200)
+  }
+
+  async send(input: EventInput): Promise<string> {
+    const event = makeEvent(input)
+    const res = await postEvent(this.app, this.secret, event)
+    expect(res.statusCode).toBe(202)
+    return event.id as string
+  }
+
+  delivery(eventId: string): DeliveryRow | undefined {
+    return this.app.sqlite.prepare('SELECT * FROM deliveries WHERE event_id = ?').get(eventId) as DeliveryRow | undefined
+  }
+
+  settled(eventId: string, { statuses = ['succeeded', 'skipped', 'failed'], timeoutMs = 10_000 } = {}): Promise<DeliveryRow> {
+    return waitFor(() => {
+      const d = this.delivery(eventId)
+      return d && statuses.includes(d.status) ? d : undefined
+    }, { what: `delivery of ${eventId}`, timeoutMs })
+  }
+
+  subscriber(email: string, key = KEY) {
+    return this.kit.account(key).subscribers.find((s) => s.email_address === email)
+  }
+
+  tagNames(email: string, key = KEY): string[] {
+    const s = this.subscriber(email, key)
+    const tags = this.kit.account(key).tags
+    return s ? [...s.tags].map((id) => tags.find((t) => t.id === id)?.name ?? `#${id}`).sort() : []
+  }
+
+  tag(name: string, key = KEY) {
+    const found = this.kit.account(key).tags.find((t) => t.name === name)
+    if (!found) throw new Error(`no tag "${name}" at the stand-in`)
+    return found
+  }
+
+  /** Kit calls since request number `from`, as `METHOD /path/:id STATUS`. */
+  callsSince(from: number): string[] {
+    return this.kit.requests.slice(from).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')} ${r.status}`)
+  }
+}
