@@ -278,6 +278,11 @@ describe('mappings', () => {
     expect((await getDoc(asB)).events['user.updated'].add_tags).toEqual([])
   })
 
+  it('refuses a PATCH without a session token', async () => {
+    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', payload: { fields: [] } })
+    expect(res.statusCode).toBe(401)
+  })
+
   it('checks a PATCHed document like a PUT and saves nothing when it is refused', async () => {
     const before = JSON.stringify(await getDoc())
     const change = { events: { 'user.signed_up': { add_tags: [{ name: 'Plan {{subscription.plan}}' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
