@@ -6,7 +6,7 @@
  * within `step` px; `bottom` errs on the visible side. null when unknown (no observer support, not
  * laid out yet) or when nothing of the element is in view.
  */
-import { onBeforeUnmount, onMounted, ref, type Ref } from 'vue'
+import { onBeforeUnmount, ref, watch, type Ref } from 'vue'
 
 export interface VisibleRange {
   top: number
@@ -55,10 +55,20 @@ export function useVisibleRange(target: Ref<HTMLElement | null>, layerRef: Ref<H
     update()
   }
 
-  onMounted(() => {
-    const el = target.value
-    if (!el || !layerRef.value || typeof IntersectionObserver === 'undefined' || typeof ResizeObserver === 'undefined') return
-    layer = layerRef.value
+  function stop(): void {
+    intersections?.disconnect()
+    resizes?.disconnect()
+    layer?.replaceChildren()
+    intersections = undefined
+    resizes = undefined
+    layer = undefined
+    visible.clear()
+    range.value = null
+  }
+
+  function start(el: HTMLElement, into: HTMLElement): void {
+    if (typeof IntersectionObserver === 'undefined' || typeof ResizeObserver === 'undefined') return
+    layer = into
     intersections = new IntersectionObserver((entries) => {
       for (const entry of entries) {
         const index = Number((entry.target as HTMLElement).dataset.index)
@@ -70,13 +80,18 @@ export function useVisibleRange(target: Ref<HTMLElement | null>, layerRef: Ref<H
     resizes = new ResizeObserver(build)
     resizes.observe(el)
     build()
-  })
+  }
 
-  onBeforeUnmount(() => {
-    intersections?.disconnect()
-    resizes?.disconnect()
-    layer?.replaceChildren()
-  })
+  // The element may appear later (e.g. once its data has loaded) and be replaced.
+  watch(
+    [target, layerRef],
+    ([el, into]) => {
+      stop()
+      if (el && into) start(el, into)
+    },
+    { flush: 'post', immediate: true },
+  )
+  onBeforeUnmount(stop)
 
   return range
 }
