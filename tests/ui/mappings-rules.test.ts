@@ -182,3 +182,12 @@ describe('guard rails', () => {
     expect(guardRails(doc, { forms: null, sequences: null }, unconfirmed)).toEqual([])
   })
 })
+
+describe('guard rails on a sign-up that unsubscribes and adds tags', () => {
+  it('shows only the confirmation until it is given, then the warning', () => {
+    const doc = completeMappings(defaultMappings())
+    doc.events['user.signed_up']!.unsubscribe = true
+    expect(guardRails(doc, { forms: null, sequences: null }, { signupUnsubscribeConfirmed: false }).map((g) => g.level)).toEqual(['confirm'])
+    expect(guardRails(doc, { forms: null, sequences: null }, { signupUnsubscribeConfirmed: true }).map((g) => g.level)).toEqual(['warning'])
+  })
+})

@@ -194,7 +194,8 @@ export function guardRails(doc: Mappings, kit: KitLists, options: GuardOptions):
     if (!m) continue
     const push = (g: Omit<Guard, 'type'>) => guards.push({ ...g, type })
 
-    if (m.unsubscribe && type === 'user.signed_up' && !options.signupUnsubscribeConfirmed) {
+    const unconfirmed = m.unsubscribe && type === 'user.signed_up' && !options.signupUnsubscribeConfirmed
+    if (unconfirmed) {
       push({
         id: `${type}:unsubscribe-signup`,
         slot: 'unsubscribe',
@@ -207,7 +208,8 @@ export function guardRails(doc: Mappings, kit: KitLists, options: GuardOptions):
       })
     }
     const added = adds(m)
-    if (m.unsubscribe && added.length) {
+    // Until the sign-up unsubscribe is confirmed, its confirmation is the one notice about it.
+    if (m.unsubscribe && added.length && !unconfirmed) {
       push({
         id: `${type}:unsubscribe-and-add`,
         slot: 'unsubscribe',
