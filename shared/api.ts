@@ -90,20 +90,31 @@ export const FieldMapping = Type.Object(
 )
 export type FieldMapping = Static<typeof FieldMapping>
 
+const MappingEvents = Type.Object(
+  Object.fromEntries(EVENT_TYPES.map((t) => [t, Type.Optional(EventMapping)])) as Record<
+    (typeof EVENT_TYPES)[number],
+    ReturnType<typeof Type.Optional<typeof EventMapping>>
+  >,
+  { additionalProperties: false },
+)
+const FieldMappings = Type.Array(FieldMapping, { maxItems: LIMITS.fieldMappingsMax })
+
+/** The whole mappings document. `PUT /mappings` requires every event type in `events`. */
 export const Mappings = Type.Object(
-  {
-    events: Type.Object(
-      Object.fromEntries(EVENT_TYPES.map((t) => [t, Type.Optional(EventMapping)])) as Record<
-        (typeof EVENT_TYPES)[number],
-        ReturnType<typeof Type.Optional<typeof EventMapping>>
-      >,
-      { additionalProperties: false },
-    ),
-    fields: Type.Array(FieldMapping, { maxItems: LIMITS.fieldMappingsMax }),
-  },
+  { events: MappingEvents, fields: FieldMappings },
   { additionalProperties: false },
 )
 export type Mappings = Static<typeof Mappings>
+
+/**
+ * A change to the mappings (`PATCH /mappings`): each event type given replaces that event's
+ * mapping, `fields` (when given) replaces the field list; everything left out stays as saved.
+ */
+export const MappingsPatch = Type.Object(
+  { events: Type.Optional(MappingEvents), fields: Type.Optional(FieldMappings) },
+  { additionalProperties: false },
+)
+export type MappingsPatch = Static<typeof MappingsPatch>
 
 export const MappingCheck = Type.Object({
   kind: Type.Union([
@@ -153,7 +164,12 @@ export const KitForm = Type.Object({
   archived: Type.Boolean(),
 })
 export type KitForm = Static<typeof KitForm>
-export const KitSequence = Type.Object({ id: Type.Integer(), name: Type.String() })
+export const KitSequence = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  /** false when Kit holds the sequence inactive (adding members to it is refused); absent when not known. */
+  active: Type.Optional(Type.Boolean()),
+})
 export type KitSequence = Static<typeof KitSequence>
 
 export const CreateTagBody = Type.Object(

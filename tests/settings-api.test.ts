@@ -212,7 +212,7 @@ describe('mappings', () => {
 
   it('saves and returns a document', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
-    doc.events['user.signed_up'].add_tags.push({ id: 7, name: 'Plan {{subscription.plan}}' })
+    doc.events['subscription.started'].add_tags.push({ id: 7, name: 'Plan {{subscription.plan}}' })
     doc.events['user.updated'].add_tags.push({ name: 'Country {{ member.fields.mk_country }}' })
     doc.events['user.deleted'].unsubscribe = true
     const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
@@ -229,7 +229,7 @@ describe('mappings', () => {
     ['more than 50 tags in a list', (d) => (d.events['user.updated'].add_tags = Array.from({ length: 51 }, (_, i) => ({ name: `t${i}` }))), /add_tags/],
     ['an unknown placeholder', (d) => d.events['user.updated'].add_tags.push({ name: 'Plan {{member.email}}' }), /unknown placeholder/],
     ['a placeholder that is never closed', (d) => d.events['access.granted'].add_tags.push({ name: 'Level {{access.level' }), /add_tags\[1\]\.name "Level \{\{access\.level" opens a placeholder .* never closed/],
-    ['a closed placeholder followed by an unclosed one', (d) => d.events['user.updated'].add_tags.push({ name: '{{access.level}} {{' }), /never closed/],
+    ['a closed placeholder followed by an unclosed one', (d) => d.events['access.granted'].add_tags.push({ name: '{{access.level}} {{' }), /never closed/],
     ['a source mapped twice', (d) => d.fields.push({ ...d.fields[0] }), /mapped twice/],
   ]
   for (const [what, mutate, message] of invalidCases) {
@@ -272,6 +272,93 @@ describe('mappings', () => {
     doc.events['user.signed_up'].add_tags.push({ name: '\u05d7\u05d1\u05e8 \u200fVIP' })
     const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(put.statusCode).toBe(200)
+  })
+  const getDoc = async (headers = asA) => (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
+
+  it('refuses a PUT without some event types, naming each one, and empties nothing', async () => {
+    const doc = await getDoc()
+    doc.events['user.updated'].add_tags.push({ name: 'Changed' })
+    const before = JSON.stringify(await getDoc())
+    const partial = { events: { 'user.updated': doc.events['user.updated'] }, fields: doc.fields }
+    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: partial })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.code).toBe('invalid_mappings')
+    const message: string = res.json().error.message
+    for (const type of ['user.signed_up', 'user.deleted', 'subscription.started', 'subscription.canceled', 'access.granted', 'access.revoked']) {
+      expect(message).toContain(type)
+    }
+    expect(message).not.toMatch(/missing[^:]*user\.updated/)
+    expect(message).toMatch(/PATCH \/mappings/)
+    expect(JSON.stringify(await getDoc())).toBe(before)
+  })
+
+  it('merges a PATCH: the event types given are replaced, the others and the fields stay as saved', async () => {
+    const saved = await getDoc()
+    saved.events['user.deleted'].unsubscribe = true
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: saved })).statusCode).toBe(200)
+
+    const change = { events: { 'user.updated': { add_tags: [{ name: 'Profile changed' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
+    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
+    expect(res.statusCode).toBe(200)
+    const expected = { ...saved, events: { ...saved.events, 'user.updated': change.events['user.updated'] } }
+    expect(res.json()).toEqual(expected)
+    expect(await getDoc()).toEqual(expected)
+
+    const fields = [{ source: 'mk_country', kit_field: { key: 'country', label: 'Country' } }]
+    const onlyFields = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { fields } })
+    expect(onlyFields.json()).toEqual({ ...expected, fields })
+    expect((await getDoc(asB)).events['user.updated'].add_tags).toEqual([])
+  })
+
+  it('refuses a PATCH without a session token', async () => {
+    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', payload: { fields: [] } })
+    expect(res.statusCode).toBe(401)
+  })
+
+  it('checks a PATCHed document like a PUT and saves nothing when it is refused', async () => {
+    const before = JSON.stringify(await getDoc())
+    const change = { events: { 'user.signed_up': { add_tags: [{ name: 'Plan {{subscription.plan}}' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
+    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.message).toMatch(/^events\.user\.signed_up\.add_tags\[0\]\.name \{\{subscription\.plan\}\} is never filled for user\.signed_up/)
+    const unknown = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { events: { 'user.exploded': change.events['user.signed_up'] } } })
+    expect(unknown.statusCode).toBe(400)
+    expect(JSON.stringify(await getDoc())).toBe(before)
+  })
+
+  it('refuses a placeholder the event type never carries, naming the tag', async () => {
+    const doc = await getDoc()
+    doc.events['user.signed_up'].add_tags.push({ name: 'Level {{access.level}}' })
+    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.message).toBe(
+      'events.user.signed_up.add_tags[1].name {{access.level}} is never filled for user.signed_up, so the tag would never be applied; use {{member.fields.mk_…}}',
+    )
+    const fine = await getDoc()
+    fine.events['access.revoked'].add_tags.push({ name: 'Lost {{ access.level }} ({{member.fields.mk_country}})' })
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: fine })).statusCode).toBe(200)
+  })
+
+  it('refuses the same tag in Add and Remove of one event', async () => {
+    const doc = await getDoc()
+    doc.events['subscription.started'].remove_tags.push({ name: 'active member' })
+    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.message).toBe(
+      'events.subscription.started.remove_tags[1].name "active member" is also in add_tags of subscription.started; keep it in one of the two lists',
+    )
+  })
+
+  it('describes GET, PUT and PATCH /mappings in the OpenAPI document', async () => {
+    const doc = (await app.inject('/docs/openapi.json')).json()
+    const path = doc.paths['/api/v1/mappings']
+    expect(Object.keys(path).sort()).toEqual(['get', 'patch', 'put'])
+    expect(path.get.operationId).toBe('getMappings')
+    expect(path.put).toMatchObject({ operationId: 'replaceMappings', summary: expect.stringMatching(/whole/) })
+    expect(path.patch).toMatchObject({ operationId: 'updateMappings', summary: expect.any(String) })
+    expect(path.patch.description).toMatch(/left out stays as saved/)
+    expect(path.put.responses['200'].description).toMatch(/saved document/)
+    expect(path.patch.responses['400'].description).toMatch(/names the part/)
   })
 })
 

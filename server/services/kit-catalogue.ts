@@ -17,7 +17,7 @@ import { AppError } from '../lib/errors.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 
-/** A sequence as the catalogue keeps it: `hold` marks one Kit holds inactive (not sent to the panel). */
+/** A sequence as the catalogue keeps it: `hold` marks one Kit holds inactive; the panel sees it as `active: false`. */
 export type CatalogueSequence = KitSequence & { hold: boolean }
 
 export interface Catalogue {
@@ -94,7 +94,7 @@ export class KitCatalogueService {
   sequences(communityId: string): Promise<CatalogueSequence[]> {
     return this.cached(communityId, 'sequences', () =>
       this.connections.withKit(communityId, async (kit) =>
-        (await kit.listSequences()).map((s) => ({ id: s.id, name: s.name, hold: s.hold })),
+        (await kit.listSequences()).map((s) => ({ id: s.id, name: s.name, hold: s.hold, active: !s.hold })),
       ),
     )
   }

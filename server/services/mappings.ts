@@ -1,7 +1,8 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
 import { eq } from 'drizzle-orm'
+import { notCarriedProblem, placeholderNotCarried } from '../../shared/event-catalogue.ts'
 import { EVENT_TYPES, hasUnclosedPlaceholder, unknownPlaceholder } from '../../shared/events.ts'
-import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
+import type { EventMapping, Mappings, MappingsPatch, TagRef } from '../../shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
 import type { Db } from '../db/index.ts'
@@ -47,6 +48,44 @@ function refuseControlCharacters(doc: Mappings): void {
     check(f.kit_field.label, `fields[${i}].kit_field.label`)
     check(f.kit_field.key, `fields[${i}].kit_field.key`)
   })
+}
+
+/**
+ * `PUT` replaces the whole document, so a document without some event types would silently empty
+ * them: refused, naming every missing one.
+ */
+function requireEveryEventType(doc: Mappings): void {
+  const missing = EVENT_TYPES.filter((type) => doc.events[type] === undefined)
+  if (missing.length === 0) return
+  throw invalid(
+    `events is missing ${missing.join(', ')}: PUT /mappings replaces the whole document, so send every event type, or change only some with PATCH /mappings`,
+  )
+}
+
+/**
+ * Rules that would make a mapping do nothing or undo itself: a placeholder the event type never
+ * carries (the tag would never be applied), and the same tag both added and removed by one event.
+ * Checked when saving only, like the control characters.
+ */
+function refuseContradictions(doc: Mappings): void {
+  for (const type of EVENT_TYPES) {
+    const m = doc.events[type]
+    if (!m) continue
+    for (const list of ['add_tags', 'remove_tags'] as const) {
+      m[list].forEach((tag, i) => {
+        const path = placeholderNotCarried(type, tag.name)
+        if (path !== null) throw invalid(`events.${type}.${list}[${i}].name ${notCarriedProblem(type, path)}`)
+      })
+    }
+    const added = new Set(m.add_tags.map((t) => t.name.trim().toLowerCase()))
+    m.remove_tags.forEach((tag, i) => {
+      if (added.has(tag.name.trim().toLowerCase())) {
+        throw invalid(
+          `events.${type}.remove_tags[${i}].name "${tag.name.trim()}" is also in add_tags of ${type}; keep it in one of the two lists`,
+        )
+      }
+    })
+  }
 }
 
 /** Checks what the schema cannot express and returns the document with every event type present. */
@@ -107,8 +146,25 @@ export class MappingService {
       .run()
   }
 
+  /** Replaces the whole document; every event type must be present. */
   put(communityId: string, doc: Mappings): Mappings {
+    requireEveryEventType(doc)
+    return this.save(communityId, doc)
+  }
+
+  /** Replaces the event types given and, when given, the field list; the rest stays as saved. */
+  patch(communityId: string, change: MappingsPatch): Mappings {
+    const current = this.get(communityId)
+    const merged: Mappings = {
+      events: { ...current.events, ...change.events },
+      fields: change.fields ?? current.fields,
+    }
+    return this.save(communityId, merged)
+  }
+
+  private save(communityId: string, doc: Mappings): Mappings {
     refuseControlCharacters(doc)
+    refuseContradictions(doc)
     const normalised = normaliseMappings(doc)
     const document = JSON.stringify(normalised)
     const updatedAt = new Date().toISOString()

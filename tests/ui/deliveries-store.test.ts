@@ -102,12 +102,4 @@ describe('catalogue store', () => {
     await store.loadAll(true)
     expect(api.listTags).toHaveBeenCalledTimes(2)
   })
-
-  it('keeps a created tag in the list', async () => {
-    vi.mocked(api.createTag).mockResolvedValue({ id: 9, name: 'Gold' })
-    const store = useCatalogueStore()
-    await expect(store.createTag(' Gold ')).resolves.toEqual({ id: 9, name: 'Gold' })
-    expect(api.createTag).toHaveBeenCalledWith('Gold')
-    expect(store.tags.items).toContainEqual({ id: 9, name: 'Gold' })
-  })
 })

@@ -4,13 +4,24 @@ import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../../shared/events.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { useSessionStore } from '../../ui/src/stores/session.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf, type Root } from './mount.ts'
+import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, type Root } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
-const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label="${type}"]`)
+const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label$="(${type})"]`)
 const chips = (root: Root, label: string) =>
-  root.findAll(`ul.chips[aria-label^="${label}"] li > span`).map((s) => s.text())
+  root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
+/** The suggestions a picker shows. */
+const optionsOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) =>
+  wrapper.get(`[id="${input.attributes('aria-controls')}"]`).findAll('[role="option"]').map((o) => o.text())
+
+/** The API calls the panel made, by name: the read-only ones are all an edit may cause before Save. */
+const calledApi = () =>
+  Object.entries(api)
+    .filter(([, fn]) => vi.isMockFunction(fn) && fn.mock.calls.length > 0)
+    .map(([name]) => name)
+    .sort()
+const READS = ['getConnection', 'getMappings', 'listCustomFields', 'listDeliveries', 'listForms', 'listSequences', 'listTags']
 
 async function pickByTyping(input: DOMWrapper<HTMLInputElement>, text: string): Promise<void> {
   await input.trigger('focus')
@@ -40,7 +51,7 @@ describe('event mappings', () => {
     wrapper = await mountPanel()
     const reportDirty = vi.spyOn(useSessionStore(), 'reportDirty')
     expect(textOf(wrapper.find('.savebar-status'))).toBe('All changes saved')
-    expect(button(wrapper, 'Save mappings').attributes('disabled')).toBeDefined()
+    expect(hasButton(wrapper, 'Save mappings')).toBe(false)
 
     await pickByTyping(byLabel(wrapper, 'Add tags for user.signed_up'), 'vip')
     expect(chips(card(wrapper, 'user.signed_up'), 'Add tags')).toEqual(['New Member', 'VIP'])
@@ -59,23 +70,45 @@ describe('event mappings', () => {
     expect(reportDirty).toHaveBeenLastCalledWith(false)
   })
 
-  it('creates a tag Kit does not have yet', async () => {
-    vi.mocked(api.createTag).mockResolvedValue({ id: 99, name: 'Founders' })
+  it('keeps a tag Kit does not have yet in the draft, writes nothing to Kit, and sends it by name on save', async () => {
     wrapper = await mountPanel()
     const input = byLabel(wrapper, 'Remove tags for user.deleted')
     await input.trigger('focus')
     await input.setValue('Founders')
-    expect(wrapper.findAll('[role="option"]').map((o) => o.text())).toContain('Create tag “Founders” in Kit')
+    expect(optionsOf(wrapper, input)).toEqual(['Create tag “Founders” in Kit on first use'])
     await input.trigger('keydown', { key: 'Enter' })
     await flushPromises()
-    expect(api.createTag).toHaveBeenCalledWith('Founders')
     expect(chips(card(wrapper, 'user.deleted'), 'Remove tags')).toEqual(['Founders'])
+    expect(textOf(card(wrapper, 'user.deleted').get('.chip'))).toContain('new, created in Kit on first use')
+    expect(calledApi()).toEqual(READS)
+
+    // The new name is offered in the other pickers too, still without asking Kit.
+    const other = byLabel(wrapper, 'Add tags for user.updated')
+    await other.trigger('focus')
+    await other.setValue('found')
+    expect(optionsOf(wrapper, other)).toEqual(['Founders', 'Create tag “found” in Kit on first use'])
+
+    await wrapper.get('form.mappings-form').trigger('submit')
+    await flushPromises()
+    expect(vi.mocked(api.saveMappings).mock.calls[0]![0].events['user.deleted']!.remove_tags).toEqual([{ name: 'Founders' }])
+  })
+
+  it('discards a new tag without anything having been written to Kit', async () => {
+    wrapper = await mountPanel()
+    await pickByTyping(byLabel(wrapper, 'Add tags for user.updated'), 'Brand new')
+    expect(chips(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Brand new'])
+    await button(wrapper, 'Discard changes').trigger('click')
+    await flushPromises()
+    expect(chips(card(wrapper, 'user.updated'), 'Add tags')).toEqual([])
+    expect(textOf(wrapper.find('.savebar-status'))).toBe('All changes saved')
+    expect(document.activeElement).toBe(wrapper.find('.savebar-status').element)
+    expect(calledApi()).toEqual(READS)
   })
 
   it('keeps a tag name with a placeholder to be created on first use', async () => {
     wrapper = await mountPanel()
     await pickByTyping(byLabel(wrapper, 'Add tags for subscription.started'), 'Plan: {{subscription.plan}}')
-    expect(api.createTag).not.toHaveBeenCalled()
+    expect(calledApi()).toEqual(READS)
     expect(chips(card(wrapper, 'subscription.started'), 'Add tags')).toEqual(['Active Member', 'Plan: {{subscription.plan}}'])
   })
 
@@ -85,7 +118,7 @@ describe('event mappings', () => {
     await pickByTyping(input, 'Hi {{member.email}}')
     expect(textOf(card(wrapper, 'user.updated').find('[role="alert"]'))).toContain('{{member.email}} is not a known placeholder')
     expect(input.attributes('aria-invalid')).toBe('true')
-    expect(api.createTag).not.toHaveBeenCalled()
+    expect(calledApi()).toEqual(READS)
   })
 
   it('moves through the suggestions with the arrow keys', async () => {

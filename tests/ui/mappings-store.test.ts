@@ -92,6 +92,42 @@ describe('mappings store', () => {
     expect(store.errors['events.user.signed_up.add_tags']).toBeUndefined()
   })
 
+  it('keeps new tags and Kit fields in the draft by name, and calls only reads until saved', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    store.addTag('user.updated', 'add_tags', { name: 'Brand new' })
+    store.addField()
+    store.setFieldSource(2, 'mk_country')
+    store.setFieldLabel(2, 'Country of residence')
+    const writes = Object.entries(api).filter(([name, fn]) => name !== 'getMappings' && vi.isMockFunction(fn) && fn.mock.calls.length > 0)
+    expect(writes).toEqual([])
+    expect('createTag' in useCatalogueStore()).toBe(false)
+
+    store.discard()
+    expect(store.draft!.events['user.updated']!.add_tags).toEqual([])
+    expect(store.draft!.fields).toHaveLength(2)
+
+    store.addTag('user.updated', 'add_tags', { name: 'Brand new' })
+    expect(store.newTagNames).toContain('Brand new')
+    await store.save()
+    expect(vi.mocked(api.saveMappings).mock.calls[0]![0].events['user.updated']!.add_tags).toEqual([{ name: 'Brand new' }])
+  })
+
+  it('applies a guard rail’s fix and asks again to confirm a newly ticked sign-up unsubscribe', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    store.setUnsubscribe('user.signed_up', true)
+    const confirm = store.guards.find((g) => g.level === 'confirm')!
+    expect(await store.save()).toBe(false)
+    store.applyFix(confirm, confirm.fixes[0]!)
+    expect(store.signupUnsubscribeConfirmed).toBe(true)
+    const warning = store.guards.find((g) => g.level === 'warning')!
+    store.applyFix(warning, warning.fixes[0]!)
+    expect(store.draft!.events['user.signed_up']!.unsubscribe).toBe(false)
+    store.setUnsubscribe('user.signed_up', true)
+    expect(store.signupUnsubscribeConfirmed).toBe(false)
+  })
+
   it('restores the defaults as an unsaved change', async () => {
     vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.fields = [])))
     const store = useMappingsStore()

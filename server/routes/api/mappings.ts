@@ -1,19 +1,29 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Mappings } from '../../../shared/api.ts'
-import { answer, security, sessionErrors } from './common.ts'
+import { ErrorBody, Mappings, MappingsPatch } from '../../../shared/api.ts'
+import { security, sessionErrors } from './common.ts'
+
+const described = <T extends object>(schema: T, description: string) => ({ ...schema, description })
+
+const saved = described(Mappings, 'The saved document, with every event type.')
+const refused = described(
+  ErrorBody,
+  'invalid_mappings or invalid_request: the message names the part at fault (e.g. events.user.signed_up.add_tags[0].name) and what to change. Nothing is saved.',
+)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { mappings } = app.services
+  const tags = ['mappings']
 
   app.get(
     '/mappings',
     {
       schema: {
         operationId: 'getMappings',
-        summary: 'The mapping document (the defaults until one is saved)',
-        tags: ['mappings'],
+        summary: 'The mapping document',
+        description: "What each member event does in Kit and which member fields go to which Kit fields; the defaults until the community saves.",
+        tags,
         security,
-        response: { 200: answer(Mappings, 'The mapping document'), ...sessionErrors },
+        response: { ...sessionErrors, 200: saved },
       },
     },
     async (request) => mappings.get(request.user.communityId),
@@ -23,15 +33,34 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/mappings',
     {
       schema: {
-        operationId: 'putMappings',
-        summary: 'Replace the mapping document',
-        tags: ['mappings'],
+        operationId: 'replaceMappings',
+        summary: 'Replace the whole mapping document',
+        description:
+          'Every event type must be in `events`: a document without some is refused with 400 naming each missing one, never saved as empty mappings. To change only some event types, use PATCH.',
+        tags,
         security,
         body: Mappings,
-        response: { 200: answer(Mappings, 'The saved mapping document'), ...sessionErrors },
+        response: { ...sessionErrors, 200: saved, 400: refused },
       },
     },
     async (request) => mappings.put(request.user.communityId, request.body),
+  )
+
+  app.patch(
+    '/mappings',
+    {
+      schema: {
+        operationId: 'updateMappings',
+        summary: 'Change some event types or the field list',
+        description:
+          'Merges into the saved document: each event type given replaces that event’s mapping, `fields` (when given) replaces the whole field list, everything left out stays as saved. The merged document is checked like a PUT.',
+        tags,
+        security,
+        body: MappingsPatch,
+        response: { ...sessionErrors, 200: saved, 400: refused },
+      },
+    },
+    async (request) => mappings.patch(request.user.communityId, request.body),
   )
 }
 

@@ -38,7 +38,6 @@ export const api = {
   saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),
 
   listTags: () => items<KitTag>('/kit/tags'),
-  createTag: (name: string) => request<KitTag>('/kit/tags', { method: 'POST', body: { name } }),
   listCustomFields: () => items<KitCustomField>('/kit/custom-fields'),
   listForms: () => items<KitForm>('/kit/forms'),
   listSequences: () => items<KitSequence>('/kit/sequences'),

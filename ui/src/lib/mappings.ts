@@ -4,6 +4,7 @@
  */
 import { LIMITS, type EventMapping, type Mappings, type TagRef } from '../../../shared/api.ts'
 import { emptyEventMapping } from '../../../shared/defaults.ts'
+import { notCarriedProblem, placeholderNotCarried } from '../../../shared/event-catalogue.ts'
 import { EVENT_TYPES, hasUnclosedPlaceholder, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
 import { MK_FIELD_PATTERN } from '../../../shared/fields.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../../shared/text.ts'
@@ -133,3 +134,152 @@ export function slotForServerMessage(message: string): string | null {
   if (/\bfields\b/.test(path)) return 'fields'
   return null
 }
+
+/** Why a tag name cannot be used for this event type (including a placeholder it never carries), or null. */
+export function tagNameProblemFor(type: EventType, name: string): string | null {
+  const general = tagNameProblem(name)
+  if (general) return general
+  const path = placeholderNotCarried(type, name.trim())
+  return path === null ? null : `${notCarriedProblem(type, path)}.`
+}
+
+/**
+ * Guard rails: mappings that are allowed by the schema but almost certainly not what the owner
+ * wants, each with the one-click fixes the panel offers beside the event. `error` ones are refused
+ * on save (the server refuses them too), `confirm` ones until the owner confirms, `warning` ones
+ * are only shown.
+ */
+export type GuardLevel = 'error' | 'confirm' | 'warning'
+
+export type GuardFix =
+  | { kind: 'unsubscribe-off'; label: string }
+  | { kind: 'confirm-unsubscribe'; label: string }
+  | { kind: 'remove'; list: TagList | KitList; index: number; label: string }
+
+export interface Guard {
+  /** Stable within one document, for list keys. */
+  id: string
+  type: EventType
+  slot: EventSlot
+  level: GuardLevel
+  message: string
+  fixes: GuardFix[]
+}
+
+/** What the connected Kit account says about forms and sequences; unknown until loaded. */
+export interface KitLists {
+  forms: { id: number; name: string; archived: boolean }[] | null
+  sequences: { id: number; name: string; active?: boolean }[] | null
+}
+
+export interface GuardOptions {
+  /** The owner confirmed that new members are unsubscribed (or the saved document already did). */
+  signupUnsubscribeConfirmed: boolean
+}
+
+function adds(m: EventMapping): string[] {
+  const parts: string[] = []
+  if (m.add_tags.length) parts.push('adds tags')
+  if (m.add_to_forms.length) parts.push('adds to forms')
+  if (m.add_to_sequences.length) parts.push('starts sequences')
+  return parts
+}
+
+const listWords = (parts: string[]) => (parts.length <= 1 ? parts.join('') : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`)
+
+/** Every guard rail the document trips, in event order. */
+export function guardRails(doc: Mappings, kit: KitLists, options: GuardOptions): Guard[] {
+  const guards: Guard[] = []
+  for (const type of EVENT_TYPES) {
+    const m = doc.events[type]
+    if (!m) continue
+    const push = (g: Omit<Guard, 'type'>) => guards.push({ ...g, type })
+
+    const unconfirmed = m.unsubscribe && type === 'user.signed_up' && !options.signupUnsubscribeConfirmed
+    if (unconfirmed) {
+      push({
+        id: `${type}:unsubscribe-signup`,
+        slot: 'unsubscribe',
+        level: 'confirm',
+        message: 'Every person who joins would be unsubscribed from your Kit emails straight away. Confirm that this is what you want.',
+        fixes: [
+          { kind: 'confirm-unsubscribe', label: 'Yes, unsubscribe new members' },
+          { kind: 'unsubscribe-off', label: 'Do not unsubscribe' },
+        ],
+      })
+    }
+    const added = adds(m)
+    // Until the sign-up unsubscribe is confirmed, its confirmation is the one notice about it.
+    if (m.unsubscribe && added.length && !unconfirmed) {
+      push({
+        id: `${type}:unsubscribe-and-add`,
+        slot: 'unsubscribe',
+        level: 'warning',
+        message: `This event ${listWords(added)} and then unsubscribes the member, so the emails those would send never reach them.`,
+        fixes: [{ kind: 'unsubscribe-off', label: 'Do not unsubscribe' }],
+      })
+    }
+
+    for (const list of ['add_tags', 'remove_tags'] as const) {
+      m[list].forEach((tag, index) => {
+        const path = placeholderNotCarried(type, tag.name)
+        if (path === null) return
+        push({
+          id: `${type}:${list}:${index}:placeholder`,
+          slot: list,
+          level: 'error',
+          message: `“${tag.name}”: ${notCarriedProblem(type, path)}.`,
+          fixes: [{ kind: 'remove', list, index, label: `Remove “${tag.name}”` }],
+        })
+      })
+    }
+
+    m.remove_tags.forEach((tag, removeIndex) => {
+      const key = tag.name.trim().toLowerCase()
+      const addIndex = m.add_tags.findIndex((t) => t.name.trim().toLowerCase() === key)
+      if (addIndex < 0) return
+      push({
+        id: `${type}:both:${key}`,
+        slot: 'remove_tags',
+        level: 'error',
+        message: `“${tag.name}” is both added and removed by this event; keep it in one of the two lists.`,
+        fixes: [
+          { kind: 'remove', list: 'remove_tags', index: removeIndex, label: 'Keep it in Add tags only' },
+          { kind: 'remove', list: 'add_tags', index: addIndex, label: 'Keep it in Remove tags only' },
+        ],
+      })
+    })
+
+    m.add_to_forms.forEach((ref, index) => {
+      if (!kit.forms) return
+      const form = kit.forms.find((f) => f.id === ref.id)
+      const why = !form ? 'is no longer in Kit' : form.archived ? 'is archived in Kit' : null
+      if (!why) return
+      push({
+        id: `${type}:form:${ref.id}`,
+        slot: 'add_to_forms',
+        level: 'warning',
+        message: `The form “${form?.name ?? ref.name}” ${why}: members cannot be added to it.`,
+        fixes: [{ kind: 'remove', list: 'add_to_forms', index, label: `Remove “${form?.name ?? ref.name}”` }],
+      })
+    })
+
+    m.add_to_sequences.forEach((ref, index) => {
+      if (!kit.sequences) return
+      const sequence = kit.sequences.find((s) => s.id === ref.id)
+      const why = !sequence ? 'is no longer in Kit' : sequence.active === false ? 'is inactive in Kit' : null
+      if (!why) return
+      push({
+        id: `${type}:sequence:${ref.id}`,
+        slot: 'add_to_sequences',
+        level: 'warning',
+        message: `The sequence “${sequence?.name ?? ref.name}” ${why}: Kit refuses to add members to it.`,
+        fixes: [{ kind: 'remove', list: 'add_to_sequences', index, label: `Remove “${sequence?.name ?? ref.name}”` }],
+      })
+    })
+  }
+  return guards
+}
+
+/** Guard rails that stop a save until fixed or confirmed. */
+export const blockingGuards = (guards: Guard[]) => guards.filter((g) => g.level !== 'warning')

@@ -1,4 +1,7 @@
-/** What the connected Kit account offers to pick from: tags, custom fields, forms, sequences. */
+/**
+ * What the connected Kit account offers to pick from: tags, custom fields, forms, sequences. Read
+ * only: the panel never creates anything in Kit (new tags and fields are created on first use).
+ */
 import { defineStore } from 'pinia'
 import { computed, reactive, type UnwrapRef } from 'vue'
 import type { KitCustomField, KitForm, KitSequence, KitTag } from '../../../shared/api.ts'
@@ -58,17 +61,9 @@ export const useCatalogueStore = defineStore('catalogue', () => {
       : null,
   )
 
-  /** Creates a tag in Kit (or gets the existing one of that name) and keeps it in the list. */
-  async function createTag(name: string): Promise<KitTag> {
-    if (createBlocked.value) throw new ApiError(0, 'kit_unavailable', createBlocked.value)
-    const tag = await api.createTag(name.trim())
-    if (!tags.items.some((t) => t.id === tag.id)) tags.items.push(tag)
-    return tag
-  }
-
   function reset(): void {
     for (const target of [tags, customFields, forms, sequences]) Object.assign(target, list())
   }
 
-  return { tags, customFields, forms, sequences, createBlocked, loadAll, createTag, reset }
+  return { tags, customFields, forms, sequences, createBlocked, loadAll, reset }
 })

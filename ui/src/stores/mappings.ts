@@ -1,6 +1,8 @@
 /**
  * The community's mappings document: what each member event does in Kit and which member fields
  * are copied to which Kit custom fields. The panel edits a draft and saves the whole document.
+ * Nothing reaches Kit before Save: a new tag or custom field lives in the draft by name only, and
+ * Kit creates it when an event first uses it, so "Discard changes" leaves the Kit account as it was.
  */
 import { defineStore } from 'pinia'
 import { computed, ref, watch } from 'vue'
@@ -11,11 +13,15 @@ import { kitFieldKeyFromLabel } from '../../../shared/fields.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import {
+  blockingGuards,
   completeMappings,
+  guardRails,
   sameMappings,
   slotForServerMessage,
   validateMappings,
   type ErrorMap,
+  type Guard,
+  type GuardFix,
   type KitList,
   type TagList,
 } from '../lib/mappings.ts'
@@ -39,10 +45,36 @@ export const useMappingsStore = defineStore('mappings', () => {
   const serverErrors = ref<ErrorMap>({})
   /** Client-side problems are shown once the user tries to save, or as soon as a field row is touched. */
   const attempted = ref(false)
+  /** The owner confirmed unsubscribing everyone who signs up (or the saved document already does). */
+  const signupUnsubscribeConfirmed = ref(false)
 
   const dirty = computed(() => !!draft.value && !!saved.value && !sameMappings(draft.value, saved.value))
   const problems = computed<ErrorMap>(() => (draft.value ? validateMappings(draft.value) : {}))
   const errors = computed<ErrorMap>(() => ({ ...serverErrors.value, ...problems.value }))
+  const guards = computed<Guard[]>(() =>
+    draft.value
+      ? guardRails(
+          draft.value,
+          {
+            forms: catalogue.forms.loaded ? catalogue.forms.items : null,
+            sequences: catalogue.sequences.loaded ? catalogue.sequences.items : null,
+          },
+          { signupUnsubscribeConfirmed: signupUnsubscribeConfirmed.value },
+        )
+      : [],
+  )
+  /** Tag names the draft uses that Kit does not have yet: offered in every tag picker, created on first use. */
+  const newTagNames = computed<string[]>(() => {
+    const known = new Set(catalogue.tags.items.map((t) => t.name.trim().toLowerCase()))
+    const names = new Map<string, string>()
+    for (const event of Object.values(draft.value?.events ?? {})) {
+      for (const tag of [...(event?.add_tags ?? []), ...(event?.remove_tags ?? [])]) {
+        const key = tag.name.trim().toLowerCase()
+        if (tag.id === undefined && !known.has(key) && !/\{\{/.test(tag.name)) names.set(key, tag.name.trim())
+      }
+    }
+    return [...names.values()]
+  })
 
   watch(dirty, (value) => session.reportDirty(value))
 
@@ -53,6 +85,7 @@ export const useMappingsStore = defineStore('mappings', () => {
     serverErrors.value = {}
     saveError.value = null
     attempted.value = false
+    signupUnsubscribeConfirmed.value = saved.value.events['user.signed_up']?.unsubscribe === true
   }
 
   async function load(): Promise<void> {
@@ -105,7 +138,18 @@ export const useMappingsStore = defineStore('mappings', () => {
 
   function setUnsubscribe(type: EventType, value: boolean): void {
     eventOf(type).unsubscribe = value
+    if (type === 'user.signed_up' && value && saved.value?.events[type]?.unsubscribe !== true) {
+      signupUnsubscribeConfirmed.value = false
+    }
     edited()
+  }
+
+  /** Applies one of a guard rail's one-click fixes. */
+  function applyFix(guard: Guard, fix: GuardFix): void {
+    if (fix.kind === 'unsubscribe-off') setUnsubscribe(guard.type, false)
+    else if (fix.kind === 'confirm-unsubscribe') signupUnsubscribeConfirmed.value = true
+    else if (fix.list === 'add_tags' || fix.list === 'remove_tags') removeTag(guard.type, fix.list, fix.index)
+    else removeKitRef(guard.type, fix.list, fix.index)
   }
 
   function addField(): void {
@@ -159,7 +203,7 @@ export const useMappingsStore = defineStore('mappings', () => {
     if (!draft.value) return false
     attempted.value = true
     saveError.value = null
-    if (Object.keys(problems.value).length > 0) {
+    if (Object.keys(problems.value).length > 0 || blockingGuards(guards.value).length > 0) {
       saveError.value = 'Nothing was saved: fix the problems marked below first.'
       return false
     }
@@ -192,12 +236,16 @@ export const useMappingsStore = defineStore('mappings', () => {
     dirty,
     problems,
     errors,
+    guards,
+    newTagNames,
+    signupUnsubscribeConfirmed,
     load,
     addTag,
     removeTag,
     addKitRef,
     removeKitRef,
     setUnsubscribe,
+    applyFix,
     addField,
     removeField,
     setFieldSource,

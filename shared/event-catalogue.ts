@@ -1,0 +1,64 @@
+/**
+ * What each member event type is called in words and which placeholders its data can fill. One
+ * definition, read by the server's mapping validation and by the panel's event cards and rules.
+ */
+import type { EventType } from './events.ts'
+
+/** The words an owner reads for each event type; the type itself is shown beside them. */
+export const EVENT_TITLES: Record<EventType, string> = {
+  'user.signed_up': 'Member signs up',
+  'user.updated': 'Member updates their profile',
+  'user.deleted': 'Member account is deleted',
+  'subscription.started': 'Subscription starts',
+  'subscription.canceled': 'Subscription is cancelled',
+  'access.granted': 'Access level is granted',
+  'access.revoked': 'Access level is revoked',
+}
+
+/** A placeholder family: `member.fields.mk_…` stands for every member field. */
+export type PlaceholderRoot = 'access.level' | 'subscription.plan' | 'member.fields'
+
+/**
+ * The placeholders each event type carries: every event holds the member (and so their fields),
+ * `subscription.*` events hold the subscription, `access.*` events the access level.
+ */
+export const EVENT_PLACEHOLDERS: Record<EventType, readonly PlaceholderRoot[]> = {
+  'user.signed_up': ['member.fields'],
+  'user.updated': ['member.fields'],
+  'user.deleted': ['member.fields'],
+  'subscription.started': ['subscription.plan', 'member.fields'],
+  'subscription.canceled': ['subscription.plan', 'member.fields'],
+  'access.granted': ['access.level', 'member.fields'],
+  'access.revoked': ['access.level', 'member.fields'],
+}
+
+const PLACEHOLDER = /\{\{([^}]*)\}\}/g
+
+const rootOf = (path: string): PlaceholderRoot | null => {
+  if (path === 'access.level' || path === 'subscription.plan') return path
+  if (path.startsWith('member.fields.')) return 'member.fields'
+  return null
+}
+
+/** How a placeholder family is written in a tag name, for messages. */
+export const placeholderExample = (root: PlaceholderRoot) => (root === 'member.fields' ? '{{member.fields.mk_…}}' : `{{${root}}}`)
+
+/**
+ * The first known placeholder in a tag name that events of this type never carry (e.g.
+ * `subscription.plan` on `user.signed_up`), without braces, or null. Unknown placeholders are
+ * another rule's business.
+ */
+export function placeholderNotCarried(type: EventType, name: string): string | null {
+  for (const match of name.matchAll(PLACEHOLDER)) {
+    const path = (match[1] ?? '').trim()
+    const root = rootOf(path)
+    if (root && !EVENT_PLACEHOLDERS[type].includes(root)) return path
+  }
+  return null
+}
+
+/** The end of the message for a placeholder an event type does not carry. */
+export function notCarriedProblem(type: EventType, path: string): string {
+  const carried = EVENT_PLACEHOLDERS[type].map(placeholderExample).join(' or ')
+  return `{{${path}}} is never filled for ${type}, so the tag would never be applied; use ${carried}`
+}
