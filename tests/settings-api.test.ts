@@ -131,8 +131,9 @@ describe('test connection', () => {
   it('reports the account, latency and whether each mapped item still exists', async () => {
     await connect(asA, KEY_A)
     const forms = (await app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
-    expect(forms.map((f: { name: string }) => f.name)).toEqual(['Newsletter'])
-    // Archived in Kit after it was mapped: the pickers no longer offer it.
+    // Active forms to pick from, and the archived ones flagged (the pickers never offer them).
+    expect(forms.map((f: { name: string; archived: boolean }) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
+    // Archived in Kit after it was mapped: Test connection reports it.
     const oldForm = kit.account(KEY_A).forms.find((f) => f.name === 'Old form')!
     const tags = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
     const vip = tags.find((t: { name: string }) => t.name === 'VIP')

@@ -83,11 +83,14 @@ export class KitCatalogueService {
     )
   }
 
+  /** Active forms, then archived ones flagged `archived` (the panel warns about mapped ones and never offers them). */
   forms(communityId: string): Promise<KitForm[]> {
+    const toForm = (f: { id: number; name: string; type?: string | null }, archived: boolean): KitForm => ({ id: f.id, name: f.name, type: f.type ?? null, archived })
     return this.cached(communityId, 'forms', () =>
-      this.connections.withKit(communityId, async (kit) =>
-        (await kit.listForms()).map((f) => ({ id: f.id, name: f.name, type: f.type ?? null, archived: Boolean(f.archived) })),
-      ),
+      this.connections.withKit(communityId, async (kit) => {
+        const [active, archived] = await Promise.all([kit.listForms(), kit.listArchivedForms()])
+        return [...active.map((f) => toForm(f, false)), ...archived.map((f) => toForm(f, true))]
+      }),
     )
   }
 
@@ -96,13 +99,6 @@ export class KitCatalogueService {
       this.connections.withKit(communityId, async (kit) =>
         (await kit.listSequences()).map((s) => ({ id: s.id, name: s.name, hold: s.hold, active: !s.hold })),
       ),
-    )
-  }
-
-  /** Archived forms, for Test connection only: mapped ones can no longer take members. */
-  private archivedForms(communityId: string): Promise<KitForm[]> {
-    return this.connections.withKit(communityId, async (kit) =>
-      (await kit.listArchivedForms()).map((f) => ({ id: f.id, name: f.name, type: f.type ?? null, archived: true })),
     )
   }
 
@@ -129,15 +125,13 @@ export class KitCatalogueService {
     this.invalidate(communityId)
     try {
       const doc = this.mappings.get(communityId)
-      const mapsForms = Object.values(doc.events).some((m) => (m?.add_to_forms.length ?? 0) > 0)
-      const [tags, customFields, forms, sequences, archivedForms] = await Promise.all([
+      const [tags, customFields, forms, sequences] = await Promise.all([
         this.tags(communityId),
         this.customFields(communityId),
         this.forms(communityId),
         this.sequences(communityId),
-        mapsForms ? this.archivedForms(communityId) : Promise.resolve([]),
       ])
-      const checks = mappingChecks(doc, { tags, customFields, forms, sequences, archivedForms })
+      const checks = mappingChecks(doc, { tags, customFields, forms, sequences, archivedForms: forms.filter((f) => f.archived) })
       return { ok: true, account, latency_ms, checks }
     } catch (err) {
       if (err instanceof AppError && err.code !== 'kit_busy') return { ok: false, error: { code: err.code, message: err.message } }
