@@ -72,6 +72,18 @@ describe('activity', () => {
     expect(textOf(activity(wrapper).get('[aria-live="polite"]'))).toBe('Delivery queued for another try.')
   })
 
+  it('sends a skipped delivery again, as the server now allows, and shows it queued', async () => {
+    const skipped = aDelivery({ member_email: 'sam@example.com', status: 'skipped', last_error: 'No Kit account is connected for this community, so nothing was sent to Kit.' })
+    vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [skipped], next_cursor: null })
+    vi.mocked(api.retryDelivery).mockResolvedValue({ ...skipped, status: 'pending', last_error: null })
+    wrapper = await mountPanel()
+
+    await button(wrapper, 'Send again user.signed_up for sam@example.com').trigger('click')
+    await flushPromises()
+    expect(api.retryDelivery).toHaveBeenCalledWith(skipped.id)
+    expect(hasButton(activity(wrapper).get('li.delivery'), 'Send again user.signed_up for sam@example.com')).toBe(false)
+  })
+
   it('says why a retry failed', async () => {
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [aDelivery({ status: 'failed', member_email: 'c@example.com' })], next_cursor: null })
     vi.mocked(api.retryDelivery).mockRejectedValue(new ApiError(409, 'not_retryable', 'This delivery is already being retried.'))
