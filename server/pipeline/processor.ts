@@ -17,6 +17,7 @@ import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import type { Outcome, QueuedDelivery } from './queue.ts'
+import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
 
 export interface RetryPolicy {
   /** First backoff for an unavailable Kit, doubled each attempt, capped, with full jitter. */
@@ -221,13 +222,22 @@ export class DeliveryProcessor {
     const profileScope = `profile:${delivery.memberId}`
     const profileMark = this.markOf(communityId, profileScope)
     const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
+    // A snapshot is the member as they were when the sync started: once a newer live event has
+    // been applied, the snapshot has nothing left to say.
+    if (type === 'member.snapshot' && staleProfile) {
+      return {
+        status: 'skipped',
+        kitRequests: 0,
+        lastError: `Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`,
+      }
+    }
 
     const mappings = this.deps.mappings.get(communityId)
-    const mapping = mappings.events[type]
+    const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
     if (!mapping) return { status: 'skipped', kitRequests: 0, lastError: `Event type ${event.type} is not handled.` }
     const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
     const log = new StepLog()
-    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated') && !staleProfile
+    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated' || type === 'member.snapshot') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
       const lastError = staleProfile && profileMark
         ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
@@ -281,6 +291,7 @@ export class DeliveryProcessor {
     const adds =
       type === 'user.signed_up' ||
       type === 'user.updated' ||
+      type === 'member.snapshot' ||
       Object.keys(fieldValues).length > 0 ||
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
     // A stale profile writes nothing and creates no one: its email may be one the member left.
@@ -637,6 +648,7 @@ export class DeliveryProcessor {
  */
 export function memberFieldValues(event: MemberEvent, { memberFields = true } = {}): Record<string, string | null> {
   const own = event.data.member.fields ?? {}
+  if (event.type === 'member.snapshot') return snapshotFieldValues(event, memberFields ? own : {})
   const given: Record<string, string | null> = memberFields ? { ...own } : {}
   const plan = event.data.subscription?.plan
   if (event.type === 'subscription.started' && !('mk_subscription_plan' in own) && typeof plan === 'string' && plan.trim() !== '') {
