@@ -34,7 +34,7 @@ export interface Line {
  * The lines of a byte stream, decoded as UTF-8, without their line ends; blank lines are left
  * out (but counted). Throws SyncInputError 413 as soon as more than `maxBytes` arrived.
  */
-export async function* readLines(stream: AsyncIterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Line> {
+export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Line> {
   const decoder = new StringDecoder('utf8')
   let bytes = 0
   let pending = ''
