@@ -195,6 +195,16 @@ describe('refused files leave nothing behind', () => {
     expect(queued()).toBe(0)
   })
 
+  it('refuses an empty file, and a CSV with only its header, saying what a file needs', async () => {
+    await connect()
+    for (const body of ['', 'email,member_id\n']) {
+      const res = await upload(body)
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error.code).toBe('empty_file')
+    }
+    expect(queued()).toBe(0)
+  })
+
   it('refuses a file in another format, and a community without a Kit connection', async () => {
     const notConnected = await upload(csv('email,member_id', 'a@example.com,m_1'))
     expect(notConnected.statusCode).toBe(409)

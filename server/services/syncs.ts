@@ -84,6 +84,9 @@ export interface ImportRequest {
   dryRun: boolean
 }
 
+const emptyFile = () =>
+  new SyncInputError(400, 'empty_file', 'The member file holds no members: a CSV needs a header line (email,member_id,…) and one member a line below it.')
+
 const MiB = 1024 * 1024
 const describeBytes = (bytes: number) => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`)
 
@@ -168,6 +171,7 @@ export class SyncService {
       const event = snapshotEvent(checked, { id: 'plan', communityId: request.communityId, time, syncId: null })
       planner.add(event, this.known(request.communityId, credentialId, checked.memberId))
     }
+    if (rows === 0) throw emptyFile()
     return planner.result(request.format)
   }
 
@@ -220,6 +224,7 @@ export class SyncService {
         }
       }
       flush(batch)
+      if (rows === 0) throw emptyFile()
     } catch (err) {
       this.discard(id)
       throw err
