@@ -23,7 +23,7 @@ export interface MemberEvent {
   data: {
     member: MemberData
     /** Required for subscription.* events; a member.snapshot may carry one without an id. */
-    subscription?: { id: string; plan?: string; status?: string }
+    subscription?: { id?: string; plan?: string; status?: string }
     access?: { level: string }
   }
 }

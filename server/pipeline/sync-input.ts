@@ -235,7 +235,7 @@ export function snapshotEvent(member: SnapshotMember, o: { id: string; community
         ...(member.firstName !== null ? { first_name: member.firstName } : {}),
         ...(Object.keys(member.fields).length ? { fields: member.fields } : {}),
       },
-      ...(subscription ? { subscription: subscription as { id: string; plan?: string; status?: string } } : {}),
+      ...(subscription ? { subscription } : {}),
       ...(member.accessLevel !== null ? { access: { level: member.accessLevel } } : {}),
     },
   }
