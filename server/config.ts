@@ -44,6 +44,9 @@ export interface Config {
   keepAliveTimeoutMs: number
   /** Finished deliveries and their events are deleted this many days after their last update. */
   retentionDays: number
+  /** The largest member file one sync accepts (bytes), and the most members in it. */
+  syncMaxBytes: number
+  syncMaxRows: number
   logLevel: string
 }
 
@@ -249,6 +252,9 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
   const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
   const retentionDays = intSetting(env, 'RETENTION_DAYS', 30, problems)
+  const syncMaxBytes = intSetting(env, 'SYNC_MAX_BYTES', 64 * 1024 * 1024, problems, 1024)
+  const syncMaxRows = intSetting(env, 'SYNC_MAX_ROWS', 100_000, problems)
+  if (syncMaxRows > 1_000_000) problems.push('SYNC_MAX_ROWS must be at most 1000000 (split larger member lists into several syncs)')
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -278,6 +284,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       connectionTimeoutMs,
       keepAliveTimeoutMs,
       retentionDays,
+      syncMaxBytes,
+      syncMaxRows,
       logLevel,
     },
   }

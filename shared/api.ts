@@ -270,3 +270,95 @@ export type RetryDeliveriesResult = Static<typeof RetryDeliveriesResult>
 
 /** The most deliveries one bulk retry puts back in the queue. */
 export const RETRY_MANY_MAX = 10_000
+
+/** Initial syncs: the member file's columns (CSV header or JSON Lines keys). */
+export const SYNC_COLUMNS = ['email', 'member_id', 'first_name', 'subscription_plan', 'access_level', 'subscription_status'] as const
+/** Any `mk_*` member field is a column too. */
+export const SYNC_FIELD_COLUMN = /^mk_[a-z0-9_]{1,60}$/
+
+export const SyncStatus = Type.Union([
+  Type.Literal('importing'),
+  Type.Literal('running'),
+  Type.Literal('paused'),
+  Type.Literal('completed'),
+  Type.Literal('cancelled'),
+])
+export type SyncStatus = Static<typeof SyncStatus>
+
+/** A row of the member file that was not taken, and why. */
+export const SyncRefusedRow = Type.Object({
+  line: Type.Integer(),
+  email: Type.Union([Type.String(), Type.Null()]),
+  member_id: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.String(),
+})
+export type SyncRefusedRow = Static<typeof SyncRefusedRow>
+
+export const Sync = Type.Object({
+  id: Type.String(),
+  status: SyncStatus,
+  format: Type.Union([Type.Literal('csv'), Type.Literal('jsonl')]),
+  /** The snapshot's time: a live event newer than this wins over the sync. */
+  started_at: Type.String(),
+  /** Members taken from the file (each one a delivery). */
+  total: Type.Integer(),
+  /** Delivered to Kit (succeeded). */
+  done: Type.Integer(),
+  failed: Type.Integer(),
+  /** Skipped: stale (a newer live event won), nothing to change, or the sync was cancelled. */
+  skipped: Type.Integer(),
+  /** Still to do (waiting, retrying, paused or held). */
+  remaining: Type.Integer(),
+  refused: Type.Integer(),
+  /** The first refused rows (at most 20). */
+  refused_rows: Type.Array(SyncRefusedRow),
+  kit_requests: Type.Integer(),
+  /** From the credential's Kit budget and the requests per member so far; null when not running. */
+  estimated_seconds_left: Type.Union([Type.Integer(), Type.Null()]),
+  finished_at: Type.Union([Type.String(), Type.Null()]),
+})
+export type Sync = Static<typeof Sync>
+
+export const SyncList = Type.Object({ items: Type.Array(Sync) })
+export type SyncList = Static<typeof SyncList>
+
+/** How many members one change would touch, with up to 5 of their emails. */
+export const SyncPlanCount = Type.Object({
+  count: Type.Integer(),
+  examples: Type.Array(Type.String()),
+})
+export type SyncPlanCount = Static<typeof SyncPlanCount>
+
+export const SyncPlanChange = Type.Object({
+  name: Type.String(),
+  count: Type.Integer(),
+  examples: Type.Array(Type.String()),
+})
+export type SyncPlanChange = Static<typeof SyncPlanChange>
+
+/**
+ * A dry run's answer: what the sync would do, from what the plugin last wrote to Kit for each
+ * member (no Kit request is made). "create" counts members the plugin has never written: Kit
+ * creates them, or matches an existing subscriber with that email.
+ */
+export const SyncPlan = Type.Object({
+  dry_run: Type.Literal(true),
+  format: Type.Union([Type.Literal('csv'), Type.Literal('jsonl')]),
+  rows: Type.Integer(),
+  accepted: Type.Integer(),
+  subscribers: Type.Object({ create: SyncPlanCount, update: SyncPlanCount, unchanged: SyncPlanCount }),
+  tags_added: Type.Array(SyncPlanChange),
+  tags_removed: Type.Array(SyncPlanChange),
+  forms_added: Type.Array(SyncPlanChange),
+  sequences_added: Type.Array(SyncPlanChange),
+  unsubscribed: SyncPlanCount,
+  refused: Type.Integer(),
+  /** The first refused rows (at most 100). */
+  refused_rows: Type.Array(SyncRefusedRow),
+  /** Columns the sync does not know; a real run refuses the file while any is present. */
+  unknown_columns: Type.Array(Type.String()),
+  /** Kit requests the sync is expected to make, and the time the credential's budget needs for them. */
+  estimated_kit_requests: Type.Integer(),
+  estimated_seconds: Type.Integer(),
+})
+export type SyncPlan = Static<typeof SyncPlan>

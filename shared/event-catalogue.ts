@@ -13,6 +13,7 @@ export const EVENT_TITLES: Record<EventType, string> = {
   'subscription.canceled': 'Subscription is cancelled',
   'access.granted': 'Access level is granted',
   'access.revoked': 'Access level is revoked',
+  'member.snapshot': 'Existing member is brought over (initial sync)',
 }
 
 /** A placeholder family: `member.fields.mk_…` stands for every member field. */
@@ -20,7 +21,8 @@ export type PlaceholderRoot = 'access.level' | 'subscription.plan' | 'member.fie
 
 /**
  * The placeholders each event type carries: every event holds the member (and so their fields),
- * `subscription.*` events hold the subscription, `access.*` events the access level.
+ * `subscription.*` events hold the subscription, `access.*` events the access level, and a snapshot
+ * may hold both.
  */
 export const EVENT_PLACEHOLDERS: Record<EventType, readonly PlaceholderRoot[]> = {
   'user.signed_up': ['member.fields'],
@@ -30,6 +32,7 @@ export const EVENT_PLACEHOLDERS: Record<EventType, readonly PlaceholderRoot[]> =
   'subscription.canceled': ['subscription.plan', 'member.fields'],
   'access.granted': ['access.level', 'member.fields'],
   'access.revoked': ['access.level', 'member.fields'],
+  'member.snapshot': ['subscription.plan', 'access.level', 'member.fields'],
 }
 
 const PLACEHOLDER = /\{\{([^}]*)\}\}/g

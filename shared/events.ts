@@ -7,6 +7,7 @@ export const EVENT_TYPES = [
   'subscription.canceled',
   'access.granted',
   'access.revoked',
+  'member.snapshot',
 ] as const
 
 export type EventType = (typeof EVENT_TYPES)[number]
@@ -19,6 +20,23 @@ export const EVENT_DESCRIPTIONS: Record<EventType, string> = {
   'subscription.canceled': 'A member cancels their subscription.',
   'access.granted': 'A member is given an access level.',
   'access.revoked': 'A member loses an access level.',
+  'member.snapshot': 'An existing member brought over by an initial sync (or pushed by the platform as they are now).',
+}
+
+/**
+ * The subscription statuses a snapshot may carry. Active ones apply the subscription.started
+ * mapping's tags (and fill mk_subscription_plan from the plan); ended ones apply the
+ * subscription.canceled mapping's tags.
+ */
+export const ACTIVE_SUBSCRIPTION_STATUSES = ['active', 'trialing', 'past_due'] as const
+export const ENDED_SUBSCRIPTION_STATUSES = ['canceled', 'cancelled', 'expired'] as const
+
+export function subscriptionStatusKind(status: string | null | undefined): 'active' | 'ended' | 'none' | 'unknown' {
+  if (status === undefined || status === null || status.trim() === '') return 'none'
+  const s = status.trim().toLowerCase()
+  if ((ACTIVE_SUBSCRIPTION_STATUSES as readonly string[]).includes(s)) return 'active'
+  if ((ENDED_SUBSCRIPTION_STATUSES as readonly string[]).includes(s)) return 'ended'
+  return 'unknown'
 }
 
 export function isEventType(value: string): value is EventType {

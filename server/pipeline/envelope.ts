@@ -2,7 +2,7 @@
  * The member event envelope: CloudEvents 1.0 JSON with per-type data. Validation
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
-import { isEventType, type EventType } from '../../shared/events.ts'
+import { isEventType, subscriptionStatusKind, type EventType } from '../../shared/events.ts'
 import { hasBidiOrFormatCharacter, hasControlCharacter } from '../../shared/text.ts'
 
 export interface MemberData {
@@ -22,7 +22,8 @@ export interface MemberEvent {
   subject?: string
   data: {
     member: MemberData
-    subscription?: { id: string; plan?: string; status?: string }
+    /** Required for subscription.* events; a member.snapshot may carry one without an id. */
+    subscription?: { id?: string; plan?: string; status?: string }
     access?: { level: string }
   }
 }
@@ -95,7 +96,27 @@ export function validateEnvelope(body: unknown): MemberEvent {
     if (!isObject(data.access)) throw new InvalidEvent(`data.access is required for ${type}`)
     requireString(data.access, 'level', 'data.access.', MAX_ID)
   }
+  if (type === 'member.snapshot') validateSnapshotData(data)
   return body as unknown as MemberEvent
+}
+
+/**
+ * A member.snapshot is the member as they are now: optionally their subscription (plan and a
+ * status Kit tags can follow) and access level, neither required.
+ */
+function validateSnapshotData(data: Obj): void {
+  if (data.subscription !== undefined && data.subscription !== null) {
+    if (!isObject(data.subscription)) throw new InvalidEvent('data.subscription must be an object')
+    for (const key of ['id', 'plan', 'status']) optionalString(data.subscription, key, 'data.subscription.')
+    const status = data.subscription.status as string | undefined
+    if (subscriptionStatusKind(status) === 'unknown') {
+      throw new InvalidEvent(`data.subscription.status "${status}" is not one of active, trialing, past_due, canceled, cancelled, expired`)
+    }
+  }
+  if (data.access !== undefined && data.access !== null) {
+    if (!isObject(data.access)) throw new InvalidEvent('data.access must be an object')
+    requireString(data.access, 'level', 'data.access.', MAX_ID)
+  }
 }
 
 export function knownType(event: MemberEvent): EventType | null {

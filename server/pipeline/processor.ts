@@ -18,6 +18,7 @@ import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
+import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
 
 export type { RetryPolicy } from './retry-policy.ts'
 
@@ -236,13 +237,22 @@ export class DeliveryProcessor {
     const profileScope = `profile:${delivery.memberId}`
     const profileMark = this.markOf(communityId, profileScope)
     const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
+    // A snapshot is the member as they were when the sync started: once a newer live event has
+    // been applied, the snapshot has nothing left to say.
+    if (type === 'member.snapshot' && staleProfile) {
+      return {
+        status: 'skipped',
+        kitRequests: 0,
+        lastError: `Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`,
+      }
+    }
 
     const mappings = this.deps.mappings.get(communityId)
-    const mapping = mappings.events[type]
+    const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
     if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
     const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
     const log = new StepLog()
-    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated') && !staleProfile
+    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated' || type === 'member.snapshot') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
       return skippedBecause(
         staleProfile && profileMark
@@ -304,6 +314,7 @@ export class DeliveryProcessor {
     const adds =
       type === 'user.signed_up' ||
       type === 'user.updated' ||
+      type === 'member.snapshot' ||
       Object.keys(fieldValues).length > 0 ||
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
     // A stale profile writes nothing and creates no one: its email may be one the member left.
@@ -705,6 +716,7 @@ export class DeliveryProcessor {
  */
 export function memberFieldValues(event: MemberEvent, { memberFields = true } = {}): Record<string, string | null> {
   const own = event.data.member.fields ?? {}
+  if (event.type === 'member.snapshot') return snapshotFieldValues(event, memberFields ? own : {})
   const given: Record<string, string | null> = memberFields ? { ...own } : {}
   const plan = event.data.subscription?.plan
   if (event.type === 'subscription.started' && !('mk_subscription_plan' in own) && typeof plan === 'string' && plan.trim() !== '') {

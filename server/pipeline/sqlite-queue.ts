@@ -44,15 +44,18 @@ export class SqliteQueue implements DeliveryQueue {
     )
     this.insertDelivery = sqlite.prepare(
       `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-         last_error, next_attempt_at, received_at, created_at, updated_at)
+         last_error, next_attempt_at, received_at, created_at, updated_at, priority)
        VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
-         @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt)`,
+         @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, CASE WHEN @eventType = 'member.snapshot' THEN 1 ELSE 0 END)`,
     )
+    // Live events (priority 0) are claimed before snapshots (priority 1), walking
+    // deliveries_claim_idx in order. A member's live event waits only for that member's earlier
+    // live events; a snapshot waits for every earlier one, so a sync never holds up a live event.
     this.claimable = sqlite.prepare(
       `SELECT d.seq, d.id, d.community_id AS communityId, d.event_id AS eventId, d.event_type AS eventType,
               d.member_id AS memberId, d.member_email AS memberEmail, d.event_time AS eventTime,
               d.attempts, d.kit_requests AS kitRequests, d.received_at AS receivedAt, e.payload
-         FROM deliveries d
+         FROM deliveries d INDEXED BY deliveries_claim_idx
          JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
         WHERE d.status IN ('pending', 'retrying')
           AND d.next_attempt_at <= @now
@@ -61,10 +64,10 @@ export class SqliteQueue implements DeliveryQueue {
           AND NOT EXISTS (
                 SELECT 1 FROM deliveries o
                  WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
-                   AND ((o.status IN ('pending', 'retrying', 'held')
+                   AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
                          AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
                         OR o.lease_until >= @now))
-        ORDER BY d.next_attempt_at, d.seq
+        ORDER BY d.priority, d.next_attempt_at, d.seq
         LIMIT @limit`,
     )
     this.lease = sqlite.prepare(
@@ -214,7 +217,8 @@ export class SqliteQueue implements DeliveryQueue {
     return this.sqlite
       .prepare(
         `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
-          WHERE community_id = ? AND status = 'held'`,
+          WHERE community_id = ? AND status = 'held'
+            AND (sync_id IS NULL OR sync_id IN (SELECT id FROM syncs WHERE status = 'running'))`,
       )
       .run(now, iso(now), communityId).changes
   }

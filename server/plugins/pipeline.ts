@@ -9,12 +9,14 @@ import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { Retention } from '../pipeline/retention.ts'
 import { SqliteQueue } from '../pipeline/sqlite-queue.ts'
 import { DeliveryService } from '../services/deliveries.ts'
+import { SyncService } from '../services/syncs.ts'
 
 export interface Pipeline {
   queue: DeliveryQueue
   consumer: Consumer
   deliveries: DeliveryService
   retention: Retention
+  syncs: SyncService
 }
 
 export interface PipelineOptions {
@@ -54,6 +56,14 @@ export default fp<PipelineOptions>(
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     })
     const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
+    const syncs = new SyncService({
+      sqlite: app.sqlite,
+      connections: app.services.connections,
+      mappings: app.services.mappings,
+      budget: app.kitBudget,
+      limits: { maxBytes: app.config.syncMaxBytes, maxRows: app.config.syncMaxRows },
+      notify: () => consumer.notify(),
+    })
 
     app.services.connections.onConnected((communityId) => {
       const resumed = queue.resumeHeld(communityId, Date.now())
@@ -82,8 +92,10 @@ export default fp<PipelineOptions>(
       },
     })
 
-    app.decorate('pipeline', { queue, consumer, deliveries, retention })
+    app.decorate('pipeline', { queue, consumer, deliveries, retention, syncs })
     app.addHook('onReady', async () => {
+      const dropped = syncs.recoverInterrupted()
+      if (dropped > 0) app.log.info({ dropped }, 'dropped syncs whose member file was still being read when the previous run stopped')
       retention.start()
     })
 

@@ -34,6 +34,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     connectionTimeoutMs: 120_000,
     keepAliveTimeoutMs: 10_000,
     retentionDays: 30,
+    syncMaxBytes: 64 * 1024 * 1024,
+    syncMaxRows: 100_000,
     logLevel: 'info',
     ...overrides,
   }

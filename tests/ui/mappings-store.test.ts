@@ -6,6 +6,7 @@ import { ApiError } from '../../ui/src/api/client.ts'
 import { useCatalogueStore } from '../../ui/src/stores/catalogue.ts'
 import { useMappingsStore } from '../../ui/src/stores/mappings.ts'
 import { useSessionStore } from '../../ui/src/stores/session.ts'
+import { EVENT_TYPES } from '../../shared/events.ts'
 import { someMappings } from './factories.ts'
 
 vi.mock('../../ui/src/api/index.ts')
@@ -21,7 +22,7 @@ describe('mappings store', () => {
   it('holds every event type once loaded and is not dirty', async () => {
     const store = useMappingsStore()
     await store.load()
-    expect(Object.keys(store.draft!.events)).toHaveLength(7)
+    expect(Object.keys(store.draft!.events)).toEqual([...EVENT_TYPES])
     expect(store.draft!.events['user.updated']).toEqual({ add_tags: [], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false })
     expect(store.dirty).toBe(false)
   })

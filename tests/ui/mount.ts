@@ -23,6 +23,7 @@ export function answerWithDefaults(): void {
   ])
   vi.mocked(api.listSequences).mockResolvedValue([{ id: 31, name: 'Welcome series' }])
   vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
+  vi.mocked(api.listSyncs).mockResolvedValue({ items: [] })
 }
 
 export async function mountPanel(): Promise<VueWrapper> {

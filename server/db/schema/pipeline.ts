@@ -44,6 +44,10 @@ export const deliveries = sqliteTable(
     receivedAt: integer('received_at').notNull(),
     createdAt: text('created_at').notNull(),
     updatedAt: text('updated_at').notNull(),
+    /** 0 for live events, 1 for member snapshots: live work is claimed first. */
+    priority: integer('priority').notNull().default(0),
+    /** The initial sync this delivery belongs to, if any. */
+    syncId: text('sync_id'),
   },
   (t) => [
     uniqueIndex('deliveries_id_idx').on(t.id),
@@ -56,6 +60,14 @@ export const deliveries = sqliteTable(
     index('deliveries_finished_idx')
       .on(t.updatedAt)
       .where(sql`${t.status} IN ('succeeded', 'failed', 'skipped')`),
+    // The same walk, live events first: a sync's backlog never sits in front of them.
+    index('deliveries_claim_idx')
+      .on(t.priority, t.nextAttemptAt, t.seq, t.communityId)
+      .where(sql`${t.status} IN ('pending', 'retrying')`),
+    // A sync's progress: its deliveries counted by status.
+    index('deliveries_sync_idx')
+      .on(t.syncId, t.status)
+      .where(sql`${t.syncId} IS NOT NULL`),
     index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
     index('deliveries_community_seq_idx').on(t.communityId, t.seq),
   ],

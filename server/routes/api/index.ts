@@ -9,6 +9,7 @@ import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
+import syncRoutes from './syncs.ts'
 
 const api: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', async (request, reply) => {
@@ -27,6 +28,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(mappingRoutes)
   await app.register(kitRoutes)
   await app.register(deliveryRoutes)
+  await app.register(syncRoutes)
 }
 
 export default api

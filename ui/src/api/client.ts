@@ -24,7 +24,9 @@ export type Query = Record<string, string | number | null | undefined>
 
 export interface RequestOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE'
-  body?: Record<string, unknown> | object
+  /** A plain object is sent as JSON; a Blob (a chosen file) as it is, with `contentType`. */
+  body?: Record<string, unknown> | object | Blob
+  contentType?: string
   query?: Query
 }
 
@@ -66,7 +68,10 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
       method: options.method ?? 'GET',
       body: options.body,
       query: cleanQuery(options.query),
-      headers: token ? { Authorization: `Bearer ${token}` } : {},
+      headers: {
+        ...(options.contentType ? { 'Content-Type': options.contentType } : {}),
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
     })
 
   let failure: ApiError

@@ -11,6 +11,9 @@ import type {
   KitSequence,
   KitTag,
   Mappings,
+  Sync,
+  SyncList,
+  SyncPlan,
 } from '../../../shared/api.ts'
 import { request } from './client.ts'
 
@@ -44,6 +47,16 @@ export const api = {
 
   listDeliveries: (query: DeliveryQuery) => request<DeliveryPage>('/deliveries', { query: { ...query } }),
   retryDelivery: (id: string) => request<Delivery>(`/deliveries/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+
+  previewSync: (file: Blob, contentType: SyncContentType) =>
+    request<SyncPlan>('/syncs', { method: 'POST', body: file, contentType, query: { dry_run: 'true' } }),
+  startSync: (file: Blob, contentType: SyncContentType) => request<Sync>('/syncs', { method: 'POST', body: file, contentType }),
+  listSyncs: () => request<SyncList>('/syncs'),
+  getSync: (id: string) => request<Sync>(`/syncs/${encodeURIComponent(id)}`),
+  controlSync: (id: string, verb: 'pause' | 'resume' | 'cancel') =>
+    request<Sync>(`/syncs/${encodeURIComponent(id)}/${verb}`, { method: 'POST' }),
 }
+
+export type SyncContentType = 'text/csv' | 'application/x-ndjson'
 
 export type Api = typeof api

@@ -1,0 +1,159 @@
+/**
+ * Bringing existing members over: a chosen member file, its preview (a dry run on the server), the
+ * sync it starts, and that sync's progress, polled while it runs, with pause, resume and cancel.
+ */
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import type { Sync, SyncPlan } from '../../../shared/api.ts'
+import { api, type SyncContentType } from '../api/index.ts'
+import { ApiError, toApiError } from '../api/client.ts'
+import { useSessionStore } from './session.ts'
+
+/** Progress is read this often while a sync runs: well inside the settings API's own rate limit. */
+export const POLL_MS = 3000
+
+/** The file's type, from its name (browsers give CSV files several types, JSON Lines often none). */
+export function contentTypeOf(file: { name: string; type: string }): SyncContentType | null {
+  const name = file.name.toLowerCase()
+  if (name.endsWith('.csv') || file.type === 'text/csv') return 'text/csv'
+  if (name.endsWith('.jsonl') || name.endsWith('.ndjson') || file.type === 'application/x-ndjson') return 'application/x-ndjson'
+  return null
+}
+
+export const useSyncsStore = defineStore('syncs', () => {
+  const session = useSessionStore()
+
+  const file = ref<File | null>(null)
+  const fileError = ref<string | null>(null)
+  const plan = ref<SyncPlan | null>(null)
+  const planning = ref(false)
+  const planError = ref<ApiError | null>(null)
+  const current = ref<Sync | null>(null)
+  const loadError = ref<ApiError | null>(null)
+  const starting = ref(false)
+  const startError = ref<ApiError | null>(null)
+  const controlling = ref(false)
+  const controlError = ref<ApiError | null>(null)
+  let timer: ReturnType<typeof setTimeout> | null = null
+
+  const active = computed(() => current.value?.status === 'running' || current.value?.status === 'paused')
+  const processed = computed(() => (current.value ? current.value.done + current.value.failed + current.value.skipped : 0))
+
+  function choose(chosen: File | null): void {
+    plan.value = null
+    planError.value = null
+    startError.value = null
+    fileError.value = null
+    file.value = chosen
+    if (chosen && contentTypeOf(chosen) === null) {
+      fileError.value = 'Choose a .csv file (a header line, then one member a line) or a .jsonl file (one JSON object a line).'
+    }
+  }
+
+  async function preview(): Promise<void> {
+    const chosen = file.value
+    const type = chosen ? contentTypeOf(chosen) : null
+    if (!chosen || !type) return
+    planning.value = true
+    planError.value = null
+    try {
+      plan.value = await api.previewSync(chosen, type)
+    } catch (err) {
+      planError.value = toApiError(err)
+    } finally {
+      planning.value = false
+    }
+  }
+
+  function schedule(): void {
+    stopPolling()
+    if (current.value?.status !== 'running') return
+    timer = setTimeout(() => {
+      void refresh()
+    }, POLL_MS)
+  }
+
+  function stopPolling(): void {
+    if (timer !== null) clearTimeout(timer)
+    timer = null
+  }
+
+  async function refresh(): Promise<void> {
+    if (!current.value) return
+    try {
+      current.value = await api.getSync(current.value.id)
+      loadError.value = null
+    } catch (err) {
+      loadError.value = toApiError(err)
+    }
+    schedule()
+  }
+
+  /** The most recent sync, so a running one is shown again when the panel opens. */
+  async function load(): Promise<void> {
+    try {
+      const list = await api.listSyncs()
+      current.value = list.items[0] ?? null
+      loadError.value = null
+    } catch (err) {
+      loadError.value = toApiError(err)
+    }
+    schedule()
+  }
+
+  async function start(): Promise<void> {
+    const chosen = file.value
+    const type = chosen ? contentTypeOf(chosen) : null
+    if (!chosen || !type) return
+    starting.value = true
+    startError.value = null
+    try {
+      current.value = await api.startSync(chosen, type)
+      plan.value = null
+      file.value = null
+      session.toast(`Sync started: ${current.value.total} members on their way to Kit.`, 'success')
+    } catch (err) {
+      startError.value = toApiError(err)
+    } finally {
+      starting.value = false
+    }
+    schedule()
+  }
+
+  async function control(verb: 'pause' | 'resume' | 'cancel'): Promise<void> {
+    if (!current.value) return
+    controlling.value = true
+    controlError.value = null
+    try {
+      current.value = await api.controlSync(current.value.id, verb)
+    } catch (err) {
+      controlError.value = toApiError(err)
+    } finally {
+      controlling.value = false
+    }
+    schedule()
+  }
+
+  return {
+    file,
+    fileError,
+    plan,
+    planning,
+    planError,
+    current,
+    loadError,
+    starting,
+    startError,
+    controlling,
+    controlError,
+    active,
+    processed,
+    choose,
+    preview,
+    start,
+    load,
+    refresh,
+    control,
+    stopPolling,
+  }
+})
