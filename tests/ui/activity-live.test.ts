@@ -60,9 +60,10 @@ describe('live activity', () => {
 
   it('backs off while nothing changes, and is fast again after the owner does something', async () => {
     wrapper = await mountPanel()
-    await wait(30_000)
+    await wait(10_000)
+    expect(calls()).toBeGreaterThanOrEqual(8)
+    await wait(20_000)
     const hot = calls()
-    expect(hot).toBeGreaterThanOrEqual(20)
     await wait(120_000)
     const slow = calls() - hot
     expect(slow).toBeGreaterThan(0)
@@ -72,6 +73,17 @@ describe('live activity', () => {
     const before = calls()
     await wait(3100)
     expect(calls() - before).toBeGreaterThanOrEqual(3)
+  })
+
+  it('reads every three seconds, not every second, while a delivery stays pending and the owner does nothing', async () => {
+    const pending = aDelivery({ member_email: 'ada@example.com', status: 'pending', kit_requests: 0 })
+    vi.mocked(api.listDeliveries).mockResolvedValue({ items: [pending], next_cursor: null })
+    wrapper = await mountPanel()
+    await wait(10_000)
+    const before = calls()
+    await wait(60_000)
+    expect(calls() - before).toBeGreaterThanOrEqual(15)
+    expect(calls() - before).toBeLessThanOrEqual(21)
   })
 
   it('stops while the document is hidden and looks again as soon as it is visible', async () => {

@@ -1,8 +1,14 @@
 /**
- * Keeps a list fresh without a Refresh button: it re-reads quickly while something is on its way
- * or just after the owner did something (or the list changed), backs off while nothing happens,
- * wakes up just after a scheduled retry is due, and stops while the document is hidden or the
- * owner has been away; focus, visibility or any key or pointer press brings it back at once.
+ * Keeps a list fresh without a Refresh button: it re-reads every second just after the owner did
+ * something here (or the list changed), every few seconds while something is on its way or shortly
+ * after, backs off while nothing happens, wakes up just after a scheduled retry is due, and stops
+ * while the document is hidden or the owner has been away; focus, visibility or any key or pointer
+ * press brings it back at once.
+ *
+ * The settings API allows each user a fixed number of requests a minute across every panel they
+ * have open, and a 429 would also refuse their next Save: so only the panel the owner is using
+ * reads every second, and only for a short while; one left open with something pending reads a
+ * third as often.
  */
 import { onBeforeUnmount, onMounted } from 'vue'
 
@@ -21,9 +27,13 @@ export interface LiveSignals {
 
 export const LIVE_TIMING = {
   fastMs: 1000,
+  /** While something is pending, or a little longer after an action or change. */
+  warmMs: 3000,
   slowestMs: 15_000,
   growth: 1.6,
-  /** How long after the owner's last action (or the list's last change) refreshes stay fast. */
+  /** How long after the owner's last action (or the list's last change) refreshes come every `fastMs`. */
+  fastForMs: 10_000,
+  /** How long after the owner's last action (or the list's last change) they still come every `warmMs`. */
   hotForMs: 30_000,
   /** No key or pointer press for this long: stop until the owner is back. */
   idleAfterMs: 5 * 60_000,
@@ -47,8 +57,10 @@ export function useLiveRefresh(signals: LiveSignals, timing = LIVE_TIMING): void
   function nextWait(now: number): number {
     const retryAfter = signals.retryAfterS()
     if (retryAfter !== null) return Math.max(timing.fastMs, retryAfter * 1000)
-    const hot = signals.inFlight() || now - Math.max(lastActivity, signals.changedAt()) < timing.hotForMs
-    delay = hot ? timing.fastMs : Math.min(timing.slowestMs, Math.round(delay * timing.growth))
+    const since = now - Math.max(lastActivity, signals.changedAt())
+    if (since < timing.fastForMs) delay = timing.fastMs
+    else if (signals.inFlight() || since < timing.hotForMs) delay = timing.warmMs
+    else delay = Math.min(timing.slowestMs, Math.round(Math.max(delay, timing.warmMs) * timing.growth))
     const due = signals.nextDueAt()
     return due !== null ? Math.min(delay, Math.max(timing.fastMs, due - now + 500)) : delay
   }
