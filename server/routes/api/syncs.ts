@@ -9,13 +9,15 @@ import { Type } from 'typebox'
 import { ErrorBody, Sync, SyncList, SyncPlan } from '../../../shared/api.ts'
 import { AppError } from '../../lib/errors.ts'
 import type { SyncFormat } from '../../pipeline/sync-input.ts'
-import { security, sessionErrors } from './common.ts'
+import { answer, notFound, security, sessionErrors } from './common.ts'
 
 const FORMATS: Record<string, SyncFormat> = {
   'text/csv': 'csv',
   'application/x-ndjson': 'jsonl',
   'application/jsonl': 'jsonl',
 }
+
+const VERB_WORDS = { pause: 'Pause (hold its waiting members)', resume: 'Resume', cancel: 'Cancel (skip its remaining members)' } as const
 
 const unsupported = () =>
   new AppError(415, 'unsupported_media_type', 'Send the member file as text/csv (a header line, then one member a line) or application/x-ndjson (one JSON object a line).')
@@ -31,10 +33,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/syncs',
     {
       schema: {
+        operationId: 'startSync',
+        summary: 'Bring existing members to Kit from a CSV or JSON Lines file (or preview it with dry_run=true)',
+        description:
+          'The body is the member file itself (text/csv or application/x-ndjson), read as it streams in. Each accepted member ' +
+          'becomes a member.snapshot delivery through the same queue, budget and ordering guard as live events; live events go first.',
         tags: ['syncs'],
         security,
-        querystring: Type.Object({ dry_run: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-        response: { 200: SyncPlan, 202: Sync, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, ...sessionErrors },
+        querystring: Type.Object({ dry_run: Type.Optional(Type.Boolean({ description: 'Answer what the sync would do, without any Kit request' })) }, { additionalProperties: false }),
+        response: {
+          200: answer(SyncPlan, 'Dry run: what the sync would do, from what the plugin last wrote to Kit'),
+          202: answer(Sync, 'The sync was started; its members are queued'),
+          404: notFound,
+          413: answer(ErrorBody, 'payload_too_large: the file is over SYNC_MAX_BYTES or SYNC_MAX_ROWS; nothing was queued'),
+          415: answer(ErrorBody, 'unsupported_media_type: send text/csv or application/x-ndjson'),
+          ...sessionErrors,
+        },
       },
     },
     async (request, reply) => {
@@ -56,20 +70,46 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/syncs',
-    { schema: { tags: ['syncs'], security, response: { 200: SyncList, ...sessionErrors } } },
+    {
+      schema: {
+        operationId: 'listSyncs',
+        summary: 'The community\'s recent syncs, newest first',
+        tags: ['syncs'],
+        security,
+        response: { 200: answer(SyncList, 'The 20 most recent syncs'), ...sessionErrors },
+      },
+    },
     async (request) => syncs.list(request.user.communityId),
   )
 
   app.get(
     '/syncs/:id',
-    { schema: { tags: ['syncs'], security, params: SyncId, response: { 200: Sync, 404: ErrorBody, ...sessionErrors } } },
+    {
+      schema: {
+        operationId: 'getSync',
+        summary: 'One sync\'s progress: counts, Kit requests and the estimated time left',
+        tags: ['syncs'],
+        security,
+        params: SyncId,
+        response: { 200: answer(Sync, 'The sync as it stands'), 404: notFound, ...sessionErrors },
+      },
+    },
     async (request) => syncs.get(request.user.communityId, request.params.id),
   )
 
   for (const verb of ['pause', 'resume', 'cancel'] as const) {
     app.post(
       `/syncs/:id/${verb}`,
-      { schema: { tags: ['syncs'], security, params: SyncId, response: { 200: Sync, 404: ErrorBody, ...sessionErrors } } },
+      {
+        schema: {
+          operationId: `${verb}Sync`,
+          summary: `${VERB_WORDS[verb]} a sync`,
+          tags: ['syncs'],
+          security,
+          params: SyncId,
+          response: { 200: answer(Sync, `The sync after ${verb}`), 404: notFound, ...sessionErrors },
+        },
+      },
       async (request) => syncs[verb](request.user.communityId, request.params.id),
     )
   }
