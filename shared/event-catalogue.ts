@@ -2,7 +2,7 @@
  * What each member event type is called in words and which placeholders its data can fill. One
  * definition, read by the server's mapping validation and by the panel's event cards and rules.
  */
-import type { EventType } from './events.ts'
+import { placeholderPaths, type EventType } from './events.ts'
 
 /** The words an owner reads for each event type; the type itself is shown beside them. */
 export const EVENT_TITLES: Record<EventType, string> = {
@@ -35,8 +35,6 @@ export const EVENT_PLACEHOLDERS: Record<EventType, readonly PlaceholderRoot[]> =
   'member.snapshot': ['subscription.plan', 'access.level', 'member.fields'],
 }
 
-const PLACEHOLDER = /\{\{([^}]*)\}\}/g
-
 const rootOf = (path: string): PlaceholderRoot | null => {
   if (path === 'access.level' || path === 'subscription.plan') return path
   if (path.startsWith('member.fields.')) return 'member.fields'
@@ -52,12 +50,12 @@ export const placeholderExample = (root: PlaceholderRoot) => (root === 'member.f
  * another rule's business.
  */
 export function placeholderNotCarried(type: EventType, name: string): string | null {
-  for (const match of name.matchAll(PLACEHOLDER)) {
-    const path = (match[1] ?? '').trim()
-    const root = rootOf(path)
-    if (root && !EVENT_PLACEHOLDERS[type].includes(root)) return path
-  }
-  return null
+  return (
+    placeholderPaths(name).find((path) => {
+      const root = rootOf(path)
+      return root !== null && !EVENT_PLACEHOLDERS[type].includes(root)
+    }) ?? null
+  )
 }
 
 /** The end of the message for a placeholder an event type does not carry. */

@@ -56,13 +56,14 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g
 /** The most characters one filled-in placeholder contributes to a tag name. */
 export const PLACEHOLDER_VALUE_MAX = 100
 
+/** Every `{{…}}` of a tag name, in order, without braces and trimmed. */
+export function placeholderPaths(name: string): string[] {
+  return Array.from(name.matchAll(PLACEHOLDER), (match) => (match[1] ?? '').trim())
+}
+
 /** The first `{{…}}` in a tag name that is not a known placeholder (without braces, trimmed), or null. */
 export function unknownPlaceholder(name: string): string | null {
-  for (const match of name.matchAll(PLACEHOLDER)) {
-    const path = (match[1] ?? '').trim()
-    if (!KNOWN_PLACEHOLDER.test(path)) return path
-  }
-  return null
+  return placeholderPaths(name).find((path) => !KNOWN_PLACEHOLDER.test(path)) ?? null
 }
 
 /** True when the name opens a `{{` that no `}}` closes. */
