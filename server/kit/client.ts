@@ -9,7 +9,7 @@
  */
 import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
-import type { Priority, RequestBudget } from './budget.ts'
+import { BudgetSpentError, type Priority, type Release, type RequestBudget } from './budget.ts'
 import { KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
@@ -58,6 +58,11 @@ export interface KitCallOptions {
   signal?: AbortSignal
   /** After a 429, wait for the budget and try once more; default false for interactive, true for background. */
   retryOn429?: boolean
+  /**
+   * false: never wait for the credential's budget; a request finding no slot free throws
+   * BudgetSpentError (with when one frees up) before anything is sent. Default true.
+   */
+  waitForBudget?: boolean
 }
 
 /** Custom field values by Kit field key. Kit takes strings only: a field is cleared with "". */
@@ -331,7 +336,7 @@ class KitApiClient implements KitApi {
     let failures = 0
     let retriedRateLimit = false
     for (;;) {
-      const release = await budget.acquire(this.credentialId, this.#priority, signal)
+      const release = await this.#slot(budget, signal)
       let attempt: Attempt
       try {
         attempt = await this.#attempt(spec)
@@ -358,6 +363,14 @@ class KitApiClient implements KitApi {
       }
       throw this.#toError(attempt)
     }
+  }
+
+  #slot(budget: RequestBudget, signal: AbortSignal | undefined): Promise<Release> {
+    if (this.#call.waitForBudget !== false) return budget.acquire(this.credentialId, this.#priority, signal)
+    signal?.throwIfAborted()
+    const slot = budget.tryAcquire(this.credentialId, this.#priority)
+    if ('release' in slot) return Promise.resolve(slot.release)
+    return Promise.reject(new BudgetSpentError(this.credentialId, slot.until, budget.limit, budget.windowMs))
   }
 
   async #attempt(spec: RequestSpec): Promise<Attempt> {

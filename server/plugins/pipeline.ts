@@ -20,6 +20,8 @@ export interface PipelineOptions {
   /** Start consuming when the app is ready (tests may drive it by hand). */
   autoStart?: boolean
   concurrency?: number
+  /** Most deliveries in flight for one Kit credential (default 2), so other communities keep slots. */
+  perCredential?: number
   retry?: Partial<RetryPolicy>
 }
 
@@ -57,6 +59,7 @@ export default fp<PipelineOptions>(
       log: app.log,
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })
     const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify())
 
