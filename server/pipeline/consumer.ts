@@ -184,6 +184,11 @@ export class Consumer {
       this.o.log.warn({ deliveryId: delivery.id }, 'lease lost before the outcome was recorded')
       return
     }
+    if (outcome.status === 'pending') {
+      // Put back for Kit's budget: not a processing result, and frequent under a long backlog.
+      this.o.log.debug({ deliveryId: delivery.id, kitRequests: outcome.kitRequests, until: outcome.nextAttemptAt }, 'delivery put back until Kit\'s budget frees up')
+      return
+    }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })
     if (outcome.status === 'succeeded' && outcome.kitRequests > 0) this.kitAnswered(delivery.communityId)
     if (outcome.status === 'succeeded' || outcome.status === 'skipped' || outcome.status === 'failed') {
