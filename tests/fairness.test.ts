@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
+import { BudgetSpentError, RequestBudget } from '../server/kit/budget.ts'
+import { KitClientFactory } from '../server/kit/client.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, type EventInput } from './helpers/events.ts'
@@ -128,4 +130,32 @@ describe('fairness between communities', () => {
       expect(s?.tags.size).toBe(TAGS.length)
     }
   }, 60_000)
+})
+
+describe('the Kit client for callers that must not wait', () => {
+  it('refuses at once, sending nothing, when no slot is free, while an interactive call still waits its turn', async () => {
+    const budget = new RequestBudget({ limit: 3, windowMs: 1000, interactiveReserve: 1 })
+    const factory = new KitClientFactory({ baseUrl: kit.url, budget, credentialKey: Buffer.alloc(32, 3) })
+    const background = factory.forKey(HEAVY_KEY, { priority: 'background', waitForBudget: false })
+    await background.listTags()
+    await background.listTags()
+    const sent = kit.requests.length
+    const refused = await background.listTags().then(
+      () => null,
+      (err: unknown) => err,
+    )
+    expect(refused).toBeInstanceOf(BudgetSpentError)
+    const spent = refused as BudgetSpentError
+    expect(spent.until).toBeGreaterThan(Date.now())
+    expect(spent.until).toBeLessThanOrEqual(Date.now() + 1000)
+    expect([spent.limit, spent.windowMs]).toEqual([3, 1000])
+    expect(kit.requests.length).toBe(sent)
+    expect(budget.usage(background.credentialId).waiting).toBe(0)
+
+    // The panel's call takes the reserved slot, and after it a waiting one is answered too.
+    const panel = factory.forKey(HEAVY_KEY, { priority: 'interactive' })
+    await panel.listTags()
+    await panel.listTags()
+    expect(kit.requests.length).toBe(sent + 2)
+  })
 })

@@ -2,7 +2,8 @@
  * The Kit v4 API client. One factory per process holds the shared request budget; `forKey` gives
  * a small API object bound to one credential and one priority.
  *
- * Every attempt takes a budget slot first, 5xx answers and network failures are retried with
+ * Every attempt takes a budget slot first (a caller that must not wait — the pipeline — gets a
+ * BudgetSpentError at once when none is free), 5xx answers and network failures are retried with
  * exponential backoff and full jitter, redirects are never followed (the key would travel with
  * them to another host), and every failure ends as a `KitError` whose messages come
  * from Kit's answer (never an HTML page, never the API key).
