@@ -4,7 +4,7 @@
  * so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
-import type { Outcome } from './queue.ts'
+import type { Outcome, QueuedDelivery } from './queue.ts'
 
 /** Deliveries the consumer runs at once for one Kit credential, whatever its backlog. */
 export const MAX_IN_FLIGHT_PER_CREDENTIAL = 2
@@ -74,14 +74,16 @@ export function describeBudget(limit: number, windowMs: number): string {
 const clockTime = (ms: number) => `${new Date(Math.ceil(ms / 1000) * 1000).toISOString().slice(11, 19)} UTC`
 
 /**
- * A delivery that found its credential's budget spent: back to the queue, still pending, due when
- * the budget frees up. Not a failed attempt; what it already applied in Kit stays applied.
+ * A delivery that found its credential's budget spent: back to the queue, still pending, not a
+ * failed attempt; what it already applied in Kit stays applied. It keeps its place in line (due
+ * since it was received, so it resumes before the community's later work), and the consumer claims
+ * nothing for the credential until the budget frees up at `spent.until`, the time the message gives.
  */
-export function putBackForBudget(spent: BudgetSpentError, kitRequests: number): Outcome {
+export function putBackForBudget(spent: BudgetSpentError, delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
   return {
     status: 'pending',
     kitRequests,
     lastError: `Waiting for Kit's rate limit (${describeBudget(spent.limit, spent.windowMs)}); continues at ${clockTime(spent.until)}.`,
-    nextAttemptAt: spent.until,
+    nextAttemptAt: Math.min(delivery.receivedAt, spent.until),
   }
 }

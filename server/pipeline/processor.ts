@@ -614,7 +614,7 @@ export class DeliveryProcessor {
         ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
-    if (err instanceof BudgetSpentError) return putBackForBudget(err, kitRequests)
+    if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
     if (err instanceof Retryable) return retryLater(err.message, 1000)
     if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {

@@ -105,14 +105,15 @@ describe('what the consumer may claim', () => {
 })
 
 describe('a delivery put back for the budget', () => {
-  it('stays pending, is due when the budget frees up, and says so in words', () => {
+  it('stays pending, keeps its place in line, and says in words when it continues', () => {
     const until = Date.UTC(2026, 0, 5, 10, 42, 4, 300)
-    const outcome = putBackForBudget(new BudgetSpentError('cred', until, 120, 60_000), 17)
+    const receivedAt = until - 90_000
+    const outcome = putBackForBudget(new BudgetSpentError('cred', until, 120, 60_000), { receivedAt }, 17)
     expect(outcome).toEqual({
       status: 'pending',
       kitRequests: 17,
       lastError: "Waiting for Kit's rate limit (120 requests a minute); continues at 10:42:05 UTC.",
-      nextAttemptAt: until,
+      nextAttemptAt: receivedAt,
     })
   })
 
