@@ -153,16 +153,19 @@ export class Consumer {
     if (budgetFreesIn !== null) candidates.push(budgetFreesIn)
     const wait = Math.max(5, Math.min(...candidates))
     return new Promise((resolve) => {
-      const timer = setTimeout(done, wait)
-      function done() {
+      // However the sleep ends, its wake-up goes with it: a stale one left behind would swallow
+      // the next notify() (clearing `notified`) without waking anything.
+      const done = () => {
         clearTimeout(timer)
+        if (this.wake === wake) this.wake = null
         resolve()
       }
-      this.wake = () => {
-        this.wake = null
+      const wake = () => {
         this.notified = false
         done()
       }
+      const timer = setTimeout(done, wait)
+      this.wake = wake
     })
   }
 
