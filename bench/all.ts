@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark in turn (intake also gives the footprint), then a summary. */
 import { drainBenchmark } from './drain.ts'
 import { economyBenchmark } from './economy.ts'
+import { fairnessBenchmark } from './fairness.ts'
 import { intakeBenchmark, RESULTS } from './intake.ts'
 import { panelBenchmark } from './panel.ts'
 import { log, runIfMain, type Outcome } from './lib/report.ts'
@@ -9,6 +10,7 @@ const BENCHMARKS: [string, () => Promise<Outcome[]>][] = [
   ['intake + footprint', intakeBenchmark],
   ['economy', economyBenchmark],
   ['panel', panelBenchmark],
+  ['fairness', fairnessBenchmark],
   ['drain', drainBenchmark],
 ]
 

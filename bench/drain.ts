@@ -14,7 +14,7 @@ import { LIFECYCLE_FIELDS, LIFECYCLE_TAGS, lifecycleBacklog, postAll } from './l
 import { log, printOutcome, runIfMain, verdictOf, type Outcome } from './lib/report.ts'
 import { startServer } from './lib/server.ts'
 import { api, connect } from './lib/session.ts'
-import { pipelineRequests } from './lib/standin.ts'
+import { breakdown, pipelineRequests } from './lib/standin.ts'
 import { checkKit, describeCheck } from './lib/verify.ts'
 import { RESULTS } from './intake.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
@@ -67,6 +67,7 @@ export async function drainBenchmark(): Promise<Outcome[]> {
     const check = checkKit(kit.account(KEY), backlog.members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
     log(`drain: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${throttled} × 429); floor ${floor.toFixed(1)} s; last Kit request at ${((lastRequestAt - startedAt) / 1000).toFixed(1)} s`)
     log(`drain: deliveries ${JSON.stringify(counts)}; ${describeCheck(check)}`)
+    log(`drain: ${JSON.stringify(breakdown(made))}`)
     const pass = ratio <= 1.1 && throttled <= 2 && check.ok
     const outcome: Outcome = {
       name: 'drain',

@@ -20,6 +20,20 @@ export class DeliveryReader {
     return counts
   }
 
+  /** Deliveries of the community that are terminal (succeeded, failed, skipped). */
+  terminalOf(communityId: string): number {
+    return (
+      this.db
+        .prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = ? AND status IN ('succeeded', 'failed', 'skipped')`)
+        .get(communityId) as { n: number }
+    ).n
+  }
+
+  isTerminal(communityId: string, eventId: string): boolean {
+    const row = this.db.prepare('SELECT status FROM deliveries WHERE community_id = ? AND event_id = ?').get(communityId, eventId) as { status: string } | undefined
+    return row !== undefined && (TERMINAL as readonly string[]).includes(row.status)
+  }
+
   total(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n
   }

@@ -25,6 +25,21 @@ export class BudgetBusyError extends Error {
   }
 }
 
+/** A caller that must not wait found no slot free: its work goes back until `until`. */
+export class BudgetSpentError extends Error {
+  override readonly name = 'BudgetSpentError'
+
+  constructor(
+    readonly credentialId: string,
+    /** Epoch ms when a slot is expected to be free. */
+    readonly until: number,
+    readonly limit: number,
+    readonly windowMs: number,
+  ) {
+    super(`Kit's request budget for credential ${credentialId} has no slot free until ${new Date(until).toISOString()}`)
+  }
+}
+
 export interface BudgetOptions {
   limit: number
   windowMs: number
@@ -55,6 +70,55 @@ interface CredentialState {
   blockedUntil: number
   timer: NodeJS.Timeout | null
   timerAt: number
+}
+
+/** One credential's budget as the decisions below see it. */
+export interface BudgetState {
+  limit: number
+  windowMs: number
+  interactiveReserve: number
+  /** Completion times of finished requests still inside the window, oldest first. */
+  completions: readonly number[]
+  inFlight: number
+  waitingInteractive: number
+  waitingBackground: number
+  /** Epoch ms until which a 429 blocks the credential (0: not blocked). */
+  blockedUntil: number
+}
+
+/** What a caller asking for a slot does now: run, wait for it (ms), or give its work back until a time. */
+export type SlotDecision = { action: 'run' } | { action: 'wait'; ms: number } | { action: 'put_back'; until: number }
+
+const capacity = (state: Pick<BudgetState, 'limit' | 'interactiveReserve'>, priority: Priority) =>
+  priority === 'interactive' ? state.limit : state.limit - state.interactiveReserve
+
+/**
+ * How long until a call of `priority` could start (0: now). Interactive calls queue only behind
+ * interactive ones; background calls behind everyone, and never use the interactive reserve.
+ */
+export function slotFreesIn(state: BudgetState, priority: Priority, now: number): number {
+  const inWindow = state.completions.filter((at) => at > now - state.windowMs)
+  const ahead = priority === 'interactive' ? state.waitingInteractive : state.waitingInteractive + state.waitingBackground
+  const mustExpire = state.inFlight + inWindow.length + ahead - capacity(state, priority) + 1
+  let delay = 0
+  if (mustExpire > inWindow.length) {
+    // Requests still in flight must finish first; each then holds its slot for a whole window.
+    delay = state.windowMs
+  } else if (mustExpire > 0) {
+    delay = (inWindow[mustExpire - 1] ?? now) + state.windowMs - now
+  }
+  return Math.max(delay, state.blockedUntil - now, 0)
+}
+
+/**
+ * The decision before every Kit request: run when a slot is free; otherwise a caller that may
+ * wait (the panel) waits, and one that must not (a delivery in a consumer slot) gives its work
+ * back until the slot is expected.
+ */
+export function decideSlot(state: BudgetState, caller: { priority: Priority; mayWait: boolean }, now: number): SlotDecision {
+  const ms = slotFreesIn(state, caller.priority, now)
+  if (ms <= 0) return { action: 'run' }
+  return caller.mayWait ? { action: 'wait', ms } : { action: 'put_back', until: now + ms }
 }
 
 export class RequestBudget {
@@ -113,20 +177,43 @@ export class RequestBudget {
     this.#pump(credentialId, state)
   }
 
+  /** How long until a call of this priority could start, 0 when a slot is free now. */
   delayFor(credentialId: string, priority: Priority): number {
     const state = this.#states.get(credentialId)
     if (!state) return 0
     const now = this.#now()
     this.#prune(state, now)
-    const ahead = priority === 'interactive' ? state.interactive.length : state.interactive.length + state.background.length
-    const mustExpire = state.inFlight + state.log.length + ahead - this.#capacity(priority) + 1
-    let delay = 0
-    if (mustExpire > state.log.length) {
-      delay = this.windowMs
-    } else if (mustExpire > 0) {
-      delay = (state.log[mustExpire - 1] ?? now) + this.windowMs - now
+    return slotFreesIn(this.#snapshot(state), priority, now)
+  }
+
+  /**
+   * A slot now, or the decision not to take one: for callers that must never wait (deliveries in
+   * a consumer slot). Never queues; a refused caller learns when a slot frees up.
+   */
+  tryAcquire(credentialId: string, priority: Priority): { release: Release } | { until: number } {
+    const state = this.#state(credentialId)
+    const now = this.#now()
+    this.#prune(state, now)
+    const decision = decideSlot(this.#snapshot(state), { priority, mayWait: false }, now)
+    if (decision.action !== 'run') {
+      this.#pump(credentialId, state)
+      return { until: decision.action === 'put_back' ? decision.until : now + decision.ms }
     }
-    return Math.max(delay, state.blockedUntil - now, 0)
+    state.inFlight += 1
+    return { release: this.#releaser(credentialId, state) }
+  }
+
+  #snapshot(state: CredentialState): BudgetState {
+    return {
+      limit: this.limit,
+      windowMs: this.windowMs,
+      interactiveReserve: this.interactiveReserve,
+      completions: state.log,
+      inFlight: state.inFlight,
+      waitingInteractive: state.interactive.length,
+      waitingBackground: state.background.length,
+      blockedUntil: state.blockedUntil,
+    }
   }
 
   usage(credentialId: string): BudgetUsage {
@@ -151,10 +238,6 @@ export class RequestBudget {
     return state
   }
 
-  #capacity(priority: Priority): number {
-    return priority === 'interactive' ? this.limit : this.limit - this.interactiveReserve
-  }
-
   #prune(state: CredentialState, now: number): void {
     const cutoff = now - this.windowMs
     let expired = 0
@@ -163,7 +246,7 @@ export class RequestBudget {
   }
 
   #canStart(state: CredentialState, priority: Priority, now: number): boolean {
-    return now >= state.blockedUntil && state.inFlight + state.log.length < this.#capacity(priority)
+    return now >= state.blockedUntil && state.inFlight + state.log.length < capacity(this, priority)
   }
 
   #pump(credentialId: string, state: CredentialState): void {

@@ -2,14 +2,15 @@
  * The Kit v4 API client. One factory per process holds the shared request budget; `forKey` gives
  * a small API object bound to one credential and one priority.
  *
- * Every attempt takes a budget slot first, 5xx answers and network failures are retried with
+ * Every attempt takes a budget slot first (a caller that must not wait — the pipeline — gets a
+ * BudgetSpentError at once when none is free), 5xx answers and network failures are retried with
  * exponential backoff and full jitter, redirects are never followed (the key would travel with
  * them to another host), and every failure ends as a `KitError` whose messages come
  * from Kit's answer (never an HTML page, never the API key).
  */
 import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
-import type { Priority, RequestBudget } from './budget.ts'
+import { BudgetSpentError, type Priority, type Release, type RequestBudget } from './budget.ts'
 import { KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
@@ -58,6 +59,11 @@ export interface KitCallOptions {
   signal?: AbortSignal
   /** After a 429, wait for the budget and try once more; default false for interactive, true for background. */
   retryOn429?: boolean
+  /**
+   * false: never wait for the credential's budget; a request finding no slot free throws
+   * BudgetSpentError (with when one frees up) before anything is sent. Default true.
+   */
+  waitForBudget?: boolean
 }
 
 /** Custom field values by Kit field key. Kit takes strings only: a field is cleared with "". */
@@ -331,7 +337,7 @@ class KitApiClient implements KitApi {
     let failures = 0
     let retriedRateLimit = false
     for (;;) {
-      const release = await budget.acquire(this.credentialId, this.#priority, signal)
+      const release = await this.#slot(budget, signal)
       let attempt: Attempt
       try {
         attempt = await this.#attempt(spec)
@@ -358,6 +364,14 @@ class KitApiClient implements KitApi {
       }
       throw this.#toError(attempt)
     }
+  }
+
+  #slot(budget: RequestBudget, signal: AbortSignal | undefined): Promise<Release> {
+    if (this.#call.waitForBudget !== false) return budget.acquire(this.credentialId, this.#priority, signal)
+    signal?.throwIfAborted()
+    const slot = budget.tryAcquire(this.credentialId, this.#priority)
+    if ('release' in slot) return Promise.resolve(slot.release)
+    return Promise.reject(new BudgetSpentError(this.credentialId, slot.until, budget.limit, budget.windowMs))
   }
 
   async #attempt(spec: RequestSpec): Promise<Attempt> {

@@ -1,12 +1,15 @@
 /**
- * The in-process consumer: claims due deliveries with leases, a few at a time, skipping
- * communities whose Kit budget is spent so one backlog never stalls another, and records each
- * outcome. Stopping finishes (or gives back) what is in flight.
+ * The in-process consumer: claims due deliveries with leases, a few at a time, and records each
+ * outcome. One backlog never stalls another: at most `perCredential` deliveries run at once for
+ * one Kit credential, communities whose budget is spent are not claimed for, and a delivery that
+ * finds the budget spent gives its slot back (see the processor) instead of waiting in it.
+ * Stopping finishes (or gives back) what is in flight.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
 import type { Metrics } from '../plugins/metrics.ts'
+import { claimPlan, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
@@ -23,6 +26,8 @@ export interface ConsumerOptions {
   log: FastifyBaseLogger
   metrics: Metrics
   concurrency?: number
+  /** Most deliveries in flight for one Kit credential; default MAX_IN_FLIGHT_PER_CREDENTIAL (2). */
+  perCredential?: number
   leaseMs?: number
   idlePollMs?: number
 }
@@ -31,6 +36,10 @@ export class Consumer {
   readonly owner = `consumer_${randomUUID()}`
   private running = false
   private readonly inFlight = new Map<number, Promise<void>>()
+  /** Credential id of each delivery in flight, by seq (absent: its community has no connection). */
+  private readonly inFlightCredential = new Map<number, string>()
+  /** The most deliveries ever in flight at once, by credential id. */
+  private readonly peak = new Map<string, number>()
   private readonly abort = new AbortController()
   private wake: (() => void) | null = null
   /** A notify() that arrived while the loop was not asleep: the next idle() returns at once. */
@@ -38,11 +47,14 @@ export class Consumer {
   private readonly lastExpedite = new Map<string, number>()
   private loop: Promise<void> | null = null
   private readonly concurrency: number
+  private readonly perCredential: number
   private readonly leaseMs: number
   private readonly idlePollMs: number
 
   constructor(private readonly o: ConsumerOptions) {
     this.concurrency = o.concurrency ?? 4
+    this.perCredential = o.perCredential ?? MAX_IN_FLIGHT_PER_CREDENTIAL
+    if (!Number.isInteger(this.perCredential) || this.perCredential < 1) throw new RangeError('perCredential must be a positive integer')
     this.leaseMs = o.leaseMs ?? 120_000
     this.idlePollMs = o.idlePollMs ?? 1000
   }
@@ -61,29 +73,34 @@ export class Consumer {
 
   private async run(): Promise<void> {
     while (this.running) {
-      const free = this.concurrency - this.inFlight.size
-      let claimed: QueuedDelivery[] = []
+      let claimedAny = false
       let budgetFreesIn: number | null = null
       let claimCostMs = 0
-      if (free > 0) {
-        try {
-          const busy = this.busyCommunities()
-          budgetFreesIn = busy.freesIn
+      try {
+        const credentials = this.o.credentials()
+        // Each claim takes at most what every claimable credential still has room for, then the
+        // plan is made again with the new work counted, until the slots are full or nothing is due.
+        while (this.running && this.inFlight.size < this.concurrency) {
+          const plan = claimPlan({
+            credentials,
+            inFlight: this.inFlightByCredential(),
+            perCredential: this.perCredential,
+            free: this.concurrency - this.inFlight.size,
+            budgetFreesIn: (credentialId) => this.o.budget.delayFor(credentialId, 'background'),
+          })
+          budgetFreesIn = plan.budgetFreesIn
+          if (plan.limit === 0) break
           const started = performance.now()
-          claimed = this.o.queue.claim({ owner: this.owner, limit: free, leaseMs: this.leaseMs, now: Date.now(), exclude: busy.communities })
-          claimCostMs = performance.now() - started
-        } catch (err) {
-          this.o.log.error({ err }, 'claiming deliveries failed')
+          const claimed = this.o.queue.claim({ owner: this.owner, limit: plan.limit, leaseMs: this.leaseMs, now: Date.now(), exclude: plan.exclude })
+          claimCostMs += performance.now() - started
+          for (const delivery of claimed) this.begin(delivery, credentials.get(delivery.communityId))
+          if (claimed.length > 0) claimedAny = true
+          if (claimed.length < plan.limit) break
         }
+      } catch (err) {
+        this.o.log.error({ err }, 'claiming deliveries failed')
       }
-      for (const delivery of claimed) {
-        const work = this.handle(delivery).finally(() => {
-          this.inFlight.delete(delivery.seq)
-          this.notify()
-        })
-        this.inFlight.set(delivery.seq, work)
-      }
-      if (claimed.length === 0) {
+      if (!claimedAny) {
         // Nothing claimable: pause before looking again, so a burst of intake notifications costs
         // one claim query per pause rather than one per event, and a claim that had to walk a long
         // backlog of waiting communities takes at most a fifth of the time.
@@ -96,18 +113,30 @@ export class Consumer {
     }
   }
 
-  /** Communities whose Kit budget has no background slot free right now, and when the first frees up. */
-  private busyCommunities(): { communities: string[]; freesIn: number | null } {
-    const communities: string[] = []
-    let freesIn: number | null = null
-    for (const [communityId, credentialId] of this.o.credentials()) {
-      const delay = this.o.budget.delayFor(credentialId, 'background')
-      if (delay > 0) {
-        communities.push(communityId)
-        freesIn = freesIn === null ? delay : Math.min(freesIn, delay)
-      }
+  private begin(delivery: QueuedDelivery, credentialId: string | undefined): void {
+    if (credentialId !== undefined) {
+      this.inFlightCredential.set(delivery.seq, credentialId)
+      const running = this.inFlightByCredential().get(credentialId) ?? 0
+      this.peak.set(credentialId, Math.max(this.peak.get(credentialId) ?? 0, running))
     }
-    return { communities, freesIn }
+    const work = this.handle(delivery).finally(() => {
+      this.inFlight.delete(delivery.seq)
+      this.inFlightCredential.delete(delivery.seq)
+      this.notify()
+    })
+    this.inFlight.set(delivery.seq, work)
+  }
+
+  /** Deliveries in flight now, by credential id. */
+  inFlightByCredential(): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const credentialId of this.inFlightCredential.values()) counts.set(credentialId, (counts.get(credentialId) ?? 0) + 1)
+    return counts
+  }
+
+  /** The most deliveries that were ever in flight at once, by credential id. */
+  peakInFlightByCredential(): Map<string, number> {
+    return new Map(this.peak)
   }
 
   /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
@@ -124,16 +153,19 @@ export class Consumer {
     if (budgetFreesIn !== null) candidates.push(budgetFreesIn)
     const wait = Math.max(5, Math.min(...candidates))
     return new Promise((resolve) => {
-      const timer = setTimeout(done, wait)
-      function done() {
+      // However the sleep ends, its wake-up goes with it: a stale one left behind would swallow
+      // the next notify() (clearing `notified`) without waking anything.
+      const done = () => {
         clearTimeout(timer)
+        if (this.wake === wake) this.wake = null
         resolve()
       }
-      this.wake = () => {
-        this.wake = null
+      const wake = () => {
         this.notified = false
         done()
       }
+      const timer = setTimeout(done, wait)
+      this.wake = wake
     })
   }
 
@@ -153,6 +185,11 @@ export class Consumer {
     const settled = this.o.queue.settle(delivery.seq, this.owner, outcome)
     if (!settled) {
       this.o.log.warn({ deliveryId: delivery.id }, 'lease lost before the outcome was recorded')
+      return
+    }
+    if (outcome.status === 'pending') {
+      // Put back for Kit's budget: not a processing result, and frequent under a long backlog.
+      this.o.log.debug({ deliveryId: delivery.id, kitRequests: outcome.kitRequests, until: outcome.nextAttemptAt }, 'delivery put back until Kit\'s budget frees up')
       return
     }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })

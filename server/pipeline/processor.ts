@@ -9,13 +9,16 @@ import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, 
 import { fillPlaceholders, hasPlaceholder, type EventType } from '../../shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
+import { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../kit/types.ts'
 import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
+import { putBackForBudget } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
+import { DeliveryProgress, resumable } from './progress.ts'
 import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
@@ -206,6 +209,8 @@ const memberRow = (delivery: QueuedDelivery, credentialId: string) =>
 export class DeliveryProcessor {
   private readonly now: () => number
   private readonly random: () => number
+  /** Membership calls made by deliveries that gave their slot back for Kit's budget. */
+  readonly progress = new DeliveryProgress()
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
@@ -264,15 +269,23 @@ export class DeliveryProcessor {
     // Only requests Kit answered count: a network failure (refused, reset, timed out) never
     // reached Kit's API, and waits for the budget are not requests at all.
     let kitRequests = 0
-    const kit = this.deps.kit.forKey(credential.apiKey, {
-      credentialId: credential.credentialId,
-      priority: 'background',
-      retryOn429: false,
-      ...(signal ? { signal } : {}),
-      onRequest: (info) => {
-        if (info.status !== 'network_error') kitRequests += 1
-      },
-    })
+    // A delivery never waits for the budget while it holds a consumer slot: it gives the slot
+    // back (see failure()) and resumes later without repeating the calls it already made.
+    const done = this.progress.of(delivery.id)
+    this.progress.finish(delivery.id)
+    const kit = resumable(
+      this.deps.kit.forKey(credential.apiKey, {
+        credentialId: credential.credentialId,
+        priority: 'background',
+        retryOn429: false,
+        waitForBudget: false,
+        ...(signal ? { signal } : {}),
+        onRequest: (info) => {
+          if (info.status !== 'network_error') kitRequests += 1
+        },
+      }),
+      done,
+    )
 
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
@@ -291,6 +304,7 @@ export class DeliveryProcessor {
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
+      if (outcome.status === 'pending') this.progress.keep(delivery.id, done)
       const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
       return { ...outcome, steps: [...log.steps, stopped] }
     }
@@ -679,6 +693,7 @@ export class DeliveryProcessor {
         ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
+    if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
     if (err instanceof Retryable) return retryLater(err.message, 1000)
     if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {

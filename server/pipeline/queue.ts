@@ -56,12 +56,13 @@ export interface ClaimOptions {
 }
 
 export interface Outcome {
-  status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held'
+  /** `pending`: given back before it could finish (Kit's budget was spent); not a failed attempt. */
+  status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held' | 'pending'
   lastError: string | null
   kitRequests: number
   /** What this attempt did in Kit, step by step (kept for the owner's Activity). */
   steps?: DeliveryStep[]
-  /** For `retrying`: when to try again (epoch ms). */
+  /** For `retrying` and `pending`: when to try again (epoch ms). */
   nextAttemptAt?: number
   /** Extra writes to commit atomically with the outcome (ordering marks). */
   commit?: () => void

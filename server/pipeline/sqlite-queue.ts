@@ -97,7 +97,7 @@ export class SqliteQueue implements DeliveryQueue {
         status: outcome.status,
         lastError: outcome.lastError,
         steps: JSON.stringify(outcome.steps ?? []),
-        attempted: outcome.kitRequests > 0 || outcome.status !== 'skipped' ? 1 : 0,
+        attempted: outcome.status !== 'pending' && (outcome.kitRequests > 0 || outcome.status !== 'skipped') ? 1 : 0,
         kitRequests: outcome.kitRequests,
         nextAttemptAt: outcome.nextAttemptAt ?? now,
         updatedAt: iso(now),

@@ -23,6 +23,8 @@ export interface PipelineOptions {
   /** Start consuming when the app is ready (tests may drive it by hand). */
   autoStart?: boolean
   concurrency?: number
+  /** Most deliveries in flight for one Kit credential (default 2), so other communities keep slots. */
+  perCredential?: number
   retry?: Partial<RetryPolicy>
 }
 
@@ -54,6 +56,7 @@ export default fp<PipelineOptions>(
       log: app.log,
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })
     const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
     const syncs = new SyncService({

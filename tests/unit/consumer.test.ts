@@ -71,6 +71,25 @@ describe('consumer wake-ups', () => {
     await stopped
   })
 
+  it('does not lose a notify() that arrives during the pause after an idle wait ran out', async () => {
+    const q = memoryQueue()
+    const consumer = new Consumer({
+      queue: q.queue, processor, budget, credentials: () => new Map(), log, metrics,
+      idlePollMs: 100,
+    })
+    consumer.start()
+    // t=0 empty claim, pause to t=10, idle until t=110 (runs out), empty claim, pause to t=120.
+    await vi.advanceTimersByTimeAsync(115)
+    expect(q.claims()).toBe(2)
+    q.ready.push(delivery(1))
+    consumer.notify()
+    await vi.advanceTimersByTimeAsync(25)
+    expect(q.settled).toEqual([1])
+    const stopped = consumer.stop(0)
+    await vi.advanceTimersByTimeAsync(150)
+    await stopped
+  })
+
   it('stops promptly when asked during the pause, not after a full idle poll', async () => {
     const q = memoryQueue()
     const consumer = new Consumer({
