@@ -19,6 +19,7 @@ import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
 import { STOP_GRACE_MS } from './pipeline/consumer.ts'
+import { MAX_EVENT_BYTES } from './pipeline/intake.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
@@ -33,7 +34,7 @@ export interface BuildOptions {
   pipeline?: PipelineOptions
 }
 
-export const BODY_LIMIT = 256 * 1024
+export const BODY_LIMIT = MAX_EVENT_BYTES
 
 /**
  * Node checks request deadlines on an interval (30 s by default), which would let a stalled
