@@ -53,8 +53,10 @@ export interface Config {
 }
 
 export interface EventBusConfig {
-  /** The NATS servers (`nats://` or `tls://`), as given in EVENT_BUS_URL. */
+  /** The NATS servers (`nats://` or `tls://`) from EVENT_BUS_URL, without credentials. */
   servers: string[]
+  /** From `user:password@` (or a lone `token@`) in EVENT_BUS_URL; never logged. */
+  auth: { user: string; pass: string } | { token: string } | null
   subject: string
   stream: string
   consumer: string
@@ -149,15 +151,23 @@ const BUS_SUBJECT = /^([^\s.*>]+|\*)(\.([^\s.*>]+|\*))*(\.>)?$|^>$/
 function eventBusSettings(env: Env, problems: string[]): EventBusConfig | null {
   const url = env.EVENT_BUS_URL?.trim()
   if (!url) return null
-  const servers = url.split(',').map((s) => s.trim()).filter(Boolean)
-  const badServer = servers.some((server) => {
+  const servers: string[] = []
+  let auth: EventBusConfig['auth'] = null
+  let badServer = false
+  for (const entry of url.split(',').map((s) => s.trim()).filter(Boolean)) {
+    let parsed: URL
     try {
-      const parsed = new URL(server)
-      return !['nats:', 'tls:'].includes(parsed.protocol) || parsed.hostname === ''
+      parsed = new URL(entry)
     } catch {
-      return true
+      badServer = true
+      continue
     }
-  })
+    if (!['nats:', 'tls:'].includes(parsed.protocol) || parsed.hostname === '') badServer = true
+    const user = decodeURIComponent(parsed.username)
+    const pass = decodeURIComponent(parsed.password)
+    if (user && !auth) auth = pass ? { user, pass } : { token: user }
+    servers.push(`${parsed.protocol}//${parsed.host}`)
+  }
   if (servers.length === 0 || badServer) {
     problems.push('EVENT_BUS_URL must be one or more comma-separated nats:// or tls:// URLs such as nats://127.0.0.1:4222 (unset it to receive events over HTTP only)')
   }
@@ -169,7 +179,7 @@ function eventBusSettings(env: Env, problems: string[]): EventBusConfig | null {
   if (!BUS_NAME.test(stream)) problems.push('EVENT_BUS_STREAM must be 1 to 64 letters, digits, "_" or "-", such as APPSTATION_MEMBERS')
   const consumer = env.EVENT_BUS_CONSUMER || 'kit-plugin'
   if (!BUS_NAME.test(consumer)) problems.push('EVENT_BUS_CONSUMER must be 1 to 64 letters, digits, "_" or "-", such as kit-plugin')
-  return { servers, subject, stream, consumer }
+  return { servers, auth, subject, stream, consumer }
 }
 
 function generateSecret(name: SecretName): string {

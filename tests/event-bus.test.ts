@@ -14,10 +14,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { connect, headers as natsHeaders, type JetStreamManager, type NatsConnection } from 'nats'
 import type { Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
-import type { EventBusConfig } from '../server/config.ts'
+import { loadConfig, type EventBusConfig } from '../server/config.ts'
 import type { NewDelivery } from '../server/pipeline/queue.ts'
 import type { EventBusOptions } from '../server/plugins/event-bus.ts'
 import { buildTestApp } from './helpers/app.ts'
+import { tempDb } from './helpers/config.ts'
 import { makeEvent, postEvent, signedHeaders, waitFor } from './helpers/events.ts'
 import { PipelineHarness } from './helpers/pipeline.ts'
 import { freePort } from './helpers/server-process.ts'
@@ -54,7 +55,7 @@ let counter = 0
 /** A stream, subject and consumer of this run only. */
 function busConfig(url = NATS_URL): EventBusConfig {
   counter += 1
-  return { servers: [url], stream: `KITTEST_${RUN}_${counter}`, subject: `kittest.${RUN}.${counter}.members.>`, consumer: `kit-plugin-${RUN}-${counter}` }
+  return { servers: [url], auth: null, stream: `KITTEST_${RUN}_${counter}`, subject: `kittest.${RUN}.${counter}.members.>`, consumer: `kit-plugin-${RUN}-${counter}` }
 }
 
 /** Short timings so redeliveries happen in a second, not half a minute. */
@@ -341,10 +342,27 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     await waitFor(() => storedEvents(app) === 2, { what: 'the event published after the restart', timeoutMs: 20_000 })
     expect(logs.join('')).toContain('reconnected to the event bus')
   }, 40_000)
+
+  it.skipIf(!existsSync(NATS_SERVER))('signs in to NATS with the user and password given in EVENT_BUS_URL', async () => {
+    const port = await freePort()
+    const storeDir = mkdtempSync(join(tmpdir(), 'kit-nats-'))
+    cleanups.push(async () => rmSync(storeDir, { recursive: true, force: true }))
+    const server = await startNats(port, storeDir, ['--user', 'kit', '--pass', 'bus-pass-1234'])
+    cleanups.push(() => stopNats(server))
+    const fromEnv = loadConfig({ DATABASE_PATH: tempDb(), EVENT_BUS_URL: `nats://kit:bus-pass-1234@127.0.0.1:${port}` }).config.eventBus
+    expect(fromEnv?.auth).toEqual({ user: 'kit', pass: 'bus-pass-1234' })
+    const config = { ...busConfig(), servers: fromEnv?.servers ?? [], auth: fromEnv?.auth ?? null }
+    const { app, secret, logs } = await busApp(config)
+    const nc = await connect({ servers: [`nats://127.0.0.1:${port}`], user: 'kit', pass: 'bus-pass-1234' })
+    natsConnections.push(nc)
+    await publishSigned(nc, config, secret, makeEvent())
+    await waitFor(() => storedEvents(app) === 1, { what: 'the event' })
+    expect(logs.join('')).not.toContain('bus-pass-1234')
+  })
 })
 
-async function startNats(port: number, storeDir: string): Promise<ChildProcess> {
-  const child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: 'ignore' })
+async function startNats(port: number, storeDir: string, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extra], { stdio: 'ignore' })
   await waitForAsync(() => reachable(port), `nats-server on port ${port}`, 10_000)
   return child
 }

@@ -139,6 +139,7 @@ export class EventBus {
     const servers = this.d.config.servers
     const nc = await connect({
       servers,
+      ...this.d.config.auth,
       name: 'kit-for-appstation',
       // After the first connection the client reconnects by itself, for as long as it takes.
       reconnect: true,
