@@ -2,8 +2,11 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../server/config.ts'
 import { nakDelayMs, redactedServers } from '../server/pipeline/event-bus.ts'
+import { randomBytes } from 'node:crypto'
 import { buildTestApp } from './helpers/app.ts'
 import { problemsOf, tempDb } from './helpers/config.ts'
+import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
+import { freePort } from './helpers/server-process.ts'
 
 const busProblems = (env: Record<string, string>) => problemsOf({ DATABASE_PATH: tempDb(), ...env }).join(' ')
 
@@ -70,5 +73,15 @@ describe('event bus configuration', () => {
   it('naks a message that could not be stored with a delay doubling per delivery, up to the maximum', () => {
     const tuning = { nakBaseMs: 1000, nakMaxMs: 60_000 }
     expect([1, 2, 3, 4, 7, 8, 1000].map((n) => nakDelayMs(n, tuning))).toEqual([1000, 2000, 4000, 8000, 60_000, 60_000, 60_000])
+  })
+
+  it('serves HTTP intake while the event bus cannot be reached, keeps trying, and still closes', async () => {
+    const secret = randomBytes(32).toString('base64')
+    const port = await freePort()
+    const eventBus = { servers: [`nats://127.0.0.1:${port}`], auth: null, subject: 'appstation.members.>', stream: 'APPSTATION_MEMBERS', consumer: 'kit-plugin' }
+    const { app, logs } = await buildTestApp({ eventsSecrets: [secret], eventBus }, {}, { retryMs: 20 })
+    expect((await postEvent(app, secret, makeEvent())).statusCode).toBe(202)
+    await waitFor(() => logs.filter((l) => l.includes('the event bus is not usable')).length >= 2, { what: 'two failed attempts logged' })
+    await app.close()
   })
 })

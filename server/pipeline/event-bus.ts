@@ -47,6 +47,9 @@ export interface EventBusTuning {
   retryMs: number
 }
 
+/** The longest pause between attempts to reach the bus. */
+const MAX_RETRY_MS = 30_000
+
 export const DEFAULT_TUNING: EventBusTuning = {
   nakBaseMs: 1000,
   nakMaxMs: 60_000,
@@ -122,16 +125,22 @@ export class EventBus {
   }
 
   private async run(): Promise<void> {
+    let failures = 0
     while (this.running) {
+      let waitMs = this.tuning.retryMs
       try {
         const nc = this.nc && !this.nc.isClosed() ? this.nc : await this.connect()
         if (!nc) return
+        failures = 0
         await this.consume(nc)
       } catch (err) {
         if (!this.running) return
-        this.log.error({ err }, `the event bus is not usable yet; trying again in ${this.tuning.retryMs} ms`)
+        failures += 1
+        // Doubling pauses while the bus stays unusable, so a long outage is not a log line a second.
+        waitMs = Math.min(MAX_RETRY_MS, this.tuning.retryMs * 2 ** Math.min(failures - 1, 10))
+        this.log.error({ err, failures }, `the event bus is not usable; trying again in ${waitMs} ms`)
       }
-      if (this.running) await this.pause(this.tuning.retryMs)
+      if (this.running) await this.pause(waitMs)
     }
   }
 
@@ -153,7 +162,7 @@ export class EventBus {
     }
     this.nc = nc
     this.log.info({ servers: redactedServers(servers) }, 'connected to the event bus')
-    void this.watchConnection(nc)
+    this.watchConnection(nc).catch((err: unknown) => this.log.warn({ err }, 'stopped watching the event bus connection'))
     return nc
   }
 
@@ -177,7 +186,7 @@ export class EventBus {
       await messages.close()
       return
     }
-    void this.watchConsumer(messages)
+    this.watchConsumer(messages).catch((err: unknown) => this.log.warn({ err }, 'stopped watching the event bus consumer'))
     this.log.info({ subject: this.d.config.subject }, 'consuming member events from the event bus')
     this.consumingResolve()
     for await (const m of messages) {
