@@ -1,6 +1,6 @@
 /**
  * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
- * session auth, rate limits, OpenAPI), then the app's services (Kit client, services, event pipeline), then the routes.
+ * session auth, rate limits, OpenAPI), then the app's services (Kit client, services, event pipeline, event bus), then the routes.
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
@@ -14,11 +14,13 @@ import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
 import devHostPlugin from './plugins/dev-host.ts'
 import errorsPlugin from './plugins/errors.ts'
+import eventBusPlugin, { type EventBusOptions } from './plugins/event-bus.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
 import { STOP_GRACE_MS } from './pipeline/consumer.ts'
+import { MAX_EVENT_BYTES } from './pipeline/intake.ts'
 import servicesPlugin from './plugins/services.ts'
 import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
@@ -31,9 +33,11 @@ export interface BuildOptions {
   /** Where log lines go (tests capture them); stdout when absent. */
   logStream?: DestinationStream
   pipeline?: PipelineOptions
+  /** Timings of the event bus consumer (tests shorten them). */
+  eventBus?: EventBusOptions
 }
 
-export const BODY_LIMIT = 256 * 1024
+export const BODY_LIMIT = MAX_EVENT_BYTES
 
 /**
  * Node checks request deadlines on an interval (30 s by default), which would let a stalled
@@ -44,7 +48,7 @@ function deadlineCheckInterval(requestTimeoutMs: number): number {
   return Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4)))
 }
 
-export async function buildApp({ config, logStream, pipeline = {} }: BuildOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, logStream, pipeline = {}, eventBus = {} }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, logStream),
     bodyLimit: BODY_LIMIT,
@@ -79,6 +83,7 @@ export async function buildApp({ config, logStream, pipeline = {} }: BuildOption
   await app.register(kitPlugin)
   await app.register(servicesPlugin)
   await app.register(pipelinePlugin, pipeline)
+  await app.register(eventBusPlugin, eventBus)
 
   await app.register(healthRoutes)
   await app.register(eventRoutes)

@@ -47,7 +47,19 @@ export interface Config {
   /** The largest member file one sync accepts (bytes), and the most members in it. */
   syncMaxBytes: number
   syncMaxRows: number
+  /** EVENT_BUS_URL set: member events are also consumed from a JetStream stream. */
+  eventBus: EventBusConfig | null
   logLevel: string
+}
+
+export interface EventBusConfig {
+  /** The NATS servers (`nats://` or `tls://`) from EVENT_BUS_URL, without credentials. */
+  servers: string[]
+  /** From `user:password@` (or a lone `token@`) in EVENT_BUS_URL; never logged. */
+  auth: { user: string; pass: string } | { token: string } | null
+  subject: string
+  stream: string
+  consumer: string
 }
 
 export class ConfigError extends Error {
@@ -129,6 +141,45 @@ function kitUrlProblem(value: string, production: boolean): string | null {
     return 'KIT_API_URL must be an https: URL in production (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost)'
   }
   return null
+}
+
+/** A JetStream stream or consumer name: no spaces, dots, wildcards or path separators. */
+const BUS_NAME = /^[A-Za-z0-9_-]{1,64}$/
+/** NATS subject tokens separated by dots; `*` a whole token, `>` only the last one. */
+const BUS_SUBJECT = /^([^\s.*>]+|\*)(\.([^\s.*>]+|\*))*(\.>)?$|^>$/
+
+function eventBusSettings(env: Env, problems: string[]): EventBusConfig | null {
+  const url = env.EVENT_BUS_URL?.trim()
+  if (!url) return null
+  const servers: string[] = []
+  let auth: EventBusConfig['auth'] = null
+  let badServer = false
+  for (const entry of url.split(',').map((s) => s.trim()).filter(Boolean)) {
+    let parsed: URL
+    try {
+      parsed = new URL(entry)
+    } catch {
+      badServer = true
+      continue
+    }
+    if (!['nats:', 'tls:'].includes(parsed.protocol) || parsed.hostname === '') badServer = true
+    const user = decodeURIComponent(parsed.username)
+    const pass = decodeURIComponent(parsed.password)
+    if (user && !auth) auth = pass ? { user, pass } : { token: user }
+    servers.push(`${parsed.protocol}//${parsed.host}`)
+  }
+  if (servers.length === 0 || badServer) {
+    problems.push('EVENT_BUS_URL must be one or more comma-separated nats:// or tls:// URLs such as nats://127.0.0.1:4222 (unset it to receive events over HTTP only)')
+  }
+  const subject = env.EVENT_BUS_SUBJECT || 'appstation.members.>'
+  if (!BUS_SUBJECT.test(subject)) {
+    problems.push('EVENT_BUS_SUBJECT must be a NATS subject such as appstation.members.> (dot-separated tokens, "*" for one token, ">" only at the end)')
+  }
+  const stream = env.EVENT_BUS_STREAM || 'APPSTATION_MEMBERS'
+  if (!BUS_NAME.test(stream)) problems.push('EVENT_BUS_STREAM must be 1 to 64 letters, digits, "_" or "-", such as APPSTATION_MEMBERS')
+  const consumer = env.EVENT_BUS_CONSUMER || 'kit-plugin'
+  if (!BUS_NAME.test(consumer)) problems.push('EVENT_BUS_CONSUMER must be 1 to 64 letters, digits, "_" or "-", such as kit-plugin')
+  return { servers, auth, subject, stream, consumer }
 }
 
 function generateSecret(name: SecretName): string {
@@ -255,6 +306,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const syncMaxBytes = intSetting(env, 'SYNC_MAX_BYTES', 64 * 1024 * 1024, problems, 1024)
   const syncMaxRows = intSetting(env, 'SYNC_MAX_ROWS', 100_000, problems)
   if (syncMaxRows > 1_000_000) problems.push('SYNC_MAX_ROWS must be at most 1000000 (split larger member lists into several syncs)')
+  const eventBus = eventBusSettings(env, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
   return {
@@ -286,6 +338,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       retentionDays,
       syncMaxBytes,
       syncMaxRows,
+      eventBus,
       logLevel,
     },
   }

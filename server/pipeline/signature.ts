@@ -25,9 +25,10 @@ export class WebhookVerifier {
     this.keys = secrets.map((s) => Buffer.from(s, 'base64'))
   }
 
-  verify(raw: Buffer, { id, timestamp, signature }: SignatureHeaders): boolean {
+  /** `near` (epoch ms, now by default) is the moment the timestamp must be within 5 minutes of. */
+  verify(raw: Buffer, { id, timestamp, signature }: SignatureHeaders, near: number = this.now()): boolean {
     if (!id || !timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return false
-    const skew = Math.abs(Math.floor(this.now() / 1000) - Number(timestamp))
+    const skew = Math.abs(Math.floor(near / 1000) - Number(timestamp))
     if (skew > TOLERANCE_SECONDS) return false
     const offered = signature
       .split(' ')

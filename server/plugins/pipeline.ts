@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
 import { Consumer } from '../pipeline/consumer.ts'
+import { EventIntake, type IntakeInput, type IntakeResult } from '../pipeline/intake.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
 import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../pipeline/retry-policy.ts'
@@ -17,6 +18,8 @@ export interface Pipeline {
   deliveries: DeliveryService
   retention: Retention
   syncs: SyncService
+  /** Checks, deduplicates and stores one signed member event (HTTP and the event bus alike). */
+  accept: (input: IntakeInput) => Promise<IntakeResult>
 }
 
 export interface PipelineOptions {
@@ -95,7 +98,14 @@ export default fp<PipelineOptions>(
       },
     })
 
-    app.decorate('pipeline', { queue, consumer, deliveries, retention, syncs })
+    const intake = new EventIntake({
+      queue,
+      eventsSecrets: app.config.eventsSecrets,
+      isConnected: (communityId) => app.services.connections.isConnected(communityId),
+      notify: () => consumer.notify(),
+    })
+
+    app.decorate('pipeline', { queue, consumer, deliveries, retention, syncs, accept: (input: IntakeInput) => intake.accept(input) })
     app.addHook('onReady', async () => {
       const dropped = syncs.recoverInterrupted()
       if (dropped > 0) app.log.info({ dropped }, 'dropped syncs whose member file was still being read when the previous run stopped')

@@ -1,21 +1,19 @@
 /**
- * Member event intake: Standard Webhooks signature on the raw body, the envelope
- * validated, and 202 only once the event and its delivery are committed.
+ * Member events over HTTP: the raw body goes to the pipeline's intake (signature, envelope,
+ * dedupe, storage), and 202 comes only once the event and its delivery are committed.
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../shared/api.ts'
-import { EVENT_TYPES, isEventType } from '../../shared/events.ts'
+import { EVENT_TYPES } from '../../shared/events.ts'
 import { AppError } from '../lib/errors.ts'
-import { NOT_CONNECTED_REASON } from '../services/connections.ts'
-import { InvalidEvent, normaliseEmail, validateEnvelope } from '../pipeline/envelope.ts'
-import { WebhookVerifier } from '../pipeline/signature.ts'
+import type { RefusalCode } from '../pipeline/intake.ts'
 
 const Str = (description: string, maxLength = 1000) => Type.String({ minLength: 1, maxLength, description })
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 
 /**
- * The envelope as documentation only: the route checks the signature on the raw bytes first and
+ * The envelope as documentation only: the intake checks the signature on the raw bytes first and
  * then validates with `validateEnvelope`, whose messages name the field at fault.
  */
 const MemberEventBody = Type.Object(
@@ -85,88 +83,27 @@ const eventSchema = {
   },
 }
 
-const invalidEvent = (message: string) => new AppError(400, 'invalid_event', message)
+/** The `kit_events_received_total` status of each refusal. */
+const REFUSED_STATUS: Record<RefusalCode, string> = { invalid_signature: 'unauthorized', invalid_event: 'invalid', payload_too_large: 'invalid' }
 
 const routes: FastifyPluginAsync = async (app) => {
-  const verifier = new WebhookVerifier(app.config.eventsSecrets)
   const { metrics } = app
-
-  /** Events that will send nothing are recorded as skipped right away, with the reason. */
-  const skipped = (type: string, communityId: string): { skippedReason?: string } => {
-    if (!isEventType(type)) return { skippedReason: `Event type ${type} is not handled by the Kit integration.` }
-    if (!app.services.connections.isConnected(communityId)) return { skippedReason: NOT_CONNECTED_REASON }
-    return {}
-  }
 
   app.addContentTypeParser(['application/json', 'application/cloudevents+json'], { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),
   )
 
-  // The schema documents the intake; the handler validates, after the signature check (a missing
+  // The schema documents the intake; the intake validates, after the signature check (a missing
   // header is a 401, not a 400), so nothing here is compiled into a validator.
   app.post('/events', { schema: eventSchema, validatorCompiler: () => () => true }, async (request, reply) => {
-    const raw = request.body
-    if (!Buffer.isBuffer(raw)) {
+    if (!Buffer.isBuffer(request.body)) {
       metrics.eventsReceived.inc({ status: 'invalid' })
-      throw invalidEvent('Send the event as application/cloudevents+json or application/json.')
+      throw new AppError(400, 'invalid_event', 'Send the event as application/cloudevents+json or application/json.')
     }
-    const header = (name: string) => {
-      const value = request.headers[name]
-      return typeof value === 'string' ? value : undefined
-    }
-    const webhookId = header('webhook-id')
-    const signed = verifier.verify(raw, {
-      id: webhookId,
-      timestamp: header('webhook-timestamp'),
-      signature: header('webhook-signature'),
-    })
-    if (!signed) {
-      metrics.eventsReceived.inc({ status: 'unauthorized' })
-      throw new AppError(
-        401,
-        'invalid_signature',
-        'The webhook signature is missing, wrong or its timestamp is more than 5 minutes off.',
-      )
-    }
-    const text = raw.toString('utf8')
-
-    let body: unknown
-    try {
-      body = JSON.parse(text)
-    } catch {
-      metrics.eventsReceived.inc({ status: 'invalid' })
-      throw invalidEvent('The body is not valid JSON.')
-    }
-    let event
-    try {
-      event = validateEnvelope(body)
-    } catch (err) {
-      metrics.eventsReceived.inc({ status: 'invalid' })
-      if (err instanceof InvalidEvent) throw invalidEvent(err.message)
-      throw err
-    }
-    if (event.id !== webhookId) {
-      metrics.eventsReceived.inc({ status: 'invalid' })
-      throw invalidEvent('id must equal the webhook-id header')
-    }
-
-    const receivedAt = Date.now()
-    const skip = skipped(event.type, event.communityid)
-    const { accepted } = await app.pipeline.queue.enqueue({
-      communityId: event.communityid,
-      eventId: event.id,
-      eventType: event.type,
-      memberId: event.data.member.id,
-      memberEmail: normaliseEmail(event.data.member.email),
-      eventTime: event.time ? Date.parse(event.time) : receivedAt,
-      payload: text,
-      receivedAt,
-      ...skip,
-    })
-    metrics.eventsReceived.inc({ status: accepted ? 'accepted' : 'duplicate' })
-    if (!accepted) return reply.status(200).send({ status: 'duplicate', id: event.id })
-    if (!skip.skippedReason) app.pipeline.consumer.notify()
-    return reply.status(202).send({ status: 'accepted', id: event.id })
+    const result = await app.pipeline.accept({ raw: request.body, headers: request.headers })
+    metrics.eventsReceived.inc({ status: result.outcome === 'refused' ? REFUSED_STATUS[result.code] : result.outcome })
+    if (result.outcome === 'refused') throw result.error
+    return reply.status(result.outcome === 'accepted' ? 202 : 200).send({ status: result.outcome, id: result.id })
   })
 }
 

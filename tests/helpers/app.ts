@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../server/app.ts'
 import type { Config } from '../../server/config.ts'
+import type { EventBusOptions } from '../../server/plugins/event-bus.ts'
 import type { PipelineOptions } from '../../server/plugins/pipeline.ts'
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-bytes-long'
@@ -36,6 +37,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     retentionDays: 30,
     syncMaxBytes: 64 * 1024 * 1024,
     syncMaxRows: 100_000,
+    eventBus: null,
     logLevel: 'info',
     ...overrides,
   }
@@ -49,7 +51,7 @@ export interface TestApp {
 }
 
 /** The real app on a fresh migrated in-memory database, with its log captured. */
-export async function buildTestApp(overrides: Partial<Config> = {}, pipeline: PipelineOptions = {}): Promise<TestApp> {
+export async function buildTestApp(overrides: Partial<Config> = {}, pipeline: PipelineOptions = {}, eventBus: EventBusOptions = {}): Promise<TestApp> {
   const config = testConfig(overrides)
   const logs: string[] = []
   const logStream = new Writable({
@@ -58,7 +60,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}, pipeline: Pi
       done()
     },
   })
-  const app = await buildApp({ config, logStream, pipeline })
+  const app = await buildApp({ config, logStream, pipeline, eventBus })
   await app.ready()
   return { app, config, logs }
 }
