@@ -268,6 +268,21 @@ export const RetryDeliveriesResult = Type.Object(
 )
 export type RetryDeliveriesResult = Static<typeof RetryDeliveriesResult>
 
+/**
+ * What `POST /deliveries/retry` with `{"status":"skipped","reason":"not_connected"}` would send:
+ * the deliveries recorded while no Kit account was connected, how many members they concern, and
+ * how many of each event type.
+ */
+export const ReplayableDeliveries = Type.Object(
+  {
+    count: Type.Integer({ minimum: 0 }),
+    members: Type.Integer({ minimum: 0 }),
+    event_types: Type.Array(Type.Object({ event_type: Type.String(), count: Type.Integer({ minimum: 1 }) })),
+  },
+  { description: 'Deliveries recorded while no Kit account was connected; event types most frequent first' },
+)
+export type ReplayableDeliveries = Static<typeof ReplayableDeliveries>
+
 /** The most deliveries one bulk retry puts back in the queue. */
 export const RETRY_MANY_MAX = 10_000
 
