@@ -4,14 +4,9 @@
  */
 import { Type, type Static } from 'typebox'
 import { EVENT_TYPES } from './events.ts'
+import { LIMITS } from './limits.ts'
 
-export const LIMITS = {
-  tagNameMax: 255,
-  tagsPerList: 50,
-  listsPerEvent: 50,
-  fieldMappingsMax: 100,
-  apiKeyMax: 200,
-} as const
+export { LIMITS }
 
 export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String() }),
