@@ -4,14 +4,9 @@
  */
 import { Type, type Static } from 'typebox'
 import { EVENT_TYPES } from './events.ts'
+import { LIMITS } from './limits.ts'
 
-export const LIMITS = {
-  tagNameMax: 255,
-  tagsPerList: 50,
-  listsPerEvent: 50,
-  fieldMappingsMax: 100,
-  apiKeyMax: 200,
-} as const
+export { LIMITS }
 
 export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String() }),
@@ -267,6 +262,21 @@ export const RetryDeliveriesResult = Type.Object(
   { description: 'Queued: the deliveries are sent again, oldest event first' },
 )
 export type RetryDeliveriesResult = Static<typeof RetryDeliveriesResult>
+
+/**
+ * What `POST /deliveries/retry` with `{"status":"skipped","reason":"not_connected"}` would send:
+ * the deliveries recorded while no Kit account was connected, how many members they concern, and
+ * how many of each event type.
+ */
+export const ReplayableDeliveries = Type.Object(
+  {
+    count: Type.Integer({ minimum: 0 }),
+    members: Type.Integer({ minimum: 0 }),
+    event_types: Type.Array(Type.Object({ event_type: Type.String(), count: Type.Integer({ minimum: 1 }) })),
+  },
+  { description: 'Deliveries recorded while no Kit account was connected; event types most frequent first' },
+)
+export type ReplayableDeliveries = Static<typeof ReplayableDeliveries>
 
 /** The most deliveries one bulk retry puts back in the queue. */
 export const RETRY_MANY_MAX = 10_000

@@ -14,6 +14,11 @@ const NOT_CONNECTED = /^No Kit account is connected for this community/
 const retryOne = (id: string, headers = asA) => h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${id}/retry`, headers })
 const retryMany = (payload: unknown, headers = asA) => h.app.inject({ method: 'POST', url: '/api/v1/deliveries/retry', headers, payload: payload as object })
 const replayDisconnected = (headers = asA) => retryMany({ status: 'skipped', reason: 'not_connected' }, headers)
+const replayable = async (headers = asA) => {
+  const res = await h.app.inject({ method: 'GET', url: '/api/v1/deliveries/replayable', headers })
+  expect(res.statusCode).toBe(200)
+  return res.json()
+}
 
 describe('retrying skipped deliveries', () => {
   it('sends a delivery skipped while no Kit account was connected once it is retried', async () => {
@@ -210,5 +215,48 @@ describe('the retry routes in the API description', () => {
     const one = doc.paths['/api/v1/deliveries/{id}/retry'].post
     expect(one).toMatchObject({ operationId: 'retryDelivery', summary: 'Send one failed or skipped delivery again' })
     expect(one.responses['409'].description).toMatch(/failed or skipped/)
+  })
+})
+
+describe('counting what was recorded while no Kit account was connected', () => {
+  it('counts the deliveries, their members and each event type, before and after connecting, and none once they are sent', async () => {
+    h = await PipelineHarness.start()
+    const t0 = Date.now() - 60_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const recorded = [
+      await h.send({ type: 'user.signed_up', memberId: 'm_c1', email: 'c1@example.com', time: at(0) }),
+      await h.send({ type: 'user.signed_up', memberId: 'm_c2', email: 'c2@example.com', time: at(10) }),
+      await h.send({ type: 'subscription.started', memberId: 'm_c1', email: 'c1@example.com', subscription: { id: 's_c1', plan: 'pro', status: 'active' }, time: at(20) }),
+    ]
+    const expected = {
+      count: 3,
+      members: 2,
+      event_types: [
+        { event_type: 'user.signed_up', count: 2 },
+        { event_type: 'subscription.started', count: 1 },
+      ],
+    }
+    expect(await replayable()).toEqual(expected)
+
+    await h.connect()
+    // Skipped for another reason: not something a replay sends.
+    await h.settled(await h.send({ type: 'user.deleted', memberId: 'm_c3', email: 'c3@example.com', time: at(30) }))
+    expect(await replayable()).toEqual(expected)
+
+    expect((await replayDisconnected()).json()).toEqual({ queued: 3, remaining: 0 })
+    expect(await replayable()).toEqual({ count: 0, members: 0, event_types: [] })
+    for (const id of recorded) expect((await h.settled(id)).status).toBe('succeeded')
+    expect(await replayable()).toEqual({ count: 0, members: 0, event_types: [] })
+  })
+
+  it('counts only the community\'s own: B sees none of A\'s recorded events', async () => {
+    h = await PipelineHarness.start()
+    await h.send({ type: 'user.signed_up', memberId: 'm_a1', email: 'a1@example.com' })
+    await h.send({ type: 'user.updated', memberId: 'm_a1', email: 'a1@example.com' })
+    await h.send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_b1', email: 'b1@example.com' })
+    expect(await replayable()).toMatchObject({ count: 2, members: 1 })
+    expect(await replayable(asB)).toEqual({ count: 1, members: 1, event_types: [{ event_type: 'user.signed_up', count: 1 }] })
+    const anonymous = await h.app.inject({ method: 'GET', url: '/api/v1/deliveries/replayable' })
+    expect(anonymous.statusCode).toBe(401)
   })
 })

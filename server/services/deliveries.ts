@@ -1,6 +1,6 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
 import type Database from 'better-sqlite3'
-import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type RetryDeliveriesBody, type RetryDeliveriesResult } from '../../shared/api.ts'
+import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '../../shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { NOT_CONNECTED_REASON } from './connections.ts'
@@ -111,6 +111,20 @@ export class DeliveryService {
     const delivery = this.get(communityId, deliveryId)
     if (!delivery) throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
     return delivery
+  }
+
+  /**
+   * What a replay of the deliveries recorded while no Kit account was connected would send: how
+   * many, for how many members, and how many of each event type (a handful of rows at most).
+   */
+  replayable(communityId: string): ReplayableDeliveries {
+    const params = { communityId, lastError: NOT_CONNECTED_REASON }
+    const matching = `FROM deliveries WHERE community_id = @communityId AND status = 'skipped' AND last_error = @lastError`
+    const types = this.sqlite
+      .prepare(`SELECT event_type, count(*) AS count ${matching} GROUP BY event_type ORDER BY count DESC, event_type`)
+      .all(params) as { event_type: string; count: number }[]
+    const { members } = this.sqlite.prepare(`SELECT count(DISTINCT member_id) AS members ${matching}`).get(params) as { members: number }
+    return { count: types.reduce((sum, t) => sum + t.count, 0), members, event_types: types }
   }
 
   /**

@@ -53,7 +53,12 @@ function stopServer(server: ChildProcess): Promise<void> {
   })
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackOptions {
+  /** More settings for the server (e.g. a smaller Kit budget). */
+  env?: Record<string, string>
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // The test runner sets NODE_ENV=test, which would give Vue's development build: build as shipped.
   execFileSync('npm', ['run', 'build:dev'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
   const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
@@ -75,6 +80,7 @@ export async function startStack(): Promise<Stack> {
       DATABASE_PATH: join(dataDir, 'kit.sqlite'),
       KIT_API_URL: kit.url,
       LOG_LEVEL: 'warn',
+      ...options.env,
     },
   })
   server.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()))

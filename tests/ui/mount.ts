@@ -24,6 +24,7 @@ export function answerWithDefaults(): void {
   vi.mocked(api.listSequences).mockResolvedValue([{ id: 31, name: 'Welcome series' }])
   vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
   vi.mocked(api.listSyncs).mockResolvedValue({ items: [] })
+  vi.mocked(api.countReplayable).mockResolvedValue({ count: 0, members: 0, event_types: [] })
 }
 
 export async function mountPanel(): Promise<VueWrapper> {

@@ -148,6 +148,17 @@ describe('Bring existing members', () => {
     expect(bar.attributes('value')).toBe('55')
   })
 
+  it('keeps the bar, full, once the sync has completed', async () => {
+    vi.mocked(api.listSyncs).mockResolvedValue({
+      items: [aSync({ status: 'completed', total: 20, done: 20, failed: 0, skipped: 0, remaining: 0, estimated_seconds_left: null, finished_at: '2026-12-01T08:01:00.000Z' })],
+    })
+    wrapper = await mountCard()
+    expect(textOf(wrapper.find('.status-line'))).toBe('Last sync completed — 20 of 20 sent to Kit')
+    const bar = wrapper.find('progress')
+    expect(bar.attributes('max')).toBe('20')
+    expect(bar.attributes('value')).toBe('20')
+  })
+
   it('pauses, resumes and, after a confirmation, cancels a running sync', async () => {
     vi.mocked(api.listSyncs).mockResolvedValue({ items: [aSync()] })
     vi.mocked(api.controlSync).mockImplementation(async (_id, verb) =>

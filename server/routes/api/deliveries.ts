@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '../../../shared/api.ts'
+import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, ReplayableDeliveries, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '../../../shared/api.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -41,6 +41,26 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         ...(limit ? { limit } : {}),
       })
     },
+  )
+
+  app.get(
+    '/deliveries/replayable',
+    {
+      schema: {
+        operationId: 'countReplayableDeliveries',
+        summary: 'Count the deliveries recorded while no Kit account was connected',
+        description:
+          'What `POST /deliveries/retry` with `{"status":"skipped","reason":"not_connected"}` would send: how many deliveries, ' +
+          'for how many members, and how many of each event type. Answers with or without a connection.',
+        tags: ['deliveries'],
+        security,
+        response: {
+          200: answer(ReplayableDeliveries, 'The deliveries a replay would send; count 0 when there are none'),
+          ...sessionErrors,
+        },
+      },
+    },
+    async (request) => deliveries.replayable(request.user.communityId),
   )
 
   app.post(

@@ -11,6 +11,8 @@ import type {
   KitSequence,
   KitTag,
   Mappings,
+  ReplayableDeliveries,
+  RetryDeliveriesResult,
   Sync,
   SyncList,
   SyncPlan,
@@ -47,6 +49,9 @@ export const api = {
 
   listDeliveries: (query: DeliveryQuery) => request<DeliveryPage>('/deliveries', { query: { ...query } }),
   retryDelivery: (id: string) => request<Delivery>(`/deliveries/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+  countReplayable: () => request<ReplayableDeliveries>('/deliveries/replayable'),
+  replayNotConnected: () =>
+    request<RetryDeliveriesResult>('/deliveries/retry', { method: 'POST', body: { status: 'skipped', reason: 'not_connected' } }),
 
   previewSync: (file: Blob, contentType: SyncContentType) =>
     request<SyncPlan>('/syncs', { method: 'POST', body: file, contentType, query: { dry_run: 'true' } }),

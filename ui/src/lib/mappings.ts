@@ -2,7 +2,8 @@
  * Pure rules for the mappings document: filling in every event type, comparing drafts, checking
  * the limits the server enforces, and pointing a server 400 at the part of the form it names.
  */
-import { LIMITS, type EventMapping, type Mappings, type TagRef } from '../../../shared/api.ts'
+import type { EventMapping, Mappings, TagRef } from '../../../shared/api.ts'
+import { LIMITS } from '../../../shared/limits.ts'
 import { emptyEventMapping } from '../../../shared/defaults.ts'
 import { notCarriedProblem, placeholderNotCarried } from '../../../shared/event-catalogue.ts'
 import { EVENT_TYPES, hasUnclosedPlaceholder, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
