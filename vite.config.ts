@@ -46,6 +46,7 @@ export default defineConfig({
         test: {
           name: 'browser',
           include: ['tests/browser/**/*.test.ts'],
+          globalSetup: ['tests/browser/global-setup.ts'],
           environment: 'node',
           testTimeout: 60000,
           hookTimeout: 120000,

@@ -4,7 +4,7 @@
  * generated development secrets in a fresh temporary directory, the Kit stand-in behind it, and
  * headless Chromium.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -59,8 +59,7 @@ export interface StackOptions {
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  // The test runner sets NODE_ENV=test, which would give Vue's development build: build as shipped.
-  execFileSync('npm', ['run', 'build:dev'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_ENV: 'production' } })
+  // The UI was built once for the whole run (tests/browser/global-setup.ts).
   const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
