@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
@@ -119,6 +120,28 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
         })
       }
     }
+  })
+
+  it('cannot be passed with a percent-encoded path or an absolute-form request target', async () => {
+    ;({ app } = await buildTestApp({ devHost: true, host: '127.0.0.1' }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    // Raw requests: the router decodes %64 to "d" and reads the path of an absolute-form target.
+    const status = (target: string, host: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+        let answer = ''
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
+        socket.on('end', () => resolve(answer.split('\r\n')[0]?.split(' ')[1] ?? ''))
+        socket.on('error', reject)
+      })
+    const evil = `evil.example:${port}`
+    for (const target of ['/%64ev/api/info', '/%64%65%76/api/info', '/dev/%61pi/info', `http://${evil}/dev/api/info`, `http://127.0.0.1:${port}/dev/api/info`, '/%61pi/v1/connection', `http://${evil}/api/v1/connection`]) {
+      expect(await status(target, evil), `${target} with Host ${evil}`).toBe('421')
+    }
+    expect(await status(`http://${evil}/dev/api/info`, `127.0.0.1:${port}`), 'absolute-form naming another host').toBe('421')
+    expect(await status(`http://localhost:${port}/dev/api/info`, `127.0.0.1:${port}`)).toBe('200')
+    expect(await status('/%64ev/api/info', `127.0.0.1:${port}`)).toBe('200')
   })
 
   // Needs `npm run build:dev`; CI builds it, so there a missing build fails instead of skipping.

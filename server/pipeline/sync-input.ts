@@ -30,9 +30,14 @@ export interface Line {
   text: string
 }
 
+/** The longest line a member file may hold, in characters: as large as the largest event. */
+export const MAX_LINE_CHARS = 256 * 1024
+
 /**
  * The lines of a byte stream, decoded as UTF-8, without their line ends; blank lines are left
- * out (but counted). Throws SyncInputError 413 as soon as more than `maxBytes` arrived.
+ * out (but counted). Throws SyncInputError 413 as soon as more than `maxBytes` arrived, and 400 as
+ * soon as a line runs past MAX_LINE_CHARS, so an unended line is neither held nor scanned again
+ * chunk after chunk.
  */
 export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Line> {
   const decoder = new StringDecoder('utf8')
@@ -52,6 +57,9 @@ export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterab
       if (text.trim() !== '') yield { number, text: number === 1 ? text.replace(/^\uFEFF/, '') : text }
     }
     pending = pending.slice(start)
+    if (pending.length > MAX_LINE_CHARS) {
+      throw malformed(number + 1, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
+    }
   }
   pending += decoder.end()
   if (pending.replace(/\r$/, '').trim() !== '') {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
 import type { Mappings } from '../../shared/api.ts'
-import { parseCsvLine, readLines, readRows, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
+import { MAX_LINE_CHARS, parseCsvLine, readLines, readRows, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
 import { planSync, type KnownSubscriber } from '../../server/pipeline/sync-plan.ts'
 
 const budget = { requestsPerWindow: 114, windowMs: 60_000 }
@@ -118,6 +118,24 @@ describe('reading a member file', () => {
       for await (const _line of readLines([Buffer.alloc(600, 0x61), Buffer.alloc(600, 0x61)], 1000, 'over the limit')) void _line
     }
     await expect(read()).rejects.toEqual(new SyncInputError(413, 'payload_too_large', 'over the limit'))
+  })
+
+  it('stops at a line longer than any member needs, without reading the rest of the file', async () => {
+    // A file that is one endless line: holding it whole and scanning it again for every chunk would take the server's time.
+    let pulled = 0
+    const endless = (function* () {
+      for (;;) {
+        pulled += 1
+        yield Buffer.alloc(16 * 1024, 0x61)
+      }
+    })()
+    const read = async () => {
+      for await (const _line of readLines(endless, 64 * 1024 * 1024, 'too big')) void _line
+    }
+    await expect(read()).rejects.toEqual(
+      new SyncInputError(400, 'malformed_file', `Line 1: it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?). Fix that line and send the file again; nothing was queued.`),
+    )
+    expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 16 * 1024)
   })
 
   it('treats an empty CSV cell as not given and a JSON null as an explicit empty value', async () => {
