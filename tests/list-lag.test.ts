@@ -97,4 +97,20 @@ describe('removals for a subscriber someone else just created in Kit', () => {
     expect(lookups()).toBeLessThanOrEqual(5)
     expect(h.subscriber('nobody@example.com')).toBeUndefined()
   })
+
+  it('a removal that found nobody does not make the member\'s earlier sign-up, arriving late, stale', async () => {
+    h = await PipelineHarness.start({
+      kit: { listLagMs: 1_500 },
+      pipeline: { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 300, listLagRetryMs: 100 } },
+    })
+    await h.connect()
+    const now = Date.now()
+    const revoked = await h.send({ type: 'access.revoked', memberId: 'm_late', email: 'late@example.com', access: { level: 'gold' }, time: new Date(now).toISOString() })
+    expect((await h.settled(revoked)).status).toBe('skipped')
+    const signedUp = await h.send({ type: 'user.signed_up', memberId: 'm_late', email: 'late@example.com', firstName: 'Lou', time: new Date(now - 60_000).toISOString() })
+    const d = await h.settled(signedUp)
+    expect(d.status).toBe('succeeded')
+    expect(h.subscriber('late@example.com')).toMatchObject({ first_name: 'Lou' })
+    expect(h.tagNames('late@example.com')).toEqual(['New Member'])
+  })
 })

@@ -111,6 +111,14 @@ const CHANGES: readonly DeliveryStepAction[] = [
   'subscriber.created', 'subscriber.updated', 'fields.written', 'tag.added', 'tag.removed', 'form.added', 'sequence.added', 'unsubscribed',
 ]
 
+const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
+  action,
+  target,
+  detail,
+})
+
+const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
+
 /**
  * What one attempt did in Kit, step by step, and what it was doing when it stopped, so a failure
  * can always say which parts were applied.
@@ -121,24 +129,16 @@ class StepLog {
   attempting: string | null = null
 
   add(action: DeliveryStepAction, target: string | null = null, detail: string | null = null): void {
-    this.steps.push({ action, target, detail })
+    this.steps.push(step(action, target, detail))
     this.attempting = null
   }
 
   /** "Subscriber created, tag "New Member" added; " when something was applied, else "". */
   appliedPrefix(): string {
     const words = this.steps.filter((s) => CHANGES.includes(s.action)).map((s) => STEP_WORDS[s.action](s.target))
-    if (words.length === 0) return ''
-    const text = words.join(', ')
-    return `${text.charAt(0).toUpperCase()}${text.slice(1)}; `
+    return words.length === 0 ? '' : `${capitalise(words.join(', '))}; `
   }
 }
-
-const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
-  action,
-  target,
-  detail,
-})
 
 /** A delivery that sent nothing, with its reason as its one step. */
 const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
@@ -148,8 +148,6 @@ function durationWords(ms: number): string {
   const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
   return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
 }
-
-const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -245,11 +243,7 @@ export class DeliveryProcessor {
     // A snapshot is the member as they were when the sync started: once a newer live event has
     // been applied, the snapshot has nothing left to say.
     if (type === 'member.snapshot' && staleProfile) {
-      return {
-        status: 'skipped',
-        kitRequests: 0,
-        lastError: `Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`,
-      }
+      return skippedBecause(`Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
     }
 
     const mappings = this.deps.mappings.get(communityId)
@@ -289,24 +283,36 @@ export class DeliveryProcessor {
 
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
+      if (notes.waiting) {
+        // Nothing was changed and no ordering mark is set: the next attempt decides.
+        const { message, lookAgainAt } = notes.waiting
+        log.add('warning', null, message)
+        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
+      }
+      if (notes.skipped) {
+        // Nobody in Kit to change: the subscription or access scope is settled by this event, but
+        // no profile was written, so an older event arriving later may still write its own.
+        log.add('skipped', null, notes.skipped)
+        const commit = () => {
+          if (scope) this.mark(communityId, scope, delivery)
+        }
+        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, commit }
+      }
+      if (staleProfile) {
+        const note = 'A newer event already set this member\'s profile, so this one wrote no name, email or member fields.'
+        notes.warnings.push(note)
+        log.add('warning', null, note)
+      }
       const commit = () => {
         if (scope) this.mark(communityId, scope, delivery)
         if (!staleProfile) this.mark(communityId, profileScope, delivery)
       }
-      const steps = log.steps
-      if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
-      if (notes.waiting) {
-        // Nothing was changed and no ordering mark is set: the next attempt decides.
-        const { message, lookAgainAt } = notes.waiting
-        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: [...steps, { action: 'warning', target: null, detail: message }] }
-      }
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: [...steps, step('skipped', null, notes.skipped)], commit }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, commit }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
       if (outcome.status === 'pending') this.progress.keep(delivery.id, done)
-      const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
-      return { ...outcome, steps: [...log.steps, stopped] }
+      log.add(outcome.status === 'failed' ? 'failed' : 'warning', null, outcome.lastError)
+      return { ...outcome, steps: log.steps }
     }
   }
 
