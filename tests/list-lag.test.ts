@@ -113,4 +113,20 @@ describe('removals for a subscriber someone else just created in Kit', () => {
     expect(h.subscriber('late@example.com')).toMatchObject({ first_name: 'Lou' })
     expect(h.tagNames('late@example.com')).toEqual(['New Member'])
   })
+
+  it('a removal that found nobody still makes an older snapshot of the member stale', async () => {
+    h = await PipelineHarness.start({
+      kit: { listLagMs: 1_500 },
+      pipeline: { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 300, listLagRetryMs: 100 } },
+    })
+    await h.connect()
+    const now = Date.now()
+    const revoked = await h.send({ type: 'access.revoked', memberId: 'm_gone', email: 'gone@example.com', access: { level: 'gold' }, time: new Date(now).toISOString() })
+    expect((await h.settled(revoked)).status).toBe('skipped')
+    const snapshot = await h.send({ type: 'member.snapshot', memberId: 'm_gone', email: 'gone@example.com', access: { level: 'gold' }, time: new Date(now - 60_000).toISOString() })
+    const d = await h.settled(snapshot)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/)
+    expect(h.subscriber('gone@example.com')).toBeUndefined()
+  })
 })

@@ -241,9 +241,13 @@ export class DeliveryProcessor {
     const profileMark = this.markOf(communityId, profileScope)
     const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
     // A snapshot is the member as they were when the sync started: once a newer live event has
-    // been applied, the snapshot has nothing left to say.
-    if (type === 'member.snapshot' && staleProfile) {
-      return skippedBecause(`Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
+    // been applied — or found nobody in Kit to apply to — the snapshot has nothing left to say.
+    const settledScope = `settled:${delivery.memberId}`
+    if (type === 'member.snapshot') {
+      const newer = [profileMark, this.markOf(communityId, settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
+      if (newer) {
+        return skippedBecause(`Stale: a newer event (${newer.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
+      }
     }
 
     const mappings = this.deps.mappings.get(communityId)
@@ -290,11 +294,13 @@ export class DeliveryProcessor {
         return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
       }
       if (notes.skipped) {
-        // Nobody in Kit to change: the subscription or access scope is settled by this event, but
-        // no profile was written, so an older event arriving later may still write its own.
+        // Nobody in Kit to change: the subscription or access scope is settled by this event, and
+        // an older snapshot has nothing to add; but no profile was written, so the member's older
+        // live events arriving later (a sign-up) still write theirs.
         log.add('skipped', null, notes.skipped)
         const commit = () => {
           if (scope) this.mark(communityId, scope, delivery)
+          this.mark(communityId, settledScope, delivery)
         }
         return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, commit }
       }
