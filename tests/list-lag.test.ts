@@ -114,6 +114,25 @@ describe('removals for a subscriber someone else just created in Kit', () => {
     expect(h.tagNames('late@example.com')).toEqual(['New Member'])
   })
 
+  it('a removal put back for Kit\'s budget resumes without looking the subscriber up again', async () => {
+    // 20 requests per 1.5 s (19 for deliveries): thirty untags cannot fit in one window.
+    h = await PipelineHarness.start({ kit: { listLagMs: 0 }, config: { kitRateLimit: 20, kitRateWindowMs: 1500 } })
+    await h.connect()
+    const tags = Array.from({ length: 30 }, (_, i) => `Old ${String(i + 1).padStart(2, '0')}`)
+    h.kit.createSubscriber(KEY, { email: 'known@example.com', tags })
+    await h.putMappings((doc) => {
+      doc.events['access.revoked'] = { add_tags: [], remove_tags: tags.map((name) => ({ name })), add_to_forms: [], add_to_sequences: [], unsubscribe: false }
+    })
+    const eventId = await h.send({ type: 'access.revoked', memberId: 'm_known', email: 'known@example.com', access: { level: 'gold' } })
+    await waitFor(() => h.delivery(eventId)?.last_error?.startsWith('Waiting for Kit\'s rate limit'), { what: 'the delivery put back for the budget' })
+    const d = await h.settled(eventId, { timeoutMs: 20_000 })
+    expect(d.status).toBe('succeeded')
+    expect(h.tagNames('known@example.com')).toEqual([])
+    expect(lookups()).toBe(1)
+    const untags = h.kit.requests.filter((r) => r.method === 'DELETE' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path))
+    expect(untags).toHaveLength(30)
+  }, 30_000)
+
   it('a removal that found nobody still makes an older snapshot of the member stale', async () => {
     h = await PipelineHarness.start({
       kit: { listLagMs: 1_500 },

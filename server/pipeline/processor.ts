@@ -620,8 +620,13 @@ export class DeliveryProcessor {
 
     if (!options.createIfMissing) {
       const found = await kit.findSubscriberByEmail(email)
-      if (found) log.add('subscriber.unchanged', email)
-      return found ? { subscriberId: found.id, email, firstName: found.first_name, fields: found.fields } : null
+      if (!found) return null
+      log.add('subscriber.unchanged', email)
+      const subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: answerFields(found) }
+      // Remembered, so a delivery put back for the budget (or the member's next event) needs no
+      // second lookup; a stale event's address may be one the member left, so it is not kept.
+      if (options.writeProfile) this.remember(delivery, kit.credentialId, subscriber)
+      return subscriber
     }
 
     log.attempting = 'subscriber not written'
