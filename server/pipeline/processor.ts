@@ -23,8 +23,6 @@ import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
 
-export type { RetryPolicy } from './retry-policy.ts'
-
 export interface ProcessorDeps {
   db: Db
   connections: ConnectionService
@@ -208,7 +206,7 @@ export class DeliveryProcessor {
   private readonly now: () => number
   private readonly random: () => number
   /** Membership calls made by deliveries that gave their slot back for Kit's budget. */
-  readonly progress = new DeliveryProgress()
+  private readonly progress = new DeliveryProgress()
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
