@@ -283,6 +283,11 @@ export class DeliveryProcessor {
       done,
     )
 
+    // This event's scopes are now its own: an older event arriving later is stale in them.
+    const applied = () => {
+      if (scope) this.mark(communityId, scope, delivery)
+      if (!staleProfile) this.mark(communityId, profileScope, delivery)
+    }
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
       if (notes.waiting) {
@@ -307,16 +312,16 @@ export class DeliveryProcessor {
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
-      const commit = () => {
-        if (scope) this.mark(communityId, scope, delivery)
-        if (!staleProfile) this.mark(communityId, profileScope, delivery)
-      }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, commit }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, commit: applied }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
-      if (outcome.status === 'pending') this.progress.keep(delivery.id, done)
       log.add(outcome.status === 'failed' ? 'failed' : 'warning', null, outcome.lastError)
-      return { ...outcome, steps: log.steps }
+      if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
+      // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
+      // sent again when it resumes, so once it has made one its ordering marks are set now — an
+      // older event of the member claimed meanwhile must not undo what it did.
+      this.progress.keep(delivery.id, done)
+      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { commit: applied } : {}) }
     }
   }
 
