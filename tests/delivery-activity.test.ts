@@ -84,6 +84,26 @@ describe('each delivery says what it did in Kit', () => {
     expect(stranger.steps).toEqual([{ action: 'skipped', target: null, detail: expect.stringMatching(/^nobody@example\.com is not a Kit subscriber/) }])
   })
 
+  it('a snapshot older than a live event already applied is skipped with the reason as its one step', async () => {
+    const live = await settled(await send({ type: 'user.updated', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Live' }))
+    expect(live.status).toBe('succeeded')
+    const older = new Date(Date.now() - 60_000).toISOString()
+    const snapshot = await settled(await send({ type: 'member.snapshot', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Old', time: older }))
+    expect(snapshot.status).toBe('skipped')
+    expect(snapshot.steps).toEqual([{ action: 'skipped', target: null, detail: expect.stringMatching(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/) }])
+    expect(kit.account(KEY).subscribers.find((s) => s.email_address === 'snap@example.com')?.first_name).toBe('Live')
+  })
+
+  it('an older event applied after a newer profile says in its steps that it wrote no profile', async () => {
+    await settled(await send({ type: 'user.signed_up', memberId: 'm_old', email: 'old@example.com', firstName: 'New' }))
+    const older = new Date(Date.now() - 60_000).toISOString()
+    const granted = await settled(await send({ type: 'access.granted', memberId: 'm_old', email: 'old@example.com', access: { level: 'gold' }, time: older }))
+    expect(granted.status).toBe('succeeded')
+    expect(granted.last_error).toContain('A newer event already set this member\'s profile')
+    expect(granted.steps).toContainEqual({ action: 'warning', target: null, detail: expect.stringContaining('A newer event already set this member\'s profile') })
+    expect(brief(granted.steps)).toContainEqual(['tag.added', 'Access: gold'])
+  })
+
   it('a failed attempt ends with the failure in words', async () => {
     kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }), contentType: 'application/json' })
     const failed = await settled(await send({ type: 'user.signed_up', memberId: 'm_f', email: 'f@example.com' }))

@@ -132,6 +132,56 @@ describe('fairness between communities', () => {
   }, 60_000)
 })
 
+describe('a delivery put back for the budget', () => {
+  it('keeps an older event of the same subscription, arriving meanwhile, from undoing what it already did', async () => {
+    await connect(asHeavy, HEAVY_KEY)
+    const extra = Array.from({ length: 25 }, (_, i) => `Cancelled ${String(i + 1).padStart(2, '0')}`)
+    kit.seed(HEAVY_KEY, { tags: ['Active Member', 'Cancelled', ...extra] })
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asHeavy })).json()
+    const only = (add: string[], remove: string[]) => ({
+      add_tags: add.map((name) => ({ name })),
+      remove_tags: remove.map((name) => ({ name })),
+      add_to_forms: [],
+      add_to_sequences: [],
+      unsubscribe: false,
+    })
+    doc.events['subscription.started'] = only(['Active Member'], [])
+    // One untag, then more tag calls than one window allows: the delivery is put back part-way.
+    doc.events['subscription.canceled'] = only(['Cancelled', ...extra], ['Active Member'])
+    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asHeavy, payload: doc })).statusCode).toBe(200)
+
+    const t0 = Date.now()
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const member = { communityId: 'c_heavy', memberId: 'm_sub', email: 'sub@example.com' }
+    const subscription = { id: 's_sub', plan: 'pro', status: 'active' }
+    const find = async (eventId: string) => (await deliveries(asHeavy)).find((d) => d.event_id === eventId)
+    const started = await send({ ...member, type: 'subscription.started', subscription, time: at(0) })
+    await waitFor(async () => ((await find(started))?.status === 'succeeded' ? true : undefined), { what: 'the first subscription.started' })
+    await new Promise((resolve) => setTimeout(resolve, WINDOW_MS + 100))
+
+    const canceled = await send({ ...member, type: 'subscription.canceled', subscription: { ...subscription, status: 'canceled' }, time: at(20_000) })
+    await waitFor(async () => ((await find(canceled))?.last_error?.startsWith("Waiting for Kit's rate limit") ? true : undefined), {
+      what: 'the cancellation put back for the budget',
+    })
+    // Sent before the cancellation, it arrives while the cancellation waits for the budget.
+    const late = await send({ ...member, type: 'subscription.started', subscription, time: at(10_000) })
+    const [lateDone, canceledDone] = await waitFor(
+      async () => {
+        const [l, c] = [await find(late), await find(canceled)]
+        return l && c && ['succeeded', 'skipped'].includes(l.status) && c.status === 'succeeded' ? [l, c] : undefined
+      },
+      { what: 'both deliveries', timeoutMs: 20_000 },
+    )
+    expect(canceledDone.status).toBe('succeeded')
+    expect(lateDone.status).toBe('skipped')
+    expect(lateDone.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for subscription s_sub was already applied/)
+    const s = kit.account(HEAVY_KEY).subscribers.find((x) => x.email_address === 'sub@example.com')
+    const names = [...(s?.tags ?? [])].map((id) => kit.account(HEAVY_KEY).tags.find((t) => t.id === id)?.name)
+    expect(names).not.toContain('Active Member')
+    expect(names).toContain('Cancelled')
+  }, 30_000)
+})
+
 describe('the Kit client for callers that must not wait', () => {
   it('refuses at once, sending nothing, when no slot is free, while an interactive call still waits its turn', async () => {
     const budget = new RequestBudget({ limit: 3, windowMs: 1000, interactiveReserve: 1 })

@@ -97,4 +97,55 @@ describe('removals for a subscriber someone else just created in Kit', () => {
     expect(lookups()).toBeLessThanOrEqual(5)
     expect(h.subscriber('nobody@example.com')).toBeUndefined()
   })
+
+  it('a removal that found nobody does not make the member\'s earlier sign-up, arriving late, stale', async () => {
+    h = await PipelineHarness.start({
+      kit: { listLagMs: 1_500 },
+      pipeline: { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 300, listLagRetryMs: 100 } },
+    })
+    await h.connect()
+    const now = Date.now()
+    const revoked = await h.send({ type: 'access.revoked', memberId: 'm_late', email: 'late@example.com', access: { level: 'gold' }, time: new Date(now).toISOString() })
+    expect((await h.settled(revoked)).status).toBe('skipped')
+    const signedUp = await h.send({ type: 'user.signed_up', memberId: 'm_late', email: 'late@example.com', firstName: 'Lou', time: new Date(now - 60_000).toISOString() })
+    const d = await h.settled(signedUp)
+    expect(d.status).toBe('succeeded')
+    expect(h.subscriber('late@example.com')).toMatchObject({ first_name: 'Lou' })
+    expect(h.tagNames('late@example.com')).toEqual(['New Member'])
+  })
+
+  it('a removal put back for Kit\'s budget resumes without looking the subscriber up again', async () => {
+    // 20 requests per 1.5 s (19 for deliveries): thirty untags cannot fit in one window.
+    h = await PipelineHarness.start({ kit: { listLagMs: 0 }, config: { kitRateLimit: 20, kitRateWindowMs: 1500 } })
+    await h.connect()
+    const tags = Array.from({ length: 30 }, (_, i) => `Old ${String(i + 1).padStart(2, '0')}`)
+    h.kit.createSubscriber(KEY, { email: 'known@example.com', tags })
+    await h.putMappings((doc) => {
+      doc.events['access.revoked'] = { add_tags: [], remove_tags: tags.map((name) => ({ name })), add_to_forms: [], add_to_sequences: [], unsubscribe: false }
+    })
+    const eventId = await h.send({ type: 'access.revoked', memberId: 'm_known', email: 'known@example.com', access: { level: 'gold' } })
+    await waitFor(() => h.delivery(eventId)?.last_error?.startsWith('Waiting for Kit\'s rate limit'), { what: 'the delivery put back for the budget' })
+    const d = await h.settled(eventId, { timeoutMs: 20_000 })
+    expect(d.status).toBe('succeeded')
+    expect(h.tagNames('known@example.com')).toEqual([])
+    expect(lookups()).toBe(1)
+    const untags = h.kit.requests.filter((r) => r.method === 'DELETE' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path))
+    expect(untags).toHaveLength(30)
+  }, 30_000)
+
+  it('a removal that found nobody still makes an older snapshot of the member stale', async () => {
+    h = await PipelineHarness.start({
+      kit: { listLagMs: 1_500 },
+      pipeline: { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 300, listLagRetryMs: 100 } },
+    })
+    await h.connect()
+    const now = Date.now()
+    const revoked = await h.send({ type: 'access.revoked', memberId: 'm_gone', email: 'gone@example.com', access: { level: 'gold' }, time: new Date(now).toISOString() })
+    expect((await h.settled(revoked)).status).toBe('skipped')
+    const snapshot = await h.send({ type: 'member.snapshot', memberId: 'm_gone', email: 'gone@example.com', access: { level: 'gold' }, time: new Date(now - 60_000).toISOString() })
+    const d = await h.settled(snapshot)
+    expect(d.status).toBe('skipped')
+    expect(d.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/)
+    expect(h.subscriber('gone@example.com')).toBeUndefined()
+  })
 })

@@ -1,10 +1,13 @@
 import Database from 'better-sqlite3'
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { waitFor } from './helpers/events.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
 import { startPausableProxy, type PausableProxy } from './helpers/pausable-proxy.ts'
 import { expectEachMemberOnceWithBothTags, signUpAndSubscribe, startConnectedServer } from './helpers/real-server.ts'
 import { startServer, type ServerProcess } from './helpers/server-process.ts'
+import { auth, tokenFor } from './helpers/tokens.ts'
 
 const KEY = 'kit_shutdown_key_0001'
 const MEMBERS = 12
@@ -78,4 +81,26 @@ describe('shutdown with deliveries in flight', () => {
 
     expectEachMemberOnceWithBothTags(kit.account(KEY), MEMBERS)
   }, 90_000)
+})
+
+describe('an attempt stopped by shutdown', () => {
+  it('goes back to the queue untouched, even for a delivery whose retries have run out', async () => {
+    const secret = randomBytes(32).toString('base64')
+    // Retries run out at once: any failure of this delivery would be final.
+    const { app } = await buildTestApp({ kitApiUrl: proxy.url, eventsSecrets: [secret] }, { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, giveUpAfterMs: 0 } })
+    try {
+      const connected = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: auth(tokenFor('c_stop')), payload: { api_key: KEY } })
+      expect(connected.statusCode).toBe(200)
+      proxy.pause()
+      const event = makeEvent({ communityId: 'c_stop', memberId: 'm_stop', email: 'stop@example.com' })
+      expect((await postEvent(app, secret, event)).statusCode).toBe(202)
+      await waitFor(() => proxy.held() >= 1, { timeoutMs: 10_000, what: 'a Kit call held at the proxy' })
+      await app.pipeline.consumer.stop(0)
+      const row = app.sqlite.prepare('SELECT status, attempts, lease_owner, last_error FROM deliveries WHERE event_id = ?').get(event.id)
+      expect(row).toEqual({ status: 'pending', attempts: 0, lease_owner: null, last_error: null })
+    } finally {
+      proxy.resume()
+      await app.close()
+    }
+  })
 })

@@ -181,7 +181,9 @@ export class Consumer {
       this.o.log.error({ err, deliveryId: delivery.id }, 'processing crashed; will retry')
       outcome = { status: 'retrying' as const, kitRequests: 0, lastError: 'An unexpected error interrupted this delivery; it will be retried.', nextAttemptAt: Date.now() + 5000 }
     }
-    if (this.abort.signal.aborted && outcome.status === 'retrying') return
+    // Stopping is not a failure: an attempt cut short by shutdown is given back as it was (see
+    // stop()), also when its day of retries has run out and it would otherwise be given up.
+    if (this.abort.signal.aborted && (outcome.status === 'retrying' || outcome.status === 'failed')) return
     const settled = this.o.queue.settle(delivery.seq, this.owner, outcome)
     if (!settled) {
       this.o.log.warn({ deliveryId: delivery.id }, 'lease lost before the outcome was recorded')

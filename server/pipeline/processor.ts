@@ -23,8 +23,6 @@ import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
 
-export type { RetryPolicy } from './retry-policy.ts'
-
 export interface ProcessorDeps {
   db: Db
   connections: ConnectionService
@@ -111,6 +109,14 @@ const CHANGES: readonly DeliveryStepAction[] = [
   'subscriber.created', 'subscriber.updated', 'fields.written', 'tag.added', 'tag.removed', 'form.added', 'sequence.added', 'unsubscribed',
 ]
 
+const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
+  action,
+  target,
+  detail,
+})
+
+const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
+
 /**
  * What one attempt did in Kit, step by step, and what it was doing when it stopped, so a failure
  * can always say which parts were applied.
@@ -121,24 +127,16 @@ class StepLog {
   attempting: string | null = null
 
   add(action: DeliveryStepAction, target: string | null = null, detail: string | null = null): void {
-    this.steps.push({ action, target, detail })
+    this.steps.push(step(action, target, detail))
     this.attempting = null
   }
 
   /** "Subscriber created, tag "New Member" added; " when something was applied, else "". */
   appliedPrefix(): string {
     const words = this.steps.filter((s) => CHANGES.includes(s.action)).map((s) => STEP_WORDS[s.action](s.target))
-    if (words.length === 0) return ''
-    const text = words.join(', ')
-    return `${text.charAt(0).toUpperCase()}${text.slice(1)}; `
+    return words.length === 0 ? '' : `${capitalise(words.join(', '))}; `
   }
 }
-
-const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
-  action,
-  target,
-  detail,
-})
 
 /** A delivery that sent nothing, with its reason as its one step. */
 const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
@@ -148,8 +146,6 @@ function durationWords(ms: number): string {
   const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
   return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
 }
-
-const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -210,7 +206,7 @@ export class DeliveryProcessor {
   private readonly now: () => number
   private readonly random: () => number
   /** Membership calls made by deliveries that gave their slot back for Kit's budget. */
-  readonly progress = new DeliveryProgress()
+  private readonly progress = new DeliveryProgress()
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
@@ -243,12 +239,12 @@ export class DeliveryProcessor {
     const profileMark = this.markOf(communityId, profileScope)
     const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
     // A snapshot is the member as they were when the sync started: once a newer live event has
-    // been applied, the snapshot has nothing left to say.
-    if (type === 'member.snapshot' && staleProfile) {
-      return {
-        status: 'skipped',
-        kitRequests: 0,
-        lastError: `Stale: a newer event (${profileMark.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`,
+    // been applied — or found nobody in Kit to apply to — the snapshot has nothing left to say.
+    const settledScope = `settled:${delivery.memberId}`
+    if (type === 'member.snapshot') {
+      const newer = [profileMark, this.markOf(communityId, settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
+      if (newer) {
+        return skippedBecause(`Stale: a newer event (${newer.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
       }
     }
 
@@ -287,26 +283,45 @@ export class DeliveryProcessor {
       done,
     )
 
+    // This event's scopes are now its own: an older event arriving later is stale in them.
+    const applied = () => {
+      if (scope) this.mark(communityId, scope, delivery)
+      if (!staleProfile) this.mark(communityId, profileScope, delivery)
+    }
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
-      const commit = () => {
-        if (scope) this.mark(communityId, scope, delivery)
-        if (!staleProfile) this.mark(communityId, profileScope, delivery)
-      }
-      const steps = log.steps
-      if (staleProfile) notes.warnings.push('A newer event already set this member\'s profile, so this one wrote no name, email or member fields.')
       if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
-        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: [...steps, { action: 'warning', target: null, detail: message }] }
+        log.add('warning', null, message)
+        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
       }
-      if (notes.skipped) return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: [...steps, step('skipped', null, notes.skipped)], commit }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps, commit }
+      if (notes.skipped) {
+        // Nobody in Kit to change: the subscription or access scope is settled by this event, and
+        // an older snapshot has nothing to add; but no profile was written, so the member's older
+        // live events arriving later (a sign-up) still write theirs.
+        log.add('skipped', null, notes.skipped)
+        const commit = () => {
+          if (scope) this.mark(communityId, scope, delivery)
+          this.mark(communityId, settledScope, delivery)
+        }
+        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, commit }
+      }
+      if (staleProfile) {
+        const note = 'A newer event already set this member\'s profile, so this one wrote no name, email or member fields.'
+        notes.warnings.push(note)
+        log.add('warning', null, note)
+      }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, commit: applied }
     } catch (err) {
       const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
-      if (outcome.status === 'pending') this.progress.keep(delivery.id, done)
-      const stopped: DeliveryStep = { action: outcome.status === 'failed' ? 'failed' : 'warning', target: null, detail: outcome.lastError }
-      return { ...outcome, steps: [...log.steps, stopped] }
+      log.add(outcome.status === 'failed' ? 'failed' : 'warning', null, outcome.lastError)
+      if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
+      // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
+      // sent again when it resumes, so once it has made one its ordering marks are set now — an
+      // older event of the member claimed meanwhile must not undo what it did.
+      this.progress.keep(delivery.id, done)
+      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { commit: applied } : {}) }
     }
   }
 
@@ -608,8 +623,13 @@ export class DeliveryProcessor {
 
     if (!options.createIfMissing) {
       const found = await kit.findSubscriberByEmail(email)
-      if (found) log.add('subscriber.unchanged', email)
-      return found ? { subscriberId: found.id, email, firstName: found.first_name, fields: found.fields } : null
+      if (!found) return null
+      log.add('subscriber.unchanged', email)
+      const subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: answerFields(found) }
+      // Remembered, so a delivery put back for the budget (or the member's next event) needs no
+      // second lookup; a stale event's address may be one the member left, so it is not kept.
+      if (options.writeProfile) this.remember(delivery, kit.credentialId, subscriber)
+      return subscriber
     }
 
     log.attempting = 'subscriber not written'
