@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Delivery, DeliveryStep } from '../shared/api.ts'
+import type { Delivery, DeliveryStep } from '#shared/api.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { FAST_RETRY } from './helpers/pipeline.ts'

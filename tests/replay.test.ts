@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { NOT_CONNECTED_REASON } from '../server/services/connections.ts'
-import { RETRY_MANY_MAX } from '../shared/api.ts'
+import { RETRY_MANY_MAX } from '#shared/api.ts'
 import { waitFor } from './helpers/events.ts'
 import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 

@@ -5,8 +5,8 @@ import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
 import { auth, tokenFor } from './helpers/tokens.ts'
-import { emptyEventMapping } from '../shared/defaults.ts'
-import type { Mappings } from '../shared/api.ts'
+import { emptyEventMapping } from '#shared/defaults.ts'
+import type { Mappings } from '#shared/api.ts'
 
 const KEY = 'kit_sync_kit_key_0001'
 const asA = auth(tokenFor('c_alpha'))

@@ -2,8 +2,8 @@
  * The member event envelope: CloudEvents 1.0 JSON with per-type data. Validation
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
-import { isEventType, subscriptionStatusKind, type EventType } from '../../shared/events.ts'
-import { hasBidiOrFormatCharacter, hasControlCharacter } from '../../shared/text.ts'
+import { isEventType, subscriptionStatusKind, type EventType } from '#shared/events.ts'
+import { hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 
 export interface MemberData {
   id: string

@@ -3,7 +3,7 @@
  * Standard Webhooks signature checked on the raw bytes, the envelope validated, the event
  * deduplicated by community and id and stored with its delivery, answered only after the commit.
  */
-import { isEventType } from '../../shared/events.ts'
+import { isEventType } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
 import { NOT_CONNECTED_REASON } from '../services/connections.ts'
 import { InvalidEvent, normaliseEmail, validateEnvelope, type MemberEvent } from './envelope.ts'

@@ -5,8 +5,8 @@
  */
 import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '../../shared/api.ts'
-import { fillPlaceholders, hasPlaceholder, type EventType } from '../../shared/events.ts'
+import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '#shared/api.ts'
+import { fillPlaceholders, hasPlaceholder, type EventType } from '#shared/events.ts'
 import type { Db } from '../db/index.ts'
 import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
 import { BudgetSpentError } from '../kit/budget.ts'

@@ -3,7 +3,7 @@
  * default; a PostgreSQL one can implement the same verbs (claim with SKIP LOCKED) for several
  * instances.
  */
-import type { DeliveryStatus, DeliveryStep } from '../../shared/api.ts'
+import type { DeliveryStatus, DeliveryStep } from '#shared/api.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 

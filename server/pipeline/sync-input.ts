@@ -5,9 +5,9 @@
  * its own, with the reason.
  */
 import { StringDecoder } from 'node:string_decoder'
-import { SYNC_COLUMNS, SYNC_FIELD_COLUMN, type SyncRefusedRow } from '../../shared/api.ts'
-import { subscriptionStatusKind } from '../../shared/events.ts'
-import { hasBidiOrFormatCharacter, hasControlCharacter } from '../../shared/text.ts'
+import { SYNC_COLUMNS, SYNC_FIELD_COLUMN, type SyncRefusedRow } from '#shared/api.ts'
+import { subscriptionStatusKind } from '#shared/events.ts'
+import { hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { SNAPSHOT_TYPE } from './sync-snapshot.ts'
 

@@ -3,7 +3,7 @@
  * what the plugin last wrote to Kit for each member: it reads nothing and writes nothing. Fed one
  * member at a time, so a file of any size is planned as it streams in.
  */
-import type { Mappings, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '../../shared/api.ts'
+import type { Mappings, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
 import type { MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields } from './processor.ts'
 import { snapshotMapping } from './sync-snapshot.ts'

@@ -11,8 +11,8 @@
  * `mk_subscription_plan` is filled from the plan of an active (or status-less) subscription and
  * `mk_access_level` from the access level, unless the member's own fields carry them.
  */
-import type { EventMapping, Mappings, TagRef } from '../../shared/api.ts'
-import { subscriptionStatusKind } from '../../shared/events.ts'
+import type { EventMapping, Mappings, TagRef } from '#shared/api.ts'
+import { subscriptionStatusKind } from '#shared/events.ts'
 import type { MemberEvent } from './envelope.ts'
 
 const uniqueTags = (tags: TagRef[]): TagRef[] => {

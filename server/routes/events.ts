@@ -4,8 +4,8 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../shared/api.ts'
-import { EVENT_TYPES } from '../../shared/events.ts'
+import { ErrorBody } from '#shared/api.ts'
+import { EVENT_TYPES } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
 import type { RefusalCode } from '../pipeline/intake.ts'
 

@@ -4,7 +4,7 @@
  */
 import { and, eq, sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection, KitAccount } from '../../shared/api.ts'
+import type { Connection, KitAccount } from '#shared/api.ts'
 import type { Db } from '../db/index.ts'
 import { connections, type ConnectionRow } from '../db/schema/index.ts'
 import { BudgetBusyError } from '../kit/budget.ts'

@@ -1,6 +1,6 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
 import type Database from 'better-sqlite3'
-import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '../../shared/api.ts'
+import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { NOT_CONNECTED_REASON } from './connections.ts'

@@ -10,9 +10,9 @@ import type {
   KitTag,
   MappingCheck,
   Mappings,
-} from '../../shared/api.ts'
-import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../shared/text.ts'
-import { hasPlaceholder } from '../../shared/events.ts'
+} from '#shared/api.ts'
+import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
+import { hasPlaceholder } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'

@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '../../shared/api.ts'
+import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shared/api.ts'
 import type { RequestBudget } from '../kit/budget.ts'
 import { AppError } from '../lib/errors.ts'
 import { newDeliveryId } from '../pipeline/sqlite-queue.ts'

@@ -1,6 +1,6 @@
 /** Test data for the panel: every factory takes overrides and produces unique values where it matters. */
-import type { Connection, Delivery, Mappings } from '../../shared/api.ts'
-import { defaultMappings } from '../../shared/defaults.ts'
+import type { Connection, Delivery, Mappings } from '#shared/api.ts'
+import { defaultMappings } from '#shared/defaults.ts'
 
 let seq = 0
 const next = () => ++seq

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { HOST_PROTOCOL } from '../../shared/host-protocol.ts'
+import { HOST_PROTOCOL } from '#shared/host-protocol.ts'
 import { createHostBridge, type HostBridge } from '../../ui/src/host/bridge.ts'
 import { tokenExpiry } from '../../ui/src/host/jwt.ts'
 import { readAllowedOrigin } from '../../ui/src/host/origin.ts'

@@ -1,6 +1,6 @@
 import { flushPromises, type DOMWrapper, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../../shared/events.ts'
+import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '#shared/events.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { useSessionStore } from '../../ui/src/stores/session.ts'

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { defaultMappings } from '../../shared/defaults.ts'
-import { EVENT_PLACEHOLDERS } from '../../shared/event-catalogue.ts'
-import type { Mappings } from '../../shared/api.ts'
+import { defaultMappings } from '#shared/defaults.ts'
+import { EVENT_PLACEHOLDERS } from '#shared/event-catalogue.ts'
+import type { Mappings } from '#shared/api.ts'
 import {
   blockingGuards,
   completeMappings,

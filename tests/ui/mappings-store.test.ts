@@ -6,7 +6,7 @@ import { ApiError } from '../../ui/src/api/client.ts'
 import { useCatalogueStore } from '../../ui/src/stores/catalogue.ts'
 import { useMappingsStore } from '../../ui/src/stores/mappings.ts'
 import { useSessionStore } from '../../ui/src/stores/session.ts'
-import { EVENT_TYPES } from '../../shared/events.ts'
+import { EVENT_TYPES } from '#shared/events.ts'
 import { someMappings } from './factories.ts'
 
 vi.mock('../../ui/src/api/index.ts')

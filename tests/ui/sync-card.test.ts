@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { flushPromises, mount, type VueWrapper } from '@vue/test-utils'
 import { createPinia, setActivePinia } from 'pinia'
-import type { Sync, SyncPlan } from '../../shared/api.ts'
+import type { Sync, SyncPlan } from '#shared/api.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import SyncCard from '../../ui/src/components/connection/SyncCard.vue'

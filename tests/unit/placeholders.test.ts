@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { hasUnclosedPlaceholder, unknownPlaceholder } from '../../shared/events.ts'
+import { hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
 import { fillTemplate } from '../../server/pipeline/processor.ts'
 import type { MemberEvent } from '../../server/pipeline/envelope.ts'
 

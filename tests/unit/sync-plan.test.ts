@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { defaultMappings, emptyEventMapping } from '../../shared/defaults.ts'
-import type { Mappings } from '../../shared/api.ts'
+import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
+import type { Mappings } from '#shared/api.ts'
 import { MAX_LINE_CHARS, parseCsvLine, readLines, readRows, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
 import { planSync, type KnownSubscriber } from '../../server/pipeline/sync-plan.ts'
 

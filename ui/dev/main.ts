@@ -2,14 +2,14 @@
  * The local App Station: the host side of the `appstation.v1` protocol around the panel iframe,
  * session switches (community, role, theme) and an event simulator. Development only.
  */
-import { EVENT_TYPES } from '../../shared/events.ts'
+import { EVENT_TYPES } from '#shared/events.ts'
 import {
   HOST_PROTOCOL,
   isHostMessage,
   type HostMessage,
   type HostMessageType,
   type HostPayloads,
-} from '../../shared/host-protocol.ts'
+} from '#shared/host-protocol.ts'
 import './dev.css'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T

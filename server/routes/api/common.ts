@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox'
-import { ErrorBody } from '../../../shared/api.ts'
+import { ErrorBody } from '#shared/api.ts'
 
 /** A response schema carrying the words the OpenAPI description shows for that answer. */
 export const answer = <T extends TSchema>(schema: T, description: string): T => ({ ...schema, description })

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Connection, ConnectionTestResult, ErrorBody, PutConnectionBody } from '../../../shared/api.ts'
+import { Connection, ConnectionTestResult, ErrorBody, PutConnectionBody } from '#shared/api.ts'
 import { answer, NoContent, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, ReplayableDeliveries, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '../../../shared/api.ts'
+import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, ReplayableDeliveries, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '#shared/api.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { CreateTagBody, KitCustomField, KitForm, KitSequence, KitTag } from '../../../shared/api.ts'
+import { CreateTagBody, KitCustomField, KitForm, KitSequence, KitTag } from '#shared/api.ts'
 import { answer, security, sessionErrors } from './common.ts'
 
 const items = <T extends Parameters<typeof Type.Array>[0]>(item: T, description: string) =>

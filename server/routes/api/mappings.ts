@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, Mappings, MappingsPatch } from '../../../shared/api.ts'
+import { ErrorBody, Mappings, MappingsPatch } from '#shared/api.ts'
 import { security, sessionErrors } from './common.ts'
 
 const described = <T extends object>(schema: T, description: string) => ({ ...schema, description })

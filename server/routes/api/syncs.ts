@@ -6,7 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Readable } from 'node:stream'
 import { Type } from 'typebox'
-import { ErrorBody, Sync, SyncList, SyncPlan } from '../../../shared/api.ts'
+import { ErrorBody, Sync, SyncList, SyncPlan } from '#shared/api.ts'
 import { AppError } from '../../lib/errors.ts'
 import type { SyncFormat } from '../../pipeline/sync-input.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'

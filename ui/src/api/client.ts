@@ -4,7 +4,7 @@
  * carrying the server's `{ code, message }`.
  */
 import { FetchError, ofetch } from 'ofetch'
-import type { ErrorBody } from '../../../shared/api.ts'
+import type { ErrorBody } from '#shared/api.ts'
 import { useSessionStore } from '../stores/session.ts'
 
 export class ApiError extends Error {

@@ -16,7 +16,7 @@ import type {
   Sync,
   SyncList,
   SyncPlan,
-} from '../../../shared/api.ts'
+} from '#shared/api.ts'
 import { request } from './client.ts'
 
 export interface DeliveryQuery {

@@ -10,7 +10,7 @@ import {
   type HostMessage,
   type HostMessageType,
   type HostPayloads,
-} from '../../../shared/host-protocol.ts'
+} from '#shared/host-protocol.ts'
 import { uuid } from './uuid.ts'
 
 export type HandshakeAck = HostPayloads['handshake.ack']

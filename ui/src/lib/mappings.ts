@@ -2,13 +2,13 @@
  * Pure rules for the mappings document: filling in every event type, comparing drafts, checking
  * the limits the server enforces, and pointing a server 400 at the part of the form it names.
  */
-import type { EventMapping, Mappings, TagRef } from '../../../shared/api.ts'
-import { LIMITS } from '../../../shared/limits.ts'
-import { emptyEventMapping } from '../../../shared/defaults.ts'
-import { notCarriedProblem, placeholderNotCarried } from '../../../shared/event-catalogue.ts'
-import { EVENT_TYPES, hasUnclosedPlaceholder, isEventType, unknownPlaceholder, type EventType } from '../../../shared/events.ts'
-import { MK_FIELD_PATTERN } from '../../../shared/fields.ts'
-import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '../../../shared/text.ts'
+import type { EventMapping, Mappings, TagRef } from '#shared/api.ts'
+import { LIMITS } from '#shared/limits.ts'
+import { emptyEventMapping } from '#shared/defaults.ts'
+import { notCarriedProblem, placeholderNotCarried } from '#shared/event-catalogue.ts'
+import { EVENT_TYPES, hasUnclosedPlaceholder, isEventType, unknownPlaceholder, type EventType } from '#shared/events.ts'
+import { MK_FIELD_PATTERN } from '#shared/fields.ts'
+import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 
 export type TagList = 'add_tags' | 'remove_tags'
 export type KitList = 'add_to_forms' | 'add_to_sequences'
@@ -59,7 +59,7 @@ export function tagNameProblem(name: string): string | null {
   return null
 }
 
-export { hasPlaceholder } from '../../../shared/events.ts'
+export { hasPlaceholder } from '#shared/events.ts'
 
 /** Why a member field name cannot be used, or null. */
 export function sourceProblem(source: string): string | null {

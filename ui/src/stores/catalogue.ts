@@ -4,7 +4,7 @@
  */
 import { defineStore } from 'pinia'
 import { computed, reactive, type UnwrapRef } from 'vue'
-import type { KitCustomField, KitForm, KitSequence, KitTag } from '../../../shared/api.ts'
+import type { KitCustomField, KitForm, KitSequence, KitTag } from '#shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useConnectionStore } from './connection.ts'

@@ -5,7 +5,7 @@
  */
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { Connection, ConnectionTestResult } from '../../../shared/api.ts'
+import type { Connection, ConnectionTestResult } from '#shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useSessionStore } from './session.ts'

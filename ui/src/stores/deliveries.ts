@@ -4,7 +4,7 @@
  */
 import { defineStore } from 'pinia'
 import { computed, reactive, ref } from 'vue'
-import type { Delivery, DeliveryOrder, DeliveryStatus } from '../../../shared/api.ts'
+import type { Delivery, DeliveryOrder, DeliveryStatus } from '#shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useSessionStore } from './session.ts'

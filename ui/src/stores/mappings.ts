@@ -6,10 +6,10 @@
  */
 import { defineStore } from 'pinia'
 import { computed, ref, watch } from 'vue'
-import type { KitRef, Mappings, TagRef } from '../../../shared/api.ts'
-import { defaultMappings } from '../../../shared/defaults.ts'
-import type { EventType } from '../../../shared/events.ts'
-import { kitFieldKeyFromLabel } from '../../../shared/fields.ts'
+import type { KitRef, Mappings, TagRef } from '#shared/api.ts'
+import { defaultMappings } from '#shared/defaults.ts'
+import type { EventType } from '#shared/events.ts'
+import { kitFieldKeyFromLabel } from '#shared/fields.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import {

@@ -4,7 +4,7 @@
  */
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import type { ReplayableDeliveries } from '../../../shared/api.ts'
+import type { ReplayableDeliveries } from '#shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { plural } from '../lib/format.ts'

@@ -5,7 +5,7 @@
  */
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import type { HostContext, HostPayloads } from '../../../shared/host-protocol.ts'
+import type { HostContext, HostPayloads } from '#shared/host-protocol.ts'
 import type { HostBridge } from '../host/bridge.ts'
 import { tokenExpiry } from '../host/jwt.ts'
 

@@ -4,7 +4,7 @@
  */
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { Sync, SyncPlan } from '../../../shared/api.ts'
+import type { Sync, SyncPlan } from '#shared/api.ts'
 import { api, type SyncContentType } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useSessionStore } from './session.ts'
