@@ -79,6 +79,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       DATABASE_PATH: join(dataDir, 'kit.sqlite'),
       KIT_API_URL: kit.url,
       LOG_LEVEL: 'warn',
+      // One test file reloads the panel a dozen times a minute as the same user, far more than a
+      // person does: give it room, so a test never meets the per-user limit meant for people
+      // (the limit itself is tested in tests/rate-limit.test.ts).
+      API_RATE_LIMIT: '600',
       ...options.env,
     },
   })
