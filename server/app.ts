@@ -4,7 +4,7 @@
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
@@ -64,6 +64,14 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
     // flight, and a hook cut short would fail the shutdown and close the database under it.
     pluginTimeout: STOP_GRACE_MS + 10_000,
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: 'array' } },
+    // A URL the router cannot even decode (e.g. `%ZZ`) gets the project's error shape too.
+    frameworkErrors: (_error, _request, reply) => {
+      void (reply as FastifyReply)
+        .status(400)
+        .header('cache-control', 'no-store')
+        .header('x-content-type-options', 'nosniff')
+        .send({ error: { code: 'invalid_request', message: 'The request URL cannot be read (a malformed %-escape?); check the address and try again.' } })
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await app.register(configPlugin, { config })

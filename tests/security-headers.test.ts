@@ -89,4 +89,11 @@ describe('settings API answers', () => {
     expect(anonymous.statusCode).toBe(404)
     expectApiHeaders(anonymous)
   })
+
+  it('carry them, in the usual error shape, for a URL the router cannot decode', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/syncs/%ZZ', headers: owner() })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ error: { code: 'invalid_request', message: expect.stringContaining('cannot be read') } })
+    expectApiHeaders(res)
+  })
 })
