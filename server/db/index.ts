@@ -8,7 +8,7 @@ import * as schema from './schema/index.ts'
 
 export type Db = BetterSQLite3Database<typeof schema>
 
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url))
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations/sqlite', import.meta.url))
 
 export interface OpenedDatabase {
   sqlite: Database.Database

@@ -1,7 +1,8 @@
 /**
- * The delivery queue behind one small interface. The SQLite implementation is the embedded
- * default; a PostgreSQL one can implement the same verbs (claim with SKIP LOCKED) for several
- * instances.
+ * The delivery queue behind one small interface, asynchronous so that it can live in another
+ * process: the SQLite implementation is the embedded default (one process per database file);
+ * the PostgreSQL one serves several instances (claims with FOR UPDATE SKIP LOCKED, leases that
+ * expire).
  */
 import type { DeliveryStatus, DeliveryStep } from '#shared/api.ts'
 
@@ -64,8 +65,15 @@ export interface Outcome {
   steps?: DeliveryStep[]
   /** For `retrying` and `pending`: when to try again (epoch ms). */
   nextAttemptAt?: number
-  /** Extra writes to commit atomically with the outcome (ordering marks). */
-  commit?: () => void
+  /** Ordering marks to set atomically with the outcome (only if the lease is still held). */
+  marks?: OrderingMark[]
+}
+
+/** The newest event applied in one ordering scope: older events in the scope never undo it. */
+export interface OrderingMark {
+  scope: string
+  eventTime: number
+  eventId: string
 }
 
 export interface Purged {
@@ -102,40 +110,48 @@ export interface DeliveryQueue {
    * is false when the id was already seen. Concurrent calls may share one commit.
    */
   enqueue(delivery: NewDelivery): Promise<EnqueueResult>
-  claim(options: ClaimOptions): QueuedDelivery[]
-  /** Records an attempt's outcome; ignored if the lease was lost. */
-  settle(seq: number, owner: string, outcome: Outcome): boolean
+  /**
+   * Leases at most `limit` due deliveries, at most one per member, none of a member whose earlier
+   * event is still waiting or in flight (on any instance).
+   */
+  claim(options: ClaimOptions): Promise<QueuedDelivery[]>
+  /** Records an attempt's outcome and its ordering marks in one transaction; ignored if the lease was lost. */
+  settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
+  /** The community's ordering marks for these scopes (absent: none set). */
+  marks(communityId: string, scopes: string[]): Promise<Map<string, OrderingMark>>
   /**
    * At start: give back leases left by a process that died. The embedded queue has one process
-   * per database file, so every lease found at start is orphaned; a shared queue lets them expire.
+   * per database file, so every lease found at start is orphaned; a shared queue lets them
+   * expire instead and gives back nothing here.
    */
-  recover(): number
+  recover(): Promise<number>
   /** Gives back claimed work untouched (shutdown). */
-  release(owner: string): number
+  release(owner: string): Promise<number>
   /** A working key was saved: held deliveries of the community go back to the queue. */
-  resumeHeld(communityId: string, now: number): number
+  resumeHeld(communityId: string, now: number): Promise<number>
   /**
    * Kit answered again for this community: deliveries backing off from an outage are due now
    * (not those waiting for Kit's subscriber list, whose wait is about time, not Kit being down).
    */
-  expediteRetries(communityId: string, now: number): number
+  expediteRetries(communityId: string, now: number): Promise<number>
   /**
    * An owner asked to retry a failed or skipped delivery: it goes back to the queue as pending and
    * runs through the same ordering guard as a new event. `not_retryable` carries the status it has.
    */
-  retry(communityId: string, deliveryId: string, now: number): { result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }
+  retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }>
   /**
    * Re-queues, in one transaction and oldest event first, at most `limit` of the community's
    * deliveries matching the filter.
    */
-  retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): RetryManyResult
+  retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): Promise<RetryManyResult>
   /**
    * Retention, one batch in one transaction: deletes at most `limit` finished deliveries
    * (succeeded, failed, skipped) last updated before `before` (epoch ms), oldest first, with their
    * events. Work still to do (pending, retrying, held) is never deleted, whatever its age.
    */
-  purgeFinished(before: number, limit: number): Purged
+  purgeFinished(before: number, limit: number): Promise<Purged>
   /** Earliest time a waiting delivery becomes due, or null. */
-  nextDueAt(): number | null
-  depth(): Record<string, number>
+  nextDueAt(): Promise<number | null>
+  /** Waiting deliveries by internal status (pending, retrying, held). */
+  depth(): Promise<Record<string, number>>
 }

@@ -8,7 +8,7 @@ import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../pipeline/retry-policy.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { Retention } from '../pipeline/retention.ts'
-import { SqliteQueue } from '../pipeline/sqlite-queue.ts'
+import { SqliteQueue } from '../storage/sqlite/queue.ts'
 import { DeliveryService } from '../services/deliveries.ts'
 import { SyncService } from '../services/syncs.ts'
 

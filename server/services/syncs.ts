@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shared/api.ts'
 import type { RequestBudget } from '../kit/budget.ts'
 import { AppError } from '../lib/errors.ts'
-import { newDeliveryId } from '../pipeline/sqlite-queue.ts'
+import { newDeliveryId } from '../storage/sqlite/queue.ts'
 import {
   isRefused,
   readLines,

@@ -1,7 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
@@ -30,7 +30,10 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly settleStmt: Database.Statement
   private readonly nextDueStmt: Database.Statement
   private readonly expediteStmt: Database.Statement
-  private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
+  private readonly markStmt: Database.Statement
+  private readonly markOfStmt: Database.Statement
+  private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number, communityId: string | null) => boolean
+  private readonly communityOf: Database.Statement
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
   private readonly purgeTx: (before: string, limit: number) => Purged
@@ -74,6 +77,7 @@ export class SqliteQueue implements DeliveryQueue {
       `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
     )
+    this.communityOf = sqlite.prepare('SELECT community_id AS c FROM deliveries WHERE seq = ?').pluck()
     this.settleStmt = sqlite.prepare(
       `UPDATE deliveries
           SET status = @status, last_error = @lastError, steps = @steps,
@@ -89,8 +93,13 @@ export class SqliteQueue implements DeliveryQueue {
           AND next_attempt_at > @now AND +community_id = @communityId
           AND (last_error IS NULL OR substr(last_error, 1, @prefixLength) <> @listLagPrefix)`,
     )
+    this.markStmt = sqlite.prepare(
+      `INSERT INTO ordering_marks (community_id, scope, event_time, event_id) VALUES (@communityId, @scope, @eventTime, @eventId)
+       ON CONFLICT (community_id, scope) DO UPDATE SET event_time = excluded.event_time, event_id = excluded.event_id`,
+    )
+    this.markOfStmt = sqlite.prepare('SELECT scope, event_time AS eventTime, event_id AS eventId FROM ordering_marks WHERE community_id = ? AND scope = ?')
     this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
-    this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
+    this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number, communityId: string | null) => {
       const changed = this.settleStmt.run({
         seq,
         owner,
@@ -102,7 +111,9 @@ export class SqliteQueue implements DeliveryQueue {
         nextAttemptAt: outcome.nextAttemptAt ?? now,
         updatedAt: iso(now),
       }).changes
-      if (changed === 1) outcome.commit?.()
+      if (changed === 1 && communityId !== null) {
+        for (const mark of outcome.marks ?? []) this.markStmt.run({ communityId, ...mark })
+      }
       return changed === 1
     })
 
@@ -195,25 +206,35 @@ export class SqliteQueue implements DeliveryQueue {
     batch.forEach((p, i) => p.resolve(results[i] as EnqueueResult))
   }
 
-  claim(options: ClaimOptions): QueuedDelivery[] {
+  async claim(options: ClaimOptions): Promise<QueuedDelivery[]> {
     return this.claimTx(options)
   }
 
-  settle(seq: number, owner: string, outcome: Outcome): boolean {
-    return this.settleTx(seq, owner, outcome, Date.now())
+  async settle(seq: number, owner: string, outcome: Outcome): Promise<boolean> {
+    const communityId = outcome.marks?.length ? ((this.communityOf.get(seq) as string | undefined) ?? null) : null
+    return this.settleTx(seq, owner, outcome, Date.now(), communityId)
   }
 
-  recover(): number {
+  async marks(communityId: string, scopes: string[]): Promise<Map<string, OrderingMark>> {
+    const found = new Map<string, OrderingMark>()
+    for (const scope of scopes) {
+      const row = this.markOfStmt.get(communityId, scope) as OrderingMark | undefined
+      if (row) found.set(scope, row)
+    }
+    return found
+  }
+
+  async recover(): Promise<number> {
     return this.sqlite.prepare('UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run().changes
   }
 
-  release(owner: string): number {
+  async release(owner: string): Promise<number> {
     return this.sqlite
       .prepare('UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?')
       .run(owner).changes
   }
 
-  resumeHeld(communityId: string, now: number): number {
+  async resumeHeld(communityId: string, now: number): Promise<number> {
     return this.sqlite
       .prepare(
         `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
@@ -223,11 +244,11 @@ export class SqliteQueue implements DeliveryQueue {
       .run(now, iso(now), communityId).changes
   }
 
-  expediteRetries(communityId: string, now: number): number {
+  async expediteRetries(communityId: string, now: number): Promise<number> {
     return this.expediteStmt.run({ communityId, now, updatedAt: iso(now), listLagPrefix: LIST_LAG_WAIT_PREFIX, prefixLength: LIST_LAG_WAIT_PREFIX.length }).changes
   }
 
-  retry(communityId: string, deliveryId: string, now: number): { result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string } {
+  async retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }> {
     const row = this.sqlite
       .prepare('SELECT status FROM deliveries WHERE community_id = ? AND id = ?')
       .get(communityId, deliveryId) as { status: string } | undefined
@@ -242,19 +263,19 @@ export class SqliteQueue implements DeliveryQueue {
     return { result: 'queued' }
   }
 
-  retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): RetryManyResult {
+  async retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): Promise<RetryManyResult> {
     return this.retryManyTx(communityId, filter, limit, now)
   }
 
-  purgeFinished(before: number, limit: number): Purged {
+  async purgeFinished(before: number, limit: number): Promise<Purged> {
     return this.purgeTx(iso(before), limit)
   }
 
-  nextDueAt(): number | null {
+  async nextDueAt(): Promise<number | null> {
     return (this.nextDueStmt.get() as { t: number | null }).t
   }
 
-  depth(): Record<string, number> {
+  async depth(): Promise<Record<string, number>> {
     const rows = this.sqlite
       .prepare(`SELECT status, count(*) AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'held') GROUP BY status`)
       .all() as { status: string; n: number }[]

@@ -1,0 +1,220 @@
+/**
+ * The data layer behind one set of asynchronous repositories, one owner per table. Two dialects
+ * implement it: SQLite (embedded default, one process per file) and PostgreSQL (several instances
+ * sharing one database). Nothing outside `server/storage/` writes SQL.
+ *
+ * Tables and their owners:
+ * - connections              → ConnectionRepository
+ * - mappings                 → MappingRepository
+ * - kit_subscribers          → SubscriberRepository
+ * - events, deliveries,
+ *   ordering_marks           → DeliveryQueue (marks are written only as part of settling a delivery)
+ * - syncs                    → SyncRepository (it stages a sync's events and deliveries through the
+ *                              queue's tables in the same transaction, as the queue's intake does)
+ * - kit_budget_ledger,
+ *   kit_budget_blocks        → BudgetLedger (PostgreSQL only in use; the embedded budget is in memory)
+ */
+import type { DeliveryQueue } from '../pipeline/queue.ts'
+
+export type Dialect = 'sqlite' | 'postgres'
+
+export interface ConnectionRecord {
+  communityId: string
+  apiKeyCiphertext: string
+  keyHint: string
+  status: 'connected' | 'invalid'
+  accountJson: string | null
+  credentialId: string
+  createdAt: string
+  updatedAt: string
+}
+
+export interface ConnectionRepository {
+  get(communityId: string): Promise<ConnectionRecord | undefined>
+  /** Whether the community has a saved key (working or not). */
+  exists(communityId: string): Promise<boolean>
+  all(): Promise<ConnectionRecord[]>
+  /** Community id → credential id, for connections whose status is `connected`. */
+  connectedCredentials(): Promise<Map<string, string>>
+  /** Inserts or replaces the community's connection; `createdAt` is kept when it exists. */
+  save(record: ConnectionRecord): Promise<void>
+  /** Changes these columns; when `onlyIf` is given, only while the row still has those values. Returns whether a row changed. */
+  update(
+    communityId: string,
+    set: Partial<Pick<ConnectionRecord, 'status' | 'accountJson' | 'apiKeyCiphertext' | 'updatedAt'>>,
+    onlyIf?: Partial<Pick<ConnectionRecord, 'status' | 'apiKeyCiphertext'>>,
+  ): Promise<boolean>
+  delete(communityId: string): Promise<void>
+}
+
+export interface MappingRecord {
+  communityId: string
+  /** The mappings document, JSON. */
+  document: string
+  updatedAt: string
+}
+
+export interface MappingRepository {
+  get(communityId: string): Promise<MappingRecord | undefined>
+  save(record: MappingRecord): Promise<void>
+}
+
+/** What the plugin last wrote to Kit for one member under one credential. */
+export interface SubscriberRecord {
+  communityId: string
+  credentialId: string
+  memberId: string
+  email: string
+  subscriberId: number
+  firstName: string | null
+  /** JSON object: field key → value (null: Kit has no value). */
+  fields: string
+  updatedAt: number
+}
+
+export interface SubscriberKey {
+  communityId: string
+  credentialId: string
+  memberId: string
+}
+
+export interface SubscriberRepository {
+  get(key: SubscriberKey): Promise<SubscriberRecord | undefined>
+  save(record: SubscriberRecord): Promise<void>
+  forget(key: SubscriberKey): Promise<void>
+}
+
+/** A sync row as stored (snake_case, as the service reads it). */
+export interface SyncRecord {
+  id: string
+  community_id: string
+  status: 'importing' | 'running' | 'paused' | 'completed' | 'cancelled'
+  format: 'csv' | 'jsonl'
+  started_at: number
+  total: number
+  refused: number
+  refused_examples: string
+  done: number | null
+  failed: number | null
+  skipped: number | null
+  kit_requests: number | null
+  finished_at: number | null
+  updated_at: number
+}
+
+/** One member of a sync file, as an event and its held delivery. */
+export interface StagedSnapshot {
+  deliveryId: string
+  eventId: string
+  memberId: string
+  memberEmail: string
+  /** The snapshot event, JSON. */
+  payload: string
+}
+
+export interface SyncProgressRow {
+  status: string
+  n: number
+  /** Kit requests made by the deliveries in this status. */
+  k: number
+}
+
+export interface SyncRepository {
+  /** A new sync in status `importing`. */
+  create(sync: { id: string; communityId: string; format: 'csv' | 'jsonl'; startedAt: number }): Promise<void>
+  /**
+   * Stores members as events and `held` deliveries (priority 1, `last_error` = heldReason), in one
+   * transaction; event time and received time are the sync's start.
+   */
+  stage(sync: { id: string; communityId: string; startedAt: number; eventType: string; heldReason: string }, members: StagedSnapshot[]): Promise<void>
+  /** The whole file was read: its deliveries become pending and the sync `running`, in one durable commit. */
+  accept(id: string, totals: { total: number; refused: number; refusedExamples: string }, now: number): Promise<void>
+  /** Deletes a sync that was never accepted, with its events and deliveries. */
+  discard(id: string): Promise<void>
+  /** Ids of syncs still `importing`. */
+  importing(): Promise<string[]>
+  get(communityId: string, id: string): Promise<SyncRecord | undefined>
+  /** The community's most recent syncs (not `importing`), newest first. */
+  recent(communityId: string, limit: number): Promise<SyncRecord[]>
+  /** The sync's deliveries counted by status. */
+  progress(id: string): Promise<SyncProgressRow[]>
+  /** Records the final counts of a finished sync. */
+  finish(id: string, status: 'completed' | 'cancelled', counts: { done: number; failed: number; skipped: number; kitRequests: number }, now: number): Promise<void>
+  /** Waiting deliveries not in flight become `held` with the reason; the sync `paused`. */
+  pause(id: string, reason: string, now: number): Promise<void>
+  /** Held deliveries become pending; the sync `running`. */
+  resume(id: string, now: number): Promise<void>
+  /** Waiting and held deliveries not in flight become `skipped` with the reason; the sync `cancelled`. */
+  cancel(id: string, reason: string, now: number): Promise<void>
+}
+
+/** A stored delivery as the owner's Activity reads it. */
+export interface DeliveryRecord {
+  seq: number
+  id: string
+  event_id: string
+  event_type: string
+  member_id: string
+  member_email: string
+  status: string
+  attempts: number
+  last_error: string | null
+  kit_requests: number
+  /** JSON array of DeliveryStep. */
+  steps: string
+  next_attempt_at: number
+  created_at: string
+  updated_at: string
+}
+
+export interface DeliveryReadFilter {
+  /** Internal statuses to include; all when absent. */
+  statuses?: string[]
+  /** Lower-cased substring of the member's email (matched literally, no wildcards). */
+  memberEmailContains?: string
+  /** Only rows with seq after (`oldest`) or before (`newest`) this one. */
+  afterSeq?: number
+  beforeSeq?: number
+  order: 'newest' | 'oldest'
+  limit: number
+}
+
+export interface DeliveryReads {
+  list(communityId: string, filter: DeliveryReadFilter): Promise<DeliveryRecord[]>
+  get(communityId: string, deliveryId: string): Promise<DeliveryRecord | undefined>
+  /** Skipped deliveries with exactly this reason: count by event type, and distinct members. */
+  skippedSummary(communityId: string, lastError: string): Promise<{ types: { event_type: string; count: number }[]; members: number }>
+}
+
+/** One Kit request recorded in the shared rolling window. */
+export interface BudgetTicket {
+  id: string
+}
+
+export interface BudgetLedger {
+  /**
+   * Records a request about to be sent for the credential if fewer than `capacity` requests were
+   * sent in the last `windowMs` (counting each from when it was taken to `windowMs` after it was
+   * done) and no block is on; otherwise says when to ask again (epoch ms).
+   */
+  take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket } | { until: number }>
+  /** The request was answered (or failed): its slot frees `windowMs` after now. */
+  done(ticket: BudgetTicket): Promise<void>
+  /** Kit answered 429: nobody sends for this credential before `until` (epoch ms). */
+  block(credentialId: string, until: number): Promise<void>
+}
+
+export interface Storage {
+  readonly dialect: Dialect
+  readonly connections: ConnectionRepository
+  readonly mappings: MappingRepository
+  readonly subscribers: SubscriberRepository
+  readonly queue: DeliveryQueue
+  readonly deliveries: DeliveryReads
+  readonly syncs: SyncRepository
+  /** Present when several instances share the database: Kit's budget is counted across them. */
+  readonly ledger: BudgetLedger | null
+  /** Database reachable and every migration applied. */
+  health(): Promise<{ database: 'ok' | 'unavailable'; migrations: 'ok' | 'pending' }>
+  close(): Promise<void>
+}
