@@ -17,6 +17,10 @@ export interface Config {
   host: string
   port: number
   databasePath: string
+  /** DATABASE_URL=postgres://…: several instances share this PostgreSQL database instead of the SQLite file. */
+  databaseUrl: string | null
+  /** Connections each instance keeps to PostgreSQL (DATABASE_POOL_SIZE). */
+  databasePoolSize: number
   kitApiUrl: string
   issuer: string
   origin: string
@@ -249,6 +253,11 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const host = env.HOST || '127.0.0.1'
   const port = intSetting(env, 'PORT', 8787, problems, 0)
   const databasePath = env.DATABASE_PATH || './data/kit.sqlite'
+  const databaseUrl = env.DATABASE_URL?.trim() || null
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)')
+  }
+  const databasePoolSize = intSetting(env, 'DATABASE_POOL_SIZE', 10, problems)
   const ownOrigin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   const issuer = env.APPSTATION_ISSUER || ownOrigin
   const origin = env.APPSTATION_ORIGIN || issuer
@@ -317,6 +326,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       host,
       port,
       databasePath,
+      databaseUrl,
+      databasePoolSize,
       kitApiUrl,
       issuer,
       origin,

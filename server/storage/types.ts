@@ -215,6 +215,6 @@ export interface Storage {
   /** Present when several instances share the database: Kit's budget is counted across them. */
   readonly ledger: BudgetLedger | null
   /** Database reachable and every migration applied. */
-  health(): Promise<{ database: 'ok' | 'unavailable'; migrations: 'ok' | 'pending' }>
+  health(): Promise<{ database: 'ok' | 'unreachable'; migrations: 'ok' | 'pending' | 'unknown' }>
   close(): Promise<void>
 }

@@ -18,6 +18,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     host: '127.0.0.1',
     port: 0,
     databasePath: ':memory:',
+    databaseUrl: null,
+    databasePoolSize: 10,
     kitApiUrl: 'http://127.0.0.1:9',
     issuer: TEST_ISSUER,
     origin: TEST_ORIGIN,
