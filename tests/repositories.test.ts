@@ -48,7 +48,9 @@ async function openSqlite(): Promise<Harness> {
       const stmt = sqlite.prepare(sql)
       return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as T[]
     },
-    close: async () => sqlite.close(),
+    close: async () => {
+      sqlite.close()
+    },
   }
 }
 
@@ -160,8 +162,8 @@ interface DeliveryRow {
   sync_id: string | null
 }
 
-describe.each(dialects)('repositories on $dialect', ({ dialect, available, open }) => {
-  describe.skipIf(!available)(dialect, () => {
+describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
+  describe.skipIf(!available)('repositories', () => {
     let h: Harness
     beforeEach(async () => {
       h = await open()
@@ -518,7 +520,7 @@ describe.each(dialects)('repositories on $dialect', ({ dialect, available, open 
         expect((await h.syncs.recent(A, 1))[0]).toMatchObject({ status: 'running', started_at: STARTED + 2000, total: 3 })
       })
 
-      it('lists syncs started in the same millisecond later-created first', async () => {
+      it('lists syncs started in the same millisecond in a stable order: created later first, when ids sort by creation', async () => {
         for (const id of ['sync_t1', 'sync_t2', 'sync_t3']) {
           await h.syncs.create({ id, communityId: A, format: 'csv', startedAt: STARTED })
           await h.syncs.accept(id, totals, STARTED)
