@@ -33,7 +33,7 @@ interface Harness {
   subscribers: SubscriberRepository
   syncs: SyncRepository
   /** Raw SQL with `?` placeholders, for arranging and inspecting rows the interface does not expose. */
-  rows<T>(sql: string, ...params: unknown[]): Promise<T[]>
+  query<T>(sql: string, ...params: unknown[]): Promise<T[]>
   close(): Promise<void>
 }
 
@@ -44,7 +44,7 @@ async function openSqlite(): Promise<Harness> {
     mappings: new SqliteMappings(db),
     subscribers: new SqliteSubscribers(db),
     syncs: new SqliteSyncs(sqlite),
-    rows: async <T,>(sql: string, ...params: unknown[]) => {
+    query: async <T,>(sql: string, ...params: unknown[]) => {
       const stmt = sqlite.prepare(sql)
       return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as T[]
     },
@@ -70,7 +70,7 @@ async function openPg(): Promise<Harness> {
       mappings: new PostgresMappings(opened),
       subscribers: new PostgresSubscribers(opened),
       syncs: new PostgresSyncs(opened),
-      rows: async <T,>(sql: string, ...params: unknown[]) => {
+      query: async <T,>(sql: string, ...params: unknown[]) => {
         let n = 0
         const text = sql.replace(/\?/g, () => `$${++n}`)
         return (await opened.pool.query({ text, values: params, types: bigintAsNumber })).rows as T[]
@@ -173,16 +173,16 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
     })
 
     const deliveriesOf = (syncId: string) =>
-      h.rows<DeliveryRow>(
+      h.query<DeliveryRow>(
         `SELECT id, community_id, event_id, event_type, member_id, member_email, event_time, status, last_error,
                 next_attempt_at, received_at, created_at, updated_at, priority, sync_id
            FROM deliveries WHERE sync_id = ? ORDER BY id`,
         syncId,
       )
     const statusOf = async (deliveryId: string) =>
-      (await h.rows<{ status: string; last_error: string | null }>('SELECT status, last_error FROM deliveries WHERE id = ?', deliveryId))[0]
+      (await h.query<{ status: string; last_error: string | null }>('SELECT status, last_error FROM deliveries WHERE id = ?', deliveryId))[0]
     const countOf = async (sql: string, ...params: unknown[]) =>
-      (await h.rows<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n ${sql}`, ...params))[0]?.n
+      (await h.query<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n ${sql}`, ...params))[0]?.n
 
     describe('connections', () => {
       it('returns nothing for a community without a saved key, then what was saved', async () => {
@@ -385,7 +385,7 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
           })),
         )
         expect(
-          await h.rows('SELECT community_id, id, type, member_id, member_email, event_time, payload, received_at FROM events ORDER BY id'),
+          await h.query('SELECT community_id, id, type, member_id, member_email, event_time, payload, received_at FROM events ORDER BY id'),
         ).toEqual(
           members('sync_1', 2).map((m) => ({
             community_id: A,
@@ -436,9 +436,9 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         expect((await deliveriesOf('sync_other')).map((d) => d.status)).toEqual(['held', 'held'])
 
         // One member done with two Kit requests, one in flight (leased until well after every step below).
-        await h.rows(`UPDATE deliveries SET status = 'succeeded', kit_requests = 2 WHERE id = ?`, 'dlv_sync_1_1')
-        await h.rows(`UPDATE deliveries SET lease_owner = 'worker', lease_until = ? WHERE id = ?`, STARTED + 1_000_000, 'dlv_sync_1_2')
-        await h.rows(`UPDATE deliveries SET status = 'retrying', kit_requests = 1 WHERE id = ?`, 'dlv_sync_1_3')
+        await h.query(`UPDATE deliveries SET status = 'succeeded', kit_requests = 2 WHERE id = ?`, 'dlv_sync_1_1')
+        await h.query(`UPDATE deliveries SET lease_owner = 'worker', lease_until = ? WHERE id = ?`, STARTED + 1_000_000, 'dlv_sync_1_2')
+        await h.query(`UPDATE deliveries SET status = 'retrying', kit_requests = 1 WHERE id = ?`, 'dlv_sync_1_3')
         expect(await h.syncs.progress('sync_1')).toEqual([
           { status: 'pending', n: 2, k: 0 },
           { status: 'retrying', n: 1, k: 1 },
@@ -498,7 +498,7 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
 
         expect(await h.syncs.get(A, 'sync_gone')).toBeUndefined()
         expect(await countOf('FROM deliveries WHERE sync_id = ?', 'sync_gone')).toBe(0)
-        expect((await h.rows<{ id: string }>('SELECT id FROM events ORDER BY id')).map((r) => r.id)).toEqual(['sync_kept_1', 'sync_kept_2'])
+        expect((await h.query<{ id: string }>('SELECT id FROM events ORDER BY id')).map((r) => r.id)).toEqual(['sync_kept_1', 'sync_kept_2'])
         expect(await countOf('FROM deliveries WHERE sync_id = ?', 'sync_kept')).toBe(2)
         expect(await h.syncs.importing()).toEqual(['sync_kept'])
       })

@@ -38,10 +38,11 @@ export class PostgresConnections implements ConnectionRepository {
   }
 
   async save(record: ConnectionRecord): Promise<void> {
+    // Everything but the key and the first save's time.
     const { communityId, createdAt, ...replaced } = record
     await this.db
       .insert(connections)
-      .values({ communityId, createdAt, ...replaced })
+      .values(record)
       .onConflictDoUpdate({ target: connections.communityId, set: replaced })
   }
 

@@ -39,10 +39,11 @@ export class SqliteConnections implements ConnectionRepository {
   }
 
   async save(record: ConnectionRecord): Promise<void> {
+    // Everything but the key and the first save's time.
     const { communityId, createdAt, ...replaced } = record
     this.db
       .insert(connections)
-      .values({ communityId, createdAt, ...replaced })
+      .values(record)
       .onConflictDoUpdate({ target: connections.communityId, set: replaced })
       .run()
   }
