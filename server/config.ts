@@ -32,6 +32,12 @@ export interface Config {
   encryptionKeys: KeyRing
   kitRateLimit: number
   kitRateWindowMs: number
+  /**
+   * How long a claimed delivery stays leased (DELIVERY_LEASE_MS); it gets half of it to finish.
+   * On a shared database an instance that dies leaves its leases to expire, so shorter is faster
+   * recovery. null: 120 s embedded, 30 s on PostgreSQL.
+   */
+  deliveryLeaseMs: number | null
   /** The longest a session token may live (exp − iat), in seconds. */
   sessionMaxLifetimeS: number
   /** Settings-API requests per minute for one user of one community. */
@@ -298,6 +304,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const deliveryLeaseMs = env.DELIVERY_LEASE_MS ? intSetting(env, 'DELIVERY_LEASE_MS', 30_000, problems, 2000) : null
   const sessionMaxLifetimeS = intSetting(env, 'SESSION_MAX_LIFETIME_S', 600, problems)
   const metricsToken = env.METRICS_TOKEN || null
   if (metricsToken !== null && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
@@ -339,6 +346,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKeys: parseEncryptionKeys(secrets.ENCRYPTION_KEY) as KeyRing,
       kitRateLimit,
       kitRateWindowMs,
+      deliveryLeaseMs,
       sessionMaxLifetimeS,
       metricsToken,
       apiRateLimit,

@@ -11,6 +11,11 @@ import { Retention } from '../pipeline/retention.ts'
 import { DeliveryService } from '../services/deliveries.ts'
 import { SyncService } from '../services/syncs.ts'
 
+/** The embedded queue takes every lease back at start, so a long lease costs nothing after a crash. */
+const EMBEDDED_LEASE_MS = 120_000
+/** A shared queue waits for a dead instance's leases to expire: shorter means its work moves on sooner. */
+const SHARED_LEASE_MS = 30_000
+
 export interface Pipeline {
   queue: DeliveryQueue
   consumer: Consumer
@@ -54,6 +59,7 @@ export default fp<PipelineOptions>(
       processor,
       budget: app.kitBudget,
       credentials: () => app.services.connections.connectedCredentials(),
+      leaseMs: app.config.deliveryLeaseMs ?? (app.storage.dialect === 'postgres' ? SHARED_LEASE_MS : EMBEDDED_LEASE_MS),
       log: app.log,
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
@@ -106,7 +112,8 @@ export default fp<PipelineOptions>(
 
     app.decorate('pipeline', { queue, consumer, deliveries, retention, syncs, accept: (input: IntakeInput) => intake.accept(input) })
     app.addHook('onReady', async () => {
-      const dropped = await syncs.recoverInterrupted()
+      // An upload cannot outlive the request deadline; twice that leaves room for clock drift.
+      const dropped = await syncs.recoverInterrupted(app.storage.dialect === 'postgres' ? 2 * app.config.requestTimeoutMs : 0)
       if (dropped > 0) app.log.info({ dropped }, 'dropped syncs whose member file was still being read when the previous run stopped')
       retention.start()
     })

@@ -152,8 +152,9 @@ export class SyncService {
    */
   private async queue(request: ImportRequest): Promise<Sync> {
     const { communityId, format } = request
-    const id = `sync_${randomUUID().replace(/-/g, '')}`
     const startedAt = this.now()
+    // Time first, so ids sort by start where two syncs share a millisecond.
+    const id = `sync_${startedAt.toString(36).padStart(9, '0')}${randomUUID().replace(/-/g, '').slice(0, 20)}`
     await this.deps.syncs.create({ id, communityId, format, startedAt })
     const checker = new RowChecker()
     const refusedRows: SyncRefusedRow[] = []
@@ -204,9 +205,13 @@ export class SyncService {
     return { deliveryId: newDeliveryId(), eventId, memberId: member.memberId, memberEmail: member.email, payload: JSON.stringify(event) }
   }
 
-  /** At start: files whose upload a previous process never finished reading are dropped. */
-  async recoverInterrupted(): Promise<number> {
-    const ids = await this.deps.syncs.importing()
+  /**
+   * At start: files whose upload a previous process never finished reading are dropped. On a
+   * shared database another instance may be reading one right now: only those older than
+   * `liveImportMs` (longer than any upload may take) are dropped there.
+   */
+  async recoverInterrupted(liveImportMs = 0): Promise<number> {
+    const ids = await this.deps.syncs.importing(this.now() - liveImportMs + (liveImportMs === 0 ? 1 : 0))
     for (const id of ids) await this.deps.syncs.discard(id)
     return ids.length
   }

@@ -29,6 +29,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     encryptionKeys: [{ id: 'test', key: randomBytes(32) }],
     kitRateLimit: 120,
     kitRateWindowMs: 60_000,
+    deliveryLeaseMs: null,
     sessionMaxLifetimeS: 600,
     metricsToken: null,
     apiRateLimit: 120,

@@ -148,8 +148,8 @@ export class PostgresSyncs implements SyncRepository {
     })
   }
 
-  async importing(): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM syncs WHERE status = 'importing' ORDER BY started_at, id`)
+  async importing(startedBefore: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM syncs WHERE status = 'importing' AND started_at < $1 ORDER BY started_at, id`, [startedBefore])
     return rows.map((r) => r.id)
   }
 

@@ -135,8 +135,8 @@ export class SqliteSyncs implements SyncRepository {
     this.discardTx(id)
   }
 
-  async importing(): Promise<string[]> {
-    return this.sqlite.prepare(`SELECT id FROM syncs WHERE status = 'importing' ORDER BY rowid`).pluck().all() as string[]
+  async importing(startedBefore: number): Promise<string[]> {
+    return this.sqlite.prepare(`SELECT id FROM syncs WHERE status = 'importing' AND started_at < ? ORDER BY rowid`).pluck().all(startedBefore) as string[]
   }
 
   async get(communityId: string, id: string): Promise<SyncRecord | undefined> {
