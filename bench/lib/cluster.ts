@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
 import { tempDir, type Secrets } from './env.ts'
+import { postAll, type MemberEvent } from './events.ts'
 import { startServer, type ServerHandle } from './server.ts'
 import type { StorageTarget } from './store.ts'
 
@@ -142,4 +143,20 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     throw err
   }
   return cluster
+}
+
+/** Spreads the events over the URLs in turn; an event whose instance went down answers 0. */
+export async function postSpread(urls: string[], hmacKey: string, events: MemberEvent[], concurrency = 8): Promise<number[]> {
+  if (urls.length === 0) return new Array<number>(events.length).fill(0)
+  const byUrl = urls.map(() => [] as number[])
+  events.forEach((_, i) => byUrl[i % urls.length]?.push(i))
+  const statuses = new Array<number>(events.length).fill(0)
+  await Promise.all(
+    urls.map(async (url, u) => {
+      const indexes = byUrl[u] as number[]
+      const answers = await postAll(url, hmacKey, indexes.map((i) => events[i] as MemberEvent), Math.max(1, Math.ceil(concurrency / urls.length)))
+      indexes.forEach((i, k) => (statuses[i] = answers[k] ?? 0))
+    }),
+  )
+  return statuses
 }

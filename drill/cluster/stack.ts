@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { publishEvents, startBusRun, consumerState, type BusRun } from '../../bench/lib/bus.ts'
-import { clusterDatabase, startCluster, type Cluster, type ClusterDatabase } from '../../bench/lib/cluster.ts'
+import { clusterDatabase, postSpread, startCluster, type Cluster, type ClusterDatabase } from '../../bench/lib/cluster.ts'
 import { newSecrets, sleep, type Secrets } from '../../bench/lib/env.ts'
-import { postAll, type MemberEvent } from '../../bench/lib/events.ts'
+import type { MemberEvent } from '../../bench/lib/events.ts'
 import { openStore, type DeliveryStore, type StorageTarget } from '../../bench/lib/store.ts'
 import { startKitStandin, type KitStandin } from '../../tests/kit-standin/server.ts'
 import { startKitProxy, type KitProxy } from '../proxy.ts'
@@ -39,22 +39,6 @@ export interface Stack {
   /** Publishes the events on the bus; 202 per event the stream stored. */
   publish(events: MemberEvent[]): Promise<number[]>
   close(): Promise<void>
-}
-
-/** Spreads the events over the URLs in turn; an event whose instance went down answers 0. */
-export async function postSpread(urls: string[], hmacKey: string, events: MemberEvent[], concurrency = 8): Promise<number[]> {
-  if (urls.length === 0) return new Array<number>(events.length).fill(0)
-  const byUrl = urls.map(() => [] as number[])
-  events.forEach((_, i) => byUrl[i % urls.length]?.push(i))
-  const statuses = new Array<number>(events.length).fill(0)
-  await Promise.all(
-    urls.map(async (url, u) => {
-      const indexes = byUrl[u] as number[]
-      const answers = await postAll(url, hmacKey, indexes.map((i) => events[i] as MemberEvent), Math.max(1, Math.ceil(concurrency / urls.length)))
-      indexes.forEach((i, k) => (statuses[i] = answers[k] ?? 0))
-    }),
-  )
-  return statuses
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
