@@ -17,6 +17,10 @@ export interface Config {
   host: string
   port: number
   databasePath: string
+  /** DATABASE_URL=postgres://…: several instances share this PostgreSQL database instead of the SQLite file. */
+  databaseUrl: string | null
+  /** Connections each instance keeps to PostgreSQL (DATABASE_POOL_SIZE). */
+  databasePoolSize: number
   kitApiUrl: string
   issuer: string
   origin: string
@@ -28,6 +32,12 @@ export interface Config {
   encryptionKeys: KeyRing
   kitRateLimit: number
   kitRateWindowMs: number
+  /**
+   * How long a claimed delivery stays leased (DELIVERY_LEASE_MS); it gets half of it to finish.
+   * On a shared database an instance that dies leaves its leases to expire, so shorter is faster
+   * recovery. null: 120 s embedded, 30 s on PostgreSQL.
+   */
+  deliveryLeaseMs: number | null
   /** The longest a session token may live (exp − iat), in seconds. */
   sessionMaxLifetimeS: number
   /** Settings-API requests per minute for one user of one community. */
@@ -249,6 +259,11 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const host = env.HOST || '127.0.0.1'
   const port = intSetting(env, 'PORT', 8787, problems, 0)
   const databasePath = env.DATABASE_PATH || './data/kit.sqlite'
+  const databaseUrl = env.DATABASE_URL?.trim() || null
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)')
+  }
+  const databasePoolSize = intSetting(env, 'DATABASE_POOL_SIZE', 10, problems)
   const ownOrigin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   const issuer = env.APPSTATION_ISSUER || ownOrigin
   const origin = env.APPSTATION_ORIGIN || issuer
@@ -289,6 +304,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
   const kitRateLimit = intSetting(env, 'KIT_RATE_LIMIT', 120, problems)
   const kitRateWindowMs = intSetting(env, 'KIT_RATE_WINDOW_MS', 60_000, problems)
+  const deliveryLeaseMs = env.DELIVERY_LEASE_MS ? intSetting(env, 'DELIVERY_LEASE_MS', 30_000, problems, 2000) : null
   const sessionMaxLifetimeS = intSetting(env, 'SESSION_MAX_LIFETIME_S', 600, problems)
   const metricsToken = env.METRICS_TOKEN || null
   if (metricsToken !== null && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
@@ -317,6 +333,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       host,
       port,
       databasePath,
+      databaseUrl,
+      databasePoolSize,
       kitApiUrl,
       issuer,
       origin,
@@ -328,6 +346,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       encryptionKeys: parseEncryptionKeys(secrets.ENCRYPTION_KEY) as KeyRing,
       kitRateLimit,
       kitRateWindowMs,
+      deliveryLeaseMs,
       sessionMaxLifetimeS,
       metricsToken,
       apiRateLimit,

@@ -46,8 +46,8 @@ const kitWrites = () => kit.requests.filter((r) => r.method !== 'GET').length
 const csv = (...lines: string[]) => `${lines.join('\n')}\n`
 
 /** Tells the plugin it already wrote this member to Kit (as a delivery would have). */
-function knownMember(memberId: string, email: string, firstName: string | null, fields: Record<string, string> = {}) {
-  const credential = app.services.connections.credential('c_alpha')
+async function knownMember(memberId: string, email: string, firstName: string | null, fields: Record<string, string> = {}) {
+  const credential = await app.services.connections.credential('c_alpha')
   if (!credential) throw new Error('connect first')
   app.sqlite
     .prepare(
@@ -60,8 +60,8 @@ function knownMember(memberId: string, email: string, firstName: string | null, 
 describe('dry run', () => {
   it('counts subscribers to create, update and leave unchanged from what the plugin last wrote, without any Kit request', async () => {
     await connect()
-    knownMember('m_same', 'same@example.com', 'Sam')
-    knownMember('m_new_name', 'rename@example.com', 'Old')
+    await knownMember('m_same', 'same@example.com', 'Sam')
+    await knownMember('m_new_name', 'rename@example.com', 'Old')
     const before = kit.requests.length
     const res = await upload(
       csv(
@@ -248,7 +248,7 @@ describe('a queued sync', () => {
     const paused = await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })
     expect(paused.json()).toMatchObject({ status: 'paused', remaining: 2, estimated_seconds_left: null })
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
-    expect(app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
+    expect(await app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
     // Saving a working key again resumes deliveries held for the key, never a paused sync's.
     await connect()
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])

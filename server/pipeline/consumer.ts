@@ -22,7 +22,7 @@ export interface ConsumerOptions {
   processor: DeliveryProcessor
   budget: RequestBudget
   /** community id → credential id of every connected community. */
-  credentials: () => Map<string, string>
+  credentials: () => Promise<Map<string, string>>
   log: FastifyBaseLogger
   metrics: Metrics
   concurrency?: number
@@ -77,7 +77,7 @@ export class Consumer {
       let budgetFreesIn: number | null = null
       let claimCostMs = 0
       try {
-        const credentials = this.o.credentials()
+        const credentials = await this.o.credentials()
         // Each claim takes at most what every claimable credential still has room for, then the
         // plan is made again with the new work counted, until the slots are full or nothing is due.
         while (this.running && this.inFlight.size < this.concurrency) {
@@ -91,7 +91,7 @@ export class Consumer {
           budgetFreesIn = plan.budgetFreesIn
           if (plan.limit === 0) break
           const started = performance.now()
-          const claimed = this.o.queue.claim({ owner: this.owner, limit: plan.limit, leaseMs: this.leaseMs, now: Date.now(), exclude: plan.exclude })
+          const claimed = await this.o.queue.claim({ owner: this.owner, limit: plan.limit, leaseMs: this.leaseMs, now: Date.now(), exclude: plan.exclude })
           claimCostMs += performance.now() - started
           for (const delivery of claimed) this.begin(delivery, credentials.get(delivery.communityId))
           if (claimed.length > 0) claimedAny = true
@@ -140,12 +140,22 @@ export class Consumer {
   }
 
   /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
-  private idle(budgetFreesIn: number | null): Promise<void> {
+  private async idle(budgetFreesIn: number | null): Promise<void> {
     if (this.notified || !this.running) {
       this.notified = false
-      return Promise.resolve()
+      return
     }
-    const due = this.o.queue.nextDueAt()
+    let due: number | null = null
+    try {
+      due = await this.o.queue.nextDueAt()
+    } catch (err) {
+      this.o.log.error({ err }, 'reading when the next delivery is due failed')
+    }
+    // A notify() that arrived while the queue was being read must not be lost.
+    if (this.notified || !this.running) {
+      this.notified = false
+      return
+    }
     const candidates = [this.idlePollMs]
     // Work already due but not claimed waits on a budget, a member's earlier event or a lease:
     // those wake the loop themselves, so only future due times count here.
@@ -184,7 +194,15 @@ export class Consumer {
     // Stopping is not a failure: an attempt cut short by shutdown is given back as it was (see
     // stop()), also when its day of retries has run out and it would otherwise be given up.
     if (this.abort.signal.aborted && (outcome.status === 'retrying' || outcome.status === 'failed')) return
-    const settled = this.o.queue.settle(delivery.seq, this.owner, outcome)
+    let settled: boolean
+    try {
+      settled = await this.o.queue.settle(delivery.seq, this.owner, outcome)
+    } catch (err) {
+      // The database is unreachable: the lease expires and the delivery runs again (its Kit
+      // calls are idempotent in effect), so nothing is lost.
+      this.o.log.error({ err, deliveryId: delivery.id }, 'recording the outcome failed; the delivery will run again when its lease expires')
+      return
+    }
     if (!settled) {
       this.o.log.warn({ deliveryId: delivery.id }, 'lease lost before the outcome was recorded')
       return
@@ -195,7 +213,9 @@ export class Consumer {
       return
     }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })
-    if (outcome.status === 'succeeded' && outcome.kitRequests > 0) this.kitAnswered(delivery.communityId)
+    if (outcome.status === 'succeeded' && outcome.kitRequests > 0) {
+      this.kitAnswered(delivery.communityId).catch((err: unknown) => this.o.log.error({ err }, 'bringing retries forward failed'))
+    }
     if (outcome.status === 'succeeded' || outcome.status === 'skipped' || outcome.status === 'failed') {
       this.o.metrics.deliveryLatency.observe((Date.now() - delivery.receivedAt) / 1000)
     }
@@ -209,11 +229,11 @@ export class Consumer {
    * A delivery just went through to Kit: whatever this community has backing off from an outage
    * need not wait out its backoff. Checked at most once a second per community.
    */
-  private kitAnswered(communityId: string): void {
+  private async kitAnswered(communityId: string): Promise<void> {
     const now = Date.now()
     if (now - (this.lastExpedite.get(communityId) ?? 0) < 1000) return
     this.lastExpedite.set(communityId, now)
-    const expedited = this.o.queue.expediteRetries(communityId, now)
+    const expedited = await this.o.queue.expediteRetries(communityId, now)
     if (expedited > 0) {
       this.o.log.info({ communityId, expedited }, 'Kit answers again; retrying deliveries now')
       this.notify()
@@ -239,7 +259,7 @@ export class Consumer {
       this.abort.abort()
       await all
     }
-    const released = this.o.queue.release(this.owner)
+    const released = await this.o.queue.release(this.owner)
     if (released > 0) this.o.log.info({ released }, 'gave back unfinished deliveries')
   }
 }

@@ -35,7 +35,7 @@ export type IntakeResult =
 export interface IntakeOptions {
   queue: DeliveryQueue
   eventsSecrets: string[]
-  isConnected: (communityId: string) => boolean
+  isConnected: (communityId: string) => Promise<boolean>
   /** New work is waiting: wake the consumer. */
   notify: () => void
   now?: () => number
@@ -92,7 +92,7 @@ export class EventIntake {
     if (event.id !== webhookId) return invalidEvent('id must equal the webhook-id header')
 
     const receivedAt = this.now()
-    const skippedReason = this.skippedReason(event)
+    const skippedReason = await this.skippedReason(event)
     const { accepted } = await this.o.queue.enqueue({
       communityId: event.communityid,
       eventId: event.id,
@@ -110,9 +110,9 @@ export class EventIntake {
   }
 
   /** Events that will send nothing are recorded as skipped right away, with the reason. */
-  private skippedReason(event: MemberEvent): string | undefined {
+  private async skippedReason(event: MemberEvent): Promise<string | undefined> {
     if (!isEventType(event.type)) return `Event type ${event.type} is not handled by the Kit integration.`
-    if (!this.o.isConnected(event.communityid)) return NOT_CONNECTED_REASON
+    if (!(await this.o.isConnected(event.communityid))) return NOT_CONNECTED_REASON
     return undefined
   }
 }

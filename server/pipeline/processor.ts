@@ -3,12 +3,9 @@
  * first (created or updated only when something changed), then tags, forms, sequences and
  * unsubscribe. Returns the outcome; the consumer records it.
  */
-import { and, eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '#shared/api.ts'
 import { fillPlaceholders, hasPlaceholder, type EventType } from '#shared/events.ts'
-import type { Db } from '../db/index.ts'
-import { kitSubscribers, orderingMarks } from '../db/schema/index.ts'
 import { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
@@ -19,12 +16,15 @@ import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { putBackForBudget } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
-import { LIST_LAG_WAIT_PREFIX, type Outcome, type QueuedDelivery } from './queue.ts'
+import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
+import type { SubscriberKey, SubscriberRepository } from '../storage/types.ts'
 
 export interface ProcessorDeps {
-  db: Db
+  subscribers: SubscriberRepository
+  /** For reading ordering marks; the consumer settles outcomes (and their marks) through it. */
+  queue: Pick<DeliveryQueue, 'marks'>
   connections: ConnectionService
   mappings: MappingService
   kit: KitClientFactory
@@ -195,12 +195,11 @@ const answerFields = (subscriber: KitSubscriber): Record<string, string | null> 
 /** Kit refusing a new email address because another subscriber already has it. */
 const addressTaken = (err: KitError) => err.status === 422 && /already|taken|exists/i.test(err.message)
 
-const memberRow = (delivery: QueuedDelivery, credentialId: string) =>
-  and(
-    eq(kitSubscribers.communityId, delivery.communityId),
-    eq(kitSubscribers.credentialId, credentialId),
-    eq(kitSubscribers.memberId, delivery.memberId),
-  )
+const memberKey = (delivery: QueuedDelivery, credentialId: string): SubscriberKey => ({
+  communityId: delivery.communityId,
+  credentialId,
+  memberId: delivery.memberId,
+})
 
 export class DeliveryProcessor {
   private readonly now: () => number
@@ -218,7 +217,7 @@ export class DeliveryProcessor {
     const type = event.type as EventType
     const communityId = delivery.communityId
 
-    const credential = this.deps.connections.credential(communityId)
+    const credential = await this.deps.connections.credential(communityId)
     if (!credential) {
       return skippedBecause(NOT_CONNECTED_REASON)
     }
@@ -226,8 +225,11 @@ export class DeliveryProcessor {
     if (credential.status === 'invalid') return this.held(0)
 
     const scope = orderingScope(event)
+    const profileScope = `profile:${delivery.memberId}`
+    const settledScope = `settled:${delivery.memberId}`
+    const marks = await this.deps.queue.marks(communityId, [...(scope ? [scope] : []), profileScope, settledScope])
     if (scope) {
-      const mark = this.markOf(communityId, scope)
+      const mark = marks.get(scope)
       if (mark && mark.eventTime > delivery.eventTime) {
         return skippedBecause(`Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`)
       }
@@ -235,20 +237,18 @@ export class DeliveryProcessor {
 
     // Every event carries the member's profile as it was at the event's time: the newest one
     // applied wins, so a late, older event never writes back an older name, email or field.
-    const profileScope = `profile:${delivery.memberId}`
-    const profileMark = this.markOf(communityId, profileScope)
+    const profileMark = marks.get(profileScope)
     const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
     // A snapshot is the member as they were when the sync started: once a newer live event has
     // been applied — or found nobody in Kit to apply to — the snapshot has nothing left to say.
-    const settledScope = `settled:${delivery.memberId}`
     if (type === 'member.snapshot') {
-      const newer = [profileMark, this.markOf(communityId, settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
+      const newer = [profileMark, marks.get(settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
       if (newer) {
         return skippedBecause(`Stale: a newer event (${newer.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
       }
     }
 
-    const mappings = this.deps.mappings.get(communityId)
+    const mappings = await this.deps.mappings.get(communityId)
     const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
     if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
     const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
@@ -284,10 +284,8 @@ export class DeliveryProcessor {
     )
 
     // This event's scopes are now its own: an older event arriving later is stale in them.
-    const applied = () => {
-      if (scope) this.mark(communityId, scope, delivery)
-      if (!staleProfile) this.mark(communityId, profileScope, delivery)
-    }
+    const markOf = (s: string): OrderingMark => ({ scope: s, eventTime: delivery.eventTime, eventId: delivery.eventId })
+    const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)])]
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
       if (notes.waiting) {
@@ -301,27 +299,24 @@ export class DeliveryProcessor {
         // an older snapshot has nothing to add; but no profile was written, so the member's older
         // live events arriving later (a sign-up) still write theirs.
         log.add('skipped', null, notes.skipped)
-        const commit = () => {
-          if (scope) this.mark(communityId, scope, delivery)
-          this.mark(communityId, settledScope, delivery)
-        }
-        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, commit }
+        const settled = [...(scope ? [markOf(scope)] : []), markOf(settledScope)]
+        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, marks: settled }
       }
       if (staleProfile) {
         const note = 'A newer event already set this member\'s profile, so this one wrote no name, email or member fields.'
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, commit: applied }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, marks: applied }
     } catch (err) {
-      const outcome = this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
+      const outcome = await this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
       log.add(outcome.status === 'failed' ? 'failed' : 'warning', null, outcome.lastError)
       if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
       // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
       // sent again when it resumes, so once it has made one its ordering marks are set now — an
       // older event of the member claimed meanwhile must not undo what it did.
       this.progress.keep(delivery.id, done)
-      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { commit: applied } : {}) }
+      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { marks: applied } : {}) }
     }
   }
 
@@ -470,7 +465,7 @@ export class DeliveryProcessor {
     for (const [source, f] of Object.entries(fieldValues)) {
       log.attempting = `field "${f.label}" not found or created in Kit`
       const key = await this.deps.ids.fieldKey(kit, f.key, f.label)
-      if (key !== f.key) this.deps.mappings.learnFieldKey(delivery.communityId, source, key)
+      if (key !== f.key) await this.deps.mappings.learnFieldKey(delivery.communityId, source, key)
       writes.push({ source, key, label: f.label, value: f.value })
     }
     log.attempting = null
@@ -519,35 +514,30 @@ export class DeliveryProcessor {
   }
 
   /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
-  private subscriberGone(kit: KitApi, delivery: QueuedDelivery): never {
-    this.forgetSubscriber(delivery, kit.credentialId)
+  private async subscriberGone(kit: KitApi, delivery: QueuedDelivery): Promise<never> {
+    await this.forgetSubscriber(delivery, kit.credentialId)
     throw new Retryable('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.')
   }
 
-  private cached(delivery: QueuedDelivery, credentialId: string): CachedSubscriber | null {
-    const row = this.deps.db
-      .select()
-      .from(kitSubscribers)
-      .where(memberRow(delivery, credentialId))
-      .get()
+  private async cached(delivery: QueuedDelivery, credentialId: string): Promise<CachedSubscriber | null> {
+    const row = await this.deps.subscribers.get(memberKey(delivery, credentialId))
     if (!row) return null
     return { subscriberId: row.subscriberId, email: row.email, firstName: row.firstName, fields: JSON.parse(row.fields) as Record<string, string | null> }
   }
 
-  private remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): void {
-    const values = { email: s.email, subscriberId: s.subscriberId, firstName: s.firstName, fields: JSON.stringify(s.fields), updatedAt: this.now() }
-    this.deps.db
-      .insert(kitSubscribers)
-      .values({ communityId: delivery.communityId, credentialId, memberId: delivery.memberId, ...values })
-      .onConflictDoUpdate({ target: [kitSubscribers.communityId, kitSubscribers.credentialId, kitSubscribers.memberId], set: values })
-      .run()
+  private remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): Promise<void> {
+    return this.deps.subscribers.save({
+      ...memberKey(delivery, credentialId),
+      email: s.email,
+      subscriberId: s.subscriberId,
+      firstName: s.firstName,
+      fields: JSON.stringify(s.fields),
+      updatedAt: this.now(),
+    })
   }
 
-  private forgetSubscriber(delivery: QueuedDelivery, credentialId: string): void {
-    this.deps.db
-      .delete(kitSubscribers)
-      .where(memberRow(delivery, credentialId))
-      .run()
+  private forgetSubscriber(delivery: QueuedDelivery, credentialId: string): Promise<void> {
+    return this.deps.subscribers.forget(memberKey(delivery, credentialId))
   }
 
   /**
@@ -569,7 +559,7 @@ export class DeliveryProcessor {
     const firstName = event.data.member.first_name ?? null
     const fields = valuesOf(fieldWrites)
     const labelsOf = (keys: string[]) => fieldWrites.filter((f) => keys.includes(f.key)).map((f) => f.label).join(', ')
-    const known = this.cached(delivery, kit.credentialId)
+    const known = await this.cached(delivery, kit.credentialId)
     if (known) {
       const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? '') !== v))
       const nameChanged = options.writeProfile && firstName !== null && firstName !== known.firstName
@@ -589,7 +579,7 @@ export class DeliveryProcessor {
         })
       } catch (err) {
         if (err instanceof KitFieldWarnings) {
-          this.remember(delivery, kit.credentialId, {
+          await this.remember(delivery, kit.credentialId, {
             ...known,
             email: address,
             firstName: nameChanged ? firstName : known.firstName,
@@ -606,7 +596,7 @@ export class DeliveryProcessor {
         // other refusal of the new address fails with Kit's message.
         const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
-        this.forgetSubscriber(delivery, kit.credentialId)
+        await this.forgetSubscriber(delivery, kit.credentialId)
         return this.subscriber(kit, delivery, event, email, fieldWrites, options, log)
       }
       const next = {
@@ -615,7 +605,7 @@ export class DeliveryProcessor {
         firstName: nameChanged ? firstName : known.firstName,
         fields: { ...known.fields, ...answerFields(answer), ...changedFields },
       }
-      this.remember(delivery, kit.credentialId, next)
+      await this.remember(delivery, kit.credentialId, next)
       log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
       if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
       return next
@@ -628,7 +618,7 @@ export class DeliveryProcessor {
       const subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: answerFields(found) }
       // Remembered, so a delivery put back for the budget (or the member's next event) needs no
       // second lookup; a stale event's address may be one the member left, so it is not kept.
-      if (options.writeProfile) this.remember(delivery, kit.credentialId, subscriber)
+      if (options.writeProfile) await this.remember(delivery, kit.credentialId, subscriber)
       return subscriber
     }
 
@@ -645,7 +635,7 @@ export class DeliveryProcessor {
     } catch (err) {
       if (err instanceof KitFieldWarnings) {
         const s = err.subscriber
-        this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
+        await this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
         log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated', email)
       }
       throw err
@@ -657,7 +647,7 @@ export class DeliveryProcessor {
       try {
         await kit.updateSubscriber(subscriber.id, { fields: stale })
       } catch (err) {
-        this.remember(delivery, kit.credentialId, { subscriberId: subscriber.id, email, firstName: firstName ?? subscriber.first_name, fields: answerFields(subscriber) })
+        await this.remember(delivery, kit.credentialId, { subscriberId: subscriber.id, email, firstName: firstName ?? subscriber.first_name, fields: answerFields(subscriber) })
         throw err
       }
     }
@@ -667,28 +657,9 @@ export class DeliveryProcessor {
       firstName: firstName ?? subscriber.first_name,
       fields: { ...answerFields(subscriber), ...fields },
     }
-    this.remember(delivery, kit.credentialId, next)
+    await this.remember(delivery, kit.credentialId, next)
     if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
     return next
-  }
-
-  private markOf(communityId: string, scope: string) {
-    return this.deps.db
-      .select()
-      .from(orderingMarks)
-      .where(and(eq(orderingMarks.communityId, communityId), eq(orderingMarks.scope, scope)))
-      .get()
-  }
-
-  private mark(communityId: string, scope: string, delivery: QueuedDelivery): void {
-    this.deps.db
-      .insert(orderingMarks)
-      .values({ communityId, scope, eventTime: delivery.eventTime, eventId: delivery.eventId })
-      .onConflictDoUpdate({
-        target: [orderingMarks.communityId, orderingMarks.scope],
-        set: { eventTime: delivery.eventTime, eventId: delivery.eventId },
-      })
-      .run()
   }
 
   private held(kitRequests: number, reason = REJECTED_HELD): Outcome {
@@ -700,7 +671,7 @@ export class DeliveryProcessor {
   }
 
   /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
-  private failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Outcome {
+  private async failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Promise<Outcome> {
     const now = this.now()
     const expired = retriesExpired(this.deps.retry, delivery.receivedAt, now)
     // A failed delivery always says what this attempt had already applied in Kit.
@@ -724,7 +695,7 @@ export class DeliveryProcessor {
     const kitErr: KitError = err
     switch (kitErr.kind) {
       case 'invalid_credentials':
-        this.deps.connections.markInvalid(delivery.communityId, credentialId)
+        await this.deps.connections.markInvalid(delivery.communityId, credentialId)
         return this.held(kitRequests)
       case 'rate_limited':
         return retryLater('Kit asked us to slow down (rate limit); waiting for its window before retrying.', this.deps.retry.rateLimitWaitMs + this.random() * 1000)
@@ -732,7 +703,7 @@ export class DeliveryProcessor {
         return retryLater(`Kit was unavailable (${kitErr.message}); retrying with backoff.`, this.backoff(delivery.attempts))
       case 'not_found':
         this.deps.ids.forget(credentialId)
-        this.forgetSubscriber(delivery, credentialId)
+        await this.forgetSubscriber(delivery, credentialId)
         return delivery.attempts >= 3
           ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
           : retryLater('Kit no longer had a tag or subscriber we knew of; retrying with fresh ids.', 1000)

@@ -71,7 +71,7 @@ export class Retention {
     const before = this.now() - this.o.retentionDays * DAY_MS
     const total: RetentionRun = { deliveries: 0, events: 0, batches: 0 }
     while (!this.stopping) {
-      const purged = this.o.queue.purgeFinished(before, this.batchSize)
+      const purged = await this.o.queue.purgeFinished(before, this.batchSize)
       total.batches += 1
       total.deliveries += purged.deliveries
       total.events += purged.events

@@ -8,9 +8,13 @@ import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../pipeline/retry-policy.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 import { Retention } from '../pipeline/retention.ts'
-import { SqliteQueue } from '../storage/sqlite/queue.ts'
 import { DeliveryService } from '../services/deliveries.ts'
 import { SyncService } from '../services/syncs.ts'
+
+/** The embedded queue takes every lease back at start, so a long lease costs nothing after a crash. */
+const EMBEDDED_LEASE_MS = 120_000
+/** A shared queue waits for a dead instance's leases to expire: shorter means its work moves on sooner. */
+const SHARED_LEASE_MS = 30_000
 
 export interface Pipeline {
   queue: DeliveryQueue
@@ -39,10 +43,10 @@ declare module 'fastify' {
 
 export default fp<PipelineOptions>(
   async (app, options) => {
-    const queue = new SqliteQueue(app.sqlite)
-    const credentialsStmt = app.sqlite.prepare(`SELECT community_id, credential_id FROM connections WHERE status = 'connected'`)
+    const { queue } = app.storage
     const processor = new DeliveryProcessor({
-      db: app.db,
+      subscribers: app.storage.subscribers,
+      queue,
       connections: app.services.connections,
       mappings: app.services.mappings,
       kit: app.kit,
@@ -54,16 +58,17 @@ export default fp<PipelineOptions>(
       queue,
       processor,
       budget: app.kitBudget,
-      credentials: () =>
-        new Map((credentialsStmt.all() as { community_id: string; credential_id: string }[]).map((r) => [r.community_id, r.credential_id])),
+      credentials: () => app.services.connections.connectedCredentials(),
+      leaseMs: app.config.deliveryLeaseMs ?? (app.storage.dialect === 'postgres' ? SHARED_LEASE_MS : EMBEDDED_LEASE_MS),
       log: app.log,
       metrics: app.metrics,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })
-    const deliveries = new DeliveryService(app.sqlite, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
+    const deliveries = new DeliveryService(app.storage.deliveries, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
     const syncs = new SyncService({
-      sqlite: app.sqlite,
+      syncs: app.storage.syncs,
+      subscribers: app.storage.subscribers,
       connections: app.services.connections,
       mappings: app.services.mappings,
       budget: app.kitBudget,
@@ -71,15 +76,15 @@ export default fp<PipelineOptions>(
       notify: () => consumer.notify(),
     })
 
-    app.services.connections.onConnected((communityId) => {
-      const resumed = queue.resumeHeld(communityId, Date.now())
+    app.services.connections.onConnected(async (communityId) => {
+      const resumed = await queue.resumeHeld(communityId, Date.now())
       if (resumed > 0) app.log.info({ communityId, resumed }, 'resumed held deliveries after a working key was saved')
       consumer.notify()
     })
     app.metrics.queueDepth.reset()
-    const gauge = app.metrics.queueDepth as unknown as { collect?: () => void }
-    gauge.collect = () => {
-      for (const [status, n] of Object.entries(queue.depth())) app.metrics.queueDepth.set({ status }, n)
+    const gauge = app.metrics.queueDepth as unknown as { collect?: () => Promise<void> }
+    gauge.collect = async () => {
+      for (const [status, n] of Object.entries(await queue.depth())) app.metrics.queueDepth.set({ status }, n)
     }
 
     const retentionDeleted = new Counter({
@@ -107,14 +112,15 @@ export default fp<PipelineOptions>(
 
     app.decorate('pipeline', { queue, consumer, deliveries, retention, syncs, accept: (input: IntakeInput) => intake.accept(input) })
     app.addHook('onReady', async () => {
-      const dropped = syncs.recoverInterrupted()
+      // An upload cannot outlive the request deadline; twice that leaves room for clock drift.
+      const dropped = await syncs.recoverInterrupted(app.storage.dialect === 'postgres' ? 2 * app.config.requestTimeoutMs : 0)
       if (dropped > 0) app.log.info({ dropped }, 'dropped syncs whose member file was still being read when the previous run stopped')
       retention.start()
     })
 
     if (options.autoStart !== false) {
       app.addHook('onReady', async () => {
-        const recovered = queue.recover()
+        const recovered = await queue.recover()
         if (recovered > 0) app.log.info({ recovered }, 'took back deliveries left in flight by a previous run')
         consumer.start()
       })

@@ -18,10 +18,10 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const connections = new ConnectionService(app.db, app.config.encryptionKeys, app.kit, app.log)
-    const resealed = connections.resealWithNewestKey()
+    const connections = new ConnectionService(app.storage.connections, app.config.encryptionKeys, app.kit, app.log)
+    const resealed = await connections.resealWithNewestKey()
     if (resealed > 0) app.log.info({ resealed }, 'sealed stored Kit keys again with the newest ENCRYPTION_KEY')
-    const mappings = new MappingService(app.db)
+    const mappings = new MappingService(app.storage.mappings)
     const catalogue = new KitCatalogueService(connections, mappings)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     app.decorate('services', { connections, mappings, catalogue })

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { readdirSync } from 'node:fs'
 import { Type } from 'typebox'
-import { MIGRATIONS_FOLDER, migrationsApplied } from '../db/index.ts'
 
 const Health = Type.Object({ status: Type.String() }, { description: 'The process is up' })
 const Ready = Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.String()) })
@@ -9,8 +7,6 @@ const ready = { ...Ready, description: 'The database answers and every migration
 const notReady = { ...Ready, description: 'Not ready: checks says which part (database, migrations) is not' }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const expectedMigrations = readdirSync(MIGRATIONS_FOLDER).filter((f) => f.endsWith('.sql')).length
-
   app.get('/healthz', { schema: { operationId: 'health', summary: 'Liveness', tags: ['operations'], response: { 200: Health } } }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
@@ -21,15 +17,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ready, 503: notReady },
       },
     }, async (_request, reply) => {
-    const checks: Record<string, string> = {}
-    try {
-      app.sqlite.prepare('SELECT 1').get()
-      checks.database = 'ok'
-      checks.migrations = migrationsApplied(app.sqlite, expectedMigrations) ? 'ok' : 'pending'
-    } catch (err) {
-      app.log.error({ err }, 'readiness check failed')
-      checks.database = 'unreachable'
-    }
+    const checks: Record<string, string> = { ...(await app.storage.health()) }
     const ready = Object.values(checks).every((v) => v === 'ok')
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
   })

@@ -2,17 +2,15 @@
  * A community's Kit connection. The API key is write-only: it is checked with Kit, sealed with
  * AES-256-GCM and never leaves this service except to the Kit client.
  */
-import { and, eq, sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection, KitAccount } from '#shared/api.ts'
-import type { Db } from '../db/index.ts'
-import { connections, type ConnectionRow } from '../db/schema/index.ts'
 import { BudgetBusyError } from '../kit/budget.ts'
 import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { KitAccountInfo } from '../kit/types.ts'
 import { decryptSecret, encryptSecret, keyHint, sealedWithNewest, UnreadableSecretError, type KeyRing } from '../lib/crypto.ts'
 import { AppError, retryAfterSeconds } from '../lib/errors.ts'
+import type { ConnectionRecord, ConnectionRepository } from '../storage/types.ts'
 
 export const WHERE_TO_FIND_KEY =
   'Use a v4 API key: in Kit, open Settings › Developer › API keys, choose "Add a new key", and paste it here.'
@@ -28,7 +26,7 @@ export type StoredCredential =
 export const UNREADABLE_KEY_MESSAGE =
   'The saved Kit key can no longer be read — paste the key again. (The plugin\'s encryption key changed since it was saved.)'
 
-type Listener = (communityId: string) => void
+type Listener = (communityId: string) => void | Promise<void>
 
 export const NOT_CONNECTED_REASON = 'No Kit account is connected for this community, so nothing was sent to Kit.'
 
@@ -45,7 +43,7 @@ function toAccount(info: KitAccountInfo): KitAccount {
  * The DTO mapper: the only way a row leaves the service, and it never copies the ciphertext. A
  * connection invalid because its saved key can no longer be read says so in `message`.
  */
-export function toConnectionDto(row: ConnectionRow | undefined, unreadable = false): Connection {
+export function toConnectionDto(row: ConnectionRecord | undefined, unreadable = false): Connection {
   if (!row) return { connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null }
   return {
     connected: row.status === 'connected',
@@ -87,40 +85,44 @@ export function kitBusy(err: BudgetBusyError): AppError {
 
 export class ConnectionService {
   private readonly connectedListeners: Listener[] = []
-  private readonly existsQuery
 
   constructor(
-    private readonly db: Db,
+    private readonly repo: ConnectionRepository,
     private readonly encryptionKeys: KeyRing,
     private readonly kit: KitClientFactory,
     private readonly log: FastifyBaseLogger,
-  ) {
-    this.existsQuery = db
-      .select({ communityId: connections.communityId })
-      .from(connections)
-      .where(eq(connections.communityId, sql.placeholder('communityId')))
-      .prepare()
-  }
+  ) {}
 
   /** Called after a community saves a working key (the pipeline resumes held deliveries). */
   onConnected(listener: Listener): void {
     this.connectedListeners.push(listener)
   }
 
+  private async connected(communityId: string): Promise<void> {
+    for (const listener of this.connectedListeners) {
+      try {
+        await listener(communityId)
+      } catch (err) {
+        this.log.error({ err, communityId }, 'acting on a newly working connection failed')
+      }
+    }
+  }
+
   /** Whether the community has a saved Kit key (working or not): cheap enough for every event. */
-  isConnected(communityId: string): boolean {
-    return this.existsQuery.get({ communityId }) !== undefined
+  isConnected(communityId: string): Promise<boolean> {
+    return this.repo.exists(communityId)
   }
 
-  private row(communityId: string): ConnectionRow | undefined {
-    return this.db.select().from(connections).where(eq(connections.communityId, communityId)).get()
+  /** Community id → credential id of every working connection (the consumer plans its claims by them). */
+  connectedCredentials(): Promise<Map<string, string>> {
+    return this.repo.connectedCredentials()
   }
 
-  get(communityId: string): Connection {
-    const row = this.row(communityId)
+  async get(communityId: string): Promise<Connection> {
+    const row = await this.repo.get(communityId)
     if (!row) return toConnectionDto(undefined)
-    const readable = this.open(row) !== null
-    return toConnectionDto(readable ? row : this.row(communityId), !readable)
+    const readable = (await this.open(row)) !== null
+    return toConnectionDto(readable ? row : await this.repo.get(communityId), !readable)
   }
 
   async connect(communityId: string, rawKey: string): Promise<Connection> {
@@ -144,42 +146,36 @@ export class ConnectionService {
     }
     const now = new Date().toISOString()
     const values = {
+      communityId,
       apiKeyCiphertext: encryptSecret(this.encryptionKeys, communityId, apiKey),
       keyHint: keyHint(apiKey),
       status: 'connected' as const,
       accountJson: JSON.stringify(toAccount(info)),
       credentialId: this.kit.credentialIdFor(apiKey),
+      createdAt: now,
       updatedAt: now,
     }
-    this.db
-      .insert(connections)
-      .values({ communityId, createdAt: now, ...values })
-      .onConflictDoUpdate({ target: connections.communityId, set: values })
-      .run()
+    await this.repo.save(values)
     this.log.info({ communityId, credentialId: values.credentialId }, 'kit connection saved')
-    for (const listener of this.connectedListeners) listener(communityId)
+    await this.connected(communityId)
     return this.get(communityId)
   }
 
-  disconnect(communityId: string): void {
-    this.db.delete(connections).where(eq(connections.communityId, communityId)).run()
+  disconnect(communityId: string): Promise<void> {
+    return this.repo.delete(communityId)
   }
 
   /**
    * The row's key in plaintext, or null when no configured key opens it any more: the connection
    * then turns invalid (its deliveries are held) and the owner is asked to paste the key again.
    */
-  private open(row: ConnectionRow): string | null {
+  private async open(row: ConnectionRecord): Promise<string | null> {
     try {
       return decryptSecret(this.encryptionKeys, row.communityId, row.apiKeyCiphertext)
     } catch (err) {
       if (!(err instanceof UnreadableSecretError)) throw err
-      const result = this.db
-        .update(connections)
-        .set({ status: 'invalid', updatedAt: new Date().toISOString() })
-        .where(and(eq(connections.communityId, row.communityId), eq(connections.status, 'connected')))
-        .run()
-      if (result.changes > 0) {
+      const changed = await this.repo.update(row.communityId, { status: 'invalid', updatedAt: new Date().toISOString() }, { status: 'connected' })
+      if (changed) {
         this.log.warn(
           { communityId: row.communityId, credentialId: row.credentialId, reason: err.message },
           'the stored Kit key cannot be decrypted with ENCRYPTION_KEY; connection marked invalid until the key is pasted again',
@@ -190,10 +186,10 @@ export class ConnectionService {
   }
 
   /** For the Kit callers only: the decrypted key of a community, or null when not connected. */
-  credential(communityId: string): StoredCredential | null {
-    const row = this.row(communityId)
+  async credential(communityId: string): Promise<StoredCredential | null> {
+    const row = await this.repo.get(communityId)
     if (!row) return null
-    const apiKey = this.open(row)
+    const apiKey = await this.open(row)
     if (apiKey === null) return { status: 'unreadable', apiKey: null, credentialId: row.credentialId }
     return { apiKey, credentialId: row.credentialId, status: row.status }
   }
@@ -203,35 +199,28 @@ export class ConnectionService {
    * with the newest, so the older key can be removed once this has run. Keys no configured key
    * opens turn their connection invalid. Returns how many were sealed again.
    */
-  resealWithNewestKey(): number {
+  async resealWithNewestKey(): Promise<number> {
     let resealed = 0
-    for (const row of this.db.select().from(connections).all()) {
+    for (const row of await this.repo.all()) {
       if (sealedWithNewest(this.encryptionKeys, row.apiKeyCiphertext)) continue
-      const apiKey = this.open(row)
+      const apiKey = await this.open(row)
       if (apiKey === null) continue
-      this.db
-        .update(connections)
-        .set({ apiKeyCiphertext: encryptSecret(this.encryptionKeys, row.communityId, apiKey) })
-        .where(and(eq(connections.communityId, row.communityId), eq(connections.apiKeyCiphertext, row.apiKeyCiphertext)))
-        .run()
-      resealed += 1
+      // Only if no other instance sealed it again (or a new key was saved) meanwhile.
+      const sealed = encryptSecret(this.encryptionKeys, row.communityId, apiKey)
+      if (await this.repo.update(row.communityId, { apiKeyCiphertext: sealed }, { apiKeyCiphertext: row.apiKeyCiphertext })) resealed += 1
     }
     return resealed
   }
 
   /** Kit answered 401 for this community's key: show it in the panel and hold its deliveries. */
-  markInvalid(communityId: string, credentialId: string): void {
-    const result = this.db
-      .update(connections)
-      .set({ status: 'invalid', updatedAt: new Date().toISOString() })
-      .where(eq(connections.communityId, communityId))
-      .run()
-    if (result.changes > 0) this.log.warn({ communityId, credentialId }, 'kit rejected the stored key; connection marked invalid')
+  async markInvalid(communityId: string, credentialId: string): Promise<void> {
+    const changed = await this.repo.update(communityId, { status: 'invalid', updatedAt: new Date().toISOString() })
+    if (changed) this.log.warn({ communityId, credentialId }, 'kit rejected the stored key; connection marked invalid')
   }
 
   /** Runs a Kit call with the community's key; a 401 marks the connection invalid. */
   async withKit<T>(communityId: string, call: (kit: ReturnType<KitClientFactory['forKey']>) => Promise<T>): Promise<T> {
-    const credential = this.credential(communityId)
+    const credential = await this.credential(communityId)
     if (!credential) {
       throw new AppError(409, 'not_connected', 'Connect a Kit account first: paste your Kit API key under Connection.')
     }
@@ -241,21 +230,17 @@ export class ConnectionService {
     } catch (err) {
       if (err instanceof BudgetBusyError) throw kitBusy(err)
       if (!isKitError(err)) throw err
-      if (err.kind === 'invalid_credentials') this.markInvalid(communityId, credential.credentialId)
+      if (err.kind === 'invalid_credentials') await this.markInvalid(communityId, credential.credentialId)
       throw kitFailure(err)
     }
   }
 
   /** Re-checks the key with Kit: used by Test connection. */
   async account(communityId: string): Promise<KitAccount> {
-    const wasInvalid = this.row(communityId)?.status === 'invalid'
+    const wasInvalid = (await this.repo.get(communityId))?.status === 'invalid'
     const info = await this.withKit(communityId, (kit) => kit.getAccount())
-    this.db
-      .update(connections)
-      .set({ status: 'connected', accountJson: JSON.stringify(toAccount(info)), updatedAt: new Date().toISOString() })
-      .where(eq(connections.communityId, communityId))
-      .run()
-    if (wasInvalid) for (const listener of this.connectedListeners) listener(communityId)
+    await this.repo.update(communityId, { status: 'connected', accountJson: JSON.stringify(toAccount(info)), updatedAt: new Date().toISOString() })
+    if (wasInvalid) await this.connected(communityId)
     return toAccount(info)
   }
 }

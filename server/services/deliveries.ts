@@ -1,8 +1,8 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
-import type Database from 'better-sqlite3'
 import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../pipeline/queue.ts'
+import type { DeliveryReads, DeliveryRecord } from '../storage/types.ts'
 import { NOT_CONNECTED_REASON } from './connections.ts'
 
 /** The skip reasons an owner can name to re-queue those deliveries together, and what each was recorded as. */
@@ -10,23 +10,7 @@ const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, string> =
   not_connected: NOT_CONNECTED_REASON,
 }
 
-interface Row {
-  seq: number
-  id: string
-  event_id: string
-  event_type: string
-  member_email: string
-  status: string
-  attempts: number
-  last_error: string | null
-  kit_requests: number
-  steps: string
-  next_attempt_at: number
-  created_at: string
-  updated_at: string
-}
-
-const toDto = (r: Row): Delivery => ({
+const toDto = (r: DeliveryRecord): Delivery => ({
   id: r.id,
   event_id: r.event_id,
   event_type: r.event_type,
@@ -59,56 +43,45 @@ export interface DeliveryQuery {
 
 export class DeliveryService {
   constructor(
-    private readonly sqlite: Database.Database,
+    private readonly reads: DeliveryReads,
     private readonly queue: DeliveryQueue,
     private readonly onRetry: () => void,
-    private readonly isConnected: (communityId: string) => boolean,
+    private readonly isConnected: (communityId: string) => Promise<boolean>,
   ) {}
 
-  list(communityId: string, q: DeliveryQuery): DeliveryPage {
+  async list(communityId: string, q: DeliveryQuery): Promise<DeliveryPage> {
     const limit = q.limit ?? 50
-    const where = ['community_id = @communityId']
-    const params: Record<string, unknown> = { communityId, limit: limit + 1 }
-    if (q.status === 'pending') where.push(`status IN ('pending', 'held')`)
-    else if (q.status) {
-      where.push('status = @status')
-      params.status = q.status
-    }
-    if (q.member) {
-      where.push(`member_email LIKE @member ESCAPE '\\'`)
-      params.member = `%${q.member.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-    }
     const oldestFirst = q.order === 'oldest'
-    if (q.cursor) {
-      where.push(oldestFirst ? 'seq > @cursor' : 'seq < @cursor')
-      params.cursor = decodeCursor(q.cursor)
-    }
-    const rows = this.sqlite
-      .prepare(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY seq ${oldestFirst ? 'ASC' : 'DESC'} LIMIT @limit`)
-      .all(params) as Row[]
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined
+    const member = q.member?.trim().toLowerCase()
+    const rows = await this.reads.list(communityId, {
+      ...(q.status === 'pending' ? { statuses: ['pending', 'held'] } : q.status ? { statuses: [q.status] } : {}),
+      ...(member ? { memberEmailContains: member } : {}),
+      ...(cursor === undefined ? {} : oldestFirst ? { afterSeq: cursor } : { beforeSeq: cursor }),
+      order: oldestFirst ? 'oldest' : 'newest',
+      limit: limit + 1,
+    })
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
     return { items: page.map(toDto), next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
   }
 
   /** One delivery as the owner sees it, or null when the community has none of that id. */
-  get(communityId: string, deliveryId: string): Delivery | null {
-    const row = this.sqlite
-      .prepare('SELECT * FROM deliveries WHERE community_id = ? AND id = ?')
-      .get(communityId, deliveryId) as Row | undefined
+  async get(communityId: string, deliveryId: string): Promise<Delivery | null> {
+    const row = await this.reads.get(communityId, deliveryId)
     return row ? toDto(row) : null
   }
 
   /** Sends a failed or skipped delivery again (same ordering guard as a new event) and returns it as it now stands, so the panel updates the row in place. */
-  retry(communityId: string, deliveryId: string): Delivery {
-    const answer = this.queue.retry(communityId, deliveryId, Date.now())
+  async retry(communityId: string, deliveryId: string): Promise<Delivery> {
+    const answer = await this.queue.retry(communityId, deliveryId, Date.now())
     if (answer.result === 'not_found') throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
     if (answer.result === 'not_retryable') {
       const status = answer.status === 'held' ? 'pending' : answer.status
       throw new AppError(409, 'not_retryable', `Only failed or skipped deliveries can be retried; this one is ${status}.`)
     }
     this.onRetry()
-    const delivery = this.get(communityId, deliveryId)
+    const delivery = await this.get(communityId, deliveryId)
     if (!delivery) throw new AppError(404, 'not_found', `There is no delivery ${deliveryId} in this community.`)
     return delivery
   }
@@ -117,13 +90,8 @@ export class DeliveryService {
    * What a replay of the deliveries recorded while no Kit account was connected would send: how
    * many, for how many members, and how many of each event type (a handful of rows at most).
    */
-  replayable(communityId: string): ReplayableDeliveries {
-    const params = { communityId, lastError: NOT_CONNECTED_REASON }
-    const matching = `FROM deliveries WHERE community_id = @communityId AND status = 'skipped' AND last_error = @lastError`
-    const types = this.sqlite
-      .prepare(`SELECT event_type, count(*) AS count ${matching} GROUP BY event_type ORDER BY count DESC, event_type`)
-      .all(params) as { event_type: string; count: number }[]
-    const { members } = this.sqlite.prepare(`SELECT count(DISTINCT member_id) AS members ${matching}`).get(params) as { members: number }
+  async replayable(communityId: string): Promise<ReplayableDeliveries> {
+    const { types, members } = await this.reads.skippedSummary(communityId, NOT_CONNECTED_REASON)
     return { count: types.reduce((sum, t) => sum + t.count, 0), members, event_types: types }
   }
 
@@ -132,18 +100,18 @@ export class DeliveryService {
    * of those skipped for the named reason: `not_connected` sends what was recorded while no Kit
    * account was connected, so it needs a connection now.
    */
-  retryMany(communityId: string, body: RetryDeliveriesBody): RetryDeliveriesResult {
+  async retryMany(communityId: string, body: RetryDeliveriesBody): Promise<RetryDeliveriesResult> {
     if (body.status === 'skipped' && !body.reason) {
       throw new AppError(400, 'invalid_request', 'body.reason is required with status "skipped": use "not_connected" to send the events recorded while no Kit account was connected.')
     }
     if (body.status === 'failed' && body.reason) {
       throw new AppError(400, 'invalid_request', 'body.reason applies only to status "skipped"; leave it out to retry every failed delivery.')
     }
-    if (body.reason === 'not_connected' && !this.isConnected(communityId)) {
+    if (body.reason === 'not_connected' && !(await this.isConnected(communityId))) {
       throw new AppError(409, 'not_connected', 'No Kit account is connected: connect one under Connection first, then send the events recorded meanwhile.')
     }
     const lastError = body.reason ? SKIP_REASONS[body.reason] : undefined
-    const result = this.queue.retryMany(communityId, { status: body.status, ...(lastError ? { lastError } : {}) }, RETRY_MANY_MAX, Date.now())
+    const result = await this.queue.retryMany(communityId, { status: body.status, ...(lastError ? { lastError } : {}) }, RETRY_MANY_MAX, Date.now())
     if (result.queued > 0) this.onRetry()
     return result
   }

@@ -124,7 +124,7 @@ export class KitCatalogueService {
     const latency_ms = Math.round(performance.now() - started)
     this.invalidate(communityId)
     try {
-      const doc = this.mappings.get(communityId)
+      const doc = await this.mappings.get(communityId)
       const [tags, customFields, forms, sequences] = await Promise.all([
         this.tags(communityId),
         this.customFields(communityId),

@@ -1,12 +1,10 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
-import { eq } from 'drizzle-orm'
 import { notCarriedProblem, placeholderNotCarried } from '#shared/event-catalogue.ts'
 import { EVENT_TYPES, hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
 import type { EventMapping, Mappings, MappingsPatch, TagRef } from '#shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
-import type { Db } from '../db/index.ts'
-import { mappings } from '../db/schema/index.ts'
+import type { MappingRepository } from '../storage/types.ts'
 import { AppError } from '../lib/errors.ts'
 
 const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)
@@ -118,10 +116,10 @@ export function normaliseMappings(doc: Mappings): Mappings {
 }
 
 export class MappingService {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly repo: MappingRepository) {}
 
-  get(communityId: string): Mappings {
-    const row = this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
+  async get(communityId: string): Promise<Mappings> {
+    const row = await this.repo.get(communityId)
     return normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
   }
 
@@ -131,30 +129,26 @@ export class MappingService {
    * changes when the community never saved mappings, the key is already right, or another
    * mapping already writes to that key.
    */
-  learnFieldKey(communityId: string, source: string, key: string): void {
-    const row = this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
+  async learnFieldKey(communityId: string, source: string, key: string): Promise<void> {
+    const row = await this.repo.get(communityId)
     if (!row) return
     const doc = JSON.parse(row.document) as Mappings
     const field = doc.fields.find((f) => f.source === source)
     if (!field || field.kit_field.key === key) return
     if (doc.fields.some((f) => f !== field && f.kit_field.key === key)) return
     field.kit_field = { ...field.kit_field, key }
-    this.db
-      .update(mappings)
-      .set({ document: JSON.stringify(doc), updatedAt: new Date().toISOString() })
-      .where(eq(mappings.communityId, communityId))
-      .run()
+    await this.repo.save({ communityId, document: JSON.stringify(doc), updatedAt: new Date().toISOString() })
   }
 
   /** Replaces the whole document; every event type must be present. */
-  put(communityId: string, doc: Mappings): Mappings {
+  put(communityId: string, doc: Mappings): Promise<Mappings> {
     requireEveryEventType(doc)
     return this.save(communityId, doc)
   }
 
   /** Replaces the event types given and, when given, the field list; the rest stays as saved. */
-  patch(communityId: string, change: MappingsPatch): Mappings {
-    const current = this.get(communityId)
+  async patch(communityId: string, change: MappingsPatch): Promise<Mappings> {
+    const current = await this.get(communityId)
     const merged: Mappings = {
       events: { ...current.events, ...change.events },
       fields: change.fields ?? current.fields,
@@ -162,17 +156,13 @@ export class MappingService {
     return this.save(communityId, merged)
   }
 
-  private save(communityId: string, doc: Mappings): Mappings {
+  private async save(communityId: string, doc: Mappings): Promise<Mappings> {
     refuseControlCharacters(doc)
     refuseContradictions(doc)
     const normalised = normaliseMappings(doc)
     const document = JSON.stringify(normalised)
     const updatedAt = new Date().toISOString()
-    this.db
-      .insert(mappings)
-      .values({ communityId, document, updatedAt })
-      .onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
-      .run()
+    await this.repo.save({ communityId, document, updatedAt })
     return normalised
   }
 }

@@ -5,7 +5,6 @@
  * streams in; its deliveries wait (held) until the whole file is accepted, so a refused file
  * leaves nothing behind. A dry run plans instead, from what the plugin last wrote to Kit.
  */
-import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
 import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shared/api.ts'
 import type { RequestBudget } from '../kit/budget.ts'
@@ -22,7 +21,8 @@ import {
   type SyncFormat,
 } from '../pipeline/sync-input.ts'
 import { SyncPlanner, type KnownSubscriber } from '../pipeline/sync-plan.ts'
-import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../pipeline/sync-snapshot.ts'
+import { SNAPSHOT_TYPE } from '../pipeline/sync-snapshot.ts'
+import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../storage/types.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 
@@ -41,7 +41,8 @@ export interface SyncLimits {
 }
 
 export interface SyncServiceDeps {
-  sqlite: Database.Database
+  syncs: SyncRepository
+  subscribers: SubscriberRepository
   connections: ConnectionService
   mappings: MappingService
   budget: RequestBudget
@@ -51,21 +52,7 @@ export interface SyncServiceDeps {
   now?: () => number
 }
 
-interface SyncRow {
-  id: string
-  community_id: string
-  status: SyncStatus
-  format: SyncFormat
-  started_at: number
-  total: number
-  refused: number
-  refused_examples: string
-  done: number | null
-  failed: number | null
-  skipped: number | null
-  kit_requests: number | null
-  finished_at: number | null
-}
+type SyncRow = SyncRecord
 
 interface Progress {
   done: number
@@ -92,31 +79,9 @@ const describeBytes = (bytes: number) => (bytes % MiB === 0 ? `${bytes / MiB} Mi
 
 export class SyncService {
   private readonly now: () => number
-  private readonly insertEvent: Database.Statement
-  private readonly insertDelivery: Database.Statement
-  private readonly knownStmt: Database.Statement
-  private readonly progressStmt: Database.Statement
 
   constructor(private readonly deps: SyncServiceDeps) {
     this.now = deps.now ?? Date.now
-    const { sqlite } = deps
-    this.insertEvent = sqlite.prepare(
-      `INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
-       VALUES (@communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @payload, @receivedAt)`,
-    )
-    this.insertDelivery = sqlite.prepare(
-      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-         last_error, next_attempt_at, received_at, created_at, updated_at, priority, sync_id)
-       VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, 'held',
-         @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, @priority, @syncId)`,
-    )
-    this.knownStmt = sqlite.prepare(
-      `SELECT email, first_name AS firstName, fields FROM kit_subscribers
-        WHERE community_id = ? AND credential_id = ? AND member_id = ?`,
-    )
-    this.progressStmt = sqlite.prepare(
-      `SELECT status, count(*) AS n, coalesce(sum(kit_requests), 0) AS k FROM deliveries WHERE sync_id = ? GROUP BY status`,
-    )
   }
 
   private tooLarge(): string {
@@ -140,7 +105,7 @@ export class SyncService {
     if (request.contentLength !== null && request.contentLength > this.deps.limits.maxBytes) {
       throw new AppError(413, 'payload_too_large', this.tooLarge())
     }
-    const credential = this.deps.connections.credential(communityId)
+    const credential = await this.deps.connections.credential(communityId)
     if (!credential) throw new AppError(409, 'not_connected', 'Connect a Kit account under Connection before bringing members over.')
     try {
       return dryRun
@@ -157,7 +122,7 @@ export class SyncService {
   }
 
   private async plan(request: ImportRequest, credentialId: string): Promise<SyncPlan> {
-    const planner = new SyncPlanner(this.deps.mappings.get(request.communityId), this.backgroundRate())
+    const planner = new SyncPlanner(await this.deps.mappings.get(request.communityId), this.backgroundRate())
     const checker = new RowChecker()
     const time = this.now()
     let rows = 0
@@ -169,14 +134,14 @@ export class SyncService {
         continue
       }
       const event = snapshotEvent(checked, { id: 'plan', communityId: request.communityId, time, syncId: null })
-      planner.add(event, this.known(request.communityId, credentialId, checked.memberId))
+      planner.add(event, await this.known(request.communityId, credentialId, checked.memberId))
     }
     if (rows === 0) throw emptyFile()
     return planner.result(request.format)
   }
 
-  private known(communityId: string, credentialId: string, memberId: string): KnownSubscriber | null {
-    const row = this.knownStmt.get(communityId, credentialId, memberId) as { email: string; firstName: string | null; fields: string } | undefined
+  private async known(communityId: string, credentialId: string, memberId: string): Promise<KnownSubscriber | null> {
+    const row = await this.deps.subscribers.get({ communityId, credentialId, memberId })
     return row ? { email: row.email, firstName: row.firstName, fields: JSON.parse(row.fields) as Record<string, string | null> } : null
   }
 
@@ -187,20 +152,18 @@ export class SyncService {
    */
   private async queue(request: ImportRequest): Promise<Sync> {
     const { communityId, format } = request
-    const id = `sync_${randomUUID().replace(/-/g, '')}`
     const startedAt = this.now()
-    this.deps.sqlite
-      .prepare(`INSERT INTO syncs (id, community_id, status, format, started_at, updated_at) VALUES (?, ?, 'importing', ?, ?, ?)`)
-      .run(id, communityId, format, startedAt, startedAt)
+    // Time first, so ids sort by start where two syncs share a millisecond.
+    const id = `sync_${startedAt.toString(36).padStart(9, '0')}${randomUUID().replace(/-/g, '').slice(0, 20)}`
+    await this.deps.syncs.create({ id, communityId, format, startedAt })
     const checker = new RowChecker()
     const refusedRows: SyncRefusedRow[] = []
     let refused = 0
     let total = 0
     let rows = 0
     let batch: SnapshotMember[] = []
-    const flush = this.deps.sqlite.transaction((members: SnapshotMember[]) => {
-      for (const m of members) this.stage(id, communityId, startedAt, m)
-    })
+    const sync = { id, communityId, startedAt, eventType: SNAPSHOT_TYPE, heldReason: IMPORTING_HELD }
+    const flush = (members: SnapshotMember[]) => this.deps.syncs.stage(sync, members.map((m) => this.staged(sync, m)))
     try {
       for await (const row of this.rows(request, (column, line) => {
         throw new SyncInputError(
@@ -219,83 +182,52 @@ export class SyncService {
         total += 1
         batch.push(checked)
         if (batch.length >= BATCH) {
-          flush(batch)
+          await flush(batch)
           batch = []
         }
       }
-      flush(batch)
+      if (batch.length > 0) await flush(batch)
       if (rows === 0) throw emptyFile()
     } catch (err) {
-      this.discard(id)
+      await this.deps.syncs.discard(id)
       throw err
     }
     const now = this.now()
-    const release = this.deps.sqlite.transaction(() => {
-      this.deps.sqlite
-        .prepare(`UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = ? WHERE sync_id = ? AND status = 'held'`)
-        .run(now, id)
-      this.deps.sqlite
-        .prepare(
-          `UPDATE syncs SET status = 'running', total = ?, refused = ?, refused_examples = ?, updated_at = ? WHERE id = ?`,
-        )
-        .run(total, refused, JSON.stringify(refusedRows), now, id)
-    })
-    try {
-      // An accepted sync must survive a power cut, like an accepted event: this commit syncs the WAL.
-      this.deps.sqlite.pragma('synchronous = FULL')
-      release()
-    } finally {
-      this.deps.sqlite.pragma('synchronous = NORMAL')
-    }
+    // An accepted sync must survive a power cut, like an accepted event: this commit is durable.
+    await this.deps.syncs.accept(id, { total, refused, refusedExamples: JSON.stringify(refusedRows) }, now)
     this.deps.notify()
     return this.get(communityId, id)
   }
 
-  private stage(syncId: string, communityId: string, startedAt: number, member: SnapshotMember): void {
-    const eventId = `${syncId}_${member.line}`
-    const event = snapshotEvent(member, { id: eventId, communityId, time: startedAt, syncId })
-    const common = { communityId, eventId, eventType: SNAPSHOT_TYPE, memberId: member.memberId, memberEmail: member.email, eventTime: startedAt, receivedAt: startedAt }
-    this.insertEvent.run({ ...common, payload: JSON.stringify(event) })
-    this.insertDelivery.run({
-      ...common,
-      id: newDeliveryId(),
-      lastError: IMPORTING_HELD,
-      createdAt: iso(startedAt),
-      priority: SNAPSHOT_PRIORITY,
-      syncId,
-    })
+  private staged(sync: { id: string; communityId: string; startedAt: number }, member: SnapshotMember): StagedSnapshot {
+    const eventId = `${sync.id}_${member.line}`
+    const event = snapshotEvent(member, { id: eventId, communityId: sync.communityId, time: sync.startedAt, syncId: sync.id })
+    return { deliveryId: newDeliveryId(), eventId, memberId: member.memberId, memberEmail: member.email, payload: JSON.stringify(event) }
   }
 
-  /** Deletes a sync that was never accepted, with its events and deliveries. */
-  private discard(syncId: string): void {
-    this.deps.sqlite.transaction(() => {
-      this.deps.sqlite
-        .prepare(`DELETE FROM events WHERE (community_id, id) IN (SELECT community_id, event_id FROM deliveries WHERE sync_id = ?)`)
-        .run(syncId)
-      this.deps.sqlite.prepare('DELETE FROM deliveries WHERE sync_id = ?').run(syncId)
-      this.deps.sqlite.prepare('DELETE FROM syncs WHERE id = ?').run(syncId)
-    })()
-  }
-
-  /** At start: files whose upload a previous process never finished reading are dropped. */
-  recoverInterrupted(): number {
-    const ids = this.deps.sqlite.prepare(`SELECT id FROM syncs WHERE status = 'importing'`).all() as { id: string }[]
-    for (const { id } of ids) this.discard(id)
+  /**
+   * At start: files whose upload a previous process never finished reading are dropped. On a
+   * shared database another instance may be reading one right now: only those older than
+   * `liveImportMs` (longer than any upload may take) are dropped there.
+   */
+  async recoverInterrupted(liveImportMs = 0): Promise<number> {
+    const ids = await this.deps.syncs.importing(this.now() - liveImportMs + (liveImportMs === 0 ? 1 : 0))
+    for (const id of ids) await this.deps.syncs.discard(id)
     return ids.length
   }
 
-  private row(communityId: string, id: string): SyncRow {
-    const row = this.deps.sqlite.prepare('SELECT * FROM syncs WHERE community_id = ? AND id = ?').get(communityId, id) as SyncRow | undefined
+  private async row(communityId: string, id: string): Promise<SyncRow> {
+    const row = await this.deps.syncs.get(communityId, id)
     if (!row || row.status === 'importing') throw new AppError(404, 'not_found', `There is no sync ${id} in this community.`)
     return row
   }
 
-  private progress(row: SyncRow): Progress {
+  private async progress(row: SyncRow): Promise<Progress> {
     if (row.finished_at !== null) {
       return { done: row.done ?? 0, failed: row.failed ?? 0, skipped: row.skipped ?? 0, remaining: 0, kitRequests: row.kit_requests ?? 0 }
     }
     const p: Progress = { done: 0, failed: 0, skipped: 0, remaining: 0, kitRequests: 0 }
-    for (const r of this.progressStmt.all(row.id) as { status: string; n: number; k: number }[]) {
+    for (const r of await this.deps.syncs.progress(row.id)) {
       p.kitRequests += r.k
       if (r.status === 'succeeded') p.done += r.n
       else if (r.status === 'failed') p.failed += r.n
@@ -306,19 +238,17 @@ export class SyncService {
   }
 
   /** A running or cancelled sync with nothing left to do is finished: its counts are kept. */
-  private settle(row: SyncRow, p: Progress): SyncRow {
+  private async settle(row: SyncRow, p: Progress): Promise<SyncRow> {
     if (row.finished_at !== null || p.remaining > 0 || row.status === 'paused') return row
     const now = this.now()
-    const status: SyncStatus = row.status === 'cancelled' ? 'cancelled' : 'completed'
-    this.deps.sqlite
-      .prepare(`UPDATE syncs SET status = ?, done = ?, failed = ?, skipped = ?, kit_requests = ?, finished_at = ?, updated_at = ? WHERE id = ?`)
-      .run(status, p.done, p.failed, p.skipped, p.kitRequests, now, now, row.id)
+    const status = row.status === 'cancelled' ? 'cancelled' : 'completed'
+    await this.deps.syncs.finish(row.id, status, { done: p.done, failed: p.failed, skipped: p.skipped, kitRequests: p.kitRequests }, now)
     return { ...row, status, done: p.done, failed: p.failed, skipped: p.skipped, kit_requests: p.kitRequests, finished_at: now }
   }
 
-  private toDto(stored: SyncRow): Sync {
-    const p = this.progress(stored)
-    const row = this.settle(stored, p)
+  private async toDto(stored: SyncRow): Promise<Sync> {
+    const p = await this.progress(stored)
+    const row = await this.settle(stored, p)
     return {
       id: row.id,
       status: row.status,
@@ -348,62 +278,38 @@ export class SyncService {
     return Math.ceil(((p.remaining * perMember) / requestsPerWindow) * (windowMs / 1000))
   }
 
-  get(communityId: string, id: string): Sync {
-    return this.toDto(this.row(communityId, id))
+  async get(communityId: string, id: string): Promise<Sync> {
+    return this.toDto(await this.row(communityId, id))
   }
 
-  list(communityId: string): SyncList {
-    const rows = this.deps.sqlite
-      .prepare(`SELECT * FROM syncs WHERE community_id = ? AND status <> 'importing' ORDER BY started_at DESC, rowid DESC LIMIT ?`)
-      .all(communityId, RECENT) as SyncRow[]
-    return { items: rows.map((r) => this.toDto(r)) }
+  async list(communityId: string): Promise<SyncList> {
+    const rows = await this.deps.syncs.recent(communityId, RECENT)
+    const items: Sync[] = []
+    for (const r of rows) items.push(await this.toDto(r))
+    return { items }
   }
 
   /** Holds the sync's waiting deliveries; those already in flight finish. */
-  pause(communityId: string, id: string): Sync {
-    const row = this.row(communityId, id)
+  async pause(communityId: string, id: string): Promise<Sync> {
+    const row = await this.row(communityId, id)
     if (row.status !== 'running') throw this.cannot('pause', row.status)
-    const now = this.now()
-    this.deps.sqlite.transaction(() => {
-      this.deps.sqlite
-        .prepare(
-          `UPDATE deliveries SET status = 'held', last_error = ?, updated_at = ?
-            WHERE sync_id = ? AND status IN ('pending', 'retrying') AND (lease_until IS NULL OR lease_until < ?)`,
-        )
-        .run(PAUSED_HELD, iso(now), id, now)
-      this.deps.sqlite.prepare(`UPDATE syncs SET status = 'paused', updated_at = ? WHERE id = ?`).run(now, id)
-    })()
+    await this.deps.syncs.pause(id, PAUSED_HELD, this.now())
     return this.get(communityId, id)
   }
 
-  resume(communityId: string, id: string): Sync {
-    const row = this.row(communityId, id)
+  async resume(communityId: string, id: string): Promise<Sync> {
+    const row = await this.row(communityId, id)
     if (row.status !== 'paused') throw this.cannot('resume', row.status)
-    const now = this.now()
-    this.deps.sqlite.transaction(() => {
-      this.deps.sqlite
-        .prepare(`UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE sync_id = ? AND status = 'held'`)
-        .run(now, iso(now), id)
-      this.deps.sqlite.prepare(`UPDATE syncs SET status = 'running', updated_at = ? WHERE id = ?`).run(now, id)
-    })()
+    await this.deps.syncs.resume(id, this.now())
     this.deps.notify()
     return this.get(communityId, id)
   }
 
   /** The sync's remaining deliveries become skipped ("sync cancelled"); those in flight finish. */
-  cancel(communityId: string, id: string): Sync {
-    const row = this.row(communityId, id)
+  async cancel(communityId: string, id: string): Promise<Sync> {
+    const row = await this.row(communityId, id)
     if (row.status !== 'running' && row.status !== 'paused') throw this.cannot('cancel', row.status)
-    const now = this.now()
-    this.deps.sqlite.transaction(() => {
-      this.deps.sqlite
-        .prepare(
-          `UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ?
-            WHERE sync_id = ? AND status IN ('pending', 'retrying', 'held') AND (lease_until IS NULL OR lease_until < ?)`,
-        )
-        .run(CANCELLED_SKIP, iso(now), id, now)
-      this.deps.sqlite.prepare(`UPDATE syncs SET status = 'cancelled', updated_at = ? WHERE id = ?`).run(now, id)
-    })()
+    await this.deps.syncs.cancel(id, CANCELLED_SKIP, this.now())
     return this.get(communityId, id)
   }
 

@@ -131,8 +131,8 @@ export interface SyncRepository {
   accept(id: string, totals: { total: number; refused: number; refusedExamples: string }, now: number): Promise<void>
   /** Deletes a sync that was never accepted, with its events and deliveries. */
   discard(id: string): Promise<void>
-  /** Ids of syncs still `importing`. */
-  importing(): Promise<string[]>
+  /** Ids of syncs still `importing` that started before this time (epoch ms). */
+  importing(startedBefore: number): Promise<string[]>
   get(communityId: string, id: string): Promise<SyncRecord | undefined>
   /** The community's most recent syncs (not `importing`), newest first. */
   recent(communityId: string, limit: number): Promise<SyncRecord[]>
@@ -215,6 +215,6 @@ export interface Storage {
   /** Present when several instances share the database: Kit's budget is counted across them. */
   readonly ledger: BudgetLedger | null
   /** Database reachable and every migration applied. */
-  health(): Promise<{ database: 'ok' | 'unavailable'; migrations: 'ok' | 'pending' }>
+  health(): Promise<{ database: 'ok' | 'unreachable'; migrations: 'ok' | 'pending' | 'unknown' }>
   close(): Promise<void>
 }

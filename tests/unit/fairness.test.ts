@@ -216,7 +216,7 @@ describe('consumer: at most a few deliveries per credential at once', () => {
       queue,
       processor,
       budget: { delayFor: () => 0 } as unknown as RequestBudget,
-      credentials: () => new Map([['c_heavy', 'cred_heavy'], ['c_light', 'cred_light']]),
+      credentials: async () => new Map([['c_heavy', 'cred_heavy'], ['c_light', 'cred_light']]),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
       metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
       concurrency: 4,

@@ -51,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      connections.disconnect(request.user.communityId)
+      await connections.disconnect(request.user.communityId)
       catalogue.invalidate(request.user.communityId)
       return reply.status(204).send(null)
     },

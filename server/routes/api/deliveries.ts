@@ -85,7 +85,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request, reply) => reply.status(202).send(deliveries.retryMany(request.user.communityId, request.body)),
+    async (request, reply) => reply.status(202).send(await deliveries.retryMany(request.user.communityId, request.body)),
   )
 
   app.post(
@@ -106,7 +106,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request, reply) => reply.status(202).send(deliveries.retry(request.user.communityId, request.params.id)),
+    async (request, reply) => reply.status(202).send(await deliveries.retry(request.user.communityId, request.params.id)),
   )
 }
 

@@ -1,0 +1,23 @@
+/** The shared dialect's `mappings`: one saved mapping document per community. */
+import { eq } from 'drizzle-orm'
+import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
+import { mappings } from '../../db/pg-schema/index.ts'
+import type { MappingRecord, MappingRepository } from '../types.ts'
+
+export class PostgresMappings implements MappingRepository {
+  private readonly db: PgDb
+
+  constructor({ db }: OpenedPostgres) {
+    this.db = db
+  }
+
+  async get(communityId: string): Promise<MappingRecord | undefined> {
+    const [row] = await this.db.select().from(mappings).where(eq(mappings.communityId, communityId))
+    return row
+  }
+
+  async save(record: MappingRecord): Promise<void> {
+    const { document, updatedAt } = record
+    await this.db.insert(mappings).values(record).onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
+  }
+}

@@ -1,0 +1,38 @@
+/** The embedded dialect: one SQLite file, one process. Kit's budget stays in that process's memory. */
+import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase } from '../../db/index.ts'
+import { migrationCount } from '../migrations.ts'
+import type { Storage } from '../types.ts'
+import { SqliteConnections } from './connections.ts'
+import { SqliteDeliveryReads } from './deliveries.ts'
+import { SqliteMappings } from './mappings.ts'
+import { SqliteQueue } from './queue.ts'
+import { SqliteSubscribers } from './subscribers.ts'
+import { SqliteSyncs } from './syncs.ts'
+
+export function createSqliteStorage(path: string): { storage: Storage; opened: OpenedDatabase } {
+  const opened = openDatabase(path)
+  const { sqlite, db } = opened
+  const expected = migrationCount(MIGRATIONS_FOLDER)
+  const storage: Storage = {
+    dialect: 'sqlite',
+    connections: new SqliteConnections(db),
+    mappings: new SqliteMappings(db),
+    subscribers: new SqliteSubscribers(db),
+    queue: new SqliteQueue(sqlite),
+    deliveries: new SqliteDeliveryReads(sqlite),
+    syncs: new SqliteSyncs(sqlite),
+    ledger: null,
+    async health() {
+      try {
+        sqlite.prepare('SELECT 1').get()
+        return { database: 'ok', migrations: migrationsApplied(sqlite, expected) ? 'ok' : 'pending' }
+      } catch {
+        return { database: 'unreachable', migrations: 'unknown' }
+      }
+    },
+    async close() {
+      sqlite.close()
+    },
+  }
+  return { storage, opened }
+}

@@ -1,0 +1,22 @@
+/** The embedded dialect's `mappings`: one saved mapping document per community. */
+import { eq } from 'drizzle-orm'
+import type { Db } from '../../db/index.ts'
+import { mappings } from '../../db/schema/index.ts'
+import type { MappingRecord, MappingRepository } from '../types.ts'
+
+export class SqliteMappings implements MappingRepository {
+  constructor(private readonly db: Db) {}
+
+  async get(communityId: string): Promise<MappingRecord | undefined> {
+    return this.db.select().from(mappings).where(eq(mappings.communityId, communityId)).get()
+  }
+
+  async save(record: MappingRecord): Promise<void> {
+    const { document, updatedAt } = record
+    this.db
+      .insert(mappings)
+      .values(record)
+      .onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
+      .run()
+  }
+}
