@@ -22,7 +22,7 @@ const VALID_MEMBERS = 125
 const REPLAYS = 200
 const CONCURRENCY = 16
 
-interface Shot {
+export interface Shot {
   kind: string
   valid: boolean
   eventId: string | null
@@ -149,7 +149,22 @@ const MAKERS: [string, number, Maker][] = [
   }],
 ]
 
-function shuffle<T>(list: T[]): T[] {
+/**
+ * About `total` bad requests in the kinds' proportions; `include` leaves kinds out (the event bus
+ * has no content type, so those kinds are valid events there).
+ */
+export function garbageShots(hmacKey: string, total: number, template: MemberEvent, include: (kind: string) => boolean = () => true): Shot[] {
+  const makers = MAKERS.filter(([kind]) => include(kind))
+  const weightSum = makers.reduce((n, [, w]) => n + w, 0)
+  const shots: Shot[] = []
+  for (const [kind, weight, make] of makers) {
+    const n = Math.round((weight / weightSum) * total)
+    for (let i = 0; i < n; i++) shots.push({ kind, valid: false, ...make(hmacKey, template) })
+  }
+  return shots
+}
+
+export function shuffle<T>(list: T[]): T[] {
   for (let i = list.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1))
     ;[list[i], list[j]] = [list[j] as T, list[i] as T]
@@ -157,7 +172,7 @@ function shuffle<T>(list: T[]): T[] {
   return list
 }
 
-async function fire(url: string, shot: Shot): Promise<number | string> {
+export async function fire(url: string, shot: Shot): Promise<number | string> {
   try {
     const response = await fetch(`${url}/events`, { method: 'POST', body: shot.body, headers: shot.headers })
     await response.arrayBuffer()
@@ -176,12 +191,7 @@ export async function garbageDrill(): Promise<Outcome> {
     const valid = lifecycleBacklog(COMMUNITY, 'garbage', VALID_MEMBERS).events
     const validIds = new Set(valid.map((e) => e.id))
     const template = valid[0] as MemberEvent
-    const shots: Shot[] = []
-    const weightSum = MAKERS.reduce((n, [, w]) => n + w, 0)
-    for (const [kind, weight, make] of MAKERS) {
-      const n = Math.round((weight / weightSum) * garbageTotal)
-      for (let i = 0; i < n; i++) shots.push({ kind, valid: false, ...make(secrets.hmacKey, template) })
-    }
+    const shots = garbageShots(secrets.hmacKey, garbageTotal, template)
     const garbageCount = shots.length
     for (const e of valid) {
       const body = JSON.stringify(e)

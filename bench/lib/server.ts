@@ -18,6 +18,10 @@ export interface ServerOptions {
    * instead of the environment.
    */
   development?: boolean
+  /** Further settings, applied last (e.g. DATABASE_URL, EVENT_BUS_URL for several instances). */
+  env?: Record<string, string>
+  /** How long to wait for /readyz (default 30 s; instances migrating one database at once take longer). */
+  readyTimeoutMs?: number
 }
 
 export interface ServerHandle {
@@ -53,9 +57,11 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     KIT_RATE_LIMIT: String(options.rateLimit ?? 120),
     KIT_RATE_WINDOW_MS: String(options.rateWindowMs ?? 60_000),
     LOG_LEVEL: 'warn',
+    ...options.env,
   }
   const child = spawnTs('server/main.ts', env)
-  const deadline = Date.now() + 30_000
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
+  const deadline = Date.now() + readyTimeoutMs
   for (;;) {
     if (child.child.exitCode !== null) throw new Error(`the server exited early:\n${child.output()}`)
     const ready = await fetch(`${url}/readyz`).then(
@@ -65,7 +71,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     if (ready) break
     if (Date.now() > deadline) {
       await child.kill('SIGKILL')
-      throw new Error(`the server did not become ready within 30 s:\n${child.output()}`)
+      throw new Error(`the server did not become ready within ${readyTimeoutMs / 1000} s:\n${child.output()}`)
     }
     await sleep(100)
   }

@@ -13,3 +13,21 @@ export function breakdown(requests: StandinRequest[]): Record<string, number> {
 /** Requests after the first `from`, without the connection check (GET /v4/account). */
 export const pipelineRequests = (requests: StandinRequest[], from = 0) =>
   requests.slice(from).filter((r) => !(r.method === 'GET' && r.path === '/v4/account'))
+
+/** Requests the stand-in let through to its API: not refused for the budget (429) or the key (401), and answered. */
+const admitted = (r: StandinRequest) => r.status !== 0 && r.status !== 429 && r.status !== 401
+
+/**
+ * The most requests of one key the stand-in admitted within any rolling window of `windowMs`
+ * (counted at receipt, as the stand-in and Kit count them).
+ */
+export function maxPerWindow(requests: StandinRequest[], windowMs: number, key?: string): number {
+  const times = requests.filter((r) => admitted(r) && (key === undefined || r.key === key)).map((r) => r.at).sort((a, b) => a - b)
+  let most = 0
+  let from = 0
+  for (let to = 0; to < times.length; to++) {
+    while ((times[to] as number) - (times[from] as number) >= windowMs) from += 1
+    most = Math.max(most, to - from + 1)
+  }
+  return most
+}

@@ -1,0 +1,162 @@
+/**
+ * Several instances of the real server sharing one database (and, when given, one event bus
+ * consumer), for the cluster drills and benchmark. CLUSTER_STORAGE chooses the database:
+ * `postgres` (default: a fresh database per run on CLUSTER_PG_ADMIN_URL's server, dropped at the
+ * end) or `sqlite` (one file in a temporary directory that every instance opens).
+ */
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import pg from 'pg'
+import { tempDir, type Secrets } from './env.ts'
+import { postAll, type MemberEvent } from './events.ts'
+import { startServer, type ServerHandle } from './server.ts'
+import type { StorageTarget } from './store.ts'
+
+export const PG_ADMIN_URL = process.env.CLUSTER_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+export interface ClusterDatabase {
+  target: StorageTarget
+  /** Settings every instance gets for it. */
+  env: Record<string, string>
+  drop(): Promise<void>
+}
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 5000 })
+  try {
+    await client.connect()
+  } catch (err) {
+    throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(err as Error).message}); start it, set CLUSTER_PG_ADMIN_URL, or run with CLUSTER_STORAGE=sqlite`)
+  }
+  try {
+    return await work(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** The storage of one run, as CLUSTER_STORAGE asks. */
+export async function clusterDatabase(prefix: string): Promise<ClusterDatabase> {
+  const kind = process.env.CLUSTER_STORAGE || 'postgres'
+  if (kind === 'sqlite') {
+    const path = join(tempDir(prefix), 'kit.sqlite')
+    return { target: { kind: 'sqlite', path }, env: { DATABASE_PATH: path }, drop: async () => {} }
+  }
+  if (kind !== 'postgres') throw new Error(`CLUSTER_STORAGE must be postgres or sqlite, got "${kind}"`)
+  const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`
+  await admin((c) => c.query(`CREATE DATABASE ${name}`))
+  const url = new URL(PG_ADMIN_URL)
+  url.pathname = `/${name}`
+  const keep = process.env.BENCH_KEEP_DATA === '1'
+  return {
+    target: { kind: 'postgres', url: url.toString() },
+    env: { DATABASE_URL: url.toString() },
+    drop: async () => {
+      if (!keep) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+    },
+  }
+}
+
+/**
+ * The server reads DATABASE_URL only from the change that brings PostgreSQL in: an older server
+ * silently uses its SQLite file instead, so a run checks that the tables appeared in PostgreSQL.
+ */
+export async function assertServerUsesPostgres(target: StorageTarget): Promise<void> {
+  if (target.kind !== 'postgres') return
+  const client = new pg.Client({ connectionString: target.url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('public.deliveries')::text AS t`)
+    if (!rows[0]?.t) {
+      throw new Error('the server started but created no tables in PostgreSQL: it does not read DATABASE_URL yet (it used its SQLite file). Use a server that does, or run with CLUSTER_STORAGE=sqlite')
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+export interface ClusterOptions {
+  count: number
+  database: ClusterDatabase
+  secrets: Secrets
+  kitUrl: string
+  rateLimit: number
+  rateWindowMs: number
+  /** EVENT_BUS_* settings, when the instances also consume the bus. */
+  busEnv?: Record<string, string>
+  /** A temp directory per instance (each server's own DATABASE_PATH stays unused on PostgreSQL). */
+  label: string
+}
+
+export interface Cluster {
+  /** null while an instance is down. */
+  instances: (ServerHandle | null)[]
+  /** Base URLs of the instances that are up. */
+  urls(): string[]
+  /** (Re)starts instance `i` on its own port. */
+  start(i: number): Promise<ServerHandle>
+  kill(i: number, signal: NodeJS.Signals): Promise<void>
+  /** Stops every instance (SIGTERM) and drops the database. */
+  close(): Promise<void>
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const dirs = Array.from({ length: options.count }, () => tempDir(`${options.label}-instance`))
+  const ports: (number | undefined)[] = new Array<number | undefined>(options.count).fill(undefined)
+  const instances: (ServerHandle | null)[] = new Array<ServerHandle | null>(options.count).fill(null)
+  const start = async (i: number): Promise<ServerHandle> => {
+    const server = await startServer({
+      dir: dirs[i] as string,
+      secrets: options.secrets,
+      kitUrl: options.kitUrl,
+      ...(ports[i] === undefined ? {} : { port: ports[i] }),
+      rateLimit: options.rateLimit,
+      rateWindowMs: options.rateWindowMs,
+      env: { ...options.database.env, ...options.busEnv },
+      readyTimeoutMs: 60_000,
+    })
+    ports[i] = server.port
+    instances[i] = server
+    return server
+  }
+  const cluster: Cluster = {
+    instances,
+    urls: () => instances.filter((s): s is ServerHandle => s !== null).map((s) => s.url),
+    start,
+    async kill(i, signal) {
+      const server = instances[i]
+      instances[i] = null
+      await server?.kill(signal)
+    },
+    async close() {
+      await Promise.all(instances.map((s, i) => (s ? cluster.kill(i, 'SIGTERM') : undefined)))
+      await options.database.drop()
+    },
+  }
+  try {
+    // The first alone applies the migrations; the others then start together.
+    await start(0)
+    await assertServerUsesPostgres(options.database.target)
+    await Promise.all(Array.from({ length: options.count - 1 }, (_, k) => start(k + 1)))
+  } catch (err) {
+    await cluster.close().catch(() => {})
+    throw err
+  }
+  return cluster
+}
+
+/** Spreads the events over the URLs in turn; an event whose instance went down answers 0. */
+export async function postSpread(urls: string[], hmacKey: string, events: MemberEvent[], concurrency = 8): Promise<number[]> {
+  if (urls.length === 0) return new Array<number>(events.length).fill(0)
+  const byUrl = urls.map(() => [] as number[])
+  events.forEach((_, i) => byUrl[i % urls.length]?.push(i))
+  const statuses = new Array<number>(events.length).fill(0)
+  await Promise.all(
+    urls.map(async (url, u) => {
+      const indexes = byUrl[u] as number[]
+      const answers = await postAll(url, hmacKey, indexes.map((i) => events[i] as MemberEvent), Math.max(1, Math.ceil(concurrency / urls.length)))
+      indexes.forEach((i, k) => (statuses[i] = answers[k] ?? 0))
+    }),
+  )
+  return statuses
+}
