@@ -4,7 +4,14 @@
  * A request holds a slot from `acquire` until `windowMs` after it completed: Kit counts a request
  * when it receives it, which is after we sent it and before we saw the answer, so stamping the
  * completion time keeps every window we count at least as full as the one Kit counts.
+ *
+ * With a ledger (several instances on one database) this window stays the first gate — it keeps
+ * the waiting order, the interactive reserve and the put-back decision cheap — and a request it
+ * lets run must also get a ticket from the ledger, which counts every instance's requests. A
+ * refusal there makes the credential spent here until the time the ledger gave.
  */
+import type { BudgetLedger, BudgetTicket } from '../storage/types.ts'
+
 export type Priority = 'interactive' | 'background'
 
 export type Release = () => void
@@ -48,6 +55,13 @@ export interface BudgetOptions {
   /** Interactive waiters per credential beyond which `acquire` rejects with BudgetBusyError; default unlimited. */
   maxInteractiveWaiting?: number
   now?: () => number
+  /** Counts the credential's requests across instances; without it the budget is this process's alone. */
+  ledger?: BudgetLedger
+  /**
+   * A ledger write nobody waits for failed (marking a ticket done, recording a 429 block). The
+   * ticket still frees after the ledger's stale limit; the default emits a process warning.
+   */
+  onLedgerError?: (error: unknown) => void
 }
 
 export interface BudgetUsage {
@@ -58,7 +72,12 @@ export interface BudgetUsage {
 }
 
 interface Waiter {
+  /** Arrival order, kept when a ledger refusal puts the waiter back in its queue. */
+  seq: number
+  priority: Priority
+  signal: AbortSignal | undefined
   grant: (release: Release) => void
+  fail: (error: unknown) => void
 }
 
 interface CredentialState {
@@ -68,6 +87,11 @@ interface CredentialState {
   interactive: Waiter[]
   background: Waiter[]
   blockedUntil: number
+  /**
+   * Epoch ms until which the ledger said the credential is spent for each priority (0: never
+   * refused). An interactive refusal also covers background calls, which have fewer slots.
+   */
+  sharedUntil: Record<Priority, number>
   timer: NodeJS.Timeout | null
   timerAt: number
 }
@@ -127,7 +151,10 @@ export class RequestBudget {
   readonly interactiveReserve: number
   readonly maxInteractiveWaiting: number
   readonly #now: () => number
+  readonly #ledger: BudgetLedger | null
+  readonly #onLedgerError: (error: unknown) => void
   readonly #states = new Map<string, CredentialState>()
+  #arrivals = 0
 
   constructor(options: BudgetOptions) {
     if (!Number.isInteger(options.limit) || options.limit < 1) {
@@ -142,8 +169,14 @@ export class RequestBudget {
     this.interactiveReserve = Math.min(Math.max(0, Math.floor(reserve)), options.limit - 1)
     this.maxInteractiveWaiting = options.maxInteractiveWaiting ?? Number.POSITIVE_INFINITY
     this.#now = options.now ?? Date.now
+    this.#ledger = options.ledger ?? null
+    this.#onLedgerError = options.onLedgerError ?? warnLedgerError
   }
 
+  /**
+   * A slot, waiting for it as long as it takes (or until `signal` aborts). With a ledger, rejects
+   * with the ledger's error when it cannot be asked: a request is never granted without a ticket.
+   */
   acquire(credentialId: string, priority: Priority, signal?: AbortSignal): Promise<Release> {
     if (signal?.aborted) return Promise.reject(signal.reason)
     const state = this.#state(credentialId)
@@ -153,6 +186,7 @@ export class RequestBudget {
     const queue = priority === 'interactive' ? state.interactive : state.background
     return new Promise<Release>((resolve, reject) => {
       const onAbort = (): void => {
+        // Not queued: granted already, or its ledger take is under way and settles it.
         const index = queue.indexOf(waiter)
         if (index === -1) return
         queue.splice(index, 1)
@@ -160,9 +194,22 @@ export class RequestBudget {
         this.#pump(credentialId, state)
       }
       const waiter: Waiter = {
+        seq: this.#arrivals++,
+        priority,
+        signal,
         grant: (release) => {
           signal?.removeEventListener('abort', onAbort)
+          if (signal?.aborted) {
+            // Aborted while the ledger was asked: the ticket is given back as a request that ran.
+            release()
+            reject(signal.reason)
+            return
+          }
           resolve(release)
+        },
+        fail: (error) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(error)
         },
       }
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -171,10 +218,19 @@ export class RequestBudget {
     })
   }
 
-  penalize(credentialId: string): void {
+  /**
+   * Kit answered 429: nobody sends for this credential for a window. Blocks here at once; the
+   * promise settles once the ledger has the block too (it never rejects: see `onLedgerError`).
+   */
+  penalize(credentialId: string): Promise<void> {
     const state = this.#state(credentialId)
-    state.blockedUntil = Math.max(state.blockedUntil, this.#now() + this.windowMs)
+    const until = this.#now() + this.windowMs
+    state.blockedUntil = Math.max(state.blockedUntil, until)
     this.#pump(credentialId, state)
+    if (!this.#ledger) return Promise.resolve()
+    return this.#ledger.block(credentialId, until).catch((error: unknown) => {
+      this.#onLedgerError(error)
+    })
   }
 
   /** How long until a call of this priority could start, 0 when a slot is free now. */
@@ -183,27 +239,81 @@ export class RequestBudget {
     if (!state) return 0
     const now = this.#now()
     this.#prune(state, now)
-    return slotFreesIn(this.#snapshot(state), priority, now)
+    return slotFreesIn(this.#snapshot(state, priority), priority, now)
   }
 
   /**
    * A slot now, or the decision not to take one: for callers that must never wait (deliveries in
-   * a consumer slot). Never queues; a refused caller learns when a slot frees up.
+   * a consumer slot). Never queues; a refused caller learns when a slot frees up. With a ledger,
+   * the ledger's refusal is a refusal too, and its error rejects.
    */
-  tryAcquire(credentialId: string, priority: Priority): { release: Release } | { until: number } {
+  async tryAcquire(credentialId: string, priority: Priority): Promise<{ release: Release } | { until: number }> {
     const state = this.#state(credentialId)
     const now = this.#now()
     this.#prune(state, now)
-    const decision = decideSlot(this.#snapshot(state), { priority, mayWait: false }, now)
+    const decision = decideSlot(this.#snapshot(state, priority), { priority, mayWait: false }, now)
     if (decision.action !== 'run') {
       this.#pump(credentialId, state)
       return { until: decision.action === 'put_back' ? decision.until : now + decision.ms }
     }
     state.inFlight += 1
-    return { release: this.#releaser(credentialId, state) }
+    if (!this.#ledger) return { release: this.#releaser(credentialId, state, null) }
+    try {
+      const slot = await this.#take(this.#ledger, credentialId, state, priority)
+      if ('until' in slot) this.#pump(credentialId, state)
+      return slot
+    } catch (error) {
+      this.#pump(credentialId, state)
+      throw error
+    }
   }
 
-  #snapshot(state: CredentialState): BudgetState {
+  /**
+   * Asks the ledger for a ticket for a request this window already counts in flight; a refusal or
+   * an error gives the local slot back (nothing was sent), a refusal marks the credential spent.
+   */
+  async #take(
+    ledger: BudgetLedger,
+    credentialId: string,
+    state: CredentialState,
+    priority: Priority,
+  ): Promise<{ release: Release } | { until: number }> {
+    let taken: Awaited<ReturnType<BudgetLedger['take']>>
+    try {
+      taken = await ledger.take(credentialId, capacity(this, priority), this.windowMs)
+    } catch (error) {
+      state.inFlight -= 1
+      throw error
+    }
+    if ('ticket' in taken) return { release: this.#releaser(credentialId, state, taken.ticket) }
+    // Never "spent until" a time already past: the waiters would ask the ledger again at once.
+    const until = Math.max(taken.until, this.#now() + 1)
+    state.sharedUntil.background = Math.max(state.sharedUntil.background, until)
+    if (priority === 'interactive') state.sharedUntil.interactive = Math.max(state.sharedUntil.interactive, until)
+    state.inFlight -= 1
+    return { until }
+  }
+
+  /** A waiter the local window let run, once the ledger answered: granted, failed, or back in its queue. */
+  #grantShared(ledger: BudgetLedger, credentialId: string, state: CredentialState, waiter: Waiter): void {
+    this.#take(ledger, credentialId, state, waiter.priority).then(
+      (slot) => {
+        if ('release' in slot) {
+          waiter.grant(slot.release)
+          return
+        }
+        if (waiter.signal?.aborted) waiter.fail(waiter.signal.reason)
+        else requeue(waiter.priority === 'interactive' ? state.interactive : state.background, waiter)
+        this.#pump(credentialId, state)
+      },
+      (error: unknown) => {
+        waiter.fail(error)
+        this.#pump(credentialId, state)
+      },
+    )
+  }
+
+  #snapshot(state: CredentialState, priority: Priority): BudgetState {
     return {
       limit: this.limit,
       windowMs: this.windowMs,
@@ -212,7 +322,7 @@ export class RequestBudget {
       inFlight: state.inFlight,
       waitingInteractive: state.interactive.length,
       waitingBackground: state.background.length,
-      blockedUntil: state.blockedUntil,
+      blockedUntil: Math.max(state.blockedUntil, state.sharedUntil[priority]),
     }
   }
 
@@ -232,7 +342,16 @@ export class RequestBudget {
   #state(credentialId: string): CredentialState {
     let state = this.#states.get(credentialId)
     if (!state) {
-      state = { log: [], inFlight: 0, interactive: [], background: [], blockedUntil: 0, timer: null, timerAt: 0 }
+      state = {
+        log: [],
+        inFlight: 0,
+        interactive: [],
+        background: [],
+        blockedUntil: 0,
+        sharedUntil: { interactive: 0, background: 0 },
+        timer: null,
+        timerAt: 0,
+      }
       this.#states.set(credentialId, state)
     }
     return state
@@ -246,7 +365,10 @@ export class RequestBudget {
   }
 
   #canStart(state: CredentialState, priority: Priority, now: number): boolean {
-    return now >= state.blockedUntil && state.inFlight + state.log.length < capacity(this, priority)
+    return (
+      now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) &&
+      state.inFlight + state.log.length < capacity(this, priority)
+    )
   }
 
   #pump(credentialId: string, state: CredentialState): void {
@@ -259,7 +381,8 @@ export class RequestBudget {
       const waiter = (priority === 'interactive' ? state.interactive : state.background).shift()
       if (!waiter) break
       state.inFlight += 1
-      waiter.grant(this.#releaser(credentialId, state))
+      if (this.#ledger) this.#grantShared(this.#ledger, credentialId, state, waiter)
+      else waiter.grant(this.#releaser(credentialId, state, null))
     }
     this.#schedule(credentialId, state, now)
     if (
@@ -268,17 +391,23 @@ export class RequestBudget {
       state.interactive.length === 0 &&
       state.background.length === 0 &&
       state.blockedUntil <= now &&
+      Math.max(state.sharedUntil.interactive, state.sharedUntil.background) <= now &&
       state.timer === null
     ) {
       this.#states.delete(credentialId)
     }
   }
 
-  #releaser(credentialId: string, state: CredentialState): Release {
+  #releaser(credentialId: string, state: CredentialState, ticket: BudgetTicket | null): Release {
     let released = false
     return () => {
       if (released) return
       released = true
+      if (ticket) {
+        this.#ledger?.done(ticket).catch((error: unknown) => {
+          this.#onLedgerError(error)
+        })
+      }
       state.inFlight -= 1
       const at = this.#now()
       let index = state.log.length
@@ -290,10 +419,12 @@ export class RequestBudget {
 
   /** Wakes the queue when the next slot frees up by time alone; releases wake it otherwise. */
   #schedule(credentialId: string, state: CredentialState, now: number): void {
-    const waiting = state.interactive.length + state.background.length > 0
+    const head: Priority | null =
+      state.interactive.length > 0 ? 'interactive' : state.background.length > 0 ? 'background' : null
     let wakeAt: number | null = null
-    if (waiting) {
-      if (state.blockedUntil > now) wakeAt = state.blockedUntil
+    if (head !== null) {
+      const blockedUntil = Math.max(state.blockedUntil, state.sharedUntil[head])
+      if (blockedUntil > now) wakeAt = blockedUntil
       else if (state.log.length > 0) wakeAt = (state.log[0] ?? now) + this.windowMs
     }
     if (wakeAt === state.timerAt && state.timer !== null) return
@@ -309,4 +440,18 @@ export class RequestBudget {
     }, Math.max(0, wakeAt - now))
     state.timer.unref()
   }
+}
+
+/** Puts a waiter back in arrival order: refusals of takes asked together come back in any order. */
+function requeue(queue: Waiter[], waiter: Waiter): void {
+  let index = queue.length
+  while (index > 0 && (queue[index - 1]?.seq ?? -1) > waiter.seq) index -= 1
+  queue.splice(index, 0, waiter)
+}
+
+function warnLedgerError(error: unknown): void {
+  const detail = error instanceof Error ? error.message : String(error)
+  process.emitWarning(`Kit's shared request budget could not be written (the slot frees after the ledger's stale limit): ${detail}`, {
+    code: 'KIT_BUDGET_LEDGER',
+  })
 }

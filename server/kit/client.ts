@@ -348,7 +348,8 @@ class KitApiClient implements KitApi {
         return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text) }
       }
       if (attempt.type === 'answer' && attempt.status === 429) {
-        budget.penalize(this.credentialId)
+        // Recorded for every instance before this one waits to try again.
+        await budget.penalize(this.credentialId)
         if (retryOn429 && !retriedRateLimit) {
           retriedRateLimit = true
           continue
@@ -366,12 +367,12 @@ class KitApiClient implements KitApi {
     }
   }
 
-  #slot(budget: RequestBudget, signal: AbortSignal | undefined): Promise<Release> {
+  async #slot(budget: RequestBudget, signal: AbortSignal | undefined): Promise<Release> {
     if (this.#call.waitForBudget !== false) return budget.acquire(this.credentialId, this.#priority, signal)
     signal?.throwIfAborted()
-    const slot = budget.tryAcquire(this.credentialId, this.#priority)
-    if ('release' in slot) return Promise.resolve(slot.release)
-    return Promise.reject(new BudgetSpentError(this.credentialId, slot.until, budget.limit, budget.windowMs))
+    const slot = await budget.tryAcquire(this.credentialId, this.#priority)
+    if ('release' in slot) return slot.release
+    throw new BudgetSpentError(this.credentialId, slot.until, budget.limit, budget.windowMs)
   }
 
   async #attempt(spec: RequestSpec): Promise<Attempt> {

@@ -62,20 +62,20 @@ describe('the slot decision before each Kit request', () => {
     expect(decideSlot(state, { priority: 'background', mayWait: false }, NOW)).toEqual({ action: 'put_back', until: NOW + 5000 })
   })
 
-  it('is what the real budget decides: tryAcquire takes a slot or says until when, and never queues', () => {
+  it('is what the real budget decides: tryAcquire takes a slot or says until when, and never queues', async () => {
     let now = NOW
     const budget = new RequestBudget({ limit: 3, windowMs: 1000, interactiveReserve: 1, now: () => now })
-    const first = budget.tryAcquire('cred', 'background')
-    const second = budget.tryAcquire('cred', 'background')
+    const first = await budget.tryAcquire('cred', 'background')
+    const second = await budget.tryAcquire('cred', 'background')
     expect('release' in first && 'release' in second).toBe(true)
-    expect(budget.tryAcquire('cred', 'background')).toEqual({ until: NOW + 1000 })
+    expect(await budget.tryAcquire('cred', 'background')).toEqual({ until: NOW + 1000 })
     if ('release' in first) first.release()
     now += 100
     if ('release' in second) second.release()
-    expect(budget.tryAcquire('cred', 'background')).toEqual({ until: NOW + 1000 })
+    expect(await budget.tryAcquire('cred', 'background')).toEqual({ until: NOW + 1000 })
     expect(budget.usage('cred')).toMatchObject({ inFlight: 0, waiting: 0, inWindow: 2 })
     now = NOW + 1001
-    expect('release' in budget.tryAcquire('cred', 'background')).toBe(true)
+    expect('release' in (await budget.tryAcquire('cred', 'background'))).toBe(true)
   })
 })
 

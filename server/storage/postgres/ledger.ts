@@ -1,0 +1,115 @@
+/**
+ * Kit's request budget counted across every instance that shares the database. Each request about
+ * to be sent takes a row in `kit_budget_ledger`; the row holds its slot until a window after the
+ * answer (`done`), or — when the instance died before answering — until `staleMs` plus a window
+ * after it was taken. Takers of one credential take turns on an advisory lock, so two instances
+ * never both see the last free slot.
+ *
+ * The database clock is the one clock every instance shares: rows are stamped with it, and the
+ * times handed back are turned into this process's `Date.now()` by the offset measured on the
+ * same call (so a skewed host clock changes nothing but that offset).
+ */
+import { randomUUID } from 'node:crypto'
+import type pg from 'pg'
+import type { BudgetLedger, BudgetTicket } from '../types.ts'
+
+export interface PgBudgetLedgerOptions {
+  /**
+   * The longest a request can be in flight (default 60 000 ms): past it plus a window, a ticket
+   * that was never done frees anyway. Keep it above the Kit client's timeout per attempt.
+   */
+  staleMs?: number
+}
+
+const DB_NOW = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
+
+// Under the credential's lock: sweep the rows that freed, refuse while a 429 block holds, count the
+// rest and take a row when there is room. A request not done yet frees a window after its answer,
+// so no sooner than a window from now: that is when to ask again, not when its stale limit ends.
+const TAKE = `
+WITH clock AS MATERIALIZED (SELECT ${DB_NOW} AS now),
+block AS (
+  SELECT b.until FROM kit_budget_blocks b, clock c WHERE b.credential_id = $1 AND b.until > c.now
+),
+swept AS (
+  DELETE FROM kit_budget_ledger l USING clock c WHERE l.credential_id = $1 AND l.frees_at <= c.now
+),
+live AS (
+  SELECT count(*)::int AS n,
+         array_agg(least(l.frees_at, c.now + $3::bigint) ORDER BY least(l.frees_at, c.now + $3::bigint)) AS frees
+    FROM clock c JOIN kit_budget_ledger l ON l.credential_id = $1 AND l.frees_at > c.now
+),
+taken AS (
+  INSERT INTO kit_budget_ledger (id, credential_id, taken_at, frees_at)
+  SELECT $4, $1, c.now, c.now + $5::bigint FROM clock c, live
+   WHERE live.n < $2::int AND NOT EXISTS (SELECT 1 FROM block)
+  RETURNING id
+)
+SELECT c.now::float8 AS now,
+       (SELECT max(until) FROM block)::float8 AS blocked_until,
+       (live.frees[live.n - $2::int + 1])::float8 AS frees_at,
+       EXISTS (SELECT 1 FROM taken) AS taken
+  FROM clock c, live`
+
+// The window the ticket was taken for is what its row holds beyond the stale limit.
+const DONE = `
+UPDATE kit_budget_ledger SET frees_at = ${DB_NOW} + (frees_at - taken_at - $2::bigint) WHERE id = $1`
+
+const BLOCK = `
+INSERT INTO kit_budget_blocks (credential_id, until) VALUES ($1, ${DB_NOW} + $2::bigint)
+ON CONFLICT (credential_id) DO UPDATE SET until = greatest(kit_budget_blocks.until, excluded.until)`
+
+interface TakeRow {
+  now: number
+  blocked_until: number | null
+  frees_at: number | null
+  taken: boolean
+}
+
+export class PgBudgetLedger implements BudgetLedger {
+  readonly staleMs: number
+  readonly #pool: pg.Pool
+
+  constructor(pool: pg.Pool, options: PgBudgetLedgerOptions = {}) {
+    const staleMs = options.staleMs ?? 60_000
+    if (!Number.isFinite(staleMs) || staleMs < 0) throw new RangeError('PgBudgetLedger staleMs must be a number ≥ 0')
+    this.#pool = pool
+    this.staleMs = Math.ceil(staleMs)
+  }
+
+  async take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket } | { until: number }> {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('A Kit budget take needs a capacity of at least 1')
+    const window = Math.ceil(windowMs)
+    const id = randomUUID()
+    const client = await this.#pool.connect()
+    let row: TakeRow | undefined
+    try {
+      await client.query('BEGIN')
+      // Its own statement: a statement sees the rows committed before it started, so the one that
+      // counts must start after the lock is held.
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [credentialId])
+      const result = await client.query<TakeRow>(TAKE, [credentialId, capacity, window, id, this.staleMs + window])
+      await client.query('COMMIT')
+      row = result.rows[0]
+    } catch (error) {
+      // A connection left inside a failed transaction is not given back to the pool.
+      client.release(error instanceof Error ? error : true)
+      throw error
+    }
+    client.release()
+    if (!row) throw new Error('The Kit budget ledger query returned no row: check the kit_budget_ledger migration')
+    if (row.taken) return { ticket: { id } }
+    const local = Date.now()
+    // Null when the window has room (refused by a block only) or no block holds.
+    const freesAt = Math.max(row.blocked_until ?? 0, row.frees_at ?? 0)
+    return { until: local + Math.max(1, freesAt - row.now) }
+  }
+
+  async done(ticket: BudgetTicket): Promise<void> {
+    await this.#pool.query(DONE, [ticket.id, this.staleMs])
+  }
+
+  async block(credentialId: string, until: number): Promise<void> {
+    await this.#pool.query(BLOCK, [credentialId, Math.max(0, Math.ceil(until - Date.now()))])
+  }
+}
