@@ -5,11 +5,23 @@
  * no longer knows, a creation that found the thing already there, a field it did not know.
  */
 import type { KitApi } from '../kit/client.ts'
+import type { KnownTagRepository } from '../storage/types.ts'
 
 interface TagList {
   /** Lower-cased name → id. */
   byName: Map<string, number>
   ids: Set<number>
+  /** When the read of Kit's list started (epoch ms): tags learnt since then may be missing from it. */
+  readAt: number
+}
+
+/** Tags another instance learnt this long before our read started are looked up too (clock drift between hosts). */
+const CLOCK_MARGIN_MS = 5000
+
+export interface KitIdCacheOptions {
+  /** Several instances: the tag ids each learns, so that a stale list misses nothing another created. */
+  shared?: KnownTagRepository | null
+  now?: () => number
 }
 
 interface Loading<T> {
@@ -27,6 +39,13 @@ interface CredentialCache {
 
 export class KitIdCache {
   private readonly byCredential = new Map<string, CredentialCache>()
+  private readonly shared: KnownTagRepository | null
+  private readonly now: () => number
+
+  constructor(options: KitIdCacheOptions = {}) {
+    this.shared = options.shared ?? null
+    this.now = options.now ?? Date.now
+  }
 
   private entry(credentialId: string): CredentialCache {
     let e = this.byCredential.get(credentialId)
@@ -40,10 +59,12 @@ export class KitIdCache {
   private tags(kit: KitApi): Promise<TagList> {
     const e = this.entry(kit.credentialId)
     if (!e.tags) {
+      const readAt = this.now()
       const loading: Loading<TagList> = {
         promise: kit.listTags().then((list) => ({
           byName: new Map(list.map((t) => [t.name.toLowerCase(), t.id])),
           ids: new Set(list.map((t) => t.id)),
+          readAt,
         })),
         value: null,
       }
@@ -96,23 +117,41 @@ export class KitIdCache {
    */
   async tagId(kit: KitApi, name: string): Promise<number> {
     const tags = await this.tags(kit)
-    const known = tags.byName.get(name.toLowerCase())
-    if (known !== undefined) return known
-    return this.once(kit, `tag:${name.toLowerCase()}`, async () => {
+    const lower = name.toLowerCase()
+    const known = tags.byName.get(lower) ?? (await this.learntElsewhere(kit.credentialId, lower, tags))
+    if (known !== null) return known
+    return this.once(kit, `tag:${lower}`, async () => {
       const { tag, created } = await kit.createTag(name)
       if (created) {
-        tags.byName.set(name.toLowerCase(), tag.id)
+        tags.byName.set(lower, tag.id)
         tags.ids.add(tag.id)
       } else {
         this.forgetTags(kit.credentialId, tags)
       }
+      // Before this delivery settles, so a later event of the member, on any instance, finds it.
+      await this.shared?.remember(kit.credentialId, lower, tag.id, this.now())
       return tag.id
     })
   }
 
   /** The id of an existing tag, or null (nothing to remove). */
   async existingTagId(kit: KitApi, name: string): Promise<number | null> {
-    return (await this.tags(kit)).byName.get(name.toLowerCase()) ?? null
+    const tags = await this.tags(kit)
+    const lower = name.toLowerCase()
+    return tags.byName.get(lower) ?? (await this.learntElsewhere(kit.credentialId, lower, tags))
+  }
+
+  /**
+   * A tag missing from this instance's list that another instance created (or found) since the
+   * list was read: taken into the list. null without a shared registry or when none did.
+   */
+  private async learntElsewhere(credentialId: string, lower: string, tags: TagList): Promise<number | null> {
+    if (!this.shared) return null
+    const id = await this.shared.find(credentialId, lower, tags.readAt - CLOCK_MARGIN_MS)
+    if (id === null) return null
+    tags.byName.set(lower, id)
+    tags.ids.add(id)
+    return id
   }
 
   /** Whether Kit's tag list (as last read) holds this id. */

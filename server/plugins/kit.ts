@@ -17,6 +17,9 @@ export default fp(
       limit: app.config.kitRateLimit,
       windowMs: app.config.kitRateWindowMs,
       maxInteractiveWaiting: MAX_INTERACTIVE_WAITING,
+      // Several instances on one database count Kit's budget together.
+      ...(app.storage.ledger ? { ledger: app.storage.ledger } : {}),
+      onLedgerError: (err) => app.log.warn({ err }, 'writing to the shared Kit budget ledger failed'),
     })
     const kit = new KitClientFactory({
       baseUrl: app.config.kitApiUrl,
@@ -30,5 +33,5 @@ export default fp(
     app.decorate('kitBudget', budget)
     app.decorate('kit', kit)
   },
-  { name: 'kit', dependencies: ['config', 'metrics'] },
+  { name: 'kit', dependencies: ['config', 'metrics', 'db'] },
 )

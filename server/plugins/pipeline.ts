@@ -50,7 +50,7 @@ export default fp<PipelineOptions>(
       connections: app.services.connections,
       mappings: app.services.mappings,
       kit: app.kit,
-      ids: new KitIdCache(),
+      ids: new KitIdCache({ shared: app.storage.knownTags }),
       log: app.log,
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
     })

@@ -13,6 +13,7 @@
  *                              queue's tables in the same transaction, as the queue's intake does)
  * - kit_budget_ledger,
  *   kit_budget_blocks        → BudgetLedger (PostgreSQL only in use; the embedded budget is in memory)
+ * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
  */
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 
@@ -204,6 +205,14 @@ export interface BudgetLedger {
   block(credentialId: string, until: number): Promise<void>
 }
 
+/** Kit tag ids the instances learnt, shared so that one instance's stale tag list misses nothing another created. */
+export interface KnownTagRepository {
+  /** Records the tag's id under its lower-cased name. */
+  remember(credentialId: string, name: string, tagId: number, now: number): Promise<void>
+  /** The id recorded under this lower-cased name at or after `since` (epoch ms), or null. */
+  find(credentialId: string, name: string, since: number): Promise<number | null>
+}
+
 export interface Storage {
   readonly dialect: Dialect
   readonly connections: ConnectionRepository
@@ -214,6 +223,8 @@ export interface Storage {
   readonly syncs: SyncRepository
   /** Present when several instances share the database: Kit's budget is counted across them. */
   readonly ledger: BudgetLedger | null
+  /** Present when several instances share the database: tag ids one instance learnt, for the others. */
+  readonly knownTags: KnownTagRepository | null
   /** Database reachable and every migration applied. */
   health(): Promise<{ database: 'ok' | 'unreachable'; migrations: 'ok' | 'pending' | 'unknown' }>
   close(): Promise<void>

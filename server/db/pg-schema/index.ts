@@ -151,3 +151,14 @@ export const kitBudgetBlocks = pgTable('kit_budget_blocks', {
   credentialId: text('credential_id').primaryKey(),
   until: ms('until').notNull(),
 })
+
+export const kitTags = pgTable(
+  'kit_tags',
+  {
+    credentialId: text('credential_id').notNull(),
+    name: text('name').notNull(),
+    tagId: bigint('tag_id', { mode: 'number' }).notNull(),
+    learntAt: ms('learnt_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'kit_tags_pk', columns: [t.credentialId, t.name] })],
+)

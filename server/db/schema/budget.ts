@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
 /**
  * Kit requests across every instance sharing the database, per credential: a row is taken before
@@ -22,3 +22,19 @@ export const kitBudgetBlocks = sqliteTable('kit_budget_blocks', {
   credentialId: text('credential_id').primaryKey(),
   until: integer('until').notNull(),
 })
+
+/**
+ * Tags the plugin created or found in Kit, per credential, by lower-cased name: an instance whose
+ * cached tag list predates a tag another instance created finds it here instead of assuming it
+ * does not exist. Only read on a shared database; the embedded dialect has one cache.
+ */
+export const kitTags = sqliteTable(
+  'kit_tags',
+  {
+    credentialId: text('credential_id').notNull(),
+    name: text('name').notNull(),
+    tagId: integer('tag_id').notNull(),
+    learntAt: integer('learnt_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'kit_tags_pk', columns: [t.credentialId, t.name] })],
+)

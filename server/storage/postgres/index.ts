@@ -7,6 +7,7 @@ import { migrationCount } from '../migrations.ts'
 import type { Storage } from '../types.ts'
 import { PostgresConnections } from './connections.ts'
 import { PgDeliveryReads } from './deliveries.ts'
+import { PgKnownTags } from './known-tags.ts'
 import { PgBudgetLedger } from './ledger.ts'
 import { PostgresMappings } from './mappings.ts'
 import { PgQueue } from './queue.ts'
@@ -26,6 +27,7 @@ export async function createPostgresStorage(url: string, options: PostgresOption
     deliveries: new PgDeliveryReads(pool),
     syncs: new PostgresSyncs(opened),
     ledger: new PgBudgetLedger(pool),
+    knownTags: new PgKnownTags(pool),
     async health() {
       try {
         const applied = await pgMigrationsApplied(pool)

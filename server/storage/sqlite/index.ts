@@ -22,6 +22,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     deliveries: new SqliteDeliveryReads(sqlite),
     syncs: new SqliteSyncs(sqlite),
     ledger: null,
+    knownTags: null,
     async health() {
       try {
         sqlite.prepare('SELECT 1').get()
