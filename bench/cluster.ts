@@ -1,6 +1,5 @@
 /**
- * Benchmark — cluster: the server as several instances on one database (PostgreSQL by default,
- * CLUSTER_STORAGE=sqlite for one shared file).
+ * Benchmark — cluster: the server as several instances on one PostgreSQL database.
  *
  * Intake: signed events accepted per second by 1 and by 3 instances, side by side, the load spread
  * evenly over the instances (one load generator process, 32 keep-alive connections in all,
@@ -93,7 +92,6 @@ async function intakeOutcome(): Promise<Outcome> {
   return {
     name: 'cluster-intake',
     figures: {
-      storage: process.env.CLUSTER_STORAGE || 'postgres',
       connections: CONNECTIONS,
       measured_seconds: durationMs / 1000,
       one_instance_events_per_s: Math.round(one.rate),
@@ -105,7 +103,7 @@ async function intakeOutcome(): Promise<Outcome> {
     },
     goal: 'none (reported)',
     status: 'info',
-    verdict: `1 instance ${Math.round(one.rate)} events/s, 3 instances ${Math.round(three.rate)} events/s → ratio ${ratio.toFixed(2)} (${process.env.CLUSTER_STORAGE || 'postgres'})`,
+    verdict: `1 instance ${Math.round(one.rate)} events/s, 3 instances ${Math.round(three.rate)} events/s → ratio ${ratio.toFixed(2)} (PostgreSQL)`,
   }
 }
 
@@ -118,7 +116,7 @@ async function drainOutcome(): Promise<Outcome> {
   const secrets = newSecrets()
   const database = await clusterDatabase('kit_bench_drain')
   const cluster = await startCluster({ count: 3, database, secrets, kitUrl: kit.url, rateLimit: LIMIT, rateWindowMs: WINDOW_MS, label: 'kit-bench-cluster-drain' })
-  const store = openStore(database.target)
+  const store = openStore(database.url)
   try {
     const first = cluster.instances[0]
     if (!first) throw new Error('instance 1 is not up')
@@ -158,8 +156,7 @@ async function drainOutcome(): Promise<Outcome> {
     return {
       name: 'cluster-drain',
       figures: {
-        storage: process.env.CLUSTER_STORAGE || 'postgres',
-        instances: 3,
+          instances: 3,
         events: eventCount,
         kit_limit: `${LIMIT} / ${WINDOW_MS / 1000} s`,
         seconds: round(seconds, 1),

@@ -112,7 +112,7 @@ describe.skipIf(!pgUp)('the delivery store on PostgreSQL', () => {
   beforeAll(async () => {
     database = await createTestDatabase('kitcluster')
     opened = await openPostgres(database.url)
-    store = openStore({ kind: 'postgres', url: database.url })
+    store = openStore(database.url)
     await addEvent('e1', 'm1')
     await addEvent('e2', 'm1')
     await addEvent('e3', 'm2')
@@ -136,6 +136,16 @@ describe.skipIf(!pgUp)('the delivery store on PostgreSQL', () => {
 
   it('finds waiting deliveries not queued behind a held one of the same member', async () => {
     expect(await store.waitingUnblocked()).toBe(1)
+  })
+
+  it('lists one member’s deliveries in the order they were stored', async () => {
+    const history = await store.memberHistory('m1')
+    expect(history.map((d) => [d.eventType, d.status, d.eventTime, d.attempts])).toEqual([
+      ['user.signed_up', 'held', 0, 0],
+      ['user.signed_up', 'pending', 0, 0],
+    ])
+    expect(history.every((d) => typeof d.storedAfterMs === 'number' && d.storedAfterMs >= 0)).toBe(true)
+    expect(await store.memberHistory('m_nobody')).toEqual([])
   })
 
   it('reports events without a delivery and lists what is not terminal', async () => {
