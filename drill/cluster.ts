@@ -1,7 +1,6 @@
 /**
- * `npm run drill:cluster` runs the fault drills against three instances sharing one database
- * (PostgreSQL by default; CLUSTER_STORAGE=sqlite for one shared SQLite file) and one JetStream
- * consumer; `npm run drill:cluster -- kill9 burst` runs only those named. Each prints a RESULT line;
+ * `npm run drill:cluster` runs the fault drills against three instances sharing one PostgreSQL
+ * database and one JetStream consumer; `npm run drill:cluster -- kill9 burst` runs only those named. Each prints a RESULT line;
  * a summary closes the run and the results are merged into drill/results.json.
  */
 import { log, runIfMain, type Outcome } from '../bench/lib/report.ts'
@@ -25,7 +24,7 @@ async function main(): Promise<Outcome[]> {
   const unknown = names.filter((n) => !(n in DRILLS))
   if (unknown.length) throw new Error(`unknown drill ${unknown.join(', ')}; choose from ${Object.keys(DRILLS).join(', ')}`)
   const chosen = names.length ? names : Object.keys(DRILLS)
-  log(`cluster drills on ${process.env.CLUSTER_STORAGE || 'postgres'}: ${chosen.join(', ')}`)
+  log(`cluster drills on PostgreSQL: ${chosen.join(', ')}`)
   const started = Date.now()
   const outcomes: Outcome[] = []
   for (const name of chosen) {

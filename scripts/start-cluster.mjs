@@ -9,7 +9,9 @@
 // Development (the default) serves the local App Station on the first instance only, and every
 // instance accepts the session tokens it mints (one issuer for all). The secrets are generated
 // once into data/cluster/secrets.json (mode 0600), beside the DATABASE_PATH every instance is
-// given: the local App Station runs only with secrets from that file, never from the environment.
+// given — only so that each finds that file: the local App Station runs only with secrets from
+// there, never from the environment. The data itself is in PostgreSQL: several processes on one
+// SQLite file is no supported setup (the embedded queue takes back every lease at start).
 // NODE_ENV=production takes the three secrets from the environment when all are set, otherwise
 // from that same file, and passes them to every instance; no local App Station then.
 // Each instance's output is prefixed with its port; Ctrl-C stops them all.
@@ -25,7 +27,7 @@ const production = /^prod(uction)?$/i.test((env.NODE_ENV ?? '').trim())
 const count = Number(env.CLUSTER_INSTANCES || 3)
 const basePort = Number(env.CLUSTER_BASE_PORT || 3001)
 const host = env.HOST || '127.0.0.1'
-const databaseUrl = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kit_cluster'
+const databaseUrl = env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/kit_cluster'
 const databasePath = resolve(env.DATABASE_PATH || 'data/cluster/kit.sqlite')
 const busUrl = env.EVENT_BUS_URL ?? 'nats://127.0.0.1:4222'
 const SECRET_NAMES = ['APPSTATION_JWT_SECRET', 'EVENTS_SECRET', 'ENCRYPTION_KEY']
@@ -39,7 +41,7 @@ function fail(message) {
 
 if (!Number.isInteger(count) || count < 1 || count > 16) fail('CLUSTER_INSTANCES must be an integer from 1 to 16')
 if (!Number.isInteger(basePort) || basePort < 1 || basePort + count - 1 > 65535) fail('CLUSTER_BASE_PORT must be a port number')
-if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) fail('DATABASE_URL must be a postgres:// URL (or empty: every instance then shares the SQLite file at DATABASE_PATH)')
+if (!/^postgres(ql)?:\/\//.test(databaseUrl)) fail('DATABASE_URL must be a postgres:// URL such as postgres://postgres@127.0.0.1:5432/kit_cluster')
 
 /** The development secrets file the server itself would write: generated once, mode 0600, ours alone. */
 function clusterSecrets() {
@@ -90,20 +92,6 @@ async function ensureDatabase() {
   })
 }
 
-/** A server that does not read DATABASE_URL yet silently uses its SQLite file instead: say so. */
-async function checkPostgresInUse() {
-  const client = new pg.Client({ connectionString: databaseUrl })
-  try {
-    await client.connect()
-    const { rows } = await client.query(`SELECT to_regclass('public.deliveries')::text AS t`)
-    if (!rows[0]?.t) {
-      console.warn(`start:cluster: WARNING: no tables appeared in ${new URL(databaseUrl).pathname.slice(1)}: this server does not read DATABASE_URL yet, so the instances share ${databasePath} instead`)
-    }
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
 async function waitReady(url, child) {
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline && child.exitCode === null) {
@@ -119,11 +107,11 @@ function prefixed(stream, label, out) {
 }
 
 const secrets = clusterSecrets()
-if (databaseUrl) await ensureDatabase()
+await ensureDatabase()
 
 const common = {
   DATABASE_PATH: databasePath,
-  ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  DATABASE_URL: databaseUrl,
   ...(busUrl ? { EVENT_BUS_URL: busUrl } : {}),
   HOST: host,
   // One issuer for all: a session token minted for one instance is good on every other.
@@ -173,9 +161,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 const ready = await Promise.all(children.map(({ child, port }) => waitReady(origin(port), child)))
 if (ready.every(Boolean)) {
-  if (databaseUrl) await checkPostgresInUse()
   console.log(`start:cluster: ${count} instances ready: ${children.map(({ port }) => origin(port)).join(', ')}`)
-  console.log(`start:cluster: ${databaseUrl ? `PostgreSQL ${new URL(databaseUrl).pathname.slice(1)}` : `SQLite ${databasePath}`}; ${busUrl ? `event bus ${busUrl}` : 'no event bus (HTTP intake only)'}; Kit at ${env.KIT_API_URL || 'https://api.kit.com'}`)
+  console.log(`start:cluster: PostgreSQL ${new URL(databaseUrl).pathname.slice(1)}; ${busUrl ? `event bus ${busUrl}` : 'no event bus (HTTP intake only)'}; Kit at ${env.KIT_API_URL || 'https://api.kit.com'}`)
   if (devHostOnFirst) console.log(`start:cluster: local App Station: ${origin(basePort)}/dev/ (its panel talks to instance 1; events it sends can go to any instance)`)
 } else if (!stopping) {
   console.error('start:cluster: not every instance became ready; see the lines above')

@@ -9,7 +9,7 @@ import { openPostgres, type OpenedPostgres } from '../server/db/postgres.ts'
 import { postSpread } from '../bench/lib/cluster.ts'
 import { event, member } from '../bench/lib/events.ts'
 import { scrapeCounter } from '../bench/lib/metrics.ts'
-import { maxPerWindow } from '../bench/lib/standin.ts'
+import { maxPerWindow, slotTurnaround } from '../bench/lib/standin.ts'
 import { openStore, type DeliveryStore } from '../bench/lib/store.ts'
 import type { StandinRequest } from './kit-standin/server.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
@@ -27,6 +27,18 @@ describe('maxPerWindow', () => {
 
   it('leaves out refusals for the budget or the key, and unanswered requests', () => {
     expect(maxPerWindow([request(0, 429), request(1, 401), request(2, 0), request(3)], 1000, 'k1')).toBe(1)
+  })
+})
+
+describe('slotTurnaround', () => {
+  it('measures how long past the window each slot waited for its next request', () => {
+    // Two slots, a 1000 ms window: 0 → 1000 (0 extra), 100 → 1300 (200), 1000 → 2000 (0), 1300 → 2500 (200, a 429 left out).
+    const requests = [request(0), request(100), request(1000), request(1300), request(2000), request(2400, 429), request(2500), request(2600, 200, 'k2')]
+    expect(slotTurnaround(requests, 2, 1000, 'k1')).toEqual({ medianMs: 200, meanMs: 100 })
+  })
+
+  it('has nothing to say about fewer requests than slots', () => {
+    expect(slotTurnaround([request(0)], 2, 1000, 'k1').medianMs).toBeNaN()
   })
 })
 
@@ -112,7 +124,7 @@ describe.skipIf(!pgUp)('the delivery store on PostgreSQL', () => {
   beforeAll(async () => {
     database = await createTestDatabase('kitcluster')
     opened = await openPostgres(database.url)
-    store = openStore({ kind: 'postgres', url: database.url })
+    store = openStore(database.url)
     await addEvent('e1', 'm1')
     await addEvent('e2', 'm1')
     await addEvent('e3', 'm2')
@@ -136,6 +148,16 @@ describe.skipIf(!pgUp)('the delivery store on PostgreSQL', () => {
 
   it('finds waiting deliveries not queued behind a held one of the same member', async () => {
     expect(await store.waitingUnblocked()).toBe(1)
+  })
+
+  it('lists one member’s deliveries in the order they were stored', async () => {
+    const history = await store.memberHistory('m1')
+    expect(history.map((d) => [d.eventType, d.status, d.eventTime, d.attempts])).toEqual([
+      ['user.signed_up', 'held', 0, 0],
+      ['user.signed_up', 'pending', 0, 0],
+    ])
+    expect(history.every((d) => typeof d.storedAfterMs === 'number' && d.storedAfterMs >= 0)).toBe(true)
+    expect(await store.memberHistory('m_nobody')).toEqual([])
   })
 
   it('reports events without a delivery and lists what is not terminal', async () => {

@@ -1,23 +1,19 @@
 /**
- * Several instances of the real server sharing one database (and, when given, one event bus
- * consumer), for the cluster drills and benchmark. CLUSTER_STORAGE chooses the database:
- * `postgres` (default: a fresh database per run on CLUSTER_PG_ADMIN_URL's server, dropped at the
- * end) or `sqlite` (one file in a temporary directory that every instance opens).
+ * Several instances of the real server sharing one PostgreSQL database (a fresh one per run on
+ * CLUSTER_PG_ADMIN_URL's server, dropped at the end) and, when given, one event bus consumer, for
+ * the cluster drills and benchmark.
  */
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
 import pg from 'pg'
 import { tempDir, type Secrets } from './env.ts'
 import { postAll, type MemberEvent } from './events.ts'
 import { startServer, type ServerHandle } from './server.ts'
-import type { StorageTarget } from './store.ts'
 
 export const PG_ADMIN_URL = process.env.CLUSTER_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
 export interface ClusterDatabase {
-  target: StorageTarget
-  /** Settings every instance gets for it. */
-  env: Record<string, string>
+  /** postgres://… of the run's database; every instance gets it as DATABASE_URL. */
+  url: string
   drop(): Promise<void>
 }
 
@@ -26,7 +22,7 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   try {
     await client.connect()
   } catch (err) {
-    throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(err as Error).message}); start it, set CLUSTER_PG_ADMIN_URL, or run with CLUSTER_STORAGE=sqlite`)
+    throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(err as Error).message}); start it or set CLUSTER_PG_ADMIN_URL to a server where this user may create databases`)
   }
   try {
     return await work(client)
@@ -35,43 +31,19 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** The storage of one run, as CLUSTER_STORAGE asks. */
+/** A fresh database for one run; BENCH_KEEP_DATA=1 keeps it for a look afterwards. */
 export async function clusterDatabase(prefix: string): Promise<ClusterDatabase> {
-  const kind = process.env.CLUSTER_STORAGE || 'postgres'
-  if (kind === 'sqlite') {
-    const path = join(tempDir(prefix), 'kit.sqlite')
-    return { target: { kind: 'sqlite', path }, env: { DATABASE_PATH: path }, drop: async () => {} }
-  }
-  if (kind !== 'postgres') throw new Error(`CLUSTER_STORAGE must be postgres or sqlite, got "${kind}"`)
   const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`
   await admin((c) => c.query(`CREATE DATABASE ${name}`))
   const url = new URL(PG_ADMIN_URL)
   url.pathname = `/${name}`
   const keep = process.env.BENCH_KEEP_DATA === '1'
+  if (keep) console.log(`BENCH_KEEP_DATA=1: database ${url.toString()} is kept after the run`)
   return {
-    target: { kind: 'postgres', url: url.toString() },
-    env: { DATABASE_URL: url.toString() },
+    url: url.toString(),
     drop: async () => {
       if (!keep) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
     },
-  }
-}
-
-/**
- * The server reads DATABASE_URL only from the change that brings PostgreSQL in: an older server
- * silently uses its SQLite file instead, so a run checks that the tables appeared in PostgreSQL.
- */
-export async function assertServerUsesPostgres(target: StorageTarget): Promise<void> {
-  if (target.kind !== 'postgres') return
-  const client = new pg.Client({ connectionString: target.url })
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('public.deliveries')::text AS t`)
-    if (!rows[0]?.t) {
-      throw new Error('the server started but created no tables in PostgreSQL: it does not read DATABASE_URL yet (it used its SQLite file). Use a server that does, or run with CLUSTER_STORAGE=sqlite')
-    }
-  } finally {
-    await client.end()
   }
 }
 
@@ -112,7 +84,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ...(ports[i] === undefined ? {} : { port: ports[i] }),
       rateLimit: options.rateLimit,
       rateWindowMs: options.rateWindowMs,
-      env: { ...options.database.env, ...options.busEnv },
+      env: { DATABASE_URL: options.database.url, ...options.busEnv },
       readyTimeoutMs: 60_000,
     })
     ports[i] = server.port
@@ -136,7 +108,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   try {
     // The first alone applies the migrations; the others then start together.
     await start(0)
-    await assertServerUsesPostgres(options.database.target)
     await Promise.all(Array.from({ length: options.count - 1 }, (_, k) => start(k + 1)))
   } catch (err) {
     await cluster.close().catch(() => {})

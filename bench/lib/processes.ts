@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { ROOT } from './env.ts'
 
 const children = new Set<ChildProcess>()
@@ -80,4 +80,26 @@ export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * CPU time of every process on this machine whose command is `command` (e.g. `postgres`: the
+ * server and all its backends), in seconds; 0 when there is none, as when the server is remote.
+ * A process that ends between two readings takes its time with it, so compare readings taken
+ * while the same connections stay open.
+ */
+export function cpuSecondsOf(command: string): number {
+  let total = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== command) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      // Gone since the directory was read.
+    }
+  }
+  return total
 }

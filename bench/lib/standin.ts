@@ -31,3 +31,18 @@ export function maxPerWindow(requests: StandinRequest[], windowMs: number, key?:
   }
   return most
 }
+
+/**
+ * How long past the window the budget's slots stayed unused, from the stand-in's side: with
+ * `capacity` slots, the request `capacity` places after another could at best arrive a whole
+ * window after it; the extra is time a slot sat idle (request latency, the ledger's round trips,
+ * a consumer that woke late). Median and mean in ms over the admitted requests of one key.
+ */
+export function slotTurnaround(requests: StandinRequest[], capacity: number, windowMs: number, key?: string): { medianMs: number; meanMs: number } {
+  const times = requests.filter((r) => admitted(r) && (key === undefined || r.key === key)).map((r) => r.at).sort((a, b) => a - b)
+  const extra: number[] = []
+  for (let i = 0; i + capacity < times.length; i++) extra.push((times[i + capacity] as number) - (times[i] as number) - windowMs)
+  if (extra.length === 0) return { medianMs: Number.NaN, meanMs: Number.NaN }
+  extra.sort((a, b) => a - b)
+  return { medianMs: extra[Math.floor(extra.length / 2)] as number, meanMs: extra.reduce((n, x) => n + x, 0) / extra.length }
+}

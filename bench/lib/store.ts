@@ -1,14 +1,12 @@
 /**
- * Following deliveries while several instances share one database: the same questions as
- * DeliveryReader (deliveries.ts), asked asynchronously so they can be answered by PostgreSQL as
- * well as by the SQLite file. Read-only; the server owns the tables.
+ * Following deliveries while several instances share one PostgreSQL database: the same questions
+ * as DeliveryReader (deliveries.ts) asks of one instance's SQLite file. Read-only; the server owns
+ * the tables. (Several processes on one SQLite file is no supported setup: the embedded queue
+ * takes back every lease at start, so the cluster tools run on PostgreSQL only.)
  */
 import pg from 'pg'
-import { DeliveryReader, type StatusCounts } from './deliveries.ts'
+import type { StatusCounts } from './deliveries.ts'
 import { sleep } from './env.ts'
-
-/** Where the instances keep their data: one PostgreSQL database, or one SQLite file they share. */
-export type StorageTarget = { kind: 'postgres'; url: string } | { kind: 'sqlite'; path: string }
 
 export interface Integrity {
   duplicateEvents: number
@@ -26,13 +24,26 @@ export interface DeliveryStore {
   waitingUnblocked(): Promise<number>
   /** A few deliveries that are not terminal, for failure reports. */
   stuck(limit?: number): Promise<Record<string, unknown>[]>
+  /** Every delivery of one member in the order they were stored, for a member Kit has wrong. */
+  memberHistory(memberId: string): Promise<MemberDelivery[]>
   close(): Promise<void>
+}
+
+export interface MemberDelivery {
+  eventType: string
+  /** ms after the member's first event. */
+  eventTime: number
+  status: string
+  attempts: number
+  lastError: string | null
+  /** ms after the member's first delivery was stored. */
+  storedAfterMs: number
 }
 
 const emptyCounts = (): StatusCounts => ({ pending: 0, retrying: 0, held: 0, succeeded: 0, failed: 0, skipped: 0 })
 
 /** Every count is cast to int in SQL: `pg` returns bigint as a string. */
-class PgStore implements DeliveryStore {
+export class PgStore implements DeliveryStore {
   private readonly pool: pg.Pool
 
   constructor(url: string) {
@@ -88,25 +99,23 @@ class PgStore implements DeliveryStore {
     return rows as Record<string, unknown>[]
   }
 
+  async memberHistory(memberId: string): Promise<MemberDelivery[]> {
+    // created_at is the ISO time the delivery was stored; epoch ms as float8 fit a double exactly.
+    const { rows } = await this.pool.query<MemberDelivery>(
+      `SELECT event_type AS "eventType",
+              (event_time - min(event_time) OVER ())::float8 AS "eventTime",
+              status, attempts::int AS attempts, last_error AS "lastError",
+              round(extract(epoch FROM created_at::timestamptz - min(created_at::timestamptz) OVER ()) * 1000)::float8 AS "storedAfterMs"
+         FROM deliveries WHERE member_id = $1 ORDER BY seq`,
+      [memberId],
+    )
+    return rows
+  }
+
   close = () => this.pool.end()
 }
 
-/** The SQLite reader behind the same asynchronous face. */
-class SqliteStore implements DeliveryStore {
-  constructor(private readonly reader: DeliveryReader) {}
-  counts = async () => this.reader.counts()
-  total = async () => this.reader.total()
-  eventRows = async () => this.reader.eventRows()
-  storedIds = async () => this.reader.storedIds()
-  integrity = async () => this.reader.integrity()
-  waitingUnblocked = async () => this.reader.waitingUnblocked()
-  stuck = async (limit?: number) => this.reader.stuck(limit)
-  close = async () => this.reader.close()
-}
-
-export function openStore(target: StorageTarget): DeliveryStore {
-  return target.kind === 'postgres' ? new PgStore(target.url) : new SqliteStore(new DeliveryReader(target.path))
-}
+export const openStore = (url: string): DeliveryStore => new PgStore(url)
 
 const terminal = (c: StatusCounts) => c.succeeded + c.failed + c.skipped
 

@@ -37,7 +37,26 @@ export async function examine(stack: Stack, ledger: Ledger, members: Member[], n
     `deliveries ${JSON.stringify(counts)}; ${rows} delivery rows for ${accepted.length} accepted events, ${integrity.eventsWithoutDelivery} events without one; ` +
     `${describeCheck(check)}; Kit tag calls redone (harmless): ${tagCallsRedone}`
   log(`${name}: ${line}`)
+  if (!check.ok) await explainWrong(stack, members, check, name)
   return { counts, lost, doubled, rows, check, tagCallsRedone, line }
+}
+
+/** For the first few members Kit has wrong: each of their deliveries, in the order they were stored. */
+async function explainWrong(stack: Stack, members: Member[], check: KitCheck, name: string): Promise<void> {
+  const wrong = [...check.missing, ...check.duplicated, ...check.wrongTags, ...check.wrongFields].map((entry) => entry.split(':')[0] ?? entry)
+  const byEmail = new Map(members.map((m) => [m.email.toLowerCase(), m]))
+  for (const email of [...new Set(wrong)].slice(0, 3)) {
+    const m = byEmail.get(email)
+    if (!m) continue
+    const account = stack.kit.account(stack.key)
+    const tagName = new Map(account.tags.map((t) => [t.id, t.name]))
+    const kit = account.subscribers.find((s) => s.email_address.toLowerCase() === email)
+    const state = kit ? JSON.stringify({ tags: [...kit.tags].map((id) => tagName.get(id) ?? id), fields: kit.fields }) : 'none'
+    log(`${name}: ${email} (${m.id}) in Kit: ${state}; its deliveries as stored:`)
+    for (const d of await stack.store.memberHistory(m.id)) {
+      log(`${name}:   +${d.storedAfterMs} ms  ${d.eventType.padEnd(22)} t0+${d.eventTime}  ${d.status} after ${d.attempts} attempt(s)${d.lastError ? ` — ${d.lastError}` : ''}`)
+    }
+  }
 }
 
 /** Clean: nothing lost or doubled, nothing failed, one delivery per accepted event, Kit exactly right. */

@@ -8,7 +8,7 @@ import { publishEvents, startBusRun, consumerState, type BusRun } from '../../be
 import { clusterDatabase, postSpread, startCluster, type Cluster, type ClusterDatabase } from '../../bench/lib/cluster.ts'
 import { newSecrets, sleep, type Secrets } from '../../bench/lib/env.ts'
 import type { MemberEvent } from '../../bench/lib/events.ts'
-import { openStore, type DeliveryStore, type StorageTarget } from '../../bench/lib/store.ts'
+import { openStore, type DeliveryStore } from '../../bench/lib/store.ts'
 import { startKitStandin, type KitStandin } from '../../tests/kit-standin/server.ts'
 import { startKitProxy, type KitProxy } from '../proxy.ts'
 
@@ -32,7 +32,8 @@ export interface Stack {
   bus: BusRun | null
   cluster: Cluster
   secrets: Secrets
-  target: StorageTarget
+  /** The run's PostgreSQL database. */
+  databaseUrl: string
   store: DeliveryStore
   /** Posts the events over HTTP, each to the next instance that is up; statuses in the events' order. */
   post(events: MemberEvent[], concurrency?: number): Promise<number[]>
@@ -75,7 +76,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await sleep(100)
     }
   }
-  const store = openStore(database.target)
+  const store = openStore(database.url)
   return {
     key,
     kit,
@@ -83,7 +84,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     bus,
     cluster,
     secrets,
-    target: database.target,
+    databaseUrl: database.url,
     store,
     post: (events, concurrency) => postSpread(cluster.urls(), secrets.hmacKey, events, concurrency),
     publish: (events) => {
