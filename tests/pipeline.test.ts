@@ -340,6 +340,21 @@ describe('order, duplicates and staleness', () => {
     expect(tagNames('pf-new@example.com')).toEqual(['Access: gold', 'New Member'])
   })
 
+  it('a late, older event still writes the member fields no newer event wrote', async () => {
+    await connect()
+    const t0 = Date.now() - 60_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const m = { memberId: 'm_late', email: 'late@example.com' }
+    // The grant (carrying no member fields) arrives and is applied before the older sign-up.
+    await settled((await send({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2000) })).id as string)
+    const signUp = await send({ ...m, type: 'user.signed_up', firstName: 'Lee', fields: { mk_subscription_plan: 'pro', mk_access_level: 'bronze' }, time: at(0) })
+    const d = await settled(signUp.id as string)
+    expect(d.status).toBe('succeeded')
+    expect(d.last_error).toContain('wrote no name or email, and none of the member fields the newer one had written')
+    // The plan lands; the level the newer grant wrote stays.
+    expect(subscriber('late@example.com')?.fields).toMatchObject({ subscription_plan: 'pro', access_level: 'gold' })
+  })
+
   it('a late, older subscription event never undoes a newer one', async () => {
     await connect()
     const t0 = Date.now() - 60_000

@@ -227,7 +227,12 @@ export class DeliveryProcessor {
     const scope = orderingScope(event)
     const profileScope = `profile:${delivery.memberId}`
     const settledScope = `settled:${delivery.memberId}`
-    const marks = await this.deps.queue.marks(communityId, [...(scope ? [scope] : []), profileScope, settledScope])
+    // Each field the event would write (the member's own, or filled from its subscription or
+    // access level) has its own scope: an older event still writes a field no newer applied event
+    // wrote (a late sign-up's plan), never one a newer event set.
+    const carriedFields = Object.keys(memberFieldValues(event))
+    const fieldScope = (source: string) => `field:${delivery.memberId}:${source}`
+    const marks = await this.deps.queue.marks(communityId, [...(scope ? [scope] : []), profileScope, settledScope, ...carriedFields.map(fieldScope)])
     if (scope) {
       const mark = marks.get(scope)
       if (mark && mark.eventTime > delivery.eventTime) {
@@ -251,7 +256,8 @@ export class DeliveryProcessor {
     const mappings = await this.deps.mappings.get(communityId)
     const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
     if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
-    const fieldValues = mappedFields(mappings, event, { memberFields: !staleProfile })
+    const newerFields = new Set(carriedFields.filter((source) => (marks.get(fieldScope(source))?.eventTime ?? -Infinity) > delivery.eventTime))
+    const fieldValues = mappedFields(mappings, event, { skip: newerFields })
     const log = new StepLog()
     const wantsProfile = (type === 'user.signed_up' || type === 'user.updated' || type === 'member.snapshot') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
@@ -285,7 +291,8 @@ export class DeliveryProcessor {
 
     // This event's scopes are now its own: an older event arriving later is stale in them.
     const markOf = (s: string): OrderingMark => ({ scope: s, eventTime: delivery.eventTime, eventId: delivery.eventId })
-    const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)])]
+    const writtenFields = carriedFields.filter((source) => source in fieldValues)
+    const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)]), ...writtenFields.map((f) => markOf(fieldScope(f)))]
     try {
       const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
       if (notes.waiting) {
@@ -303,7 +310,9 @@ export class DeliveryProcessor {
         return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, marks: settled }
       }
       if (staleProfile) {
-        const note = 'A newer event already set this member\'s profile, so this one wrote no name, email or member fields.'
+        const note = newerFields.size > 0
+          ? 'A newer event already set this member\'s profile, so this one wrote no name or email, and none of the member fields the newer one had written.'
+          : 'A newer event already set this member\'s profile, so this one wrote no name or email.'
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
@@ -614,8 +623,20 @@ export class DeliveryProcessor {
     if (!options.createIfMissing) {
       const found = await kit.findSubscriberByEmail(email)
       if (!found) return null
-      log.add('subscriber.unchanged', email)
-      const subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: answerFields(found) }
+      const stored = answerFields(found)
+      const changed = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (stored[k] ?? '') !== v))
+      let subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: stored }
+      if (Object.keys(changed).length === 0) {
+        log.add('subscriber.unchanged', email)
+      } else {
+        // An older event's member fields that no newer event wrote still land (its name and
+        // email do not).
+        log.attempting = 'member fields not written'
+        const answer = await kit.updateSubscriber(found.id, { fields: changed })
+        subscriber = { ...subscriber, fields: { ...stored, ...answerFields(answer), ...changed } }
+        log.add('subscriber.updated', email)
+        log.add('fields.written', labelsOf(Object.keys(changed)))
+      }
       // Remembered, so a delivery put back for the budget (or the member's next event) needs no
       // second lookup; a stale event's address may be one the member left, so it is not kept.
       if (options.writeProfile) await this.remember(delivery, kit.credentialId, subscriber)
@@ -720,16 +741,17 @@ export class DeliveryProcessor {
  * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
  * or level they name is the one the member no longer has.
  */
-export function memberFieldValues(event: MemberEvent, { memberFields = true } = {}): Record<string, string | null> {
-  const own = event.data.member.fields ?? {}
-  if (event.type === 'member.snapshot') return snapshotFieldValues(event, memberFields ? own : {})
-  const given: Record<string, string | null> = memberFields ? { ...own } : {}
+export function memberFieldValues(event: MemberEvent, { skip = new Set<string>() }: { skip?: ReadonlySet<string> } = {}): Record<string, string | null> {
+  const own = Object.fromEntries(Object.entries(event.data.member.fields ?? {}).filter(([source]) => !skip.has(source)))
+  if (event.type === 'member.snapshot') return snapshotFieldValues(event, own)
+  const given: Record<string, string | null> = { ...own }
+  const carried = event.data.member.fields ?? {}
   const plan = event.data.subscription?.plan
-  if (event.type === 'subscription.started' && !('mk_subscription_plan' in own) && typeof plan === 'string' && plan.trim() !== '') {
+  if (event.type === 'subscription.started' && !('mk_subscription_plan' in carried) && !skip.has('mk_subscription_plan') && typeof plan === 'string' && plan.trim() !== '') {
     given.mk_subscription_plan = plan
   }
   const level = event.data.access?.level
-  if (event.type === 'access.granted' && !('mk_access_level' in own) && typeof level === 'string' && level.trim() !== '') {
+  if (event.type === 'access.granted' && !('mk_access_level' in carried) && !skip.has('mk_access_level') && typeof level === 'string' && level.trim() !== '') {
     given.mk_access_level = level
   }
   return given
@@ -737,13 +759,13 @@ export function memberFieldValues(event: MemberEvent, { memberFields = true } = 
 
 /**
  * The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "".
- * `memberFields: false` leaves out the member's own fields (a newer profile was already applied)
- * and keeps those filled from the event's subscription or access level.
+ * `skip` leaves out the fields a newer applied event already wrote, whether the member's own or
+ * filled from the event's subscription or access level.
  */
 export function mappedFields(
   mappings: Mappings,
   event: MemberEvent,
-  options: { memberFields?: boolean } = {},
+  options: { skip?: ReadonlySet<string> } = {},
 ): Record<string, { key: string; label: string; value: string }> {
   const out: Record<string, { key: string; label: string; value: string }> = {}
   const given = memberFieldValues(event, options)
