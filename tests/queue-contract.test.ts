@@ -308,6 +308,15 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await queue.settle(d!.seq, 'owner_a', { ...succeeded, steps })
         expect(JSON.parse((await store.reads.get('c_alpha', deliveryId as string))?.steps ?? '')).toEqual(steps)
       })
+      it('records a retry due at a jittered, fractional time (to the millisecond)', async () => {
+        const { deliveryId } = await queue.enqueue(event())
+        const [d] = await claim(queue)
+        const due = Date.now() + 1234.5678
+        expect(await queue.settle(d!.seq, 'owner_a', { status: 'retrying', lastError: 'Kit asked us to slow down', kitRequests: 1, nextAttemptAt: due })).toBe(true)
+        const row = await store.reads.get('c_alpha', deliveryId as string)
+        expect(row).toMatchObject({ status: 'retrying', last_error: 'Kit asked us to slow down' })
+        expect(Math.abs((row?.next_attempt_at ?? 0) - due)).toBeLessThan(1)
+      })
     })
 
     describe('leases', () => {

@@ -298,6 +298,19 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         expect(await h.mappings.get('c_b')).toMatchObject({ document: '{"b":true}' })
         expect(await h.mappings.get('c_c')).toBeUndefined()
       })
+
+      it('replaces a document only while it is still the one read, in its own community only', async () => {
+        await h.mappings.save({ communityId: 'c_a', document: '{"v":1}', updatedAt: '2026-01-01T00:00:00.000Z' })
+        await h.mappings.save({ communityId: 'c_b', document: '{"v":1}', updatedAt: '2026-01-01T00:00:00.000Z' })
+        // Someone saved v2 after this caller read v1: its replacement is refused.
+        await h.mappings.save({ communityId: 'c_a', document: '{"v":2}', updatedAt: '2026-01-02T00:00:00.000Z' })
+        expect(await h.mappings.replace({ communityId: 'c_a', document: '{"v":"1+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":1}')).toBe(false)
+        expect(await h.mappings.get('c_a')).toMatchObject({ document: '{"v":2}' })
+        expect(await h.mappings.replace({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":2}')).toBe(true)
+        expect(await h.mappings.get('c_a')).toEqual({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' })
+        expect(await h.mappings.get('c_b')).toMatchObject({ document: '{"v":1}' })
+        expect(await h.mappings.replace({ communityId: 'c_c', document: '{}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{}')).toBe(false)
+      })
     })
 
     describe('Kit subscribers', () => {

@@ -719,7 +719,7 @@ export class DeliveryProcessor {
         await this.deps.connections.markInvalid(delivery.communityId, credentialId)
         return this.held(kitRequests)
       case 'rate_limited':
-        return retryLater('Kit asked us to slow down (rate limit); waiting for its window before retrying.', this.deps.retry.rateLimitWaitMs + this.random() * 1000)
+        return retryLater('Kit asked us to slow down (rate limit); waiting for its window before retrying.', Math.round(this.deps.retry.rateLimitWaitMs + this.random() * 1000))
       case 'unavailable':
         return retryLater(`Kit was unavailable (${kitErr.message}); retrying with backoff.`, this.backoff(delivery.attempts))
       case 'not_found':

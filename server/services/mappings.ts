@@ -115,6 +115,16 @@ export function normaliseMappings(doc: Mappings): Mappings {
   return { events, fields }
 }
 
+/** Tries of a read-merge-write before giving up on a document that keeps changing underneath. */
+const SAVE_ATTEMPTS = 5
+
+/** A document as it is stored: refused when it holds control characters or contradictions. */
+function checked(doc: Mappings): Mappings {
+  refuseControlCharacters(doc)
+  refuseContradictions(doc)
+  return normaliseMappings(doc)
+}
+
 export class MappingService {
   constructor(private readonly repo: MappingRepository) {}
 
@@ -130,14 +140,17 @@ export class MappingService {
    * mapping already writes to that key.
    */
   async learnFieldKey(communityId: string, source: string, key: string): Promise<void> {
-    const row = await this.repo.get(communityId)
-    if (!row) return
-    const doc = JSON.parse(row.document) as Mappings
-    const field = doc.fields.find((f) => f.source === source)
-    if (!field || field.kit_field.key === key) return
-    if (doc.fields.some((f) => f !== field && f.kit_field.key === key)) return
-    field.kit_field = { ...field.kit_field, key }
-    await this.repo.save({ communityId, document: JSON.stringify(doc), updatedAt: new Date().toISOString() })
+    for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
+      const row = await this.repo.get(communityId)
+      if (!row) return
+      const doc = JSON.parse(row.document) as Mappings
+      const field = doc.fields.find((f) => f.source === source)
+      if (!field || field.kit_field.key === key) return
+      if (doc.fields.some((f) => f !== field && f.kit_field.key === key)) return
+      field.kit_field = { ...field.kit_field, key }
+      // Only over the document read: an owner's save meanwhile is read again, never undone.
+      if (await this.repo.replace({ communityId, document: JSON.stringify(doc), updatedAt: new Date().toISOString() }, row.document)) return
+    }
   }
 
   /** Replaces the whole document; every event type must be present. */
@@ -148,21 +161,24 @@ export class MappingService {
 
   /** Replaces the event types given and, when given, the field list; the rest stays as saved. */
   async patch(communityId: string, change: MappingsPatch): Promise<Mappings> {
-    const current = await this.get(communityId)
-    const merged: Mappings = {
-      events: { ...current.events, ...change.events },
-      fields: change.fields ?? current.fields,
+    for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
+      const row = await this.repo.get(communityId)
+      const current = normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
+      const merged = checked({ events: { ...current.events, ...change.events }, fields: change.fields ?? current.fields })
+      const record = { communityId, document: JSON.stringify(merged), updatedAt: new Date().toISOString() }
+      if (!row) {
+        await this.repo.save(record)
+        return merged
+      }
+      // Merged into the document read: a save meanwhile (another tab, another instance) is merged again, never lost.
+      if (await this.repo.replace(record, row.document)) return merged
     }
-    return this.save(communityId, merged)
+    throw new AppError(409, 'mappings_changed', 'The mappings kept changing while this change was being saved. Reload them and make the change again.')
   }
 
   private async save(communityId: string, doc: Mappings): Promise<Mappings> {
-    refuseControlCharacters(doc)
-    refuseContradictions(doc)
-    const normalised = normaliseMappings(doc)
-    const document = JSON.stringify(normalised)
-    const updatedAt = new Date().toISOString()
-    await this.repo.save({ communityId, document, updatedAt })
+    const normalised = checked(doc)
+    await this.repo.save({ communityId, document: JSON.stringify(normalised), updatedAt: new Date().toISOString() })
     return normalised
   }
 }

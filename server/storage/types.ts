@@ -58,6 +58,11 @@ export interface MappingRecord {
 export interface MappingRepository {
   get(communityId: string): Promise<MappingRecord | undefined>
   save(record: MappingRecord): Promise<void>
+  /**
+   * Replaces the document only if it is still `expectedDocument` (what the caller read), so a
+   * change saved meanwhile, perhaps on another instance, is never overwritten. Returns whether it was.
+   */
+  replace(record: MappingRecord, expectedDocument: string): Promise<boolean>
 }
 
 /** What the plugin last wrote to Kit for one member under one credential. */

@@ -57,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         security,
         body: MappingsPatch,
-        response: { ...sessionErrors, 200: saved, 400: refused },
+        response: { ...sessionErrors, 200: saved, 400: refused, 409: { ...ErrorBody, description: '`mappings_changed`: the document kept changing while the change was merged into it; reload and try again' } },
       },
     },
     async (request) => mappings.patch(request.user.communityId, request.body),

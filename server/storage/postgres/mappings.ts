@@ -1,5 +1,5 @@
 /** The shared dialect's `mappings`: one saved mapping document per community. */
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { mappings } from '../../db/pg-schema/index.ts'
 import type { MappingRecord, MappingRepository } from '../types.ts'
@@ -19,5 +19,15 @@ export class PostgresMappings implements MappingRepository {
   async save(record: MappingRecord): Promise<void> {
     const { document, updatedAt } = record
     await this.db.insert(mappings).values(record).onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
+  }
+
+  async replace(record: MappingRecord, expectedDocument: string): Promise<boolean> {
+    const { document, updatedAt } = record
+    const changed = await this.db
+      .update(mappings)
+      .set({ document, updatedAt })
+      .where(and(eq(mappings.communityId, record.communityId), eq(mappings.document, expectedDocument)))
+      .returning({ communityId: mappings.communityId })
+    return changed.length > 0
   }
 }

@@ -262,7 +262,8 @@ export class PgQueue implements DeliveryQueue {
       JSON.stringify(outcome.steps ?? []),
       attempted,
       outcome.kitRequests,
-      outcome.nextAttemptAt ?? now,
+      // A bigint column: a fractional time (a jittered delay) would be refused and the outcome lost.
+      Math.round(outcome.nextAttemptAt ?? now),
       iso(now),
       sorted.map((m) => m.scope),
       sorted.map((m) => m.eventTime),

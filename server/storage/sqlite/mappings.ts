@@ -1,5 +1,5 @@
 /** The embedded dialect's `mappings`: one saved mapping document per community. */
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { mappings } from '../../db/schema/index.ts'
 import type { MappingRecord, MappingRepository } from '../types.ts'
@@ -18,5 +18,15 @@ export class SqliteMappings implements MappingRepository {
       .values(record)
       .onConflictDoUpdate({ target: mappings.communityId, set: { document, updatedAt } })
       .run()
+  }
+
+  async replace(record: MappingRecord, expectedDocument: string): Promise<boolean> {
+    const { document, updatedAt } = record
+    const result = this.db
+      .update(mappings)
+      .set({ document, updatedAt })
+      .where(and(eq(mappings.communityId, record.communityId), eq(mappings.document, expectedDocument)))
+      .run()
+    return result.changes > 0
   }
 }
