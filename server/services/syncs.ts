@@ -211,7 +211,8 @@ export class SyncService {
    * `liveImportMs` (longer than any upload may take) are dropped there.
    */
   async recoverInterrupted(liveImportMs = 0): Promise<number> {
-    const ids = await this.deps.syncs.importing(this.now() - liveImportMs + (liveImportMs === 0 ? 1 : 0))
+    // `+ 1`: with no live imports to spare, one that started in this very millisecond is dropped too.
+    const ids = await this.deps.syncs.importing(this.now() - liveImportMs + 1)
     for (const id of ids) await this.deps.syncs.discard(id)
     return ids.length
   }

@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { BudgetLedger, BudgetTicket } from '../types.ts'
+import { withTransaction } from './transaction.ts'
 
 export interface PgBudgetLedgerOptions {
   /**
@@ -81,22 +82,12 @@ export class PgBudgetLedger implements BudgetLedger {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('A Kit budget take needs a capacity of at least 1')
     const window = Math.ceil(windowMs)
     const id = randomUUID()
-    const client = await this.#pool.connect()
-    let row: TakeRow | undefined
-    try {
-      await client.query('BEGIN')
+    const row = await withTransaction(this.#pool, async (client) => {
       // Its own statement: a statement sees the rows committed before it started, so the one that
       // counts must start after the lock is held.
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [credentialId])
-      const result = await client.query<TakeRow>(TAKE, [credentialId, capacity, window, id, this.staleMs + window])
-      await client.query('COMMIT')
-      row = result.rows[0]
-    } catch (error) {
-      // A connection left inside a failed transaction is not given back to the pool.
-      client.release(error instanceof Error ? error : true)
-      throw error
-    }
-    client.release()
+      return (await client.query<TakeRow>(TAKE, [credentialId, capacity, window, id, this.staleMs + window])).rows[0]
+    })
     if (!row) throw new Error('The Kit budget ledger query returned no row: check the kit_budget_ledger migration')
     if (row.taken) return { ticket: { id } }
     const local = Date.now()

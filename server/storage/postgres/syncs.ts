@@ -7,6 +7,7 @@ import type pg from 'pg'
 import type { OpenedPostgres } from '../../db/postgres.ts'
 import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
 import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
+import { withTransaction } from './transaction.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -59,26 +60,8 @@ export class PostgresSyncs implements SyncRepository {
     this.pool = pool
   }
 
-  /** Runs `work` on one client inside BEGIN … COMMIT; any error rolls it back. */
-  private async transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect()
-    let broken: Error | undefined
-    try {
-      await client.query('BEGIN')
-      await work(client)
-      await client.query('COMMIT')
-    } catch (err) {
-      try {
-        await client.query('ROLLBACK')
-      } catch (rollbackFailed) {
-        // The connection is gone (PostgreSQL drops the open transaction with it): the pool must
-        // not hand it out again. The first error is the one worth reporting.
-        broken = rollbackFailed instanceof Error ? rollbackFailed : new Error(String(rollbackFailed))
-      }
-      throw err
-    } finally {
-      client.release(broken)
-    }
+  private transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    return withTransaction(this.pool, work)
   }
 
   async create(sync: NewSync): Promise<void> {

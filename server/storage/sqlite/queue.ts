@@ -32,8 +32,7 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly expediteStmt: Database.Statement
   private readonly markStmt: Database.Statement
   private readonly markOfStmt: Database.Statement
-  private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number, communityId: string | null) => boolean
-  private readonly communityOf: Database.Statement
+  private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
   private readonly purgeTx: (before: string, limit: number) => Purged
@@ -77,7 +76,6 @@ export class SqliteQueue implements DeliveryQueue {
       `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
     )
-    this.communityOf = sqlite.prepare('SELECT community_id AS c FROM deliveries WHERE seq = ?').pluck()
     this.settleStmt = sqlite.prepare(
       `UPDATE deliveries
           SET status = @status, last_error = @lastError, steps = @steps,
@@ -93,13 +91,18 @@ export class SqliteQueue implements DeliveryQueue {
           AND next_attempt_at > @now AND +community_id = @communityId
           AND (last_error IS NULL OR substr(last_error, 1, @prefixLength) <> @listLagPrefix)`,
     )
+    // The mark belongs to the settled delivery's community, read from its row.
     this.markStmt = sqlite.prepare(
-      `INSERT INTO ordering_marks (community_id, scope, event_time, event_id) VALUES (@communityId, @scope, @eventTime, @eventId)
+      `INSERT INTO ordering_marks (community_id, scope, event_time, event_id)
+       SELECT community_id, @scope, @eventTime, @eventId FROM deliveries WHERE seq = @seq
        ON CONFLICT (community_id, scope) DO UPDATE SET event_time = excluded.event_time, event_id = excluded.event_id`,
     )
-    this.markOfStmt = sqlite.prepare('SELECT scope, event_time AS eventTime, event_id AS eventId FROM ordering_marks WHERE community_id = ? AND scope = ?')
+    this.markOfStmt = sqlite.prepare(
+      `SELECT scope, event_time AS eventTime, event_id AS eventId FROM ordering_marks
+        WHERE community_id = ? AND scope IN (SELECT value FROM json_each(?))`,
+    )
     this.nextDueStmt = sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
-    this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number, communityId: string | null) => {
+    this.settleTx = sqlite.transaction((seq: number, owner: string, outcome: Outcome, now: number) => {
       const changed = this.settleStmt.run({
         seq,
         owner,
@@ -111,9 +114,7 @@ export class SqliteQueue implements DeliveryQueue {
         nextAttemptAt: outcome.nextAttemptAt ?? now,
         updatedAt: iso(now),
       }).changes
-      if (changed === 1 && communityId !== null) {
-        for (const mark of outcome.marks ?? []) this.markStmt.run({ communityId, ...mark })
-      }
+      if (changed === 1) for (const mark of outcome.marks ?? []) this.markStmt.run({ seq, ...mark })
       return changed === 1
     })
 
@@ -211,17 +212,12 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   async settle(seq: number, owner: string, outcome: Outcome): Promise<boolean> {
-    const communityId = outcome.marks?.length ? ((this.communityOf.get(seq) as string | undefined) ?? null) : null
-    return this.settleTx(seq, owner, outcome, Date.now(), communityId)
+    return this.settleTx(seq, owner, outcome, Date.now())
   }
 
   async marks(communityId: string, scopes: string[]): Promise<Map<string, OrderingMark>> {
-    const found = new Map<string, OrderingMark>()
-    for (const scope of scopes) {
-      const row = this.markOfStmt.get(communityId, scope) as OrderingMark | undefined
-      if (row) found.set(scope, row)
-    }
-    return found
+    const rows = this.markOfStmt.all(communityId, JSON.stringify(scopes)) as OrderingMark[]
+    return new Map(rows.map((row) => [row.scope, row]))
   }
 
   async recover(): Promise<number> {
