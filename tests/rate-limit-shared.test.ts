@@ -36,7 +36,8 @@ async function twoInstances(limits: Partial<Config>): Promise<{ a: FastifyInstan
     ...limits,
   }
   // Started together: the first applies the migrations, the other waits for it.
-  const [a, b] = (await Promise.all([buildTestApp(shared, { autoStart: false }), buildTestApp(shared, { autoStart: false })])).map((built) => built.app)
+  const [first, second] = await Promise.all([buildTestApp(shared, { autoStart: false }), buildTestApp(shared, { autoStart: false })])
+  const [a, b] = [first.app, second.app]
   cleanups.push(async () => {
     await Promise.all([a.close(), b.close()])
   })

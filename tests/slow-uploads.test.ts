@@ -41,8 +41,9 @@ async function listening(overrides: Partial<Config>): Promise<number> {
 
 /** A CSV member file of at least `bytes` bytes, and the members in it. */
 function memberFile(bytes: number): { body: Buffer; members: number } {
-  const lines = ['email,member_id']
-  let size = lines[0].length + 1
+  const header = 'email,member_id'
+  const lines = [header]
+  let size = header.length + 1
   while (size < bytes) {
     const line = `member${lines.length}@example.com,m_${lines.length}`
     lines.push(line)

@@ -15,7 +15,7 @@ function runOutTime(arrivals: [number, number][], durationMs: number, everyMs = 
   let next = 0
   for (let t = everyMs; t <= durationMs; t += everyMs) {
     let bytes = 0
-    while (next < arrivals.length && arrivals[next][0] <= t) bytes += arrivals[next++][1]
+    for (let arrival = arrivals[next]; arrival && arrival[0] <= t; arrival = arrivals[++next]) bytes += arrival[1]
     if (!deadline.check(t, bytes, serverBehind(t))) return t
   }
   return null
