@@ -14,7 +14,7 @@ import { DeliveryReader } from './lib/deliveries.ts'
 import { envInt, freePort, median, newSecrets, round, sleep, tempDir } from './lib/env.ts'
 import { cpuSeconds, rssKiB, spawnTs } from './lib/processes.ts'
 import { log, printOutcome, runIfMain, verdictOf, type Outcome } from './lib/report.ts'
-import { startServer } from './lib/server.ts'
+import { CAPACITY_EVENTS_RATE_LIMIT, startServer } from './lib/server.ts'
 import { api, connect } from './lib/session.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
 
@@ -106,7 +106,7 @@ export async function serverIntake(durationMs: number, connected: boolean): Prom
   const secrets = newSecrets()
   const dir = tempDir('kit-bench-intake')
   const kit = connected ? await startKitStandin({ apiKeys: [KIT_KEY] }) : null
-  const server = await startServer({ dir, secrets, kitUrl: kit?.url ?? 'http://127.0.0.1:9' })
+  const server = await startServer({ dir, secrets, kitUrl: kit?.url ?? 'http://127.0.0.1:9', env: CAPACITY_EVENTS_RATE_LIMIT })
   try {
     if (kit) await connect(api(server.url, secrets.jwtSecret, INTAKE_COMMUNITY), KIT_KEY)
     await sleep(3_000)

@@ -1,6 +1,6 @@
 /**
  * Builds the plugin's Fastify app in a visible order: external plugins (config, database, metrics,
- * session auth, rate limits, OpenAPI), then the app's services (Kit client, services, event pipeline, event bus), then the routes.
+ * session auth, rate limits, upload pace, OpenAPI), then the app's services (Kit client, services, event pipeline, event bus), then the routes.
  * `main.ts` only loads config and listens; tests build this same app.
  */
 import swagger from '@fastify/swagger'
@@ -19,6 +19,7 @@ import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
+import uploadPacePlugin, { clientErrorHandler } from './plugins/upload-pace.ts'
 import { STOP_GRACE_MS } from './pipeline/consumer.ts'
 import { MAX_EVENT_BYTES } from './pipeline/intake.ts'
 import servicesPlugin from './plugins/services.ts'
@@ -60,6 +61,8 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
       connectionsCheckingInterval: deadlineCheckInterval(config.requestTimeoutMs),
     },
     trustProxy: false,
+    // Node's request timeout, except for member-file uploads under their own deadline (upload-pace).
+    clientErrorHandler,
     // Also bounds each close hook: stopping the consumer may take its whole grace for work in
     // flight, and a hook cut short would fail the shutdown and close the database under it.
     pluginTimeout: STOP_GRACE_MS + 10_000,
@@ -81,6 +84,7 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
   await app.register(metricsPlugin)
   await app.register(authPlugin)
   await app.register(rateLimitPlugin)
+  await app.register(uploadPacePlugin)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Kit for App Station', version: '0.1.0', description: 'Settings API, event intake and operations.' },

@@ -44,6 +44,10 @@ export interface Config {
   apiRateLimit: number
   /** Kit key checks (saving a key, Test connection) per minute for one community. */
   kitCheckRateLimit: number
+  /** Failed session tokens per minute from one source address before they answer 429 instead of 401. */
+  sessionFailureLimit: number
+  /** POST /events requests per minute from one source address, counted by each instance. */
+  eventsRateLimit: number
   /** When set, /metrics and /docs/openapi.json require `Authorization: Bearer <token>`. */
   metricsToken: string | null
   /** How long a client may take to send a whole request (head and body) before it is closed. */
@@ -57,9 +61,22 @@ export interface Config {
   /** The largest member file one sync accepts (bytes), and the most members in it. */
   syncMaxBytes: number
   syncMaxRows: number
+  /** How slow a member-file upload may be: see `SyncUploadPace`. */
+  syncUpload: SyncUploadPace
   /** EVENT_BUS_URL set: member events are also consumed from a JetStream stream. */
   eventBus: EventBusConfig | null
   logLevel: string
+}
+
+/**
+ * A member-file upload is never cut off while at least `minBytes` arrive in every `windowMs`,
+ * however long it takes; one that sends nothing for `stallMs` is closed (408). It has no other
+ * deadline: HTTP_REQUEST_TIMEOUT_MS applies to every other request.
+ */
+export interface SyncUploadPace {
+  minBytes: number
+  windowMs: number
+  stallMs: number
 }
 
 export interface EventBusConfig {
@@ -315,6 +332,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   }
   const apiRateLimit = intSetting(env, 'API_RATE_LIMIT', 120, problems)
   const kitCheckRateLimit = intSetting(env, 'KIT_CHECK_RATE_LIMIT', 10, problems)
+  const sessionFailureLimit = intSetting(env, 'SESSION_FAILURE_LIMIT', 60, problems)
+  const eventsRateLimit = intSetting(env, 'EVENTS_RATE_LIMIT', 60_000, problems)
   const requestTimeoutMs = intSetting(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, problems, 100)
   const connectionTimeoutMs = intSetting(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, problems, 100)
   const keepAliveTimeoutMs = intSetting(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 10_000, problems, 100)
@@ -322,6 +341,12 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const syncMaxBytes = intSetting(env, 'SYNC_MAX_BYTES', 64 * 1024 * 1024, problems, 1024)
   const syncMaxRows = intSetting(env, 'SYNC_MAX_ROWS', 100_000, problems)
   if (syncMaxRows > 1_000_000) problems.push('SYNC_MAX_ROWS must be at most 1000000 (split larger member lists into several syncs)')
+  const syncUpload: SyncUploadPace = {
+    minBytes: intSetting(env, 'SYNC_UPLOAD_MIN_BYTES', 16 * 1024, problems),
+    windowMs: intSetting(env, 'SYNC_UPLOAD_WINDOW_MS', 10_000, problems, 100),
+    stallMs: intSetting(env, 'SYNC_UPLOAD_STALL_MS', 30_000, problems, 100),
+  }
+  if (syncUpload.stallMs < syncUpload.windowMs) problems.push('SYNC_UPLOAD_STALL_MS must be at least SYNC_UPLOAD_WINDOW_MS')
   const eventBus = eventBusSettings(env, problems)
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -351,12 +376,15 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       metricsToken,
       apiRateLimit,
       kitCheckRateLimit,
+      sessionFailureLimit,
+      eventsRateLimit,
       requestTimeoutMs,
       connectionTimeoutMs,
       keepAliveTimeoutMs,
       retentionDays,
       syncMaxBytes,
       syncMaxRows,
+      syncUpload,
       eventBus,
       logLevel,
     },

@@ -129,6 +129,28 @@ describe('settings API rate limits', () => {
       'KIT_CHECK_RATE_LIMIT must be an integer ≥ 1',
     ])
   })
+
+  it('allows 60 failed session tokens and 60000 events a minute per source by default, and reads both', () => {
+    const defaults = loadConfig({ DATABASE_PATH: tempDb() }).config
+    expect([defaults.sessionFailureLimit, defaults.eventsRateLimit]).toEqual([60, 60_000])
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), SESSION_FAILURE_LIMIT: '5', EVENTS_RATE_LIMIT: '1000000' })
+    expect([config.sessionFailureLimit, config.eventsRateLimit]).toEqual([5, 1_000_000])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), SESSION_FAILURE_LIMIT: '-1', EVENTS_RATE_LIMIT: '1.5' })).toEqual([
+      'SESSION_FAILURE_LIMIT must be an integer ≥ 1',
+      'EVENTS_RATE_LIMIT must be an integer ≥ 1',
+    ])
+  })
+})
+
+describe('member-file upload pace', () => {
+  it('reads SYNC_UPLOAD_MIN_BYTES, SYNC_UPLOAD_WINDOW_MS and SYNC_UPLOAD_STALL_MS, and refuses a stall shorter than the window', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), SYNC_UPLOAD_MIN_BYTES: '1024', SYNC_UPLOAD_WINDOW_MS: '500', SYNC_UPLOAD_STALL_MS: '1500' })
+    expect(config.syncUpload).toEqual({ minBytes: 1024, windowMs: 500, stallMs: 1500 })
+    expect(problemsOf({ DATABASE_PATH: tempDb(), SYNC_UPLOAD_WINDOW_MS: '20000', SYNC_UPLOAD_STALL_MS: '10000' })).toEqual([
+      'SYNC_UPLOAD_STALL_MS must be at least SYNC_UPLOAD_WINDOW_MS',
+    ])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), SYNC_UPLOAD_MIN_BYTES: '0' })).toEqual(['SYNC_UPLOAD_MIN_BYTES must be an integer ≥ 1'])
+  })
 })
 
 describe('METRICS_TOKEN', () => {

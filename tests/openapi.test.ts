@@ -62,7 +62,7 @@ describe('the OpenAPI description', () => {
     expect(body.required).toEqual(expect.arrayContaining(['specversion', 'id', 'source', 'type', 'communityid', 'data']))
     const member = ((body.properties.data as Json).properties as Json).member as { required: string[] }
     expect(member.required).toEqual(expect.arrayContaining(['id', 'email']))
-    expect(Object.keys(op!.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415'])
+    expect(Object.keys(op!.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '429'])
   })
 
   it('documents the order parameter of GET /deliveries with its values', () => {

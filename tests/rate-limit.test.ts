@@ -4,7 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { MAX_INTERACTIVE_WAITING } from '../server/kit/budget.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
-import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
+import { makeEvent, postEvent, signedHeaders, waitFor } from './helpers/events.ts'
 import { auth, signToken, tokenFor } from './helpers/tokens.ts'
 
 const KEY = 'kit_live_key_alpha_0001'
@@ -110,7 +110,7 @@ describe('settings API rate limit per community and user', () => {
     expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers: real }))
   })
 
-  it('does not limit the event intake or /healthz', async () => {
+  it('does not limit /healthz, and the default event allowance takes 150 events from one source at once', async () => {
     const secret = randomBytes(32).toString('base64')
     const server = await app({ apiRateLimit: 2, eventsSecrets: [secret] })
     for (let i = 0; i < 150; i += 1) {
@@ -122,6 +122,63 @@ describe('settings API rate limit per community and user', () => {
     const headers = asUser('c_alpha', 'u_owner')
     for (let i = 0; i < 2; i += 1) await server.inject({ method: 'GET', url: '/api/v1/connection', headers })
     expectRateLimited(await server.inject({ method: 'GET', url: '/api/v1/connection', headers }))
+  })
+})
+
+describe('failed session tokens per source address', () => {
+  const forged = () => auth(signToken({ claims: { cid: 'c_alpha', sub: 'u_owner' }, secret: 'another-secret-that-is-at-least-32-bytes' }))
+  const from = (remoteAddress: string, headers: Record<string, string>) =>
+    ({ method: 'GET', url: '/api/v1/connection', headers, remoteAddress }) as const
+
+  it('answers 429 instead of 401 once a source sent more than SESSION_FAILURE_LIMIT failing tokens a minute; a valid token still passes', async () => {
+    const server = await app({ sessionFailureLimit: 3 })
+    for (let i = 0; i < 3; i += 1) {
+      expect((await server.inject(from('203.0.113.7', forged()))).statusCode, `failure ${i + 1}`).toBe(401)
+    }
+    const seconds = expectRateLimited(await server.inject(from('203.0.113.7', forged())))
+    expect(seconds).toBeLessThanOrEqual(60)
+    // A missing token counts as a failure too.
+    expectRateLimited(await server.inject(from('203.0.113.7', {})))
+
+    expect((await server.inject(from('203.0.113.7', asUser('c_alpha', 'u_owner')))).statusCode).toBe(200)
+    expect((await server.inject(from('198.51.100.2', forged()))).statusCode).toBe(401)
+  })
+
+  it('does not count a genuine token that merely expired: it keeps answering 401 so the panel asks for a new one', async () => {
+    const server = await app({ sessionFailureLimit: 2 })
+    const now = Math.floor(Date.now() / 1000)
+    const expired = auth(signToken({ claims: { iat: now - 200, exp: now - 60 } }))
+    for (let i = 0; i < 6; i += 1) {
+      const res = await server.inject(from('203.0.113.8', expired))
+      expect(res.statusCode, `expired ${i + 1}`).toBe(401)
+      expect(res.json().error.code).toBe('invalid_session')
+    }
+    expect((await server.inject(from('203.0.113.8', forged()))).statusCode).toBe(401)
+    expect((await server.inject(from('203.0.113.8', forged()))).statusCode).toBe(401)
+    expectRateLimited(await server.inject(from('203.0.113.8', forged())))
+    expect((await server.inject(from('203.0.113.8', expired))).statusCode).toBe(401)
+  })
+})
+
+describe('event intake per source address', () => {
+  it('refuses events over EVENTS_RATE_LIMIT a minute from one source with 429 and stores nothing of them; another source goes on', async () => {
+    const secret = randomBytes(32).toString('base64')
+    const server = await app({ eventsRateLimit: 5, eventsSecrets: [secret] })
+    const fromSource = (remoteAddress: string, event: Record<string, unknown>) => {
+      const payload = JSON.stringify(event)
+      return server.inject({ method: 'POST', url: '/events', payload, headers: signedHeaders(payload, { secret }), remoteAddress })
+    }
+    for (let i = 0; i < 5; i += 1) {
+      expect((await fromSource('192.0.2.10', makeEvent())).statusCode, `event ${i + 1}`).toBe(202)
+    }
+    const over = makeEvent()
+    const seconds = expectRateLimited(await fromSource('192.0.2.10', over))
+    expect(seconds).toBeLessThanOrEqual(60)
+    expect(server.sqlite.prepare('SELECT count(*) AS n FROM events WHERE id = ?').get(over.id)).toEqual({ n: 0 })
+    expect(server.sqlite.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 5 })
+
+    expect((await fromSource('192.0.2.11', makeEvent())).statusCode).toBe(202)
+    expect((await server.inject({ method: 'GET', url: '/healthz', remoteAddress: '192.0.2.10' })).statusCode).toBe(200)
   })
 })
 

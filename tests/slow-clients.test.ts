@@ -97,6 +97,29 @@ describe('slow clients', () => {
     expect(server.keepAliveTimeout).toBe(10_000)
   })
 
+  it('answers a request it cannot read as HTTP, or with headers too large, in the project\'s error shape and closes the connection', async () => {
+    testApp = await buildTestApp()
+    await testApp.app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = testApp.app.server.address() as AddressInfo
+    const exchange = (request: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port }, () => socket.end(request))
+        let answer = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (chunk: string) => {
+          answer += chunk
+        })
+        socket.on('error', () => {})
+        socket.on('close', () => resolve(answer))
+      })
+    const garbled = await exchange('NOT HTTP AT ALL\r\n\r\n')
+    expect(garbled).toMatch(/^HTTP\/1\.1 400 /)
+    expect(JSON.parse(garbled.split('\r\n\r\n')[1] ?? '')).toMatchObject({ error: { code: 'bad_request' } })
+    const oversized = await exchange(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+    expect(oversized).toMatch(/^HTTP\/1\.1 431 /)
+    expect(JSON.parse(oversized.split('\r\n\r\n')[1] ?? '')).toMatchObject({ error: { code: 'headers_too_large' } })
+  })
+
   it(`closes ${SLOW_SOCKETS} stalled or trickling connections near the request deadline and keeps serving others`, async () => {
     testApp = await buildTestApp({
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
@@ -125,8 +148,9 @@ describe('slow clients', () => {
     const lifetimes = clients.map((c) => (c.closedAt ?? Number.POSITIVE_INFINITY) - c.openedAt)
     expect(Math.max(...lifetimes)).toBeLessThanOrEqual(CLOSED_WITHIN_MS)
     expect(clients.filter((c) => !c.silent && c.pending === '')).toEqual([])
-    const timedOut = clients.filter((c) => c.answer.startsWith('HTTP/1.1 408')).length
-    expect(timedOut).toBeGreaterThan(0)
+    const timedOut = clients.filter((c) => c.answer.startsWith('HTTP/1.1 408'))
+    expect(timedOut.length).toBeGreaterThan(0)
+    for (const client of timedOut) expect(JSON.parse(client.answer.split('\r\n\r\n')[1] ?? '')).toMatchObject({ error: { code: 'request_timeout' } })
 
     const after = await fetch(`http://127.0.0.1:${port}/healthz`)
     expect(after.status).toBe(200)

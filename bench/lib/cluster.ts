@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { tempDir, type Secrets } from './env.ts'
 import { postAll, type MemberEvent } from './events.ts'
-import { startServer, type ServerHandle } from './server.ts'
+import { CAPACITY_EVENTS_RATE_LIMIT, startServer, type ServerHandle } from './server.ts'
 
 export const PG_ADMIN_URL = process.env.CLUSTER_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
@@ -84,7 +84,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ...(ports[i] === undefined ? {} : { port: ports[i] }),
       rateLimit: options.rateLimit,
       rateWindowMs: options.rateWindowMs,
-      env: { DATABASE_URL: options.database.url, ...options.busEnv },
+      env: { DATABASE_URL: options.database.url, ...CAPACITY_EVENTS_RATE_LIMIT, ...options.busEnv },
       readyTimeoutMs: 60_000,
     })
     ports[i] = server.port

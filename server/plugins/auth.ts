@@ -58,7 +58,21 @@ function lifetimeProblem(issuedAt: unknown, expiresAt: unknown, maxLifetimeS: nu
   return null
 }
 
-const invalidSession = (message: string) => new AppError(401, 'invalid_session', message)
+/**
+ * A refused session token (401 `invalid_session`), with why: `expired` is a genuinely signed token
+ * past its time — the panel then asks App Station for a new one — while `invalid` proves nothing
+ * about who sent it, so those count against the source's allowance of failed tokens.
+ */
+export class SessionRefused extends AppError {
+  constructor(
+    readonly reason: 'expired' | 'invalid',
+    message: string,
+  ) {
+    super(401, 'invalid_session', message)
+  }
+}
+
+const invalidSession = (message: string) => new SessionRefused('invalid', message)
 
 export default fp(
   async (app) => {
@@ -91,11 +105,10 @@ export default fp(
         await request.jwtVerify()
       } catch (err) {
         const code = (err as { code?: string }).code
-        throw invalidSession(
-          code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
-            ? 'The session token has expired; ask App Station for a new one.'
-            : 'The session token is not valid for this plugin.',
-        )
+        if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') {
+          throw new SessionRefused('expired', 'The session token has expired; ask App Station for a new one.')
+        }
+        throw invalidSession('The session token is not valid for this plugin.')
       }
       const { userId, communityId, issuedAt, expiresAt } = request.user
       const problem = lifetimeProblem(issuedAt, expiresAt, sessionMaxLifetimeS, Date.now() / 1000)

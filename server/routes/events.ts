@@ -80,6 +80,7 @@ const eventSchema = {
     401: refusal('invalid_signature: the signature is missing or wrong, or its timestamp more than 5 minutes off'),
     413: refusal('payload_too_large: the body is larger than 256 KiB'),
     415: refusal('unsupported_media_type: send application/cloudevents+json or application/json'),
+    429: refusal('rate_limited: more events from this address than EVENTS_RATE_LIMIT a minute; retry after Retry-After'),
   },
 }
 
@@ -95,7 +96,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // The schema documents the intake; the intake validates, after the signature check (a missing
   // header is a 401, not a 400), so nothing here is compiled into a validator.
-  app.post('/events', { schema: eventSchema, validatorCompiler: () => () => true }, async (request, reply) => {
+  app.post('/events', { schema: eventSchema, validatorCompiler: () => () => true, onRequest: app.intakeLimit }, async (request, reply) => {
     if (!Buffer.isBuffer(request.body)) {
       metrics.eventsReceived.inc({ status: 'invalid' })
       throw new AppError(400, 'invalid_event', 'Send the event as application/cloudevents+json or application/json.')

@@ -14,6 +14,7 @@
  * - kit_budget_ledger,
  *   kit_budget_blocks        → BudgetLedger (PostgreSQL only in use; the embedded budget is in memory)
  * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
+ * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
  */
 import type { DeliveryQueue } from '../pipeline/queue.ts'
 
@@ -218,6 +219,15 @@ export interface KnownTagRepository {
   find(credentialId: string, name: string, since: number): Promise<number | null>
 }
 
+/** Request allowances counted across every instance that shares the database. */
+export interface RateLimitCounter {
+  /**
+   * Counts one request under `key` in its fixed window of `windowMs` (opened by the window's first
+   * request): the requests counted so far in that window and the ms until it resets.
+   */
+  hit(key: string, windowMs: number): Promise<{ hits: number; resetsInMs: number }>
+}
+
 export interface Storage {
   readonly dialect: Dialect
   readonly connections: ConnectionRepository
@@ -230,6 +240,8 @@ export interface Storage {
   readonly ledger: BudgetLedger | null
   /** Present when several instances share the database: tag ids one instance learnt, for the others. */
   readonly knownTags: KnownTagRepository | null
+  /** Present when several instances share the database: request allowances counted across them. */
+  readonly rateLimits: RateLimitCounter | null
   /** Database reachable and every migration applied. */
   health(): Promise<{ database: 'ok' | 'unreachable'; migrations: 'ok' | 'pending' | 'unknown' }>
   close(): Promise<void>

@@ -4,7 +4,7 @@
  * `bigint` (read as JavaScript numbers); the parity test keeps both schemas in step.
  */
 import { sql } from 'drizzle-orm'
-import { bigint, index, pgTable, primaryKey, text, uniqueIndex } from 'drizzle-orm/pg-core'
+import { bigint, index, integer, pgTable, primaryKey, text, uniqueIndex } from 'drizzle-orm/pg-core'
 
 const ms = (name: string) => bigint(name, { mode: 'number' })
 
@@ -151,6 +151,17 @@ export const kitBudgetBlocks = pgTable('kit_budget_blocks', {
   credentialId: text('credential_id').primaryKey(),
   until: ms('until').notNull(),
 })
+
+/** Allowances shared by every instance (see the embedded schema's `rate_limits`). */
+export const rateLimits = pgTable(
+  'rate_limits',
+  {
+    key: text('key').primaryKey(),
+    hits: integer('hits').notNull(),
+    resetsAt: ms('resets_at').notNull(),
+  },
+  (t) => [index('rate_limits_resets_idx').on(t.resetsAt)],
+)
 
 export const kitTags = pgTable(
   'kit_tags',

@@ -38,3 +38,19 @@ export const kitTags = sqliteTable(
   },
   (t) => [primaryKey({ name: 'kit_tags_pk', columns: [t.credentialId, t.name] })],
 )
+
+/**
+ * Request allowances shared by every instance on the database (settings API per user, Kit key
+ * checks per community, failed session tokens per source): one fixed window per key, counted in
+ * `hits` until `resets_at`. The key is a digest, never the user id or address itself. The embedded
+ * dialect counts in memory; the table exists in both so that the schemas stay the same.
+ */
+export const rateLimits = sqliteTable(
+  'rate_limits',
+  {
+    key: text('key').primaryKey(),
+    hits: integer('hits').notNull(),
+    resetsAt: integer('resets_at').notNull(),
+  },
+  (t) => [index('rate_limits_resets_idx').on(t.resetsAt)],
+)

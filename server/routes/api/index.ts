@@ -1,10 +1,11 @@
 /**
  * The settings API: one auth boundary and one rate limit for the whole `/api/v1` scope (unknown
- * paths answer 404 without either), and every answer, errors included, marked never to be cached
+ * paths answer 404 without either; a token that fails counts against its source), and every answer, errors included, marked never to be cached
  * or content-sniffed.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AppError } from '../../lib/errors.ts'
+import { SessionRefused } from '../../plugins/auth.ts'
 import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
@@ -14,7 +15,12 @@ import syncRoutes from './syncs.ts'
 const api: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', async (request, reply) => {
     if (request.is404) return
-    await app.requireSession(request, reply)
+    try {
+      await app.requireSession(request, reply)
+    } catch (err) {
+      if (err instanceof SessionRefused && err.reason === 'invalid') await app.apiLimits.failedSession(request)
+      throw err
+    }
     await app.apiLimits.perUser(request)
   })
   app.addHook('onSend', async (_request, reply) => {

@@ -1,7 +1,8 @@
 /**
  * Initial syncs. The member file is not parsed by Fastify: its stream goes to the sync service,
  * which reads it line by line and enforces its own size limit (SYNC_MAX_BYTES), so the settings
- * API's small body limit stays in force everywhere else.
+ * API's small body limit stays in force everywhere else. The upload has no whole-request deadline,
+ * only a minimum pace (SYNC_UPLOAD_*): a large file over a slow link is not cut off.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Readable } from 'node:stream'
@@ -32,6 +33,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/syncs',
     {
+      // Judged by its progress instead of the whole-request timeout (see plugins/upload-pace.ts).
+      onRequest: app.uploadPace.watch,
+      onSend: app.uploadPace.closeIfUnread,
       schema: {
         operationId: 'startSync',
         summary: 'Bring existing members to Kit from a CSV or JSON Lines file (or preview it with dry_run=true)',

@@ -10,6 +10,7 @@ import { PgDeliveryReads } from './deliveries.ts'
 import { PgKnownTags } from './known-tags.ts'
 import { PgBudgetLedger } from './ledger.ts'
 import { PostgresMappings } from './mappings.ts'
+import { PgRateLimits } from './rate-limits.ts'
 import { PgQueue } from './queue.ts'
 import { PostgresSubscribers } from './subscribers.ts'
 import { PostgresSyncs } from './syncs.ts'
@@ -28,6 +29,7 @@ export async function createPostgresStorage(url: string, options: PostgresOption
     syncs: new PostgresSyncs(opened),
     ledger: new PgBudgetLedger(pool),
     knownTags: new PgKnownTags(pool),
+    rateLimits: new PgRateLimits(pool),
     async health() {
       try {
         const applied = await pgMigrationsApplied(pool)

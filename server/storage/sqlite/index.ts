@@ -23,6 +23,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     syncs: new SqliteSyncs(sqlite),
     ledger: null,
     knownTags: null,
+    rateLimits: null,
     async health() {
       try {
         sqlite.prepare('SELECT 1').get()
