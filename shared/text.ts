@@ -15,3 +15,31 @@ export const hasBidiOrFormatCharacter = (text: string): boolean => BIDI_OR_FORMA
 
 /** The end of the message for a name or label refused for its control characters. */
 export const CONTROL_CHARACTER_PROBLEM = 'must not contain line breaks or control characters'
+
+/**
+ * True when the text holds U+0000 (NUL). No id, name or value here needs one, and PostgreSQL
+ * cannot store one in a text column, so it is refused wherever text comes in.
+ */
+export const hasNul = (text: string): boolean => text.includes('\u0000')
+
+/**
+ * True when any string in a parsed JSON value, object keys included, holds U+0000. Walks with a
+ * list instead of recursion, so a deeply nested value cannot exhaust the stack.
+ */
+export function holdsNul(value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (typeof next === 'string') {
+      if (hasNul(next)) return true
+    } else if (Array.isArray(next)) {
+      for (const item of next) pending.push(item)
+    } else if (typeof next === 'object' && next !== null) {
+      for (const [key, inner] of Object.entries(next)) {
+        if (hasNul(key)) return true
+        pending.push(inner)
+      }
+    }
+  }
+  return false
+}

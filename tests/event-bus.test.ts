@@ -20,7 +20,8 @@ import type { EventBusOptions } from '../server/plugins/event-bus.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { tempDb } from './helpers/config.ts'
 import { makeEvent, postEvent, signedHeaders, waitFor } from './helpers/events.ts'
-import { PipelineHarness } from './helpers/pipeline.ts'
+import { asA, PipelineHarness } from './helpers/pipeline.ts'
+import { createTestDatabase, postgresAvailable } from './helpers/postgres.ts'
 import { freePort } from './helpers/server-process.ts'
 
 const NATS_URL = 'nats://127.0.0.1:4222'
@@ -41,6 +42,7 @@ function reachable(port: number): Promise<boolean> {
 }
 
 const natsUp = await reachable(4222)
+const pgUp = natsUp && (await postgresAvailable())
 if (!natsUp) {
   console.warn(SKIPPED)
   if (process.env.CI) {
@@ -252,6 +254,29 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     expect(log).not.toContain('bad-0@example.com')
     expect(log).not.toContain('bad-4@example.com')
   }, 90_000)
+
+  it.each([['SQLite'], ...(pgUp ? [['PostgreSQL']] : [])])('terminates a signed event holding a NUL on %s, storing nothing, instead of retrying it', async (dialect) => {
+    const database = dialect === 'PostgreSQL' ? await createTestDatabase('kitbusnul') : null
+    if (database) cleanups.push(() => database.drop())
+    const config = busConfig()
+    const secret = randomBytes(32).toString('base64')
+    const built = await buildTestApp({ eventsSecrets: [secret], eventBus: config, ...(database ? { databaseUrl: database.url, databasePoolSize: 2 } : {}) }, {}, FAST)
+    cleanups.push(() => built.app.close())
+    await built.app.eventBus?.consuming
+    const { nc, jsm } = await natsClient()
+    const nul = [
+      { ...makeEvent(), type: 'user.signed\u0000up' },
+      { ...makeEvent(), communityid: 'c_alpha\u0000' },
+      makeEvent({ memberId: 'm\u0000x' }),
+    ]
+    for (const event of nul) await publishSigned(nc, config, secret, event)
+    await publishSigned(nc, config, secret, makeEvent({ memberId: 'm_clean' }))
+    await waitForAsync(async () => (await busCount(built.app, 'invalid_event')) === 3 && (await busCount(built.app, 'accepted')) === 1, 'every message answered')
+    await waitForAsync(async () => (await jsm.consumers.info(config.stream, config.consumer)).ack_floor.stream_seq === 4, 'every message acknowledged or terminated')
+    expect(await busCount(built.app, 'storage_error')).toBe(0)
+    const page = (await built.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json() as { items: { member_email: string }[] }
+    expect(page.items.map((d) => d.member_email)).toEqual(['m_clean@example.com'])
+  })
 
   it('keeps a message unacknowledged until its event is committed, then acks it', async () => {
     const config = busConfig()
