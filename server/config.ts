@@ -72,7 +72,20 @@ export interface EventBusConfig {
   subject: string
   stream: string
   consumer: string
+  /** Limits of the stream when the plugin creates it (an existing stream is used as it is). */
+  streamLimits: StreamLimits
 }
+
+export interface StreamLimits {
+  /** EVENT_BUS_STREAM_MAX_BYTES: the most bytes the stream keeps; the oldest messages go first. */
+  maxBytes: number
+  /** EVENT_BUS_STREAM_MAX_MSGS: the most messages it keeps. */
+  maxMsgs: number
+  /** EVENT_BUS_STREAM_MAX_AGE_S (in seconds): how long it keeps a message. */
+  maxAgeMs: number
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxBytes: 1024 ** 3, maxMsgs: 1_000_000, maxAgeMs: 7 * 24 * 60 * 60 * 1000 }
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -188,7 +201,12 @@ function eventBusSettings(env: Env, problems: string[]): EventBusConfig | null {
   if (!BUS_NAME.test(stream)) problems.push('EVENT_BUS_STREAM must be 1 to 64 letters, digits, "_" or "-", such as APPSTATION_MEMBERS')
   const consumer = env.EVENT_BUS_CONSUMER || 'kit-plugin'
   if (!BUS_NAME.test(consumer)) problems.push('EVENT_BUS_CONSUMER must be 1 to 64 letters, digits, "_" or "-", such as kit-plugin')
-  return { servers, auth, subject, stream, consumer }
+  const streamLimits: StreamLimits = {
+    maxBytes: intSetting(env, 'EVENT_BUS_STREAM_MAX_BYTES', DEFAULT_STREAM_LIMITS.maxBytes, problems, 1024 * 1024),
+    maxMsgs: intSetting(env, 'EVENT_BUS_STREAM_MAX_MSGS', DEFAULT_STREAM_LIMITS.maxMsgs, problems, 1000),
+    maxAgeMs: intSetting(env, 'EVENT_BUS_STREAM_MAX_AGE_S', DEFAULT_STREAM_LIMITS.maxAgeMs / 1000, problems, 60) * 1000,
+  }
+  return { servers, auth, subject, stream, consumer, streamLimits }
 }
 
 function intSetting(env: Env, name: string, fallback: number, problems: string[], min = 1): number {
