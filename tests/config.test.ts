@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../server/config.ts'
+import { isProduction } from '../server/lib/environment.mjs'
 import { goodSecrets, metricsToken, problemsOf, productionEnv, tempDb } from './helpers/config.ts'
 
 describe('configuration', () => {
@@ -119,6 +120,19 @@ describe('configuration', () => {
     const problems = problemsOf({ ...goodSecrets(), KIT_RATE_LIMIT: 'lots', APPSTATION_ORIGIN: 'https://a.example/path' })
     expect(problems.join(' ')).toMatch(/APPSTATION_ORIGIN/)
     expect(problems.join(' ')).toMatch(/KIT_RATE_LIMIT/)
+  })
+})
+
+describe('production', () => {
+  it('is NODE_ENV production or prod, in any case, for the configuration as for npm start', () => {
+    for (const NODE_ENV of ['production', 'Production', 'PROD', 'prod', ' prod ']) {
+      expect(isProduction(NODE_ENV), NODE_ENV).toBe(true)
+      expect(loadConfig({ ...productionEnv(), NODE_ENV }).config.production, NODE_ENV).toBe(true)
+    }
+    for (const NODE_ENV of ['', 'development', 'test', 'preprod', 'production-like', 'staging']) {
+      expect(isProduction(NODE_ENV), NODE_ENV).toBe(false)
+      expect(loadConfig({ DATABASE_PATH: tempDb(), NODE_ENV }).config.production, NODE_ENV).toBe(false)
+    }
   })
 })
 
