@@ -23,23 +23,30 @@ export const CONTROL_CHARACTER_PROBLEM = 'must not contain line breaks or contro
 export const hasNul = (text: string): boolean => text.includes('\u0000')
 
 /**
- * True when any string in a parsed JSON value, object keys included, holds U+0000. Walks with a
- * list instead of recursion, so a deeply nested value cannot exhaust the stack.
+ * Where the first U+0000 in a parsed JSON value is, object keys included: a path such as
+ * `data.member.id` or `tags[2].name` ("" for the value itself), or null when there is none. Walks
+ * with a list instead of recursion, so a deeply nested value cannot exhaust the stack.
  */
-export function holdsNul(value: unknown): boolean {
-  const pending: unknown[] = [value]
-  while (pending.length > 0) {
-    const next = pending.pop()
-    if (typeof next === 'string') {
-      if (hasNul(next)) return true
-    } else if (Array.isArray(next)) {
-      for (const item of next) pending.push(item)
-    } else if (typeof next === 'object' && next !== null) {
-      for (const [key, inner] of Object.entries(next)) {
-        if (hasNul(key)) return true
-        pending.push(inner)
+export function findNul(value: unknown): string | null {
+  const pending: [unknown, string][] = [[value, '']]
+  const join = (path: string, key: string) => (path === '' ? key : `${path}.${key}`)
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, path] = next
+    if (typeof item === 'string') {
+      if (hasNul(item)) return path
+    } else if (Array.isArray(item)) {
+      for (let i = item.length - 1; i >= 0; i--) pending.push([item[i], `${path}[${i}]`])
+    } else if (typeof item === 'object' && item !== null) {
+      const entries = Object.entries(item)
+      for (const [key] of entries) if (hasNul(key)) return join(path, key.replace(/\u0000/g, '\\u0000'))
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, inner] = entries[i] as [string, unknown]
+        pending.push([inner, join(path, key)])
       }
     }
   }
-  return false
+  return null
 }
+
+/** True when any string in a parsed JSON value, object keys included, holds U+0000. */
+export const holdsNul = (value: unknown): boolean => findNul(value) !== null

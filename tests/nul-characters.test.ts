@@ -80,6 +80,8 @@ describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
       expectNulRefusal(await app.inject({ method, url, headers: asA, payload: payload as Record<string, unknown> }), `${method} ${url}`)
     }
     expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()).toEqual(before)
+    const named = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { 'user.signed_up': { tags_add: [{ name: `M${NUL}` }] } } })
+    expect((named.json() as { error: { message: string } }).error.message).toContain("body.user.signed_up.tags_add[0].name")
   })
 
   it('refuses a session token whose community or user holds a NUL', async () => {

@@ -6,7 +6,7 @@
  * Bodies read as bytes or streams (signed events, member files) are checked where they are read.
  */
 import fp from 'fastify-plugin'
-import { holdsNul } from '#shared/text.ts'
+import { findNul } from '#shared/text.ts'
 import { AppError } from '../lib/errors.ts'
 
 export const NUL_CHARACTER = 'nul_character'
@@ -19,16 +19,20 @@ function isParsedJson(body: unknown): boolean {
   return prototype === Object.prototype || prototype === null
 }
 
-const refuse = (where: string) =>
-  new AppError(400, NUL_CHARACTER, `The request ${where} holds a NUL character (%00 or \\u0000), which no value here may contain.`)
+const refuse = (where: string) => new AppError(400, NUL_CHARACTER, `${where} holds a NUL character, which no value here may contain`)
+
+/** The body's part at `path` as the validation messages name it: `body.events.x.tags[0].name`. */
+const bodyPart = (path: string) => (path === '' ? 'body' : path.startsWith('[') ? `body${path}` : `body.${path}`)
 
 export default fp(
   async (app) => {
     app.addHook('onRequest', async (request) => {
-      if (/%00/i.test(request.url)) throw refuse('address')
+      if (/%00/i.test(request.url)) throw refuse('the request address (%00)')
     })
     app.addHook('preValidation', async (request) => {
-      if (isParsedJson(request.body) && holdsNul(request.body)) throw refuse('body')
+      if (!isParsedJson(request.body)) return
+      const path = findNul(request.body)
+      if (path !== null) throw refuse(bodyPart(path))
     })
   },
   { name: 'nul-guard', dependencies: ['errors'] },
