@@ -362,6 +362,16 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     expect(consumers).toEqual([config.consumer])
   })
 
+  it('uses a stream without limits that someone else created as it is, warning that it keeps every message', async () => {
+    const config = busConfig()
+    const { jsm } = await natsClient()
+    await jsm.streams.add({ name: config.stream, subjects: [config.subject] })
+    const { logs } = await busApp(config)
+    const stream = await jsm.streams.info(config.stream)
+    expect([stream.config.max_bytes, stream.config.max_msgs, stream.config.max_age]).toEqual([-1, -1, 0])
+    expect(logs.join('')).toContain('the event bus stream keeps every message forever')
+  })
+
   it.skipIf(!existsSync(NATS_SERVER))('reconnects and goes on consuming when the NATS server restarts', async () => {
     const port = await freePort()
     const storeDir = mkdtempSync(join(tmpdir(), 'kit-nats-'))
