@@ -8,29 +8,30 @@
 //
 // Development (the default) serves the local App Station on the first instance only, and every
 // instance accepts the session tokens it mints (one issuer for all). The secrets are generated
-// once into data/cluster/secrets.json (mode 0600), beside the DATABASE_PATH every instance is
-// given — only so that each finds that file: the local App Station runs only with secrets from
-// there, never from the environment. The data itself is in PostgreSQL: several processes on one
-// SQLite file is no supported setup (the embedded queue takes back every lease at start).
+// once into data/cluster/secrets.json (mode 0600, marked as generated there, as the server marks
+// its own), beside the DATABASE_PATH every instance is given — only so that each finds that file:
+// the local App Station runs only with secrets generated there, never from the environment. The
+// data itself is in PostgreSQL: several processes on one SQLite file is no supported setup (the
+// embedded queue takes back every lease at start).
 // NODE_ENV=production takes the three secrets from the environment when all are set, otherwise
-// from that same file, and passes them to every instance; no local App Station then.
+// from that same file, and passes them to every instance; no local App Station then, and
+// METRICS_TOKEN must be set (as for any production start).
 // Each instance's output is prefixed with its port; Ctrl-C stops them all.
 import { spawn, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import pg from 'pg'
+import { isProduction, SECRET_NAMES, withGeneratedSecrets } from '../server/lib/environment.mjs'
 
 const env = { ...process.env }
-const production = /^prod(uction)?$/i.test((env.NODE_ENV ?? '').trim())
+const production = isProduction(env.NODE_ENV)
 const count = Number(env.CLUSTER_INSTANCES || 3)
 const basePort = Number(env.CLUSTER_BASE_PORT || 3001)
 const host = env.HOST || '127.0.0.1'
 const databaseUrl = env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/kit_cluster'
 const databasePath = resolve(env.DATABASE_PATH || 'data/cluster/kit.sqlite')
 const busUrl = env.EVENT_BUS_URL ?? 'nats://127.0.0.1:4222'
-const SECRET_NAMES = ['APPSTATION_JWT_SECRET', 'EVENTS_SECRET', 'ENCRYPTION_KEY']
 const secretsFile = resolve(dirname(databasePath), 'secrets.json')
 const origin = (port) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 
@@ -41,6 +42,7 @@ function fail(message) {
 
 if (!Number.isInteger(count) || count < 1 || count > 16) fail('CLUSTER_INSTANCES must be an integer from 1 to 16')
 if (!Number.isInteger(basePort) || basePort < 1 || basePort + count - 1 > 65535) fail('CLUSTER_BASE_PORT must be a port number')
+if (production && !env.METRICS_TOKEN) fail('METRICS_TOKEN is required with NODE_ENV=production: /metrics and /docs/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"')
 if (!/^postgres(ql)?:\/\//.test(databaseUrl)) fail('DATABASE_URL must be a postgres:// URL such as postgres://postgres@127.0.0.1:5432/kit_cluster')
 
 /** The development secrets file the server itself would write: generated once, mode 0600, ours alone. */
@@ -50,13 +52,10 @@ function clusterSecrets() {
     if (!stats.isFile()) fail(`${secretsFile} is not a regular file; delete it to generate new secrets`)
     if ((stats.mode & 0o077) !== 0) fail(`${secretsFile} can be read by group or others; run "chmod 600 ${secretsFile}" (or delete it to generate new secrets)`)
     const stored = JSON.parse(readFileSync(secretsFile, 'utf8'))
+    // Secrets not generated here are used as they are; the first instance's local App Station refuses them.
     if (SECRET_NAMES.every((name) => typeof stored[name] === 'string')) return stored
   }
-  const secrets = {
-    APPSTATION_JWT_SECRET: randomBytes(48).toString('base64url'),
-    EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-  }
+  const secrets = withGeneratedSecrets({}, SECRET_NAMES)
   mkdirSync(dirname(secretsFile), { recursive: true, mode: 0o700 })
   writeFileSync(secretsFile, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 })
   chmodSync(secretsFile, 0o600)
@@ -122,7 +121,7 @@ if (production) {
   if (given.length > 0 && given.length < SECRET_NAMES.length) {
     fail(`set all of ${SECRET_NAMES.join(', ')} or none (then ${secretsFile} is used); only ${given.join(', ')} is set`)
   }
-  if (given.length === 0) Object.assign(common, secrets)
+  if (given.length === 0) for (const name of SECRET_NAMES) common[name] = secrets[name]
 } else {
   const given = SECRET_NAMES.filter((name) => env[name])
   if (given.length > 0) fail(`in development the instances share ${secretsFile}: unset ${given.join(', ')} (or run with NODE_ENV=production)`)

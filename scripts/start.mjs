@@ -1,11 +1,13 @@
 // npm start: the local App Station on a fresh clone, the plain server otherwise.
 // KIT_DEV_HOST defaults to 1 here unless NODE_ENV names production (an explicit KIT_DEV_HOST,
 // 0 included, always wins); the server then refuses to start unless the dev host is safe (loopback,
-// generated secrets). Builds what is missing first, then runs the server in this terminal.
+// secrets it generated itself). Production is decided by the same rule as the server's
+// configuration. Builds what is missing first, then runs the server in this terminal.
 import { spawn, spawnSync } from 'node:child_process'
+import { isProduction } from '../server/lib/environment.mjs'
 
 const env = { ...process.env }
-const production = /^prod(uction)?$/i.test((env.NODE_ENV ?? '').trim())
+const production = isProduction(env.NODE_ENV)
 if (env.KIT_DEV_HOST === undefined && !production) env.KIT_DEV_HOST = '1'
 
 const built = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], { stdio: 'inherit', env })

@@ -17,6 +17,7 @@ import errorsPlugin from './plugins/errors.ts'
 import eventBusPlugin, { type EventBusOptions } from './plugins/event-bus.ts'
 import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import nulGuardPlugin from './plugins/nul-guard.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
 import uploadPacePlugin, { clientErrorHandler } from './plugins/upload-pace.ts'
@@ -79,6 +80,7 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(nulGuardPlugin)
   if (config.devHost) await app.register(devHostPlugin)
   await app.register(dbPlugin)
   await app.register(metricsPlugin)

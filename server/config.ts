@@ -1,14 +1,16 @@
 /**
  * Configuration from the environment. Development gets defaults that just work: missing secrets
- * are generated once and kept beside the database (mode 0600). Production refuses to start and
- * names every secret that is missing or malformed. The local App Station (KIT_DEV_HOST=1) is
- * refused unless it is safe: development, loopback, generated secrets.
+ * are generated once and kept beside the database (mode 0600), marked as generated there.
+ * Production (NODE_ENV `production` or `prod`, any case: the rule `npm start` uses too) refuses to
+ * start and names every secret that is missing or malformed, and METRICS_TOKEN if unset. The local
+ * App Station (KIT_DEV_HOST=1) is refused unless it is safe: development, loopback, and only
+ * secrets generated here.
  */
-import { randomBytes } from 'node:crypto'
 import { isIPv4 } from 'node:net'
 import { chmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { derivedKeyId, KEY_ID_PATTERN, type EncryptionKey, type KeyRing } from './lib/crypto.ts'
+import { isGeneratedHere, isProduction, SECRET_NAMES, withGeneratedSecrets, type SecretName, type StoredSecrets } from './lib/environment.mjs'
 
 export interface Config {
   production: boolean
@@ -48,7 +50,7 @@ export interface Config {
   sessionFailureLimit: number
   /** POST /events requests per minute from one source address, counted by each instance. */
   eventsRateLimit: number
-  /** When set, /metrics and /docs/openapi.json require `Authorization: Bearer <token>`. */
+  /** When set, /metrics and /docs/openapi.json require `Authorization: Bearer <token>`; required in production. */
   metricsToken: string | null
   /** How long a client may take to send a whole request (head and body) before it is closed. */
   requestTimeoutMs: number
@@ -87,7 +89,20 @@ export interface EventBusConfig {
   subject: string
   stream: string
   consumer: string
+  /** Limits of the stream when the plugin creates it (an existing stream is used as it is). */
+  streamLimits: StreamLimits
 }
+
+export interface StreamLimits {
+  /** EVENT_BUS_STREAM_MAX_BYTES: the most bytes the stream keeps; the oldest messages go first. */
+  maxBytes: number
+  /** EVENT_BUS_STREAM_MAX_MSGS: the most messages it keeps. */
+  maxMsgs: number
+  /** EVENT_BUS_STREAM_MAX_AGE_S (in seconds): how long it keeps a message. */
+  maxAgeMs: number
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxBytes: 1024 ** 3, maxMsgs: 1_000_000, maxAgeMs: 7 * 24 * 60 * 60 * 1000 }
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -97,9 +112,6 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>
-
-const SECRET_NAMES = ['APPSTATION_JWT_SECRET', 'EVENTS_SECRET', 'ENCRYPTION_KEY'] as const
-type SecretName = (typeof SECRET_NAMES)[number]
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -206,18 +218,12 @@ function eventBusSettings(env: Env, problems: string[]): EventBusConfig | null {
   if (!BUS_NAME.test(stream)) problems.push('EVENT_BUS_STREAM must be 1 to 64 letters, digits, "_" or "-", such as APPSTATION_MEMBERS')
   const consumer = env.EVENT_BUS_CONSUMER || 'kit-plugin'
   if (!BUS_NAME.test(consumer)) problems.push('EVENT_BUS_CONSUMER must be 1 to 64 letters, digits, "_" or "-", such as kit-plugin')
-  return { servers, auth, subject, stream, consumer }
-}
-
-function generateSecret(name: SecretName): string {
-  switch (name) {
-    case 'APPSTATION_JWT_SECRET':
-      return randomBytes(48).toString('base64url')
-    case 'EVENTS_SECRET':
-      return `whsec_${randomBytes(32).toString('base64')}`
-    case 'ENCRYPTION_KEY':
-      return randomBytes(32).toString('base64')
+  const streamLimits: StreamLimits = {
+    maxBytes: intSetting(env, 'EVENT_BUS_STREAM_MAX_BYTES', DEFAULT_STREAM_LIMITS.maxBytes, problems, 1024 * 1024),
+    maxMsgs: intSetting(env, 'EVENT_BUS_STREAM_MAX_MSGS', DEFAULT_STREAM_LIMITS.maxMsgs, problems, 1000),
+    maxAgeMs: intSetting(env, 'EVENT_BUS_STREAM_MAX_AGE_S', DEFAULT_STREAM_LIMITS.maxAgeMs / 1000, problems, 60) * 1000,
   }
+  return { servers, auth, subject, stream, consumer, streamLimits }
 }
 
 function intSetting(env: Env, name: string, fallback: number, problems: string[], min = 1): number {
@@ -233,14 +239,14 @@ function intSetting(env: Env, name: string, fallback: number, problems: string[]
 
 /**
  * The local App Station mints real session tokens and signs events: it runs only when asked for
- * (KIT_DEV_HOST=1), outside production, on loopback, and with generated secrets, so it can never
- * hand out tokens that a real App Station would also accept.
+ * (KIT_DEV_HOST=1), outside production, on loopback, and with secrets generated here for
+ * development (never from the environment, and from secrets.json only when marked as generated
+ * there), so it can never hand out tokens that a real App Station would also accept.
  */
 function devHostProblems(env: Env, host: string): string[] {
   const problems: string[] = []
-  const nodeEnv = env.NODE_ENV?.trim()
-  if (nodeEnv && /^prod(uction)?$/i.test(nodeEnv)) {
-    problems.push(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${nodeEnv}; unset KIT_DEV_HOST (or set it to 0)`)
+  if (isProduction(env.NODE_ENV)) {
+    problems.push(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${env.NODE_ENV?.trim()}; unset KIT_DEV_HOST (or set it to 0)`)
   }
   if (!isLoopbackHost(host)) {
     problems.push(`KIT_DEV_HOST=1 serves a page that mints session tokens, so HOST must be a loopback address (127.0.0.1, ::1 or localhost), not ${host}`)
@@ -265,7 +271,7 @@ export interface LoadedConfig {
  * `secrets.json` beside the database file; `:memory:` databases keep them under `./data/`.
  */
 export function loadConfig(env: Env = process.env): LoadedConfig {
-  const production = env.NODE_ENV?.trim().toLowerCase() === 'production'
+  const production = isProduction(env.NODE_ENV)
   const problems: string[] = []
   const notes: string[] = []
 
@@ -312,9 +318,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       for (const name of missing) problems.push(`${name} is required in production`)
     } else {
       const file = devSecretsFile(databasePath)
-      const { values, generated } = readOrGenerateDevSecrets(file, missing)
+      const { values, generated, notGenerated } = readOrGenerateDevSecrets(file, missing, devHost)
       Object.assign(secrets, values)
-      if (generated.length > 0) notes.push(`generated ${generated.join(', ')} in ${file} (mode 0600)`)
+      if (devHost && notGenerated.length > 0) {
+        problems.push(
+          `KIT_DEV_HOST=1 mints session tokens and signs events, so it runs only with secrets generated here for development: ${notGenerated.join(', ')} in ${file} ${notGenerated.length === 1 ? 'was' : 'were'} not (written in by hand, or by an older version); move that file away to generate new development secrets (data sealed with its ENCRYPTION_KEY then cannot be read), or set KIT_DEV_HOST=0`,
+        )
+      } else if (generated.length > 0) notes.push(`generated ${generated.join(', ')} in ${file} (mode 0600)`)
       else notes.push(`using development secrets from ${file}`)
     }
   }
@@ -328,7 +338,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     problems.push('METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex')
   }
   if (metricsToken === null && production) {
-    notes.push('METRICS_TOKEN is not set: /metrics and /docs/openapi.json are open to anyone who can reach this server')
+    problems.push('METRICS_TOKEN is required in production: /metrics and /docs/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>" (at least 16 printable characters, for example 32 random bytes written as hex)')
   }
   const apiRateLimit = intSetting(env, 'API_RATE_LIMIT', 120, problems)
   const kitCheckRateLimit = intSetting(env, 'KIT_CHECK_RATE_LIMIT', 10, problems)
@@ -423,31 +433,36 @@ function secretsFileProblem(file: string, stats: Stats): string | null {
   return null
 }
 
+/**
+ * The development secrets from secrets.json, generating (and marking) those missing or malformed.
+ * `notGenerated` names the values taken from the file that carry no valid generated mark; with
+ * `onlyGenerated` (the local App Station) the file is then left as it is.
+ */
 function readOrGenerateDevSecrets(
   file: string,
   wanted: SecretName[],
-): { values: Partial<Record<SecretName, string>>; generated: SecretName[] } {
-  let stored: Partial<Record<SecretName, string>> = {}
+  onlyGenerated: boolean,
+): { values: Partial<Record<SecretName, string>>; generated: SecretName[]; notGenerated: SecretName[] } {
+  let stored: StoredSecrets = {}
   const stats = lstatOrNull(file)
   if (stats) {
     const problem = secretsFileProblem(file, stats)
     if (problem) throw new ConfigError([problem])
-    stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<SecretName, string>>
+    stored = JSON.parse(readFileSync(file, 'utf8')) as StoredSecrets
   }
-  const generated: SecretName[] = []
-  for (const name of wanted) {
+  const generated = wanted.filter((name) => {
     const value = stored[name]
-    if (value === undefined || secretProblem(name, value) !== null) {
-      stored[name] = generateSecret(name)
-      generated.push(name)
-    }
-  }
+    return typeof value !== 'string' || secretProblem(name, value) !== null
+  })
+  const notGenerated = wanted.filter((name) => !generated.includes(name) && !isGeneratedHere(stored, name))
+  if (onlyGenerated && notGenerated.length > 0) return { values: {}, generated: [], notGenerated }
   if (generated.length > 0) {
+    stored = withGeneratedSecrets(stored, generated)
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
     writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 })
     chmodSync(file, 0o600)
   }
   const values: Partial<Record<SecretName, string>> = {}
   for (const name of wanted) values[name] = stored[name]
-  return { values, generated }
+  return { values, generated, notGenerated }
 }

@@ -15,3 +15,38 @@ export const hasBidiOrFormatCharacter = (text: string): boolean => BIDI_OR_FORMA
 
 /** The end of the message for a name or label refused for its control characters. */
 export const CONTROL_CHARACTER_PROBLEM = 'must not contain line breaks or control characters'
+
+/**
+ * True when the text holds U+0000 (NUL). No id, name or value here needs one, and PostgreSQL
+ * cannot store one in a text column, so it is refused wherever text comes in.
+ */
+export const hasNul = (text: string): boolean => text.includes('\u0000')
+
+/**
+ * Where the first U+0000 in a parsed JSON value is, object keys included: a path such as
+ * `data.member.id` or `tags[2].name` ("" for the value itself), or null when there is none. Walks
+ * with a list instead of recursion, so a deeply nested value cannot exhaust the stack.
+ */
+export function findNul(value: unknown): string | null {
+  const pending: [unknown, string][] = [[value, '']]
+  const join = (path: string, key: string) => (path === '' ? key : `${path}.${key}`)
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, path] = next
+    if (typeof item === 'string') {
+      if (hasNul(item)) return path
+    } else if (Array.isArray(item)) {
+      for (let i = item.length - 1; i >= 0; i--) pending.push([item[i], `${path}[${i}]`])
+    } else if (typeof item === 'object' && item !== null) {
+      const entries = Object.entries(item)
+      for (const [key] of entries) if (hasNul(key)) return join(path, key.replace(/\u0000/g, '\\u0000'))
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, inner] = entries[i] as [string, unknown]
+        pending.push([inner, join(path, key)])
+      }
+    }
+  }
+  return null
+}
+
+/** True when any string in a parsed JSON value, object keys included, holds U+0000. */
+export const holdsNul = (value: unknown): boolean => findNul(value) !== null

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../server/config.ts'
-import { goodSecrets, problemsOf, tempDb } from './helpers/config.ts'
+import { isProduction } from '../server/lib/environment.mjs'
+import { goodSecrets, metricsToken, problemsOf, productionEnv, tempDb } from './helpers/config.ts'
 
 describe('configuration', () => {
   it('uses the contract defaults in development', () => {
@@ -62,18 +63,20 @@ describe('configuration', () => {
     expect(JSON.parse(readFileSync(file, 'utf8')).ENCRYPTION_KEY).toBe(first.config.encryptionKeys[0].key.toString('base64'))
   })
 
-  it('refuses to start in production and names every missing secret', () => {
+  it('refuses to start in production and names every missing secret and the operators\' token', () => {
     const problems = problemsOf({ NODE_ENV: 'production', DATABASE_PATH: tempDb() })
     expect(problems).toEqual([
       'APPSTATION_JWT_SECRET is required in production',
       'EVENTS_SECRET is required in production',
       'ENCRYPTION_KEY is required in production',
+      expect.stringMatching(/^METRICS_TOKEN is required in production/),
     ])
   })
 
   it('names malformed secrets', () => {
     const problems = problemsOf({
       NODE_ENV: 'production',
+      METRICS_TOKEN: metricsToken(),
       APPSTATION_JWT_SECRET: 'short',
       EVENTS_SECRET: 'not-a-webhook-secret',
       ENCRYPTION_KEY: randomBytes(16).toString('base64'),
@@ -87,7 +90,7 @@ describe('configuration', () => {
   it('starts in production with well-formed secrets, including several events secrets for rotation', () => {
     const secrets = goodSecrets()
     const next = `whsec_${randomBytes(24).toString('base64')}`
-    const { config } = loadConfig({ NODE_ENV: 'production', ...secrets, EVENTS_SECRET: `${secrets.EVENTS_SECRET} ${next}` })
+    const { config } = loadConfig({ NODE_ENV: 'production', METRICS_TOKEN: metricsToken(), ...secrets, EVENTS_SECRET: `${secrets.EVENTS_SECRET} ${next}` })
     expect(config.production).toBe(true)
     expect(config.eventsSecrets).toHaveLength(2)
     expect(config.encryptionKeys).toHaveLength(1)
@@ -117,6 +120,19 @@ describe('configuration', () => {
     const problems = problemsOf({ ...goodSecrets(), KIT_RATE_LIMIT: 'lots', APPSTATION_ORIGIN: 'https://a.example/path' })
     expect(problems.join(' ')).toMatch(/APPSTATION_ORIGIN/)
     expect(problems.join(' ')).toMatch(/KIT_RATE_LIMIT/)
+  })
+})
+
+describe('production', () => {
+  it('is NODE_ENV production or prod, in any case, for the configuration as for npm start', () => {
+    for (const NODE_ENV of ['production', 'Production', 'PROD', 'prod', ' prod ']) {
+      expect(isProduction(NODE_ENV), NODE_ENV).toBe(true)
+      expect(loadConfig({ ...productionEnv(), NODE_ENV }).config.production, NODE_ENV).toBe(true)
+    }
+    for (const NODE_ENV of ['', 'development', 'test', 'preprod', 'production-like', 'staging']) {
+      expect(isProduction(NODE_ENV), NODE_ENV).toBe(false)
+      expect(loadConfig({ DATABASE_PATH: tempDb(), NODE_ENV }).config.production, NODE_ENV).toBe(false)
+    }
   })
 })
 
@@ -154,23 +170,27 @@ describe('member-file upload pace', () => {
 })
 
 describe('METRICS_TOKEN', () => {
-  it('is off unless set, and a production start without it says the operator endpoints are open', () => {
+  it('is optional in development and required in production, whichever way NODE_ENV names it', () => {
     expect(loadConfig({ DATABASE_PATH: tempDb() }).config.metricsToken).toBeNull()
-    const { notes } = loadConfig({ NODE_ENV: 'production', ...goodSecrets() })
-    expect(notes.join(' ')).toMatch(/METRICS_TOKEN is not set: \/metrics and \/docs\/openapi.json are open/)
+    for (const NODE_ENV of ['production', 'Production', 'prod', 'PROD', ' prod ']) {
+      const { METRICS_TOKEN: _token, ...withoutToken } = productionEnv()
+      const problems = problemsOf({ ...withoutToken, NODE_ENV })
+      expect(problems, NODE_ENV).toHaveLength(1)
+      expect(problems[0], NODE_ENV).toMatch(/^METRICS_TOKEN is required in production: \/metrics and \/docs\/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"/)
+    }
   })
 
   it('is read when set and refused when too short to be a secret', () => {
     const token = randomBytes(24).toString('hex')
-    expect(loadConfig({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: token }).config.metricsToken).toBe(token)
-    expect(problemsOf({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: 'short' })).toEqual([
+    expect(loadConfig({ ...productionEnv(), METRICS_TOKEN: token }).config.metricsToken).toBe(token)
+    expect(problemsOf({ ...productionEnv(), METRICS_TOKEN: 'short' })).toEqual([
       'METRICS_TOKEN must be at least 16 printable characters without spaces, for example 32 random bytes written as hex',
     ])
   })
 })
 
 describe('KIT_API_URL', () => {
-  const production = (url: string) => problemsOf({ NODE_ENV: 'production', ...goodSecrets(), KIT_API_URL: url })
+  const production = (url: string) => problemsOf({ ...productionEnv(), KIT_API_URL: url })
 
   it('refuses plain http to another host in production, naming the variable', () => {
     for (const url of ['http://api.kit.com', 'http://10.0.0.5:8790', 'http://127.example.com', 'http://localhost.example.com']) {

@@ -1,6 +1,6 @@
 /** EVENT_BUS_* settings; these need no NATS server. */
 import { describe, expect, it } from 'vitest'
-import { loadConfig } from '../server/config.ts'
+import { DEFAULT_STREAM_LIMITS, loadConfig } from '../server/config.ts'
 import { nakDelayMs, redactedServers } from '../server/pipeline/event-bus.ts'
 import { randomBytes } from 'node:crypto'
 import { buildTestApp } from './helpers/app.ts'
@@ -25,6 +25,7 @@ describe('event bus configuration', () => {
       subject: 'appstation.members.>',
       stream: 'APPSTATION_MEMBERS',
       consumer: 'kit-plugin',
+      streamLimits: { maxBytes: 1024 ** 3, maxMsgs: 1_000_000, maxAgeMs: 7 * 24 * 3600 * 1000 },
     })
   })
 
@@ -42,7 +43,19 @@ describe('event bus configuration', () => {
       subject: 'platform.*.members.>',
       stream: 'MEMBERS',
       consumer: 'kit_prod',
+      streamLimits: { maxBytes: 1024 ** 3, maxMsgs: 1_000_000, maxAgeMs: 7 * 24 * 3600 * 1000 },
     })
+  })
+
+  it('reads the limits of a stream it creates, and refuses ones too small to hold a backlog', () => {
+    const env = { DATABASE_PATH: tempDb(), EVENT_BUS_URL: 'nats://127.0.0.1:4222', EVENT_BUS_STREAM_MAX_BYTES: '268435456', EVENT_BUS_STREAM_MAX_MSGS: '250000', EVENT_BUS_STREAM_MAX_AGE_S: '86400' }
+    expect(loadConfig(env).config.eventBus?.streamLimits).toEqual({ maxBytes: 268_435_456, maxMsgs: 250_000, maxAgeMs: 86_400_000 })
+    const problems = problemsOf({ DATABASE_PATH: tempDb(), EVENT_BUS_URL: 'nats://127.0.0.1:4222', EVENT_BUS_STREAM_MAX_BYTES: '1000', EVENT_BUS_STREAM_MAX_MSGS: 'lots', EVENT_BUS_STREAM_MAX_AGE_S: '0' })
+    expect(problems).toEqual([
+      'EVENT_BUS_STREAM_MAX_BYTES must be an integer ≥ 1048576',
+      'EVENT_BUS_STREAM_MAX_MSGS must be an integer ≥ 1000',
+      'EVENT_BUS_STREAM_MAX_AGE_S must be an integer ≥ 60',
+    ])
   })
 
   it('refuses an EVENT_BUS_URL that is not nats:// or tls://', () => {
@@ -78,7 +91,7 @@ describe('event bus configuration', () => {
   it('serves HTTP intake while the event bus cannot be reached, keeps trying, and still closes', async () => {
     const secret = randomBytes(32).toString('base64')
     const port = await freePort()
-    const eventBus = { servers: [`nats://127.0.0.1:${port}`], auth: null, subject: 'appstation.members.>', stream: 'APPSTATION_MEMBERS', consumer: 'kit-plugin' }
+    const eventBus = { servers: [`nats://127.0.0.1:${port}`], auth: null, subject: 'appstation.members.>', stream: 'APPSTATION_MEMBERS', consumer: 'kit-plugin', streamLimits: DEFAULT_STREAM_LIMITS }
     const { app, logs } = await buildTestApp({ eventsSecrets: [secret], eventBus }, {}, { retryMs: 20 })
     expect((await postEvent(app, secret, makeEvent())).statusCode).toBe(202)
     await waitFor(() => logs.filter((l) => l.includes('the event bus is not usable')).length >= 2, { what: 'two failed attempts logged' })

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { bearerMatches } from '../server/plugins/metrics.ts'
 import { buildTestApp } from './helpers/app.ts'
+import { goodSecrets, tempDb } from './helpers/config.ts'
+import { freePort, startServer } from './helpers/server-process.ts'
 
 const TOKEN = 'metrics-token-0123456789abcdef'
 
@@ -50,6 +52,15 @@ describe('METRICS_TOKEN', () => {
     expect((await server.inject('/readyz')).statusCode).toBe(200)
     expect((await server.inject({ method: 'POST', url: '/events', payload: {} })).statusCode).toBe(401)
   })
+})
+
+describe('METRICS_TOKEN in production', () => {
+  it('is required: a production process without it refuses to start instead of serving the operator endpoints openly', async () => {
+    for (const NODE_ENV of ['production', 'prod']) {
+      const started = startServer({ NODE_ENV, METRICS_TOKEN: '', DATABASE_PATH: tempDb(), ...goodSecrets() }, await freePort())
+      await expect(started, NODE_ENV).rejects.toThrow(/server exited early: [\s\S]*METRICS_TOKEN is required in production/)
+    }
+  }, 60_000)
 })
 
 describe('bearerMatches', () => {

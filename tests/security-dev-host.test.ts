@@ -1,13 +1,15 @@
-import { existsSync, readdirSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import viteConfig from '../vite.config.ts'
 import { loadConfig } from '../server/config.ts'
 import { DEV_DIST } from '../server/routes/ui.ts'
 import { buildTestApp } from './helpers/app.ts'
-import { goodSecrets, problemsOf, tempDb } from './helpers/config.ts'
+import { goodSecrets, metricsToken, problemsOf, tempDb } from './helpers/config.ts'
 import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
 
 describe('the local App Station needs an explicit, safe opt-in', () => {
@@ -64,6 +66,67 @@ describe('the local App Station needs an explicit, safe opt-in', () => {
     const input = viteConfig.build?.rollupOptions?.input as Record<string, string>
     expect(Object.keys(input)).toEqual(['panel'])
   })
+})
+
+describe('the local App Station runs only with secrets it generated itself', () => {
+  /** A secrets.json written by hand beside a new database, as an operator might. */
+  function handWritten(secrets: Record<string, string>): { db: string; file: string } {
+    const db = tempDb()
+    const file = join(dirname(db), 'secrets.json')
+    writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 })
+    chmodSync(file, 0o600)
+    return { db, file }
+  }
+
+  it('refuses to start when secrets.json holds secrets written in by hand, naming each, and leaves the file alone', () => {
+    const secrets = goodSecrets()
+    const { db, file } = handWritten(secrets)
+    const before = readFileSync(file, 'utf8')
+    const problems = problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' })
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toContain('runs only with secrets generated here for development: APPSTATION_JWT_SECRET, EVENTS_SECRET, ENCRYPTION_KEY')
+    expect(problems[0]).toContain(file)
+    expect(problems.join(' ')).not.toContain(secrets.APPSTATION_JWT_SECRET)
+    expect(readFileSync(file, 'utf8')).toBe(before)
+  })
+
+  it('refuses a generated secrets.json once one of its values is replaced', () => {
+    const db = tempDb()
+    const first = loadConfig({ DATABASE_PATH: db, KIT_DEV_HOST: '1' })
+    expect(first.config.devHost).toBe(true)
+    expect(loadConfig({ DATABASE_PATH: db, KIT_DEV_HOST: '1' }).config.jwtSecret).toBe(first.config.jwtSecret)
+    const file = join(dirname(db), 'secrets.json')
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+    writeFileSync(file, JSON.stringify({ ...stored, APPSTATION_JWT_SECRET: goodSecrets().APPSTATION_JWT_SECRET }), { mode: 0o600 })
+    const problems = problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' })
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatch(/secrets generated here for development: APPSTATION_JWT_SECRET in .* was not/)
+  })
+
+  it('fills in a missing secret, marked, beside hand-written ones only for a server without it', () => {
+    const secrets = goodSecrets()
+    const { db } = handWritten({ APPSTATION_JWT_SECRET: secrets.APPSTATION_JWT_SECRET })
+    expect(problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' }).join(' ')).toContain('generated here for development: APPSTATION_JWT_SECRET in')
+    const { config } = loadConfig({ DATABASE_PATH: db })
+    expect([config.devHost, config.jwtSecret]).toEqual([false, secrets.APPSTATION_JWT_SECRET])
+  })
+
+  it('does not start as npm start runs it (NODE_ENV unset, KIT_DEV_HOST=1) with secrets.json written by hand', async () => {
+    const { db } = handWritten(goodSecrets())
+    const { NODE_ENV: _n, APPSTATION_JWT_SECRET: _j, EVENTS_SECRET: _e, ENCRYPTION_KEY: _k, METRICS_TOKEN: _m, ...inherited } = process.env
+    const port = await freePort()
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      env: { ...inherited, KIT_DEV_HOST: '1', HOST: '127.0.0.1', PORT: String(port), DATABASE_PATH: db, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const [code] = (await once(child, 'exit')) as [number | null]
+    expect(code).toBe(1)
+    expect(output).toContain('runs only with secrets generated here for development')
+    await expect(fetch(`http://127.0.0.1:${port}/dev/api/token`, { method: 'POST' })).rejects.toThrow()
+  }, 30_000)
 })
 
 describe('without the opt-in', () => {
@@ -171,7 +234,7 @@ describe('a production process without the opt-in', () => {
   })
 
   it('answers 404 on every development route, even with NODE_ENV=Production', async () => {
-    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...goodSecrets() }, await freePort())
+    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...goodSecrets(), METRICS_TOKEN: metricsToken() }, await freePort())
     const get = await fetch(`${server.url}/dev/`)
     expect(get.status).toBe(404)
     for (const path of ['/dev/api/token', '/dev/api/simulate']) {

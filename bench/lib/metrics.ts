@@ -1,8 +1,9 @@
 /** Reading one counter from a server's /metrics (Prometheus text), by the value of one label. */
+import { METRICS_TOKEN } from './server.ts'
 
 /** `kit_bus_messages_total{outcome="accepted"} 12` → { accepted: 12 }; an empty record when the server does not answer. */
 export async function scrapeCounter(baseUrl: string, name: string, label: string): Promise<Record<string, number>> {
-  const text = await fetch(`${baseUrl}/metrics`).then(
+  const text = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } }).then(
     (r) => (r.ok ? r.text() : ''),
     () => '',
   )

@@ -1,5 +1,5 @@
 /** The real plugin server as its own process: `node --import tsx server/main.ts` with a chosen environment. */
-import { writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { freePort, sleep, type Secrets } from './env.ts'
 import { spawnTs, type Child } from './processes.ts'
@@ -14,8 +14,8 @@ export interface ServerOptions {
   rateWindowMs?: number
   /**
    * Serve /dev/ (the local App Station page, KIT_DEV_HOST=1); default false (production). The
-   * dev host runs only with development secrets, so `secrets` are written to `dir/secrets.json`
-   * instead of the environment.
+   * dev host runs only with secrets it generated itself, so `secrets` are not used then: the
+   * server generates its own into `dir/secrets.json`.
    */
   development?: boolean
   /** Further settings, applied last (e.g. DATABASE_URL, EVENT_BUS_URL for several instances). */
@@ -41,6 +41,9 @@ export interface ServerHandle {
  */
 export const CAPACITY_EVENTS_RATE_LIMIT = { EVENTS_RATE_LIMIT: String(100_000_000) }
 
+/** The operators' token every production server started here requires for /metrics. */
+export const METRICS_TOKEN = randomBytes(24).toString('hex')
+
 export async function startServer(options: ServerOptions): Promise<ServerHandle> {
   const port = options.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
@@ -51,10 +54,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     EVENTS_SECRET: `whsec_${options.secrets.hmacKey}`,
     ENCRYPTION_KEY: options.secrets.encryptionKey,
   }
-  if (options.development) writeFileSync(join(options.dir, 'secrets.json'), `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 })
   const env: Record<string, string | undefined> = {
     ...inherited,
-    ...(options.development ? { KIT_DEV_HOST: '1' } : { NODE_ENV: 'production', ...secrets }),
+    ...(options.development ? { KIT_DEV_HOST: '1' } : { NODE_ENV: 'production', ...secrets, METRICS_TOKEN }),
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_PATH: databasePath,

@@ -3,7 +3,7 @@
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
 import { isEventType, subscriptionStatusKind, type EventType } from '#shared/events.ts'
-import { hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
+import { findNul, hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 
 export interface MemberData {
   id: string
@@ -97,6 +97,9 @@ export function validateEnvelope(body: unknown): MemberEvent {
     requireString(data.access, 'level', 'data.access.', MAX_ID)
   }
   if (type === 'member.snapshot') validateSnapshotData(data)
+  // Nothing an event carries needs U+0000, and PostgreSQL cannot store it: never a valid event.
+  const nul = findNul(body)
+  if (nul !== null) throw new InvalidEvent(`${nul} holds a NUL character (\\u0000)`)
   return body as unknown as MemberEvent
 }
 

@@ -3,13 +3,15 @@
  * instance, whose messages go through the same intake as HTTP requests. A message is acked only
  * once its event is committed (or known already), naked with a growing delay when storing fails,
  * and terminated when it can never be accepted (bad signature, invalid envelope, not JSON, too
- * large) — logged with the reason, never with its body.
+ * large) — logged with the reason, never with its body, at most one line per interval however
+ * many are refused. A stream the plugin creates has limits (bytes, messages, age).
  */
 import type { FastifyBaseLogger } from 'fastify'
 import {
   AckPolicy,
   ConsumerEvents,
   DeliverPolicy,
+  DiscardPolicy,
   Match,
   RetentionPolicy,
   StorageType,
@@ -23,13 +25,11 @@ import {
 } from 'nats'
 import type { Counter } from 'prom-client'
 import type { EventBusConfig } from '../config.ts'
+import { LogThrottle } from '../lib/log-throttle.ts'
 import type { IntakeInput, IntakeResult } from './intake.ts'
 
 /** The signature headers a bus message carries, as on an HTTP request. */
 export const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const
-
-/** How long a stream the plugin creates keeps messages (the platform may own the stream instead). */
-export const CREATED_STREAM_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000
 
 export type BusOutcome = 'accepted' | 'duplicate' | 'invalid_signature' | 'invalid_event' | 'payload_too_large' | 'storage_error'
 
@@ -45,6 +45,8 @@ export interface EventBusTuning {
   stopGraceMs: number
   /** Pause between attempts to connect, or to find or create the stream and consumer. */
   retryMs: number
+  /** At most one "refused a message" line per this interval; the next line counts those left out. */
+  refusedLogIntervalMs: number
 }
 
 /** The longest pause between attempts to reach the bus. */
@@ -57,6 +59,7 @@ export const DEFAULT_TUNING: EventBusTuning = {
   maxInFlight: 64,
   stopGraceMs: 5000,
   retryMs: 2000,
+  refusedLogIntervalMs: 10_000,
 }
 
 export interface EventBusDeps {
@@ -86,6 +89,7 @@ export class EventBus {
   private nc: NatsConnection | null = null
   private messages: ConsumerMessages | null = null
   private readonly inFlight = new Set<Promise<void>>()
+  private readonly refusedLog: LogThrottle
   private readonly stopping = new AbortController()
   private readonly stopped = new Promise<void>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }))
   private consumingResolve!: () => void
@@ -97,6 +101,7 @@ export class EventBus {
   constructor(private readonly d: EventBusDeps) {
     this.tuning = { ...DEFAULT_TUNING, ...d.tuning }
     this.log = d.log.child({ component: 'event-bus', stream: d.config.stream, consumer: d.config.consumer })
+    this.refusedLog = new LogThrottle(this.tuning.refusedLogIntervalMs)
   }
 
   /** Connects and consumes in the background; the app serves HTTP meanwhile, even while NATS is down. */
@@ -114,6 +119,8 @@ export class EventBus {
     await this.messages?.close()
     await this.loop
     await this.settleInFlight()
+    const leftOut = this.refusedLog.drain()
+    if (leftOut > 0) this.log.warn({ leftOut }, `refused ${leftOut} more messages from the event bus since the last line (counted in kit_bus_messages_total)`)
     const nc = this.nc
     this.nc = null
     if (nc && !nc.isClosed()) {
@@ -213,13 +220,17 @@ export class EventBus {
   }
 
   /**
-   * The stream is found by name, and created only when missing (file storage, kept a week);
-   * an existing stream, whoever created it, is used as it is and never changed.
+   * The stream is found by name, and created only when missing (file storage, within the
+   * EVENT_BUS_STREAM_MAX_* limits, the oldest messages dropped first); an existing stream,
+   * whoever created it, is used as it is and never changed — with a warning when it has no limit.
    */
   private async ensureStream(jsm: JetStreamManager): Promise<void> {
-    const { stream, subject } = this.d.config
+    const { stream, subject, streamLimits } = this.d.config
     try {
-      await jsm.streams.info(stream)
+      const { config } = await jsm.streams.info(stream)
+      if (config.max_bytes < 0 && config.max_msgs < 0 && !config.max_age) {
+        this.log.warn('the event bus stream keeps every message forever (no byte, message or age limit); set limits on it')
+      }
       return
     } catch (err) {
       if (!isNotFound(err)) throw err
@@ -229,9 +240,12 @@ export class EventBus {
       subjects: [subject],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      max_age: nanos(CREATED_STREAM_MAX_AGE_MS),
+      discard: DiscardPolicy.Old,
+      max_bytes: streamLimits.maxBytes,
+      max_msgs: streamLimits.maxMsgs,
+      max_age: nanos(streamLimits.maxAgeMs),
     })
-    this.log.info({ subject }, 'created the event bus stream')
+    this.log.info({ subject, maxBytes: streamLimits.maxBytes, maxMsgs: streamLimits.maxMsgs, maxAgeMs: streamLimits.maxAgeMs }, 'created the event bus stream')
   }
 
   /** The durable pull consumer every instance shares; created when missing, otherwise used as it is. */
@@ -284,7 +298,15 @@ export class EventBus {
     }
     if (result.outcome === 'refused') {
       this.d.messages.inc({ outcome: result.code })
-      this.log.warn({ ...where, eventId: headers['webhook-id'], code: result.code, reason: result.error.message }, 'refused a message from the event bus')
+      const leftOut = this.refusedLog.take()
+      if (leftOut !== null) {
+        this.log.warn(
+          { ...where, eventId: headers['webhook-id'], code: result.code, reason: result.error.message, leftOut },
+          leftOut > 0
+            ? `refused a message from the event bus (and ${leftOut} more since the last line, counted in kit_bus_messages_total)`
+            : 'refused a message from the event bus',
+        )
+      }
       // Without a reason: servers before 2.10 ignore a termination that carries one.
       this.settle(() => m.term(), where)
       return

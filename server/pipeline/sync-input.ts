@@ -7,7 +7,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SYNC_COLUMNS, SYNC_FIELD_COLUMN, type SyncRefusedRow } from '#shared/api.ts'
 import { subscriptionStatusKind } from '#shared/events.ts'
-import { hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
+import { findNul, hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { SNAPSHOT_TYPE } from './sync-snapshot.ts'
 
@@ -195,6 +195,8 @@ export class RowChecker {
     const memberId = v.member_id?.trim() || null
     const refuse = (reason: string): SyncRefusedRow => ({ line: row.line, email: rawEmail, member_id: memberId, reason })
     if (memberId === null) return refuse('member_id is missing')
+    const nul = findNul(v)
+    if (nul !== null) return refuse(`${nul} holds a NUL character`)
     if (memberId.length > MAX_ID) return refuse(`member_id is longer than ${MAX_ID} characters`)
     if (rawEmail === null || rawEmail.trim() === '') return refuse('email is missing')
     if (rawEmail.length > 320 || hasControlCharacter(rawEmail) || hasBidiOrFormatCharacter(rawEmail) || !EMAIL.test(rawEmail.trim())) {

@@ -15,6 +15,12 @@ export const goodSecrets = () => ({
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
 })
 
+/** An operators' token for /metrics, required in production. */
+export const metricsToken = () => randomBytes(24).toString('hex')
+
+/** What a production start needs: NODE_ENV, the three secrets and METRICS_TOKEN. */
+export const productionEnv = () => ({ NODE_ENV: 'production', ...goodSecrets(), METRICS_TOKEN: metricsToken() })
+
 /** The problems `loadConfig` names for this environment; none when it starts. */
 export function problemsOf(env: Record<string, string>): string[] {
   try {
