@@ -44,11 +44,16 @@ export const malformed = (line: number, problem: string) =>
 
 const tooLong = (line: number) => malformed(line, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
 
-/** The bytes of a stream, stopping with 413 as soon as more than `maxBytes` arrived. */
+/**
+ * The bytes of a stream, stopping with 413 as soon as more than `maxBytes` arrived. The stream is
+ * read by hand, not with `for await`, so stopping early leaves the request as it is rather than
+ * destroying it: the client still gets the answer that says why.
+ */
 async function* limitBytes(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Buffer> {
+  const chunks = Symbol.asyncIterator in stream ? stream[Symbol.asyncIterator]() : stream[Symbol.iterator]()
   let bytes = 0
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+    const buffer = typeof next.value === 'string' ? Buffer.from(next.value) : next.value
     bytes += buffer.length
     if (bytes > maxBytes) throw new SyncInputError(413, 'payload_too_large', describeLimit)
     yield buffer
