@@ -135,10 +135,12 @@ function csvProblem(err: unknown, recordStart: number): unknown {
 export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<CsvRecord> {
   // Lines as an editor numbers them: the parser counts a quoted CRLF as two lines. `last*` is where
   // the last record parsed ended, and the blank lines skipped until then: a record the parser
-  // refuses starts after them. Noted as each record is parsed, ahead of the records read out.
+  // refuses starts after them. Noted as each record is parsed, ahead of the records read out, so
+  // each record's first line waits in `starts` until the record is read.
   let overcount = 0
   let lastLine = 0
   let lastEmpty = 0
+  const starts: number[] = []
   const parser = parse({
     bom: true,
     skip_empty_lines: true,
@@ -146,12 +148,13 @@ export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | I
     relax_column_count: true,
     record_delimiter: ['\r\n', '\n'],
     max_record_size: MAX_LINE_CHARS,
-    on_record: (values: string[], context): CsvRecord => {
+    on_record: (values: string[], context) => {
       const inside = breaks(values)
       overcount += inside.parserLines - inside.lines
       lastLine = context.lines - overcount
       lastEmpty = context.empty_lines
-      return { line: lastLine - inside.lines, values }
+      starts.push(lastLine - inside.lines)
+      return values
     },
   })
   // One chunk read ahead at most: a refused file stops being read where it is refused.
@@ -159,7 +162,7 @@ export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | I
   source.on('error', (err) => parser.destroy(err))
   source.pipe(parser)
   try {
-    yield* parser as AsyncIterable<CsvRecord>
+    for await (const values of parser as AsyncIterable<string[]>) yield { line: starts.shift() as number, values }
   } catch (err) {
     throw csvProblem(err, lastLine + 1 + (parser.info.empty_lines - lastEmpty))
   } finally {

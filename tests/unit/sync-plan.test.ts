@@ -191,7 +191,9 @@ describe('reading a member file', () => {
 
   const file = (body: string, format: 'csv' | 'jsonl', columns = new ColumnResolver(null, {})): MemberFile => ({
     format,
-    body: [Buffer.from(body)],
+    body: (async function* () {
+      yield Buffer.from(body)
+    })(),
     columns,
     maxBytes: 1 << 20,
     maxRows: 100,
