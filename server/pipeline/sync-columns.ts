@@ -39,6 +39,8 @@ export function suggestedField(column: string): string | null {
   return OTHER_SPELLINGS[key] ?? null
 }
 
+const mappable = (column: string) => column.length <= MAX_COLUMN_NAME && !hasControlCharacter(column)
+
 const invalidMapping = (problem: string, columns?: SyncColumn[]) =>
   new SyncInputError(400, 'invalid_column_mapping', `The column mapping ${problem}; nothing was queued.`, columns)
 
@@ -58,7 +60,7 @@ export function parseColumnMapping(text: string): SyncColumnMapping {
   if (entries.length > SYNC_MAX_COLUMNS) throw invalidMapping(`names more than ${SYNC_MAX_COLUMNS} columns`)
   const mapping: SyncColumnMapping = {}
   for (const [column, field] of entries) {
-    if (column.length > MAX_COLUMN_NAME || hasControlCharacter(column)) throw invalidMapping(`names a column longer than ${MAX_COLUMN_NAME} characters or holding a control character`)
+    if (!mappable(column)) throw invalidMapping(`names a column longer than ${MAX_COLUMN_NAME} characters or holding a control character`)
     if (field !== null && (typeof field !== 'string' || !isMemberField(field))) {
       throw invalidMapping(`maps "${column}" to ${JSON.stringify(field)}, which is not a member field (${SYNC_COLUMNS.join(', ')} or mk_…)`)
     }
@@ -90,11 +92,14 @@ export class ColumnResolver {
     return suggestedField(column)
   }
 
-  /** The field a column fills (deciding it the first time the column is seen). */
+  /**
+   * The field a column fills (deciding it the first time the column is seen). A name no mapping
+   * can hold (too long, a control character) is ignored, and neither listed nor remembered.
+   */
   field(column: string): string | null {
     const known = this.byColumn.get(column)
     if (known !== undefined) return known
-    if (this.byColumn.size >= SYNC_MAX_COLUMNS) return null
+    if (this.byColumn.size >= SYNC_MAX_COLUMNS || !mappable(column)) return null
     const field = this.choose(column)
     this.byColumn.set(column, field)
     if (field !== null) {

@@ -232,6 +232,15 @@ describe('reading a member file', () => {
     expect(remembered.toRemember()).toEqual({ 'Email Address': 'email', ID: 'member_id', 'First Name': null, Company: 'mk_company' })
   })
 
+  it('ignores a column whose name no mapping can hold (a control character, over 200 characters), and never remembers it', async () => {
+    const columns = new ColumnResolver(null, {})
+    const long = `mk_${'x'.repeat(60)}`.padEnd(201, 'y')
+    const line = JSON.stringify({ email: 'a@example.com', member_id: 'm_1', 'mk_a\u0000b': 'x', [long]: 'y' })
+    expect(await read(file(`${line}\n`, 'jsonl', columns))).toMatchObject([{ fields: {} }])
+    expect(columns.columns()).toEqual([{ name: 'email', field: 'email' }, { name: 'member_id', field: 'member_id' }])
+    expect(Object.keys(columns.toRemember())).toEqual(['email', 'member_id'])
+  })
+
   it('refuses a CSV whose columns fill no email or member_id, or fill one field twice, listing the columns', async () => {
     await expect(read(file('mail,ID\na@example.com,m_1\n', 'csv'))).rejects.toMatchObject({
       status: 400,
