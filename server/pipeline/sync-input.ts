@@ -101,6 +101,7 @@ function breaks(values: string[]): { lines: number; parserLines: number } {
   let lines = 0
   let parserLines = 0
   for (const value of values) {
+    if (!value.includes('\n') && !value.includes('\r')) continue
     for (const m of value.matchAll(/\r\n|\r|\n/g)) {
       lines += 1
       parserLines += m[0].length
@@ -140,7 +141,8 @@ export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | I
   let overcount = 0
   let lastLine = 0
   let lastEmpty = 0
-  const starts: number[] = []
+  let starts: number[] = []
+  let next = 0
   const parser = parse({
     bom: true,
     skip_empty_lines: true,
@@ -162,7 +164,14 @@ export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | I
   source.on('error', (err) => parser.destroy(err))
   source.pipe(parser)
   try {
-    for await (const values of parser as AsyncIterable<string[]>) yield { line: starts.shift() as number, values }
+    for await (const values of parser as AsyncIterable<string[]>) {
+      const line = starts[next++] as number
+      if (next === starts.length) {
+        starts = []
+        next = 0
+      }
+      yield { line, values }
+    }
   } catch (err) {
     throw csvProblem(err, lastLine + 1 + (parser.info.empty_lines - lastEmpty))
   } finally {
