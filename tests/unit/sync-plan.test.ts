@@ -145,6 +145,17 @@ describe('reading a member file', () => {
     expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 4 * 16 * 1024)
   })
 
+  it('stops a CSV at one endless unquoted line too', async () => {
+    const endless = (function* () {
+      yield Buffer.from('email,member_id\n')
+      for (;;) yield Buffer.alloc(16 * 1024, 0x61)
+    })()
+    const read = async () => {
+      for await (const _r of readCsvRecords(endless, 64 * 1024 * 1024, 'too big')) void _r
+    }
+    await expect(read()).rejects.toMatchObject({ status: 400, code: 'malformed_file', message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/) })
+  })
+
   it('stops a CSV with 413 as soon as the bytes pass the limit', async () => {
     const read = async () => {
       for await (const _r of readCsvRecords([Buffer.from('email,member_id\n'), Buffer.alloc(2000, 0x61)], 1000, 'over the limit')) void _r
