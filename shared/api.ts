@@ -285,6 +285,36 @@ export const RETRY_MANY_MAX = 10_000
 export const SYNC_COLUMNS = ['email', 'member_id', 'first_name', 'subscription_plan', 'access_level', 'subscription_status'] as const
 /** Any `mk_*` member field is a column too. */
 export const SYNC_FIELD_COLUMN = /^mk_[a-z0-9_]{1,60}$/
+/** The most columns a member file's mapping names (and a CSV header may have). */
+export const SYNC_MAX_COLUMNS = 500
+
+/**
+ * Which member field each of a file's columns fills: column name (as the file spells it) → one of
+ * SYNC_COLUMNS or an `mk_*` field, or null to ignore the column.
+ */
+export const SyncColumnMapping = Type.Record(Type.String({ maxLength: 200 }), Type.Union([Type.String(), Type.Null()]))
+export type SyncColumnMapping = Static<typeof SyncColumnMapping>
+
+/** One column of a member file and the member field it fills (null: ignored). */
+export const SyncColumn = Type.Object({
+  name: Type.String(),
+  field: Type.Union([Type.String(), Type.Null()]),
+})
+export type SyncColumn = Static<typeof SyncColumn>
+
+/**
+ * A member file refused as a whole (400). For the codes about columns (`missing_column`,
+ * `invalid_column_mapping`) `columns` lists the file's columns with the mapping that was used, so
+ * the owner can map them and try again.
+ */
+export const SyncFileError = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    columns: Type.Optional(Type.Array(SyncColumn)),
+  }),
+})
+export type SyncFileError = Static<typeof SyncFileError>
 
 export const SyncStatus = Type.Union([
   Type.Literal('importing'),
@@ -365,8 +395,13 @@ export const SyncPlan = Type.Object({
   refused: Type.Integer(),
   /** The first refused rows (at most 100). */
   refused_rows: Type.Array(SyncRefusedRow),
-  /** Columns the sync does not know; a real run refuses the file while any is present. */
-  unknown_columns: Type.Array(Type.String()),
+  /**
+   * The file's columns (the CSV header, or JSON Lines keys in order of first appearance) and the
+   * member field each fills: the mapping sent, else the one remembered from the community's last
+   * import, else same-named columns. A column with no field is ignored; the import judges the file
+   * with the same mapping.
+   */
+  columns: Type.Array(SyncColumn),
   /** Kit requests the sync is expected to make, and the time the credential's budget needs for them. */
   estimated_kit_requests: Type.Integer(),
   estimated_seconds: Type.Integer(),

@@ -71,6 +71,17 @@ describe('the OpenAPI description', () => {
     expect(JSON.stringify(order?.schema)).toContain('oldest')
   })
 
+  it('documents the column mapping of POST /syncs and the columns a refused file answers with', () => {
+    const op = doc.paths['/api/v1/syncs']?.post
+    const columns = (op?.parameters ?? []).find((p) => p.in === 'query' && p.name === 'columns')
+    expect(columns?.schema?.type).toBe('string')
+    expect(columns?.required ?? false).toBe(false)
+    const refused = op?.responses['400']?.content?.['application/json']?.schema as { properties: { error: { properties: Json } } }
+    expect(Object.keys(refused.properties.error.properties).sort()).toEqual(['code', 'columns', 'message'])
+    const plan = op?.responses['200']?.content?.['application/json']?.schema as { properties: Json }
+    expect(Object.keys(plan.properties)).toContain('columns')
+  })
+
   it('still takes events without compiling a validator from the documented schema: a missing signature is 401', async () => {
     const res = await app.inject({ method: 'POST', url: '/events', headers: { 'content-type': 'application/json' }, payload: '{}' })
     expect(res.statusCode).toBe(401)

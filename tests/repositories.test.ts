@@ -550,6 +550,17 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         }
         expect((await h.syncs.recent(A, 10)).map((s) => s.id)).toEqual(['sync_a', 'sync_c', 'sync_b'])
       })
+
+      it('remembers a community’s column mapping, replaced by the next one, never read by another community', async () => {
+        expect(await h.syncs.columnMapping(A)).toBeUndefined()
+        await h.syncs.saveColumnMapping(A, '{"Company":"mk_company"}', STARTED)
+        await h.syncs.saveColumnMapping(B, '{"Company":null}', STARTED)
+        expect(await h.syncs.columnMapping(A)).toBe('{"Company":"mk_company"}')
+        await h.syncs.saveColumnMapping(A, '{"Company":"mk_employer"}', STARTED + 1)
+        expect(await h.syncs.columnMapping(A)).toBe('{"Company":"mk_employer"}')
+        expect(await h.syncs.columnMapping(B)).toBe('{"Company":null}')
+        expect(await h.syncs.columnMapping('c_other')).toBeUndefined()
+      })
     })
   })
 })

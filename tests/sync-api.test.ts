@@ -106,18 +106,138 @@ describe('dry run', () => {
     ])
   })
 
-  it('reports unknown columns in the preview, and a real run refuses the file naming the column', async () => {
+  it('a raw export (values spanning lines, columns of its own) is previewed and imported: unknown columns are ignored unless mapped', async () => {
     await connect()
-    const file = csv('email,member_id,nickname', 'a@example.com,m_1,Al')
-    const plan = (await upload(file, { dryRun: true })).json()
-    expect(plan.unknown_columns).toEqual(['nickname'])
-    expect(plan.accepted).toBe(1)
+    const file = csv(
+      'Email Address,ID,First Name,Company,Notes',
+      'ann@example.com,m_1,Ann,Acme,"Met at the fair,',
+      'asked for ""pricing"""',
+      'bob@example.com,m_2,Bob,,',
+    )
+    const preview = await upload(file, { dryRun: true })
+    expect(preview.statusCode).toBe(200)
+    expect(preview.json()).toMatchObject({ accepted: 2, refused: 0 })
+    expect(preview.json().columns).toEqual([
+      { name: 'Email Address', field: 'email' },
+      { name: 'ID', field: 'member_id' },
+      { name: 'First Name', field: 'first_name' },
+      { name: 'Company', field: null },
+      { name: 'Notes', field: null },
+    ])
 
     const res = await upload(file)
-    expect(res.statusCode).toBe(400)
-    expect(res.json().error.code).toBe('unknown_column')
-    expect(res.json().error.message).toContain('"nickname"')
-    expect(queued()).toBe(0)
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toMatchObject({ total: 2, refused: 0 })
+    const payloads = (app.sqlite.prepare('SELECT payload FROM events ORDER BY id').pluck().all() as string[]).map((p) => JSON.parse(p).data.member)
+    expect(payloads).toEqual([
+      { id: 'm_1', email: 'ann@example.com', first_name: 'Ann' },
+      { id: 'm_2', email: 'bob@example.com', first_name: 'Bob' },
+    ])
+  })
+
+  it('the preview and the import judge every file the same way', async () => {
+    await connect()
+    const files: { body: string; type?: string; columns?: string }[] = [
+      { body: csv('email,member_id,nickname', 'a@example.com,m_1,Al') },
+      { body: csv('email,member_id,notes', 'a@example.com,m_1,"two', 'lines"') },
+      { body: csv('mail,member_id', 'a@example.com,m_1') },
+      { body: csv('mail,member_id', 'a@example.com,m_1'), columns: '{"mail":"email","member_id":"member_id"}' },
+      { body: csv('email,E-mail,member_id', 'a@example.com,b@example.com,m_1') },
+      { body: csv('email,member_id', 'a@example.com,m_1'), columns: '{"email":"nickname"}' },
+      { body: csv('email,member_id', '"a@example.com,m_1') },
+      { body: csv('email,member_id', 'a@example.com,m_1,extra') },
+      { body: csv('email,member_id') },
+      { body: `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1', profile: { city: 'Oslo' } })}\n`, type: 'application/x-ndjson' },
+      { body: `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1', mk_tags: ['a'] })}\n`, type: 'application/x-ndjson' },
+    ]
+    const verdicts = []
+    for (const f of files) {
+      const url = (dryRun: boolean) => `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), ...(f.columns ? { columns: f.columns } : {}) })}`
+      const send = (dryRun: boolean) => app.inject({ method: 'POST', url: url(dryRun), headers: { ...asA, 'content-type': f.type ?? 'text/csv' }, payload: f.body })
+      const preview = await send(true)
+      const real = await send(false)
+      const judged = (res: typeof preview) => (res.statusCode < 300 ? 'accepted' : res.json().error.code)
+      verdicts.push([judged(preview), judged(real)])
+    }
+    expect(verdicts.map(([preview]) => preview)).toEqual([
+      'accepted',
+      'accepted',
+      'missing_column',
+      'accepted',
+      'invalid_column_mapping',
+      'invalid_column_mapping',
+      'malformed_file',
+      'malformed_file',
+      'empty_file',
+      'accepted',
+      'malformed_file',
+    ])
+    expect(verdicts.map(([, real]) => real)).toEqual(verdicts.map(([preview]) => preview))
+  })
+
+  it('a file whose columns fill no email answers with its columns, and mapping them with the upload makes it whole', async () => {
+    await connect()
+    const file = csv('E-mail address,Member,Company', 'ann@example.com,m_1,Acme')
+    const refused = await upload(file, { dryRun: true })
+    expect(refused.statusCode).toBe(400)
+    expect(refused.json().error).toMatchObject({
+      code: 'missing_column',
+      columns: [
+        { name: 'E-mail address', field: null },
+        { name: 'Member', field: 'member_id' },
+        { name: 'Company', field: null },
+      ],
+    })
+    const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
+    const url = (dryRun: boolean) => `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), columns })}`
+    const mapped = await app.inject({ method: 'POST', url: url(true), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
+    expect(mapped.statusCode).toBe(200)
+    expect(mapped.json().columns).toEqual([
+      { name: 'E-mail address', field: 'email' },
+      { name: 'Member', field: 'member_id' },
+      { name: 'Company', field: 'mk_company' },
+    ])
+    const started = await app.inject({ method: 'POST', url: url(false), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
+    expect(started.statusCode).toBe(202)
+    const payload = JSON.parse(app.sqlite.prepare('SELECT payload FROM events').pluck().get() as string)
+    expect(payload.data.member).toEqual({ id: 'm_1', email: 'ann@example.com', fields: { mk_company: 'Acme' } })
+  })
+
+  it('remembers the mapping of an accepted import for the community\'s next file, and for no other community', async () => {
+    await connect()
+    await connect(asB, KEY_B)
+    const header = 'E-mail address,Member,Company'
+    const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
+    // A preview alone remembers nothing.
+    await app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    expect((await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })).json().error.code).toBe('missing_column')
+
+    const started = await app.inject({ method: 'POST', url: `/api/v1/syncs?columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    expect(started.statusCode).toBe(202)
+
+    const next = await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })
+    expect(next.statusCode).toBe(200)
+    expect(next.json().columns).toEqual([
+      { name: 'E-mail address', field: 'email' },
+      { name: 'Member', field: 'member_id' },
+      { name: 'Company', field: 'mk_company' },
+    ])
+    const other = await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true, headers: asB })
+    expect(other.statusCode).toBe(400)
+    expect(other.json().error.columns).toEqual([
+      { name: 'E-mail address', field: null },
+      { name: 'Member', field: 'member_id' },
+      { name: 'Company', field: null },
+    ])
+  })
+
+  it('refuses a mapping that is not JSON or names something that is not a member field', async () => {
+    await connect()
+    for (const columns of ['{"email"', '["email"]', '{"Company":"company"}']) {
+      const res = await app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv('email,member_id', 'a@example.com,m_1') })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error.code).toBe('invalid_column_mapping')
+    }
   })
 })
 
@@ -130,7 +250,7 @@ describe('refused files leave nothing behind', () => {
     expect(res.statusCode).toBe(400)
     expect(res.json().error).toEqual({
       code: 'malformed_file',
-      message: 'Line 1102: a quoted value is not closed (a value cannot span lines). Fix that line and send the file again; nothing was queued.',
+      message: 'Line 1102: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.',
     })
     expect(queued()).toBe(0)
   })

@@ -6,6 +6,8 @@ export class AppError extends Error {
     message: string,
     /** Headers the answer carries, e.g. `retry-after`. */
     readonly headers: Readonly<Record<string, string>> = {},
+    /** More of the answer's `error` object, for a route whose error schema names it (e.g. a file's `columns`). */
+    readonly details?: Readonly<Record<string, unknown>>,
   ) {
     super(message)
     this.name = 'AppError'

@@ -1,11 +1,13 @@
 /**
- * Reading a member file for an initial sync, line by line as it streams in: CSV (a header line,
- * then one member a line) or JSON Lines (one object a line). A line that cannot be read stops the
- * file with its line number; a member that cannot be taken (bad email, duplicate) is refused on
- * its own, with the reason.
+ * Reading a member file for an initial sync as it streams in: CSV records (a maintained parser:
+ * RFC 4180 quoting, values may span lines) or JSON Lines (one object a line), then each member
+ * checked on its own. A record that cannot be read stops the file with its line number; a member
+ * that cannot be taken (bad email, duplicate) is refused on its own, with the reason.
  */
+import { Readable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
-import { SYNC_COLUMNS, SYNC_FIELD_COLUMN, type SyncRefusedRow } from '#shared/api.ts'
+import { CsvError, parse } from 'csv-parse'
+import { SYNC_FIELD_COLUMN, type SyncColumn, type SyncRefusedRow } from '#shared/api.ts'
 import { subscriptionStatusKind } from '#shared/events.ts'
 import { findNul, hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
@@ -13,12 +15,16 @@ import { SNAPSHOT_TYPE } from './sync-snapshot.ts'
 
 export type SyncFormat = 'csv' | 'jsonl'
 
-/** The file cannot be taken at all: 400 (a line that cannot be read, an unknown column) or 413. */
+/**
+ * The file cannot be taken at all: 400 (a record that cannot be read, columns that cannot be
+ * mapped) or 413. `columns`, for the column codes: the file's columns and the mapping used.
+ */
 export class SyncInputError extends Error {
   constructor(
     readonly status: 400 | 413,
     readonly code: string,
     message: string,
+    readonly columns?: SyncColumn[],
   ) {
     super(message)
   }
@@ -30,24 +36,41 @@ export interface Line {
   text: string
 }
 
-/** The longest line a member file may hold, in characters: as large as the largest event. */
+/** The longest line (JSON Lines) or record (CSV) a member file may hold, in characters: as large as the largest event. */
 export const MAX_LINE_CHARS = 256 * 1024
 
+export const malformed = (line: number, problem: string) =>
+  new SyncInputError(400, 'malformed_file', `Line ${line}: ${problem}. Fix that line and send the file again; nothing was queued.`)
+
+const tooLong = (line: number) => malformed(line, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
+
 /**
- * The lines of a byte stream, decoded as UTF-8, without their line ends; blank lines are left
- * out (but counted). Throws SyncInputError 413 as soon as more than `maxBytes` arrived, and 400 as
- * soon as a line runs past MAX_LINE_CHARS, so an unended line is neither held nor scanned again
- * chunk after chunk.
+ * The bytes of a stream, stopping with 413 as soon as more than `maxBytes` arrived. The stream is
+ * read by hand, not with `for await`, so stopping early leaves the request as it is rather than
+ * destroying it: the client still gets the answer that says why.
+ */
+async function* limitBytes(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Buffer> {
+  const chunks = Symbol.asyncIterator in stream ? stream[Symbol.asyncIterator]() : stream[Symbol.iterator]()
+  let bytes = 0
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+    const buffer = typeof next.value === 'string' ? Buffer.from(next.value) : next.value
+    bytes += buffer.length
+    if (bytes > maxBytes) throw new SyncInputError(413, 'payload_too_large', describeLimit)
+    yield buffer
+  }
+}
+
+/**
+ * The lines of a byte stream (JSON Lines), decoded as UTF-8, without their line ends; blank lines
+ * are left out (but counted). Throws SyncInputError 413 as soon as more than `maxBytes` arrived,
+ * and 400 as soon as a line runs past MAX_LINE_CHARS, so an unended line is neither held nor
+ * scanned again chunk after chunk.
  */
 export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Line> {
   const decoder = new StringDecoder('utf8')
-  let bytes = 0
   let pending = ''
   let number = 0
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    bytes += buffer.length
-    if (bytes > maxBytes) throw new SyncInputError(413, 'payload_too_large', describeLimit)
+  for await (const buffer of limitBytes(stream, maxBytes, describeLimit)) {
     pending += decoder.write(buffer)
     let start = 0
     for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
@@ -57,9 +80,7 @@ export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterab
       if (text.trim() !== '') yield { number, text: number === 1 ? text.replace(/^\uFEFF/, '') : text }
     }
     pending = pending.slice(start)
-    if (pending.length > MAX_LINE_CHARS) {
-      throw malformed(number + 1, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
-    }
+    if (pending.length > MAX_LINE_CHARS) throw tooLong(number + 1)
   }
   pending += decoder.end()
   if (pending.replace(/\r$/, '').trim() !== '') {
@@ -69,104 +90,99 @@ export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterab
   }
 }
 
-const malformed = (line: number, problem: string) => new SyncInputError(400, 'malformed_file', `Line ${line}: ${problem}. Fix that line and send the file again; nothing was queued.`)
+/** One CSV record: its values, and the line it starts on. */
+export interface CsvRecord {
+  line: number
+  values: string[]
+}
 
-/** One CSV line (RFC 4180 quoting, values may not span lines). */
-export function parseCsvLine(text: string, line: number): string[] {
-  const values: string[] = []
-  let i = 0
-  for (;;) {
-    if (text[i] === '"') {
-      let value = ''
-      i += 1
-      for (;;) {
-        if (i >= text.length) throw malformed(line, 'a quoted value is not closed (a value cannot span lines)')
-        const c = text[i] as string
-        if (c === '"') {
-          if (text[i + 1] === '"') {
-            value += '"'
-            i += 2
-            continue
-          }
-          i += 1
-          break
-        }
-        value += c
-        i += 1
-      }
-      values.push(value)
-      if (i === text.length) return values
-      if (text[i] !== ',') throw malformed(line, `value ${values.length} has text after its closing quote`)
-      i += 1
-    } else {
-      const comma = text.indexOf(',', i)
-      const value = comma === -1 ? text.slice(i) : text.slice(i, comma)
-      if (value.includes('"')) throw malformed(line, `value ${values.length + 1} holds a quote; quote the whole value and double the quotes inside it`)
-      values.push(value)
-      if (comma === -1) return values
-      i = comma + 1
+/** Line breaks inside a value as an editor counts them, and as the parser does (CR and LF each one). */
+function breaks(values: string[]): { lines: number; parserLines: number } {
+  let lines = 0
+  let parserLines = 0
+  for (const value of values) {
+    if (!value.includes('\n') && !value.includes('\r')) continue
+    for (const m of value.matchAll(/\r\n|\r|\n/g)) {
+      lines += 1
+      parserLines += m[0].length
     }
+  }
+  return { lines, parserLines }
+}
+
+/** A parser error in the project's words, at the line it concerns. */
+function csvProblem(err: unknown, recordStart: number): unknown {
+  if (!(err instanceof CsvError)) return err
+  switch (err.code) {
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return malformed(recordStart, 'a quoted value is not closed before the end of the file')
+    case 'CSV_MAX_RECORD_SIZE':
+      return malformed(recordStart, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is a quoted value left open?)`)
+    case 'CSV_INVALID_CLOSING_QUOTE':
+    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
+      return malformed(recordStart, 'a quoted value has text after its closing quote')
+    default:
+      return malformed(recordStart, 'it cannot be read as CSV')
   }
 }
 
-export const isKnownColumn = (column: string) => (SYNC_COLUMNS as readonly string[]).includes(column) || SYNC_FIELD_COLUMN.test(column)
+/**
+ * The records of a CSV byte stream, read by csv-parse as the bytes arrive: standard quoting
+ * (quoted values may hold commas, doubled quotes and line breaks; a stray quote inside an unquoted
+ * value is kept as it is), a byte-order mark, CRLF or LF, blank lines left out. Stops with 413 past
+ * `maxBytes` and with 400 `malformed_file` as soon as one record passes MAX_LINE_CHARS, so neither
+ * an endless line nor an unclosed quote is held.
+ */
+export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<CsvRecord> {
+  // Lines as an editor numbers them: the parser counts a quoted CRLF as two lines. `last*` is where
+  // the last record parsed ended, and the blank lines skipped until then: a record the parser
+  // refuses starts after them. Noted as each record is parsed, ahead of the records read out, so
+  // each record's first line waits in `starts` until the record is read.
+  let overcount = 0
+  let lastLine = 0
+  let lastEmpty = 0
+  let starts: number[] = []
+  let next = 0
+  const parser = parse({
+    bom: true,
+    skip_empty_lines: true,
+    relax_quotes: true,
+    relax_column_count: true,
+    record_delimiter: ['\r\n', '\n'],
+    max_record_size: MAX_LINE_CHARS,
+    on_record: (values: string[], context) => {
+      const inside = breaks(values)
+      overcount += inside.parserLines - inside.lines
+      lastLine = context.lines - overcount
+      lastEmpty = context.empty_lines
+      starts.push(lastLine - inside.lines)
+      return values
+    },
+  })
+  // One chunk read ahead at most: a refused file stops being read where it is refused.
+  const source = Readable.from(limitBytes(stream, maxBytes, describeLimit), { highWaterMark: 1 })
+  source.on('error', (err) => parser.destroy(err))
+  source.pipe(parser)
+  try {
+    for await (const values of parser as AsyncIterable<string[]>) {
+      const line = starts[next++] as number
+      if (next === starts.length) {
+        starts = []
+        next = 0
+      }
+      yield { line, values }
+    }
+  } catch (err) {
+    throw csvProblem(err, lastLine + 1 + (parser.info.empty_lines - lastEmpty))
+  } finally {
+    source.destroy()
+  }
+}
 
-/** One member as read: column → value; null is an explicit empty value (JSON null). */
+/** One member as read: member field → value; null is an explicit empty value (JSON null). */
 export interface RawRow {
   line: number
   values: Record<string, string | null>
-}
-
-/** Reads records from a file's lines; `onUnknownColumn` is told each unknown column once. */
-export async function* readRows(lines: AsyncIterable<Line>, format: SyncFormat, onUnknownColumn: (column: string, line: number) => void): AsyncGenerator<RawRow> {
-  const unknown = new Set<string>()
-  const noteColumn = (column: string, line: number) => {
-    if (isKnownColumn(column) || unknown.has(column)) return
-    unknown.add(column)
-    onUnknownColumn(column, line)
-  }
-  if (format === 'csv') {
-    let header: string[] | null = null
-    for await (const { number, text } of lines) {
-      const values = parseCsvLine(text, number)
-      if (header === null) {
-        header = values.map((v) => v.trim().toLowerCase())
-        const twice = header.find((c, i) => header?.indexOf(c) !== i)
-        if (twice !== undefined) throw malformed(number, `the header names the column "${twice}" twice`)
-        if (!header.includes('email') || !header.includes('member_id')) throw malformed(number, 'the header must name the columns email and member_id')
-        for (const column of header) noteColumn(column, number)
-        continue
-      }
-      if (values.length !== header.length) {
-        throw malformed(number, `it has ${values.length} values but the header names ${header.length} columns`)
-      }
-      const record: Record<string, string | null> = {}
-      header.forEach((column, i) => {
-        const value = (values[i] as string).trim()
-        // CSV cannot say "empty" apart from "not given": an empty cell leaves the value as it is.
-        if (value !== '') record[column] = value
-      })
-      yield { line: number, values: record }
-    }
-    return
-  }
-  for await (const { number, text } of lines) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      throw malformed(number, 'it is not valid JSON')
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw malformed(number, 'it is not a JSON object')
-    const record: Record<string, string | null> = {}
-    for (const [key, value] of Object.entries(parsed)) {
-      noteColumn(key, number)
-      if (value === null || typeof value === 'string') record[key] = value
-      else if (typeof value === 'number' && Number.isFinite(value)) record[key] = String(value)
-      else throw malformed(number, `"${key}" must be a string, a number or null`)
-    }
-    yield { line: number, values: record }
-  }
 }
 
 /** A member the sync takes. */

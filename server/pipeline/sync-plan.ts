@@ -3,7 +3,7 @@
  * what the plugin last wrote to Kit for each member: it reads nothing and writes nothing. Fed one
  * member at a time, so a file of any size is planned as it streams in.
  */
-import type { Mappings, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
+import type { Mappings, SyncColumn, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
 import type { MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields } from './processor.ts'
 import { snapshotMapping } from './sync-snapshot.ts'
@@ -72,16 +72,11 @@ export class SyncPlanner {
   private readonly sequencesAdded = new Changes()
   private readonly refusedRows: SyncRefusedRow[] = []
   private refused = 0
-  private readonly unknownColumns: string[] = []
 
   constructor(
     private readonly mappings: Mappings,
     private readonly budget: PlanBudget,
   ) {}
-
-  unknownColumn(column: string): void {
-    this.unknownColumns.push(column)
-  }
 
   refuse(row: SyncRefusedRow): void {
     this.rows += 1
@@ -136,7 +131,7 @@ export class SyncPlanner {
     }
   }
 
-  result(format: 'csv' | 'jsonl'): SyncPlan {
+  result(format: 'csv' | 'jsonl', columns: SyncColumn[]): SyncPlan {
     const { requestsPerWindow, windowMs } = this.budget
     return {
       dry_run: true,
@@ -151,7 +146,7 @@ export class SyncPlanner {
       unsubscribed: this.unsubscribed.toDto(),
       refused: this.refused,
       refused_rows: [...this.refusedRows],
-      unknown_columns: [...this.unknownColumns],
+      columns: columns.map((c) => ({ ...c })),
       estimated_kit_requests: this.kitRequests,
       estimated_seconds: Math.ceil(((this.kitRequests / requestsPerWindow) * windowMs) / 1000),
     }
@@ -164,13 +159,12 @@ export function planSync(
   mappings: Mappings,
   budget: PlanBudget,
   format: 'csv' | 'jsonl' = 'csv',
-  unknownColumns: string[] = [],
+  columns: SyncColumn[] = [],
 ): SyncPlan {
   const planner = new SyncPlanner(mappings, budget)
-  for (const column of unknownColumns) planner.unknownColumn(column)
   for (const entry of entries) {
     if ('refused' in entry) planner.refuse(entry.refused)
     else planner.add(entry.event, entry.known)
   }
-  return planner.result(format)
+  return planner.result(format, columns)
 }

@@ -64,7 +64,8 @@ export default fp(
       if (err instanceof AppError) reply.headers(err.headers)
       if (mapped.status >= 500) request.log.error({ err }, 'request failed')
       else request.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
-      return reply.status(mapped.status).send({ error: { code: mapped.code, message: mapped.message } })
+      const details = err instanceof AppError ? err.details : undefined
+      return reply.status(mapped.status).send({ error: { ...details, code: mapped.code, message: mapped.message } })
     })
     app.setNotFoundHandler((request, reply) =>
       reply.status(404).send({

@@ -10,16 +10,9 @@ import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shar
 import type { RequestBudget } from '../kit/budget.ts'
 import { AppError } from '../lib/errors.ts'
 import { newDeliveryId } from '../storage/sqlite/queue.ts'
-import {
-  isRefused,
-  readLines,
-  readRows,
-  RowChecker,
-  snapshotEvent,
-  SyncInputError,
-  type SnapshotMember,
-  type SyncFormat,
-} from '../pipeline/sync-input.ts'
+import { ColumnResolver, parseColumnMapping, storedColumnMapping } from '../pipeline/sync-columns.ts'
+import { readMemberFile } from '../pipeline/sync-file.ts'
+import { isRefused, snapshotEvent, SyncInputError, type SnapshotMember, type SyncFormat } from '../pipeline/sync-input.ts'
 import { SyncPlanner, type KnownSubscriber } from '../pipeline/sync-plan.ts'
 import { SNAPSHOT_TYPE } from '../pipeline/sync-snapshot.ts'
 import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../storage/types.ts'
@@ -69,10 +62,12 @@ export interface ImportRequest {
   /** The Content-Length header, when the client sent one. */
   contentLength: number | null
   dryRun: boolean
+  /**
+   * The `columns` query parameter as sent (JSON: file column → member field or null), or null:
+   * then the community's remembered mapping, else same-named columns.
+   */
+  columns: string | null
 }
-
-const emptyFile = () =>
-  new SyncInputError(400, 'empty_file', 'The member file holds no members: a CSV needs a header line (email,member_id,…) and one member a line below it.')
 
 const MiB = 1024 * 1024
 const describeBytes = (bytes: number) => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`)
@@ -108,27 +103,29 @@ export class SyncService {
     const credential = await this.deps.connections.credential(communityId)
     if (!credential) throw new AppError(409, 'not_connected', 'Connect a Kit account under Connection before bringing members over.')
     try {
+      const columns = new ColumnResolver(
+        request.columns === null ? null : parseColumnMapping(request.columns),
+        storedColumnMapping(await this.deps.syncs.columnMapping(communityId)),
+      )
       return dryRun
-        ? await this.plan(request, credential.credentialId)
-        : await this.queue(request)
+        ? await this.plan(request, columns, credential.credentialId)
+        : await this.queue(request, columns)
     } catch (err) {
-      if (err instanceof SyncInputError) throw new AppError(err.status, err.code, err.message)
+      if (err instanceof SyncInputError) throw new AppError(err.status, err.code, err.message, {}, err.columns ? { columns: err.columns } : undefined)
       throw err
     }
   }
 
-  private rows(request: ImportRequest, onUnknownColumn: (column: string, line: number) => void) {
-    return readRows(readLines(request.body, this.deps.limits.maxBytes, this.tooLarge()), request.format, onUnknownColumn)
+  /** The file's members, judged the same way for a dry run and an import. */
+  private members(request: ImportRequest, columns: ColumnResolver) {
+    const { maxBytes, maxRows } = this.deps.limits
+    return readMemberFile({ format: request.format, body: request.body, columns, maxBytes, maxRows, tooLarge: this.tooLarge(), tooManyRows: this.tooManyRows() })
   }
 
-  private async plan(request: ImportRequest, credentialId: string): Promise<SyncPlan> {
+  private async plan(request: ImportRequest, columns: ColumnResolver, credentialId: string): Promise<SyncPlan> {
     const planner = new SyncPlanner(await this.deps.mappings.get(request.communityId), this.backgroundRate())
-    const checker = new RowChecker()
     const time = this.now()
-    let rows = 0
-    for await (const row of this.rows(request, (column) => planner.unknownColumn(column))) {
-      if (++rows > this.deps.limits.maxRows) throw new SyncInputError(413, 'payload_too_large', this.tooManyRows())
-      const checked = checker.check(row)
+    for await (const checked of this.members(request, columns)) {
       if (isRefused(checked)) {
         planner.refuse(checked)
         continue
@@ -136,8 +133,7 @@ export class SyncService {
       const event = snapshotEvent(checked, { id: 'plan', communityId: request.communityId, time, syncId: null })
       planner.add(event, await this.known(request.communityId, credentialId, checked.memberId))
     }
-    if (rows === 0) throw emptyFile()
-    return planner.result(request.format)
+    return planner.result(request.format, columns.columns())
   }
 
   private async known(communityId: string, credentialId: string, memberId: string): Promise<KnownSubscriber | null> {
@@ -150,30 +146,20 @@ export class SyncService {
    * file is read and accepted, one synced commit lets them all go. A refused file, or a process
    * that dies before the end, leaves nothing (see recoverInterrupted).
    */
-  private async queue(request: ImportRequest): Promise<Sync> {
+  private async queue(request: ImportRequest, columns: ColumnResolver): Promise<Sync> {
     const { communityId, format } = request
     const startedAt = this.now()
     // Time first, so ids sort by start where two syncs share a millisecond.
     const id = `sync_${startedAt.toString(36).padStart(9, '0')}${randomUUID().replace(/-/g, '').slice(0, 20)}`
     await this.deps.syncs.create({ id, communityId, format, startedAt })
-    const checker = new RowChecker()
     const refusedRows: SyncRefusedRow[] = []
     let refused = 0
     let total = 0
-    let rows = 0
     let batch: SnapshotMember[] = []
     const sync = { id, communityId, startedAt, eventType: SNAPSHOT_TYPE, heldReason: IMPORTING_HELD }
     const flush = (members: SnapshotMember[]) => this.deps.syncs.stage(sync, members.map((m) => this.staged(sync, m)))
     try {
-      for await (const row of this.rows(request, (column, line) => {
-        throw new SyncInputError(
-          400,
-          'unknown_column',
-          `Line ${line}: the column "${column}" is not one a sync knows (email, member_id, first_name, subscription_plan, access_level, subscription_status, mk_…). Rename or remove it and send the file again; nothing was queued. A dry run lists every unknown column.`,
-        )
-      })) {
-        if (++rows > this.deps.limits.maxRows) throw new SyncInputError(413, 'payload_too_large', this.tooManyRows())
-        const checked = checker.check(row)
+      for await (const checked of this.members(request, columns)) {
         if (isRefused(checked)) {
           refused += 1
           if (refusedRows.length < REFUSED_KEPT) refusedRows.push(checked)
@@ -187,7 +173,6 @@ export class SyncService {
         }
       }
       if (batch.length > 0) await flush(batch)
-      if (rows === 0) throw emptyFile()
     } catch (err) {
       await this.deps.syncs.discard(id)
       throw err
@@ -195,6 +180,8 @@ export class SyncService {
     const now = this.now()
     // An accepted sync must survive a power cut, like an accepted event: this commit is durable.
     await this.deps.syncs.accept(id, { total, refused, refusedExamples: JSON.stringify(refusedRows) }, now)
+    // The mapping this import used is the one the next file of the community starts from.
+    await this.deps.syncs.saveColumnMapping(communityId, JSON.stringify(columns.toRemember()), now)
     this.deps.notify()
     return this.get(communityId, id)
   }

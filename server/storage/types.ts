@@ -9,7 +9,8 @@
  * - kit_subscribers          → SubscriberRepository
  * - events, deliveries,
  *   ordering_marks           → DeliveryQueue (marks are written only as part of settling a delivery)
- * - syncs                    → SyncRepository (it stages a sync's events and deliveries through the
+ * - syncs,
+ *   sync_column_mappings     → SyncRepository (it stages a sync's events and deliveries through the
  *                              queue's tables in the same transaction, as the queue's intake does)
  * - kit_budget_ledger,
  *   kit_budget_blocks        → BudgetLedger (PostgreSQL only in use; the embedded budget is in memory)
@@ -153,6 +154,10 @@ export interface SyncRepository {
   resume(id: string, now: number): Promise<void>
   /** Waiting and held deliveries not in flight become `skipped` with the reason; the sync `cancelled`. */
   cancel(id: string, reason: string, now: number): Promise<void>
+  /** The community's remembered column mapping (JSON), if an import stored one. */
+  columnMapping(communityId: string): Promise<string | undefined>
+  /** Stores (replaces) the community's column mapping. */
+  saveColumnMapping(communityId: string, mapping: string, now: number): Promise<void>
 }
 
 /** A stored delivery as the owner's Activity reads it. */

@@ -136,6 +136,44 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     for (let i = 1; i <= MEMBERS; i++) expect(tagsOf(syncEmail(i)), syncEmail(i)).toEqual(['Access: gold'])
   })
 
+  it('takes a raw export from another platform: its columns mapped in the preview, the mapping remembered for the next file', async () => {
+    await openDev('c_demo')
+    const keyField = panel.getByLabel('Kit API key', { exact: true })
+    await Promise.race([keyField.waitFor(), panel.getByText('Connected to Kit', { exact: true }).waitFor()])
+    if (await keyField.isVisible()) await connect()
+
+    const header = 'Email Address,ID,First Name,Company,Notes'
+    const exportFile = (name: string, rows: string[]) => ({ name, mimeType: 'text/csv', buffer: Buffer.from([header, ...rows].join('\r\n') + '\r\n') })
+    const card = panel.locator('.sync-card')
+    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles(
+      exportFile('export.csv', ['raw01@example.com,m_raw_1,Ann,Acme,"Met at the fair,\r\nasked for ""pricing"""', 'raw02@example.com,m_raw_2,Bob,Initech,']),
+    )
+    await card.getByRole('button', { name: 'Preview' }).click()
+    const columns = card.getByRole('group', { name: 'Columns in the file' })
+    await columns.waitFor()
+    expect(await columns.getByLabel('Email Address', { exact: true }).inputValue()).toBe('email')
+    expect(await columns.getByLabel('ID', { exact: true }).inputValue()).toBe('member_id')
+    expect(await columns.getByLabel('Notes', { exact: true }).inputValue()).toBe('')
+    const start = card.getByRole('button', { name: 'Start sync' })
+    expect(await start.isEnabled()).toBe(true)
+
+    await columns.getByLabel('Company', { exact: true }).selectOption('mk_company')
+    expect(await start.isEnabled()).toBe(false)
+    await card.getByRole('button', { name: 'Preview' }).click()
+    await eventually(async () => expect(await start.isEnabled()).toBe(true))
+    await start.click()
+    await page.locator('#toasts').getByText('Sync started: 2 members on their way to Kit.').waitFor()
+    await eventually(async () => {
+      const names = ['raw01@example.com', 'raw02@example.com'].map((email) => stack.kit.account(KEY).subscribers.find((s) => s.email_address === email)?.first_name)
+      expect(names).toEqual(['Ann', 'Bob'])
+    }, 60_000, 500)
+
+    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles(exportFile('next-export.csv', ['raw03@example.com,m_raw_3,Cy,Globex,']))
+    await card.getByRole('button', { name: 'Preview' }).click()
+    await columns.waitFor()
+    await eventually(async () => expect(await columns.getByLabel('Company', { exact: true }).inputValue()).toBe('mk_company'))
+  })
+
   it('offers the events recorded before Connect with the right count, and sends them to Kit', async () => {
     await openDev('c_other')
     await panel.getByLabel('Kit API key', { exact: true }).waitFor()

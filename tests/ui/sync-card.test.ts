@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { flushPromises, mount, type VueWrapper } from '@vue/test-utils'
+import { flushPromises, mount, type DOMWrapper, type VueWrapper } from '@vue/test-utils'
 import { createPinia, setActivePinia } from 'pinia'
 import type { Sync, SyncPlan } from '#shared/api.ts'
 import { api } from '../../ui/src/api/index.ts'
@@ -29,7 +29,10 @@ function aPlan(overrides: Partial<SyncPlan> = {}): SyncPlan {
     unsubscribed: { count: 0, examples: [] },
     refused: 1,
     refused_rows: [{ line: 5, email: 'nope', member_id: 'm_9', reason: 'email is not an email address' }],
-    unknown_columns: [],
+    columns: [
+      { name: 'email', field: 'email' },
+      { name: 'member_id', field: 'member_id' },
+    ],
     estimated_kit_requests: 5,
     estimated_seconds: 3,
     ...overrides,
@@ -94,7 +97,7 @@ describe('Bring existing members', () => {
 
     expect(api.previewSync).toHaveBeenCalledWith(file, 'text/csv')
     expect(api.startSync).not.toHaveBeenCalled()
-    const rows = wrapper.findAll('tbody tr').map((r) => r.findAll('th, td').map((cell) => textOf(cell)))
+    const rows = wrapper.findAll('.sync-plan tbody tr').map((r) => r.findAll('th, td').map((cell) => textOf(cell)))
     expect(rows).toEqual([
       ['New in Kit', '2', 'new1@example.com, new2@example.com'],
       ['Updated', '1', 'old@example.com'],
@@ -106,14 +109,66 @@ describe('Bring existing members', () => {
     expect(button(wrapper, 'Start sync').attributes('disabled')).toBeUndefined()
   })
 
-  it('will not start a file with unknown columns and says which to fix', async () => {
-    vi.mocked(api.previewSync).mockResolvedValue(aPlan({ unknown_columns: ['nickname'] }))
+  it('shows the file\'s columns with the field each fills, and previews and starts with the mapping the owner chose', async () => {
+    const columns = [
+      { name: 'Email Address', field: 'email' },
+      { name: 'ID', field: 'member_id' },
+      { name: 'Company', field: null },
+    ]
+    vi.mocked(api.previewSync)
+      .mockResolvedValueOnce(aPlan({ columns }))
+      .mockResolvedValueOnce(aPlan({ columns: columns.map((c) => (c.name === 'Company' ? { ...c, field: 'mk_company' } : c)) }))
+    vi.mocked(api.startSync).mockResolvedValue(aSync())
+    vi.mocked(api.getSync).mockResolvedValue(aSync())
+    wrapper = await mountCard()
+    const file = csvFile()
+    await chooseFile(wrapper, file)
+    await button(wrapper, 'Preview').trigger('click')
+    await flushPromises()
+
+    expect(byLabel(wrapper, 'Email Address').element.value).toBe('email')
+    const company = byLabel(wrapper, 'Company') as unknown as DOMWrapper<HTMLSelectElement>
+    expect(company.element.value).toBe('')
+    expect(company.findAll('option').map((o) => o.element.value)).toContain('mk_company')
+
+    await company.setValue('mk_company')
+    expect(button(wrapper, 'Start sync').attributes('disabled')).toBeDefined()
+    expect(textOf(wrapper.find('.sync-columns [role="status"]'))).toContain('Preview again')
+
+    await button(wrapper, 'Preview').trigger('click')
+    await flushPromises()
+    const mapping = '{"Email Address":"email","ID":"member_id","Company":"mk_company"}'
+    expect(api.previewSync).toHaveBeenLastCalledWith(file, 'text/csv', mapping)
+    expect(button(wrapper, 'Start sync').attributes('disabled')).toBeUndefined()
+
+    vi.useFakeTimers()
+    await button(wrapper, 'Start sync').trigger('click')
+    await flushPromises()
+    expect(api.startSync).toHaveBeenCalledWith(file, 'text/csv', mapping)
+  })
+
+  it('lets the owner map the columns of a file the server refused for a missing email, then preview it', async () => {
+    vi.mocked(api.previewSync)
+      .mockRejectedValueOnce(
+        new ApiError(400, 'missing_column', 'No column of the file is mapped to email.', null, {
+          columns: [
+            { name: 'mail', field: null },
+            { name: 'member_id', field: 'member_id' },
+          ],
+        }),
+      )
+      .mockResolvedValueOnce(aPlan({ columns: [{ name: 'mail', field: 'email' }, { name: 'member_id', field: 'member_id' }] }))
     wrapper = await mountCard()
     await chooseFile(wrapper, csvFile())
     await button(wrapper, 'Preview').trigger('click')
     await flushPromises()
-    expect(textOf(wrapper.find('[role="alert"]'))).toBe('Unknown column: nickname. Remove or rename it in the file to start the sync.')
-    expect(button(wrapper, 'Start sync').attributes('disabled')).toBeDefined()
+    expect(textOf(wrapper.find('[role="alert"]'))).toBe('The file could not be previewed: No column of the file is mapped to email.')
+    await byLabel(wrapper, 'mail').setValue('email')
+    await button(wrapper, 'Preview').trigger('click')
+    await flushPromises()
+    expect(api.previewSync).toHaveBeenLastCalledWith(expect.any(File), 'text/csv', '{"mail":"email","member_id":"member_id"}')
+    expect(wrapper.find('[role="alert"]').exists()).toBe(false)
+    expect(button(wrapper, 'Start sync').attributes('disabled')).toBeUndefined()
   })
 
   it('refuses a file that is neither CSV nor JSON Lines without sending it', async () => {
@@ -135,7 +190,7 @@ describe('Bring existing members', () => {
     vi.useFakeTimers()
     await button(wrapper, 'Start sync').trigger('click')
     await flushPromises()
-    expect(api.startSync).toHaveBeenCalledWith(file, 'text/csv')
+    expect(api.startSync).toHaveBeenCalledWith(file, 'text/csv', '{"email":"email","member_id":"member_id"}')
     expect(textOf(wrapper.find('.status-line'))).toBe('Sync running — 0 of 200 sent to Kit · about 2 h 0 min left')
 
     await vi.advanceTimersByTimeAsync(POLL_MS)
@@ -217,6 +272,17 @@ describe('the member file on the wire', () => {
     expect(req.url).toMatch(/\/api\/v1\/syncs\?dry_run=true$/)
     expect(new Headers(init?.headers ?? req.headers).get('content-type')).toBe('text/csv')
     expect(await new Response(init?.body ?? req.body).text()).toBe('email,member_id\na@example.com,m_1\n')
+  })
+
+  it('sends the column mapping as the columns query parameter, JSON, with the file', async () => {
+    const real = await vi.importActual<typeof import('../../ui/src/api/index.ts')>('../../ui/src/api/index.ts')
+    vi.mocked(api.startSync).mockImplementation(real.api.startSync)
+    fetchMock.mockResolvedValue(new Response(JSON.stringify(aSync()), { status: 202, headers: { 'content-type': 'application/json' } }))
+    const file = new File(['mail,member_id\na@example.com,m_1\n'], 'members.csv', { type: 'text/csv' })
+    await api.startSync(file, 'text/csv', '{"mail":"email","member_id":"member_id"}')
+    const [input, init] = fetchMock.mock.calls[0]!
+    const req = input instanceof Request ? input : new Request(String(input), init)
+    expect(new URL(req.url).searchParams.get('columns')).toBe('{"mail":"email","member_id":"member_id"}')
   })
 })
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import type { Mappings } from '#shared/api.ts'
-import { MAX_LINE_CHARS, parseCsvLine, readLines, readRows, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
+import { ColumnResolver } from '../../server/pipeline/sync-columns.ts'
+import { readMemberFile, type MemberFile } from '../../server/pipeline/sync-file.ts'
+import { MAX_LINE_CHARS, readCsvRecords, readLines, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
 import { planSync, type KnownSubscriber } from '../../server/pipeline/sync-plan.ts'
 
 const budget = { requestsPerWindow: 114, windowMs: 60_000 }
@@ -87,18 +89,78 @@ describe('the sync planner', () => {
 
   it('counts refused rows and keeps them with their reason', () => {
     const refused = { line: 4, email: 'x', member_id: 'm_x', reason: 'email is not an email address' }
-    const plan = planSync([{ event: eventOf(member(1)), known: null }, { refused }], mappingsWith(), budget, 'jsonl', ['nickname'])
-    expect(plan).toMatchObject({ rows: 2, accepted: 1, refused: 1, refused_rows: [refused], unknown_columns: ['nickname'], format: 'jsonl' })
+    const plan = planSync([{ event: eventOf(member(1)), known: null }, { refused }], mappingsWith(), budget, 'jsonl', [{ name: 'nickname', field: null }])
+    expect(plan).toMatchObject({ rows: 2, accepted: 1, refused: 1, refused_rows: [refused], columns: [{ name: 'nickname', field: null }], format: 'jsonl' })
   })
 })
 
 describe('reading a member file', () => {
-  it('reads quoted CSV values with commas and doubled quotes', () => {
-    expect(parseCsvLine('a@example.com,"Smith, ""Jo""",,x', 2)).toEqual(['a@example.com', 'Smith, "Jo"', '', 'x'])
+  const records = async (text: string | Buffer[]) => {
+    const out = []
+    for await (const r of readCsvRecords(typeof text === 'string' ? [Buffer.from(text)] : text, 1 << 20, 'too big')) out.push(r)
+    return out
+  }
+
+  it('reads quoted CSV values with commas, doubled quotes and line breaks, numbering each record by its first line', async () => {
+    expect(await records('email,first_name,note\r\na@example.com,"Smith, ""Jo""","two\r\nlines"\r\n\r\nb@example.com,Bo,x\r\n')).toEqual([
+      { line: 1, values: ['email', 'first_name', 'note'] },
+      { line: 2, values: ['a@example.com', 'Smith, "Jo"', 'two\r\nlines'] },
+      { line: 5, values: ['b@example.com', 'Bo', 'x'] },
+    ])
   })
 
-  it('refuses a quote inside an unquoted value, naming the line', () => {
-    expect(() => parseCsvLine('a@example.com,Jo"e', 7)).toThrow(/^Line 7: value 2 holds a quote/)
+  it('keeps a quote inside an unquoted value as it is', async () => {
+    expect(await records('a@example.com,Jo"e\n')).toEqual([{ line: 1, values: ['a@example.com', 'Jo"e'] }])
+  })
+
+  it('names the line where an unclosed quoted value starts', async () => {
+    await expect(records('email,member_id\na@example.com,m_1\n\n"b@example.com,m_2\nc@example.com,m_3\n')).rejects.toEqual(
+      new SyncInputError(400, 'malformed_file', 'Line 4: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.'),
+    )
+  })
+
+  it('reads a CSV whose bytes arrive cut anywhere, a character cut in two and a byte-order mark included', async () => {
+    const bytes = Buffer.from('\uFEFFemail,member_id,first_name\r\n\r\nz@example.com,m_1,"Zoë\nZed"\n')
+    const chunks = Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1))
+    expect(await records(chunks)).toEqual([
+      { line: 1, values: ['email', 'member_id', 'first_name'] },
+      { line: 3, values: ['z@example.com', 'm_1', 'Zoë\nZed'] },
+    ])
+  })
+
+  it('stops a CSV at a record longer than any member needs (an unclosed quote), without reading the rest of the file', async () => {
+    let pulled = 0
+    const endless = (function* () {
+      yield Buffer.from('email,member_id\n"a@example.com')
+      for (;;) {
+        pulled += 1
+        yield Buffer.from('x\n'.repeat(8 * 1024))
+      }
+    })()
+    const read = async () => {
+      for await (const _r of readCsvRecords(endless, 64 * 1024 * 1024, 'too big')) void _r
+    }
+    await expect(read()).rejects.toMatchObject({ status: 400, code: 'malformed_file', message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/) })
+    // A few chunks of read-ahead at most, never the rest of a 64 MiB file.
+    expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 4 * 16 * 1024)
+  })
+
+  it('stops a CSV at one endless unquoted line too', async () => {
+    const endless = (function* () {
+      yield Buffer.from('email,member_id\n')
+      for (;;) yield Buffer.alloc(16 * 1024, 0x61)
+    })()
+    const read = async () => {
+      for await (const _r of readCsvRecords(endless, 64 * 1024 * 1024, 'too big')) void _r
+    }
+    await expect(read()).rejects.toMatchObject({ status: 400, code: 'malformed_file', message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/) })
+  })
+
+  it('stops a CSV with 413 as soon as the bytes pass the limit', async () => {
+    const read = async () => {
+      for await (const _r of readCsvRecords([Buffer.from('email,member_id\n'), Buffer.alloc(2000, 0x61)], 1000, 'over the limit')) void _r
+    }
+    await expect(read()).rejects.toEqual(new SyncInputError(413, 'payload_too_large', 'over the limit'))
   })
 
   it('splits lines across chunks (CRLF, a byte-order mark, a character cut in two) and counts blank lines', async () => {
@@ -138,21 +200,69 @@ describe('reading a member file', () => {
     expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 16 * 1024)
   })
 
-  it('treats an empty CSV cell as not given and a JSON null as an explicit empty value', async () => {
-    const csvRows = []
-    const lines = async function* () {
-      yield { number: 1, text: 'email,member_id,mk_a' }
-      yield { number: 2, text: 'a@example.com,m_1,' }
-    }
-    for await (const row of readRows(lines(), 'csv', () => {})) csvRows.push(row)
-    expect(csvRows).toEqual([{ line: 2, values: { email: 'a@example.com', member_id: 'm_1' } }])
+  const file = (body: string, format: 'csv' | 'jsonl', columns = new ColumnResolver(null, {})): MemberFile => ({
+    format,
+    body: (async function* () {
+      yield Buffer.from(body)
+    })(),
+    columns,
+    maxBytes: 1 << 20,
+    maxRows: 100,
+    tooLarge: 'too large',
+    tooManyRows: 'too many',
+  })
+  const read = async (f: MemberFile) => {
+    const out = []
+    for await (const m of readMemberFile(f)) out.push(m)
+    return out
+  }
 
-    const jsonRows = []
-    const jsonLines = async function* () {
-      yield { number: 1, text: '{"email":"a@example.com","member_id":42,"mk_a":null}' }
-    }
-    for await (const row of readRows(jsonLines(), 'jsonl', () => {})) jsonRows.push(row)
-    expect(jsonRows).toEqual([{ line: 1, values: { email: 'a@example.com', member_id: '42', mk_a: null } }])
+  it('treats an empty CSV cell as not given and a JSON null as an explicit empty value', async () => {
+    expect(await read(file('email,member_id,mk_a\na@example.com,m_1,\n', 'csv'))).toEqual([
+      { line: 2, memberId: 'm_1', email: 'a@example.com', firstName: null, fields: {}, plan: null, status: null, accessLevel: null },
+    ])
+    expect(await read(file('{"email":"a@example.com","member_id":42,"mk_a":null}\n', 'jsonl'))).toEqual([
+      { line: 1, memberId: '42', email: 'a@example.com', firstName: null, fields: { mk_a: null }, plan: null, status: null, accessLevel: null },
+    ])
+  })
+
+  it('maps columns to member fields: same names and common spellings by default, others ignored, a sent mapping in full', async () => {
+    const body = 'Email Address,ID,First Name,Company\na@example.com,m_1,Ann,Acme\n'
+    const byDefault = new ColumnResolver(null, {})
+    expect(await read(file(body, 'csv', byDefault))).toMatchObject([{ email: 'a@example.com', memberId: 'm_1', firstName: 'Ann', fields: {} }])
+    expect(byDefault.columns()).toEqual([
+      { name: 'Email Address', field: 'email' },
+      { name: 'ID', field: 'member_id' },
+      { name: 'First Name', field: 'first_name' },
+      { name: 'Company', field: null },
+    ])
+    const sent = new ColumnResolver({ 'Email Address': 'email', ID: 'member_id', Company: 'mk_company' }, { 'First Name': 'first_name' })
+    expect(await read(file(body, 'csv', sent))).toMatchObject([{ firstName: null, fields: { mk_company: 'Acme' } }])
+    const remembered = new ColumnResolver(null, { Company: 'mk_company', 'First Name': null })
+    expect(await read(file(body, 'csv', remembered))).toMatchObject([{ firstName: null, fields: { mk_company: 'Acme' } }])
+    expect(remembered.toRemember()).toEqual({ 'Email Address': 'email', ID: 'member_id', 'First Name': null, Company: 'mk_company' })
+  })
+
+  it('ignores a column whose name no mapping can hold (a control character, over 200 characters), and never remembers it', async () => {
+    const columns = new ColumnResolver(null, {})
+    const long = `mk_${'x'.repeat(60)}`.padEnd(201, 'y')
+    const line = JSON.stringify({ email: 'a@example.com', member_id: 'm_1', 'mk_a\u0000b': 'x', [long]: 'y' })
+    expect(await read(file(`${line}\n`, 'jsonl', columns))).toMatchObject([{ fields: {} }])
+    expect(columns.columns()).toEqual([{ name: 'email', field: 'email' }, { name: 'member_id', field: 'member_id' }])
+    expect(Object.keys(columns.toRemember())).toEqual(['email', 'member_id'])
+  })
+
+  it('refuses a CSV whose columns fill no email or member_id, or fill one field twice, listing the columns', async () => {
+    await expect(read(file('mail,ID\na@example.com,m_1\n', 'csv'))).rejects.toMatchObject({
+      status: 400,
+      code: 'missing_column',
+      columns: [{ name: 'mail', field: null }, { name: 'ID', field: 'member_id' }],
+    })
+    await expect(read(file('email,E-mail,member_id\na@example.com,b@example.com,m_1\n', 'csv'))).rejects.toMatchObject({
+      status: 400,
+      code: 'invalid_column_mapping',
+      columns: [{ name: 'email', field: 'email' }, { name: 'E-mail', field: 'email' }],
+    })
   })
 
   it('refuses members with an unknown subscription status, and duplicates by normalised email', () => {

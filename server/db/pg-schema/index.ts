@@ -136,6 +136,12 @@ export const syncs = pgTable(
   (t) => [index('syncs_community_idx').on(t.communityId, t.startedAt)],
 )
 
+export const syncColumnMappings = pgTable('sync_column_mappings', {
+  communityId: text('community_id').primaryKey(),
+  mapping: text('mapping').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+})
+
 export const kitBudgetLedger = pgTable(
   'kit_budget_ledger',
   {

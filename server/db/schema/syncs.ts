@@ -30,3 +30,13 @@ export const syncs = sqliteTable(
   },
   (t) => [index('syncs_community_idx').on(t.communityId, t.startedAt)],
 )
+
+/**
+ * The column mapping of a community's last member file (column → member field or null, JSON): the
+ * next import starts from it, so an export from another platform is mapped once.
+ */
+export const syncColumnMappings = sqliteTable('sync_column_mappings', {
+  communityId: text('community_id').primaryKey(),
+  mapping: text('mapping').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+})

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Readable } from 'node:stream'
 import { Type } from 'typebox'
-import { ErrorBody, Sync, SyncList, SyncPlan } from '#shared/api.ts'
+import { ErrorBody, Sync, SyncFileError, SyncList, SyncPlan } from '#shared/api.ts'
 import { AppError } from '../../lib/errors.ts'
 import type { SyncFormat } from '../../pipeline/sync-input.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'
@@ -44,14 +44,34 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'becomes a member.snapshot delivery through the same queue, budget and ordering guard as live events; live events go first.',
         tags: ['syncs'],
         security,
-        querystring: Type.Object({ dry_run: Type.Optional(Type.Boolean({ description: 'Answer what the sync would do, without any Kit request' })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          {
+            dry_run: Type.Optional(Type.Boolean({ description: 'Answer what the sync would do, without any Kit request' })),
+            columns: Type.Optional(
+              Type.String({
+                maxLength: 8192,
+                description:
+                  'The column mapping, as JSON: file column (as the file spells it) → member field (email, member_id, first_name, ' +
+                  'subscription_plan, subscription_status, access_level or an mk_* field), or null. Columns it does not name are ignored. ' +
+                  'Without it: the mapping remembered from the community\'s last import, else columns named like a member field. ' +
+                  'An accepted import remembers the mapping it used.',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           200: answer(SyncPlan, 'Dry run: what the sync would do, from what the plugin last wrote to Kit'),
           202: answer(Sync, 'The sync was started; its members are queued'),
+          ...sessionErrors,
+          400: answer(
+            SyncFileError,
+            'The file is refused whole, nothing queued: malformed_file (names the line), missing_column or invalid_column_mapping ' +
+              '(with the file\'s columns and the mapping used), empty_file, or invalid_request',
+          ),
           404: notFound,
           413: answer(ErrorBody, 'payload_too_large: the file is over SYNC_MAX_BYTES or SYNC_MAX_ROWS; nothing was queued'),
           415: answer(ErrorBody, 'unsupported_media_type: send text/csv or application/x-ndjson'),
-          ...sessionErrors,
         },
       },
     },
@@ -67,6 +87,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         body: request.body,
         contentLength: length === undefined ? null : Number(length),
         dryRun,
+        columns: request.query.columns ?? null,
       })
       return reply.status(dryRun ? 200 : 202).send(result)
     },

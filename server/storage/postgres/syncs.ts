@@ -201,4 +201,17 @@ export class PostgresSyncs implements SyncRepository {
       await client.query(`UPDATE syncs SET status = 'cancelled', updated_at = $2 WHERE id = $1`, [id, now])
     })
   }
+
+  async columnMapping(communityId: string): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ mapping: string }>('SELECT mapping FROM sync_column_mappings WHERE community_id = $1', [communityId])
+    return rows[0]?.mapping
+  }
+
+  async saveColumnMapping(communityId: string, mapping: string, now: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO sync_column_mappings (community_id, mapping, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (community_id) DO UPDATE SET mapping = excluded.mapping, updated_at = excluded.updated_at`,
+      [communityId, mapping, now],
+    )
+  }
 }

@@ -172,4 +172,17 @@ export class SqliteSyncs implements SyncRepository {
   async cancel(id: string, reason: string, now: number): Promise<void> {
     this.cancelTx(id, reason, now)
   }
+
+  async columnMapping(communityId: string): Promise<string | undefined> {
+    return this.sqlite.prepare('SELECT mapping FROM sync_column_mappings WHERE community_id = ?').pluck().get(communityId) as string | undefined
+  }
+
+  async saveColumnMapping(communityId: string, mapping: string, now: number): Promise<void> {
+    this.sqlite
+      .prepare(
+        `INSERT INTO sync_column_mappings (community_id, mapping, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (community_id) DO UPDATE SET mapping = excluded.mapping, updated_at = excluded.updated_at`,
+      )
+      .run(communityId, mapping, now)
+  }
 }

@@ -14,6 +14,8 @@ export class ApiError extends Error {
     message: string,
     /** Whole seconds from a `Retry-After` header (429, 503), when the server sent one. */
     readonly retryAfterS: number | null = null,
+    /** The rest of the answer's `error` object, for errors that carry more (a member file's `columns`). */
+    readonly details: Readonly<Record<string, unknown>> = {},
   ) {
     super(message)
     this.name = 'ApiError'
@@ -46,7 +48,10 @@ export function toApiError(error: unknown): ApiError {
     const status = error.status ?? 0
     const retryAfter = Number(error.response?.headers.get('retry-after') ?? Number.NaN)
     const retryAfterS = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.ceil(retryAfter) : null
-    if (isErrorBody(error.data)) return new ApiError(status, error.data.error.code, error.data.error.message, retryAfterS)
+    if (isErrorBody(error.data)) {
+      const { code, message, ...details } = error.data.error as ErrorBody['error'] & Record<string, unknown>
+      return new ApiError(status, code, message, retryAfterS, details)
+    }
     if (status === 0) {
       return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
     }

@@ -53,9 +53,11 @@ export const api = {
   replayNotConnected: () =>
     request<RetryDeliveriesResult>('/deliveries/retry', { method: 'POST', body: { status: 'skipped', reason: 'not_connected' } }),
 
-  previewSync: (file: Blob, contentType: SyncContentType) =>
-    request<SyncPlan>('/syncs', { method: 'POST', body: file, contentType, query: { dry_run: 'true' } }),
-  startSync: (file: Blob, contentType: SyncContentType) => request<Sync>('/syncs', { method: 'POST', body: file, contentType }),
+  /** `columns`: the column mapping (JSON: file column → member field); none: the remembered one. */
+  previewSync: (file: Blob, contentType: SyncContentType, columns?: string) =>
+    request<SyncPlan>('/syncs', { method: 'POST', body: file, contentType, query: { dry_run: 'true', columns } }),
+  startSync: (file: Blob, contentType: SyncContentType, columns?: string) =>
+    request<Sync>('/syncs', { method: 'POST', body: file, contentType, query: { columns } }),
   listSyncs: () => request<SyncList>('/syncs'),
   getSync: (id: string) => request<Sync>(`/syncs/${encodeURIComponent(id)}`),
   controlSync: (id: string, verb: 'pause' | 'resume' | 'cancel') =>

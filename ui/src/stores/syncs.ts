@@ -1,10 +1,11 @@
 /**
- * Bringing existing members over: a chosen member file, its preview (a dry run on the server), the
- * sync it starts, and that sync's progress, polled while it runs, with pause, resume and cancel.
+ * Bringing existing members over: a chosen member file, its preview (a dry run on the server) with
+ * the file's columns and the member field each fills, the sync it starts with that same mapping,
+ * and that sync's progress, polled while it runs, with pause, resume and cancel.
  */
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { Sync, SyncPlan } from '#shared/api.ts'
+import type { Sync, SyncColumn, SyncPlan } from '#shared/api.ts'
 import { api, type SyncContentType } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useSessionStore } from './session.ts'
@@ -20,6 +21,18 @@ export function contentTypeOf(file: { name: string; type: string }): SyncContent
   return null
 }
 
+/** The columns a refused file's answer lists (missing_column, invalid_column_mapping), if any. */
+function columnsOf(error: ApiError): SyncColumn[] | null {
+  const columns = error.details.columns
+  if (!Array.isArray(columns)) return null
+  return columns.filter((c): c is SyncColumn => typeof c?.name === 'string' && (c.field === null || typeof c.field === 'string'))
+}
+
+/** The mapping as the server takes it: a JSON object of the columns that fill a field (the rest are ignored). */
+export function mappingParameter(columns: SyncColumn[]): string {
+  return JSON.stringify(Object.fromEntries(columns.filter((c) => c.field !== null).map((c) => [c.name, c.field])))
+}
+
 export const useSyncsStore = defineStore('syncs', () => {
   const session = useSessionStore()
 
@@ -28,6 +41,10 @@ export const useSyncsStore = defineStore('syncs', () => {
   const plan = ref<SyncPlan | null>(null)
   const planning = ref(false)
   const planError = ref<ApiError | null>(null)
+  /** The file's columns and the field each fills: from the last preview, then as the owner changes them. */
+  const columns = ref<SyncColumn[] | null>(null)
+  /** The owner changed the mapping since the last preview: preview again before starting. */
+  const mappingChanged = ref(false)
   const current = ref<Sync | null>(null)
   const loadError = ref<ApiError | null>(null)
   const starting = ref(false)
@@ -44,6 +61,8 @@ export const useSyncsStore = defineStore('syncs', () => {
     planError.value = null
     startError.value = null
     fileError.value = null
+    columns.value = null
+    mappingChanged.value = false
     file.value = chosen
     if (chosen && contentTypeOf(chosen) === null) {
       fileError.value = 'Choose a .csv file (a header line, then one member a line) or a .jsonl file (one JSON object a line).'
@@ -56,10 +75,17 @@ export const useSyncsStore = defineStore('syncs', () => {
     if (!chosen || !type) return
     planning.value = true
     planError.value = null
+    startError.value = null
     try {
-      plan.value = await api.previewSync(chosen, type)
+      // The first preview takes the mapping the server remembers (or suggests); later ones the owner's.
+      plan.value = columns.value ? await api.previewSync(chosen, type, mappingParameter(columns.value)) : await api.previewSync(chosen, type)
+      columns.value = plan.value.columns.map((c) => ({ ...c }))
+      mappingChanged.value = false
     } catch (err) {
-      planError.value = toApiError(err)
+      const error = toApiError(err)
+      planError.value = error
+      plan.value = null
+      columns.value = columnsOf(error) ?? columns.value
     } finally {
       planning.value = false
     }
@@ -105,11 +131,14 @@ export const useSyncsStore = defineStore('syncs', () => {
     const chosen = file.value
     const type = chosen ? contentTypeOf(chosen) : null
     if (!chosen || !type) return
+    if (!columns.value || mappingChanged.value) return
     starting.value = true
     startError.value = null
     try {
-      current.value = await api.startSync(chosen, type)
+      // The mapping the preview showed, so the sync judges the file as the preview did.
+      current.value = await api.startSync(chosen, type, mappingParameter(columns.value))
       plan.value = null
+      columns.value = null
       file.value = null
       session.toast(`Sync started: ${current.value.total} members on their way to Kit.`, 'success')
     } catch (err) {
@@ -118,6 +147,13 @@ export const useSyncsStore = defineStore('syncs', () => {
       starting.value = false
     }
     schedule()
+  }
+
+  /** The owner maps a column to a member field (null: ignore it). */
+  function mapColumn(name: string, field: string | null): void {
+    if (!columns.value) return
+    columns.value = columns.value.map((c) => (c.name === name ? { ...c, field } : c))
+    mappingChanged.value = true
   }
 
   async function control(verb: 'pause' | 'resume' | 'cancel'): Promise<void> {
@@ -140,6 +176,8 @@ export const useSyncsStore = defineStore('syncs', () => {
     plan,
     planning,
     planError,
+    columns,
+    mappingChanged,
     current,
     loadError,
     starting,
@@ -150,6 +188,7 @@ export const useSyncsStore = defineStore('syncs', () => {
     processed,
     choose,
     preview,
+    mapColumn,
     start,
     load,
     refresh,
