@@ -53,8 +53,8 @@ export function resumable(kit: KitApi, done: Set<string>): KitApi {
     createTag: (name) => kit.createTag(name),
     listCustomFields: () => kit.listCustomFields(),
     createCustomField: (label) => kit.createCustomField(label),
-    listForms: () => kit.listForms(),
-    listArchivedForms: () => kit.listArchivedForms(),
+    listForms: (status) => kit.listForms(status),
+    listLegacyForms: () => kit.listLegacyForms(),
     listSequences: () => kit.listSequences(),
     upsertSubscriber: (input) => kit.upsertSubscriber(input),
     getSubscriber: (id) => kit.getSubscriber(id),
@@ -62,9 +62,11 @@ export function resumable(kit: KitApi, done: Set<string>): KitApi {
     updateSubscriber: (id, input) => kit.updateSubscriber(id, input),
     tagSubscriber: (tagId, subscriberId) => once(`tag:${tagId}:${subscriberId}`, () => kit.tagSubscriber(tagId, subscriberId)),
     untagSubscriber: (tagId, subscriberId) => once(`untag:${tagId}:${subscriberId}`, () => kit.untagSubscriber(tagId, subscriberId)),
-    addSubscriberToForm: (formId, email) => once(`form:${formId}:${email}`, () => kit.addSubscriberToForm(formId, email)),
-    addSubscriberToSequence: (sequenceId, email) =>
-      once(`sequence:${sequenceId}:${email}`, () => kit.addSubscriberToSequence(sequenceId, email)),
+    addSubscriberToForm: (formId, subscriberId, referrer) =>
+      once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToForm(formId, subscriberId, referrer)),
+    addSubscriberToLegacyForm: (formId, subscriberId) => once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToLegacyForm(formId, subscriberId)),
+    addSubscriberToSequence: (sequenceId, subscriberId) =>
+      once(`sequence:${sequenceId}:${subscriberId}`, () => kit.addSubscriberToSequence(sequenceId, subscriberId)),
     unsubscribe: (subscriberId) => once(`unsubscribe:${subscriberId}`, () => kit.unsubscribe(subscriberId)),
   }
 }
