@@ -73,6 +73,8 @@ export interface StandinForm {
   uid: string
   created_at: string
   subscribers: number[]
+  /** The `referrer` each subscriber was added with, by subscriber id (absent when none was sent). */
+  referrers: Record<number, string>
 }
 
 export interface StandinSequence {
@@ -896,7 +898,7 @@ class StandinServer implements KitStandin {
   // Forms
 
   private createForm(account: Account, seed: Pick<StandinForm, 'name' | 'archived' | 'format' | 'type' | 'legacy'>): StandinForm {
-    const form = { id: this.nextId(), ...seed, uid: randomBytes(5).toString('hex'), created_at: kitTimestamp(Date.now()), subscribers: [] }
+    const form = { id: this.nextId(), ...seed, uid: randomBytes(5).toString('hex'), created_at: kitTimestamp(Date.now()), subscribers: [], referrers: {} }
     account.state.forms.push(form)
     return form
   }
@@ -954,6 +956,7 @@ class StandinServer implements KitStandin {
     if (!form || form.archived || form.legacy) throw new KitError(404, 'Form not found')
     const subscriber = findSubscriber()
     const referrer = typeof ctx.body.referrer === 'string' ? ctx.body.referrer : null
+    if (referrer !== null && !form.subscribers.includes(subscriber.id)) form.referrers[subscriber.id] = referrer
     return this.join(ctx, 'form', form, subscriber, { referrer })
   }
 
