@@ -43,6 +43,20 @@ export class SubscriberUnknown extends Error {
 
 type FormState = 'active' | 'legacy' | 'archived' | 'missing'
 
+/** What a refused form or sequence means for the owner, and what to do. */
+export const MEMBERSHIP_WORDS = {
+  formRefused: (name: string, err: FormUnavailable, type: string, unconfirmedEmail: string | null) =>
+    `not added to form "${name}": ${err.state === 'archived' ? 'it is archived in Kit' : 'it no longer exists in Kit'}.` +
+    (unconfirmedEmail ? ` ${MEMBERSHIP_WORDS.unconfirmed(unconfirmedEmail)}` : '') +
+    ` Restore the form in Kit or pick another form for ${type}, then Retry.`,
+  unconfirmed: (email: string) =>
+    `${email} is unconfirmed in Kit: created inactive for this form to confirm, they get no email until a form that works takes them.`,
+  sequenceRefused: (name: string, err: SequenceUnavailable, type: string) =>
+    err.state === 'inactive'
+      ? `not added to sequence "${name}": the sequence is inactive in Kit (Kit said "${err.kitMessage}"). Turn it on in Kit or take it out of the ${type} mapping, then Retry.`
+      : `not added to sequence "${name}": it no longer exists in Kit. Pick another sequence for ${type}, then Retry.`,
+}
+
 const notFound = (err: unknown): err is KitError => isKitError(err) && err.kind === 'not_found'
 
 export class FormDirectory {

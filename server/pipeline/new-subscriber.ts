@@ -6,3 +6,6 @@
 export function tagRemovalsFor<T>(removals: readonly T[], newSubscriber: boolean): readonly T[] {
   return newSubscriber ? [] : removals
 }
+
+/** In a delivery's progress (see progress.ts): Kit created the subscriber with this id during the delivery. */
+export const createdMark = (subscriberId: number): string => `created:${subscriberId}`

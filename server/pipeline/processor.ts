@@ -15,8 +15,8 @@ import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { putBackForBudget } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
-import { FormDirectory, FormUnavailable, joinSequence, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
-import { tagRemovalsFor } from './new-subscriber.ts'
+import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
+import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
 import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
@@ -102,8 +102,6 @@ class Refused extends Error {
   }
 }
 
-/** In a delivery's progress: Kit created the subscriber with this id during this delivery. */
-const createdMark = (subscriberId: number) => `created:${subscriberId}`
 
 const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
   'subscriber.created': () => 'subscriber created',
@@ -468,15 +466,7 @@ export class DeliveryProcessor {
         await joinSequence(kit, sequence.id, subscriberId)
       } catch (err) {
         if (err instanceof SubscriberUnknown) return this.subscriberGone(kit, delivery)
-        if (err instanceof SequenceUnavailable) {
-          throw new Refused(
-            err.state === 'inactive'
-              ? `not added to sequence "${sequence.name}": the sequence is inactive in Kit (Kit said "${err.kitMessage}"). ` +
-                  `Turn it on in Kit or take it out of the ${type} mapping, then Retry.`
-              : `not added to sequence "${sequence.name}": it no longer exists in Kit. Pick another sequence for ${type}, then Retry.`,
-            sequence.name,
-          )
-        }
+        if (err instanceof SequenceUnavailable) throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(sequence.name, err, type), sequence.name)
         throw err
       }
       log.add('sequence.added', sequence.name)
@@ -557,14 +547,9 @@ export class DeliveryProcessor {
    * to confirm, they get no email until a form that works takes them.
    */
   private async formRefused(kit: KitApi, subscriber: CachedSubscriber, form: KitRef, err: FormUnavailable, type: EventType, log: StepLog): Promise<Refused> {
-    const state = subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state
-    const why = err.state === 'archived' ? 'it is archived in Kit' : 'it no longer exists in Kit'
-    let unconfirmed = ''
-    if (state === 'inactive') {
-      unconfirmed = ` ${subscriber.email} is unconfirmed in Kit: created inactive for this form to confirm, they get no email until a form that works takes them.`
-      log.add('subscriber.unconfirmed', subscriber.email, unconfirmed.trim())
-    }
-    return new Refused(`not added to form "${form.name}": ${why}.${unconfirmed} Restore the form in Kit or pick another form for ${type}, then Retry.`, form.name)
+    const unconfirmed = (subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state) === 'inactive'
+    if (unconfirmed) log.add('subscriber.unconfirmed', subscriber.email, MEMBERSHIP_WORDS.unconfirmed(subscriber.email))
+    return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, type, unconfirmed ? subscriber.email : null), form.name)
   }
 
   /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
