@@ -35,6 +35,25 @@ describe('tag removals', () => {
     expect(h.tagNames('old@example.com')).toEqual(['Active Member'])
   })
 
+  it('remembers across a put-back for Kit\'s budget that the delivery created the subscriber', async () => {
+    // One background request per 1.5 s window: the delivery is put back after each call it makes.
+    await h.close()
+    h = await PipelineHarness.start({ kit: { listLagMs: 0 }, config: { kitRateLimit: 2, kitRateWindowMs: 1500 } })
+    h.kit.seed(KEY, { tags: ['Cancelled'] })
+    await h.connect()
+    await h.putMappings((doc) => {
+      doc.fields = []
+    })
+    const mark = h.kit.requests.length
+    const id = await h.send({ type: 'subscription.started', memberId: 'm_slow', email: 'slow@example.com' })
+    expect((await h.settled(id, { timeoutMs: 20_000 })).status).toBe('succeeded')
+    const calls = h.kit.requests.slice(mark)
+    expect(h.callsSince(mark)).toEqual(['POST /v4/subscribers 201', 'GET /v4/tags 200', 'POST /v4/tags 201', 'POST /v4/tags/:id/subscribers/:id 201'])
+    // It was put back between creating the subscriber and reading the tags.
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(1000)
+    expect(h.tagNames('slow@example.com')).toEqual(['Active Member'])
+  }, 30_000)
+
   it('the import preview lists no removal for members new in Kit, and the import sends none', async () => {
     h.kit.seed(KEY, { tags: ['Cancelled'] })
     await h.connect()
