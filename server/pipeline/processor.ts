@@ -338,8 +338,9 @@ export class DeliveryProcessor {
       log.add(outcome.status === 'failed' ? 'failed' : 'warning', err instanceof Refused ? err.target : null, outcome.lastError)
       if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
       // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
-      // sent again when it resumes, so once it has made one its ordering marks are set now — an
-      // older event of the member claimed meanwhile must not undo what it did.
+      // sent again when it resumes (and a subscriber it created is still known as new), so once
+      // it has changed something its ordering marks are set now — an older event of the member
+      // claimed meanwhile must not undo what it did.
       this.progress.keep(delivery.id, done)
       return { ...outcome, steps: log.steps, ...(done.size > 0 ? { marks: applied } : {}) }
     }

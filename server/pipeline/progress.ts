@@ -2,8 +2,9 @@
  * What a delivery already did in Kit before it gave its slot back, so that resuming it sends only
  * what is left. The subscriber itself needs nothing here (what was written is remembered per
  * member); this covers the membership calls — tag, untag, form, sequence, unsubscribe — which the
- * wrapper answers from memory when this delivery already made them. In memory only: after a
- * restart they are sent again, which Kit's idempotent membership calls allow.
+ * wrapper answers from memory when this delivery already made them, and whether the delivery
+ * created the subscriber (see new-subscriber.ts). In memory only: after a restart they are sent
+ * again, which Kit's idempotent membership calls allow.
  */
 import type { KitApi } from '../kit/client.ts'
 
