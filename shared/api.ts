@@ -190,6 +190,8 @@ export const DeliveryStepAction = Type.Union([
   Type.Literal('subscriber.created'),
   Type.Literal('subscriber.updated'),
   Type.Literal('subscriber.unchanged'),
+  /** The person is unconfirmed (inactive) in Kit and this delivery could not add them to a form to confirm. */
+  Type.Literal('subscriber.unconfirmed'),
   Type.Literal('fields.written'),
   Type.Literal('tag.added'),
   Type.Literal('tag.removed'),

@@ -141,8 +141,8 @@ describe('Kit client against the stand-in', () => {
     const api = client(kit.url).factory.forKey(KEY)
     const blank = await failure(api.createCustomField('  '))
     expect(blank).toMatchObject({ kind: 'validation', status: 422, messages: ["Label can't be blank"] })
-    await api.upsertSubscriber({ email: 'ada@example.com' })
-    const missingForm = await failure(api.addSubscriberToForm(987654321, 'ada@example.com'))
+    const { subscriber } = await api.upsertSubscriber({ email: 'ada@example.com' })
+    const missingForm = await failure(api.addSubscriberToForm(987654321, subscriber.id))
     expect(missingForm).toMatchObject({ kind: 'not_found', status: 404, messages: ['Form not found'] })
   })
 
@@ -290,18 +290,73 @@ describe('Kit client against the stand-in', () => {
     expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Welcome', hold: false }])
   })
 
-  it('asks Kit for active forms explicitly, lists archived ones apart, and hides forms without a format', async () => {
+  it('lists forms as Kit\'s own libraries do: type=embed, active unless asked, without Creator Profile forms (a null format)', async () => {
     const kit = await standin()
     kit.seed(KEY, {
-      forms: [{ name: 'Newsletter' }, { name: 'Old form', archived: true }, { name: 'Landing page', format: null }, { name: 'Old page', archived: true, format: null }],
+      forms: [
+        { name: 'Newsletter' },
+        { name: 'Old form', archived: true },
+        { name: 'Landing page', format: null },
+        { name: 'Old page', archived: true, format: null },
+        { name: 'Creator Profile', format: null, type: 'embed' },
+      ],
       sequences: [{ name: 'Paused', active: false }],
     })
     const api = client(kit.url).factory.forKey(KEY)
     expect((await api.listForms()).map((f) => f.name)).toEqual(['Newsletter'])
-    expect((await api.listArchivedForms()).map((f) => [f.name, f.archived])).toEqual([['Old form', true]])
-    const statuses = kit.requests.filter((r) => r.path === '/v4/forms').map((r) => new URLSearchParams(r.query).get('status'))
-    expect(statuses).toEqual(['active', 'archived'])
+    expect((await api.listForms('archived')).map((f) => [f.name, f.archived])).toEqual([['Old form', true]])
+    expect((await api.listForms('all')).map((f) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
+    const queries = kit.requests.filter((r) => r.path === '/v4/forms').map((r) => new URLSearchParams(r.query))
+    expect(queries.map((q) => [q.get('type'), q.get('status')])).toEqual([['embed', 'active'], ['embed', 'archived'], ['embed', 'all']])
     expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Paused', hold: true }])
+  })
+
+  it('lists legacy forms from /v4/landing_pages?type=embed, marked legacy (no format)', async () => {
+    const kit = await standin()
+    kit.seed(KEY, { forms: [{ name: 'Newsletter' }, { name: 'Old embed', legacy: true }, { name: 'Old landing page', legacy: true, type: 'hosted' }] })
+    const api = client(kit.url).factory.forKey(KEY)
+    expect(await api.listLegacyForms()).toEqual([{ id: expect.any(Number), name: 'Old embed', type: 'embed', format: null, archived: false, legacy: true }])
+    expect((await api.listForms()).map((f) => [f.name, f.legacy])).toEqual([['Newsletter', false]])
+    expect(kit.requests.find((r) => r.path === '/v4/landing_pages')?.query).toBe('type=embed&per_page=1000')
+  })
+
+  it('joins forms and sequences by subscriber id, a form with its referrer, a legacy form through /v4/landing_pages', async () => {
+    const kit = await standin({ listLagMs: 0 })
+    kit.seed(KEY, { forms: [{ name: 'Newsletter' }, { name: 'Old embed', legacy: true }], sequences: [{ name: 'Welcome' }] })
+    const api = client(kit.url).factory.forKey(KEY)
+    const [form] = await api.listForms()
+    const [legacy] = await api.listLegacyForms()
+    const [sequence] = await api.listSequences()
+    if (!form || !legacy || !sequence) throw new Error('seed missing')
+    const { subscriber } = await api.upsertSubscriber({ email: 'lee@example.com', state: 'inactive' })
+    await api.addSubscriberToForm(form.id, subscriber.id, 'https://club.example/communities/c_1')
+    await api.addSubscriberToLegacyForm(legacy.id, subscriber.id)
+    await api.addSubscriberToSequence(sequence.id, subscriber.id)
+    // Kit answers a legacy form's id on the forms route as Not Found.
+    expect(await failure(api.addSubscriberToForm(legacy.id, subscriber.id))).toMatchObject({ kind: 'not_found', status: 404 })
+    const account = kit.account(KEY)
+    expect(account.forms.map((f) => [f.name, f.subscribers])).toEqual([['Newsletter', [subscriber.id]], ['Old embed', [subscriber.id]]])
+    expect(account.sequences[0]!.subscribers).toEqual([subscriber.id])
+    expect(kit.requests.map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')} ${r.status}`).slice(-4)).toEqual([
+      'POST /v4/forms/:id/subscribers/:id 201',
+      'POST /v4/landing_pages/:id/subscribers/:id 201',
+      'POST /v4/sequences/:id/subscribers/:id 201',
+      'POST /v4/forms/:id/subscribers/:id 404',
+    ])
+  })
+
+  it('tells from a 202 (more than ten fields) whether Kit created the subscriber, by its created_at against Kit\'s Date', async () => {
+    const kit = await standin({ listLagMs: 0 })
+    const labels = Array.from({ length: 11 }, (_, i) => `Extra ${i}`)
+    kit.seed(KEY, { customFields: labels })
+    const fields = Object.fromEntries(labels.map((_, i) => [`extra_${i}`, `v${i}`]))
+    const api = client(kit.url).factory.forKey(KEY)
+    const fresh = await api.upsertSubscriber({ email: 'many@example.com', fields })
+    expect(fresh).toMatchObject({ created: true, fieldsDeferred: true })
+    const old = kit.createSubscriber(KEY, { email: 'old@example.com' })
+    old.created_at = '2026-01-01T00:00:00Z'
+    expect(await api.upsertSubscriber({ email: 'old@example.com', fields })).toMatchObject({ created: false, fieldsDeferred: true })
+    expect(await api.upsertSubscriber({ email: 'few@example.com', fields: { extra_0: 'a' } })).toMatchObject({ created: true, fieldsDeferred: false })
   })
 
   it('creates tags and custom fields once and finds them the second time', async () => {
@@ -367,8 +422,8 @@ describe('Kit client against the stand-in', () => {
     await api.tagSubscriber(tag.id, subscriber.id)
     await api.tagSubscriber(tag.id, subscriber.id)
     await api.untagSubscriber(tag.id, subscriber.id)
-    await api.addSubscriberToForm(form.id, ' Ken@Example.com')
-    await api.addSubscriberToSequence(sequence.id, 'ken@example.com')
+    await api.addSubscriberToForm(form.id, subscriber.id)
+    await api.addSubscriberToSequence(sequence.id, subscriber.id)
     await api.unsubscribe(subscriber.id)
     expect(await api.getSubscriber(subscriber.id)).toMatchObject({ state: 'cancelled' })
     const paths = kit.requests.map((r) => `${r.method} ${r.path} ${r.status}`)
@@ -386,7 +441,8 @@ describe('Kit client against the stand-in', () => {
     const kit = await standin()
     const api = client(kit.url).factory.forKey(KEY)
     expect((await failure(api.tagSubscriber(1.5, 2))).kind).toBe('validation')
-    expect((await failure(api.addSubscriberToForm(1, '   '))).kind).toBe('validation')
+    expect((await failure(api.addSubscriberToForm(1, 0))).kind).toBe('validation')
+    expect((await failure(api.upsertSubscriber({ email: '   ' }))).kind).toBe('validation')
     expect(kit.requests).toHaveLength(0)
   })
 

@@ -360,8 +360,36 @@ describe('tags, fields, forms and sequences', () => {
     expect(await names('?status=active')).toEqual(['Newsletter', 'Landing page'])
     expect(await names('?status=archived')).toEqual(['Old form'])
     expect(await names('?status=all')).toEqual(['Newsletter', 'Old form', 'Landing page'])
-    const forms = (await kit('/forms')).body.forms as { name: string; format: string | null }[]
-    expect(forms.map((f) => f.format)).toEqual(['inline', null])
+    const forms = (await kit('/forms')).body.forms as { name: string; format: string | null; type: string }[]
+    expect(forms.map((f) => [f.format, f.type])).toEqual([['inline', 'embed'], [null, 'hosted']])
+    expect(await names('?type=embed&status=all')).toEqual(['Newsletter', 'Old form'])
+    expect(await names('?type=hosted')).toEqual(['Landing page'])
+    expect((await kit('/forms?type=popup')).status).toBe(422)
+  })
+
+  it('lists legacy forms under /v4/landing_pages (no format), never under /v4/forms, and joins them there by subscriber id only', async () => {
+    standin.seed('key_a', { forms: [{ name: 'Old embed', legacy: true }, { name: 'Old page', legacy: true, type: 'hosted' }] })
+    const [legacy] = standin.account('key_a').forms.filter((f) => f.legacy)
+    const listed = await kit('/landing_pages?type=embed')
+    expect(listed.body.legacy_landing_pages).toEqual([{ id: legacy!.id, name: 'Old embed', created_at: expect.any(String), type: 'embed', url: expect.any(String) }])
+    expect(((await kit('/forms?status=all')).body.forms as { name: string }[]).map((f) => f.name)).toEqual(['Newsletter'])
+
+    expect((await kit(`/forms/${legacy!.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).status).toBe(404)
+    expect((await kit(`/landing_pages/${legacy!.id}/subscribers/${subscriberId}`, { method: 'POST' })).status).toBe(201)
+    expect((await kit(`/landing_pages/${legacy!.id}/subscribers/${subscriberId}`, { method: 'POST' })).status).toBe(200)
+    expect(legacy!.subscribers).toEqual([subscriberId])
+    const newsletter = standin.account('key_a').forms[0]!
+    expect((await kit(`/landing_pages/${newsletter.id}/subscribers/${subscriberId}`, { method: 'POST' })).status).toBe(404)
+  })
+
+  it('answers 404 for an archived or deleted form, by id and by email', async () => {
+    const form = standin.account('key_a').forms[0]!
+    standin.archiveForm('key_a', form.id)
+    expect(await kit(`/forms/${form.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).toMatchObject({ status: 404, body: { errors: 'Form not found' } })
+    expect((await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status).toBe(404)
+    standin.deleteForm('key_a', form.id)
+    expect((await kit(`/forms/${form.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).status).toBe(404)
+    expect(form.subscribers).toEqual([])
   })
 })
 

@@ -69,6 +69,18 @@ export interface KitCallOptions {
 /** Custom field values by Kit field key. Kit takes strings only: a field is cleared with "". */
 export type KitFieldValues = Record<string, string>
 
+/** What Kit did with an upsert. */
+export interface UpsertResult {
+  subscriber: KitSubscriber
+  /** Kit created the subscriber with this request (as far as its answer tells; false when unsure). */
+  created: boolean
+  /**
+   * 202 (more than ten fields): Kit writes the fields of a subscriber it created after answering,
+   * so the answer does not show them yet.
+   */
+  fieldsDeferred: boolean
+}
+
 export interface UpsertSubscriberInput {
   email: string
   firstName?: string | null
@@ -90,19 +102,24 @@ export interface KitApi {
   createTag(name: string): Promise<{ tag: KitTagItem; created: boolean }>
   listCustomFields(): Promise<KitCustomFieldItem[]>
   createCustomField(label: string): Promise<{ field: KitCustomFieldItem; created: boolean }>
-  /** Active forms, hosted landing pages (a null format) left out. */
-  listForms(): Promise<KitFormItem[]>
-  /** Archived forms, hosted landing pages left out. */
-  listArchivedForms(): Promise<KitFormItem[]>
+  /**
+   * Forms as Kit's own libraries list them: `type=embed` (no hosted landing pages), Creator Profile
+   * and Creator Network forms (a null format) left out; active ones unless asked otherwise.
+   */
+  listForms(status?: 'active' | 'archived' | 'all'): Promise<KitFormItem[]>
+  /** Legacy forms (`GET /v4/landing_pages?type=embed`), joined through addSubscriberToLegacyForm. */
+  listLegacyForms(): Promise<KitFormItem[]>
   listSequences(): Promise<KitSequenceItem[]>
-  upsertSubscriber(input: UpsertSubscriberInput): Promise<{ subscriber: KitSubscriber; created: boolean }>
+  upsertSubscriber(input: UpsertSubscriberInput): Promise<UpsertResult>
   getSubscriber(id: number): Promise<KitSubscriber | null>
   findSubscriberByEmail(email: string): Promise<KitSubscriber | null>
   updateSubscriber(id: number, input: UpdateSubscriberInput): Promise<KitSubscriber>
   tagSubscriber(tagId: number, subscriberId: number): Promise<void>
   untagSubscriber(tagId: number, subscriberId: number): Promise<void>
-  addSubscriberToForm(formId: number, email: string): Promise<void>
-  addSubscriberToSequence(sequenceId: number, email: string): Promise<void>
+  /** By subscriber id; `referrer` (a URL) is where Kit records the subscriber came from. */
+  addSubscriberToForm(formId: number, subscriberId: number, referrer?: string | null): Promise<void>
+  addSubscriberToLegacyForm(formId: number, subscriberId: number): Promise<void>
+  addSubscriberToSequence(sequenceId: number, subscriberId: number): Promise<void>
   unsubscribe(subscriberId: number): Promise<void>
 }
 
@@ -147,10 +164,12 @@ interface RequestSpec {
 interface KitAnswer {
   status: number
   data: unknown
+  /** Kit's clock when it answered (its `Date` header, to the second), epoch ms; null without one. */
+  answeredAt: number | null
 }
 
 type Attempt =
-  | { type: 'answer'; status: number; text: string; contentType: string }
+  | { type: 'answer'; status: number; text: string; contentType: string; date: string | null }
   | { type: 'failure'; message: string }
 
 class KitApiClient implements KitApi {
@@ -206,34 +225,32 @@ class KitApiClient implements KitApi {
     return { field: toCustomField(body.custom_field, status), created: status === 201 }
   }
 
-  listForms(): Promise<KitFormItem[]> {
-    return this.#forms('active')
+  /** Kit lists only active forms unless asked; its own libraries drop forms with a null format. */
+  async listForms(status: 'active' | 'archived' | 'all' = 'active'): Promise<KitFormItem[]> {
+    const forms = await this.#listAll('/v4/forms', 'forms', toForm, { type: 'embed', status })
+    return forms
+      .filter((form) => form.format !== null)
+      .map((form) => (status === 'all' ? form : { ...form, archived: status === 'archived' }))
   }
 
-  listArchivedForms(): Promise<KitFormItem[]> {
-    return this.#forms('archived')
-  }
-
-  /** Kit lists only active forms unless asked; its own libraries drop forms without a format. */
-  async #forms(status: 'active' | 'archived'): Promise<KitFormItem[]> {
-    const forms = await this.#listAll('/v4/forms', 'forms', toForm, { status })
-    return forms.filter((form) => form.format !== null)
+  listLegacyForms(): Promise<KitFormItem[]> {
+    return this.#listAll('/v4/landing_pages', 'legacy_landing_pages', toLegacyForm, { type: 'embed' })
   }
 
   listSequences(): Promise<KitSequenceItem[]> {
     return this.#listAll('/v4/sequences', 'sequences', toSequence)
   }
 
-  async upsertSubscriber(input: UpsertSubscriberInput): Promise<{ subscriber: KitSubscriber; created: boolean }> {
+  async upsertSubscriber(input: UpsertSubscriberInput): Promise<UpsertResult> {
     const body: Record<string, unknown> = { email_address: normalizeEmail(input.email) }
     if (input.firstName !== undefined) body.first_name = input.firstName
     if (input.state !== undefined) body.state = input.state
     if (input.fields && Object.keys(input.fields).length > 0) body.fields = input.fields
-    const { status, data } = await this.#send({ method: 'POST', path: '/v4/subscribers', body })
+    const { status, data, answeredAt } = await this.#send({ method: 'POST', path: '/v4/subscribers', body })
     const subscriber = toSubscriber(objectOf(data, status, 'subscriber').subscriber, status)
     rejectWarnings(status, data, subscriber)
-    // 202 (more than ten fields): Kit applies the fields later and does not say whether it created.
-    return { subscriber, created: status === 201 }
+    const deferred = status === 202
+    return { subscriber, created: status === 201 || (deferred && createdWhenAnswered(subscriber, answeredAt)), fieldsDeferred: deferred }
   }
 
   async getSubscriber(id: number): Promise<KitSubscriber | null> {
@@ -282,20 +299,20 @@ class KitApiClient implements KitApi {
     await this.#send({ method: 'DELETE', path: `/v4/tags/${idSegment(tagId)}/subscribers/${idSegment(subscriberId)}` })
   }
 
-  async addSubscriberToForm(formId: number, email: string): Promise<void> {
+  async addSubscriberToForm(formId: number, subscriberId: number, referrer?: string | null): Promise<void> {
     await this.#send({
       method: 'POST',
-      path: `/v4/forms/${idSegment(formId)}/subscribers`,
-      body: { email_address: normalizeEmail(email) },
+      path: `/v4/forms/${idSegment(formId)}/subscribers/${idSegment(subscriberId)}`,
+      body: referrer ? { referrer } : {},
     })
   }
 
-  async addSubscriberToSequence(sequenceId: number, email: string): Promise<void> {
-    await this.#send({
-      method: 'POST',
-      path: `/v4/sequences/${idSegment(sequenceId)}/subscribers`,
-      body: { email_address: normalizeEmail(email) },
-    })
+  async addSubscriberToLegacyForm(formId: number, subscriberId: number): Promise<void> {
+    await this.#send({ method: 'POST', path: `/v4/landing_pages/${idSegment(formId)}/subscribers/${idSegment(subscriberId)}`, body: {} })
+  }
+
+  async addSubscriberToSequence(sequenceId: number, subscriberId: number): Promise<void> {
+    await this.#send({ method: 'POST', path: `/v4/sequences/${idSegment(sequenceId)}/subscribers/${idSegment(subscriberId)}`, body: {} })
   }
 
   async unsubscribe(subscriberId: number): Promise<void> {
@@ -345,7 +362,8 @@ class KitApiClient implements KitApi {
         release()
       }
       if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
-        return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text) }
+        const answeredAt = attempt.date === null ? NaN : Date.parse(attempt.date)
+        return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text), answeredAt: Number.isNaN(answeredAt) ? null : answeredAt }
       }
       if (attempt.type === 'answer' && attempt.status === 429) {
         // Recorded for every instance before this one waits to try again.
@@ -407,6 +425,7 @@ class KitApiClient implements KitApi {
         status: response.status,
         text: typeof response._data === 'string' ? response._data : '',
         contentType: response.headers.get('content-type') ?? '',
+        date: response.headers.get('date'),
       }
     } catch (error) {
       this.#report(spec, 'network_error', started)
@@ -445,6 +464,19 @@ class KitApiClient implements KitApi {
   #redact(message: string): string {
     return this.#apiKey === '' ? message : message.split(this.#apiKey).join('[redacted]')
   }
+}
+
+/** How far a subscriber's `created_at` may lie before Kit's answer and still be this request's creation. */
+const JUST_CREATED_MS = 5_000
+
+/**
+ * A 202 does not say whether Kit created the subscriber: it did when the subscriber's `created_at`
+ * is within seconds of the answer, both on Kit's clock (so no clock of ours is compared). Without a
+ * `Date` header the answer is taken as not creating (the safe side: the fields are written again).
+ */
+function createdWhenAnswered(subscriber: KitSubscriber, answeredAt: number | null): boolean {
+  const createdAt = Date.parse(subscriber.created_at)
+  return answeredAt !== null && !Number.isNaN(createdAt) && createdAt >= answeredAt - JUST_CREATED_MS
 }
 
 function isUsableKey(apiKey: string): boolean {
@@ -605,7 +637,14 @@ function toForm(value: unknown, status: number): KitFormItem {
     type: nullableString(form.type),
     format: nullableString(form.format),
     archived: form.archived === true,
+    legacy: false,
   }
+}
+
+/** A legacy form has no `format` (nor `uid`, nor `archived`): that is how Kit's own libraries tell one. */
+function toLegacyForm(value: unknown, status: number): KitFormItem {
+  const form = objectOf(value, status, 'form')
+  return { id: idOf(form.id, status, 'form'), name: stringOf(form.name, status, 'form'), type: nullableString(form.type), format: null, archived: false, legacy: true }
 }
 
 function toSequence(value: unknown, status: number): KitSequenceItem {

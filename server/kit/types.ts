@@ -30,9 +30,11 @@ export interface KitFormItem {
   id: number
   name: string
   type: string | null
-  /** null for hosted landing pages. */
+  /** null for hosted landing pages, Creator Profile / Creator Network forms and legacy forms. */
   format: string | null
   archived: boolean
+  /** A legacy form: joined through `/v4/landing_pages/{id}/subscribers/{subscriber_id}`. */
+  legacy: boolean
 }
 
 export interface KitSequenceItem {

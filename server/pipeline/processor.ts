@@ -4,7 +4,7 @@
  * unsubscribe. Returns the outcome; the consumer records it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type Mappings, type TagRef } from '#shared/api.ts'
+import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type KitRef, type Mappings, type TagRef } from '#shared/api.ts'
 import { fillPlaceholders, hasPlaceholder, type EventType } from '#shared/events.ts'
 import { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
@@ -15,6 +15,8 @@ import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { putBackForBudget } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
+import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
+import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
 import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
@@ -41,6 +43,8 @@ interface CachedSubscriber {
   firstName: string | null
   /** What Kit holds, by field key, as far as the plugin knows (null: Kit has no value). */
   fields: Record<string, string | null>
+  /** The subscriber's state when Kit answered with it in this delivery (not remembered between deliveries). */
+  state?: string
 }
 
 const REJECTED_HELD = 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.'
@@ -88,12 +92,22 @@ const isEmptyMapping = (m: EventMapping) =>
 class Retryable extends Error {}
 
 /** Kit refused part of the delivery for a reason retrying cannot fix; the message says what to do. */
-class Refused extends Error {}
+class Refused extends Error {
+  constructor(
+    message: string,
+    /** The Kit object refused (a form's or a sequence's name), for the failed step. */
+    readonly target: string | null = null,
+  ) {
+    super(message)
+  }
+}
+
 
 const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
   'subscriber.created': () => 'subscriber created',
   'subscriber.updated': () => 'subscriber updated',
   'subscriber.unchanged': () => 'subscriber unchanged',
+  'subscriber.unconfirmed': (t) => `${t ?? ''} unconfirmed in Kit`,
   'fields.written': (t) => `fields written (${t ?? ''})`,
   'tag.added': (t) => `tag "${t ?? ''}" added`,
   'tag.removed': (t) => `tag "${t ?? ''}" removed`,
@@ -206,6 +220,8 @@ export class DeliveryProcessor {
   private readonly random: () => number
   /** Membership calls made by deliveries that gave their slot back for Kit's budget. */
   private readonly progress = new DeliveryProgress()
+  /** Which forms are legacy, per credential, learnt when Kit refused a form call. */
+  private readonly forms = new FormDirectory()
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
@@ -294,7 +310,7 @@ export class DeliveryProcessor {
     const writtenFields = carriedFields.filter((source) => source in fieldValues)
     const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)]), ...writtenFields.map((f) => markOf(fieldScope(f)))]
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
+      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile, done)
       if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
@@ -319,11 +335,12 @@ export class DeliveryProcessor {
       return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, marks: applied }
     } catch (err) {
       const outcome = await this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
-      log.add(outcome.status === 'failed' ? 'failed' : 'warning', null, outcome.lastError)
+      log.add(outcome.status === 'failed' ? 'failed' : 'warning', err instanceof Refused ? err.target : null, outcome.lastError)
       if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
       // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
-      // sent again when it resumes, so once it has made one its ordering marks are set now — an
-      // older event of the member claimed meanwhile must not undo what it did.
+      // sent again when it resumes (and a subscriber it created is still known as new), so once
+      // it has changed something its ordering marks are set now — an older event of the member
+      // claimed meanwhile must not undo what it did.
       this.progress.keep(delivery.id, done)
       return { ...outcome, steps: log.steps, ...(done.size > 0 ? { marks: applied } : {}) }
     }
@@ -338,6 +355,7 @@ export class DeliveryProcessor {
     fieldValues: Record<string, { key: string; label: string; value: string }>,
     log: StepLog,
     staleProfile: boolean,
+    done: Set<string>,
   ): Promise<{ warnings: string[]; skipped?: string; waiting?: { message: string; lookAgainAt: number } }> {
     const warnings: string[] = []
     const email = normaliseEmail(event.data.member.email)
@@ -360,7 +378,7 @@ export class DeliveryProcessor {
     let fields = await this.fieldWrites(kit, delivery, fieldValues, log)
     let subscriber: CachedSubscriber | null
     try {
-      subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
+      subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log, done)
     } catch (err) {
       // Kit did not know a field key (renamed or deleted in Kit since it was learnt): read Kit's
       // field list afresh, once, and write again within this delivery.
@@ -368,7 +386,7 @@ export class DeliveryProcessor {
       this.deps.ids.forgetFields(kit.credentialId)
       fields = await this.fieldWrites(kit, delivery, fieldValues, log)
       try {
-        subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log)
+        subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log, done)
       } catch (again) {
         const missing = unknownFields(again, fields)
         if (missing === null || !isKitError(again)) throw again
@@ -408,7 +426,8 @@ export class DeliveryProcessor {
         return [{ name, storedId: templated ? null : ref.id ?? null }]
       })
 
-    for (const tag of tagTargets(mapping.remove_tags)) {
+    // A subscriber Kit created in this delivery has no tags to remove.
+    for (const tag of tagTargets([...tagRemovalsFor(mapping.remove_tags, done.has(createdMark(subscriberId)))])) {
       log.attempting = `tag "${tag.name}" not removed`
       const tagId = tag.storedId ?? (await this.deps.ids.existingTagId(kit, tag.name))
       const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
@@ -430,24 +449,25 @@ export class DeliveryProcessor {
       }
       log.add('tag.added', tag.name)
     }
-    // The subscriber's address as Kit has it (a stale event may carry one the member left).
-    const address = subscriber.email
+    const referrer = referrerOf(event.source)
     for (const form of mapping.add_to_forms) {
       log.attempting = `not added to form "${form.name}"`
-      await kit.addSubscriberToForm(form.id, address)
+      try {
+        await this.forms.join(kit, form.id, subscriberId, referrer)
+      } catch (err) {
+        if (err instanceof SubscriberUnknown) return this.subscriberGone(kit, delivery)
+        if (err instanceof FormUnavailable) throw await this.formRefused(kit, subscriber, form, err, type, log)
+        throw err
+      }
       log.add('form.added', form.name)
     }
     for (const sequence of mapping.add_to_sequences) {
       log.attempting = `not added to sequence "${sequence.name}"`
       try {
-        await kit.addSubscriberToSequence(sequence.id, address)
+        await joinSequence(kit, sequence.id, subscriberId)
       } catch (err) {
-        if (isKitError(err) && err.kind === 'validation' && /inactive/i.test(err.message)) {
-          throw new Refused(
-            `not added to sequence "${sequence.name}": the sequence is inactive in Kit (Kit said "${err.message}"). ` +
-              `Turn it on in Kit or take it out of the ${type} mapping, then Retry.`,
-          )
-        }
+        if (err instanceof SubscriberUnknown) return this.subscriberGone(kit, delivery)
+        if (err instanceof SequenceUnavailable) throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(sequence.name, err, type), sequence.name)
         throw err
       }
       log.add('sequence.added', sequence.name)
@@ -522,6 +542,17 @@ export class DeliveryProcessor {
     }
   }
 
+  /**
+   * Kit refuses to add anyone to a mapped form (archived or deleted): the delivery fails naming the
+   * form, and says so when the person is left unconfirmed in Kit — created `inactive` for the form
+   * to confirm, they get no email until a form that works takes them.
+   */
+  private async formRefused(kit: KitApi, subscriber: CachedSubscriber, form: KitRef, err: FormUnavailable, type: EventType, log: StepLog): Promise<Refused> {
+    const unconfirmed = (subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state) === 'inactive'
+    if (unconfirmed) log.add('subscriber.unconfirmed', subscriber.email, MEMBERSHIP_WORDS.unconfirmed(subscriber.email))
+    return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, type, unconfirmed ? subscriber.email : null), form.name)
+  }
+
   /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
   private async subscriberGone(kit: KitApi, delivery: QueuedDelivery): Promise<never> {
     await this.forgetSubscriber(delivery, kit.credentialId)
@@ -564,6 +595,7 @@ export class DeliveryProcessor {
     fieldWrites: FieldWrite[],
     options: { createIfMissing: boolean; inactive: boolean; writeProfile: boolean },
     log: StepLog,
+    done: Set<string>,
   ): Promise<CachedSubscriber | null> {
     const firstName = event.data.member.first_name ?? null
     const fields = valuesOf(fieldWrites)
@@ -606,7 +638,7 @@ export class DeliveryProcessor {
         const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
         await this.forgetSubscriber(delivery, kit.credentialId)
-        return this.subscriber(kit, delivery, event, email, fieldWrites, options, log)
+        return this.subscriber(kit, delivery, event, email, fieldWrites, options, log, done)
       }
       const next = {
         ...known,
@@ -646,8 +678,9 @@ export class DeliveryProcessor {
     log.attempting = 'subscriber not written'
     let subscriber: KitSubscriber
     let created: boolean
+    let fieldsDeferred: boolean
     try {
-      ;({ subscriber, created } = await kit.upsertSubscriber({
+      ;({ subscriber, created, fieldsDeferred } = await kit.upsertSubscriber({
         email,
         ...(firstName !== null ? { firstName } : {}),
         ...(options.inactive ? { state: 'inactive' as const } : {}),
@@ -656,13 +689,17 @@ export class DeliveryProcessor {
     } catch (err) {
       if (err instanceof KitFieldWarnings) {
         const s = err.subscriber
+        if (err.answerStatus === 201) done.add(createdMark(s.id))
         await this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
         log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated', email)
       }
       throw err
     }
+    if (created) done.add(createdMark(subscriber.id))
     log.add(created ? 'subscriber.created' : 'subscriber.updated', email)
-    const stale = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
+    // Kit may keep an existing subscriber's old values: those are written with one PUT. A subscriber
+    // it created gets the fields sent, even when it writes them after answering (202, more than ten).
+    const stale = created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
     if (Object.keys(stale).length > 0) {
       log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
       try {
@@ -677,6 +714,7 @@ export class DeliveryProcessor {
       email,
       firstName: firstName ?? subscriber.first_name,
       fields: { ...answerFields(subscriber), ...fields },
+      state: subscriber.state,
     }
     await this.remember(delivery, kit.credentialId, next)
     if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
@@ -723,11 +761,12 @@ export class DeliveryProcessor {
       case 'unavailable':
         return retryLater(`Kit was unavailable (${kitErr.message}); retrying with backoff.`, this.backoff(delivery.attempts))
       case 'not_found':
-        this.deps.ids.forget(credentialId)
+        // Tags, forms and sequences settle their own 404s where they are called; what is left can
+        // only be the subscriber: forgotten, and nothing else (the key's tag and field ids stay).
         await this.forgetSubscriber(delivery, credentialId)
         return delivery.attempts >= 3
           ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
-          : retryLater('Kit no longer had a tag or subscriber we knew of; retrying with fresh ids.', 1000)
+          : retryLater('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.', 1000)
       case 'validation':
         return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }

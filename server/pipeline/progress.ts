@@ -2,8 +2,9 @@
  * What a delivery already did in Kit before it gave its slot back, so that resuming it sends only
  * what is left. The subscriber itself needs nothing here (what was written is remembered per
  * member); this covers the membership calls — tag, untag, form, sequence, unsubscribe — which the
- * wrapper answers from memory when this delivery already made them. In memory only: after a
- * restart they are sent again, which Kit's idempotent membership calls allow.
+ * wrapper answers from memory when this delivery already made them, and whether the delivery
+ * created the subscriber (see new-subscriber.ts). In memory only: after a restart they are sent
+ * again, which Kit's idempotent membership calls allow.
  */
 import type { KitApi } from '../kit/client.ts'
 
@@ -53,8 +54,8 @@ export function resumable(kit: KitApi, done: Set<string>): KitApi {
     createTag: (name) => kit.createTag(name),
     listCustomFields: () => kit.listCustomFields(),
     createCustomField: (label) => kit.createCustomField(label),
-    listForms: () => kit.listForms(),
-    listArchivedForms: () => kit.listArchivedForms(),
+    listForms: (status) => kit.listForms(status),
+    listLegacyForms: () => kit.listLegacyForms(),
     listSequences: () => kit.listSequences(),
     upsertSubscriber: (input) => kit.upsertSubscriber(input),
     getSubscriber: (id) => kit.getSubscriber(id),
@@ -62,9 +63,11 @@ export function resumable(kit: KitApi, done: Set<string>): KitApi {
     updateSubscriber: (id, input) => kit.updateSubscriber(id, input),
     tagSubscriber: (tagId, subscriberId) => once(`tag:${tagId}:${subscriberId}`, () => kit.tagSubscriber(tagId, subscriberId)),
     untagSubscriber: (tagId, subscriberId) => once(`untag:${tagId}:${subscriberId}`, () => kit.untagSubscriber(tagId, subscriberId)),
-    addSubscriberToForm: (formId, email) => once(`form:${formId}:${email}`, () => kit.addSubscriberToForm(formId, email)),
-    addSubscriberToSequence: (sequenceId, email) =>
-      once(`sequence:${sequenceId}:${email}`, () => kit.addSubscriberToSequence(sequenceId, email)),
+    addSubscriberToForm: (formId, subscriberId, referrer) =>
+      once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToForm(formId, subscriberId, referrer)),
+    addSubscriberToLegacyForm: (formId, subscriberId) => once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToLegacyForm(formId, subscriberId)),
+    addSubscriberToSequence: (sequenceId, subscriberId) =>
+      once(`sequence:${sequenceId}:${subscriberId}`, () => kit.addSubscriberToSequence(sequenceId, subscriberId)),
     unsubscribe: (subscriberId) => once(`unsubscribe:${subscriberId}`, () => kit.unsubscribe(subscriberId)),
   }
 }

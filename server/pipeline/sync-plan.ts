@@ -6,6 +6,7 @@
 import type { Mappings, SyncColumn, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
 import type { MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields } from './processor.ts'
+import { tagRemovalsFor } from './new-subscriber.ts'
 import { snapshotMapping } from './sync-snapshot.ts'
 
 /** What the plugin last wrote to Kit for a member (kit_subscribers). */
@@ -105,7 +106,8 @@ export class SyncPlanner {
       } else this.unchanged.add(email)
     }
     const mapping = snapshotMapping(this.mappings, event)
-    for (const ref of mapping.remove_tags) {
+    // A member new in Kit has no tags to remove: the processor sends no removal to a subscriber it creates.
+    for (const ref of tagRemovalsFor(mapping.remove_tags, known === null)) {
       const name = fillTemplate(ref.name, event)
       if (!name) continue
       this.tagsRemoved.add(name, email)

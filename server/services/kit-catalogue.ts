@@ -83,13 +83,18 @@ export class KitCatalogueService {
     )
   }
 
-  /** Active forms, then archived ones flagged `archived` (the panel warns about mapped ones and never offers them). */
+  /**
+   * The forms Kit's own libraries offer — embedded forms (`type=embed`, so no hosted landing pages,
+   * and no Creator Profile forms) and legacy forms — active first, then archived ones flagged
+   * `archived` (the panel warns about mapped ones and never offers them).
+   */
   forms(communityId: string): Promise<KitForm[]> {
-    const toForm = (f: { id: number; name: string; type?: string | null }, archived: boolean): KitForm => ({ id: f.id, name: f.name, type: f.type ?? null, archived })
+    const toForm = (f: { id: number; name: string; type?: string | null; archived: boolean }): KitForm => ({ id: f.id, name: f.name, type: f.type ?? null, archived: f.archived })
     return this.cached(communityId, 'forms', () =>
       this.connections.withKit(communityId, async (kit) => {
-        const [active, archived] = await Promise.all([kit.listForms(), kit.listArchivedForms()])
-        return [...active.map((f) => toForm(f, false)), ...archived.map((f) => toForm(f, true))]
+        const [forms, legacy] = await Promise.all([kit.listForms('all'), kit.listLegacyForms()])
+        const active = [...forms.filter((f) => !f.archived), ...legacy]
+        return [...active, ...forms.filter((f) => f.archived)].map(toForm)
       }),
     )
   }

@@ -58,11 +58,23 @@ export interface StandinForm {
   id: number
   name: string
   archived: boolean
-  /** null for hosted landing pages, which Kit's own libraries leave out of form lists. */
+  /** `hosted`: a landing page; `embed`: a form placed on a site (what Kit's own libraries list). */
+  type: 'embed' | 'hosted'
+  /**
+   * null for hosted landing pages and for Creator Profile / Creator Network forms, which Kit's own
+   * libraries leave out of form lists. A legacy form has no format at all (the key is absent).
+   */
   format: string | null
+  /**
+   * A legacy form: listed by `GET /v4/landing_pages` (as `legacy_landing_pages`), never by
+   * `GET /v4/forms`, and joined only through `/v4/landing_pages/{id}/subscribers/{subscriber_id}`.
+   */
+  legacy: boolean
   uid: string
   created_at: string
   subscribers: number[]
+  /** The `referrer` each subscriber was added with, by subscriber id (absent when none was sent). */
+  referrers: Record<number, string>
 }
 
 export interface StandinSequence {
@@ -95,7 +107,8 @@ export interface StandinSeedData {
   tags?: string[]
   /** Custom field labels. */
   customFields?: string[]
-  forms?: { name: string; archived?: boolean; format?: string | null }[]
+  /** `type` defaults to `hosted` for a null format, else `embed`; `legacy` forms have no format. */
+  forms?: { name: string; archived?: boolean; format?: string | null; type?: 'embed' | 'hosted'; legacy?: boolean }[]
   sequences?: { name: string; active?: boolean }[]
 }
 
@@ -116,6 +129,10 @@ export interface KitStandin {
   renameTag(key: string, tagId: number, name: string): void
   /** Deletes a tag in Kit's own UI; its subscribers lose it. */
   deleteTag(key: string, tagId: number): void
+  /** Archives a form in Kit's own UI: it leaves the active list and refuses new subscribers (404). */
+  archiveForm(key: string, formId: number): void
+  /** Deletes a form in Kit's own UI. */
+  deleteForm(key: string, formId: number): void
   /**
    * A subscriber created in Kit by someone else (a Kit form, Kit's UI, another integration): a
    * fresh write, so list endpoints lag it like any other.
@@ -393,7 +410,10 @@ class StandinServer implements KitStandin {
     const account = this.requireAccount(key)
     for (const name of data.tags ?? []) this.findOrCreateTag(account, name)
     for (const label of data.customFields ?? []) this.findOrCreateField(account, label)
-    for (const form of data.forms ?? []) this.createForm(account, form.name, form.archived ?? false, form.format === undefined ? 'inline' : form.format)
+    for (const form of data.forms ?? []) {
+      const format = form.legacy ? null : form.format === undefined ? 'inline' : form.format
+      this.createForm(account, { name: form.name, archived: form.legacy ? false : form.archived ?? false, format, type: form.type ?? (format === null && !form.legacy ? 'hosted' : 'embed'), legacy: form.legacy ?? false })
+    }
     for (const sequence of data.sequences ?? []) this.createSequence(account, sequence.name, sequence.active ?? true)
   }
 
@@ -422,6 +442,21 @@ class StandinServer implements KitStandin {
     if (index < 0) throw new Error(`Unknown stand-in tag: ${tagId}`)
     account.state.tags.splice(index, 1)
     for (const subscriber of account.state.subscribers) subscriber.tags.delete(tagId)
+  }
+
+  archiveForm(key: string, formId: number): void {
+    this.formOf(key, formId).archived = true
+  }
+
+  deleteForm(key: string, formId: number): void {
+    const forms = this.requireAccount(key).state.forms
+    forms.splice(forms.indexOf(this.formOf(key, formId)), 1)
+  }
+
+  private formOf(key: string, formId: number): StandinForm {
+    const form = this.requireAccount(key).state.forms.find((candidate) => candidate.id === formId)
+    if (!form) throw new Error(`Unknown stand-in form: ${formId}`)
+    return form
   }
 
   createSubscriber(key: string, input: { email: string; firstName?: string; tags?: string[] }): StandinSubscriber {
@@ -586,6 +621,8 @@ class StandinServer implements KitStandin {
       route('GET', '/forms', (ctx) => this.listForms(ctx)),
       route('POST', '/forms/:id/subscribers', (ctx) => this.addToForm(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
       route('POST', '/forms/:id/subscribers/:id', (ctx) => this.addToForm(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+      route('GET', '/landing_pages', (ctx) => this.listLegacyForms(ctx)),
+      route('POST', '/landing_pages/:id/subscribers/:id', (ctx) => this.addToLegacyForm(ctx)),
 
       route('GET', '/sequences', (ctx) => this.listOf(ctx, 'sequences', ctx.account.state.sequences, (sequence) => this.sequenceJson(sequence))),
       route('POST', '/sequences/:id/subscribers', (ctx) => this.addToSequence(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
@@ -860,30 +897,35 @@ class StandinServer implements KitStandin {
 
   // Forms
 
-  private createForm(account: Account, name: string, archived: boolean, format: string | null): StandinForm {
-    const form = {
-      id: this.nextId(),
-      name,
-      archived,
-      format,
-      uid: randomBytes(5).toString('hex'),
-      created_at: kitTimestamp(Date.now()),
-      subscribers: [],
-    }
+  private createForm(account: Account, seed: Pick<StandinForm, 'name' | 'archived' | 'format' | 'type' | 'legacy'>): StandinForm {
+    const form = { id: this.nextId(), ...seed, uid: randomBytes(5).toString('hex'), created_at: kitTimestamp(Date.now()), subscribers: [], referrers: {} }
     account.state.forms.push(form)
     return form
   }
 
-  /** Kit's `status` filter (active, archived, all); without it only active forms are listed. */
+  /** Kit's `type` filter (embed, hosted); without it both are listed. */
+  private typeFilter(query: URLSearchParams): (form: StandinForm) => boolean {
+    const type = query.get('type')
+    if (type === null) return () => true
+    if (type !== 'embed' && type !== 'hosted') throw new KitError(422, ['Type is invalid'])
+    return (form) => form.type === type
+  }
+
+  /**
+   * Kit's `status` filter (active, archived, all); without it only active forms are listed. Legacy
+   * forms are not in this list (see listLegacyForms).
+   */
   private listForms(ctx: Context): Reply {
     const status = ctx.query.get('status') ?? 'active'
     if (!['active', 'archived', 'all'].includes(status)) throw new KitError(422, ['Status is invalid'])
-    const forms = ctx.account.state.forms.filter((form) => status === 'all' || form.archived === (status === 'archived'))
+    const ofType = this.typeFilter(ctx.query)
+    const forms = ctx.account.state.forms.filter((form) =>
+      !form.legacy && ofType(form) && (status === 'all' || form.archived === (status === 'archived')))
     return this.listOf(ctx, 'forms', forms, (form) => ({
       id: form.id,
       name: form.name,
       created_at: form.created_at,
-      type: form.format === null ? 'hosted' : 'embed',
+      type: form.type,
       format: form.format,
       embed_js: `https://standin.kit.invalid/${form.uid}/index.js`,
       embed_url: `https://standin.kit.invalid/${form.uid}`,
@@ -892,13 +934,37 @@ class StandinServer implements KitStandin {
     }))
   }
 
-  /** Unsettled error shape: an unknown form answers 404 with a plain string in `errors`. */
+  /** Legacy forms (`type=embed`) and legacy landing pages (`type=hosted`): no `format`, no `uid`, no `archived`. */
+  private listLegacyForms(ctx: Context): Reply {
+    const ofType = this.typeFilter(ctx.query)
+    const forms = ctx.account.state.forms.filter((form) => form.legacy && ofType(form))
+    return this.listOf(ctx, 'legacy_landing_pages', forms, (form) => ({
+      id: form.id,
+      name: form.name,
+      created_at: form.created_at,
+      type: form.type,
+      url: `https://standin.kit.invalid/landing_pages/${form.id}`,
+    }))
+  }
+
+  /**
+   * Unsettled error shape: an unknown form answers 404 with a plain string in `errors`. An archived
+   * form, and a legacy one (joined through /v4/landing_pages), answer the same 404.
+   */
   private addToForm(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
     const form = ctx.account.state.forms.find((candidate) => candidate.id === ctx.params[0])
-    if (!form) throw new KitError(404, 'Form not found')
+    if (!form || form.archived || form.legacy) throw new KitError(404, 'Form not found')
     const subscriber = findSubscriber()
     const referrer = typeof ctx.body.referrer === 'string' ? ctx.body.referrer : null
+    if (referrer !== null && !form.subscribers.includes(subscriber.id)) form.referrers[subscriber.id] = referrer
     return this.join(ctx, 'form', form, subscriber, { referrer })
+  }
+
+  /** A legacy form, by subscriber id only; any other form id is Not Found here. */
+  private addToLegacyForm(ctx: Context): Reply {
+    const form = ctx.account.state.forms.find((candidate) => candidate.id === ctx.params[0])
+    if (!form?.legacy) throw notFound()
+    return this.join(ctx, 'form', form, this.subscriberById(ctx.account, ctx.params[1]), {})
   }
 
   // Sequences

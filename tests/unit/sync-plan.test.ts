@@ -57,7 +57,14 @@ describe('the sync planner', () => {
       member(4, { accessLevel: 'gold', status: 'trialing' }),
       member(5),
     ]
-    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: null })), mappingsWith(), budget)
+    // Known in Kit and unchanged (so only the tag changes cost requests).
+    const known = (m: SnapshotMember): KnownSubscriber => ({
+      email: m.email,
+      firstName: m.firstName,
+      fields: { subscription_plan: m.plan, access_level: m.accessLevel },
+    })
+    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: known(m) })), mappingsWith(), budget)
+    expect(plan.subscribers.unchanged.count).toBe(5)
     expect(plan.tags_added).toEqual([
       { name: 'Access: gold', count: 2, examples: ['m3@example.com', 'm4@example.com'] },
       { name: 'Active Member', count: 2, examples: ['m1@example.com', 'm4@example.com'] },
@@ -67,9 +74,19 @@ describe('the sync planner', () => {
       { name: 'Cancelled', count: 2, examples: ['m1@example.com', 'm4@example.com'] },
       { name: 'Active Member', count: 1, examples: ['m2@example.com'] },
     ])
-    // 5 subscribers created, 5 tags added, 3 removed.
-    expect(plan.estimated_kit_requests).toBe(13)
-    expect(plan.estimated_seconds).toBe(7)
+    // 5 tags added, 3 removed.
+    expect(plan.estimated_kit_requests).toBe(8)
+    expect(plan.estimated_seconds).toBe(5)
+  })
+
+  it('lists no tag removal for a member new in Kit: a subscriber the sync creates has no tags', () => {
+    const members = [member(1, { status: 'active', plan: 'pro' }), member(2, { status: 'canceled' }), member(3, { status: 'canceled' })]
+    const knownTwo: KnownSubscriber = { email: 'm2@example.com', firstName: 'Name 2', fields: {} }
+    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: m.memberId === 'm_2' ? knownTwo : null })), mappingsWith(), budget)
+    expect(plan.subscribers.create.examples).toEqual(['m1@example.com', 'm3@example.com'])
+    expect(plan.tags_removed).toEqual([{ name: 'Active Member', count: 1, examples: ['m2@example.com'] }])
+    // 2 creates, 3 tags added, the one removal from the member Kit already has.
+    expect(plan.estimated_kit_requests).toBe(6)
   })
 
   it('applies the member.snapshot mapping\'s own tags, forms and sequences to everyone', () => {
