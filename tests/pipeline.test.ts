@@ -282,7 +282,7 @@ describe('following Kit\'s documented behaviour', () => {
   it('fills a tag placeholder with at most 100 characters of the value, control characters removed', async () => {
     await connect()
     await putMappings((doc) => doc.events['user.signed_up'].add_tags.push({ name: 'Country: {{ member.fields.mk_country }}' }))
-    const value = `Ice\u0000land\n${'x'.repeat(300)}`
+    const value = `Ice\u0001land\n${'x'.repeat(300)}`
     const e = await send({ type: 'user.signed_up', memberId: 'm_ph', email: 'ph@example.com', fields: { mk_country: value } })
     expect((await settled(e.id as string)).status).toBe('succeeded')
     const tag = tagNames('ph@example.com').find((name) => name?.startsWith('Country: '))
