@@ -1,12 +1,14 @@
 /**
  * Bringing existing members over: a chosen member file, its preview (a dry run on the server), the
  * sync it starts, and that sync's progress, polled while it runs, with pause, resume and cancel.
+ * A preview describes one Kit account as it was: disconnecting or connecting (again) forgets it.
  */
 import { defineStore } from 'pinia'
-import { computed, ref } from 'vue'
+import { computed, ref, watch } from 'vue'
 import type { Sync, SyncPlan } from '#shared/api.ts'
 import { api, type SyncContentType } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
+import { useConnectionStore } from './connection.ts'
 import { useSessionStore } from './session.ts'
 
 /** Progress is read this often while a sync runs: well inside the settings API's own rate limit. */
@@ -22,6 +24,7 @@ export function contentTypeOf(file: { name: string; type: string }): SyncContent
 
 export const useSyncsStore = defineStore('syncs', () => {
   const session = useSessionStore()
+  const connection = useConnectionStore()
 
   const file = ref<File | null>(null)
   const fileError = ref<string | null>(null)
@@ -35,6 +38,8 @@ export const useSyncsStore = defineStore('syncs', () => {
   const controlling = ref(false)
   const controlError = ref<ApiError | null>(null)
   let timer: ReturnType<typeof setTimeout> | null = null
+  /** Bumped when the chosen file and its preview are forgotten, so a preview still on its way is dropped. */
+  let generation = 0
 
   const active = computed(() => current.value?.status === 'running' || current.value?.status === 'paused')
   const processed = computed(() => (current.value ? current.value.done + current.value.failed + current.value.skipped : 0))
@@ -54,16 +59,30 @@ export const useSyncsStore = defineStore('syncs', () => {
     const chosen = file.value
     const type = chosen ? contentTypeOf(chosen) : null
     if (!chosen || !type) return
+    const asked = generation
     planning.value = true
     planError.value = null
     try {
-      plan.value = await api.previewSync(chosen, type)
+      const answer = await api.previewSync(chosen, type)
+      if (asked === generation) plan.value = answer
     } catch (err) {
-      planError.value = toApiError(err)
+      if (asked === generation) planError.value = toApiError(err)
     } finally {
-      planning.value = false
+      if (asked === generation) planning.value = false
     }
   }
+
+  /** Forgets the chosen file and its preview (the sync itself, if any, stays shown). */
+  function forgetPreview(): void {
+    generation++
+    choose(null)
+    planning.value = false
+  }
+
+  watch(
+    () => `${connection.status}|${connection.connection?.updated_at ?? ''}`,
+    () => forgetPreview(),
+  )
 
   function schedule(): void {
     stopPolling()
@@ -150,6 +169,7 @@ export const useSyncsStore = defineStore('syncs', () => {
     processed,
     choose,
     preview,
+    forgetPreview,
     start,
     load,
     refresh,
