@@ -1,7 +1,8 @@
 // npm start: the local App Station on a fresh clone, the plain server otherwise.
 // KIT_DEV_HOST defaults to 1 here unless NODE_ENV names production (an explicit KIT_DEV_HOST,
 // 0 included, always wins); the server then refuses to start unless the dev host is safe (loopback,
-// generated secrets). Builds what is missing first, then runs the server in this terminal.
+// generated secrets). Builds the UI first when it is missing or older than its sources, then runs
+// the server in this terminal.
 import { spawn, spawnSync } from 'node:child_process'
 
 const env = { ...process.env }
