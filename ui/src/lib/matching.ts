@@ -1,7 +1,8 @@
 /**
  * How the pickers order what matches a typed query: an exact name first, then names starting with
- * it, then names with a word starting with it, then names holding it anywhere; Kit's own order
- * within each rank. Case and surrounding spaces never matter.
+ * it, then names with a word starting with it, then names holding it anywhere. Within a rank the
+ * shorter name (the closer match: "VIP" before "VIP Gold" for "vi") comes first, then Kit's own
+ * order. Case and surrounding spaces never matter.
  */
 
 export const MatchRank = { Exact: 0, Prefix: 1, WordPrefix: 2, Substring: 3 } as const
@@ -23,11 +24,11 @@ export function matchRank(name: string, query: string): MatchRank | null {
   return MatchRank.Substring
 }
 
-/** The items whose name matches `query`, best first; a stable sort keeps Kit's order within a rank. */
+/** The items whose name matches `query`, best first. */
 export function rankMatches<T extends { name: string }>(items: readonly T[], query: string): T[] {
   return items
-    .map((item, index) => ({ item, index, rank: matchRank(item.name, query) }))
-    .filter((entry): entry is { item: T; index: number; rank: MatchRank } => entry.rank !== null)
-    .sort((a, b) => a.rank - b.rank || a.index - b.index)
+    .map((item, index) => ({ item, index, rank: matchRank(item.name, query), length: item.name.trim().length }))
+    .filter((entry): entry is { item: T; index: number; rank: MatchRank; length: number } => entry.rank !== null)
+    .sort((a, b) => a.rank - b.rank || a.length - b.length || a.index - b.index)
     .map((entry) => entry.item)
 }
