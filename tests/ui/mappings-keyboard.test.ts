@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { emptyEventMapping } from '#shared/defaults.ts'
 import { LIMITS } from '#shared/limits.ts'
 import { api } from '../../ui/src/api/index.ts'
+import { TAGS_REREAD_MS } from '../../ui/src/composables/useKitTagsFollow.ts'
 import { matchRank, MatchRank, rankMatches } from '../../ui/src/lib/matching.ts'
 import { useDeliveriesStore } from '../../ui/src/stores/deliveries.ts'
 import { aDelivery, someMappings } from './factories.ts'
@@ -207,6 +208,29 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
     expect(vi.mocked(api.listTags).mock.calls.length).toBe(tagReads + 1)
     expect(chipTexts(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
     expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual([])
+  })
+
+  it('reads Kit’s tags once more after the server’s short cache when the first read still lacks the tag', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })))
+      vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
+      wrapper = await mountPanel()
+      vi.mocked(api.listDeliveries).mockResolvedValue({
+        items: [aDelivery({ steps: [{ action: 'tag.added', target: 'founders', detail: null }] })],
+        next_cursor: null,
+      })
+      await useDeliveriesStore().refresh()
+      await flushPromises()
+      expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
+
+      vi.mocked(api.listTags).mockResolvedValue([{ id: 44, name: 'Founders' }])
+      await vi.advanceTimersByTimeAsync(TAGS_REREAD_MS)
+      await flushPromises()
+      expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual([])
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('does not read Kit’s tags again for deliveries about tags Kit already had', async () => {
