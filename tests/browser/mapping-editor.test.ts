@@ -187,6 +187,28 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     expect(await unsubscribe.isChecked()).toBe(false)
   })
 
+  it('drops the "new" mark once an event has created the tag in Kit', async () => {
+    await openConnected()
+    const name = `Founders ${Date.now()}`
+    const input = combobox('Add tags for user.signed_up')
+    await input.fill(name)
+    await panel.getByRole('option', { name: `Create tag “${name}” in Kit on first use` }).click()
+    const chip = chips('user.signed_up', 'Add tags').locator('li', { hasText: name })
+    await chip.locator('.chip-new').waitFor()
+    await panel.getByRole('button', { name: 'Save mappings' }).click()
+    await panel.getByText('All changes saved').waitFor()
+
+    await page.locator('#sim-type').selectOption('user.signed_up')
+    await page.locator('#simulate [name="email"]').fill('founder@example.com')
+    await page.locator('#simulate [name="member_id"]').fill('m_founder')
+    await page.getByRole('button', { name: 'Send event' }).click()
+    await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
+    await eventually(() => expect(stack.kit.account(KEY).tags.map((t) => t.name)).toContain(name), 20_000)
+    // Activity shows the delivery; the server may still hold Kit's list from before for up to 30 s.
+    await chip.locator('.chip-new').waitFor({ state: 'detached', timeout: 60_000 })
+    expect(await chip.count()).toBe(1)
+  }, 120_000)
+
   it('never lands on the hidden list when tabbing out of a picker', async () => {
     await openConnected()
     const input = combobox('Add tags for user.signed_up')
