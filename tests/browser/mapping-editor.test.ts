@@ -203,7 +203,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await page.locator('#simulate [name="member_id"]').fill('m_founder')
     await page.getByRole('button', { name: 'Send event' }).click()
     await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
-    await eventually(() => expect(stack.kit.account(KEY).tags.map((t) => t.name)).toContain(name), 20_000)
+    await eventually(async () => expect(stack.kit.account(KEY).tags.map((t) => t.name)).toContain(name), 20_000)
     // Activity shows the delivery; the server may still hold Kit's list from before for up to 30 s.
     await chip.locator('.chip-new').waitFor({ state: 'detached', timeout: 60_000 })
     expect(await chip.count()).toBe(1)
