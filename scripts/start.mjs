@@ -2,7 +2,8 @@
 // KIT_DEV_HOST defaults to 1 here unless NODE_ENV names production (an explicit KIT_DEV_HOST,
 // 0 included, always wins); the server then refuses to start unless the dev host is safe (loopback,
 // secrets it generated itself). Production is decided by the same rule as the server's
-// configuration. Builds what is missing first, then runs the server in this terminal.
+// configuration. Builds the UI first when it is missing or older than its sources, then runs the
+// server in this terminal.
 import { spawn, spawnSync } from 'node:child_process'
 import { isProduction } from '../server/lib/environment.mjs'
 

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
-import { loggerOptions } from './logger.ts'
+import { loggerOptions, RequestLogController } from './logger.ts'
 import authPlugin from './plugins/auth.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
@@ -53,6 +53,7 @@ function deadlineCheckInterval(requestTimeoutMs: number): number {
 export async function buildApp({ config, logStream, pipeline = {}, eventBus = {} }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, logStream),
+    logController: new RequestLogController(),
     bodyLimit: BODY_LIMIT,
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.connectionTimeoutMs,

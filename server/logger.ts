@@ -1,5 +1,33 @@
-import type { FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The panel reads this route over and over while the owner watches (Activity, a sync's
+     * progress): its request lines are logged at `debug`, so they do not fill the log at `info`.
+     * Errors and 5xx answers keep their usual level.
+     */
+    polled?: boolean
+  }
+}
+
+const polled = (request: FastifyRequest) => request.routeOptions.config?.polled === true
+
+/** Fastify's request lines, with the routes the panel polls at `debug`. */
+export class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (!polled(request)) return super.incomingRequest(request, reply, metadata)
+    if (this.isLogDisabled(request)) return
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error || reply.statusCode >= 500 || !polled(request)) return super.requestCompleted(error, request, reply, metadata)
+    if (this.isLogDisabled(request)) return
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
 
 /** Everything that may carry a secret is censored before a log line is written. */
 export const REDACT_PATHS = [

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { chromiumAvailable, eventually, startStack, type Stack } from './harness.ts'
 
 const KEY = 'kit_test_key'
-const TAGS = ['New Member', 'VIP', 'Vintage', 'Volunteer', 'Verified', 'Vendor', 'Visitor', 'Veteran', 'Viewer', 'Voter']
+// Kit lists tags in the order they were made: "Gold Circle" before "Gold", as an owner's account grows.
+const TAGS = ['New Member', 'VIP', 'Vintage', 'Volunteer', 'Verified', 'Vendor', 'Visitor', 'Veteran', 'Viewer', 'Voter', 'Gold Circle', 'Newsletter', 'Gold']
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 
 const text = async (locator: ReturnType<FrameLocator['locator']>) => (await locator.textContent())?.replace(/\s+/g, ' ').trim() ?? ''
@@ -108,6 +109,105 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await panel.getByText(/^\d+ more — keep typing$/).waitFor()
     expect(await card('user.updated').getByRole('option').count()).toBe(9)
   })
+
+  it('picks the closest match on Enter although Kit lists a longer name first', async () => {
+    await openConnected()
+    const input = combobox('Add tags for user.updated')
+    await input.fill('go')
+    await panel.getByRole('option', { name: 'Gold Circle', exact: true }).waitFor()
+    await input.press('Enter')
+    await chips('user.updated', 'Add tags').getByText('Gold', { exact: true }).waitFor()
+    expect(await chips('user.updated', 'Add tags').getByText('Gold Circle', { exact: true }).count()).toBe(0)
+  })
+
+  it('opens a picker’s list on ArrowDown or typing, never on focus alone', async () => {
+    await openConnected()
+    const input = combobox('Add to forms for user.updated')
+    await input.click()
+    expect(await input.getAttribute('aria-expanded')).toBe('false')
+    expect(await card('user.updated').getByRole('listbox').filter({ visible: true }).count()).toBe(0)
+    await input.press('ArrowDown')
+    await card('user.updated').getByRole('option', { name: 'Spring newsletter' }).waitFor()
+    expect(await input.getAttribute('aria-expanded')).toBe('true')
+    await input.press('Escape')
+    expect(await input.getAttribute('aria-expanded')).toBe('false')
+    await input.pressSequentially('spr')
+    await card('user.updated').getByRole('option', { name: 'Spring newsletter' }).waitFor()
+  })
+
+  it('confirms a field-mapping box with Enter without saving, and Discard still undoes every change', async () => {
+    await openConnected()
+    apiCalls.length = 0
+    const unsubscribe = panel.getByLabel('Unsubscribe the member in Kit for user.deleted', { exact: true })
+    await unsubscribe.check()
+    await panel.getByRole('button', { name: 'Add field mapping' }).click()
+    const source = panel.getByLabel('Member field 3', { exact: true })
+    await source.fill('mk_member_since')
+    await source.press('Enter')
+    const kit = panel.getByLabel('Kit field 3', { exact: true })
+    await kit.fill('Member since')
+    await kit.press('Enter')
+    expect(await text(panel.locator('.savebar-status'))).toBe('Unsaved changes')
+
+    // Discard is still offered (a save would have taken it away) and undoes the unrelated change too.
+    await panel.getByRole('button', { name: 'Discard changes' }).click()
+    await panel.getByText('All changes saved').waitFor()
+    expect(await unsubscribe.isChecked()).toBe(false)
+    expect(await panel.getByLabel('Member field 3', { exact: true }).count()).toBe(0)
+    expect(apiCalls).not.toContain('PUT /mappings')
+  })
+
+  it('reaches Save from the keyboard: a skip link at the top of the form, and Ctrl+S from anywhere', async () => {
+    await openConnected()
+    const focused = () => panelFrame().evaluate(() => document.activeElement?.textContent?.replace(/\s+/g, ' ').trim() ?? '')
+    const unsubscribe = panel.getByLabel('Unsubscribe the member in Kit for user.deleted', { exact: true })
+    await unsubscribe.check()
+
+    // Back from the first picker of the form: the skip link comes before anything else in it.
+    await combobox('Add tags for user.signed_up').focus()
+    let presses = 0
+    while (!/^Skip to Save mappings/.test(await focused()) && presses < 4) {
+      await page.keyboard.press('Shift+Tab')
+      presses++
+    }
+    expect(await focused()).toMatch(/^Skip to Save mappings \(or press Ctrl\+S\)$/)
+    await page.keyboard.press('Enter')
+    expect(await focused()).toBe('Save mappings')
+    await page.keyboard.press('Enter')
+    await panel.getByText('All changes saved').waitFor()
+    const saves = () => apiCalls.filter((call) => call === 'PUT /mappings').length
+    const savedOnce = saves()
+
+    await unsubscribe.uncheck()
+    const input = combobox('Add tags for user.updated')
+    await input.fill('half-typ')
+    await input.press('Control+s')
+    await panel.getByText('All changes saved').waitFor()
+    expect(saves()).toBe(savedOnce + 1)
+    expect(await unsubscribe.isChecked()).toBe(false)
+  })
+
+  it('drops the "new" mark once an event has created the tag in Kit', async () => {
+    await openConnected()
+    const name = `Founders ${Date.now()}`
+    const input = combobox('Add tags for user.signed_up')
+    await input.fill(name)
+    await panel.getByRole('option', { name: `Create tag “${name}” in Kit on first use` }).click()
+    const chip = chips('user.signed_up', 'Add tags').locator('li', { hasText: name })
+    await chip.locator('.chip-new').waitFor()
+    await panel.getByRole('button', { name: 'Save mappings' }).click()
+    await panel.getByText('All changes saved').waitFor()
+
+    await page.locator('#sim-type').selectOption('user.signed_up')
+    await page.locator('#simulate [name="email"]').fill('founder@example.com')
+    await page.locator('#simulate [name="member_id"]').fill('m_founder')
+    await page.getByRole('button', { name: 'Send event' }).click()
+    await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
+    await eventually(async () => expect(stack.kit.account(KEY).tags.map((t) => t.name)).toContain(name), 20_000)
+    // Activity shows the delivery; the server may still hold Kit's list from before for up to 30 s.
+    await chip.locator('.chip-new').waitFor({ state: 'detached', timeout: 60_000 })
+    expect(await chip.count()).toBe(1)
+  }, 120_000)
 
   it('never lands on the hidden list when tabbing out of a picker', async () => {
     await openConnected()

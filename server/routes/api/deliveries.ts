@@ -9,6 +9,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/deliveries',
     {
+      config: { polled: true },
       schema: {
         operationId: 'listDeliveries',
         summary: 'List deliveries, newest first by default, with what each one did in Kit',

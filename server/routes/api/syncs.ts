@@ -110,6 +110,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/syncs/:id',
     {
+      config: { polled: true },
       schema: {
         operationId: 'getSync',
         summary: 'One sync\'s progress: counts, Kit requests and the estimated time left',

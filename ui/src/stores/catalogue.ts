@@ -52,6 +52,11 @@ export const useCatalogueStore = defineStore('catalogue', () => {
     ])
   }
 
+  /** Re-reads Kit's tags (e.g. once an event has created one the draft names). */
+  function reloadTags(): Promise<void> {
+    return fill(tags, api.listTags, true)
+  }
+
   /** Why new tags cannot be created right now, or null. */
   const createBlocked = computed(() =>
     connection.kitTrouble
@@ -65,5 +70,5 @@ export const useCatalogueStore = defineStore('catalogue', () => {
     for (const target of [tags, customFields, forms, sequences]) Object.assign(target, list())
   }
 
-  return { tags, customFields, forms, sequences, createBlocked, loadAll, reset }
+  return { tags, customFields, forms, sequences, createBlocked, loadAll, reloadTags, reset }
 })

@@ -2,12 +2,14 @@
  * Bringing existing members over: a chosen member file, its preview (a dry run on the server) with
  * the file's columns and the member field each fills, the sync it starts with that same mapping,
  * and that sync's progress, polled while it runs, with pause, resume and cancel.
+ * A preview describes one Kit account as it was: disconnecting or connecting (again) forgets it.
  */
 import { defineStore } from 'pinia'
-import { computed, ref } from 'vue'
+import { computed, ref, watch } from 'vue'
 import type { Sync, SyncColumn, SyncPlan } from '#shared/api.ts'
 import { api, type SyncContentType } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
+import { useConnectionStore } from './connection.ts'
 import { useSessionStore } from './session.ts'
 
 /** Progress is read this often while a sync runs: well inside the settings API's own rate limit. */
@@ -35,6 +37,7 @@ export function mappingParameter(columns: SyncColumn[]): string {
 
 export const useSyncsStore = defineStore('syncs', () => {
   const session = useSessionStore()
+  const connection = useConnectionStore()
 
   const file = ref<File | null>(null)
   const fileError = ref<string | null>(null)
@@ -52,6 +55,8 @@ export const useSyncsStore = defineStore('syncs', () => {
   const controlling = ref(false)
   const controlError = ref<ApiError | null>(null)
   let timer: ReturnType<typeof setTimeout> | null = null
+  /** Bumped when the chosen file and its preview are forgotten, so a preview still on its way is dropped. */
+  let generation = 0
 
   const active = computed(() => current.value?.status === 'running' || current.value?.status === 'paused')
   const processed = computed(() => (current.value ? current.value.done + current.value.failed + current.value.skipped : 0))
@@ -73,23 +78,39 @@ export const useSyncsStore = defineStore('syncs', () => {
     const chosen = file.value
     const type = chosen ? contentTypeOf(chosen) : null
     if (!chosen || !type) return
+    const asked = generation
     planning.value = true
     planError.value = null
     startError.value = null
     try {
       // The first preview takes the mapping the server remembers (or suggests); later ones the owner's.
-      plan.value = columns.value ? await api.previewSync(chosen, type, mappingParameter(columns.value)) : await api.previewSync(chosen, type)
-      columns.value = plan.value.columns.map((c) => ({ ...c }))
+      const answer = columns.value ? await api.previewSync(chosen, type, mappingParameter(columns.value)) : await api.previewSync(chosen, type)
+      if (asked !== generation) return
+      plan.value = answer
+      columns.value = answer.columns.map((c) => ({ ...c }))
       mappingChanged.value = false
     } catch (err) {
+      if (asked !== generation) return
       const error = toApiError(err)
       planError.value = error
       plan.value = null
       columns.value = columnsOf(error) ?? columns.value
     } finally {
-      planning.value = false
+      if (asked === generation) planning.value = false
     }
   }
+
+  /** Forgets the chosen file and its preview (the sync itself, if any, stays shown). */
+  function forgetPreview(): void {
+    generation++
+    choose(null)
+    planning.value = false
+  }
+
+  watch(
+    () => `${connection.status}|${connection.connection?.updated_at ?? ''}`,
+    () => forgetPreview(),
+  )
 
   function schedule(): void {
     stopPolling()
@@ -189,6 +210,7 @@ export const useSyncsStore = defineStore('syncs', () => {
     choose,
     preview,
     mapColumn,
+    forgetPreview,
     start,
     load,
     refresh,
