@@ -192,6 +192,11 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
 
     h.kit.renameTag(KEY, active.id, 'Members')
     await h.restart()
+    // Test connection names the tag as Kit does now.
+    const test = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect(test.checks.filter((c: { kind: string; id: number | null }) => c.kind === 'tag' && c.id === active.id)).toEqual([
+      expect.objectContaining({ name: 'Members', status: 'ok', used_by: ['subscription.started', 'subscription.canceled'] }),
+    ])
 
     const canceledId = await h.send({ ...m, type: 'subscription.canceled', subscription: { ...subscription, status: 'canceled' } })
     expect(await h.settled(canceledId)).toMatchObject({ status: 'succeeded', last_error: null })

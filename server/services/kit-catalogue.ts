@@ -169,7 +169,8 @@ export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive): Mapping
       const byId = ref.id !== undefined ? tagsById.get(ref.id) : undefined
       const found = byId ?? tagsByName.get(ref.name.toLowerCase())
       if (found) {
-        add(key, { kind: 'tag', name: ref.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
+        // Kit's current name: a tag held by id may have been renamed in Kit since it was mapped.
+        add(key, { kind: 'tag', name: found.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
       } else if (ref.id !== undefined) {
         add(key, { kind: 'tag', name: ref.name, id: ref.id, status: 'missing', message: `Tag "${ref.name}" (#${ref.id}) was deleted in Kit: events that add it fail until you pick a tag again for ${type}.` }, type)
       } else {
