@@ -344,6 +344,14 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         expect(await h.heldTags.find('c_c', 'cred_1', 'access: gold')).toBeNull()
         expect(await h.heldTags.find('c_a', 'cred_1', 'access: gold')).toBe(1003)
       })
+
+      it('says whether the plugin held an id for a name under any credential, in its own community only', async () => {
+        await h.heldTags.hold('c_a', 'cred_1', 'active member', 1003, 1_000)
+        expect(await h.heldTags.isHeld('c_a', 'active member', 1003)).toBe(true)
+        expect(await h.heldTags.isHeld('c_a', 'active member', 1004)).toBe(false)
+        expect(await h.heldTags.isHeld('c_a', 'cancelled', 1003)).toBe(false)
+        expect(await h.heldTags.isHeld('c_b', 'active member', 1003)).toBe(false)
+      })
     })
 
     describe('Kit subscribers', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
+import { asA, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 
 let h: PipelineHarness
 const dirs: string[] = []
@@ -265,7 +265,7 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     expect(h.tagNames('d3@example.com')).toEqual(['Gold'])
   })
 
-  it('asks for the tag to be picked again, like a picked one, when the tag a name held is deleted in Kit and none has its name', async () => {
+  it('makes a tag mapped by name again, and holds it, when the tag it held was deleted in Kit, also after the mappings were saved as shown', async () => {
     h = await PipelineHarness.start()
     await h.connect()
     await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_h1', email: 'h1@example.com' }))
@@ -273,9 +273,34 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     h.kit.deleteTag(KEY, held.id)
 
     const d = await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_h2', email: 'h2@example.com' }))
-    expect(d.status).toBe('failed')
-    expect(d.last_error).toContain(`tag "New Member" (id ${held.id}) no longer exists in Kit: pick it again in the user.signed_up mapping`)
-    expect(h.kit.account(KEY).tags).toHaveLength(0)
+    expect(d).toMatchObject({ status: 'succeeded', last_error: null })
+    const again = h.tag('New Member')
+    expect(again.id).not.toBe(held.id)
+    expect(h.tagNames('h2@example.com')).toEqual(['New Member'])
+    expect((await mappingsDoc()).events['user.signed_up'].add_tags).toEqual([{ id: again.id, name: 'New Member' }])
+    // Saved from the panel as it was shown, it is still the plugin's own tag, not an owner's pick.
+    await h.putMappings(() => {})
+    h.kit.deleteTag(KEY, again.id)
+    expect((await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_h3', email: 'h3@example.com' }))).status).toBe('succeeded')
+    expect(h.tagNames('h3@example.com')).toEqual(['New Member'])
+  })
+
+  it('makes the tags again in the Kit account a new key reaches, and holds those', async () => {
+    h = await PipelineHarness.start()
+    await h.connect()
+    const subscription = { id: 's_sw', plan: 'pro', status: 'active' }
+    await h.settled(await h.send({ type: 'subscription.started', memberId: 'm_sw', email: 'sw@example.com', subscription }))
+    await h.settled(await h.send({ type: 'access.granted', memberId: 'm_sw', email: 'sw@example.com', access: { level: 'gold' } }))
+    const first = h.tag('Active Member')
+
+    await h.connect(asA, KEY_B)
+    const m = { memberId: 'm_sw2', email: 'sw2@example.com' }
+    expect(await h.settled(await h.send({ ...m, type: 'subscription.started' }))).toMatchObject({ status: 'succeeded', last_error: null })
+    expect(await h.settled(await h.send({ ...m, type: 'access.granted', access: { level: 'gold' } }))).toMatchObject({ status: 'succeeded', last_error: null })
+    expect(h.tagNames('sw2@example.com', KEY_B)).toEqual(['Access: gold', 'Active Member'])
+    const active = h.tag('Active Member', KEY_B)
+    expect(active.id).not.toBe(first.id)
+    expect((await mappingsDoc()).events['subscription.canceled'].remove_tags).toEqual([{ id: active.id, name: 'Active Member' }])
   })
 })
 

@@ -69,13 +69,17 @@ export interface MappingRepository {
 }
 
 /**
- * The Kit tag each filled-in name of a community's templated tag mappings stands for, per
- * credential, by lower-cased name: held from its first use, so a rename in Kit changes nothing.
+ * The Kit tag each tag name of a community's mappings stands for, per credential, by lower-cased
+ * (filled-in) name: held from its first use, so a rename in Kit changes nothing. The source of the
+ * id for templated names; for plain names the mapping document holds the id and this records that
+ * the plugin, not the owner, chose it.
  */
 export interface HeldTagRepository {
   find(communityId: string, credentialId: string, name: string): Promise<number | null>
   /** Holds `tagId` for the name (replacing the id it held, which Kit no longer has). */
   hold(communityId: string, credentialId: string, name: string, tagId: number, now: number): Promise<void>
+  /** Whether the plugin itself held `tagId` for this name, under any credential (not an owner's pick). */
+  isHeld(communityId: string, name: string, tagId: number): Promise<boolean>
 }
 
 /** What the plugin last wrote to Kit for one member under one credential. */

@@ -8,9 +8,10 @@ export const mappings = sqliteTable('mappings', {
 })
 
 /**
- * The Kit tag a templated tag mapping (`Access: {{access.level}}`) stands for, per filled-in name
- * (lower-cased), held from the first time the plugin created or found it: the tag stays the same
- * when it is renamed in Kit. A plain tag name holds its id in the mapping document instead.
+ * The Kit tag a tag mapped by name stands for, per credential and lower-cased name (a templated
+ * one, `Access: {{access.level}}`, per filled-in name), held from the first time the plugin created
+ * or found it: the tag stays the same when it is renamed in Kit. A plain name's id is also saved in
+ * the mapping document, which is where deliveries read it; the row says the plugin chose it.
  */
 export const heldTags = sqliteTable(
   'held_tags',

@@ -1,4 +1,4 @@
-/** The shared dialect's `held_tags`: the tag each filled-in templated name stands for. */
+/** The shared dialect's `held_tags`: the tag each mapped tag name stands for. */
 import { and, eq } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { heldTags } from '../../db/pg-schema/index.ts'
@@ -24,5 +24,14 @@ export class PostgresHeldTags implements HeldTagRepository {
       .insert(heldTags)
       .values({ communityId, credentialId, name, tagId, heldAt: now })
       .onConflictDoUpdate({ target: [heldTags.communityId, heldTags.credentialId, heldTags.name], set: { tagId, heldAt: now } })
+  }
+
+  async isHeld(communityId: string, name: string, tagId: number): Promise<boolean> {
+    const rows = await this.db
+      .select({ tagId: heldTags.tagId })
+      .from(heldTags)
+      .where(and(eq(heldTags.communityId, communityId), eq(heldTags.name, name), eq(heldTags.tagId, tagId)))
+      .limit(1)
+    return rows.length > 0
   }
 }

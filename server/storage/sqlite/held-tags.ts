@@ -1,4 +1,4 @@
-/** The embedded dialect's `held_tags`: the tag each filled-in templated name stands for. */
+/** The embedded dialect's `held_tags`: the tag each mapped tag name stands for. */
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { heldTags } from '../../db/schema/index.ts'
@@ -22,5 +22,15 @@ export class SqliteHeldTags implements HeldTagRepository {
       .values({ communityId, credentialId, name, tagId, heldAt: now })
       .onConflictDoUpdate({ target: [heldTags.communityId, heldTags.credentialId, heldTags.name], set: { tagId, heldAt: now } })
       .run()
+  }
+
+  async isHeld(communityId: string, name: string, tagId: number): Promise<boolean> {
+    const row = this.db
+      .select({ tagId: heldTags.tagId })
+      .from(heldTags)
+      .where(and(eq(heldTags.communityId, communityId), eq(heldTags.name, name), eq(heldTags.tagId, tagId)))
+      .limit(1)
+      .get()
+    return row !== undefined
   }
 }
