@@ -271,6 +271,8 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_h1', email: 'h1@example.com' }))
     const held = h.tag('New Member')
     h.kit.deleteTag(KEY, held.id)
+    const test = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect(test.checks.find((c: { name: string }) => c.name === 'New Member')).toMatchObject({ status: 'created_on_first_use', id: null })
 
     const d = await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_h2', email: 'h2@example.com' }))
     expect(d).toMatchObject({ status: 'succeeded', last_error: null })
