@@ -6,7 +6,8 @@
  * Per event:
  * 1. GET  /v4/subscribers?email_address=…        is the member a subscriber already?
  * 2. when the event carries mapped mk_* fields:
- *    POST /v4/custom_fields {label}                make sure the Kit field exists (Kit returns the existing one)
+ *    per field: GET /v4/custom_fields (the list, to find the key by label), then
+ *               POST /v4/custom_fields {label} when it is missing (Kit refuses a label it already has)
  * 3. not found: POST /v4/subscribers                create with first name and fields
  *    found:     PUT  /v4/subscribers/:id            only when first name or a field differs from what step 1 returned
  * 4. per tag to remove: GET /v4/tags (the list, to find the id by name), then
@@ -68,8 +69,10 @@ export class NaiveKitClient {
     for (const [source, value] of Object.entries(member.fields ?? {})) {
       const label = FIELDS[source]
       if (!label) continue
-      const { custom_field } = await this.call<{ custom_field: { key: string } }>('POST', '/v4/custom_fields', { label })
-      fields[custom_field.key] = value
+      const { custom_fields } = await this.call<{ custom_fields: { key: string; label: string }[] }>('GET', '/v4/custom_fields')
+      const existing = custom_fields.find((f) => f.label.toLowerCase() === label.toLowerCase())
+      const key = existing?.key ?? (await this.call<{ custom_field: { key: string } }>('POST', '/v4/custom_fields', { label })).custom_field.key
+      fields[key] = value
     }
     let subscriber = found.subscribers[0]
     if (!subscriber) {

@@ -359,7 +359,7 @@ describe('Kit client against the stand-in', () => {
     expect(await api.upsertSubscriber({ email: 'few@example.com', fields: { extra_0: 'a' } })).toMatchObject({ created: true, fieldsDeferred: false })
   })
 
-  it('creates tags and custom fields once and finds them the second time', async () => {
+  it('creates tags once and finds them the second time; a custom field label already taken is refused as Kit does', async () => {
     const kit = await standin()
     const api = client(kit.url).factory.forKey(KEY)
     const first = await api.createTag('Active Member')
@@ -368,7 +368,7 @@ describe('Kit client against the stand-in', () => {
     expect(second).toEqual({ tag: first.tag, created: false })
     const field = await api.createCustomField('Access level')
     expect(field).toEqual({ field: expect.objectContaining({ key: 'access_level', label: 'Access level' }), created: true })
-    expect((await api.createCustomField('Access level')).created).toBe(false)
+    await expect(api.createCustomField('Access level')).rejects.toMatchObject({ kind: 'validation', status: 422 })
   })
 
   it('upserts a subscriber by a trimmed, lower-cased email', async () => {

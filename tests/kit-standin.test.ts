@@ -324,10 +324,15 @@ describe('tags, fields, forms and sequences', () => {
     expect((await kit(`/tags/999999/subscribers/${subscriberId}`, { method: 'POST' })).status).toBe(404)
   })
 
-  it('derives field keys from labels and nests the blank-label error', async () => {
+  it('derives field keys from labels, refuses a label the account already has, and nests the blank-label error', async () => {
     const created = await kit('/custom_fields', { method: 'POST', body: { label: 'Access Level (beta)' } })
     expect(created).toMatchObject({ status: 201, body: { custom_field: { key: 'access_level_beta', label: 'Access Level (beta)' } } })
-    expect((await kit('/custom_fields', { method: 'POST', body: { label: 'Access Level (beta)' } })).status).toBe(200)
+    expect(await kit('/custom_fields', { method: 'POST', body: { label: 'access level (BETA)' } }))
+      .toMatchObject({ status: 422, body: { errors: ['Label has already been taken'] } })
+    const other = await kit('/custom_fields', { method: 'POST', body: { label: 'Renamed later' } })
+    expect(await kit(`/custom_fields/${(other.body as { custom_field: { id: number } }).custom_field.id}`, { method: 'PUT', body: { label: 'Access Level (beta)' } }))
+      .toMatchObject({ status: 422, body: { errors: ['Label has already been taken'] } })
+    expect(standin.account('key_a').customFields.filter((f) => f.label.toLowerCase() === 'access level (beta)')).toHaveLength(1)
     expect(await kit('/custom_fields', { method: 'POST', body: { label: '' } })).toMatchObject({ status: 422, body: { errors: [["Label can't be blank"]] } })
   })
 

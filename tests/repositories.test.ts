@@ -8,10 +8,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
 import { PostgresConnections } from '../server/storage/postgres/connections.ts'
+import { PostgresHeldTags } from '../server/storage/postgres/held-tags.ts'
 import { PostgresMappings } from '../server/storage/postgres/mappings.ts'
 import { PostgresSubscribers } from '../server/storage/postgres/subscribers.ts'
 import { PostgresSyncs } from '../server/storage/postgres/syncs.ts'
 import { SqliteConnections } from '../server/storage/sqlite/connections.ts'
+import { SqliteHeldTags } from '../server/storage/sqlite/held-tags.ts'
 import { SqliteMappings } from '../server/storage/sqlite/mappings.ts'
 import { SqliteSubscribers } from '../server/storage/sqlite/subscribers.ts'
 import { SqliteSyncs } from '../server/storage/sqlite/syncs.ts'
@@ -19,6 +21,7 @@ import type {
   ConnectionRecord,
   ConnectionRepository,
   Dialect,
+  HeldTagRepository,
   MappingRepository,
   StagedSnapshot,
   SubscriberRecord,
@@ -30,6 +33,7 @@ import { createTestDatabase, postgresAvailable } from './helpers/postgres.ts'
 interface Harness {
   connections: ConnectionRepository
   mappings: MappingRepository
+  heldTags: HeldTagRepository
   subscribers: SubscriberRepository
   syncs: SyncRepository
   /** Raw SQL with `?` placeholders, for arranging and inspecting rows the interface does not expose. */
@@ -42,6 +46,7 @@ async function openSqlite(): Promise<Harness> {
   return {
     connections: new SqliteConnections(db),
     mappings: new SqliteMappings(db),
+    heldTags: new SqliteHeldTags(db),
     subscribers: new SqliteSubscribers(db),
     syncs: new SqliteSyncs(sqlite),
     query: async <T,>(sql: string, ...params: unknown[]) => {
@@ -68,6 +73,7 @@ async function openPg(): Promise<Harness> {
     return {
       connections: new PostgresConnections(opened),
       mappings: new PostgresMappings(opened),
+      heldTags: new PostgresHeldTags(opened),
       subscribers: new PostgresSubscribers(opened),
       syncs: new PostgresSyncs(opened),
       query: async <T,>(sql: string, ...params: unknown[]) => {
@@ -310,6 +316,41 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         expect(await h.mappings.get('c_a')).toEqual({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' })
         expect(await h.mappings.get('c_b')).toMatchObject({ document: '{"v":1}' })
         expect(await h.mappings.replace({ communityId: 'c_c', document: '{}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{}')).toBe(false)
+      })
+
+      it('creates a document only for a community that has none, never overwriting one saved meanwhile', async () => {
+        expect(await h.mappings.create({ communityId: 'c_a', document: '{"held":1}', updatedAt: '2026-01-01T00:00:00.000Z' })).toBe(true)
+        expect(await h.mappings.get('c_a')).toEqual({ communityId: 'c_a', document: '{"held":1}', updatedAt: '2026-01-01T00:00:00.000Z' })
+        expect(await h.mappings.create({ communityId: 'c_a', document: '{"held":2}', updatedAt: '2026-01-02T00:00:00.000Z' })).toBe(false)
+        expect(await h.mappings.get('c_a')).toMatchObject({ document: '{"held":1}' })
+        expect(await h.mappings.get('c_b')).toBeUndefined()
+      })
+    })
+
+    describe('held tags', () => {
+      it('holds one tag id per community, credential and name, the latest replacing the one before', async () => {
+        await h.heldTags.hold('c_a', 'cred_1', 'access: gold', 1003, 1_000)
+        expect(await h.heldTags.find('c_a', 'cred_1', 'access: gold')).toBe(1003)
+        await h.heldTags.hold('c_a', 'cred_1', 'access: gold', 1011, 2_000)
+        expect(await h.heldTags.find('c_a', 'cred_1', 'access: gold')).toBe(1011)
+        expect(await h.heldTags.find('c_a', 'cred_1', 'access: silver')).toBeNull()
+      })
+
+      it('never reads another community’s or another credential’s held tag', async () => {
+        await h.heldTags.hold('c_a', 'cred_1', 'access: gold', 1003, 1_000)
+        await h.heldTags.hold('c_b', 'cred_1', 'access: gold', 2003, 1_000)
+        expect(await h.heldTags.find('c_b', 'cred_1', 'access: gold')).toBe(2003)
+        expect(await h.heldTags.find('c_a', 'cred_2', 'access: gold')).toBeNull()
+        expect(await h.heldTags.find('c_c', 'cred_1', 'access: gold')).toBeNull()
+        expect(await h.heldTags.find('c_a', 'cred_1', 'access: gold')).toBe(1003)
+      })
+
+      it('says whether the plugin held an id for a name under any credential, in its own community only', async () => {
+        await h.heldTags.hold('c_a', 'cred_1', 'active member', 1003, 1_000)
+        expect(await h.heldTags.isHeld('c_a', 'active member', 1003)).toBe(true)
+        expect(await h.heldTags.isHeld('c_a', 'active member', 1004)).toBe(false)
+        expect(await h.heldTags.isHeld('c_a', 'cancelled', 1003)).toBe(false)
+        expect(await h.heldTags.isHeld('c_b', 'active member', 1003)).toBe(false)
       })
     })
 

@@ -2,9 +2,11 @@
  * Tag and custom-field ids per Kit credential, learnt once and reused, so an event costs only the
  * calls that change something. Concurrent deliveries share one lookup or creation of the same
  * thing (single flight). A cached list is dropped whenever Kit shows it is out of date: an id it
- * no longer knows, a creation that found the thing already there, a field it did not know.
+ * no longer knows, a creation that found the thing already there (or was refused because it is
+ * there), a field it did not know.
  */
 import type { KitApi } from '../kit/client.ts'
+import { isKitError } from '../kit/errors.ts'
 import type { KnownTagRepository } from '../storage/types.ts'
 
 interface TagList {
@@ -121,7 +123,20 @@ export class KitIdCache {
     const known = tags.byName.get(lower) ?? (await this.learntElsewhere(kit.credentialId, lower, tags))
     if (known !== null) return known
     return this.once(kit, `tag:${lower}`, async () => {
-      const { tag, created } = await kit.createTag(name)
+      let answer: Awaited<ReturnType<KitApi['createTag']>>
+      try {
+        answer = await kit.createTag(name)
+      } catch (err) {
+        if (!isKitError(err) || err.kind !== 'validation') throw err
+        // Kit refused the creation (another creation of the name got there first): its list is
+        // read again, once, and the tag it holds under the name is used; else the refusal stands.
+        await this.reloadTags(kit)
+        const found = (await this.tags(kit)).byName.get(lower)
+        if (found === undefined) throw err
+        await this.shared?.remember(kit.credentialId, lower, found, this.now())
+        return found
+      }
+      const { tag, created } = answer
       if (created) {
         tags.byName.set(lower, tag.id)
         tags.ids.add(tag.id)
@@ -187,7 +202,21 @@ export class KitIdCache {
     const known = fields.get(`label:${label.toLowerCase()}`) ?? fields.get(`key:${key}`)
     if (known) return known
     return this.once(kit, `field:${label.toLowerCase()}`, async () => {
-      const { field, created } = await kit.createCustomField(label)
+      let answer: Awaited<ReturnType<KitApi['createCustomField']>>
+      try {
+        answer = await kit.createCustomField(label)
+      } catch (err) {
+        if (!isKitError(err) || err.kind !== 'validation') throw err
+        // Labels are unique per account: Kit refuses to create one it already has (created in
+        // Kit, by another instance, or by a creation that timed out here but landed there). Its
+        // list is read again, once, and that field is used; else the refusal stands.
+        this.forgetFields(kit.credentialId)
+        const fresh = await this.fields(kit)
+        const found = fresh.get(`label:${label.toLowerCase()}`) ?? fresh.get(`key:${key}`)
+        if (found === undefined) throw err
+        return found
+      }
+      const { field, created } = answer
       fields.set(`key:${field.key}`, field.key)
       fields.set(`key:${key}`, field.key)
       fields.set(`label:${field.label.toLowerCase()}`, field.key)

@@ -17,11 +17,12 @@ import { putBackForBudget } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
 import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
+import { describeTag, MappedTags, type TagTarget } from './mapped-tags.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
 import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
 import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
-import type { SubscriberKey, SubscriberRepository } from '../storage/types.ts'
+import type { HeldTagRepository, SubscriberKey, SubscriberRepository } from '../storage/types.ts'
 
 export interface ProcessorDeps {
   subscribers: SubscriberRepository
@@ -31,6 +32,8 @@ export interface ProcessorDeps {
   mappings: MappingService
   kit: KitClientFactory
   ids: KitIdCache
+  /** The tag each filled-in templated tag name stands for, once first used. */
+  heldTags: HeldTagRepository
   log: FastifyBaseLogger
   retry: RetryPolicy
   now?: () => number
@@ -188,14 +191,6 @@ function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] | null 
   return named.length > 0 ? named : null
 }
 
-/** A mapped tag as one delivery applies it: by the id stored in the mapping, else by its (filled) name. */
-interface TagTarget {
-  name: string
-  storedId: number | null
-}
-
-const describeTag = (tag: TagTarget) => (tag.storedId !== null ? `tag "${tag.name}" (id ${tag.storedId})` : `tag "${tag.name}"`)
-
 /** Kit answering a tag call as if the tag id were wrong: a 404, or a 422 that speaks of the tag. */
 const namesTag = (err: KitError) => err.kind === 'not_found' || (err.status === 422 && err.messages.some((m) => /\btag\b/i.test(m)))
 
@@ -222,10 +217,12 @@ export class DeliveryProcessor {
   private readonly progress = new DeliveryProgress()
   /** Which forms are legacy, per credential, learnt when Kit refused a form call. */
   private readonly forms = new FormDirectory()
+  private readonly tags: MappedTags
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
     this.random = deps.random ?? Math.random
+    this.tags = new MappedTags({ ids: deps.ids, mappings: deps.mappings, held: deps.heldTags, now: this.now })
   }
 
   async process(delivery: QueuedDelivery, signal?: AbortSignal): Promise<Outcome> {
@@ -412,8 +409,8 @@ export class DeliveryProcessor {
     }
     const subscriberId = subscriber.subscriberId
 
-    // A tag picked in the panel is applied by its id, whatever it is called in Kit now; a
-    // templated or typed-in tag is applied by its (filled) name, created in Kit on first use.
+    // A tag is applied by its id, whatever it is called in Kit now: picked in the panel, or held
+    // since a typed-in or templated name was first created or found in Kit (see MappedTags).
     const tagTargets = (refs: TagRef[]): TagTarget[] =>
       refs.flatMap((ref) => {
         const templated = hasPlaceholder(ref.name)
@@ -423,13 +420,13 @@ export class DeliveryProcessor {
           log.add('skipped', ref.name, 'The event has no value for its placeholder.')
           return []
         }
-        return [{ name, storedId: templated ? null : ref.id ?? null }]
+        return [{ name, storedId: templated ? null : ref.id ?? null, templated }]
       })
 
     // A subscriber Kit created in this delivery has no tags to remove.
     for (const tag of tagTargets([...tagRemovalsFor(mapping.remove_tags, done.has(createdMark(subscriberId)))])) {
       log.attempting = `tag "${tag.name}" not removed`
-      const tagId = tag.storedId ?? (await this.deps.ids.existingTagId(kit, tag.name))
+      const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'remove')
       const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
       if (removed) {
         log.add('tag.removed', tag.name)
@@ -443,8 +440,8 @@ export class DeliveryProcessor {
     }
     for (const tag of tagTargets(mapping.add_tags)) {
       log.attempting = `tag "${tag.name}" not added`
-      const tagId = tag.storedId ?? (await this.deps.ids.tagId(kit, tag.name))
-      if (!(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
+      const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'add')
+      if (tagId === null || !(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
         throw new Refused(`${describeTag(tag)} no longer exists in Kit: pick it again in the ${type} mapping, then Retry.`)
       }
       log.add('tag.added', tag.name)
@@ -505,7 +502,8 @@ export class DeliveryProcessor {
    * Tags or untags with `tagId`; true when Kit did it, false when the tag no longer exists (a
    * stored id Kit does not know, or a name no tag has any more). When Kit answers as if the tag id
    * were wrong (404, or a 422 about the tag), the credential's tag list is read again once and the
-   * call is repeated within this delivery with the id Kit has now for that name. When the tag is
+   * call is repeated within this delivery with the id Kit has now for that name, held from then
+   * on (a tag the document gives an id is never recreated). When the tag is
    * fine, it is the subscriber Kit no longer knows: forgotten, and the delivery is retried.
    */
   private async tagCall(
@@ -525,9 +523,7 @@ export class DeliveryProcessor {
       first = err
     }
     await this.deps.ids.reloadTags(kit)
-    let fresh: number | null
-    if (tag.storedId !== null) fresh = (await this.deps.ids.hasTag(kit, tag.storedId)) ? tag.storedId : null
-    else fresh = mode === 'add' ? await this.deps.ids.tagId(kit, tag.name) : await this.deps.ids.existingTagId(kit, tag.name)
+    const fresh = await this.tags.afterMiss(kit, delivery.communityId, tag, tagId, mode)
     if (fresh === null) return false
     if (fresh === tagId) {
       if (first.kind !== 'not_found') throw first

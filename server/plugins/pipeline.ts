@@ -51,6 +51,7 @@ export default fp<PipelineOptions>(
       mappings: app.services.mappings,
       kit: app.kit,
       ids: new KitIdCache({ shared: app.storage.knownTags }),
+      heldTags: app.storage.heldTags,
       log: app.log,
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
     })

@@ -22,7 +22,7 @@ export default fp(
     const resealed = await connections.resealWithNewestKey()
     if (resealed > 0) app.log.info({ resealed }, 'sealed stored Kit keys again with the newest ENCRYPTION_KEY')
     const mappings = new MappingService(app.storage.mappings)
-    const catalogue = new KitCatalogueService(connections, mappings)
+    const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     app.decorate('services', { connections, mappings, catalogue })
   },

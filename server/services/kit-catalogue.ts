@@ -14,6 +14,7 @@ import type {
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 import { hasPlaceholder } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
+import type { HeldTagRepository } from '../storage/types.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 
@@ -46,6 +47,8 @@ export class KitCatalogueService {
   constructor(
     private readonly connections: ConnectionService,
     private readonly mappings: MappingService,
+    /** Which tag ids the plugin held for a name itself (made again on first use when deleted in Kit). */
+    private readonly held: HeldTagRepository,
     private readonly ttlMs = 30_000,
     private readonly now: () => number = Date.now,
   ) {}
@@ -116,6 +119,20 @@ export class KitCatalogueService {
     return { tag: { id: result.tag.id, name: result.tag.name }, created: result.created }
   }
 
+  /** The document's tag ids Kit no longer has (nor a tag of their name) that the plugin held for their name itself. */
+  private async heldGone(communityId: string, doc: Mappings, tags: KitTag[]): Promise<Set<number>> {
+    const ids = new Set(tags.map((t) => t.id))
+    const names = new Set(tags.map((t) => t.name.toLowerCase()))
+    const gone = new Set<number>()
+    for (const m of Object.values(doc.events)) {
+      for (const ref of [...(m?.add_tags ?? []), ...(m?.remove_tags ?? [])]) {
+        if (ref.id === undefined || ids.has(ref.id) || names.has(ref.name.toLowerCase())) continue
+        if (await this.held.isHeld(communityId, ref.name.toLowerCase(), ref.id)) gone.add(ref.id)
+      }
+    }
+    return gone
+  }
+
   /** Test connection: the account, the round trip, and whether everything the mappings use still exists. */
   async test(communityId: string): Promise<ConnectionTestResult> {
     const started = performance.now()
@@ -136,7 +153,11 @@ export class KitCatalogueService {
         this.forms(communityId),
         this.sequences(communityId),
       ])
-      const checks = mappingChecks(doc, { tags, customFields, forms, sequences, archivedForms: forms.filter((f) => f.archived) })
+      const checks = mappingChecks(
+        doc,
+        { tags, customFields, forms, sequences, archivedForms: forms.filter((f) => f.archived) },
+        await this.heldGone(communityId, doc, tags),
+      )
       return { ok: true, account, latency_ms, checks }
     } catch (err) {
       if (err instanceof AppError && err.code !== 'kit_busy') return { ok: false, error: { code: err.code, message: err.message } }
@@ -148,9 +169,9 @@ export class KitCatalogueService {
 /**
  * Every tag, form, sequence and custom field the mappings use, and whether Kit still has it in a
  * usable state: archived forms and inactive (on hold) sequences are reported before an event fails
- * on them.
+ * on them. A tag the plugin held for a name itself (`heldGone`) is made again on first use.
  */
-export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive): MappingCheck[] {
+export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive, heldGone: ReadonlySet<number> = new Set()): MappingCheck[] {
   const checks = new Map<string, MappingCheck>()
   const add = (key: string, check: Omit<MappingCheck, 'used_by'>, usedBy: string) => {
     const existing = checks.get(key)
@@ -174,7 +195,10 @@ export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive): Mapping
       const byId = ref.id !== undefined ? tagsById.get(ref.id) : undefined
       const found = byId ?? tagsByName.get(ref.name.toLowerCase())
       if (found) {
-        add(key, { kind: 'tag', name: ref.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
+        // Kit's current name: a tag held by id may have been renamed in Kit since it was mapped.
+        add(key, { kind: 'tag', name: found.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
+      } else if (ref.id !== undefined && heldGone.has(ref.id)) {
+        add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Deleted in Kit: created again on first use.' }, type)
       } else if (ref.id !== undefined) {
         add(key, { kind: 'tag', name: ref.name, id: ref.id, status: 'missing', message: `Tag "${ref.name}" (#${ref.id}) was deleted in Kit: events that add it fail until you pick a tag again for ${type}.` }, type)
       } else {

@@ -1,6 +1,6 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
 import { notCarriedProblem, placeholderNotCarried } from '#shared/event-catalogue.ts'
-import { EVENT_TYPES, hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
+import { EVENT_TYPES, hasPlaceholder, hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
 import type { EventMapping, Mappings, MappingsPatch, TagRef } from '#shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
@@ -150,6 +150,34 @@ export class MappingService {
       field.kit_field = { ...field.kit_field, key }
       // Only over the document read: an owner's save meanwhile is read again, never undone.
       if (await this.repo.replace({ communityId, document: JSON.stringify(doc), updatedAt: new Date().toISOString() }, row.document)) return
+    }
+  }
+
+  /**
+   * Holds the Kit tag a plain tag name stands for, once the plugin created or found it: `tagId`
+   * is stored on every tag of the document with that name (any case) and no id, or with the id
+   * `replacing` (a tag Kit no longer has), so the mapping keeps applying that tag when it is
+   * renamed in Kit. A community that never saved mappings gets the defaults stored with the id.
+   * Only over the document read: an owner's save meanwhile is read again, never undone.
+   */
+  async holdTagId(communityId: string, name: string, tagId: number, replacing: number | null = null): Promise<void> {
+    const wanted = name.trim().toLowerCase()
+    for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
+      const row = await this.repo.get(communityId)
+      const doc = row ? (JSON.parse(row.document) as Mappings) : defaultMappings()
+      let changed = false
+      for (const mapping of Object.values(doc.events)) {
+        for (const tag of [...(mapping?.add_tags ?? []), ...(mapping?.remove_tags ?? [])]) {
+          if (tag.name.trim().toLowerCase() !== wanted || hasPlaceholder(tag.name)) continue
+          if (tag.id !== undefined && tag.id !== replacing) continue
+          if (tag.id === tagId) continue
+          tag.id = tagId
+          changed = true
+        }
+      }
+      if (!changed) return
+      const record = { communityId, document: JSON.stringify(doc), updatedAt: new Date().toISOString() }
+      if (row ? await this.repo.replace(record, row.document) : await this.repo.create(record)) return
     }
   }
 

@@ -6,6 +6,7 @@
  * Tables and their owners:
  * - connections              → ConnectionRepository
  * - mappings                 → MappingRepository
+ * - held_tags                → HeldTagRepository
  * - kit_subscribers          → SubscriberRepository
  * - events, deliveries,
  *   ordering_marks           → DeliveryQueue (marks are written only as part of settling a delivery)
@@ -65,6 +66,22 @@ export interface MappingRepository {
    * change saved meanwhile, perhaps on another instance, is never overwritten. Returns whether it was.
    */
   replace(record: MappingRecord, expectedDocument: string): Promise<boolean>
+  /** Stores the document only if the community has none yet. Returns whether it was stored. */
+  create(record: MappingRecord): Promise<boolean>
+}
+
+/**
+ * The Kit tag each tag name of a community's mappings stands for, per credential, by lower-cased
+ * (filled-in) name: held from its first use, so a rename in Kit changes nothing. The source of the
+ * id for templated names; for plain names the mapping document holds the id and this records that
+ * the plugin, not the owner, chose it.
+ */
+export interface HeldTagRepository {
+  find(communityId: string, credentialId: string, name: string): Promise<number | null>
+  /** Holds `tagId` for the name (replacing the id it held, which Kit no longer has). */
+  hold(communityId: string, credentialId: string, name: string, tagId: number, now: number): Promise<void>
+  /** Whether the plugin itself held `tagId` for this name, under any credential (not an owner's pick). */
+  isHeld(communityId: string, name: string, tagId: number): Promise<boolean>
 }
 
 /** What the plugin last wrote to Kit for one member under one credential. */
@@ -237,6 +254,7 @@ export interface Storage {
   readonly dialect: Dialect
   readonly connections: ConnectionRepository
   readonly mappings: MappingRepository
+  readonly heldTags: HeldTagRepository
   readonly subscribers: SubscriberRepository
   readonly queue: DeliveryQueue
   readonly deliveries: DeliveryReads

@@ -112,7 +112,12 @@ export interface StandinSeedData {
   sequences?: { name: string; active?: boolean }[]
 }
 
-export type InjectedResponse = { status: number; body: string; contentType?: string } | 'network'
+/**
+ * The next answer: a given one (Kit not consulted), `network` (the connection drops before Kit
+ * does anything), or `lost-answer` (Kit applies the request, then the connection drops before its
+ * answer arrives: what a timed-out request that Kit did carry out looks like).
+ */
+export type InjectedResponse = { status: number; body: string; contentType?: string } | 'network' | 'lost-answer'
 
 export interface KitStandin {
   /** Base URL without `/v4`, e.g. http://127.0.0.1:41234 */
@@ -315,6 +320,9 @@ function nested(error: unknown): unknown {
   return new KitError(error.status, error.errors.map((message) => (Array.isArray(message) ? message : [message])))
 }
 
+/** Kit's answer to a custom field label the account already has. */
+const LABEL_TAKEN = 'Label has already been taken'
+
 function requireLabel(body: JsonObject): string {
   const label = typeof body.label === 'string' ? body.label.trim() : ''
   // Unsettled error shape: this endpoint nests arrays inside `errors`.
@@ -516,7 +524,7 @@ class StandinServer implements KitStandin {
       req.socket.destroy()
       return
     }
-    if (injected) {
+    if (injected && injected !== 'lost-answer') {
       this.send(res, entry, injected.status, injected.body, injected.contentType ?? JSON_TYPE)
       return
     }
@@ -534,7 +542,13 @@ class StandinServer implements KitStandin {
       return
     }
 
-    this.sendJson(res, entry, this.dispatch(account, entry.method, url, rawBody))
+    const reply = this.dispatch(account, entry.method, url, rawBody)
+    if (injected === 'lost-answer') {
+      entry.status = reply.status
+      req.socket.destroy()
+      return
+    }
+    this.sendJson(res, entry, reply)
   }
 
   /** Rolling window counted at receipt; rejected requests do not use up budget. */
@@ -870,9 +884,11 @@ class StandinServer implements KitStandin {
     return { field, created: true }
   }
 
+  /** Labels are unique per account: Kit refuses one it already has rather than answering with it. */
   private createField({ account, body }: Context): Reply {
     const { field, created } = this.findOrCreateField(account, requireLabel(body))
-    return { status: created ? 201 : 200, body: { custom_field: this.fieldJson(field) } }
+    if (!created) throw new KitError(422, [LABEL_TAKEN])
+    return { status: 201, body: { custom_field: this.fieldJson(field) } }
   }
 
   /** Renaming a label changes the key; stored values follow the field to its new key. */
@@ -880,6 +896,9 @@ class StandinServer implements KitStandin {
     const field = account.state.customFields.find((candidate) => candidate.id === params[0])
     if (!field) throw notFound()
     const label = requireLabel(body)
+    if (account.state.customFields.some((other) => other.id !== field.id && other.label.toLowerCase() === label.toLowerCase())) {
+      throw new KitError(422, [LABEL_TAKEN])
+    }
     const oldKey = field.key
     field.label = label
     field.key = this.uniqueFieldKey(account, label, field.id)

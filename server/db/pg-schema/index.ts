@@ -29,6 +29,18 @@ export const mappings = pgTable('mappings', {
   updatedAt: text('updated_at').notNull(),
 })
 
+export const heldTags = pgTable(
+  'held_tags',
+  {
+    communityId: text('community_id').notNull(),
+    credentialId: text('credential_id').notNull(),
+    name: text('name').notNull(),
+    tagId: bigint('tag_id', { mode: 'number' }).notNull(),
+    heldAt: ms('held_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'held_tags_pk', columns: [t.communityId, t.credentialId, t.name] })],
+)
+
 export const events = pgTable(
   'events',
   {

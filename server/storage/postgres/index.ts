@@ -9,6 +9,7 @@ import { PostgresConnections } from './connections.ts'
 import { PgDeliveryReads } from './deliveries.ts'
 import { PgKnownTags } from './known-tags.ts'
 import { PgBudgetLedger } from './ledger.ts'
+import { PostgresHeldTags } from './held-tags.ts'
 import { PostgresMappings } from './mappings.ts'
 import { PgRateLimits } from './rate-limits.ts'
 import { PgQueue } from './queue.ts'
@@ -23,6 +24,7 @@ export async function createPostgresStorage(url: string, options: PostgresOption
     dialect: 'postgres',
     connections: new PostgresConnections(opened),
     mappings: new PostgresMappings(opened),
+    heldTags: new PostgresHeldTags(opened),
     subscribers: new PostgresSubscribers(opened),
     queue: new PgQueue(pool),
     deliveries: new PgDeliveryReads(pool),

@@ -30,4 +30,13 @@ export class PostgresMappings implements MappingRepository {
       .returning({ communityId: mappings.communityId })
     return changed.length > 0
   }
+
+  async create(record: MappingRecord): Promise<boolean> {
+    const stored = await this.db
+      .insert(mappings)
+      .values(record)
+      .onConflictDoNothing({ target: mappings.communityId })
+      .returning({ communityId: mappings.communityId })
+    return stored.length > 0
+  }
 }

@@ -4,6 +4,7 @@ import { migrationCount } from '../migrations.ts'
 import type { Storage } from '../types.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
+import { SqliteHeldTags } from './held-tags.ts'
 import { SqliteMappings } from './mappings.ts'
 import { SqliteQueue } from './queue.ts'
 import { SqliteSubscribers } from './subscribers.ts'
@@ -17,6 +18,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     dialect: 'sqlite',
     connections: new SqliteConnections(db),
     mappings: new SqliteMappings(db),
+    heldTags: new SqliteHeldTags(db),
     subscribers: new SqliteSubscribers(db),
     queue: new SqliteQueue(sqlite),
     deliveries: new SqliteDeliveryReads(sqlite),

@@ -29,4 +29,9 @@ export class SqliteMappings implements MappingRepository {
       .run()
     return result.changes > 0
   }
+
+  async create(record: MappingRecord): Promise<boolean> {
+    const result = this.db.insert(mappings).values(record).onConflictDoNothing({ target: mappings.communityId }).run()
+    return result.changes > 0
+  }
 }
