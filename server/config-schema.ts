@@ -131,7 +131,7 @@ export const VARIABLES = {
       shown: 'unset (SQLite)',
       expected: 'a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)',
       meaning:
-        '`postgres://user@host:5432/database`: store everything in PostgreSQL instead, so that several instances can share it (see *Running several instances*); migrations run at start, one instance at a time',
+        'store everything in PostgreSQL instead, so that several instances can share it (see *Running several instances*); migrations run at start, one instance at a time',
     }),
   ),
   DATABASE_POOL_SIZE: integer({ default: 10, minimum: 1, meaning: 'connections each instance keeps to PostgreSQL' }),
@@ -147,7 +147,7 @@ export const VARIABLES = {
     {
       default: 'https://api.kit.com',
       expected: 'an http(s) URL such as https://api.kit.com',
-      meaning: 'Kit API base, without `/v4`; must be `https:` in production, except loopback hosts (127.0.0.0/8, `::1`, `localhost`)',
+      meaning: 'Kit API base, without `/v4`; `https:` in production, except to loopback hosts (127.0.0.0/8, `::1`, `localhost`)',
     },
     isHttpUrl,
   ),
@@ -174,7 +174,7 @@ export const VARIABLES = {
         production: SECRET_IN_PRODUCTION,
         shown: 'generated',
         expected: 'one or more space-separated "whsec_<base64>" secrets',
-        meaning: 'signs the member events sent to `POST /events`; several separated by spaces while rotating',
+        meaning: 'signs the member events sent to `POST /events`; several are accepted while rotating',
       },
       (value) => decodeWebhookSecrets(value) !== null,
     ),
@@ -187,7 +187,7 @@ export const VARIABLES = {
         shown: 'generated',
         expected:
           'one or more space-separated keys, each base64 of exactly 32 bytes, optionally as "<key id>:<base64>" (key ids of letters, digits, "_" or "-", each used once)',
-        meaning: 'encrypts Kit credentials at rest; newest first: the first seals every write, the others still decrypt (rotation)',
+        meaning: 'encrypts Kit credentials at rest; the first key seals every write, the others still decrypt (rotation)',
       },
       (value) => parseEncryptionKeys(value) !== null,
     ),
@@ -199,7 +199,7 @@ export const VARIABLES = {
     shown: 'unset (`npm start` sets `1` unless `NODE_ENV` is production)',
     expected: '1 (serve the local App Station at /dev/) or 0',
     meaning:
-      '`1` serves the local App Station at `/dev/`; refused unless `NODE_ENV` is not production, `HOST` is loopback, no secret is set in the environment and every secret in `secrets.json` was generated there (see below)',
+      'the local App Station, refused unless `NODE_ENV` is not production, `HOST` is loopback, no secret is set in the environment and every secret in `secrets.json` was generated there (see below)',
   }),
   SESSION_MAX_LIFETIME_S: integer({ default: 600, minimum: 1, meaning: 'longest session-token lifetime (`exp − iat`) accepted, in seconds' }),
   API_RATE_LIMIT: integer({ default: 120, minimum: 1, meaning: 'settings-API requests per minute per community and user' }),
@@ -250,8 +250,7 @@ export const VARIABLES = {
         secret: true,
         shown: 'unset (HTTP intake only)',
         expected: 'one or more comma-separated nats:// or tls:// URLs such as nats://127.0.0.1:4222 (unset it to receive events over HTTP only)',
-        meaning:
-          'NATS with JetStream to also receive member events from: one or more comma-separated `nats://` or `tls://` URLs; a `user:password@` (or `token@`) in the URL signs in and is never logged',
+        meaning: 'NATS with JetStream to also receive member events from; a `user:password@` (or `token@`) in the URL signs in and is never logged',
       },
       (value) => parseBusUrl(value) !== null,
     ),
