@@ -30,7 +30,7 @@ type Doc = {
 
 /** A declaration as the reader and the README see it: a schema carrying its `Doc`. */
 export type Declaration = TSchema &
-  Doc & { type?: string; default?: unknown; minimum?: number; maximum?: number; tooLarge?: string; enum?: string[] }
+  Doc & { type?: string; default?: unknown; pattern?: string; minimum?: number; maximum?: number; tooLarge?: string; enum?: string[] }
 
 type IntegerOptions = Doc & { default?: number; minimum: number; maximum?: number; tooLarge?: string }
 type StringOptions = Doc & { default?: string; pattern?: string }
@@ -149,7 +149,7 @@ export const VARIABLES = {
       expected: 'an http(s) URL such as https://api.kit.com',
       meaning: 'Kit API base, without `/v4`; `https:` in production, except to loopback hosts (127.0.0.0/8, `::1`, `localhost`)',
     },
-    isHttpUrl,
+    (value) => isHttpUrl(value.replace(/\/+$/, '')), // as config.ts uses it: without trailing slashes
   ),
   APPSTATION_ISSUER: Type.Optional(text({ shown: '`http://HOST:PORT`', meaning: 'the `iss` every session token must carry' })),
   APPSTATION_ORIGIN: Type.Optional(

@@ -200,10 +200,12 @@ function originProblems(env: Env, issuer: string): string[] {
 
 /** Plain http to Kit only stays on the machine (loopback) in production. */
 function kitApiUrlProblems(url: string, production: boolean): string[] {
-  if (!production || url.startsWith('https:') || isLoopbackHost(new URL(url).hostname)) return []
+  const { protocol, hostname } = new URL(url)
+  if (!production || protocol === 'https:' || isLoopbackHost(hostname)) return []
   return ['KIT_API_URL must be an https: URL in production (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost)']
 }
 
+/** The stall time of an upload is at least the window its pace is measured over. */
 function uploadPaceProblems(env: Env): string[] {
   return env.SYNC_UPLOAD_STALL_MS < env.SYNC_UPLOAD_WINDOW_MS ? ['SYNC_UPLOAD_STALL_MS must be at least SYNC_UPLOAD_WINDOW_MS'] : []
 }
