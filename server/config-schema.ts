@@ -20,7 +20,7 @@ type Doc = {
   aside?: string
   /** Completes "NAME must be …" when a value is refused; integers and enums say it themselves. */
   expected?: string
-  /** A credential: kept out of logs and answers, marked in the README. */
+  /** A credential, or a value that may carry one: marked in the README (no refusal ever quotes a value). */
   secret?: true
   /** Production refuses to start without it; `why` is said after "NAME is required in production". */
   production?: { required: true; why?: string }
