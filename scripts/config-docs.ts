@@ -1,0 +1,57 @@
+/**
+ * `npm run docs:config`: writes the README's configuration table from the declaration of every
+ * variable (server/config-schema.ts), between the two marker comments. tests/config-docs.test.ts
+ * fails when the table in the README is not the one this writes.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { VARIABLES, type Declaration } from '../server/config-schema.ts'
+
+export const README = fileURLToPath(new URL('../README.md', import.meta.url))
+const BEGIN = '<!-- configuration table: written by `npm run docs:config` from server/config-schema.ts -->'
+const END = '<!-- end of configuration table -->'
+
+const cell = (text: string) => text.replaceAll('|', '\\|')
+
+function defaultOf(declared: Declaration): string {
+  const aside = declared.aside ? ` (${declared.aside})` : ''
+  const shown = declared.shown ?? (declared.default === undefined ? 'unset' : `\`${String(declared.default)}\`${aside}`)
+  return declared.production?.required ? `${shown}; **required in production**` : shown
+}
+
+/** The meaning, then what a value must be: the words a refusal uses. */
+function meaningOf(declared: Declaration): string {
+  if (declared.type === 'integer') {
+    const range = declared.maximum === undefined ? `≥ ${declared.minimum}` : `from ${declared.minimum} to ${declared.maximum}`
+    return `${declared.meaning}; must be an integer ${range}`
+  }
+  if (declared.expected) return `${declared.meaning}; must be ${declared.expected}`
+  if (declared.enum) return `${declared.meaning}; must be one of ${declared.enum.map((v) => `\`${v}\``).join(', ')}`
+  return declared.meaning
+}
+
+/** The table, one row per variable in the declaration's order. */
+export function configTable(): string {
+  const rows = Object.entries(VARIABLES as Record<string, Declaration>).map(
+    ([name, declared]) => `| \`${name}\`${declared.secret ? ' (secret)' : ''} | ${cell(defaultOf(declared))} | ${cell(meaningOf(declared))} |`,
+  )
+  return ['| variable | default (development) | meaning |', '|---|---|---|', ...rows].join('\n')
+}
+
+/** `readme` with the text between the markers replaced by the table. */
+export function withConfigTable(readme: string): string {
+  const begin = readme.indexOf(BEGIN)
+  const end = readme.indexOf(END)
+  if (begin === -1 || end < begin) throw new Error(`README.md needs the two markers around its configuration table:\n${BEGIN}\n${END}`)
+  return `${readme.slice(0, begin + BEGIN.length)}\n${configTable()}\n${readme.slice(end)}`
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const readme = readFileSync(README, 'utf8')
+  const next = withConfigTable(readme)
+  if (next === readme) console.log('README.md: the configuration table is up to date')
+  else {
+    writeFileSync(README, next)
+    console.log('README.md: configuration table written')
+  }
+}
