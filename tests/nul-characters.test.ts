@@ -12,11 +12,11 @@ import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, signedHeaders } from './helpers/events.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
-import { auth, signToken, tokenFor } from './helpers/tokens.ts'
+import { auth, sessionFor, signToken } from './helpers/tokens.ts'
 
 const pgUp = await postgresAvailable()
 const KEY = 'kit_nul_api_key_0001'
-const asA = auth(tokenFor('c_alpha'))
+const asA = sessionFor('c_alpha')
 const NUL = '\u0000'
 
 const dialects: [string, boolean][] = [['SQLite', false], ...(pgUp ? [['PostgreSQL', true] as [string, boolean]] : [])]

@@ -4,12 +4,12 @@ import type { FastifyInstance } from 'fastify'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, waitFor, type EventInput } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { sessionFor } from './helpers/tokens.ts'
 
 const KEY = 'kit_pipeline_key_0001'
 const KEY_B = 'kit_pipeline_key_0002'
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
+const asA = sessionFor('c_alpha')
+const asB = sessionFor('c_bravo')
 
 let kit: KitStandin
 let app: FastifyInstance

@@ -11,7 +11,7 @@ import type { Config } from '../server/config.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
-import { auth, signToken, tokenFor } from './helpers/tokens.ts'
+import { auth, sessionFor, signToken } from './helpers/tokens.ts'
 
 const pgUp = await postgresAvailable()
 
@@ -44,8 +44,8 @@ async function twoInstances(limits: Partial<Config>): Promise<{ a: FastifyInstan
   return { a, b, kit, database }
 }
 
-const owner = auth(tokenFor('c_alpha'))
-const forged = auth(signToken({ claims: { cid: 'c_alpha', sub: 'u_owner' }, secret: 'another-secret-that-is-at-least-32-bytes' }))
+const owner = sessionFor('c_alpha')
+const forged = sessionFor('c_alpha', { secret: 'another-secret-that-is-at-least-32-bytes' })
 const getConnection = (app: FastifyInstance, headers: Record<string, string>, remoteAddress = '127.0.0.1') =>
   app.inject({ method: 'GET', url: '/api/v1/connection', headers, remoteAddress })
 

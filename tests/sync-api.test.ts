@@ -2,13 +2,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { sessionFor } from './helpers/tokens.ts'
 import type { Config } from '../server/config.ts'
 
 const KEY = 'kit_sync_api_key_0001'
 const KEY_B = 'kit_sync_api_key_0002'
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
+const asA = sessionFor('c_alpha')
+const asB = sessionFor('c_bravo')
 
 let kit: KitStandin
 let app: FastifyInstance
