@@ -7,36 +7,24 @@
  */
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config, type SyncUploadPace } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
 import { goodSecrets, tempDb } from './helpers/config.ts'
-import { sessionFor } from './helpers/tokens.ts'
+import { asA, PipelineHarness } from './helpers/pipeline.ts'
 
-const KEY = 'kit_slow_upload_key_0001'
-const asA = sessionFor('c_alpha')
-
-let kit: KitStandin | null = null
-let app: FastifyInstance | null = null
+let h: PipelineHarness | null = null
 const clients: PacedClient[] = []
 
 afterEach(async () => {
   for (const client of clients.splice(0)) client.stop()
-  await app?.close()
-  await kit?.close()
-  app = null
-  kit = null
+  await h?.close()
+  h = null
 })
 
 /** The app listening on loopback with a connected Kit account; returns its port. */
 async function listening(overrides: Partial<Config>): Promise<number> {
-  kit = await startKitStandin({ apiKeys: [KEY] })
-  ;({ app } = await buildTestApp({ kitApiUrl: kit.url, ...overrides }, { autoStart: false }))
-  const connected = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-  expect(connected.statusCode).toBe(200)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return (app.server.address() as AddressInfo).port
+  h = await PipelineHarness.start({ config: overrides, pipeline: { autoStart: false }, connected: true })
+  await h.app.listen({ host: '127.0.0.1', port: 0 })
+  return (h.app.server.address() as AddressInfo).port
 }
 
 /** A CSV member file of at least `bytes` bytes, and the members in it. */
