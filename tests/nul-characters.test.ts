@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { makeEvent, signedHeaders } from './helpers/events.ts'
 import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
-import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
+import { postgresAvailable } from './helpers/postgres.ts'
 import { auth, signToken } from './helpers/tokens.ts'
 
 const pgUp = await postgresAvailable()
@@ -19,18 +19,13 @@ const dialects: [string, boolean][] = [['SQLite', false], ...(pgUp ? [['PostgreS
 describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
   let h: PipelineHarness
   let app: FastifyInstance
-  let database: TestDatabase | null = null
 
   beforeEach(async () => {
-    database = postgres ? await createTestDatabase('kitnul') : null
-    const config = database ? { databaseUrl: database.url, databasePoolSize: 2 } : {}
-    h = await PipelineHarness.start({ config, pipeline: { autoStart: false }, connected: true })
+    h = await PipelineHarness.start({ ...(postgres ? { postgres: 'kitnul' } : {}), pipeline: { autoStart: false }, connected: true })
     app = h.app
   })
   afterEach(async () => {
     await h.close()
-    await database?.drop()
-    database = null
   })
 
   const expectNulRefusal = (res: { statusCode: number; json: () => unknown }, what: string) => {

@@ -11,6 +11,7 @@ import type { Config } from '../../server/config.ts'
 import type { PipelineOptions } from '../../server/plugins/pipeline.ts'
 import { startKitStandin, type KitStandin, type StandinOptions } from '../kit-standin/server.ts'
 import { buildTestApp } from './app.ts'
+import { createTestDatabase, type TestDatabase } from './postgres.ts'
 import { makeEvent, postEvent, waitFor, type EventInput } from './events.ts'
 import { sessionFor } from './tokens.ts'
 
@@ -39,12 +40,20 @@ export interface HarnessOptions {
   pipeline?: PipelineOptions
   /** Connects community A to KEY once the app is up. */
   connected?: boolean
+  /** A fresh PostgreSQL database (named with this prefix) instead of SQLite; dropped on close. */
+  postgres?: string
+  /** Instances of the app started together on the one database and stand-in (PostgreSQL). */
+  instances?: number
 }
 
 export class PipelineHarness {
+  /** The first instance; the only one unless `instances` or `addInstance` made more. */
   app!: FastifyInstance
-  /** Every log line the current app wrote, raw. */
+  /** Every instance running, the first one first. */
+  apps: FastifyInstance[] = []
+  /** Every log line the first instance wrote, raw. */
   logs: string[] = []
+  private database: TestDatabase | null = null
   readonly secret = randomBytes(32).toString('base64')
   /** Fixed per harness, so a restarted app on the same database file still reads the saved key. */
   private readonly encryptionKeys: Config['encryptionKeys'] = [{ id: 'test', key: randomBytes(32) }]
@@ -58,21 +67,52 @@ export class PipelineHarness {
     const kit = await startKitStandin({ apiKeys: [KEY, KEY_B], ...options.kit })
     const harness = new PipelineHarness(kit, options)
     try {
+      if (options.postgres) harness.database = await createTestDatabase(options.postgres)
       await harness.boot()
       if (options.connected) await harness.connect()
     } catch (err) {
-      await harness.app?.close()
-      await kit.close()
+      await harness.close()
       throw err
     }
     return harness
   }
 
-  private async boot(): Promise<void> {
-    ;({ app: this.app, logs: this.logs } = await buildTestApp(
-      { kitApiUrl: this.kit.url, eventsSecrets: [this.secret], encryptionKeys: this.encryptionKeys, ...this.options.config },
+  private build() {
+    return buildTestApp(
+      {
+        kitApiUrl: this.kit.url,
+        eventsSecrets: [this.secret],
+        encryptionKeys: this.encryptionKeys,
+        ...(this.database ? { databaseUrl: this.database.url, databasePoolSize: 3 } : {}),
+        ...this.options.config,
+      },
       { retry: FAST_RETRY, ...this.options.pipeline },
-    ))
+    )
+  }
+
+  private async boot(): Promise<void> {
+    // Started together: on PostgreSQL the first applies the migrations, the others wait for it.
+    const built = await Promise.all(Array.from({ length: this.options.instances ?? 1 }, () => this.build()))
+    this.apps = built.map((b) => b.app)
+    ;({ app: this.app, logs: this.logs } = built[0]!)
+  }
+
+  /** One more instance on the same database and stand-in. */
+  async addInstance(): Promise<FastifyInstance> {
+    const { app } = await this.build()
+    this.apps.push(app)
+    return app
+  }
+
+  /** Stops one instance; the others keep running. */
+  async stopInstance(app: FastifyInstance): Promise<void> {
+    this.apps.splice(this.apps.indexOf(app), 1)
+    await app.close()
+  }
+
+  /** The PostgreSQL database's address, when the harness has one. */
+  get databaseUrl(): string | null {
+    return this.database?.url ?? null
   }
 
   /**
@@ -80,14 +120,17 @@ export class PipelineHarness {
    * `config` changed from then on (another ENCRYPTION_KEY, say).
    */
   async restart(config: Partial<Config> = {}): Promise<void> {
-    await this.app.close()
+    await Promise.all(this.apps.splice(0).map((a) => a.close()))
     this.options = { ...this.options, config: { ...this.options.config, ...config } }
     await this.boot()
   }
 
+  /** Stops every instance and the stand-in, and drops the PostgreSQL database if there is one. */
   async close(): Promise<void> {
-    await this.app.close()
+    await Promise.all(this.apps.splice(0).map((a) => a.close()))
     await this.kit.close()
+    await this.database?.drop()
+    this.database = null
   }
 
   /** Saves a Kit key for the community of `headers`; answers the response, whatever it is. */
