@@ -16,8 +16,6 @@ afterEach(async () => {
   await h.close()
 })
 
-const connect = (headers = asA, apiKey = KEY) => h.connect(headers, apiKey)
-
 const send = async (input: EventInput) => {
   const event = makeEvent(input)
   const res = await h.post(event)
@@ -32,7 +30,7 @@ const tagNames = (email: string, key = KEY) => h.tagNames(email, key)
 /** Connects community A and maps user.signed_up to a sequence Kit holds inactive. */
 async function mapSignUpToPausedSequence() {
   h.kit.seed(KEY, { sequences: [{ name: 'Paused', active: false }] })
-  await connect()
+  await h.connect()
   const sequence = h.kit.account(KEY).sequences[0]!
   const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
   doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
@@ -43,7 +41,7 @@ const kitCalls = () => h.kit.requests.filter((r) => r.path !== '/v4/account').le
 
 describe('each event type against Kit', () => {
   it('user.signed_up creates the subscriber with mapped fields (by key) and tags New Member', async () => {
-    await connect()
+    await h.connect()
     const e = await send({ type: 'user.signed_up', memberId: 'm_ada', email: '  Ada@Example.com ', firstName: 'Ada', fields: { mk_subscription_plan: 'free' } })
     expect((await settled(e.id as string)).status).toBe('succeeded')
     const s = subscriber('ada@example.com')
@@ -54,7 +52,7 @@ describe('each event type against Kit', () => {
   })
 
   it('subscription.started and .canceled swap Active Member and Cancelled', async () => {
-    await connect()
+    await h.connect()
     const started = await send({ type: 'subscription.started', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'active' } })
     await settled(started.id as string)
     expect(tagNames('b@example.com')).toEqual(['Active Member'])
@@ -64,7 +62,7 @@ describe('each event type against Kit', () => {
   })
 
   it('access.granted and .revoked add and remove the templated tag', async () => {
-    await connect()
+    await h.connect()
     const granted = await send({ type: 'access.granted', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' }, fields: { mk_access_level: 'gold' } })
     await settled(granted.id as string)
     expect(tagNames('c@example.com')).toEqual(['Access: gold'])
@@ -75,7 +73,7 @@ describe('each event type against Kit', () => {
   })
 
   it('user.updated writes changed fields with PUT to the existing subscriber', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
     const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'pro' } })
@@ -85,7 +83,7 @@ describe('each event type against Kit', () => {
   })
 
   it('user.updated with a new email address moves the same subscriber to it', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_mv', email: 'old@example.com' })).id as string)
     const moved = await send({ type: 'user.updated', memberId: 'm_mv', email: 'New@Example.com' })
     expect((await settled(moved.id as string)).status).toBe('succeeded')
@@ -95,7 +93,7 @@ describe('each event type against Kit', () => {
   })
 
   it('user.deleted applies its mapping (unsubscribe) without creating anyone', async () => {
-    await connect()
+    await h.connect()
     const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.deleted'].unsubscribe = true
     await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
@@ -110,7 +108,7 @@ describe('each event type against Kit', () => {
 
   it('adds to forms (creating the subscriber inactive first) and sequences', async () => {
     h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }], sequences: [{ name: 'Welcome' }] })
-    await connect()
+    await h.connect()
     const form = h.kit.account(KEY).forms[0]!
     const sequence = h.kit.account(KEY).sequences[0]!
     const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
@@ -156,7 +154,7 @@ const warningAnswer = (id: number, email: string, fields: Record<string, string>
 
 describe('following Kit\'s documented behaviour', () => {
   it('clears an emptied member field with "" (Kit refuses null)', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } })).id as string)
     const cleared = await send({ type: 'user.updated', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: null } })
     expect((await settled(cleared.id as string)).status).toBe('succeeded')
@@ -164,7 +162,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('reads Kit\'s field list again and writes within the same delivery when Kit no longer knows a field key', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
     // The field is deleted in Kit after the plugin learnt its key.
     const fields = h.kit.account(KEY).customFields
@@ -182,7 +180,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('treats a 422 naming an unknown field like the warnings: refreshes the field list once and writes again', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
     const before = h.kit.requests.length
@@ -193,7 +191,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('fails naming the field that stays unwritten after the refresh, and says what was applied', async () => {
-    await connect()
+    await h.connect()
     const fields = { mk_subscription_plan: 'free', mk_access_level: 'silver' }
     await settled((await send({ type: 'user.signed_up', memberId: 'm_uw', email: 'uw@example.com', fields })).id as string)
     const s = subscriber('uw@example.com')!
@@ -214,7 +212,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('fails with Kit\'s message when Kit refuses a new email address for another reason than it being taken', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })).id as string)
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
     const moved = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-new@example.com' })
@@ -231,7 +229,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('learns a new field\'s key from Kit\'s answer and stores it in the mapping instead of the panel\'s guess', async () => {
-    await connect()
+    await h.connect()
     await putMappings((doc) => doc.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } }))
     const e = await send({ type: 'user.signed_up', memberId: 'm_st', email: 'st@example.com', fields: { mk_street: 'Hauptstraße 1' } })
     expect((await settled(e.id as string)).status).toBe('succeeded')
@@ -242,7 +240,7 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('fills a tag placeholder with at most 100 characters of the value, control characters removed', async () => {
-    await connect()
+    await h.connect()
     await putMappings((doc) => doc.events['user.signed_up'].add_tags.push({ name: 'Country: {{ member.fields.mk_country }}' }))
     const value = `Ice\u0001land\n${'x'.repeat(300)}`
     const e = await send({ type: 'user.signed_up', memberId: 'm_ph', email: 'ph@example.com', fields: { mk_country: value } })
@@ -254,7 +252,7 @@ describe('following Kit\'s documented behaviour', () => {
 
 describe('default field mappings filled from the event', () => {
   it('writes mk_subscription_plan from a started subscription and mk_access_level from a granted level, unless the member carries them', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })).id as string)
     await settled((await send({ type: 'subscription.started', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'active' } })).id as string)
     await settled((await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
@@ -273,7 +271,7 @@ describe('default field mappings filled from the event', () => {
 
 describe('order, duplicates and staleness', () => {
   it('applies a duplicate only once', async () => {
-    await connect()
+    await h.connect()
     const event = makeEvent({ type: 'user.signed_up', memberId: 'm_dup', email: 'dup@example.com' })
     expect((await h.post(event)).statusCode).toBe(202)
     expect((await h.post(event)).statusCode).toBe(200)
@@ -282,7 +280,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late, older profile never writes back an older name, email or member field', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_pf' }
@@ -303,7 +301,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late, older event still writes the member fields no newer event wrote', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_late', email: 'late@example.com' }
@@ -318,7 +316,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late, older subscription event never undoes a newer one', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const newer = await send({ type: 'subscription.started', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0 + 2000).toISOString() })
     await settled(newer.id as string)
@@ -330,7 +328,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late grant never undoes a newer revoke of the same access level', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const m = { memberId: 'm_acc', email: 'acc@example.com', access: { level: 'gold' } }
     await settled((await send({ ...m, type: 'access.revoked', time: new Date(t0 + 5000).toISOString() })).id as string)
@@ -341,7 +339,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('applies one member\'s queued events in time order, whatever the arrival order', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const canceled = makeEvent({ type: 'subscription.canceled', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0 + 1000).toISOString() })
     const started = makeEvent({ type: 'subscription.started', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0).toISOString() })
@@ -359,7 +357,7 @@ describe('order, duplicates and staleness', () => {
 
 describe('failures', () => {
   it('retries Kit 5xx with backoff until it works', async () => {
-    await connect()
+    await h.connect()
     h.kit.injectNext(4, { status: 503, body: 'Service Unavailable', contentType: 'text/plain' })
     const e = await send({ type: 'user.signed_up', memberId: 'm_j', email: 'j@example.com' })
     const d = await settled(e.id as string)
@@ -371,7 +369,7 @@ describe('failures', () => {
   it('retries at once what was backing off from an outage as soon as Kit answers again', async () => {
     await h.close()
     h = await PipelineHarness.start({ pipeline: { retry: { baseMs: 60_000, maxMs: 60_000, rateLimitWaitMs: 300 } } })
-    await connect()
+    await h.connect()
     h.kit.injectNext(3, 'network')
     const early = await send({ type: 'user.signed_up', memberId: 'm_out1', email: 'out1@example.com' })
     await waitFor(() => deliveryOf(early.id as string)?.status === 'retrying', { what: 'a delivery backing off' })
@@ -383,7 +381,7 @@ describe('failures', () => {
   })
 
   it('holds deliveries on a 401, marks the connection invalid, and resumes when a working key is saved', async () => {
-    await connect()
+    await h.connect()
     h.kit.revokeKey(KEY)
     const e = await send({ type: 'user.signed_up', memberId: 'm_k', email: 'k@example.com' })
     await waitFor(() => deliveryOf(e.id as string)?.last_error?.includes('no longer accepts'), { what: 'held delivery' })
@@ -399,7 +397,7 @@ describe('failures', () => {
     expect(['pending', 'held']).toContain(deliveryOf(second.id as string)?.status)
     expect(h.kit.requests.length).toBe(kitCallsWhileHeld)
     h.kit.restoreKey(KEY)
-    await connect()
+    await h.connect()
     expect((await settled(e.id as string)).status).toBe('succeeded')
     expect((await settled(second.id as string)).status).toBe('succeeded')
     expect((await settled(other.id as string)).status).toBe('succeeded')
@@ -424,7 +422,7 @@ describe('failures', () => {
   it('stays within the budget under a burst: at most a couple of 429s', async () => {
     await h.close()
     await setup({ rateLimit: { limit: 20, windowMs: 1000 } }, { kitRateLimit: 20, kitRateWindowMs: 1000 })
-    await connect()
+    await h.connect()
     const events = []
     for (let i = 0; i < 40; i++) events.push(await send({ type: 'user.signed_up', memberId: `m_burst_${i}`, email: `burst${i}@example.com` }))
     for (const e of events) expect((await settled(e.id as string)).status).toBe('succeeded')
@@ -438,8 +436,8 @@ describe('failures', () => {
   it('one community\'s backlog does not stall another\'s', async () => {
     await h.close()
     await setup({ rateLimit: { limit: 10, windowMs: 1000 } }, { kitRateLimit: 10, kitRateWindowMs: 1000 })
-    await connect(asA, KEY)
-    await connect(asB, KEY_B)
+    await h.connect(asA, KEY)
+    await h.connect(asB, KEY_B)
     for (let i = 0; i < 30; i++) await send({ type: 'user.signed_up', memberId: `m_a${i}`, email: `a${i}@example.com` })
     const b = await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_b0', email: 'b0@example.com' })
     await settled(b.id as string)
@@ -453,7 +451,7 @@ describe('Kit economy', () => {
   it('spends at most 2 Kit requests per event on the lifecycle mix, beside the field writes it asks for', async () => {
     await h.close()
     await setup({ rateLimit: { limit: 1000, windowMs: 60_000 } }, { kitRateLimit: 1000, kitRateWindowMs: 60_000 })
-    await connect()
+    await h.connect()
     const members = 20
     const ids: string[] = []
     const t0 = Date.now() - 60_000
@@ -484,7 +482,7 @@ describe('Kit economy', () => {
 
 describe('deliveries API', () => {
   it('lists newest first, filters by status and member, pages with a cursor, and is scoped by community', async () => {
-    await connect()
+    await h.connect()
     for (let i = 0; i < 5; i++) await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
     await settled((await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string)
 

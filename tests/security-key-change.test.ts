@@ -31,7 +31,6 @@ async function start(...keys: EncryptionKey[]): Promise<FastifyInstance> {
   return h.app
 }
 
-const connect = () => h.connect()
 const ciphertext = (a: FastifyInstance) =>
   (a.sqlite.prepare("SELECT api_key_ciphertext AS c FROM connections WHERE community_id = 'c_alpha'").get() as { c: string }).c
 const deliveryOf = (a: FastifyInstance, eventId: string) =>
@@ -41,7 +40,7 @@ const deliveryOf = (a: FastifyInstance, eventId: string) =>
 
 describe('a changed ENCRYPTION_KEY', () => {
   it('turns the connection invalid with a message to paste the key again, never a 500', async () => {
-    await connect()
+    await h.connect()
     const a = await start(newKey)
     const connection = await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(connection.statusCode).toBe(200)
@@ -58,7 +57,7 @@ describe('a changed ENCRYPTION_KEY', () => {
   })
 
   it('holds the community\'s deliveries like a rejected key, and resumes them once the key is pasted again', async () => {
-    await connect()
+    await h.connect()
     const a = await start(newKey)
     const requestsBefore = h.kit.requests.length
     const event = makeEvent({ type: 'user.signed_up', communityId: 'c_alpha', memberId: 'm_rot', email: 'rot@example.com' })
@@ -72,7 +71,7 @@ describe('a changed ENCRYPTION_KEY', () => {
     expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Paste the key again/) })
     expect(h.kit.requests.length).toBe(requestsBefore)
 
-    await connect()
+    await h.connect()
     await waitFor(() => deliveryOf(a, event.id as string)?.status === 'succeeded', { what: 'resumed delivery' })
     expect((await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ status: 'connected' })
     expect((await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).not.toHaveProperty('message')
@@ -82,7 +81,7 @@ describe('a changed ENCRYPTION_KEY', () => {
 describe('rotating ENCRYPTION_KEY', () => {
   it('keeps a key sealed with an older key working, seals it again with the newest at start, then the older key can go', async () => {
     const first = h.app
-    await connect()
+    await h.connect()
     expect(ciphertext(first).split('.').slice(0, 2)).toEqual(['v2', 'old'])
 
     const rotated = await start(newKey, oldKey)
@@ -96,7 +95,7 @@ describe('rotating ENCRYPTION_KEY', () => {
   })
 
   it('keeps the credential id a stored connection was saved with, so its budget and caches stay the same', async () => {
-    await connect()
+    await h.connect()
     const id = () => (h.app.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }).id
     const saved = id()
     expect(saved).toMatch(/^[0-9a-f]{32}$/)
@@ -113,7 +112,7 @@ describe('rotating ENCRYPTION_KEY', () => {
 describe('credential ids', () => {
   it('are an HMAC under a server key, not a bare hash of the API key', async () => {
     const { createHash } = await import('node:crypto')
-    await connect()
+    await h.connect()
     const a = h.app
     const row = a.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }
     const bareHash = createHash('sha256').update(KEY, 'utf8').digest('hex')

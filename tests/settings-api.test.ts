@@ -26,8 +26,6 @@ afterEach(async () => {
   await h.close()
 })
 
-const connect = (headers: Record<string, string>, apiKey: string) => h.putConnection(headers, apiKey)
-
 describe('connection', () => {
   it('starts disconnected', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
@@ -35,7 +33,7 @@ describe('connection', () => {
   })
 
   it('checks the key with Kit, stores it and shows only a hint', async () => {
-    const res = await connect(asA, KEY_A)
+    const res = await h.putConnection(asA, KEY_A)
     expect(res.statusCode).toBe(200)
     const body = res.json()
     expect(body).toMatchObject({ connected: true, status: 'connected', key_hint: '…0001' })
@@ -46,7 +44,7 @@ describe('connection', () => {
   })
 
   it('answers 422 kit_rejected_key with where to find a v4 key, and saves nothing', async () => {
-    const res = await connect(asA, 'kit_wrong_key_9999')
+    const res = await h.putConnection(asA, 'kit_wrong_key_9999')
     expect(res.statusCode).toBe(422)
     expect(res.json().error.code).toBe('kit_rejected_key')
     expect(res.json().error.message).toMatch(/Settings › Developer › API keys/)
@@ -56,7 +54,7 @@ describe('connection', () => {
 
   it('answers 502 kit_unreachable when Kit is down, and saves nothing', async () => {
     h.kit.injectNext(10, { status: 500, body: '<html><body>Oops</body></html>', contentType: 'text/html' })
-    const res = await connect(asA, KEY_A)
+    const res = await h.putConnection(asA, KEY_A)
     expect(res.statusCode).toBe(502)
     expect(res.json().error.code).toBe('kit_unreachable')
     expect(res.body).not.toContain('<html>')
@@ -70,17 +68,17 @@ describe('connection', () => {
   })
 
   it('disconnects', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const res = await h.app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asA })
     expect(res.statusCode).toBe(204)
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('disconnected')
   })
 
   it('never writes the key in plaintext: not in answers, logs or database bytes', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
     await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
-    await connect(asA, 'kit_wrong_key_9999')
+    await h.putConnection(asA, 'kit_wrong_key_9999')
     expect(h.logs.join('\n')).not.toContain(KEY_A)
     expect(h.logs.join('\n')).not.toContain('kit_wrong_key_9999')
     expect(h.app.sqlite.serialize().includes(Buffer.from(KEY_A))).toBe(false)
@@ -110,7 +108,7 @@ describe('connection', () => {
   })
 
   it('marks the connection invalid when Kit stops accepting the key', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     h.kit.revokeKey(KEY_A)
     const res = await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     expect(res.statusCode).toBe(409)
@@ -122,7 +120,7 @@ describe('connection', () => {
 
 describe('test connection', () => {
   it('reports the account, latency and whether each mapped item still exists', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const forms = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
     // Active forms to pick from, and the archived ones flagged (the pickers never offer them).
     expect(forms.map((f: { name: string; archived: boolean }) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
@@ -156,7 +154,7 @@ describe('test connection', () => {
 
   it('reports a mapped sequence that Kit holds inactive before any event fails on it', async () => {
     h.kit.seed(KEY_A, { sequences: [{ name: 'Win-back', active: false }] })
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const sequences = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/sequences', headers: asA })).json().items
     expect(sequences.map((s: { name: string }) => s.name)).toEqual(['Welcome', 'Win-back'])
     const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
@@ -170,7 +168,7 @@ describe('test connection', () => {
 
   it('checks a mapped field by its label, as deliveries write it, whatever key the panel guessed', async () => {
     h.kit.seed(KEY_A, { customFields: ['Straße'] })
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     mappings.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } })
     expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
@@ -183,7 +181,7 @@ describe('test connection', () => {
   it('answers ok:false in words when not connected or when Kit rejects the key', async () => {
     const none = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     expect(none).toMatchObject({ ok: false, error: { code: 'not_connected' } })
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     h.kit.revokeKey(KEY_A)
     const revoked = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     expect(revoked).toMatchObject({ ok: false, error: { code: 'connection_invalid' } })
@@ -380,7 +378,7 @@ describe('Kit lookups', () => {
   })
 
   it('lists tags, custom fields, forms and sequences from the connected account', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const get = async (path: string) => (await h.app.inject({ method: 'GET', url: `/api/v1/kit/${path}`, headers: asA })).json().items
     expect((await get('tags')).map((t: { name: string }) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
     expect(await get('custom-fields')).toEqual([expect.objectContaining({ key: 'subscription_plan', label: 'Subscription plan' })])
@@ -389,7 +387,7 @@ describe('Kit lookups', () => {
   })
 
   it('caches lists briefly and refreshes tags after creating one', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     expect(h.kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'GET')).toHaveLength(1)
@@ -403,13 +401,13 @@ describe('Kit lookups', () => {
   })
 
   it('refuses a blank tag name', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: '  ' } })
     expect(res.statusCode).toBe(400)
   })
 
   it('refuses a tag name with a line break or NUL, creating nothing in Kit', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     for (const name of ['VIP\r\nBcc: all', 'VIP\u0000', 'VIP\u0085']) {
       const res = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name } })
       expect(res.statusCode).toBe(400)
@@ -423,7 +421,7 @@ describe('Kit lookups', () => {
 
 describe('tenancy', () => {
   it('community B cannot read or change community A', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const docA = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     docA.events['user.updated'].add_tags = [{ name: 'Only A' }]
     await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: docA })
@@ -434,7 +432,7 @@ describe('tenancy', () => {
     expect((await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asB, payload: { name: 'x' } })).statusCode).toBe(409)
     expect((await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asB })).json().ok).toBe(false)
 
-    await connect(asB, KEY_B)
+    await h.putConnection(asB, KEY_B)
     await h.app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asB })
     const bDoc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json()
     bDoc.events['user.updated'].add_tags = [{ name: 'Only B' }]
@@ -446,7 +444,7 @@ describe('tenancy', () => {
   })
 
   it('a ciphertext copied to another community does not decrypt there', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     const row = h.app.sqlite.prepare('SELECT * FROM connections WHERE community_id = ?').get('c_alpha') as Record<string, unknown>
     h.app.sqlite
       .prepare('INSERT INTO connections (community_id, api_key_ciphertext, key_hint, status, account_json, credential_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')

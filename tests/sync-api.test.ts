@@ -16,8 +16,6 @@ afterEach(async () => {
   await h.close()
 })
 
-const connect = (headers = asA, apiKey = KEY) => h.connect(headers, apiKey)
-
 const upload = (body: string, { type = 'text/csv', dryRun = false, headers = asA } = {}) =>
   h.app.inject({
     method: 'POST',
@@ -46,7 +44,7 @@ async function knownMember(memberId: string, email: string, firstName: string | 
 
 describe('dry run', () => {
   it('counts subscribers to create, update and leave unchanged from what the plugin last wrote, without any Kit request', async () => {
-    await connect()
+    await h.connect()
     await knownMember('m_same', 'same@example.com', 'Sam')
     await knownMember('m_new_name', 'rename@example.com', 'Old')
     const before = h.kit.requests.length
@@ -72,7 +70,7 @@ describe('dry run', () => {
   })
 
   it('lists refused rows with the reason: bad email, duplicate email, duplicate member id', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(
       csv(
         'email,member_id',
@@ -94,7 +92,7 @@ describe('dry run', () => {
   })
 
   it('a raw export (values spanning lines, columns of its own) is previewed and imported: unknown columns are ignored unless mapped', async () => {
-    await connect()
+    await h.connect()
     const file = csv(
       'Email Address,ID,First Name,Company,Notes',
       'ann@example.com,m_1,Ann,Acme,"Met at the fair,',
@@ -123,7 +121,7 @@ describe('dry run', () => {
   })
 
   it('the preview and the import judge every file the same way', async () => {
-    await connect()
+    await h.connect()
     const files: { body: string; type?: string; columns?: string }[] = [
       { body: csv('email,member_id,nickname', 'a@example.com,m_1,Al') },
       { body: csv('email,member_id,notes', 'a@example.com,m_1,"two', 'lines"') },
@@ -163,7 +161,7 @@ describe('dry run', () => {
   })
 
   it('a file whose columns fill no email answers with its columns, and mapping them with the upload makes it whole', async () => {
-    await connect()
+    await h.connect()
     const file = csv('E-mail address,Member,Company', 'ann@example.com,m_1,Acme')
     const refused = await upload(file, { dryRun: true })
     expect(refused.statusCode).toBe(400)
@@ -191,8 +189,8 @@ describe('dry run', () => {
   })
 
   it('remembers the mapping of an accepted import for the community\'s next file, and for no other community', async () => {
-    await connect()
-    await connect(asB, KEY_B)
+    await h.connect()
+    await h.connect(asB, KEY_B)
     const header = 'E-mail address,Member,Company'
     const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
     // A preview alone remembers nothing.
@@ -219,7 +217,7 @@ describe('dry run', () => {
   })
 
   it('refuses a mapping that is not JSON or names something that is not a member field', async () => {
-    await connect()
+    await h.connect()
     for (const columns of ['{"email"', '["email"]', '{"Company":"company"}']) {
       const res = await h.app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv('email,member_id', 'a@example.com,m_1') })
       expect(res.statusCode).toBe(400)
@@ -230,7 +228,7 @@ describe('dry run', () => {
 
 describe('refused files leave nothing behind', () => {
   it('a malformed CSV line is reported by its line number and nothing is queued', async () => {
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 1200 }, (_, i) => `m${i}@example.com,m_${i}`)
     rows.splice(1100, 0, '"broken@example.com,m_broken')
     const res = await upload(csv('email,member_id', ...rows))
@@ -243,14 +241,14 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('a CSV line with the wrong number of values names its line', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(csv('email,member_id,first_name', 'a@example.com,m_1,Al', 'b@example.com,m_2'))
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toMatch(/^Line 3: it has 2 values but the header names 3 columns/)
   })
 
   it('a JSON Lines line that is not an object names its line', async () => {
-    await connect()
+    await h.connect()
     const body = `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1' })}\n\n{"email": "b@example.com",\n`
     const res = await upload(body, { type: 'application/x-ndjson' })
     expect(res.statusCode).toBe(400)
@@ -261,7 +259,7 @@ describe('refused files leave nothing behind', () => {
   it('a file over SYNC_MAX_BYTES gets 413 naming the limit before anything is queued', async () => {
     await h.close()
     await setup({ syncMaxBytes: 4096 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 400 }, (_, i) => `member${i}@example.com,m_${i}`)
     const res = await upload(csv('email,member_id', ...rows))
     expect(res.statusCode).toBe(413)
@@ -273,7 +271,7 @@ describe('refused files leave nothing behind', () => {
   it('a streamed file over SYNC_MAX_BYTES (no Content-Length) is refused once the limit is crossed', async () => {
     await h.close()
     await setup({ syncMaxBytes: 4096 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 400 }, (_, i) => `member${i}@example.com,m_${i}`)
     const { Readable } = await import('node:stream')
     const lines = csv('email,member_id', ...rows).split(/(?<=\n)/)
@@ -291,7 +289,7 @@ describe('refused files leave nothing behind', () => {
   it('more members than SYNC_MAX_ROWS gets 413 naming the limit', async () => {
     await h.close()
     await setup({ syncMaxRows: 10 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 11 }, (_, i) => `member${i}@example.com,m_${i}`)
     const res = await upload(csv('email,member_id', ...rows))
     expect(res.statusCode).toBe(413)
@@ -300,7 +298,7 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('refuses an empty file, and a CSV with only its header, saying what a file needs', async () => {
-    await connect()
+    await h.connect()
     for (const body of ['', 'email,member_id\n']) {
       const res = await upload(body)
       expect(res.statusCode).toBe(400)
@@ -313,7 +311,7 @@ describe('refused files leave nothing behind', () => {
     const notConnected = await upload(csv('email,member_id', 'a@example.com,m_1'))
     expect(notConnected.statusCode).toBe(409)
     expect(notConnected.json().error.code).toBe('not_connected')
-    await connect()
+    await h.connect()
     const json = await upload(JSON.stringify({ email: 'a@example.com' }), { type: 'application/json' })
     expect(json.statusCode).toBe(415)
     expect(queued()).toBe(0)
@@ -322,7 +320,7 @@ describe('refused files leave nothing behind', () => {
 
 describe('a queued sync', () => {
   it('stores every accepted member as a member.snapshot delivery at the sync start time and reports its progress', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(csv('email,member_id,first_name,mk_plan_note', 'a@example.com,m_a,Ann,vip', 'bad,m_b,,', 'c@example.com,m_c,,'))
     expect(res.statusCode).toBe(202)
     const sync = res.json()
@@ -345,7 +343,7 @@ describe('a queued sync', () => {
   })
 
   it('pause holds its deliveries, resume lets them go, cancel skips the rest as "sync cancelled"', async () => {
-    await connect()
+    await h.connect()
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a', 'b@example.com,m_b'))).json()
     const statuses = () => (h.app.sqlite.prepare('SELECT status, last_error FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; last_error: string | null }[])
 
@@ -354,7 +352,7 @@ describe('a queued sync', () => {
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
     expect(await h.app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
     // Saving a working key again resumes deliveries held for the key, never a paused sync's.
-    await connect()
+    await h.connect()
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })).statusCode).toBe(409)
 
@@ -372,8 +370,8 @@ describe('a queued sync', () => {
   })
 
   it('another community cannot see, list, pause, resume or cancel it', async () => {
-    await connect()
-    await connect(asB, KEY_B)
+    await h.connect()
+    await h.connect(asB, KEY_B)
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a'))).json()
     expect((await h.app.inject({ method: 'GET', url: `/api/v1/syncs/${sync.id}`, headers: asB })).statusCode).toBe(404)
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asB })).json()).toEqual({ items: [] })
