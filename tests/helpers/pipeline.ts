@@ -2,7 +2,8 @@
  * The one harness of the server tests: the real app wired to the Kit stand-in over real HTTP,
  * with the verbs tests share: connect a community, change its mappings, send signed events,
  * wait for deliveries to settle, read what Kit holds. Each harness has its own stand-in and
- * database; `close()` stops both.
+ * database (SQLite in memory unless told otherwise, or a fresh PostgreSQL one); `close()` stops
+ * and removes everything it started.
  */
 import { randomBytes } from 'node:crypto'
 import { expect } from 'vitest'
