@@ -1,51 +1,28 @@
-import { randomBytes } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Delivery, DeliveryStep } from '#shared/api.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { FAST_RETRY } from './helpers/pipeline.ts'
-import { makeEvent, postEvent, waitFor, type EventInput } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { asA, asB, KEY, PipelineHarness } from './helpers/pipeline.ts'
+import type { EventInput } from './helpers/events.ts'
 
-const KEY = 'kit_activity_key_0001'
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
-
-let kit: KitStandin
-let app: FastifyInstance
-let secret: string
+let h: PipelineHarness
 
 beforeEach(async () => {
-  kit = await startKitStandin({ apiKeys: [KEY] })
-  secret = randomBytes(32).toString('base64')
-  ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret] }, { retry: FAST_RETRY }))
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-  expect(res.statusCode).toBe(200)
+  h = await PipelineHarness.start({ connected: true })
 })
 afterEach(async () => {
-  await app.close()
-  await kit.close()
+  await h.close()
 })
 
-const send = async (input: EventInput) => {
-  const event = makeEvent(input)
-  expect((await postEvent(app, secret, event)).statusCode).toBe(202)
-  return event.id as string
-}
+const send = (input: EventInput) => h.send(input)
 
 const list = async (query: string, headers = asA): Promise<Delivery[]> => {
-  const res = await app.inject({ method: 'GET', url: `/api/v1/deliveries?${query}`, headers })
+  const res = await h.app.inject({ method: 'GET', url: `/api/v1/deliveries?${query}`, headers })
   expect(res.statusCode).toBe(200)
   return res.json().items
 }
 
-const row = (eventId: string) =>
-  app.sqlite.prepare('SELECT status FROM deliveries WHERE event_id = ?').get(eventId) as { status: string } | undefined
-
 /** The delivery of an event once it is done, as the API shows it. */
-async function settled(eventId: string, statuses = ['succeeded', 'skipped', 'failed']): Promise<Delivery> {
-  await waitFor(() => statuses.includes(row(eventId)?.status ?? ''), { what: `delivery of ${eventId}` })
+async function settled(eventId: string): Promise<Delivery> {
+  await h.settled(eventId)
   return (await list('limit=200')).find((d) => d.event_id === eventId)!
 }
 
@@ -91,7 +68,7 @@ describe('each delivery says what it did in Kit', () => {
     const snapshot = await settled(await send({ type: 'member.snapshot', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Old', time: older }))
     expect(snapshot.status).toBe('skipped')
     expect(snapshot.steps).toEqual([{ action: 'skipped', target: null, detail: expect.stringMatching(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/) }])
-    expect(kit.account(KEY).subscribers.find((s) => s.email_address === 'snap@example.com')?.first_name).toBe('Live')
+    expect(h.kit.account(KEY).subscribers.find((s) => s.email_address === 'snap@example.com')?.first_name).toBe('Live')
   })
 
   it('an older event applied after a newer profile says in its steps that it wrote no profile', async () => {
@@ -105,7 +82,7 @@ describe('each delivery says what it did in Kit', () => {
   })
 
   it('a failed attempt ends with the failure in words', async () => {
-    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }), contentType: 'application/json' })
+    h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }), contentType: 'application/json' })
     const failed = await settled(await send({ type: 'user.signed_up', memberId: 'm_f', email: 'f@example.com' }))
     expect(failed.status).toBe('failed')
     expect(failed.steps.at(-1)).toMatchObject({ action: 'failed', detail: expect.stringContaining('Email address is invalid') })
@@ -114,12 +91,12 @@ describe('each delivery says what it did in Kit', () => {
 
 describe('Kit requests of a delivery', () => {
   it('count only requests Kit answered, not attempts that never reached it', async () => {
-    const before = kit.requests.length
-    kit.injectNext(2, 'network')
+    const before = h.kit.requests.length
+    h.kit.injectNext(2, 'network')
     const id = await send({ type: 'user.signed_up', memberId: 'm_net', email: 'net@example.com' })
     const delivery = await settled(id)
     expect(delivery.status).toBe('succeeded')
-    const answered = kit.requests.slice(before).length
+    const answered = h.kit.requests.slice(before).length
     expect(delivery.kit_requests).toBe(answered - 2)
   })
 })
@@ -131,7 +108,7 @@ describe('one member’s story', () => {
     await send({ type: 'user.signed_up', memberId: 'm_h', email: 'hopper@example.com' })
     for (const id of ids) await settled(id)
 
-    const first = await app.inject({ method: 'GET', url: '/api/v1/deliveries?member=grace@example.com&order=oldest&limit=2', headers: asA })
+    const first = await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?member=grace@example.com&order=oldest&limit=2', headers: asA })
     const page = first.json()
     expect(page.items.map((d: Delivery) => d.event_id)).toEqual(ids.slice(0, 2))
     const rest = await list(`member=grace@example.com&order=oldest&cursor=${page.next_cursor}`)
@@ -143,12 +120,12 @@ describe('one member’s story', () => {
 
 describe('retry', () => {
   it('answers with the delivery as it now stands, so the panel can update the row in place', async () => {
-    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }), contentType: 'application/json' })
+    h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }), contentType: 'application/json' })
     const failed = await settled(await send({ type: 'user.signed_up', memberId: 'm_r', email: 'r@example.com' }))
-    const res = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
+    const res = await h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
     expect(res.statusCode).toBe(202)
     expect(res.json()).toMatchObject({ id: failed.id, status: 'pending', next_attempt_at: null })
-    const other = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asB })
+    const other = await h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asB })
     expect(other.statusCode).toBe(404)
   })
 })

@@ -3,52 +3,30 @@
  * database: one instance creates and holds them, another, which has never read Kit's tag list
  * before the tags were renamed in Kit, applies the same tags. Skipped without PostgreSQL (fails in CI).
  */
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Config } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, waitFor, type EventInput } from './helpers/events.ts'
-import { asA, FAST_RETRY, KEY } from './helpers/pipeline.ts'
-import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
+import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
+import { postgresAvailable } from './helpers/postgres.ts'
 
 const pgUp = await postgresAvailable()
 
-let kit: KitStandin | undefined
-let database: TestDatabase | undefined
-const apps: FastifyInstance[] = []
+let h: PipelineHarness | undefined
 
 afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-  await kit?.close()
-  await database?.drop()
-  kit = undefined
-  database = undefined
+  await h?.close()
+  h = undefined
 })
 
 describe.skipIf(!pgUp)('held tags on several instances', () => {
   it('an instance applies the tags another created and held, after they were renamed in Kit, and creates none again', async () => {
-    kit = await startKitStandin({ apiKeys: [KEY], listLagMs: 0 })
-    database = await createTestDatabase('kitheld')
-    const secret = randomBytes(32).toString('base64')
-    const shared: Partial<Config> = {
-      kitApiUrl: kit.url,
-      databaseUrl: database.url,
-      databasePoolSize: 3,
-      eventsSecrets: [secret],
-      encryptionKeys: [{ id: 'test', key: randomBytes(32) }],
-      apiRateLimit: 10_000,
-    }
-    const start = async () => {
-      const { app } = await buildTestApp(shared, { retry: FAST_RETRY })
-      apps.push(app)
-      return app
-    }
+    const cluster = await PipelineHarness.start({ kit: { listLagMs: 0 }, postgres: 'kitheld', config: { apiRateLimit: 10_000 }, connected: true })
+    h = cluster
+    const kit = cluster.kit
     const settle = async (app: FastifyInstance, input: EventInput) => {
       const event = makeEvent(input)
-      expect((await postEvent(app, secret, event)).statusCode).toBe(202)
+      expect((await postEvent(app, cluster.secret, event)).statusCode).toBe(202)
       return waitFor(
         async () => {
           const page = (await app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=100', headers: asA })).json() as {
@@ -61,13 +39,12 @@ describe.skipIf(!pgUp)('held tags on several instances', () => {
       )
     }
     const tagNames = (email: string) => {
-      const account = (kit as KitStandin).account(KEY)
+      const account = kit.account(KEY)
       const s = account.subscribers.find((x) => x.email_address === email)
       return s ? [...s.tags].map((id) => account.tags.find((t) => t.id === id)?.name ?? `#${id}`).sort() : []
     }
 
-    const a = await start()
-    expect((await a.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })).statusCode).toBe(200)
+    const a = cluster.app
     const m = { memberId: 'm_pg', email: 'pg@example.com' }
     const subscription = { id: 's_pg', plan: 'pro', status: 'active' }
     expect(await settle(a, { ...m, type: 'subscription.started', subscription })).toMatchObject({ status: 'succeeded' })
@@ -81,14 +58,13 @@ describe.skipIf(!pgUp)('held tags on several instances', () => {
     kit.renameTag(KEY, gold.id, 'Gold')
     // A's tags were learnt an hour ago, so the registry of recently learnt tag names (which covers
     // instances' stale lists for a few seconds) has nothing to say about them.
-    const sql = new pg.Client({ connectionString: database.url })
+    const sql = new pg.Client({ connectionString: cluster.databaseUrl! })
     await sql.connect()
     await sql.query('UPDATE kit_tags SET learnt_at = learnt_at - 3600000')
     await sql.end()
     // Another instance, whose first read of Kit's tags sees only the new names; the first one stops.
-    const b = await start()
-    await a.close()
-    apps.splice(apps.indexOf(a), 1)
+    const b = await cluster.addInstance()
+    await cluster.stopInstance(a)
     const tags = account.tags.length
 
     expect(await settle(b, { ...m, type: 'access.revoked', access: { level: 'gold' } })).toMatchObject({ status: 'succeeded', last_error: null })

@@ -3,56 +3,30 @@
  * arrive at any of them, each is stored once and delivered once, a member's events land in order,
  * and Kit's budget holds for the three together. Skipped without PostgreSQL (fails in CI).
  */
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Config } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
+import type { KitStandin } from './kit-standin/server.ts'
 import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
-import { asA, FAST_RETRY, KEY } from './helpers/pipeline.ts'
-import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
+import { asA, FAST_RETRY, KEY, PipelineHarness } from './helpers/pipeline.ts'
+import { postgresAvailable } from './helpers/postgres.ts'
 
 const pgUp = await postgresAvailable()
 
 const LIMIT = 12
 const WINDOW_MS = 1500
 
-interface Cluster {
-  kit: KitStandin
-  database: TestDatabase
-  apps: FastifyInstance[]
-  secret: string
-}
+type Cluster = PipelineHarness
 
-async function startCluster(size: number): Promise<Cluster> {
-  const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS }, listLagMs: 0 })
-  const database = await createTestDatabase('kitcluster')
-  const secret = randomBytes(32).toString('base64')
-  const shared: Partial<Config> = {
-    kitApiUrl: kit.url,
-    databaseUrl: database.url,
-    databasePoolSize: 4,
-    eventsSecrets: [secret],
-    encryptionKeys: [{ id: 'test', key: randomBytes(32) }],
-    kitRateLimit: LIMIT,
-    kitRateWindowMs: WINDOW_MS,
-    apiRateLimit: 10_000,
-  }
-  const apps: FastifyInstance[] = []
-  // Started together: the first applies the migrations, the others wait for it.
-  for (const built of await Promise.all(Array.from({ length: size }, () => buildTestApp(shared, { retry: { ...FAST_RETRY, rateLimitWaitMs: WINDOW_MS } })))) {
-    apps.push(built.app)
-  }
-  return { kit, database, apps, secret }
-}
+const startCluster = (instances: number): Promise<Cluster> =>
+  PipelineHarness.start({
+    kit: { apiKeys: [KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS }, listLagMs: 0 },
+    postgres: 'kitcluster',
+    instances,
+    config: { databasePoolSize: 4, kitRateLimit: LIMIT, kitRateWindowMs: WINDOW_MS, apiRateLimit: 10_000 },
+    pipeline: { retry: { ...FAST_RETRY, rateLimitWaitMs: WINDOW_MS } },
+  })
 
-async function stopCluster(c: Cluster | undefined): Promise<void> {
-  if (!c) return
-  await Promise.all(c.apps.map((a) => a.close()))
-  await c.kit.close()
-  await c.database.drop()
-}
+const stopCluster = async (c: Cluster | undefined): Promise<void> => c?.close()
 
 async function allDeliveries(app: FastifyInstance): Promise<{ event_id: string; status: string; kit_requests: number }[]> {
   const items: { event_id: string; status: string; kit_requests: number }[] = []
@@ -90,9 +64,8 @@ describe.skipIf(!pgUp)('three instances on one PostgreSQL database', () => {
 
   it('stores each event once whichever instances receive it, delivers it once, and keeps each member\'s order', async () => {
     const c = cluster as Cluster
-    const [a, b] = c.apps as [FastifyInstance, FastifyInstance, FastifyInstance]
-    const connected = await a.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-    expect(connected.statusCode).toBe(200)
+    const [, b] = c.apps as [FastifyInstance, FastifyInstance, FastifyInstance]
+    await c.connect()
     // Seen on every instance: the connection lives in the shared database.
     for (const app of c.apps) expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ connected: true })
 

@@ -4,42 +4,28 @@
  * is an invalid event, and a member file's member holding one is refused on its own — alike on
  * SQLite and on PostgreSQL (where it used to be a 500).
  */
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Config } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { makeEvent, postEvent, signedHeaders } from './helpers/events.ts'
-import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
-import { auth, signToken, tokenFor } from './helpers/tokens.ts'
+import { makeEvent, signedHeaders } from './helpers/events.ts'
+import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
+import { postgresAvailable } from './helpers/postgres.ts'
+import { auth, signToken } from './helpers/tokens.ts'
 
 const pgUp = await postgresAvailable()
-const KEY = 'kit_nul_api_key_0001'
-const asA = auth(tokenFor('c_alpha'))
 const NUL = '\u0000'
 
 const dialects: [string, boolean][] = [['SQLite', false], ...(pgUp ? [['PostgreSQL', true] as [string, boolean]] : [])]
 
 describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
-  let kit: KitStandin
+  let h: PipelineHarness
   let app: FastifyInstance
-  let database: TestDatabase | null = null
-  const secret = randomBytes(32).toString('base64')
 
   beforeEach(async () => {
-    kit = await startKitStandin({ apiKeys: [KEY] })
-    database = postgres ? await createTestDatabase('kitnul') : null
-    const config: Partial<Config> = { kitApiUrl: kit.url, eventsSecrets: [secret], ...(database ? { databaseUrl: database.url, databasePoolSize: 2 } : {}) }
-    ;({ app } = await buildTestApp(config, { autoStart: false }))
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-    expect(res.statusCode).toBe(200)
+    h = await PipelineHarness.start({ ...(postgres ? { postgres: 'kitnul' } : {}), pipeline: { autoStart: false }, connected: true })
+    app = h.app
   })
   afterEach(async () => {
-    await app.close()
-    await kit.close()
-    await database?.drop()
-    database = null
+    await h.close()
   })
 
   const expectNulRefusal = (res: { statusCode: number; json: () => unknown }, what: string) => {
@@ -105,14 +91,14 @@ describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
     events.push({ ...makeEvent(), id })
     for (const event of events) {
       const res = event.id === id
-        ? await app.inject({ method: 'POST', url: '/events', payload: JSON.stringify(event), headers: signedHeaders(JSON.stringify(event), { secret, id: 'evt_nul_header' }) })
-        : await postEvent(app, secret, event)
+        ? await app.inject({ method: 'POST', url: '/events', payload: JSON.stringify(event), headers: signedHeaders(JSON.stringify(event), { secret: h.secret, id: 'evt_nul_header' }) })
+        : await h.post(event)
       expect(res.statusCode, JSON.stringify(event)).toBe(400)
       expect((res.json() as { error: { code: string } }).error.code).toBe('invalid_event')
     }
     expect(await deliveryCount()).toBe(0)
     // The same events without the NUL are taken.
-    expect((await postEvent(app, secret, makeEvent({ memberId: 'm_clean' }))).statusCode).toBe(202)
+    expect((await h.post(makeEvent({ memberId: 'm_clean' }))).statusCode).toBe(202)
   })
 
   it('refuses a member whose member_id or any value holds a NUL in a member file, and takes the others', async () => {

@@ -1,92 +1,58 @@
-import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { makeEvent, postEvent, waitFor, type EventInput } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import type { StandinOptions } from './kit-standin/server.ts'
+import { makeEvent, waitFor, type EventInput } from './helpers/events.ts'
+import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 
-const KEY = 'kit_pipeline_key_0001'
-const KEY_B = 'kit_pipeline_key_0002'
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
+let h: PipelineHarness
 
-let kit: KitStandin
-let app: FastifyInstance
-let secret: string
-
-async function setup(kitOptions: Parameters<typeof startKitStandin>[0] = {}, rate = { kitRateLimit: 120, kitRateWindowMs: 60_000 }) {
-  kit = await startKitStandin({ apiKeys: [KEY, KEY_B], ...kitOptions })
-  secret = randomBytes(32).toString('base64')
-  ;({ app } = await buildTestApp(
-    { kitApiUrl: kit.url, eventsSecrets: [secret], ...rate },
-    { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 600, listLagRetryMs: 100 } },
-  ))
+async function setup(kit: StandinOptions = {}, rate = { kitRateLimit: 120, kitRateWindowMs: 60_000 }) {
+  h = await PipelineHarness.start({ kit, config: rate })
 }
 
 beforeEach(async () => {
   await setup()
 })
 afterEach(async () => {
-  await app.close()
-  await kit.close()
+  await h.close()
 })
-
-const connect = async (headers = asA, apiKey = KEY) => {
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key: apiKey } })
-  expect(res.statusCode).toBe(200)
-}
 
 const send = async (input: EventInput) => {
   const event = makeEvent(input)
-  const res = await postEvent(app, secret, event)
+  const res = await h.post(event)
   expect(res.statusCode).toBe(202)
   return event
 }
 
-const deliveryOf = (eventId: string) =>
-  app.sqlite.prepare('SELECT * FROM deliveries WHERE event_id = ?').get(eventId) as
-    | { id: string; status: string; last_error: string | null; kit_requests: number; attempts: number }
-    | undefined
-
-const settled = (eventId: string, statuses = ['succeeded', 'skipped', 'failed']) =>
-  waitFor(() => {
-    const d = deliveryOf(eventId)
-    return d && statuses.includes(d.status) ? d : undefined
-  }, { what: `delivery of ${eventId}` })
-
-const subscriber = (email: string, key = KEY) => kit.account(key).subscribers.find((s) => s.email_address === email)
-const tagNames = (email: string, key = KEY) => {
-  const s = subscriber(email, key)
-  const tags = kit.account(key).tags
-  return s ? [...s.tags].map((id) => tags.find((t) => t.id === id)?.name).sort() : []
-}
+const deliveryOf = (eventId: string) => h.delivery(eventId)
+const settled = (eventId: string) => h.settled(eventId)
+const subscriber = (email: string, key = KEY) => h.subscriber(email, key)
+const tagNames = (email: string, key = KEY) => h.tagNames(email, key)
 /** Connects community A and maps user.signed_up to a sequence Kit holds inactive. */
 async function mapSignUpToPausedSequence() {
-  kit.seed(KEY, { sequences: [{ name: 'Paused', active: false }] })
-  await connect()
-  const sequence = kit.account(KEY).sequences[0]!
-  const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+  h.kit.seed(KEY, { sequences: [{ name: 'Paused', active: false }] })
+  await h.connect()
+  const sequence = h.kit.account(KEY).sequences[0]!
+  const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
   doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
-  expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })).statusCode).toBe(200)
+  expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })).statusCode).toBe(200)
 }
 
-const kitCalls = () => kit.requests.filter((r) => r.path !== '/v4/account').length
+const kitCalls = () => h.kit.requests.filter((r) => r.path !== '/v4/account').length
 
 describe('each event type against Kit', () => {
   it('user.signed_up creates the subscriber with mapped fields (by key) and tags New Member', async () => {
-    await connect()
+    await h.connect()
     const e = await send({ type: 'user.signed_up', memberId: 'm_ada', email: '  Ada@Example.com ', firstName: 'Ada', fields: { mk_subscription_plan: 'free' } })
     expect((await settled(e.id as string)).status).toBe('succeeded')
     const s = subscriber('ada@example.com')
     expect(s).toMatchObject({ first_name: 'Ada', state: 'active' })
     expect(s?.fields).toMatchObject({ subscription_plan: 'free' })
-    expect(kit.account(KEY).customFields.map((f) => f.key)).toContain('subscription_plan')
+    expect(h.kit.account(KEY).customFields.map((f) => f.key)).toContain('subscription_plan')
     expect(tagNames('ada@example.com')).toEqual(['New Member'])
   })
 
   it('subscription.started and .canceled swap Active Member and Cancelled', async () => {
-    await connect()
+    await h.connect()
     const started = await send({ type: 'subscription.started', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'active' } })
     await settled(started.id as string)
     expect(tagNames('b@example.com')).toEqual(['Active Member'])
@@ -96,7 +62,7 @@ describe('each event type against Kit', () => {
   })
 
   it('access.granted and .revoked add and remove the templated tag', async () => {
-    await connect()
+    await h.connect()
     const granted = await send({ type: 'access.granted', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' }, fields: { mk_access_level: 'gold' } })
     await settled(granted.id as string)
     expect(tagNames('c@example.com')).toEqual(['Access: gold'])
@@ -107,30 +73,30 @@ describe('each event type against Kit', () => {
   })
 
   it('user.updated writes changed fields with PUT to the existing subscriber', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
-    const before = kit.requests.length
+    const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
     expect(subscriber('d@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
-    expect(kit.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')}`)).toEqual(['PUT /v4/subscribers/:id'])
+    expect(h.kit.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')}`)).toEqual(['PUT /v4/subscribers/:id'])
   })
 
   it('user.updated with a new email address moves the same subscriber to it', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_mv', email: 'old@example.com' })).id as string)
     const moved = await send({ type: 'user.updated', memberId: 'm_mv', email: 'New@Example.com' })
     expect((await settled(moved.id as string)).status).toBe('succeeded')
     expect(subscriber('old@example.com')).toBeUndefined()
     expect(tagNames('new@example.com')).toEqual(['New Member'])
-    expect(kit.account(KEY).subscribers).toHaveLength(1)
+    expect(h.kit.account(KEY).subscribers).toHaveLength(1)
   })
 
   it('user.deleted applies its mapping (unsubscribe) without creating anyone', async () => {
-    await connect()
-    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    await h.connect()
+    const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.deleted'].unsubscribe = true
-    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     await settled((await send({ type: 'user.signed_up', memberId: 'm_e', email: 'e@example.com' })).id as string)
     const deleted = await send({ type: 'user.deleted', memberId: 'm_e', email: 'e@example.com' })
     expect((await settled(deleted.id as string)).status).toBe('succeeded')
@@ -141,20 +107,20 @@ describe('each event type against Kit', () => {
   })
 
   it('adds to forms (creating the subscriber inactive first) and sequences', async () => {
-    kit.seed(KEY, { forms: [{ name: 'Newsletter' }], sequences: [{ name: 'Welcome' }] })
-    await connect()
-    const form = kit.account(KEY).forms[0]!
-    const sequence = kit.account(KEY).sequences[0]!
-    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }], sequences: [{ name: 'Welcome' }] })
+    await h.connect()
+    const form = h.kit.account(KEY).forms[0]!
+    const sequence = h.kit.account(KEY).sequences[0]!
+    const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.signed_up'].add_to_forms = [{ id: form.id, name: form.name }]
     doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
-    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     const e = await send({ type: 'user.signed_up', memberId: 'm_f', email: 'f@example.com' })
     expect((await settled(e.id as string)).status).toBe('succeeded')
     const s = subscriber('f@example.com')!
     expect(s.state).toBe('inactive')
-    expect(kit.account(KEY).forms[0]!.subscribers).toContain(s.id)
-    expect(kit.account(KEY).sequences[0]!.subscribers).toContain(s.id)
+    expect(h.kit.account(KEY).forms[0]!.subscribers).toContain(s.id)
+    expect(h.kit.account(KEY).sequences[0]!.subscribers).toContain(s.id)
   })
 
   it('fails on an inactive sequence naming it, with Kit\'s message and what was already applied', async () => {
@@ -164,7 +130,7 @@ describe('each event type against Kit', () => {
     expect(d.status).toBe('failed')
     expect(d.last_error).toMatch(/^Subscriber created, tag "New Member" added; not added to sequence "Paused": the sequence is inactive in Kit \(Kit said "Sequence is inactive"\)/)
     expect(d.last_error).toMatch(/Turn it on in Kit or take it out of the user\.signed_up mapping/)
-    const steps = JSON.parse((app.sqlite.prepare('SELECT steps FROM deliveries WHERE event_id = ?').get(e.id) as { steps: string }).steps)
+    const steps = JSON.parse((h.app.sqlite.prepare('SELECT steps FROM deliveries WHERE event_id = ?').get(e.id) as { steps: string }).steps)
     expect(steps.map((step: { action: string }) => step.action)).toEqual(['subscriber.created', 'tag.added', 'failed'])
   })
 
@@ -173,18 +139,12 @@ describe('each event type against Kit', () => {
     const d = deliveryOf(e.id as string)!
     expect(d).toMatchObject({ status: 'skipped', attempts: 0 })
     expect(d.last_error).toMatch(/No Kit account is connected/)
-    expect(kit.requests).toHaveLength(0)
+    expect(h.kit.requests).toHaveLength(0)
   })
 })
 
-const putMappings = async (change: (doc: any) => void) => {
-  const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
-  change(doc)
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
-  expect(res.statusCode).toBe(200)
-}
-
-const callsSince = (from: number) => kit.requests.slice(from).map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')} ${r.status}`)
+const putMappings = (change: (doc: any) => void) => h.putMappings(change)
+const callsSince = (from: number) => h.callsSince(from)
 
 /** A Kit answer to a subscriber write that names fields it did not write, as current Kit does. */
 const warningAnswer = (id: number, email: string, fields: Record<string, string>, warnings: string[]) => ({
@@ -194,7 +154,7 @@ const warningAnswer = (id: number, email: string, fields: Record<string, string>
 
 describe('following Kit\'s documented behaviour', () => {
   it('clears an emptied member field with "" (Kit refuses null)', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } })).id as string)
     const cleared = await send({ type: 'user.updated', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: null } })
     expect((await settled(cleared.id as string)).status).toBe('succeeded')
@@ -202,12 +162,12 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('reads Kit\'s field list again and writes within the same delivery when Kit no longer knows a field key', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
     // The field is deleted in Kit after the plugin learnt its key.
-    const fields = kit.account(KEY).customFields
+    const fields = h.kit.account(KEY).customFields
     fields.splice(fields.findIndex((f) => f.key === 'subscription_plan'), 1)
-    const before = kit.requests.length
+    const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
     expect(callsSince(before)).toEqual([
@@ -220,10 +180,10 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('treats a 422 naming an unknown field like the warnings: refreshes the field list once and writes again', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
-    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
-    const before = kit.requests.length
+    h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
+    const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
     expect(callsSince(before)).toEqual(['PUT /v4/subscribers/:id 422', 'GET /v4/custom_fields 200', 'PUT /v4/subscribers/:id 200'])
@@ -231,18 +191,18 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('fails naming the field that stays unwritten after the refresh, and says what was applied', async () => {
-    await connect()
+    await h.connect()
     const fields = { mk_subscription_plan: 'free', mk_access_level: 'silver' }
     await settled((await send({ type: 'user.signed_up', memberId: 'm_uw', email: 'uw@example.com', fields })).id as string)
     const s = subscriber('uw@example.com')!
     const warning = ["Custom field 'subscription_plan' does not exist"]
     const list = {
-      custom_fields: kit.account(KEY).customFields.map((f) => ({ id: f.id, name: f.name, key: f.key, label: f.label })),
+      custom_fields: h.kit.account(KEY).customFields.map((f) => ({ id: f.id, name: f.name, key: f.key, label: f.label })),
       pagination: { has_previous_page: false, has_next_page: false, start_cursor: null, end_cursor: null, per_page: 1000 },
     }
-    kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
-    kit.injectNext(1, { status: 200, body: JSON.stringify(list) })
-    kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
+    h.kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
+    h.kit.injectNext(1, { status: 200, body: JSON.stringify(list) })
+    h.kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
     const updated = await send({ type: 'user.updated', memberId: 'm_uw', email: 'uw@example.com', fields: { mk_subscription_plan: 'pro', mk_access_level: 'gold' } })
     const d = await settled(updated.id as string)
     expect(d.status).toBe('failed')
@@ -252,14 +212,14 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('fails with Kit\'s message when Kit refuses a new email address for another reason than it being taken', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })).id as string)
-    kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
+    h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
     const moved = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-new@example.com' })
     const d = await settled(moved.id as string)
     expect(d.status).toBe('failed')
     expect(d.last_error).toMatch(/Email address is invalid/)
-    expect(kit.account(KEY).subscribers.map((x) => x.email_address)).toEqual(['em-old@example.com'])
+    expect(h.kit.account(KEY).subscribers.map((x) => x.email_address)).toEqual(['em-old@example.com'])
 
     // Kit saying the address is taken still means: use the subscriber that has it.
     await settled((await send({ type: 'user.signed_up', memberId: 'm_em2', email: 'em-other@example.com' })).id as string)
@@ -269,18 +229,18 @@ describe('following Kit\'s documented behaviour', () => {
   })
 
   it('learns a new field\'s key from Kit\'s answer and stores it in the mapping instead of the panel\'s guess', async () => {
-    await connect()
+    await h.connect()
     await putMappings((doc) => doc.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } }))
     const e = await send({ type: 'user.signed_up', memberId: 'm_st', email: 'st@example.com', fields: { mk_street: 'Hauptstraße 1' } })
     expect((await settled(e.id as string)).status).toBe('succeeded')
-    const field = kit.account(KEY).customFields.find((f) => f.label === 'Straße')!
+    const field = h.kit.account(KEY).customFields.find((f) => f.label === 'Straße')!
     expect(subscriber('st@example.com')?.fields).toMatchObject({ [field.key]: 'Hauptstraße 1' })
-    const saved = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const saved = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     expect(saved.fields.find((f: { source: string }) => f.source === 'mk_street').kit_field).toEqual({ key: field.key, label: 'Straße' })
   })
 
   it('fills a tag placeholder with at most 100 characters of the value, control characters removed', async () => {
-    await connect()
+    await h.connect()
     await putMappings((doc) => doc.events['user.signed_up'].add_tags.push({ name: 'Country: {{ member.fields.mk_country }}' }))
     const value = `Ice\u0001land\n${'x'.repeat(300)}`
     const e = await send({ type: 'user.signed_up', memberId: 'm_ph', email: 'ph@example.com', fields: { mk_country: value } })
@@ -292,7 +252,7 @@ describe('following Kit\'s documented behaviour', () => {
 
 describe('default field mappings filled from the event', () => {
   it('writes mk_subscription_plan from a started subscription and mk_access_level from a granted level, unless the member carries them', async () => {
-    await connect()
+    await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })).id as string)
     await settled((await send({ type: 'subscription.started', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'active' } })).id as string)
     await settled((await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
@@ -311,16 +271,16 @@ describe('default field mappings filled from the event', () => {
 
 describe('order, duplicates and staleness', () => {
   it('applies a duplicate only once', async () => {
-    await connect()
+    await h.connect()
     const event = makeEvent({ type: 'user.signed_up', memberId: 'm_dup', email: 'dup@example.com' })
-    expect((await postEvent(app, secret, event)).statusCode).toBe(202)
-    expect((await postEvent(app, secret, event)).statusCode).toBe(200)
+    expect((await h.post(event)).statusCode).toBe(202)
+    expect((await h.post(event)).statusCode).toBe(200)
     await settled(event.id as string)
-    expect(app.sqlite.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 1 })
+    expect(h.app.sqlite.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 1 })
   })
 
   it('a late, older profile never writes back an older name, email or member field', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_pf' }
@@ -335,13 +295,13 @@ describe('order, duplicates and staleness', () => {
     // A late grant still applies its tag and its level, but not the member's older fields.
     const lateGrant = await send({ ...m, type: 'access.granted', email: 'pf@example.com', firstName: 'Pat', access: { level: 'gold' }, fields: { mk_subscription_plan: 'basic' }, time: at(2000) })
     expect((await settled(lateGrant.id as string)).status).toBe('succeeded')
-    expect(kit.account(KEY).subscribers).toHaveLength(1)
+    expect(h.kit.account(KEY).subscribers).toHaveLength(1)
     expect(subscriber('pf-new@example.com')).toMatchObject({ first_name: 'Patricia', fields: { subscription_plan: 'pro', access_level: 'gold' } })
     expect(tagNames('pf-new@example.com')).toEqual(['Access: gold', 'New Member'])
   })
 
   it('a late, older event still writes the member fields no newer event wrote', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_late', email: 'late@example.com' }
@@ -356,7 +316,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late, older subscription event never undoes a newer one', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const newer = await send({ type: 'subscription.started', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0 + 2000).toISOString() })
     await settled(newer.id as string)
@@ -368,7 +328,7 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('a late grant never undoes a newer revoke of the same access level', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const m = { memberId: 'm_acc', email: 'acc@example.com', access: { level: 'gold' } }
     await settled((await send({ ...m, type: 'access.revoked', time: new Date(t0 + 5000).toISOString() })).id as string)
@@ -379,26 +339,26 @@ describe('order, duplicates and staleness', () => {
   })
 
   it('applies one member\'s queued events in time order, whatever the arrival order', async () => {
-    await connect()
+    await h.connect()
     const t0 = Date.now() - 60_000
     const canceled = makeEvent({ type: 'subscription.canceled', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0 + 1000).toISOString() })
     const started = makeEvent({ type: 'subscription.started', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0).toISOString() })
-    await app.pipeline.consumer.stop()
-    await postEvent(app, secret, canceled)
-    await postEvent(app, secret, started)
-    app.pipeline.consumer.start()
+    await h.app.pipeline.consumer.stop()
+    await h.post(canceled)
+    await h.post(started)
+    h.app.pipeline.consumer.start()
     await settled(canceled.id as string)
     await settled(started.id as string)
     expect(tagNames('i@example.com')).toEqual(['Cancelled'])
-    const order = app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_i' ORDER BY updated_at`).all() as { event_id: string }[]
+    const order = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_i' ORDER BY updated_at`).all() as { event_id: string }[]
     expect(order.map((o) => o.event_id)).toEqual([started.id, canceled.id])
   })
 })
 
 describe('failures', () => {
   it('retries Kit 5xx with backoff until it works', async () => {
-    await connect()
-    kit.injectNext(4, { status: 503, body: 'Service Unavailable', contentType: 'text/plain' })
+    await h.connect()
+    h.kit.injectNext(4, { status: 503, body: 'Service Unavailable', contentType: 'text/plain' })
     const e = await send({ type: 'user.signed_up', memberId: 'm_j', email: 'j@example.com' })
     const d = await settled(e.id as string)
     expect(d.status).toBe('succeeded')
@@ -407,12 +367,10 @@ describe('failures', () => {
   })
 
   it('retries at once what was backing off from an outage as soon as Kit answers again', async () => {
-    await app.close()
-    await kit.close()
-    kit = await startKitStandin({ apiKeys: [KEY, KEY_B] })
-    ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret] }, { retry: { baseMs: 60_000, maxMs: 60_000, rateLimitWaitMs: 300 } }))
-    await connect()
-    kit.injectNext(3, 'network')
+    await h.close()
+    h = await PipelineHarness.start({ pipeline: { retry: { baseMs: 60_000, maxMs: 60_000, rateLimitWaitMs: 300 } } })
+    await h.connect()
+    h.kit.injectNext(3, 'network')
     const early = await send({ type: 'user.signed_up', memberId: 'm_out1', email: 'out1@example.com' })
     await waitFor(() => deliveryOf(early.id as string)?.status === 'retrying', { what: 'a delivery backing off' })
     const later = await send({ type: 'user.signed_up', memberId: 'm_out2', email: 'out2@example.com' })
@@ -423,21 +381,28 @@ describe('failures', () => {
   })
 
   it('holds deliveries on a 401, marks the connection invalid, and resumes when a working key is saved', async () => {
-    await connect()
-    kit.revokeKey(KEY)
+    await h.connect()
+    h.kit.revokeKey(KEY)
     const e = await send({ type: 'user.signed_up', memberId: 'm_k', email: 'k@example.com' })
     await waitFor(() => deliveryOf(e.id as string)?.last_error?.includes('no longer accepts'), { what: 'held delivery' })
-    const listed = (await app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
+    const listed = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
     expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Save a working key/) })
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('invalid')
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('invalid')
+    const kitCallsWhileHeld = h.kit.requests.length
     const second = await send({ type: 'user.updated', memberId: 'm_k', email: 'k@example.com' })
-    await new Promise((r) => setTimeout(r, 200))
-    expect(deliveryOf(second.id as string)?.status).not.toBe('succeeded')
-    kit.restoreKey(KEY)
-    await connect()
+    // Another member's event sent after it: once that one is held, the consumer has had its turn
+    // at the second event too (which waits behind the member's held one, or is held itself).
+    const other = await send({ type: 'user.signed_up', memberId: 'm_k2', email: 'k2@example.com' })
+    await waitFor(() => deliveryOf(other.id as string)?.status === 'held', { what: 'the other member\'s delivery held' })
+    expect(['pending', 'held']).toContain(deliveryOf(second.id as string)?.status)
+    expect(h.kit.requests.length).toBe(kitCallsWhileHeld)
+    h.kit.restoreKey(KEY)
+    await h.connect()
     expect((await settled(e.id as string)).status).toBe('succeeded')
     expect((await settled(second.id as string)).status).toBe('succeeded')
+    expect((await settled(other.id as string)).status).toBe('succeeded')
     expect(tagNames('k@example.com')).toEqual(['New Member'])
+    expect(tagNames('k2@example.com')).toEqual(['New Member'])
   })
 
   it('a failed delivery can be retried through the API', async () => {
@@ -445,40 +410,38 @@ describe('failures', () => {
     const e = await send({ type: 'user.signed_up', memberId: 'm_l', email: 'l@example.com' })
     const failed = await settled(e.id as string)
     expect(failed.status).toBe('failed')
-    kit.account(KEY).sequences[0]!.active = true
-    expect((await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asB })).statusCode).toBe(404)
-    const retry = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
+    h.kit.account(KEY).sequences[0]!.active = true
+    expect((await h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asB })).statusCode).toBe(404)
+    const retry = await h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
     expect(retry.statusCode).toBe(202)
     await waitFor(() => deliveryOf(e.id as string)?.status === 'succeeded', { what: 'retried delivery' })
-    const again = await app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
+    const again = await h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${failed.id}/retry`, headers: asA })
     expect(again.statusCode).toBe(409)
   })
 
   it('stays within the budget under a burst: at most a couple of 429s', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ rateLimit: { limit: 20, windowMs: 1000 } }, { kitRateLimit: 20, kitRateWindowMs: 1000 })
-    await connect()
+    await h.connect()
     const events = []
     for (let i = 0; i < 40; i++) events.push(await send({ type: 'user.signed_up', memberId: `m_burst_${i}`, email: `burst${i}@example.com` }))
     for (const e of events) expect((await settled(e.id as string)).status).toBe('succeeded')
-    expect(kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)
-    expect(kit.account(KEY).subscribers).toHaveLength(40)
-    const calls = (method: string, path: string) => kit.requests.filter((r) => r.method === method && r.path === path && r.status < 300).length
+    expect(h.kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)
+    expect(h.kit.account(KEY).subscribers).toHaveLength(40)
+    const calls = (method: string, path: string) => h.kit.requests.filter((r) => r.method === method && r.path === path && r.status < 300).length
     expect(calls('GET', '/v4/tags')).toBe(1)
     expect(calls('POST', '/v4/tags')).toBe(1)
   }, 30_000)
 
   it('one community\'s backlog does not stall another\'s', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ rateLimit: { limit: 10, windowMs: 1000 } }, { kitRateLimit: 10, kitRateWindowMs: 1000 })
-    await connect(asA, KEY)
-    await connect(asB, KEY_B)
+    await h.connect(asA, KEY)
+    await h.connect(asB, KEY_B)
     for (let i = 0; i < 30; i++) await send({ type: 'user.signed_up', memberId: `m_a${i}`, email: `a${i}@example.com` })
     const b = await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_b0', email: 'b0@example.com' })
     await settled(b.id as string)
-    const pendingA = (app.sqlite.prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = 'c_alpha' AND status = 'pending'`).get() as { n: number }).n
+    const pendingA = (h.app.sqlite.prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = 'c_alpha' AND status = 'pending'`).get() as { n: number }).n
     expect(pendingA).toBeGreaterThan(10)
     expect(tagNames('b0@example.com', KEY_B)).toEqual(['New Member'])
   }, 30_000)
@@ -486,10 +449,9 @@ describe('failures', () => {
 
 describe('Kit economy', () => {
   it('spends at most 2 Kit requests per event on the lifecycle mix, beside the field writes it asks for', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ rateLimit: { limit: 1000, windowMs: 60_000 } }, { kitRateLimit: 1000, kitRateWindowMs: 60_000 })
-    await connect()
+    await h.connect()
     const members = 20
     const ids: string[] = []
     const t0 = Date.now() - 60_000
@@ -504,13 +466,13 @@ describe('Kit economy', () => {
     }
     for (const id of ids) expect((await settled(id)).status).toBe('succeeded')
     // Two writes per member change a field: the plan (free → pro) and the granted access level.
-    const fieldWrites = kit.requests.filter((r) => r.method === 'PUT').length
+    const fieldWrites = h.kit.requests.filter((r) => r.method === 'PUT').length
     expect(fieldWrites).toBe(2 * members)
     const perEvent = (kitCalls() - fieldWrites) / ids.length
-    const recorded = (app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').get() as { n: number }).n
+    const recorded = (h.app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').get() as { n: number }).n
     expect(recorded).toBe(kitCalls())
     expect(perEvent).toBeLessThanOrEqual(2)
-    const metrics = (await app.inject('/metrics')).body
+    const metrics = (await h.app.inject('/metrics')).body
     expect(metrics).toMatch(/kit_events_processed_total\{status="succeeded"\} 80/)
     expect(metrics).toMatch(/kit_api_requests_total\{status="201"\} \d+/)
     expect(metrics).toMatch(/kit_delivery_latency_seconds_count 80/)
@@ -520,21 +482,21 @@ describe('Kit economy', () => {
 
 describe('deliveries API', () => {
   it('lists newest first, filters by status and member, pages with a cursor, and is scoped by community', async () => {
-    await connect()
+    await h.connect()
     for (let i = 0; i < 5; i++) await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
     await settled((await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string)
 
-    const first = (await app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=2', headers: asA })).json()
+    const first = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=2', headers: asA })).json()
     expect(first.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page4@example.com', 'page3@example.com'])
     expect(first.items[0]).toMatchObject({ status: 'succeeded', event_type: 'user.signed_up', attempts: 1, last_error: null, kit_requests: expect.any(Number) })
-    const second = (await app.inject({ method: 'GET', url: `/api/v1/deliveries?limit=2&cursor=${first.next_cursor}`, headers: asA })).json()
+    const second = (await h.app.inject({ method: 'GET', url: `/api/v1/deliveries?limit=2&cursor=${first.next_cursor}`, headers: asA })).json()
     expect(second.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page2@example.com', 'page1@example.com'])
-    const member = (await app.inject({ method: 'GET', url: '/api/v1/deliveries?member=PAGE3', headers: asA })).json()
+    const member = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?member=PAGE3', headers: asA })).json()
     expect(member.items).toHaveLength(1)
-    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?status=failed', headers: asA })).json().items).toEqual([])
-    const bravo = (await app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asB })).json()
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?status=failed', headers: asA })).json().items).toEqual([])
+    const bravo = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asB })).json()
     expect(bravo.items.map((d: { member_email: string }) => d.member_email)).toEqual(['other@example.com'])
-    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?status=lost', headers: asA })).statusCode).toBe(400)
-    expect((await app.inject({ method: 'GET', url: '/api/v1/deliveries?cursor=bogus', headers: asA })).statusCode).toBe(400)
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?status=lost', headers: asA })).statusCode).toBe(400)
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?cursor=bogus', headers: asA })).statusCode).toBe(400)
   })
 })

@@ -3,49 +3,32 @@
  * settings API per user, Kit key checks per community and failed session tokens per source. A
  * request to either instance counts for both. Skipped without PostgreSQL (fails in CI).
  */
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Config } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
-import { auth, signToken, tokenFor } from './helpers/tokens.ts'
+import type { KitStandin } from './kit-standin/server.ts'
+import { KEY, PipelineHarness } from './helpers/pipeline.ts'
+import { postgresAvailable } from './helpers/postgres.ts'
+import { auth, sessionFor, signToken } from './helpers/tokens.ts'
 
 const pgUp = await postgresAvailable()
 
-const KEY = 'kit_shared_limit_key_0001'
-
-const cleanups: (() => Promise<void>)[] = []
+let h: PipelineHarness | undefined
 afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.()
+  await h?.close()
+  h = undefined
 })
 
 /** Two instances on a fresh database; `limits` sets their allowances. */
-async function twoInstances(limits: Partial<Config>): Promise<{ a: FastifyInstance; b: FastifyInstance; kit: KitStandin; database: TestDatabase }> {
-  const kit = await startKitStandin({ apiKeys: [KEY] })
-  cleanups.push(() => kit.close())
-  const database = await createTestDatabase('kitlimits')
-  cleanups.push(() => database.drop())
-  const shared: Partial<Config> = {
-    kitApiUrl: kit.url,
-    databaseUrl: database.url,
-    databasePoolSize: 3,
-    encryptionKeys: [{ id: 'test', key: randomBytes(32) }],
-    ...limits,
-  }
-  // Started together: the first applies the migrations, the other waits for it.
-  const [first, second] = await Promise.all([buildTestApp(shared, { autoStart: false }), buildTestApp(shared, { autoStart: false })])
-  const [a, b] = [first.app, second.app]
-  cleanups.push(async () => {
-    await Promise.all([a.close(), b.close()])
-  })
-  return { a, b, kit, database }
+async function twoInstances(limits: Partial<Config>): Promise<{ a: FastifyInstance; b: FastifyInstance; kit: KitStandin; databaseUrl: string }> {
+  h = await PipelineHarness.start({ postgres: 'kitlimits', instances: 2, config: limits, pipeline: { autoStart: false } })
+  const [a, b] = h.apps as [FastifyInstance, FastifyInstance]
+  return { a, b, kit: h.kit, databaseUrl: h.databaseUrl! }
 }
 
-const owner = auth(tokenFor('c_alpha'))
-const forged = auth(signToken({ claims: { cid: 'c_alpha', sub: 'u_owner' }, secret: 'another-secret-that-is-at-least-32-bytes' }))
+const owner = sessionFor('c_alpha')
+const forged = sessionFor('c_alpha', { secret: 'another-secret-that-is-at-least-32-bytes' })
 const getConnection = (app: FastifyInstance, headers: Record<string, string>, remoteAddress = '127.0.0.1') =>
   app.inject({ method: 'GET', url: '/api/v1/connection', headers, remoteAddress })
 
@@ -75,7 +58,7 @@ describe.skipIf(!pgUp)('allowances shared by instances on PostgreSQL', () => {
   })
 
   it('counts failed session tokens from one source on both instances; a valid token still passes on either', async () => {
-    const { a, b, database } = await twoInstances({ sessionFailureLimit: 2 })
+    const { a, b, databaseUrl } = await twoInstances({ sessionFailureLimit: 2 })
     expect((await getConnection(a, forged, '203.0.113.9')).statusCode).toBe(401)
     expect((await getConnection(b, forged, '203.0.113.9')).statusCode).toBe(401)
     const over = await getConnection(a, forged, '203.0.113.9')
@@ -87,7 +70,7 @@ describe.skipIf(!pgUp)('allowances shared by instances on PostgreSQL', () => {
     expect((await getConnection(b, forged, '198.51.100.3')).statusCode).toBe(401)
 
     // The table holds digests: neither the address nor a user or community id.
-    const client = new pg.Client({ connectionString: database.url })
+    const client = new pg.Client({ connectionString: databaseUrl })
     await client.connect()
     try {
       const { rows } = await client.query<{ key: string }>('SELECT key FROM rate_limits')

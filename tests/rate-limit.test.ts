@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { MAX_INTERACTIVE_WAITING } from '../server/kit/budget.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
+import { PipelineHarness, type HarnessOptions } from './helpers/pipeline.ts'
 import { makeEvent, postEvent, signedHeaders, waitFor } from './helpers/events.ts'
 import { auth, signToken, tokenFor } from './helpers/tokens.ts'
 
@@ -21,10 +21,11 @@ async function app(overrides: Parameters<typeof buildTestApp>[0] = {}): Promise<
   return built.app
 }
 
-async function standin(): Promise<KitStandin> {
-  const kit = await startKitStandin({ apiKeys: [KEY, KEY_B] })
-  cleanups.push(() => kit.close())
-  return kit
+/** The app with the Kit stand-in, for the limits that count Kit calls. */
+async function withKit(options: HarnessOptions = {}): Promise<PipelineHarness> {
+  const h = await PipelineHarness.start({ ...options, kit: { apiKeys: [KEY, KEY_B] } })
+  cleanups.push(() => h.close())
+  return h
 }
 
 const asUser = (cid: string, sub: string) => auth(signToken({ claims: { cid, sub } }))
@@ -184,8 +185,7 @@ describe('event intake per source address', () => {
 
 describe('Kit key checks per community', () => {
   it('allows 10 key saves and connection tests a minute per community, then 429 without calling Kit', async () => {
-    const kit = await standin()
-    const server = await app({ kitApiUrl: kit.url })
+    const { kit, app: server } = await withKit()
     const owner = auth(tokenFor('c_alpha'))
     const admin = asUser('c_alpha', 'u_admin')
     for (let i = 0; i < 5; i += 1) {
@@ -214,10 +214,10 @@ describe('Kit key checks per community', () => {
 
 describe('waiting interactive Kit calls', () => {
   it(`answers 503 kit_busy with Retry-After at once when ${MAX_INTERACTIVE_WAITING} panel calls already wait for the budget`, async () => {
-    const kit = await standin()
-    const server = await app({ kitApiUrl: kit.url, kitRateLimit: 10, kitRateWindowMs: 2000 })
+    const h = await withKit({ config: { kitRateLimit: 10, kitRateWindowMs: 2000 } })
+    const { kit, app: server } = h
     const owner = auth(tokenFor('c_alpha'))
-    expect((await server.inject({ method: 'PUT', url: '/api/v1/connection', headers: owner, payload: { api_key: KEY } })).statusCode).toBe(200)
+    await h.connect(owner, KEY)
 
     const credential = server.kit.credentialIdFor(KEY)
     while (server.kitBudget.usage(credential).inWindow < 10) (await server.kitBudget.acquire(credential, 'interactive'))()

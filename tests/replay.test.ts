@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { NOT_CONNECTED_REASON } from '../server/services/connections.ts'
 import { RETRY_MANY_MAX } from '#shared/api.ts'
+import { storeDelivery } from './helpers/deliveries.ts'
 import { waitFor } from './helpers/events.ts'
 import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 
@@ -152,21 +153,10 @@ describe('sending what was recorded while no Kit account was connected', () => {
     h = await PipelineHarness.start()
     await h.connect()
     await h.app.pipeline.consumer.stop()
-    const insertEvent = h.app.sqlite.prepare(
-      `INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
-       VALUES ('c_alpha', ?, 'user.signed_up', ?, ?, ?, '{}', ?)`,
-    )
-    const insertDelivery = h.app.sqlite.prepare(
-      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status, last_error,
-         next_attempt_at, received_at, created_at, updated_at)
-       VALUES (?, 'c_alpha', ?, 'user.signed_up', ?, ?, ?, 'skipped', ?, ?, ?, ?, ?)`,
-    )
     const now = Date.now()
-    const iso = new Date(now).toISOString()
     h.app.sqlite.transaction(() => {
       for (let i = 0; i < RETRY_MANY_MAX + 3; i++) {
-        insertEvent.run(`evt_bulk_${i}`, `m_bulk_${i}`, `bulk${i}@example.com`, now + i, now)
-        insertDelivery.run(`dlv_bulk_${i}`, `evt_bulk_${i}`, `m_bulk_${i}`, `bulk${i}@example.com`, now + i, NOT_CONNECTED_REASON, now, now, iso, iso)
+        storeDelivery(h.app.sqlite, { eventId: `evt_bulk_${i}`, eventTime: now + i, receivedAt: now, status: 'skipped', lastError: NOT_CONNECTED_REASON })
       }
     })()
     expect((await replayDisconnected()).json()).toEqual({ queued: RETRY_MANY_MAX, remaining: 3 })

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
+import { storeDelivery } from './helpers/deliveries.ts'
 import { Retention } from '../server/pipeline/retention.ts'
 
 const DAY = 24 * 60 * 60_000
@@ -12,7 +13,6 @@ const DAY = 24 * 60 * 60_000
 let app: FastifyInstance
 let logs: string[]
 let secret: string
-let n = 0
 
 beforeEach(async () => {
   const built = await buildTestApp({ retentionDays: 30 }, { autoStart: false })
@@ -27,24 +27,8 @@ type Status = 'pending' | 'retrying' | 'held' | 'succeeded' | 'failed' | 'skippe
 
 /** One event and its delivery, last updated `updatedDaysAgo` days ago. */
 function stored(status: Status, updatedDaysAgo: number, receivedDaysAgo = updatedDaysAgo): string {
-  n += 1
-  const eventId = `evt_old_${n}`
   const received = Date.now() - receivedDaysAgo * DAY
-  const updated = new Date(Date.now() - updatedDaysAgo * DAY).toISOString()
-  app.sqlite
-    .prepare(
-      `INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
-       VALUES ('c_alpha', ?, 'user.signed_up', ?, 'a@example.com', ?, '{}', ?)`,
-    )
-    .run(eventId, `m_${n}`, received, received)
-  app.sqlite
-    .prepare(
-      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-         next_attempt_at, received_at, created_at, updated_at)
-       VALUES (?, 'c_alpha', ?, 'user.signed_up', ?, 'a@example.com', ?, ?, ?, ?, ?, ?)`,
-    )
-    .run(`dlv_${eventId}`, eventId, `m_${n}`, received, status, received, received, new Date(received).toISOString(), updated)
-  return eventId
+  return storeDelivery(app.sqlite, { status, eventTime: received, receivedAt: received, updatedAt: Date.now() - updatedDaysAgo * DAY }).eventId
 }
 
 const eventIds = () => (app.sqlite.prepare('SELECT id FROM events ORDER BY id').all() as { id: string }[]).map((r) => r.id)

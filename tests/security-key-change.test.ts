@@ -5,47 +5,32 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { EncryptionKey, KeyRing } from '../server/lib/crypto.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
-import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { makeEvent, waitFor } from './helpers/events.ts'
+import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
 
-const KEY = 'kit_rotation_key_0001'
-const asA = auth(tokenFor('c_alpha'))
 const UNREADABLE = /The saved Kit key can no longer be read — paste the key again/
 
-let kit: KitStandin
-let app: FastifyInstance | undefined
-let databasePath: string
-let logs: string[]
-const secret = randomBytes(32).toString('base64')
+let h: PipelineHarness
 const oldKey: EncryptionKey = { id: 'old', key: randomBytes(32) }
 const newKey: EncryptionKey = { id: 'new', key: randomBytes(32) }
+const ring = (...keys: EncryptionKey[]) => keys as unknown as KeyRing
+
+/** Each test starts on a database file of its own, sealed with the old key. */
+beforeEach(async () => {
+  const databasePath = join(mkdtempSync(join(tmpdir(), 'kit-keys-')), 'kit.sqlite')
+  h = await PipelineHarness.start({ config: { databasePath, encryptionKeys: ring(oldKey) } })
+})
+afterEach(async () => {
+  await h.close()
+})
 
 /** The app on the same database file, as after a restart with another ENCRYPTION_KEY. */
 async function start(...keys: EncryptionKey[]): Promise<FastifyInstance> {
-  await app?.close()
-  ;({ app, logs } = await buildTestApp(
-    { kitApiUrl: kit.url, databasePath, eventsSecrets: [secret], encryptionKeys: keys as unknown as KeyRing },
-    { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300 } },
-  ))
-  return app
+  await h.restart({ encryptionKeys: ring(...keys) })
+  return h.app
 }
 
-beforeEach(async () => {
-  kit = await startKitStandin({ apiKeys: [KEY] })
-  databasePath = join(mkdtempSync(join(tmpdir(), 'kit-keys-')), 'kit.sqlite')
-})
-afterEach(async () => {
-  await app?.close()
-  app = undefined
-  await kit.close()
-})
-
-const connect = async (a: FastifyInstance) => {
-  const res = await a.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-  expect(res.statusCode).toBe(200)
-}
 const ciphertext = (a: FastifyInstance) =>
   (a.sqlite.prepare("SELECT api_key_ciphertext AS c FROM connections WHERE community_id = 'c_alpha'").get() as { c: string }).c
 const deliveryOf = (a: FastifyInstance, eventId: string) =>
@@ -55,7 +40,7 @@ const deliveryOf = (a: FastifyInstance, eventId: string) =>
 
 describe('a changed ENCRYPTION_KEY', () => {
   it('turns the connection invalid with a message to paste the key again, never a 500', async () => {
-    await connect(await start(oldKey))
+    await h.connect()
     const a = await start(newKey)
     const connection = await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(connection.statusCode).toBe(200)
@@ -67,16 +52,16 @@ describe('a changed ENCRYPTION_KEY', () => {
     }
     const test = await a.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
     expect(test.json()).toMatchObject({ ok: false, error: { code: 'connection_invalid', message: expect.stringMatching(UNREADABLE) } })
-    expect(logs.join('\n')).toMatch(/cannot be decrypted with ENCRYPTION_KEY/)
-    expect(logs.join('\n')).not.toContain(KEY)
+    expect(h.logs.join('\n')).toMatch(/cannot be decrypted with ENCRYPTION_KEY/)
+    expect(h.logs.join('\n')).not.toContain(KEY)
   })
 
   it('holds the community\'s deliveries like a rejected key, and resumes them once the key is pasted again', async () => {
-    await connect(await start(oldKey))
+    await h.connect()
     const a = await start(newKey)
-    const requestsBefore = kit.requests.length
+    const requestsBefore = h.kit.requests.length
     const event = makeEvent({ type: 'user.signed_up', communityId: 'c_alpha', memberId: 'm_rot', email: 'rot@example.com' })
-    expect((await postEvent(a, secret, event)).statusCode).toBe(202)
+    expect((await h.post(event)).statusCode).toBe(202)
     const held = await waitFor(() => {
       const d = deliveryOf(a, event.id as string)
       return d?.last_error?.includes('can no longer be read') ? d : undefined
@@ -84,9 +69,9 @@ describe('a changed ENCRYPTION_KEY', () => {
     expect(held.status).toBe('held')
     const listed = (await a.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
     expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Paste the key again/) })
-    expect(kit.requests.length).toBe(requestsBefore)
+    expect(h.kit.requests.length).toBe(requestsBefore)
 
-    await connect(a)
+    await h.connect()
     await waitFor(() => deliveryOf(a, event.id as string)?.status === 'succeeded', { what: 'resumed delivery' })
     expect((await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ status: 'connected' })
     expect((await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).not.toHaveProperty('message')
@@ -95,8 +80,8 @@ describe('a changed ENCRYPTION_KEY', () => {
 
 describe('rotating ENCRYPTION_KEY', () => {
   it('keeps a key sealed with an older key working, seals it again with the newest at start, then the older key can go', async () => {
-    const first = await start(oldKey)
-    await connect(first)
+    const first = h.app
+    await h.connect()
     expect(ciphertext(first).split('.').slice(0, 2)).toEqual(['v2', 'old'])
 
     const rotated = await start(newKey, oldKey)
@@ -110,15 +95,14 @@ describe('rotating ENCRYPTION_KEY', () => {
   })
 
   it('keeps the credential id a stored connection was saved with, so its budget and caches stay the same', async () => {
-    const first = await start(oldKey)
-    await connect(first)
-    const id = () => (app!.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }).id
+    await h.connect()
+    const id = () => (h.app.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }).id
     const saved = id()
     expect(saved).toMatch(/^[0-9a-f]{32}$/)
     const rotated = await start(newKey, oldKey)
     expect(id()).toBe(saved)
     const event = makeEvent({ type: 'user.signed_up', communityId: 'c_alpha', memberId: 'm_same', email: 'same@example.com' })
-    expect((await postEvent(rotated, secret, event)).statusCode).toBe(202)
+    expect((await h.post(event)).statusCode).toBe(202)
     await waitFor(() => deliveryOf(rotated, event.id as string)?.status === 'succeeded', { what: 'delivery' })
     const cached = rotated.sqlite.prepare("SELECT credential_id AS id FROM kit_subscribers WHERE member_id = 'm_same'").get() as { id: string }
     expect(cached.id).toBe(saved)
@@ -128,8 +112,8 @@ describe('rotating ENCRYPTION_KEY', () => {
 describe('credential ids', () => {
   it('are an HMAC under a server key, not a bare hash of the API key', async () => {
     const { createHash } = await import('node:crypto')
-    const a = await start(oldKey)
-    await connect(a)
+    await h.connect()
+    const a = h.app
     const row = a.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }
     const bareHash = createHash('sha256').update(KEY, 'utf8').digest('hex')
     expect(bareHash.startsWith(row.id)).toBe(false)

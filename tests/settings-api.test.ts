@@ -1,114 +1,105 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
+import type { Config } from '../server/config.ts'
+import { asA, asB, PipelineHarness } from './helpers/pipeline.ts'
 import { auth, tokenFor } from './helpers/tokens.ts'
 
 const KEY_A = 'kit_live_key_alpha_0001'
 const KEY_B = 'kit_live_key_bravo_0002'
 
-let kit: KitStandin
-let app: FastifyInstance
-let logs: string[]
-let sqliteBytes: () => Buffer
+let h: PipelineHarness
 
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
-
-beforeEach(async () => {
-  kit = await startKitStandin({ apiKeys: [KEY_A, KEY_B] })
-  kit.seed(KEY_A, {
+async function start(config: Partial<Config> = {}) {
+  h = await PipelineHarness.start({ kit: { apiKeys: [KEY_A, KEY_B] }, config })
+  h.kit.seed(KEY_A, {
     tags: ['New Member', 'Active Member', 'VIP'],
     customFields: ['Subscription plan'],
     forms: [{ name: 'Newsletter' }, { name: 'Old form', archived: true }],
     sequences: [{ name: 'Welcome' }],
   })
-  ;({ app, logs } = await buildTestApp({ kitApiUrl: kit.url }))
-  sqliteBytes = () => app.sqlite.serialize()
+}
+
+beforeEach(async () => {
+  await start()
 })
 
 afterEach(async () => {
-  await app.close()
-  await kit.close()
+  await h.close()
 })
-
-const connect = (headers: Record<string, string>, api_key: string) =>
-  app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key } })
 
 describe('connection', () => {
   it('starts disconnected', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    const res = await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(res.json()).toEqual({ connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null })
   })
 
   it('checks the key with Kit, stores it and shows only a hint', async () => {
-    const res = await connect(asA, KEY_A)
+    const res = await h.putConnection(asA, KEY_A)
     expect(res.statusCode).toBe(200)
     const body = res.json()
     expect(body).toMatchObject({ connected: true, status: 'connected', key_hint: '…0001' })
     expect(body.account).toMatchObject({ name: expect.any(String), primary_email_address: expect.any(String) })
     expect(JSON.stringify(body)).not.toContain(KEY_A)
-    const again = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    const again = await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(again.json()).toEqual(body)
   })
 
   it('answers 422 kit_rejected_key with where to find a v4 key, and saves nothing', async () => {
-    const res = await connect(asA, 'kit_wrong_key_9999')
+    const res = await h.putConnection(asA, 'kit_wrong_key_9999')
     expect(res.statusCode).toBe(422)
     expect(res.json().error.code).toBe('kit_rejected_key')
     expect(res.json().error.message).toMatch(/Settings › Developer › API keys/)
-    const after = await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
+    const after = await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(after.json().status).toBe('disconnected')
   })
 
   it('answers 502 kit_unreachable when Kit is down, and saves nothing', async () => {
-    kit.injectNext(10, { status: 500, body: '<html><body>Oops</body></html>', contentType: 'text/html' })
-    const res = await connect(asA, KEY_A)
+    h.kit.injectNext(10, { status: 500, body: '<html><body>Oops</body></html>', contentType: 'text/html' })
+    const res = await h.putConnection(asA, KEY_A)
     expect(res.statusCode).toBe(502)
     expect(res.json().error.code).toBe('kit_unreachable')
     expect(res.body).not.toContain('<html>')
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().connected).toBe(false)
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().connected).toBe(false)
   })
 
   it('refuses a body without api_key, naming it', async () => {
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: {} })
+    const res = await h.app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: {} })
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toMatch(/api_key/)
   })
 
   it('disconnects', async () => {
-    await connect(asA, KEY_A)
-    const res = await app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asA })
+    await h.putConnection(asA, KEY_A)
+    const res = await h.app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asA })
     expect(res.statusCode).toBe(204)
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('disconnected')
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('disconnected')
   })
 
   it('never writes the key in plaintext: not in answers, logs or database bytes', async () => {
-    await connect(asA, KEY_A)
-    await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
-    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
-    await connect(asA, 'kit_wrong_key_9999')
-    expect(logs.join('\n')).not.toContain(KEY_A)
-    expect(logs.join('\n')).not.toContain('kit_wrong_key_9999')
-    expect(sqliteBytes().includes(Buffer.from(KEY_A))).toBe(false)
-    const row = app.sqlite.prepare('SELECT * FROM connections').get() as Record<string, unknown>
+    await h.putConnection(asA, KEY_A)
+    await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
+    await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    await h.putConnection(asA, 'kit_wrong_key_9999')
+    expect(h.logs.join('\n')).not.toContain(KEY_A)
+    expect(h.logs.join('\n')).not.toContain('kit_wrong_key_9999')
+    expect(h.app.sqlite.serialize().includes(Buffer.from(KEY_A))).toBe(false)
+    const row = h.app.sqlite.prepare('SELECT * FROM connections').get() as Record<string, unknown>
     expect(JSON.stringify(row)).not.toContain(KEY_A)
   })
 
   it('never logs session tokens, even at trace level', async () => {
-    await app.close()
-    ;({ app, logs } = await buildTestApp({ kitApiUrl: kit.url, logLevel: 'trace' }))
+    await h.close()
+    await start({ logLevel: 'trace' })
     const token = tokenFor('c_alpha')
-    await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: auth(token), payload: { api_key: KEY_A } })
-    await app.inject({ method: 'GET', url: '/api/v1/connection', headers: auth(token) })
-    expect(logs.length).toBeGreaterThan(0)
-    expect(logs.join('\n')).not.toContain(token.split('.')[2])
-    expect(logs.join('\n')).not.toContain(KEY_A)
+    await h.app.inject({ method: 'PUT', url: '/api/v1/connection', headers: auth(token), payload: { api_key: KEY_A } })
+    await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: auth(token) })
+    expect(h.logs.length).toBeGreaterThan(0)
+    expect(h.logs.join('\n')).not.toContain(token.split('.')[2])
+    expect(h.logs.join('\n')).not.toContain(KEY_A)
   })
 
   it('redacts secrets from anything logged', async () => {
-    app.log.info({ api_key: KEY_A, token: 'tok_secret', nested: { apiKey: KEY_A }, headers: { authorization: 'Bearer x.y.z' } }, 'probe')
-    const line = logs.find((l) => l.includes('"probe"')) as string
+    h.app.log.info({ api_key: KEY_A, token: 'tok_secret', nested: { apiKey: KEY_A }, headers: { authorization: 'Bearer x.y.z' } }, 'probe')
+    const line = h.logs.find((l) => l.includes('"probe"')) as string
     expect(line).toBeDefined()
     expect(line).not.toContain(KEY_A)
     expect(line).not.toContain('tok_secret')
@@ -117,33 +108,33 @@ describe('connection', () => {
   })
 
   it('marks the connection invalid when Kit stops accepting the key', async () => {
-    await connect(asA, KEY_A)
-    kit.revokeKey(KEY_A)
-    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    await h.putConnection(asA, KEY_A)
+    h.kit.revokeKey(KEY_A)
+    const res = await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     expect(res.statusCode).toBe(409)
     expect(res.json().error.code).toBe('connection_invalid')
-    const conn = (await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
+    const conn = (await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
     expect(conn).toMatchObject({ connected: false, status: 'invalid', key_hint: '…0001' })
   })
 })
 
 describe('test connection', () => {
   it('reports the account, latency and whether each mapped item still exists', async () => {
-    await connect(asA, KEY_A)
-    const forms = (await app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
+    await h.putConnection(asA, KEY_A)
+    const forms = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
     // Active forms to pick from, and the archived ones flagged (the pickers never offer them).
     expect(forms.map((f: { name: string; archived: boolean }) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
     // Archived in Kit after it was mapped: Test connection reports it.
-    const oldForm = kit.account(KEY_A).forms.find((f) => f.name === 'Old form')!
-    const tags = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
+    const oldForm = h.kit.account(KEY_A).forms.find((f) => f.name === 'Old form')!
+    const tags = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
     const vip = tags.find((t: { name: string }) => t.name === 'VIP')
-    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     mappings.events['user.signed_up'].add_to_forms = [...forms, oldForm].map((f: { id: number; name: string }) => ({ id: f.id, name: f.name }))
     mappings.events['user.signed_up'].add_to_sequences = [{ id: 999999, name: 'Gone' }]
     mappings.events['user.updated'].add_tags = [{ id: vip.id, name: 'VIP' }, { id: 424242, name: 'Deleted tag' }]
-    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+    expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
 
-    const res = await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
     expect(res.statusCode).toBe(200)
     const body = res.json()
     expect(body.ok).toBe(true)
@@ -162,44 +153,44 @@ describe('test connection', () => {
   })
 
   it('reports a mapped sequence that Kit holds inactive before any event fails on it', async () => {
-    kit.seed(KEY_A, { sequences: [{ name: 'Win-back', active: false }] })
-    await connect(asA, KEY_A)
-    const sequences = (await app.inject({ method: 'GET', url: '/api/v1/kit/sequences', headers: asA })).json().items
+    h.kit.seed(KEY_A, { sequences: [{ name: 'Win-back', active: false }] })
+    await h.putConnection(asA, KEY_A)
+    const sequences = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/sequences', headers: asA })).json().items
     expect(sequences.map((s: { name: string }) => s.name)).toEqual(['Welcome', 'Win-back'])
-    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     mappings.events['subscription.canceled'].add_to_sequences = sequences.map((s: { id: number; name: string }) => ({ id: s.id, name: s.name }))
-    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
-    const body = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+    const body = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     const byName = (name: string) => body.checks.find((c: { name: string }) => c.name === name)
     expect(byName('Welcome')).toMatchObject({ kind: 'sequence', status: 'ok' })
     expect(byName('Win-back')).toMatchObject({ kind: 'sequence', status: 'missing', used_by: ['subscription.canceled'], message: expect.stringMatching(/inactive/) })
   })
 
   it('checks a mapped field by its label, as deliveries write it, whatever key the panel guessed', async () => {
-    kit.seed(KEY_A, { customFields: ['Straße'] })
-    await connect(asA, KEY_A)
-    const mappings = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    h.kit.seed(KEY_A, { customFields: ['Straße'] })
+    await h.putConnection(asA, KEY_A)
+    const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     mappings.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } })
-    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
-    const body = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
+    const body = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     const check = body.checks.find((c: { name: string }) => c.name === 'Straße')
-    const kitKey = kit.account(KEY_A).customFields.find((f) => f.label === 'Straße')!.key
+    const kitKey = h.kit.account(KEY_A).customFields.find((f) => f.label === 'Straße')!.key
     expect(check).toMatchObject({ kind: 'custom_field', status: 'ok', message: expect.stringContaining(kitKey) })
   })
 
   it('answers ok:false in words when not connected or when Kit rejects the key', async () => {
-    const none = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    const none = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     expect(none).toMatchObject({ ok: false, error: { code: 'not_connected' } })
-    await connect(asA, KEY_A)
-    kit.revokeKey(KEY_A)
-    const revoked = (await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
+    await h.putConnection(asA, KEY_A)
+    h.kit.revokeKey(KEY_A)
+    const revoked = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     expect(revoked).toMatchObject({ ok: false, error: { code: 'connection_invalid' } })
   })
 })
 
 describe('mappings', () => {
   it('gives the defaults to a community that never saved', async () => {
-    const body = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const body = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     expect(body.events['user.signed_up'].add_tags).toEqual([{ name: 'New Member' }])
     expect(body.events['subscription.started']).toMatchObject({ add_tags: [{ name: 'Active Member' }], remove_tags: [{ name: 'Cancelled' }] })
     expect(body.events['subscription.canceled']).toMatchObject({ add_tags: [{ name: 'Cancelled' }], remove_tags: [{ name: 'Active Member' }] })
@@ -212,13 +203,13 @@ describe('mappings', () => {
   })
 
   it('saves and returns a document', async () => {
-    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['subscription.started'].add_tags.push({ id: 7, name: 'Plan {{subscription.plan}}' })
     doc.events['user.updated'].add_tags.push({ name: 'Country {{ member.fields.mk_country }}' })
     doc.events['user.deleted'].unsubscribe = true
-    const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const put = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(put.statusCode).toBe(200)
-    const got = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const got = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     expect(got).toEqual(doc)
   })
 
@@ -235,13 +226,13 @@ describe('mappings', () => {
   ]
   for (const [what, mutate, message] of invalidCases) {
     it(`refuses ${what}, names it and changes nothing`, async () => {
-      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       const before = JSON.stringify(doc)
       mutate(doc)
-      const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+      const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.message).toMatch(message)
-      const after = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const after = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       expect(JSON.stringify(after)).toBe(before)
     })
   }
@@ -260,44 +251,44 @@ describe('mappings', () => {
   ]
   for (const [what, mutate, part] of nulCases) {
     it(`refuses ${what} with 400 naming the part, and changes nothing`, async () => {
-      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       const before = JSON.stringify(doc)
       mutate(doc)
-      const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+      const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.code).toBe('nul_character')
       expect(res.json().error.message).toContain(part)
-      const after = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const after = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       expect(JSON.stringify(after)).toBe(before)
     })
   }
   for (const [what, mutate, part] of controlCases) {
     it(`refuses ${what} with 400 naming the part, and changes nothing`, async () => {
-      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       const before = JSON.stringify(doc)
       mutate(doc)
-      const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+      const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
       expect(res.statusCode).toBe(400)
       expect(res.json().error).toEqual({ code: 'invalid_mappings', message: `${part} must not contain line breaks or control characters` })
-      const after = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+      const after = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
       expect(JSON.stringify(after)).toBe(before)
     })
   }
 
   it('accepts names in any script, with bidirectional marks', async () => {
-    const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.signed_up'].add_tags.push({ name: '\u05d7\u05d1\u05e8 \u200fVIP' })
-    const put = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const put = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(put.statusCode).toBe(200)
   })
-  const getDoc = async (headers = asA) => (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
+  const getDoc = async (headers = asA) => (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
 
   it('refuses a PUT without some event types, naming each one, and empties nothing', async () => {
     const doc = await getDoc()
     doc.events['user.updated'].add_tags.push({ name: 'Changed' })
     const before = JSON.stringify(await getDoc())
     const partial = { events: { 'user.updated': doc.events['user.updated'] }, fields: doc.fields }
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: partial })
+    const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: partial })
     expect(res.statusCode).toBe(400)
     expect(res.json().error.code).toBe('invalid_mappings')
     const message: string = res.json().error.message
@@ -312,33 +303,33 @@ describe('mappings', () => {
   it('merges a PATCH: the event types given are replaced, the others and the fields stay as saved', async () => {
     const saved = await getDoc()
     saved.events['user.deleted'].unsubscribe = true
-    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: saved })).statusCode).toBe(200)
+    expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: saved })).statusCode).toBe(200)
 
     const change = { events: { 'user.updated': { add_tags: [{ name: 'Profile changed' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
-    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
+    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
     expect(res.statusCode).toBe(200)
     const expected = { ...saved, events: { ...saved.events, 'user.updated': change.events['user.updated'] } }
     expect(res.json()).toEqual(expected)
     expect(await getDoc()).toEqual(expected)
 
     const fields = [{ source: 'mk_country', kit_field: { key: 'country', label: 'Country' } }]
-    const onlyFields = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { fields } })
+    const onlyFields = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { fields } })
     expect(onlyFields.json()).toEqual({ ...expected, fields })
     expect((await getDoc(asB)).events['user.updated'].add_tags).toEqual([])
   })
 
   it('refuses a PATCH without a session token', async () => {
-    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', payload: { fields: [] } })
+    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', payload: { fields: [] } })
     expect(res.statusCode).toBe(401)
   })
 
   it('checks a PATCHed document like a PUT and saves nothing when it is refused', async () => {
     const before = JSON.stringify(await getDoc())
     const change = { events: { 'user.signed_up': { add_tags: [{ name: 'Plan {{subscription.plan}}' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
-    const res = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
+    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toMatch(/^events\.user\.signed_up\.add_tags\[0\]\.name \{\{subscription\.plan\}\} is never filled for user\.signed_up/)
-    const unknown = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { events: { 'user.exploded': change.events['user.signed_up'] } } })
+    const unknown = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { events: { 'user.exploded': change.events['user.signed_up'] } } })
     expect(unknown.statusCode).toBe(400)
     expect(JSON.stringify(await getDoc())).toBe(before)
   })
@@ -346,20 +337,20 @@ describe('mappings', () => {
   it('refuses a placeholder the event type never carries, naming the tag', async () => {
     const doc = await getDoc()
     doc.events['user.signed_up'].add_tags.push({ name: 'Level {{access.level}}' })
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toBe(
       'events.user.signed_up.add_tags[1].name {{access.level}} is never filled for user.signed_up, so the tag would never be applied; use {{member.fields.mk_…}}',
     )
     const fine = await getDoc()
     fine.events['access.revoked'].add_tags.push({ name: 'Lost {{ access.level }} ({{member.fields.mk_country}})' })
-    expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: fine })).statusCode).toBe(200)
+    expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: fine })).statusCode).toBe(200)
   })
 
   it('refuses the same tag in Add and Remove of one event', async () => {
     const doc = await getDoc()
     doc.events['subscription.started'].remove_tags.push({ name: 'active member' })
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
+    const res = await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toBe(
       'events.subscription.started.remove_tags[1].name "active member" is also in add_tags of subscription.started; keep it in one of the two lists',
@@ -367,7 +358,7 @@ describe('mappings', () => {
   })
 
   it('describes GET, PUT and PATCH /mappings in the OpenAPI document', async () => {
-    const doc = (await app.inject('/docs/openapi.json')).json()
+    const doc = (await h.app.inject('/docs/openapi.json')).json()
     const path = doc.paths['/api/v1/mappings']
     expect(Object.keys(path).sort()).toEqual(['get', 'patch', 'put'])
     expect(path.get.operationId).toBe('getMappings')
@@ -381,14 +372,14 @@ describe('mappings', () => {
 
 describe('Kit lookups', () => {
   it('says to connect first when there is no connection', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    const res = await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     expect(res.statusCode).toBe(409)
     expect(res.json().error.code).toBe('not_connected')
   })
 
   it('lists tags, custom fields, forms and sequences from the connected account', async () => {
-    await connect(asA, KEY_A)
-    const get = async (path: string) => (await app.inject({ method: 'GET', url: `/api/v1/kit/${path}`, headers: asA })).json().items
+    await h.putConnection(asA, KEY_A)
+    const get = async (path: string) => (await h.app.inject({ method: 'GET', url: `/api/v1/kit/${path}`, headers: asA })).json().items
     expect((await get('tags')).map((t: { name: string }) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
     expect(await get('custom-fields')).toEqual([expect.objectContaining({ key: 'subscription_plan', label: 'Subscription plan' })])
     expect((await get('forms')).map((f: { name: string }) => f.name)).toContain('Newsletter')
@@ -396,90 +387,90 @@ describe('Kit lookups', () => {
   })
 
   it('caches lists briefly and refreshes tags after creating one', async () => {
-    await connect(asA, KEY_A)
-    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
-    await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
-    expect(kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'GET')).toHaveLength(1)
-    const created = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'Beta testers' } })
+    await h.putConnection(asA, KEY_A)
+    await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
+    expect(h.kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'GET')).toHaveLength(1)
+    const created = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'Beta testers' } })
     expect(created.statusCode).toBe(201)
     expect(created.json()).toMatchObject({ id: expect.any(Number), name: 'Beta testers' })
-    const existing = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'VIP' } })
+    const existing = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'VIP' } })
     expect(existing.statusCode).toBe(200)
-    const names = (await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items.map((t: { name: string }) => t.name)
+    const names = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items.map((t: { name: string }) => t.name)
     expect(names).toContain('Beta testers')
   })
 
   it('refuses a blank tag name', async () => {
-    await connect(asA, KEY_A)
-    const res = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: '  ' } })
+    await h.putConnection(asA, KEY_A)
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: '  ' } })
     expect(res.statusCode).toBe(400)
   })
 
   it('refuses a tag name with a line break or NUL, creating nothing in Kit', async () => {
-    await connect(asA, KEY_A)
+    await h.putConnection(asA, KEY_A)
     for (const name of ['VIP\r\nBcc: all', 'VIP\u0000', 'VIP\u0085']) {
-      const res = await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name } })
+      const res = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name } })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.code).toBe(name.includes('\u0000') ? 'nul_character' : 'invalid_request')
       expect(res.json().error.message).toMatch(/^body\.name /)
     }
-    expect(kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'POST')).toHaveLength(0)
-    expect(kit.account(KEY_A).tags.map((t) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
+    expect(h.kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'POST')).toHaveLength(0)
+    expect(h.kit.account(KEY_A).tags.map((t) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
   })
 })
 
 describe('tenancy', () => {
   it('community B cannot read or change community A', async () => {
-    await connect(asA, KEY_A)
-    const docA = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
+    await h.putConnection(asA, KEY_A)
+    const docA = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     docA.events['user.updated'].add_tags = [{ name: 'Only A' }]
-    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: docA })
+    await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: docA })
 
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json().status).toBe('disconnected')
-    expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json().events['user.updated'].add_tags).toEqual([])
-    expect((await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })).statusCode).toBe(409)
-    expect((await app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asB, payload: { name: 'x' } })).statusCode).toBe(409)
-    expect((await app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asB })).json().ok).toBe(false)
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json().status).toBe('disconnected')
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json().events['user.updated'].add_tags).toEqual([])
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })).statusCode).toBe(409)
+    expect((await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asB, payload: { name: 'x' } })).statusCode).toBe(409)
+    expect((await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asB })).json().ok).toBe(false)
 
-    await connect(asB, KEY_B)
-    await app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asB })
-    const bDoc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json()
+    await h.putConnection(asB, KEY_B)
+    await h.app.inject({ method: 'DELETE', url: '/api/v1/connection', headers: asB })
+    const bDoc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json()
     bDoc.events['user.updated'].add_tags = [{ name: 'Only B' }]
-    await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asB, payload: bDoc })
+    await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asB, payload: bDoc })
 
-    const connA = (await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
+    const connA = (await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
     expect(connA).toMatchObject({ status: 'connected', key_hint: '…0001' })
-    expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json().events['user.updated'].add_tags).toEqual([{ name: 'Only A' }])
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json().events['user.updated'].add_tags).toEqual([{ name: 'Only A' }])
   })
 
   it('a ciphertext copied to another community does not decrypt there', async () => {
-    await connect(asA, KEY_A)
-    const row = app.sqlite.prepare('SELECT * FROM connections WHERE community_id = ?').get('c_alpha') as Record<string, unknown>
-    app.sqlite
+    await h.putConnection(asA, KEY_A)
+    const row = h.app.sqlite.prepare('SELECT * FROM connections WHERE community_id = ?').get('c_alpha') as Record<string, unknown>
+    h.app.sqlite
       .prepare('INSERT INTO connections (community_id, api_key_ciphertext, key_hint, status, account_json, credential_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run('c_bravo', row.api_key_ciphertext, row.key_hint, row.status, row.account_json, row.credential_id, row.created_at, row.updated_at)
-    const res = await app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })
+    const res = await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })
     expect(res.statusCode).toBe(409)
     expect(res.json().error).toMatchObject({ code: 'connection_invalid', message: expect.stringMatching(/can no longer be read — paste the key again/) })
     expect(res.body).not.toMatch(/stack|tag length|kit_live/i)
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json()).toMatchObject({ status: 'invalid' })
-    expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ status: 'connected' })
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json()).toMatchObject({ status: 'invalid' })
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ status: 'connected' })
   })
 })
 
 describe('operations', () => {
   it('serves health, readiness and an OpenAPI description', async () => {
-    expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' })
-    const ready = await app.inject('/readyz')
+    expect((await h.app.inject('/healthz')).json()).toEqual({ status: 'ok' })
+    const ready = await h.app.inject('/readyz')
     expect(ready.statusCode).toBe(200)
     expect(ready.json().checks).toEqual({ database: 'ok', migrations: 'ok' })
-    const doc = (await app.inject('/docs/openapi.json')).json()
+    const doc = (await h.app.inject('/docs/openapi.json')).json()
     expect(doc.openapi).toMatch(/^3\./)
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/connection', '/api/v1/mappings', '/api/v1/kit/tags', '/events', '/healthz']))
   })
 
   it('answers unknown paths with a JSON 404', async () => {
-    const res = await app.inject('/api/v1/nothing-here')
+    const res = await h.app.inject('/api/v1/nothing-here')
     expect(res.statusCode).toBe(404)
     expect(res.json().error.code).toBe('not_found')
   })

@@ -7,36 +7,24 @@
  */
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config, type SyncUploadPace } from '../server/config.ts'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
 import { goodSecrets, tempDb } from './helpers/config.ts'
-import { tokenFor } from './helpers/tokens.ts'
+import { asA, PipelineHarness } from './helpers/pipeline.ts'
 
-const KEY = 'kit_slow_upload_key_0001'
-const TOKEN = tokenFor('c_alpha')
-
-let kit: KitStandin | null = null
-let app: FastifyInstance | null = null
+let h: PipelineHarness | null = null
 const clients: PacedClient[] = []
 
 afterEach(async () => {
   for (const client of clients.splice(0)) client.stop()
-  await app?.close()
-  await kit?.close()
-  app = null
-  kit = null
+  await h?.close()
+  h = null
 })
 
 /** The app listening on loopback with a connected Kit account; returns its port. */
 async function listening(overrides: Partial<Config>): Promise<number> {
-  kit = await startKitStandin({ apiKeys: [KEY] })
-  ;({ app } = await buildTestApp({ kitApiUrl: kit.url, ...overrides }, { autoStart: false }))
-  const connected = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: { authorization: `Bearer ${TOKEN}` }, payload: { api_key: KEY } })
-  expect(connected.statusCode).toBe(200)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return (app.server.address() as AddressInfo).port
+  h = await PipelineHarness.start({ config: overrides, pipeline: { autoStart: false }, connected: true })
+  await h.app.listen({ host: '127.0.0.1', port: 0 })
+  return (h.app.server.address() as AddressInfo).port
 }
 
 /** A CSV member file of at least `bytes` bytes, and the members in it. */
@@ -117,8 +105,8 @@ function pacedRequest(port: number, head: string, body: Buffer, pace: { first: n
   return client
 }
 
-const uploadHead = `POST /api/v1/syncs?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: text/csv\r\n`
-const mappingsHead = `PUT /api/v1/mappings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n`
+const uploadHead = () => `POST /api/v1/syncs?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: text/csv\r\n`
+const mappingsHead = () => `PUT /api/v1/mappings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: application/json\r\n`
 /** A JSON body the mappings route would read as a whole: what matters is how slowly it comes. */
 const jsonBody = (bytes: number) => Buffer.from(JSON.stringify({ padding: 'x'.repeat(bytes) }))
 
@@ -132,12 +120,12 @@ describe('member-file uploads over slow links (small thresholds)', () => {
     const port = await listening({ requestTimeoutMs: REQUEST_TIMEOUT_MS, syncUpload: pace })
     const file = memberFile(12 * 1024)
     // 1 KiB every 400 ms: a little above the minimum of 1 KiB in every 500 ms, for about 5 s.
-    const steady = pacedRequest(port, uploadHead, file.body, { first: 1024, chunk: 1024, everyMs: 400 })
-    const silent = pacedRequest(port, uploadHead, file.body, { first: 1024, chunk: 0, everyMs: 0 })
+    const steady = pacedRequest(port, uploadHead(), file.body, { first: 1024, chunk: 1024, everyMs: 400 })
+    const silent = pacedRequest(port, uploadHead(), file.body, { first: 1024, chunk: 0, everyMs: 0 })
     // 100 bytes every 250 ms: never silent, but a fifth of the minimum pace.
-    const crawling = pacedRequest(port, uploadHead, file.body, { first: 100, chunk: 100, everyMs: 250 })
+    const crawling = pacedRequest(port, uploadHead(), file.body, { first: 100, chunk: 100, everyMs: 250 })
     // The settings API's other routes: the same steady pace still runs into the request timeout.
-    const mappings = pacedRequest(port, mappingsHead, jsonBody(16 * 1024), { first: 1024, chunk: 1024, everyMs: 400 })
+    const mappings = pacedRequest(port, mappingsHead(), jsonBody(16 * 1024), { first: 1024, chunk: 1024, everyMs: 400 })
 
     const steadyEnd = await steady.done
     expect(steadyEnd.status).toBe(200)
@@ -176,9 +164,9 @@ describe('member-file uploads at the contract pace', () => {
     const { minBytes, windowMs, stallMs } = defaults.syncUpload
     // Exactly the minimum: one burst of 16 KiB at the start of every 10 s, five of them.
     const file = memberFile(5 * minBytes - 64)
-    const steady = pacedRequest(port, uploadHead, file.body, { first: minBytes, chunk: minBytes, everyMs: windowMs })
-    const silent = pacedRequest(port, uploadHead, file.body, { first: 1024, chunk: 0, everyMs: 0 })
-    const mappings = pacedRequest(port, mappingsHead, jsonBody(8 * minBytes), { first: minBytes, chunk: minBytes, everyMs: windowMs })
+    const steady = pacedRequest(port, uploadHead(), file.body, { first: minBytes, chunk: minBytes, everyMs: windowMs })
+    const silent = pacedRequest(port, uploadHead(), file.body, { first: 1024, chunk: 0, everyMs: 0 })
+    const mappings = pacedRequest(port, mappingsHead(), jsonBody(8 * minBytes), { first: minBytes, chunk: minBytes, everyMs: windowMs })
 
     const steadyEnd = await steady.done
     expect(steadyEnd.status).toBe(200)

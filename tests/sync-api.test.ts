@@ -1,55 +1,40 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 import type { Config } from '../server/config.ts'
 
-const KEY = 'kit_sync_api_key_0001'
-const KEY_B = 'kit_sync_api_key_0002'
-const asA = auth(tokenFor('c_alpha'))
-const asB = auth(tokenFor('c_bravo'))
+let h: PipelineHarness
 
-let kit: KitStandin
-let app: FastifyInstance
-
+/** The app with its consumer stopped: what a sync queues stays queued. */
 async function setup(config: Partial<Config> = {}) {
-  kit = await startKitStandin({ apiKeys: [KEY, KEY_B] })
-  ;({ app } = await buildTestApp({ kitApiUrl: kit.url, ...config }, { autoStart: false }))
+  h = await PipelineHarness.start({ config, pipeline: { autoStart: false } })
 }
 
 beforeEach(async () => {
   await setup()
 })
 afterEach(async () => {
-  await app.close()
-  await kit.close()
+  await h.close()
 })
 
-const connect = async (headers = asA, apiKey = KEY) => {
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers, payload: { api_key: apiKey } })
-  expect(res.statusCode).toBe(200)
-}
-
 const upload = (body: string, { type = 'text/csv', dryRun = false, headers = asA } = {}) =>
-  app.inject({
+  h.app.inject({
     method: 'POST',
     url: `/api/v1/syncs${dryRun ? '?dry_run=true' : ''}`,
     headers: { ...headers, 'content-type': type },
     payload: body,
   })
 
-const count = (sql: string, ...params: unknown[]) => (app.sqlite.prepare(sql).get(...params) as { n: number }).n
+const count = (sql: string, ...params: unknown[]) => (h.app.sqlite.prepare(sql).get(...params) as { n: number }).n
 const queued = () => count('SELECT count(*) AS n FROM deliveries') + count('SELECT count(*) AS n FROM syncs')
-const kitWrites = () => kit.requests.filter((r) => r.method !== 'GET').length
+const kitWrites = () => h.kit.requests.filter((r) => r.method !== 'GET').length
 
 const csv = (...lines: string[]) => `${lines.join('\n')}\n`
 
 /** Tells the plugin it already wrote this member to Kit (as a delivery would have). */
 async function knownMember(memberId: string, email: string, firstName: string | null, fields: Record<string, string> = {}) {
-  const credential = await app.services.connections.credential('c_alpha')
+  const credential = await h.app.services.connections.credential('c_alpha')
   if (!credential) throw new Error('connect first')
-  app.sqlite
+  h.app.sqlite
     .prepare(
       `INSERT INTO kit_subscribers (community_id, credential_id, member_id, email, subscriber_id, first_name, fields, updated_at)
        VALUES ('c_alpha', ?, ?, ?, 1, ?, ?, 0)`,
@@ -59,10 +44,10 @@ async function knownMember(memberId: string, email: string, firstName: string | 
 
 describe('dry run', () => {
   it('counts subscribers to create, update and leave unchanged from what the plugin last wrote, without any Kit request', async () => {
-    await connect()
+    await h.connect()
     await knownMember('m_same', 'same@example.com', 'Sam')
     await knownMember('m_new_name', 'rename@example.com', 'Old')
-    const before = kit.requests.length
+    const before = h.kit.requests.length
     const res = await upload(
       csv(
         'email,member_id,first_name,access_level',
@@ -80,12 +65,12 @@ describe('dry run', () => {
     expect(plan.subscribers.unchanged).toEqual({ count: 1, examples: ['same@example.com'] })
     // The default access.granted mapping's tag, filled from each member's access level.
     expect(plan.tags_added).toEqual([{ name: 'Access: gold', count: 2, examples: ['rename@example.com', 'fresh@example.com'] }])
-    expect(kit.requests.length).toBe(before)
+    expect(h.kit.requests.length).toBe(before)
     expect(queued()).toBe(0)
   })
 
   it('lists refused rows with the reason: bad email, duplicate email, duplicate member id', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(
       csv(
         'email,member_id',
@@ -107,7 +92,7 @@ describe('dry run', () => {
   })
 
   it('a raw export (values spanning lines, columns of its own) is previewed and imported: unknown columns are ignored unless mapped', async () => {
-    await connect()
+    await h.connect()
     const file = csv(
       'Email Address,ID,First Name,Company,Notes',
       'ann@example.com,m_1,Ann,Acme,"Met at the fair,',
@@ -128,7 +113,7 @@ describe('dry run', () => {
     const res = await upload(file)
     expect(res.statusCode).toBe(202)
     expect(res.json()).toMatchObject({ total: 2, refused: 0 })
-    const payloads = (app.sqlite.prepare('SELECT payload FROM events ORDER BY id').pluck().all() as string[]).map((p) => JSON.parse(p).data.member)
+    const payloads = (h.app.sqlite.prepare('SELECT payload FROM events ORDER BY id').pluck().all() as string[]).map((p) => JSON.parse(p).data.member)
     expect(payloads).toEqual([
       { id: 'm_1', email: 'ann@example.com', first_name: 'Ann' },
       { id: 'm_2', email: 'bob@example.com', first_name: 'Bob' },
@@ -136,7 +121,7 @@ describe('dry run', () => {
   })
 
   it('the preview and the import judge every file the same way', async () => {
-    await connect()
+    await h.connect()
     const files: { body: string; type?: string; columns?: string }[] = [
       { body: csv('email,member_id,nickname', 'a@example.com,m_1,Al') },
       { body: csv('email,member_id,notes', 'a@example.com,m_1,"two', 'lines"') },
@@ -153,7 +138,7 @@ describe('dry run', () => {
     const verdicts = []
     for (const f of files) {
       const url = (dryRun: boolean) => `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), ...(f.columns ? { columns: f.columns } : {}) })}`
-      const send = (dryRun: boolean) => app.inject({ method: 'POST', url: url(dryRun), headers: { ...asA, 'content-type': f.type ?? 'text/csv' }, payload: f.body })
+      const send = (dryRun: boolean) => h.app.inject({ method: 'POST', url: url(dryRun), headers: { ...asA, 'content-type': f.type ?? 'text/csv' }, payload: f.body })
       const preview = await send(true)
       const real = await send(false)
       const judged = (res: typeof preview) => (res.statusCode < 300 ? 'accepted' : res.json().error.code)
@@ -176,7 +161,7 @@ describe('dry run', () => {
   })
 
   it('a file whose columns fill no email answers with its columns, and mapping them with the upload makes it whole', async () => {
-    await connect()
+    await h.connect()
     const file = csv('E-mail address,Member,Company', 'ann@example.com,m_1,Acme')
     const refused = await upload(file, { dryRun: true })
     expect(refused.statusCode).toBe(400)
@@ -190,29 +175,29 @@ describe('dry run', () => {
     })
     const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
     const url = (dryRun: boolean) => `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), columns })}`
-    const mapped = await app.inject({ method: 'POST', url: url(true), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
+    const mapped = await h.app.inject({ method: 'POST', url: url(true), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
     expect(mapped.statusCode).toBe(200)
     expect(mapped.json().columns).toEqual([
       { name: 'E-mail address', field: 'email' },
       { name: 'Member', field: 'member_id' },
       { name: 'Company', field: 'mk_company' },
     ])
-    const started = await app.inject({ method: 'POST', url: url(false), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
+    const started = await h.app.inject({ method: 'POST', url: url(false), headers: { ...asA, 'content-type': 'text/csv' }, payload: file })
     expect(started.statusCode).toBe(202)
-    const payload = JSON.parse(app.sqlite.prepare('SELECT payload FROM events').pluck().get() as string)
+    const payload = JSON.parse(h.app.sqlite.prepare('SELECT payload FROM events').pluck().get() as string)
     expect(payload.data.member).toEqual({ id: 'm_1', email: 'ann@example.com', fields: { mk_company: 'Acme' } })
   })
 
   it('remembers the mapping of an accepted import for the community\'s next file, and for no other community', async () => {
-    await connect()
-    await connect(asB, KEY_B)
+    await h.connect()
+    await h.connect(asB, KEY_B)
     const header = 'E-mail address,Member,Company'
     const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
     // A preview alone remembers nothing.
-    await app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    await h.app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
     expect((await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })).json().error.code).toBe('missing_column')
 
-    const started = await app.inject({ method: 'POST', url: `/api/v1/syncs?columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    const started = await h.app.inject({ method: 'POST', url: `/api/v1/syncs?columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
     expect(started.statusCode).toBe(202)
 
     const next = await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })
@@ -232,9 +217,9 @@ describe('dry run', () => {
   })
 
   it('refuses a mapping that is not JSON or names something that is not a member field', async () => {
-    await connect()
+    await h.connect()
     for (const columns of ['{"email"', '["email"]', '{"Company":"company"}']) {
-      const res = await app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv('email,member_id', 'a@example.com,m_1') })
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv('email,member_id', 'a@example.com,m_1') })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.code).toBe('invalid_column_mapping')
     }
@@ -243,7 +228,7 @@ describe('dry run', () => {
 
 describe('refused files leave nothing behind', () => {
   it('a malformed CSV line is reported by its line number and nothing is queued', async () => {
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 1200 }, (_, i) => `m${i}@example.com,m_${i}`)
     rows.splice(1100, 0, '"broken@example.com,m_broken')
     const res = await upload(csv('email,member_id', ...rows))
@@ -256,14 +241,14 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('a CSV line with the wrong number of values names its line', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(csv('email,member_id,first_name', 'a@example.com,m_1,Al', 'b@example.com,m_2'))
     expect(res.statusCode).toBe(400)
     expect(res.json().error.message).toMatch(/^Line 3: it has 2 values but the header names 3 columns/)
   })
 
   it('a JSON Lines line that is not an object names its line', async () => {
-    await connect()
+    await h.connect()
     const body = `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1' })}\n\n{"email": "b@example.com",\n`
     const res = await upload(body, { type: 'application/x-ndjson' })
     expect(res.statusCode).toBe(400)
@@ -272,10 +257,9 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('a file over SYNC_MAX_BYTES gets 413 naming the limit before anything is queued', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ syncMaxBytes: 4096 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 400 }, (_, i) => `member${i}@example.com,m_${i}`)
     const res = await upload(csv('email,member_id', ...rows))
     expect(res.statusCode).toBe(413)
@@ -285,14 +269,13 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('a streamed file over SYNC_MAX_BYTES (no Content-Length) is refused once the limit is crossed', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ syncMaxBytes: 4096 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 400 }, (_, i) => `member${i}@example.com,m_${i}`)
     const { Readable } = await import('node:stream')
     const lines = csv('email,member_id', ...rows).split(/(?<=\n)/)
-    const res = await app.inject({
+    const res = await h.app.inject({
       method: 'POST',
       url: '/api/v1/syncs',
       headers: { ...asA, 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
@@ -304,10 +287,9 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('more members than SYNC_MAX_ROWS gets 413 naming the limit', async () => {
-    await app.close()
-    await kit.close()
+    await h.close()
     await setup({ syncMaxRows: 10 })
-    await connect()
+    await h.connect()
     const rows = Array.from({ length: 11 }, (_, i) => `member${i}@example.com,m_${i}`)
     const res = await upload(csv('email,member_id', ...rows))
     expect(res.statusCode).toBe(413)
@@ -316,7 +298,7 @@ describe('refused files leave nothing behind', () => {
   })
 
   it('refuses an empty file, and a CSV with only its header, saying what a file needs', async () => {
-    await connect()
+    await h.connect()
     for (const body of ['', 'email,member_id\n']) {
       const res = await upload(body)
       expect(res.statusCode).toBe(400)
@@ -329,7 +311,7 @@ describe('refused files leave nothing behind', () => {
     const notConnected = await upload(csv('email,member_id', 'a@example.com,m_1'))
     expect(notConnected.statusCode).toBe(409)
     expect(notConnected.json().error.code).toBe('not_connected')
-    await connect()
+    await h.connect()
     const json = await upload(JSON.stringify({ email: 'a@example.com' }), { type: 'application/json' })
     expect(json.statusCode).toBe(415)
     expect(queued()).toBe(0)
@@ -338,7 +320,7 @@ describe('refused files leave nothing behind', () => {
 
 describe('a queued sync', () => {
   it('stores every accepted member as a member.snapshot delivery at the sync start time and reports its progress', async () => {
-    await connect()
+    await h.connect()
     const res = await upload(csv('email,member_id,first_name,mk_plan_note', 'a@example.com,m_a,Ann,vip', 'bad,m_b,,', 'c@example.com,m_c,,'))
     expect(res.statusCode).toBe(202)
     const sync = res.json()
@@ -346,7 +328,7 @@ describe('a queued sync', () => {
     expect(sync.refused_rows).toEqual([{ line: 3, email: 'bad', member_id: 'm_b', reason: 'email is not an email address' }])
     // 2 members at the default budget (120 a minute, 6 kept for the panel): 2 / 114 of a minute.
     expect(sync.estimated_seconds_left).toBe(2)
-    const rows = app.sqlite
+    const rows = h.app.sqlite
       .prepare(`SELECT d.event_type, d.status, d.event_time, d.priority, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.sync_id = ? ORDER BY d.seq`)
       .all(sync.id) as { event_type: string; status: string; event_time: number; priority: number; payload: string }[]
     expect(rows.map((r) => [r.event_type, r.status, r.priority])).toEqual([
@@ -356,48 +338,48 @@ describe('a queued sync', () => {
     expect(rows[0]!.event_time).toBe(Date.parse(sync.started_at))
     expect(JSON.parse(rows[0]!.payload).data.member).toEqual({ id: 'm_a', email: 'a@example.com', first_name: 'Ann', fields: { mk_plan_note: 'vip' } })
 
-    const listed = (await app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asA })).json()
+    const listed = (await h.app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asA })).json()
     expect(listed.items.map((s: { id: string }) => s.id)).toEqual([sync.id])
   })
 
   it('pause holds its deliveries, resume lets them go, cancel skips the rest as "sync cancelled"', async () => {
-    await connect()
+    await h.connect()
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a', 'b@example.com,m_b'))).json()
-    const statuses = () => (app.sqlite.prepare('SELECT status, last_error FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; last_error: string | null }[])
+    const statuses = () => (h.app.sqlite.prepare('SELECT status, last_error FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; last_error: string | null }[])
 
-    const paused = await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })
+    const paused = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })
     expect(paused.json()).toMatchObject({ status: 'paused', remaining: 2, estimated_seconds_left: null })
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
-    expect(await app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
+    expect(await h.app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
     // Saving a working key again resumes deliveries held for the key, never a paused sync's.
-    await connect()
+    await h.connect()
     expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
-    expect((await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })).statusCode).toBe(409)
+    expect((await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })).statusCode).toBe(409)
 
-    const resumed = await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/resume`, headers: asA })
+    const resumed = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/resume`, headers: asA })
     expect(resumed.json().status).toBe('running')
     expect(statuses().map((s) => s.status)).toEqual(['pending', 'pending'])
 
-    const cancelled = await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/cancel`, headers: asA })
+    const cancelled = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/cancel`, headers: asA })
     expect(cancelled.json()).toMatchObject({ status: 'cancelled', skipped: 2, remaining: 0 })
     expect(statuses()).toEqual([
       { status: 'skipped', last_error: 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.' },
       { status: 'skipped', last_error: 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.' },
     ])
-    expect((await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/resume`, headers: asA })).statusCode).toBe(409)
+    expect((await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/resume`, headers: asA })).statusCode).toBe(409)
   })
 
   it('another community cannot see, list, pause, resume or cancel it', async () => {
-    await connect()
-    await connect(asB, KEY_B)
+    await h.connect()
+    await h.connect(asB, KEY_B)
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a'))).json()
-    expect((await app.inject({ method: 'GET', url: `/api/v1/syncs/${sync.id}`, headers: asB })).statusCode).toBe(404)
-    expect((await app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asB })).json()).toEqual({ items: [] })
+    expect((await h.app.inject({ method: 'GET', url: `/api/v1/syncs/${sync.id}`, headers: asB })).statusCode).toBe(404)
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asB })).json()).toEqual({ items: [] })
     for (const verb of ['pause', 'resume', 'cancel']) {
-      const res = await app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/${verb}`, headers: asB })
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/${verb}`, headers: asB })
       expect(res.statusCode).toBe(404)
     }
-    expect((await app.inject({ method: 'GET', url: `/api/v1/syncs/${sync.id}`, headers: asA })).json().status).toBe('running')
+    expect((await h.app.inject({ method: 'GET', url: `/api/v1/syncs/${sync.id}`, headers: asA })).json().status).toBe('running')
     expect(kitWrites()).toBe(0)
   })
 })

@@ -5,7 +5,7 @@ import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { waitFor } from './helpers/events.ts'
 import { startConnectedServer, type ConnectedServer } from './helpers/real-server.ts'
 import { startServer, type ServerProcess } from './helpers/server-process.ts'
-import { signToken } from './helpers/tokens.ts'
+import { sessionFor } from './helpers/tokens.ts'
 
 const KEY = 'kit_sync_crash_key_0001'
 const KEY_2 = 'kit_sync_crash_key_0002'
@@ -22,9 +22,9 @@ afterAll(async () => {
   await kit.close()
 })
 
-const sessionFor = (started: ConnectedServer, communityId: string) => ({
-  authorization: `Bearer ${signToken({ secret: started.env.APPSTATION_JWT_SECRET as string, claims: { iss: `http://127.0.0.1:${started.port}`, cid: communityId } })}`,
-})
+/** A session on that server; each request signs a fresh token. */
+const sessionOn = (started: ConnectedServer, communityId: string) =>
+  sessionFor(communityId, { secret: started.env.APPSTATION_JWT_SECRET as string, claims: { iss: `http://127.0.0.1:${started.port}` } })
 
 const memberFile = (from: number, to: number) => {
   const lines = []
@@ -37,7 +37,7 @@ describe('a sync and a crash', () => {
   it('a SIGKILL in the middle of a sync loses no member and applies none twice; it resumes where it was', async () => {
     const started = await startConnectedServer({ kitUrl: kit.url, apiKey: KEY, communityId: 'c_sync', kitRatePerSecond: 40 })
     servers.push(started.server)
-    const headers = sessionFor(started, 'c_sync')
+    const headers = sessionOn(started, 'c_sync')
     const res = await fetch(`http://127.0.0.1:${started.port}/api/v1/syncs`, {
       method: 'POST',
       headers: { ...headers, 'content-type': 'text/csv' },
@@ -78,7 +78,7 @@ describe('a sync and a crash', () => {
     servers.push(started.server)
     const upload = request(`http://127.0.0.1:${started.port}/api/v1/syncs`, {
       method: 'POST',
-      headers: { ...sessionFor(started, 'c_upload'), 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
+      headers: { ...sessionOn(started, 'c_upload'), 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
     })
     upload.on('error', () => undefined)
     upload.write(`${[HEADER, ...memberFile(0, 2000)].join('\n')}\n`)

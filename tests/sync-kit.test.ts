@@ -1,42 +1,25 @@
-import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
-import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { makeEvent, postEvent, waitFor } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { makeEvent, waitFor } from './helpers/events.ts'
+import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
 import { emptyEventMapping } from '#shared/defaults.ts'
 import type { Mappings } from '#shared/api.ts'
 
-const KEY = 'kit_sync_kit_key_0001'
-const asA = auth(tokenFor('c_alpha'))
-
-let kit: KitStandin
-let app: FastifyInstance
-let secret: string
+let h: PipelineHarness
 
 async function setup({ kitRate = 100_000, windowMs = 60_000, concurrency = 4 } = {}) {
-  kit = await startKitStandin({ apiKeys: [KEY], rateLimit: { limit: kitRate, windowMs } })
-  secret = randomBytes(32).toString('base64')
-  ;({ app } = await buildTestApp(
-    { kitApiUrl: kit.url, eventsSecrets: [secret], kitRateLimit: kitRate, kitRateWindowMs: windowMs, logLevel: 'warn' },
-    { concurrency, retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300 } },
-  ))
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: asA, payload: { api_key: KEY } })
-  expect(res.statusCode).toBe(200)
+  h = await PipelineHarness.start({
+    kit: { rateLimit: { limit: kitRate, windowMs } },
+    config: { kitRateLimit: kitRate, kitRateWindowMs: windowMs, logLevel: 'warn' },
+    pipeline: { concurrency, retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300 } },
+    connected: true,
+  })
 }
 
 afterEach(async () => {
-  await app.close()
-  await kit.close()
+  await h.close()
 })
 
-async function saveMappings(change: (doc: Mappings) => void) {
-  const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json() as Mappings
-  change(doc)
-  const res = await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
-  expect(res.statusCode).toBe(200)
-}
+const saveMappings = (change: (doc: Mappings) => void) => h.putMappings(change)
 
 /** One tag in the whole mapping (on user.signed_up), one member field. */
 const oneTagOneField = (doc: Mappings) => {
@@ -46,10 +29,10 @@ const oneTagOneField = (doc: Mappings) => {
 }
 
 const upload = (body: string, { dryRun = false, type = 'text/csv' } = {}) =>
-  app.inject({ method: 'POST', url: `/api/v1/syncs${dryRun ? '?dry_run=true' : ''}`, headers: { ...asA, 'content-type': type }, payload: body })
+  h.app.inject({ method: 'POST', url: `/api/v1/syncs${dryRun ? '?dry_run=true' : ''}`, headers: { ...asA, 'content-type': type }, payload: body })
 
 /** Read through the service: polling the API would run into its own rate limit. */
-const syncOf = async (id: string) => app.pipeline.syncs.get('c_alpha', id)
+const syncOf = async (id: string) => h.app.pipeline.syncs.get('c_alpha', id)
 
 async function waitForSync(id: string, timeoutMs: number) {
   const start = Date.now()
@@ -61,13 +44,9 @@ async function waitForSync(id: string, timeoutMs: number) {
   }
 }
 
-const subscriber = (email: string) => kit.account(KEY).subscribers.find((s) => s.email_address === email)
-const tagNames = (email: string) => {
-  const s = subscriber(email)
-  const tags = kit.account(KEY).tags
-  return s ? [...s.tags].map((id) => tags.find((t) => t.id === id)?.name).sort() : []
-}
-const kitRequestsAfter = (mark: number) => kit.requests.slice(mark).filter((r) => r.path !== '/v4/account')
+const subscriber = (email: string) => h.subscriber(email)
+const tagNames = (email: string) => h.tagNames(email)
+const kitRequestsAfter = (mark: number) => h.kit.requests.slice(mark).filter((r) => r.path !== '/v4/account')
 
 describe('a sync against Kit', () => {
   it('brings 10,000 members over exactly right, with at most 1.2 Kit requests a member on a fresh account', async () => {
@@ -76,13 +55,13 @@ describe('a sync against Kit', () => {
     const members = 10_000
     const lines = ['email,member_id,first_name,mk_plan']
     for (let i = 0; i < members; i++) lines.push(`Member${i}@Example.com,m_${i},Name ${i},plan-${i % 3}`)
-    const mark = kit.requests.length
+    const mark = h.kit.requests.length
     const res = await upload(`${lines.join('\n')}\n`)
     expect(res.statusCode).toBe(202)
     const sync = await waitForSync(res.json().id, 240_000)
     expect(sync).toMatchObject({ status: 'completed', total: members, done: members, failed: 0, skipped: 0, remaining: 0 })
 
-    const account = kit.account(KEY)
+    const account = h.kit.account(KEY)
     expect(account.subscribers).toHaveLength(members)
     const byEmail = new Map(account.subscribers.map((s) => [s.email_address, s]))
     for (let i = 0; i < members; i++) {
@@ -94,7 +73,7 @@ describe('a sync against Kit', () => {
     }
     const requests = kitRequestsAfter(mark)
     expect(requests.length / members).toBeLessThanOrEqual(1.2)
-    expect(sync.kit_requests).toBe(app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').pluck().get())
+    expect(sync.kit_requests).toBe(h.app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').pluck().get())
   }, 300_000)
 
   it('applies the tags a member\'s subscription status and access level imply, through those events\' mappings', async () => {
@@ -136,15 +115,15 @@ describe('a sync against Kit', () => {
     const member = { memberId: 'm_late', email: 'late@example.com' }
     const updated = makeEvent({ ...member, type: 'user.updated', firstName: 'Live Name', fields: { mk_plan: 'live' }, time: new Date(Date.now() + 1000).toISOString() })
     const canceled = makeEvent({ ...member, type: 'subscription.canceled', subscription: { id: 's_late' }, time: new Date(Date.now() + 2000).toISOString() })
-    for (const live of [updated, canceled]) expect((await postEvent(app, secret, live)).statusCode).toBe(202)
-    const statusOf = (id: unknown) => (app.sqlite.prepare('SELECT status FROM deliveries WHERE event_id = ?').get(id) as { status: string }).status
+    for (const live of [updated, canceled]) expect((await h.post(live)).statusCode).toBe(202)
+    const statusOf = (id: unknown) => (h.app.sqlite.prepare('SELECT status FROM deliveries WHERE event_id = ?').get(id) as { status: string }).status
     await waitFor(() => statusOf(updated.id) === 'succeeded' && statusOf(canceled.id) === 'succeeded', { timeoutMs: 20_000, what: 'the live events' })
     expect((await syncOf(syncId)).remaining).toBeGreaterThan(40)
     expect(subscriber('late@example.com')?.first_name).toBe('Live Name')
 
     const sync = await waitForSync(syncId, 60_000)
     expect(sync).toMatchObject({ done: 60, skipped: 1 })
-    const snapshot = app.sqlite.prepare(`SELECT status, last_error, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`).get(syncId) as { status: string; last_error: string; kit_requests: number }
+    const snapshot = h.app.sqlite.prepare(`SELECT status, last_error, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`).get(syncId) as { status: string; last_error: string; kit_requests: number }
     expect(snapshot.status).toBe('skipped')
     expect(snapshot.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/)
     expect(snapshot.kit_requests).toBe(0)
@@ -158,21 +137,21 @@ describe('a sync against Kit', () => {
     await saveMappings(oneTagOneField)
     const file = ['email,member_id,first_name,mk_plan', 'a@example.com,m_a,Ann,gold', 'b@example.com,m_b,Bob,free'].join('\n')
     await waitForSync((await upload(file)).json().id, 20_000)
-    const mark = kit.requests.length
+    const mark = h.kit.requests.length
     const plan = (await upload(`${file}\nc@example.com,m_c,Cy,free\n`, { dryRun: true })).json()
     expect(plan.subscribers.unchanged).toEqual({ count: 2, examples: ['a@example.com', 'b@example.com'] })
     expect(plan.subscribers.create).toEqual({ count: 1, examples: ['c@example.com'] })
     expect(plan.estimated_kit_requests).toBe(1)
-    expect(kit.requests.length).toBe(mark)
+    expect(h.kit.requests.length).toBe(mark)
   })
 
   it('the platform can push a member.snapshot to /events: applied after live events, like a sync row', async () => {
     await setup()
     const event = makeEvent({ type: 'member.snapshot', memberId: 'm_push', email: 'push@example.com', firstName: 'Pat', access: { level: 'silver' } })
-    const res = await postEvent(app, secret, event)
+    const res = await h.post(event)
     expect(res.statusCode).toBe(202)
     const d = await waitFor(() => {
-      const row = app.sqlite.prepare('SELECT status, priority FROM deliveries WHERE event_id = ?').get(event.id) as { status: string; priority: number }
+      const row = h.app.sqlite.prepare('SELECT status, priority FROM deliveries WHERE event_id = ?').get(event.id) as { status: string; priority: number }
       return row.status === 'succeeded' ? row : undefined
     }, { what: 'the pushed snapshot' })
     expect(d.priority).toBe(1)
@@ -180,7 +159,7 @@ describe('a sync against Kit', () => {
     expect(tagNames('push@example.com')).toEqual(['Access: silver'])
 
     const bad = makeEvent({ type: 'member.snapshot', subscription: { id: 's_1', status: 'paused-ish' } })
-    const refused = await postEvent(app, secret, bad)
+    const refused = await h.post(bad)
     expect(refused.statusCode).toBe(400)
     expect(refused.json().error.message).toContain('data.subscription.status "paused-ish"')
   })

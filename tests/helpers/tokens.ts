@@ -35,4 +35,17 @@ export function signToken({ claims = {}, omit = [], secret = TEST_JWT_SECRET, al
 
 export const tokenFor = (cid: string, roles: string[] = ['owner']) => signToken({ claims: { cid, roles } })
 
+/** Headers carrying one given token, as it was signed (for tests of that very token). */
 export const auth = (token: string) => ({ authorization: `Bearer ${token}` })
+
+/**
+ * Headers of a member of `cid` whose token is signed afresh each time they are read (each
+ * request, each spread), so a session declared once outlives any one token's two minutes.
+ */
+export function sessionFor(cid: string, { claims = {}, secret }: Pick<TokenOptions, 'claims' | 'secret'> = {}): { readonly authorization: string } {
+  return {
+    get authorization() {
+      return `Bearer ${signToken({ claims: { cid, roles: ['owner'], ...claims }, ...(secret ? { secret } : {}) })}`
+    },
+  }
+}

@@ -5,13 +5,9 @@ import type { DeliveryQueue, QueuedDelivery } from '../../server/pipeline/queue.
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import type { RequestBudget } from '../../server/kit/budget.ts'
 import type { Metrics } from '../../server/plugins/metrics.ts'
+import { queuedDelivery } from '../helpers/deliveries.ts'
 
-function delivery(seq: number): QueuedDelivery {
-  return {
-    seq, id: `dlv_${seq}`, communityId: 'c_1', eventId: `evt_${seq}`, eventType: 'user.signed_up',
-    memberId: 'm_1', memberEmail: 'a@example.com', eventTime: 0, attempts: 0, kitRequests: 0, receivedAt: 0, payload: '{}',
-  }
-}
+const delivery = (seq: number): QueuedDelivery => queuedDelivery({ seq, id: `dlv_${seq}`, communityId: 'c_1', memberId: 'm_1' })
 
 /** A queue in memory whose claims can be counted; only the verbs the consumer uses do anything. */
 function memoryQueue() {
