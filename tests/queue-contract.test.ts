@@ -229,6 +229,32 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(ids(await claim(queue, 'owner_a', { exclude: ['c_alpha'] }))).toEqual([bravo.eventId])
       })
 
+      it('claims a quiet community\'s event ahead of a busy community\'s older backlog, also of its put-back delivery', async () => {
+        const now = Date.now()
+        const backlog = Array.from({ length: 6 }, () => event({ communityId: 'c_busy', receivedAt: now - 60_000 }))
+        for (const e of backlog) await queue.enqueue(e)
+        const [first] = await claim(queue, 'owner_a', { limit: 1 })
+        expect(first?.eventId).toBe(backlog[0]?.eventId)
+        // Put back for Kit's budget: it keeps its place in its own community's line.
+        await queue.settle(first!.seq, 'owner_a', { status: 'pending', lastError: null, kitRequests: 30, nextAttemptAt: first!.receivedAt })
+
+        const quiet = event({ communityId: 'c_quiet', receivedAt: now })
+        await queue.enqueue(quiet)
+        expect(ids(await claim(queue, 'owner_a', { limit: 1 }))).toEqual([quiet.eventId])
+        expect(ids(await claim(queue, 'owner_a', { limit: 1 }))).toEqual([backlog[0]?.eventId])
+      })
+
+      it('serves each community with work due once before serving any of them again', async () => {
+        const now = Date.now()
+        const alpha = Array.from({ length: 4 }, () => event({ communityId: 'c_alpha', receivedAt: now - 3000 }))
+        const bravo = Array.from({ length: 4 }, () => event({ communityId: 'c_bravo', receivedAt: now - 2000 }))
+        const charlie = event({ communityId: 'c_charlie', receivedAt: now - 1000 })
+        for (const e of [...alpha, ...bravo, charlie]) await queue.enqueue(e)
+        expect(ids(await claim(queue, 'owner_a', { limit: 4 }))).toEqual([alpha[0], bravo[0], charlie, alpha[1]].map((e) => e?.eventId))
+        // Alpha was served last: the next claim starts with bravo.
+        expect(ids(await claim(queue, 'owner_a', { limit: 2 }))).toEqual([bravo[1], alpha[2]].map((e) => e?.eventId))
+      })
+
       it('returns the delivery as stored, numbers as numbers', async () => {
         const e = event()
         const { deliveryId } = await queue.enqueue(e)

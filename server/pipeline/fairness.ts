@@ -61,6 +61,82 @@ export function claimPlan(input: ClaimInput): ClaimPlan {
   return { exclude, limit, budgetFreesIn }
 }
 
+/** A claimable delivery, as far as taking turns is concerned. */
+export interface ClaimCandidate {
+  seq: number
+  communityId: string
+  memberId: string
+}
+
+/** Communities remembered by one claimer; beyond it the one served longest ago is forgotten (it then goes first once). */
+const MAX_REMEMBERED_TURNS = 10_000
+
+/**
+ * Communities take turns at the queue. Each claimer (a queue object: one per instance) remembers
+ * when it last served each community, and a claim serves first the community it served longest
+ * ago (one it never served before any other), one delivery per community and round, until the
+ * claim's limit. So a busy community's backlog — however old, and also when its deliveries were
+ * put back for Kit's budget keeping their place in its own line — never holds up another
+ * community's work by more than a turn. Within a community the queue's own order stands: live
+ * events first, then by due time.
+ */
+export class ClaimTurns {
+  #turn = 0
+  /** community id → the turn it was last served at; insertion order is oldest turn first. */
+  readonly #served = new Map<string, number>()
+
+  /**
+   * Which candidates a claim takes. `candidates` holds, for each community, its claimable
+   * deliveries, each community's in the queue's order (communities may be interleaved); at most
+   * one per member.
+   */
+  pick<T extends ClaimCandidate>(candidates: readonly T[], limit: number): T[] {
+    const lines = new Map<string, T[]>()
+    for (const candidate of candidates) {
+      const line = lines.get(candidate.communityId)
+      if (line) line.push(candidate)
+      else lines.set(candidate.communityId, [candidate])
+    }
+    // Never served first (the one whose first delivery is oldest first), then longest ago.
+    const order = [...lines.values()].sort((a, b) => this.#lastServed(a) - this.#lastServed(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0))
+    const picked: T[] = []
+    const members = new Set<string>()
+    for (let round = 0; picked.length < limit; round++) {
+      let any = false
+      for (const line of order) {
+        const candidate = line[round]
+        if (!candidate) continue
+        any = true
+        const member = `${candidate.communityId}\u0000${candidate.memberId}`
+        if (members.has(member)) continue
+        members.add(member)
+        picked.push(candidate)
+        if (picked.length === limit) break
+      }
+      if (!any) break
+    }
+    return picked
+  }
+
+  /** The claim leased these: their communities go to the back of the line, in this order. */
+  served(claimed: readonly ClaimCandidate[]): void {
+    for (const { communityId } of claimed) {
+      this.#served.delete(communityId)
+      this.#served.set(communityId, ++this.#turn)
+    }
+    while (this.#served.size > MAX_REMEMBERED_TURNS) {
+      const oldest = this.#served.keys().next().value
+      if (oldest === undefined) break
+      this.#served.delete(oldest)
+    }
+  }
+
+  #lastServed(line: readonly ClaimCandidate[]): number {
+    const first = line[0]
+    return first ? (this.#served.get(first.communityId) ?? 0) : 0
+  }
+}
+
 /** "120 requests a minute", "20 requests every 2 seconds". */
 export function describeBudget(limit: number, windowMs: number): string {
   const requests = `${limit} request${limit === 1 ? '' : 's'}`
