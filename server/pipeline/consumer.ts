@@ -1,9 +1,10 @@
 /**
  * The in-process consumer: claims due deliveries with leases, a few at a time, and records each
- * outcome. One backlog never stalls another: at most `perCredential` deliveries run at once for
- * one Kit credential, communities whose budget is spent are not claimed for, and a delivery that
- * finds the budget spent gives its slot back (see the processor) instead of waiting in it.
- * Stopping finishes (or gives back) what is in flight.
+ * outcome. One backlog never stalls another: the claim takes turns between communities (see
+ * ClaimTurns), at most `perCredential` deliveries run at once for one Kit credential, communities
+ * whose budget is spent are not claimed for, a delivery that finds the budget spent gives its slot
+ * back (see the processor) instead of waiting in it, and one that has had its turn gives its slot
+ * back when every slot is taken and other work waits. Stopping finishes (or gives back) what is in flight.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
@@ -14,6 +15,8 @@ import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
+/** How long a delivery keeps its slot while every slot is taken and other work waits. */
+export const TURN_MS = 1000
 /** How long stopping waits for work in flight before aborting it and giving it back. */
 export const STOP_GRACE_MS = 10_000
 
@@ -30,6 +33,8 @@ export interface ConsumerOptions {
   perCredential?: number
   leaseMs?: number
   idlePollMs?: number
+  /** How long a delivery keeps its slot while other work waits for one; default TURN_MS. */
+  turnMs?: number
 }
 
 export class Consumer {
@@ -50,6 +55,9 @@ export class Consumer {
   private readonly perCredential: number
   private readonly leaseMs: number
   private readonly idlePollMs: number
+  private readonly turnMs: number
+  /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
+  private workWaiting = false
 
   constructor(private readonly o: ConsumerOptions) {
     this.concurrency = o.concurrency ?? 4
@@ -57,6 +65,7 @@ export class Consumer {
     if (!Number.isInteger(this.perCredential) || this.perCredential < 1) throw new RangeError('perCredential must be a positive integer')
     this.leaseMs = o.leaseMs ?? 120_000
     this.idlePollMs = o.idlePollMs ?? 1000
+    this.turnMs = o.turnMs ?? TURN_MS
   }
 
   start(): void {
@@ -151,6 +160,7 @@ export class Consumer {
     } catch (err) {
       this.o.log.error({ err }, 'reading when the next delivery is due failed')
     }
+    this.workWaiting = due !== null && due <= Date.now()
     // A notify() that arrived while the queue was being read must not be lost.
     if (this.notified || !this.running) {
       this.notified = false
@@ -182,8 +192,12 @@ export class Consumer {
   private async handle(delivery: QueuedDelivery): Promise<void> {
     let outcome
     const deadline = AbortSignal.timeout(this.leaseMs / 2)
+    const started = performance.now()
+    const turn = {
+      over: () => performance.now() - started >= this.turnMs && this.inFlight.size >= this.concurrency && this.workWaiting,
+    }
     try {
-      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]))
+      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]), turn)
       if (deadline.aborted && outcome.status === 'retrying') {
         outcome = { ...outcome, lastError: 'Kit took too long to answer; this delivery will be retried.' }
       }

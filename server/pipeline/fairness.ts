@@ -4,6 +4,7 @@
  * so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
+import type { KitApi } from '../kit/client.ts'
 import type { Outcome, QueuedDelivery } from './queue.ts'
 
 /** Deliveries the consumer runs at once for one Kit credential, whatever its backlog. */
@@ -161,5 +162,55 @@ export function putBackForBudget(spent: BudgetSpentError, delivery: Pick<QueuedD
     kitRequests,
     lastError: `Waiting for Kit's rate limit (${describeBudget(spent.limit, spent.windowMs)}); continues at ${clockTime(spent.until)}.`,
     nextAttemptAt: Math.min(delivery.receivedAt, spent.until),
+  }
+}
+
+/**
+ * A delivery's turn in a consumer slot. A delivery needing a hundred Kit calls could otherwise hold
+ * its slot for many seconds while other communities' work waits for one: once its turn is over
+ * (the consumer decides: its time is up, every slot is taken and work is waiting), it gives the
+ * slot back before its next Kit call, exactly as when Kit's budget is spent, and resumes at its
+ * next turn without repeating what it did.
+ */
+export interface Turn {
+  over(): boolean
+}
+
+/** Thrown before a Kit call, nothing sent, once the delivery's turn is over. */
+export class TurnOver extends Error {
+  override readonly name = 'TurnOver'
+
+  constructor() {
+    super('This delivery\'s turn in a consumer slot is over')
+  }
+}
+
+/**
+ * `kit`, except that every call made once the turn is over throws TurnOver instead of reaching
+ * Kit. Every method of the API is covered, whatever methods it gains.
+ */
+export function takingTurns(kit: KitApi, turn: Turn): KitApi {
+  return new Proxy(kit, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]): unknown => {
+        if (turn.over()) return Promise.reject(new TurnOver())
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+}
+
+/**
+ * A delivery whose turn was over: back to the queue, still pending, not a failed attempt, due at
+ * once and keeping its place in its community's line; the claim's turns decide when it runs again.
+ */
+export function putBackForTurn(delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
+  return {
+    status: 'pending',
+    kitRequests,
+    lastError: 'Paused to let other deliveries run; continues shortly.',
+    nextAttemptAt: delivery.receivedAt,
   }
 }

@@ -13,7 +13,7 @@ import type { KitSubscriber } from '../kit/types.ts'
 import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
-import { putBackForBudget } from './fairness.ts'
+import { putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
 import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
@@ -212,7 +212,8 @@ export class DeliveryProcessor {
     this.random = deps.random ?? Math.random
   }
 
-  async process(delivery: QueuedDelivery, signal?: AbortSignal): Promise<Outcome> {
+  /** `turn`: the delivery's turn in a consumer slot; once over, it is put back before its next Kit call. */
+  async process(delivery: QueuedDelivery, signal?: AbortSignal, turn?: Turn): Promise<Outcome> {
     const event = JSON.parse(delivery.payload) as MemberEvent
     const type = event.type as EventType
     const communityId = delivery.communityId
@@ -275,19 +276,17 @@ export class DeliveryProcessor {
     // back (see failure()) and resumes later without repeating the calls it already made.
     const done = this.progress.of(delivery.id)
     this.progress.finish(delivery.id)
-    const kit = resumable(
-      this.deps.kit.forKey(credential.apiKey, {
-        credentialId: credential.credentialId,
-        priority: 'background',
-        retryOn429: false,
-        waitForBudget: false,
-        ...(signal ? { signal } : {}),
-        onRequest: (info) => {
-          if (info.status !== 'network_error') kitRequests += 1
-        },
-      }),
-      done,
-    )
+    const client = this.deps.kit.forKey(credential.apiKey, {
+      credentialId: credential.credentialId,
+      priority: 'background',
+      retryOn429: false,
+      waitForBudget: false,
+      ...(signal ? { signal } : {}),
+      onRequest: (info) => {
+        if (info.status !== 'network_error') kitRequests += 1
+      },
+    })
+    const kit = resumable(turn ? takingTurns(client, turn) : client, done)
 
     // This event's scopes are now its own: an older event arriving later is stale in them.
     const markOf = (s: string): OrderingMark => ({ scope: s, eventTime: delivery.eventTime, eventId: delivery.eventId })
@@ -706,6 +705,7 @@ export class DeliveryProcessor {
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
     if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
+    if (err instanceof TurnOver) return putBackForTurn(delivery, kitRequests)
     if (err instanceof Retryable) return retryLater(err.message, 1000)
     if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {
