@@ -344,6 +344,7 @@ class KitApiClient implements KitApi {
       } finally {
         release()
       }
+      if (attempt.type === 'answer' && attempt.status !== 429) budget.answered(this.credentialId)
       if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
         return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text) }
       }

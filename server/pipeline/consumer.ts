@@ -1,7 +1,7 @@
 /**
  * The in-process consumer: claims due deliveries with leases, a few at a time, and records each
- * outcome. One backlog never stalls another: the claim takes turns between communities (see
- * ClaimTurns), at most `perCredential` deliveries run at once for one Kit credential, communities
+ * outcome. One backlog never stalls another: communities take turns at the claim by the slot
+ * time they used (see FairShare), at most `perCredential` deliveries run at once for one Kit credential, communities
  * whose budget is spent are not claimed for, a delivery that finds the budget spent gives its slot
  * back (see the processor) instead of waiting in it, and one that has had its turn gives its slot
  * back when every slot is taken and other work waits. Stopping finishes (or gives back) what is in flight.
@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
 import type { Metrics } from '../plugins/metrics.ts'
-import { claimPlan, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
+import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
@@ -58,6 +58,7 @@ export class Consumer {
   private readonly turnMs: number
   /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
   private workWaiting = false
+  private readonly share = new FairShare()
 
   constructor(private readonly o: ConsumerOptions) {
     this.concurrency = o.concurrency ?? 4
@@ -100,9 +101,19 @@ export class Consumer {
           budgetFreesIn = plan.budgetFreesIn
           if (plan.limit === 0) break
           const started = performance.now()
-          const claimed = await this.o.queue.claim({ owner: this.owner, limit: plan.limit, leaseMs: this.leaseMs, now: Date.now(), exclude: plan.exclude })
+          const claimed = await this.o.queue.claim({
+            owner: this.owner,
+            limit: plan.limit,
+            leaseMs: this.leaseMs,
+            now: Date.now(),
+            exclude: plan.exclude,
+            turns: this.share.order(),
+          })
           claimCostMs += performance.now() - started
-          for (const delivery of claimed) this.begin(delivery, credentials.get(delivery.communityId))
+          for (const delivery of claimed) {
+            this.share.claimed(delivery.communityId)
+            this.begin(delivery, credentials.get(delivery.communityId))
+          }
           if (claimed.length > 0) claimedAny = true
           if (claimed.length < plan.limit) break
         }
@@ -128,7 +139,9 @@ export class Consumer {
       const running = this.inFlightByCredential().get(credentialId) ?? 0
       this.peak.set(credentialId, Math.max(this.peak.get(credentialId) ?? 0, running))
     }
+    const started = performance.now()
     const work = this.handle(delivery).finally(() => {
+      this.share.ran(delivery.communityId, performance.now() - started)
       this.inFlight.delete(delivery.seq)
       this.inFlightCredential.delete(delivery.seq)
       this.notify()

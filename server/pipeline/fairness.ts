@@ -69,72 +69,94 @@ export interface ClaimCandidate {
   memberId: string
 }
 
-/** Communities remembered by one claimer; beyond it the one served longest ago is forgotten (it then goes first once). */
-const MAX_REMEMBERED_TURNS = 10_000
+/** Each community's place in line for a claim (lower first); one not listed stands at `floor`. */
+export interface ClaimTurnsOrder {
+  floor: number
+  places: ReadonlyMap<string, number>
+}
 
 /**
- * Communities take turns at the queue. Each claimer (a queue object: one per instance) remembers
- * when it last served each community, and a claim serves first the community it served longest
- * ago (one it never served before any other), one delivery per community and round, until the
- * claim's limit. So a busy community's backlog — however old, and also when its deliveries were
- * put back for Kit's budget keeping their place in its own line — never holds up another
- * community's work by more than a turn. Within a community the queue's own order stands: live
- * events first, then by due time.
+ * Which of the claimable deliveries a claim takes: communities take turns. `candidates` holds, for
+ * each community, its claimable deliveries in the queue's order (live events first, then by due
+ * time; communities may be interleaved). Communities go in the order of their places (see
+ * FairShare), the one with the oldest first delivery first among equals, and each gets one
+ * delivery per round until `limit`; at most one per member. Without `order`, every community
+ * stands at the same place.
  */
-export class ClaimTurns {
-  #turn = 0
-  /** community id → the turn it was last served at; insertion order is oldest turn first. */
-  readonly #served = new Map<string, number>()
+export function takeTurns<T extends ClaimCandidate>(candidates: readonly T[], limit: number, order?: ClaimTurnsOrder): T[] {
+  const lines = new Map<string, T[]>()
+  for (const candidate of candidates) {
+    const line = lines.get(candidate.communityId)
+    if (line) line.push(candidate)
+    else lines.set(candidate.communityId, [candidate])
+  }
+  const placeOf = (line: readonly T[]) => {
+    const communityId = line[0]?.communityId ?? ''
+    return order ? Math.max(order.floor, order.places.get(communityId) ?? order.floor) : 0
+  }
+  const queue = [...lines.values()].sort((a, b) => placeOf(a) - placeOf(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0))
+  const picked: T[] = []
+  const members = new Set<string>()
+  for (let round = 0; picked.length < limit; round++) {
+    let any = false
+    for (const line of queue) {
+      const candidate = line[round]
+      if (!candidate) continue
+      any = true
+      const member = `${candidate.communityId}\u0000${candidate.memberId}`
+      if (members.has(member)) continue
+      members.add(member)
+      picked.push(candidate)
+      if (picked.length === limit) break
+    }
+    if (!any) break
+  }
+  return picked
+}
 
-  /**
-   * Which candidates a claim takes. `candidates` holds, for each community, its claimable
-   * deliveries, each community's in the queue's order (communities may be interleaved); at most
-   * one per member.
-   */
-  pick<T extends ClaimCandidate>(candidates: readonly T[], limit: number): T[] {
-    const lines = new Map<string, T[]>()
-    for (const candidate of candidates) {
-      const line = lines.get(candidate.communityId)
-      if (line) line.push(candidate)
-      else lines.set(candidate.communityId, [candidate])
-    }
-    // Never served first (the one whose first delivery is oldest first), then longest ago.
-    const order = [...lines.values()].sort((a, b) => this.#lastServed(a) - this.#lastServed(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0))
-    const picked: T[] = []
-    const members = new Set<string>()
-    for (let round = 0; picked.length < limit; round++) {
-      let any = false
-      for (const line of order) {
-        const candidate = line[round]
-        if (!candidate) continue
-        any = true
-        const member = `${candidate.communityId}\u0000${candidate.memberId}`
-        if (members.has(member)) continue
-        members.add(member)
-        picked.push(candidate)
-        if (picked.length === limit) break
-      }
-      if (!any) break
-    }
-    return picked
+/** Communities remembered by one consumer; beyond it the one least recently seen is forgotten (it then stands at the floor). */
+const MAX_REMEMBERED = 10_000
+
+/**
+ * Fair shares of the consumer's slots (start-time fair queueing). Each community's place in line is
+ * the slot time its deliveries have used, counted from a floor that moves up to the place of each
+ * community served: so a busy community's hundred-call deliveries push it back by the time they
+ * took, while a community that has used little — a quiet one, or one that just got work after a
+ * pause — stands at the floor, at the front, without a credit banked from being idle. A community
+ * whose deliveries were put back for Kit's budget, keeping their place in its own line, still
+ * waits its turn behind the others.
+ */
+export class FairShare {
+  #floor = 0
+  /** community id → its place: slot time used, in ms, from the floor it started at. */
+  readonly #places = new Map<string, number>()
+
+  /** The order the next claim goes by. */
+  order(): ClaimTurnsOrder {
+    return { floor: this.#floor, places: this.#places }
   }
 
-  /** The claim leased these: their communities go to the back of the line, in this order. */
-  served(claimed: readonly ClaimCandidate[]): void {
-    for (const { communityId } of claimed) {
-      this.#served.delete(communityId)
-      this.#served.set(communityId, ++this.#turn)
-    }
-    while (this.#served.size > MAX_REMEMBERED_TURNS) {
-      const oldest = this.#served.keys().next().value
+  /** A claim took one of the community's deliveries: the floor moves up to its place. */
+  claimed(communityId: string): void {
+    const place = Math.max(this.#floor, this.#places.get(communityId) ?? this.#floor)
+    this.#floor = place
+    this.#set(communityId, place)
+  }
+
+  /** One of the community's deliveries held a slot for `ms` (finished, or gave the slot back). */
+  ran(communityId: string, ms: number): void {
+    const place = Math.max(this.#floor, this.#places.get(communityId) ?? this.#floor)
+    this.#set(communityId, place + Math.max(0, ms))
+  }
+
+  #set(communityId: string, place: number): void {
+    this.#places.delete(communityId)
+    this.#places.set(communityId, place)
+    while (this.#places.size > MAX_REMEMBERED) {
+      const oldest = this.#places.keys().next().value
       if (oldest === undefined) break
-      this.#served.delete(oldest)
+      this.#places.delete(oldest)
     }
-  }
-
-  #lastServed(line: readonly ClaimCandidate[]): number {
-    const first = line[0]
-    return first ? (this.#served.get(first.communityId) ?? 0) : 0
   }
 }
 

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
 import type { KitApi } from '../../server/kit/client.ts'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import { claimPlan, ClaimTurns, describeBudget, putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takeTurns, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
 import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/pipeline/queue.ts'
@@ -106,27 +106,56 @@ describe('what the consumer may claim', () => {
 
 describe('communities taking turns at the queue', () => {
   const candidate = (seq: number, communityId: string, memberId = `m_${seq}`) => ({ seq, communityId, memberId })
+  const seqs = (picked: { seq: number }[]) => picked.map((c) => c.seq)
 
-  it('serves every community once, oldest first, before any of them twice', () => {
-    const turns = new ClaimTurns()
+  it('serves every community once, oldest work first, before any of them twice', () => {
     const candidates = [candidate(1, 'c_busy'), candidate(2, 'c_busy'), candidate(3, 'c_busy'), candidate(9, 'c_other'), candidate(12, 'c_quiet')]
-    expect(turns.pick(candidates, 4).map((c) => c.seq)).toEqual([1, 9, 12, 2])
+    expect(seqs(takeTurns(candidates, 4))).toEqual([1, 9, 12, 2])
   })
 
-  it('serves first the community it served longest ago, however old the other backlog', () => {
-    const turns = new ClaimTurns()
-    turns.served([candidate(1, 'c_quiet')])
-    turns.served([candidate(2, 'c_busy')])
+  it('serves communities in the order of their places, however old the other backlog', () => {
     const candidates = [candidate(3, 'c_busy'), candidate(4, 'c_busy'), candidate(50, 'c_quiet')]
-    expect(turns.pick(candidates, 1).map((c) => c.seq)).toEqual([50])
-    turns.served([candidate(50, 'c_quiet')])
-    expect(turns.pick(candidates, 1).map((c) => c.seq)).toEqual([3])
+    const order = { floor: 1000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }
+    expect(seqs(takeTurns(candidates, 1, order))).toEqual([50])
+    expect(seqs(takeTurns(candidates, 3, { floor: 1000, places: new Map([['c_busy', 1000]]) }))).toEqual([3, 50, 4])
   })
 
   it('takes at most one delivery of a member, and keeps each community\'s own order', () => {
-    const turns = new ClaimTurns()
     const candidates = [candidate(5, 'c_a', 'm_x'), candidate(2, 'c_a', 'm_x'), candidate(7, 'c_a', 'm_y')]
-    expect(turns.pick(candidates, 3).map((c) => c.seq)).toEqual([5, 7])
+    expect(seqs(takeTurns(candidates, 3))).toEqual([5, 7])
+  })
+})
+
+describe('fair shares of the consumer\'s slots', () => {
+  it('puts a community back by the slot time it used, and a quiet one at the front without banking idle time', () => {
+    const share = new FairShare()
+    const place = (communityId: string) => {
+      const { floor, places } = share.order()
+      return Math.max(floor, places.get(communityId) ?? floor)
+    }
+    for (let turn = 0; turn < 5; turn++) {
+      for (const busy of ['c_busy_1', 'c_busy_2']) {
+        share.claimed(busy)
+        share.ran(busy, 1000)
+      }
+    }
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 300)
+    // Both busy communities used five seconds; the quiet one used little and stands first.
+    expect(place('c_quiet')).toBeLessThan(place('c_busy_1'))
+    // The busy ones go on for a long while; the quiet one's next event still goes first.
+    for (let turn = 0; turn < 20; turn++) {
+      const next = place('c_busy_1') <= place('c_busy_2') ? 'c_busy_1' : 'c_busy_2'
+      share.claimed(next)
+      share.ran(next, 1000)
+    }
+    expect(place('c_quiet')).toBeLessThanOrEqual(Math.min(place('c_busy_1'), place('c_busy_2')))
+    // It does not get twenty seconds of credit: once it has a backlog, it takes turns with them.
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 1000)
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 1000)
+    expect(place('c_quiet')).toBeGreaterThan(Math.min(place('c_busy_1'), place('c_busy_2')))
   })
 })
 

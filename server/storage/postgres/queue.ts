@@ -4,7 +4,7 @@
  * exclusive across processes (row locks, a per-member advisory lock, leases that expire).
  */
 import type pg from 'pg'
-import { ClaimTurns } from '../../pipeline/fairness.ts'
+import { takeTurns } from '../../pipeline/fairness.ts'
 import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
 import { newDeliveryId } from '../sqlite/queue.ts'
 import { withTransaction } from './transaction.ts'
@@ -60,7 +60,7 @@ const toQueued = (r: ClaimRow): QueuedDelivery => ({
 // deliveries_claim_idx from one to the next, each offering its first claimable deliveries in its
 // own order — live events (priority 0) before snapshots (priority 1), then by due time; a member's
 // live event waits only for that member's earlier live events, a snapshot for every earlier one;
-// nothing of a member whose delivery is leased. The communities then take turns (ClaimTurns).
+// nothing of a member whose delivery is leased. The communities then take turns (takeTurns).
 // SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for it.
 // Each community's rows come out of its LATERAL in its order; an ORDER BY here would be a sort,
 // which the claim turns off (see claim()) and which would then cost a JIT compilation per claim.
@@ -160,7 +160,6 @@ const eventKey = (d: { communityId: string; eventId: string }) => `${d.community
  */
 export class PgQueue implements DeliveryQueue {
   private batch: PendingEnqueue[] = []
-  private readonly turns = new ClaimTurns()
 
   constructor(private readonly pool: pg.Pool) {}
 
@@ -241,7 +240,7 @@ export class PgQueue implements DeliveryQueue {
       // on 4,500 waiting rows. Without a sort to choose, the ordered index walk is the only plan.
       await client.query('SET LOCAL enable_sort = off')
       const { rows } = await client.query<ClaimRow>(CLAIMABLE, [o.now, o.exclude, o.limit])
-      const candidates = this.turns.pick(rows.map(toQueued), o.limit)
+      const candidates = takeTurns(rows.map(toQueued), o.limit, o.turns)
       if (candidates.length === 0) return []
       const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
         candidates.map((c) => c.seq),
@@ -252,9 +251,7 @@ export class PgQueue implements DeliveryQueue {
       if (locked.rows.length === 0) return []
       const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
       const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
-      const claimed = candidates.filter((c) => seqs.has(c.seq))
-      this.turns.served(claimed)
-      return claimed
+      return candidates.filter((c) => seqs.has(c.seq))
     })
   }
 

@@ -1,7 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
-import { ClaimTurns } from '../../pipeline/fairness.ts'
+import { takeTurns } from '../../pipeline/fairness.ts'
 import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -28,7 +28,6 @@ export class SqliteQueue implements DeliveryQueue {
   private readonly insertDelivery: Database.Statement
   private readonly waitingCommunities: Database.Statement
   private readonly claimable: Database.Statement
-  private readonly turns = new ClaimTurns()
   private readonly lease: Database.Statement
   private readonly settleStmt: Database.Statement
   private readonly nextDueStmt: Database.Statement
@@ -151,15 +150,13 @@ export class SqliteQueue implements DeliveryQueue {
     )
 
     // Each community offers its first deliveries (as many as the claim may take), and the
-    // communities take turns (see ClaimTurns).
+    // communities take turns (see takeTurns).
     this.claimTx = sqlite.transaction((o: ClaimOptions) => {
       const communities = this.waitingCommunities.all({ exclude: JSON.stringify(o.exclude) }) as { id: string }[]
       const candidates = communities.flatMap(({ id }) => this.claimable.all({ communityId: id, now: o.now, limit: o.limit }) as QueuedDelivery[])
-      const claimed = this.turns
-        .pick(candidates, o.limit)
-        .filter((row) => this.lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1)
-      this.turns.served(claimed)
-      return claimed
+      return takeTurns(candidates, o.limit, o.turns).filter(
+        (row) => this.lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
+      )
     })
 
     // The status list matches deliveries_finished_idx, so a batch reads only finished rows, oldest first.
