@@ -58,7 +58,7 @@ export class Consumer {
   private readonly turnMs: number
   /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
   private workWaiting = false
-  private readonly share = new FairShare()
+  private readonly share: FairShare
 
   constructor(private readonly o: ConsumerOptions) {
     this.concurrency = o.concurrency ?? 4
@@ -67,6 +67,7 @@ export class Consumer {
     this.leaseMs = o.leaseMs ?? 120_000
     this.idlePollMs = o.idlePollMs ?? 1000
     this.turnMs = o.turnMs ?? TURN_MS
+    this.share = new FairShare(this.turnMs)
   }
 
   start(): void {

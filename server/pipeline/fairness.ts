@@ -69,7 +69,10 @@ export interface ClaimCandidate {
   memberId: string
 }
 
-/** Each community's place in line for a claim (lower first); one not listed stands at `floor`. */
+/**
+ * Each community's place in line for a claim: the higher of `floor` and its entry in `places`
+ * (lower first; one not listed stands at the floor), and among equals the lower entry first.
+ */
 export interface ClaimTurnsOrder {
   floor: number
   places: ReadonlyMap<string, number>
@@ -90,11 +93,11 @@ export function takeTurns<T extends ClaimCandidate>(candidates: readonly T[], li
     if (line) line.push(candidate)
     else lines.set(candidate.communityId, [candidate])
   }
-  const placeOf = (line: readonly T[]) => {
-    const communityId = line[0]?.communityId ?? ''
-    return order ? Math.max(order.floor, order.places.get(communityId) ?? order.floor) : 0
-  }
-  const queue = [...lines.values()].sort((a, b) => placeOf(a) - placeOf(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0))
+  const entryOf = (line: readonly T[]) => (order ? (order.places.get(line[0]?.communityId ?? '') ?? order.floor) : 0)
+  const placeOf = (line: readonly T[]) => (order ? Math.max(order.floor, entryOf(line)) : 0)
+  const queue = [...lines.values()].sort(
+    (a, b) => placeOf(a) - placeOf(b) || entryOf(a) - entryOf(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0),
+  )
   const picked: T[] = []
   const members = new Set<string>()
   for (let round = 0; picked.length < limit; round++) {
@@ -121,32 +124,39 @@ const MAX_REMEMBERED = 10_000
  * Fair shares of the consumer's slots (start-time fair queueing). Each community's place in line is
  * the slot time its deliveries have used, counted from a floor that moves up to the place of each
  * community served: so a busy community's hundred-call deliveries push it back by the time they
- * took, while a community that has used little — a quiet one, or one that just got work after a
- * pause — stands at the floor, at the front, without a credit banked from being idle. A community
- * whose deliveries were put back for Kit's budget, keeping their place in its own line, still
- * waits its turn behind the others.
+ * take, while a community that has used little — a quiet one, or one that just got work after a
+ * pause — stands at the floor, at the front (ahead of the others there, having used less), without
+ * a credit banked from being idle. A claim charges a whole turn at once (so a community's second
+ * delivery does not slip in before others while its first runs), and the time really used
+ * replaces it when the delivery ends. A community whose deliveries were put back for Kit's
+ * budget, keeping their place in its own line, still waits its turn behind the others.
  */
 export class FairShare {
   #floor = 0
-  /** community id → its place: slot time used, in ms, from the floor it started at. */
+  /** community id → its place: slot time used (in ms) and charged for deliveries in flight, from the floor it started at. */
   readonly #places = new Map<string, number>()
+
+  constructor(
+    /** What a claim charges until the delivery ends: a turn. */
+    private readonly turnMs: number,
+  ) {}
 
   /** The order the next claim goes by. */
   order(): ClaimTurnsOrder {
     return { floor: this.#floor, places: this.#places }
   }
 
-  /** A claim took one of the community's deliveries: the floor moves up to its place. */
+  /** A claim took one of the community's deliveries: the floor moves up to its place, and a turn is charged. */
   claimed(communityId: string): void {
     const place = Math.max(this.#floor, this.#places.get(communityId) ?? this.#floor)
     this.#floor = place
-    this.#set(communityId, place)
+    this.#set(communityId, place + this.turnMs)
   }
 
-  /** One of the community's deliveries held a slot for `ms` (finished, or gave the slot back). */
+  /** One of the community's deliveries held a slot for `ms` (finished, or gave the slot back): that replaces the turn charged. */
   ran(communityId: string, ms: number): void {
-    const place = Math.max(this.#floor, this.#places.get(communityId) ?? this.#floor)
-    this.#set(communityId, place + Math.max(0, ms))
+    const place = this.#places.get(communityId) ?? this.#floor + this.turnMs
+    this.#set(communityId, place - this.turnMs + Math.max(0, ms))
   }
 
   #set(communityId: string, place: number): void {

@@ -117,7 +117,10 @@ describe('communities taking turns at the queue', () => {
     const candidates = [candidate(3, 'c_busy'), candidate(4, 'c_busy'), candidate(50, 'c_quiet')]
     const order = { floor: 1000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }
     expect(seqs(takeTurns(candidates, 1, order))).toEqual([50])
-    expect(seqs(takeTurns(candidates, 3, { floor: 1000, places: new Map([['c_busy', 1000]]) }))).toEqual([3, 50, 4])
+    // At the floor both; the quiet one has used less.
+    expect(seqs(takeTurns(candidates, 3, { floor: 5000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }))).toEqual([50, 3, 4])
+    // Equal: the older work first.
+    expect(seqs(takeTurns(candidates, 3, { floor: 1000, places: new Map() }))).toEqual([3, 50, 4])
   })
 
   it('takes at most one delivery of a member, and keeps each community\'s own order', () => {
@@ -128,7 +131,7 @@ describe('communities taking turns at the queue', () => {
 
 describe('fair shares of the consumer\'s slots', () => {
   it('puts a community back by the slot time it used, and a quiet one at the front without banking idle time', () => {
-    const share = new FairShare()
+    const share = new FairShare(1000)
     const place = (communityId: string) => {
       const { floor, places } = share.order()
       return Math.max(floor, places.get(communityId) ?? floor)
@@ -150,6 +153,10 @@ describe('fair shares of the consumer\'s slots', () => {
       share.ran(next, 1000)
     }
     expect(place('c_quiet')).toBeLessThanOrEqual(Math.min(place('c_busy_1'), place('c_busy_2')))
+    // A claim charges a turn at once: a busy community's second delivery does not slip in first.
+    share.claimed('c_busy_1')
+    expect(place('c_busy_1')).toBeGreaterThan(place('c_quiet'))
+    share.ran('c_busy_1', 1000)
     // It does not get twenty seconds of credit: once it has a backlog, it takes turns with them.
     share.claimed('c_quiet')
     share.ran('c_quiet', 1000)
