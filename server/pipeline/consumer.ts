@@ -1,10 +1,11 @@
 /**
  * The in-process consumer: claims due deliveries with leases, a few at a time, and records each
- * outcome. One backlog never stalls another: communities take turns at the claim by the slot
- * time they used (see FairShare), at most `perCredential` deliveries run at once for one Kit credential, communities
- * whose budget is spent are not claimed for, a delivery that finds the budget spent gives its slot
- * back (see the processor) instead of waiting in it, and one that has had its turn gives its slot
- * back when every slot is taken and other work waits. Stopping finishes (or gives back) what is in flight.
+ * outcome. One backlog never stalls another: communities take turns at the claim by the slot time
+ * they used (see FairShare), at most `perCredential` deliveries run at once for one Kit
+ * credential, communities whose budget is spent are not claimed for, a delivery that finds the
+ * budget spent gives its slot back (see the processor) instead of waiting in it, and one that has
+ * had its turn gives its slot back when every slot is taken and other work waits. Stopping
+ * finishes (or gives back) what is in flight.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
@@ -164,10 +165,12 @@ export class Consumer {
 
   /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
   private async idle(budgetFreesIn: number | null): Promise<void> {
-    if (this.notified || !this.running) {
+    if (!this.running) {
       this.notified = false
       return
     }
+    // Read on every pass, also one a notification cuts short: whether work is left waiting
+    // decides whether the deliveries in the slots take turns.
     let due: number | null = null
     try {
       due = await this.o.queue.nextDueAt()
