@@ -17,7 +17,7 @@ import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
 /** How long a delivery keeps its slot while every slot is taken and other work waits. */
-export const TURN_MS = 1000
+export const TURN_MS = 500
 /** How long stopping waits for work in flight before aborting it and giving it back. */
 export const STOP_GRACE_MS = 10_000
 

@@ -219,9 +219,10 @@ export class TurnOver extends Error {
 
 /**
  * `kit`, except that every call made once the turn is over throws TurnOver instead of reaching
- * Kit. Every method of the API is covered, whatever methods it gains.
+ * Kit (no turn: `kit` itself). Every method of the API is covered, whatever methods it gains.
  */
-export function takingTurns(kit: KitApi, turn: Turn): KitApi {
+export function takingTurns(kit: KitApi, turn: Turn | undefined): KitApi {
+  if (!turn) return kit
   return new Proxy(kit, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver)

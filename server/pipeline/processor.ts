@@ -276,24 +276,26 @@ export class DeliveryProcessor {
     // back (see failure()) and resumes later without repeating the calls it already made.
     const done = this.progress.of(delivery.id)
     this.progress.finish(delivery.id)
-    const client = this.deps.kit.forKey(credential.apiKey, {
-      credentialId: credential.credentialId,
-      priority: 'background',
-      retryOn429: false,
-      waitForBudget: false,
-      ...(signal ? { signal } : {}),
-      onRequest: (info) => {
-        if (info.status !== 'network_error') kitRequests += 1
-      },
-    })
-    const kit = resumable(turn ? takingTurns(client, turn) : client, done)
+    const kit = resumable(
+      this.deps.kit.forKey(credential.apiKey, {
+        credentialId: credential.credentialId,
+        priority: 'background',
+        retryOn429: false,
+        waitForBudget: false,
+        ...(signal ? { signal } : {}),
+        onRequest: (info) => {
+          if (info.status !== 'network_error') kitRequests += 1
+        },
+      }),
+      done,
+    )
 
     // This event's scopes are now its own: an older event arriving later is stale in them.
     const markOf = (s: string): OrderingMark => ({ scope: s, eventTime: delivery.eventTime, eventId: delivery.eventId })
     const writtenFields = carriedFields.filter((source) => source in fieldValues)
     const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)]), ...writtenFields.map((f) => markOf(fieldScope(f)))]
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile)
+      const notes = await this.apply(takingTurns(kit, turn), delivery, event, type, mapping, fieldValues, log, staleProfile)
       if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
