@@ -1,7 +1,8 @@
 /**
- * Fairness between communities: which ones the consumer may claim for now, and the outcome of a
- * delivery that gave its slot back because its credential's Kit budget was spent. Pure functions,
- * so the rules are tested without HTTP or a database.
+ * Fairness between communities: which ones the consumer may claim for now, in which order they
+ * take turns at the queue, when a delivery gives its slot back (its credential's Kit budget is
+ * spent, or its turn is over), and the outcome it then records. Plain functions and small
+ * in-memory classes, so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi } from '../kit/client.ts'
