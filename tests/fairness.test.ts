@@ -132,6 +132,63 @@ describe('fairness between communities', () => {
   }, 60_000)
 })
 
+describe('busy communities filling every consumer slot', () => {
+  const BUSY = ['c_busy_1', 'c_busy_2', 'c_busy_3', 'c_busy_4']
+  const busyKey = (community: string) => `kit_fairness_${community}`
+  const QUIET_KEY = 'kit_fairness_quiet_0003'
+  const BUSY_TAGS = Array.from({ length: 50 }, (_, i) => `Busy ${String(i + 1).padStart(2, '0')}`)
+
+  it('gives a quiet community\'s event a slot before any of their long deliveries is done, and none of them repeats a call', async () => {
+    // Every Kit answer takes 50 ms and the budget is ample: each busy delivery (one upsert and
+    // fifty tags) holds its slot for seconds unless it gives it back.
+    await app.close()
+    await kit.close()
+    kit = await startKitStandin({ apiKeys: [...BUSY.map(busyKey), QUIET_KEY], rateLimit: { limit: 10_000, windowMs: 60_000 }, latencyMs: 50 })
+    ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret], kitRateLimit: 10_000, kitRateWindowMs: 60_000, apiRateLimit: 100_000 }))
+    for (const community of BUSY) {
+      const headers = auth(tokenFor(community))
+      await connect(headers, busyKey(community))
+      kit.seed(busyKey(community), { tags: BUSY_TAGS })
+      const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
+      doc.events['user.signed_up'].add_tags = BUSY_TAGS.map((name) => ({ name }))
+      expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers, payload: doc })).statusCode).toBe(200)
+    }
+    const asQuiet = auth(tokenFor('c_quiet'))
+    await connect(asQuiet, QUIET_KEY)
+
+    for (const community of BUSY) {
+      for (let i = 0; i < 2; i++) await send({ communityId: community, memberId: `m_${i}`, email: `${community}.${i}@example.com` })
+    }
+    const inFlight = () => [...app.pipeline.consumer.inFlightByCredential().values()].reduce((sum, n) => sum + n, 0)
+    await waitFor(async () => (inFlight() === 4 ? true : undefined), { what: 'every slot taken by a busy delivery' })
+
+    const quiet = await send({ communityId: 'c_quiet', memberId: 'm_quiet', email: 'quiet@example.com' })
+    const busyDoneWhenQuietWas = await waitFor(
+      async () => {
+        // Busy deliveries first: one finishing after this read is not counted, one before it is.
+        const busyDone = (await Promise.all(BUSY.map(async (c) => (await deliveries(auth(tokenFor(c)))).filter((d) => d.status === 'succeeded').length))).reduce((a, b) => a + b, 0)
+        const done = (await deliveries(asQuiet)).find((d) => d.event_id === quiet && d.status === 'succeeded')
+        return done ? busyDone : undefined
+      },
+      { what: 'the quiet delivery', timeoutMs: 30_000 },
+    )
+    expect(busyDoneWhenQuietWas).toBe(0)
+
+    const all = await waitFor(
+      async () => {
+        const lists = await Promise.all(BUSY.map((c) => deliveries(auth(tokenFor(c)))))
+        return lists.every((list) => list.length === 2 && list.every((d) => d.status === 'succeeded')) ? lists.flat() : undefined
+      },
+      { what: 'the busy backlogs', timeoutMs: 60_000 },
+    )
+    for (const d of all) expect(d.attempts).toBe(1)
+    const busyKeys = BUSY.map(busyKey)
+    const tagCalls = kit.requests.filter((r) => r.key !== null && busyKeys.includes(r.key) && r.method === 'POST' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path))
+    expect(tagCalls).toHaveLength(BUSY.length * 2 * BUSY_TAGS.length)
+    expect(new Set(tagCalls.map((r) => `${r.key} ${r.path}`)).size).toBe(tagCalls.length)
+  }, 120_000)
+})
+
 describe('a delivery put back for the budget', () => {
   it('keeps an older event of the same subscription, arriving meanwhile, from undoing what it already did', async () => {
     await connect(asHeavy, HEAVY_KEY)

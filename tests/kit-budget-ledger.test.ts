@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { RequestBudget, type Release } from '../server/kit/budget.ts'
-import type { BudgetLedger, BudgetTicket } from '../server/storage/types.ts'
+import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../server/storage/types.ts'
 
 const KEY = 'cred-a'
 const START = 1_000_000
@@ -15,7 +15,11 @@ type Answer = { ticket: BudgetTicket } | { until: number }
 class FakeLedger implements BudgetLedger {
   takes: { credentialId: string; capacity: number; windowMs: number }[] = []
   doneIds: string[] = []
-  blocks: { credentialId: string; until: number }[] = []
+  blocks: { credentialId: string; penalty: BlockPenalty }[] = []
+  forgiven: string[] = []
+  /** What the next block answers (default: the first penalty from now, one strike). */
+  blockAnswer: { until: number; strikes: number } | null = null
+  strikes = 0
   refuseUntil: number | null = null
   takeError: Error | null = null
   writeError: Error | null = null
@@ -26,7 +30,7 @@ class FakeLedger implements BudgetLedger {
     if (this.takeError) return Promise.reject(this.takeError)
     if (this.refuseUntil !== null && Date.now() < this.refuseUntil) return Promise.resolve({ until: this.refuseUntil })
     this.#issued += 1
-    return Promise.resolve({ ticket: { id: `t${this.#issued}` } })
+    return Promise.resolve({ ticket: { id: `t${this.#issued}` }, strikes: this.strikes })
   }
 
   done(ticket: BudgetTicket): Promise<void> {
@@ -35,9 +39,15 @@ class FakeLedger implements BudgetLedger {
     return Promise.resolve()
   }
 
-  block(credentialId: string, until: number): Promise<void> {
+  block(credentialId: string, penalty: BlockPenalty): Promise<{ until: number; strikes: number }> {
     if (this.writeError) return Promise.reject(this.writeError)
-    this.blocks.push({ credentialId, until })
+    this.blocks.push({ credentialId, penalty })
+    return Promise.resolve(this.blockAnswer ?? { until: Date.now() + penalty.firstMs, strikes: 1 })
+  }
+
+  forgive(credentialId: string): Promise<void> {
+    if (this.writeError) return Promise.reject(this.writeError)
+    this.forgiven.push(credentialId)
     return Promise.resolve()
   }
 }
@@ -158,19 +168,38 @@ describe('RequestBudget with a ledger', () => {
     fake.takeError = down
     await expect(budget.tryAcquire(KEY, 'background')).rejects.toBe(down)
     await expect(budget.acquire(KEY, 'interactive')).rejects.toBe(down)
-    expect(budget.usage(KEY)).toEqual({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null })
+    expect(budget.usage(KEY)).toEqual({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 })
 
     fake.takeError = null
     const slot = await budget.tryAcquire(KEY, 'background')
     expect('release' in slot).toBe(true)
   })
 
-  it('records a 429 in the ledger for a full window, and settles the promise once it is recorded', async () => {
+  it('records a 429 in the ledger with the penalty, and settles the promise once it is recorded', async () => {
     const { fake, budget } = setup()
     await vi.advanceTimersByTimeAsync(250)
     await budget.penalize(KEY)
-    expect(fake.blocks).toEqual([{ credentialId: KEY, until: START + 250 + 1000 }])
+    expect(fake.blocks).toEqual([{ credentialId: KEY, penalty: { firstMs: 1000, maxMs: 8000 } }])
     expect(budget.usage(KEY).blockedUntil).toBe(START + 1250)
+  })
+
+  it('takes the ledger\'s block and strikes for its own, and asks the ledger to forget them once Kit answers after the block', async () => {
+    const { fake, budget } = setup()
+    // Another instance had two 429s in a row: its strikes come with the next ticket.
+    fake.strikes = 2
+    const slot = await budget.tryAcquire(KEY, 'background')
+    if ('release' in slot) slot.release()
+    expect(budget.usage(KEY).strikes).toBe(2)
+    fake.blockAnswer = { until: START + 4000, strikes: 3 }
+    await budget.penalize(KEY)
+    expect(budget.usage(KEY)).toMatchObject({ blockedUntil: START + 4000, strikes: 3 })
+    // An answer to a request sent before the block changes nothing.
+    budget.answered(KEY)
+    expect(fake.forgiven).toEqual([])
+    await vi.advanceTimersByTimeAsync(4000)
+    budget.answered(KEY)
+    expect(fake.forgiven).toEqual([KEY])
+    expect(budget.usage(KEY).strikes).toBe(0)
   })
 
   it('reports a failed block or done to onLedgerError instead of rejecting', async () => {
@@ -198,6 +227,7 @@ describe('RequestBudget with a ledger', () => {
       },
       done: (ticket) => fake.done(ticket),
       block: (...a) => fake.block(...a),
+      forgive: (credentialId) => fake.forgive(credentialId),
     }
     const budget = new RequestBudget({ limit: 5, windowMs: 1000, ledger })
     const controller = new AbortController()

@@ -6,9 +6,11 @@
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPostgres } from '../server/db/postgres.ts'
-import { RequestBudget, type Priority, type Release } from '../server/kit/budget.ts'
+import { BudgetSpentError, RequestBudget, type Priority, type Release } from '../server/kit/budget.ts'
+import { KitClientFactory } from '../server/kit/client.ts'
 import { PgBudgetLedger } from '../server/storage/postgres/ledger.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
+import { startKitStandin } from './kit-standin/server.ts'
 
 const pgUp = await postgresAvailable()
 
@@ -127,6 +129,62 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
     }
   })
 
+  it('grows the block for 429s in a row, whichever instance Kit refused, up to the bound, and starts over once Kit answers', async () => {
+    const windowMs = 300
+    const kit = await startKitStandin({ apiKeys: ['kit_shared_429_growth'] })
+    try {
+      // Two instances, each with its budget on its own pool and its own Kit client.
+      const [a, b] = pools.slice(0, 2).map((pool) => {
+        const budget = new RequestBudget({ limit: 10, windowMs, maxBlockMs: 4 * windowMs, ledger: new PgBudgetLedger(pool, { staleMs: 5000 }) })
+        const factory = new KitClientFactory({ baseUrl: kit.url, budget, credentialKey: Buffer.alloc(32, 7) })
+        return { budget, kit: factory.forKey('kit_shared_429_growth', { priority: 'background', waitForBudget: false, retryOn429: false }) }
+      })
+      if (!a || !b) throw new Error('two instances expected')
+      const credential = a.kit.credentialId
+      const refused = { status: 429, body: 'Retry later', contentType: 'text/plain; charset=utf-8' }
+
+      /** Kit refuses one call of `by`: how long the block it set lasts, within the clock's reach. */
+      const refusedBy = async (by: { budget: RequestBudget; kit: typeof a.kit }) => {
+        kit.injectNext(1, refused)
+        const before = Date.now()
+        const error = await by.kit.listTags().then(() => null, (err: unknown) => err)
+        const after = Date.now()
+        expect(error).toMatchObject({ kind: 'rate_limited' })
+        const until = by.budget.usage(credential).blockedUntil ?? 0
+        return { until, longest: until - before, shortest: until - after }
+      }
+      /** The other instance is refused too, nothing sent, until about the same time; then the block ends. */
+      const honouredBy = async (other: { kit: typeof a.kit }, until: number, blockMs: number) => {
+        const sent = kit.requests.length
+        const error = await other.kit.listTags().then(() => null, (err: unknown) => err)
+        expect(error).toBeInstanceOf(BudgetSpentError)
+        // The instances turn the database's time into their own clocks, each on its own call.
+        const otherUntil = (error as BudgetSpentError).until
+        expect(otherUntil).toBeGreaterThan(until - blockMs / 2)
+        expect(kit.requests.length).toBe(sent)
+        await sleep(Math.max(until, otherUntil) + 30 - Date.now())
+      }
+
+      const lengths: number[] = []
+      for (const [by, other] of [[a, b], [b, a], [a, b], [b, a]] as const) {
+        const block = await refusedBy(by)
+        // The block is one of the lengths below: it lies between what the clock allows.
+        const length = [windowMs, 2 * windowMs, 4 * windowMs].find((ms) => block.shortest <= ms && ms <= block.longest) ?? block.longest
+        lengths.push(length)
+        await honouredBy(other, block.until, length)
+      }
+      expect(lengths).toEqual([windowMs, 2 * windowMs, 4 * windowMs, 4 * windowMs])
+
+      // Kit answers a call sent after the block: the next 429 blocks for one window again.
+      await b.kit.listTags()
+      const fresh = await refusedBy(a)
+      expect(fresh.shortest).toBeLessThanOrEqual(windowMs)
+      expect(a.budget.usage(credential).strikes).toBe(1)
+    } finally {
+      await kit.close()
+    }
+  })
+
   it('frees the slot of an instance that died with a request in flight after its stale limit and a window', async () => {
     const windowMs = 300
     const staleMs = 1000
@@ -136,8 +194,9 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
     const dead = new RequestBudget({ limit: 1, windowMs, interactiveReserve: 0, ledger: new PgBudgetLedger(spare, { staleMs }) })
     const [survivor] = instances({ limit: 1, windowMs, interactiveReserve: 0 })
     if (!survivor) throw new Error('an instance expected')
-    const takenAt = Date.now()
     const neverDone = await dead.tryAcquire(credential, 'background')
+    // The ticket was taken no later than now (a first connection of a pool can take a while).
+    const takenAt = Date.now()
     expect('release' in neverDone).toBe(true)
 
     expect('until' in (await survivor.tryAcquire(credential, 'background'))).toBe(true)

@@ -145,6 +145,40 @@ describe('RequestBudget', () => {
     expect(budget.usage(KEY).blockedUntil).toBeNull()
   })
 
+  it('blocks twice as long for each 429 right after a block ended, up to the bound, and starts over once Kit answers', async () => {
+    const budget = new RequestBudget({ limit: 5, windowMs: 1000, maxBlockMs: 5000 })
+    const blockFor = async () => {
+      const before = Date.now()
+      await budget.penalize(KEY)
+      return (budget.usage(KEY).blockedUntil ?? before) - before
+    }
+    expect(await blockFor()).toBe(1000)
+    // A 429 for a request sent before the block began: nothing changes.
+    await vi.advanceTimersByTimeAsync(400)
+    expect(await blockFor()).toBe(600)
+    const lengths: number[] = []
+    for (let i = 0; i < 4; i += 1) {
+      await vi.advanceTimersByTimeAsync(budget.delayFor(KEY, 'interactive'))
+      lengths.push(await blockFor())
+    }
+    expect(lengths).toEqual([2000, 4000, 5000, 5000])
+    // An answer while blocked is to a request sent before: the strikes stay.
+    budget.answered(KEY)
+    expect(budget.usage(KEY).strikes).toBe(5)
+    await vi.advanceTimersByTimeAsync(5000)
+    budget.answered(KEY)
+    expect(budget.usage(KEY).strikes).toBe(0)
+    expect(await blockFor()).toBe(1000)
+  })
+
+  it('remembers the strikes while nothing else is going on for the credential', async () => {
+    const budget = new RequestBudget({ limit: 5, windowMs: 1000 })
+    await budget.penalize(KEY)
+    await vi.advanceTimersByTimeAsync(60_000)
+    await budget.penalize(KEY)
+    expect(budget.usage(KEY)).toMatchObject({ strikes: 2, blockedUntil: Date.now() + 2000 })
+  })
+
   it('rejects an aborted waiter with the abort reason and gives its place to the next one', async () => {
     const budget = new RequestBudget({ limit: 1, windowMs: 1000 })
     await acquireAndRelease(budget, 1)
@@ -164,7 +198,7 @@ describe('RequestBudget', () => {
   it('rejects at once when the signal is already aborted', async () => {
     const budget = new RequestBudget({ limit: 1, windowMs: 1000 })
     await expect(budget.acquire(KEY, 'background', AbortSignal.abort(new Error('stop')))).rejects.toThrow('stop')
-    expect(budget.usage(KEY)).toEqual({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null })
+    expect(budget.usage(KEY)).toEqual({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 })
   })
 
   it('tells how long until a slot of each priority is free', async () => {
@@ -179,7 +213,7 @@ describe('RequestBudget', () => {
     const inFlight = await budget.acquire(KEY, 'interactive')
     expect(budget.delayFor(KEY, 'interactive')).toBe(700)
     expect(budget.delayFor(KEY, 'background')).toBe(800)
-    expect(budget.usage(KEY)).toEqual({ inWindow: 2, inFlight: 1, waiting: 0, blockedUntil: null })
+    expect(budget.usage(KEY)).toEqual({ inWindow: 2, inFlight: 1, waiting: 0, blockedUntil: null, strikes: 0 })
     inFlight()
   })
 
@@ -213,7 +247,7 @@ describe('RequestBudget', () => {
     const release = await budget.acquire(KEY, 'interactive')
     release()
     release()
-    expect(budget.usage(KEY)).toEqual({ inWindow: 1, inFlight: 0, waiting: 0, blockedUntil: null })
+    expect(budget.usage(KEY)).toEqual({ inWindow: 1, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 })
   })
 
   it('leaves no timer behind once nobody waits', async () => {

@@ -7,6 +7,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
+import type { ClaimTurnsOrder } from '../server/pipeline/fairness.ts'
 import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type EnqueueResult, type NewDelivery, type Outcome, type QueuedDelivery } from '../server/pipeline/queue.ts'
 import { PgDeliveryReads } from '../server/storage/postgres/deliveries.ts'
 import { PgQueue } from '../server/storage/postgres/queue.ts'
@@ -106,8 +107,15 @@ function event(overrides: Partial<NewDelivery> = {}): NewDelivery {
 const LEASE_MS = 30_000
 const succeeded: Outcome = { status: 'succeeded', lastError: null, kitRequests: 1 }
 
-const claim = (queue: DeliveryQueue, owner = 'owner_a', options: { now?: number; limit?: number; exclude?: string[]; leaseMs?: number } = {}) =>
-  queue.claim({ owner, limit: options.limit ?? 100, leaseMs: options.leaseMs ?? LEASE_MS, now: options.now ?? Date.now(), exclude: options.exclude ?? [] })
+const claim = (queue: DeliveryQueue, owner = 'owner_a', options: { now?: number; limit?: number; exclude?: string[]; leaseMs?: number; turns?: ClaimTurnsOrder } = {}) =>
+  queue.claim({
+    owner,
+    limit: options.limit ?? 100,
+    leaseMs: options.leaseMs ?? LEASE_MS,
+    now: options.now ?? Date.now(),
+    exclude: options.exclude ?? [],
+    ...(options.turns ? { turns: options.turns } : {}),
+  })
 
 const ids = (claimed: QueuedDelivery[]) => claimed.map((d) => d.eventId)
 
@@ -227,6 +235,35 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const future = event({ communityId: 'c_bravo', receivedAt: Date.now() + 60_000 })
         for (const e of [alpha, bravo, future]) await queue.enqueue(e)
         expect(ids(await claim(queue, 'owner_a', { exclude: ['c_alpha'] }))).toEqual([bravo.eventId])
+      })
+
+      it('claims a quiet community\'s event ahead of a busy community\'s older backlog, also of its put-back delivery', async () => {
+        const now = Date.now()
+        const backlog = Array.from({ length: 6 }, () => event({ communityId: 'c_busy', receivedAt: now - 60_000 }))
+        for (const e of backlog) await queue.enqueue(e)
+        const [first] = await claim(queue, 'owner_a', { limit: 1 })
+        expect(first?.eventId).toBe(backlog[0]?.eventId)
+        // Put back for Kit's budget: it keeps its place in its own community's line.
+        await queue.settle(first!.seq, 'owner_a', { status: 'pending', lastError: null, kitRequests: 30, nextAttemptAt: first!.receivedAt })
+
+        const quiet = event({ communityId: 'c_quiet', receivedAt: now })
+        await queue.enqueue(quiet)
+        // The busy community has used the consumer's slots for a while; the quiet one not at all.
+        const turns = { floor: 1000, places: new Map([['c_busy', 31_000]]) }
+        expect(ids(await claim(queue, 'owner_a', { limit: 1, turns }))).toEqual([quiet.eventId])
+        expect(ids(await claim(queue, 'owner_a', { limit: 1, turns }))).toEqual([backlog[0]?.eventId])
+      })
+
+      it('serves each community with work due once before serving any of them again', async () => {
+        const now = Date.now()
+        const alpha = Array.from({ length: 4 }, () => event({ communityId: 'c_alpha', receivedAt: now - 3000 }))
+        const bravo = Array.from({ length: 4 }, () => event({ communityId: 'c_bravo', receivedAt: now - 2000 }))
+        const charlie = event({ communityId: 'c_charlie', receivedAt: now - 1000 })
+        for (const e of [...alpha, ...bravo, charlie]) await queue.enqueue(e)
+        expect(ids(await claim(queue, 'owner_a', { limit: 4 }))).toEqual([alpha[0], bravo[0], charlie, alpha[1]].map((e) => e?.eventId))
+        // Alpha has used more of the slots: the next claim starts with bravo.
+        const turns = { floor: 0, places: new Map([['c_alpha', 2000], ['c_bravo', 1000]]) }
+        expect(ids(await claim(queue, 'owner_a', { limit: 2, turns }))).toEqual([bravo[1], alpha[2]].map((e) => e?.eventId))
       })
 
       it('returns the delivery as stored, numbers as numbers', async () => {

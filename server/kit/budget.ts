@@ -54,6 +54,11 @@ export interface BudgetOptions {
   interactiveReserve?: number
   /** Interactive waiters per credential beyond which `acquire` rejects with BudgetBusyError; default unlimited. */
   maxInteractiveWaiting?: number
+  /**
+   * The longest a 429 blocks the credential. The first 429 blocks it for a window; each 429 right
+   * after a block ended (no answer from Kit in between) doubles that, up to this. Default 8 windows.
+   */
+  maxBlockMs?: number
   now?: () => number
   /** Counts the credential's requests across instances; without it the budget is this process's alone. */
   ledger?: BudgetLedger
@@ -69,6 +74,8 @@ export interface BudgetUsage {
   inFlight: number
   waiting: number
   blockedUntil: number | null
+  /** 429s in a row (see `penalize`). */
+  strikes: number
 }
 
 interface Waiter {
@@ -87,6 +94,8 @@ interface CredentialState {
   interactive: Waiter[]
   background: Waiter[]
   blockedUntil: number
+  /** 429s in a row, each after the block before it ended (0: Kit answered since, or none yet). */
+  strikes: number
   /**
    * Epoch ms until which the ledger said the credential is spent for each priority (0: never
    * refused). An interactive refusal also covers background calls, which have fewer slots.
@@ -150,6 +159,7 @@ export class RequestBudget {
   readonly windowMs: number
   readonly interactiveReserve: number
   readonly maxInteractiveWaiting: number
+  readonly maxBlockMs: number
   readonly #now: () => number
   readonly #ledger: BudgetLedger | null
   readonly #onLedgerError: (error: unknown) => void
@@ -168,6 +178,7 @@ export class RequestBudget {
     const reserve = options.interactiveReserve ?? Math.max(1, Math.floor(options.limit * 0.05))
     this.interactiveReserve = Math.min(Math.max(0, Math.floor(reserve)), options.limit - 1)
     this.maxInteractiveWaiting = options.maxInteractiveWaiting ?? Number.POSITIVE_INFINITY
+    this.maxBlockMs = Math.max(options.windowMs, options.maxBlockMs ?? 8 * options.windowMs)
     this.#now = options.now ?? Date.now
     this.#ledger = options.ledger ?? null
     this.#onLedgerError = options.onLedgerError ?? warnLedgerError
@@ -219,18 +230,47 @@ export class RequestBudget {
   }
 
   /**
-   * Kit answered 429: nobody sends for this credential for a window. Blocks here at once; the
-   * promise settles once the ledger has the block too (it never rejects: see `onLedgerError`).
+   * Kit answered 429: nobody sends for this credential for a while — a window for the first 429,
+   * twice as long for each one right after a block ended, at most `maxBlockMs` (Kit asks for a
+   * growing wait). A 429 while a block holds is a request sent before it: it changes nothing.
+   * Blocks here at once; with a ledger the block and its strikes are shared, and the promise
+   * settles once the ledger has them (it never rejects: see `onLedgerError`).
    */
   penalize(credentialId: string): Promise<void> {
     const state = this.#state(credentialId)
-    const until = this.#now() + this.windowMs
-    state.blockedUntil = Math.max(state.blockedUntil, until)
+    const now = this.#now()
+    if (state.blockedUntil <= now) {
+      state.strikes += 1
+      state.blockedUntil = now + blockMs(this.windowMs, this.maxBlockMs, state.strikes)
+    }
     this.#pump(credentialId, state)
     if (!this.#ledger) return Promise.resolve()
-    return this.#ledger.block(credentialId, until).catch((error: unknown) => {
+    return this.#ledger.block(credentialId, { firstMs: this.windowMs, maxMs: this.maxBlockMs }).then(
+      (shared) => {
+        // The ledger's block counts every instance's strikes (and forgets them when any instance
+        // had an answer): it replaces the guess made here.
+        state.strikes = shared.strikes
+        state.blockedUntil = shared.until
+        this.#pump(credentialId, state)
+      },
+      (error: unknown) => {
+        this.#onLedgerError(error)
+      },
+    )
+  }
+
+  /**
+   * Kit answered a request of this credential with anything but 429: once no block holds (the
+   * request was sent after it ended), the strikes are forgotten, here and in the ledger.
+   */
+  answered(credentialId: string): void {
+    const state = this.#states.get(credentialId)
+    if (!state || state.strikes === 0 || state.blockedUntil > this.#now()) return
+    state.strikes = 0
+    this.#ledger?.forgive(credentialId).catch((error: unknown) => {
       this.#onLedgerError(error)
     })
+    this.#pump(credentialId, state)
   }
 
   /** How long until a call of this priority could start, 0 when a slot is free now. */
@@ -285,7 +325,11 @@ export class RequestBudget {
       state.inFlight -= 1
       throw error
     }
-    if ('ticket' in taken) return { release: this.#releaser(credentialId, state, taken.ticket) }
+    if ('ticket' in taken) {
+      // The strikes on record for every instance: the next 429 here grows the block from them.
+      state.strikes = taken.strikes ?? 0
+      return { release: this.#releaser(credentialId, state, taken.ticket) }
+    }
     // Never "spent until" a time already past: the waiters would ask the ledger again at once.
     const until = Math.max(taken.until, this.#now() + 1)
     state.sharedUntil.background = Math.max(state.sharedUntil.background, until)
@@ -328,7 +372,7 @@ export class RequestBudget {
 
   usage(credentialId: string): BudgetUsage {
     const state = this.#states.get(credentialId)
-    if (!state) return { inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null }
+    if (!state) return { inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 }
     const now = this.#now()
     this.#prune(state, now)
     return {
@@ -336,6 +380,7 @@ export class RequestBudget {
       inFlight: state.inFlight,
       waiting: state.interactive.length + state.background.length,
       blockedUntil: state.blockedUntil > now ? state.blockedUntil : null,
+      strikes: state.strikes,
     }
   }
 
@@ -348,6 +393,7 @@ export class RequestBudget {
         interactive: [],
         background: [],
         blockedUntil: 0,
+        strikes: 0,
         sharedUntil: { interactive: 0, background: 0 },
         timer: null,
         timerAt: 0,
@@ -391,6 +437,7 @@ export class RequestBudget {
       state.interactive.length === 0 &&
       state.background.length === 0 &&
       state.blockedUntil <= now &&
+      state.strikes === 0 &&
       Math.max(state.sharedUntil.interactive, state.sharedUntil.background) <= now &&
       state.timer === null
     ) {
@@ -440,6 +487,11 @@ export class RequestBudget {
     }, Math.max(0, wakeAt - now))
     state.timer.unref()
   }
+}
+
+/** How long the `strikes`-th 429 in a row blocks: a window, doubled per strike before it, at most `maxMs`. */
+export function blockMs(windowMs: number, maxMs: number, strikes: number): number {
+  return Math.min(maxMs, windowMs * 2 ** Math.min(Math.max(strikes - 1, 0), 30))
 }
 
 /** Puts a waiter back in arrival order: refusals of takes asked together come back in any order. */

@@ -361,6 +361,7 @@ class KitApiClient implements KitApi {
       } finally {
         release()
       }
+      if (attempt.type === 'answer' && attempt.status !== 429) budget.answered(this.credentialId)
       if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
         const answeredAt = attempt.date === null ? NaN : Date.parse(attempt.date)
         return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text), answeredAt: Number.isNaN(answeredAt) ? null : answeredAt }

@@ -1,19 +1,23 @@
 /**
  * The in-process consumer: claims due deliveries with leases, a few at a time, and records each
- * outcome. One backlog never stalls another: at most `perCredential` deliveries run at once for
- * one Kit credential, communities whose budget is spent are not claimed for, and a delivery that
- * finds the budget spent gives its slot back (see the processor) instead of waiting in it.
- * Stopping finishes (or gives back) what is in flight.
+ * outcome. One backlog never stalls another: communities take turns at the claim by the slot time
+ * they used (see FairShare), at most `perCredential` deliveries run at once for one Kit
+ * credential, communities whose budget is spent are not claimed for, a delivery that finds the
+ * budget spent gives its slot back (see the processor) instead of waiting in it, and one that has
+ * had its turn gives its slot back when every slot is taken and other work waits. Stopping
+ * finishes (or gives back) what is in flight.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
 import type { Metrics } from '../plugins/metrics.ts'
-import { claimPlan, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
+import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
+/** How long a delivery keeps its slot while every slot is taken and other work waits. */
+export const TURN_MS = 500
 /** How long stopping waits for work in flight before aborting it and giving it back. */
 export const STOP_GRACE_MS = 10_000
 
@@ -30,6 +34,8 @@ export interface ConsumerOptions {
   perCredential?: number
   leaseMs?: number
   idlePollMs?: number
+  /** How long a delivery keeps its slot while other work waits for one; default TURN_MS. */
+  turnMs?: number
 }
 
 export class Consumer {
@@ -50,6 +56,10 @@ export class Consumer {
   private readonly perCredential: number
   private readonly leaseMs: number
   private readonly idlePollMs: number
+  private readonly turnMs: number
+  /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
+  private workWaiting = false
+  private readonly share: FairShare
 
   constructor(private readonly o: ConsumerOptions) {
     this.concurrency = o.concurrency ?? 4
@@ -57,6 +67,8 @@ export class Consumer {
     if (!Number.isInteger(this.perCredential) || this.perCredential < 1) throw new RangeError('perCredential must be a positive integer')
     this.leaseMs = o.leaseMs ?? 120_000
     this.idlePollMs = o.idlePollMs ?? 1000
+    this.turnMs = o.turnMs ?? TURN_MS
+    this.share = new FairShare(this.turnMs)
   }
 
   start(): void {
@@ -91,9 +103,19 @@ export class Consumer {
           budgetFreesIn = plan.budgetFreesIn
           if (plan.limit === 0) break
           const started = performance.now()
-          const claimed = await this.o.queue.claim({ owner: this.owner, limit: plan.limit, leaseMs: this.leaseMs, now: Date.now(), exclude: plan.exclude })
+          const claimed = await this.o.queue.claim({
+            owner: this.owner,
+            limit: plan.limit,
+            leaseMs: this.leaseMs,
+            now: Date.now(),
+            exclude: plan.exclude,
+            turns: this.share.order(),
+          })
           claimCostMs += performance.now() - started
-          for (const delivery of claimed) this.begin(delivery, credentials.get(delivery.communityId))
+          for (const delivery of claimed) {
+            this.share.claimed(delivery.communityId)
+            this.begin(delivery, credentials.get(delivery.communityId))
+          }
           if (claimed.length > 0) claimedAny = true
           if (claimed.length < plan.limit) break
         }
@@ -119,7 +141,9 @@ export class Consumer {
       const running = this.inFlightByCredential().get(credentialId) ?? 0
       this.peak.set(credentialId, Math.max(this.peak.get(credentialId) ?? 0, running))
     }
+    const started = performance.now()
     const work = this.handle(delivery).finally(() => {
+      this.share.ran(delivery.communityId, performance.now() - started)
       this.inFlight.delete(delivery.seq)
       this.inFlightCredential.delete(delivery.seq)
       this.notify()
@@ -141,16 +165,19 @@ export class Consumer {
 
   /** Sleeps until work is due, a spent budget frees up, new work is notified, or the poll interval passes. */
   private async idle(budgetFreesIn: number | null): Promise<void> {
-    if (this.notified || !this.running) {
+    if (!this.running) {
       this.notified = false
       return
     }
+    // Read on every pass, also one a notification cuts short: whether work is left waiting
+    // decides whether the deliveries in the slots take turns.
     let due: number | null = null
     try {
       due = await this.o.queue.nextDueAt()
     } catch (err) {
       this.o.log.error({ err }, 'reading when the next delivery is due failed')
     }
+    this.workWaiting = due !== null && due <= Date.now()
     // A notify() that arrived while the queue was being read must not be lost.
     if (this.notified || !this.running) {
       this.notified = false
@@ -182,8 +209,12 @@ export class Consumer {
   private async handle(delivery: QueuedDelivery): Promise<void> {
     let outcome
     const deadline = AbortSignal.timeout(this.leaseMs / 2)
+    const started = performance.now()
+    const turn = {
+      over: () => performance.now() - started >= this.turnMs && this.inFlight.size >= this.concurrency && this.workWaiting,
+    }
     try {
-      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]))
+      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]), turn)
       if (deadline.aborted && outcome.status === 'retrying') {
         outcome = { ...outcome, lastError: 'Kit took too long to answer; this delivery will be retried.' }
       }

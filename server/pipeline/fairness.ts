@@ -1,9 +1,11 @@
 /**
- * Fairness between communities: which ones the consumer may claim for now, and the outcome of a
- * delivery that gave its slot back because its credential's Kit budget was spent. Pure functions,
- * so the rules are tested without HTTP or a database.
+ * Fairness between communities: which ones the consumer may claim for now, in which order they
+ * take turns at the queue, when a delivery gives its slot back (its credential's Kit budget is
+ * spent, or its turn is over), and the outcome it then records. Plain functions and small
+ * in-memory classes, so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
+import type { KitApi } from '../kit/client.ts'
 import type { Outcome, QueuedDelivery } from './queue.ts'
 
 /** Deliveries the consumer runs at once for one Kit credential, whatever its backlog. */
@@ -61,6 +63,114 @@ export function claimPlan(input: ClaimInput): ClaimPlan {
   return { exclude, limit, budgetFreesIn }
 }
 
+/** A claimable delivery, as far as taking turns is concerned. */
+export interface ClaimCandidate {
+  seq: number
+  communityId: string
+  memberId: string
+}
+
+/**
+ * Each community's place in line for a claim: the higher of `floor` and its entry in `places`
+ * (lower first; one not listed stands at the floor), and among equals the lower entry first.
+ */
+export interface ClaimTurnsOrder {
+  floor: number
+  places: ReadonlyMap<string, number>
+}
+
+/**
+ * Which of the claimable deliveries a claim takes: communities take turns. `candidates` holds, for
+ * each community, its claimable deliveries in the queue's order (live events first, then by due
+ * time; communities may be interleaved). Communities go in the order of their places (see
+ * FairShare), the one with the oldest first delivery first among equals, and each gets one
+ * delivery per round until `limit`; at most one per member. Without `order`, every community
+ * stands at the same place.
+ */
+export function takeTurns<T extends ClaimCandidate>(candidates: readonly T[], limit: number, order?: ClaimTurnsOrder): T[] {
+  const lines = new Map<string, T[]>()
+  for (const candidate of candidates) {
+    const line = lines.get(candidate.communityId)
+    if (line) line.push(candidate)
+    else lines.set(candidate.communityId, [candidate])
+  }
+  const entryOf = (line: readonly T[]) => (order ? (order.places.get(line[0]?.communityId ?? '') ?? order.floor) : 0)
+  const placeOf = (line: readonly T[]) => (order ? Math.max(order.floor, entryOf(line)) : 0)
+  const queue = [...lines.values()].sort(
+    (a, b) => placeOf(a) - placeOf(b) || entryOf(a) - entryOf(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0),
+  )
+  const picked: T[] = []
+  const members = new Set<string>()
+  for (let round = 0; picked.length < limit; round++) {
+    let any = false
+    for (const line of queue) {
+      const candidate = line[round]
+      if (!candidate) continue
+      any = true
+      const member = `${candidate.communityId}\u0000${candidate.memberId}`
+      if (members.has(member)) continue
+      members.add(member)
+      picked.push(candidate)
+      if (picked.length === limit) break
+    }
+    if (!any) break
+  }
+  return picked
+}
+
+/** Communities remembered by one consumer; beyond it the one least recently seen is forgotten (it then stands at the floor). */
+const MAX_REMEMBERED = 10_000
+
+/**
+ * Fair shares of the consumer's slots (start-time fair queueing). Each community's place in line is
+ * the slot time its deliveries have used, counted from a floor that moves up to the place of each
+ * community served: so a busy community's hundred-call deliveries push it back by the time they
+ * take, while a community that has used little — a quiet one, or one that just got work after a
+ * pause — stands at the floor, at the front (ahead of the others there, having used less), without
+ * a credit banked from being idle. A claim charges a whole turn at once (so a community's second
+ * delivery does not slip in before others while its first runs), and the time really used
+ * replaces it when the delivery ends. A community whose deliveries were put back for Kit's
+ * budget, keeping their place in its own line, still waits its turn behind the others.
+ */
+export class FairShare {
+  #floor = 0
+  /** community id → its place: slot time used (in ms) and charged for deliveries in flight, from the floor it started at. */
+  readonly #places = new Map<string, number>()
+
+  constructor(
+    /** What a claim charges until the delivery ends: a turn. */
+    private readonly turnMs: number,
+  ) {}
+
+  /** The order the next claim goes by. */
+  order(): ClaimTurnsOrder {
+    return { floor: this.#floor, places: this.#places }
+  }
+
+  /** A claim took one of the community's deliveries: the floor moves up to its place, and a turn is charged. */
+  claimed(communityId: string): void {
+    const place = Math.max(this.#floor, this.#places.get(communityId) ?? this.#floor)
+    this.#floor = place
+    this.#set(communityId, place + this.turnMs)
+  }
+
+  /** One of the community's deliveries held a slot for `ms` (finished, or gave the slot back): that replaces the turn charged. */
+  ran(communityId: string, ms: number): void {
+    const place = this.#places.get(communityId) ?? this.#floor + this.turnMs
+    this.#set(communityId, place - this.turnMs + Math.max(0, ms))
+  }
+
+  #set(communityId: string, place: number): void {
+    this.#places.delete(communityId)
+    this.#places.set(communityId, place)
+    while (this.#places.size > MAX_REMEMBERED) {
+      const oldest = this.#places.keys().next().value
+      if (oldest === undefined) break
+      this.#places.delete(oldest)
+    }
+  }
+}
+
 /** "120 requests a minute", "20 requests every 2 seconds". */
 export function describeBudget(limit: number, windowMs: number): string {
   const requests = `${limit} request${limit === 1 ? '' : 's'}`
@@ -85,5 +195,56 @@ export function putBackForBudget(spent: BudgetSpentError, delivery: Pick<QueuedD
     kitRequests,
     lastError: `Waiting for Kit's rate limit (${describeBudget(spent.limit, spent.windowMs)}); continues at ${clockTime(spent.until)}.`,
     nextAttemptAt: Math.min(delivery.receivedAt, spent.until),
+  }
+}
+
+/**
+ * A delivery's turn in a consumer slot. A delivery needing a hundred Kit calls could otherwise hold
+ * its slot for many seconds while other communities' work waits for one: once its turn is over
+ * (the consumer decides: its time is up, every slot is taken and work is waiting), it gives the
+ * slot back before its next Kit call, exactly as when Kit's budget is spent, and resumes at its
+ * next turn without repeating what it did.
+ */
+export interface Turn {
+  over(): boolean
+}
+
+/** Thrown before a Kit call, nothing sent, once the delivery's turn is over. */
+export class TurnOver extends Error {
+  override readonly name = 'TurnOver'
+
+  constructor() {
+    super('This delivery\'s turn in a consumer slot is over')
+  }
+}
+
+/**
+ * `kit`, except that every call made once the turn is over throws TurnOver instead of reaching
+ * Kit (no turn: `kit` itself). Every method of the API is covered, whatever methods it gains.
+ */
+export function takingTurns(kit: KitApi, turn: Turn | undefined): KitApi {
+  if (!turn) return kit
+  return new Proxy(kit, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]): unknown => {
+        if (turn.over()) return Promise.reject(new TurnOver())
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+}
+
+/**
+ * A delivery whose turn was over: back to the queue, still pending, not a failed attempt, due at
+ * once and keeping its place in its community's line; the claim's turns decide when it runs again.
+ */
+export function putBackForTurn(delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
+  return {
+    status: 'pending',
+    kitRequests,
+    lastError: 'Paused to let other deliveries run; continues shortly.',
+    nextAttemptAt: delivery.receivedAt,
   }
 }

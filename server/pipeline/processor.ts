@@ -13,7 +13,7 @@ import type { KitSubscriber } from '../kit/types.ts'
 import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
 import type { MappingService } from '../services/mappings.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
-import { putBackForBudget } from './fairness.ts'
+import { putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
 import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
@@ -225,7 +225,8 @@ export class DeliveryProcessor {
     this.tags = new MappedTags({ ids: deps.ids, mappings: deps.mappings, held: deps.heldTags, now: this.now })
   }
 
-  async process(delivery: QueuedDelivery, signal?: AbortSignal): Promise<Outcome> {
+  /** `turn`: the delivery's turn in a consumer slot; once over, it is put back before its next Kit call. */
+  async process(delivery: QueuedDelivery, signal?: AbortSignal, turn?: Turn): Promise<Outcome> {
     const event = JSON.parse(delivery.payload) as MemberEvent
     const type = event.type as EventType
     const communityId = delivery.communityId
@@ -307,7 +308,7 @@ export class DeliveryProcessor {
     const writtenFields = carriedFields.filter((source) => source in fieldValues)
     const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)]), ...writtenFields.map((f) => markOf(fieldScope(f)))]
     try {
-      const notes = await this.apply(kit, delivery, event, type, mapping, fieldValues, log, staleProfile, done)
+      const notes = await this.apply(takingTurns(kit, turn), delivery, event, type, mapping, fieldValues, log, staleProfile, done)
       if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
@@ -740,6 +741,7 @@ export class DeliveryProcessor {
         : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
 
     if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
+    if (err instanceof TurnOver) return putBackForTurn(delivery, kitRequests)
     if (err instanceof Retryable) return retryLater(err.message, 1000)
     if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {

@@ -5,6 +5,7 @@
  * expire).
  */
 import type { DeliveryStatus, DeliveryStep } from '#shared/api.ts'
+import type { ClaimTurnsOrder } from './fairness.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
@@ -54,6 +55,11 @@ export interface ClaimOptions {
   now: number
   /** Communities not to claim for now (their Kit budget is spent, or they are already busy). */
   exclude: string[]
+  /**
+   * The order communities take turns in (see takeTurns and FairShare); absent: the community
+   * whose first claimable delivery is oldest first, each served once per round.
+   */
+  turns?: ClaimTurnsOrder
 }
 
 export interface Outcome {

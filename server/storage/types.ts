@@ -224,13 +224,27 @@ export interface BudgetLedger {
   /**
    * Records a request about to be sent for the credential if fewer than `capacity` requests were
    * sent in the last `windowMs` (counting each from when it was taken to `windowMs` after it was
-   * done) and no block is on; otherwise says when to ask again (epoch ms).
+   * done) and no block is on; otherwise says when to ask again (epoch ms). With a ticket come
+   * the 429 strikes on record for the credential (absent or 0: none).
    */
-  take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket } | { until: number }>
+  take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket; strikes?: number } | { until: number }>
   /** The request was answered (or failed): its slot frees `windowMs` after now. */
   done(ticket: BudgetTicket): Promise<void>
-  /** Kit answered 429: nobody sends for this credential before `until` (epoch ms). */
-  block(credentialId: string, until: number): Promise<void>
+  /**
+   * Kit answered 429: nobody sends for this credential for a while. The first 429 after any
+   * block ended is one more strike, and the block lasts `penalty.firstMs` doubled for each strike
+   * before it, at most `penalty.maxMs`; a 429 while a block holds (a request sent before it began)
+   * changes nothing. Answers the block's end (epoch ms, this process's clock) and the strikes.
+   */
+  block(credentialId: string, penalty: BlockPenalty): Promise<{ until: number; strikes: number }>
+  /** Kit answered a request sent after the last block ended: the strikes are forgotten. */
+  forgive(credentialId: string): Promise<void>
+}
+
+/** How long 429 blocks last: the first, and the longest any grows to. */
+export interface BlockPenalty {
+  firstMs: number
+  maxMs: number
 }
 
 /** Kit tag ids the instances learnt, shared so that one instance's stale tag list misses nothing another created. */

@@ -27,6 +27,8 @@ export interface StandinOptions {
   listLagMs?: number
   /** How long after a 202 (more than ten fields) the fields are applied; default 100 ms. */
   asyncFieldsMs?: number
+  /** How long every answer takes (the request is counted and applied when it arrives); default 0. */
+  latencyMs?: number
 }
 
 export interface StandinRequest {
@@ -354,6 +356,7 @@ class StandinServer implements KitStandin {
   private readonly routes: Route[]
   private readonly listLagMs: number
   private readonly asyncFieldsMs: number
+  private readonly latencyMs: number
   private readonly pendingWrites = new Set<NodeJS.Timeout>()
   private rateLimit: { limit: number; windowMs: number }
   private lastId = 1000
@@ -361,6 +364,7 @@ class StandinServer implements KitStandin {
   constructor(options: StandinOptions) {
     this.listLagMs = options.listLagMs ?? 30_000
     this.asyncFieldsMs = options.asyncFieldsMs ?? 100
+    this.latencyMs = options.latencyMs ?? 0
     this.rateLimit = options.rateLimit ?? { limit: 120, windowMs: 60_000 }
     for (const key of options.apiKeys ?? ['kit_test_key']) this.addKey(key)
     this.routes = this.buildRoutes()
@@ -591,8 +595,12 @@ class StandinServer implements KitStandin {
 
   private send(res: ServerResponse, entry: StandinRequest, status: number, body: string, contentType: string | null): void {
     entry.status = status
-    res.writeHead(status, contentType ? { 'content-type': contentType } : {})
-    res.end(body)
+    const answer = () => {
+      res.writeHead(status, contentType ? { 'content-type': contentType } : {})
+      res.end(body)
+    }
+    if (this.latencyMs > 0) setTimeout(answer, this.latencyMs)
+    else answer()
   }
 
   private fail(res: ServerResponse, error: unknown): void {

@@ -3,10 +3,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
 import type { KitApi } from '../../server/kit/client.ts'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import { claimPlan, describeBudget, putBackForBudget } from '../../server/pipeline/fairness.ts'
+import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takeTurns, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
-import type { ClaimOptions, DeliveryQueue, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/pipeline/queue.ts'
 import type { Metrics } from '../../server/plugins/metrics.ts'
 
 const NOW = 1_000_000
@@ -101,6 +101,97 @@ describe('what the consumer may claim', () => {
     expect(plan.limit).toBe(1)
     expect(claimPlan({ credentials, inFlight: new Map(), perCredential: 2, free: 4, budgetFreesIn }).limit).toBe(2)
     expect(claimPlan({ credentials, inFlight: new Map(), perCredential: 2, free: 1, budgetFreesIn }).limit).toBe(1)
+  })
+})
+
+describe('communities taking turns at the queue', () => {
+  const candidate = (seq: number, communityId: string, memberId = `m_${seq}`) => ({ seq, communityId, memberId })
+  const seqs = (picked: { seq: number }[]) => picked.map((c) => c.seq)
+
+  it('serves every community once, oldest work first, before any of them twice', () => {
+    const candidates = [candidate(1, 'c_busy'), candidate(2, 'c_busy'), candidate(3, 'c_busy'), candidate(9, 'c_other'), candidate(12, 'c_quiet')]
+    expect(seqs(takeTurns(candidates, 4))).toEqual([1, 9, 12, 2])
+  })
+
+  it('serves communities in the order of their places, however old the other backlog', () => {
+    const candidates = [candidate(3, 'c_busy'), candidate(4, 'c_busy'), candidate(50, 'c_quiet')]
+    const order = { floor: 1000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }
+    expect(seqs(takeTurns(candidates, 1, order))).toEqual([50])
+    // At the floor both; the quiet one has used less.
+    expect(seqs(takeTurns(candidates, 3, { floor: 5000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }))).toEqual([50, 3, 4])
+    // Equal: the older work first.
+    expect(seqs(takeTurns(candidates, 3, { floor: 1000, places: new Map() }))).toEqual([3, 50, 4])
+  })
+
+  it('takes at most one delivery of a member, and keeps each community\'s own order', () => {
+    const candidates = [candidate(5, 'c_a', 'm_x'), candidate(2, 'c_a', 'm_x'), candidate(7, 'c_a', 'm_y')]
+    expect(seqs(takeTurns(candidates, 3))).toEqual([5, 7])
+  })
+})
+
+describe('fair shares of the consumer\'s slots', () => {
+  it('puts a community back by the slot time it used, and a quiet one at the front without banking idle time', () => {
+    const share = new FairShare(1000)
+    const place = (communityId: string) => {
+      const { floor, places } = share.order()
+      return Math.max(floor, places.get(communityId) ?? floor)
+    }
+    for (let turn = 0; turn < 5; turn++) {
+      for (const busy of ['c_busy_1', 'c_busy_2']) {
+        share.claimed(busy)
+        share.ran(busy, 1000)
+      }
+    }
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 300)
+    // Both busy communities used five seconds; the quiet one used little and stands first.
+    expect(place('c_quiet')).toBeLessThan(place('c_busy_1'))
+    // The busy ones go on for a long while; the quiet one's next event still goes first.
+    for (let turn = 0; turn < 20; turn++) {
+      const next = place('c_busy_1') <= place('c_busy_2') ? 'c_busy_1' : 'c_busy_2'
+      share.claimed(next)
+      share.ran(next, 1000)
+    }
+    expect(place('c_quiet')).toBeLessThanOrEqual(Math.min(place('c_busy_1'), place('c_busy_2')))
+    // A claim charges a turn at once: a busy community's second delivery does not slip in first.
+    share.claimed('c_busy_1')
+    expect(place('c_busy_1')).toBeGreaterThan(place('c_quiet'))
+    share.ran('c_busy_1', 1000)
+    // It does not get twenty seconds of credit: once it has a backlog, it takes turns with them.
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 1000)
+    share.claimed('c_quiet')
+    share.ran('c_quiet', 1000)
+    expect(place('c_quiet')).toBeGreaterThan(Math.min(place('c_busy_1'), place('c_busy_2')))
+  })
+})
+
+describe('a delivery\'s turn in a consumer slot', () => {
+  it('lets calls through until the turn is over, then refuses before anything is sent', async () => {
+    const sent: string[] = []
+    const kit = {
+      credentialId: 'cred',
+      tagSubscriber: async (tagId: number) => {
+        sent.push(`tag ${tagId}`)
+      },
+    } as unknown as KitApi
+    let over = false
+    const turn: Turn = { over: () => over }
+    const api = takingTurns(kit, turn)
+    expect(api.credentialId).toBe('cred')
+    await api.tagSubscriber(1, 9)
+    over = true
+    await expect(api.tagSubscriber(2, 9)).rejects.toBeInstanceOf(TurnOver)
+    expect(sent).toEqual(['tag 1'])
+  })
+
+  it('is put back pending, due at once and keeping its place, not as a failed attempt', () => {
+    expect(putBackForTurn({ receivedAt: 12_345 }, 9)).toEqual({
+      status: 'pending',
+      kitRequests: 9,
+      lastError: 'Paused to let other deliveries run; continues shortly.',
+      nextAttemptAt: 12_345,
+    })
   })
 })
 
@@ -234,5 +325,82 @@ describe('consumer: at most a few deliveries per credential at once', () => {
     const stopped = consumer.stop(0)
     await vi.advanceTimersByTimeAsync(50)
     await stopped
+  })
+})
+
+describe('consumer: a delivery\'s turn', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  const delivery = (seq: number, communityId: string): QueuedDelivery => ({
+    seq, id: `dlv_${seq}`, communityId, eventId: `evt_${seq}`, eventType: 'user.signed_up',
+    memberId: `m_${seq}`, memberEmail: `m${seq}@example.com`, eventTime: 0, attempts: 0, kitRequests: 0, receivedAt: 0, payload: '{}',
+  })
+
+  /** Two slots, two long deliveries of different communities; `waiting` says whether other work is due. */
+  async function run(waiting: boolean) {
+    const ready = [delivery(1, 'c_a'), delivery(2, 'c_b')]
+    const queue = {
+      claim: (o: ClaimOptions) => ready.splice(0, o.limit),
+      // Put back: at the end of the line.
+      settle: (seq: number, _owner: string, outcome: Outcome) => {
+        if (outcome.status === 'pending') ready.push(delivery(seq, seq === 1 ? 'c_a' : 'c_b'))
+        return true
+      },
+      release: () => 0,
+      nextDueAt: () => (waiting ? Date.now() - 1 : null),
+      expediteRetries: () => 0,
+    } as unknown as DeliveryQueue
+    /** When each delivery's first run found its turn over (ms after it started), or null. */
+    const overAt = new Map<number, number | null>()
+    const processor = {
+      process: async (d: QueuedDelivery, _signal: AbortSignal, turn: Turn) => {
+        const start = Date.now()
+        const first = !overAt.has(d.seq)
+        if (first) overAt.set(d.seq, null)
+        // Ten Kit calls of 300 ms each, asking before each one whether the turn is over.
+        for (let call = 0; call < 10; call++) {
+          if (turn.over()) {
+            if (first) overAt.set(d.seq, Date.now() - start)
+            return putBackForTurn(d, call)
+          }
+          await new Promise((resolve) => setTimeout(resolve, 300))
+        }
+        return { status: 'succeeded' as const, kitRequests: 10, lastError: null }
+      },
+    } as unknown as DeliveryProcessor
+    const consumer = new Consumer({
+      queue,
+      processor,
+      budget: { delayFor: () => 0 } as unknown as RequestBudget,
+      credentials: async () => new Map([['c_a', 'cred_a'], ['c_b', 'cred_b']]),
+      log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
+      metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
+      concurrency: 2,
+      turnMs: 1000,
+      idlePollMs: 60_000,
+    })
+    consumer.start()
+    await vi.advanceTimersByTimeAsync(4000)
+    // The deliveries in flight finish their current run (this processor does not heed aborts).
+    const stopped = consumer.stop(0)
+    await vi.advanceTimersByTimeAsync(4000)
+    await stopped
+    return overAt
+  }
+
+  it('ends once its time is up while every slot is taken and other work is due', async () => {
+    const overAt = await run(true)
+    // Asked before each 300 ms call: the first call past 1 s.
+    expect([...overAt.values()]).toEqual([1200, 1200])
+  })
+
+  it('never ends while no other work is due', async () => {
+    const overAt = await run(false)
+    expect([...overAt.values()]).toEqual([null, null])
   })
 })

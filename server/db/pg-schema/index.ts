@@ -91,7 +91,7 @@ export const deliveries = pgTable(
       .on(t.updatedAt)
       .where(sql`${t.status} IN ('succeeded', 'failed', 'skipped')`),
     index('deliveries_claim_idx')
-      .on(t.priority, t.nextAttemptAt, t.seq, t.communityId)
+      .on(t.communityId, t.priority, t.nextAttemptAt, t.seq)
       .where(sql`${t.status} IN ('pending', 'retrying')`),
     index('deliveries_sync_idx')
       .on(t.syncId, t.status)
@@ -168,6 +168,7 @@ export const kitBudgetLedger = pgTable(
 export const kitBudgetBlocks = pgTable('kit_budget_blocks', {
   credentialId: text('credential_id').primaryKey(),
   until: ms('until').notNull(),
+  strikes: bigint('strikes', { mode: 'number' }).notNull().default(1),
 })
 
 /** Allowances shared by every instance (see the embedded schema's `rate_limits`). */

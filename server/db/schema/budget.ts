@@ -17,10 +17,15 @@ export const kitBudgetLedger = sqliteTable(
   (t) => [index('kit_budget_ledger_credential_idx').on(t.credentialId, t.freesAt)],
 )
 
-/** Kit answered 429 for the credential: no instance sends for it before `until`. */
+/**
+ * Kit answered 429 for the credential: no instance sends for it before `until`. `strikes` counts
+ * the 429s in a row, each after the previous block ended (it makes the next block longer); the row
+ * goes once Kit answers the credential again.
+ */
 export const kitBudgetBlocks = sqliteTable('kit_budget_blocks', {
   credentialId: text('credential_id').primaryKey(),
   until: integer('until').notNull(),
+  strikes: integer('strikes').notNull().default(1),
 })
 
 /**

@@ -60,9 +60,10 @@ export const deliveries = sqliteTable(
     index('deliveries_finished_idx')
       .on(t.updatedAt)
       .where(sql`${t.status} IN ('succeeded', 'failed', 'skipped')`),
-    // The same walk, live events first: a sync's backlog never sits in front of them.
+    // The claim takes turns between communities: it steps from one community with waiting work to
+    // the next, and walks each one's work in its order (live events first, then due time).
     index('deliveries_claim_idx')
-      .on(t.priority, t.nextAttemptAt, t.seq, t.communityId)
+      .on(t.communityId, t.priority, t.nextAttemptAt, t.seq)
       .where(sql`${t.status} IN ('pending', 'retrying')`),
     // A sync's progress: its deliveries counted by status.
     index('deliveries_sync_idx')

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import type { BudgetLedger, BudgetTicket } from '../types.ts'
+import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../types.ts'
 import { withTransaction } from './transaction.ts'
 
 export interface PgBudgetLedgerOptions {
@@ -49,22 +49,35 @@ taken AS (
 SELECT c.now::float8 AS now,
        (SELECT max(until) FROM block)::float8 AS blocked_until,
        (live.frees[live.n - $2::int + 1])::float8 AS frees_at,
-       EXISTS (SELECT 1 FROM taken) AS taken
+       EXISTS (SELECT 1 FROM taken) AS taken,
+       coalesce((SELECT b.strikes FROM kit_budget_blocks b WHERE b.credential_id = $1), 0)::int AS strikes
   FROM clock c, live`
 
 // The window the ticket was taken for is what its row holds beyond the stale limit.
 const DONE = `
 UPDATE kit_budget_ledger SET frees_at = ${DB_NOW} + (frees_at - taken_at - $2::bigint) WHERE id = $1`
 
+// A 429 while a block holds leaves it as it is; the first one after it ended is one more strike,
+// and its block is the first one's length doubled per strike before it, at most the longest.
 const BLOCK = `
-INSERT INTO kit_budget_blocks (credential_id, until) VALUES ($1, ${DB_NOW} + $2::bigint)
-ON CONFLICT (credential_id) DO UPDATE SET until = greatest(kit_budget_blocks.until, excluded.until)`
+WITH clock AS MATERIALIZED (SELECT ${DB_NOW} AS now)
+INSERT INTO kit_budget_blocks AS b (credential_id, until, strikes)
+SELECT $1, c.now + $2::bigint, 1 FROM clock c
+ON CONFLICT (credential_id) DO UPDATE SET
+  strikes = CASE WHEN b.until > (SELECT now FROM clock) THEN b.strikes ELSE b.strikes + 1 END,
+  until = CASE WHEN b.until > (SELECT now FROM clock) THEN b.until
+               ELSE (SELECT now FROM clock) + least($3::bigint, $2::bigint * power(2, least(b.strikes, 30))::bigint) END
+RETURNING b.until::float8 AS until, b.strikes::int AS strikes, (SELECT now FROM clock)::float8 AS now`
+
+// Only a block that has ended: a 429 recorded meanwhile by another instance stands.
+const FORGIVE = `DELETE FROM kit_budget_blocks WHERE credential_id = $1 AND until <= ${DB_NOW}`
 
 interface TakeRow {
   now: number
   blocked_until: number | null
   frees_at: number | null
   taken: boolean
+  strikes: number
 }
 
 export class PgBudgetLedger implements BudgetLedger {
@@ -78,7 +91,7 @@ export class PgBudgetLedger implements BudgetLedger {
     this.staleMs = Math.ceil(staleMs)
   }
 
-  async take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket } | { until: number }> {
+  async take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket; strikes: number } | { until: number }> {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('A Kit budget take needs a capacity of at least 1')
     const window = Math.ceil(windowMs)
     const id = randomUUID()
@@ -89,7 +102,7 @@ export class PgBudgetLedger implements BudgetLedger {
       return (await client.query<TakeRow>(TAKE, [credentialId, capacity, window, id, this.staleMs + window])).rows[0]
     })
     if (!row) throw new Error('The Kit budget ledger query returned no row: check the kit_budget_ledger migration')
-    if (row.taken) return { ticket: { id } }
+    if (row.taken) return { ticket: { id }, strikes: row.strikes }
     const local = Date.now()
     // Null when the window has room (refused by a block only) or no block holds.
     const freesAt = Math.max(row.blocked_until ?? 0, row.frees_at ?? 0)
@@ -100,7 +113,15 @@ export class PgBudgetLedger implements BudgetLedger {
     await this.#pool.query(DONE, [ticket.id, this.staleMs])
   }
 
-  async block(credentialId: string, until: number): Promise<void> {
-    await this.#pool.query(BLOCK, [credentialId, Math.max(0, Math.ceil(until - Date.now()))])
+  async block(credentialId: string, penalty: BlockPenalty): Promise<{ until: number; strikes: number }> {
+    const firstMs = Math.max(1, Math.ceil(penalty.firstMs))
+    const { rows } = await this.#pool.query<{ until: number; strikes: number; now: number }>(BLOCK, [credentialId, firstMs, Math.max(firstMs, Math.ceil(penalty.maxMs))])
+    const row = rows[0]
+    if (!row) throw new Error('The Kit budget block query returned no row: check the kit_budget_blocks migration')
+    return { until: Date.now() + Math.max(0, row.until - row.now), strikes: row.strikes }
+  }
+
+  async forgive(credentialId: string): Promise<void> {
+    await this.#pool.query(FORGIVE, [credentialId])
   }
 }

@@ -4,6 +4,7 @@
  * exclusive across processes (row locks, a per-member advisory lock, leases that expire).
  */
 import type pg from 'pg'
+import { takeTurns } from '../../pipeline/fairness.ts'
 import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
 import { newDeliveryId } from '../sqlite/queue.ts'
 import { withTransaction } from './transaction.ts'
@@ -55,29 +56,44 @@ const toQueued = (r: ClaimRow): QueuedDelivery => ({
   payload: r.payload,
 })
 
-// The rules of the embedded claim: live events (priority 0) before snapshots (priority 1); a
-// member's live event waits only for that member's earlier live events, a snapshot for every
-// earlier one; nothing of a member whose delivery is leased. SKIP LOCKED passes over rows another
-// instance is claiming right now instead of waiting for it.
+// The rules of the embedded claim: communities with waiting work, stepping along
+// deliveries_claim_idx from one to the next, each offering its first claimable deliveries in its
+// own order — live events (priority 0) before snapshots (priority 1), then by due time; a member's
+// live event waits only for that member's earlier live events, a snapshot for every earlier one;
+// nothing of a member whose delivery is leased. The communities then take turns (takeTurns).
+// SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for it.
+// Each community's rows come out of its LATERAL in its order; an ORDER BY here would be a sort,
+// which the claim turns off (see claim()) and which would then cost a JIT compilation per claim.
 const CLAIMABLE = `
-  SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
-         d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
-         d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
-    FROM deliveries d
-    JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
-   WHERE d.status IN ('pending', 'retrying')
-     AND d.next_attempt_at <= $1
-     AND (d.lease_until IS NULL OR d.lease_until < $1)
-     AND d.community_id <> ALL($2::text[])
-     AND NOT EXISTS (
-           SELECT 1 FROM deliveries o
-            WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
-              AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
-                    AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
-                   OR o.lease_until >= $1))
-   ORDER BY d.priority, d.next_attempt_at, d.seq
-   LIMIT $3
-   FOR UPDATE OF d SKIP LOCKED`
+  WITH RECURSIVE waiting(id) AS (
+    (SELECT community_id FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY community_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.community_id FROM deliveries d
+             WHERE d.status IN ('pending', 'retrying') AND d.community_id > w.id ORDER BY d.community_id LIMIT 1)
+      FROM waiting w WHERE w.id IS NOT NULL
+  )
+  SELECT c.* FROM waiting w
+  CROSS JOIN LATERAL (
+    SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
+           d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
+           d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
+      FROM deliveries d
+      JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
+     WHERE d.community_id = w.id
+       AND d.status IN ('pending', 'retrying')
+       AND d.next_attempt_at <= $1
+       AND (d.lease_until IS NULL OR d.lease_until < $1)
+       AND NOT EXISTS (
+             SELECT 1 FROM deliveries o
+              WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
+                AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
+                      AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
+                     OR o.lease_until >= $1))
+     ORDER BY d.priority, d.next_attempt_at, d.seq
+     LIMIT $3
+     FOR UPDATE OF d SKIP LOCKED
+  ) c
+  WHERE w.id IS NOT NULL AND w.id <> ALL($2::text[])`
 
 // Row locks alone do not keep one member's deliveries apart: a member's earliest snapshot and its
 // earliest live event are both claimable at once, and an instance whose snapshot predates another
@@ -224,14 +240,7 @@ export class PgQueue implements DeliveryQueue {
       // on 4,500 waiting rows. Without a sort to choose, the ordered index walk is the only plan.
       await client.query('SET LOCAL enable_sort = off')
       const { rows } = await client.query<ClaimRow>(CLAIMABLE, [o.now, o.exclude, o.limit])
-      const candidates: ClaimRow[] = []
-      const members = new Set<string>()
-      for (const row of rows) {
-        const memberKey = `${row.communityId}\u0000${row.memberId}`
-        if (members.has(memberKey)) continue
-        members.add(memberKey)
-        candidates.push(row)
-      }
+      const candidates = takeTurns(rows.map(toQueued), o.limit, o.turns)
       if (candidates.length === 0) return []
       const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
         candidates.map((c) => c.seq),
@@ -241,8 +250,8 @@ export class PgQueue implements DeliveryQueue {
       ])
       if (locked.rows.length === 0) return []
       const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
-      const seqs = new Set(leased.rows.map((r) => r.seq))
-      return candidates.filter((c) => seqs.has(c.seq)).map(toQueued)
+      const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
+      return candidates.filter((c) => seqs.has(c.seq))
     })
   }
 

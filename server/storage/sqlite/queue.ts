@@ -1,6 +1,7 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
+import { takeTurns } from '../../pipeline/fairness.ts'
 import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -25,6 +26,7 @@ export class SqliteQueue implements DeliveryQueue {
   private batch: PendingEnqueue[] = []
   private readonly insertEvent: Database.Statement
   private readonly insertDelivery: Database.Statement
+  private readonly waitingCommunities: Database.Statement
   private readonly claimable: Database.Statement
   private readonly lease: Database.Statement
   private readonly settleStmt: Database.Statement
@@ -50,19 +52,33 @@ export class SqliteQueue implements DeliveryQueue {
        VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
          @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, CASE WHEN @eventType = 'member.snapshot' THEN 1 ELSE 0 END)`,
     )
-    // Live events (priority 0) are claimed before snapshots (priority 1), walking
-    // deliveries_claim_idx in order. A member's live event waits only for that member's earlier
-    // live events; a snapshot waits for every earlier one, so a sync never holds up a live event.
+    // Communities with waiting work, stepping along deliveries_claim_idx from one community to the
+    // next (one index probe each), whatever the size of their backlogs.
+    this.waitingCommunities = sqlite.prepare(
+      `WITH RECURSIVE waiting(id) AS (
+         SELECT (SELECT community_id FROM deliveries INDEXED BY deliveries_claim_idx
+                  WHERE status IN ('pending', 'retrying') ORDER BY community_id LIMIT 1)
+         UNION ALL
+         SELECT (SELECT community_id FROM deliveries INDEXED BY deliveries_claim_idx
+                  WHERE status IN ('pending', 'retrying') AND community_id > waiting.id ORDER BY community_id LIMIT 1)
+           FROM waiting WHERE waiting.id IS NOT NULL
+       )
+       SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(@exclude))`,
+    )
+    // One community's claimable work in its order, walking deliveries_claim_idx: live events
+    // (priority 0) before snapshots (priority 1), then by due time. A member's live event waits
+    // only for that member's earlier live events; a snapshot waits for every earlier one, so a
+    // sync never holds up a live event.
     this.claimable = sqlite.prepare(
       `SELECT d.seq, d.id, d.community_id AS communityId, d.event_id AS eventId, d.event_type AS eventType,
               d.member_id AS memberId, d.member_email AS memberEmail, d.event_time AS eventTime,
               d.attempts, d.kit_requests AS kitRequests, d.received_at AS receivedAt, e.payload
          FROM deliveries d INDEXED BY deliveries_claim_idx
          JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
-        WHERE d.status IN ('pending', 'retrying')
+        WHERE d.community_id = @communityId
+          AND d.status IN ('pending', 'retrying')
           AND d.next_attempt_at <= @now
           AND (d.lease_until IS NULL OR d.lease_until < @now)
-          AND d.community_id NOT IN (SELECT value FROM json_each(@exclude))
           AND NOT EXISTS (
                 SELECT 1 FROM deliveries o
                  WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
@@ -133,19 +149,14 @@ export class SqliteQueue implements DeliveryQueue {
       }),
     )
 
+    // Each community offers its first deliveries (as many as the claim may take), and the
+    // communities take turns (see takeTurns).
     this.claimTx = sqlite.transaction((o: ClaimOptions) => {
-      const rows = this.claimable.all({ now: o.now, exclude: JSON.stringify(o.exclude), limit: o.limit }) as QueuedDelivery[]
-      const claimed: QueuedDelivery[] = []
-      const members = new Set<string>()
-      for (const row of rows) {
-        const memberKey = `${row.communityId}\u0000${row.memberId}`
-        if (members.has(memberKey)) continue
-        if (this.lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1) {
-          members.add(memberKey)
-          claimed.push(row)
-        }
-      }
-      return claimed
+      const communities = this.waitingCommunities.all({ exclude: JSON.stringify(o.exclude) }) as { id: string }[]
+      const candidates = communities.flatMap(({ id }) => this.claimable.all({ communityId: id, now: o.now, limit: o.limit }) as QueuedDelivery[])
+      return takeTurns(candidates, o.limit, o.turns).filter(
+        (row) => this.lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
+      )
     })
 
     // The status list matches deliveries_finished_idx, so a batch reads only finished rows, oldest first.
