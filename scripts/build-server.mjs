@@ -1,18 +1,24 @@
-// `npm run build:server`: the server as plain JavaScript in dist/server, what production runs
+// `npm run build:server [dist/<folder>]`: the server as plain JavaScript in dist/server (or the
+// folder given, which must also sit in dist/), what production runs
 // (`node dist/server/main.mjs`, or `npm start`, which builds it first when it is missing or stale).
 // One module per entry plus shared chunks; packages stay in node_modules; modules loaded on demand
 // (PostgreSQL, the event bus) stay separate chunks, loaded only when configured. dist/server sits
 // two folders deep like server/<area>/, so the paths the server finds beside itself (migrations/,
 // dist/ui, dist/dev) are the same from the build as from the sources.
 import { rmSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { build } from 'esbuild'
 
-export const SERVER_OUT = 'dist/server'
+const out = process.argv[2] ?? 'dist/server'
+if (dirname(out) !== 'dist') {
+  console.error(`the server build goes into a folder of dist/ (like dist/server), not ${out}`)
+  process.exit(1)
+}
 
-rmSync(SERVER_OUT, { recursive: true, force: true })
+rmSync(out, { recursive: true, force: true })
 await build({
   entryPoints: { main: 'server/main.ts' },
-  outdir: SERVER_OUT,
+  outdir: out,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
@@ -24,4 +30,4 @@ await build({
   logLevel: 'warning',
 })
 // Written last: its time marks a complete build (scripts/server-build.mjs compares it with the sources).
-writeFileSync(`${SERVER_OUT}/BUILT`, `${new Date().toISOString()}\n`)
+writeFileSync(`${out}/BUILT`, `${new Date().toISOString()}\n`)
