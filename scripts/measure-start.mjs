@@ -1,6 +1,8 @@
 // `node scripts/measure-start.mjs [runs]`: how long the server takes from spawn to its first 200 on
-// /readyz, and its resident memory then and after 100 health checks, for each way of running it —
-// the sources through tsx, the build in dist/server (npm run build:server first), and Node's own
+// /readyz, and its resident memory then and after 100 health checks (all of it, and the part not
+// backed by files: the Node binary's own mapped pages differ between builds of Node), for each way of running it —
+// the sources through tsx, the build in dist/server (npm run build:server first; as npm start runs
+// it, with source maps, and without), and Node's own
 // type transform where this Node has one. Production settings, a fresh SQLite file per run; the
 // median of the runs is printed. Set NODE_BIN to measure another Node binary.
 import { spawn } from 'node:child_process'
@@ -23,7 +25,9 @@ const major = Number(version.slice(1).split('.')[0])
 
 const modes = {
   tsx: ['--import', 'tsx', 'server/main.ts'],
-  ...(existsSync('dist/server/main.mjs') ? { build: ['dist/server/main.mjs'] } : {}),
+  ...(existsSync('dist/server/main.mjs')
+    ? { build: ['dist/server/main.mjs'], 'build --enable-source-maps': ['--enable-source-maps', 'dist/server/main.mjs'] }
+    : {}),
   ...(major >= 22 ? { 'node --experimental-transform-types': ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', 'server/main.ts'] } : {}),
 }
 
@@ -36,7 +40,12 @@ async function freePort() {
   return port
 }
 
-const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+/** Resident memory in MB: all of it, and the part not backed by files (heaps, not the mapped Node binary). */
+const memory = (pid) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)[1])
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 }
+}
 
 async function once_(args) {
   const dir = mkdtempSync(join(tmpdir(), 'kit-start-'))
@@ -67,9 +76,9 @@ async function once_(args) {
       await new Promise((r) => setTimeout(r, 10))
     }
     const readyMs = performance.now() - started
-    const readyRss = rssMb(child.pid)
+    const ready = memory(child.pid)
     for (let i = 0; i < 100; i++) await (await fetch(`${url}/healthz`)).arrayBuffer()
-    return { readyMs, readyRss, servingRss: rssMb(child.pid) }
+    return { readyMs, ready, serving: memory(child.pid) }
   } finally {
     child.kill('SIGTERM')
     if (child.exitCode === null) await once(child, 'exit')
@@ -82,8 +91,9 @@ console.log(`Node ${version}, ${runs} runs each (median)`)
 for (const [name, args] of Object.entries(modes)) {
   const results = []
   for (let i = 0; i < runs; i++) results.push(await once_(args))
-  const ready = median(results.map((r) => r.readyMs))
-  const rss = median(results.map((r) => r.readyRss))
-  const serving = median(results.map((r) => r.servingRss))
-  console.log(`${name.padEnd(36)} ready in ${ready.toFixed(0).padStart(5)} ms   RSS ${rss.toFixed(0)} MB at ready, ${serving.toFixed(0)} MB after 100 requests`)
+  const mb = (pick) => median(results.map(pick)).toFixed(0)
+  console.log(
+    `${name.padEnd(36)} ready in ${mb((r) => r.readyMs).padStart(5)} ms   RSS at ready ${mb((r) => r.ready.rss)} MB` +
+      ` (${mb((r) => r.ready.anon)} MB not file-backed), after 100 requests ${mb((r) => r.serving.rss)} MB (${mb((r) => r.serving.anon)} MB)`,
+  )
 }
