@@ -8,7 +8,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { connect, headers } from 'nats'
+import { jetstream } from '@nats-io/jetstream'
+import { connect, headers } from '@nats-io/transport-node'
 import { Webhook } from 'standardwebhooks'
 import { loadConfig } from '../server/config.ts'
 
@@ -55,7 +56,7 @@ const subject = bus.subject.replace(/(\.>|\.\*)+$/, '').replace(/\*/g, args.comm
 const nc = await connect({ servers: bus.servers, ...bus.auth })
 try {
   // The message id lets JetStream drop a second publish of the same event within its duplicate window.
-  const ack = await nc.jetstream().publish(subject, Buffer.from(body), { headers: h, msgID: id })
+  const ack = await jetstream(nc).publish(subject, Buffer.from(body), { headers: h, msgID: id })
   console.log(`published ${type} ${id} for ${args.community} on ${subject} (stream ${ack.stream}, sequence ${ack.seq})`)
 } finally {
   await nc.close()

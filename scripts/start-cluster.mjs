@@ -23,6 +23,7 @@ import { dirname, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import pg from 'pg'
 import { isProduction, SECRET_NAMES, withGeneratedSecrets } from '../server/lib/environment.mjs'
+import { SERVER_ENTRY } from './server-build.mjs'
 
 const env = { ...process.env }
 const production = isProduction(env.NODE_ENV)
@@ -130,13 +131,15 @@ if (production) {
 const devHostOnFirst = !production && env.KIT_DEV_HOST !== '0'
 const built = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], { stdio: 'inherit', env: { ...env, KIT_DEV_HOST: devHostOnFirst ? '1' : '0' } })
 if (built.status !== 0) process.exit(built.status ?? 1)
+const serverBuilt = spawnSync(process.execPath, ['scripts/ensure-server.mjs'], { stdio: 'inherit', env })
+if (serverBuilt.status !== 0) process.exit(serverBuilt.status ?? 1)
 
 const children = []
 let stopping = false
 for (let i = 0; i < count; i++) {
   const port = basePort + i
   const label = `[${port}]`
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', SERVER_ENTRY], {
     env: { ...env, ...common, PORT: String(port), KIT_DEV_HOST: devHostOnFirst && i === 0 ? '1' : '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

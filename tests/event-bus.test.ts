@@ -11,7 +11,8 @@ import { connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { connect, headers as natsHeaders, type JetStreamManager, type NatsConnection } from 'nats'
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node'
 import type { Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import { DEFAULT_STREAM_LIMITS, loadConfig, type EventBusConfig } from '../server/config.ts'
@@ -76,7 +77,7 @@ const cleanups: (() => Promise<unknown>)[] = []
 async function natsClient(url = NATS_URL): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {
   const nc = await connect({ servers: [url], maxReconnectAttempts: -1, reconnectTimeWait: 200 })
   natsConnections.push(nc)
-  return { nc, jsm: await nc.jetstreamManager() }
+  return { nc, jsm: await jetstreamManager(nc) }
 }
 
 afterEach(async () => {
@@ -96,7 +97,7 @@ afterAll(async () => {
 async function publish(nc: NatsConnection, subject: string, body: string | Buffer, signature: Record<string, string> = {}) {
   const h = natsHeaders()
   for (const [name, value] of Object.entries(signature)) if (name.startsWith('webhook-')) h.set(name, value)
-  await nc.jetstream().publish(subject, typeof body === 'string' ? Buffer.from(body) : body, { headers: h })
+  await jetstream(nc).publish(subject, typeof body === 'string' ? Buffer.from(body) : body, { headers: h })
 }
 
 async function publishSigned(nc: NatsConnection, config: EventBusConfig, secret: string, event: Record<string, unknown>) {

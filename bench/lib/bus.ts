@@ -4,7 +4,8 @@
  * message headers, the event id as the message id), and what the shared consumer still holds.
  */
 import { randomBytes } from 'node:crypto'
-import { connect, headers as natsHeaders, type NatsConnection } from 'nats'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node'
 import { signature, type MemberEvent } from './events.ts'
 
 export const BUS_URL = process.env.EVENT_BUS_URL || 'nats://127.0.0.1:4222'
@@ -39,7 +40,7 @@ export async function startBusRun(label: string): Promise<BusRun> {
     prefix,
     env: { EVENT_BUS_URL: BUS_URL, EVENT_BUS_SUBJECT: `${prefix}.>`, EVENT_BUS_STREAM: stream, EVENT_BUS_CONSUMER: consumer },
     async close() {
-      const jsm = await nc.jetstreamManager()
+      const jsm = await jetstreamManager(nc)
       await jsm.streams.delete(stream).catch(() => false)
       await nc.close()
     },
@@ -62,7 +63,7 @@ export function busHeaders(hmacKey: string, id: string, body: string, timestamp 
 
 /** Publishes with a few acks outstanding; resolves true per message the stream stored. */
 export async function publishRaw(run: BusRun, messages: RawMessage[], concurrency = 64): Promise<boolean[]> {
-  const js = run.nc.jetstream()
+  const js = jetstream(run.nc)
   const stored = new Array<boolean>(messages.length).fill(false)
   let next = 0
   const worker = async () => {
@@ -106,7 +107,7 @@ export interface ConsumerState {
 
 /** null until an instance has created the consumer. */
 export async function consumerState(run: BusRun): Promise<ConsumerState | null> {
-  const jsm = await run.nc.jetstreamManager()
+  const jsm = await jetstreamManager(run.nc)
   try {
     const info = await jsm.consumers.info(run.stream, run.consumer)
     const stream = await jsm.streams.info(run.stream)

@@ -9,20 +9,19 @@
 import type { FastifyBaseLogger } from 'fastify'
 import {
   AckPolicy,
-  ConsumerEvents,
   DeliverPolicy,
   DiscardPolicy,
-  Match,
+  JetStreamApiCodes,
+  JetStreamApiError,
   RetentionPolicy,
   StorageType,
-  connect,
-  millis,
-  nanos,
+  jetstream,
+  jetstreamManager,
   type ConsumerMessages,
   type JsMsg,
   type JetStreamManager,
-  type NatsConnection,
-} from 'nats'
+} from '@nats-io/jetstream'
+import { Match, connect, millis, nanos, type NatsConnection } from '@nats-io/transport-node'
 import type { Counter } from 'prom-client'
 import type { EventBusConfig } from '../config.ts'
 import { LogThrottle } from '../lib/log-throttle.ts'
@@ -175,18 +174,18 @@ export class EventBus {
 
   private async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') this.log.warn({ server: status.data }, 'lost the event bus connection; reconnecting')
-      else if (status.type === 'reconnect') this.log.info({ server: status.data }, 'reconnected to the event bus')
-      else if (status.type === 'error') this.log.error({ err: status.data }, 'the event bus connection reported an error')
+      if (status.type === 'disconnect') this.log.warn({ server: status.server }, 'lost the event bus connection; reconnecting')
+      else if (status.type === 'reconnect') this.log.info({ server: status.server }, 'reconnected to the event bus')
+      else if (status.type === 'error') this.log.error({ err: status.error }, 'the event bus connection reported an error')
     }
   }
 
   /** Consumes until the iterator ends: on stop, or when the consumer or stream disappeared. */
   private async consume(nc: NatsConnection): Promise<void> {
-    const jsm = await nc.jetstreamManager()
+    const jsm = await jetstreamManager(nc)
     await this.ensureStream(jsm)
     await this.ensureConsumer(jsm)
-    const consumer = await nc.jetstream().consumers.get(this.d.config.stream, this.d.config.consumer)
+    const consumer = await jetstream(nc).consumers.get(this.d.config.stream, this.d.config.consumer)
     const messages = await consumer.consume({ max_messages: this.tuning.maxInFlight })
     this.messages = messages
     if (!this.running) {
@@ -210,8 +209,8 @@ export class EventBus {
 
   /** A deleted stream or consumer ends the iterator, so the loop finds or creates them again. */
   private async watchConsumer(messages: ConsumerMessages): Promise<void> {
-    for await (const s of await messages.status()) {
-      if (s.type === ConsumerEvents.ConsumerNotFound || s.type === ConsumerEvents.StreamNotFound || s.type === ConsumerEvents.ConsumerDeleted) {
+    for await (const s of messages.status()) {
+      if (s.type === 'consumer_not_found' || s.type === 'stream_not_found' || s.type === 'consumer_deleted') {
         this.log.warn({ status: s.type }, 'the event bus stream or consumer is gone; setting it up again')
         await messages.close()
         return
@@ -279,7 +278,7 @@ export class EventBus {
       const value = m.headers?.get(name, Match.IgnoreCase)
       if (value) headers[name] = value
     }
-    const where = { seq: m.seq, subject: m.subject, deliveries: m.info.redeliveryCount }
+    const where = { seq: m.seq, subject: m.subject, deliveries: m.info.deliveryCount }
     let result: IntakeResult
     try {
       result = await this.d.accept({
@@ -290,7 +289,7 @@ export class EventBus {
         signedNear: millis(m.info.timestampNanos),
       })
     } catch (err) {
-      const delayMs = nakDelayMs(m.info.redeliveryCount, this.tuning)
+      const delayMs = nakDelayMs(m.info.deliveryCount, this.tuning)
       this.d.messages.inc({ outcome: 'storage_error' })
       this.log.error({ err, ...where, retryInMs: delayMs }, 'storing an event from the bus failed; it will be delivered again')
       this.settle(() => m.nak(delayMs), where)
@@ -352,7 +351,7 @@ export class EventBus {
   }
 }
 
+/** JetStream's own codes for a missing stream or consumer. */
 function isNotFound(err: unknown): boolean {
-  const api = (err as { api_error?: { err_code?: number } }).api_error
-  return api?.err_code === 10059 || api?.err_code === 10014 || (err instanceof Error && /not found/i.test(err.message))
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
 }
