@@ -6,12 +6,12 @@ import { KitClientFactory } from '../server/kit/client.ts'
 import { startKitStandin, type KitStandin } from './kit-standin/server.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { makeEvent, postEvent, type EventInput } from './helpers/events.ts'
-import { auth, tokenFor } from './helpers/tokens.ts'
+import { sessionFor } from './helpers/tokens.ts'
 
 const HEAVY_KEY = 'kit_fairness_heavy_0001'
 const LIGHT_KEY = 'kit_fairness_light_0002'
-const asHeavy = auth(tokenFor('c_heavy'))
-const asLight = auth(tokenFor('c_light'))
+const asHeavy = sessionFor('c_heavy')
+const asLight = sessionFor('c_light')
 /** Kit's budget here: 20 requests per 1.5 s, one kept for the panel. */
 const LIMIT = 20
 const WINDOW_MS = 1500
@@ -146,14 +146,14 @@ describe('busy communities filling every consumer slot', () => {
     kit = await startKitStandin({ apiKeys: [...BUSY.map(busyKey), QUIET_KEY], rateLimit: { limit: 10_000, windowMs: 60_000 }, latencyMs: 50 })
     ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret], kitRateLimit: 10_000, kitRateWindowMs: 60_000, apiRateLimit: 100_000 }))
     for (const community of BUSY) {
-      const headers = auth(tokenFor(community))
+      const headers = sessionFor(community)
       await connect(headers, busyKey(community))
       kit.seed(busyKey(community), { tags: BUSY_TAGS })
       const doc = (await app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
       doc.events['user.signed_up'].add_tags = BUSY_TAGS.map((name) => ({ name }))
       expect((await app.inject({ method: 'PUT', url: '/api/v1/mappings', headers, payload: doc })).statusCode).toBe(200)
     }
-    const asQuiet = auth(tokenFor('c_quiet'))
+    const asQuiet = sessionFor('c_quiet')
     await connect(asQuiet, QUIET_KEY)
 
     for (const community of BUSY) {
@@ -166,7 +166,7 @@ describe('busy communities filling every consumer slot', () => {
     const busyDoneWhenQuietWas = await waitFor(
       async () => {
         // Busy deliveries first: one finishing after this read is not counted, one before it is.
-        const busyDone = (await Promise.all(BUSY.map(async (c) => (await deliveries(auth(tokenFor(c)))).filter((d) => d.status === 'succeeded').length))).reduce((a, b) => a + b, 0)
+        const busyDone = (await Promise.all(BUSY.map(async (c) => (await deliveries(sessionFor(c))).filter((d) => d.status === 'succeeded').length))).reduce((a, b) => a + b, 0)
         const done = (await deliveries(asQuiet)).find((d) => d.event_id === quiet && d.status === 'succeeded')
         return done ? busyDone : undefined
       },
@@ -176,7 +176,7 @@ describe('busy communities filling every consumer slot', () => {
 
     const all = await waitFor(
       async () => {
-        const lists = await Promise.all(BUSY.map((c) => deliveries(auth(tokenFor(c)))))
+        const lists = await Promise.all(BUSY.map((c) => deliveries(sessionFor(c))))
         return lists.every((list) => list.length === 2 && list.every((d) => d.status === 'succeeded')) ? lists.flat() : undefined
       },
       { what: 'the busy backlogs', timeoutMs: 60_000 },
