@@ -123,6 +123,7 @@ async function waitForAsync(probe: () => Promise<boolean>, what: string, timeout
 }
 
 const storedEvents = (app: FastifyInstance) => (app.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+const storedEventIds = (app: FastifyInstance) => (app.sqlite.prepare('SELECT id FROM events').all() as { id: string }[]).map((row) => row.id)
 
 async function busApp(config: EventBusConfig, tuning: EventBusOptions = FAST, secret = randomBytes(32).toString('base64')) {
   const built = await buildTestApp({ eventsSecrets: [secret], eventBus: config }, {}, tuning)
@@ -303,22 +304,31 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     const enqueue = queue.enqueue.bind(queue)
     let release!: () => void
     const released = new Promise<void>((resolve) => (release = resolve))
+    const first = makeEvent()
     let received = false
     queue.enqueue = async (delivery: NewDelivery) => {
+      if (delivery.eventId !== first.id) return enqueue(delivery)
       received = true
       await released
       return enqueue(delivery)
     }
 
-    await publishSigned(nc, config, secret, makeEvent())
+    await publishSigned(nc, config, secret, first)
     await waitFor(() => received, { what: 'the event handed to storage' })
-    await new Promise((r) => setTimeout(r, 500))
+    // A second message, not held, is stored and acked: the consumer has had its turn, and the
+    // first is still neither stored nor acked.
+    const second = makeEvent()
+    await publishSigned(nc, config, secret, second)
+    await waitForAsync(async () => {
+      const info = await jsm.consumers.info(config.stream, config.consumer)
+      return storedEvents(app) === 1 && info.num_ack_pending === 1 && info.delivered.stream_seq === 2
+    }, 'the second message stored and acked')
     const waiting = await jsm.consumers.info(config.stream, config.consumer)
-    expect([waiting.num_ack_pending, waiting.ack_floor.stream_seq, storedEvents(app)]).toEqual([1, 0, 0])
+    expect([waiting.num_ack_pending, waiting.ack_floor.stream_seq, storedEventIds(app)]).toEqual([1, 0, [second.id]])
 
     release()
-    await waitForAsync(async () => (await jsm.consumers.info(config.stream, config.consumer)).ack_floor.stream_seq === 1, 'the ack')
-    expect(storedEvents(app)).toBe(1)
+    await waitForAsync(async () => (await jsm.consumers.info(config.stream, config.consumer)).ack_floor.stream_seq === 2, 'the ack')
+    expect(storedEventIds(app).sort()).toEqual([first.id, second.id].sort())
   })
 
   it('redelivers a message to the next instance when the one that took it stops before committing', async () => {
