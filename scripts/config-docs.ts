@@ -1,13 +1,13 @@
 /**
- * `npm run docs:config`: writes the README's configuration table from the declaration of every
- * variable (server/config-schema.ts), between the two marker comments. tests/config-docs.test.ts
- * fails when the table in the README is not the one this writes.
+ * `npm run docs:config`: writes the configuration table of docs/configuration.md from the
+ * declaration of every variable (server/config-schema.ts), between the two marker comments.
+ * tests/config-schema.test.ts fails when the table there is not the one this writes.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { VARIABLES, type Declaration } from '../server/config-schema.ts'
 
-export const README = fileURLToPath(new URL('../README.md', import.meta.url))
+export const CONFIG_DOC = fileURLToPath(new URL('../docs/configuration.md', import.meta.url))
 const BEGIN = '<!-- configuration table: written by `npm run docs:config` from server/config-schema.ts -->'
 const END = '<!-- end of configuration table -->'
 
@@ -38,20 +38,20 @@ export function configTable(): string {
   return ['| variable | default (development) | meaning |', '|---|---|---|', ...rows].join('\n')
 }
 
-/** `readme` with the text between the markers replaced by the table. */
-export function withConfigTable(readme: string): string {
-  const begin = readme.indexOf(BEGIN)
-  const end = readme.indexOf(END)
-  if (begin === -1 || end < begin) throw new Error(`README.md needs the two markers around its configuration table:\n${BEGIN}\n${END}`)
-  return `${readme.slice(0, begin + BEGIN.length)}\n${configTable()}\n${readme.slice(end)}`
+/** `doc` with the text between the markers replaced by the table. */
+export function withConfigTable(doc: string): string {
+  const begin = doc.indexOf(BEGIN)
+  const end = doc.indexOf(END)
+  if (begin === -1 || end < begin) throw new Error(`docs/configuration.md needs the two markers around its configuration table:\n${BEGIN}\n${END}`)
+  return `${doc.slice(0, begin + BEGIN.length)}\n${configTable()}\n${doc.slice(end)}`
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const readme = readFileSync(README, 'utf8')
-  const next = withConfigTable(readme)
-  if (next === readme) console.log('README.md: the configuration table is up to date')
+  const doc = readFileSync(CONFIG_DOC, 'utf8')
+  const next = withConfigTable(doc)
+  if (next === doc) console.log('docs/configuration.md: the configuration table is up to date')
   else {
-    writeFileSync(README, next)
-    console.log('README.md: configuration table written')
+    writeFileSync(CONFIG_DOC, next)
+    console.log('docs/configuration.md: configuration table written')
   }
 }

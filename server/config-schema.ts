@@ -2,7 +2,7 @@
  * Every environment variable the server reads, declared once as a TypeBox schema with a line for
  * people beside it. From this one declaration come the settings' type (`Env`), their defaults, the
  * messages that refuse a start (each names the variable and says what it must be), and the
- * README's configuration table (`npm run docs:config`). Rules that span several variables, and
+ * configuration table of docs/configuration.md (`npm run docs:config`). Rules that span several variables, and
  * the production rules beyond "required", are small named functions in config.ts.
  */
 import { isIPv4 } from 'node:net'
@@ -12,15 +12,15 @@ import { derivedKeyId, KEY_ID_PATTERN, type EncryptionKey, type KeyRing } from '
 
 /** What a declaration says beside its schema. */
 type Doc = {
-  /** One line for people: the README's "meaning". */
+  /** One line for people: the "meaning" column of the configuration table. */
   meaning: string
-  /** The README's default when the schema's own default does not say it ("generated", "same as issuer"). */
+  /** The table's default when the schema's own default does not say it ("generated", "same as issuer"). */
   shown?: string
-  /** Said after the default in the README, such as "64 MiB". */
+  /** Said after the default in the table, such as "64 MiB". */
   aside?: string
   /** Completes "NAME must be …" when a value is refused; integers and enums say it themselves. */
   expected?: string
-  /** A credential, or a value that may carry one: marked in the README (no refusal ever quotes a value). */
+  /** A credential, or a value that may carry one: marked in the table (no refusal ever quotes a value). */
   secret?: true
   /** Production refuses to start without it; `why` is said after "NAME is required in production". */
   production?: { required: true; why?: string }
@@ -28,7 +28,7 @@ type Doc = {
   trim?: true
 }
 
-/** A declaration as the reader and the README see it: a schema carrying its `Doc`. */
+/** A declaration as the reader and the table see it: a schema carrying its `Doc`. */
 export type Declaration = TSchema &
   Doc & { type?: string; default?: unknown; pattern?: string; minimum?: number; maximum?: number; tooLarge?: string; enum?: string[] }
 
@@ -118,7 +118,7 @@ const BUS_SUBJECT = /^([^\s.*>]+|\*)(\.([^\s.*>]+|\*))*(\.>)?$|^>$/
 const SECRET_IN_PRODUCTION = { required: true } as const
 const busName = (example: string) => `1 to 64 letters, digits, "_" or "-", such as ${example}`
 
-/** Every variable, in the README's order (which is also the order refusals are named in). */
+/** Every variable, in the table's order (which is also the order refusals are named in). */
 export const VARIABLES = {
   PORT: integer({ default: 8787, minimum: 0, meaning: 'the port to listen on' }),
   HOST: text({ default: '127.0.0.1', meaning: 'the address to listen on' }),
@@ -131,7 +131,7 @@ export const VARIABLES = {
       shown: 'unset (SQLite)',
       expected: 'a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)',
       meaning:
-        'store everything in PostgreSQL instead, so that several instances can share it (see *Running several instances*); migrations run at start, one instance at a time',
+        'store everything in PostgreSQL instead, so that several instances can share it (see [Running several instances](cluster.md)); migrations run at start, one instance at a time',
     }),
   ),
   DATABASE_POOL_SIZE: integer({ default: 10, minimum: 1, meaning: 'connections each instance keeps to PostgreSQL' }),

@@ -1,9 +1,9 @@
-/** The declaration of every environment variable, and what comes from it: refusals and the README's table. */
+/** The declaration of every environment variable, and what comes from it: refusals and the table in docs/configuration.md. */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../server/config.ts'
 import { VARIABLES, type Declaration } from '../server/config-schema.ts'
-import { configTable, README, withConfigTable } from '../scripts/config-docs.ts'
+import { CONFIG_DOC, configTable, withConfigTable } from '../scripts/config-docs.ts'
 import { problemsOf, productionEnv, tempDb } from './helpers/config.ts'
 
 const declared = Object.entries(VARIABLES as Record<string, Declaration>)
@@ -32,10 +32,10 @@ describe('the declaration of the environment variables', () => {
   })
 })
 
-describe("the README's configuration table", () => {
+describe('the configuration table of docs/configuration.md', () => {
   it('is the one `npm run docs:config` writes from the declaration', () => {
-    const readme = readFileSync(README, 'utf8')
-    expect(withConfigTable(readme), 'run `npm run docs:config`').toBe(readme)
+    const doc = readFileSync(CONFIG_DOC, 'utf8')
+    expect(withConfigTable(doc), 'run `npm run docs:config`').toBe(doc)
   })
 
   it('has one row per variable, with its default and what it must be', () => {
@@ -46,7 +46,7 @@ describe("the README's configuration table", () => {
   })
 
   it('is written between the two markers, replacing what was there', () => {
-    const [begin, end] = readFileSync(README, 'utf8').split('\n').filter((line) => line.startsWith('<!-- ') && line.includes('configuration table'))
+    const [begin, end] = readFileSync(CONFIG_DOC, 'utf8').split('\n').filter((line) => line.startsWith('<!-- ') && line.includes('configuration table'))
     const stale = `intro\n${begin}\n| variable | default | meaning |\n| \`PORT\` | \`80\` | old |\n${end}\noutro\n`
     expect(withConfigTable(stale)).toBe(`intro\n${begin}\n${configTable()}\n${end}\noutro\n`)
     expect(() => withConfigTable('no markers here')).toThrow(/markers/)
