@@ -2,8 +2,8 @@
  * Every environment variable the server reads, declared once as a TypeBox schema with a line for
  * people beside it. From this one declaration come the settings' type (`Env`), their defaults, the
  * messages that refuse a start (each names the variable and says what it must be), and the
- * configuration table of docs/configuration.md (`npm run docs:config`). Rules that span several variables, and
- * the production rules beyond "required", are small named functions in config.ts.
+ * configuration table of docs/configuration.md (`npm run docs:config`). Rules that span several
+ * variables, and the production rules beyond "required", are small named functions in config.ts.
  */
 import { isIPv4 } from 'node:net'
 import { Type, type Static, type TEnum, type TInteger, type TSchema, type TString } from 'typebox'
