@@ -119,8 +119,9 @@ export interface StandinSequence {
 }
 
 /**
- * The live state of one account. Tests may read it for assertions, or change it to
- * simulate something done in Kit's own UI (e.g. a subscriber who bounced).
+ * The live state of one account. Tests may read it for assertions, or change it to set a scene
+ * quietly. To act as the owner in Kit's own app (a person who bounced, a name corrected) use
+ * changeState / editSubscriber (or the admin API): they move updated_at and fire webhooks.
  */
 export interface StandinAccountState {
   id: number
