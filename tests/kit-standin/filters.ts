@@ -36,8 +36,8 @@ function dayStart(name: string, raw: string): number {
 
 export interface Dated { createdMs: number; updatedMs: number }
 
-/** `created_after`, `created_before`, `updated_after`, `updated_before`; absent ones match all. */
-export function dateFilter(query: URLSearchParams): (times: Dated) => boolean {
+/** `created_after`, `created_before`, `updated_after`, `updated_before`; null when none is given. */
+export function dateFilter(query: URLSearchParams): ((times: Dated) => boolean) | null {
   const bounds: ((times: Dated) => boolean)[] = []
   const bound = (param: string, pick: (times: Dated) => number, after: boolean): void => {
     const raw = query.get(param)
@@ -49,5 +49,6 @@ export function dateFilter(query: URLSearchParams): (times: Dated) => boolean {
   bound('created_before', (times) => times.createdMs, false)
   bound('updated_after', (times) => times.updatedMs, true)
   bound('updated_before', (times) => times.updatedMs, false)
+  if (bounds.length === 0) return null
   return (times) => bounds.every((matches) => matches(times))
 }

@@ -837,10 +837,10 @@ class StandinServer implements KitStandin {
     const matchesDates = dateFilter(ctx.query)
     const email = ctx.query.get('email_address')?.toLowerCase()
     const visible = ctx.account.state.subscribers.filter((subscriber) =>
+      (email === undefined || subscriber.email_address.toLowerCase() === email) &&
       this.listable(ctx.account, subscriber, ctx.now) &&
       matchesStatus(subscriber) &&
-      matchesDates({ createdMs: Date.parse(subscriber.created_at), updatedMs: Date.parse(subscriber.updated_at) }) &&
-      (email === undefined || subscriber.email_address.toLowerCase() === email))
+      (matchesDates === null || matchesDates({ createdMs: Date.parse(subscriber.created_at), updatedMs: Date.parse(subscriber.updated_at) })))
     return this.listOf(ctx, 'subscribers', visible, (subscriber) => this.subscriberJson(ctx.account, subscriber))
   }
 
