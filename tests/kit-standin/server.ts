@@ -1,3 +1,4 @@
+// Over ~400 lines: one account model and one dispatcher serve every route; errors, filters, webhooks and the admin API live beside it.
 /**
  * Kit stand-in: a stateful HTTP server on loopback that answers like Kit's v4 API
  * as its documents and libraries describe it. Each API key owns an account with its own state;
@@ -7,8 +8,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { KitError, kitTimestamp, notFound, type JsonObject, type Reply } from './errors.ts'
+import { ACCOUNT_UTC_OFFSET, SUBSCRIBER_STATES, dateFilter, statusFilter, type SubscriberState } from './filters.ts'
+import { adminReply } from './admin.ts'
+import { WebhookSender, listensTo, parseWebhook, webhookJson, type StandinWebhook, type StandinWebhookDelivery } from './webhooks.ts'
 
-export type SubscriberState = 'active' | 'inactive' | 'bounced' | 'complained' | 'cancelled'
+export type { SubscriberState } from './filters.ts'
+export type { StandinWebhook, StandinWebhookDelivery } from './webhooks.ts'
 
 export interface StandinAccountSeed {
   name?: string
@@ -50,7 +56,32 @@ export interface StandinSubscriber {
   fields: Record<string, string>
   tags: Set<number>
   created_at: string
+  /**
+   * When the state, first name, email or a field value last changed (ISO, ms precision). Kit does
+   * not show it in its answers; the `updated_after` / `updated_before` filters compare it.
+   */
+  updated_at: string
 }
+
+/** An email Kit sent to ask a person to confirm (adding an unconfirmed or unsubscribed person to a form). */
+export interface StandinConfirmationEmail {
+  id: number
+  subscriber_id: number
+  email_address: string
+  form_id: number
+  sent_at: string
+}
+
+/** What can be changed about a person in Kit's own app. */
+export interface StandinSubscriberEdit {
+  firstName?: string | null
+  email?: string
+  /** Values by custom field key; unknown keys are refused. */
+  fields?: Record<string, string>
+}
+
+/** A subscriber by id, or by email address (any case). */
+export type SubscriberRef = number | string
 
 export interface StandinTag { id: number; name: string; created_at: string }
 
@@ -88,8 +119,9 @@ export interface StandinSequence {
 }
 
 /**
- * The live state of one account. Tests may read it for assertions, or change it to
- * simulate something done in Kit's own UI (e.g. a subscriber who bounced).
+ * The live state of one account. Tests may read it for assertions, or change it to set a scene
+ * quietly. To act as the owner in Kit's own app (a person who bounced, a name corrected) use
+ * changeState / editSubscriber (or the admin API): they move updated_at and fire webhooks.
  */
 export interface StandinAccountState {
   id: number
@@ -103,6 +135,9 @@ export interface StandinAccountState {
   customFields: StandinCustomField[]
   forms: StandinForm[]
   sequences: StandinSequence[]
+  /** Legacy webhooks registered through `/v4/webhooks`. */
+  webhooks: StandinWebhook[]
+  confirmationEmails: StandinConfirmationEmail[]
 }
 
 export interface StandinSeedData {
@@ -144,11 +179,25 @@ export interface KitStandin {
    * A subscriber created in Kit by someone else (a Kit form, Kit's UI, another integration): a
    * fresh write, so list endpoints lag it like any other.
    */
-  createSubscriber(key: string, subscriber: { email: string; firstName?: string; tags?: string[] }): StandinSubscriber
+  createSubscriber(key: string, subscriber: { email: string; firstName?: string; tags?: string[]; state?: SubscriberState }): StandinSubscriber
+  /** Finds a subscriber at once (any state, no list lag); throws when there is none. */
+  subscriber(key: string, ref: SubscriberRef): StandinSubscriber
+  /**
+   * A state change made in Kit's app: the person unsubscribes (`cancelled`), bounces, complains,
+   * or confirms (`active`). Fires the matching webhooks; no change, no webhook.
+   */
+  changeState(key: string, ref: SubscriberRef, state: SubscriberState): StandinSubscriber
+  /** A first name, email or field value changed in Kit's app (field changes fire `field_value_updated`). */
+  editSubscriber(key: string, ref: SubscriberRef, edit: StandinSubscriberEdit): StandinSubscriber
+  /** Every webhook delivery attempted, in order. */
+  readonly webhookDeliveries: StandinWebhookDelivery[]
+  /** Resolves once every webhook delivery under way has its answer (or none). */
+  settleWebhooks(): Promise<void>
   close(): Promise<void>
 }
 
 interface Account {
+  key: string
   state: StandinAccountState
   revoked: boolean
   /** Receipt times of the requests counted against the rate limit. */
@@ -158,18 +207,6 @@ interface Account {
   /** When a subscriber joined a tag, form or sequence, keyed by joinKey(). */
   joinedAt: Map<string, string>
 }
-
-type ErrorsBody = string | string[] | string[][]
-
-class KitError extends Error {
-  constructor(readonly status: number, readonly errors: ErrorsBody) {
-    super(typeof errors === 'string' ? errors : errors.flat().join('; '))
-  }
-}
-
-interface Reply { status: number; body?: unknown }
-
-type JsonObject = Record<string, unknown>
 
 interface Context {
   account: Account
@@ -184,12 +221,20 @@ type Handler = (ctx: Context) => Reply
 interface Route { method: string; pattern: RegExp; handler: Handler }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
+/** The stand-in's own routes (outside Kit's API): what an owner does in Kit's app. */
+const ADMIN_PREFIX = '/_admin/'
+/** The legacy webhook event a change to each state fires. */
+const STATE_EVENTS: Partial<Record<SubscriberState, string>> = {
+  active: 'subscriber.subscriber_activate',
+  cancelled: 'subscriber.subscriber_unsubscribe',
+  bounced: 'subscriber.subscriber_bounce',
+  complained: 'subscriber.subscriber_complain',
+}
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
-const SUBSCRIBER_STATES: readonly SubscriberState[] = ['active', 'inactive', 'bounced', 'complained', 'cancelled']
 const MAX_SYNC_FIELDS = 10
 const DEFAULT_PER_PAGE = 500
 const MAX_PER_PAGE = 1000
-const TIMEZONE = { name: 'America/New_York', friendly_name: 'Eastern Time (US & Canada)', utc_offset: '-05:00' }
+const TIMEZONE = { name: 'America/New_York', friendly_name: 'Eastern Time (US & Canada)', utc_offset: ACCOUNT_UTC_OFFSET }
 
 /**
  * Every cursor starts with these bytes, which base64-encode to "+/+/", and is padded so
@@ -197,12 +242,6 @@ const TIMEZONE = { name: 'America/New_York', friendly_name: 'Eastern Time (US & 
  * and gets 400 Invalid cursor.
  */
 const CURSOR_PREFIX = Buffer.from([0xfb, 0xff, 0xbf])
-
-const notFound = (): KitError => new KitError(404, ['Not Found'])
-
-function kitTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
 
 export function encodeCursor(id: number): string {
   let payload = String(id)
@@ -332,13 +371,6 @@ function requireLabel(body: JsonObject): string {
   return label
 }
 
-function statusFilter(query: URLSearchParams): (subscriber: StandinSubscriber) => boolean {
-  const status = query.get('status') ?? 'active'
-  if (status === 'all') return () => true
-  if (!SUBSCRIBER_STATES.includes(status as SubscriberState)) throw new KitError(422, ['Status is invalid'])
-  return (subscriber) => subscriber.state === status
-}
-
 function joinKey(kind: 'tag' | 'form' | 'sequence', groupId: number, subscriberId: number): string {
   return `${kind}:${groupId}:${subscriberId}`
 }
@@ -358,6 +390,7 @@ class StandinServer implements KitStandin {
   private readonly asyncFieldsMs: number
   private readonly latencyMs: number
   private readonly pendingWrites = new Set<NodeJS.Timeout>()
+  private readonly webhookSender = new WebhookSender()
   private rateLimit: { limit: number; windowMs: number }
   private lastId = 1000
 
@@ -390,6 +423,7 @@ class StandinServer implements KitStandin {
     if (this.accounts.has(key)) throw new Error(`Stand-in key already exists: ${key}`)
     const now = kitTimestamp(Date.now())
     this.accounts.set(key, {
+      key,
       state: {
         id: this.nextId(),
         userId: seed.omitUserId ? null : this.nextId(),
@@ -402,6 +436,8 @@ class StandinServer implements KitStandin {
         customFields: [],
         forms: [],
         sequences: [],
+        webhooks: [],
+        confirmationEmails: [],
       },
       revoked: false,
       requestTimes: [],
@@ -471,26 +507,65 @@ class StandinServer implements KitStandin {
     return form
   }
 
-  createSubscriber(key: string, input: { email: string; firstName?: string; tags?: string[] }): StandinSubscriber {
+  createSubscriber(key: string, input: { email: string; firstName?: string; tags?: string[]; state?: SubscriberState }): StandinSubscriber {
     const account = this.requireAccount(key)
     const now = Date.now()
     const subscriber: StandinSubscriber = {
       id: this.nextId(),
       email_address: input.email.trim().toLowerCase(),
       first_name: input.firstName ?? null,
-      state: 'active',
+      state: input.state ?? 'active',
       fields: {},
       tags: new Set((input.tags ?? []).map((name) => this.findOrCreateTag(account, name).tag.id)),
       created_at: kitTimestamp(now),
+      updated_at: new Date(now).toISOString(),
     }
     account.state.subscribers.push(subscriber)
     account.createdMs.set(subscriber.id, now)
     return subscriber
   }
 
+  subscriber(key: string, ref: SubscriberRef): StandinSubscriber {
+    const account = this.requireAccount(key)
+    const subscriber = typeof ref === 'number'
+      ? account.state.subscribers.find((candidate) => candidate.id === ref)
+      : this.findByEmail(account, ref)
+    if (!subscriber) throw new Error(`Unknown stand-in subscriber: ${ref}`)
+    return subscriber
+  }
+
+  changeState(key: string, ref: SubscriberRef, state: SubscriberState): StandinSubscriber {
+    if (!SUBSCRIBER_STATES.includes(state)) throw new Error(`Unknown subscriber state: ${String(state)}`)
+    const subscriber = this.subscriber(key, ref)
+    this.transition(this.requireAccount(key), subscriber, state, Date.now())
+    return subscriber
+  }
+
+  editSubscriber(key: string, ref: SubscriberRef, edit: StandinSubscriberEdit): StandinSubscriber {
+    const account = this.requireAccount(key)
+    const subscriber = this.subscriber(key, ref)
+    const body: JsonObject = {}
+    if (edit.firstName !== undefined) body.first_name = edit.firstName
+    if (edit.email !== undefined) body.email_address = edit.email
+    if (edit.fields !== undefined) body.fields = edit.fields
+    const fields = this.resolveFields(account, body.fields)
+    if (fields.warnings.length > 0) throw new KitError(422, fields.warnings)
+    this.applyEdit(account, subscriber, body, fields.values, Date.now())
+    return subscriber
+  }
+
+  get webhookDeliveries(): StandinWebhookDelivery[] {
+    return this.webhookSender.deliveries
+  }
+
+  settleWebhooks(): Promise<void> {
+    return this.webhookSender.settle()
+  }
+
   async close(): Promise<void> {
     for (const timer of this.pendingWrites) clearTimeout(timer)
     this.pendingWrites.clear()
+    await this.webhookSender.close()
     const closed = new Promise<void>((resolve, reject) => {
       this.server.close((error) => (error ? reject(error) : resolve()))
     })
@@ -512,6 +587,10 @@ class StandinServer implements KitStandin {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://standin.invalid')
     const key = presentedKey(req)
+    if (url.pathname.startsWith(ADMIN_PREFIX)) {
+      this.answerAdmin(res, key?.value ?? null, req.method ?? 'GET', url.pathname, await readBody(req))
+      return
+    }
     const entry: StandinRequest = {
       at: Date.now(),
       method: req.method ?? 'GET',
@@ -553,6 +632,20 @@ class StandinServer implements KitStandin {
       return
     }
     this.sendJson(res, entry, reply)
+  }
+
+  /** The admin API (admin.ts): unrecorded, unlimited, never injected. */
+  private answerAdmin(res: ServerResponse, key: string | null, method: string, pathname: string, rawBody: string): void {
+    let reply: Reply
+    try {
+      if (key === null || !this.accounts.has(key)) throw new KitError(401, ['The API key is invalid'])
+      reply = adminReply(this, key, method, pathname, parseBody(rawBody))
+    } catch (error) {
+      if (!(error instanceof KitError)) throw error
+      reply = { status: error.status, body: { errors: error.errors } }
+    }
+    res.writeHead(reply.status, { 'content-type': JSON_TYPE })
+    res.end(JSON.stringify(reply.body))
   }
 
   /** Rolling window counted at receipt; rejected requests do not use up budget. */
@@ -626,7 +719,7 @@ class StandinServer implements KitStandin {
       route('POST', '/subscribers', (ctx) => this.upsertSubscriber(ctx)),
       route('GET', '/subscribers/:id', (ctx) => ({ status: 200, body: { subscriber: this.subscriberJson(ctx.account, this.subscriberById(ctx.account, ctx.params[0])) } })),
       route('PUT', '/subscribers/:id', (ctx) => this.updateSubscriber(ctx)),
-      route('POST', '/subscribers/:id/unsubscribe', (ctx) => this.unsubscribe(ctx)),
+      route('POST', '/subscribers/:id/unsubscribe', (ctx) => this.unsubscribeById(ctx)),
 
       route('GET', '/tags', (ctx) => this.listOf(ctx, 'tags', ctx.account.state.tags, (tag) => ({ id: tag.id, name: tag.name, created_at: tag.created_at }))),
       route('POST', '/tags', (ctx) => this.createTag(ctx)),
@@ -645,6 +738,10 @@ class StandinServer implements KitStandin {
       route('POST', '/forms/:id/subscribers/:id', (ctx) => this.addToForm(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
       route('GET', '/landing_pages', (ctx) => this.listLegacyForms(ctx)),
       route('POST', '/landing_pages/:id/subscribers/:id', (ctx) => this.addToLegacyForm(ctx)),
+
+      route('GET', '/webhooks', (ctx) => this.listOf(ctx, 'webhooks', ctx.account.state.webhooks, (webhook) => webhookJson(ctx.account.state.id, webhook))),
+      route('POST', '/webhooks', (ctx) => this.createWebhook(ctx)),
+      route('DELETE', '/webhooks/:id', (ctx) => this.deleteWebhook(ctx)),
 
       route('GET', '/sequences', (ctx) => this.listOf(ctx, 'sequences', ctx.account.state.sequences, (sequence) => this.sequenceJson(sequence))),
       route('POST', '/sequences/:id/subscribers', (ctx) => this.addToSequence(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
@@ -737,11 +834,13 @@ class StandinServer implements KitStandin {
 
   private listSubscribers(ctx: Context): Reply {
     const matchesStatus = statusFilter(ctx.query)
+    const matchesDates = dateFilter(ctx.query)
     const email = ctx.query.get('email_address')?.toLowerCase()
     const visible = ctx.account.state.subscribers.filter((subscriber) =>
+      (email === undefined || subscriber.email_address.toLowerCase() === email) &&
       this.listable(ctx.account, subscriber, ctx.now) &&
       matchesStatus(subscriber) &&
-      (email === undefined || subscriber.email_address.toLowerCase() === email))
+      (matchesDates === null || matchesDates({ createdMs: Date.parse(subscriber.created_at), updatedMs: Date.parse(subscriber.updated_at) })))
     return this.listOf(ctx, 'subscribers', visible, (subscriber) => this.subscriberJson(ctx.account, subscriber))
   }
 
@@ -762,7 +861,11 @@ class StandinServer implements KitStandin {
     let subscriber = this.findByEmail(account, email)
     let status = 200
     if (subscriber) {
-      if (firstName !== undefined) subscriber.first_name = firstName
+      // Kit never changes the state of an existing subscriber here: a cancelled one stays cancelled.
+      if (firstName !== undefined && firstName !== subscriber.first_name) {
+        subscriber.first_name = firstName
+        this.touch(subscriber, now)
+      }
     } else {
       subscriber = {
         id: this.nextId(),
@@ -772,41 +875,105 @@ class StandinServer implements KitStandin {
         fields: deferred ? {} : fields.values,
         tags: new Set(),
         created_at: kitTimestamp(now),
+        updated_at: new Date(now).toISOString(),
       }
       account.state.subscribers.push(subscriber)
       account.createdMs.set(subscriber.id, now)
       status = 201
-      if (deferred) this.applyLater(subscriber, fields.values)
+      if (subscriber.state === 'active') this.fire(account, 'subscriber.subscriber_activate', subscriber)
+      if (deferred) this.applyLater(account, subscriber, fields.values)
     }
     if (deferred) status = 202
     return { status, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
   }
 
-  private applyLater(subscriber: StandinSubscriber, values: Record<string, string>): void {
+  private applyLater(account: Account, subscriber: StandinSubscriber, values: Record<string, string>): void {
     const timer = setTimeout(() => {
       this.pendingWrites.delete(timer)
-      Object.assign(subscriber.fields, values)
+      this.writeFields(account, subscriber, values, Date.now())
     }, this.asyncFieldsMs)
     this.pendingWrites.add(timer)
   }
 
-  private updateSubscriber({ account, params, body }: Context): Reply {
+  private updateSubscriber({ account, params, body, now }: Context): Reply {
     const subscriber = this.subscriberById(account, params[0])
-    const firstName = optionalFirstName(body)
     const fields = this.resolveFields(account, body.fields)
-    if (body.email_address !== undefined) {
-      const email = requireEmail(body)
-      const holder = this.findByEmail(account, email)
-      if (holder && holder.id !== subscriber.id) throw new KitError(422, ['Email address has already been taken'])
-      subscriber.email_address = email
-    }
-    if (firstName !== undefined) subscriber.first_name = firstName
-    Object.assign(subscriber.fields, fields.values)
+    this.applyEdit(account, subscriber, body, fields.values, now)
     return { status: 200, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
   }
 
-  private unsubscribe({ account, params }: Context): Reply {
-    this.subscriberById(account, params[0]).state = 'cancelled'
+  /** A first name, email and field values (already resolved) written together, as PUT and Kit's app do. */
+  private applyEdit(account: Account, subscriber: StandinSubscriber, body: JsonObject, values: Record<string, string>, now: number): void {
+    const firstName = optionalFirstName(body)
+    let email: string | undefined
+    if (body.email_address !== undefined) {
+      email = requireEmail(body)
+      const holder = this.findByEmail(account, email)
+      if (holder && holder.id !== subscriber.id) throw new KitError(422, ['Email address has already been taken'])
+    }
+    let changed = false
+    if (email !== undefined && email !== subscriber.email_address) {
+      subscriber.email_address = email
+      changed = true
+    }
+    if (firstName !== undefined && firstName !== subscriber.first_name) {
+      subscriber.first_name = firstName
+      changed = true
+    }
+    if (changed) this.touch(subscriber, now)
+    this.writeFields(account, subscriber, values, now)
+  }
+
+  /** Writes field values; those that change move updated_at and fire `field_value_updated`. */
+  private writeFields(account: Account, subscriber: StandinSubscriber, values: Record<string, string>, now: number): void {
+    const changed = Object.entries(values).filter(([key, value]) => subscriber.fields[key] !== value)
+    if (changed.length === 0) return
+    for (const [key, value] of changed) subscriber.fields[key] = value
+    this.touch(subscriber, now)
+    for (const [key] of changed) {
+      const field = account.state.customFields.find((candidate) => candidate.key === key)
+      if (field) this.fire(account, 'custom_field.field_value_updated', subscriber, field.id)
+    }
+  }
+
+  private unsubscribeById({ account, params, now }: Context): Reply {
+    this.transition(account, this.subscriberById(account, params[0]), 'cancelled', now)
+    return { status: 204 }
+  }
+
+  // State changes and webhooks
+
+  /** Moves updated_at forward (strictly, so two changes in one millisecond still read as two). */
+  private touch(subscriber: StandinSubscriber, now: number): void {
+    subscriber.updated_at = new Date(Math.max(now, Date.parse(subscriber.updated_at) + 1)).toISOString()
+  }
+
+  private transition(account: Account, subscriber: StandinSubscriber, state: SubscriberState, now: number): void {
+    if (subscriber.state === state) return
+    subscriber.state = state
+    this.touch(subscriber, now)
+    const event = STATE_EVENTS[state]
+    if (event) this.fire(account, event, subscriber)
+  }
+
+  /** Delivers `{"subscriber": {...}}` as it is now to every webhook listening to this event. */
+  private fire(account: Account, event: string, subscriber: StandinSubscriber, parameterValue?: number): void {
+    const listening = account.state.webhooks.filter((webhook) => listensTo(webhook, event, parameterValue))
+    if (listening.length === 0) return
+    const body = { subscriber: this.subscriberJson(account, subscriber) }
+    for (const webhook of listening) this.webhookSender.send(account.key, webhook, body)
+  }
+
+  private createWebhook({ account, body, now }: Context): Reply {
+    const webhook: StandinWebhook = { id: this.nextId(), ...parseWebhook(body), created_at: kitTimestamp(now) }
+    account.state.webhooks.push(webhook)
+    return { status: 201, body: { webhook: webhookJson(account.state.id, webhook) } }
+  }
+
+  private deleteWebhook({ account, params }: Context): Reply {
+    const index = account.state.webhooks.findIndex((webhook) => webhook.id === params[0])
+    if (index < 0) throw notFound()
+    account.state.webhooks.splice(index, 1)
     return { status: 204 }
   }
 
@@ -847,6 +1014,7 @@ class StandinServer implements KitStandin {
     if (!already) {
       subscriber.tags.add(tag.id)
       ctx.account.joinedAt.set(joinKey('tag', tag.id, subscriber.id), kitTimestamp(ctx.now))
+      this.fire(ctx.account, 'subscriber.tag_add', subscriber, tag.id)
     }
     return { status: already ? 200 : 201, body: { subscriber: this.taggedJson(ctx.account, tag.id, subscriber) } }
   }
@@ -854,7 +1022,7 @@ class StandinServer implements KitStandin {
   private untag(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
     const tag = this.tagById(ctx.account, ctx.params[0])
     const subscriber = findSubscriber()
-    subscriber.tags.delete(tag.id)
+    if (subscriber.tags.delete(tag.id)) this.fire(ctx.account, 'subscriber.tag_remove', subscriber, tag.id)
     ctx.account.joinedAt.delete(joinKey('tag', tag.id, subscriber.id))
     return { status: 204 }
   }
@@ -984,14 +1152,34 @@ class StandinServer implements KitStandin {
     const subscriber = findSubscriber()
     const referrer = typeof ctx.body.referrer === 'string' ? ctx.body.referrer : null
     if (referrer !== null && !form.subscribers.includes(subscriber.id)) form.referrers[subscriber.id] = referrer
+    this.askToConfirm(ctx, form, subscriber)
     return this.join(ctx, 'form', form, subscriber, { referrer })
+  }
+
+  /**
+   * Kit's re-subscribe path: a form sends an unconfirmed (`inactive`) or unsubscribed (`cancelled`)
+   * person its confirmation email, and an unsubscribed one becomes unconfirmed again. Every add
+   * sends one. Modelled variant for `bounced` and `complained`: Kit mails neither, nothing changes.
+   */
+  private askToConfirm(ctx: Context, form: StandinForm, subscriber: StandinSubscriber): void {
+    if (subscriber.state !== 'inactive' && subscriber.state !== 'cancelled') return
+    this.transition(ctx.account, subscriber, 'inactive', ctx.now)
+    ctx.account.state.confirmationEmails.push({
+      id: this.nextId(),
+      subscriber_id: subscriber.id,
+      email_address: subscriber.email_address,
+      form_id: form.id,
+      sent_at: kitTimestamp(ctx.now),
+    })
   }
 
   /** A legacy form, by subscriber id only; any other form id is Not Found here. */
   private addToLegacyForm(ctx: Context): Reply {
     const form = ctx.account.state.forms.find((candidate) => candidate.id === ctx.params[0])
     if (!form?.legacy) throw notFound()
-    return this.join(ctx, 'form', form, this.subscriberById(ctx.account, ctx.params[1]), {})
+    const subscriber = this.subscriberById(ctx.account, ctx.params[1])
+    this.askToConfirm(ctx, form, subscriber)
+    return this.join(ctx, 'form', form, subscriber, {})
   }
 
   // Sequences
@@ -1032,6 +1220,8 @@ class StandinServer implements KitStandin {
     if (!already) {
       group.subscribers.push(subscriber.id)
       ctx.account.joinedAt.set(key, kitTimestamp(ctx.now))
+      const event = kind === 'form' ? 'subscriber.form_subscribe' : 'subscriber.course_subscribe'
+      this.fire(ctx.account, event, subscriber, group.id)
     }
     const addedAt = ctx.account.joinedAt.get(key) ?? subscriber.created_at
     return {
