@@ -172,7 +172,8 @@ export class PlatformSender {
 
   /** One signed POST: null when the platform answered 2xx, else the failure's code. */
   private async post(event: PlatformEventRecord): Promise<SendFailure | null> {
-    const at = new Date(this.now())
+    // The wall clock, whatever clock schedules the attempts: the receiver checks it against its own.
+    const at = new Date()
     const signature = this.webhook.sign(event.id, at, event.body)
     try {
       const response = await fetch(this.o.url, {
