@@ -148,7 +148,7 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
     ...kitApiUrlProblems(kitApiUrl, production),
     ...(devHost ? devHostProblems(raw, env.HOST) : []),
     ...uploadPaceProblems(env),
-    ...platformEventsProblems(env),
+    ...platformEventsProblems(raw),
   )
   const notes: string[] = []
   const secrets = production ? env : developmentSecrets(raw, env, devHost, problems, notes)
@@ -227,9 +227,10 @@ function uploadPaceProblems(env: Env): string[] {
 }
 
 /** The platform's address and its signing secret go together: one without the other is a mistake. */
-function platformEventsProblems(env: Env): string[] {
-  const url = env.PLATFORM_EVENTS_URL !== undefined
-  const secret = env.PLATFORM_EVENTS_SECRET !== undefined
+function platformEventsProblems(raw: RawEnv): string[] {
+  // Whether each is given at all: a malformed one is named by itself, not as missing.
+  const url = Boolean(raw.PLATFORM_EVENTS_URL?.trim())
+  const secret = Boolean(raw.PLATFORM_EVENTS_SECRET?.trim())
   if (url === secret) return []
   return url
     ? ['PLATFORM_EVENTS_SECRET must be set too: PLATFORM_EVENTS_URL is set, and events to the platform are signed with it']
