@@ -13,6 +13,7 @@ import { sessionFor } from './helpers/tokens.ts'
 
 let receiver: PlatformReceiver
 let app: FastifyInstance | undefined
+let logs: string[] = []
 
 beforeAll(async () => {
   receiver = await startPlatformReceiver()
@@ -27,7 +28,9 @@ afterAll(async () => {
 })
 
 async function configuredApp(): Promise<FastifyInstance> {
-  app = (await buildTestApp({ platformEvents: { url: receiver.url, secret: receiver.secret } })).app
+  const built = await buildTestApp({ platformEvents: { url: receiver.url, secret: receiver.secret } })
+  logs = built.logs
+  app = built.app
   return app
 }
 
@@ -77,6 +80,19 @@ describe('the platform events API', () => {
     expect(summary.json()).toMatchObject({ configured: true, counts: [{ type: 'kit.subscriber.unsubscribed', state: 'sent', count: 3 }] })
     const other = await built.inject({ method: 'GET', url: '/api/v1/platform-events', headers: sessionFor('c_2') })
     expect(other.json().items.map((e: { member: { id: string } }) => e.member.id)).toEqual(['m_x'])
+
+    // The log says what was sent, never the secret, a signature or whom it was about.
+    const sent = await waitFor(() => {
+      const lines = logs.filter((line) => line.includes('platform event sent'))
+      return lines.length === 4 && lines
+    }, { what: 'a log line per event sent' })
+    expect(ids.every((id) => sent.some((line) => line.includes(id)))).toBe(true)
+    const secretKey = receiver.secret.slice('whsec_'.length)
+    for (const line of logs) {
+      expect(line).not.toContain(secretKey)
+      expect(line).not.toContain('v1,')
+      expect(line).not.toContain('@example.com')
+    }
   })
 
   it('retries a failed event under its own id; another community can neither see nor retry it', async () => {
