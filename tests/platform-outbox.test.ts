@@ -322,6 +322,39 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       expect(new Set(receiver.received.map((r) => r.id))).toEqual(new Set([stored.id]))
     })
 
+    it('forgets finished events past retention, keeping only the guard of a reported state, without the person’s data', async () => {
+      const outbox = await dialect.fresh()
+      const time = clock()
+      const port = portFor(outbox, time.now)
+      const state = (await port.emit(unsubscribed('c_1', 'm_1', time.now()))) as { id: string }
+      const update = (await port.emit(renamed('c_1', 'm_2', 'Adelaide'))) as { id: string }
+      await port.deliveryFailed('c_1', 'kit_refused')
+      for (const row of await outbox.claim('a', time.now(), 60_000, 10)) await outbox.settle(row.seq, 'a', { state: 'sent' }, time.now())
+      time.advance(HOUR)
+      const waiting = (await port.emit(renamed('c_1', 'm_3', 'Grace'))) as { id: string }
+      await port.deliveryFailed('c_1', 'kit_refused')
+
+      expect(await outbox.purge(time.now() - HOUR / 2, 100)).toBe(4)
+      expect(await outbox.get('c_1', update.id)).toBeUndefined()
+      expect(await outbox.get('c_1', waiting.id), 'still to send').toMatchObject({ state: 'pending' })
+      const kept = (await outbox.get('c_1', state.id))!
+      expect(kept).toMatchObject({ state: 'sent', memberId: null, body: '{}' })
+      expect(await port.emit(unsubscribed('c_1', 'm_1', time.now())), 'the state stays reported').toEqual({ status: 'reported_before' })
+      expect((await outbox.list('c_1', { state: 'pending', limit: 10 })).map((e) => e.type), 'still to send').toEqual(['kit.deliveries.failing', 'kit.subscriber.updated'])
+      expect(await outbox.purge(time.now() - HOUR / 2, 100), 'nothing more to do').toBe(0)
+    })
+
+    it('purges past retention while it has nothing to send', async () => {
+      const outbox = await dialect.fresh()
+      const sent = (await portFor(outbox).emit(renamed('c_1', 'm_1', 'Adelaide'))) as { id: string }
+      senderFor(outbox, { retentionMs: 60 * 60_000 }).start()
+      await waitFor(async () => (await outbox.get('c_1', sent.id))?.state === 'sent', { what: 'the event sent' })
+      expect(await outbox.get('c_1', sent.id), 'within retention').toBeDefined()
+      const time = clock(Date.now() + 2 * HOUR)
+      senderFor(outbox, { retentionMs: 60 * 60_000, now: time.now }).start()
+      await waitFor(async () => (await outbox.get('c_1', sent.id)) === undefined, { what: 'the event purged' })
+    })
+
     it.skipIf(!dialect.another)('never sends one event twice at once from two instances sharing the database', async () => {
       const outbox = await dialect.fresh()
       const other = await dialect.another!()

@@ -35,6 +35,9 @@ export function afterFailure(event: Pick<PlatformEventRecord, 'attempts' | 'give
   return { state: 'pending', lastError: error, nextAttemptAt: now + platformRetryDelay(policy, event.attempts + 1, random) }
 }
 
+const PURGE_EVERY_MS = 60 * 60_000
+const PURGE_BATCH = 500
+
 export interface PlatformSenderOptions {
   outbox: PlatformOutbox
   url: string
@@ -44,6 +47,8 @@ export interface PlatformSenderOptions {
   /** Reports the failures tallied while a community's quiet hour lasted (the port's `reportWaitingFailures`). */
   onIdle?: () => Promise<unknown>
   backoff?: PlatformBackoff
+  /** RETENTION_DAYS in ms: finished events older than this are purged (see PlatformOutbox.purge); never when absent. */
+  retentionMs?: number
   /** How long one POST may take. */
   timeoutMs?: number
   leaseMs?: number
@@ -73,6 +78,7 @@ export class PlatformSender {
   private readonly batch: number
   private readonly idlePollMs: number
   private readonly backoff: PlatformBackoff
+  private lastPurge = 0
 
   constructor(private readonly o: PlatformSenderOptions) {
     this.webhook = new Webhook(o.secret)
@@ -118,12 +124,28 @@ export class PlatformSender {
       let attempted = 0
       try {
         attempted = await this.tick()
-        if (attempted === 0) await this.o.onIdle?.()
+        if (attempted === 0) {
+          await this.o.onIdle?.()
+          await this.purgeNowAndThen()
+        }
       } catch (err) {
         this.o.log.error({ err }, 'reading the platform outbox failed; trying again shortly')
       }
       if (attempted === 0 && this.running) await this.idle()
     }
+  }
+
+  /** At most once an hour, and only while nothing is due: retention never slows sending. */
+  private async purgeNowAndThen(): Promise<void> {
+    const now = this.now()
+    if (this.o.retentionMs === undefined || now - this.lastPurge < PURGE_EVERY_MS) return
+    this.lastPurge = now
+    let purged = 0
+    for (let batch = PURGE_BATCH; batch >= PURGE_BATCH && this.running; ) {
+      batch = await this.o.outbox.purge(now - this.o.retentionMs, PURGE_BATCH)
+      purged += batch
+    }
+    if (purged > 0) this.o.log.info({ purged }, 'purged platform events past retention')
   }
 
   private async idle(): Promise<void> {

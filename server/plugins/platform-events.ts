@@ -33,7 +33,15 @@ export default fp<PlatformEventsOptions>(
     const port = new PlatformEvents({ outbox, configured: target !== null, notify: () => sender?.notify() })
     if (target) {
       const { autoStart: _autoStart, ...timings } = options
-      sender = new PlatformSender({ outbox, url: target.url, secret: target.secret, log: app.log, onIdle: () => port.reportWaitingFailures(), ...timings })
+      sender = new PlatformSender({
+        outbox,
+        url: target.url,
+        secret: target.secret,
+        log: app.log,
+        onIdle: () => port.reportWaitingFailures(),
+        retentionMs: app.config.retentionDays * 24 * 60 * 60_000,
+        ...timings,
+      })
     }
     const service = new PlatformEventService(outbox, target !== null, () => sender?.notify())
     app.services.connections.onInvalid(async (communityId) => {

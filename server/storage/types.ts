@@ -364,6 +364,12 @@ export interface PlatformOutbox {
   reportFailures(communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent): Promise<NewPlatformEvent | null>
   /** Communities with failures not yet reported. */
   unreportedFailures(): Promise<string[]>
+  /**
+   * Retention: up to `limit` finished events (sent or failed) last changed before `before` are
+   * deleted; one that holds a member's reported state keeps its row, the guard, with its body
+   * (email, name) emptied. Reported failures from before then are deleted. Returns the rows changed.
+   */
+  purge(before: number, limit: number): Promise<number>
 }
 
 // Declared apart (interfaces merge) so the outbox joins the storage without touching the list above.

@@ -157,4 +157,22 @@ export class PgOutbox implements PlatformOutbox {
     const { rows } = await this.pool.query<{ c: string }>(`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`)
     return rows.map((r) => r.c)
   }
+
+  async purge(before: number, limit: number): Promise<number> {
+    const finished = `state IN ('sent', 'failed') AND updated_at < $1`
+    const deleted = await this.pool.query(
+      `DELETE FROM platform_events WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NULL LIMIT $2)`,
+      [before, limit],
+    )
+    const emptied = await this.pool.query(
+      `UPDATE platform_events SET body = '{}', member_id = NULL
+        WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NOT NULL AND member_id IS NOT NULL LIMIT $2)`,
+      [before, limit],
+    )
+    const failures = await this.pool.query(
+      `DELETE FROM platform_failures WHERE seq IN (SELECT seq FROM platform_failures WHERE notice_id IS NOT NULL AND failed_at < $1 LIMIT $2)`,
+      [before, limit],
+    )
+    return (deleted.rowCount ?? 0) + (emptied.rowCount ?? 0) + (failures.rowCount ?? 0)
+  }
 }

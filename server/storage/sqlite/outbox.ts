@@ -146,4 +146,23 @@ export class SqliteOutbox implements PlatformOutbox {
     const rows = this.sqlite.prepare(`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`).all() as { c: string }[]
     return rows.map((r) => r.c)
   }
+
+  async purge(before: number, limit: number): Promise<number> {
+    const finished = `state IN ('sent', 'failed') AND updated_at < @before`
+    return this.sqlite.transaction(() => {
+      const deleted = this.sqlite
+        .prepare(`DELETE FROM platform_events WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NULL LIMIT @limit)`)
+        .run({ before, limit }).changes
+      const emptied = this.sqlite
+        .prepare(
+          `UPDATE platform_events SET body = '{}', member_id = NULL
+            WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NOT NULL AND member_id IS NOT NULL LIMIT @limit)`,
+        )
+        .run({ before, limit }).changes
+      const failures = this.sqlite
+        .prepare(`DELETE FROM platform_failures WHERE seq IN (SELECT seq FROM platform_failures WHERE notice_id IS NOT NULL AND failed_at < @before LIMIT @limit)`)
+        .run({ before, limit }).changes
+      return deleted + emptied + failures
+    })()
+  }
 }
