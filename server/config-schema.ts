@@ -353,11 +353,7 @@ export const VARIABLES = {
       (value) => ORIGIN.test(value.replace(/\/+$/, '')) && isSecureOrLoopbackUrl(value),
     ),
   ),
-  KIT_POLL_INTERVAL_S: integer({
-    default: 300,
-    minimum: 1,
-    meaning: 'how often the plugin asks Kit what changed for each connection, in seconds (lowest priority: never delays deliveries or the panel)',
-  }),
+  KIT_POLL_INTERVAL_S: integer({ default: 300, minimum: 1, meaning: 'how often the plugin asks Kit what changed for each connection, in seconds (lowest priority: never delays deliveries or the panel)' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info',
     meaning:
