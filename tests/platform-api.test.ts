@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from './helpers/events.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { startPlatformReceiver, type PlatformReceiver } from './helpers/platform-receiver.ts'
+import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
 import { sessionFor } from './helpers/tokens.ts'
 
 let receiver: PlatformReceiver
@@ -141,5 +142,26 @@ describe('the platform events API', () => {
     expect(event!.body).toMatchObject({ type: 'kit.connection.invalid', communityid: 'c_1', data: { observed_at: expect.any(String) } })
     expect(event!.body.subject).toBeUndefined()
     expect(await built.storage.platformOutbox.list('c_1', { limit: 10 })).toHaveLength(1)
+  })
+})
+
+describe('a key Kit stops accepting', () => {
+  it('is told to the platform once, signed, without a member, however often Kit refuses it', async () => {
+    const h = await PipelineHarness.start({ connected: true, config: { platformEvents: { url: receiver.url, secret: receiver.secret } } })
+    try {
+      h.kit.revokeKey(KEY)
+      for (let i = 0; i < 2; i += 1) {
+        const res = await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
+        expect(res.json().ok).toBe(false)
+      }
+      await waitFor(() => receiver.accepted().length === 1, { what: 'the connection event' })
+      const [event] = receiver.accepted()
+      expect(event!.verified).toBe(true)
+      expect(event!.body).toMatchObject({ type: 'kit.connection.invalid', communityid: 'c_alpha', source: 'kit-for-appstation' })
+      expect(event!.body.subject).toBeUndefined()
+      expect(await h.app.storage.platformOutbox.list('c_alpha', { limit: 10 })).toHaveLength(1)
+    } finally {
+      await h.close()
+    }
   })
 })
