@@ -148,7 +148,7 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
     ...kitApiUrlProblems(kitApiUrl, production),
     ...(devHost ? devHostProblems(raw, env.HOST) : []),
     ...uploadPaceProblems(env),
-    ...platformEventsProblems(raw),
+    ...platformEventsProblems(raw, env),
   )
   const notes: string[] = []
   const secrets = production ? env : developmentSecrets(raw, env, devHost, problems, notes)
@@ -227,14 +227,16 @@ function uploadPaceProblems(env: Env): string[] {
 }
 
 /** The platform's address and its signing secret go together: one without the other is a mistake. */
-function platformEventsProblems(raw: RawEnv): string[] {
-  // Whether each is given at all: a malformed one is named by itself, not as missing.
-  const url = Boolean(raw.PLATFORM_EVENTS_URL?.trim())
-  const secret = Boolean(raw.PLATFORM_EVENTS_SECRET?.trim())
-  if (url === secret) return []
-  return url
-    ? ['PLATFORM_EVENTS_SECRET must be set too: PLATFORM_EVENTS_URL is set, and events to the platform are signed with it']
-    : ['PLATFORM_EVENTS_URL must be set too: PLATFORM_EVENTS_SECRET is set, but there is nowhere to send events to']
+function platformEventsProblems(raw: RawEnv, env: Env): string[] {
+  // A malformed one is named by itself (readEnv), not also as the other's missing partner.
+  const given = (name: string) => Boolean(raw[name]?.trim())
+  if (env.PLATFORM_EVENTS_URL !== undefined && !given('PLATFORM_EVENTS_SECRET')) {
+    return ['PLATFORM_EVENTS_SECRET must be set too: PLATFORM_EVENTS_URL is set, and events to the platform are signed with it']
+  }
+  if (env.PLATFORM_EVENTS_SECRET !== undefined && !given('PLATFORM_EVENTS_URL')) {
+    return ['PLATFORM_EVENTS_URL must be set too: PLATFORM_EVENTS_SECRET is set, but there is nowhere to send events to']
+  }
+  return []
 }
 
 /**

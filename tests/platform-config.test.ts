@@ -20,6 +20,8 @@ describe('events to the platform', () => {
     for (const env of [{ DATABASE_PATH: tempDb() }, productionEnv()]) {
       expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'https://appstation.example/kit-events' })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_SECRET must be set too/)])
       expect(problemsOf({ ...env, PLATFORM_EVENTS_SECRET: newPlatformSecret() })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_URL must be set too/)])
+      // A malformed one alone is named for what it is, once.
+      expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'http://platform.test/e' })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_URL must be an https URL/)])
     }
   })
 
