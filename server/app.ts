@@ -19,6 +19,7 @@ import kitPlugin from './plugins/kit.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import nulGuardPlugin from './plugins/nul-guard.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
+import platformEventsPlugin from './plugins/platform-events.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
 import uploadPacePlugin, { clientErrorHandler } from './plugins/upload-pace.ts'
 import { STOP_GRACE_MS } from './pipeline/consumer.ts'
@@ -98,6 +99,7 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
   await app.register(kitPlugin)
   await app.register(servicesPlugin)
   await app.register(pipelinePlugin, pipeline)
+  await app.register(platformEventsPlugin)
   await app.register(eventBusPlugin, eventBus)
 
   await app.register(healthRoutes)

@@ -108,6 +108,13 @@ function urlOrNull(value: string): URL | null {
 
 const isHttpUrl = (value: string) => ['http:', 'https:'].includes(urlOrNull(value)?.protocol ?? '')
 
+/** https anywhere, plain http only to a loopback host (nothing then leaves the machine unencrypted). */
+export function isSecureOrLoopbackUrl(value: string): boolean {
+  const url = urlOrNull(value)
+  if (!url || url.hostname === '') return false
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
+}
+
 /** Scheme and host, no path: what APPSTATION_ORIGIN must be. */
 export const ORIGIN = /^https?:\/\/[^/\s]+$/
 /** A JetStream stream or consumer name: no spaces, dots, wildcards or path separators. */
@@ -311,6 +318,42 @@ export const VARIABLES = {
     minimum: 1,
     meaning: 'finished deliveries (succeeded, failed, skipped) and their events are deleted this many days after their last update',
   }),
+  PLATFORM_EVENTS_URL: Type.Optional(
+    checked(
+      {
+        trim: true,
+        shown: 'unset (nothing is sent)',
+        expected: 'an https URL such as https://appstation.example/kit-events (plain http only to loopback hosts: 127.0.0.0/8, ::1, localhost)',
+        meaning:
+          'where the plugin tells the platform what changed in Kit (unsubscribes, bounces, complaints, name and email changes, trouble with the connection); set together with `PLATFORM_EVENTS_SECRET`',
+      },
+      (value) => isSecureOrLoopbackUrl(value),
+    ),
+  ),
+  PLATFORM_EVENTS_SECRET: Type.Optional(
+    checked(
+      {
+        trim: true,
+        secret: true,
+        shown: 'unset (nothing is sent)',
+        expected: 'one "whsec_<base64>" secret (at least 16 bytes)',
+        meaning: 'signs the events sent to `PLATFORM_EVENTS_URL` (Standard Webhooks); set together with it',
+      },
+      (value) => decodeWebhookSecret(value) !== null,
+    ),
+  ),
+  PUBLIC_URL: Type.Optional(
+    checked(
+      {
+        trim: true,
+        shown: 'unset (the plugin asks Kit instead of being told)',
+        expected: 'an https origin such as https://kit-plugin.example (plain http only to loopback hosts: 127.0.0.0/8, ::1, localhost)',
+        meaning: "the plugin's public origin, for Kit to call back (webhooks, OAuth redirect)",
+      },
+      (value) => ORIGIN.test(value.replace(/\/+$/, '')) && isSecureOrLoopbackUrl(value),
+    ),
+  ),
+  KIT_POLL_INTERVAL_S: integer({ default: 300, minimum: 1, meaning: 'how often the plugin asks Kit what changed for each connection, in seconds (lowest priority: never delays deliveries or the panel)' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info',
     meaning:

@@ -71,6 +71,17 @@ export interface Config {
   /** EVENT_BUS_URL set: member events are also consumed from a JetStream stream. */
   eventBus: EventBusConfig | null
   logLevel: Env['LOG_LEVEL']
+  /** PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET, both set: events to the platform are sent; null: none are. */
+  platformEvents: PlatformEventsConfig | null
+  /** PUBLIC_URL without trailing slashes. */
+  publicUrl: string | null
+  kitPollIntervalS: Env['KIT_POLL_INTERVAL_S']
+}
+
+export interface PlatformEventsConfig {
+  url: string
+  /** The `whsec_` secret as given: it signs every event. */
+  secret: string
 }
 
 /**
@@ -137,6 +148,7 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
     ...kitApiUrlProblems(kitApiUrl, production),
     ...(devHost ? devHostProblems(raw, env.HOST) : []),
     ...uploadPaceProblems(env),
+    ...platformEventsProblems(raw, env),
   )
   const notes: string[] = []
   const secrets = production ? env : developmentSecrets(raw, env, devHost, problems, notes)
@@ -188,6 +200,10 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
         },
       },
       logLevel: env.LOG_LEVEL,
+      platformEvents:
+        env.PLATFORM_EVENTS_URL && env.PLATFORM_EVENTS_SECRET ? { url: env.PLATFORM_EVENTS_URL, secret: env.PLATFORM_EVENTS_SECRET } : null,
+      publicUrl: env.PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+      kitPollIntervalS: env.KIT_POLL_INTERVAL_S,
     },
   }
 }
@@ -208,6 +224,19 @@ function kitApiUrlProblems(url: string, production: boolean): string[] {
 /** The stall time of an upload is at least the window its pace is measured over. */
 function uploadPaceProblems(env: Env): string[] {
   return env.SYNC_UPLOAD_STALL_MS < env.SYNC_UPLOAD_WINDOW_MS ? ['SYNC_UPLOAD_STALL_MS must be at least SYNC_UPLOAD_WINDOW_MS'] : []
+}
+
+/** The platform's address and its signing secret go together: one without the other is a mistake. */
+function platformEventsProblems(raw: RawEnv, env: Env): string[] {
+  // A malformed one is named by itself (readEnv), not also as the other's missing partner.
+  const given = (name: string) => Boolean(raw[name]?.trim())
+  if (env.PLATFORM_EVENTS_URL !== undefined && !given('PLATFORM_EVENTS_SECRET')) {
+    return ['PLATFORM_EVENTS_SECRET must be set too: PLATFORM_EVENTS_URL is set, and events to the platform are signed with it']
+  }
+  if (env.PLATFORM_EVENTS_SECRET !== undefined && !given('PLATFORM_EVENTS_URL')) {
+    return ['PLATFORM_EVENTS_URL must be set too: PLATFORM_EVENTS_SECRET is set, but there is nowhere to send events to']
+  }
+  return []
 }
 
 /**

@@ -85,6 +85,7 @@ export function kitBusy(err: BudgetBusyError): AppError {
 
 export class ConnectionService {
   private readonly connectedListeners: Listener[] = []
+  private readonly invalidListeners: Listener[] = []
 
   constructor(
     private readonly repo: ConnectionRepository,
@@ -96,6 +97,11 @@ export class ConnectionService {
   /** Called after a community saves a working key (the pipeline resumes held deliveries). */
   onConnected(listener: Listener): void {
     this.connectedListeners.push(listener)
+  }
+
+  /** Called once when Kit stops accepting a community's working key (the platform is told). */
+  onInvalid(listener: Listener): void {
+    this.invalidListeners.push(listener)
   }
 
   private async connected(communityId: string): Promise<void> {
@@ -214,8 +220,16 @@ export class ConnectionService {
 
   /** Kit answered 401 for this community's key: show it in the panel and hold its deliveries. */
   async markInvalid(communityId: string, credentialId: string): Promise<void> {
-    const changed = await this.repo.update(communityId, { status: 'invalid', updatedAt: new Date().toISOString() })
-    if (changed) this.log.warn({ communityId, credentialId }, 'kit rejected the stored key; connection marked invalid')
+    const changed = await this.repo.update(communityId, { status: 'invalid', updatedAt: new Date().toISOString() }, { status: 'connected' })
+    if (!changed) return
+    this.log.warn({ communityId, credentialId }, 'kit rejected the stored key; connection marked invalid')
+    for (const listener of this.invalidListeners) {
+      try {
+        await listener(communityId)
+      } catch (err) {
+        this.log.error({ err, communityId }, 'acting on a connection turned invalid failed')
+      }
+    }
   }
 
   /** Runs a Kit call with the community's key; a 401 marks the connection invalid. */

@@ -283,3 +283,96 @@ export interface Storage {
   health(): Promise<{ database: 'ok' | 'unreachable'; migrations: 'ok' | 'pending' | 'unknown' }>
   close(): Promise<void>
 }
+
+/** Events to the platform: `pending` until a 2xx answer (`sent`), `failed` once retries ran out. */
+export type PlatformEventState = 'pending' | 'sent' | 'failed'
+
+/** A new row of the platform outbox (tables platform_events, platform_failures → PlatformOutbox). */
+export interface NewPlatformEvent {
+  id: string
+  communityId: string
+  type: string
+  memberId: string | null
+  /** Held once per community: a second event with the same key is not stored. */
+  onceKey: string | null
+  /** The CloudEvent, JSON, exactly as it is sent on every attempt. */
+  body: string
+  observedAt: number
+  /** Epoch ms after which a failed attempt marks the event failed. */
+  giveUpAt: number
+}
+
+export interface PlatformEventRecord {
+  seq: number
+  id: string
+  communityId: string
+  type: string
+  memberId: string | null
+  body: string
+  state: PlatformEventState
+  attempts: number
+  /** A code: `http_<status>`, `timeout`, `network`. */
+  lastError: string | null
+  nextAttemptAt: number
+  giveUpAt: number
+  observedAt: number
+  createdAt: number
+  updatedAt: number
+  sentAt: number | null
+}
+
+/** What became of one attempt: sent, tried again at `nextAttemptAt`, or failed for good. */
+export type PlatformEventOutcome =
+  | { state: 'sent' }
+  | { state: 'pending'; nextAttemptAt: number; lastError: string }
+  | { state: 'failed'; lastError: string }
+
+/** Failed deliveries not yet reported: how many, and each reason code with its count, commonest first. */
+export interface FailureTally {
+  failed: number
+  reasons: { reason: string; count: number }[]
+}
+
+export interface PlatformOutbox {
+  /** Stores the event as pending, due now. False when its `onceKey` is already held (nothing stored). */
+  add(event: NewPlatformEvent, now: number): Promise<boolean>
+  /**
+   * Leases up to `limit` due events until `now + leaseMs`, never two of one member at once and
+   * never one while an earlier event of the same member is still pending.
+   */
+  claim(owner: string, now: number, leaseMs: number, limit: number): Promise<PlatformEventRecord[]>
+  /** Records an attempt's outcome, if `owner` still holds the lease. Returns whether it did. */
+  settle(seq: number, owner: string, outcome: PlatformEventOutcome, now: number): Promise<boolean>
+  /** Ends every lease (one process owns an embedded database: at its start, none is alive). */
+  releaseLeases(): Promise<void>
+  /** The earliest due time of a pending event, or null. */
+  nextDue(): Promise<number | null>
+  /** The community's events, newest first, before `beforeSeq` when given. */
+  list(communityId: string, filter: { state?: PlatformEventState; beforeSeq?: number; limit: number }): Promise<PlatformEventRecord[]>
+  get(communityId: string, id: string): Promise<PlatformEventRecord | undefined>
+  /** A failed event becomes pending again, due now, retried until `giveUpAt`. Returns whether it did. */
+  retry(communityId: string, id: string, now: number, giveUpAt: number): Promise<boolean>
+  /** The community's events created at or after `since`, counted by type and state. */
+  summary(communityId: string, since: number): Promise<{ type: string; state: PlatformEventState; count: number }[]>
+  /** A delivery failed for good with this reason code. */
+  recordFailure(communityId: string, reason: string, now: number): Promise<void>
+  /**
+   * When no `kit.deliveries.failing` event of the community was created after `quietSince` and
+   * failures wait unreported: marks them reported and stores the event `build` makes of their
+   * tally, in one transaction. Returns the stored event, or null.
+   */
+  reportFailures(communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent): Promise<NewPlatformEvent | null>
+  /** Communities with failures not yet reported. */
+  unreportedFailures(): Promise<string[]>
+  /**
+   * Retention: up to `limit` finished events (sent or failed) last changed before `before` are
+   * deleted; one that holds a member's reported state keeps its row, the guard, with its body
+   * (email, name) emptied. Reported failures from before then are deleted. Returns the rows changed.
+   */
+  purge(before: number, limit: number): Promise<number>
+}
+
+// Declared apart (interfaces merge) so the outbox joins the storage without touching the list above.
+export interface Storage {
+  readonly platformOutbox: PlatformOutbox
+}

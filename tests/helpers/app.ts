@@ -45,6 +45,9 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     syncUpload: { minBytes: 16 * 1024, windowMs: 10_000, stallMs: 30_000 },
     eventBus: null,
     logLevel: 'info',
+    platformEvents: null,
+    publicUrl: null,
+    kitPollIntervalS: 300,
     ...overrides,
   }
 }

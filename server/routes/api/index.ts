@@ -10,6 +10,7 @@ import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
+import platformEventRoutes from './platform-events.ts'
 import syncRoutes from './syncs.ts'
 
 const api: FastifyPluginAsyncTypebox = async (app) => {
@@ -35,6 +36,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(kitRoutes)
   await app.register(deliveryRoutes)
   await app.register(syncRoutes)
+  await app.register(platformEventRoutes)
 }
 
 export default api

@@ -1,6 +1,7 @@
 /** The embedded dialect: one SQLite file, one process. Kit's budget stays in that process's memory. */
 import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase } from '../../db/index.ts'
 import { migrationCount } from '../migrations.ts'
+import { SqliteOutbox } from './outbox.ts'
 import type { Storage } from '../types.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
@@ -23,6 +24,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     queue: new SqliteQueue(sqlite),
     deliveries: new SqliteDeliveryReads(sqlite),
     syncs: new SqliteSyncs(sqlite),
+    platformOutbox: new SqliteOutbox(sqlite),
     ledger: null,
     knownTags: null,
     rateLimits: null,
