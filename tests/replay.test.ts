@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { NOT_CONNECTED_REASON } from '../server/services/connections.ts'
+import { reasonWords } from '../server/core/reasons.ts'
 import { RETRY_MANY_MAX } from '#shared/api.ts'
 import { storeDelivery } from './helpers/deliveries.ts'
 import { waitFor } from './helpers/events.ts'
@@ -156,7 +156,7 @@ describe('sending what was recorded while no Kit account was connected', () => {
     const now = Date.now()
     h.app.sqlite.transaction(() => {
       for (let i = 0; i < RETRY_MANY_MAX + 3; i++) {
-        storeDelivery(h.app.sqlite, { eventId: `evt_bulk_${i}`, eventTime: now + i, receivedAt: now, status: 'skipped', lastError: NOT_CONNECTED_REASON })
+        storeDelivery(h.app.sqlite, { eventId: `evt_bulk_${i}`, eventTime: now + i, receivedAt: now, status: 'skipped', lastError: reasonWords('not_connected') })
       }
     })()
     expect((await replayDisconnected()).json()).toEqual({ queued: RETRY_MANY_MAX, remaining: 3 })

@@ -27,7 +27,7 @@ import type {
   SubscriberRecord,
   SubscriberRepository,
   SyncRepository,
-} from '../server/storage/types.ts'
+} from '../server/core/storage.ts'
 import { createTestDatabase, postgresAvailable } from './helpers/postgres.ts'
 
 interface Harness {

@@ -10,10 +10,10 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
-import type { Metrics } from '../plugins/metrics.ts'
+import type { DeliveryMetrics } from '../core/ports.ts'
 import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
-import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
+import type { DeliveryQueue, QueuedDelivery } from '../core/queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
 /** How long a delivery keeps its slot while every slot is taken and other work waits. */
@@ -28,7 +28,7 @@ export interface ConsumerOptions {
   /** community id → credential id of every connected community. */
   credentials: () => Promise<Map<string, string>>
   log: FastifyBaseLogger
-  metrics: Metrics
+  metrics: DeliveryMetrics
   concurrency?: number
   /** Most deliveries in flight for one Kit credential; default MAX_IN_FLIGHT_PER_CREDENTIAL (2). */
   perCredential?: number

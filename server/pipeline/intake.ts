@@ -5,9 +5,9 @@
  */
 import { isEventType } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
-import { NOT_CONNECTED_REASON } from '../services/connections.ts'
-import { InvalidEvent, normaliseEmail, validateEnvelope, type MemberEvent } from './envelope.ts'
-import type { DeliveryQueue } from './queue.ts'
+import { reasonWords } from '../core/reasons.ts'
+import { InvalidEvent, normaliseEmail, validateEnvelope, type MemberEvent } from '../core/envelope.ts'
+import type { DeliveryQueue } from '../core/queue.ts'
 import { WebhookVerifier } from './signature.ts'
 
 /** The largest event accepted, in bytes, on every path. */
@@ -112,7 +112,7 @@ export class EventIntake {
   /** Events that will send nothing are recorded as skipped right away, with the reason. */
   private async skippedReason(event: MemberEvent): Promise<string | undefined> {
     if (!isEventType(event.type)) return `Event type ${event.type} is not handled by the Kit integration.`
-    if (!(await this.o.isConnected(event.communityid))) return NOT_CONNECTED_REASON
+    if (!(await this.o.isConnected(event.communityid))) return reasonWords('not_connected')
     return undefined
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { KitApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
-import type { KnownTagRepository } from '../storage/types.ts'
+import type { KnownTagRepository } from '../core/storage.ts'
 
 interface TagList {
   /** Lower-cased name → id. */

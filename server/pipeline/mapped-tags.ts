@@ -9,8 +9,8 @@
  * now reaches another Kit account) is made again by name; a tag the owner picked never is.
  */
 import type { KitApi } from '../kit/client.ts'
-import type { MappingService } from '../services/mappings.ts'
-import type { HeldTagRepository } from '../storage/types.ts'
+import type { MappingSource } from '../core/ports.ts'
+import type { HeldTagRepository } from '../core/storage.ts'
 import type { KitIdCache } from './kit-ids.ts'
 
 /** A mapped tag as one delivery applies it. */
@@ -26,7 +26,7 @@ export const describeTag = (tag: TagTarget) => (tag.storedId !== null ? `tag "${
 
 export interface MappedTagDeps {
   ids: KitIdCache
-  mappings: Pick<MappingService, 'holdTagId'>
+  mappings: Pick<MappingSource, 'holdTagId'>
   held: HeldTagRepository
   now: () => number
 }

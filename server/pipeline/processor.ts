@@ -4,32 +4,33 @@
  * unsubscribe. Returns the outcome; the consumer records it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type KitRef, type Mappings, type TagRef } from '#shared/api.ts'
-import { fillPlaceholders, hasPlaceholder, type EventType } from '#shared/events.ts'
+import { type DeliveryStep, type DeliveryStepAction, type EventMapping, type KitRef, type Mappings, type TagRef } from '#shared/api.ts'
+import { hasPlaceholder, type EventType } from '#shared/events.ts'
 import { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../kit/types.ts'
-import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
-import type { MappingService } from '../services/mappings.ts'
-import { normaliseEmail, type MemberEvent } from './envelope.ts'
+import type { CredentialSource, MappingSource } from '../core/ports.ts'
+import { reasonWords } from '../core/reasons.ts'
+import { normaliseEmail, type MemberEvent } from '../core/envelope.ts'
 import { putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
-import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
+import { createdMark, tagRemovalsFor } from '../core/new-subscriber.ts'
 import { describeTag, MappedTags, type TagTarget } from './mapped-tags.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
-import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
-import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
-import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
-import type { HeldTagRepository, SubscriberKey, SubscriberRepository } from '../storage/types.ts'
+import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from '../core/queue.ts'
+import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from '../core/retry-policy.ts'
+import { snapshotMapping } from '../core/snapshot.ts'
+import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from '../core/member-fields.ts'
+import type { HeldTagRepository, SubscriberKey, SubscriberRepository } from '../core/storage.ts'
 
 export interface ProcessorDeps {
   subscribers: SubscriberRepository
   /** For reading ordering marks; the consumer settles outcomes (and their marks) through it. */
   queue: Pick<DeliveryQueue, 'marks'>
-  connections: ConnectionService
-  mappings: MappingService
+  connections: CredentialSource
+  mappings: MappingSource
   kit: KitClientFactory
   ids: KitIdCache
   /** The tag each filled-in templated tag name stands for, once first used. */
@@ -60,28 +61,6 @@ interface FieldWrite {
   label: string
   /** Kit takes strings only; an emptied member field is written as "". */
   value: string
-}
-
-/**
- * Fills `{{access.level}}`, `{{subscription.plan}}`, `{{member.fields.mk_x}}` from the event; each
- * value loses its control characters and is cut to 100 characters, so a member's own field can
- * never turn a tag name into something long or strange. null when a value is missing.
- */
-export function fillTemplate(name: string, event: MemberEvent): string | null {
-  const filled = fillPlaceholders(name, (path) => {
-    if (path === 'access.level') return event.data.access?.level
-    if (path === 'subscription.plan') return event.data.subscription?.plan
-    if (path.startsWith('member.fields.')) return event.data.member.fields?.[path.slice('member.fields.'.length)]
-    return null
-  })
-  return filled === null ? null : Array.from(filled).slice(0, LIMITS.tagNameMax).join('').trim()
-}
-
-/** The ordering scope an event belongs to: an older event never undoes a newer one in the same scope. */
-export function orderingScope(event: MemberEvent): string | null {
-  if (event.type.startsWith('subscription.') && event.data.subscription?.id) return `subscription:${event.data.subscription.id}`
-  if (event.type.startsWith('access.') && event.data.access?.level) return `access:${event.data.member.id}:${event.data.access.level}`
-  return null
 }
 
 const describeScope = (event: MemberEvent) =>
@@ -233,7 +212,7 @@ export class DeliveryProcessor {
 
     const credential = await this.deps.connections.credential(communityId)
     if (!credential) {
-      return skippedBecause(NOT_CONNECTED_REASON)
+      return skippedBecause(reasonWords('not_connected'))
     }
     if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
     if (credential.status === 'invalid') return this.held(0)
@@ -769,46 +748,4 @@ export class DeliveryProcessor {
         return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }
   }
-}
-
-/**
- * The member's `mk_*` values an event carries: the member's own fields, and where those do not
- * carry them, `mk_subscription_plan` from the plan of a started subscription
- * (`data.subscription.plan` of subscription.started) and `mk_access_level` from a granted level
- * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
- * or level they name is the one the member no longer has.
- */
-export function memberFieldValues(event: MemberEvent, { skip = new Set<string>() }: { skip?: ReadonlySet<string> } = {}): Record<string, string | null> {
-  const own = Object.fromEntries(Object.entries(event.data.member.fields ?? {}).filter(([source]) => !skip.has(source)))
-  if (event.type === 'member.snapshot') return snapshotFieldValues(event, own)
-  const given: Record<string, string | null> = { ...own }
-  const carried = event.data.member.fields ?? {}
-  const plan = event.data.subscription?.plan
-  if (event.type === 'subscription.started' && !('mk_subscription_plan' in carried) && !skip.has('mk_subscription_plan') && typeof plan === 'string' && plan.trim() !== '') {
-    given.mk_subscription_plan = plan
-  }
-  const level = event.data.access?.level
-  if (event.type === 'access.granted' && !('mk_access_level' in carried) && !skip.has('mk_access_level') && typeof level === 'string' && level.trim() !== '') {
-    given.mk_access_level = level
-  }
-  return given
-}
-
-/**
- * The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "".
- * `skip` leaves out the fields a newer applied event already wrote, whether the member's own or
- * filled from the event's subscription or access level.
- */
-export function mappedFields(
-  mappings: Mappings,
-  event: MemberEvent,
-  options: { skip?: ReadonlySet<string> } = {},
-): Record<string, { key: string; label: string; value: string }> {
-  const out: Record<string, { key: string; label: string; value: string }> = {}
-  const given = memberFieldValues(event, options)
-  for (const f of mappings.fields) {
-    if (!(f.source in given)) continue
-    out[f.source] = { key: f.kit_field.key, label: f.kit_field.label, value: given[f.source] ?? '' }
-  }
-  return out
 }

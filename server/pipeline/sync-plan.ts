@@ -4,10 +4,10 @@
  * member at a time, so a file of any size is planned as it streams in.
  */
 import type { Mappings, SyncColumn, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
-import type { MemberEvent } from './envelope.ts'
-import { fillTemplate, mappedFields } from './processor.ts'
-import { tagRemovalsFor } from './new-subscriber.ts'
-import { snapshotMapping } from './sync-snapshot.ts'
+import type { MemberEvent } from '../core/envelope.ts'
+import { fillTemplate, mappedFields } from '../core/member-fields.ts'
+import { tagRemovalsFor } from '../core/new-subscriber.ts'
+import { snapshotMapping } from '../core/snapshot.ts'
 
 /** What the plugin last wrote to Kit for a member (kit_subscribers). */
 export interface KnownSubscriber {

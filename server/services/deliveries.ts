@@ -1,13 +1,13 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
 import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
-import type { DeliveryQueue } from '../pipeline/queue.ts'
-import type { DeliveryReads, DeliveryRecord } from '../storage/types.ts'
-import { NOT_CONNECTED_REASON } from './connections.ts'
+import type { DeliveryQueue } from '../core/queue.ts'
+import type { DeliveryReads, DeliveryRecord } from '../core/storage.ts'
+import { reasonWords } from '../core/reasons.ts'
 
 /** The skip reasons an owner can name to re-queue those deliveries together, and what each was recorded as. */
 const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, string> = {
-  not_connected: NOT_CONNECTED_REASON,
+  not_connected: reasonWords('not_connected'),
 }
 
 const toDto = (r: DeliveryRecord): Delivery => ({
@@ -91,7 +91,7 @@ export class DeliveryService {
    * many, for how many members, and how many of each event type (a handful of rows at most).
    */
   async replayable(communityId: string): Promise<ReplayableDeliveries> {
-    const { types, members } = await this.reads.skippedSummary(communityId, NOT_CONNECTED_REASON)
+    const { types, members } = await this.reads.skippedSummary(communityId, reasonWords('not_connected'))
     return { count: types.reduce((sum, t) => sum + t.count, 0), members, event_types: types }
   }
 

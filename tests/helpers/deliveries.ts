@@ -3,7 +3,7 @@
  * overridden, and the payload is a real member event (see `makeEvent`).
  */
 import type Database from 'better-sqlite3'
-import type { InternalStatus, NewDelivery, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { InternalStatus, NewDelivery, QueuedDelivery } from '../../server/core/queue.ts'
 import { makeEvent } from './events.ts'
 
 let counter = 0

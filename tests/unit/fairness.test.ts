@@ -3,10 +3,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
 import type { KitApi } from '../../server/kit/client.ts'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takeTurns, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import { takeTurns } from '../../server/core/turns.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
-import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/core/queue.ts'
 import type { Metrics } from '../../server/plugins/metrics.ts'
 
 const NOW = 1_000_000

@@ -1,6 +1,6 @@
 /** The owner's Activity reads of deliveries, from the shared database. */
 import type pg from 'pg'
-import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../types.ts'
+import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../../core/storage.ts'
 
 const COLUMNS = `seq, id, event_id, event_type, member_id, member_email, status, attempts, last_error,
   kit_requests, steps, next_attempt_at, created_at, updated_at`

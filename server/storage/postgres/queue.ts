@@ -4,9 +4,9 @@
  * exclusive across processes (row locks, a per-member advisory lock, leases that expire).
  */
 import type pg from 'pg'
-import { takeTurns } from '../../pipeline/fairness.ts'
-import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
-import { newDeliveryId } from '../sqlite/queue.ts'
+import { newDeliveryId } from '../../core/ids.ts'
+import { takeTurns } from '../../core/turns.ts'
+import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../core/queue.ts'
 import { withTransaction } from './transaction.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()

@@ -5,8 +5,8 @@
  */
 import type pg from 'pg'
 import type { OpenedPostgres } from '../../db/postgres.ts'
-import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
-import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
+import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
+import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../../core/storage.ts'
 import { withTransaction } from './transaction.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()

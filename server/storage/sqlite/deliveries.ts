@@ -1,6 +1,6 @@
 /** The owner's Activity reads of deliveries, from the embedded database. */
 import type Database from 'better-sqlite3'
-import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../types.ts'
+import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../../core/storage.ts'
 
 /** The columns the owner's Activity shows; leases and payloads stay inside the queue. */
 const DELIVERY_RECORD_COLUMNS = `seq, id, event_id, event_type, member_id, member_email, status, attempts, last_error,

@@ -1,7 +1,7 @@
 /** The embedded dialect: one SQLite file, one process. Kit's budget stays in that process's memory. */
 import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase } from '../../db/index.ts'
 import { migrationCount } from '../migrations.ts'
-import type { Storage } from '../types.ts'
+import type { Storage } from '../../core/storage.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
 import { SqliteHeldTags } from './held-tags.ts'

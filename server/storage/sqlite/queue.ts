@@ -1,11 +1,10 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
-import { randomUUID } from 'node:crypto'
-import { takeTurns } from '../../pipeline/fairness.ts'
-import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
+import { newDeliveryId } from '../../core/ids.ts'
+import { takeTurns } from '../../core/turns.ts'
+import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../core/queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
-export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
 
 const GROUP_COMMIT_WINDOW_MS = 1
 

@@ -3,8 +3,8 @@
  * queue's tables (the same columns SqliteQueue's intake writes).
  */
 import type Database from 'better-sqlite3'
-import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
-import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
+import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
+import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../../core/storage.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 

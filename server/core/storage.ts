@@ -18,7 +18,7 @@
  * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
  * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
  */
-import type { DeliveryQueue } from '../pipeline/queue.ts'
+import type { DeliveryQueue } from './queue.ts'
 
 export type Dialect = 'sqlite' | 'postgres'
 

@@ -5,7 +5,7 @@
  * expire).
  */
 import type { DeliveryStatus, DeliveryStep } from '#shared/api.ts'
-import type { ClaimTurnsOrder } from './fairness.ts'
+import type { ClaimTurnsOrder } from './turns.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
