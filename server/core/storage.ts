@@ -19,6 +19,7 @@
  * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
  */
 import type { DeliveryQueue } from './queue.ts'
+import type { ReasonCode } from './reasons.ts'
 
 export type Dialect = 'sqlite' | 'postgres'
 
@@ -188,6 +189,7 @@ export interface DeliveryRecord {
   status: string
   attempts: number
   last_error: string | null
+  reason: string | null
   kit_requests: number
   /** JSON array of DeliveryStep. */
   steps: string
@@ -211,8 +213,8 @@ export interface DeliveryReadFilter {
 export interface DeliveryReads {
   list(communityId: string, filter: DeliveryReadFilter): Promise<DeliveryRecord[]>
   get(communityId: string, deliveryId: string): Promise<DeliveryRecord | undefined>
-  /** Skipped deliveries with exactly this reason: count by event type, and distinct members. */
-  skippedSummary(communityId: string, lastError: string): Promise<{ types: { event_type: string; count: number }[]; members: number }>
+  /** Skipped deliveries with this reason code: count by event type, and distinct members. */
+  skippedSummary(communityId: string, reason: ReasonCode): Promise<{ types: { event_type: string; count: number }[]; members: number }>
 }
 
 /** One Kit request recorded in the shared rolling window. */

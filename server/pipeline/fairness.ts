@@ -7,6 +7,7 @@
 import type { BudgetSpentError } from '../kit/budget.ts'
 import type { KitApi } from '../kit/client.ts'
 import type { Outcome, QueuedDelivery } from '../core/queue.ts'
+import { reasonWords } from '../core/reasons.ts'
 import type { ClaimTurnsOrder } from '../core/turns.ts'
 
 /** Deliveries the consumer runs at once for one Kit credential, whatever its backlog. */
@@ -138,8 +139,9 @@ const clockTime = (ms: number) => `${new Date(Math.ceil(ms / 1000) * 1000).toISO
 export function putBackForBudget(spent: BudgetSpentError, delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
   return {
     status: 'pending',
+    reason: 'kit_budget',
     kitRequests,
-    lastError: `Waiting for Kit's rate limit (${describeBudget(spent.limit, spent.windowMs)}); continues at ${clockTime(spent.until)}.`,
+    lastError: reasonWords('kit_budget', { budget: describeBudget(spent.limit, spent.windowMs), until: clockTime(spent.until) }),
     nextAttemptAt: Math.min(delivery.receivedAt, spent.until),
   }
 }
@@ -189,8 +191,9 @@ export function takingTurns(kit: KitApi, turn: Turn | undefined): KitApi {
 export function putBackForTurn(delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
   return {
     status: 'pending',
+    reason: 'turn_over',
     kitRequests,
-    lastError: 'Paused to let other deliveries run; continues shortly.',
+    lastError: reasonWords('turn_over'),
     nextAttemptAt: delivery.receivedAt,
   }
 }

@@ -11,7 +11,7 @@ import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../kit/types.ts'
 import type { CredentialSource, MappingSource } from '../core/ports.ts'
-import { reasonWords } from '../core/reasons.ts'
+import { reasonWords, type ReasonCode, type ReasonDetails } from '../core/reasons.ts'
 import { normaliseEmail, type MemberEvent } from '../core/envelope.ts'
 import { putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
@@ -19,7 +19,7 @@ import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referre
 import { createdMark, tagRemovalsFor } from '../core/new-subscriber.ts'
 import { describeTag, MappedTags, type TagTarget } from './mapped-tags.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
-import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from '../core/queue.ts'
+import { LIST_LAG_REASON, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from '../core/queue.ts'
 import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from '../core/retry-policy.ts'
 import { snapshotMapping } from '../core/snapshot.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from '../core/member-fields.ts'
@@ -51,8 +51,6 @@ interface CachedSubscriber {
   state?: string
 }
 
-const REJECTED_HELD = 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.'
-const UNREADABLE_HELD = 'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.'
 
 /** One mapped member field to write: Kit's key for it, the label the owner knows, the value. */
 interface FieldWrite {
@@ -71,7 +69,11 @@ const describeScope = (event: MemberEvent) =>
 const isEmptyMapping = (m: EventMapping) =>
   m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
 
-class Retryable extends Error {}
+class Retryable extends Error {
+  constructor(readonly reason: ReasonCode) {
+    super(reason)
+  }
+}
 
 /** Kit refused part of the delivery for a reason retrying cannot fix; the message says what to do. */
 class Refused extends Error {
@@ -135,7 +137,10 @@ class StepLog {
 }
 
 /** A delivery that sent nothing, with its reason as its one step. */
-const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
+const skippedBecause = (reason: ReasonCode, details: ReasonDetails = {}): Outcome => {
+  const words = reasonWords(reason, details)
+  return { status: 'skipped', reason, kitRequests: 0, lastError: words, steps: [step('skipped', null, words)] }
+}
 
 /** "5 minutes", "1 minute", "45 seconds". */
 function durationWords(ms: number): string {
@@ -212,9 +217,9 @@ export class DeliveryProcessor {
 
     const credential = await this.deps.connections.credential(communityId)
     if (!credential) {
-      return skippedBecause(reasonWords('not_connected'))
+      return skippedBecause('not_connected')
     }
-    if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
+    if (credential.status === 'unreadable') return this.held(0, 'key_unreadable')
     if (credential.status === 'invalid') return this.held(0)
 
     const scope = orderingScope(event)
@@ -229,7 +234,7 @@ export class DeliveryProcessor {
     if (scope) {
       const mark = marks.get(scope)
       if (mark && mark.eventTime > delivery.eventTime) {
-        return skippedBecause(`Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`)
+        return skippedBecause('stale_event', { eventId: mark.eventId, scope: describeScope(event) })
       }
     }
 
@@ -242,23 +247,21 @@ export class DeliveryProcessor {
     if (type === 'member.snapshot') {
       const newer = [profileMark, marks.get(settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
       if (newer) {
-        return skippedBecause(`Stale: a newer event (${newer.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
+        return skippedBecause('stale_snapshot', { eventId: newer.eventId })
       }
     }
 
     const mappings = await this.deps.mappings.get(communityId)
     const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
-    if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
+    if (!mapping) return skippedBecause('event_not_handled', { eventType: event.type })
     const newerFields = new Set(carriedFields.filter((source) => (marks.get(fieldScope(source))?.eventTime ?? -Infinity) > delivery.eventTime))
     const fieldValues = mappedFields(mappings, event, { skip: newerFields })
     const log = new StepLog()
     const wantsProfile = (type === 'user.signed_up' || type === 'user.updated' || type === 'member.snapshot') && !staleProfile
     if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      return skippedBecause(
-        staleProfile && profileMark
-          ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
-          : `Nothing is mapped for ${event.type}.`,
-      )
+      return staleProfile && profileMark
+        ? skippedBecause('stale_profile', { eventId: profileMark.eventId })
+        : skippedBecause('empty_mapping', { eventType: event.type })
     }
 
     // Only requests Kit answered count: a network failure (refused, reset, timed out) never
@@ -292,7 +295,7 @@ export class DeliveryProcessor {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
         log.add('warning', null, message)
-        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
+        return { status: 'retrying', reason: LIST_LAG_REASON, kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
       }
       if (notes.skipped) {
         // Nobody in Kit to change: the subscription or access scope is settled by this event, and
@@ -300,7 +303,7 @@ export class DeliveryProcessor {
         // live events arriving later (a sign-up) still write theirs.
         log.add('skipped', null, notes.skipped)
         const settled = [...(scope ? [markOf(scope)] : []), markOf(settledScope)]
-        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, marks: settled }
+        return { status: 'skipped', reason: 'not_in_kit', kitRequests, lastError: notes.skipped, steps: log.steps, marks: settled }
       }
       if (staleProfile) {
         const note = newerFields.size > 0
@@ -380,12 +383,9 @@ export class DeliveryProcessor {
       const windowWords = durationWords(this.deps.retry.listLagWindowMs)
       const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
       if (lookAgainAt !== null) {
-        const message =
-          `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, ` +
-          `so this is looked up again until ${windowWords} after the event arrived.`
-        return { warnings, waiting: { message, lookAgainAt } }
+        return { warnings, waiting: { message: reasonWords(LIST_LAG_REASON, { email, window: windowWords }), lookAgainAt } }
       }
-      return { warnings, skipped: `${email} is not a Kit subscriber (looked up for ${windowWords} after the event arrived), so there was nothing to change.` }
+      return { warnings, skipped: reasonWords('not_in_kit', { email, window: windowWords }) }
     }
     const subscriberId = subscriber.subscriberId
 
@@ -532,7 +532,7 @@ export class DeliveryProcessor {
   /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
   private async subscriberGone(kit: KitApi, delivery: QueuedDelivery): Promise<never> {
     await this.forgetSubscriber(delivery, kit.credentialId)
-    throw new Retryable('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.')
+    throw new Retryable('subscriber_gone')
   }
 
   private async cached(delivery: QueuedDelivery, credentialId: string): Promise<CachedSubscriber | null> {
@@ -697,8 +697,8 @@ export class DeliveryProcessor {
     return next
   }
 
-  private held(kitRequests: number, reason = REJECTED_HELD): Outcome {
-    return { status: 'held', kitRequests, lastError: reason }
+  private held(kitRequests: number, reason: ReasonCode = 'key_rejected'): Outcome {
+    return { status: 'held', reason, kitRequests, lastError: reasonWords(reason) }
   }
 
   private backoff(attempts: number): number {
@@ -714,19 +714,21 @@ export class DeliveryProcessor {
       const applied = log.appliedPrefix()
       return { status: 'failed', kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
     }
-    const retryLater = (message: string, delay: number): Outcome =>
-      expired
+    const retryLater = (reason: ReasonCode, delay: number, details: ReasonDetails = {}): Outcome => {
+      const message = reasonWords(reason, details)
+      return expired
         ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
-        : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
+        : { status: 'retrying', reason, kitRequests, lastError: message, nextAttemptAt: now + delay }
+    }
 
     if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
     if (err instanceof TurnOver) return putBackForTurn(delivery, kitRequests)
-    if (err instanceof Retryable) return retryLater(err.message, 1000)
+    if (err instanceof Retryable) return retryLater(err.reason, 1000)
     if (err instanceof Refused) return failed(err.message)
     if (!isKitError(err)) {
-      if (aborted) return retryLater('This attempt was stopped before Kit answered; it will be retried.', this.backoff(delivery.attempts))
+      if (aborted) return retryLater('attempt_stopped', this.backoff(delivery.attempts))
       this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
-      return retryLater('An unexpected error interrupted this delivery; it will be retried.', this.backoff(delivery.attempts))
+      return retryLater('unexpected_error', this.backoff(delivery.attempts))
     }
     const kitErr: KitError = err
     switch (kitErr.kind) {
@@ -734,16 +736,16 @@ export class DeliveryProcessor {
         await this.deps.connections.markInvalid(delivery.communityId, credentialId)
         return this.held(kitRequests)
       case 'rate_limited':
-        return retryLater('Kit asked us to slow down (rate limit); waiting for its window before retrying.', Math.round(this.deps.retry.rateLimitWaitMs + this.random() * 1000))
+        return retryLater('kit_rate_limited', Math.round(this.deps.retry.rateLimitWaitMs + this.random() * 1000))
       case 'unavailable':
-        return retryLater(`Kit was unavailable (${kitErr.message}); retrying with backoff.`, this.backoff(delivery.attempts))
+        return retryLater('kit_unavailable', this.backoff(delivery.attempts), { message: kitErr.message })
       case 'not_found':
         // Tags, forms and sequences settle their own 404s where they are called; what is left can
         // only be the subscriber: forgotten, and nothing else (the key's tag and field ids stay).
         await this.forgetSubscriber(delivery, credentialId)
         return delivery.attempts >= 3
           ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
-          : retryLater('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.', 1000)
+          : retryLater('subscriber_gone', 1000)
       case 'validation':
         return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }
