@@ -9,18 +9,12 @@
  * now reaches another Kit account) is made again by name; a tag the owner picked never is.
  */
 import type { KitApi } from '../kit/client.ts'
+import type { TagTarget } from '../core/planner.ts'
 import type { MappingSource } from '../core/ports.ts'
 import type { HeldTagRepository } from '../core/storage.ts'
 import type { KitIdCache } from './kit-ids.ts'
 
-/** A mapped tag as one delivery applies it. */
-export interface TagTarget {
-  /** The name as mapped, filled in from the event when it is templated. */
-  name: string
-  /** The id the mapping document gives it (picked in the panel, or held since first use). */
-  storedId: number | null
-  templated: boolean
-}
+export type { TagTarget }
 
 export const describeTag = (tag: TagTarget) => (tag.storedId !== null ? `tag "${tag.name}" (id ${tag.storedId})` : `tag "${tag.name}"`)
 
