@@ -24,9 +24,13 @@ export const REASON_CODES = [
   'subscriber_gone',
   'attempt_stopped',
   'unexpected_error',
-  // held: waits for the owner to save a working key
+  // held: waits for the owner to save a working key, or for its sync
   'key_rejected',
   'key_unreadable',
+  'sync_importing',
+  'sync_paused',
+  // skipped by the owner
+  'sync_cancelled',
 ] as const
 
 export type ReasonCode = (typeof REASON_CODES)[number]
@@ -69,6 +73,9 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   key_rejected: () => 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.',
   key_unreadable: () =>
     'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.',
+  sync_importing: () => 'Waiting: the sync is still reading its member file.',
+  sync_paused: () => 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.',
+  sync_cancelled: () => 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.',
 }
 
 /** The words Activity shows for a reason. */
