@@ -5,7 +5,7 @@
  * in-memory classes, so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 import type { Outcome, QueuedDelivery } from '../core/queue.ts'
 import { reasonWords } from '../core/reasons.ts'
 import type { ClaimTurnsOrder } from '../core/turns.ts'

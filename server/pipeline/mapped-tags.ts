@@ -8,7 +8,7 @@
  * only until it is held. A tag the plugin held that Kit no longer has (deleted there, or the key
  * now reaches another Kit account) is made again by name; a tag the owner picked never is.
  */
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 import type { TagTarget } from '../core/planner.ts'
 import type { MappingSource } from '../core/ports.ts'
 import type { HeldTagRepository } from '../core/storage.ts'

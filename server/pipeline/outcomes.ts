@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError } from '../kit/budget.ts'
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { Unsent } from '../core/planner.ts'
 import type { CredentialSource } from '../core/ports.ts'

@@ -5,7 +5,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { KitRef } from '#shared/api.ts'
-import type { KitApi, KitClientFactory } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
+import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import { createdMark } from '../core/new-subscriber.ts'

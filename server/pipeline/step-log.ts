@@ -3,9 +3,8 @@
  * fields, tags and addresses are read, for the processor's executor.
  */
 import type { DeliveryStep, DeliveryStepAction } from '#shared/api.ts'
-import type { KitFieldValues } from '../kit/client.ts'
+import type { KitFieldValues, KitSubscriber } from '../core/kit.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
-import type { KitSubscriber } from '../kit/types.ts'
 
 const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
   'subscriber.created': () => 'subscriber created',

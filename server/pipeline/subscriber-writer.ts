@@ -2,9 +2,8 @@
  * The first step of every plan: the member's Kit subscriber, created, updated or left as it is,
  * and the plugin's memory of what it last wrote to Kit for the member (kit_subscribers).
  */
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi, KitSubscriber } from '../core/kit.ts'
 import { isKitError, KitFieldWarnings } from '../kit/errors.ts'
-import type { KitSubscriber } from '../kit/types.ts'
 import { deltaIsEmpty, subscriberDelta, type PlannedField, type SubscriberStep } from '../core/planner.ts'
 import { createdMark } from '../core/new-subscriber.ts'
 import type { MappingSource } from '../core/ports.ts'
