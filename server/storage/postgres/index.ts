@@ -5,7 +5,7 @@
 import { openPostgres, PG_MIGRATIONS_FOLDER, pgMigrationsApplied, type PostgresOptions } from '../../db/postgres.ts'
 import { migrationCount } from '../migrations.ts'
 import { PgOutbox } from './outbox.ts'
-import type { Storage } from '../types.ts'
+import type { Storage } from '../../core/storage.ts'
 import { PostgresConnections } from './connections.ts'
 import { PgDeliveryReads } from './deliveries.ts'
 import { PgKnownTags } from './known-tags.ts'

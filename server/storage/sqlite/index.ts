@@ -2,7 +2,7 @@
 import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase } from '../../db/index.ts'
 import { migrationCount } from '../migrations.ts'
 import { SqliteOutbox } from './outbox.ts'
-import type { Storage } from '../types.ts'
+import type { Storage } from '../../core/storage.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
 import { SqliteHeldTags } from './held-tags.ts'
