@@ -15,7 +15,13 @@ export function newDelivery(overrides: Partial<NewDelivery> = {}): NewDelivery {
   const memberId = overrides.memberId ?? `m_dlv_${counter}`
   const memberEmail = overrides.memberEmail ?? `${memberId}@example.com`
   const eventType = overrides.eventType ?? 'user.signed_up'
-  const event = makeEvent({ communityId, memberId, email: memberEmail, type: eventType, ...(overrides.eventId ? { id: overrides.eventId } : {}) })
+  const event = makeEvent({
+    communityId,
+    memberId,
+    email: memberEmail,
+    type: eventType,
+    ...(overrides.eventId ? { id: overrides.eventId } : {}),
+  })
   const now = Date.now()
   return {
     communityId,
@@ -66,8 +72,19 @@ export function storeDelivery(sqlite: Database.Database, input: StoredDeliveryIn
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
-      deliveryId, d.communityId, d.eventId, d.eventType, d.memberId, d.memberEmail, d.eventTime, status, lastError,
-      nextAttemptAt ?? d.receivedAt, d.receivedAt, new Date(d.receivedAt).toISOString(), new Date(updatedAt ?? d.receivedAt).toISOString(),
+      deliveryId,
+      d.communityId,
+      d.eventId,
+      d.eventType,
+      d.memberId,
+      d.memberEmail,
+      d.eventTime,
+      status,
+      lastError,
+      nextAttemptAt ?? d.receivedAt,
+      d.receivedAt,
+      new Date(d.receivedAt).toISOString(),
+      new Date(updatedAt ?? d.receivedAt).toISOString(),
     )
   return { eventId: d.eventId, deliveryId }
 }
