@@ -165,3 +165,31 @@ describe('a key Kit stops accepting', () => {
     }
   })
 })
+
+describe('deliveries failing for good', () => {
+  it('are told to the platform with their count and reason code, and a second failure within the hour waits', async () => {
+    const h = await PipelineHarness.start({ kit: { listLagMs: 0 }, config: { platformEvents: { url: receiver.url, secret: receiver.secret } } })
+    try {
+      h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }] })
+      await h.connect()
+      const form = h.kit.account(KEY).forms.find((f) => f.name === 'Newsletter')!
+      await h.putMappings((doc) => {
+        doc.events['user.signed_up'].add_to_forms = [{ id: form.id, name: form.name }]
+      })
+      h.kit.archiveForm(KEY, form.id)
+      const first = await h.send({ type: 'user.signed_up', memberId: 'm_ada', email: 'ada@example.com' })
+      expect(await h.settled(first)).toMatchObject({ status: 'failed', reason: 'mapping_refused' })
+      await waitFor(() => receiver.accepted().length === 1, { what: 'the failing notice' })
+      const [notice] = receiver.accepted()
+      expect(notice!.verified).toBe(true)
+      expect(notice!.body).toMatchObject({ type: 'kit.deliveries.failing', communityid: 'c_alpha', data: { failed: 1, reasons: ['mapping_refused'] } })
+
+      const second = await h.send({ type: 'user.signed_up', memberId: 'm_bo', email: 'bo@example.com' })
+      expect(await h.settled(second)).toMatchObject({ status: 'failed', reason: 'mapping_refused' })
+      const stored = await h.app.storage.platformOutbox.list('c_alpha', { limit: 10 })
+      expect(stored.map((e) => e.type), 'one notice an hour').toEqual(['kit.deliveries.failing'])
+    } finally {
+      await h.close()
+    }
+  })
+})

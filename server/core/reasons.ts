@@ -31,6 +31,11 @@ export const REASON_CODES = [
   'sync_paused',
   // skipped by the owner
   'sync_cancelled',
+  // failed for good (the words name what Kit refused; these codes are what the platform is told)
+  'kit_refused',
+  'kit_not_found',
+  'mapping_refused',
+  'retries_exhausted',
 ] as const
 
 export type ReasonCode = (typeof REASON_CODES)[number]
@@ -76,6 +81,10 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   sync_importing: () => 'Waiting: the sync is still reading its member file.',
   sync_paused: () => 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.',
   sync_cancelled: () => 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.',
+  kit_refused: (d) => `Kit refused the change: ${d.message ?? ''}`,
+  kit_not_found: (d) => `Kit could not find what this event refers to: ${d.message ?? ''}`,
+  mapping_refused: (d) => d.message ?? 'Kit refused what the mapping names; fix the mapping, then Retry.',
+  retries_exhausted: (d) => `${d.message ?? ''} Gave up after retrying for a day; use Retry once Kit works again.`,
 }
 
 /** The words Activity shows for a reason. */

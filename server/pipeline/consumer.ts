@@ -58,6 +58,8 @@ export class Consumer {
   private readonly leaseMs: number
   private readonly idlePollMs: number
   private readonly turnMs: number
+  /** Told of every delivery that failed for good, with its reason code (the platform's failing notice). */
+  private readonly failedListeners: ((delivery: QueuedDelivery, reason: string) => Promise<unknown>)[] = []
   /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
   private workWaiting = false
   private readonly share: FairShare
@@ -79,6 +81,17 @@ export class Consumer {
   }
 
   /** New work arrived (or a community was reconnected): look now rather than at the next poll. */
+  /** Calls `listener` for every delivery that fails for good; its errors are logged, never thrown. */
+  onFailed(listener: (delivery: QueuedDelivery, reason: string) => Promise<unknown>): void {
+    this.failedListeners.push(listener)
+  }
+
+  private failed(delivery: QueuedDelivery, reason: string): void {
+    for (const listener of this.failedListeners) {
+      listener(delivery, reason).catch((err: unknown) => this.o.log.error({ err, deliveryId: delivery.id }, 'telling of a failed delivery failed'))
+    }
+  }
+
   notify(): void {
     this.notified = true
     this.wake?.()
@@ -245,6 +258,7 @@ export class Consumer {
       return
     }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })
+    if (outcome.status === 'failed') this.failed(delivery, outcome.reason ?? 'unexpected_error')
     if (outcome.status === 'succeeded' && outcome.kitRequests > 0) {
       this.kitAnswered(delivery.communityId).catch((err: unknown) => this.o.log.error({ err }, 'bringing retries forward failed'))
     }

@@ -72,21 +72,21 @@ export class Outcomes {
     const now = this.deps.now()
     const expired = retriesExpired(this.deps.retry, delivery.receivedAt, now)
     // A failed delivery always says what this attempt had already applied in Kit.
-    const failed = (message: string): Outcome => {
+    const failed = (reason: ReasonCode, message: string): Outcome => {
       const applied = log.appliedPrefix()
-      return { status: 'failed', kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
+      return { status: 'failed', reason, kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
     }
     const retryLater = (reason: ReasonCode, delay: number, details: ReasonDetails = {}): Outcome => {
       const message = reasonWords(reason, details)
       return expired
-        ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
+        ? failed('retries_exhausted', reasonWords('retries_exhausted', { message }))
         : { status: 'retrying', reason, kitRequests, lastError: message, nextAttemptAt: now + delay }
     }
 
     if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
     if (err instanceof TurnOver) return putBackForTurn(delivery, kitRequests)
     if (err instanceof Retryable) return retryLater(err.reason, 1000)
-    if (err instanceof Refused) return failed(err.message)
+    if (err instanceof Refused) return failed('mapping_refused', err.message)
     if (!isKitError(err)) {
       if (aborted) return retryLater('attempt_stopped', this.backoff(delivery.attempts))
       this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
@@ -106,10 +106,10 @@ export class Outcomes {
         // only be the subscriber: forgotten, and nothing else (the key's tag and field ids stay).
         await this.deps.subscribers.forget(delivery, credentialId)
         return delivery.attempts >= 3
-          ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
+          ? failed('kit_not_found', reasonWords('kit_not_found', { message: kitErr.message }))
           : retryLater('subscriber_gone', 1000)
       case 'validation':
-        return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
+        return failed('kit_refused', `${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
     }
   }
 }

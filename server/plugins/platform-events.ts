@@ -47,6 +47,7 @@ export default fp<PlatformEventsOptions>(
     app.services.connections.onInvalid(async (communityId) => {
       await port.connectionInvalid(communityId)
     })
+    app.pipeline.consumer.onFailed(async (delivery, reason) => port.deliveryFailed(delivery.communityId, reason))
     app.decorate('platformEvents', { port, service, sender })
 
     if (sender && options.autoStart !== false) {
@@ -61,5 +62,5 @@ export default fp<PlatformEventsOptions>(
       await sender?.stop()
     })
   },
-  { name: 'platform-events', dependencies: ['config', 'db', 'services'] },
+  { name: 'platform-events', dependencies: ['config', 'db', 'services', 'pipeline'] },
 )
