@@ -1,0 +1,127 @@
+/**
+ * The one place the two dialects differ in running a statement. Shared storage code writes each
+ * query once with drizzle's `sql` template (placeholders become `?` or `$n` as the dialect wants)
+ * and runs it through a `SqlRunner`; what SQLite and PostgreSQL spell differently is a small piece
+ * here (`anyOf`, `contains`, `byteOrder`, `insertionOrder`, durable commits).
+ *
+ * Rows come back alike from both: PostgreSQL's `bigint` and `numeric` values (counts, sums, epoch
+ * milliseconds) are read as JavaScript numbers, as SQLite gives them.
+ */
+import type Database from 'better-sqlite3'
+import { sql, type SQL } from 'drizzle-orm'
+import { PgDialect } from 'drizzle-orm/pg-core'
+import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core'
+import pg from 'pg'
+import type { Dialect } from '../types.ts'
+import { withTransaction } from './transaction.ts'
+
+/** What one statement of a batch gave: its rows (for a query) and how many rows it changed. */
+export interface Ran {
+  rows: Record<string, unknown>[]
+  changes: number
+}
+
+export interface SqlRunner {
+  readonly dialect: Dialect
+  all<T>(query: SQL): Promise<T[]>
+  /** How many rows the statement changed. */
+  run(query: SQL): Promise<number>
+  /**
+   * The statements in order in one transaction. `durable`: the commit must survive a power cut,
+   * not just a crash, when it returns.
+   */
+  batch(queries: SQL[], options?: { durable?: boolean }): Promise<Ran[]>
+  /** `column` is one of `values`. */
+  anyOf(column: SQL, values: readonly string[]): SQL
+  /** `needle` occurs in `haystack`, matched literally (no wildcards). */
+  contains(haystack: SQL, needle: string): SQL
+  /** The column, kept from choosing the index (SQLite's planner would otherwise take it over a better one). */
+  unindexed(column: SQL): SQL
+  /** What a text ORDER BY adds to sort by bytes, as SQLite always does. */
+  readonly byteOrder: SQL
+  /** Breaks ties between rows of one table in the order they were inserted, or by key where the dialect keeps no such order. */
+  readonly insertionOrder: SQL
+}
+
+/** Prepared statements kept per SQL text; multi-row inserts vary in length, so the cache is bounded. */
+const STATEMENT_CACHE = 256
+
+/** SQLite runs a statement at once: inside a transaction's function the queue runs shared statements through `now`. */
+export interface SqliteRunner extends SqlRunner {
+  now(query: SQL): Ran
+}
+
+export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
+  const dialect = new SQLiteSyncDialect()
+  const statements = new Map<string, Database.Statement>()
+  const prepare = (query: SQL) => {
+    const { sql: text, params } = dialect.sqlToQuery(query)
+    let statement = statements.get(text)
+    if (!statement) {
+      if (statements.size >= STATEMENT_CACHE) statements.clear()
+      statement = sqlite.prepare(text)
+      statements.set(text, statement)
+    }
+    return { statement, params }
+  }
+  const exec = (query: SQL): Ran => {
+    const { statement, params } = prepare(query)
+    if (statement.reader) return { rows: statement.all(...params) as Record<string, unknown>[], changes: 0 }
+    return { rows: [], changes: statement.run(...params).changes }
+  }
+  const inTransaction = sqlite.transaction((queries: SQL[]) => queries.map(exec))
+  return {
+    dialect: 'sqlite',
+    now: exec,
+    all: async <T>(query: SQL) => exec(query).rows as T[],
+    run: async (query) => exec(query).changes,
+    batch: async (queries, options = {}) => {
+      if (!options.durable) return inTransaction(queries)
+      try {
+        // This commit syncs the WAL, and with it everything committed before.
+        sqlite.pragma('synchronous = FULL')
+        return inTransaction(queries)
+      } finally {
+        sqlite.pragma('synchronous = NORMAL')
+      }
+    },
+    anyOf: (column, values) => sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`,
+    contains: (haystack, needle) => sql`instr(${haystack}, ${needle}) > 0`,
+    unindexed: (column) => sql`+${column}`,
+    byteOrder: sql``,
+    insertionOrder: sql.raw('rowid'),
+  }
+}
+
+const INT8 = 20
+const NUMERIC = 1700
+const numbersAsNumbers = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 || oid === NUMERIC ? Number : (pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown),
+}
+
+/** One round trip: PostgreSQL commits are durable when they return (synchronous_commit). */
+export function postgresRunner(pool: pg.Pool): SqlRunner {
+  const dialect = new PgDialect()
+  const exec = async (client: pg.Pool | pg.PoolClient, query: SQL): Promise<Ran> => {
+    const { sql: text, params } = dialect.sqlToQuery(query)
+    const result = await client.query({ text, values: params, types: numbersAsNumbers } as pg.QueryConfig)
+    return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
+  }
+  return {
+    dialect: 'postgres',
+    all: async <T>(query: SQL) => (await exec(pool, query)).rows as T[],
+    run: async (query) => (await exec(pool, query)).changes,
+    batch: (queries) =>
+      withTransaction(pool, async (client) => {
+        const results: Ran[] = []
+        for (const query of queries) results.push(await exec(client, query))
+        return results
+      }),
+    anyOf: (column, values) => sql`${column} = ANY(${sql.param(values)}::text[])`,
+    contains: (haystack, needle) => sql`strpos(${haystack}, ${needle}) > 0`,
+    unindexed: (column) => column,
+    byteOrder: sql.raw('COLLATE "C"'),
+    insertionOrder: sql.raw('id'),
+  }
+}
