@@ -3,7 +3,7 @@
  * dialect's queue adds how it commits a batch of enqueues, claims, settles and purges (row
  * locking, leases across processes, upserts over arrays).
  */
-import { sql } from 'drizzle-orm'
+import { sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import {
   LIST_LAG_WAIT_PREFIX,
   RETRYABLE_STATUSES,
@@ -31,6 +31,48 @@ interface PendingEnqueue {
 
 /** Outcomes after which a delivery has nothing left to do. */
 export const FINISHED = new Set<Outcome['status']>(['succeeded', 'failed', 'skipped'])
+
+const CLAIM_INDEX = 'deliveries_claim_idx'
+
+/**
+ * The claim's first step in both dialects: the recursive `waiting(id)`, communities with waiting
+ * work, stepping along deliveries_claim_idx from one to the next (one index probe each), whatever
+ * the size of their backlogs. Its last row is NULL.
+ */
+export function waitingCommunities(run: SqlRunner): SQL {
+  const next = (after: SQL) => sql`(SELECT community_id FROM deliveries ${run.indexedBy(CLAIM_INDEX)}
+      WHERE status IN ('pending', 'retrying') ${after} ORDER BY community_id LIMIT 1)`
+  return sql`WITH RECURSIVE waiting(id) AS (
+      SELECT ${next(sql``)}
+      UNION ALL
+      SELECT ${next(sql`AND community_id > waiting.id`)} FROM waiting WHERE waiting.id IS NOT NULL)`
+}
+
+/**
+ * One community's claimable work in its order, walking deliveries_claim_idx: live events
+ * (priority 0) before snapshots (priority 1), then by due time. A member's live event waits only
+ * for that member's earlier live events; a snapshot waits for every earlier one, so a sync never
+ * holds up a live event; nothing of a member whose delivery is leased. Rows as `QueuedDelivery`.
+ */
+export function claimable(run: SqlRunner, communityId: SQLWrapper, now: SQLWrapper | number, limit: SQLWrapper | number): SQL {
+  return sql`SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
+         d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
+         d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
+    FROM deliveries d ${run.indexedBy(CLAIM_INDEX)}
+    JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
+   WHERE d.community_id = ${communityId}
+     AND d.status IN ('pending', 'retrying')
+     AND d.next_attempt_at <= ${now}
+     AND (d.lease_until IS NULL OR d.lease_until < ${now})
+     AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+            WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
+              AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
+                    AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
+                   OR o.lease_until >= ${now}))
+   ORDER BY d.priority, d.next_attempt_at, d.seq
+   LIMIT ${limit}`
+}
 
 export abstract class QueueStore implements DeliveryQueue {
   private batch: PendingEnqueue[] = []

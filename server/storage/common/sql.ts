@@ -8,7 +8,7 @@
  * milliseconds) are read as JavaScript numbers, as SQLite gives them.
  */
 import type Database from 'better-sqlite3'
-import { sql, type SQL } from 'drizzle-orm'
+import { fillPlaceholders, sql, type SQL } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core'
 import pg from 'pg'
@@ -35,6 +35,8 @@ export interface SqlRunner {
   anyOf(column: SQL, values: readonly string[]): SQL
   /** `needle` occurs in `haystack`, matched literally (no wildcards). */
   contains(haystack: SQL, needle: string): SQL
+  /** Makes the planner walk this index, where the dialect lets a query name one (PostgreSQL does not). */
+  indexedBy(index: string): SQL
   /** The column, kept from choosing the index (SQLite's planner would otherwise take it over a better one). */
   unindexed(column: SQL): SQL
   /** What a text ORDER BY adds to sort by bytes, as SQLite always does. */
@@ -46,9 +48,13 @@ export interface SqlRunner {
 /** Prepared statements kept per SQL text; multi-row inserts vary in length, so the cache is bounded. */
 const STATEMENT_CACHE = 256
 
-/** SQLite runs a statement at once: inside a transaction's function the queue runs shared statements through `now`. */
+/**
+ * SQLite runs a statement at once, so a transaction's (synchronous) function can run shared
+ * statements too; `prepare` renders one once, for hot paths, with `sql.placeholder`s filled per run.
+ */
 export interface SqliteRunner extends SqlRunner {
   now(query: SQL): Ran
+  prepare(query: SQL): (values: Record<string, unknown>) => Ran
 }
 
 export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
@@ -73,6 +79,15 @@ export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
   return {
     dialect: 'sqlite',
     now: exec,
+    prepare: (query) => {
+      const { sql: text, params } = dialect.sqlToQuery(query)
+      const statement = sqlite.prepare(text)
+      return (values) => {
+        const filled = fillPlaceholders(params, values)
+        if (statement.reader) return { rows: statement.all(...filled) as Record<string, unknown>[], changes: 0 }
+        return { rows: [], changes: statement.run(...filled).changes }
+      }
+    },
     all: async <T>(query: SQL) => exec(query).rows as T[],
     run: async (query) => exec(query).changes,
     batch: async (queries, options = {}) => {
@@ -88,6 +103,7 @@ export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
     anyOf: (column, values) => sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`,
     contains: (haystack, needle) => sql`instr(${haystack}, ${needle}) > 0`,
     unindexed: (column) => sql`+${column}`,
+    indexedBy: (index) => sql.raw(`INDEXED BY ${index}`),
     byteOrder: sql``,
     insertionOrder: sql.raw('rowid'),
   }
@@ -100,27 +116,31 @@ const numbersAsNumbers = {
     oid === INT8 || oid === NUMERIC ? Number : (pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown),
 }
 
-/** One round trip: PostgreSQL commits are durable when they return (synchronous_commit). */
+const pgDialect = new PgDialect()
+
+/** Runs a shared statement on a pool, or on a client inside a transaction. */
+export async function queryPostgres(client: pg.Pool | pg.PoolClient, query: SQL): Promise<Ran> {
+  const { sql: text, params } = pgDialect.sqlToQuery(query)
+  const result = await client.query({ text, values: params, types: numbersAsNumbers } as pg.QueryConfig)
+  return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
+}
+
+/** PostgreSQL commits are durable when they return (synchronous_commit). */
 export function postgresRunner(pool: pg.Pool): SqlRunner {
-  const dialect = new PgDialect()
-  const exec = async (client: pg.Pool | pg.PoolClient, query: SQL): Promise<Ran> => {
-    const { sql: text, params } = dialect.sqlToQuery(query)
-    const result = await client.query({ text, values: params, types: numbersAsNumbers } as pg.QueryConfig)
-    return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
-  }
   return {
     dialect: 'postgres',
-    all: async <T>(query: SQL) => (await exec(pool, query)).rows as T[],
-    run: async (query) => (await exec(pool, query)).changes,
+    all: async <T>(query: SQL) => (await queryPostgres(pool, query)).rows as T[],
+    run: async (query) => (await queryPostgres(pool, query)).changes,
     batch: (queries) =>
       withTransaction(pool, async (client) => {
         const results: Ran[] = []
-        for (const query of queries) results.push(await exec(client, query))
+        for (const query of queries) results.push(await queryPostgres(client, query))
         return results
       }),
     anyOf: (column, values) => sql`${column} = ANY(${sql.param(values)}::text[])`,
     contains: (haystack, needle) => sql`strpos(${haystack}, ${needle}) > 0`,
     unindexed: (column) => column,
+    indexedBy: () => sql``,
     byteOrder: sql.raw('COLLATE "C"'),
     insertionOrder: sql.raw('id'),
   }

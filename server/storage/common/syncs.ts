@@ -2,7 +2,7 @@
  * `syncs`, and the events and held deliveries a sync stages through the queue's tables (the same
  * columns the queue's intake writes), written once for both dialects.
  */
-import { sql, type SQL } from 'drizzle-orm'
+import { sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
 import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
 import type { SqlRunner } from './sql.ts'
@@ -26,7 +26,7 @@ const count = (status: string) => sql`(SELECT count(*) FROM deliveries d WHERE d
  * finished and its final counts kept. Run where that happens: a sync's last delivery settles, or
  * a cancel or resume finds nothing left (reads never write).
  */
-export const finishIfDone = (syncId: SQL, now: number) => sql`
+export const finishIfDone = (syncId: SQLWrapper, now: number | SQLWrapper) => sql`
   UPDATE syncs SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'completed' END,
          done = ${count('succeeded')}, failed = ${count('failed')}, skipped = ${count('skipped')},
          kit_requests = (SELECT coalesce(sum(d.kit_requests), 0) FROM deliveries d WHERE d.sync_id = syncs.id),

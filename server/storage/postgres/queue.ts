@@ -7,8 +7,8 @@ import { sql } from 'drizzle-orm'
 import type pg from 'pg'
 import { takeTurns } from '../../pipeline/fairness.ts'
 import type { ClaimOptions, EnqueueResult, NewDelivery, OrderingMark, Outcome, Purged, QueuedDelivery } from '../../pipeline/queue.ts'
-import { FINISHED, QueueStore } from '../common/queue.ts'
-import { postgresRunner } from '../common/sql.ts'
+import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
+import { postgresRunner, queryPostgres } from '../common/sql.ts'
 import { finishIfDone } from '../common/syncs.ts'
 import { withTransaction } from '../common/transaction.ts'
 import { attempted, iso, newDeliveryId } from '../common/values.ts'
@@ -18,76 +18,6 @@ import { attempted, iso, newDeliveryId } from '../common/values.ts'
  * member). Two-key locks never collide with the one-key migration lock.
  */
 const MEMBER_CLAIM_LOCK = 0x4b17_0002
-
-/** bigint columns arrive as strings from `pg`; epoch milliseconds and counters fit a double exactly. */
-interface ClaimRow {
-  seq: string
-  id: string
-  communityId: string
-  eventId: string
-  eventType: string
-  memberId: string
-  memberEmail: string
-  eventTime: string
-  attempts: string
-  kitRequests: string
-  receivedAt: string
-  payload: string
-}
-
-const toQueued = (r: ClaimRow): QueuedDelivery => ({
-  seq: Number(r.seq),
-  id: r.id,
-  communityId: r.communityId,
-  eventId: r.eventId,
-  eventType: r.eventType,
-  memberId: r.memberId,
-  memberEmail: r.memberEmail,
-  eventTime: Number(r.eventTime),
-  attempts: Number(r.attempts),
-  kitRequests: Number(r.kitRequests),
-  receivedAt: Number(r.receivedAt),
-  payload: r.payload,
-})
-
-// The rules of the embedded claim: communities with waiting work, stepping along
-// deliveries_claim_idx from one to the next, each offering its first claimable deliveries in its
-// own order — live events (priority 0) before snapshots (priority 1), then by due time; a member's
-// live event waits only for that member's earlier live events, a snapshot for every earlier one;
-// nothing of a member whose delivery is leased. The communities then take turns (takeTurns).
-// SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for it.
-// Each community's rows come out of its LATERAL in its order; an ORDER BY here would be a sort,
-// which the claim turns off (see claim()) and which would then cost a JIT compilation per claim.
-const CLAIMABLE = `
-  WITH RECURSIVE waiting(id) AS (
-    (SELECT community_id FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY community_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.community_id FROM deliveries d
-             WHERE d.status IN ('pending', 'retrying') AND d.community_id > w.id ORDER BY d.community_id LIMIT 1)
-      FROM waiting w WHERE w.id IS NOT NULL
-  )
-  SELECT c.* FROM waiting w
-  CROSS JOIN LATERAL (
-    SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
-           d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
-           d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
-      FROM deliveries d
-      JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
-     WHERE d.community_id = w.id
-       AND d.status IN ('pending', 'retrying')
-       AND d.next_attempt_at <= $1
-       AND (d.lease_until IS NULL OR d.lease_until < $1)
-       AND NOT EXISTS (
-             SELECT 1 FROM deliveries o
-              WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
-                AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
-                      AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
-                     OR o.lease_until >= $1))
-     ORDER BY d.priority, d.next_attempt_at, d.seq
-     LIMIT $3
-     FOR UPDATE OF d SKIP LOCKED
-  ) c
-  WHERE w.id IS NOT NULL AND w.id <> ALL($2::text[])`
 
 // Row locks alone do not keep one member's deliveries apart: a member's earliest snapshot and its
 // earliest live event are both claimable at once, and an instance whose snapshot predates another
@@ -215,8 +145,16 @@ export class PostgresQueue extends QueueStore {
       // otherwise gathers every due row and sorts them: measured 35 ms instead of 0.5 ms per claim
       // on 4,500 waiting rows. Without a sort to choose, the ordered index walk is the only plan.
       await client.query('SET LOCAL enable_sort = off')
-      const { rows } = await client.query<ClaimRow>(CLAIMABLE, [o.now, o.exclude, o.limit])
-      const candidates = takeTurns(rows.map(toQueued), o.limit, o.turns)
+      // SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for
+      // them. Each community's rows come out of its LATERAL in its order; an ORDER BY here would be
+      // a sort, which the claim turns off and which would then cost a JIT compilation per claim.
+      const { rows } = await queryPostgres(
+        client,
+        sql`${waitingCommunities(this.run)}
+            SELECT c.* FROM waiting CROSS JOIN LATERAL (${claimable(this.run, sql`waiting.id`, o.now, o.limit)} FOR UPDATE OF d SKIP LOCKED) c
+             WHERE waiting.id IS NOT NULL AND NOT (${this.run.anyOf(sql`waiting.id`, o.exclude)})`,
+      )
+      const candidates = takeTurns(rows as unknown as QueuedDelivery[], o.limit, o.turns)
       if (candidates.length === 0) return []
       const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
         candidates.map((c) => c.seq),

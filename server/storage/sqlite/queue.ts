@@ -3,8 +3,8 @@ import type Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import { takeTurns } from '../../pipeline/fairness.ts'
 import type { ClaimOptions, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery } from '../../pipeline/queue.ts'
-import { FINISHED, QueueStore } from '../common/queue.ts'
-import { sqliteRunner, type SqliteRunner } from '../common/sql.ts'
+import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
+import { sqliteRunner } from '../common/sql.ts'
 import { finishIfDone } from '../common/syncs.ts'
 import { attempted, iso, newDeliveryId } from '../common/values.ts'
 
@@ -15,7 +15,6 @@ import { attempted, iso, newDeliveryId } from '../common/values.ts'
  * in effect), never lose one.
  */
 export class SqliteQueue extends QueueStore {
-  private readonly runner: SqliteRunner
   private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
@@ -24,7 +23,6 @@ export class SqliteQueue extends QueueStore {
   constructor(private readonly sqlite: Database.Database) {
     const runner = sqliteRunner(sqlite)
     super(runner)
-    this.runner = runner
     const insertEvent = sqlite.prepare(
       `INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
        VALUES (@communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @payload, @receivedAt)
@@ -36,42 +34,10 @@ export class SqliteQueue extends QueueStore {
        VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
          @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, CASE WHEN @eventType = 'member.snapshot' THEN 1 ELSE 0 END)`,
     )
-    // Communities with waiting work, stepping along deliveries_claim_idx from one community to the
-    // next (one index probe each), whatever the size of their backlogs.
-    const waitingCommunities = sqlite.prepare(
-      `WITH RECURSIVE waiting(id) AS (
-         SELECT (SELECT community_id FROM deliveries INDEXED BY deliveries_claim_idx
-                  WHERE status IN ('pending', 'retrying') ORDER BY community_id LIMIT 1)
-         UNION ALL
-         SELECT (SELECT community_id FROM deliveries INDEXED BY deliveries_claim_idx
-                  WHERE status IN ('pending', 'retrying') AND community_id > waiting.id ORDER BY community_id LIMIT 1)
-           FROM waiting WHERE waiting.id IS NOT NULL
-       )
-       SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(@exclude))`,
-    )
-    // One community's claimable work in its order, walking deliveries_claim_idx: live events
-    // (priority 0) before snapshots (priority 1), then by due time. A member's live event waits
-    // only for that member's earlier live events; a snapshot waits for every earlier one, so a
-    // sync never holds up a live event.
-    const claimable = sqlite.prepare(
-      `SELECT d.seq, d.id, d.community_id AS communityId, d.event_id AS eventId, d.event_type AS eventType,
-              d.member_id AS memberId, d.member_email AS memberEmail, d.event_time AS eventTime,
-              d.attempts, d.kit_requests AS kitRequests, d.received_at AS receivedAt, e.payload
-         FROM deliveries d INDEXED BY deliveries_claim_idx
-         JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
-        WHERE d.community_id = @communityId
-          AND d.status IN ('pending', 'retrying')
-          AND d.next_attempt_at <= @now
-          AND (d.lease_until IS NULL OR d.lease_until < @now)
-          AND NOT EXISTS (
-                SELECT 1 FROM deliveries o
-                 WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
-                   AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
-                         AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
-                        OR o.lease_until >= @now))
-        ORDER BY d.priority, d.next_attempt_at, d.seq
-        LIMIT @limit`,
-    )
+    const waiting = runner.prepare(sql`${waitingCommunities(runner)}
+      SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(${sql.placeholder('exclude')}))`)
+    const claimableIn = runner.prepare(claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')))
+    const finish = runner.prepare(finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')))
     const lease = sqlite.prepare(
       `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
@@ -103,7 +69,7 @@ export class SqliteQueue extends QueueStore {
       }).changes
       if (changed !== 1) return false
       for (const m of outcome.marks ?? []) mark.run({ seq, ...m })
-      if (FINISHED.has(outcome.status)) this.runner.now(finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${seq})`, now))
+      if (FINISHED.has(outcome.status)) finish({ seq, now })
       return true
     })
 
@@ -120,8 +86,8 @@ export class SqliteQueue extends QueueStore {
     // Each community offers its first deliveries (as many as the claim may take), and the
     // communities take turns (see takeTurns).
     this.claimTx = sqlite.transaction((o: ClaimOptions) => {
-      const communities = waitingCommunities.all({ exclude: JSON.stringify(o.exclude) }) as { id: string }[]
-      const candidates = communities.flatMap(({ id }) => claimable.all({ communityId: id, now: o.now, limit: o.limit }) as QueuedDelivery[])
+      const communities = waiting({ exclude: JSON.stringify(o.exclude) }).rows as { id: string }[]
+      const candidates = communities.flatMap(({ id }) => claimableIn({ communityId: id, now: o.now, limit: o.limit }).rows as unknown as QueuedDelivery[])
       return takeTurns(candidates, o.limit, o.turns).filter(
         (row) => lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
       )
