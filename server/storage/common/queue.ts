@@ -19,6 +19,7 @@ import {
   type RetryManyResult,
 } from '../../pipeline/queue.ts'
 import type { SqlRunner } from './sql.ts'
+import { finishIfDone } from './syncs.ts'
 import { iso } from './values.ts'
 
 const GROUP_COMMIT_WINDOW_MS = 1
@@ -84,6 +85,14 @@ export abstract class QueueStore implements DeliveryQueue {
   abstract claim(options: ClaimOptions): Promise<QueuedDelivery[]>
   abstract settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
   abstract recover(): Promise<number>
+
+  /**
+   * At start: syncs left with nothing to do are finished, should a process have stopped between
+   * settling a sync's last delivery and recording the sync as finished.
+   */
+  protected async finishIdleSyncs(now: number): Promise<void> {
+    await this.run.run(finishIfDone(sql`syncs.id`, now))
+  }
   abstract purgeFinished(before: number, limit: number): Promise<Purged>
 
   /**

@@ -25,12 +25,12 @@ function namesOf(table: SQLiteTable): Record<string, string> {
   return Object.fromEntries(Object.entries(getTableColumns(table)).map(([key, column]) => [key, column.name]))
 }
 
-/** Reads, inserts and upserts records of one table, keyed by record names. */
-class Table<R extends object> {
+/** Reads, inserts and upserts records of one table, keyed by record names: what each store builds on. */
+abstract class TableStore<R extends object> {
   private readonly names: Record<string, string>
   private readonly selection: SQL
 
-  constructor(
+  protected constructor(
     private readonly run: SqlRunner,
     private readonly table: string,
     schema: SQLiteTable,
@@ -39,28 +39,28 @@ class Table<R extends object> {
     this.selection = sql.raw(Object.entries(this.names).map(([key, name]) => `${name} AS "${key}"`).join(', '))
   }
 
-  column(key: keyof R & string): SQL {
+  private column(key: keyof R & string): SQL {
     return sql.raw(this.names[key] as string)
   }
 
   /** `column = value` for each key given, joined by AND. */
-  where(values: Partial<R>): SQL {
+  private where(values: Partial<R>): SQL {
     const conditions = Object.entries(values).map(([key, value]) => sql`${this.column(key as keyof R & string)} = ${value}`)
     return sql.join(conditions, sql` AND `)
   }
 
-  async first(where: Partial<R>): Promise<R | undefined> {
+  protected async first(where: Partial<R>): Promise<R | undefined> {
     const [row] = await this.run.all<R>(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} WHERE ${this.where(where)} LIMIT 1`)
     return row
   }
 
-  all(orderBy: keyof R & string, where: Partial<R> = {}): Promise<R[]> {
+  protected select(orderBy: keyof R & string, where: Partial<R> = {}): Promise<R[]> {
     const filter = Object.keys(where).length > 0 ? sql`WHERE ${this.where(where)}` : sql``
     return this.run.all<R>(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} ${filter} ORDER BY ${this.column(orderBy)}`)
   }
 
   /** `conflict`: the key columns; `update`: what an existing row takes (nothing: it is kept). Returns the rows changed. */
-  insert(record: R, conflict: (keyof R & string)[], update: (keyof R & string)[] = []): Promise<number> {
+  protected insert(record: R, conflict: (keyof R & string)[], update: (keyof R & string)[] = []): Promise<number> {
     const entries = Object.entries(record).filter(([, value]) => value !== undefined)
     const columns = sql.join(entries.map(([key]) => this.column(key as keyof R & string)), sql`, `)
     const values = sql.join(entries.map(([, value]) => sql`${value}`), sql`, `)
@@ -70,12 +70,12 @@ class Table<R extends object> {
     return this.run.run(sql`INSERT INTO ${sql.raw(this.table)} (${columns}) VALUES (${values}) ON CONFLICT (${target}) ${onConflict}`)
   }
 
-  update(set: Partial<R>, where: Partial<R>): Promise<number> {
+  protected change(set: Partial<R>, where: Partial<R>): Promise<number> {
     const assignments = sql.join(Object.entries(set).map(([key, value]) => sql`${this.column(key as keyof R & string)} = ${value}`), sql`, `)
     return this.run.run(sql`UPDATE ${sql.raw(this.table)} SET ${assignments} WHERE ${this.where(where)}`)
   }
 
-  delete(where: Partial<R>): Promise<number> {
+  protected remove(where: Partial<R>): Promise<number> {
     return this.run.run(sql`DELETE FROM ${sql.raw(this.table)} WHERE ${this.where(where)}`)
   }
 }
@@ -83,69 +83,65 @@ class Table<R extends object> {
 type ConnectionSet = Parameters<ConnectionRepository['update']>[1]
 type ConnectionGuard = Parameters<ConnectionRepository['update']>[2]
 
-export class ConnectionStore implements ConnectionRepository {
-  private readonly rows: Table<ConnectionRecord>
-
+export class ConnectionStore extends TableStore<ConnectionRecord> implements ConnectionRepository {
   constructor(run: SqlRunner) {
-    this.rows = new Table(run, 'connections', connections)
+    super(run, 'connections', connections)
   }
 
   get(communityId: string): Promise<ConnectionRecord | undefined> {
-    return this.rows.first({ communityId })
+    return this.first({ communityId })
   }
 
   async exists(communityId: string): Promise<boolean> {
-    return (await this.rows.first({ communityId })) !== undefined
+    return (await this.first({ communityId })) !== undefined
   }
 
   all(): Promise<ConnectionRecord[]> {
-    return this.rows.all('communityId')
+    return this.select('communityId')
   }
 
   async connectedCredentials(): Promise<Map<string, string>> {
-    const rows = await this.rows.all('communityId', { status: 'connected' })
+    const rows = await this.select('communityId', { status: 'connected' })
     return new Map(rows.map((r) => [r.communityId, r.credentialId]))
   }
 
   async save(record: ConnectionRecord): Promise<void> {
     // Everything but the key and the first save's time.
-    await this.rows.insert(record, ['communityId'], ['apiKeyCiphertext', 'keyHint', 'status', 'accountJson', 'credentialId', 'updatedAt'])
+    await this.insert(record, ['communityId'], ['apiKeyCiphertext', 'keyHint', 'status', 'accountJson', 'credentialId', 'updatedAt'])
   }
 
   async update(communityId: string, set: ConnectionSet, onlyIf: ConnectionGuard = {}): Promise<boolean> {
     const values = definedOnly(set)
     // Nothing to write changes no row.
     if (Object.keys(values).length === 0) return false
-    return (await this.rows.update(values, { communityId, ...definedOnly(onlyIf) })) > 0
+    return (await this.change(values, { communityId, ...definedOnly(onlyIf) })) > 0
   }
 
   async delete(communityId: string): Promise<void> {
-    await this.rows.delete({ communityId })
+    await this.remove({ communityId })
   }
 }
 
-export class MappingStore implements MappingRepository {
-  private readonly rows: Table<MappingRecord>
-
+export class MappingStore extends TableStore<MappingRecord> implements MappingRepository {
   constructor(run: SqlRunner) {
-    this.rows = new Table(run, 'mappings', mappings)
+    super(run, 'mappings', mappings)
   }
 
   get(communityId: string): Promise<MappingRecord | undefined> {
-    return this.rows.first({ communityId })
+    return this.first({ communityId })
   }
 
   async save(record: MappingRecord): Promise<void> {
-    await this.rows.insert(record, ['communityId'], ['document', 'updatedAt'])
+    await this.insert(record, ['communityId'], ['document', 'updatedAt'])
   }
 
   async replace(record: MappingRecord, expectedDocument: string): Promise<boolean> {
     const { communityId, document, updatedAt } = record
-    return (await this.rows.update({ document, updatedAt }, { communityId, document: expectedDocument })) > 0
+    return (await this.change({ document, updatedAt }, { communityId, document: expectedDocument })) > 0
   }
 
   async create(record: MappingRecord): Promise<boolean> {
-    return (await this.rows.insert(record, ['communityId'])) > 0
+    return (await this.insert(record, ['communityId'])) > 0
   }
 }
 
@@ -157,42 +153,38 @@ interface HeldTag {
   heldAt: number
 }
 
-export class HeldTagStore implements HeldTagRepository {
-  private readonly rows: Table<HeldTag>
-
+export class HeldTagStore extends TableStore<HeldTag> implements HeldTagRepository {
   constructor(run: SqlRunner) {
-    this.rows = new Table(run, 'held_tags', heldTags)
+    super(run, 'held_tags', heldTags)
   }
 
   async find(communityId: string, credentialId: string, name: string): Promise<number | null> {
-    return (await this.rows.first({ communityId, credentialId, name }))?.tagId ?? null
+    return (await this.first({ communityId, credentialId, name }))?.tagId ?? null
   }
 
   async hold(communityId: string, credentialId: string, name: string, tagId: number, now: number): Promise<void> {
-    await this.rows.insert({ communityId, credentialId, name, tagId, heldAt: now }, ['communityId', 'credentialId', 'name'], ['tagId', 'heldAt'])
+    await this.insert({ communityId, credentialId, name, tagId, heldAt: now }, ['communityId', 'credentialId', 'name'], ['tagId', 'heldAt'])
   }
 
   async isHeld(communityId: string, name: string, tagId: number): Promise<boolean> {
-    return (await this.rows.first({ communityId, name, tagId })) !== undefined
+    return (await this.first({ communityId, name, tagId })) !== undefined
   }
 }
 
-export class SubscriberStore implements SubscriberRepository {
-  private readonly rows: Table<SubscriberRecord>
-
+export class SubscriberStore extends TableStore<SubscriberRecord> implements SubscriberRepository {
   constructor(run: SqlRunner) {
-    this.rows = new Table(run, 'kit_subscribers', kitSubscribers)
+    super(run, 'kit_subscribers', kitSubscribers)
   }
 
   get(key: SubscriberKey): Promise<SubscriberRecord | undefined> {
-    return this.rows.first(key)
+    return this.first(key)
   }
 
   async save(record: SubscriberRecord): Promise<void> {
-    await this.rows.insert(record, ['communityId', 'credentialId', 'memberId'], ['email', 'subscriberId', 'firstName', 'fields', 'updatedAt'])
+    await this.insert(record, ['communityId', 'credentialId', 'memberId'], ['email', 'subscriberId', 'firstName', 'fields', 'updatedAt'])
   }
 
   async forget(key: SubscriberKey): Promise<void> {
-    await this.rows.delete(key)
+    await this.remove(key)
   }
 }

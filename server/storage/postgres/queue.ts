@@ -199,6 +199,7 @@ export class PostgresQueue extends QueueStore {
 
   /** Other instances may hold live leases on this database: none is orphaned by this one starting. */
   async recover(): Promise<number> {
+    await this.finishIdleSyncs(Date.now())
     return 0
   }
 

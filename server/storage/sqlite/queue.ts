@@ -132,6 +132,7 @@ export class SqliteQueue extends QueueStore {
 
   /** One process per database file: every lease found at start is orphaned. */
   async recover(): Promise<number> {
+    await this.finishIdleSyncs(Date.now())
     return this.sqlite.prepare('UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run().changes
   }
 
