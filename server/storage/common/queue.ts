@@ -78,7 +78,15 @@ export function claimable(run: SqlRunner, communityId: SQLWrapper, now: SQLWrapp
 export abstract class QueueStore implements DeliveryQueue {
   private batch: PendingEnqueue[] = []
 
-  protected constructor(protected readonly run: SqlRunner) {}
+  /** Read for every delivery processed: rendered once. */
+  private readonly marksOf: ReturnType<SqlRunner['prepare']>
+
+  protected constructor(protected readonly run: SqlRunner) {
+    this.marksOf = run.prepare(
+      sql`SELECT scope, event_time AS "eventTime", event_id AS "eventId" FROM ordering_marks
+           WHERE community_id = ${sql.placeholder('communityId')} AND ${run.anyOf(sql`scope`, sql.placeholder('scopes'))}`,
+    )
+  }
 
   /** Stores a batch of events and their deliveries in one commit; the first of several with one event id counts. */
   protected abstract commit(batch: NewDelivery[]): Promise<EnqueueResult[]>
@@ -120,11 +128,8 @@ export abstract class QueueStore implements DeliveryQueue {
   }
 
   async marks(communityId: string, scopes: string[]): Promise<Map<string, OrderingMark>> {
-    const rows = await this.run.all<OrderingMark>(
-      sql`SELECT scope, event_time AS "eventTime", event_id AS "eventId" FROM ordering_marks
-           WHERE community_id = ${communityId} AND ${this.run.anyOf(sql`scope`, scopes)}`,
-    )
-    return new Map(rows.map((row) => [row.scope, row]))
+    const { rows } = await this.marksOf({ communityId, scopes: this.run.list(scopes) })
+    return new Map((rows as unknown as OrderingMark[]).map((row) => [row.scope, row]))
   }
 
   /** Only waiting deliveries are ever leased (settling clears the lease): the indexes on waiting rows serve this. */

@@ -8,7 +8,7 @@
  * milliseconds) are read as JavaScript numbers, as SQLite gives them.
  */
 import type Database from 'better-sqlite3'
-import { fillPlaceholders, sql, type SQL } from 'drizzle-orm'
+import { fillPlaceholders, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core'
 import pg from 'pg'
@@ -31,8 +31,12 @@ export interface SqlRunner {
    * not just a crash, when it returns.
    */
   batch(queries: SQL[], options?: { durable?: boolean }): Promise<Ran[]>
-  /** `column` is one of `values`. */
-  anyOf(column: SQL, values: readonly string[]): SQL
+  /** Renders the statement once; each call fills its `sql.placeholder`s and runs it (for hot paths). */
+  prepare(query: SQL): (values: Record<string, unknown>) => Promise<Ran>
+  /** `column` is one of `values`: a list, or a placeholder to fill with `list(values)`. */
+  anyOf(column: SQL, values: readonly string[] | SQLWrapper): SQL
+  /** A list of values as `anyOf` takes it through a placeholder. */
+  list(values: readonly string[]): unknown
   /** `needle` occurs in `haystack`, matched literally (no wildcards). */
   contains(haystack: SQL, needle: string): SQL
   /** Makes the planner walk this index, where the dialect lets a query name one (PostgreSQL does not). */
@@ -45,6 +49,8 @@ export interface SqlRunner {
   readonly insertionOrder: SQL
 }
 
+const isList = (values: readonly string[] | SQLWrapper): values is readonly string[] => Array.isArray(values)
+
 /** Prepared statements kept per SQL text; multi-row inserts vary in length, so the cache is bounded. */
 const STATEMENT_CACHE = 256
 
@@ -54,7 +60,7 @@ const STATEMENT_CACHE = 256
  */
 export interface SqliteRunner extends SqlRunner {
   now(query: SQL): Ran
-  prepare(query: SQL): (values: Record<string, unknown>) => Ran
+  prepareNow(query: SQL): (values: Record<string, unknown>) => Ran
 }
 
 export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
@@ -75,18 +81,23 @@ export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
     if (statement.reader) return { rows: statement.all(...params) as Record<string, unknown>[], changes: 0 }
     return { rows: [], changes: statement.run(...params).changes }
   }
+  const prepareNow = (query: SQL) => {
+    const { sql: text, params } = dialect.sqlToQuery(query)
+    const statement = sqlite.prepare(text)
+    return (values: Record<string, unknown>): Ran => {
+      const filled = fillPlaceholders(params, values)
+      if (statement.reader) return { rows: statement.all(...filled) as Record<string, unknown>[], changes: 0 }
+      return { rows: [], changes: statement.run(...filled).changes }
+    }
+  }
   const inTransaction = sqlite.transaction((queries: SQL[]) => queries.map(exec))
   return {
     dialect: 'sqlite',
     now: exec,
+    prepareNow,
     prepare: (query) => {
-      const { sql: text, params } = dialect.sqlToQuery(query)
-      const statement = sqlite.prepare(text)
-      return (values) => {
-        const filled = fillPlaceholders(params, values)
-        if (statement.reader) return { rows: statement.all(...filled) as Record<string, unknown>[], changes: 0 }
-        return { rows: [], changes: statement.run(...filled).changes }
-      }
+      const run = prepareNow(query)
+      return async (values) => run(values)
     },
     all: async <T>(query: SQL) => exec(query).rows as T[],
     run: async (query) => exec(query).changes,
@@ -100,7 +111,8 @@ export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
         sqlite.pragma('synchronous = NORMAL')
       }
     },
-    anyOf: (column, values) => sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`,
+    anyOf: (column, values) => sql`${column} IN (SELECT value FROM json_each(${isList(values) ? JSON.stringify(values) : values}))`,
+    list: (values) => JSON.stringify(values),
     contains: (haystack, needle) => sql`instr(${haystack}, ${needle}) > 0`,
     unindexed: (column) => sql`+${column}`,
     indexedBy: (index) => sql.raw(`INDEXED BY ${index}`),
@@ -137,7 +149,15 @@ export function postgresRunner(pool: pg.Pool): SqlRunner {
         for (const query of queries) results.push(await queryPostgres(client, query))
         return results
       }),
-    anyOf: (column, values) => sql`${column} = ANY(${sql.param(values)}::text[])`,
+    prepare: (query) => {
+      const { sql: text, params } = pgDialect.sqlToQuery(query)
+      return async (values) => {
+        const result = await pool.query({ text, values: fillPlaceholders(params, values), types: numbersAsNumbers } as pg.QueryConfig)
+        return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
+      }
+    },
+    anyOf: (column, values) => sql`${column} = ANY(${isList(values) ? sql.param(values) : values}::text[])`,
+    list: (values) => values,
     contains: (haystack, needle) => sql`strpos(${haystack}, ${needle}) > 0`,
     unindexed: (column) => column,
     indexedBy: () => sql``,

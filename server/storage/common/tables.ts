@@ -17,7 +17,7 @@ import type {
   SubscriberRecord,
   SubscriberRepository,
 } from '../types.ts'
-import type { SqlRunner } from './sql.ts'
+import type { Ran, SqlRunner } from './sql.ts'
 import { definedOnly } from './values.ts'
 
 /** The schema's names of a table's columns, by record key (the same in both dialects: see the parity test). */
@@ -29,6 +29,7 @@ function namesOf(table: SQLiteTable): Record<string, string> {
 abstract class TableStore<R extends object> {
   private readonly names: Record<string, string>
   private readonly selection: SQL
+  private readonly firsts = new Map<string, (values: Record<string, unknown>) => Promise<Ran>>()
 
   protected constructor(
     private readonly run: SqlRunner,
@@ -49,9 +50,17 @@ abstract class TableStore<R extends object> {
     return sql.join(conditions, sql` AND `)
   }
 
+  /** Read on every event and delivery: rendered once per set of keys. */
   protected async first(where: Partial<R>): Promise<R | undefined> {
-    const [row] = await this.run.all<R>(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} WHERE ${this.where(where)} LIMIT 1`)
-    return row
+    const keys = Object.keys(where) as (keyof R & string)[]
+    let query = this.firsts.get(keys.join())
+    if (!query) {
+      const conditions = sql.join(keys.map((key) => sql`${this.column(key)} = ${sql.placeholder(key)}`), sql` AND `)
+      query = this.run.prepare(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} WHERE ${conditions} LIMIT 1`)
+      this.firsts.set(keys.join(), query)
+    }
+    const { rows } = await query(where)
+    return rows[0] as R | undefined
   }
 
   protected select(orderBy: keyof R & string, where: Partial<R> = {}): Promise<R[]> {

@@ -34,10 +34,10 @@ export class SqliteQueue extends QueueStore {
        VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
          @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, CASE WHEN @eventType = 'member.snapshot' THEN 1 ELSE 0 END)`,
     )
-    const waiting = runner.prepare(sql`${waitingCommunities(runner)}
+    const waiting = runner.prepareNow(sql`${waitingCommunities(runner)}
       SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(${sql.placeholder('exclude')}))`)
-    const claimableIn = runner.prepare(claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')))
-    const finish = runner.prepare(finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')))
+    const claimableIn = runner.prepareNow(claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')))
+    const finish = runner.prepareNow(finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')))
     const lease = sqlite.prepare(
       `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
