@@ -12,7 +12,7 @@ import { log, printOutcome, runIfMain, type Outcome } from './lib/report.ts'
 import { RESULTS } from './intake.ts'
 import { openPostgres } from '../server/db/postgres.ts'
 import { RequestBudget } from '../server/kit/budget.ts'
-import { PgBudgetLedger } from '../server/storage/postgres/ledger.ts'
+import { PostgresBudgetLedger } from '../server/storage/postgres/ledger.ts'
 import { createTestDatabase } from '../tests/helpers/postgres.ts'
 
 const SAMPLES = 2_000
@@ -54,7 +54,7 @@ export async function ledgerBenchmark(): Promise<Outcome[]> {
     for (let i = 0; i < 3; i += 1) pools.push((await openPostgres(database.url, { poolSize: LOOPS_PER_INSTANCE })).pool)
     const [pool] = pools
     if (!pool) throw new Error('no pool')
-    const ledger = new PgBudgetLedger(pool)
+    const ledger = new PostgresBudgetLedger(pool)
 
     // One caller: a take that is granted, then the done the release sends (off the request's path).
     let n = 0
@@ -74,11 +74,11 @@ export async function ledgerBenchmark(): Promise<Outcome[]> {
     log(`tryAcquire + release: ${withoutLedger.p50} ms alone, ${withLedger.p50} ms with the ledger (p95 ${withLedger.p95} ms)`)
 
     // Three instances on one credential at Kit's real limit: takes granted, refused, and their rate.
-    const ledgers = pools.map((p) => new PgBudgetLedger(p))
+    const ledgers = pools.map((p) => new PostgresBudgetLedger(p))
     let granted = 0
     let refused = 0
     const stopAt = performance.now() + seconds * 1000
-    const hammer = async (l: PgBudgetLedger): Promise<void> => {
+    const hammer = async (l: PostgresBudgetLedger): Promise<void> => {
       while (performance.now() < stopAt) {
         const taken = await l.take('cred_throughput', 120, 1000)
         if ('ticket' in taken) {

@@ -1,6 +1,6 @@
 /**
  * Kit's request budget held for the sum of several instances: three RequestBudgets, each with its
- * own pool and PgBudgetLedger on one database, as three processes would be. Each Kit request is
+ * own pool and PostgresBudgetLedger on one database, as three processes would be. Each Kit request is
  * recorded from when it was sent to when its answer came; Kit counts it somewhere in between.
  */
 import type pg from 'pg'
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPostgres } from '../server/db/postgres.ts'
 import { BudgetSpentError, RequestBudget, type Priority, type Release } from '../server/kit/budget.ts'
 import { KitClientFactory } from '../server/kit/client.ts'
-import { PgBudgetLedger } from '../server/storage/postgres/ledger.ts'
+import { PostgresBudgetLedger } from '../server/storage/postgres/ledger.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
 import { startKitStandin } from './kit-standin/server.ts'
 
@@ -57,7 +57,7 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
 
   /** Three instances (and a spare pool for a fourth) with one budget configuration. */
   function instances(options: { limit: number; windowMs: number; interactiveReserve?: number }, staleMs = 5000) {
-    return pools.slice(0, 3).map((pool) => new RequestBudget({ ...options, ledger: new PgBudgetLedger(pool, { staleMs }) }))
+    return pools.slice(0, 3).map((pool) => new RequestBudget({ ...options, ledger: new PostgresBudgetLedger(pool, { staleMs }) }))
   }
 
   it('never lets the three together send more than the limit in a window, and still uses nearly all of it', async () => {
@@ -135,7 +135,7 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
     try {
       // Two instances, each with its budget on its own pool and its own Kit client.
       const [a, b] = pools.slice(0, 2).map((pool) => {
-        const budget = new RequestBudget({ limit: 10, windowMs, maxBlockMs: 4 * windowMs, ledger: new PgBudgetLedger(pool, { staleMs: 5000 }) })
+        const budget = new RequestBudget({ limit: 10, windowMs, maxBlockMs: 4 * windowMs, ledger: new PostgresBudgetLedger(pool, { staleMs: 5000 }) })
         const factory = new KitClientFactory({ baseUrl: kit.url, budget, credentialKey: Buffer.alloc(32, 7) })
         return { budget, kit: factory.forKey('kit_shared_429_growth', { priority: 'background', waitForBudget: false, retryOn429: false }) }
       })
@@ -191,7 +191,7 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
     const credential = 'cred_shared_dead'
     const spare = pools[3]
     if (!spare) throw new Error('a fourth pool expected')
-    const dead = new RequestBudget({ limit: 1, windowMs, interactiveReserve: 0, ledger: new PgBudgetLedger(spare, { staleMs }) })
+    const dead = new RequestBudget({ limit: 1, windowMs, interactiveReserve: 0, ledger: new PostgresBudgetLedger(spare, { staleMs }) })
     const [survivor] = instances({ limit: 1, windowMs, interactiveReserve: 0 })
     if (!survivor) throw new Error('an instance expected')
     const neverDone = await dead.tryAcquire(credential, 'background')

@@ -12,7 +12,7 @@ import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
 import { GIVE_UP_AFTER_MS, PlatformEvents, type EmitInput } from '../server/pipeline/platform-events.ts'
 import { PlatformSender, type PlatformSenderOptions } from '../server/pipeline/platform-outbox.ts'
-import { PgOutbox } from '../server/storage/postgres/outbox.ts'
+import { PostgresOutbox } from '../server/storage/postgres/outbox.ts'
 import { SqliteOutbox } from '../server/storage/sqlite/outbox.ts'
 import type { PlatformOutbox } from '../server/core/storage.ts'
 import { waitFor } from './helpers/events.ts'
@@ -55,12 +55,12 @@ function postgresDialect(): Dialect {
     },
     fresh: async () => {
       await pools[0]!.query('TRUNCATE platform_events, platform_failures RESTART IDENTITY')
-      return new PgOutbox(pools[0]!)
+      return new PostgresOutbox(pools[0]!)
     },
     another: async () => {
       const pool = new pg.Pool({ connectionString: database!.url, max: 4 })
       pools.push(pool)
-      return new PgOutbox(pool)
+      return new PostgresOutbox(pool)
     },
     teardown: async () => {
       for (const pool of pools) await pool.end()

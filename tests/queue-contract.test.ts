@@ -9,9 +9,9 @@ import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
 import type { ClaimTurnsOrder } from '../server/core/turns.ts'
 import { type DeliveryQueue, type EnqueueResult, type NewDelivery, type Outcome, type QueuedDelivery } from '../server/core/queue.ts'
-import { PgDeliveryReads } from '../server/storage/postgres/deliveries.ts'
-import { PgQueue } from '../server/storage/postgres/queue.ts'
-import { SqliteDeliveryReads } from '../server/storage/sqlite/deliveries.ts'
+import { DeliveryReadStore } from '../server/storage/common/deliveries.ts'
+import { postgresRunner, sqliteRunner } from '../server/storage/common/sql.ts'
+import { PostgresQueue } from '../server/storage/postgres/queue.ts'
 import { SqliteQueue } from '../server/storage/sqlite/queue.ts'
 import type { DeliveryReads } from '../server/core/storage.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'
@@ -43,7 +43,7 @@ function sqliteDialect(): Dialect {
       const { sqlite } = openDatabase(':memory:')
       return {
         queue: new SqliteQueue(sqlite),
-        reads: new SqliteDeliveryReads(sqlite),
+        reads: new DeliveryReadStore(sqliteRunner(sqlite)),
         sql: async (text, params = []) => {
           sqlite.prepare(text.replace(/\$\d+/g, '?')).run(...params)
         },
@@ -71,8 +71,8 @@ function postgresDialect(): Dialect {
       const p = opened()
       await p.query('TRUNCATE events, deliveries, ordering_marks, syncs RESTART IDENTITY')
       return {
-        queue: new PgQueue(p),
-        reads: new PgDeliveryReads(p),
+        queue: new PostgresQueue(p),
+        reads: new DeliveryReadStore(postgresRunner(p)),
         sql: async (text, params = []) => {
           await p.query(text, params)
         },
@@ -638,8 +638,8 @@ function holdNextCommit(pool: pg.Pool): { reached: Promise<void>; release: () =>
 describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () => {
   let database: TestDatabase
   let pools: pg.Pool[] = []
-  let instanceA: PgQueue
-  let instanceB: PgQueue
+  let instanceA: PostgresQueue
+  let instanceB: PostgresQueue
 
   beforeAll(async () => {
     database = await createTestDatabase('kitqueue')
@@ -651,11 +651,11 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
   })
   beforeEach(async () => {
     await pools[0]!.query('TRUNCATE events, deliveries, ordering_marks, syncs RESTART IDENTITY')
-    instanceA = new PgQueue(pools[0]!)
-    instanceB = new PgQueue(pools[1]!)
+    instanceA = new PostgresQueue(pools[0]!)
+    instanceB = new PostgresQueue(pools[1]!)
   })
 
-  const claimBy = (queue: PgQueue, owner: string, limit = 10) => queue.claim({ owner, limit, leaseMs: LEASE_MS, now: Date.now(), exclude: [] })
+  const claimBy = (queue: PostgresQueue, owner: string, limit = 10) => queue.claim({ owner, limit, leaseMs: LEASE_MS, now: Date.now(), exclude: [] })
 
   /** Instance A claims; while its transaction waits at COMMIT, instance B claims too. */
   async function claimTogether(limitA: number): Promise<{ byA: QueuedDelivery[]; byB: QueuedDelivery[] }> {
@@ -722,7 +722,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     const violations: string[] = []
     let settledCount = 0
 
-    async function work(queue: PgQueue, owner: string) {
+    async function work(queue: PostgresQueue, owner: string) {
       for (let round = 0; settledCount < events.length; round++) {
         if (round > 5000) throw new Error('the queue stopped handing out work')
         const claimed = await queue.claim({ owner, limit: 10, leaseMs: 60_000, now: Date.now(), exclude: [] })
@@ -775,7 +775,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     const shuffled = (list: NewDelivery[]) => list.map((e) => ({ e, k: Math.random() })).sort((a, b) => a.k - b.k).map(({ e }) => e)
     // Each instance receives them in its own order, a few at a time, so that many of its
     // transactions overlap with the other's on the same ids.
-    async function receive(queue: PgQueue) {
+    async function receive(queue: PostgresQueue) {
       const order = shuffled(events)
       const answers: Promise<{ e: NewDelivery; r: EnqueueResult }>[] = []
       for (let i = 0; i < order.length; i += 20) {

@@ -8,16 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { reasonWords } from '../server/core/reasons.ts'
 import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
-import { PostgresConnections } from '../server/storage/postgres/connections.ts'
-import { PostgresHeldTags } from '../server/storage/postgres/held-tags.ts'
-import { PostgresMappings } from '../server/storage/postgres/mappings.ts'
-import { PostgresSubscribers } from '../server/storage/postgres/subscribers.ts'
-import { PostgresSyncs } from '../server/storage/postgres/syncs.ts'
-import { SqliteConnections } from '../server/storage/sqlite/connections.ts'
-import { SqliteHeldTags } from '../server/storage/sqlite/held-tags.ts'
-import { SqliteMappings } from '../server/storage/sqlite/mappings.ts'
-import { SqliteSubscribers } from '../server/storage/sqlite/subscribers.ts'
-import { SqliteSyncs } from '../server/storage/sqlite/syncs.ts'
+import { postgresRunner, sqliteRunner } from '../server/storage/common/sql.ts'
+import { sharedStores } from '../server/storage/common/stores.ts'
 import type {
   ConnectionRecord,
   ConnectionRepository,
@@ -43,13 +35,9 @@ interface Harness {
 }
 
 async function openSqlite(): Promise<Harness> {
-  const { sqlite, db } = openDatabase(':memory:')
+  const { sqlite } = openDatabase(':memory:')
   return {
-    connections: new SqliteConnections(db),
-    mappings: new SqliteMappings(db),
-    heldTags: new SqliteHeldTags(db),
-    subscribers: new SqliteSubscribers(db),
-    syncs: new SqliteSyncs(sqlite),
+    ...sharedStores(sqliteRunner(sqlite)),
     query: async <T,>(sql: string, ...params: unknown[]) => {
       const stmt = sqlite.prepare(sql)
       return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as T[]
@@ -72,11 +60,7 @@ async function openPg(): Promise<Harness> {
   try {
     const opened = await openPostgres(database.url, { poolSize: 3 })
     return {
-      connections: new PostgresConnections(opened),
-      mappings: new PostgresMappings(opened),
-      heldTags: new PostgresHeldTags(opened),
-      subscribers: new PostgresSubscribers(opened),
-      syncs: new PostgresSyncs(opened),
+      ...sharedStores(postgresRunner(opened.pool)),
       query: async <T,>(sql: string, ...params: unknown[]) => {
         let n = 0
         const text = sql.replace(/\?/g, () => `$${++n}`)

@@ -176,6 +176,8 @@ export class SyncService {
     const now = this.now()
     // An accepted sync must survive a power cut, like an accepted event: this commit is durable.
     await this.deps.syncs.accept(id, { total, refused, refusedExamples: JSON.stringify(refusedRows) }, now)
+    // No member to send: the sync is done as it starts (otherwise its last delivery settling finishes it).
+    if (total === 0) await this.deps.syncs.finish(id, 'completed', { done: 0, failed: 0, skipped: 0, kitRequests: 0 }, now)
     // The mapping this import used is the one the next file of the community starts from.
     await this.deps.syncs.saveColumnMapping(communityId, JSON.stringify(columns.toRemember()), now)
     this.deps.notify()
@@ -221,18 +223,9 @@ export class SyncService {
     return p
   }
 
-  /** A running or cancelled sync with nothing left to do is finished: its counts are kept. */
-  private async settle(row: SyncRow, p: Progress): Promise<SyncRow> {
-    if (row.finished_at !== null || p.remaining > 0 || row.status === 'paused') return row
-    const now = this.now()
-    const status = row.status === 'cancelled' ? 'cancelled' : 'completed'
-    await this.deps.syncs.finish(row.id, status, { done: p.done, failed: p.failed, skipped: p.skipped, kitRequests: p.kitRequests }, now)
-    return { ...row, status, done: p.done, failed: p.failed, skipped: p.skipped, kit_requests: p.kitRequests, finished_at: now }
-  }
-
-  private async toDto(stored: SyncRow): Promise<Sync> {
-    const p = await this.progress(stored)
-    const row = await this.settle(stored, p)
+  /** Reads only: a sync is recorded as finished by storage, when its last delivery settles. */
+  private async toDto(row: SyncRow): Promise<Sync> {
+    const p = await this.progress(row)
     return {
       id: row.id,
       status: row.status,

@@ -8,16 +8,17 @@ import type { Mappings } from '#shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { openDatabase, type OpenedDatabase } from '../../server/db/index.ts'
 import { MappingService } from '../../server/services/mappings.ts'
-import { SqliteMappings } from '../../server/storage/sqlite/mappings.ts'
+import { sqliteRunner } from '../../server/storage/common/sql.ts'
+import { MappingStore } from '../../server/storage/common/tables.ts'
 import type { MappingRecord, MappingRepository } from '../../server/core/storage.ts'
 
 const C = 'c_hold'
 let opened: OpenedDatabase
-let repo: SqliteMappings
+let repo: MappingStore
 
 beforeEach(() => {
   opened = openDatabase(':memory:')
-  repo = new SqliteMappings(opened.db)
+  repo = new MappingStore(sqliteRunner(opened.sqlite))
 })
 afterEach(() => opened.sqlite.close())
 

@@ -3,37 +3,27 @@
  * being taken back at start, and Kit's budget is counted across instances (the ledger).
  */
 import { openPostgres, PG_MIGRATIONS_FOLDER, pgMigrationsApplied, type PostgresOptions } from '../../db/postgres.ts'
+import { postgresRunner } from '../common/sql.ts'
+import { sharedStores } from '../common/stores.ts'
 import { migrationCount } from '../migrations.ts'
-import { PgOutbox } from './outbox.ts'
 import type { Storage } from '../../core/storage.ts'
-import { PostgresConnections } from './connections.ts'
-import { PgDeliveryReads } from './deliveries.ts'
-import { PgKnownTags } from './known-tags.ts'
-import { PgBudgetLedger } from './ledger.ts'
-import { PostgresHeldTags } from './held-tags.ts'
-import { PostgresMappings } from './mappings.ts'
-import { PgRateLimits } from './rate-limits.ts'
-import { PgQueue } from './queue.ts'
-import { PostgresSubscribers } from './subscribers.ts'
-import { PostgresSyncs } from './syncs.ts'
+import { PostgresKnownTags } from './known-tags.ts'
+import { PostgresBudgetLedger } from './ledger.ts'
+import { PostgresOutbox } from './outbox.ts'
+import { PostgresQueue } from './queue.ts'
+import { PostgresRateLimits } from './rate-limits.ts'
 
 export async function createPostgresStorage(url: string, options: PostgresOptions = {}): Promise<Storage> {
-  const opened = await openPostgres(url, options)
-  const { pool } = opened
+  const { pool } = await openPostgres(url, options)
   const expected = migrationCount(PG_MIGRATIONS_FOLDER)
   return {
     dialect: 'postgres',
-    connections: new PostgresConnections(opened),
-    mappings: new PostgresMappings(opened),
-    heldTags: new PostgresHeldTags(opened),
-    subscribers: new PostgresSubscribers(opened),
-    queue: new PgQueue(pool),
-    deliveries: new PgDeliveryReads(pool),
-    syncs: new PostgresSyncs(opened),
-    platformOutbox: new PgOutbox(pool),
-    ledger: new PgBudgetLedger(pool),
-    knownTags: new PgKnownTags(pool),
-    rateLimits: new PgRateLimits(pool),
+    ...sharedStores(postgresRunner(pool)),
+    queue: new PostgresQueue(pool),
+    platformOutbox: new PostgresOutbox(pool),
+    ledger: new PostgresBudgetLedger(pool),
+    knownTags: new PostgresKnownTags(pool),
+    rateLimits: new PostgresRateLimits(pool),
     async health() {
       try {
         const applied = await pgMigrationsApplied(pool)

@@ -2,7 +2,7 @@
 import type pg from 'pg'
 import type { KnownTagRepository } from '../../core/storage.ts'
 
-export class PgKnownTags implements KnownTagRepository {
+export class PostgresKnownTags implements KnownTagRepository {
   constructor(private readonly pool: pg.Pool) {}
 
   async remember(credentialId: string, name: string, tagId: number, now: number): Promise<void> {

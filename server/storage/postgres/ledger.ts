@@ -12,9 +12,9 @@
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../../core/storage.ts'
-import { withTransaction } from './transaction.ts'
+import { withTransaction } from '../common/transaction.ts'
 
-export interface PgBudgetLedgerOptions {
+export interface PostgresBudgetLedgerOptions {
   /**
    * The longest a request can be in flight (default 60 000 ms): past it plus a window, a ticket
    * that was never done frees anyway. Keep it above the Kit client's timeout per attempt.
@@ -80,13 +80,13 @@ interface TakeRow {
   strikes: number
 }
 
-export class PgBudgetLedger implements BudgetLedger {
+export class PostgresBudgetLedger implements BudgetLedger {
   readonly staleMs: number
   readonly #pool: pg.Pool
 
-  constructor(pool: pg.Pool, options: PgBudgetLedgerOptions = {}) {
+  constructor(pool: pg.Pool, options: PostgresBudgetLedgerOptions = {}) {
     const staleMs = options.staleMs ?? 60_000
-    if (!Number.isFinite(staleMs) || staleMs < 0) throw new RangeError('PgBudgetLedger staleMs must be a number ≥ 0')
+    if (!Number.isFinite(staleMs) || staleMs < 0) throw new RangeError('PostgresBudgetLedger staleMs must be a number ≥ 0')
     this.#pool = pool
     this.staleMs = Math.ceil(staleMs)
   }

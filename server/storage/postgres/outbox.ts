@@ -7,7 +7,7 @@
  */
 import type pg from 'pg'
 import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../../core/storage.ts'
-import { withTransaction } from './transaction.ts'
+import { withTransaction } from '../common/transaction.ts'
 
 const columns = (t: string) => `${t}.seq, ${t}.id, ${t}.community_id AS "communityId", ${t}.type, ${t}.member_id AS "memberId",
   ${t}.body, ${t}.state, ${t}.attempts, ${t}.last_error AS "lastError", ${t}.next_attempt_at AS "nextAttemptAt",
@@ -36,7 +36,7 @@ const INSERT = `INSERT INTO platform_events (id, community_id, type, member_id, 
 
 const insertParams = (e: NewPlatformEvent, now: number) => [e.id, e.communityId, e.type, e.memberId, e.onceKey, e.body, now, e.giveUpAt, e.observedAt]
 
-export class PgOutbox implements PlatformOutbox {
+export class PostgresOutbox implements PlatformOutbox {
   constructor(private readonly pool: pg.Pool) {}
 
   async add(event: NewPlatformEvent, now: number): Promise<boolean> {

@@ -3,98 +3,22 @@
  * Same semantics as the embedded queue (`../sqlite/queue.ts`); what differs is how claims stay
  * exclusive across processes (row locks, a per-member advisory lock, leases that expire).
  */
-import type pg from 'pg'
-import { newDeliveryId } from '../../core/ids.ts'
-import { takeTurns } from '../../core/turns.ts'
 import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
-import { LIST_LAG_REASON, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../core/queue.ts'
-import { withTransaction } from './transaction.ts'
-
-const iso = (ms: number) => new Date(ms).toISOString()
-
-const GROUP_COMMIT_WINDOW_MS = 1
+import { sql } from 'drizzle-orm'
+import type pg from 'pg'
+import { takeTurns } from '../../core/turns.ts'
+import type { ClaimOptions, EnqueueResult, NewDelivery, OrderingMark, Outcome, Purged, QueuedDelivery } from '../../core/queue.ts'
+import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
+import { postgresRunner, queryPostgres } from '../common/sql.ts'
+import { finishIfDone } from '../common/syncs.ts'
+import { withTransaction } from '../common/transaction.ts'
+import { attempted, iso, newDeliveryId } from '../common/values.ts'
 
 /**
  * First key of the two-key advisory locks a claim takes per member (the second is a hash of the
  * member). Two-key locks never collide with the one-key migration lock.
  */
 const MEMBER_CLAIM_LOCK = 0x4b17_0002
-
-interface PendingEnqueue {
-  delivery: NewDelivery
-  resolve: (result: EnqueueResult) => void
-  reject: (err: unknown) => void
-}
-
-/** bigint columns arrive as strings from `pg`; epoch milliseconds and counters fit a double exactly. */
-interface ClaimRow {
-  seq: string
-  id: string
-  communityId: string
-  eventId: string
-  eventType: string
-  memberId: string
-  memberEmail: string
-  eventTime: string
-  attempts: string
-  kitRequests: string
-  receivedAt: string
-  payload: string
-}
-
-const toQueued = (r: ClaimRow): QueuedDelivery => ({
-  seq: Number(r.seq),
-  id: r.id,
-  communityId: r.communityId,
-  eventId: r.eventId,
-  eventType: r.eventType,
-  memberId: r.memberId,
-  memberEmail: r.memberEmail,
-  eventTime: Number(r.eventTime),
-  attempts: Number(r.attempts),
-  kitRequests: Number(r.kitRequests),
-  receivedAt: Number(r.receivedAt),
-  payload: r.payload,
-})
-
-// The rules of the embedded claim: communities with waiting work, stepping along
-// deliveries_claim_idx from one to the next, each offering its first claimable deliveries in its
-// own order — live events (priority 0) before snapshots (priority 1), then by due time; a member's
-// live event waits only for that member's earlier live events, a snapshot for every earlier one;
-// nothing of a member whose delivery is leased. The communities then take turns (takeTurns).
-// SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for it.
-// Each community's rows come out of its LATERAL in its order; an ORDER BY here would be a sort,
-// which the claim turns off (see claim()) and which would then cost a JIT compilation per claim.
-const CLAIMABLE = `
-  WITH RECURSIVE waiting(id) AS (
-    (SELECT community_id FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY community_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.community_id FROM deliveries d
-             WHERE d.status IN ('pending', 'retrying') AND d.community_id > w.id ORDER BY d.community_id LIMIT 1)
-      FROM waiting w WHERE w.id IS NOT NULL
-  )
-  SELECT c.* FROM waiting w
-  CROSS JOIN LATERAL (
-    SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
-           d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
-           d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
-      FROM deliveries d
-      JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
-     WHERE d.community_id = w.id
-       AND d.status IN ('pending', 'retrying')
-       AND d.next_attempt_at <= $1
-       AND (d.lease_until IS NULL OR d.lease_until < $1)
-       AND NOT EXISTS (
-             SELECT 1 FROM deliveries o
-              WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
-                AND ((o.status IN ('pending', 'retrying', 'held') AND o.priority <= d.priority
-                      AND (o.event_time < d.event_time OR (o.event_time = d.event_time AND o.seq < d.seq)))
-                     OR o.lease_until >= $1))
-     ORDER BY d.priority, d.next_attempt_at, d.seq
-     LIMIT $3
-     FOR UPDATE OF d SKIP LOCKED
-  ) c
-  WHERE w.id IS NOT NULL AND w.id <> ALL($2::text[])`
 
 // Row locks alone do not keep one member's deliveries apart: a member's earliest snapshot and its
 // earliest live event are both claimable at once, and an instance whose snapshot predates another
@@ -123,7 +47,7 @@ const SETTLE = `
            attempts = attempts + $6, kit_requests = kit_requests + $7,
            next_attempt_at = $8, lease_owner = NULL, lease_until = NULL, updated_at = $9, reason = $13
      WHERE seq = $1 AND lease_owner = $2
-    RETURNING community_id
+    RETURNING community_id, sync_id
   ), marked AS (
     INSERT INTO ordering_marks (community_id, scope, event_time, event_id)
     SELECT s.community_id, m.scope, m.event_time, m.event_id
@@ -131,7 +55,7 @@ const SETTLE = `
      ORDER BY m.n
     ON CONFLICT (community_id, scope) DO UPDATE SET event_time = excluded.event_time, event_id = excluded.event_id
   )
-  SELECT count(*)::int AS n FROM settled`
+  SELECT count(*)::int AS n, max(sync_id) AS sync_id FROM settled`
 
 const INSERT_EVENTS = `
   INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
@@ -154,35 +78,17 @@ const INSERT_DELIVERIES = `
 const eventKey = (d: { communityId: string; eventId: string }) => `${d.communityId}\u0000${d.eventId}`
 
 /**
- * The shared queue. Enqueues arriving within about a millisecond of each other share one
- * transaction (group commit), and every caller learns its outcome only after that commit.
- * A lease is the only claim on a delivery: an instance that dies leaves leases that expire, and
- * any instance claims the delivery again after that.
+ * The shared queue. A group commit (see QueueStore.enqueue) is one transaction. A lease is the
+ * only claim on a delivery: an instance that dies leaves leases that expire, and any instance
+ * claims the delivery again after that.
  */
-export class PgQueue implements DeliveryQueue {
-  private batch: PendingEnqueue[] = []
-
-  constructor(private readonly pool: pg.Pool) {}
-
-  enqueue(delivery: NewDelivery): Promise<EnqueueResult> {
-    return new Promise((resolve, reject) => {
-      // A window of about a millisecond gathers the events arriving together into one commit.
-      if (this.batch.length === 0) setTimeout(() => void this.flush(), GROUP_COMMIT_WINDOW_MS)
-      this.batch.push({ delivery, resolve, reject })
-    })
+export class PostgresQueue extends QueueStore {
+  constructor(private readonly pool: pg.Pool) {
+    super(postgresRunner(pool))
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.batch
-    this.batch = []
-    let results: EnqueueResult[]
-    try {
-      results = await withTransaction(this.pool, (client) => this.insertBatch(client, batch.map((p) => p.delivery)))
-    } catch (err) {
-      for (const p of batch) p.reject(err)
-      return
-    }
-    batch.forEach((p, i) => p.resolve(results[i] as EnqueueResult))
+  protected commit(batch: NewDelivery[]): Promise<EnqueueResult[]> {
+    return withTransaction(this.pool, (client) => this.insertBatch(client, batch))
   }
 
   private async insertBatch(client: pg.PoolClient, batch: NewDelivery[]): Promise<EnqueueResult[]> {
@@ -243,8 +149,16 @@ export class PgQueue implements DeliveryQueue {
       // otherwise gathers every due row and sorts them: measured 35 ms instead of 0.5 ms per claim
       // on 4,500 waiting rows. Without a sort to choose, the ordered index walk is the only plan.
       await client.query('SET LOCAL enable_sort = off')
-      const { rows } = await client.query<ClaimRow>(CLAIMABLE, [o.now, o.exclude, o.limit])
-      const candidates = takeTurns(rows.map(toQueued), o.limit, o.turns)
+      // SKIP LOCKED passes over rows another instance is claiming right now instead of waiting for
+      // them. Each community's rows come out of its LATERAL in its order; an ORDER BY here would be
+      // a sort, which the claim turns off and which would then cost a JIT compilation per claim.
+      const { rows } = await queryPostgres(
+        client,
+        sql`${waitingCommunities(this.run)}
+            SELECT c.* FROM waiting CROSS JOIN LATERAL (${claimable(this.run, sql`waiting.id`, o.now, o.limit)} FOR UPDATE OF d SKIP LOCKED) c
+             WHERE waiting.id IS NOT NULL AND NOT (${this.run.anyOf(sql`waiting.id`, o.exclude)})`,
+      )
+      const candidates = takeTurns(rows as unknown as QueuedDelivery[], o.limit, o.turns)
       if (candidates.length === 0) return []
       const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
         candidates.map((c) => c.seq),
@@ -266,14 +180,13 @@ export class PgQueue implements DeliveryQueue {
     const marks = new Map<string, OrderingMark>()
     for (const mark of outcome.marks ?? []) marks.set(mark.scope, mark)
     const sorted = [...marks.values()].sort((a, b) => (a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : 0))
-    const attempted = outcome.status !== 'pending' && (outcome.kitRequests > 0 || outcome.status !== 'skipped') ? 1 : 0
-    const { rows } = await this.pool.query<{ n: number }>(SETTLE, [
+    const { rows } = await this.pool.query<{ n: number; sync_id: string | null }>(SETTLE, [
       seq,
       owner,
       outcome.status,
       outcome.lastError,
       JSON.stringify(outcome.steps ?? []),
-      attempted,
+      attempted(outcome),
       outcome.kitRequests,
       // A bigint column: a fractional time (a jittered delay) would be refused and the outcome lost.
       Math.round(outcome.nextAttemptAt ?? now),
@@ -283,83 +196,16 @@ export class PgQueue implements DeliveryQueue {
       sorted.map((m) => m.eventId),
       outcome.reason ?? null,
     ])
+    const syncId = rows[0]?.sync_id
+    // After the commit, so that of two instances settling a sync's last deliveries, the later sees both.
+    if (rows[0]?.n === 1 && syncId && FINISHED.has(outcome.status)) await this.run.run(finishIfDone(sql`${syncId}`, now))
     return rows[0]?.n === 1
-  }
-
-  async marks(communityId: string, scopes: string[]): Promise<Map<string, OrderingMark>> {
-    const { rows } = await this.pool.query<{ scope: string; eventTime: string; eventId: string }>(
-      `SELECT scope, event_time AS "eventTime", event_id AS "eventId" FROM ordering_marks
-        WHERE community_id = $1 AND scope = ANY($2::text[])`,
-      [communityId, scopes],
-    )
-    return new Map(rows.map((r) => [r.scope, { scope: r.scope, eventTime: Number(r.eventTime), eventId: r.eventId }]))
   }
 
   /** Other instances may hold live leases on this database: none is orphaned by this one starting. */
   async recover(): Promise<number> {
+    await this.finishIdleSyncs(Date.now())
     return 0
-  }
-
-  async release(owner: string): Promise<number> {
-    // Only waiting deliveries are ever leased (settling clears the lease), so the partial indexes
-    // on waiting rows can serve this instead of a scan of the whole history.
-    const { rowCount } = await this.pool.query(
-      `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
-        WHERE status IN ('pending', 'retrying') AND lease_owner = $1`,
-      [owner],
-    )
-    return rowCount ?? 0
-  }
-
-  async resumeHeld(communityId: string, now: number): Promise<number> {
-    const { rowCount } = await this.pool.query(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $2
-        WHERE community_id = $3 AND status = 'held'
-          AND (sync_id IS NULL OR sync_id IN (SELECT id FROM syncs WHERE status = 'running'))`,
-      [now, iso(now), communityId],
-    )
-    return rowCount ?? 0
-  }
-
-  async expediteRetries(communityId: string, now: number): Promise<number> {
-    const { rowCount } = await this.pool.query(
-      `UPDATE deliveries SET next_attempt_at = $1, updated_at = $2
-        WHERE status IN ('pending', 'retrying') AND status = 'retrying'
-          AND next_attempt_at > $1 AND community_id = $3
-          AND (reason IS NULL OR reason <> $4)`,
-      [now, iso(now), communityId, LIST_LAG_REASON],
-    )
-    return rowCount ?? 0
-  }
-
-  async retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }> {
-    const { rows } = await this.pool.query<{ status: string }>('SELECT status FROM deliveries WHERE community_id = $1 AND id = $2', [communityId, deliveryId])
-    const row = rows[0]
-    if (!row) return { result: 'not_found' }
-    if (!(RETRYABLE_STATUSES as readonly string[]).includes(row.status)) return { result: 'not_retryable', status: row.status }
-    // Guarded by status: a delivery re-queued meanwhile by another instance is left as it is (queued either way).
-    await this.pool.query(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $2, received_at = $1
-        WHERE community_id = $3 AND id = $4 AND status = ANY($5::text[])`,
-      [now, iso(now), communityId, deliveryId, RETRYABLE_STATUSES],
-    )
-    return { result: 'queued' }
-  }
-
-  async retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): Promise<RetryManyResult> {
-    const params = [communityId, filter.status, filter.reason ?? null]
-    const matching = `FROM deliveries WHERE community_id = $1 AND status = $2 AND ($3::text IS NULL OR reason = $3)`
-    return withTransaction(this.pool, async (client) => {
-      // Oldest events first, so a member's earlier events are queued before (or with) later ones.
-      // The outer status check drops rows another call re-queued while this one waited for them.
-      const requeued = await client.query(
-        `UPDATE deliveries SET status = 'pending', next_attempt_at = $4, updated_at = $5, received_at = $4
-          WHERE status = $2 AND seq IN (SELECT seq ${matching} ORDER BY event_time, seq LIMIT $6)`,
-        [...params, now, iso(now), limit],
-      )
-      const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n ${matching}`, params)
-      return { queued: requeued.rowCount ?? 0, remaining: rows[0]?.n ?? 0 }
-    })
   }
 
   async purgeFinished(before: number, limit: number): Promise<Purged> {
@@ -380,20 +226,5 @@ export class PgQueue implements DeliveryQueue {
       [iso(before), limit],
     )
     return rows[0] ?? { deliveries: 0, events: 0 }
-  }
-
-  async nextDueAt(): Promise<number | null> {
-    const { rows } = await this.pool.query<{ t: string | null }>(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
-    const t = rows[0]?.t
-    return t === null || t === undefined ? null : Number(t)
-  }
-
-  async depth(): Promise<Record<string, number>> {
-    const { rows } = await this.pool.query<{ status: string; n: number }>(
-      `SELECT status, count(*)::int AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'held') GROUP BY status`,
-    )
-    const depth: Record<string, number> = { pending: 0, retrying: 0, held: 0 }
-    for (const r of rows) depth[r.status] = r.n
-    return depth
   }
 }

@@ -26,7 +26,7 @@ RETURNING r.hits, (r.resets_at - (SELECT now FROM clock))::float8 AS resets_in`
 
 const SWEEP = `DELETE FROM rate_limits WHERE resets_at < ${DB_NOW} - ${SWEEP_EVERY_MS}`
 
-export class PgRateLimits implements RateLimitCounter {
+export class PostgresRateLimits implements RateLimitCounter {
   #lastSweep = Date.now()
 
   constructor(private readonly pool: pg.Pool) {}
