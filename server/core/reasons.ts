@@ -53,6 +53,9 @@ export interface ReasonDetails {
   budget?: string
 }
 
+/** Ends a text as a sentence (Kit's own messages sometimes carry their full stop). */
+const sentence = (text: string) => (/[.!?]$/.test(text) ? text : `${text}.`)
+
 const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   not_connected: () => 'No Kit account is connected for this community, so nothing was sent to Kit.',
   unknown_event_type: (d) => `Event type ${d.eventType ?? ''} is not handled by the Kit integration.`,
@@ -81,9 +84,9 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   sync_importing: () => 'Waiting: the sync is still reading its member file.',
   sync_paused: () => 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.',
   sync_cancelled: () => 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.',
-  kit_refused: (d) => `Kit refused the change: ${d.message ?? ''}`,
-  kit_not_found: (d) => `Kit could not find what this event refers to: ${d.message ?? ''}`,
-  mapping_refused: (d) => d.message ?? 'Kit refused what the mapping names; fix the mapping, then Retry.',
+  kit_refused: (d) => sentence(`Kit refused the change: ${d.message ?? ''}`),
+  kit_not_found: (d) => sentence(`Kit could not find what this event refers to: ${d.message ?? ''}`),
+  mapping_refused: (d) => sentence(`Kit refused what the mapping names${d.message ? `: ${d.message}` : ''}; fix the mapping, then Retry`),
   retries_exhausted: (d) => `${d.message ?? ''} Gave up after retrying for a day; use Retry once Kit works again.`,
 }
 
