@@ -11,6 +11,7 @@ import {
   type HostPayloads,
 } from '#shared/host-protocol.ts'
 import './dev.css'
+import { watchPlatformEvents } from './platform-events.ts'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -212,3 +213,4 @@ $<HTMLButtonElement>('reload').addEventListener('click', onSessionChange)
 simForm.addEventListener('submit', (event) => void simulate(event))
 void showInfo()
 loadPanel()
+watchPlatformEvents()
