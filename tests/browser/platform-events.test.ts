@@ -61,7 +61,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('Kit → App Station in t
     await panel.locator('header').getByText('Kit no longer accepts the saved API key', { exact: false }).waitFor()
 
     await eventually(async () => {
-      await section.getByRole('button', { name: 'Refresh' }).click()
+      await section.getByRole('button', { name: 'Check again' }).click()
       const row = section.locator('tbody tr').filter({ hasText: 'Kit stopped accepting the API key' })
       await row.waitFor({ timeout: 2000 })
       expect((await row.locator('th, td').allTextContents()).map(squash)).toEqual(['Kit stopped accepting the API key', '1', '0', '0'])

@@ -105,7 +105,7 @@ describe('the Kit → App Station section', () => {
     await button(found, 'Retry').trigger('click')
     await flushPromises()
     const after = sectionOf(wrapper)!
-    expect(textOf(after.get('[role="alert"]'))).toBe('That event is no longer failed: it was already sent again. Refresh to see where it stands.')
+    expect(textOf(after.get('[role="alert"]'))).toBe('That event is no longer failed: it was already sent again. Choose Check again to see where it stands.')
     expect(after.findAll('.platform-failed li')).toHaveLength(1)
   })
 
