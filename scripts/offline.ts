@@ -44,7 +44,9 @@ function localPlatformEvents(): Record<string, string> {
   }
   const host = process.env.HOST || '127.0.0.1'
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PORT || '8787'}/dev/platform-events`
-  console.log(`Events told to App Station go to ${url} (a development secret generated for this run signs them); see them in the local App Station.`)
+  console.log(
+    `Events told to App Station go to ${url} (a development secret generated for this run signs them); see them in the local App Station.`,
+  )
   return { PLATFORM_EVENTS_URL: url, PLATFORM_EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}` }
 }
 

@@ -22,7 +22,16 @@ afterEach(async () => {
 })
 
 function anEvent(id: string, type = 'kit.subscriber.unsubscribed') {
-  return { specversion: '1.0', id, source: 'kit-for-appstation', type, time: new Date().toISOString(), communityid: 'c_1', subject: 'members/m_1', data: {} }
+  return {
+    specversion: '1.0',
+    id,
+    source: 'kit-for-appstation',
+    type,
+    time: new Date().toISOString(),
+    communityid: 'c_1',
+    subject: 'members/m_1',
+    data: {},
+  }
 }
 
 function deliver(target: FastifyInstance, secret: string, event: Record<string, unknown>, body = JSON.stringify(event)) {
@@ -42,7 +51,8 @@ function deliver(target: FastifyInstance, secret: string, event: Record<string, 
   })
 }
 
-const listed = async (target: FastifyInstance) => (await target.inject({ method: 'GET', url: '/dev/api/platform-events', headers: HOST })).json()
+const listed = async (target: FastifyInstance) =>
+  (await target.inject({ method: 'GET', url: '/dev/api/platform-events', headers: HOST })).json()
 
 async function devApp(secret: string | null): Promise<FastifyInstance> {
   const platformEvents = secret ? { url: `http://127.0.0.1:${PORT}/dev/platform-events`, secret } : null
@@ -124,12 +134,19 @@ describe('the local App Station’s receiver of platform events', () => {
     })
     const id = (stored as { id: string }).id
     const live = app
-    const items = await waitFor(async () => {
-      const list = (await live.inject({ method: 'GET', url: '/dev/api/platform-events', headers: { host: `127.0.0.1:${port}` } })).json()
-      return list.items.length > 0 && list.items
-    }, { what: 'the event at the dev receiver' })
-    expect(items).toEqual([expect.objectContaining({ id, type: 'kit.subscriber.unsubscribed', communityid: 'c_demo', subject: 'members/m_ada', deliveries: 1 })])
-    await waitFor(async () => (await live.storage.platformOutbox.list('c_demo', { state: 'sent', limit: 10 })).length === 1, { what: 'the event recorded as sent' })
+    const items = await waitFor(
+      async () => {
+        const list = (await live.inject({ method: 'GET', url: '/dev/api/platform-events', headers: { host: `127.0.0.1:${port}` } })).json()
+        return list.items.length > 0 && list.items
+      },
+      { what: 'the event at the dev receiver' },
+    )
+    expect(items).toEqual([
+      expect.objectContaining({ id, type: 'kit.subscriber.unsubscribed', communityid: 'c_demo', subject: 'members/m_ada', deliveries: 1 }),
+    ])
+    await waitFor(async () => (await live.storage.platformOutbox.list('c_demo', { state: 'sent', limit: 10 })).length === 1, {
+      what: 'the event recorded as sent',
+    })
   })
 })
 

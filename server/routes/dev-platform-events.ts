@@ -39,7 +39,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/dev/platform-events', { schema: { hide: true } }, async (request, reply) => {
     if (!verifier) {
-      throw new AppError(409, 'platform_events_not_configured', 'Set PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET to receive events here.')
+      throw new AppError(
+        409,
+        'platform_events_not_configured',
+        'Set PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET to receive events here.',
+      )
     }
     const raw = request.body
     if (!Buffer.isBuffer(raw)) throw new AppError(415, 'unsupported_media_type', 'Send the event as application/cloudevents+json.')
@@ -62,7 +66,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     const before = received.find((r) => r.id === id)
     const entry: ReceivedPlatformEvent = before
       ? { ...before, event, deliveries: before.deliveries + 1, last_received_at: now }
-      : { id, type: text(event.type), communityid: text(event.communityid), subject: text(event.subject), event, deliveries: 1, first_received_at: now, last_received_at: now }
+      : {
+          id,
+          type: text(event.type),
+          communityid: text(event.communityid),
+          subject: text(event.subject),
+          event,
+          deliveries: 1,
+          first_received_at: now,
+          last_received_at: now,
+        }
     received = [entry, ...received.filter((r) => r.id !== id)].slice(0, RECEIVED_KEPT)
     request.log.info({ platformEventId: id, repeat: Boolean(before) }, 'dev receiver took a platform event')
     return reply.status(204).send()

@@ -71,7 +71,11 @@ describe('the Kit → App Station section', () => {
 
   it('lists failed events with the reason in words, and Retry sends one again', async () => {
     const timedOut = aPlatformEvent({ last_error: 'timeout', member: { id: 'm_1', email: 'ada@example.com' } })
-    const refused = aPlatformEvent({ type: 'kit.subscriber.complained', last_error: 'http_401', member: { id: 'm_2', email: 'bob@example.com' } })
+    const refused = aPlatformEvent({
+      type: 'kit.subscriber.complained',
+      last_error: 'http_401',
+      member: { id: 'm_2', email: 'bob@example.com' },
+    })
     vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
       configured: true,
       since: SINCE,
@@ -105,7 +109,9 @@ describe('the Kit → App Station section', () => {
     await button(found, 'Retry').trigger('click')
     await flushPromises()
     const after = sectionOf(wrapper)!
-    expect(textOf(after.get('[role="alert"]'))).toBe('That event is no longer failed: it was already sent again. Choose Check again to see where it stands.')
+    expect(textOf(after.get('[role="alert"]'))).toBe(
+      'That event is no longer failed: it was already sent again. Choose Check again to see where it stands.',
+    )
     expect(after.findAll('.platform-failed li')).toHaveLength(1)
   })
 
@@ -124,7 +130,9 @@ describe('the Kit → App Station section', () => {
   it('says in the header when Kit no longer accepts the saved key', async () => {
     vi.mocked(api.getConnection).mockResolvedValue(aConnection({ status: 'invalid', connected: false }))
     wrapper = await mountPanel()
-    expect(textOf(wrapper.get('header.panel-head'))).toContain('Kit no longer accepts the saved API key: member updates are on hold until you reconnect below.')
+    expect(textOf(wrapper.get('header.panel-head'))).toContain(
+      'Kit no longer accepts the saved API key: member updates are on hold until you reconnect below.',
+    )
   })
 
   it('says nothing about the key in the header while it works', async () => {

@@ -17,7 +17,11 @@ describe('platform events store', () => {
 
   it('reads the summary and, when configured, the failed events', async () => {
     const failed = aPlatformEvent()
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 }] })
+    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
+      configured: true,
+      since: SINCE,
+      counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 }],
+    })
     vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [failed], next_cursor: 'c2' })
     const store = usePlatformEventsStore()
     await store.load()

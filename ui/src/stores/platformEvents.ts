@@ -48,7 +48,9 @@ export const usePlatformEventsStore = defineStore('platformEvents', () => {
     error.value = null
     try {
       const read = await api.getPlatformEventSummary()
-      const page = read.configured ? await api.listPlatformEvents({ status: 'failed', limit: FAILED_LIMIT }) : { items: [], next_cursor: null }
+      const page = read.configured
+        ? await api.listPlatformEvents({ status: 'failed', limit: FAILED_LIMIT })
+        : { items: [], next_cursor: null }
       summary.value = read
       failed.value = page.items
       moreFailed.value = page.next_cursor !== null

@@ -36,6 +36,7 @@ export function failureWords(code: string | null): string {
   if (status === undefined) return `Failed (${code})`
   if (HTTP_WORDS[status]) return HTTP_WORDS[status]
   if (status.startsWith('5')) return `App Station had a problem of its own (${status})`
-  if (status.startsWith('3')) return `App Station answered with a redirect (${status}), which does not count as received: use the final address`
+  if (status.startsWith('3'))
+    return `App Station answered with a redirect (${status}), which does not count as received: use the final address`
   return `App Station refused the event (${status})`
 }
