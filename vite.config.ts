@@ -11,6 +11,8 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('./dist/ui', import.meta.url)),
     emptyOutDir: true,
+    // The panel's page links one script and no module preloads: the preload polyfill would only add weight.
+    modulePreload: false,
     // The favicon stays a file: a data: URL would need img-src data: in the panel's policy.
     assetsInlineLimit: (file) => (file.endsWith('.svg') ? false : undefined),
     // The panel only: the local App Station page is built apart (vite.dev.config.ts, npm run build:dev).

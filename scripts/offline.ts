@@ -2,9 +2,12 @@
  * `npm run start:offline`: the plugin against the Kit stand-in in one command, for trying
  * everything without a Kit account. The stand-in listens on 127.0.0.1:KIT_STANDIN_PORT (default
  * 8790; 0 takes any free port) with the demo key `kit_demo_key`; the server starts as `npm start`
- * would (with the local App Station, KIT_DEV_HOST=1) on PORT (default 8787), pointed at it.
+ * would (with the local App Station, KIT_DEV_HOST=1) on PORT (default 8787), pointed at it. Unless
+ * PLATFORM_EVENTS_URL is set, the events told to the platform go to the local App Station's
+ * receiver (/dev/platform-events), signed with a development secret generated for this run only.
  */
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { DEMO_DATA, DEMO_KEY } from '../tests/kit-standin/demo.ts'
 import { startKitStandin, type KitStandin } from '../tests/kit-standin/server.ts'
 
@@ -34,7 +37,23 @@ standin.seed(DEMO_KEY, DEMO_DATA)
 console.log(`Kit stand-in on ${standin.url}. In the panel, connect with the API key: ${DEMO_KEY}`)
 console.log(`Look inside: curl -H 'X-Kit-Api-Key: ${DEMO_KEY}' '${standin.url}/v4/subscribers?status=all'`)
 
-const server = spawn('npm', ['start'], { stdio: 'inherit', env: { ...process.env, KIT_DEV_HOST: '1', KIT_API_URL: standin.url } })
+/** PLATFORM_EVENTS_URL and _SECRET for the local App Station's receiver, unless the URL is set. */
+function localPlatformEvents(): Record<string, string> {
+  if (process.env.PLATFORM_EVENTS_URL) return {}
+  if (process.env.PORT === '0') {
+    console.log('PORT=0: events told to App Station are not sent (set PLATFORM_EVENTS_URL, or a fixed PORT, to send them).')
+    return {}
+  }
+  const host = process.env.HOST || '127.0.0.1'
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PORT || '8787'}/dev/platform-events`
+  console.log(
+    `Events told to App Station go to ${url} (a development secret generated for this run signs them); see them in the local App Station.`,
+  )
+  return { PLATFORM_EVENTS_URL: url, PLATFORM_EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}` }
+}
+
+const env = { ...process.env, KIT_DEV_HOST: '1', KIT_API_URL: standin.url, ...localPlatformEvents() }
+const server = spawn('npm', ['start'], { stdio: 'inherit', env })
 const stop = (signal: NodeJS.Signals) => server.kill(signal)
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -1,6 +1,7 @@
 /**
  * The local App Station's API: session tokens minted with the configured secret, and sample member
- * events signed like the platform signs them. Registered only with KIT_DEV_HOST=1, which the
+ * events signed like the platform signs them, and a receiver for the events told to the platform
+ * (dev-platform-events.ts). Registered only with KIT_DEV_HOST=1, which the
  * configuration allows only outside production, on loopback and with generated secrets.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -8,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { Webhook } from 'standardwebhooks'
 import { Type } from 'typebox'
 import type { SessionClaims } from '../plugins/auth.ts'
+import platformEventsReceiver from './dev-platform-events.ts'
 
 const TOKEN_LIFETIME_S = 120
 
@@ -20,6 +22,8 @@ const Member = Type.Object({
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
+  // Its own scope: it reads its bodies raw, for the signature.
+  await app.register(platformEventsReceiver)
 
   app.get('/dev/api/info', { schema: { hide: true } }, async () => ({
     origin: config.origin,

@@ -54,8 +54,8 @@ function stopServer(server: ChildProcess): Promise<void> {
 }
 
 export interface StackOptions {
-  /** More settings for the server (e.g. a smaller Kit budget). */
-  env?: Record<string, string>
+  /** More settings for the server (e.g. a smaller Kit budget); a function gets the server's origin. */
+  env?: Record<string, string> | ((origin: string) => Record<string, string>)
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -83,7 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       // person does: give it room, so a test never meets the per-user limit meant for people
       // (the limit itself is tested in tests/rate-limit.test.ts).
       API_RATE_LIMIT: '600',
-      ...options.env,
+      ...(typeof options.env === 'function' ? options.env(origin) : options.env),
     },
   })
   server.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()))

@@ -1,5 +1,6 @@
 /** Test data for the panel: every factory takes overrides and produces unique values where it matters. */
 import type { Connection, Delivery, Mappings } from '#shared/api.ts'
+import type { PlatformEvent } from '#shared/platform-events.ts'
 import { defaultMappings } from '#shared/defaults.ts'
 
 let seq = 0
@@ -50,4 +51,22 @@ export function aToken(inSeconds = 120, claims: Record<string, unknown> = {}): s
   const b64 = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
   const now = Math.floor(Date.now() / 1000)
   return `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'u_1', cid: 'c_demo', iat: now, exp: now + inSeconds, jti: next(), ...claims })}.sig`
+}
+
+export function aPlatformEvent(overrides: Partial<PlatformEvent> = {}): PlatformEvent {
+  const n = next()
+  return {
+    id: `kitevt_${n}`,
+    type: 'kit.subscriber.unsubscribed',
+    state: 'failed',
+    attempts: 14,
+    last_error: 'http_500',
+    member: { id: `m_${n}`, email: `member${n}@example.com` },
+    data: {},
+    observed_at: '2026-11-20T10:00:00.000Z',
+    created_at: '2026-11-20T10:00:00.000Z',
+    sent_at: null,
+    next_attempt_at: null,
+    ...overrides,
+  }
 }

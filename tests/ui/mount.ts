@@ -25,6 +25,8 @@ export function answerWithDefaults(): void {
   vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
   vi.mocked(api.listSyncs).mockResolvedValue({ items: [] })
   vi.mocked(api.countReplayable).mockResolvedValue({ count: 0, members: 0, event_types: [] })
+  vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: false, since: '2026-11-07T12:00:00.000Z', counts: [] })
+  vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [], next_cursor: null })
 }
 
 export async function mountPanel(): Promise<VueWrapper> {

@@ -5,6 +5,7 @@
 import { EVENT_TYPES } from '#shared/events.ts'
 import { HOST_PROTOCOL, isHostMessage, type HostMessage, type HostMessageType, type HostPayloads } from '#shared/host-protocol.ts'
 import './dev.css'
+import { watchPlatformEvents } from './platform-events.ts'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -210,3 +211,4 @@ $<HTMLButtonElement>('reload').addEventListener('click', onSessionChange)
 simForm.addEventListener('submit', (event) => void simulate(event))
 void showInfo()
 loadPanel()
+watchPlatformEvents()

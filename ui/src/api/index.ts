@@ -17,6 +17,7 @@ import type {
   SyncList,
   SyncPlan,
 } from '#shared/api.ts'
+import type { PlatformEventPage, PlatformEventState, PlatformEventSummary } from '#shared/platform-events.ts'
 import { request } from './client.ts'
 
 export interface DeliveryQuery {
@@ -62,6 +63,11 @@ export const api = {
   getSync: (id: string) => request<Sync>(`/syncs/${encodeURIComponent(id)}`),
   controlSync: (id: string, verb: 'pause' | 'resume' | 'cancel') =>
     request<Sync>(`/syncs/${encodeURIComponent(id)}/${verb}`, { method: 'POST' }),
+
+  getPlatformEventSummary: () => request<PlatformEventSummary>('/platform-events/summary'),
+  listPlatformEvents: (query: { status?: PlatformEventState; cursor?: string | null; limit?: number }) =>
+    request<PlatformEventPage>('/platform-events', { query: { ...query } }),
+  retryPlatformEvent: (id: string) => request<void>(`/platform-events/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
 }
 
 export type SyncContentType = 'text/csv' | 'application/x-ndjson'
