@@ -5,6 +5,7 @@
 import { openPostgres, PG_MIGRATIONS_FOLDER, pgMigrationsApplied, type PostgresOptions } from '../../db/postgres.ts'
 import { migrationCount } from '../migrations.ts'
 import { PgOutbox } from './outbox.ts'
+import { PgKitStates } from './kit-states.ts'
 import type { Storage } from '../types.ts'
 import { PostgresConnections } from './connections.ts'
 import { PgDeliveryReads } from './deliveries.ts'
@@ -31,6 +32,7 @@ export async function createPostgresStorage(url: string, options: PostgresOption
     deliveries: new PgDeliveryReads(pool),
     syncs: new PostgresSyncs(opened),
     platformOutbox: new PgOutbox(pool),
+    kitStates: new PgKitStates(pool),
     ledger: new PgBudgetLedger(pool),
     knownTags: new PgKnownTags(pool),
     rateLimits: new PgRateLimits(pool),

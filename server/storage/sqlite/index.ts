@@ -2,6 +2,7 @@
 import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase } from '../../db/index.ts'
 import { migrationCount } from '../migrations.ts'
 import { SqliteOutbox } from './outbox.ts'
+import { SqliteKitStates } from './kit-states.ts'
 import type { Storage } from '../types.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
@@ -25,6 +26,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     deliveries: new SqliteDeliveryReads(sqlite),
     syncs: new SqliteSyncs(sqlite),
     platformOutbox: new SqliteOutbox(sqlite),
+    kitStates: new SqliteKitStates(sqlite),
     ledger: null,
     knownTags: null,
     rateLimits: null,
