@@ -69,7 +69,8 @@ describe('the Kit watch poll', () => {
     const at = Date.now()
     await adminPost(app, 'ada@example.com', 'unsubscribe')
     const [event] = await waitFor(() => ofType('kit.subscriber.unsubscribed').length > 0 && ofType('kit.subscriber.unsubscribed'), { what: 'the unsubscribe', timeoutMs: 5000 })
-    expect(Date.now() - at).toBeLessThan(INTERVAL_MS * 2 + 500)
+    // A poll interval, a tick (a tenth of it) and the send.
+    expect(Date.now() - at).toBeLessThan(INTERVAL_MS + 500)
     expect(event!.verified).toBe(true)
     expect(event!.body).toMatchObject({
       type: 'kit.subscriber.unsubscribed',
@@ -152,5 +153,30 @@ describe('the Kit watch poll', () => {
     expect(polls.length).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL_MS))
     for (let i = 1; i < polls.length; i += 1) expect(polls[i]!.at - polls[i - 1]!.at).toBeGreaterThanOrEqual(INTERVAL_MS - 50)
     expect(receiver.received).toHaveLength(0)
+  })
+
+  it('sends nothing while the budget has no spare room, so deliveries and the panel are never delayed', async () => {
+    h = await PipelineHarness.start({
+      connected: true,
+      kit: { listLagMs: 200 },
+      config: { kitPollIntervalS: 300, kitRateLimit: 8, platformEvents: { url: receiver.url, secret: receiver.secret } },
+    })
+    const app = h
+    const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
+    // The connection is first seen (its first poll set an interval away); made due once the slots are taken.
+    await waitFor(() => app.app.sqlite.prepare('SELECT 1 FROM kit_watch_polls').get(), { what: 'the poll row' })
+    // Background slots are 7 of 8; a quarter of them must stay free: 6 in use leaves too little.
+    const held: (() => void)[] = []
+    for (let i = 0; i < 6; i += 1) {
+      const slot = await app.app.kitBudget.tryAcquire(credentialId, 'background')
+      if (!('release' in slot)) throw new Error('no slot for the test')
+      held.push(slot.release)
+    }
+    app.app.sqlite.prepare('UPDATE kit_watch_polls SET next_poll_at = 0').run()
+    const from = app.kit.requests.length
+    expect(await app.app.kitWatch.pollConnection('c_alpha', credentialId)).toBe('no_room')
+    expect(app.kit.requests.length).toBe(from)
+    expect(app.app.sqlite.prepare('SELECT next_poll_at AS n FROM kit_watch_polls').get()).toEqual({ n: 0 })
+    for (const release of held) release()
   })
 })

@@ -87,7 +87,7 @@ export interface KitWatchDeps {
   intervalMs: number
   /** The plugin's public origin; webhooks are registered only with it. */
   publicUrl: string | null
-  /** How often due connections are looked for; default min(interval, 1 s). */
+  /** How often due connections are looked for; default a tenth of the interval, from 50 ms to 1 s. */
   tickMs?: number
   now?: () => number
 }
@@ -100,13 +100,15 @@ export class KitWatch {
   private ticking: Promise<void> | null = null
   private readonly work = new Set<Promise<unknown>>()
   private readonly stopping = new AbortController()
+  /** When each connection's poll is next due, as last read: no query for it before then. */
+  private readonly dueAt = new Map<string, number>()
 
   constructor(private readonly d: KitWatchDeps) {
     this.now = d.now ?? Date.now
   }
 
   start(): void {
-    const tickMs = this.d.tickMs ?? Math.min(this.d.intervalMs, 1000)
+    const tickMs = this.d.tickMs ?? Math.max(50, Math.min(1000, Math.floor(this.d.intervalMs / 10)))
     const run = () => {
       this.ticking = this.tick().finally(() => {
         this.ticking = null
@@ -133,8 +135,10 @@ export class KitWatch {
       this.d.log.warn({ err }, 'kit watch could not list the connections')
       return
     }
+    for (const known of this.dueAt.keys()) if (!connected.has(known)) this.dueAt.delete(known)
     for (const [communityId, credentialId] of connected) {
       if (this.stopping.signal.aborted) return
+      if ((this.dueAt.get(communityId) ?? 0) > this.now()) continue
       try {
         await this.pollConnection(communityId, credentialId)
       } catch (err) {
@@ -156,7 +160,11 @@ export class KitWatch {
     if (!this.hasRoom(credentialId)) return 'no_room'
     const started = this.now()
     const claim = await this.d.states.claimPoll(communityId, credentialId, started, this.d.intervalMs)
-    if (!claim) return 'not_due'
+    if ('dueAt' in claim) {
+      this.dueAt.set(communityId, claim.dueAt)
+      return 'not_due'
+    }
+    this.dueAt.set(communityId, started + this.d.intervalMs)
     const credential = await this.d.credential(communityId)
     if (!credential || credential.status !== 'connected' || credential.credentialId !== credentialId) return 'failed'
     const kit = this.kitOf(credential)

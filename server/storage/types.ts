@@ -422,9 +422,9 @@ export interface KitStateRepository {
    * Claims the connection's poll when it is due: moves it `intervalMs` ahead in the same statement,
    * so one instance polls per interval, and answers from when the last complete poll looked. A
    * connection (or credential) seen for the first time starts being watched from `now`, its first
-   * poll due an interval later: null then, as when not due.
+   * poll due an interval later. Not claimed: when the poll is due (epoch ms).
    */
-  claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | null>
+  claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }>
   /** A complete poll that started at `from`: the next looks from there. */
   pollDone(communityId: string, from: number): Promise<void>
   saveWebhook(record: KitWebhookRecord): Promise<void>

@@ -39,23 +39,25 @@ export class PgKitStates implements KitStateRepository {
     )
   }
 
-  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | null> {
+  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }> {
     const next = now + intervalMs
     const fresh = await this.pool.query(
       `INSERT INTO kit_watch_polls (community_id, credential_id, next_poll_at, polled_from) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
       [communityId, credentialId, next, now],
     )
-    if (fresh.rowCount === 1) return null
+    if (fresh.rowCount === 1) return { dueAt: next }
     const rekeyed = await this.pool.query(
       `UPDATE kit_watch_polls SET credential_id = $1, next_poll_at = $2, polled_from = $3 WHERE community_id = $4 AND credential_id <> $1`,
       [credentialId, next, now, communityId],
     )
-    if (rekeyed.rowCount === 1) return null
+    if (rekeyed.rowCount === 1) return { dueAt: next }
     const { rows } = await this.pool.query(
       `UPDATE kit_watch_polls SET next_poll_at = $1 WHERE community_id = $2 AND next_poll_at <= $3 RETURNING polled_from AS "polledFrom"`,
       [next, communityId, now],
     )
-    return rows[0] ? { polledFrom: Number(rows[0].polledFrom) } : null
+    if (rows[0]) return { polledFrom: Number(rows[0].polledFrom) }
+    const due = await this.pool.query(`SELECT next_poll_at AS "dueAt" FROM kit_watch_polls WHERE community_id = $1`, [communityId])
+    return { dueAt: due.rows[0] ? Number(due.rows[0].dueAt) : now }
   }
 
   async pollDone(communityId: string, from: number): Promise<void> {

@@ -63,20 +63,22 @@ export class SqliteKitStates implements KitStateRepository {
       .run(communityId, credentialId, memberId, state.subscriberId, state.state, state.stateLearnedAt, state.firstName, state.email, now)
   }
 
-  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | null> {
+  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }> {
     const next = now + intervalMs
     const fresh = this.sqlite
       .prepare(`INSERT INTO kit_watch_polls (community_id, credential_id, next_poll_at, polled_from) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
       .run(communityId, credentialId, next, now)
-    if (fresh.changes === 1) return null
+    if (fresh.changes === 1) return { dueAt: next }
     const rekeyed = this.sqlite
       .prepare(`UPDATE kit_watch_polls SET credential_id = ?, next_poll_at = ?, polled_from = ? WHERE community_id = ? AND credential_id <> ?`)
       .run(credentialId, next, now, communityId, credentialId)
-    if (rekeyed.changes === 1) return null
+    if (rekeyed.changes === 1) return { dueAt: next }
     const row = this.sqlite
       .prepare(`UPDATE kit_watch_polls SET next_poll_at = ? WHERE community_id = ? AND next_poll_at <= ? RETURNING polled_from AS polledFrom`)
       .get(next, communityId, now) as { polledFrom: number } | undefined
-    return row ?? null
+    if (row) return row
+    const due = this.sqlite.prepare(`SELECT next_poll_at AS dueAt FROM kit_watch_polls WHERE community_id = ?`).get(communityId) as { dueAt: number } | undefined
+    return { dueAt: due?.dueAt ?? now }
   }
 
   async pollDone(communityId: string, from: number): Promise<void> {
