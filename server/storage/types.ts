@@ -433,6 +433,8 @@ export interface KitStateRepository {
   /** Forgets the connection's webhooks and its poll row. */
   forgetConnection(communityId: string): Promise<void>
   forgetWebhook(token: string): Promise<void>
+  /** Forgets what was seen of the member in Kit under every credential (erasure). */
+  forgetMember(communityId: string, memberId: string): Promise<void>
 }
 
 // Declared apart (interfaces merge) so the Kit watch joins the storage without touching the list above.

@@ -90,4 +90,8 @@ export class PgKitStates implements KitStateRepository {
   async forgetWebhook(token: string): Promise<void> {
     await this.pool.query(`DELETE FROM kit_webhooks WHERE token = $1`, [token])
   }
+
+  async forgetMember(communityId: string, memberId: string): Promise<void> {
+    await this.pool.query(`DELETE FROM kit_member_states WHERE community_id = $1 AND member_id = $2`, [communityId, memberId])
+  }
 }

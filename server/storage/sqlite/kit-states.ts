@@ -110,4 +110,8 @@ export class SqliteKitStates implements KitStateRepository {
   async forgetWebhook(token: string): Promise<void> {
     this.sqlite.prepare(`DELETE FROM kit_webhooks WHERE token = ?`).run(token)
   }
+
+  async forgetMember(communityId: string, memberId: string): Promise<void> {
+    this.sqlite.prepare(`DELETE FROM kit_member_states WHERE community_id = ? AND member_id = ?`).run(communityId, memberId)
+  }
 }
