@@ -22,7 +22,13 @@ interface Store {
 
 async function openSqlite(): Promise<Store> {
   const { sqlite, db } = openDatabase(':memory:')
-  return { states: new SqliteKitStates(sqlite), subscribers: new SqliteSubscribers(db), close: async () => sqlite.close() }
+  return {
+    states: new SqliteKitStates(sqlite),
+    subscribers: new SqliteSubscribers(db),
+    close: async () => {
+      sqlite.close()
+    },
+  }
 }
 
 async function openPg(): Promise<Store> {
