@@ -128,6 +128,20 @@ describe('the Kit watch poll', () => {
     expect(receiver.received).toHaveLength(0)
   })
 
+  it('never reports an unsubscribe the plugin itself sent and acknowledged', async () => {
+    const app = await harness()
+    await member(app, 'm_ada', 'ada@example.com')
+    await waitFor(() => app.app.sqlite.prepare(`SELECT 1 FROM kit_member_states WHERE member_id = 'm_ada'`).get(), { what: 'Ada seen in Kit', timeoutMs: 5000 })
+    const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
+    const ada = app.subscriber('ada@example.com')!
+    // As a consent withdrawal would: the plugin says what it is about to do, then unsubscribes Ada in Kit.
+    await app.app.kitWatch.acknowledge('c_alpha', credentialId, 'm_ada', { id: ada.id, email_address: 'ada@example.com', first_name: 'Ada', state: 'cancelled', created_at: '', fields: {} })
+    app.kit.changeState(KEY, 'ada@example.com', 'cancelled')
+    await pollAfter(app, Date.now())
+    await pollAfter(app, Date.now())
+    expect(receiver.received).toHaveLength(0)
+  })
+
   it('reports nobody the plugin does not know as a member', async () => {
     const app = await harness()
     app.kit.createSubscriber(KEY, { email: 'stranger@example.com', state: 'active' })

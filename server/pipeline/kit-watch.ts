@@ -225,6 +225,17 @@ export class KitWatch {
     return emitted
   }
 
+  /**
+   * The plugin itself changed the member in Kit (an unsubscribe it sent, a name or email it wrote):
+   * what Kit holds after it is kept as seen, so neither the poll nor a webhook reports it back.
+   * Called just before the change is sent, so no poll can see it first.
+   */
+  async acknowledge(communityId: string, credentialId: string, memberId: string, kit: KitSubscriber): Promise<void> {
+    const now = this.now()
+    const seen = { subscriberId: kit.id, state: kit.state, stateLearnedAt: now, firstName: kit.first_name, email: kit.email_address.toLowerCase() }
+    await this.d.states.record(communityId, credentialId, memberId, seen, now)
+  }
+
   /** Registers the connection's webhooks (only with PUBLIC_URL), replacing any it had. */
   async registerWebhooks(communityId: string): Promise<void> {
     if (this.d.publicUrl === null) return
