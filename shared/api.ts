@@ -219,6 +219,8 @@ export const Delivery = Type.Object({
   status: DeliveryStatus,
   attempts: Type.Integer(),
   last_error: Type.Union([Type.String(), Type.Null()]),
+  /** Why it was skipped, is waiting or is held, as a code (e.g. `not_connected`, `list_lag`); `last_error` says it in words. */
+  reason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   kit_requests: Type.Integer(),
   /** What the last attempt did, step by step; empty until an attempt ran. */
   steps: Type.Array(DeliveryStep),

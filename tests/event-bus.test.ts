@@ -16,7 +16,7 @@ import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/t
 import type { Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import { DEFAULT_STREAM_LIMITS, loadConfig, type EventBusConfig } from '../server/config.ts'
-import type { NewDelivery } from '../server/pipeline/queue.ts'
+import type { NewDelivery } from '../server/core/queue.ts'
 import type { EventBusOptions } from '../server/plugins/event-bus.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { tempDb } from './helpers/config.ts'

@@ -186,9 +186,10 @@ describe('event intake', () => {
   it('records well-formed events of other types as skipped', async () => {
     const res = await postEvent(app, secret, makeEvent({ type: 'community.renamed' }))
     expect(res.statusCode).toBe(202)
-    const row = app.sqlite.prepare('SELECT status, last_error FROM deliveries').get() as { status: string; last_error: string }
+    const row = app.sqlite.prepare('SELECT status, last_error, reason FROM deliveries').get() as { status: string; last_error: string; reason: string }
     expect(row.status).toBe('skipped')
-    expect(row.last_error).toMatch(/community\.renamed is not handled/)
+    expect(row.reason).toBe('unknown_event_type')
+    expect(row.last_error).toContain('community.renamed')
   })
 
   it('counts intake outcomes in /metrics', async () => {

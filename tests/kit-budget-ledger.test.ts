@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { RequestBudget, type Release } from '../server/kit/budget.ts'
-import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../server/storage/types.ts'
+import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../server/core/storage.ts'
 
 const KEY = 'cred-a'
 const START = 1_000_000

@@ -11,7 +11,7 @@ import { PgKitStates } from '../server/storage/postgres/kit-states.ts'
 import { PostgresSubscribers } from '../server/storage/postgres/subscribers.ts'
 import { SqliteKitStates } from '../server/storage/sqlite/kit-states.ts'
 import { SqliteSubscribers } from '../server/storage/sqlite/subscribers.ts'
-import type { KitStateRepository, SubscriberRepository } from '../server/storage/types.ts'
+import type { KitStateRepository, SubscriberRepository } from '../server/core/storage.ts'
 import { createTestDatabase, postgresAvailable } from './helpers/postgres.ts'
 
 interface Store {

@@ -14,7 +14,7 @@ import { GIVE_UP_AFTER_MS, PlatformEvents, type EmitInput } from '../server/pipe
 import { PlatformSender, type PlatformSenderOptions } from '../server/pipeline/platform-outbox.ts'
 import { PgOutbox } from '../server/storage/postgres/outbox.ts'
 import { SqliteOutbox } from '../server/storage/sqlite/outbox.ts'
-import type { PlatformOutbox } from '../server/storage/types.ts'
+import type { PlatformOutbox } from '../server/core/storage.ts'
 import { waitFor } from './helpers/events.ts'
 import { startPlatformReceiver, type PlatformReceiver } from './helpers/platform-receiver.ts'
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './helpers/postgres.ts'

@@ -5,6 +5,7 @@
  */
 import pg from 'pg'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { reasonWords } from '../server/core/reasons.ts'
 import { openDatabase } from '../server/db/index.ts'
 import { openPostgres } from '../server/db/postgres.ts'
 import { PostgresConnections } from '../server/storage/postgres/connections.ts'
@@ -27,7 +28,7 @@ import type {
   SubscriberRecord,
   SubscriberRepository,
   SyncRepository,
-} from '../server/storage/types.ts'
+} from '../server/core/storage.ts'
 import { createTestDatabase, postgresAvailable } from './helpers/postgres.ts'
 
 interface Harness {
@@ -145,9 +146,7 @@ function members(syncId: string, count: number, from = 1): StagedSnapshot[] {
   })
 }
 
-const HELD = 'Waiting: the sync is still reading its member file.'
-const PAUSED = 'Paused: the initial sync was paused.'
-const CANCELLED = 'Sync cancelled before this member was sent to Kit.'
+const HELD = reasonWords('sync_importing')
 const iso = (ms: number) => new Date(ms).toISOString()
 
 interface DeliveryRow {
@@ -186,7 +185,7 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         syncId,
       )
     const statusOf = async (deliveryId: string) =>
-      (await h.query<{ status: string; last_error: string | null }>('SELECT status, last_error FROM deliveries WHERE id = ?', deliveryId))[0]
+      (await h.query<{ status: string; reason: string | null }>('SELECT status, reason FROM deliveries WHERE id = ?', deliveryId))[0]
     const countOf = async (sql: string, ...params: unknown[]) =>
       (await h.query<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n ${sql}`, ...params))[0]?.n
 
@@ -389,7 +388,7 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         communityId,
         startedAt,
         eventType: 'member.snapshot',
-        heldReason: HELD,
+        heldReason: 'sync_importing' as const,
       })
       const totals = { total: 3, refused: 1, refusedExamples: '[{"line":4,"reason":"bad email"}]' }
 
@@ -501,27 +500,27 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
           { status: 'succeeded', n: 1, k: 2 },
         ])
 
-        await h.syncs.pause('sync_1', PAUSED, STARTED + 20)
+        await h.syncs.pause('sync_1', 'sync_paused', STARTED + 20)
         expect(await h.syncs.get(A, 'sync_1')).toMatchObject({ status: 'paused', updated_at: STARTED + 20 })
-        expect(await statusOf('dlv_sync_1_1')).toEqual({ status: 'succeeded', last_error: null })
-        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', last_error: null })
-        expect(await statusOf('dlv_sync_1_3')).toEqual({ status: 'held', last_error: PAUSED })
-        expect(await statusOf('dlv_sync_1_4')).toEqual({ status: 'held', last_error: PAUSED })
-        expect((await deliveriesOf('sync_1')).find((d) => d.id === 'dlv_sync_1_4')?.updated_at).toBe(iso(STARTED + 20))
+        expect(await statusOf('dlv_sync_1_1')).toEqual({ status: 'succeeded', reason: null })
+        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', reason: null })
+        expect(await statusOf('dlv_sync_1_3')).toEqual({ status: 'held', reason: 'sync_paused' })
+        expect(await statusOf('dlv_sync_1_4')).toEqual({ status: 'held', reason: 'sync_paused' })
+        expect((await deliveriesOf('sync_1')).find((d) => d.id === 'dlv_sync_1_4')).toMatchObject({ last_error: reasonWords('sync_paused'), updated_at: iso(STARTED + 20) })
 
         await h.syncs.resume('sync_1', STARTED + 30)
         expect(await h.syncs.get(A, 'sync_1')).toMatchObject({ status: 'running', updated_at: STARTED + 30 })
         const resumed = (await deliveriesOf('sync_1')).find((d) => d.id === 'dlv_sync_1_3')
         expect(resumed).toMatchObject({ status: 'pending', last_error: null, next_attempt_at: STARTED + 30, updated_at: iso(STARTED + 30) })
-        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', last_error: null })
+        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', reason: null })
 
-        await h.syncs.pause('sync_1', PAUSED, STARTED + 35)
-        await h.syncs.cancel('sync_1', CANCELLED, STARTED + 40)
+        await h.syncs.pause('sync_1', 'sync_paused', STARTED + 35)
+        await h.syncs.cancel('sync_1', 'sync_cancelled', STARTED + 40)
         expect(await h.syncs.get(A, 'sync_1')).toMatchObject({ status: 'cancelled', updated_at: STARTED + 40 })
-        expect(await statusOf('dlv_sync_1_1')).toEqual({ status: 'succeeded', last_error: null })
-        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', last_error: null })
-        expect(await statusOf('dlv_sync_1_3')).toEqual({ status: 'skipped', last_error: CANCELLED })
-        expect(await statusOf('dlv_sync_1_4')).toEqual({ status: 'skipped', last_error: CANCELLED })
+        expect(await statusOf('dlv_sync_1_1')).toEqual({ status: 'succeeded', reason: null })
+        expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', reason: null })
+        expect(await statusOf('dlv_sync_1_3')).toEqual({ status: 'skipped', reason: 'sync_cancelled' })
+        expect(await statusOf('dlv_sync_1_4')).toEqual({ status: 'skipped', reason: 'sync_cancelled' })
         // Another sync's deliveries were never touched.
         expect((await deliveriesOf('sync_other')).map((d) => [d.status, d.last_error])).toEqual([
           ['held', HELD],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { backoffDelay, defaultRetryPolicy, nextListLookup, retriesExpired } from '../server/pipeline/retry-policy.ts'
+import { backoffDelay, defaultRetryPolicy, nextListLookup, retriesExpired } from '../server/core/retry-policy.ts'
 
 const policy = defaultRetryPolicy(60_000)
 

@@ -345,11 +345,11 @@ describe('a queued sync', () => {
   it('pause holds its deliveries, resume lets them go, cancel skips the rest as "sync cancelled"', async () => {
     await h.connect()
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a', 'b@example.com,m_b'))).json()
-    const statuses = () => (h.app.sqlite.prepare('SELECT status, last_error FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; last_error: string | null }[])
+    const statuses = () => (h.app.sqlite.prepare('SELECT status, reason FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; reason: string | null }[])
 
     const paused = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })
     expect(paused.json()).toMatchObject({ status: 'paused', remaining: 2, estimated_seconds_left: null })
-    expect(statuses().map((s) => s.status)).toEqual(['held', 'held'])
+    expect(statuses()).toEqual([{ status: 'held', reason: 'sync_paused' }, { status: 'held', reason: 'sync_paused' }])
     expect(await h.app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
     // Saving a working key again resumes deliveries held for the key, never a paused sync's.
     await h.connect()
@@ -363,8 +363,8 @@ describe('a queued sync', () => {
     const cancelled = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/cancel`, headers: asA })
     expect(cancelled.json()).toMatchObject({ status: 'cancelled', skipped: 2, remaining: 0 })
     expect(statuses()).toEqual([
-      { status: 'skipped', last_error: 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.' },
-      { status: 'skipped', last_error: 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.' },
+      { status: 'skipped', reason: 'sync_cancelled' },
+      { status: 'skipped', reason: 'sync_cancelled' },
     ])
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/resume`, headers: asA })).statusCode).toBe(409)
   })

@@ -123,9 +123,9 @@ describe('a sync against Kit', () => {
 
     const sync = await waitForSync(syncId, 60_000)
     expect(sync).toMatchObject({ done: 60, skipped: 1 })
-    const snapshot = h.app.sqlite.prepare(`SELECT status, last_error, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`).get(syncId) as { status: string; last_error: string; kit_requests: number }
+    const snapshot = h.app.sqlite.prepare(`SELECT status, reason, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`).get(syncId) as { status: string; reason: string; kit_requests: number }
     expect(snapshot.status).toBe('skipped')
-    expect(snapshot.last_error).toMatch(/^Stale: a newer event \(evt_\w+\) for this member was applied after the sync started/)
+    expect(snapshot.reason).toBe('stale_snapshot')
     expect(snapshot.kit_requests).toBe(0)
     expect(subscriber('late@example.com')?.first_name).toBe('Live Name')
     expect(subscriber('late@example.com')?.fields).toEqual({ plan: 'live' })

@@ -10,7 +10,7 @@
  * lets run must also get a ticket from the ledger, which counts every instance's requests. A
  * refusal there makes the credential spent here until the time the ledger gave.
  */
-import type { BudgetLedger, BudgetTicket } from '../storage/types.ts'
+import type { BudgetLedger, BudgetTicket } from '../core/storage.ts'
 
 export type Priority = 'interactive' | 'background'
 

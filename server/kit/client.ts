@@ -14,12 +14,19 @@ import { BudgetSpentError, type Priority, type Release, type RequestBudget } fro
 import { KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
+  KitApi,
   KitCustomFieldItem,
+  KitFieldValues,
   KitFormItem,
   KitSequenceItem,
   KitSubscriber,
   KitTagItem,
-} from './types.ts'
+  UpdateSubscriberInput,
+  UpsertResult,
+  UpsertSubscriberInput,
+} from '../core/kit.ts'
+
+export type { KitApi, KitFieldValues, UpdateSubscriberInput, UpsertResult, UpsertSubscriberInput }
 
 export interface KitRequestInfo {
   method: string
@@ -64,63 +71,6 @@ export interface KitCallOptions {
    * BudgetSpentError (with when one frees up) before anything is sent. Default true.
    */
   waitForBudget?: boolean
-}
-
-/** Custom field values by Kit field key. Kit takes strings only: a field is cleared with "". */
-export type KitFieldValues = Record<string, string>
-
-/** What Kit did with an upsert. */
-export interface UpsertResult {
-  subscriber: KitSubscriber
-  /** Kit created the subscriber with this request (as far as its answer tells; false when unsure). */
-  created: boolean
-  /**
-   * 202 (more than ten fields): Kit writes the fields of a subscriber it created after answering,
-   * so the answer does not show them yet.
-   */
-  fieldsDeferred: boolean
-}
-
-export interface UpsertSubscriberInput {
-  email: string
-  firstName?: string | null
-  state?: 'active' | 'inactive'
-  fields?: KitFieldValues
-}
-
-export interface UpdateSubscriberInput {
-  /** A new email address for the subscriber (trimmed and lower-cased). */
-  email?: string
-  firstName?: string | null
-  fields?: KitFieldValues
-}
-
-export interface KitApi {
-  readonly credentialId: string
-  getAccount(): Promise<KitAccountInfo>
-  listTags(): Promise<KitTagItem[]>
-  createTag(name: string): Promise<{ tag: KitTagItem; created: boolean }>
-  listCustomFields(): Promise<KitCustomFieldItem[]>
-  createCustomField(label: string): Promise<{ field: KitCustomFieldItem; created: boolean }>
-  /**
-   * Forms as Kit's own libraries list them: `type=embed` (no hosted landing pages), Creator Profile
-   * and Creator Network forms (a null format) left out; active ones unless asked otherwise.
-   */
-  listForms(status?: 'active' | 'archived' | 'all'): Promise<KitFormItem[]>
-  /** Legacy forms (`GET /v4/landing_pages?type=embed`), joined through addSubscriberToLegacyForm. */
-  listLegacyForms(): Promise<KitFormItem[]>
-  listSequences(): Promise<KitSequenceItem[]>
-  upsertSubscriber(input: UpsertSubscriberInput): Promise<UpsertResult>
-  getSubscriber(id: number): Promise<KitSubscriber | null>
-  findSubscriberByEmail(email: string): Promise<KitSubscriber | null>
-  updateSubscriber(id: number, input: UpdateSubscriberInput): Promise<KitSubscriber>
-  tagSubscriber(tagId: number, subscriberId: number): Promise<void>
-  untagSubscriber(tagId: number, subscriberId: number): Promise<void>
-  /** By subscriber id; `referrer` (a URL) is where Kit records the subscriber came from. */
-  addSubscriberToForm(formId: number, subscriberId: number, referrer?: string | null): Promise<void>
-  addSubscriberToLegacyForm(formId: number, subscriberId: number): Promise<void>
-  addSubscriberToSequence(sequenceId: number, subscriberId: number): Promise<void>
-  unsubscribe(subscriberId: number): Promise<void>
 }
 
 /** What the Kit watch asks besides: the subscribers list page by page, and legacy webhooks. */

@@ -2,7 +2,7 @@
  * One error type for everything Kit can answer, so callers branch on a small set of kinds instead
  * of on HTTP details. Messages are human-readable and never carry the API key.
  */
-import type { KitSubscriber } from './types.ts'
+import type { KitSubscriber } from '../core/kit.ts'
 
 export type KitErrorKind = 'invalid_credentials' | 'rate_limited' | 'validation' | 'not_found' | 'unavailable'
 

@@ -10,10 +10,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
-import type { Metrics } from '../plugins/metrics.ts'
+import type { DeliveryMetrics } from '../core/ports.ts'
+import { reasonWords } from '../core/reasons.ts'
 import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
-import type { DeliveryQueue, QueuedDelivery } from './queue.ts'
+import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 
 const EMPTY_CLAIM_PAUSE_MS = 10
 /** How long a delivery keeps its slot while every slot is taken and other work waits. */
@@ -28,7 +29,7 @@ export interface ConsumerOptions {
   /** community id → credential id of every connected community. */
   credentials: () => Promise<Map<string, string>>
   log: FastifyBaseLogger
-  metrics: Metrics
+  metrics: DeliveryMetrics
   concurrency?: number
   /** Most deliveries in flight for one Kit credential; default MAX_IN_FLIGHT_PER_CREDENTIAL (2). */
   perCredential?: number
@@ -207,7 +208,7 @@ export class Consumer {
   }
 
   private async handle(delivery: QueuedDelivery): Promise<void> {
-    let outcome
+    let outcome: Outcome
     const deadline = AbortSignal.timeout(this.leaseMs / 2)
     const started = performance.now()
     const turn = {
@@ -216,11 +217,11 @@ export class Consumer {
     try {
       outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]), turn)
       if (deadline.aborted && outcome.status === 'retrying') {
-        outcome = { ...outcome, lastError: 'Kit took too long to answer; this delivery will be retried.' }
+        outcome = { ...outcome, reason: 'kit_timeout', lastError: reasonWords('kit_timeout') }
       }
     } catch (err) {
       this.o.log.error({ err, deliveryId: delivery.id }, 'processing crashed; will retry')
-      outcome = { status: 'retrying' as const, kitRequests: 0, lastError: 'An unexpected error interrupted this delivery; it will be retried.', nextAttemptAt: Date.now() + 5000 }
+      outcome = { status: 'retrying' as const, reason: 'unexpected_error', kitRequests: 0, lastError: reasonWords('unexpected_error'), nextAttemptAt: Date.now() + 5000 }
     }
     // Stopping is not a failure: an attempt cut short by shutdown is given back as it was (see
     // stop()), also when its day of retries has run out and it would otherwise be given up.

@@ -5,8 +5,10 @@
  * in-memory classes, so the rules are tested without HTTP or a database.
  */
 import type { BudgetSpentError } from '../kit/budget.ts'
-import type { KitApi } from '../kit/client.ts'
-import type { Outcome, QueuedDelivery } from './queue.ts'
+import type { KitApi } from '../core/kit.ts'
+import type { Outcome, QueuedDelivery } from '../core/queue.ts'
+import { reasonWords } from '../core/reasons.ts'
+import type { ClaimTurnsOrder } from '../core/turns.ts'
 
 /** Deliveries the consumer runs at once for one Kit credential, whatever its backlog. */
 export const MAX_IN_FLIGHT_PER_CREDENTIAL = 2
@@ -61,61 +63,6 @@ export function claimPlan(input: ClaimInput): ClaimPlan {
   }
   const limit = Math.max(0, Math.min(input.free, input.perCredential - busiest))
   return { exclude, limit, budgetFreesIn }
-}
-
-/** A claimable delivery, as far as taking turns is concerned. */
-export interface ClaimCandidate {
-  seq: number
-  communityId: string
-  memberId: string
-}
-
-/**
- * Each community's place in line for a claim: the higher of `floor` and its entry in `places`
- * (lower first; one not listed stands at the floor), and among equals the lower entry first.
- */
-export interface ClaimTurnsOrder {
-  floor: number
-  places: ReadonlyMap<string, number>
-}
-
-/**
- * Which of the claimable deliveries a claim takes: communities take turns. `candidates` holds, for
- * each community, its claimable deliveries in the queue's order (live events first, then by due
- * time; communities may be interleaved). Communities go in the order of their places (see
- * FairShare), the one with the oldest first delivery first among equals, and each gets one
- * delivery per round until `limit`; at most one per member. Without `order`, every community
- * stands at the same place.
- */
-export function takeTurns<T extends ClaimCandidate>(candidates: readonly T[], limit: number, order?: ClaimTurnsOrder): T[] {
-  const lines = new Map<string, T[]>()
-  for (const candidate of candidates) {
-    const line = lines.get(candidate.communityId)
-    if (line) line.push(candidate)
-    else lines.set(candidate.communityId, [candidate])
-  }
-  const entryOf = (line: readonly T[]) => (order ? (order.places.get(line[0]?.communityId ?? '') ?? order.floor) : 0)
-  const placeOf = (line: readonly T[]) => (order ? Math.max(order.floor, entryOf(line)) : 0)
-  const queue = [...lines.values()].sort(
-    (a, b) => placeOf(a) - placeOf(b) || entryOf(a) - entryOf(b) || (a[0]?.seq ?? 0) - (b[0]?.seq ?? 0),
-  )
-  const picked: T[] = []
-  const members = new Set<string>()
-  for (let round = 0; picked.length < limit; round++) {
-    let any = false
-    for (const line of queue) {
-      const candidate = line[round]
-      if (!candidate) continue
-      any = true
-      const member = `${candidate.communityId}\u0000${candidate.memberId}`
-      if (members.has(member)) continue
-      members.add(member)
-      picked.push(candidate)
-      if (picked.length === limit) break
-    }
-    if (!any) break
-  }
-  return picked
 }
 
 /** Communities remembered by one consumer; beyond it the one least recently seen is forgotten (it then stands at the floor). */
@@ -192,8 +139,9 @@ const clockTime = (ms: number) => `${new Date(Math.ceil(ms / 1000) * 1000).toISO
 export function putBackForBudget(spent: BudgetSpentError, delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
   return {
     status: 'pending',
+    reason: 'kit_budget',
     kitRequests,
-    lastError: `Waiting for Kit's rate limit (${describeBudget(spent.limit, spent.windowMs)}); continues at ${clockTime(spent.until)}.`,
+    lastError: reasonWords('kit_budget', { budget: describeBudget(spent.limit, spent.windowMs), until: clockTime(spent.until) }),
     nextAttemptAt: Math.min(delivery.receivedAt, spent.until),
   }
 }
@@ -243,8 +191,9 @@ export function takingTurns(kit: KitApi, turn: Turn | undefined): KitApi {
 export function putBackForTurn(delivery: Pick<QueuedDelivery, 'receivedAt'>, kitRequests: number): Outcome {
   return {
     status: 'pending',
+    reason: 'turn_over',
     kitRequests,
-    lastError: 'Paused to let other deliveries run; continues shortly.',
+    lastError: reasonWords('turn_over'),
     nextAttemptAt: delivery.receivedAt,
   }
 }

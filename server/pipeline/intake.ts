@@ -5,9 +5,9 @@
  */
 import { isEventType } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
-import { NOT_CONNECTED_REASON } from '../services/connections.ts'
-import { InvalidEvent, normaliseEmail, validateEnvelope, type MemberEvent } from './envelope.ts'
-import type { DeliveryQueue } from './queue.ts'
+import { reasonWords, type ReasonCode } from '../core/reasons.ts'
+import { InvalidEvent, normaliseEmail, validateEnvelope, type MemberEvent } from '../core/envelope.ts'
+import type { DeliveryQueue } from '../core/queue.ts'
 import { WebhookVerifier } from './signature.ts'
 
 /** The largest event accepted, in bytes, on every path. */
@@ -92,7 +92,7 @@ export class EventIntake {
     if (event.id !== webhookId) return invalidEvent('id must equal the webhook-id header')
 
     const receivedAt = this.now()
-    const skippedReason = await this.skippedReason(event)
+    const skipped = await this.skippedReason(event)
     const { accepted } = await this.o.queue.enqueue({
       communityId: event.communityid,
       eventId: event.id,
@@ -102,17 +102,17 @@ export class EventIntake {
       eventTime: event.time ? Date.parse(event.time) : receivedAt,
       payload: text,
       receivedAt,
-      ...(skippedReason ? { skippedReason } : {}),
+      ...(skipped ? { skippedReason: reasonWords(skipped, { eventType: event.type }), reason: skipped } : {}),
     })
     if (!accepted) return { outcome: 'duplicate', id: event.id }
-    if (!skippedReason) this.o.notify()
+    if (!skipped) this.o.notify()
     return { outcome: 'accepted', id: event.id }
   }
 
   /** Events that will send nothing are recorded as skipped right away, with the reason. */
-  private async skippedReason(event: MemberEvent): Promise<string | undefined> {
-    if (!isEventType(event.type)) return `Event type ${event.type} is not handled by the Kit integration.`
-    if (!(await this.o.isConnected(event.communityid))) return NOT_CONNECTED_REASON
+  private async skippedReason(event: MemberEvent): Promise<ReasonCode | undefined> {
+    if (!isEventType(event.type)) return 'unknown_event_type'
+    if (!(await this.o.isConnected(event.communityid))) return 'not_connected'
     return undefined
   }
 }

@@ -5,9 +5,9 @@
  * no longer knows, a creation that found the thing already there (or was refused because it is
  * there), a field it did not know.
  */
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 import { isKitError } from '../kit/errors.ts'
-import type { KnownTagRepository } from '../storage/types.ts'
+import type { KnownTagRepository } from '../core/storage.ts'
 
 interface TagList {
   /** Lower-cased name → id. */

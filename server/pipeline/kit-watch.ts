@@ -15,8 +15,8 @@ import type { PlatformEventType } from '#shared/platform-events.ts'
 import type { BudgetUsage } from '../kit/budget.ts'
 import type { KitCallOptions, KitWatchApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
-import type { KitSubscriber } from '../kit/types.ts'
-import type { KitMemberState, KitStateRepository, KnownKitMember } from '../storage/types.ts'
+import type { KitSubscriber } from '../core/kit.ts'
+import type { KitMemberState, KitStateRepository, KnownKitMember } from '../core/storage.ts'
 import type { Changes, EmitInput, EmitResult } from './platform-events.ts'
 
 /** Kit's state → the event that reports reaching it. */

@@ -8,25 +8,19 @@
  * only until it is held. A tag the plugin held that Kit no longer has (deleted there, or the key
  * now reaches another Kit account) is made again by name; a tag the owner picked never is.
  */
-import type { KitApi } from '../kit/client.ts'
-import type { MappingService } from '../services/mappings.ts'
-import type { HeldTagRepository } from '../storage/types.ts'
+import type { KitApi } from '../core/kit.ts'
+import type { TagTarget } from '../core/planner.ts'
+import type { MappingSource } from '../core/ports.ts'
+import type { HeldTagRepository } from '../core/storage.ts'
 import type { KitIdCache } from './kit-ids.ts'
 
-/** A mapped tag as one delivery applies it. */
-export interface TagTarget {
-  /** The name as mapped, filled in from the event when it is templated. */
-  name: string
-  /** The id the mapping document gives it (picked in the panel, or held since first use). */
-  storedId: number | null
-  templated: boolean
-}
+export type { TagTarget }
 
 export const describeTag = (tag: TagTarget) => (tag.storedId !== null ? `tag "${tag.name}" (id ${tag.storedId})` : `tag "${tag.name}"`)
 
 export interface MappedTagDeps {
   ids: KitIdCache
-  mappings: Pick<MappingService, 'holdTagId'>
+  mappings: Pick<MappingSource, 'holdTagId'>
   held: HeldTagRepository
   now: () => number
 }

@@ -9,7 +9,7 @@
  * else a subscriber Kit no longer has. Which forms are legacy is then remembered per credential,
  * so the next delivery joins them directly. A refusal makes nothing else be forgotten.
  */
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 
 /** Kit refuses to add anyone to this form: it is archived, or no longer exists. */

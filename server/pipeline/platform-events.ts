@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { SUBSCRIBER_STATE_TYPES, type PlatformEventType } from '#shared/platform-events.ts'
-import type { FailureTally, NewPlatformEvent, PlatformOutbox } from '../storage/types.ts'
+import type { FailureTally, NewPlatformEvent, PlatformOutbox } from '../core/storage.ts'
 
 export const PLATFORM_EVENT_SOURCE = 'kit-for-appstation'
 /** Retried for at least this long before an event is marked failed. */

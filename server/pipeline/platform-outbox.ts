@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { Webhook } from 'standardwebhooks'
-import type { PlatformEventOutcome, PlatformEventRecord, PlatformOutbox } from '../storage/types.ts'
+import type { PlatformEventOutcome, PlatformEventRecord, PlatformOutbox } from '../core/storage.ts'
 
 export interface PlatformBackoff {
   /** The first wait, doubled after every failed attempt. */

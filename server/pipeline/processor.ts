@@ -1,35 +1,36 @@
 /**
- * Turns one member event into Kit calls according to the community's mappings: the subscriber
- * first (created or updated only when something changed), then tags, forms, sequences and
- * unsubscribe. Returns the outcome; the consumer records it.
+ * Executes the plan for one member event (see core/planner.ts): the subscriber first (created or
+ * updated only when something changed), then tags, forms, sequences and unsubscribe, in the
+ * plan's order. Kit's errors become the outcome (see outcomes.ts); the consumer records it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { LIMITS, type DeliveryStep, type DeliveryStepAction, type EventMapping, type KitRef, type Mappings, type TagRef } from '#shared/api.ts'
-import { fillPlaceholders, hasPlaceholder, type EventType } from '#shared/events.ts'
-import { BudgetSpentError } from '../kit/budget.ts'
-import type { KitApi, KitClientFactory, KitFieldValues } from '../kit/client.ts'
-import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
-import type { KitSubscriber } from '../kit/types.ts'
-import { NOT_CONNECTED_REASON, type ConnectionService } from '../services/connections.ts'
-import type { MappingService } from '../services/mappings.ts'
-import { normaliseEmail, type MemberEvent } from './envelope.ts'
-import { putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from './fairness.ts'
+import type { KitRef } from '#shared/api.ts'
+import type { KitApi } from '../core/kit.ts'
+import type { KitClientFactory } from '../kit/client.ts'
+import { isKitError, type KitError } from '../kit/errors.ts'
+import type { MemberEvent } from '../core/envelope.ts'
+import { createdMark } from '../core/new-subscriber.ts'
+import { credentialVerdict, plan, removalsFor, scopesToRead, type Plan, type SendPlan, type TagTarget } from '../core/planner.ts'
+import type { CredentialSource, MappingSource } from '../core/ports.ts'
+import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
+import { nextListLookup, type RetryPolicy } from '../core/retry-policy.ts'
+import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
+import { reasonWords } from '../core/reasons.ts'
+import { takingTurns, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
+import { describeTag, MappedTags } from './mapped-tags.ts'
 import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
-import { createdMark, tagRemovalsFor } from './new-subscriber.ts'
-import { describeTag, MappedTags, type TagTarget } from './mapped-tags.ts'
+import { Outcomes, Refused, unsent } from './outcomes.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
-import { LIST_LAG_WAIT_PREFIX, type DeliveryQueue, type OrderingMark, type Outcome, type QueuedDelivery } from './queue.ts'
-import { backoffDelay, nextListLookup, retriesExpired, type RetryPolicy } from './retry-policy.ts'
-import { snapshotFieldValues, snapshotMapping } from './sync-snapshot.ts'
-import type { HeldTagRepository, SubscriberKey, SubscriberRepository } from '../storage/types.ts'
+import { capitalise, describeFields, durationWords, namesTag, StepLog, unknownFields } from './step-log.ts'
+import { SubscriberWriter, type CachedSubscriber } from './subscriber-writer.ts'
 
 export interface ProcessorDeps {
   subscribers: SubscriberRepository
   /** For reading ordering marks; the consumer settles outcomes (and their marks) through it. */
   queue: Pick<DeliveryQueue, 'marks'>
-  connections: ConnectionService
-  mappings: MappingService
+  connections: CredentialSource
+  mappings: MappingSource
   kit: KitClientFactory
   ids: KitIdCache
   /** The tag each filled-in templated tag name stands for, once first used. */
@@ -40,175 +41,14 @@ export interface ProcessorDeps {
   random?: () => number
 }
 
-interface CachedSubscriber {
-  subscriberId: number
-  email: string
-  firstName: string | null
-  /** What Kit holds, by field key, as far as the plugin knows (null: Kit has no value). */
-  fields: Record<string, string | null>
-  /** The subscriber's state when Kit answered with it in this delivery (not remembered between deliveries). */
-  state?: string
+/** What executing a plan came to, short of an error. */
+interface Executed {
+  warnings: string[]
+  /** Kit has nobody to apply it to (the words). */
+  skipped?: string
+  /** Kit's list may not show the subscriber yet: look again then. */
+  waiting?: { message: string; lookAgainAt: number }
 }
-
-const REJECTED_HELD = 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.'
-const UNREADABLE_HELD = 'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.'
-
-/** One mapped member field to write: Kit's key for it, the label the owner knows, the value. */
-interface FieldWrite {
-  source: string
-  key: string
-  label: string
-  /** Kit takes strings only; an emptied member field is written as "". */
-  value: string
-}
-
-/**
- * Fills `{{access.level}}`, `{{subscription.plan}}`, `{{member.fields.mk_x}}` from the event; each
- * value loses its control characters and is cut to 100 characters, so a member's own field can
- * never turn a tag name into something long or strange. null when a value is missing.
- */
-export function fillTemplate(name: string, event: MemberEvent): string | null {
-  const filled = fillPlaceholders(name, (path) => {
-    if (path === 'access.level') return event.data.access?.level
-    if (path === 'subscription.plan') return event.data.subscription?.plan
-    if (path.startsWith('member.fields.')) return event.data.member.fields?.[path.slice('member.fields.'.length)]
-    return null
-  })
-  return filled === null ? null : Array.from(filled).slice(0, LIMITS.tagNameMax).join('').trim()
-}
-
-/** The ordering scope an event belongs to: an older event never undoes a newer one in the same scope. */
-export function orderingScope(event: MemberEvent): string | null {
-  if (event.type.startsWith('subscription.') && event.data.subscription?.id) return `subscription:${event.data.subscription.id}`
-  if (event.type.startsWith('access.') && event.data.access?.level) return `access:${event.data.member.id}:${event.data.access.level}`
-  return null
-}
-
-const describeScope = (event: MemberEvent) =>
-  event.type.startsWith('subscription.')
-    ? `subscription ${event.data.subscription?.id}`
-    : `access level "${event.data.access?.level}"`
-
-const isEmptyMapping = (m: EventMapping) =>
-  m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
-
-class Retryable extends Error {}
-
-/** Kit refused part of the delivery for a reason retrying cannot fix; the message says what to do. */
-class Refused extends Error {
-  constructor(
-    message: string,
-    /** The Kit object refused (a form's or a sequence's name), for the failed step. */
-    readonly target: string | null = null,
-  ) {
-    super(message)
-  }
-}
-
-
-const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
-  'subscriber.created': () => 'subscriber created',
-  'subscriber.updated': () => 'subscriber updated',
-  'subscriber.unchanged': () => 'subscriber unchanged',
-  'subscriber.unconfirmed': (t) => `${t ?? ''} unconfirmed in Kit`,
-  'fields.written': (t) => `fields written (${t ?? ''})`,
-  'tag.added': (t) => `tag "${t ?? ''}" added`,
-  'tag.removed': (t) => `tag "${t ?? ''}" removed`,
-  'form.added': (t) => `added to form "${t ?? ''}"`,
-  'sequence.added': (t) => `added to sequence "${t ?? ''}"`,
-  unsubscribed: () => 'unsubscribed',
-  skipped: (t) => `skipped ${t ?? ''}`,
-  warning: (t) => `warning about ${t ?? ''}`,
-  failed: (t) => `${t ?? 'a step'} failed`,
-}
-
-const CHANGES: readonly DeliveryStepAction[] = [
-  'subscriber.created', 'subscriber.updated', 'fields.written', 'tag.added', 'tag.removed', 'form.added', 'sequence.added', 'unsubscribed',
-]
-
-const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
-  action,
-  target,
-  detail,
-})
-
-const capitalise = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`
-
-/**
- * What one attempt did in Kit, step by step, and what it was doing when it stopped, so a failure
- * can always say which parts were applied.
- */
-class StepLog {
-  readonly steps: DeliveryStep[] = []
-  /** The part being attempted, phrased as its failure: `tag "VIP" not added`. */
-  attempting: string | null = null
-
-  add(action: DeliveryStepAction, target: string | null = null, detail: string | null = null): void {
-    this.steps.push(step(action, target, detail))
-    this.attempting = null
-  }
-
-  /** "Subscriber created, tag "New Member" added; " when something was applied, else "". */
-  appliedPrefix(): string {
-    const words = this.steps.filter((s) => CHANGES.includes(s.action)).map((s) => STEP_WORDS[s.action](s.target))
-    return words.length === 0 ? '' : `${capitalise(words.join(', '))}; `
-  }
-}
-
-/** A delivery that sent nothing, with its reason as its one step. */
-const skippedBecause = (reason: string): Outcome => ({ status: 'skipped', kitRequests: 0, lastError: reason, steps: [step('skipped', null, reason)] })
-
-/** "5 minutes", "1 minute", "45 seconds". */
-function durationWords(ms: number): string {
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
-  return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
-}
-
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-
-/** The fields a Kit error or warning names (by key or label); empty when it names none of them. */
-function namedFields(messages: string[], fields: FieldWrite[]): FieldWrite[] {
-  return fields.filter((f) =>
-    [f.key, f.label].some((name) => {
-      const word = new RegExp(`(^|[^A-Za-z0-9_])${escapeRegExp(name)}($|[^A-Za-z0-9_])`, 'i')
-      return messages.some((m) => word.test(m))
-    }),
-  )
-}
-
-/**
- * The fields Kit did not write because it did not know their keys: named in `warnings` on a 2xx
- * (all sent fields when the warnings name none), or named by a 422. null for any other error.
- */
-function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] | null {
-  if (fields.length === 0 || !isKitError(err)) return null
-  if (err instanceof KitFieldWarnings) {
-    const named = namedFields(err.messages, fields)
-    return named.length > 0 ? named : fields
-  }
-  if (err.kind !== 'validation' || err.status !== 422) return null
-  const named = namedFields(err.messages.filter((m) => /field/i.test(m)), fields)
-  return named.length > 0 ? named : null
-}
-
-/** Kit answering a tag call as if the tag id were wrong: a 404, or a 422 that speaks of the tag. */
-const namesTag = (err: KitError) => err.kind === 'not_found' || (err.status === 422 && err.messages.some((m) => /\btag\b/i.test(m)))
-
-const describeFields = (fields: FieldWrite[]) => fields.map((f) => `"${f.label}" (key ${f.key}, from ${f.source})`).join(', ')
-
-const valuesOf = (fields: FieldWrite[]): KitFieldValues => Object.fromEntries(fields.map((f) => [f.key, f.value]))
-
-/** The field values of a Kit answer, as the plugin remembers them. */
-const answerFields = (subscriber: KitSubscriber): Record<string, string | null> => ({ ...subscriber.fields })
-
-/** Kit refusing a new email address because another subscriber already has it. */
-const addressTaken = (err: KitError) => err.status === 422 && /already|taken|exists/i.test(err.message)
-
-const memberKey = (delivery: QueuedDelivery, credentialId: string): SubscriberKey => ({
-  communityId: delivery.communityId,
-  credentialId,
-  memberId: delivery.memberId,
-})
 
 export class DeliveryProcessor {
   private readonly now: () => number
@@ -218,75 +58,36 @@ export class DeliveryProcessor {
   /** Which forms are legacy, per credential, learnt when Kit refused a form call. */
   private readonly forms = new FormDirectory()
   private readonly tags: MappedTags
+  private readonly subscribers: SubscriberWriter
+  private readonly outcomes: Outcomes
 
   constructor(private readonly deps: ProcessorDeps) {
     this.now = deps.now ?? Date.now
     this.random = deps.random ?? Math.random
     this.tags = new MappedTags({ ids: deps.ids, mappings: deps.mappings, held: deps.heldTags, now: this.now })
+    this.subscribers = new SubscriberWriter({ subscribers: deps.subscribers, mappings: deps.mappings, ids: deps.ids, now: this.now })
+    this.outcomes = new Outcomes({ retry: deps.retry, log: deps.log, now: this.now, random: this.random, connections: deps.connections, subscribers: this.subscribers })
   }
 
   /** `turn`: the delivery's turn in a consumer slot; once over, it is put back before its next Kit call. */
   async process(delivery: QueuedDelivery, signal?: AbortSignal, turn?: Turn): Promise<Outcome> {
     const event = JSON.parse(delivery.payload) as MemberEvent
-    const type = event.type as EventType
     const communityId = delivery.communityId
 
     const credential = await this.deps.connections.credential(communityId)
-    if (!credential) {
-      return skippedBecause(NOT_CONNECTED_REASON)
+    if (!credential || credential.status !== 'connected') {
+      return unsent(credentialVerdict(credential?.status ?? 'none') ?? { kind: 'skip', reason: 'not_connected', details: {} })
     }
-    if (credential.status === 'unreadable') return this.held(0, UNREADABLE_HELD)
-    if (credential.status === 'invalid') return this.held(0)
-
-    const scope = orderingScope(event)
-    const profileScope = `profile:${delivery.memberId}`
-    const settledScope = `settled:${delivery.memberId}`
-    // Each field the event would write (the member's own, or filled from its subscription or
-    // access level) has its own scope: an older event still writes a field no newer applied event
-    // wrote (a late sign-up's plan), never one a newer event set.
-    const carriedFields = Object.keys(memberFieldValues(event))
-    const fieldScope = (source: string) => `field:${delivery.memberId}:${source}`
-    const marks = await this.deps.queue.marks(communityId, [...(scope ? [scope] : []), profileScope, settledScope, ...carriedFields.map(fieldScope)])
-    if (scope) {
-      const mark = marks.get(scope)
-      if (mark && mark.eventTime > delivery.eventTime) {
-        return skippedBecause(`Stale: a newer event (${mark.eventId}) for ${describeScope(event)} was already applied, so this older one was not.`)
-      }
-    }
-
-    // Every event carries the member's profile as it was at the event's time: the newest one
-    // applied wins, so a late, older event never writes back an older name, email or field.
-    const profileMark = marks.get(profileScope)
-    const staleProfile = profileMark !== undefined && profileMark.eventTime > delivery.eventTime
-    // A snapshot is the member as they were when the sync started: once a newer live event has
-    // been applied — or found nobody in Kit to apply to — the snapshot has nothing left to say.
-    if (type === 'member.snapshot') {
-      const newer = [profileMark, marks.get(settledScope)].find((m) => m !== undefined && m.eventTime > delivery.eventTime)
-      if (newer) {
-        return skippedBecause(`Stale: a newer event (${newer.eventId}) for this member was applied after the sync started, so this snapshot changed nothing.`)
-      }
-    }
-
+    const marks = await this.deps.queue.marks(communityId, scopesToRead(event, delivery.memberId))
     const mappings = await this.deps.mappings.get(communityId)
-    const mapping = type === 'member.snapshot' ? snapshotMapping(mappings, event) : mappings.events[type]
-    if (!mapping) return skippedBecause(`Event type ${event.type} is not handled.`)
-    const newerFields = new Set(carriedFields.filter((source) => (marks.get(fieldScope(source))?.eventTime ?? -Infinity) > delivery.eventTime))
-    const fieldValues = mappedFields(mappings, event, { skip: newerFields })
-    const log = new StepLog()
-    const wantsProfile = (type === 'user.signed_up' || type === 'user.updated' || type === 'member.snapshot') && !staleProfile
-    if (isEmptyMapping(mapping) && Object.keys(fieldValues).length === 0 && !wantsProfile) {
-      return skippedBecause(
-        staleProfile && profileMark
-          ? `Stale: a newer event (${profileMark.eventId}) already set this member's profile, so this older one changed nothing.`
-          : `Nothing is mapped for ${event.type}.`,
-      )
-    }
+    const planned: Plan = plan({ event, memberId: delivery.memberId, eventTime: delivery.eventTime, eventId: delivery.eventId, credential: 'connected', mappings, marks })
+    if (planned.kind !== 'send') return unsent(planned)
 
     // Only requests Kit answered count: a network failure (refused, reset, timed out) never
     // reached Kit's API, and waits for the budget are not requests at all.
     let kitRequests = 0
     // A delivery never waits for the budget while it holds a consumer slot: it gives the slot
-    // back (see failure()) and resumes later without repeating the calls it already made.
+    // back (see Outcomes.of) and resumes later without repeating the calls it already made.
     const done = this.progress.of(delivery.id)
     this.progress.finish(delivery.id)
     const kit = resumable(
@@ -303,36 +104,32 @@ export class DeliveryProcessor {
       done,
     )
 
-    // This event's scopes are now its own: an older event arriving later is stale in them.
-    const markOf = (s: string): OrderingMark => ({ scope: s, eventTime: delivery.eventTime, eventId: delivery.eventId })
-    const writtenFields = carriedFields.filter((source) => source in fieldValues)
-    const applied = [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope)]), ...writtenFields.map((f) => markOf(fieldScope(f)))]
+    const log = new StepLog()
     try {
-      const notes = await this.apply(takingTurns(kit, turn), delivery, event, type, mapping, fieldValues, log, staleProfile, done)
+      const notes = await this.execute(takingTurns(kit, turn), delivery, event, planned, log, done)
       if (notes.waiting) {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
         const { message, lookAgainAt } = notes.waiting
         log.add('warning', null, message)
-        return { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
+        return { status: 'retrying', reason: 'list_lag', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
       }
       if (notes.skipped) {
         // Nobody in Kit to change: the subscription or access scope is settled by this event, and
         // an older snapshot has nothing to add; but no profile was written, so the member's older
         // live events arriving later (a sign-up) still write theirs.
         log.add('skipped', null, notes.skipped)
-        const settled = [...(scope ? [markOf(scope)] : []), markOf(settledScope)]
-        return { status: 'skipped', kitRequests, lastError: notes.skipped, steps: log.steps, marks: settled }
+        return { status: 'skipped', reason: 'not_in_kit', kitRequests, lastError: notes.skipped, steps: log.steps, marks: planned.settledMarks }
       }
-      if (staleProfile) {
-        const note = newerFields.size > 0
+      if (planned.staleProfile) {
+        const note = planned.newerFields
           ? 'A newer event already set this member\'s profile, so this one wrote no name or email, and none of the member fields the newer one had written.'
           : 'A newer event already set this member\'s profile, so this one wrote no name or email.'
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, marks: applied }
+      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, marks: planned.marks }
     } catch (err) {
-      const outcome = await this.failure(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
+      const outcome = await this.outcomes.of(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
       log.add(outcome.status === 'failed' ? 'failed' : 'warning', err instanceof Refused ? err.target : null, outcome.lastError)
       if (outcome.status !== 'pending') return { ...outcome, steps: log.steps }
       // Put back for the budget: the tag, form, sequence and unsubscribe calls it made are not
@@ -340,51 +137,92 @@ export class DeliveryProcessor {
       // it has changed something its ordering marks are set now — an older event of the member
       // claimed meanwhile must not undo what it did.
       this.progress.keep(delivery.id, done)
-      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { marks: applied } : {}) }
+      return { ...outcome, steps: log.steps, ...(done.size > 0 ? { marks: planned.marks } : {}) }
     }
   }
 
-  private async apply(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    event: MemberEvent,
-    type: EventType,
-    mapping: EventMapping,
-    fieldValues: Record<string, { key: string; label: string; value: string }>,
-    log: StepLog,
-    staleProfile: boolean,
-    done: Set<string>,
-  ): Promise<{ warnings: string[]; skipped?: string; waiting?: { message: string; lookAgainAt: number } }> {
+  private async execute(kit: KitApi, delivery: QueuedDelivery, event: MemberEvent, planned: SendPlan, log: StepLog, done: Set<string>): Promise<Executed> {
     const warnings: string[] = []
-    const email = normaliseEmail(event.data.member.email)
-
-    // Only events that add something (a profile, fields, tags, forms, sequences) create a
-    // subscriber; removals and unsubscribes apply to one that already exists, or to nobody.
-    const adds =
-      type === 'user.signed_up' ||
-      type === 'user.updated' ||
-      type === 'member.snapshot' ||
-      Object.keys(fieldValues).length > 0 ||
-      mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
-    // A stale profile writes nothing and creates no one: its email may be one the member left.
-    const options = {
-      createIfMissing: type !== 'user.deleted' && adds && !staleProfile,
-      inactive: mapping.add_to_forms.length > 0,
-      writeProfile: !staleProfile,
+    const subscriber = await this.writeSubscriber(kit, delivery, planned, log, done)
+    if (!subscriber) {
+      // Kit's lookup by email lags its writes: someone created in Kit moments ago (by hand, by a
+      // form, through another key) is not listed yet. Look again for a while before concluding.
+      const window = durationWords(this.deps.retry.listLagWindowMs)
+      const email = planned.subscriber.email
+      const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
+      if (lookAgainAt !== null) return { warnings, waiting: { message: reasonWords('list_lag', { email, window }), lookAgainAt } }
+      return { warnings, skipped: reasonWords('not_in_kit', { email, window }) }
     }
+    const subscriberId = subscriber.subscriberId
+    const unfilled = (mode: 'add' | 'remove') => {
+      for (const { name } of planned.unfilledTags.filter((t) => t.mode === mode)) {
+        warnings.push(`Tag "${name}" was left out: the event has no value for its placeholder.`)
+        log.add('skipped', name, 'The event has no value for its placeholder.')
+      }
+    }
+    unfilled('remove')
+    let addsNoted = false
+    const referrer = referrerOf(event.source)
+    // A subscriber Kit created in this delivery has no tags to remove.
+    for (const s of removalsFor(planned.steps, done.has(createdMark(subscriberId)))) {
+      if (s.kind !== 'tag.remove' && !addsNoted) {
+        unfilled('add')
+        addsNoted = true
+      }
+      switch (s.kind) {
+        case 'tag.remove':
+          await this.removeTag(kit, delivery, s.tag, subscriberId, planned, warnings, log)
+          break
+        case 'tag.add':
+          await this.addTag(kit, delivery, s.tag, subscriberId, planned, log)
+          break
+        case 'form.add':
+          log.attempting = `not added to form "${s.form.name}"`
+          try {
+            await this.forms.join(kit, s.form.id, subscriberId, referrer)
+          } catch (err) {
+            if (err instanceof SubscriberUnknown) return this.outcomes.subscriberGone(kit, delivery)
+            if (err instanceof FormUnavailable) throw await this.formRefused(kit, subscriber, s.form, err, planned, log)
+            throw err
+          }
+          log.add('form.added', s.form.name)
+          break
+        case 'sequence.add':
+          log.attempting = `not added to sequence "${s.sequence.name}"`
+          try {
+            await joinSequence(kit, s.sequence.id, subscriberId)
+          } catch (err) {
+            if (err instanceof SubscriberUnknown) return this.outcomes.subscriberGone(kit, delivery)
+            if (err instanceof SequenceUnavailable) throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(s.sequence.name, err, planned.type), s.sequence.name)
+            throw err
+          }
+          log.add('sequence.added', s.sequence.name)
+          break
+        case 'unsubscribe':
+          log.attempting = 'not unsubscribed'
+          await kit.unsubscribe(subscriberId)
+          log.add('unsubscribed')
+          break
+      }
+    }
+    if (!addsNoted) unfilled('add')
+    return { warnings }
+  }
 
-    let fields = await this.fieldWrites(kit, delivery, fieldValues, log)
-    let subscriber: CachedSubscriber | null
+  /**
+   * The plan's subscriber step. When Kit did not know a field key (renamed or deleted in Kit
+   * since it was learnt), Kit's field list is read afresh, once, and the step runs again.
+   */
+  private async writeSubscriber(kit: KitApi, delivery: QueuedDelivery, planned: SendPlan, log: StepLog, done: Set<string>): Promise<CachedSubscriber | null> {
+    let fields = await this.subscribers.fieldWrites(kit, delivery, planned.subscriber.fields, log)
     try {
-      subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log, done)
+      return await this.subscribers.write(kit, delivery, planned.subscriber, fields, log, done)
     } catch (err) {
-      // Kit did not know a field key (renamed or deleted in Kit since it was learnt): read Kit's
-      // field list afresh, once, and write again within this delivery.
       if (unknownFields(err, fields) === null) throw err
       this.deps.ids.forgetFields(kit.credentialId)
-      fields = await this.fieldWrites(kit, delivery, fieldValues, log)
+      fields = await this.subscribers.fieldWrites(kit, delivery, planned.subscriber.fields, log)
       try {
-        subscriber = await this.subscriber(kit, delivery, event, email, fields, options, log, done)
+        return await this.subscribers.write(kit, delivery, planned.subscriber, fields, log, done)
       } catch (again) {
         const missing = unknownFields(again, fields)
         if (missing === null || !isKitError(again)) throw again
@@ -395,108 +233,32 @@ export class DeliveryProcessor {
         )
       }
     }
-    if (!subscriber) {
-      // Kit's lookup by email lags its writes: someone created in Kit moments ago (by hand, by a
-      // form, through another key) is not listed yet. Look again for a while before concluding.
-      const windowWords = durationWords(this.deps.retry.listLagWindowMs)
-      const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
-      if (lookAgainAt !== null) {
-        const message =
-          `${LIST_LAG_WAIT_PREFIX}${email} is not in it yet. Kit lists new subscribers only after a delay, ` +
-          `so this is looked up again until ${windowWords} after the event arrived.`
-        return { warnings, waiting: { message, lookAgainAt } }
-      }
-      return { warnings, skipped: `${email} is not a Kit subscriber (looked up for ${windowWords} after the event arrived), so there was nothing to change.` }
-    }
-    const subscriberId = subscriber.subscriberId
-
-    // A tag is applied by its id, whatever it is called in Kit now: picked in the panel, or held
-    // since a typed-in or templated name was first created or found in Kit (see MappedTags).
-    const tagTargets = (refs: TagRef[]): TagTarget[] =>
-      refs.flatMap((ref) => {
-        const templated = hasPlaceholder(ref.name)
-        const name = templated ? fillTemplate(ref.name, event) : ref.name
-        if (name === null || name === '') {
-          warnings.push(`Tag "${ref.name}" was left out: the event has no value for its placeholder.`)
-          log.add('skipped', ref.name, 'The event has no value for its placeholder.')
-          return []
-        }
-        return [{ name, storedId: templated ? null : ref.id ?? null, templated }]
-      })
-
-    // A subscriber Kit created in this delivery has no tags to remove.
-    for (const tag of tagTargets([...tagRemovalsFor(mapping.remove_tags, done.has(createdMark(subscriberId)))])) {
-      log.attempting = `tag "${tag.name}" not removed`
-      const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'remove')
-      const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
-      if (removed) {
-        log.add('tag.removed', tag.name)
-      } else if (tag.storedId !== null) {
-        const note = `${describeTag(tag)} no longer exists in Kit, so there was nothing to remove: pick it again in the ${type} mapping.`
-        warnings.push(capitalise(note))
-        log.add('warning', tag.name, capitalise(note))
-      } else {
-        log.attempting = null
-      }
-    }
-    for (const tag of tagTargets(mapping.add_tags)) {
-      log.attempting = `tag "${tag.name}" not added`
-      const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'add')
-      if (tagId === null || !(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
-        throw new Refused(`${describeTag(tag)} no longer exists in Kit: pick it again in the ${type} mapping, then Retry.`)
-      }
-      log.add('tag.added', tag.name)
-    }
-    const referrer = referrerOf(event.source)
-    for (const form of mapping.add_to_forms) {
-      log.attempting = `not added to form "${form.name}"`
-      try {
-        await this.forms.join(kit, form.id, subscriberId, referrer)
-      } catch (err) {
-        if (err instanceof SubscriberUnknown) return this.subscriberGone(kit, delivery)
-        if (err instanceof FormUnavailable) throw await this.formRefused(kit, subscriber, form, err, type, log)
-        throw err
-      }
-      log.add('form.added', form.name)
-    }
-    for (const sequence of mapping.add_to_sequences) {
-      log.attempting = `not added to sequence "${sequence.name}"`
-      try {
-        await joinSequence(kit, sequence.id, subscriberId)
-      } catch (err) {
-        if (err instanceof SubscriberUnknown) return this.subscriberGone(kit, delivery)
-        if (err instanceof SequenceUnavailable) throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(sequence.name, err, type), sequence.name)
-        throw err
-      }
-      log.add('sequence.added', sequence.name)
-    }
-    if (mapping.unsubscribe) {
-      log.attempting = 'not unsubscribed'
-      await kit.unsubscribe(subscriberId)
-      log.add('unsubscribed')
-    }
-    return { warnings }
   }
 
-  /**
-   * Kit's key for each mapped field, learnt from Kit (its field list, or its answer when the field
-   * is created on first use). A key Kit gave that differs from the saved mapping's is stored.
-   */
-  private async fieldWrites(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    fieldValues: Record<string, { key: string; label: string; value: string }>,
-    log: StepLog,
-  ): Promise<FieldWrite[]> {
-    const writes: FieldWrite[] = []
-    for (const [source, f] of Object.entries(fieldValues)) {
-      log.attempting = `field "${f.label}" not found or created in Kit`
-      const key = await this.deps.ids.fieldKey(kit, f.key, f.label)
-      if (key !== f.key) await this.deps.mappings.learnFieldKey(delivery.communityId, source, key)
-      writes.push({ source, key, label: f.label, value: f.value })
+  // A tag is applied by its id, whatever it is called in Kit now: picked in the panel, or held
+  // since a typed-in or templated name was first created or found in Kit (see MappedTags).
+  private async removeTag(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, subscriberId: number, planned: SendPlan, warnings: string[], log: StepLog): Promise<void> {
+    log.attempting = `tag "${tag.name}" not removed`
+    const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'remove')
+    const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
+    if (removed) {
+      log.add('tag.removed', tag.name)
+    } else if (tag.storedId !== null) {
+      const note = capitalise(`${describeTag(tag)} no longer exists in Kit, so there was nothing to remove: pick it again in the ${planned.type} mapping.`)
+      warnings.push(note)
+      log.add('warning', tag.name, note)
+    } else {
+      log.attempting = null
     }
-    log.attempting = null
-    return writes
+  }
+
+  private async addTag(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, subscriberId: number, planned: SendPlan, log: StepLog): Promise<void> {
+    log.attempting = `tag "${tag.name}" not added`
+    const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'add')
+    if (tagId === null || !(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
+      throw new Refused(`${describeTag(tag)} no longer exists in Kit: pick it again in the ${planned.type} mapping, then Retry.`)
+    }
+    log.add('tag.added', tag.name)
   }
 
   /**
@@ -507,14 +269,7 @@ export class DeliveryProcessor {
    * on (a tag the document gives an id is never recreated). When the tag is
    * fine, it is the subscriber Kit no longer knows: forgotten, and the delivery is retried.
    */
-  private async tagCall(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    tag: TagTarget,
-    tagId: number,
-    mode: 'add' | 'remove',
-    call: (id: number) => Promise<void>,
-  ): Promise<boolean> {
+  private async tagCall(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, tagId: number, mode: 'add' | 'remove', call: (id: number) => Promise<void>): Promise<boolean> {
     let first: KitError
     try {
       await call(tagId)
@@ -528,13 +283,13 @@ export class DeliveryProcessor {
     if (fresh === null) return false
     if (fresh === tagId) {
       if (first.kind !== 'not_found') throw first
-      return this.subscriberGone(kit, delivery)
+      return this.outcomes.subscriberGone(kit, delivery)
     }
     try {
       await call(fresh)
       return true
     } catch (again) {
-      if (isKitError(again) && again.kind === 'not_found') return this.subscriberGone(kit, delivery)
+      if (isKitError(again) && again.kind === 'not_found') return this.outcomes.subscriberGone(kit, delivery)
       throw again
     }
   }
@@ -544,271 +299,10 @@ export class DeliveryProcessor {
    * form, and says so when the person is left unconfirmed in Kit — created `inactive` for the form
    * to confirm, they get no email until a form that works takes them.
    */
-  private async formRefused(kit: KitApi, subscriber: CachedSubscriber, form: KitRef, err: FormUnavailable, type: EventType, log: StepLog): Promise<Refused> {
+  private async formRefused(kit: KitApi, subscriber: CachedSubscriber, form: KitRef, err: FormUnavailable, planned: SendPlan, log: StepLog): Promise<Refused> {
     const unconfirmed = (subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state) === 'inactive'
     if (unconfirmed) log.add('subscriber.unconfirmed', subscriber.email, MEMBERSHIP_WORDS.unconfirmed(subscriber.email))
-    return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, type, unconfirmed ? subscriber.email : null), form.name)
-  }
-
-  /** Kit no longer knows the subscriber id the plugin remembered: forget it and try again. */
-  private async subscriberGone(kit: KitApi, delivery: QueuedDelivery): Promise<never> {
-    await this.forgetSubscriber(delivery, kit.credentialId)
-    throw new Retryable('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.')
-  }
-
-  private async cached(delivery: QueuedDelivery, credentialId: string): Promise<CachedSubscriber | null> {
-    const row = await this.deps.subscribers.get(memberKey(delivery, credentialId))
-    if (!row) return null
-    return { subscriberId: row.subscriberId, email: row.email, firstName: row.firstName, fields: JSON.parse(row.fields) as Record<string, string | null> }
-  }
-
-  private remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): Promise<void> {
-    return this.deps.subscribers.save({
-      ...memberKey(delivery, credentialId),
-      email: s.email,
-      subscriberId: s.subscriberId,
-      firstName: s.firstName,
-      fields: JSON.stringify(s.fields),
-      updatedAt: this.now(),
-    })
-  }
-
-  private forgetSubscriber(delivery: QueuedDelivery, credentialId: string): Promise<void> {
-    return this.deps.subscribers.forget(memberKey(delivery, credentialId))
-  }
-
-  /**
-   * The member's Kit subscriber. Known and unchanged: no request. Known with changes (fields,
-   * first name, a new email address): one PUT.
-   * Unknown: one upsert (plus a PUT when Kit kept an existing subscriber's old field values, or
-   * answered 202 and applies them later). When Kit answers with warnings about fields, what it did
-   * write is remembered before the error goes up, so a second call writes only what is missing.
-   */
-  private async subscriber(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    event: MemberEvent,
-    email: string,
-    fieldWrites: FieldWrite[],
-    options: { createIfMissing: boolean; inactive: boolean; writeProfile: boolean },
-    log: StepLog,
-    done: Set<string>,
-  ): Promise<CachedSubscriber | null> {
-    const firstName = event.data.member.first_name ?? null
-    const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) => fieldWrites.filter((f) => keys.includes(f.key)).map((f) => f.label).join(', ')
-    const known = await this.cached(delivery, kit.credentialId)
-    if (known) {
-      const changedFields = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (known.fields[k] ?? '') !== v))
-      const nameChanged = options.writeProfile && firstName !== null && firstName !== known.firstName
-      const emailChanged = options.writeProfile && known.email !== email
-      const address = emailChanged ? email : known.email
-      if (Object.keys(changedFields).length === 0 && !nameChanged && !emailChanged) {
-        log.add('subscriber.unchanged', known.email)
-        return known
-      }
-      log.attempting = 'subscriber not updated'
-      let answer: KitSubscriber
-      try {
-        answer = await kit.updateSubscriber(known.subscriberId, {
-          ...(emailChanged ? { email } : {}),
-          ...(nameChanged ? { firstName } : {}),
-          ...(Object.keys(changedFields).length ? { fields: changedFields } : {}),
-        })
-      } catch (err) {
-        if (err instanceof KitFieldWarnings) {
-          await this.remember(delivery, kit.credentialId, {
-            ...known,
-            email: address,
-            firstName: nameChanged ? firstName : known.firstName,
-            fields: { ...known.fields, ...answerFields(err.subscriber) },
-          })
-          const refused = (unknownFields(err, fieldWrites) ?? []).map((f) => f.key)
-          const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
-          if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-          if (written.length > 0) log.add('fields.written', labelsOf(written))
-          throw err
-        }
-        const gone = isKitError(err) && err.kind === 'not_found'
-        // Only Kit saying the address belongs to someone else means "use that subscriber"; any
-        // other refusal of the new address fails with Kit's message.
-        const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
-        if (!gone && !emailTaken) throw err
-        await this.forgetSubscriber(delivery, kit.credentialId)
-        return this.subscriber(kit, delivery, event, email, fieldWrites, options, log, done)
-      }
-      const next = {
-        ...known,
-        email: address,
-        firstName: nameChanged ? firstName : known.firstName,
-        fields: { ...known.fields, ...answerFields(answer), ...changedFields },
-      }
-      await this.remember(delivery, kit.credentialId, next)
-      log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
-      return next
-    }
-
-    if (!options.createIfMissing) {
-      const found = await kit.findSubscriberByEmail(email)
-      if (!found) return null
-      const stored = answerFields(found)
-      const changed = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (stored[k] ?? '') !== v))
-      let subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: stored }
-      if (Object.keys(changed).length === 0) {
-        log.add('subscriber.unchanged', email)
-      } else {
-        // An older event's member fields that no newer event wrote still land (its name and
-        // email do not).
-        log.attempting = 'member fields not written'
-        const answer = await kit.updateSubscriber(found.id, { fields: changed })
-        subscriber = { ...subscriber, fields: { ...stored, ...answerFields(answer), ...changed } }
-        log.add('subscriber.updated', email)
-        log.add('fields.written', labelsOf(Object.keys(changed)))
-      }
-      // Remembered, so a delivery put back for the budget (or the member's next event) needs no
-      // second lookup; a stale event's address may be one the member left, so it is not kept.
-      if (options.writeProfile) await this.remember(delivery, kit.credentialId, subscriber)
-      return subscriber
-    }
-
-    log.attempting = 'subscriber not written'
-    let subscriber: KitSubscriber
-    let created: boolean
-    let fieldsDeferred: boolean
-    try {
-      ;({ subscriber, created, fieldsDeferred } = await kit.upsertSubscriber({
-        email,
-        ...(firstName !== null ? { firstName } : {}),
-        ...(options.inactive ? { state: 'inactive' as const } : {}),
-        ...(Object.keys(fields).length ? { fields } : {}),
-      }))
-    } catch (err) {
-      if (err instanceof KitFieldWarnings) {
-        const s = err.subscriber
-        if (err.answerStatus === 201) done.add(createdMark(s.id))
-        await this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
-        log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated', email)
-      }
-      throw err
-    }
-    if (created) done.add(createdMark(subscriber.id))
-    log.add(created ? 'subscriber.created' : 'subscriber.updated', email)
-    // Kit may keep an existing subscriber's old values: those are written with one PUT. A subscriber
-    // it created gets the fields sent, even when it writes them after answering (202, more than ten).
-    const stale = created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
-    if (Object.keys(stale).length > 0) {
-      log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
-      try {
-        await kit.updateSubscriber(subscriber.id, { fields: stale })
-      } catch (err) {
-        await this.remember(delivery, kit.credentialId, { subscriberId: subscriber.id, email, firstName: firstName ?? subscriber.first_name, fields: answerFields(subscriber) })
-        throw err
-      }
-    }
-    const next: CachedSubscriber = {
-      subscriberId: subscriber.id,
-      email,
-      firstName: firstName ?? subscriber.first_name,
-      fields: { ...answerFields(subscriber), ...fields },
-      state: subscriber.state,
-    }
-    await this.remember(delivery, kit.credentialId, next)
-    if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
-    return next
-  }
-
-  private held(kitRequests: number, reason = REJECTED_HELD): Outcome {
-    return { status: 'held', kitRequests, lastError: reason }
-  }
-
-  private backoff(attempts: number): number {
-    return backoffDelay(this.deps.retry, attempts, this.random())
-  }
-
-  /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
-  private async failure(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Promise<Outcome> {
-    const now = this.now()
-    const expired = retriesExpired(this.deps.retry, delivery.receivedAt, now)
-    // A failed delivery always says what this attempt had already applied in Kit.
-    const failed = (message: string): Outcome => {
-      const applied = log.appliedPrefix()
-      return { status: 'failed', kitRequests, lastError: applied ? `${applied}${message}` : capitalise(message) }
-    }
-    const retryLater = (message: string, delay: number): Outcome =>
-      expired
-        ? failed(`${message} Gave up after retrying for a day; use Retry once Kit works again.`)
-        : { status: 'retrying', kitRequests, lastError: message, nextAttemptAt: now + delay }
-
-    if (err instanceof BudgetSpentError) return putBackForBudget(err, delivery, kitRequests)
-    if (err instanceof TurnOver) return putBackForTurn(delivery, kitRequests)
-    if (err instanceof Retryable) return retryLater(err.message, 1000)
-    if (err instanceof Refused) return failed(err.message)
-    if (!isKitError(err)) {
-      if (aborted) return retryLater('This attempt was stopped before Kit answered; it will be retried.', this.backoff(delivery.attempts))
-      this.deps.log.error({ err, deliveryId: delivery.id }, 'delivery failed unexpectedly')
-      return retryLater('An unexpected error interrupted this delivery; it will be retried.', this.backoff(delivery.attempts))
-    }
-    const kitErr: KitError = err
-    switch (kitErr.kind) {
-      case 'invalid_credentials':
-        await this.deps.connections.markInvalid(delivery.communityId, credentialId)
-        return this.held(kitRequests)
-      case 'rate_limited':
-        return retryLater('Kit asked us to slow down (rate limit); waiting for its window before retrying.', Math.round(this.deps.retry.rateLimitWaitMs + this.random() * 1000))
-      case 'unavailable':
-        return retryLater(`Kit was unavailable (${kitErr.message}); retrying with backoff.`, this.backoff(delivery.attempts))
-      case 'not_found':
-        // Tags, forms and sequences settle their own 404s where they are called; what is left can
-        // only be the subscriber: forgotten, and nothing else (the key's tag and field ids stay).
-        await this.forgetSubscriber(delivery, credentialId)
-        return delivery.attempts >= 3
-          ? failed(`Kit could not find what this event refers to: ${kitErr.message}`)
-          : retryLater('Kit no longer had the subscriber we knew of; retrying with a fresh lookup.', 1000)
-      case 'validation':
-        return failed(`${log.attempting ?? 'the change was not applied'}: Kit refused it: ${kitErr.message}`)
-    }
+    return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, planned.type, unconfirmed ? subscriber.email : null), form.name)
   }
 }
 
-/**
- * The member's `mk_*` values an event carries: the member's own fields, and where those do not
- * carry them, `mk_subscription_plan` from the plan of a started subscription
- * (`data.subscription.plan` of subscription.started) and `mk_access_level` from a granted level
- * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
- * or level they name is the one the member no longer has.
- */
-export function memberFieldValues(event: MemberEvent, { skip = new Set<string>() }: { skip?: ReadonlySet<string> } = {}): Record<string, string | null> {
-  const own = Object.fromEntries(Object.entries(event.data.member.fields ?? {}).filter(([source]) => !skip.has(source)))
-  if (event.type === 'member.snapshot') return snapshotFieldValues(event, own)
-  const given: Record<string, string | null> = { ...own }
-  const carried = event.data.member.fields ?? {}
-  const plan = event.data.subscription?.plan
-  if (event.type === 'subscription.started' && !('mk_subscription_plan' in carried) && !skip.has('mk_subscription_plan') && typeof plan === 'string' && plan.trim() !== '') {
-    given.mk_subscription_plan = plan
-  }
-  const level = event.data.access?.level
-  if (event.type === 'access.granted' && !('mk_access_level' in carried) && !skip.has('mk_access_level') && typeof level === 'string' && level.trim() !== '') {
-    given.mk_access_level = level
-  }
-  return given
-}
-
-/**
- * The mapped `mk_*` fields the event carries, keyed by source; an emptied field becomes "".
- * `skip` leaves out the fields a newer applied event already wrote, whether the member's own or
- * filled from the event's subscription or access level.
- */
-export function mappedFields(
-  mappings: Mappings,
-  event: MemberEvent,
-  options: { skip?: ReadonlySet<string> } = {},
-): Record<string, { key: string; label: string; value: string }> {
-  const out: Record<string, { key: string; label: string; value: string }> = {}
-  const given = memberFieldValues(event, options)
-  for (const f of mappings.fields) {
-    if (!(f.source in given)) continue
-    out[f.source] = { key: f.kit_field.key, label: f.kit_field.label, value: given[f.source] ?? '' }
-  }
-  return out
-}

@@ -6,7 +6,7 @@
  * created the subscriber (see new-subscriber.ts). In memory only: after a restart they are sent
  * again, which Kit's idempotent membership calls allow.
  */
-import type { KitApi } from '../kit/client.ts'
+import type { KitApi } from '../core/kit.ts'
 
 /** Deliveries with progress kept at once; the oldest is dropped beyond it (it then redoes idempotent calls). */
 const MAX_TRACKED = 5_000

@@ -5,7 +5,7 @@
  * intake and the consumer wait at most one batch. Work still to do is never deleted.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { DeliveryQueue, Purged } from './queue.ts'
+import type { DeliveryQueue, Purged } from '../core/queue.ts'
 
 const DAY_MS = 24 * 60 * 60_000
 

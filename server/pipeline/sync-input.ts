@@ -10,8 +10,8 @@ import { CsvError, parse } from 'csv-parse'
 import { SYNC_FIELD_COLUMN, type SyncColumn, type SyncRefusedRow } from '#shared/api.ts'
 import { subscriptionStatusKind } from '#shared/events.ts'
 import { findNul, hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
-import { normaliseEmail, type MemberEvent } from './envelope.ts'
-import { SNAPSHOT_TYPE } from './sync-snapshot.ts'
+import { normaliseEmail, type MemberEvent } from '../core/envelope.ts'
+import { SNAPSHOT_TYPE } from '../core/snapshot.ts'
 
 export type SyncFormat = 'csv' | 'jsonl'
 

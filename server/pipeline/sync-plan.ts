@@ -1,20 +1,18 @@
 /**
  * The dry run of a sync, as a pure function of the file's members, the community's mappings and
- * what the plugin last wrote to Kit for each member: it reads nothing and writes nothing. Fed one
- * member at a time, so a file of any size is planned as it streams in.
+ * what the plugin last wrote to Kit for each member: it reads nothing and writes nothing, and
+ * counts the plans of core/planner.ts, the ones the processor executes. Fed one member at a time,
+ * so a file of any size is planned as it streams in.
  */
 import type { Mappings, SyncColumn, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
-import type { MemberEvent } from './envelope.ts'
-import { fillTemplate, mappedFields } from './processor.ts'
-import { tagRemovalsFor } from './new-subscriber.ts'
-import { snapshotMapping } from './sync-snapshot.ts'
+import type { MemberEvent } from '../core/envelope.ts'
+import { deltaIsEmpty, plan, plannedValues, removalsFor, subscriberDelta, type KnownSubscriber } from '../core/planner.ts'
+import type { OrderingMark } from '../core/queue.ts'
 
-/** What the plugin last wrote to Kit for a member (kit_subscribers). */
-export interface KnownSubscriber {
-  email: string
-  firstName: string | null
-  fields: Record<string, string | null>
-}
+export type { KnownSubscriber }
+
+/** A preview plans each member as if no live event had been applied since. */
+const NO_MARKS: ReadonlyMap<string, OrderingMark> = new Map()
 
 export const PLAN_EXAMPLES = 5
 export const PLAN_REFUSED_ROWS = 100
@@ -85,51 +83,37 @@ export class SyncPlanner {
     if (this.refusedRows.length < PLAN_REFUSED_ROWS) this.refusedRows.push(row)
   }
 
-  /** One member's snapshot and what the plugin knows of them (null: never written). */
+  /**
+   * One member's snapshot and what the plugin knows of them (null: never written), counted from
+   * the plan the processor would execute for it.
+   */
   add(event: MemberEvent, known: KnownSubscriber | null): void {
     this.rows += 1
     this.accepted += 1
     const email = event.data.member.email
-    const fields = Object.values(mappedFields(this.mappings, event))
+    const planned = plan({ event, memberId: event.data.member.id, eventTime: 0, eventId: event.id, credential: 'connected', mappings: this.mappings, marks: NO_MARKS })
+    if (planned.kind !== 'send') {
+      this.unchanged.add(email)
+      return
+    }
+    const want = planned.subscriber
     if (known === null) {
       this.create.add(email)
       this.kitRequests += 1
+    } else if (deltaIsEmpty(subscriberDelta(known, { ...want, fields: plannedValues(want.fields) }))) {
+      this.unchanged.add(email)
     } else {
-      const firstName = event.data.member.first_name ?? null
-      const changed =
-        known.email !== email ||
-        (firstName !== null && firstName !== known.firstName) ||
-        fields.some((f) => (known.fields[f.key] ?? '') !== f.value)
-      if (changed) {
-        this.update.add(email)
-        this.kitRequests += 1
-      } else this.unchanged.add(email)
+      this.update.add(email)
+      this.kitRequests += 1
     }
-    const mapping = snapshotMapping(this.mappings, event)
     // A member new in Kit has no tags to remove: the processor sends no removal to a subscriber it creates.
-    for (const ref of tagRemovalsFor(mapping.remove_tags, known === null)) {
-      const name = fillTemplate(ref.name, event)
-      if (!name) continue
-      this.tagsRemoved.add(name, email)
+    for (const step of removalsFor(planned.steps, known === null)) {
       this.kitRequests += 1
-    }
-    for (const ref of mapping.add_tags) {
-      const name = fillTemplate(ref.name, event)
-      if (!name) continue
-      this.tagsAdded.add(name, email)
-      this.kitRequests += 1
-    }
-    for (const form of mapping.add_to_forms) {
-      this.formsAdded.add(form.name, email)
-      this.kitRequests += 1
-    }
-    for (const sequence of mapping.add_to_sequences) {
-      this.sequencesAdded.add(sequence.name, email)
-      this.kitRequests += 1
-    }
-    if (mapping.unsubscribe) {
-      this.unsubscribed.add(email)
-      this.kitRequests += 1
+      if (step.kind === 'tag.remove') this.tagsRemoved.add(step.tag.name, email)
+      else if (step.kind === 'tag.add') this.tagsAdded.add(step.tag.name, email)
+      else if (step.kind === 'form.add') this.formsAdded.add(step.form.name, email)
+      else if (step.kind === 'sequence.add') this.sequencesAdded.add(step.sequence.name, email)
+      else this.unsubscribed.add(email)
     }
   }
 

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type Database from 'better-sqlite3'
 import type { Db } from '../db/index.ts'
 import { openStorage } from '../storage/index.ts'
-import type { Storage } from '../storage/types.ts'
+import type { Storage } from '../core/storage.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -17,7 +17,7 @@ import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { AppError, retryAfterSeconds } from '../lib/errors.ts'
-import type { RateLimitCounter } from '../storage/types.ts'
+import type { RateLimitCounter } from '../core/storage.ts'
 
 export const RATE_WINDOW_MS = 60_000
 

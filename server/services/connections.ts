@@ -7,10 +7,11 @@ import type { Connection, KitAccount } from '#shared/api.ts'
 import { BudgetBusyError } from '../kit/budget.ts'
 import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
-import type { KitAccountInfo } from '../kit/types.ts'
+import type { KitAccountInfo } from '../core/kit.ts'
 import { decryptSecret, encryptSecret, keyHint, sealedWithNewest, UnreadableSecretError, type KeyRing } from '../lib/crypto.ts'
 import { AppError, retryAfterSeconds } from '../lib/errors.ts'
-import type { ConnectionRecord, ConnectionRepository } from '../storage/types.ts'
+import type { StoredCredential } from '../core/ports.ts'
+import type { ConnectionRecord, ConnectionRepository } from '../core/storage.ts'
 
 export const WHERE_TO_FIND_KEY =
   'Use a v4 API key: in Kit, open Settings › Developer › API keys, choose "Add a new key", and paste it here.'
@@ -19,16 +20,12 @@ export const WHERE_TO_FIND_KEY =
  * A community's saved key for the Kit callers. `unreadable`: no configured ENCRYPTION_KEY opens
  * the stored ciphertext any more (the key changed), so the owner must paste the key again.
  */
-export type StoredCredential =
-  | { status: 'connected' | 'invalid'; apiKey: string; credentialId: string }
-  | { status: 'unreadable'; apiKey: null; credentialId: string }
+export type { StoredCredential }
 
 export const UNREADABLE_KEY_MESSAGE =
   'The saved Kit key can no longer be read — paste the key again. (The plugin\'s encryption key changed since it was saved.)'
 
 type Listener = (communityId: string) => void | Promise<void>
-
-export const NOT_CONNECTED_REASON = 'No Kit account is connected for this community, so nothing was sent to Kit.'
 
 function toAccount(info: KitAccountInfo): KitAccount {
   return {

@@ -1,13 +1,13 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
 import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
-import type { DeliveryQueue } from '../pipeline/queue.ts'
-import type { DeliveryReads, DeliveryRecord } from '../storage/types.ts'
-import { NOT_CONNECTED_REASON } from './connections.ts'
+import type { DeliveryQueue } from '../core/queue.ts'
+import type { DeliveryReads, DeliveryRecord } from '../core/storage.ts'
+import type { ReasonCode } from '../core/reasons.ts'
 
-/** The skip reasons an owner can name to re-queue those deliveries together, and what each was recorded as. */
-const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, string> = {
-  not_connected: NOT_CONNECTED_REASON,
+/** The skip reasons an owner can name to re-queue those deliveries together, as the codes they were recorded with. */
+const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, ReasonCode> = {
+  not_connected: 'not_connected',
 }
 
 const toDto = (r: DeliveryRecord): Delivery => ({
@@ -18,6 +18,7 @@ const toDto = (r: DeliveryRecord): Delivery => ({
   status: (r.status === 'held' ? 'pending' : r.status) as DeliveryStatus,
   attempts: r.attempts,
   last_error: r.last_error,
+  reason: r.reason,
   kit_requests: r.kit_requests,
   steps: JSON.parse(r.steps) as DeliveryStep[],
   next_attempt_at: r.status === 'retrying' || r.status === 'held' ? new Date(r.next_attempt_at).toISOString() : null,
@@ -91,7 +92,7 @@ export class DeliveryService {
    * many, for how many members, and how many of each event type (a handful of rows at most).
    */
   async replayable(communityId: string): Promise<ReplayableDeliveries> {
-    const { types, members } = await this.reads.skippedSummary(communityId, NOT_CONNECTED_REASON)
+    const { types, members } = await this.reads.skippedSummary(communityId, 'not_connected')
     return { count: types.reduce((sum, t) => sum + t.count, 0), members, event_types: types }
   }
 
@@ -110,8 +111,8 @@ export class DeliveryService {
     if (body.reason === 'not_connected' && !(await this.isConnected(communityId))) {
       throw new AppError(409, 'not_connected', 'No Kit account is connected: connect one under Connection first, then send the events recorded meanwhile.')
     }
-    const lastError = body.reason ? SKIP_REASONS[body.reason] : undefined
-    const result = await this.queue.retryMany(communityId, { status: body.status, ...(lastError ? { lastError } : {}) }, RETRY_MANY_MAX, Date.now())
+    const reason = body.reason ? SKIP_REASONS[body.reason] : undefined
+    const result = await this.queue.retryMany(communityId, { status: body.status, ...(reason ? { reason } : {}) }, RETRY_MANY_MAX, Date.now())
     if (result.queued > 0) this.onRetry()
     return result
   }

@@ -14,7 +14,7 @@ import type {
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 import { hasPlaceholder } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
-import type { HeldTagRepository } from '../storage/types.ts'
+import type { HeldTagRepository } from '../core/storage.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 

@@ -4,7 +4,7 @@ import { EVENT_TYPES, hasPlaceholder, hasUnclosedPlaceholder, unknownPlaceholder
 import type { EventMapping, Mappings, MappingsPatch, TagRef } from '#shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
-import type { MappingRepository } from '../storage/types.ts'
+import type { MappingRepository } from '../core/storage.ts'
 import { AppError } from '../lib/errors.ts'
 
 const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)

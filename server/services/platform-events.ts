@@ -2,7 +2,7 @@
 import type { PlatformEvent, PlatformEventPage, PlatformEventState, PlatformEventSummary } from '#shared/platform-events.ts'
 import { AppError } from '../lib/errors.ts'
 import { GIVE_UP_AFTER_MS } from '../pipeline/platform-events.ts'
-import type { PlatformEventRecord, PlatformOutbox } from '../storage/types.ts'
+import type { PlatformEventRecord, PlatformOutbox } from '../core/storage.ts'
 
 const SUMMARY_DAYS = 30
 const iso = (ms: number) => new Date(ms).toISOString()

@@ -9,13 +9,13 @@ import { randomUUID } from 'node:crypto'
 import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shared/api.ts'
 import type { RequestBudget } from '../kit/budget.ts'
 import { AppError } from '../lib/errors.ts'
-import { newDeliveryId } from '../storage/sqlite/queue.ts'
+import { newDeliveryId } from '../core/ids.ts'
 import { ColumnResolver, parseColumnMapping, storedColumnMapping } from '../pipeline/sync-columns.ts'
 import { readMemberFile } from '../pipeline/sync-file.ts'
 import { isRefused, snapshotEvent, SyncInputError, type SnapshotMember, type SyncFormat } from '../pipeline/sync-input.ts'
 import { SyncPlanner, type KnownSubscriber } from '../pipeline/sync-plan.ts'
-import { SNAPSHOT_TYPE } from '../pipeline/sync-snapshot.ts'
-import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../storage/types.ts'
+import { SNAPSHOT_TYPE } from '../core/snapshot.ts'
+import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../core/storage.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
 
@@ -23,10 +23,6 @@ const iso = (ms: number) => new Date(ms).toISOString()
 const BATCH = 500
 const REFUSED_KEPT = 20
 const RECENT = 20
-
-export const IMPORTING_HELD = 'Waiting: the sync is still reading its member file.'
-export const PAUSED_HELD = 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.'
-export const CANCELLED_SKIP = 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.'
 
 export interface SyncLimits {
   maxBytes: number
@@ -156,7 +152,7 @@ export class SyncService {
     let refused = 0
     let total = 0
     let batch: SnapshotMember[] = []
-    const sync = { id, communityId, startedAt, eventType: SNAPSHOT_TYPE, heldReason: IMPORTING_HELD }
+    const sync = { id, communityId, startedAt, eventType: SNAPSHOT_TYPE, heldReason: 'sync_importing' as const }
     const flush = (members: SnapshotMember[]) => this.deps.syncs.stage(sync, members.map((m) => this.staged(sync, m)))
     try {
       for await (const checked of this.members(request, columns)) {
@@ -281,7 +277,7 @@ export class SyncService {
   async pause(communityId: string, id: string): Promise<Sync> {
     const row = await this.row(communityId, id)
     if (row.status !== 'running') throw this.cannot('pause', row.status)
-    await this.deps.syncs.pause(id, PAUSED_HELD, this.now())
+    await this.deps.syncs.pause(id, 'sync_paused', this.now())
     return this.get(communityId, id)
   }
 
@@ -297,7 +293,7 @@ export class SyncService {
   async cancel(communityId: string, id: string): Promise<Sync> {
     const row = await this.row(communityId, id)
     if (row.status !== 'running' && row.status !== 'paused') throw this.cannot('cancel', row.status)
-    await this.deps.syncs.cancel(id, CANCELLED_SKIP, this.now())
+    await this.deps.syncs.cancel(id, 'sync_cancelled', this.now())
     return this.get(communityId, id)
   }
 

@@ -2,7 +2,7 @@
 import type { Config } from '../config.ts'
 import type { OpenedDatabase } from '../db/index.ts'
 import { createSqliteStorage } from './sqlite/index.ts'
-import type { Storage } from './types.ts'
+import type { Storage } from '../core/storage.ts'
 
 export interface OpenedStorage {
   storage: Storage

@@ -3,7 +3,7 @@
  * overridden, and the payload is a real member event (see `makeEvent`).
  */
 import type Database from 'better-sqlite3'
-import type { InternalStatus, NewDelivery, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { InternalStatus, NewDelivery, QueuedDelivery } from '../../server/core/queue.ts'
 import { makeEvent } from './events.ts'
 
 let counter = 0
@@ -50,7 +50,7 @@ export interface StoredDeliveryInput extends Partial<NewDelivery> {
  * finished one, a held one) without running the pipeline; answers the event's and delivery's ids.
  */
 export function storeDelivery(sqlite: Database.Database, input: StoredDeliveryInput = {}): { eventId: string; deliveryId: string } {
-  const { status = 'pending', lastError = null, nextAttemptAt, updatedAt, ...fields } = input
+  const { status = 'pending', lastError = null, reason = null, nextAttemptAt, updatedAt, ...fields } = input
   const d = newDelivery(fields)
   const deliveryId = `dlv_${d.eventId}`
   sqlite
@@ -61,12 +61,12 @@ export function storeDelivery(sqlite: Database.Database, input: StoredDeliveryIn
     .run(d.communityId, d.eventId, d.eventType, d.memberId, d.memberEmail, d.eventTime, d.payload, d.receivedAt)
   sqlite
     .prepare(
-      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status, last_error,
+      `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status, last_error, reason,
          next_attempt_at, received_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
-      deliveryId, d.communityId, d.eventId, d.eventType, d.memberId, d.memberEmail, d.eventTime, status, lastError,
+      deliveryId, d.communityId, d.eventId, d.eventType, d.memberId, d.memberEmail, d.eventTime, status, lastError, reason,
       nextAttemptAt ?? d.receivedAt, d.receivedAt, new Date(d.receivedAt).toISOString(), new Date(updatedAt ?? d.receivedAt).toISOString(),
     )
   return { eventId: d.eventId, deliveryId }

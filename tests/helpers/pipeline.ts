@@ -29,6 +29,7 @@ export interface DeliveryRow {
   id: string
   status: string
   last_error: string | null
+  reason: string | null
   kit_requests: number
   attempts: number
   steps: string

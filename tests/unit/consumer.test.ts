@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyBaseLogger } from 'fastify'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import type { DeliveryQueue, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { DeliveryQueue, QueuedDelivery } from '../../server/core/queue.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import type { RequestBudget } from '../../server/kit/budget.ts'
 import type { Metrics } from '../../server/plugins/metrics.ts'

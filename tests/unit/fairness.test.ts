@@ -3,10 +3,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
 import type { KitApi } from '../../server/kit/client.ts'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takeTurns, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import { reasonWords } from '../../server/core/reasons.ts'
+import { takeTurns } from '../../server/core/turns.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
-import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/pipeline/queue.ts'
+import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/core/queue.ts'
 import type { Metrics } from '../../server/plugins/metrics.ts'
 
 const NOW = 1_000_000
@@ -188,8 +190,9 @@ describe('a delivery\'s turn in a consumer slot', () => {
   it('is put back pending, due at once and keeping its place, not as a failed attempt', () => {
     expect(putBackForTurn({ receivedAt: 12_345 }, 9)).toEqual({
       status: 'pending',
+      reason: 'turn_over',
       kitRequests: 9,
-      lastError: 'Paused to let other deliveries run; continues shortly.',
+      lastError: reasonWords('turn_over'),
       nextAttemptAt: 12_345,
     })
   })
@@ -202,6 +205,7 @@ describe('a delivery put back for the budget', () => {
     const outcome = putBackForBudget(new BudgetSpentError('cred', until, 120, 60_000), { receivedAt }, 17)
     expect(outcome).toEqual({
       status: 'pending',
+      reason: 'kit_budget',
       kitRequests: 17,
       lastError: "Waiting for Kit's rate limit (120 requests a minute); continues at 10:42:05 UTC.",
       nextAttemptAt: receivedAt,

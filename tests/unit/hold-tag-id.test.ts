@@ -9,7 +9,7 @@ import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { openDatabase, type OpenedDatabase } from '../../server/db/index.ts'
 import { MappingService } from '../../server/services/mappings.ts'
 import { SqliteMappings } from '../../server/storage/sqlite/mappings.ts'
-import type { MappingRecord, MappingRepository } from '../../server/storage/types.ts'
+import type { MappingRecord, MappingRepository } from '../../server/core/storage.ts'
 
 const C = 'c_hold'
 let opened: OpenedDatabase

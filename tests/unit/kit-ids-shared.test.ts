@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import type { KitApi } from '../../server/kit/client.ts'
 import { KitIdCache } from '../../server/pipeline/kit-ids.ts'
-import type { KnownTagRepository } from '../../server/storage/types.ts'
+import type { KnownTagRepository } from '../../server/core/storage.ts'
 
 /** One Kit account's tags, with a count of the requests each instance made. */
 function kitAccount() {

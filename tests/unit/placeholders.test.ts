@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
-import { fillTemplate } from '../../server/pipeline/processor.ts'
-import type { MemberEvent } from '../../server/pipeline/envelope.ts'
+import { fillTemplate } from '../../server/core/member-fields.ts'
+import type { MemberEvent } from '../../server/core/envelope.ts'
 
 const event = (fields: Record<string, string | null>, extra: Partial<MemberEvent['data']> = {}): MemberEvent => ({
   specversion: '1.0',

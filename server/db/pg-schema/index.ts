@@ -70,6 +70,8 @@ export const deliveries = pgTable(
     status: text('status', { enum: ['pending', 'retrying', 'held', 'succeeded', 'failed', 'skipped'] }).notNull(),
     attempts: bigint('attempts', { mode: 'number' }).notNull().default(0),
     lastError: text('last_error'),
+    /** Why it was skipped, is waiting or is held, as a code (server/core/reasons.ts); last_error holds the words. */
+    reason: text('reason'),
     kitRequests: bigint('kit_requests', { mode: 'number' }).notNull().default(0),
     steps: text('steps').notNull().default('[]'),
     nextAttemptAt: ms('next_attempt_at').notNull(),

@@ -35,6 +35,8 @@ export const deliveries = sqliteTable(
     status: text('status', { enum: ['pending', 'retrying', 'held', 'succeeded', 'failed', 'skipped'] }).notNull(),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
+    /** Why it was skipped, is waiting or is held, as a code (server/core/reasons.ts); last_error holds the words. */
+    reason: text('reason'),
     kitRequests: integer('kit_requests').notNull().default(0),
     /** JSON array of DeliveryStep: what the last attempt did. */
     steps: text('steps').notNull().default('[]'),

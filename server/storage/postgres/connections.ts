@@ -2,7 +2,7 @@
 import { and, eq, type SQL } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { connections } from '../../db/pg-schema/index.ts'
-import type { ConnectionRecord, ConnectionRepository } from '../types.ts'
+import type { ConnectionRecord, ConnectionRepository } from '../../core/storage.ts'
 import { definedOnly } from '../values.ts'
 
 export class PostgresConnections implements ConnectionRepository {

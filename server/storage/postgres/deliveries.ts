@@ -1,9 +1,10 @@
 /** The owner's Activity reads of deliveries, from the shared database. */
 import type pg from 'pg'
-import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../types.ts'
+import type { ReasonCode } from '../../core/reasons.ts'
+import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../../core/storage.ts'
 
 const COLUMNS = `seq, id, event_id, event_type, member_id, member_email, status, attempts, last_error,
-  kit_requests, steps, next_attempt_at, created_at, updated_at`
+  reason, kit_requests, steps, next_attempt_at, created_at, updated_at`
 
 type Row = Omit<DeliveryRecord, 'seq' | 'attempts' | 'kit_requests' | 'next_attempt_at'> & {
   seq: string
@@ -47,9 +48,9 @@ export class PgDeliveryReads implements DeliveryReads {
     return row ? toRecord(row) : undefined
   }
 
-  async skippedSummary(communityId: string, lastError: string): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
-    const params = [communityId, lastError]
-    const matching = `FROM deliveries WHERE community_id = $1 AND status = 'skipped' AND last_error = $2`
+  async skippedSummary(communityId: string, reason: ReasonCode): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
+    const params = [communityId, reason]
+    const matching = `FROM deliveries WHERE community_id = $1 AND status = 'skipped' AND reason = $2`
     // Byte order for ties, as the embedded database sorts.
     const types = await this.pool.query<{ event_type: string; count: number }>(
       `SELECT event_type, count(*)::int AS count ${matching} GROUP BY event_type ORDER BY count DESC, event_type COLLATE "C"`,

@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { heldTags } from '../../db/pg-schema/index.ts'
-import type { HeldTagRepository } from '../types.ts'
+import type { HeldTagRepository } from '../../core/storage.ts'
 
 export class PostgresHeldTags implements HeldTagRepository {
   private readonly db: PgDb

@@ -6,7 +6,7 @@ import { openPostgres, PG_MIGRATIONS_FOLDER, pgMigrationsApplied, type PostgresO
 import { migrationCount } from '../migrations.ts'
 import { PgOutbox } from './outbox.ts'
 import { PgKitStates } from './kit-states.ts'
-import type { Storage } from '../types.ts'
+import type { Storage } from '../../core/storage.ts'
 import { PostgresConnections } from './connections.ts'
 import { PgDeliveryReads } from './deliveries.ts'
 import { PgKnownTags } from './known-tags.ts'

@@ -1,7 +1,7 @@
 /** The shared dialect's Kit watch tables, as `../sqlite/kit-states.ts` keeps them; the poll's claim is one conditional upsert, so one instance polls per interval. */
 import type pg from 'pg'
 import { toKnown } from '../sqlite/kit-states.ts'
-import type { KitMemberState, KitStateRepository, KitWebhookRecord, KnownKitMember } from '../types.ts'
+import type { KitMemberState, KitStateRepository, KitWebhookRecord, KnownKitMember } from '../../core/storage.ts'
 
 const WEBHOOK_COLUMNS = `token, community_id AS "communityId", credential_id AS "credentialId", event, kit_webhook_id AS "kitWebhookId", created_at AS "createdAt"`
 

@@ -1,6 +1,6 @@
 /** The tag ids every instance learnt from Kit, by credential and lower-cased name. */
 import type pg from 'pg'
-import type { KnownTagRepository } from '../types.ts'
+import type { KnownTagRepository } from '../../core/storage.ts'
 
 export class PgKnownTags implements KnownTagRepository {
   constructor(private readonly pool: pg.Pool) {}

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../types.ts'
+import type { BlockPenalty, BudgetLedger, BudgetTicket } from '../../core/storage.ts'
 import { withTransaction } from './transaction.ts'
 
 export interface PgBudgetLedgerOptions {

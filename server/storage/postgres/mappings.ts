@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { mappings } from '../../db/pg-schema/index.ts'
-import type { MappingRecord, MappingRepository } from '../types.ts'
+import type { MappingRecord, MappingRepository } from '../../core/storage.ts'
 
 export class PostgresMappings implements MappingRepository {
   private readonly db: PgDb

@@ -6,7 +6,7 @@
  * while an earlier one is pending, leased or not.
  */
 import type pg from 'pg'
-import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../types.ts'
+import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../../core/storage.ts'
 import { withTransaction } from './transaction.ts'
 
 const columns = (t: string) => `${t}.seq, ${t}.id, ${t}.community_id AS "communityId", ${t}.type, ${t}.member_id AS "memberId",

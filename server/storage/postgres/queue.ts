@@ -4,9 +4,10 @@
  * exclusive across processes (row locks, a per-member advisory lock, leases that expire).
  */
 import type pg from 'pg'
-import { takeTurns } from '../../pipeline/fairness.ts'
-import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
-import { newDeliveryId } from '../sqlite/queue.ts'
+import { newDeliveryId } from '../../core/ids.ts'
+import { takeTurns } from '../../core/turns.ts'
+import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
+import { LIST_LAG_REASON, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../core/queue.ts'
 import { withTransaction } from './transaction.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -120,7 +121,7 @@ const SETTLE = `
     UPDATE deliveries
        SET status = $3, last_error = $4, steps = $5,
            attempts = attempts + $6, kit_requests = kit_requests + $7,
-           next_attempt_at = $8, lease_owner = NULL, lease_until = NULL, updated_at = $9
+           next_attempt_at = $8, lease_owner = NULL, lease_until = NULL, updated_at = $9, reason = $13
      WHERE seq = $1 AND lease_owner = $2
     RETURNING community_id
   ), marked AS (
@@ -143,11 +144,11 @@ const INSERT_EVENTS = `
 
 const INSERT_DELIVERIES = `
   INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-    last_error, next_attempt_at, received_at, created_at, updated_at, priority)
-  SELECT id, c, ev, t, m, e, et, s, le, ra, ra, ca, ca, CASE WHEN t = 'member.snapshot' THEN 1 ELSE 0 END
+    last_error, reason, next_attempt_at, received_at, created_at, updated_at, priority)
+  SELECT id, c, ev, t, m, e, et, s, le, rs, ra, ra, ca, ca, CASE WHEN t = $13 THEN $14::bigint ELSE 0 END
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-                $9::text[], $10::bigint[], $11::text[])
-         WITH ORDINALITY AS r(id, c, ev, t, m, e, et, s, le, ra, ca, n)
+                $9::text[], $10::bigint[], $11::text[], $12::text[])
+         WITH ORDINALITY AS r(id, c, ev, t, m, e, et, s, le, ra, ca, rs, n)
    ORDER BY n`
 
 const eventKey = (d: { communityId: string; eventId: string }) => `${d.communityId}\u0000${d.eventId}`
@@ -227,6 +228,9 @@ export class PgQueue implements DeliveryQueue {
         accepted.map((a) => a.d.skippedReason ?? null),
         accepted.map((a) => a.d.receivedAt),
         accepted.map((a) => iso(a.d.receivedAt)),
+        accepted.map((a) => (a.d.skippedReason ? (a.d.reason ?? null) : null)),
+        SNAPSHOT_TYPE,
+        SNAPSHOT_PRIORITY,
       ])
     }
     return results
@@ -277,6 +281,7 @@ export class PgQueue implements DeliveryQueue {
       sorted.map((m) => m.scope),
       sorted.map((m) => m.eventTime),
       sorted.map((m) => m.eventId),
+      outcome.reason ?? null,
     ])
     return rows[0]?.n === 1
   }
@@ -321,8 +326,8 @@ export class PgQueue implements DeliveryQueue {
       `UPDATE deliveries SET next_attempt_at = $1, updated_at = $2
         WHERE status IN ('pending', 'retrying') AND status = 'retrying'
           AND next_attempt_at > $1 AND community_id = $3
-          AND (last_error IS NULL OR NOT starts_with(last_error, $4))`,
-      [now, iso(now), communityId, LIST_LAG_WAIT_PREFIX],
+          AND (reason IS NULL OR reason <> $4)`,
+      [now, iso(now), communityId, LIST_LAG_REASON],
     )
     return rowCount ?? 0
   }
@@ -342,8 +347,8 @@ export class PgQueue implements DeliveryQueue {
   }
 
   async retryMany(communityId: string, filter: RetryManyFilter, limit: number, now: number): Promise<RetryManyResult> {
-    const params = [communityId, filter.status, filter.lastError ?? null]
-    const matching = `FROM deliveries WHERE community_id = $1 AND status = $2 AND ($3::text IS NULL OR last_error = $3)`
+    const params = [communityId, filter.status, filter.reason ?? null]
+    const matching = `FROM deliveries WHERE community_id = $1 AND status = $2 AND ($3::text IS NULL OR reason = $3)`
     return withTransaction(this.pool, async (client) => {
       // Oldest events first, so a member's earlier events are queued before (or with) later ones.
       // The outer status check drops rows another call re-queued while this one waited for them.

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
-import type { RateLimitCounter } from '../types.ts'
+import type { RateLimitCounter } from '../../core/storage.ts'
 
 const DB_NOW = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
 

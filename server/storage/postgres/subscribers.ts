@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { OpenedPostgres, PgDb } from '../../db/postgres.ts'
 import { kitSubscribers } from '../../db/pg-schema/index.ts'
-import type { SubscriberKey, SubscriberRecord, SubscriberRepository } from '../types.ts'
+import type { SubscriberKey, SubscriberRecord, SubscriberRepository } from '../../core/storage.ts'
 
 const byKey = (key: SubscriberKey) =>
   and(

@@ -5,8 +5,9 @@
  */
 import type pg from 'pg'
 import type { OpenedPostgres } from '../../db/postgres.ts'
-import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
-import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
+import { reasonWords, type ReasonCode } from '../../core/reasons.ts'
+import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
+import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../../core/storage.ts'
 import { withTransaction } from './transaction.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -85,19 +86,20 @@ export class PostgresSyncs implements SyncRepository {
         )
         await client.query(
           `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-             last_error, next_attempt_at, received_at, created_at, updated_at, priority, sync_id)
+             last_error, reason, next_attempt_at, received_at, created_at, updated_at, priority, sync_id)
            VALUES ${chunk.map((_, i) => {
-             const [id, eventId, memberId, memberEmail] = rowParams(i, 4, 7)
-             return `(${id}, $1, ${eventId}, $2, ${memberId}, ${memberEmail}, $3, 'held', $4, $3, $3, $5, $5, $6, $7)`
+             const [id, eventId, memberId, memberEmail] = rowParams(i, 4, 8)
+             return `(${id}, $1, ${eventId}, $2, ${memberId}, ${memberEmail}, $3, 'held', $4, $8, $3, $3, $5, $5, $6, $7)`
            }).join(', ')}`,
           [
             sync.communityId,
             sync.eventType,
             sync.startedAt,
-            sync.heldReason,
+            reasonWords(sync.heldReason),
             iso(sync.startedAt),
             SNAPSHOT_PRIORITY,
             sync.id,
+            sync.heldReason,
             ...chunk.flatMap((m) => [m.deliveryId, m.eventId, m.memberId, m.memberEmail]),
           ],
         )
@@ -110,7 +112,7 @@ export class PostgresSyncs implements SyncRepository {
     // survives a power cut, like an accepted event.
     await this.transaction(async (client) => {
       await client.query(
-        `UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = $2 WHERE sync_id = $1 AND status = 'held'`,
+        `UPDATE deliveries SET status = 'pending', last_error = NULL, reason = NULL, next_attempt_at = $2 WHERE sync_id = $1 AND status = 'held'`,
         [id, now],
       )
       await client.query(
@@ -169,12 +171,12 @@ export class PostgresSyncs implements SyncRepository {
     )
   }
 
-  async pause(id: string, reason: string, now: number): Promise<void> {
+  async pause(id: string, reason: ReasonCode, now: number): Promise<void> {
     await this.transaction(async (client) => {
       await client.query(
-        `UPDATE deliveries SET status = 'held', last_error = $2, updated_at = $4
+        `UPDATE deliveries SET status = 'held', last_error = $2, reason = $5, updated_at = $4
           WHERE sync_id = $1 AND status IN ('pending', 'retrying') AND ${NOT_LEASED}`,
-        [id, reason, now, iso(now)],
+        [id, reasonWords(reason), now, iso(now), reason],
       )
       await client.query(`UPDATE syncs SET status = 'paused', updated_at = $2 WHERE id = $1`, [id, now])
     })
@@ -183,7 +185,7 @@ export class PostgresSyncs implements SyncRepository {
   async resume(id: string, now: number): Promise<void> {
     await this.transaction(async (client) => {
       await client.query(
-        `UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = $2, updated_at = $3
+        `UPDATE deliveries SET status = 'pending', last_error = NULL, reason = NULL, next_attempt_at = $2, updated_at = $3
           WHERE sync_id = $1 AND status = 'held'`,
         [id, now, iso(now)],
       )
@@ -191,12 +193,12 @@ export class PostgresSyncs implements SyncRepository {
     })
   }
 
-  async cancel(id: string, reason: string, now: number): Promise<void> {
+  async cancel(id: string, reason: ReasonCode, now: number): Promise<void> {
     await this.transaction(async (client) => {
       await client.query(
-        `UPDATE deliveries SET status = 'skipped', last_error = $2, updated_at = $4
+        `UPDATE deliveries SET status = 'skipped', last_error = $2, reason = $5, updated_at = $4
           WHERE sync_id = $1 AND status IN ('pending', 'retrying', 'held') AND ${NOT_LEASED}`,
-        [id, reason, now, iso(now)],
+        [id, reasonWords(reason), now, iso(now), reason],
       )
       await client.query(`UPDATE syncs SET status = 'cancelled', updated_at = $2 WHERE id = $1`, [id, now])
     })

@@ -2,7 +2,7 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { connections } from '../../db/schema/index.ts'
-import type { ConnectionRecord, ConnectionRepository } from '../types.ts'
+import type { ConnectionRecord, ConnectionRepository } from '../../core/storage.ts'
 import { definedOnly } from '../values.ts'
 
 export class SqliteConnections implements ConnectionRepository {

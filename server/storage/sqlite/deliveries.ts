@@ -1,10 +1,11 @@
 /** The owner's Activity reads of deliveries, from the embedded database. */
 import type Database from 'better-sqlite3'
-import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../types.ts'
+import type { ReasonCode } from '../../core/reasons.ts'
+import type { DeliveryReadFilter, DeliveryReads, DeliveryRecord } from '../../core/storage.ts'
 
 /** The columns the owner's Activity shows; leases and payloads stay inside the queue. */
 const DELIVERY_RECORD_COLUMNS = `seq, id, event_id, event_type, member_id, member_email, status, attempts, last_error,
-  kit_requests, steps, next_attempt_at, created_at, updated_at`
+  reason, kit_requests, steps, next_attempt_at, created_at, updated_at`
 
 export class SqliteDeliveryReads implements DeliveryReads {
   constructor(private readonly sqlite: Database.Database) {}
@@ -43,9 +44,9 @@ export class SqliteDeliveryReads implements DeliveryReads {
       .get(communityId, deliveryId) as DeliveryRecord | undefined
   }
 
-  async skippedSummary(communityId: string, lastError: string): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
-    const params = { communityId, lastError }
-    const matching = `FROM deliveries WHERE community_id = @communityId AND status = 'skipped' AND last_error = @lastError`
+  async skippedSummary(communityId: string, reason: ReasonCode): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
+    const params = { communityId, reason }
+    const matching = `FROM deliveries WHERE community_id = @communityId AND status = 'skipped' AND reason = @reason`
     const types = this.sqlite
       .prepare(`SELECT event_type, count(*) AS count ${matching} GROUP BY event_type ORDER BY count DESC, event_type`)
       .all(params) as { event_type: string; count: number }[]

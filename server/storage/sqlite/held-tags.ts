@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { heldTags } from '../../db/schema/index.ts'
-import type { HeldTagRepository } from '../types.ts'
+import type { HeldTagRepository } from '../../core/storage.ts'
 
 export class SqliteHeldTags implements HeldTagRepository {
   constructor(private readonly db: Db) {}

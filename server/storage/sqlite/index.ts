@@ -3,7 +3,7 @@ import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase
 import { migrationCount } from '../migrations.ts'
 import { SqliteOutbox } from './outbox.ts'
 import { SqliteKitStates } from './kit-states.ts'
-import type { Storage } from '../types.ts'
+import type { Storage } from '../../core/storage.ts'
 import { SqliteConnections } from './connections.ts'
 import { SqliteDeliveryReads } from './deliveries.ts'
 import { SqliteHeldTags } from './held-tags.ts'

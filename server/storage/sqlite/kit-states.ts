@@ -1,6 +1,6 @@
 /** The embedded dialect's Kit watch tables: what was last seen of members in Kit, the poll's rows, the Kit webhooks. */
 import type Database from 'better-sqlite3'
-import type { KitMemberState, KitStateRepository, KitWebhookRecord, KnownKitMember } from '../types.ts'
+import type { KitMemberState, KitStateRepository, KitWebhookRecord, KnownKitMember } from '../../core/storage.ts'
 
 /** Subscribers looked up per statement (SQLite's bound-parameter limit is far above). */
 const CHUNK = 400

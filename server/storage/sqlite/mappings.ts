@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { mappings } from '../../db/schema/index.ts'
-import type { MappingRecord, MappingRepository } from '../types.ts'
+import type { MappingRecord, MappingRepository } from '../../core/storage.ts'
 
 export class SqliteMappings implements MappingRepository {
   constructor(private readonly db: Db) {}

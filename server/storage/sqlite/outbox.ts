@@ -1,6 +1,6 @@
 /** The embedded outbox of events to the platform: rows in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
-import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../types.ts'
+import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../../core/storage.ts'
 
 const COLUMNS = `seq, id, community_id AS communityId, type, member_id AS memberId, body, state, attempts,
   last_error AS lastError, next_attempt_at AS nextAttemptAt, give_up_at AS giveUpAt, observed_at AS observedAt,

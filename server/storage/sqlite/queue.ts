@@ -1,11 +1,11 @@
 /** The embedded queue: deliveries in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
-import { randomUUID } from 'node:crypto'
-import { takeTurns } from '../../pipeline/fairness.ts'
-import { LIST_LAG_WAIT_PREFIX, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../pipeline/queue.ts'
+import { newDeliveryId } from '../../core/ids.ts'
+import { takeTurns } from '../../core/turns.ts'
+import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
+import { LIST_LAG_REASON, RETRYABLE_STATUSES, type ClaimOptions, type DeliveryQueue, type EnqueueResult, type NewDelivery, type OrderingMark, type Outcome, type Purged, type QueuedDelivery, type RetryManyFilter, type RetryManyResult } from '../../core/queue.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
-export const newDeliveryId = () => `dlv_${randomUUID().replace(/-/g, '')}`
 
 const GROUP_COMMIT_WINDOW_MS = 1
 
@@ -48,9 +48,10 @@ export class SqliteQueue implements DeliveryQueue {
     )
     this.insertDelivery = sqlite.prepare(
       `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-         last_error, next_attempt_at, received_at, created_at, updated_at, priority)
+         last_error, reason, next_attempt_at, received_at, created_at, updated_at, priority)
        VALUES (@id, @communityId, @eventId, @eventType, @memberId, @memberEmail, @eventTime, @status,
-         @lastError, @receivedAt, @receivedAt, @createdAt, @createdAt, CASE WHEN @eventType = 'member.snapshot' THEN 1 ELSE 0 END)`,
+         @lastError, @reason, @receivedAt, @receivedAt, @createdAt, @createdAt,
+         CASE WHEN @eventType = @snapshotType THEN @snapshotPriority ELSE 0 END)`,
     )
     // Communities with waiting work, stepping along deliveries_claim_idx from one community to the
     // next (one index probe each), whatever the size of their backlogs.
@@ -94,7 +95,7 @@ export class SqliteQueue implements DeliveryQueue {
     )
     this.settleStmt = sqlite.prepare(
       `UPDATE deliveries
-          SET status = @status, last_error = @lastError, steps = @steps,
+          SET status = @status, last_error = @lastError, reason = @reason, steps = @steps,
               attempts = attempts + @attempted, kit_requests = kit_requests + @kitRequests,
               next_attempt_at = @nextAttemptAt, lease_owner = NULL, lease_until = NULL, updated_at = @updatedAt
         WHERE seq = @seq AND lease_owner = @owner`,
@@ -105,7 +106,7 @@ export class SqliteQueue implements DeliveryQueue {
       `UPDATE deliveries SET next_attempt_at = @now, updated_at = @updatedAt
         WHERE status IN ('pending', 'retrying') AND status = 'retrying'
           AND next_attempt_at > @now AND +community_id = @communityId
-          AND (last_error IS NULL OR substr(last_error, 1, @prefixLength) <> @listLagPrefix)`,
+          AND (reason IS NULL OR reason <> @listLag)`,
     )
     // The mark belongs to the settled delivery's community, read from its row.
     this.markStmt = sqlite.prepare(
@@ -124,6 +125,7 @@ export class SqliteQueue implements DeliveryQueue {
         owner,
         status: outcome.status,
         lastError: outcome.lastError,
+        reason: outcome.reason ?? null,
         steps: JSON.stringify(outcome.steps ?? []),
         attempted: outcome.status !== 'pending' && (outcome.kitRequests > 0 || outcome.status !== 'skipped') ? 1 : 0,
         kitRequests: outcome.kitRequests,
@@ -143,7 +145,10 @@ export class SqliteQueue implements DeliveryQueue {
           id,
           status: d.skippedReason ? 'skipped' : 'pending',
           lastError: d.skippedReason ?? null,
+          reason: d.skippedReason ? (d.reason ?? null) : null,
           createdAt: iso(d.receivedAt),
+          snapshotType: SNAPSHOT_TYPE,
+          snapshotPriority: SNAPSHOT_PRIORITY,
         })
         return { accepted: true, deliveryId: id }
       }),
@@ -169,14 +174,14 @@ export class SqliteQueue implements DeliveryQueue {
     const deleteDelivery = sqlite.prepare('DELETE FROM deliveries WHERE seq = @seq')
     // Oldest events first, so a member's earlier events are queued before (or with) later ones.
     const matching = `FROM deliveries WHERE community_id = @communityId AND status = @status
-        AND (@lastError IS NULL OR last_error = @lastError)`
+        AND (@reason IS NULL OR reason = @reason)`
     const requeue = sqlite.prepare(
       `UPDATE deliveries SET status = 'pending', next_attempt_at = @now, updated_at = @updatedAt, received_at = @now
         WHERE seq IN (SELECT seq ${matching} ORDER BY event_time, seq LIMIT @limit)`,
     )
     const countMatching = sqlite.prepare(`SELECT count(*) AS n ${matching}`)
     this.retryManyTx = sqlite.transaction((communityId: string, filter: RetryManyFilter, limit: number, now: number) => {
-      const params = { communityId, status: filter.status, lastError: filter.lastError ?? null }
+      const params = { communityId, status: filter.status, reason: filter.reason ?? null }
       const queued = requeue.run({ ...params, limit, now, updatedAt: iso(now) }).changes
       const { n } = countMatching.get(params) as { n: number }
       return { queued, remaining: n }
@@ -252,7 +257,7 @@ export class SqliteQueue implements DeliveryQueue {
   }
 
   async expediteRetries(communityId: string, now: number): Promise<number> {
-    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now), listLagPrefix: LIST_LAG_WAIT_PREFIX, prefixLength: LIST_LAG_WAIT_PREFIX.length }).changes
+    return this.expediteStmt.run({ communityId, now, updatedAt: iso(now), listLag: LIST_LAG_REASON }).changes
   }
 
   async retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }> {

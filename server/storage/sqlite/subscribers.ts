@@ -2,7 +2,7 @@
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/index.ts'
 import { kitSubscribers } from '../../db/schema/index.ts'
-import type { SubscriberKey, SubscriberRecord, SubscriberRepository } from '../types.ts'
+import type { SubscriberKey, SubscriberRecord, SubscriberRepository } from '../../core/storage.ts'
 
 const byKey = (key: SubscriberKey) =>
   and(

@@ -3,8 +3,9 @@
  * queue's tables (the same columns SqliteQueue's intake writes).
  */
 import type Database from 'better-sqlite3'
-import { SNAPSHOT_PRIORITY } from '../../pipeline/sync-snapshot.ts'
-import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../types.ts'
+import { reasonWords, type ReasonCode } from '../../core/reasons.ts'
+import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
+import type { StagedSnapshot, SyncProgressRow, SyncRecord, SyncRepository } from '../../core/storage.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -24,9 +25,9 @@ export class SqliteSyncs implements SyncRepository {
   private readonly stageTx: (sync: StagedSync, members: StagedSnapshot[]) => void
   private readonly acceptTx: (id: string, totals: Totals, now: number) => void
   private readonly discardTx: (id: string) => void
-  private readonly pauseTx: (id: string, reason: string, now: number) => void
+  private readonly pauseTx: (id: string, reason: ReasonCode, now: number) => void
   private readonly resumeTx: (id: string, now: number) => void
-  private readonly cancelTx: (id: string, reason: string, now: number) => void
+  private readonly cancelTx: (id: string, reason: ReasonCode, now: number) => void
 
   constructor(private readonly sqlite: Database.Database) {
     this.insertSync = sqlite.prepare(
@@ -39,9 +40,9 @@ export class SqliteSyncs implements SyncRepository {
     )
     this.insertDelivery = sqlite.prepare(
       `INSERT INTO deliveries (id, community_id, event_id, event_type, member_id, member_email, event_time, status,
-         last_error, next_attempt_at, received_at, created_at, updated_at, priority, sync_id)
+         last_error, reason, next_attempt_at, received_at, created_at, updated_at, priority, sync_id)
        VALUES (@deliveryId, @communityId, @eventId, @eventType, @memberId, @memberEmail, @startedAt, 'held',
-         @heldReason, @startedAt, @startedAt, @createdAt, @createdAt, @priority, @syncId)`,
+         @heldWords, @heldReason, @startedAt, @startedAt, @createdAt, @createdAt, @priority, @syncId)`,
     )
     this.progressStmt = sqlite.prepare(
       `SELECT status, count(*) AS n, coalesce(sum(kit_requests), 0) AS k FROM deliveries WHERE sync_id = ? GROUP BY status ORDER BY status`,
@@ -53,6 +54,7 @@ export class SqliteSyncs implements SyncRepository {
         eventType: sync.eventType,
         startedAt: sync.startedAt,
         heldReason: sync.heldReason,
+        heldWords: reasonWords(sync.heldReason),
         createdAt: iso(sync.startedAt),
         priority: SNAPSHOT_PRIORITY,
         syncId: sync.id,
@@ -65,7 +67,7 @@ export class SqliteSyncs implements SyncRepository {
     })
 
     const release = sqlite.prepare(
-      `UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = ? WHERE sync_id = ? AND status = 'held'`,
+      `UPDATE deliveries SET status = 'pending', last_error = NULL, reason = NULL, next_attempt_at = ? WHERE sync_id = ? AND status = 'held'`,
     )
     const running = sqlite.prepare(
       `UPDATE syncs SET status = 'running', total = ?, refused = ?, refused_examples = ?, updated_at = ? WHERE id = ?`,
@@ -88,15 +90,15 @@ export class SqliteSyncs implements SyncRepository {
 
     const setStatus = sqlite.prepare('UPDATE syncs SET status = @status, updated_at = @now WHERE id = @id')
     const hold = sqlite.prepare(
-      `UPDATE deliveries SET status = 'held', last_error = @reason, updated_at = @updatedAt
+      `UPDATE deliveries SET status = 'held', last_error = @words, reason = @reason, updated_at = @updatedAt
         WHERE sync_id = @id AND status IN ('pending', 'retrying') AND ${NOT_LEASED}`,
     )
-    this.pauseTx = sqlite.transaction((id: string, reason: string, now: number) => {
-      hold.run({ id, reason, now, updatedAt: iso(now) })
+    this.pauseTx = sqlite.transaction((id: string, reason: ReasonCode, now: number) => {
+      hold.run({ id, reason, words: reasonWords(reason), now, updatedAt: iso(now) })
       setStatus.run({ id, status: 'paused', now })
     })
     const unhold = sqlite.prepare(
-      `UPDATE deliveries SET status = 'pending', last_error = NULL, next_attempt_at = @now, updated_at = @updatedAt
+      `UPDATE deliveries SET status = 'pending', last_error = NULL, reason = NULL, next_attempt_at = @now, updated_at = @updatedAt
         WHERE sync_id = @id AND status = 'held'`,
     )
     this.resumeTx = sqlite.transaction((id: string, now: number) => {
@@ -104,11 +106,11 @@ export class SqliteSyncs implements SyncRepository {
       setStatus.run({ id, status: 'running', now })
     })
     const skip = sqlite.prepare(
-      `UPDATE deliveries SET status = 'skipped', last_error = @reason, updated_at = @updatedAt
+      `UPDATE deliveries SET status = 'skipped', last_error = @words, reason = @reason, updated_at = @updatedAt
         WHERE sync_id = @id AND status IN ('pending', 'retrying', 'held') AND ${NOT_LEASED}`,
     )
-    this.cancelTx = sqlite.transaction((id: string, reason: string, now: number) => {
-      skip.run({ id, reason, now, updatedAt: iso(now) })
+    this.cancelTx = sqlite.transaction((id: string, reason: ReasonCode, now: number) => {
+      skip.run({ id, reason, words: reasonWords(reason), now, updatedAt: iso(now) })
       setStatus.run({ id, status: 'cancelled', now })
     })
   }
@@ -161,7 +163,7 @@ export class SqliteSyncs implements SyncRepository {
       .run(status, counts.done, counts.failed, counts.skipped, counts.kitRequests, now, now, id)
   }
 
-  async pause(id: string, reason: string, now: number): Promise<void> {
+  async pause(id: string, reason: ReasonCode, now: number): Promise<void> {
     this.pauseTx(id, reason, now)
   }
 
@@ -169,7 +171,7 @@ export class SqliteSyncs implements SyncRepository {
     this.resumeTx(id, now)
   }
 
-  async cancel(id: string, reason: string, now: number): Promise<void> {
+  async cancel(id: string, reason: ReasonCode, now: number): Promise<void> {
     this.cancelTx(id, reason, now)
   }
 

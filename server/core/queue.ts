@@ -5,15 +5,16 @@
  * expire).
  */
 import type { DeliveryStatus, DeliveryStep } from '#shared/api.ts'
-import type { ClaimTurnsOrder } from './fairness.ts'
+import type { ReasonCode } from './reasons.ts'
+import type { ClaimTurnsOrder } from './turns.ts'
 
 export type InternalStatus = DeliveryStatus | 'held'
 
 /**
- * How the `last_error` of a delivery waiting for Kit's subscriber list to catch up begins. Such a
- * wait is not an outage: Kit answering other deliveries does not bring it forward.
+ * The reason of a delivery waiting for Kit's subscriber list to catch up. Such a wait is not an
+ * outage: Kit answering other deliveries does not bring it forward.
  */
-export const LIST_LAG_WAIT_PREFIX = 'Waiting for Kit\'s subscriber list: '
+export const LIST_LAG_REASON: ReasonCode = 'list_lag'
 
 export interface NewDelivery {
   communityId: string
@@ -24,8 +25,10 @@ export interface NewDelivery {
   eventTime: number
   payload: string
   receivedAt: number
-  /** Set when the event is recorded but nothing will be sent (unknown type). */
+  /** Set when the event is recorded but nothing will be sent (unknown type, no Kit account): the words. */
   skippedReason?: string
+  /** The skip's reason code, with skippedReason. */
+  reason?: ReasonCode
 }
 
 export interface EnqueueResult {
@@ -66,6 +69,8 @@ export interface Outcome {
   /** `pending`: given back before it could finish (Kit's budget was spent); not a failed attempt. */
   status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held' | 'pending'
   lastError: string | null
+  /** Why it was skipped, is waiting or is held (absent: none). */
+  reason?: ReasonCode
   kitRequests: number
   /** What this attempt did in Kit, step by step (kept for the owner's Activity). */
   steps?: DeliveryStep[]
@@ -100,8 +105,8 @@ export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
 
 export interface RetryManyFilter {
   status: RetryableStatus
-  /** Only deliveries whose `last_error` is exactly this (a skip's recorded reason). */
-  lastError?: string
+  /** Only deliveries skipped for this reason. */
+  reason?: ReasonCode
 }
 
 export interface RetryManyResult {

@@ -18,7 +18,8 @@
  * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
  * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
  */
-import type { DeliveryQueue } from '../pipeline/queue.ts'
+import type { DeliveryQueue } from './queue.ts'
+import type { ReasonCode } from './reasons.ts'
 
 export type Dialect = 'sqlite' | 'postgres'
 
@@ -151,7 +152,7 @@ export interface SyncRepository {
    * Stores members as events and `held` deliveries (priority 1, `last_error` = heldReason), in one
    * transaction; event time and received time are the sync's start.
    */
-  stage(sync: { id: string; communityId: string; startedAt: number; eventType: string; heldReason: string }, members: StagedSnapshot[]): Promise<void>
+  stage(sync: { id: string; communityId: string; startedAt: number; eventType: string; heldReason: ReasonCode }, members: StagedSnapshot[]): Promise<void>
   /** The whole file was read: its deliveries become pending and the sync `running`, in one durable commit. */
   accept(id: string, totals: { total: number; refused: number; refusedExamples: string }, now: number): Promise<void>
   /** Deletes a sync that was never accepted, with its events and deliveries. */
@@ -166,11 +167,11 @@ export interface SyncRepository {
   /** Records the final counts of a finished sync. */
   finish(id: string, status: 'completed' | 'cancelled', counts: { done: number; failed: number; skipped: number; kitRequests: number }, now: number): Promise<void>
   /** Waiting deliveries not in flight become `held` with the reason; the sync `paused`. */
-  pause(id: string, reason: string, now: number): Promise<void>
+  pause(id: string, reason: ReasonCode, now: number): Promise<void>
   /** Held deliveries become pending; the sync `running`. */
   resume(id: string, now: number): Promise<void>
   /** Waiting and held deliveries not in flight become `skipped` with the reason; the sync `cancelled`. */
-  cancel(id: string, reason: string, now: number): Promise<void>
+  cancel(id: string, reason: ReasonCode, now: number): Promise<void>
   /** The community's remembered column mapping (JSON), if an import stored one. */
   columnMapping(communityId: string): Promise<string | undefined>
   /** Stores (replaces) the community's column mapping. */
@@ -188,6 +189,7 @@ export interface DeliveryRecord {
   status: string
   attempts: number
   last_error: string | null
+  reason: string | null
   kit_requests: number
   /** JSON array of DeliveryStep. */
   steps: string
@@ -211,8 +213,8 @@ export interface DeliveryReadFilter {
 export interface DeliveryReads {
   list(communityId: string, filter: DeliveryReadFilter): Promise<DeliveryRecord[]>
   get(communityId: string, deliveryId: string): Promise<DeliveryRecord | undefined>
-  /** Skipped deliveries with exactly this reason: count by event type, and distinct members. */
-  skippedSummary(communityId: string, lastError: string): Promise<{ types: { event_type: string; count: number }[]; members: number }>
+  /** Skipped deliveries with this reason code: count by event type, and distinct members. */
+  skippedSummary(communityId: string, reason: ReasonCode): Promise<{ types: { event_type: string; count: number }[]; members: number }>
 }
 
 /** One Kit request recorded in the shared rolling window. */

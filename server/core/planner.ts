@@ -1,0 +1,238 @@
+/**
+ * The one decision of what a member event does in Kit, as a pure function: no I/O, no clock, no
+ * randomness. From the event, the community's mappings, the ordering marks and whether a Kit key
+ * is saved, it answers a skip or a hold (with its reason code), or the ordered Kit steps and the
+ * marks to write. The processor executes a plan; the import preview counts the same plans.
+ *
+ * Two decisions need Kit's answer and are left to the executor, each through a function here:
+ * tag removals are sent only to a subscriber this delivery did not create (`removalsFor`), and
+ * what a known subscriber needs written is the difference `subscriberDelta` finds.
+ */
+import type { EventMapping, KitRef, Mappings } from '#shared/api.ts'
+import { hasPlaceholder, type EventType } from '#shared/events.ts'
+import { normaliseEmail, type MemberEvent } from './envelope.ts'
+import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
+import { tagRemovalsFor } from './new-subscriber.ts'
+import type { OrderingMark } from './queue.ts'
+import type { ReasonCode, ReasonDetails } from './reasons.ts'
+import { snapshotMapping, SNAPSHOT_TYPE } from './snapshot.ts'
+
+/** A mapped tag as one delivery applies it. */
+export interface TagTarget {
+  /** The name as mapped, filled in from the event when it is templated. */
+  name: string
+  /** The id the mapping document gives it (picked in the panel, or held since first use). */
+  storedId: number | null
+  templated: boolean
+}
+
+/** One mapped member field to write: Kit's key for it as mapped, the label the owner knows, the value. */
+export interface PlannedField {
+  key: string
+  label: string
+  /** Kit takes strings only; an emptied member field is written as "". */
+  value: string
+}
+
+/** What the plugin last wrote to Kit for a member (its kit_subscribers row). */
+export interface KnownSubscriber {
+  email: string
+  firstName: string | null
+  fields: Record<string, string | null>
+}
+
+/** The saved Kit key as far as planning is concerned. */
+export type CredentialState = 'none' | 'connected' | 'invalid' | 'unreadable'
+
+export interface PlanInput {
+  event: MemberEvent
+  /** The member id the delivery is for (the event's member). */
+  memberId: string
+  /** The event's time (epoch ms), as the queue recorded it. */
+  eventTime: number
+  eventId: string
+  credential: CredentialState
+  mappings: Mappings
+  /** The community's marks for `scopesToRead(event, memberId)` (absent: none set). */
+  marks: ReadonlyMap<string, OrderingMark>
+}
+
+export interface SubscriberStep {
+  email: string
+  firstName: string | null
+  /** Mapped fields by source (those a newer applied event wrote are left out). */
+  fields: Record<string, PlannedField>
+  /** Creates the subscriber when Kit has none: only events that add something do. */
+  createIfMissing: boolean
+  /** Created `inactive`, for a form to confirm. */
+  inactive: boolean
+  /** Writes name and email (false: a newer event already set the member's profile). */
+  writeProfile: boolean
+}
+
+export type KitStep =
+  | { kind: 'tag.remove'; tag: TagTarget }
+  | { kind: 'tag.add'; tag: TagTarget }
+  | { kind: 'form.add'; form: KitRef }
+  | { kind: 'sequence.add'; sequence: KitRef }
+  | { kind: 'unsubscribe' }
+
+export interface SendPlan {
+  kind: 'send'
+  type: EventType
+  subscriber: SubscriberStep
+  /** After the subscriber, in order. Tag removals are dropped for a subscriber this delivery creates (see removalsFor). */
+  steps: KitStep[]
+  /** Tags left out (by mapped name): a templated name whose placeholder the event has no value for. */
+  unfilledTags: { name: string; mode: 'add' | 'remove' }[]
+  /** A newer event already set the member's profile; `newerFields`: and some of the fields. */
+  staleProfile: boolean
+  newerFields: boolean
+  /** Marks written when the delivery applies (or, put back, once it changed something). */
+  marks: OrderingMark[]
+  /** Marks written when Kit has nobody to apply it to (the scope is settled, the profile is not). */
+  settledMarks: OrderingMark[]
+}
+
+/** A plan that sends nothing: a skip, or a hold until the owner saves a working key. */
+export type Unsent = { kind: 'skip'; reason: ReasonCode; details: ReasonDetails } | { kind: 'hold'; reason: ReasonCode }
+
+export type Plan = Unsent | SendPlan
+
+const profileScope = (memberId: string) => `profile:${memberId}`
+const settledScope = (memberId: string) => `settled:${memberId}`
+const fieldScope = (memberId: string, source: string) => `field:${memberId}:${source}`
+
+/** The ordering scopes whose marks planning the event needs. */
+export function scopesToRead(event: MemberEvent, memberId: string): string[] {
+  const scope = orderingScope(event)
+  const fields = Object.keys(memberFieldValues(event)).map((source) => fieldScope(memberId, source))
+  return [...(scope ? [scope] : []), profileScope(memberId), settledScope(memberId), ...fields]
+}
+
+const describeScope = (event: MemberEvent) =>
+  event.type.startsWith('subscription.') ? `subscription ${event.data.subscription?.id}` : `access level "${event.data.access?.level}"`
+
+const isEmptyMapping = (m: EventMapping) =>
+  m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
+
+const PROFILE_EVENTS: readonly string[] = ['user.signed_up', 'user.updated', SNAPSHOT_TYPE]
+
+/** A skip or a hold when no working key is saved (planned before anything else is read); null: go on. */
+export function credentialVerdict(credential: CredentialState): Unsent | null {
+  if (credential === 'none') return { kind: 'skip', reason: 'not_connected', details: {} }
+  if (credential === 'unreadable') return { kind: 'hold', reason: 'key_unreadable' }
+  if (credential === 'invalid') return { kind: 'hold', reason: 'key_rejected' }
+  return null
+}
+
+export function plan(input: PlanInput): Plan {
+  const { event, memberId, eventTime, marks } = input
+  const verdict = credentialVerdict(input.credential)
+  if (verdict) return verdict
+
+  const newer = (scope: string) => {
+    const mark = marks.get(scope)
+    return mark !== undefined && mark.eventTime > eventTime ? mark : undefined
+  }
+  const scope = orderingScope(event)
+  const staleScope = scope ? newer(scope) : undefined
+  if (staleScope) return { kind: 'skip', reason: 'stale_event', details: { eventId: staleScope.eventId, scope: describeScope(event) } }
+
+  // Every event carries the member's profile as it was at the event's time: the newest one applied
+  // wins. A snapshot is the member as they were when the sync started: once a newer live event was
+  // applied, or found nobody in Kit, it has nothing left to say.
+  const profileMark = newer(profileScope(memberId))
+  const type = event.type as EventType
+  if (type === SNAPSHOT_TYPE) {
+    const later = profileMark ?? newer(settledScope(memberId))
+    if (later) return { kind: 'skip', reason: 'stale_snapshot', details: { eventId: later.eventId } }
+  }
+  const mapping = type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : input.mappings.events[type]
+  if (!mapping) return { kind: 'skip', reason: 'event_not_handled', details: { eventType: event.type } }
+
+  // Each field has its own scope: an older event still writes a field no newer applied event wrote.
+  const carried = Object.keys(memberFieldValues(event))
+  const newerFields = new Set(carried.filter((source) => newer(fieldScope(memberId, source)) !== undefined))
+  const fields = mappedFields(input.mappings, event, { skip: newerFields })
+  const staleProfile = profileMark !== undefined
+  const wantsProfile = PROFILE_EVENTS.includes(type) && !staleProfile
+  if (isEmptyMapping(mapping) && Object.keys(fields).length === 0 && !wantsProfile) {
+    return profileMark
+      ? { kind: 'skip', reason: 'stale_profile', details: { eventId: profileMark.eventId } }
+      : { kind: 'skip', reason: 'empty_mapping', details: { eventType: event.type } }
+  }
+
+  const unfilledTags: SendPlan['unfilledTags'] = []
+  const targets = (refs: EventMapping['add_tags'], mode: 'add' | 'remove'): TagTarget[] =>
+    refs.flatMap((ref) => {
+      const templated = hasPlaceholder(ref.name)
+      const name = templated ? fillTemplate(ref.name, event) : ref.name
+      if (name === null || name === '') {
+        unfilledTags.push({ name: ref.name, mode })
+        return []
+      }
+      return [{ name, storedId: templated ? null : (ref.id ?? null), templated }]
+    })
+  const steps: KitStep[] = [
+    ...targets(mapping.remove_tags, 'remove').map((tag): KitStep => ({ kind: 'tag.remove', tag })),
+    ...targets(mapping.add_tags, 'add').map((tag): KitStep => ({ kind: 'tag.add', tag })),
+    ...mapping.add_to_forms.map((form): KitStep => ({ kind: 'form.add', form })),
+    ...mapping.add_to_sequences.map((sequence): KitStep => ({ kind: 'sequence.add', sequence })),
+    ...(mapping.unsubscribe ? [{ kind: 'unsubscribe' } as const] : []),
+  ]
+
+  // Only events that add something (a profile, fields, tags, forms, sequences) create a
+  // subscriber; removals and unsubscribes apply to one that already exists, or to nobody. A stale
+  // profile writes nothing and creates no one: its email may be one the member left.
+  const adds = PROFILE_EVENTS.includes(type) || Object.keys(fields).length > 0 || mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
+  const markOf = (s: string): OrderingMark => ({ scope: s, eventTime, eventId: input.eventId })
+  const written = carried.filter((source) => source in fields)
+  return {
+    kind: 'send',
+    type,
+    subscriber: {
+      email: normaliseEmail(event.data.member.email),
+      firstName: event.data.member.first_name ?? null,
+      fields,
+      createIfMissing: type !== 'user.deleted' && adds && !staleProfile,
+      inactive: mapping.add_to_forms.length > 0,
+      writeProfile: !staleProfile,
+    },
+    steps,
+    unfilledTags,
+    staleProfile,
+    newerFields: newerFields.size > 0,
+    marks: [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope(memberId))]), ...written.map((f) => markOf(fieldScope(memberId, f)))],
+    settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId))],
+  }
+}
+
+/** The plan's steps for the subscriber as Kit answered: one this delivery created has no tags to remove. */
+export function removalsFor(steps: readonly KitStep[], created: boolean): KitStep[] {
+  const removals = steps.filter((s) => s.kind === 'tag.remove')
+  const kept = new Set(tagRemovalsFor(removals, created))
+  return steps.filter((s) => s.kind !== 'tag.remove' || kept.has(s))
+}
+
+export interface SubscriberDelta {
+  /** Field values (by Kit key) that differ from what is known. */
+  fields: Record<string, string>
+  nameChanged: boolean
+  emailChanged: boolean
+}
+
+/** What a known subscriber needs written: nothing when all of it is as the plugin last wrote it. */
+export function subscriberDelta(known: KnownSubscriber, wanted: { email: string; firstName: string | null; fields: Record<string, string>; writeProfile: boolean }): SubscriberDelta {
+  return {
+    fields: Object.fromEntries(Object.entries(wanted.fields).filter(([k, v]) => (known.fields[k] ?? '') !== v)),
+    nameChanged: wanted.writeProfile && wanted.firstName !== null && wanted.firstName !== known.firstName,
+    emailChanged: wanted.writeProfile && known.email !== wanted.email,
+  }
+}
+
+export const deltaIsEmpty = (d: SubscriberDelta) => Object.keys(d.fields).length === 0 && !d.nameChanged && !d.emailChanged
+
+/** The field values a plan writes, by Kit key as mapped. */
+export const plannedValues = (fields: Record<string, PlannedField>): Record<string, string> =>
+  Object.fromEntries(Object.values(fields).map((f) => [f.key, f.value]))

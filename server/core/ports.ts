@@ -1,0 +1,31 @@
+/**
+ * What the pipeline needs from the layers above it, as small interfaces: the services implement
+ * them and are injected, so the pipeline never imports a service or a plugin.
+ */
+import type { Mappings } from '#shared/api.ts'
+
+/** A community's saved Kit key as the pipeline sees it; `unreadable`: the server's key cannot open it. */
+export type StoredCredential =
+  | { status: 'connected' | 'invalid'; apiKey: string; credentialId: string }
+  | { status: 'unreadable'; apiKey: null; credentialId: string }
+
+export interface CredentialSource {
+  /** The community's saved key, or null when none is saved. */
+  credential(communityId: string): Promise<StoredCredential | null>
+  /** Kit refused the key: the connection turns invalid and its deliveries are held. */
+  markInvalid(communityId: string, credentialId: string): Promise<void>
+}
+
+export interface MappingSource {
+  get(communityId: string): Promise<Mappings>
+  /** Kit gave this key for the field mapped from `source`: stored for the next deliveries. */
+  learnFieldKey(communityId: string, source: string, key: string): Promise<void>
+  /** Holds the id of a typed-in tag name once it is created or found in Kit. */
+  holdTagId(communityId: string, name: string, tagId: number, replacing?: number | null): Promise<void>
+}
+
+/** The counters a consumer reports to. */
+export interface DeliveryMetrics {
+  eventsProcessed: { inc(labels: { status: string }): void }
+  deliveryLatency: { observe(seconds: number): void }
+}
