@@ -28,7 +28,9 @@ function presign(port: number, config: ClusterLoadgenConfig): RequestSet {
     const body = JSON.stringify(e)
     const head =
       `POST /events HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      Object.entries(signedHeaders(config.hmacKey, e.id, body, timestamp)).map(([name, value]) => `${name}: ${value}\r\n`).join('') +
+      Object.entries(signedHeaders(config.hmacKey, e.id, body, timestamp))
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('') +
       '\r\n'
     const request = Buffer.from(head + body)
     parts.push(request)
@@ -46,7 +48,14 @@ const loadStart = performance.now()
 const perPort = Math.max(1, Math.round(config.connections / config.ports.length))
 const results = await Promise.all(
   config.ports.map((port, i) =>
-    runLoad({ port, requests: sets[i] as RequestSet, connections: perPort, warmupMs: config.warmupMs, durationMs: config.durationMs, cycle: false }),
+    runLoad({
+      port,
+      requests: sets[i] as RequestSet,
+      connections: perPort,
+      warmupMs: config.warmupMs,
+      durationMs: config.durationMs,
+      cycle: false,
+    }),
   ),
 )
 const cpu = process.cpuUsage(cpuBefore)

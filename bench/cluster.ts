@@ -53,14 +53,29 @@ type IntakeRun = ClusterLoad & { targetCpu: number; postgresCpu: number }
 async function intakeOf(instances: number, durationMs: number): Promise<IntakeRun> {
   const secrets = newSecrets()
   const database = await clusterDatabase(`kit_bench_intake${instances}`)
-  const cluster = await startCluster({ count: instances, database, secrets, kitUrl: 'http://127.0.0.1:9', rateLimit: 120, rateWindowMs: 60_000, label: 'kit-bench-cluster' })
+  const cluster = await startCluster({
+    count: instances,
+    database,
+    secrets,
+    kitUrl: 'http://127.0.0.1:9',
+    rateLimit: 120,
+    rateWindowMs: 60_000,
+    label: 'kit-bench-cluster',
+  })
   try {
     await sleep(2_000)
     const servers = up(cluster)
     const count = Math.ceil(envInt('BENCH_INTAKE_PRESIGN', 100_000) / instances)
     const child = spawnTs('bench/cluster-loadgen.ts', {
       ...process.env,
-      LOADGEN: JSON.stringify({ ports: servers.map((s) => s.port), hmacKey: secrets.hmacKey, count, connections: CONNECTIONS, warmupMs: WARMUP_MS, durationMs }),
+      LOADGEN: JSON.stringify({
+        ports: servers.map((s) => s.port),
+        hmacKey: secrets.hmacKey,
+        count,
+        connections: CONNECTIONS,
+        warmupMs: WARMUP_MS,
+        durationMs,
+      }),
     })
     while (!child.output().includes('presigned\n') && child.child.exitCode === null) await sleep(20)
     const loadStart = Date.now()
@@ -91,7 +106,9 @@ function describeLoad(label: string, run: IntakeRun): string {
 
 async function intakeOutcome(): Promise<Outcome> {
   const durationMs = envInt('BENCH_INTAKE_SECONDS', 10) * 1000
-  log(`cluster intake: ${CONNECTIONS} keep-alive connections spread over the instances, ${WARMUP_MS / 1000} s warm-up + ${durationMs / 1000} s measured; community not connected`)
+  log(
+    `cluster intake: ${CONNECTIONS} keep-alive connections spread over the instances, ${WARMUP_MS / 1000} s warm-up + ${durationMs / 1000} s measured; community not connected`,
+  )
   const one = await intakeOf(1, durationMs)
   log(describeLoad('cluster intake: 1 instance ', one))
   const three = await intakeOf(3, durationMs)
@@ -121,11 +138,21 @@ async function drainOutcome(): Promise<Outcome> {
   const members = envInt('BENCH_CLUSTER_DRAIN_MEMBERS', 250)
   const backlog = lifecycleBacklog(DRAIN_COMMUNITY, 'cdrain', members)
   const eventCount = backlog.events.length
-  log(`cluster drain: ${eventCount} events (${members} members × 4) posted to 3 instances; one key, Kit limit ${LIMIT} / ${WINDOW_MS / 1000} s at the stand-in and in each instance`)
+  log(
+    `cluster drain: ${eventCount} events (${members} members × 4) posted to 3 instances; one key, Kit limit ${LIMIT} / ${WINDOW_MS / 1000} s at the stand-in and in each instance`,
+  )
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } })
   const secrets = newSecrets()
   const database = await clusterDatabase('kit_bench_drain')
-  const cluster = await startCluster({ count: 3, database, secrets, kitUrl: kit.url, rateLimit: LIMIT, rateWindowMs: WINDOW_MS, label: 'kit-bench-cluster-drain' })
+  const cluster = await startCluster({
+    count: 3,
+    database,
+    secrets,
+    kitUrl: kit.url,
+    rateLimit: LIMIT,
+    rateWindowMs: WINDOW_MS,
+    label: 'kit-bench-cluster-drain',
+  })
   const store = openStore(database.url)
   try {
     const first = cluster.instances[0]
@@ -160,8 +187,13 @@ async function drainOutcome(): Promise<Outcome> {
     const admitted = made.length - throttled
     const floor = (admitted / LIMIT) * (WINDOW_MS / 1000)
     const ratio = seconds / floor
-    const check = checkKit(kit.account(KEY), backlog.members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
-    log(`cluster drain: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${throttled} × 429, at most ${most} admitted in a ${WINDOW_MS / 1000} s window); floor ${floor.toFixed(1)} s for the ${admitted} admitted`)
+    const check = checkKit(
+      kit.account(KEY),
+      backlog.members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+    )
+    log(
+      `cluster drain: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${throttled} × 429, at most ${most} admitted in a ${WINDOW_MS / 1000} s window); floor ${floor.toFixed(1)} s for the ${admitted} admitted`,
+    )
     log(
       `cluster drain: best possible ${round(LIMIT / (LIMIT - BACKGROUND_RESERVE), 3)} × floor (one slot in ${LIMIT} kept for the panel); ` +
         `a slot stayed unused past its window for ${Math.round(turnaround.medianMs)} ms (median; mean ${Math.round(turnaround.meanMs)} ms) before the next request took it`,
@@ -172,7 +204,7 @@ async function drainOutcome(): Promise<Outcome> {
     return {
       name: 'cluster-drain',
       figures: {
-          instances: 3,
+        instances: 3,
         events: eventCount,
         kit_limit: `${LIMIT} / ${WINDOW_MS / 1000} s`,
         seconds: round(seconds, 1),

@@ -28,7 +28,9 @@ export async function drainBenchmark(): Promise<Outcome[]> {
   const members = envInt('BENCH_DRAIN_MEMBERS', 500)
   const backlog = lifecycleBacklog(COMMUNITY, 'drain', members)
   const eventCount = backlog.events.length
-  log(`drain: ${eventCount} events (${members} members × 4), Kit limit ${LIMIT} requests / ${WINDOW_MS / 1000} s at the stand-in and in the server`)
+  log(
+    `drain: ${eventCount} events (${members} members × 4), Kit limit ${LIMIT} requests / ${WINDOW_MS / 1000} s at the stand-in and in the server`,
+  )
 
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } })
   const secrets = newSecrets()
@@ -64,8 +66,13 @@ export async function drainBenchmark(): Promise<Outcome[]> {
     const floor = (made.length / LIMIT) * (WINDOW_MS / 1000)
     const ratio = seconds / floor
     const lastRequestAt = made.at(-1)?.at ?? startedAt
-    const check = checkKit(kit.account(KEY), backlog.members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
-    log(`drain: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${throttled} × 429); floor ${floor.toFixed(1)} s; last Kit request at ${((lastRequestAt - startedAt) / 1000).toFixed(1)} s`)
+    const check = checkKit(
+      kit.account(KEY),
+      backlog.members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+    )
+    log(
+      `drain: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${throttled} × 429); floor ${floor.toFixed(1)} s; last Kit request at ${((lastRequestAt - startedAt) / 1000).toFixed(1)} s`,
+    )
     log(`drain: deliveries ${JSON.stringify(counts)}; ${describeCheck(check)}`)
     log(`drain: ${JSON.stringify(breakdown(made))}`)
     const pass = ratio <= 1.1 && throttled <= 2 && check.ok

@@ -31,7 +31,13 @@ export async function economyBenchmark(): Promise<Outcome[]> {
 
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: GENEROUS })
   const secrets = newSecrets()
-  const server = await startServer({ dir: tempDir('kit-bench-economy'), secrets, kitUrl: kit.url, rateLimit: GENEROUS.limit, rateWindowMs: GENEROUS.windowMs })
+  const server = await startServer({
+    dir: tempDir('kit-bench-economy'),
+    secrets,
+    kitUrl: kit.url,
+    rateLimit: GENEROUS.limit,
+    rateWindowMs: GENEROUS.windowMs,
+  })
   let serverRequests
   let serverCheck
   let storedKitRequests
@@ -67,7 +73,9 @@ export async function economyBenchmark(): Promise<Outcome[]> {
 
   const perEvent = serverRequests.length / eventCount
   const naivePerEvent = naive.requests / eventCount
-  log(`economy: server  ${serverRequests.length} Kit requests → ${perEvent.toFixed(2)} per event (the deliveries' own kit_requests add up to ${storedKitRequests})`)
+  log(
+    `economy: server  ${serverRequests.length} Kit requests → ${perEvent.toFixed(2)} per event (the deliveries' own kit_requests add up to ${storedKitRequests})`,
+  )
   log(`economy:   ${JSON.stringify(breakdown(serverRequests))}`)
   log(`economy:   end state: ${describeCheck(serverCheck)}`)
   log(`economy: naive   ${naive.requests} Kit requests → ${naivePerEvent.toFixed(2)} per event`)

@@ -51,7 +51,8 @@ interface DeliveryItem {
   updated_at: string
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
 
 async function allDeliveries(client: Api): Promise<DeliveryItem[]> {
   const items: DeliveryItem[] = []
@@ -77,7 +78,14 @@ export async function fairnessBenchmark(): Promise<Outcome[]> {
   const scenarios: Scenario[] = runs.map((busy) =>
     busy === 1
       ? { name: 'fairness', busy, busyEvents: envInt('BENCH_FAIRNESS_HEAVY_EVENTS', 12), limit: 120, windowMs: 10_000, latencyMs: 0 }
-      : { name: `fairness-${busy}-busy`, busy, busyEvents: envInt('BENCH_FAIRNESS_BUSY_EVENTS', 4), limit: 60, windowMs: 10_000, latencyMs: 100 },
+      : {
+          name: `fairness-${busy}-busy`,
+          busy,
+          busyEvents: envInt('BENCH_FAIRNESS_BUSY_EVENTS', 4),
+          limit: 60,
+          windowMs: 10_000,
+          latencyMs: 100,
+        },
   )
   const outcomes: Outcome[] = []
   for (const scenario of scenarios) outcomes.push(await runScenario(scenario, envInt('BENCH_FAIRNESS_LIGHT_EVENTS', 10)))
@@ -96,14 +104,22 @@ async function runScenario(scenario: Scenario, minLightEvents: number): Promise<
   const kit = await startKitStandin({ apiKeys: [...busyKeys, LIGHT_KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS }, latencyMs })
   for (const key of busyKeys) kit.seed(key, { tags: [...ADD, ...REMOVE] })
   const secrets = newSecrets()
-  const server = await startServer({ dir: tempDir('kit-bench-fairness'), secrets, kitUrl: kit.url, rateLimit: LIMIT, rateWindowMs: WINDOW_MS })
+  const server = await startServer({
+    dir: tempDir('kit-bench-fairness'),
+    secrets,
+    kitUrl: kit.url,
+    rateLimit: LIMIT,
+    rateWindowMs: WINDOW_MS,
+  })
   try {
     const lightApi = api(server.url, secrets.jwtSecret, LIGHT)
     await connect(lightApi, LIGHT_KEY)
     const busyApis = busyIds.map((id) => api(server.url, secrets.jwtSecret, id))
     for (const [i, client] of busyApis.entries()) {
       await connect(client, busyKeys[i] as string)
-      const doc = (await client.call('GET', '/mappings')).body as { events: Record<string, { add_tags: unknown[]; remove_tags: unknown[] }> }
+      const doc = (await client.call('GET', '/mappings')).body as {
+        events: Record<string, { add_tags: unknown[]; remove_tags: unknown[] }>
+      }
       const signUp = doc.events['user.signed_up']
       if (!signUp) throw new Error('the mapping document has no user.signed_up')
       signUp.add_tags = ADD.map((tag) => ({ name: tag }))
@@ -115,7 +131,9 @@ async function runScenario(scenario: Scenario, minLightEvents: number): Promise<
 
     const from = kit.requests.length
     const t0 = Date.now() - 60_000
-    const backlog = busyIds.flatMap((id) => Array.from({ length: busyEvents }, (_, i) => event(member(id, 'heavy', i), 'user.signed_up', t0 + i)))
+    const backlog = busyIds.flatMap((id) =>
+      Array.from({ length: busyEvents }, (_, i) => event(member(id, 'heavy', i), 'user.signed_up', t0 + i)),
+    )
     const busyTotal = backlog.length
     const started = performance.now()
     const statuses = await postAll(server.url, secrets.hmacKey, backlog, 4)
@@ -144,7 +162,11 @@ async function runScenario(scenario: Scenario, minLightEvents: number): Promise<
       await sleep(LIGHT_GAP_MS)
     }
     const lightEvents = sent.length
-    await waitTerminal(reader, busyTotal + lightEvents, { timeoutMs: 20 * 60_000, progressMs: 15_000, onProgress: (c) => log(`${name}: ${JSON.stringify(c)}`) })
+    await waitTerminal(reader, busyTotal + lightEvents, {
+      timeoutMs: 20 * 60_000,
+      progressMs: 15_000,
+      onProgress: (c) => log(`${name}: ${JSON.stringify(c)}`),
+    })
     busyDone()
     clearInterval(watch)
     reader.close()
@@ -166,9 +188,15 @@ async function runScenario(scenario: Scenario, minLightEvents: number): Promise<
     const perKey = busyKeys.map((key) => busyRequests.filter((r) => r.key === key).length)
     const floor = (Math.max(...perKey) / LIMIT) * (WINDOW_MS / 1000)
     const ratio = busySeconds / floor
-    const inOrder = sent.map((id) => lightOk.find((d) => d.event_id === id)).map((d) => (d ? Date.parse(d.updated_at) - Date.parse(d.created_at) : 'failed'))
-    log(`${name}: quiet latency p50 ${p50} ms, p95 ${p95} ms, max ${max} ms over ${latencies.length} events (in sending order, ms: ${inOrder.join(' ')})`)
-    log(`${name}: busy ${busyOk}/${busyTotal} succeeded in ${busySeconds.toFixed(1)} s with ${busyRequests.length} Kit requests; one key's floor ${floor.toFixed(1)} s → ${ratio.toFixed(3)} × floor; ${throttled} × 429`)
+    const inOrder = sent
+      .map((id) => lightOk.find((d) => d.event_id === id))
+      .map((d) => (d ? Date.parse(d.updated_at) - Date.parse(d.created_at) : 'failed'))
+    log(
+      `${name}: quiet latency p50 ${p50} ms, p95 ${p95} ms, max ${max} ms over ${latencies.length} events (in sending order, ms: ${inOrder.join(' ')})`,
+    )
+    log(
+      `${name}: busy ${busyOk}/${busyTotal} succeeded in ${busySeconds.toFixed(1)} s with ${busyRequests.length} Kit requests; one key's floor ${floor.toFixed(1)} s → ${ratio.toFixed(3)} × floor; ${throttled} × 429`,
+    )
 
     const allDelivered = lightOk.length === lightEvents && busyOk === busyTotal
     const pass = allDelivered && p95 < GOAL_P95_MS

@@ -30,7 +30,9 @@ function presign(config: LoadgenConfig): RequestSet {
     const headers = signedHeaders(config.hmacKey, e.id, body, timestamp)
     const head =
       `POST /events HTTP/1.1\r\nhost: 127.0.0.1:${config.port}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') +
+      Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('') +
       '\r\n'
     const request = Buffer.from(head + body)
     parts.push(request)

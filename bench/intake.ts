@@ -45,7 +45,12 @@ interface IntakeRun extends LoadgenResult {
   targetCpu: number
 }
 
-async function loadgen(target: number, port: number, hmacKey: string, options: { count: number; durationMs: number; cycle: boolean }): Promise<IntakeRun> {
+async function loadgen(
+  target: number,
+  port: number,
+  hmacKey: string,
+  options: { count: number; durationMs: number; cycle: boolean },
+): Promise<IntakeRun> {
   const child = spawnTs('bench/intake-loadgen.ts', {
     ...process.env,
     LOADGEN: JSON.stringify({ port, hmacKey, connections: CONNECTIONS, warmupMs: WARMUP_MS, ...options }),
@@ -155,7 +160,9 @@ export function footprintOutcome(real: ServerIntake, bareIdleKiB?: number): Outc
 export async function intakeBenchmark(): Promise<Outcome[]> {
   const durationMs = envInt('BENCH_INTAKE_SECONDS', 10) * 1000
   log(`intake: ${CONNECTIONS} keep-alive connections, ${WARMUP_MS / 1000} s warm-up + ${durationMs / 1000} s measured per target`)
-  log('intake: the load generator is a separate process (pre-signed events, raw keep-alive sockets); each target is its own process; the coordinator idles while measuring')
+  log(
+    'intake: the load generator is a separate process (pre-signed events, raw keep-alive sockets); each target is its own process; the coordinator idles while measuring',
+  )
   const { run: bare, idleKiB: bareIdleKiB } = await bareIntake(durationMs)
   log(describeRun('intake: bare Fastify route (parse JSON, answer 202)', bare))
   const real = await serverIntake(durationMs, false)
@@ -163,7 +170,9 @@ export async function intakeBenchmark(): Promise<Outcome[]> {
   const connected = await serverIntake(durationMs, true)
   log(describeRun('intake: real server, community connected (Kit budget 120/min, so the backlog waits)', connected.run))
   const accepted = real.run.statuses['202'] ?? 0
-  log(`intake: the server stored ${real.storedEvents} events; ${accepted} were acknowledged inside the measured window (warm-up and tail not counted)`)
+  log(
+    `intake: the server stored ${real.storedEvents} events; ${accepted} were acknowledged inside the measured window (warm-up and tail not counted)`,
+  )
   const ratio = bare.rate > 0 ? real.run.rate / bare.rate : 0
   const acknowledgedNotStored = real.storedEvents < accepted
   const intake: Outcome = {
@@ -180,7 +189,9 @@ export async function intakeBenchmark(): Promise<Outcome[]> {
       server_cpu_share: round(real.run.targetCpu),
       bare_cpu_share: round(bare.targetCpu),
       loadgen_cpu_share_vs_bare: round(bare.cpuShare),
-      server_non_202: Object.entries(real.run.statuses).filter(([s]) => s !== '202').reduce((n, [, c]) => n + c, 0),
+      server_non_202: Object.entries(real.run.statuses)
+        .filter(([s]) => s !== '202')
+        .reduce((n, [, c]) => n + c, 0),
       server_socket_errors: real.run.socketErrors,
     },
     goal: 'server / bare ≥ 0.5',

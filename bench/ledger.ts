@@ -91,7 +91,9 @@ export async function ledgerBenchmark(): Promise<Outcome[]> {
     }
     await Promise.all(ledgers.flatMap((l) => Array.from({ length: LOOPS_PER_INSTANCE }, () => hammer(l))))
     const takesPerSecond = round((granted + refused) / seconds, 0)
-    log(`3 pools × ${LOOPS_PER_INSTANCE} callers, one credential: ${takesPerSecond} takes/s (${round(granted / seconds, 1)} granted/s at 120 per 1 s)`)
+    log(
+      `3 pools × ${LOOPS_PER_INSTANCE} callers, one credential: ${takesPerSecond} takes/s (${round(granted / seconds, 1)} granted/s at 120 per 1 s)`,
+    )
 
     const outcome: Outcome = {
       name: 'ledger',

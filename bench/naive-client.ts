@@ -64,14 +64,18 @@ export class NaiveKitClient {
     const member = e.data.member as { email: string; first_name?: string; fields?: Record<string, string | null> }
     const email = member.email.trim().toLowerCase()
 
-    const found = await this.call<{ subscribers: Subscriber[] }>('GET', `/v4/subscribers?email_address=${encodeURIComponent(email)}&status=all`)
+    const found = await this.call<{ subscribers: Subscriber[] }>(
+      'GET',
+      `/v4/subscribers?email_address=${encodeURIComponent(email)}&status=all`,
+    )
     const fields: Record<string, string | null> = {}
     for (const [source, value] of Object.entries(member.fields ?? {})) {
       const label = FIELDS[source]
       if (!label) continue
       const { custom_fields } = await this.call<{ custom_fields: { key: string; label: string }[] }>('GET', '/v4/custom_fields')
       const existing = custom_fields.find((f) => f.label.toLowerCase() === label.toLowerCase())
-      const key = existing?.key ?? (await this.call<{ custom_field: { key: string } }>('POST', '/v4/custom_fields', { label })).custom_field.key
+      const key =
+        existing?.key ?? (await this.call<{ custom_field: { key: string } }>('POST', '/v4/custom_fields', { label })).custom_field.key
       fields[key] = value
     }
     let subscriber = found.subscribers[0]

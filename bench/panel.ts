@@ -30,7 +30,6 @@ const LABEL = 'Kit API key'
 const WEIGHT_GOAL_KIB = 60
 const START_GOAL_MS = 500
 
-
 /** Runs in every frame before its scripts; only the panel frame records anything. */
 const READY_PROBE = `(() => {
   if (location.pathname !== '/panel/') return
@@ -106,13 +105,21 @@ async function measureStart(browser: Browser, origin: string): Promise<StartRun 
       ready = await frame.evaluate(() => (window as unknown as { __kitPanelReady?: number }).__kitPanelReady).catch(() => undefined)
       if (ready !== undefined) break
       if (Date.now() > deadline) {
-        const text = (await frame.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').slice(0, 160)
+        const text = (
+          await frame
+            .locator('body')
+            .innerText()
+            .catch(() => '')
+        )
+          .replace(/\s+/g, ' ')
+          .slice(0, 160)
         return `no visible, enabled input labelled "${LABEL}" within 15 s (the panel showed: "${text}")`
       }
       await sleep(25)
     }
     const input = frame.getByLabel(LABEL, { exact: true })
-    if (!(await input.isVisible()) || !(await input.isEnabled())) return `Playwright does not see the "${LABEL}" input as visible and enabled`
+    if (!(await input.isVisible()) || !(await input.isEnabled()))
+      return `Playwright does not see the "${LABEL}" input as visible and enabled`
     const frameOrigin = await frame.evaluate(() => performance.timeOrigin)
     const pageOrigin = await page.evaluate(() => performance.timeOrigin)
     return { panelMs: ready, fromHostMs: frameOrigin + ready - pageOrigin }
@@ -146,7 +153,13 @@ function onTheWire(url: string): Promise<{ status: number; encoding: string; byt
   })
 }
 
-const skipped = (name: string, goal: string, reason: string): Outcome => ({ name, figures: {}, goal, status: 'skipped', verdict: `skipped: ${reason}` })
+const skipped = (name: string, goal: string, reason: string): Outcome => ({
+  name,
+  figures: {},
+  goal,
+  status: 'skipped',
+  verdict: `skipped: ${reason}`,
+})
 
 export async function panelBenchmark(): Promise<Outcome[]> {
   const weightGoal = `≤ ${WEIGHT_GOAL_KIB} KiB gzipped`
@@ -159,7 +172,8 @@ export async function panelBenchmark(): Promise<Outcome[]> {
   }
   log(`panel: build from ${statSync(PANEL_HTML).mtime.toISOString()}`)
   const weight = panelWeight()
-  for (const f of weight.files) log(`panel:   ${f.file.padEnd(40)} ${String(f.bytes).padStart(8)} B  → gzip ${String(f.gzipBytes).padStart(7)} B`)
+  for (const f of weight.files)
+    log(`panel:   ${f.file.padEnd(40)} ${String(f.bytes).padStart(8)} B  → gzip ${String(f.gzipBytes).padStart(7)} B`)
   const kib = weight.gzipBytes / 1024
   const weightOutcome: Outcome = {
     name: 'panel_weight',
@@ -182,20 +196,29 @@ export async function panelBenchmark(): Promise<Outcome[]> {
 
 async function startBenchmark(goal: string, weight: Weight): Promise<Outcome> {
   const runs = envInt('BENCH_PANEL_RUNS', 7)
-  const server = await startServer({ dir: tempDir('kit-bench-panel'), secrets: newSecrets(), kitUrl: 'http://127.0.0.1:9', development: true })
+  const server = await startServer({
+    dir: tempDir('kit-bench-panel'),
+    secrets: newSecrets(),
+    kitUrl: 'http://127.0.0.1:9',
+    development: true,
+  })
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   try {
     const largest = [...weight.files].sort((a, b) => b.bytes - a.bytes)[0]
     if (largest) {
       const wire = await onTheWire(`${server.url}/${largest.file}`)
-      log(`panel: asked for /${largest.file} with accept-encoding gzip, br: ${wire.status}, content-encoding ${wire.encoding}, ${wire.bytes} B on the wire`)
+      log(
+        `panel: asked for /${largest.file} with accept-encoding gzip, br: ${wire.status}, content-encoding ${wire.encoding}, ${wire.bytes} B on the wire`,
+      )
     }
     const results: StartRun[] = []
     for (let i = 0; i < runs; i++) {
       const run = await measureStart(browser, server.url)
       if (typeof run === 'string') return { name: 'panel_start', figures: {}, goal, status: 'skipped', verdict: `skipped: ${run}` }
       results.push(run)
-      log(`panel: run ${i + 1}/${runs}: key input usable ${Math.round(run.panelMs)} ms after the panel's navigation (${Math.round(run.fromHostMs)} ms after opening /dev/)`)
+      log(
+        `panel: run ${i + 1}/${runs}: key input usable ${Math.round(run.panelMs)} ms after the panel's navigation (${Math.round(run.fromHostMs)} ms after opening /dev/)`,
+      )
     }
     const panelMs = median(results.map((r) => r.panelMs))
     const fromHostMs = median(results.map((r) => r.fromHostMs))

@@ -40,7 +40,9 @@ interface SyncAnswer {
 export async function syncBenchmark(): Promise<Outcome[]> {
   const members = envInt('BENCH_SYNC_MEMBERS', 1500)
   const perMinute = (LIMIT / WINDOW_MS) * 60_000
-  log(`sync: ${members} members, Kit limit ${LIMIT} requests / ${WINDOW_MS / 1000} s (${perMinute} a minute) at the stand-in and in the server`)
+  log(
+    `sync: ${members} members, Kit limit ${LIMIT} requests / ${WINDOW_MS / 1000} s (${perMinute} a minute) at the stand-in and in the server`,
+  )
 
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } })
   const secrets = newSecrets()
@@ -77,7 +79,9 @@ export async function syncBenchmark(): Promise<Outcome[]> {
       if (sync.status === 'completed' || sync.status === 'cancelled') break
       if (performance.now() - lastLog > 15_000) {
         lastLog = performance.now()
-        log(`sync: ${Math.round((lastLog - started) / 1000)} s — ${sync.done}/${sync.total} done, ${sync.kit_requests} Kit requests, about ${sync.estimated_seconds_left} s left`)
+        log(
+          `sync: ${Math.round((lastLog - started) / 1000)} s — ${sync.done}/${sync.total} done, ${sync.kit_requests} Kit requests, about ${sync.estimated_seconds_left} s left`,
+        )
       }
       await sleep(1000)
     }
@@ -92,9 +96,15 @@ export async function syncBenchmark(): Promise<Outcome[]> {
       kit.account(KEY),
       Array.from({ length: members }, (_, i) => ({ email: `member${i}@example.com`, tags: [], fields: { plan: `plan-${i % 4}` } })),
     )
-    log(`sync: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${perMember.toFixed(3)} a member, ${throttled} × 429): ${JSON.stringify(breakdown(made))}`)
-    log(`sync: ${measured.toFixed(0)} members a minute against a floor of ${floor.toFixed(0)} a minute → ratio ${ratio.toFixed(3)}; ${describeCheck(check)}`)
-    log(`sync: at an API key's ${API_KEY_PER_MINUTE} requests a minute that is about ${((API_KEY_PER_MINUTE / perMember) * ratio).toFixed(0)} members a minute (100,000 members in about ${((100_000 / ((API_KEY_PER_MINUTE / perMember) * ratio)) / 60).toFixed(1)} h)`)
+    log(
+      `sync: done in ${seconds.toFixed(1)} s; ${made.length} Kit requests (${perMember.toFixed(3)} a member, ${throttled} × 429): ${JSON.stringify(breakdown(made))}`,
+    )
+    log(
+      `sync: ${measured.toFixed(0)} members a minute against a floor of ${floor.toFixed(0)} a minute → ratio ${ratio.toFixed(3)}; ${describeCheck(check)}`,
+    )
+    log(
+      `sync: at an API key's ${API_KEY_PER_MINUTE} requests a minute that is about ${((API_KEY_PER_MINUTE / perMember) * ratio).toFixed(0)} members a minute (100,000 members in about ${(100_000 / ((API_KEY_PER_MINUTE / perMember) * ratio) / 60).toFixed(1)} h)`,
+    )
     const pass = ratio >= 0.9 && throttled <= 2 && check.ok && sync.done === members
     const outcome: Outcome = {
       name: 'sync',

@@ -26,11 +26,19 @@ export async function blackoutDrill(): Promise<Outcome> {
   const blackoutMs = envInt('DRILL_BLACKOUT_MS', 60_000)
   const count = envInt('DRILL_BLACKOUT_MEMBERS', 60)
   const flowMs = LEAD_MS + blackoutMs + LEAD_MS
-  log(`blackout: ${count} members × 4 events sent evenly over ${flowMs / 1000} s; Kit dark from ${LEAD_MS / 1000} s for ${blackoutMs / 1000} s`)
+  log(
+    `blackout: ${count} members × 4 events sent evenly over ${flowMs / 1000} s; Kit dark from ${LEAD_MS / 1000} s for ${blackoutMs / 1000} s`,
+  )
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: RATE })
   const proxy = await startKitProxy(kit.url)
   const secrets = newSecrets()
-  const server = await startServer({ dir: tempDir('kit-drill-blackout'), secrets, kitUrl: proxy.url, rateLimit: RATE.limit, rateWindowMs: RATE.windowMs })
+  const server = await startServer({
+    dir: tempDir('kit-drill-blackout'),
+    secrets,
+    kitUrl: proxy.url,
+    rateLimit: RATE.limit,
+    rateWindowMs: RATE.windowMs,
+  })
   const ledger = new Ledger()
   try {
     await connect(api(server.url, secrets.jwtSecret, COMMUNITY), KEY)
@@ -44,7 +52,9 @@ export async function blackoutDrill(): Promise<Outcome> {
       log('blackout: Kit is dark')
       await sleep(lightAt - Date.now())
       proxy.setDown(false)
-      log(`blackout: Kit is back (${proxy.refused.html503 + proxy.refused.json502 + proxy.refused.dropped} requests refused while dark: ${JSON.stringify(proxy.refused)})`)
+      log(
+        `blackout: Kit is back (${proxy.refused.html503 + proxy.refused.json502 + proxy.refused.dropped} requests refused while dark: ${JSON.stringify(proxy.refused)})`,
+      )
     })()
     let duringBlackout = 0
     for (const [i, m] of members.entries()) {
@@ -57,7 +67,9 @@ export async function blackoutDrill(): Promise<Outcome> {
     await blackout
     const accepted = ledger.accepted()
     const refusedIntake = ledger.refused().length + ledger.unanswered().length
-    log(`blackout: ${accepted.length} events accepted (${duringBlackout} while Kit was dark), ${refusedIntake} not accepted; waiting for delivery…`)
+    log(
+      `blackout: ${accepted.length} events accepted (${duringBlackout} while Kit was dark), ${refusedIntake} not accepted; waiting for delivery…`,
+    )
     const reader = new DeliveryReader(server.databasePath)
     const counts = await withServerLog(
       server,
@@ -71,10 +83,15 @@ export async function blackoutDrill(): Promise<Outcome> {
     const integrity = reader.integrity()
     reader.close()
     const lost = accepted.filter((e) => !stored.has(e.id)).length
-    const check = checkKit(kit.account(KEY), members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
+    const check = checkKit(
+      kit.account(KEY),
+      members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+    )
     const doubled = integrity.duplicateEvents + integrity.duplicateDeliveries + check.duplicated.length + check.duplicateTagNames.length
     const repeated = repeatedTagCalls(kit.requests)
-    log(`blackout: deliveries ${JSON.stringify(counts)}, all terminal ${(recoveredMs / 1000).toFixed(1)} s after Kit came back; ${describeCheck(check)}; tag calls redone: ${repeated}`)
+    log(
+      `blackout: deliveries ${JSON.stringify(counts)}, all terminal ${(recoveredMs / 1000).toFixed(1)} s after Kit came back; ${describeCheck(check)}; tag calls redone: ${repeated}`,
+    )
     const ok = lost === 0 && doubled === 0 && check.ok && counts.failed === 0 && refusedIntake === 0
     return finish({
       name: 'blackout',

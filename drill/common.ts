@@ -60,6 +60,9 @@ export async function withServerLog<T>(server: ServerHandle, work: Promise<T>): 
     const { child } = server.process
     const state = child.exitCode === null && child.signalCode === null ? 'still running' : `exited (${child.exitCode ?? child.signalCode})`
     const tail = server.process.output().trim().split('\n').slice(-15).join('\n')
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\nthe server is ${state}; its log ends with:\n${tail || '(nothing at LOG_LEVEL=warn)'}`)
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}\nthe server is ${state}; its log ends with:\n${tail || '(nothing at LOG_LEVEL=warn)'}`,
+      { cause: err },
+    )
   }
 }

@@ -43,7 +43,7 @@ function signed(hmacKey: string, id: string, body: string, timestamp = now()) {
 
 /** A well-signed body that fails validation in one of many ways. */
 function brokenEnvelope(e: MemberEvent): Record<string, unknown> | unknown[] | string | number | null {
-  const data = e.data as Record<string, unknown>
+  const data = e.data
   const m = data.member as Record<string, unknown>
   const mutations: (() => Record<string, unknown> | unknown[] | string | number | null)[] = [
     () => ({ ...e, specversion: '0.3' }),
@@ -78,82 +78,151 @@ function brokenEnvelope(e: MemberEvent): Record<string, unknown> | unknown[] | s
 }
 
 const MAKERS: [string, number, Maker][] = [
-  ['signature: random bytes', 1200, (_k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    return { eventId: e.id, body, headers: { ...signed(_k, e.id, body), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` } }
-  }],
-  ['signature: another secret', 1000, (_k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    return { eventId: e.id, body, headers: signed(randomBytes(32).toString('base64'), e.id, body) }
-  }],
-  ['signature: body changed after signing', 800, (k, t) => {
-    const e = clone(t)
-    const headers = signed(k, e.id, JSON.stringify(e))
-    ;(e.data.member as Record<string, unknown>).email = 'mallory@example.com'
-    return { eventId: e.id, body: JSON.stringify(e), headers }
-  }],
-  ['signature: headers missing or malformed', 800, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    const headers = signed(k, e.id, body)
-    const variant = pick(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'v2', 'no-prefix', 'timestamp-text'])
-    if (variant === 'v2') headers['webhook-signature'] = headers['webhook-signature']!.replace('v1,', 'v2,')
-    else if (variant === 'no-prefix') headers['webhook-signature'] = headers['webhook-signature']!.slice(3)
-    else if (variant === 'timestamp-text') headers['webhook-timestamp'] = 'now'
-    else delete headers[variant]
-    return { eventId: e.id, body, headers }
-  }],
-  ['timestamp: more than 5 min old', 800, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    return { eventId: e.id, body, headers: signed(k, e.id, body, now() - 301 - Math.floor(Math.random() * 86_400)) }
-  }],
-  ['timestamp: more than 5 min ahead', 400, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    return { eventId: e.id, body, headers: signed(k, e.id, body, now() + 301 + Math.floor(Math.random() * 86_400)) }
-  }],
-  ['bad JSON (signed)', 1200, (k, t) => {
-    const e = clone(t)
-    const json = JSON.stringify(e)
-    const body = pick([json.slice(0, Math.floor(json.length / 2)), `${json}}`, json.replace(/"/g, "'"), '', '{', 'null,', '\u0000\u0001binary', '<event/>'])
-    return { eventId: e.id, body, headers: signed(k, e.id, body) }
-  }],
-  ['missing or wrong fields (signed)', 2000, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(brokenEnvelope(e))
-    return { eventId: e.id, body, headers: signed(k, e.id, body) }
-  }],
-  ['webhook-id differs from the body id (signed)', 400, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    const headerId = newEventId('evt_garbage_header')
-    return { eventId: e.id, body, headers: signed(k, headerId, body) }
-  }],
-  ['oversize body > 256 KiB (signed)', 200, (k, t) => {
-    const e = clone(t)
-    ;(e.data.member as Record<string, unknown>).first_name = 'x'.repeat(256 * 1024 + Math.floor(Math.random() * 4096))
-    const body = JSON.stringify(e)
-    return { eventId: e.id, body, headers: signed(k, e.id, body) }
-  }],
-  ['wrong content-type (signed)', 1200, (k, t) => {
-    const e = clone(t)
-    const body = JSON.stringify(e)
-    const type = pick(['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', ''])
-    const headers = signed(k, e.id, body)
-    if (type) headers['content-type'] = type
-    else delete headers['content-type']
-    return { eventId: e.id, body: type === '' ? new Blob([body]) : body, headers }
-  }],
+  [
+    'signature: random bytes',
+    1200,
+    (_k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      return {
+        eventId: e.id,
+        body,
+        headers: { ...signed(_k, e.id, body), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` },
+      }
+    },
+  ],
+  [
+    'signature: another secret',
+    1000,
+    (_k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      return { eventId: e.id, body, headers: signed(randomBytes(32).toString('base64'), e.id, body) }
+    },
+  ],
+  [
+    'signature: body changed after signing',
+    800,
+    (k, t) => {
+      const e = clone(t)
+      const headers = signed(k, e.id, JSON.stringify(e))
+      ;(e.data.member as Record<string, unknown>).email = 'mallory@example.com'
+      return { eventId: e.id, body: JSON.stringify(e), headers }
+    },
+  ],
+  [
+    'signature: headers missing or malformed',
+    800,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      const headers = signed(k, e.id, body)
+      const variant = pick(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'v2', 'no-prefix', 'timestamp-text'])
+      if (variant === 'v2') headers['webhook-signature'] = headers['webhook-signature']!.replace('v1,', 'v2,')
+      else if (variant === 'no-prefix') headers['webhook-signature'] = headers['webhook-signature']!.slice(3)
+      else if (variant === 'timestamp-text') headers['webhook-timestamp'] = 'now'
+      else delete headers[variant]
+      return { eventId: e.id, body, headers }
+    },
+  ],
+  [
+    'timestamp: more than 5 min old',
+    800,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      return { eventId: e.id, body, headers: signed(k, e.id, body, now() - 301 - Math.floor(Math.random() * 86_400)) }
+    },
+  ],
+  [
+    'timestamp: more than 5 min ahead',
+    400,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      return { eventId: e.id, body, headers: signed(k, e.id, body, now() + 301 + Math.floor(Math.random() * 86_400)) }
+    },
+  ],
+  [
+    'bad JSON (signed)',
+    1200,
+    (k, t) => {
+      const e = clone(t)
+      const json = JSON.stringify(e)
+      const body = pick([
+        json.slice(0, Math.floor(json.length / 2)),
+        `${json}}`,
+        json.replace(/"/g, "'"),
+        '',
+        '{',
+        'null,',
+        '\u0000\u0001binary',
+        '<event/>',
+      ])
+      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+    },
+  ],
+  [
+    'missing or wrong fields (signed)',
+    2000,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(brokenEnvelope(e))
+      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+    },
+  ],
+  [
+    'webhook-id differs from the body id (signed)',
+    400,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      const headerId = newEventId('evt_garbage_header')
+      return { eventId: e.id, body, headers: signed(k, headerId, body) }
+    },
+  ],
+  [
+    'oversize body > 256 KiB (signed)',
+    200,
+    (k, t) => {
+      const e = clone(t)
+      ;(e.data.member as Record<string, unknown>).first_name = 'x'.repeat(256 * 1024 + Math.floor(Math.random() * 4096))
+      const body = JSON.stringify(e)
+      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+    },
+  ],
+  [
+    'wrong content-type (signed)',
+    1200,
+    (k, t) => {
+      const e = clone(t)
+      const body = JSON.stringify(e)
+      const type = pick([
+        'text/plain',
+        'application/xml',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/octet-stream',
+        '',
+      ])
+      const headers = signed(k, e.id, body)
+      if (type) headers['content-type'] = type
+      else delete headers['content-type']
+      return { eventId: e.id, body: type === '' ? new Blob([body]) : body, headers }
+    },
+  ],
 ]
 
 /**
  * About `total` bad requests in the kinds' proportions; `include` leaves kinds out (the event bus
  * has no content type, so those kinds are valid events there).
  */
-export function garbageShots(hmacKey: string, total: number, template: MemberEvent, include: (kind: string) => boolean = () => true): Shot[] {
+export function garbageShots(
+  hmacKey: string,
+  total: number,
+  template: MemberEvent,
+  include: (kind: string) => boolean = () => true,
+): Shot[] {
   const makers = MAKERS.filter(([kind]) => include(kind))
   const weightSum = makers.reduce((n, [, w]) => n + w, 0)
   const shots: Shot[] = []
@@ -213,7 +282,10 @@ export async function garbageDrill(): Promise<Outcome> {
     const health = (async () => {
       while (flooding) {
         const t = performance.now()
-        const ok = await fetch(`${server.url}/healthz`).then((r) => r.ok, () => false)
+        const ok = await fetch(`${server.url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
         slowestHealthMs = Math.max(slowestHealthMs, performance.now() - t)
         healthChecks += 1
         if (!ok) healthFailures += 1
@@ -257,17 +329,33 @@ export async function garbageDrill(): Promise<Outcome> {
     reader.close()
     const garbageStored = [...stored].filter((id) => !validIds.has(id)).length
     const validMissing = [...validIds].filter((id) => !stored.has(id)).length
-    const healthz = await fetch(`${server.url}/healthz`).then((r) => r.status, () => 0)
-    const readyz = await fetch(`${server.url}/readyz`).then((r) => r.status, () => 0)
+    const healthz = await fetch(`${server.url}/healthz`).then(
+      (r) => r.status,
+      () => 0,
+    )
+    const readyz = await fetch(`${server.url}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    )
     const rss = Math.round(rssKiB(server.pid) / 1024)
     log(
       `garbage: ${shots.length} requests in ${seconds.toFixed(1)} s; stored ${stored.size} events (${garbageStored} of them garbage), ${deliveries} deliveries; ` +
         `/healthz answered ${healthChecks - healthFailures}/${healthChecks} probes during the flood (slowest ${Math.round(slowestHealthMs)} ms), now ${healthz}, /readyz ${readyz}; RSS ${rss} MiB`,
     )
     const ok =
-      garbage2xx === 0 && any5xx === 0 && noAnswer === 0 && garbageStored === 0 && validMissing === 0 &&
-      stored.size === validIds.size && deliveries === validIds.size && integrity.duplicateEvents === 0 &&
-      accepted === validIds.size && duplicates === REPLAYS && healthFailures === 0 && healthz === 200 && readyz === 200
+      garbage2xx === 0 &&
+      any5xx === 0 &&
+      noAnswer === 0 &&
+      garbageStored === 0 &&
+      validMissing === 0 &&
+      stored.size === validIds.size &&
+      deliveries === validIds.size &&
+      integrity.duplicateEvents === 0 &&
+      accepted === validIds.size &&
+      duplicates === REPLAYS &&
+      healthFailures === 0 &&
+      healthz === 200 &&
+      readyz === 200
     return finish({
       name: 'garbage',
       figures: {

@@ -72,10 +72,15 @@ export async function kill9Drill(): Promise<Outcome> {
     const rows = reader.total()
     reader.close()
     const lost = accepted.filter((e) => !stored.has(e.id)).length
-    const check = checkKit(kit.account(KEY), members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
+    const check = checkKit(
+      kit.account(KEY),
+      members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+    )
     const doubled = integrity.duplicateEvents + integrity.duplicateDeliveries + check.duplicated.length + check.duplicateTagNames.length
     const repeated = repeatedTagCalls(kit.requests)
-    log(`kill -9: deliveries ${JSON.stringify(counts)}; ${rows} delivery rows for ${accepted.length} accepted events; ${integrity.eventsWithoutDelivery} events without a delivery`)
+    log(
+      `kill -9: deliveries ${JSON.stringify(counts)}; ${rows} delivery rows for ${accepted.length} accepted events; ${integrity.eventsWithoutDelivery} events without a delivery`,
+    )
     log(`kill -9: ${describeCheck(check)}; Kit tag calls redone after a crash (harmless): ${repeated}`)
     const ok = lost === 0 && doubled === 0 && check.ok && counts.failed === 0 && rows === accepted.length && ledger.refused().length === 0
     return finish({

@@ -34,7 +34,13 @@ export async function revokeDrill(): Promise<Outcome> {
   const count = envInt('DRILL_REVOKE_MEMBERS', 60)
   const kit = await startKitStandin({ apiKeys: [KEY], rateLimit: RATE })
   const secrets = newSecrets()
-  const server = await startServer({ dir: tempDir('kit-drill-revoke'), secrets, kitUrl: kit.url, rateLimit: RATE.limit, rateWindowMs: RATE.windowMs })
+  const server = await startServer({
+    dir: tempDir('kit-drill-revoke'),
+    secrets,
+    kitUrl: kit.url,
+    rateLimit: RATE.limit,
+    rateWindowMs: RATE.windowMs,
+  })
   const client = api(server.url, secrets.jwtSecret, COMMUNITY)
   const ledger = new Ledger()
   const reader = new DeliveryReader(server.databasePath)
@@ -54,14 +60,18 @@ export async function revokeDrill(): Promise<Outcome> {
       const c = reader.counts()
       return c.held > 0 && reader.waitingUnblocked() === 0 ? c : null
     })
-    log(`revoke: connection invalid after ${Date.now() - revokedAt} ms; ${JSON.stringify(settled)} (pending ones wait behind a held delivery of the same member)`)
+    log(
+      `revoke: connection invalid after ${Date.now() - revokedAt} ms; ${JSON.stringify(settled)} (pending ones wait behind a held delivery of the same member)`,
+    )
     const during = lifecycleBacklog(COMMUNITY, 'revoke-during', Math.max(1, Math.round(count / 6)), Date.now() - 300_000)
     ledger.record(during.events, await postAll(server.url, secrets.hmacKey, during.events))
     await sleep(3_000)
     const whileRevoked = reader.counts()
     const requestsWhileRevoked = kit.requests.length - revokedFrom
     const rejected401 = kit.requests.slice(revokedFrom).filter((r) => r.status === 401).length
-    log(`revoke: 3 s after ${during.events.length} more events: ${JSON.stringify(whileRevoked)}; ${requestsWhileRevoked} Kit requests since the revoke (${rejected401} × 401)`)
+    log(
+      `revoke: 3 s after ${during.events.length} more events: ${JSON.stringify(whileRevoked)}; ${requestsWhileRevoked} Kit requests since the revoke (${rejected401} × 401)`,
+    )
 
     kit.restoreKey(KEY)
     await connect(client, KEY)
@@ -77,11 +87,22 @@ export async function revokeDrill(): Promise<Outcome> {
     const integrity = reader.integrity()
     const lost = accepted.filter((e) => !stored.has(e.id)).length
     const members = [...before.members, ...during.members]
-    const check = checkKit(kit.account(KEY), members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
+    const check = checkKit(
+      kit.account(KEY),
+      members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+    )
     const doubled = integrity.duplicateEvents + integrity.duplicateDeliveries + check.duplicated.length + check.duplicateTagNames.length
     const heldNeverSent = whileRevoked.succeeded === settled.succeeded
-    log(`revoke: deliveries ${JSON.stringify(counts)} ${(resumedMs / 1000).toFixed(1)} s after the key was saved again; ${describeCheck(check)}; tag calls redone: ${repeatedTagCalls(kit.requests)}`)
-    const ok = lost === 0 && doubled === 0 && check.ok && counts.failed === 0 && heldNeverSent && ledger.refused().length + ledger.unanswered().length === 0
+    log(
+      `revoke: deliveries ${JSON.stringify(counts)} ${(resumedMs / 1000).toFixed(1)} s after the key was saved again; ${describeCheck(check)}; tag calls redone: ${repeatedTagCalls(kit.requests)}`,
+    )
+    const ok =
+      lost === 0 &&
+      doubled === 0 &&
+      check.ok &&
+      counts.failed === 0 &&
+      heldNeverSent &&
+      ledger.refused().length + ledger.unanswered().length === 0
     return finish({
       name: 'revoke',
       figures: {

@@ -13,9 +13,13 @@ const END = '<!-- end of configuration table -->'
 
 const cell = (text: string) => text.replaceAll('|', '\\|')
 
+function shownValue(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value)
+}
+
 function defaultOf(declared: Declaration): string {
   const aside = declared.aside ? ` (${declared.aside})` : ''
-  const shown = declared.shown ?? (declared.default === undefined ? 'unset' : `\`${String(declared.default)}\`${aside}`)
+  const shown = declared.shown ?? (declared.default === undefined ? 'unset' : `\`${shownValue(declared.default)}\`${aside}`)
   return declared.production?.required ? `${shown}; **required in production**` : shown
 }
 
@@ -33,7 +37,8 @@ function meaningOf(declared: Declaration): string {
 /** The table, one row per variable in the declaration's order. */
 export function configTable(): string {
   const rows = Object.entries(VARIABLES as Record<string, Declaration>).map(
-    ([name, declared]) => `| \`${name}\`${declared.secret ? ' (secret)' : ''} | ${cell(defaultOf(declared))} | ${cell(meaningOf(declared))} |`,
+    ([name, declared]) =>
+      `| \`${name}\`${declared.secret ? ' (secret)' : ''} | ${cell(defaultOf(declared))} | ${cell(meaningOf(declared))} |`,
   )
   return ['| variable | default (development) | meaning |', '|---|---|---|', ...rows].join('\n')
 }

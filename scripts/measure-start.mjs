@@ -28,7 +28,15 @@ const modes = {
   ...(existsSync('dist/server/main.mjs')
     ? { build: ['dist/server/main.mjs'], 'build --enable-source-maps': ['--enable-source-maps', 'dist/server/main.mjs'] }
     : {}),
-  ...(major >= 22 ? { 'node --experimental-transform-types': ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', 'server/main.ts'] } : {}),
+  ...(major >= 22
+    ? {
+        'node --experimental-transform-types': [
+          '--experimental-transform-types',
+          '--disable-warning=ExperimentalWarning',
+          'server/main.ts',
+        ],
+      }
+    : {}),
 }
 
 async function freePort() {
@@ -70,9 +78,9 @@ async function once_(args) {
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`exited early: ${err}`)
-      try {
-        if ((await fetch(`${url}/readyz`)).ok) break
-      } catch {}
+      // Refused connections while the server starts count as not ready yet.
+      const ready = await fetch(`${url}/readyz`).catch(() => null)
+      if (ready?.ok) break
       await new Promise((r) => setTimeout(r, 10))
     }
     const readyMs = performance.now() - started

@@ -25,7 +25,9 @@ try {
   standin = await startKitStandin({ port, apiKeys: [DEMO_KEY] })
 } catch (error) {
   if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error
-  console.error(`Port ${port} is taken, so the Kit stand-in cannot listen there. Choose another: KIT_STANDIN_PORT=8791 npm run start:offline (0 takes any free port).`)
+  console.error(
+    `Port ${port} is taken, so the Kit stand-in cannot listen there. Choose another: KIT_STANDIN_PORT=8791 npm run start:offline (0 takes any free port).`,
+  )
   process.exit(1)
 }
 standin.seed(DEMO_KEY, DEMO_DATA)
@@ -37,5 +39,5 @@ const stop = (signal: NodeJS.Signals) => server.kill(signal)
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)
 server.on('exit', (code) => {
-  standin.close().finally(() => process.exit(code ?? 0))
+  void standin.close().finally(() => process.exit(code ?? 0))
 })

@@ -41,7 +41,9 @@ const event = {
   subject: `members/${args.member}`,
   data: {
     member: { id: args.member, email: args.email, first_name: args['first-name'] },
-    ...(type.startsWith('subscription.') ? { subscription: { id: `s_${args.member}`, plan: args.plan, status: type === 'subscription.canceled' ? 'canceled' : 'active' } } : {}),
+    ...(type.startsWith('subscription.')
+      ? { subscription: { id: `s_${args.member}`, plan: args.plan, status: type === 'subscription.canceled' ? 'canceled' : 'active' } }
+      : {}),
     ...(type.startsWith('access.') ? { access: { level: args.level } } : {}),
   },
 }
@@ -49,7 +51,10 @@ const body = JSON.stringify(event)
 const h = headers()
 h.set('webhook-id', id)
 h.set('webhook-timestamp', String(Math.floor(Date.now() / 1000)))
-h.set('webhook-signature', new Webhook(config.eventsSecrets[0] as string).sign(id, new Date(Number(h.get('webhook-timestamp')) * 1000), body))
+h.set(
+  'webhook-signature',
+  new Webhook(config.eventsSecrets[0] as string).sign(id, new Date(Number(h.get('webhook-timestamp')) * 1000), body),
+)
 
 // A subject under EVENT_BUS_SUBJECT's prefix, e.g. appstation.members.c_demo.user.signed_up.
 const subject = bus.subject.replace(/(\.>|\.\*)+$/, '').replace(/\*/g, args.community) + `.${args.community}.${type}`

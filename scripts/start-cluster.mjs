@@ -43,15 +43,20 @@ function fail(message) {
 
 if (!Number.isInteger(count) || count < 1 || count > 16) fail('CLUSTER_INSTANCES must be an integer from 1 to 16')
 if (!Number.isInteger(basePort) || basePort < 1 || basePort + count - 1 > 65535) fail('CLUSTER_BASE_PORT must be a port number')
-if (production && !env.METRICS_TOKEN) fail('METRICS_TOKEN is required with NODE_ENV=production: /metrics and /docs/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"')
-if (!/^postgres(ql)?:\/\//.test(databaseUrl)) fail('DATABASE_URL must be a postgres:// URL such as postgres://postgres@127.0.0.1:5432/kit_cluster')
+if (production && !env.METRICS_TOKEN)
+  fail(
+    'METRICS_TOKEN is required with NODE_ENV=production: /metrics and /docs/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"',
+  )
+if (!/^postgres(ql)?:\/\//.test(databaseUrl))
+  fail('DATABASE_URL must be a postgres:// URL such as postgres://postgres@127.0.0.1:5432/kit_cluster')
 
 /** The development secrets file the server itself would write: generated once, mode 0600, ours alone. */
 function clusterSecrets() {
   if (existsSync(secretsFile)) {
     const stats = lstatSync(secretsFile)
     if (!stats.isFile()) fail(`${secretsFile} is not a regular file; delete it to generate new secrets`)
-    if ((stats.mode & 0o077) !== 0) fail(`${secretsFile} can be read by group or others; run "chmod 600 ${secretsFile}" (or delete it to generate new secrets)`)
+    if ((stats.mode & 0o077) !== 0)
+      fail(`${secretsFile} can be read by group or others; run "chmod 600 ${secretsFile}" (or delete it to generate new secrets)`)
     const stored = JSON.parse(readFileSync(secretsFile, 'utf8'))
     // Secrets not generated here are used as they are; the first instance's local App Station refuses them.
     if (SECRET_NAMES.every((name) => typeof stored[name] === 'string')) return stored
@@ -95,7 +100,10 @@ async function ensureDatabase() {
 async function waitReady(url, child) {
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline && child.exitCode === null) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false)
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) return true
     await new Promise((r) => setTimeout(r, 250))
   }
@@ -125,11 +133,15 @@ if (production) {
   if (given.length === 0) for (const name of SECRET_NAMES) common[name] = secrets[name]
 } else {
   const given = SECRET_NAMES.filter((name) => env[name])
-  if (given.length > 0) fail(`in development the instances share ${secretsFile}: unset ${given.join(', ')} (or run with NODE_ENV=production)`)
+  if (given.length > 0)
+    fail(`in development the instances share ${secretsFile}: unset ${given.join(', ')} (or run with NODE_ENV=production)`)
 }
 
 const devHostOnFirst = !production && env.KIT_DEV_HOST !== '0'
-const built = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], { stdio: 'inherit', env: { ...env, KIT_DEV_HOST: devHostOnFirst ? '1' : '0' } })
+const built = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], {
+  stdio: 'inherit',
+  env: { ...env, KIT_DEV_HOST: devHostOnFirst ? '1' : '0' },
+})
 if (built.status !== 0) process.exit(built.status ?? 1)
 const serverBuilt = spawnSync(process.execPath, ['scripts/ensure-server.mjs'], { stdio: 'inherit', env })
 if (serverBuilt.status !== 0) process.exit(serverBuilt.status ?? 1)
@@ -149,7 +161,16 @@ for (let i = 0; i < count; i++) {
     console.log(`${label} exited (${signal ?? code})${stopping ? '' : '; the other instances keep running'}`)
     if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) process.exit(stopping ? 0 : 1)
   })
-  children.push({ child, port, get exitCode() { return child.exitCode }, get signalCode() { return child.signalCode } })
+  children.push({
+    child,
+    port,
+    get exitCode() {
+      return child.exitCode
+    },
+    get signalCode() {
+      return child.signalCode
+    },
+  })
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -164,8 +185,13 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 const ready = await Promise.all(children.map(({ child, port }) => waitReady(origin(port), child)))
 if (ready.every(Boolean)) {
   console.log(`start:cluster: ${count} instances ready: ${children.map(({ port }) => origin(port)).join(', ')}`)
-  console.log(`start:cluster: PostgreSQL ${new URL(databaseUrl).pathname.slice(1)}; ${busUrl ? `event bus ${busUrl}` : 'no event bus (HTTP intake only)'}; Kit at ${env.KIT_API_URL || 'https://api.kit.com'}`)
-  if (devHostOnFirst) console.log(`start:cluster: local App Station: ${origin(basePort)}/dev/ (its panel talks to instance 1; events it sends can go to any instance)`)
+  console.log(
+    `start:cluster: PostgreSQL ${new URL(databaseUrl).pathname.slice(1)}; ${busUrl ? `event bus ${busUrl}` : 'no event bus (HTTP intake only)'}; Kit at ${env.KIT_API_URL || 'https://api.kit.com'}`,
+  )
+  if (devHostOnFirst)
+    console.log(
+      `start:cluster: local App Station: ${origin(basePort)}/dev/ (its panel talks to instance 1; events it sends can go to any instance)`,
+    )
 } else if (!stopping) {
   console.error('start:cluster: not every instance became ready; see the lines above')
 }

@@ -78,7 +78,12 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
         .status(400)
         .header('cache-control', 'no-store')
         .header('x-content-type-options', 'nosniff')
-        .send({ error: { code: 'invalid_request', message: 'The request URL cannot be read (a malformed %-escape?); check the address and try again.' } })
+        .send({
+          error: {
+            code: 'invalid_request',
+            message: 'The request URL cannot be read (a malformed %-escape?); check the address and try again.',
+          },
+        })
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
 

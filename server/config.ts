@@ -10,7 +10,14 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { KeyRing } from './lib/crypto.ts'
-import { isGeneratedHere, isProduction, SECRET_NAMES, withGeneratedSecrets, type SecretName, type StoredSecrets } from './lib/environment.mjs'
+import {
+  isGeneratedHere,
+  isProduction,
+  SECRET_NAMES,
+  withGeneratedSecrets,
+  type SecretName,
+  type StoredSecrets,
+} from './lib/environment.mjs'
 import {
   decodeWebhookSecrets,
   isLoopbackHost,
@@ -211,7 +218,9 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
 /** APPSTATION_ORIGIN defaults to the issuer, which must then be an origin too. */
 function originProblems(env: Env, issuer: string): string[] {
   if (env.APPSTATION_ORIGIN !== undefined || ORIGIN.test(issuer)) return []
-  return [`APPSTATION_ORIGIN must be set to an origin such as https://appstation.example (scheme and host, no path): it defaults to the issuer, ${issuer}, which is not one`]
+  return [
+    `APPSTATION_ORIGIN must be set to an origin such as https://appstation.example (scheme and host, no path): it defaults to the issuer, ${issuer}, which is not one`,
+  ]
 }
 
 /** Plain http to Kit only stays on the machine (loopback) in production. */
@@ -248,10 +257,14 @@ function platformEventsProblems(raw: RawEnv, env: Env): string[] {
 function devHostProblems(raw: RawEnv, host: string): string[] {
   const problems: string[] = []
   if (isProduction(raw.NODE_ENV)) {
-    problems.push(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${raw.NODE_ENV?.trim()}; unset KIT_DEV_HOST (or set it to 0)`)
+    problems.push(
+      `KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${raw.NODE_ENV?.trim()}; unset KIT_DEV_HOST (or set it to 0)`,
+    )
   }
   if (!isLoopbackHost(host)) {
-    problems.push(`KIT_DEV_HOST=1 serves a page that mints session tokens, so HOST must be a loopback address (127.0.0.1, ::1 or localhost), not ${host}`)
+    problems.push(
+      `KIT_DEV_HOST=1 serves a page that mints session tokens, so HOST must be a loopback address (127.0.0.1, ::1 or localhost), not ${host}`,
+    )
   }
   const given = SECRET_NAMES.filter((name) => raw[name] !== undefined && raw[name] !== '')
   if (given.length > 0) {
@@ -263,7 +276,13 @@ function devHostProblems(raw: RawEnv, host: string): string[] {
 }
 
 /** The secrets in development: those not set come from (or are generated into) secrets.json. */
-function developmentSecrets(raw: RawEnv, env: Env, devHost: boolean, problems: string[], notes: string[]): Partial<Record<SecretName, string>> {
+function developmentSecrets(
+  raw: RawEnv,
+  env: Env,
+  devHost: boolean,
+  problems: string[],
+  notes: string[],
+): Partial<Record<SecretName, string>> {
   const missing = SECRET_NAMES.filter((name) => raw[name] === undefined || raw[name] === '')
   if (missing.length === 0) return env
   const file = devSecretsFile(env.DATABASE_PATH)
@@ -297,7 +316,8 @@ function lstatOrNull(file: string): Stats | null {
  * group-readable file means someone else may know them.
  */
 function secretsFileProblem(file: string, stats: Stats): string | null {
-  if (stats.isSymbolicLink()) return `${file} is a symbolic link; replace it with a regular file (or delete it to generate new development secrets)`
+  if (stats.isSymbolicLink())
+    return `${file} is a symbolic link; replace it with a regular file (or delete it to generate new development secrets)`
   if (!stats.isFile()) return `${file} is not a regular file; delete it to generate new development secrets`
   const uid = process.getuid?.()
   if (uid !== undefined && stats.uid !== uid) {

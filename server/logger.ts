@@ -22,7 +22,12 @@ export class RequestLogController extends LogController {
     request.log.debug({ req: request }, 'incoming request')
   }
 
-  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    metadata?: Record<string, unknown>,
+  ): void {
     if (error || reply.statusCode >= 500 || !polled(request)) return super.requestCompleted(error, request, reply, metadata)
     if (this.isLogDisabled(request)) return
     reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')

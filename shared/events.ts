@@ -51,7 +51,7 @@ export function isEventType(value: string): value is EventType {
 const PLACEHOLDER = /\{\{([^}]*)\}\}/g
 const KNOWN_PLACEHOLDER = /^(access\.level|subscription\.plan|member\.fields\.mk_[a-z0-9_]+)$/
 /** C0 and C1 control characters (newlines, escapes, NUL…), which never belong in a tag name. */
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g
+const CONTROL_CHARACTERS = /\p{Cc}/gu
 
 /** The most characters one filled-in placeholder contributes to a tag name. */
 export const PLACEHOLDER_VALUE_MAX = 100

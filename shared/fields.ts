@@ -19,7 +19,7 @@ export const MK_FIELD_PATTERN = /^mk_[a-z0-9_]{1,60}$/
 export function kitFieldKeyFromLabel(label: string): string {
   return label
     .normalize('NFKD')
-    .replace(/[^\x00-\x7f]/g, '')
+    .replace(/\P{ASCII}/gu, '')
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_+|_+$/g, '')

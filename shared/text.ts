@@ -4,7 +4,7 @@
  * format characters can make an email address look like another one. One definition, used by the
  * server's validation and by the panel's.
  */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const CONTROL = /\p{Cc}/u
 const BIDI_OR_FORMAT = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/
 
 /** True when the text holds a C0 control (NUL, TAB, CR, LF, …), DEL or a C1 control. */
@@ -38,7 +38,7 @@ export function findNul(value: unknown): string | null {
       for (let i = item.length - 1; i >= 0; i--) pending.push([item[i], `${path}[${i}]`])
     } else if (typeof item === 'object' && item !== null) {
       const entries = Object.entries(item)
-      for (const [key] of entries) if (hasNul(key)) return join(path, key.replace(/\u0000/g, '\\u0000'))
+      for (const [key] of entries) if (hasNul(key)) return join(path, key.replaceAll('\0', '\\u0000'))
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, inner] = entries[i] as [string, unknown]
         pending.push([inner, join(path, key)])

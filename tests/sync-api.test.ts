@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
+import { asA, asB, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 import type { Config } from '../server/config.ts'
 
 let h: PipelineHarness

@@ -28,7 +28,10 @@ export async function startBusRun(label: string): Promise<BusRun> {
   try {
     nc = await connect({ servers: BUS_URL, timeout: 5000 })
   } catch (err) {
-    throw new Error(`NATS is not reachable at ${BUS_URL} (${(err as Error).message}); start nats-server with JetStream (-js) or set EVENT_BUS_URL`)
+    throw new Error(
+      `NATS is not reachable at ${BUS_URL} (${(err as Error).message}); start nats-server with JetStream (-js) or set EVENT_BUS_URL`,
+      { cause: err },
+    )
   }
   const stream = `KIT_${label.toUpperCase()}_${tag}`
   const consumer = `kit-${label}-${tag}`
@@ -111,7 +114,12 @@ export async function consumerState(run: BusRun): Promise<ConsumerState | null> 
   try {
     const info = await jsm.consumers.info(run.stream, run.consumer)
     const stream = await jsm.streams.info(run.stream)
-    return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered, streamMessages: stream.state.messages }
+    return {
+      pending: info.num_pending,
+      ackPending: info.num_ack_pending,
+      redelivered: info.num_redelivered,
+      streamMessages: stream.state.messages,
+    }
   } catch {
     return null
   }

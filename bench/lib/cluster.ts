@@ -22,7 +22,10 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   try {
     await client.connect()
   } catch (err) {
-    throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(err as Error).message}); start it or set CLUSTER_PG_ADMIN_URL to a server where this user may create databases`)
+    throw new Error(
+      `PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(err as Error).message}); start it or set CLUSTER_PG_ADMIN_URL to a server where this user may create databases`,
+      { cause: err },
+    )
   }
   try {
     return await work(client)
@@ -101,7 +104,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await server?.kill(signal)
     },
     async close() {
-      await Promise.all(instances.map((s, i) => (s ? cluster.kill(i, 'SIGTERM') : undefined)))
+      await Promise.all(instances.flatMap((s, i) => (s ? [cluster.kill(i, 'SIGTERM')] : [])))
       await options.database.drop()
     },
   }
@@ -125,7 +128,12 @@ export async function postSpread(urls: string[], hmacKey: string, events: Member
   await Promise.all(
     urls.map(async (url, u) => {
       const indexes = byUrl[u] as number[]
-      const answers = await postAll(url, hmacKey, indexes.map((i) => events[i] as MemberEvent), Math.max(1, Math.ceil(concurrency / urls.length)))
+      const answers = await postAll(
+        url,
+        hmacKey,
+        indexes.map((i) => events[i] as MemberEvent),
+        Math.max(1, Math.ceil(concurrency / urls.length)),
+      )
       indexes.forEach((i, k) => (statuses[i] = answers[k] ?? 0))
     }),
   )

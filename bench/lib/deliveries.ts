@@ -15,7 +15,10 @@ export class DeliveryReader {
 
   counts(): StatusCounts {
     const counts: StatusCounts = { pending: 0, retrying: 0, held: 0, succeeded: 0, failed: 0, skipped: 0 }
-    const rows = this.db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status').all() as { status: keyof StatusCounts; n: number }[]
+    const rows = this.db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status').all() as {
+      status: keyof StatusCounts
+      n: number
+    }[]
     for (const row of rows) counts[row.status] = row.n
     return counts
   }
@@ -30,7 +33,8 @@ export class DeliveryReader {
   }
 
   isTerminal(communityId: string, eventId: string): boolean {
-    const row = this.db.prepare('SELECT status FROM deliveries WHERE community_id = ? AND event_id = ?').get(communityId, eventId) as { status: string } | undefined
+    const row = this.db.prepare('SELECT status FROM deliveries WHERE community_id = ? AND event_id = ?').get(communityId, eventId) as
+      { status: string } | undefined
     return row !== undefined && (TERMINAL as readonly string[]).includes(row.status)
   }
 
@@ -47,7 +51,9 @@ export class DeliveryReader {
     const one = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n
     return {
       duplicateEvents: one('SELECT count(*) AS n FROM (SELECT id FROM events GROUP BY id HAVING count(*) > 1)'),
-      duplicateDeliveries: one('SELECT count(*) AS n FROM (SELECT event_id FROM deliveries GROUP BY community_id, event_id HAVING count(*) > 1)'),
+      duplicateDeliveries: one(
+        'SELECT count(*) AS n FROM (SELECT event_id FROM deliveries GROUP BY community_id, event_id HAVING count(*) > 1)',
+      ),
       eventsWithoutDelivery: one(
         'SELECT count(*) AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.community_id = e.community_id AND d.event_id = e.id)',
       ),
@@ -108,7 +114,12 @@ const terminal = (c: StatusCounts) => c.succeeded + c.failed + c.skipped
 export async function waitTerminal(
   reader: DeliveryReader,
   expected: number,
-  { timeoutMs, pollMs = 250, progressMs = 10_000, onProgress }: { timeoutMs: number; pollMs?: number; progressMs?: number; onProgress?: (c: StatusCounts) => void },
+  {
+    timeoutMs,
+    pollMs = 250,
+    progressMs = 10_000,
+    onProgress,
+  }: { timeoutMs: number; pollMs?: number; progressMs?: number; onProgress?: (c: StatusCounts) => void },
 ): Promise<StatusCounts> {
   const start = Date.now()
   let lastProgress = start
@@ -116,8 +127,13 @@ export async function waitTerminal(
     const counts = reader.counts()
     if (reader.total() >= expected && terminal(counts) === reader.total()) return counts
     if (Date.now() - start > timeoutMs) {
-      const sample = reader.stuck().map((row) => `  ${JSON.stringify(row)}`).join('\n')
-      throw new Error(`deliveries not terminal after ${Math.round(timeoutMs / 1000)} s: ${JSON.stringify(counts)}; the first of them:\n${sample}`)
+      const sample = reader
+        .stuck()
+        .map((row) => `  ${JSON.stringify(row)}`)
+        .join('\n')
+      throw new Error(
+        `deliveries not terminal after ${Math.round(timeoutMs / 1000)} s: ${JSON.stringify(counts)}; the first of them:\n${sample}`,
+      )
     }
     if (onProgress && Date.now() - lastProgress >= progressMs) {
       lastProgress = Date.now()

@@ -68,7 +68,12 @@ export const LIFECYCLE_FIELDS = { subscription_plan: PLAN }
  * Lifecycle events for `count` members, interleaved the way a busy community produces them:
  * every member's events in time order, members mixed.
  */
-export function lifecycleBacklog(communityId: string, label: string, count: number, t0 = Date.now() - 60_000): { members: Member[]; events: MemberEvent[] } {
+export function lifecycleBacklog(
+  communityId: string,
+  label: string,
+  count: number,
+  t0 = Date.now() - 60_000,
+): { members: Member[]; events: MemberEvent[] } {
   const members = Array.from({ length: count }, (_, i) => member(communityId, label, i))
   const perMember = members.map((m, i) => lifecycle(m, t0 + i * 10))
   const events: MemberEvent[] = []
@@ -83,7 +88,12 @@ export function signature(hmacKey: string, id: string, timestamp: number, body: 
   return `v1,${mac.digest('base64')}`
 }
 
-export function signedHeaders(hmacKey: string, id: string, body: string | Buffer, timestamp = Math.floor(Date.now() / 1000)): Record<string, string> {
+export function signedHeaders(
+  hmacKey: string,
+  id: string,
+  body: string | Buffer,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, string> {
   return {
     'content-type': 'application/cloudevents+json',
     'webhook-id': id,

@@ -6,7 +6,9 @@ const b64url = (value: string) => Buffer.from(value).toString('base64url')
 export function sessionToken(secret: string, issuer: string, communityId: string): string {
   const now = Math.floor(Date.now() / 1000)
   const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
-  const body = b64url(JSON.stringify({ iss: issuer, aud: 'kit', sub: 'u_bench_owner', cid: communityId, roles: ['owner'], iat: now, exp: now + 240 }))
+  const body = b64url(
+    JSON.stringify({ iss: issuer, aud: 'kit', sub: 'u_bench_owner', cid: communityId, roles: ['owner'], iat: now, exp: now + 240 }),
+  )
   const signature = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url')
   return `${head}.${body}.${signature}`
 }

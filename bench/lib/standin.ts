@@ -22,7 +22,10 @@ const admitted = (r: StandinRequest) => r.status !== 0 && r.status !== 429 && r.
  * (counted at receipt, as the stand-in and Kit count them).
  */
 export function maxPerWindow(requests: StandinRequest[], windowMs: number, key?: string): number {
-  const times = requests.filter((r) => admitted(r) && (key === undefined || r.key === key)).map((r) => r.at).sort((a, b) => a - b)
+  const times = requests
+    .filter((r) => admitted(r) && (key === undefined || r.key === key))
+    .map((r) => r.at)
+    .sort((a, b) => a - b)
   let most = 0
   let from = 0
   for (let to = 0; to < times.length; to++) {
@@ -38,8 +41,16 @@ export function maxPerWindow(requests: StandinRequest[], windowMs: number, key?:
  * window after it; the extra is time a slot sat idle (request latency, the ledger's round trips,
  * a consumer that woke late). Median and mean in ms over the admitted requests of one key.
  */
-export function slotTurnaround(requests: StandinRequest[], capacity: number, windowMs: number, key?: string): { medianMs: number; meanMs: number } {
-  const times = requests.filter((r) => admitted(r) && (key === undefined || r.key === key)).map((r) => r.at).sort((a, b) => a - b)
+export function slotTurnaround(
+  requests: StandinRequest[],
+  capacity: number,
+  windowMs: number,
+  key?: string,
+): { medianMs: number; meanMs: number } {
+  const times = requests
+    .filter((r) => admitted(r) && (key === undefined || r.key === key))
+    .map((r) => r.at)
+    .sort((a, b) => a - b)
   const extra: number[] = []
   for (let i = 0; i + capacity < times.length; i++) extra.push((times[i + capacity] as number) - (times[i] as number) - windowMs)
   if (extra.length === 0) return { medianMs: Number.NaN, meanMs: Number.NaN }

@@ -58,7 +58,9 @@ export class PgStore implements DeliveryStore {
 
   async counts(): Promise<StatusCounts> {
     const counts = emptyCounts()
-    const { rows } = await this.pool.query<{ status: keyof StatusCounts; n: number }>('SELECT status, count(*)::int AS n FROM deliveries GROUP BY status')
+    const { rows } = await this.pool.query<{ status: keyof StatusCounts; n: number }>(
+      'SELECT status, count(*)::int AS n FROM deliveries GROUP BY status',
+    )
     for (const row of rows) counts[row.status] = row.n
     return counts
   }
@@ -74,7 +76,9 @@ export class PgStore implements DeliveryStore {
   async integrity(): Promise<Integrity> {
     return {
       duplicateEvents: await this.one('SELECT count(*)::int AS n FROM (SELECT id FROM events GROUP BY id HAVING count(*) > 1) d'),
-      duplicateDeliveries: await this.one('SELECT count(*)::int AS n FROM (SELECT event_id FROM deliveries GROUP BY community_id, event_id HAVING count(*) > 1) d'),
+      duplicateDeliveries: await this.one(
+        'SELECT count(*)::int AS n FROM (SELECT event_id FROM deliveries GROUP BY community_id, event_id HAVING count(*) > 1) d',
+      ),
       eventsWithoutDelivery: await this.one(
         'SELECT count(*)::int AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.community_id = e.community_id AND d.event_id = e.id)',
       ),
@@ -126,7 +130,12 @@ const terminal = (c: StatusCounts) => c.succeeded + c.failed + c.skipped
 export async function waitAllTerminal(
   store: DeliveryStore,
   expected: number,
-  { timeoutMs, pollMs = 500, progressMs = 10_000, onProgress }: { timeoutMs: number; pollMs?: number; progressMs?: number; onProgress?: (c: StatusCounts) => void },
+  {
+    timeoutMs,
+    pollMs = 500,
+    progressMs = 10_000,
+    onProgress,
+  }: { timeoutMs: number; pollMs?: number; progressMs?: number; onProgress?: (c: StatusCounts) => void },
 ): Promise<StatusCounts> {
   const start = Date.now()
   let lastProgress = start
@@ -136,7 +145,9 @@ export async function waitAllTerminal(
     if (total >= expected && terminal(counts) === total) return counts
     if (Date.now() - start > timeoutMs) {
       const sample = (await store.stuck()).map((row) => `  ${JSON.stringify(row)}`).join('\n')
-      throw new Error(`deliveries not terminal after ${Math.round(timeoutMs / 1000)} s (expected ${expected}): ${JSON.stringify(counts)}; the first of them:\n${sample}`)
+      throw new Error(
+        `deliveries not terminal after ${Math.round(timeoutMs / 1000)} s (expected ${expected}): ${JSON.stringify(counts)}; the first of them:\n${sample}`,
+      )
     }
     if (onProgress && Date.now() - lastProgress >= progressMs) {
       lastProgress = Date.now()

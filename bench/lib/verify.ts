@@ -59,10 +59,7 @@ export function checkKit(account: StandinAccountState, expected: Expected[]): Ki
   check.unexpectedSubscribers = [...byEmail.keys()].filter((email) => !wanted.has(email)).length
   const names = account.tags.map((t) => t.name.toLowerCase())
   check.duplicateTagNames = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))]
-  check.ok =
-    check.correct === check.members &&
-    check.unexpectedSubscribers === 0 &&
-    check.duplicateTagNames.length === 0
+  check.ok = check.correct === check.members && check.unexpectedSubscribers === 0 && check.duplicateTagNames.length === 0
   return check
 }
 

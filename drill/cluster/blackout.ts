@@ -22,7 +22,9 @@ export async function clusterBlackoutDrill(): Promise<Outcome> {
   const blackoutMs = envInt('DRILL_CLUSTER_BLACKOUT_MS', 30_000)
   const count = envInt('DRILL_CLUSTER_BLACKOUT_MEMBERS', 60)
   const flowMs = LEAD_MS + blackoutMs + LEAD_MS
-  log(`blackout: ${INSTANCES} instances behind one proxy; ${count} members × 4 events over ${flowMs / 1000} s; Kit dark from ${LEAD_MS / 1000} s for ${blackoutMs / 1000} s`)
+  log(
+    `blackout: ${INSTANCES} instances behind one proxy; ${count} members × 4 events over ${flowMs / 1000} s; Kit dark from ${LEAD_MS / 1000} s for ${blackoutMs / 1000} s`,
+  )
   const stack = await startStack({ label: 'blackout', rate: RATE, proxy: true, bus: true })
   const proxy = stack.proxy
   if (!proxy) throw new Error('the blackout drill needs the proxy')
@@ -54,7 +56,9 @@ export async function clusterBlackoutDrill(): Promise<Outcome> {
     await blackout
     const accepted = ledger.accepted()
     const notAccepted = ledger.refused().length + ledger.unanswered().length
-    log(`blackout: ${accepted.length} events accepted (${duringBlackout} while Kit was dark), ${notAccepted} not accepted; waiting for delivery…`)
+    log(
+      `blackout: ${accepted.length} events accepted (${duringBlackout} while Kit was dark), ${notAccepted} not accepted; waiting for delivery…`,
+    )
     const result = await examine(stack, ledger, members, 'blackout', blackoutMs + 300_000)
     const recoveredS = (Date.now() - lightAt) / 1000
     const ok = clean(result, accepted.length) && notAccepted === 0

@@ -23,7 +23,9 @@ const LIMIT = 120
 export async function clusterBurstDrill(): Promise<Outcome> {
   const windowMs = envInt('DRILL_CLUSTER_BURST_WINDOW_MS', 10_000)
   const count = envInt('DRILL_CLUSTER_BURST_MEMBERS', 100)
-  log(`burst: ${count} members × 4 events for one community to ${INSTANCES} instances; Kit limit ${LIMIT} / ${windowMs / 1000} s at the stand-in and in each instance`)
+  log(
+    `burst: ${count} members × 4 events for one community to ${INSTANCES} instances; Kit limit ${LIMIT} / ${windowMs / 1000} s at the stand-in and in each instance`,
+  )
   const stack = await startStack({ label: 'burst', rate: { limit: LIMIT, windowMs } })
   const ledger = new Ledger()
   try {
@@ -40,7 +42,9 @@ export async function clusterBurstDrill(): Promise<Outcome> {
     const throttled = made.filter((r) => r.status === 429).length
     const most = maxPerWindow(stack.kit.requests, windowMs, stack.key)
     const windowsOfBudget = made.length / LIMIT
-    log(`burst: ${made.length} Kit requests (${windowsOfBudget.toFixed(1)} windows of budget) in ${seconds.toFixed(1)} s; ${throttled} × 429; at most ${most} admitted in any ${windowMs / 1000} s window (limit ${LIMIT})`)
+    log(
+      `burst: ${made.length} Kit requests (${windowsOfBudget.toFixed(1)} windows of budget) in ${seconds.toFixed(1)} s; ${throttled} × 429; at most ${most} admitted in any ${windowMs / 1000} s window (limit ${LIMIT})`,
+    )
     const enough = windowsOfBudget >= 3
     const notAccepted = ledger.refused().length + ledger.unanswered().length
     const ok = clean(result, ledger.accepted().length) && throttled <= 2 && most <= LIMIT && enough && notAccepted === 0

@@ -30,7 +30,10 @@ export async function examine(stack: Stack, ledger: Ledger, members: Member[], n
   const integrity = await stack.store.integrity()
   const rows = await stack.store.total()
   const lost = accepted.filter((e) => !stored.has(e.id)).length
-  const check = checkKit(stack.kit.account(stack.key), members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })))
+  const check = checkKit(
+    stack.kit.account(stack.key),
+    members.map((m) => ({ email: m.email, tags: LIFECYCLE_TAGS, fields: LIFECYCLE_FIELDS })),
+  )
   const doubled = integrity.duplicateEvents + integrity.duplicateDeliveries + check.duplicated.length + check.duplicateTagNames.length
   const tagCallsRedone = repeatedTagCalls(stack.kit.requests)
   const line =
@@ -43,7 +46,9 @@ export async function examine(stack: Stack, ledger: Ledger, members: Member[], n
 
 /** For the first few members Kit has wrong: each of their deliveries, in the order they were stored. */
 async function explainWrong(stack: Stack, members: Member[], check: KitCheck, name: string): Promise<void> {
-  const wrong = [...check.missing, ...check.duplicated, ...check.wrongTags, ...check.wrongFields].map((entry) => entry.split(':')[0] ?? entry)
+  const wrong = [...check.missing, ...check.duplicated, ...check.wrongTags, ...check.wrongFields].map(
+    (entry) => entry.split(':')[0] ?? entry,
+  )
   const byEmail = new Map(members.map((m) => [m.email.toLowerCase(), m]))
   for (const email of [...new Set(wrong)].slice(0, 3)) {
     const m = byEmail.get(email)
@@ -54,10 +59,13 @@ async function explainWrong(stack: Stack, members: Member[], check: KitCheck, na
     const state = kit ? JSON.stringify({ tags: [...kit.tags].map((id) => tagName.get(id) ?? id), fields: kit.fields }) : 'none'
     log(`${name}: ${email} (${m.id}) in Kit: ${state}; its deliveries as stored:`)
     for (const d of await stack.store.memberHistory(m.id)) {
-      log(`${name}:   +${d.storedAfterMs} ms  ${d.eventType.padEnd(22)} t0+${d.eventTime}  ${d.status} after ${d.attempts} attempt(s)${d.lastError ? ` — ${d.lastError}` : ''}`)
+      log(
+        `${name}:   +${d.storedAfterMs} ms  ${d.eventType.padEnd(22)} t0+${d.eventTime}  ${d.status} after ${d.attempts} attempt(s)${d.lastError ? ` — ${d.lastError}` : ''}`,
+      )
     }
   }
 }
 
 /** Clean: nothing lost or doubled, nothing failed, one delivery per accepted event, Kit exactly right. */
-export const clean = (e: Examined, accepted: number) => e.lost === 0 && e.doubled === 0 && e.counts.failed === 0 && e.rows === accepted && e.check.ok
+export const clean = (e: Examined, accepted: number) =>
+  e.lost === 0 && e.doubled === 0 && e.counts.failed === 0 && e.rows === accepted && e.check.ok

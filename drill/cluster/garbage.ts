@@ -70,7 +70,9 @@ export async function clusterGarbageDrill(): Promise<Outcome> {
         return { subject: `${COMMUNITY}.${e.type}`, body, headers: busHeaders(hmacKey, e.id, body) }
       }),
     ])
-    log(`garbage: HTTP ${httpGarbage} bad + ${httpValid.length} valid + ${HTTP_REPLAYS} replays over ${INSTANCES} instances; bus ${busGarbage} bad + ${busValid.length} valid + ${BUS_REPLAYS} replays`)
+    log(
+      `garbage: HTTP ${httpGarbage} bad + ${httpValid.length} valid + ${HTTP_REPLAYS} replays over ${INSTANCES} instances; bus ${busGarbage} bad + ${busValid.length} valid + ${BUS_REPLAYS} replays`,
+    )
 
     const urls = stack.cluster.urls()
     const answers = new Map<string, Map<number | string, number>>()
@@ -79,7 +81,14 @@ export async function clusterGarbageDrill(): Promise<Outcome> {
     let flooding = true
     const health = (async () => {
       while (flooding) {
-        const results = await Promise.all(urls.map((u) => fetch(`${u}/healthz`).then((r) => r.ok, () => false)))
+        const results = await Promise.all(
+          urls.map((u) =>
+            fetch(`${u}/healthz`).then(
+              (r) => r.ok,
+              () => false,
+            ),
+          ),
+        )
         probes += results.length
         probeFailures += results.filter((ok) => !ok).length
         await sleep(200)
@@ -128,7 +137,9 @@ export async function clusterGarbageDrill(): Promise<Outcome> {
 
     const outcomes = await scrapeCounters(urls, 'kit_bus_messages_total', 'outcome')
     const busRefused = REFUSED.reduce((n, o) => n + (outcomes[o] ?? 0), 0)
-    log(`garbage: bus outcomes over the ${INSTANCES} instances ${JSON.stringify(outcomes)}; consumer ${JSON.stringify(state)}; ${published}/${busMessages.length} messages published`)
+    log(
+      `garbage: bus outcomes over the ${INSTANCES} instances ${JSON.stringify(outcomes)}; consumer ${JSON.stringify(state)}; ${published}/${busMessages.length} messages published`,
+    )
 
     await withClusterLogs(stack.cluster, waitAllTerminal(stack.store, validIds.size, { timeoutMs: 60_000 }))
     const stored = await stack.store.storedIds()
@@ -136,18 +147,36 @@ export async function clusterGarbageDrill(): Promise<Outcome> {
     const deliveries = await stack.store.total()
     const garbageStored = [...stored].filter((id) => !validIds.has(id)).length
     const validMissing = [...validIds].filter((id) => !stored.has(id)).length
-    const healthzAfter = await Promise.all(urls.map((u) => fetch(`${u}/healthz`).then((r) => r.status, () => 0)))
+    const healthzAfter = await Promise.all(
+      urls.map((u) =>
+        fetch(`${u}/healthz`).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      ),
+    )
     log(
       `garbage: HTTP flood ${httpSeconds.toFixed(1)} s, bus drained after ${seconds.toFixed(1)} s; stored ${stored.size} events (${garbageStored} garbage, ${validMissing} valid missing), ${deliveries} deliveries; ` +
         `/healthz ${probes - probeFailures}/${probes} probes, now ${healthzAfter.join(', ')}`,
     )
     const ok =
-      garbage2xx === 0 && any5xx === 0 && noAnswer === 0 && garbageStored === 0 && validMissing === 0 &&
-      stored.size === validIds.size && deliveries === validIds.size && integrity.duplicateEvents === 0 &&
-      httpAccepted === httpValid.length && httpDuplicates === HTTP_REPLAYS &&
-      published === busMessages.length && busRefused === busGarbage && (outcomes.accepted ?? 0) === busValid.length &&
-      (outcomes.duplicate ?? 0) === BUS_REPLAYS && (outcomes.storage_error ?? 0) === 0 &&
-      probeFailures === 0 && healthzAfter.every((s) => s === 200)
+      garbage2xx === 0 &&
+      any5xx === 0 &&
+      noAnswer === 0 &&
+      garbageStored === 0 &&
+      validMissing === 0 &&
+      stored.size === validIds.size &&
+      deliveries === validIds.size &&
+      integrity.duplicateEvents === 0 &&
+      httpAccepted === httpValid.length &&
+      httpDuplicates === HTTP_REPLAYS &&
+      published === busMessages.length &&
+      busRefused === busGarbage &&
+      (outcomes.accepted ?? 0) === busValid.length &&
+      (outcomes.duplicate ?? 0) === BUS_REPLAYS &&
+      (outcomes.storage_error ?? 0) === 0 &&
+      probeFailures === 0 &&
+      healthzAfter.every((s) => s === 200)
     return finish({
       name: 'cluster-garbage',
       figures: {

@@ -23,7 +23,9 @@ const RATE = { limit: 60, windowMs: 1_000 }
 export async function clusterKill9Drill(): Promise<Outcome> {
   const rounds = envInt('DRILL_CLUSTER_KILL_ROUNDS', 5)
   const perRound = envInt('DRILL_CLUSTER_KILL_MEMBERS', 30)
-  log(`kill9: ${INSTANCES} instances, ${rounds} rounds × ${perRound} members × 4 events (half over HTTP, half on the bus), Kit limit ${RATE.limit} / ${RATE.windowMs / 1000} s`)
+  log(
+    `kill9: ${INSTANCES} instances, ${rounds} rounds × ${perRound} members × 4 events (half over HTTP, half on the bus), Kit limit ${RATE.limit} / ${RATE.windowMs / 1000} s`,
+  )
   const stack = await startStack({ label: 'kill9', rate: RATE, bus: true })
   const ledger = new Ledger()
   const members: Member[] = []

@@ -47,7 +47,9 @@ export async function clusterRevokeDrill(): Promise<Outcome> {
     stack.kit.revokeKey(stack.key)
     const revokedAt = Date.now()
     const revokedFrom = stack.kit.requests.length
-    await until('instance 2 to report the connection invalid', 30_000, async () => ((await connectionStatus(client(two))) === 'invalid' ? true : null))
+    await until('instance 2 to report the connection invalid', 30_000, async () =>
+      (await connectionStatus(client(two))) === 'invalid' ? true : null,
+    )
     const settled = await until('every waiting delivery to be held or queued behind a held one', 30_000, async () => {
       const c = await stack.store.counts()
       return c.held > 0 && (await stack.store.waitingUnblocked()) === 0 ? c : null
@@ -59,7 +61,9 @@ export async function clusterRevokeDrill(): Promise<Outcome> {
     const whileRevoked = await stack.store.counts()
     const requestsWhileRevoked = stack.kit.requests.length - revokedFrom
     const rejected401 = stack.kit.requests.slice(revokedFrom).filter((r) => r.status === 401).length
-    log(`revoke: 3 s after ${during.events.length} more events: ${JSON.stringify(whileRevoked)}; ${requestsWhileRevoked} Kit requests since the revoke (${rejected401} × 401)`)
+    log(
+      `revoke: 3 s after ${during.events.length} more events: ${JSON.stringify(whileRevoked)}; ${requestsWhileRevoked} Kit requests since the revoke (${rejected401} × 401)`,
+    )
 
     stack.kit.restoreKey(stack.key)
     await connect(client(three), stack.key)

@@ -104,7 +104,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 /** The end of each instance's log, for a drill that broke. */
 export function clusterLogs(cluster: Cluster, lines = 10): string {
   return cluster.instances
-    .map((s, i) => `instance ${i + 1}: ${s ? s.process.output().trim().split('\n').slice(-lines).join('\n') || '(nothing at LOG_LEVEL=warn)' : '(down)'}`)
+    .map(
+      (s, i) =>
+        `instance ${i + 1}: ${s ? s.process.output().trim().split('\n').slice(-lines).join('\n') || '(nothing at LOG_LEVEL=warn)' : '(down)'}`,
+    )
     .join('\n')
 }
 
@@ -113,6 +116,6 @@ export async function withClusterLogs<T>(cluster: Cluster, work: Promise<T>): Pr
   try {
     return await work
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${clusterLogs(cluster)}`)
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${clusterLogs(cluster)}`, { cause: err })
   }
 }

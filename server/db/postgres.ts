@@ -28,7 +28,14 @@ export interface PostgresOptions {
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<OpenedPostgres> {
   // A database that hangs (rather than refusing) must fail a query, not stall the caller for ever:
   // the server ends long statements, the client gives up on a connection that went silent.
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, connectionTimeoutMillis: 10_000, statement_timeout: 30_000, query_timeout: 35_000, keepAlive: true })
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 10_000,
+    statement_timeout: 30_000,
+    query_timeout: 35_000,
+    keepAlive: true,
+  })
   // An idle client losing its server (a restart) must not take the process down with it.
   pool.on('error', () => {})
   const client = await pool.connect()

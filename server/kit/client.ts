@@ -1,3 +1,4 @@
+// Over 400 lines: one request path (budget, retries, redirects, error wording) serves every Kit endpoint listed here.
 /**
  * The Kit v4 API client. One factory per process holds the shared request budget; `forKey` gives
  * a small API object bound to one credential and one priority.
@@ -133,8 +134,7 @@ interface KitAnswer {
 }
 
 type Attempt =
-  | { type: 'answer'; status: number; text: string; contentType: string; date: string | null }
-  | { type: 'failure'; message: string }
+  { type: 'answer'; status: number; text: string; contentType: string; date: string | null } | { type: 'failure'; message: string }
 
 class KitApiClient implements KitWatchApi {
   readonly credentialId: string
@@ -354,7 +354,11 @@ class KitApiClient implements KitWatchApi {
       if (attempt.type === 'answer' && attempt.status !== 429) budget.answered(this.credentialId)
       if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
         const answeredAt = attempt.date === null ? NaN : Date.parse(attempt.date)
-        return { status: attempt.status, data: parseSuccess(attempt.status, attempt.text), answeredAt: Number.isNaN(answeredAt) ? null : answeredAt }
+        return {
+          status: attempt.status,
+          data: parseSuccess(attempt.status, attempt.text),
+          answeredAt: Number.isNaN(answeredAt) ? null : answeredAt,
+        }
       }
       if (attempt.type === 'answer' && attempt.status === 429) {
         // Recorded for every instance before this one waits to try again.
@@ -491,18 +495,25 @@ function backoffMs(failures: number, retry: RetryOptions): number {
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason)
+  if (!signal) return new Promise((resolve) => setTimeout(resolve, ms))
+  if (signal.aborted) return Promise.reject(abortError(signal))
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
       clearTimeout(timer)
-      reject(signal?.reason)
+      reject(abortError(signal))
     }
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
+      signal.removeEventListener('abort', onAbort)
       resolve()
     }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    signal.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/** Why `signal` was aborted: its reason itself when that is an Error (callers may compare it), else wrapped. */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason
+  return reason instanceof Error ? reason : new Error('aborted', { cause: reason })
 }
 
 function networkMessage(error: unknown): string {
@@ -635,7 +646,14 @@ function toForm(value: unknown, status: number): KitFormItem {
 /** A legacy form has no `format` (nor `uid`, nor `archived`): that is how Kit's own libraries tell one. */
 function toLegacyForm(value: unknown, status: number): KitFormItem {
   const form = objectOf(value, status, 'form')
-  return { id: idOf(form.id, status, 'form'), name: stringOf(form.name, status, 'form'), type: nullableString(form.type), format: null, archived: false, legacy: true }
+  return {
+    id: idOf(form.id, status, 'form'),
+    name: stringOf(form.name, status, 'form'),
+    type: nullableString(form.type),
+    format: null,
+    archived: false,
+    legacy: true,
+  }
 }
 
 function toSequence(value: unknown, status: number): KitSequenceItem {

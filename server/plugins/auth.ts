@@ -5,7 +5,7 @@
  */
 import fp from 'fastify-plugin'
 import jwt from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { AppError } from '../lib/errors.ts'
 import { hasNul } from '#shared/text.ts'
 

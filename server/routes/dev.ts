@@ -89,7 +89,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'webhook-signature': signature,
         },
       })
-      return { status: answer.statusCode, body: answer.json() as unknown }
+      return { status: answer.statusCode, body: answer.json<unknown>() }
     },
   )
 }

@@ -27,12 +27,18 @@ const MemberEventBody = Type.Object(
       description: `One of ${EVENT_TYPES.join(', ')}; other types are stored and recorded as skipped`,
     }),
     communityid: Str('The App Station community the member belongs to', 200),
-    time: Type.Optional(Type.String({ format: 'date-time', description: 'When it happened (RFC 3339); orders events of one subscription or access level' })),
+    time: Type.Optional(
+      Type.String({ format: 'date-time', description: 'When it happened (RFC 3339); orders events of one subscription or access level' }),
+    ),
     subject: Type.Optional(Type.String()),
     data: Type.Object({
       member: Type.Object({
         id: Str('The member id', 200),
-        email: Type.String({ minLength: 3, maxLength: 320, description: 'The member email address; no control or bidirectional characters' }),
+        email: Type.String({
+          minLength: 3,
+          maxLength: 320,
+          description: 'The member email address; no control or bidirectional characters',
+        }),
         first_name: Type.Optional(Nullable(Type.String({ description: 'No control characters' }))),
         fields: Type.Optional(
           Type.Union([
@@ -61,8 +67,14 @@ const WebhookHeaders = Type.Object({
   }),
 })
 
-const Accepted = Type.Object({ status: Type.Literal('accepted'), id: Type.String() }, { description: 'Stored durably (committed and synced) and queued for Kit' })
-const Duplicate = Type.Object({ status: Type.Literal('duplicate'), id: Type.String() }, { description: 'This id was already received for this community; nothing changed' })
+const Accepted = Type.Object(
+  { status: Type.Literal('accepted'), id: Type.String() },
+  { description: 'Stored durably (committed and synced) and queued for Kit' },
+)
+const Duplicate = Type.Object(
+  { status: Type.Literal('duplicate'), id: Type.String() },
+  { description: 'This id was already received for this community; nothing changed' },
+)
 const refusal = (description: string) => ({ ...ErrorBody, description })
 
 const eventSchema = {
@@ -85,7 +97,11 @@ const eventSchema = {
 }
 
 /** The `kit_events_received_total` status of each refusal. */
-const REFUSED_STATUS: Record<RefusalCode, string> = { invalid_signature: 'unauthorized', invalid_event: 'invalid', payload_too_large: 'invalid' }
+const REFUSED_STATUS: Record<RefusalCode, string> = {
+  invalid_signature: 'unauthorized',
+  invalid_event: 'invalid',
+  payload_too_large: 'invalid',
+}
 
 const routes: FastifyPluginAsync = async (app) => {
   const { metrics } = app

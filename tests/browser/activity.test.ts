@@ -36,7 +36,8 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     page = await context.newPage()
     const failedApiAnswers: string[] = []
     page.on('response', (response) => {
-      if (response.status() >= 400 && new URL(response.url()).pathname.startsWith('/api/v1/')) failedApiAnswers.push(String(response.status()))
+      if (response.status() >= 400 && new URL(response.url()).pathname.startsWith('/api/v1/'))
+        failedApiAnswers.push(String(response.status()))
     })
     page.on('console', (message: ConsoleMessage) => {
       if (message.type() !== 'error') return
@@ -145,7 +146,8 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     await openDev()
     await connectInPanel()
     const focusedText = () => panelFrame().evaluate(() => document.activeElement?.textContent?.trim() ?? document.activeElement?.tagName)
-    const focusedLabel = () => panelFrame().evaluate(() => (document.activeElement as HTMLInputElement | null)?.labels?.[0]?.textContent?.trim())
+    const focusedLabel = () =>
+      panelFrame().evaluate(() => (document.activeElement as HTMLInputElement | null)?.labels?.[0]?.textContent?.trim())
 
     await panel.getByRole('button', { name: 'Use another key' }).press('Enter')
     expect(await focusedLabel()).toBe('Kit API key')
@@ -212,11 +214,18 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     await connectInPanel()
     const test = panel.getByRole('button', { name: 'Test connection' })
     expectedStatuses = [429]
-    await eventually(async () => {
-      await test.click()
-      await panel.getByText(/Connection works|Kit is busy/).first().waitFor()
-      expect(await panel.getByText(/Kit is busy, try again in \d+ s\./).count()).toBe(1)
-    }, 30_000, 50)
+    await eventually(
+      async () => {
+        await test.click()
+        await panel
+          .getByText(/Connection works|Kit is busy/)
+          .first()
+          .waitFor()
+        expect(await panel.getByText(/Kit is busy, try again in \d+ s\./).count()).toBe(1)
+      },
+      30_000,
+      50,
+    )
     expect(await panel.getByText('The connection does not work.').count()).toBe(0)
     expect(await test.isDisabled()).toBe(true)
     const seconds = Number(/(\d+) s/.exec(squash(await panel.locator('.result-warn').textContent()))![1])
@@ -238,10 +247,14 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
 
     const addTags = panel.getByRole('combobox', { name: 'Add tags for user.signed_up', exact: true })
     await addTags.fill('Founders')
-    await panel.getByRole('option', { name: 'Can’t create tag “Founders” now: New tags can’t be created while Kit can’t be reached.' }).waitFor()
+    await panel
+      .getByRole('option', { name: 'Can’t create tag “Founders” now: New tags can’t be created while Kit can’t be reached.' })
+      .waitFor()
 
     await panel.getByRole('button', { name: 'Test connection' }).click()
-    await panel.getByText('Kit can’t be reached right now. The saved key was not rejected; try again in a few minutes.').waitFor({ timeout: 20_000 })
+    await panel
+      .getByText('Kit can’t be reached right now. The saved key was not rejected; try again in a few minutes.')
+      .waitFor({ timeout: 20_000 })
     expect(await panel.getByText('The connection does not work.').count()).toBe(0)
   })
 })

@@ -1,3 +1,4 @@
+// Over 400 lines: the mapping editor's 16 browser flows share one started stack, one seeded Kit and their page helpers.
 import { mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BrowserContext, Frame, FrameLocator, Page } from 'playwright-core'
@@ -6,7 +7,21 @@ import { chromiumAvailable, eventually, startStack, type Stack } from './harness
 
 const KEY = 'kit_test_key'
 // Kit lists tags in the order they were made: "Gold Circle" before "Gold", as an owner's account grows.
-const TAGS = ['New Member', 'VIP', 'Vintage', 'Volunteer', 'Verified', 'Vendor', 'Visitor', 'Veteran', 'Viewer', 'Voter', 'Gold Circle', 'Newsletter', 'Gold']
+const TAGS = [
+  'New Member',
+  'VIP',
+  'Vintage',
+  'Volunteer',
+  'Verified',
+  'Vendor',
+  'Visitor',
+  'Veteran',
+  'Viewer',
+  'Voter',
+  'Gold Circle',
+  'Newsletter',
+  'Gold',
+]
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 
 const text = async (locator: ReturnType<FrameLocator['locator']>) => (await locator.textContent())?.replace(/\s+/g, ' ').trim() ?? ''
@@ -217,7 +232,11 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await input.press('Tab')
     const focused = await panelFrame().evaluate(() => {
       const el = document.activeElement as HTMLElement | null
-      return { inList: !!el?.closest('[role="listbox"]'), visible: !!el?.checkVisibility(), label: el?.getAttribute('aria-label') ?? el?.textContent?.trim() ?? '' }
+      return {
+        inList: !!el?.closest('[role="listbox"]'),
+        visible: !!el?.checkVisibility(),
+        label: el?.getAttribute('aria-label') ?? el?.textContent?.trim() ?? '',
+      }
     })
     expect(focused.inList).toBe(false)
     expect(focused.visible).toBe(true)

@@ -95,7 +95,10 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await keyInput.fill('kit_test_key')
     await panel.getByRole('button', { name: 'Connect', exact: true }).click()
     await panel.getByText('Connected to Kit', { exact: true }).waitFor()
-    await page.locator('#toasts').getByText(/Connected to Kit/).waitFor()
+    await page
+      .locator('#toasts')
+      .getByText(/Connected to Kit/)
+      .waitFor()
     expect(await text(panel.locator('.facts'))).toContain('…_key')
 
     await panel.getByRole('button', { name: 'Test connection' }).click()

@@ -42,7 +42,9 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the import preview in th
 
   async function preview(): Promise<void> {
     const card = panel.locator('.sync-card')
-    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles({ name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
+    await card
+      .getByLabel('Member file (CSV or JSON Lines)')
+      .setInputFiles({ name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
     await card.getByRole('button', { name: 'Preview' }).click()
     await card.getByRole('table', { name: 'Preview: what the sync would do in Kit' }).waitFor()
   }

@@ -52,7 +52,8 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     })
     page = await context.newPage()
     page.on('console', (message: ConsoleMessage) => {
-      if (message.type() === 'error' || /Content Security Policy/i.test(message.text())) problems.push(`${message.location().url}: ${message.text()}`)
+      if (message.type() === 'error' || /Content Security Policy/i.test(message.text()))
+        problems.push(`${message.location().url}: ${message.text()}`)
     })
     page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`))
     panel = page.frameLocator('#panel')
@@ -98,11 +99,17 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     await connect()
 
     const card = panel.locator('.sync-card')
-    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles({ name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from(memberCsv()) })
+    await card
+      .getByLabel('Member file (CSV or JSON Lines)')
+      .setInputFiles({ name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from(memberCsv()) })
     await card.getByRole('button', { name: 'Preview' }).click()
     const preview = card.getByRole('table', { name: 'Preview: what the sync would do in Kit' })
     await preview.waitFor()
-    const cells = (name: string) => preview.getByRole('row', { name: new RegExp(`^${name}`) }).locator('th, td').allTextContents()
+    const cells = (name: string) =>
+      preview
+        .getByRole('row', { name: new RegExp(`^${name}`) })
+        .locator('th, td')
+        .allTextContents()
     const newInKit = await cells('New in Kit')
     expect(newInKit.slice(0, 2)).toEqual(['New in Kit', String(MEMBERS)])
     expect(newInKit[2]).toMatch(new RegExp(`^${syncEmail(1)}, ${syncEmail(2)}`))
@@ -114,11 +121,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     expect(await bar.getAttribute('max')).toBe(String(MEMBERS))
 
     if (SCREENSHOTS) {
-      await eventually(async () => {
-        const value = Number(await bar.evaluate((el: HTMLProgressElement) => el.value))
-        expect(value).toBeGreaterThanOrEqual(MEMBERS / 4)
-        expect(value).toBeLessThan(MEMBERS)
-      }, 60_000, 200)
+      await eventually(
+        async () => {
+          const value = Number(await bar.evaluate((el: HTMLProgressElement) => el.value))
+          expect(value).toBeGreaterThanOrEqual(MEMBERS / 4)
+          expect(value).toBeLessThan(MEMBERS)
+        },
+        60_000,
+        200,
+      )
       mkdirSync(DOCS, { recursive: true })
       await card.screenshot({ path: `${DOCS}sync-progress.png` })
     }
@@ -132,7 +143,9 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
       expect(await synced.count()).toBe(MEMBERS)
       expect(await synced.filter({ hasText: 'Delivered' }).count()).toBe(MEMBERS)
     }, 20_000)
-    expect(squash(await activity.locator('li.delivery', { hasText: syncEmail(MEMBERS) }).textContent())).toContain('Tag added: Access: gold')
+    expect(squash(await activity.locator('li.delivery', { hasText: syncEmail(MEMBERS) }).textContent())).toContain(
+      'Tag added: Access: gold',
+    )
     for (let i = 1; i <= MEMBERS; i++) expect(tagsOf(syncEmail(i)), syncEmail(i)).toEqual(['Access: gold'])
   })
 
@@ -143,11 +156,20 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     if (await keyField.isVisible()) await connect()
 
     const header = 'Email Address,ID,First Name,Company,Notes'
-    const exportFile = (name: string, rows: string[]) => ({ name, mimeType: 'text/csv', buffer: Buffer.from([header, ...rows].join('\r\n') + '\r\n') })
+    const exportFile = (name: string, rows: string[]) => ({
+      name,
+      mimeType: 'text/csv',
+      buffer: Buffer.from([header, ...rows].join('\r\n') + '\r\n'),
+    })
     const card = panel.locator('.sync-card')
-    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles(
-      exportFile('export.csv', ['raw01@example.com,m_raw_1,Ann,Acme,"Met at the fair,\r\nasked for ""pricing"""', 'raw02@example.com,m_raw_2,Bob,Initech,']),
-    )
+    await card
+      .getByLabel('Member file (CSV or JSON Lines)')
+      .setInputFiles(
+        exportFile('export.csv', [
+          'raw01@example.com,m_raw_1,Ann,Acme,"Met at the fair,\r\nasked for ""pricing"""',
+          'raw02@example.com,m_raw_2,Bob,Initech,',
+        ]),
+      )
     await card.getByRole('button', { name: 'Preview' }).click()
     const columns = card.getByRole('group', { name: 'Columns in the file' })
     await columns.waitFor()
@@ -163,12 +185,20 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     await eventually(async () => expect(await start.isEnabled()).toBe(true))
     await start.click()
     await page.locator('#toasts').getByText('Sync started: 2 members on their way to Kit.').waitFor()
-    await eventually(async () => {
-      const names = ['raw01@example.com', 'raw02@example.com'].map((email) => stack.kit.account(KEY).subscribers.find((s) => s.email_address === email)?.first_name)
-      expect(names).toEqual(['Ann', 'Bob'])
-    }, 60_000, 500)
+    await eventually(
+      async () => {
+        const names = ['raw01@example.com', 'raw02@example.com'].map(
+          (email) => stack.kit.account(KEY).subscribers.find((s) => s.email_address === email)?.first_name,
+        )
+        expect(names).toEqual(['Ann', 'Bob'])
+      },
+      60_000,
+      500,
+    )
 
-    await card.getByLabel('Member file (CSV or JSON Lines)').setInputFiles(exportFile('next-export.csv', ['raw03@example.com,m_raw_3,Cy,Globex,']))
+    await card
+      .getByLabel('Member file (CSV or JSON Lines)')
+      .setInputFiles(exportFile('next-export.csv', ['raw03@example.com,m_raw_3,Cy,Globex,']))
     await card.getByRole('button', { name: 'Preview' }).click()
     await columns.waitFor()
     await eventually(async () => expect(await columns.getByLabel('Company', { exact: true }).inputValue()).toBe('mk_company'))

@@ -60,7 +60,11 @@ export interface TestApp {
 }
 
 /** The real app on a fresh migrated in-memory database, with its log captured. */
-export async function buildTestApp(overrides: Partial<Config> = {}, pipeline: PipelineOptions = {}, eventBus: EventBusOptions = {}): Promise<TestApp> {
+export async function buildTestApp(
+  overrides: Partial<Config> = {},
+  pipeline: PipelineOptions = {},
+  eventBus: EventBusOptions = {},
+): Promise<TestApp> {
   const config = testConfig(overrides)
   const logs: string[] = []
   const logStream = new Writable({

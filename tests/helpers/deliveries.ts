@@ -15,7 +15,13 @@ export function newDelivery(overrides: Partial<NewDelivery> = {}): NewDelivery {
   const memberId = overrides.memberId ?? `m_dlv_${counter}`
   const memberEmail = overrides.memberEmail ?? `${memberId}@example.com`
   const eventType = overrides.eventType ?? 'user.signed_up'
-  const event = makeEvent({ communityId, memberId, email: memberEmail, type: eventType, ...(overrides.eventId ? { id: overrides.eventId } : {}) })
+  const event = makeEvent({
+    communityId,
+    memberId,
+    email: memberEmail,
+    type: eventType,
+    ...(overrides.eventId ? { id: overrides.eventId } : {}),
+  })
   const now = Date.now()
   return {
     communityId,

@@ -71,7 +71,10 @@ export function postEvent(app: FastifyInstance, secret: string, event: Record<st
   return app.inject({ method: 'POST', url: '/events', payload: body, headers: signedHeaders(body, { secret, ...overrides }) })
 }
 
-export async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, { timeoutMs = 10_000, what = 'condition' } = {}): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  { timeoutMs = 10_000, what = 'condition' } = {},
+): Promise<T> {
   const start = Date.now()
   for (;;) {
     const value = await probe()

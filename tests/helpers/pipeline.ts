@@ -23,7 +23,13 @@ export const asA = sessionFor('c_alpha')
 export const asB = sessionFor('c_bravo')
 
 /** Short retries so tests run in seconds; the list-lag window stays longer than the stand-in's lag. */
-export const FAST_RETRY: PipelineOptions['retry'] = { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, listLagWindowMs: 600, listLagRetryMs: 100 }
+export const FAST_RETRY: PipelineOptions['retry'] = {
+  baseMs: 30,
+  maxMs: 100,
+  rateLimitWaitMs: 300,
+  listLagWindowMs: 600,
+  listLagRetryMs: 100,
+}
 
 export interface DeliveryRow {
   id: string
@@ -145,6 +151,7 @@ export class PipelineHarness {
     expect((await this.putConnection(headers, apiKey)).statusCode).toBe(200)
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- callers edit optional events freely; the PUT's 200 checks them
   async putMappings(change: (doc: any) => void, headers = asA): Promise<void> {
     const doc = (await this.app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
     change(doc)
@@ -170,10 +177,13 @@ export class PipelineHarness {
   }
 
   settled(eventId: string, { statuses = ['succeeded', 'skipped', 'failed'], timeoutMs = 10_000 } = {}): Promise<DeliveryRow> {
-    return waitFor(() => {
-      const d = this.delivery(eventId)
-      return d && statuses.includes(d.status) ? d : undefined
-    }, { what: `delivery of ${eventId}`, timeoutMs })
+    return waitFor(
+      () => {
+        const d = this.delivery(eventId)
+        return d && statuses.includes(d.status) ? d : undefined
+      },
+      { what: `delivery of ${eventId}`, timeoutMs },
+    )
   }
 
   subscriber(email: string, key = KEY) {

@@ -68,7 +68,9 @@ export function signUpAndSubscribe(communityId: string, members: number): Record
   for (let i = 0; i < members; i++) {
     const m = { communityId, memberId: `m_${i}`, email: `${communityId}.${i}@example.com` }
     events.push(makeEvent({ ...m, type: 'user.signed_up', time: new Date(t0 + i * 10).toISOString() }))
-    events.push(makeEvent({ ...m, type: 'subscription.started', subscription: { id: `s_${i}` }, time: new Date(t0 + i * 10 + 1).toISOString() }))
+    events.push(
+      makeEvent({ ...m, type: 'subscription.started', subscription: { id: `s_${i}` }, time: new Date(t0 + i * 10 + 1).toISOString() }),
+    )
   }
   return events
 }

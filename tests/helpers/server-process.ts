@@ -42,7 +42,7 @@ export async function startServer(env: Record<string, string>, port: number): Pr
     try {
       if ((await fetch(`${url}/readyz`)).ok) break
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`server did not become ready: ${String(err)} ${out}`)
+      if (Date.now() > deadline) throw new Error(`server did not become ready: ${String(err)} ${out}`, { cause: err })
     }
     await new Promise((r) => setTimeout(r, 100))
   }

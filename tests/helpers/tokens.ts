@@ -42,7 +42,10 @@ export const auth = (token: string) => ({ authorization: `Bearer ${token}` })
  * Headers of a member of `cid` whose token is signed afresh each time they are read (each
  * request, each spread), so a session declared once outlives any one token's two minutes.
  */
-export function sessionFor(cid: string, { claims = {}, secret }: Pick<TokenOptions, 'claims' | 'secret'> = {}): { readonly authorization: string } {
+export function sessionFor(
+  cid: string,
+  { claims = {}, secret }: Pick<TokenOptions, 'claims' | 'secret'> = {},
+): { readonly authorization: string } {
   return {
     get authorization() {
       return `Bearer ${signToken({ claims: { cid, roles: ['owner'], ...claims }, ...(secret ? { secret } : {}) })}`

@@ -57,7 +57,9 @@ describe('each delivery says what it did', () => {
   })
 
   it('says when the subscriber was unchanged and nothing was sent', async () => {
-    const [item] = await show(aDelivery({ kit_requests: 0, steps: [{ action: 'subscriber.unchanged', target: 'b@example.com', detail: null }] }))
+    const [item] = await show(
+      aDelivery({ kit_requests: 0, steps: [{ action: 'subscriber.unchanged', target: 'b@example.com', detail: null }] }),
+    )
     expect(textOf(item!)).toContain('Subscriber unchanged: b@example.com — nothing to send')
     expect(textOf(item!)).toContain('No Kit requests · 1 attempt')
   })
@@ -65,7 +67,13 @@ describe('each delivery says what it did', () => {
   it('shows warnings of a delivered event as warnings, not as a red last error', async () => {
     const text = 'Tag "Plan: {{subscription.plan}}" was left out: the event has no value for its placeholder.'
     const [withSteps, withoutSteps] = await show(
-      aDelivery({ last_error: text, steps: [{ action: 'tag.added', target: 'VIP', detail: null }, { action: 'warning', target: null, detail: text }] }),
+      aDelivery({
+        last_error: text,
+        steps: [
+          { action: 'tag.added', target: 'VIP', detail: null },
+          { action: 'warning', target: null, detail: text },
+        ],
+      }),
       aDelivery({ last_error: text }),
     )
     expect(withSteps!.find('.step-warning').exists()).toBe(true)
@@ -76,7 +84,9 @@ describe('each delivery says what it did', () => {
   })
 
   it('says why a row was skipped, in a neutral style', async () => {
-    const [item] = await show(aDelivery({ status: 'skipped', kit_requests: 0, last_error: 'Kit is not connected for this community, so nothing was sent.' }))
+    const [item] = await show(
+      aDelivery({ status: 'skipped', kit_requests: 0, last_error: 'Kit is not connected for this community, so nothing was sent.' }),
+    )
     expect(textOf(item!.get('.note-neutral'))).toBe('Skipped: Kit is not connected for this community, so nothing was sent.')
     expect(textOf(item!)).not.toContain('Last error')
   })
@@ -119,6 +129,10 @@ describe('what happened to this member', () => {
     await flushPromises()
     expect(vi.mocked(api.listDeliveries).mock.lastCall![0]).toMatchObject({ member: 'ada@example.com', order: 'oldest' })
     expect(textOf(activity(wrapper))).toContain('What happened to members matching ada@example.com, oldest first:')
-    expect(activity(wrapper).findAll('li.delivery').map((li) => li.get('code').text())).toEqual(['user.signed_up', 'subscription.started'])
+    expect(
+      activity(wrapper)
+        .findAll('li.delivery')
+        .map((li) => li.get('code').text()),
+    ).toEqual(['user.signed_up', 'subscription.started'])
   })
 })

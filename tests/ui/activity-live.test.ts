@@ -38,7 +38,9 @@ describe('live activity', () => {
 
   it('shows a new delivery within two seconds without pressing Refresh, and announces it', async () => {
     const fresh = aDelivery({ member_email: 'grace@example.com', status: 'pending', kit_requests: 0 })
-    vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [], next_cursor: null }).mockResolvedValue({ items: [fresh], next_cursor: null })
+    vi.mocked(api.listDeliveries)
+      .mockResolvedValueOnce({ items: [], next_cursor: null })
+      .mockResolvedValue({ items: [fresh], next_cursor: null })
     wrapper = await mountPanel()
     expect(textOf(activity(wrapper))).toContain('No deliveries yet.')
 
@@ -51,7 +53,10 @@ describe('live activity', () => {
     const pending = aDelivery({ member_email: 'ada@example.com', status: 'pending', kit_requests: 0 })
     vi.mocked(api.listDeliveries)
       .mockResolvedValueOnce({ items: [pending], next_cursor: null })
-      .mockResolvedValue({ items: [{ ...pending, status: 'succeeded', kit_requests: 2, updated_at: '2026-11-22T05:00:09.000Z' }], next_cursor: null })
+      .mockResolvedValue({
+        items: [{ ...pending, status: 'succeeded', kit_requests: 2, updated_at: '2026-11-22T05:00:09.000Z' }],
+        next_cursor: null,
+      })
     wrapper = await mountPanel()
     expect(textOf(activity(wrapper).get('li.delivery'))).toContain('Waiting')
     await wait(1500)
@@ -113,7 +118,11 @@ describe('live activity', () => {
 
   it('waits for a retrying delivery’s next attempt rather than polling it every second', async () => {
     const now = Date.now()
-    const retrying = aDelivery({ status: 'retrying', next_attempt_at: new Date(now + 90_000).toISOString(), last_error: 'Kit was unavailable' })
+    const retrying = aDelivery({
+      status: 'retrying',
+      next_attempt_at: new Date(now + 90_000).toISOString(),
+      last_error: 'Kit was unavailable',
+    })
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [retrying], next_cursor: null })
     wrapper = await mountPanel()
     await wait(40_000)

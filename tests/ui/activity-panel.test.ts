@@ -22,7 +22,13 @@ describe('activity', () => {
     vi.mocked(api.listDeliveries).mockResolvedValue({
       items: [
         aDelivery({ member_email: 'ada@example.com', event_type: 'subscription.started', status: 'succeeded', kit_requests: 4 }),
-        aDelivery({ member_email: 'bob@example.com', status: 'failed', attempts: 5, kit_requests: 1, last_error: 'Kit answered 422: Email address is invalid' }),
+        aDelivery({
+          member_email: 'bob@example.com',
+          status: 'failed',
+          attempts: 5,
+          kit_requests: 1,
+          last_error: 'Kit answered 422: Email address is invalid',
+        }),
       ],
       next_cursor: null,
     })
@@ -46,7 +52,13 @@ describe('activity', () => {
     await byLabel(wrapper, 'Status').setValue('failed')
     await activity(wrapper).get('form[role="search"]').trigger('submit')
     await flushPromises()
-    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'bob@example.com', status: 'failed', order: 'oldest', cursor: null, limit: 20 })
+    expect(api.listDeliveries).toHaveBeenCalledWith({
+      member: 'bob@example.com',
+      status: 'failed',
+      order: 'oldest',
+      cursor: null,
+      limit: 20,
+    })
     expect(textOf(activity(wrapper))).toContain('No deliveries match these filters.')
 
     await button(wrapper, 'Clear').trigger('click')
@@ -73,7 +85,11 @@ describe('activity', () => {
   })
 
   it('sends a skipped delivery again, as the server now allows, and shows it queued', async () => {
-    const skipped = aDelivery({ member_email: 'sam@example.com', status: 'skipped', last_error: 'No Kit account is connected for this community, so nothing was sent to Kit.' })
+    const skipped = aDelivery({
+      member_email: 'sam@example.com',
+      status: 'skipped',
+      last_error: 'No Kit account is connected for this community, so nothing was sent to Kit.',
+    })
     vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [skipped], next_cursor: null })
     vi.mocked(api.retryDelivery).mockResolvedValue({ ...skipped, status: 'pending', last_error: null })
     wrapper = await mountPanel()
@@ -85,7 +101,10 @@ describe('activity', () => {
   })
 
   it('says why a retry failed', async () => {
-    vi.mocked(api.listDeliveries).mockResolvedValue({ items: [aDelivery({ status: 'failed', member_email: 'c@example.com' })], next_cursor: null })
+    vi.mocked(api.listDeliveries).mockResolvedValue({
+      items: [aDelivery({ status: 'failed', member_email: 'c@example.com' })],
+      next_cursor: null,
+    })
     vi.mocked(api.retryDelivery).mockRejectedValue(new ApiError(409, 'not_retryable', 'This delivery is already being retried.'))
     wrapper = await mountPanel()
     await button(wrapper, 'Retry user.signed_up for c@example.com').trigger('click')

@@ -32,7 +32,10 @@ describe('API client', () => {
   async function sessionWith(token: string, fresh: () => Promise<string> = () => Promise.resolve('fresh-token')) {
     const session = useSessionStore()
     const bridge = withBridge(fresh)
-    await session.start({ ...bridge, handshake: vi.fn().mockResolvedValue({ token, context: { cid: 'c', locale: 'en', theme: 'light' } }) }, '0')
+    await session.start(
+      { ...bridge, handshake: vi.fn().mockResolvedValue({ token, context: { cid: 'c', locale: 'en', theme: 'light' } }) },
+      '0',
+    )
     return { session, bridge }
   }
 
@@ -58,7 +61,9 @@ describe('API client', () => {
 
   it('gives up after the one retry when the fresh token is refused too', async () => {
     await sessionWith('old-token')
-    fetchMock.mockImplementation(async () => json(401, { error: { code: 'invalid_session', message: 'The session token is missing or not valid.' } }))
+    fetchMock.mockImplementation(async () =>
+      json(401, { error: { code: 'invalid_session', message: 'The session token is missing or not valid.' } }),
+    )
     const failure = await api.getMappings().catch((e: unknown) => e)
     expect(failure).toBeInstanceOf(ApiError)
     expect(failure).toMatchObject({ status: 401, code: 'invalid_session' })
@@ -83,7 +88,11 @@ describe('API client', () => {
   it('describes answers without an error body in plain words', async () => {
     await sessionWith('t')
     fetchMock.mockResolvedValueOnce(new Response('nope', { status: 404, statusText: 'Not Found' }))
-    await expect(api.listDeliveries({})).rejects.toMatchObject({ status: 404, code: 'http_404', message: 'The server answered 404 Not Found.' })
+    await expect(api.listDeliveries({})).rejects.toMatchObject({
+      status: 404,
+      code: 'http_404',
+      message: 'The server answered 404 Not Found.',
+    })
   })
 
   it('marks the session forbidden on 403 forbidden', async () => {

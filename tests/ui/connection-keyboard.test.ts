@@ -52,7 +52,10 @@ describe('keyboard: focus is never lost', () => {
   it('removing a chip moves focus to the next chip, then to the search field', async () => {
     vi.mocked(api.getMappings).mockResolvedValue(
       someMappings((m) => {
-        m.events['user.signed_up']!.add_tags = [{ id: 1, name: 'New Member' }, { id: 3, name: 'VIP' }]
+        m.events['user.signed_up']!.add_tags = [
+          { id: 1, name: 'New Member' },
+          { id: 3, name: 'VIP' },
+        ]
       }),
     )
     wrapper = await mountPanel()

@@ -18,9 +18,7 @@ describe('connection section', () => {
 
   it('shows Kit’s rejection of a key beside the field', async () => {
     vi.mocked(api.getConnection).mockResolvedValue(aDisconnectedConnection())
-    vi.mocked(api.connect).mockRejectedValue(
-      new ApiError(422, 'kit_rejected_key', 'Kit rejected this API key (The API key is invalid).'),
-    )
+    vi.mocked(api.connect).mockRejectedValue(new ApiError(422, 'kit_rejected_key', 'Kit rejected this API key (The API key is invalid).'))
     wrapper = await mountPanel()
     expect(textOf(wrapper)).toContain('Where do I find my key? In Kit: Settings › Developer › API keys — create a v4 key.')
 
@@ -84,7 +82,14 @@ describe('connection section', () => {
       checks: [
         { kind: 'tag', name: 'New Member', id: 1, status: 'ok', used_by: ['user.signed_up'], message: '' },
         { kind: 'form', name: 'Gone form', id: 5, status: 'missing', used_by: ['user.signed_up'], message: 'Kit has no form 5 any more.' },
-        { kind: 'tag', name: 'Access: {{access.level}}', id: null, status: 'created_on_first_use', used_by: ['access.granted'], message: '' },
+        {
+          kind: 'tag',
+          name: 'Access: {{access.level}}',
+          id: null,
+          status: 'created_on_first_use',
+          used_by: ['access.granted'],
+          message: '',
+        },
       ],
     })
     wrapper = await mountPanel()
@@ -102,7 +107,10 @@ describe('connection section', () => {
   })
 
   it('explains a failed connection test in words', async () => {
-    vi.mocked(api.testConnection).mockResolvedValue({ ok: false, error: { code: 'kit_rejected_key', message: 'Kit no longer accepts this API key.' } })
+    vi.mocked(api.testConnection).mockResolvedValue({
+      ok: false,
+      error: { code: 'kit_rejected_key', message: 'Kit no longer accepts this API key.' },
+    })
     wrapper = await mountPanel()
     await button(wrapper, 'Test connection').trigger('click')
     await flushPromises()

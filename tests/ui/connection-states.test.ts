@@ -16,7 +16,8 @@ describe('when Kit cannot be reached', () => {
   beforeEach(() => {
     vi.resetAllMocks()
     answerWithDefaults()
-    for (const list of [api.listTags, api.listCustomFields, api.listForms, api.listSequences]) vi.mocked(list).mockRejectedValue(unreachable())
+    for (const list of [api.listTags, api.listCustomFields, api.listForms, api.listSequences])
+      vi.mocked(list).mockRejectedValue(unreachable())
   })
   afterEach(() => wrapper?.unmount())
 
@@ -41,7 +42,9 @@ describe('when Kit cannot be reached', () => {
     await option.trigger('mousedown')
     await flushPromises()
     expect(wrapper.findAll('.chip').some((chip) => chip.text().includes('Founders'))).toBe(false)
-    expect(textOf(wrapper.get('article[aria-label="Member signs up (user.signed_up)"] [role="alert"]'))).toBe('New tags can’t be created while Kit can’t be reached.')
+    expect(textOf(wrapper.get('article[aria-label="Member signs up (user.signed_up)"] [role="alert"]'))).toBe(
+      'New tags can’t be created while Kit can’t be reached.',
+    )
   })
 
   it('turns back to “Connected” once Kit answers again', async () => {
@@ -55,7 +58,10 @@ describe('when Kit cannot be reached', () => {
 
   it('a Test connection that cannot reach Kit says so, not that the connection does not work', async () => {
     answerWithDefaults()
-    vi.mocked(api.testConnection).mockResolvedValue({ ok: false, error: { code: 'kit_unreachable', message: 'Kit could not be reached right now.' } })
+    vi.mocked(api.testConnection).mockResolvedValue({
+      ok: false,
+      error: { code: 'kit_unreachable', message: 'Kit could not be reached right now.' },
+    })
     wrapper = await mountPanel()
     await button(wrapper, 'Test connection').trigger('click')
     await flushPromises()
@@ -96,7 +102,10 @@ describe('when Kit is busy', () => {
   })
 
   it('Kit’s own rate limit (503 kit_rate_limited in the test result) is “busy” too', async () => {
-    vi.mocked(api.testConnection).mockResolvedValue({ ok: false, error: { code: 'kit_rate_limited', message: 'Kit is asking us to slow down. Try again in a minute.' } })
+    vi.mocked(api.testConnection).mockResolvedValue({
+      ok: false,
+      error: { code: 'kit_rate_limited', message: 'Kit is asking us to slow down. Try again in a minute.' },
+    })
     wrapper = await mountPanel()
     await button(wrapper, 'Test connection').trigger('click')
     await flushPromises()

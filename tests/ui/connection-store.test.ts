@@ -50,7 +50,10 @@ describe('connection store', () => {
   })
 
   it('tests the connection and keeps the result', async () => {
-    vi.mocked(api.testConnection).mockResolvedValue({ ok: false, error: { code: 'kit_rejected_key', message: 'Kit no longer accepts the key.' } })
+    vi.mocked(api.testConnection).mockResolvedValue({
+      ok: false,
+      error: { code: 'kit_rejected_key', message: 'Kit no longer accepts the key.' },
+    })
     const store = useConnectionStore()
     await store.test()
     expect(store.testResult).toMatchObject({ ok: false })

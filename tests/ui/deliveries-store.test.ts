@@ -20,7 +20,13 @@ describe('deliveries store', () => {
     store.filters.member = ' ada@example.com '
     store.filters.status = 'failed'
     await store.load()
-    expect(api.listDeliveries).toHaveBeenCalledWith({ member: 'ada@example.com', status: 'failed', order: 'oldest', cursor: null, limit: PAGE_SIZE })
+    expect(api.listDeliveries).toHaveBeenCalledWith({
+      member: 'ada@example.com',
+      status: 'failed',
+      order: 'oldest',
+      cursor: null,
+      limit: PAGE_SIZE,
+    })
     expect(store.items).toHaveLength(1)
     expect(store.nextCursor).toBe('c2')
   })

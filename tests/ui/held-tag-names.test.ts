@@ -10,7 +10,9 @@ vi.mock('../../ui/src/api/index.ts')
 const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label$="(${type})"]`)
 /** Each chip's name, with " (new)" when it is marked as created in Kit on first use. */
 const chips = (root: Root, label: string) =>
-  root.findAll(`ul.chips[aria-label^="${label}"] li`).map((li) => `${li.get('span').text()}${li.find('.chip-new').exists() ? ' (new)' : ''}`)
+  root
+    .findAll(`ul.chips[aria-label^="${label}"] li`)
+    .map((li) => `${li.get('span').text()}${li.find('.chip-new').exists() ? ' (new)' : ''}`)
 
 let wrapper: VueWrapper | undefined
 
@@ -32,7 +34,7 @@ beforeEach(() => {
 afterEach(() => wrapper?.unmount())
 
 describe('a tag held by id', () => {
-  it('shows Kit\'s current name, not as new, without making the mappings unsaved', async () => {
+  it("shows Kit's current name, not as new, without making the mappings unsaved", async () => {
     wrapper = await mountPanel()
     expect(chips(card(wrapper, 'subscription.started'), 'Add tags')).toEqual(['Members'])
     expect(chips(card(wrapper, 'subscription.canceled'), 'Remove tags')).toEqual(['Members'])

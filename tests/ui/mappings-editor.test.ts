@@ -9,11 +9,12 @@ import { someMappings } from './factories.ts'
 vi.mock('../../ui/src/api/index.ts')
 
 const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label$="(${type})"]`)
-const chips = (root: Root, label: string) =>
-  root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
+const chips = (root: Root, label: string) => root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
 const listboxOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) => wrapper.get(`[id="${input.attributes('aria-controls')}"]`)
 const optionsOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) =>
-  listboxOf(wrapper, input).findAll('[role="option"]').map((o) => o.text())
+  listboxOf(wrapper, input)
+    .findAll('[role="option"]')
+    .map((o) => o.text())
 /** Each guard rail shown on the card: its message, then its fix buttons. */
 const guardsOf = (wrapper: VueWrapper, type: string) =>
   card(wrapper, type)
@@ -125,7 +126,9 @@ describe('guard rails beside the event', () => {
   })
 
   it('does not ask again for a confirmation the saved document already holds', async () => {
-    vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.events['user.signed_up'] = { ...m.events['user.signed_up']!, add_tags: [], unsubscribe: true })))
+    vi.mocked(api.getMappings).mockResolvedValue(
+      someMappings((m) => (m.events['user.signed_up'] = { ...m.events['user.signed_up']!, add_tags: [], unsubscribe: true })),
+    )
     wrapper = await mountPanel()
     expect(guardsOf(wrapper, 'user.signed_up')).toEqual([])
   })
@@ -160,9 +163,13 @@ describe('guard rails beside the event', () => {
   })
 
   it('flags a saved tag whose placeholder the event never carries and removes it in one click', async () => {
-    vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => m.events['user.signed_up']!.add_tags.push({ name: 'Level {{access.level}}' })))
+    vi.mocked(api.getMappings).mockResolvedValue(
+      someMappings((m) => m.events['user.signed_up']!.add_tags.push({ name: 'Level {{access.level}}' })),
+    )
     wrapper = await mountPanel()
-    expect(guardsOf(wrapper, 'user.signed_up')[0]).toContain('Cannot be saved: “Level {{access.level}}”: {{access.level}} is never filled for user.signed_up')
+    expect(guardsOf(wrapper, 'user.signed_up')[0]).toContain(
+      'Cannot be saved: “Level {{access.level}}”: {{access.level}} is never filled for user.signed_up',
+    )
     await button(wrapper, 'Remove “Level {{access.level}}” for user.signed_up').trigger('click')
     expect(chips(card(wrapper, 'user.signed_up'), 'Add tags')).toEqual(['New Member'])
     expect(document.activeElement).toBe(card(wrapper, 'user.signed_up').get('h3').element)

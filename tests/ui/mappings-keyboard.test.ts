@@ -16,8 +16,7 @@ import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, typ
 vi.mock('../../ui/src/api/index.ts')
 
 const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label$="(${type})"]`)
-const chipTexts = (root: Root, label: string) =>
-  root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
+const chipTexts = (root: Root, label: string) => root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
 /** The chips marked "new" (a tag Kit does not have yet). */
 const markedNew = (root: Root, label: string) =>
   root
@@ -25,7 +24,10 @@ const markedNew = (root: Root, label: string) =>
     .filter((li) => li.find('.chip-new').exists())
     .map((li) => li.get('span').text())
 const optionsOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) =>
-  wrapper.get(`[id="${input.attributes('aria-controls')}"]`).findAll('[role="option"]').map((o) => o.text())
+  wrapper
+    .get(`[id="${input.attributes('aria-controls')}"]`)
+    .findAll('[role="option"]')
+    .map((o) => o.text())
 const highlighted = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) => {
   const id = input.attributes('aria-activedescendant')
   return id ? wrapper.get(`[id="${id}"]`).text() : null
@@ -186,7 +188,9 @@ describe('a tag name that cannot be kept', () => {
 
 describe('the "new" mark on a tag Kit does not have yet', () => {
   it('goes once an event has created the tag in Kit', async () => {
-    vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })))
+    vi.mocked(api.getMappings).mockResolvedValue(
+      someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })),
+    )
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
     wrapper = await mountPanel()
     expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
@@ -213,7 +217,9 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
   it('reads Kit’s tags once more after the server’s short cache when the first read still lacks the tag', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     try {
-      vi.mocked(api.getMappings).mockResolvedValue(someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })))
+      vi.mocked(api.getMappings).mockResolvedValue(
+        someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })),
+      )
       vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
       wrapper = await mountPanel()
       vi.mocked(api.listDeliveries).mockResolvedValue({

@@ -9,11 +9,13 @@ import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, typ
 vi.mock('../../ui/src/api/index.ts')
 
 const card = (wrapper: VueWrapper, type: string) => wrapper.get(`article[aria-label$="(${type})"]`)
-const chips = (root: Root, label: string) =>
-  root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
+const chips = (root: Root, label: string) => root.findAll(`ul.chips[aria-label^="${label}"] li > span:first-child`).map((s) => s.text())
 /** The suggestions a picker shows. */
 const optionsOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) =>
-  wrapper.get(`[id="${input.attributes('aria-controls')}"]`).findAll('[role="option"]').map((o) => o.text())
+  wrapper
+    .get(`[id="${input.attributes('aria-controls')}"]`)
+    .findAll('[role="option"]')
+    .map((o) => o.text())
 
 /** The API calls the panel made, by name: the read-only ones are all an edit may cause before Save. */
 const calledApi = () =>
@@ -21,7 +23,17 @@ const calledApi = () =>
     .filter(([, fn]) => vi.isMockFunction(fn) && fn.mock.calls.length > 0)
     .map(([name]) => name)
     .sort()
-const READS = ['countReplayable', 'getConnection', 'getMappings', 'listCustomFields', 'listDeliveries', 'listForms', 'listSequences', 'listSyncs', 'listTags']
+const READS = [
+  'countReplayable',
+  'getConnection',
+  'getMappings',
+  'listCustomFields',
+  'listDeliveries',
+  'listForms',
+  'listSequences',
+  'listSyncs',
+  'listTags',
+]
 
 async function pickByTyping(input: DOMWrapper<HTMLInputElement>, text: string): Promise<void> {
   await input.trigger('focus')
@@ -58,7 +70,7 @@ describe('event mappings', () => {
     expect(textOf(wrapper.find('.savebar-status'))).toBe('Unsaved changes')
     expect(reportDirty).toHaveBeenLastCalledWith(true)
 
-    await wrapper.find('.savebar').element.closest('form')!.dispatchEvent(new Event('submit'))
+    wrapper.find('.savebar').element.closest('form')!.dispatchEvent(new Event('submit'))
     await flushPromises()
 
     expect(api.saveMappings).toHaveBeenCalledTimes(1)
@@ -150,7 +162,7 @@ describe('event mappings', () => {
     )
     wrapper = await mountPanel()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)
-    await button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
+    button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
     await flushPromises()
     const alerts = card(wrapper, 'user.deleted').findAll('[role="alert"]').map(textOf)
     expect(alerts).toEqual(['events.user.deleted.add_tags[0].name must not be blank'])
@@ -166,7 +178,9 @@ describe('event mappings', () => {
   it('still lets you type tag names when Kit’s lists cannot be loaded', async () => {
     vi.mocked(api.listTags).mockRejectedValue(new ApiError(502, 'kit_error', 'Kit refused the request: Internal error.'))
     wrapper = await mountPanel()
-    expect(textOf(card(wrapper, 'user.signed_up'))).toContain("Kit's tags could not be loaded (Kit refused the request: Internal error.). You can still type a name.")
+    expect(textOf(card(wrapper, 'user.signed_up'))).toContain(
+      "Kit's tags could not be loaded (Kit refused the request: Internal error.). You can still type a name.",
+    )
   })
 })
 
@@ -200,7 +214,7 @@ describe('field mappings', () => {
     expect(textOf(row.get('[role="alert"]'))).toBe('mk_access_level is already mapped above.')
     expect(byLabel(wrapper, 'Member field 3').attributes('aria-invalid')).toBe('true')
 
-    await button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
+    button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
     await flushPromises()
     expect(api.saveMappings).not.toHaveBeenCalled()
     expect(textOf(wrapper.find('.savebar [role="alert"]'))).toBe('Nothing was saved: fix the problems marked below first.')
@@ -221,7 +235,7 @@ describe('field mappings', () => {
     expect(textOf(rows(wrapper)[2]!)).toContain('Key member_since · new field')
 
     await button(wrapper, 'Remove mapping 1 (mk_subscription_plan)').trigger('click')
-    await button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
+    button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
     await flushPromises()
     expect(vi.mocked(api.saveMappings).mock.calls[0]![0].fields).toEqual([
       { source: 'mk_access_level', kit_field: { key: 'access_level', label: 'Access level' } },

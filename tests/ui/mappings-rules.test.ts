@@ -43,8 +43,10 @@ describe('mapping rules', () => {
       m.fields.push({ source: 'mk_country', kit_field: { key: 'country', label: 'Coun\ntry' } })
     })
     expect(validateMappings(doc)).toEqual({
-      'events.user.signed_up.add_to_forms': '“News\nletter”: Form names must not contain line breaks or control characters; rename it in Kit.',
-      'events.user.signed_up.add_to_sequences': '“Wel\u0000come”: Sequence names must not contain line breaks or control characters; rename it in Kit.',
+      'events.user.signed_up.add_to_forms':
+        '“News\nletter”: Form names must not contain line breaks or control characters; rename it in Kit.',
+      'events.user.signed_up.add_to_sequences':
+        '“Wel\u0000come”: Sequence names must not contain line breaks or control characters; rename it in Kit.',
       'events.user.signed_up.add_tags': '“Line\rbreak”: Tag names must not contain line breaks or control characters.',
       'fields.2.kit_field': 'Kit field labels must not contain line breaks or control characters.',
     })
@@ -112,7 +114,16 @@ function full(edit: (m: Mappings) => void): Mappings {
 }
 
 describe('guard rails', () => {
-  const kit = { forms: [{ id: 21, name: 'Newsletter', archived: false }, { id: 22, name: 'Old form', archived: true }], sequences: [{ id: 31, name: 'Welcome' }, { id: 32, name: 'Paused', active: false }] }
+  const kit = {
+    forms: [
+      { id: 21, name: 'Newsletter', archived: false },
+      { id: 22, name: 'Old form', archived: true },
+    ],
+    sequences: [
+      { id: 31, name: 'Welcome' },
+      { id: 32, name: 'Paused', active: false },
+    ],
+  }
   const unconfirmed = { signupUnsubscribeConfirmed: false }
   const summary = (doc: ReturnType<typeof someMappings>, lists = kit, options = unconfirmed) =>
     guardRails(doc, lists, options).map((g) => `${g.type} ${g.slot} ${g.level}: ${g.fixes.map((f) => f.kind).join(',')}`)
@@ -128,7 +139,10 @@ describe('guard rails', () => {
       m.events['user.updated']!.add_to_sequences.push({ id: 31, name: 'Welcome' })
       m.events['user.updated']!.unsubscribe = true
     })
-    expect(summary(doc)).toEqual(['user.updated unsubscribe warning: unsubscribe-off', 'subscription.canceled unsubscribe warning: unsubscribe-off'])
+    expect(summary(doc)).toEqual([
+      'user.updated unsubscribe warning: unsubscribe-off',
+      'subscription.canceled unsubscribe warning: unsubscribe-off',
+    ])
     expect(guardRails(doc, kit, unconfirmed)[0]!.message).toBe(
       'This event starts sequences and then unsubscribes the member, so the emails those would send never reach them.',
     )
@@ -172,7 +186,11 @@ describe('guard rails', () => {
 
   it('warns about archived, inactive or vanished forms and sequences once Kit’s lists are known', () => {
     const doc = full((m) => {
-      m.events['user.signed_up']!.add_to_forms.push({ id: 21, name: 'Newsletter' }, { id: 22, name: 'Old form' }, { id: 23, name: 'Gone form' })
+      m.events['user.signed_up']!.add_to_forms.push(
+        { id: 21, name: 'Newsletter' },
+        { id: 22, name: 'Old form' },
+        { id: 23, name: 'Gone form' },
+      )
       m.events['user.signed_up']!.add_to_sequences.push({ id: 31, name: 'Welcome' }, { id: 32, name: 'Paused' })
     })
     expect(guardRails(doc, kit, unconfirmed).map((g) => g.message)).toEqual([
@@ -188,7 +206,9 @@ describe('guard rails on a sign-up that unsubscribes and adds tags', () => {
   it('shows only the confirmation until it is given, then the warning', () => {
     const doc = completeMappings(defaultMappings())
     doc.events['user.signed_up']!.unsubscribe = true
-    expect(guardRails(doc, { forms: null, sequences: null }, { signupUnsubscribeConfirmed: false }).map((g) => g.level)).toEqual(['confirm'])
+    expect(guardRails(doc, { forms: null, sequences: null }, { signupUnsubscribeConfirmed: false }).map((g) => g.level)).toEqual([
+      'confirm',
+    ])
     expect(guardRails(doc, { forms: null, sequences: null }, { signupUnsubscribeConfirmed: true }).map((g) => g.level)).toEqual(['warning'])
   })
 })

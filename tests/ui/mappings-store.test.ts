@@ -23,7 +23,13 @@ describe('mappings store', () => {
     const store = useMappingsStore()
     await store.load()
     expect(Object.keys(store.draft!.events)).toEqual([...EVENT_TYPES])
-    expect(store.draft!.events['user.updated']).toEqual({ add_tags: [], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false })
+    expect(store.draft!.events['user.updated']).toEqual({
+      add_tags: [],
+      remove_tags: [],
+      add_to_forms: [],
+      add_to_sequences: [],
+      unsubscribe: false,
+    })
     expect(store.dirty).toBe(false)
   })
 

@@ -50,9 +50,13 @@ describe('the panel in App Station', () => {
   })
 
   it('tells a member without the owner or admin role why nothing is shown', async () => {
-    fetchMock.mockResolvedValue(json(403, { error: { code: 'forbidden', message: 'Only community owners and admins can manage the Kit integration.' } }))
+    fetchMock.mockResolvedValue(
+      json(403, { error: { code: 'forbidden', message: 'Only community owners and admins can manage the Kit integration.' } }),
+    )
     wrapper = await start(bridge())
-    expect(wrapper.get('[role="alert"]').text()).toContain('You need to be an owner or admin of this community to manage the Kit integration.')
+    expect(wrapper.get('[role="alert"]').text()).toContain(
+      'You need to be an owner or admin of this community to manage the Kit integration.',
+    )
     expect(wrapper.find('input').exists()).toBe(false)
   })
 

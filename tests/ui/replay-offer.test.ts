@@ -56,7 +56,9 @@ describe('sending the events recorded while Kit was not connected', () => {
   })
 
   it('sends them, calling again while some remain, says how it went and shows them in Activity', async () => {
-    vi.mocked(api.countReplayable).mockResolvedValueOnce({ ...recorded, count: 12_000 }).mockResolvedValue(none)
+    vi.mocked(api.countReplayable)
+      .mockResolvedValueOnce({ ...recorded, count: 12_000 })
+      .mockResolvedValue(none)
     let secondCall!: (answer: { queued: number; remaining: number }) => void
     vi.mocked(api.replayNotConnected)
       .mockResolvedValueOnce({ queued: 10_000, remaining: 2000 })
@@ -80,11 +82,15 @@ describe('sending the events recorded while Kit was not connected', () => {
 
   it('says why the events were not sent and offers them again', async () => {
     vi.mocked(api.countReplayable).mockResolvedValue(recorded)
-    vi.mocked(api.replayNotConnected).mockRejectedValue(new ApiError(429, 'rate_limited', 'Too many settings requests; try again in 20 s.', 20))
+    vi.mocked(api.replayNotConnected).mockRejectedValue(
+      new ApiError(429, 'rate_limited', 'Too many settings requests; try again in 20 s.', 20),
+    )
     wrapper = await mountPanel()
     await button(wrapper, OFFER).trigger('click')
     await flushPromises()
-    expect(textOf(connection(wrapper).get('[role="alert"]'))).toBe('The recorded events were not sent: Too many settings requests; try again in 20 s.')
+    expect(textOf(connection(wrapper).get('[role="alert"]'))).toBe(
+      'The recorded events were not sent: Too many settings requests; try again in 20 s.',
+    )
     expect(hasButton(connection(wrapper), OFFER)).toBe(true)
   })
 

@@ -48,7 +48,10 @@ describe('session store', () => {
 
   it('fails when the host does not answer the handshake', async () => {
     const session = useSessionStore()
-    await session.start(fakeBridge({ handshake: vi.fn().mockRejectedValue(new Error('App Station did not answer handshake.request.')) }), '0.1.0')
+    await session.start(
+      fakeBridge({ handshake: vi.fn().mockRejectedValue(new Error('App Station did not answer handshake.request.')) }),
+      '0.1.0',
+    )
     expect(session.phase).toBe('failed')
     expect(session.failure).toMatch(/did not answer/)
   })

@@ -59,7 +59,8 @@ function aSync(overrides: Partial<Sync> = {}): Sync {
   }
 }
 
-const csvFile = (name = 'members.csv') => new File(['email,member_id\na@example.com,m_1\n'], name, { type: name.endsWith('.csv') ? 'text/csv' : '' })
+const csvFile = (name = 'members.csv') =>
+  new File(['email,member_id\na@example.com,m_1\n'], name, { type: name.endsWith('.csv') ? 'text/csv' : '' })
 
 async function mountCard(): Promise<VueWrapper> {
   setActivePinia(createPinia())
@@ -109,7 +110,7 @@ describe('Bring existing members', () => {
     expect(button(wrapper, 'Start sync').attributes('disabled')).toBeUndefined()
   })
 
-  it('shows the file\'s columns with the field each fills, and previews and starts with the mapping the owner chose', async () => {
+  it("shows the file's columns with the field each fills, and previews and starts with the mapping the owner chose", async () => {
     const columns = [
       { name: 'Email Address', field: 'email' },
       { name: 'ID', field: 'member_id' },
@@ -157,7 +158,14 @@ describe('Bring existing members', () => {
           ],
         }),
       )
-      .mockResolvedValueOnce(aPlan({ columns: [{ name: 'mail', field: 'email' }, { name: 'member_id', field: 'member_id' }] }))
+      .mockResolvedValueOnce(
+        aPlan({
+          columns: [
+            { name: 'mail', field: 'email' },
+            { name: 'member_id', field: 'member_id' },
+          ],
+        }),
+      )
     wrapper = await mountCard()
     await chooseFile(wrapper, csvFile())
     await button(wrapper, 'Preview').trigger('click')
@@ -205,7 +213,18 @@ describe('Bring existing members', () => {
 
   it('keeps the bar, full, once the sync has completed', async () => {
     vi.mocked(api.listSyncs).mockResolvedValue({
-      items: [aSync({ status: 'completed', total: 20, done: 20, failed: 0, skipped: 0, remaining: 0, estimated_seconds_left: null, finished_at: '2026-12-01T08:01:00.000Z' })],
+      items: [
+        aSync({
+          status: 'completed',
+          total: 20,
+          done: 20,
+          failed: 0,
+          skipped: 0,
+          remaining: 0,
+          estimated_seconds_left: null,
+          finished_at: '2026-12-01T08:01:00.000Z',
+        }),
+      ],
     })
     wrapper = await mountCard()
     expect(textOf(wrapper.find('.status-line'))).toBe('Last sync completed — 20 of 20 sent to Kit')
@@ -217,7 +236,10 @@ describe('Bring existing members', () => {
   it('pauses, resumes and, after a confirmation, cancels a running sync', async () => {
     vi.mocked(api.listSyncs).mockResolvedValue({ items: [aSync()] })
     vi.mocked(api.controlSync).mockImplementation(async (_id, verb) =>
-      aSync({ status: verb === 'pause' ? 'paused' : verb === 'resume' ? 'running' : 'cancelled', estimated_seconds_left: verb === 'pause' ? null : 300 }),
+      aSync({
+        status: verb === 'pause' ? 'paused' : verb === 'resume' ? 'running' : 'cancelled',
+        estimated_seconds_left: verb === 'pause' ? null : 300,
+      }),
     )
     vi.mocked(api.getSync).mockResolvedValue(aSync())
     wrapper = await mountCard()
@@ -240,7 +262,9 @@ describe('Bring existing members', () => {
 
   it('shows why a sync did not start', async () => {
     vi.mocked(api.previewSync).mockResolvedValue(aPlan())
-    vi.mocked(api.startSync).mockRejectedValue(new ApiError(413, 'payload_too_large', 'The member file is larger than 64 MiB (SYNC_MAX_BYTES).'))
+    vi.mocked(api.startSync).mockRejectedValue(
+      new ApiError(413, 'payload_too_large', 'The member file is larger than 64 MiB (SYNC_MAX_BYTES).'),
+    )
     wrapper = await mountCard()
     await chooseFile(wrapper, csvFile())
     await button(wrapper, 'Preview').trigger('click')

@@ -71,7 +71,7 @@ describe('server layers', () => {
       'core/c.ts': "import { randomUUID } from 'node:crypto'\n",
       'storage/sqlite/q.ts': "import {\n  takeTurns,\n} from '../../pipeline/fairness.ts'\nimport type { T } from '../../core/queue.ts'\n",
       'pipeline/p.ts': "export { R } from '../services/connections.ts'\nimport type { M } from '../plugins/metrics.ts'\nimport { K } from '../kit/client.ts'\n",
-      'kit/budget.ts': "import type { L } from '../core/storage.ts'\nimport { E } from './errors.ts'\n",
+      'kit/budget.ts': "import type { L } from '../storage/types.ts'\nimport { E } from './errors.ts'\n",
       'services/s.ts': "import { P } from '../pipeline/p.ts'\n",
     })
     expect(upwardImports(root).sort()).toEqual([

@@ -3,13 +3,7 @@
  * session switches (community, role, theme) and an event simulator. Development only.
  */
 import { EVENT_TYPES } from '#shared/events.ts'
-import {
-  HOST_PROTOCOL,
-  isHostMessage,
-  type HostMessage,
-  type HostMessageType,
-  type HostPayloads,
-} from '#shared/host-protocol.ts'
+import { HOST_PROTOCOL, isHostMessage, type HostMessage, type HostMessageType, type HostPayloads } from '#shared/host-protocol.ts'
 import './dev.css'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -106,7 +100,7 @@ async function onMessage(event: MessageEvent): Promise<void> {
       if (typeof payload.height === 'number' && payload.height > 0) iframe.style.height = `${Math.ceil(payload.height)}px`
       break
     case 'ui.toast':
-      if (typeof payload.message === 'string') toast(payload.message, String(payload.variant ?? 'info'))
+      if (typeof payload.message === 'string') toast(payload.message, typeof payload.variant === 'string' ? payload.variant : 'info')
       break
     case 'ui.dirty':
       setDirty(payload.dirty === true)
@@ -150,9 +144,13 @@ function parseFields(text: string): Record<string, string | null> | undefined {
 async function simulate(event: SubmitEvent): Promise<void> {
   event.preventDefault()
   const data = new FormData(simForm)
-  const text = (name: string) => String(data.get(name) ?? '').trim()
+  const entry = (name: string) => {
+    const value = data.get(name)
+    return typeof value === 'string' ? value : ''
+  }
+  const text = (name: string) => entry(name).trim()
   const type = text('type')
-  const fields = parseFields(String(data.get('fields') ?? ''))
+  const fields = parseFields(entry('fields'))
   const body: Record<string, unknown> = {
     cid: current.cid,
     type,

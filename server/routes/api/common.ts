@@ -12,7 +12,9 @@ export const sessionErrors = {
   401: error('invalid_session: the session token is missing, expired or not valid'),
   403: error('forbidden: only owners and admins of the community may use the settings API'),
   409: error('not_connected or connection_invalid: connect Kit (again) under Connection first'),
-  429: error('rate_limited: too many settings requests (or failed session tokens from this address); the Retry-After header says when to try again'),
+  429: error(
+    'rate_limited: too many settings requests (or failed session tokens from this address); the Retry-After header says when to try again',
+  ),
   502: error('kit_unreachable or kit_error: Kit could not be reached or refused the request'),
   503: error('kit_rate_limited or kit_busy: Kit asks us to slow down, or too many requests wait for it; see Retry-After'),
 }

@@ -1,6 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { Delivery, DeliveryOrder, DeliveryPage, DeliveryStatus, ErrorBody, ReplayableDeliveries, RETRY_MANY_MAX, RetryDeliveriesBody, RetryDeliveriesResult } from '#shared/api.ts'
+import {
+  Delivery,
+  DeliveryOrder,
+  DeliveryPage,
+  DeliveryStatus,
+  ErrorBody,
+  ReplayableDeliveries,
+  RETRY_MANY_MAX,
+  RetryDeliveriesBody,
+  RetryDeliveriesResult,
+} from '#shared/api.ts'
 import { answer, notFound, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -13,7 +23,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'listDeliveries',
         summary: 'List deliveries, newest first by default, with what each one did in Kit',
-        description: 'Filters by status and by part of the member email; `order=oldest` reads one member\'s story forwards; `next_cursor` pages.',
+        description:
+          "Filters by status and by part of the member email; `order=oldest` reads one member's story forwards; `next_cursor` pages.",
         tags: ['deliveries'],
         security,
         querystring: Type.Object(

@@ -20,7 +20,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'getMappings',
         summary: 'The mapping document',
-        description: "What each member event does in Kit and which member fields go to which Kit fields; the defaults until the community saves.",
+        description:
+          'What each member event does in Kit and which member fields go to which Kit fields; the defaults until the community saves.',
         tags,
         security,
         response: { ...sessionErrors, 200: saved },
@@ -57,7 +58,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         security,
         body: MappingsPatch,
-        response: { ...sessionErrors, 200: saved, 400: refused, 409: { ...ErrorBody, description: '`mappings_changed`: the document kept changing while the change was merged into it; reload and try again' } },
+        response: {
+          ...sessionErrors,
+          200: saved,
+          400: refused,
+          409: {
+            ...ErrorBody,
+            description: '`mappings_changed`: the document kept changing while the change was merged into it; reload and try again',
+          },
+        },
       },
     },
     async (request) => mappings.patch(request.user.communityId, request.body),

@@ -21,7 +21,11 @@ const FORMATS: Record<string, SyncFormat> = {
 const VERB_WORDS = { pause: 'Pause (hold its waiting members)', resume: 'Resume', cancel: 'Cancel (skip its remaining members)' } as const
 
 const unsupported = () =>
-  new AppError(415, 'unsupported_media_type', 'Send the member file as text/csv (a header line, then one member a line) or application/x-ndjson (one JSON object a line).')
+  new AppError(
+    415,
+    'unsupported_media_type',
+    'Send the member file as text/csv (a header line, then one member a line) or application/x-ndjson (one JSON object a line).',
+  )
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { syncs } = app.pipeline
@@ -34,8 +38,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/syncs',
     {
       // Judged by its progress instead of the whole-request timeout (see plugins/upload-pace.ts).
-      onRequest: app.uploadPace.watch,
-      onSend: app.uploadPace.closeIfUnread,
+      onRequest: (request, reply) => app.uploadPace.watch(request, reply),
+      onSend: (request, reply) => app.uploadPace.closeIfUnread(request, reply),
       schema: {
         operationId: 'startSync',
         summary: 'Bring existing members to Kit from a CSV or JSON Lines file (or preview it with dry_run=true)',
@@ -53,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
                 description:
                   'The column mapping, as JSON: file column (as the file spells it) → member field (email, member_id, first_name, ' +
                   'subscription_plan, subscription_status, access_level or an mk_* field), or null. Columns it does not name are ignored. ' +
-                  'Without it: the mapping remembered from the community\'s last import, else columns named like a member field. ' +
+                  "Without it: the mapping remembered from the community's last import, else columns named like a member field. " +
                   'An accepted import remembers the mapping it used.',
               }),
             ),
@@ -67,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           400: answer(
             SyncFileError,
             'The file is refused whole, nothing queued: malformed_file (names the line), missing_column or invalid_column_mapping ' +
-              '(with the file\'s columns and the mapping used), empty_file, or invalid_request',
+              "(with the file's columns and the mapping used), empty_file, or invalid_request",
           ),
           404: notFound,
           413: answer(ErrorBody, 'payload_too_large: the file is over SYNC_MAX_BYTES or SYNC_MAX_ROWS; nothing was queued'),
@@ -98,7 +102,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         operationId: 'listSyncs',
-        summary: 'The community\'s recent syncs, newest first',
+        summary: "The community's recent syncs, newest first",
         tags: ['syncs'],
         security,
         response: { 200: answer(SyncList, 'The 20 most recent syncs'), ...sessionErrors },
@@ -113,7 +117,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       config: { polled: true },
       schema: {
         operationId: 'getSync',
-        summary: 'One sync\'s progress: counts, Kit requests and the estimated time left',
+        summary: "One sync's progress: counts, Kit requests and the estimated time left",
         tags: ['syncs'],
         security,
         params: SyncId,

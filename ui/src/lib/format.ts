@@ -27,7 +27,13 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
   const size = Math.abs(seconds)
   if (size < 1) return 'just now'
   const amount =
-    size < 60 ? `${size} s` : size < 3600 ? `${Math.floor(size / 60)} min` : size < 86_400 ? `${Math.floor(size / 3600)} h` : `${Math.floor(size / 86_400)} d`
+    size < 60
+      ? `${size} s`
+      : size < 3600
+        ? `${Math.floor(size / 60)} min`
+        : size < 86_400
+          ? `${Math.floor(size / 3600)} h`
+          : `${Math.floor(size / 86_400)} d`
   return seconds > 0 ? `in ${amount}` : `${amount} ago`
 }
 

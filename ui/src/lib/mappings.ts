@@ -114,7 +114,8 @@ export function validateMappings(doc: Mappings): ErrorMap {
     const { key, label } = field.kit_field
     if (label.trim() === '') errors[fieldSlot(i, 'kit_field')] = 'Choose a Kit field or type a label for a new one.'
     else if (label.trim().length > 255) errors[fieldSlot(i, 'kit_field')] = 'Kit field labels can be at most 255 characters.'
-    else if (hasControlCharacter(label) || hasControlCharacter(key)) errors[fieldSlot(i, 'kit_field')] = `Kit field labels ${CONTROL_CHARACTER_PROBLEM}.`
+    else if (hasControlCharacter(label) || hasControlCharacter(key))
+      errors[fieldSlot(i, 'kit_field')] = `Kit field labels ${CONTROL_CHARACTER_PROBLEM}.`
     else if (key === '') errors[fieldSlot(i, 'kit_field')] = 'Kit needs letters or digits in the label to make a field key.'
     else if (keys.has(key)) errors[fieldSlot(i, 'kit_field')] = `The Kit field “${label.trim()}” already receives ${keys.get(key)}.`
     else keys.set(key, field.source || 'another field')

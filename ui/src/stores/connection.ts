@@ -111,7 +111,10 @@ export const useConnectionStore = defineStore('connection', () => {
       if (result.ok) kitTrouble.value = null
       const trouble = result.ok ? null : troubleFor(result.error.code, result.error.message, null)
       if (trouble) kitTrouble.value = trouble
-      session.toast(result.ok ? 'Connection works.' : trouble ? troubleWords(trouble) : 'The connection test failed.', result.ok ? 'success' : 'error')
+      session.toast(
+        result.ok ? 'Connection works.' : trouble ? troubleWords(trouble) : 'The connection test failed.',
+        result.ok ? 'success' : 'error',
+      )
     } catch (error) {
       const failure = toApiError(error)
       testError.value = failure

@@ -178,12 +178,8 @@ export const useMappingsStore = defineStore('mappings', () => {
     const field = draft.value?.fields[index]
     if (!field) return
     const wanted = label.trim().toLowerCase()
-    const existing = catalogue.customFields.items.find(
-      (f) => f.label.trim().toLowerCase() === wanted || f.key === label.trim(),
-    )
-    field.kit_field = existing
-      ? { key: existing.key, label: existing.label }
-      : { key: kitFieldKeyFromLabel(label), label }
+    const existing = catalogue.customFields.items.find((f) => f.label.trim().toLowerCase() === wanted || f.key === label.trim())
+    field.kit_field = existing ? { key: existing.key, label: existing.label } : { key: kitFieldKeyFromLabel(label), label }
     edited()
   }
 

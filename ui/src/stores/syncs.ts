@@ -27,7 +27,13 @@ export function contentTypeOf(file: { name: string; type: string }): SyncContent
 function columnsOf(error: ApiError): SyncColumn[] | null {
   const columns = error.details.columns
   if (!Array.isArray(columns)) return null
-  return columns.filter((c): c is SyncColumn => typeof c?.name === 'string' && (c.field === null || typeof c.field === 'string'))
+  return (columns as unknown[]).filter(isColumn)
+}
+
+function isColumn(value: unknown): value is SyncColumn {
+  if (typeof value !== 'object' || value === null) return false
+  const { name, field } = value as Record<string, unknown>
+  return typeof name === 'string' && (field === null || typeof field === 'string')
 }
 
 /** The mapping as the server takes it: a JSON object of the columns that fill a field (the rest are ignored). */
@@ -84,7 +90,9 @@ export const useSyncsStore = defineStore('syncs', () => {
     startError.value = null
     try {
       // The first preview takes the mapping the server remembers (or suggests); later ones the owner's.
-      const answer = columns.value ? await api.previewSync(chosen, type, mappingParameter(columns.value)) : await api.previewSync(chosen, type)
+      const answer = columns.value
+        ? await api.previewSync(chosen, type, mappingParameter(columns.value))
+        : await api.previewSync(chosen, type)
       if (asked !== generation) return
       plan.value = answer
       columns.value = answer.columns.map((c) => ({ ...c }))
