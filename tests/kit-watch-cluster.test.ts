@@ -56,7 +56,10 @@ describe.skipIf(!pgUp)('the Kit watch on two instances sharing PostgreSQL', () =
     for (let i = 1; i < seen.length; i += 1) expect(seen[i]!.at - seen[i - 1]!.at).toBeGreaterThanOrEqual(INTERVAL_MS - 50)
 
     c.kit.changeState(KEY, 'ada@example.com', 'cancelled')
-    await waitFor(() => receiver.accepted().some((r) => r.body.type === 'kit.subscriber.unsubscribed'), { what: 'the unsubscribe', timeoutMs: 5000 })
+    await waitFor(() => receiver.accepted().some((r) => r.body.type === 'kit.subscriber.unsubscribed'), {
+      what: 'the unsubscribe',
+      timeoutMs: 5000,
+    })
     const settledAt = polls(c).length
     await waitFor(() => polls(c).length >= settledAt + 2, { what: 'two more polls', timeoutMs: 5000 })
     const unsubscribed = receiver.accepted().filter((r) => r.body.type === 'kit.subscriber.unsubscribed')

@@ -58,7 +58,11 @@ async function member(app: PipelineHarness, memberId: string, email: string, hea
 const tokenOf = (url: string) => url.slice(url.lastIndexOf('/') + 1)
 const eventRows = (app: PipelineHarness) => (app.app.sqlite.prepare('SELECT count(*) AS n FROM platform_events').get() as { n: number }).n
 const postWebhook = (token: string, body: unknown) =>
-  fetch(`${publicUrl}/kit/webhooks/${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  fetch(`${publicUrl}/kit/webhooks/${token}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
 
 describe('Kit webhooks', () => {
   it('registers one webhook per watched event on connect, each at its own unguessable path under PUBLIC_URL', async () => {
@@ -68,7 +72,10 @@ describe('Kit webhooks', () => {
     const tokens = hooks.map((w) => tokenOf(w.target_url))
     expect(new Set(tokens).size).toBe(3)
     for (const hook of hooks) expect(hook.target_url).toMatch(new RegExp(`^${publicUrl}/kit/webhooks/[A-Za-z0-9_-]{32}$`))
-    const stored = app.app.sqlite.prepare('SELECT token, kit_webhook_id AS id FROM kit_webhooks ORDER BY token').all() as { token: string; id: number }[]
+    const stored = app.app.sqlite.prepare('SELECT token, kit_webhook_id AS id FROM kit_webhooks ORDER BY token').all() as {
+      token: string
+      id: number
+    }[]
     expect(stored.map((s) => s.token)).toEqual([...tokens].sort())
     expect(stored.map((s) => s.id).sort()).toEqual(hooks.map((w) => w.id).sort())
   })
@@ -79,12 +86,22 @@ describe('Kit webhooks', () => {
     await member(app, 'm_b', 'b@example.com')
     await member(app, 'm_c', 'c@example.com')
     const at = Date.now()
-    for (const [email, action] of [['u@example.com', 'unsubscribe'], ['b@example.com', 'bounce'], ['c@example.com', 'complain']]) {
-      const res = await fetch(`${app.kit.url}/_admin/subscribers/${encodeURIComponent(email!)}/${action}`, { method: 'POST', headers: { 'X-Kit-Api-Key': KEY } })
+    for (const [email, action] of [
+      ['u@example.com', 'unsubscribe'],
+      ['b@example.com', 'bounce'],
+      ['c@example.com', 'complain'],
+    ]) {
+      const res = await fetch(`${app.kit.url}/_admin/subscribers/${encodeURIComponent(email!)}/${action}`, {
+        method: 'POST',
+        headers: { 'X-Kit-Api-Key': KEY },
+      })
       expect(res.status).toBe(200)
     }
     const types = ['kit.subscriber.unsubscribed', 'kit.subscriber.bounced', 'kit.subscriber.complained']
-    await waitFor(() => types.every((t) => receiver.accepted().some((r) => r.body.type === t)), { what: 'the three events', timeoutMs: 5000 })
+    await waitFor(() => types.every((t) => receiver.accepted().some((r) => r.body.type === t)), {
+      what: 'the three events',
+      timeoutMs: 5000,
+    })
     expect(Date.now() - at).toBeLessThan(5000)
     const accepted = receiver.accepted()
     expect(accepted.every((r) => r.verified)).toBe(true)

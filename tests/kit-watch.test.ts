@@ -43,16 +43,22 @@ async function member(harness: PipelineHarness, memberId: string, email: string,
 
 /** Waits until the watch has completed a poll after now (its row moved past `after`). */
 async function pollAfter(harness: PipelineHarness, after: number): Promise<void> {
-  await waitFor(() => {
-    const row = harness.app.sqlite.prepare('SELECT polled_from AS f FROM kit_watch_polls').get() as { f: number } | undefined
-    return row !== undefined && row.f > after
-  }, { what: 'a complete poll', timeoutMs: 5000 })
+  await waitFor(
+    () => {
+      const row = harness.app.sqlite.prepare('SELECT polled_from AS f FROM kit_watch_polls').get() as { f: number } | undefined
+      return row !== undefined && row.f > after
+    },
+    { what: 'a complete poll', timeoutMs: 5000 },
+  )
 }
 
 const ofType = (type: string): Received[] => receiver.accepted().filter((r) => r.body.type === type)
 
 async function adminPost(harness: PipelineHarness, email: string, action: string): Promise<void> {
-  const res = await fetch(`${harness.kit.url}/_admin/subscribers/${encodeURIComponent(email)}/${action}`, { method: 'POST', headers: { 'X-Kit-Api-Key': KEY } })
+  const res = await fetch(`${harness.kit.url}/_admin/subscribers/${encodeURIComponent(email)}/${action}`, {
+    method: 'POST',
+    headers: { 'X-Kit-Api-Key': KEY },
+  })
   expect(res.status).toBe(200)
 }
 
@@ -68,7 +74,10 @@ describe('the Kit watch poll', () => {
     await pollAfter(app, Date.now())
     const at = Date.now()
     await adminPost(app, 'ada@example.com', 'unsubscribe')
-    const [event] = await waitFor(() => ofType('kit.subscriber.unsubscribed').length > 0 && ofType('kit.subscriber.unsubscribed'), { what: 'the unsubscribe', timeoutMs: 5000 })
+    const [event] = await waitFor(() => ofType('kit.subscriber.unsubscribed').length > 0 && ofType('kit.subscriber.unsubscribed'), {
+      what: 'the unsubscribe',
+      timeoutMs: 5000,
+    })
     // A poll interval, a tick (a tenth of it) and the send.
     expect(Date.now() - at).toBeLessThan(INTERVAL_MS + 500)
     expect(event!.verified).toBe(true)
@@ -76,7 +85,10 @@ describe('the Kit watch poll', () => {
       type: 'kit.subscriber.unsubscribed',
       communityid: 'c_alpha',
       subject: 'members/m_ada',
-      data: { member: { id: 'm_ada', email: 'ada@example.com' }, kit: { state: 'cancelled', email_address: 'ada@example.com', first_name: 'Ada' } },
+      data: {
+        member: { id: 'm_ada', email: 'ada@example.com' },
+        kit: { state: 'cancelled', email_address: 'ada@example.com', first_name: 'Ada' },
+      },
     })
     await pollAfter(app, Date.now())
     await pollAfter(app, Date.now())
@@ -91,7 +103,10 @@ describe('the Kit watch poll', () => {
     await pollAfter(app, Date.now())
     await adminPost(app, 'b@example.com', 'bounce')
     await adminPost(app, 'c@example.com', 'complain')
-    await waitFor(() => ofType('kit.subscriber.bounced').length === 1 && ofType('kit.subscriber.complained').length === 1, { what: 'bounce and complaint', timeoutMs: 5000 })
+    await waitFor(() => ofType('kit.subscriber.bounced').length === 1 && ofType('kit.subscriber.complained').length === 1, {
+      what: 'bounce and complaint',
+      timeoutMs: 5000,
+    })
     expect(ofType('kit.subscriber.bounced')[0]!.body).toMatchObject({ subject: 'members/m_b', data: { kit: { state: 'bounced' } } })
     expect(ofType('kit.subscriber.complained')[0]!.body).toMatchObject({ subject: 'members/m_c', data: { kit: { state: 'complained' } } })
     expect(ofType('kit.subscriber.unsubscribed')).toHaveLength(0)
@@ -102,7 +117,10 @@ describe('the Kit watch poll', () => {
     await member(app, 'm_ada', 'ada@example.com')
     await pollAfter(app, Date.now())
     app.kit.editSubscriber(KEY, 'ada@example.com', { firstName: 'Adelaide', email: 'adelaide@example.com' })
-    const [event] = await waitFor(() => ofType('kit.subscriber.updated').length > 0 && ofType('kit.subscriber.updated'), { what: 'the rename', timeoutMs: 5000 })
+    const [event] = await waitFor(() => ofType('kit.subscriber.updated').length > 0 && ofType('kit.subscriber.updated'), {
+      what: 'the rename',
+      timeoutMs: 5000,
+    })
     expect(event!.body).toMatchObject({
       subject: 'members/m_ada',
       data: {
@@ -119,7 +137,10 @@ describe('the Kit watch poll', () => {
   it('never echoes the plugin’s own writes: a delivery that set a new first name and email', async () => {
     const app = await harness()
     await member(app, 'm_ada', 'ada@example.com')
-    await waitFor(() => app.app.sqlite.prepare(`SELECT first_name AS n FROM kit_member_states WHERE member_id = 'm_ada'`).get(), { what: 'Ada seen in Kit', timeoutMs: 5000 })
+    await waitFor(() => app.app.sqlite.prepare(`SELECT first_name AS n FROM kit_member_states WHERE member_id = 'm_ada'`).get(), {
+      what: 'Ada seen in Kit',
+      timeoutMs: 5000,
+    })
     const id = await app.send({ type: 'user.updated', memberId: 'm_ada', email: 'ada.l@example.com', firstName: 'Adelaide' })
     expect((await app.settled(id)).status).toBe('succeeded')
     expect(app.subscriber('ada.l@example.com')).toMatchObject({ first_name: 'Adelaide' })
@@ -131,11 +152,21 @@ describe('the Kit watch poll', () => {
   it('never reports an unsubscribe the plugin itself sent and acknowledged', async () => {
     const app = await harness()
     await member(app, 'm_ada', 'ada@example.com')
-    await waitFor(() => app.app.sqlite.prepare(`SELECT 1 FROM kit_member_states WHERE member_id = 'm_ada'`).get(), { what: 'Ada seen in Kit', timeoutMs: 5000 })
+    await waitFor(() => app.app.sqlite.prepare(`SELECT 1 FROM kit_member_states WHERE member_id = 'm_ada'`).get(), {
+      what: 'Ada seen in Kit',
+      timeoutMs: 5000,
+    })
     const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
     const ada = app.subscriber('ada@example.com')!
     // As a consent withdrawal would: the plugin says what it is about to do, then unsubscribes Ada in Kit.
-    await app.app.kitWatch.acknowledge('c_alpha', credentialId, 'm_ada', { id: ada.id, email_address: 'ada@example.com', first_name: 'Ada', state: 'cancelled', created_at: '', fields: {} })
+    await app.app.kitWatch.acknowledge('c_alpha', credentialId, 'm_ada', {
+      id: ada.id,
+      email_address: 'ada@example.com',
+      first_name: 'Ada',
+      state: 'cancelled',
+      created_at: '',
+      fields: {},
+    })
     app.kit.changeState(KEY, 'ada@example.com', 'cancelled')
     await pollAfter(app, Date.now())
     await pollAfter(app, Date.now())
@@ -162,7 +193,13 @@ describe('the Kit watch poll', () => {
     const elapsed = Date.now() - started
     const polls = app.kit.requests.slice(from)
     expect(polls.map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual(polls.map(() => 'GET /v4/subscribers 200'))
-    expect(polls.every((r) => new URLSearchParams(r.query).get('status') === 'all' && /^\d{4}-\d{2}-\d{2}$/.test(new URLSearchParams(r.query).get('updated_after') ?? ''))).toBe(true)
+    expect(
+      polls.every(
+        (r) =>
+          new URLSearchParams(r.query).get('status') === 'all' &&
+          /^\d{4}-\d{2}-\d{2}$/.test(new URLSearchParams(r.query).get('updated_after') ?? ''),
+      ),
+    ).toBe(true)
     expect(polls.length).toBeGreaterThanOrEqual(Math.floor(elapsed / INTERVAL_MS) - 1)
     expect(polls.length).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL_MS))
     for (let i = 1; i < polls.length; i += 1) expect(polls[i]!.at - polls[i - 1]!.at).toBeGreaterThanOrEqual(INTERVAL_MS - 50)

@@ -283,7 +283,10 @@ class KitApiClient implements KitWatchApi {
     await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
   }
 
-  async listSubscribersPage(filter: Record<string, string>, after: string | null): Promise<{ subscribers: KitSubscriber[]; next: string | null }> {
+  async listSubscribersPage(
+    filter: Record<string, string>,
+    after: string | null,
+  ): Promise<{ subscribers: KitSubscriber[]; next: string | null }> {
     const query: Record<string, string> = { ...filter, per_page: String(PAGE_SIZE), ...(after === null ? {} : { after }) }
     const { status, data } = await this.#send({ method: 'GET', path: '/v4/subscribers', query })
     const body = objectOf(data, status, 'subscriber list')
@@ -297,7 +300,11 @@ class KitApiClient implements KitWatchApi {
   }
 
   async createWebhook(targetUrl: string, event: string): Promise<{ id: number }> {
-    const { status, data } = await this.#send({ method: 'POST', path: '/v4/webhooks', body: { target_url: targetUrl, event: { name: event } } })
+    const { status, data } = await this.#send({
+      method: 'POST',
+      path: '/v4/webhooks',
+      body: { target_url: targetUrl, event: { name: event } },
+    })
     return { id: idOf(objectOf(objectOf(data, status, 'webhook').webhook, status, 'webhook').id, status, 'webhook') }
   }
 

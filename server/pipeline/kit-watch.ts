@@ -27,7 +27,11 @@ const STATE_EVENTS: Record<string, PlatformEventType> = {
 }
 
 /** The legacy webhook events registered per connection (Kit has none for a rename). */
-export const WATCHED_WEBHOOKS = ['subscriber.subscriber_unsubscribe', 'subscriber.subscriber_bounce', 'subscriber.subscriber_complain'] as const
+export const WATCHED_WEBHOOKS = [
+  'subscriber.subscriber_unsubscribe',
+  'subscriber.subscriber_bounce',
+  'subscriber.subscriber_complain',
+] as const
 
 const DAY_MS = 24 * 60 * 60_000
 
@@ -40,7 +44,11 @@ export function updatedAfter(from: number): string {
 }
 
 /** What one look at a subscriber means: the events to emit and what to keep as seen. */
-export function compare(member: KnownKitMember, kit: KitSubscriber, now: number): { events: Omit<EmitInput, 'communityId'>[]; seen: KitMemberState } {
+export function compare(
+  member: KnownKitMember,
+  kit: KitSubscriber,
+  now: number,
+): { events: Omit<EmitInput, 'communityId'>[]; seen: KitMemberState } {
   const seen = member.seen
   const events: Omit<EmitInput, 'communityId'>[] = []
   const memberRef = { id: member.memberId, email: member.writtenEmail }
@@ -49,11 +57,14 @@ export function compare(member: KnownKitMember, kit: KitSubscriber, now: number)
   if (stateType && seen?.state !== kit.state) events.push({ type: stateType, member: memberRef, kit: kitSide, observedAt: now })
   const changes: Changes = {}
   const nameBefore = seen ? seen.firstName : member.writtenFirstName
-  if (kit.first_name !== nameBefore && kit.first_name !== member.writtenFirstName) changes.first_name = { from: nameBefore, to: kit.first_name }
+  if (kit.first_name !== nameBefore && kit.first_name !== member.writtenFirstName)
+    changes.first_name = { from: nameBefore, to: kit.first_name }
   const emailBefore = (seen ? seen.email : member.writtenEmail).toLowerCase()
   const emailNow = kit.email_address.toLowerCase()
-  if (emailNow !== emailBefore && emailNow !== member.writtenEmail.toLowerCase()) changes.email_address = { from: emailBefore, to: emailNow }
-  if (Object.keys(changes).length > 0) events.push({ type: 'kit.subscriber.updated', member: memberRef, kit: kitSide, changes, observedAt: now })
+  if (emailNow !== emailBefore && emailNow !== member.writtenEmail.toLowerCase())
+    changes.email_address = { from: emailBefore, to: emailNow }
+  if (Object.keys(changes).length > 0)
+    events.push({ type: 'kit.subscriber.updated', member: memberRef, kit: kitSide, changes, observedAt: now })
   return {
     events,
     seen: {
@@ -201,14 +212,21 @@ export class KitWatch {
       return 'failed'
     }
     if (this.stopping.signal.aborted) return 'failed'
-    this.d.log.warn({ communityId, credentialId, code: isKitError(err) ? err.kind : 'error' }, 'kit watch poll did not complete; the next one looks again')
+    this.d.log.warn(
+      { communityId, credentialId, code: isKitError(err) ? err.kind : 'error' },
+      'kit watch poll did not complete; the next one looks again',
+    )
     return 'failed'
   }
 
   /** Compares what Kit shows with what the plugin knows; emits what is news and keeps what was seen. */
   async observe(communityId: string, credentialId: string, subscribers: KitSubscriber[]): Promise<number> {
     if (subscribers.length === 0) return 0
-    const known = await this.d.states.known(communityId, credentialId, subscribers.map((s) => ({ id: s.id, email: s.email_address })))
+    const known = await this.d.states.known(
+      communityId,
+      credentialId,
+      subscribers.map((s) => ({ id: s.id, email: s.email_address })),
+    )
     const byId = new Map(subscribers.map((s) => [s.id, s]))
     const byEmail = new Map(subscribers.map((s) => [s.email_address.toLowerCase(), s]))
     let emitted = 0
@@ -232,7 +250,13 @@ export class KitWatch {
    */
   async acknowledge(communityId: string, credentialId: string, memberId: string, kit: KitSubscriber): Promise<void> {
     const now = this.now()
-    const seen = { subscriberId: kit.id, state: kit.state, stateLearnedAt: now, firstName: kit.first_name, email: kit.email_address.toLowerCase() }
+    const seen = {
+      subscriberId: kit.id,
+      state: kit.state,
+      stateLearnedAt: now,
+      firstName: kit.first_name,
+      email: kit.email_address.toLowerCase(),
+    }
     await this.d.states.record(communityId, credentialId, memberId, seen, now)
   }
 
@@ -280,7 +304,10 @@ export class KitWatch {
     const id = subscriber && Number.isSafeInteger(subscriber.id) && (subscriber.id as number) > 0 ? (subscriber.id as number) : null
     if (id === null || this.stopping.signal.aborted) return true
     const task = this.reread(hook.communityId, hook.credentialId, id).catch((err: unknown) => {
-      this.d.log.warn({ communityId: hook.communityId, code: isKitError(err) ? err.kind : 'error' }, 'kit watch could not re-read a webhook subscriber')
+      this.d.log.warn(
+        { communityId: hook.communityId, code: isKitError(err) ? err.kind : 'error' },
+        'kit watch could not re-read a webhook subscriber',
+      )
     })
     this.work.add(task)
     void task.finally(() => this.work.delete(task))

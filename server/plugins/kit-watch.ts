@@ -20,7 +20,9 @@ export default fp(
       connectedCredentials: () => connections.connectedCredentials(),
       credential: async (communityId) => {
         const credential = await connections.credential(communityId)
-        return credential && credential.apiKey !== null ? { apiKey: credential.apiKey, credentialId: credential.credentialId, status: credential.status } : null
+        return credential && credential.apiKey !== null
+          ? { apiKey: credential.apiKey, credentialId: credential.credentialId, status: credential.status }
+          : null
       },
       markInvalid: (communityId, credentialId) => connections.markInvalid(communityId, credentialId),
       kitFor: (apiKey, options) => app.kit.forWatch(apiKey, options),

@@ -26,7 +26,8 @@ const routes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const { token } = request.params as { token: string }
-      if (!(await app.kitWatch.webhook(token, request.body))) throw new AppError(404, 'not_found', 'No Kit webhook is registered at this address.')
+      if (!(await app.kitWatch.webhook(token, request.body)))
+        throw new AppError(404, 'not_found', 'No Kit webhook is registered at this address.')
       return { status: 'received' as const }
     },
   )

@@ -39,7 +39,12 @@ export class PgKitStates implements KitStateRepository {
     )
   }
 
-  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }> {
+  async claimPoll(
+    communityId: string,
+    credentialId: string,
+    now: number,
+    intervalMs: number,
+  ): Promise<{ polledFrom: number } | { dueAt: number }> {
     const next = now + intervalMs
     const fresh = await this.pool.query(
       `INSERT INTO kit_watch_polls (community_id, credential_id, next_poll_at, polled_from) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
@@ -51,12 +56,14 @@ export class PgKitStates implements KitStateRepository {
       [credentialId, next, now, communityId],
     )
     if (rekeyed.rowCount === 1) return { dueAt: next }
-    const { rows } = await this.pool.query(
+    const { rows } = await this.pool.query<{ polledFrom: string }>(
       `UPDATE kit_watch_polls SET next_poll_at = $1 WHERE community_id = $2 AND next_poll_at <= $3 RETURNING polled_from AS "polledFrom"`,
       [next, communityId, now],
     )
     if (rows[0]) return { polledFrom: Number(rows[0].polledFrom) }
-    const due = await this.pool.query(`SELECT next_poll_at AS "dueAt" FROM kit_watch_polls WHERE community_id = $1`, [communityId])
+    const due = await this.pool.query<{ dueAt: string }>(`SELECT next_poll_at AS "dueAt" FROM kit_watch_polls WHERE community_id = $1`, [
+      communityId,
+    ])
     return { dueAt: due.rows[0] ? Number(due.rows[0].dueAt) : now }
   }
 
@@ -73,12 +80,15 @@ export class PgKitStates implements KitStateRepository {
   }
 
   async webhookByToken(token: string): Promise<KitWebhookRecord | undefined> {
-    const { rows } = await this.pool.query(`SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE token = $1`, [token])
+    const { rows } = await this.pool.query<Record<string, unknown>>(`SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE token = $1`, [token])
     return rows[0] ? toWebhook(rows[0]) : undefined
   }
 
   async webhooks(communityId: string): Promise<KitWebhookRecord[]> {
-    const { rows } = await this.pool.query(`SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE community_id = $1 ORDER BY created_at, token`, [communityId])
+    const { rows } = await this.pool.query(
+      `SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE community_id = $1 ORDER BY created_at, token`,
+      [communityId],
+    )
     return rows.map(toWebhook)
   }
 

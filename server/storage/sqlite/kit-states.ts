@@ -21,8 +21,20 @@ export function toKnown(row: KnownRow): KnownKitMember {
   const seen: KitMemberState | null =
     row.state === null
       ? null
-      : { subscriberId: Number(row.seenSubscriberId), state: row.state, stateLearnedAt: Number(row.stateLearnedAt), firstName: row.seenFirstName, email: String(row.seenEmail) }
-  return { memberId: row.memberId, subscriberId: Number(row.subscriberId), writtenEmail: row.writtenEmail, writtenFirstName: row.writtenFirstName, seen }
+      : {
+          subscriberId: Number(row.seenSubscriberId),
+          state: row.state,
+          stateLearnedAt: Number(row.stateLearnedAt),
+          firstName: row.seenFirstName,
+          email: String(row.seenEmail),
+        }
+  return {
+    memberId: row.memberId,
+    subscriberId: Number(row.subscriberId),
+    writtenEmail: row.writtenEmail,
+    writtenFirstName: row.writtenFirstName,
+    seen,
+  }
 }
 
 const WEBHOOK_COLUMNS = `token, community_id AS communityId, credential_id AS credentialId, event, kit_webhook_id AS kitWebhookId, created_at AS createdAt`
@@ -63,21 +75,33 @@ export class SqliteKitStates implements KitStateRepository {
       .run(communityId, credentialId, memberId, state.subscriberId, state.state, state.stateLearnedAt, state.firstName, state.email, now)
   }
 
-  async claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }> {
+  async claimPoll(
+    communityId: string,
+    credentialId: string,
+    now: number,
+    intervalMs: number,
+  ): Promise<{ polledFrom: number } | { dueAt: number }> {
     const next = now + intervalMs
     const fresh = this.sqlite
-      .prepare(`INSERT INTO kit_watch_polls (community_id, credential_id, next_poll_at, polled_from) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+      .prepare(
+        `INSERT INTO kit_watch_polls (community_id, credential_id, next_poll_at, polled_from) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      )
       .run(communityId, credentialId, next, now)
     if (fresh.changes === 1) return { dueAt: next }
     const rekeyed = this.sqlite
-      .prepare(`UPDATE kit_watch_polls SET credential_id = ?, next_poll_at = ?, polled_from = ? WHERE community_id = ? AND credential_id <> ?`)
+      .prepare(
+        `UPDATE kit_watch_polls SET credential_id = ?, next_poll_at = ?, polled_from = ? WHERE community_id = ? AND credential_id <> ?`,
+      )
       .run(credentialId, next, now, communityId, credentialId)
     if (rekeyed.changes === 1) return { dueAt: next }
     const row = this.sqlite
-      .prepare(`UPDATE kit_watch_polls SET next_poll_at = ? WHERE community_id = ? AND next_poll_at <= ? RETURNING polled_from AS polledFrom`)
+      .prepare(
+        `UPDATE kit_watch_polls SET next_poll_at = ? WHERE community_id = ? AND next_poll_at <= ? RETURNING polled_from AS polledFrom`,
+      )
       .get(next, communityId, now) as { polledFrom: number } | undefined
     if (row) return row
-    const due = this.sqlite.prepare(`SELECT next_poll_at AS dueAt FROM kit_watch_polls WHERE community_id = ?`).get(communityId) as { dueAt: number } | undefined
+    const due = this.sqlite.prepare(`SELECT next_poll_at AS dueAt FROM kit_watch_polls WHERE community_id = ?`).get(communityId) as
+      { dueAt: number } | undefined
     return { dueAt: due?.dueAt ?? now }
   }
 
@@ -99,7 +123,9 @@ export class SqliteKitStates implements KitStateRepository {
   }
 
   async webhooks(communityId: string): Promise<KitWebhookRecord[]> {
-    return this.sqlite.prepare(`SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE community_id = ? ORDER BY created_at, token`).all(communityId) as KitWebhookRecord[]
+    return this.sqlite
+      .prepare(`SELECT ${WEBHOOK_COLUMNS} FROM kit_webhooks WHERE community_id = ? ORDER BY created_at, token`)
+      .all(communityId) as KitWebhookRecord[]
   }
 
   async forgetConnection(communityId: string): Promise<void> {
