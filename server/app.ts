@@ -16,6 +16,7 @@ import devHostPlugin from './plugins/dev-host.ts'
 import errorsPlugin from './plugins/errors.ts'
 import eventBusPlugin, { type EventBusOptions } from './plugins/event-bus.ts'
 import kitPlugin from './plugins/kit.ts'
+import kitWatchPlugin from './plugins/kit-watch.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import nulGuardPlugin from './plugins/nul-guard.ts'
 import pipelinePlugin, { type PipelineOptions } from './plugins/pipeline.ts'
@@ -29,6 +30,7 @@ import apiRoutes from './routes/api/index.ts'
 import devRoutes from './routes/dev.ts'
 import eventRoutes from './routes/events.ts'
 import healthRoutes from './routes/health.ts'
+import kitWebhookRoutes from './routes/kit-webhooks.ts'
 import uiRoutes from './routes/ui.ts'
 
 export interface BuildOptions {
@@ -105,10 +107,12 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
   await app.register(servicesPlugin)
   await app.register(pipelinePlugin, pipeline)
   await app.register(platformEventsPlugin)
+  await app.register(kitWatchPlugin)
   await app.register(eventBusPlugin, eventBus)
 
   await app.register(healthRoutes)
   await app.register(eventRoutes)
+  await app.register(kitWebhookRoutes)
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
   if (config.devHost) await app.register(devRoutes)

@@ -378,3 +378,68 @@ export interface PlatformOutbox {
 export interface Storage {
   readonly platformOutbox: PlatformOutbox
 }
+
+/** What the plugin last saw of a member's Kit side (table kit_member_states → KitStateRepository). */
+export interface KitMemberState {
+  subscriberId: number
+  /** Kit's state code: `active`, `inactive`, `cancelled`, `bounced`, `complained`. */
+  state: string
+  /** When the plugin learnt this state (epoch ms). */
+  stateLearnedAt: number
+  firstName: string | null
+  email: string
+}
+
+/** A member the plugin knows in Kit: the link and what it last wrote (kit_subscribers), with what it last saw. */
+export interface KnownKitMember {
+  memberId: string
+  subscriberId: number
+  /** The email and first name the plugin last wrote (or found) in Kit. */
+  writtenEmail: string
+  writtenFirstName: string | null
+  seen: KitMemberState | null
+}
+
+/** A Kit webhook registered for a connection, found by the token in its target path. */
+export interface KitWebhookRecord {
+  token: string
+  communityId: string
+  credentialId: string
+  /** Kit's event name, e.g. `subscriber.subscriber_unsubscribe`. */
+  event: string
+  kitWebhookId: number | null
+  createdAt: number
+}
+
+/**
+ * Tables kit_member_states, kit_watch_polls and kit_webhooks (this repository owns them); it also
+ * reads kit_subscribers, which SubscriberRepository writes.
+ */
+export interface KitStateRepository {
+  /** The community's members linked to any of these Kit subscribers, by subscriber id or (lower-cased) email. */
+  known(communityId: string, credentialId: string, subscribers: { id: number; email: string }[]): Promise<KnownKitMember[]>
+  /** Stores what was last seen of the member's Kit side. */
+  record(communityId: string, credentialId: string, memberId: string, state: KitMemberState, now: number): Promise<void>
+  /**
+   * Claims the connection's poll when it is due: moves it `intervalMs` ahead in the same statement,
+   * so one instance polls per interval, and answers from when the last complete poll looked. A
+   * connection (or credential) seen for the first time starts being watched from `now`, its first
+   * poll due an interval later. Not claimed: when the poll is due (epoch ms).
+   */
+  claimPoll(communityId: string, credentialId: string, now: number, intervalMs: number): Promise<{ polledFrom: number } | { dueAt: number }>
+  /** A complete poll that started at `from`: the next looks from there. */
+  pollDone(communityId: string, from: number): Promise<void>
+  saveWebhook(record: KitWebhookRecord): Promise<void>
+  webhookByToken(token: string): Promise<KitWebhookRecord | undefined>
+  webhooks(communityId: string): Promise<KitWebhookRecord[]>
+  /** Forgets the connection's webhooks and its poll row. */
+  forgetConnection(communityId: string): Promise<void>
+  forgetWebhook(token: string): Promise<void>
+  /** Forgets what was seen of the member in Kit under every credential (erasure). */
+  forgetMember(communityId: string, memberId: string): Promise<void>
+}
+
+// Declared apart (interfaces merge) so the Kit watch joins the storage without touching the list above.
+export interface Storage {
+  readonly kitStates: KitStateRepository
+}

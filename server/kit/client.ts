@@ -74,6 +74,16 @@ export interface KitCallOptions {
   waitForBudget?: boolean
 }
 
+/** What the Kit watch asks besides: the subscribers list page by page, and legacy webhooks. */
+export interface KitWatchApi extends KitApi {
+  /** One page of `GET /v4/subscribers` with Kit's filters as given; `next` is the following page's cursor, or null. */
+  listSubscribersPage(filter: Record<string, string>, after: string | null): Promise<{ subscribers: KitSubscriber[]; next: string | null }>
+  /** Registers a legacy webhook (`event` as Kit names it); answers Kit's id for it. */
+  createWebhook(targetUrl: string, event: string): Promise<{ id: number }>
+  /** Removes a webhook; one Kit no longer has counts as removed. */
+  deleteWebhook(id: number): Promise<void>
+}
+
 const PAGE_SIZE = 1000
 const MAX_MESSAGE_LENGTH = 300
 const DEFAULT_RETRY: RetryOptions = { attempts: 3, baseMs: 250, maxMs: 4000 }
@@ -99,6 +109,10 @@ export class KitClientFactory {
   }
 
   forKey(apiKey: string, options: KitCallOptions = {}): KitApi {
+    return this.forWatch(apiKey, options)
+  }
+
+  forWatch(apiKey: string, options: KitCallOptions = {}): KitWatchApi {
     return new KitApiClient(apiKey, options.credentialId ?? this.credentialIdFor(apiKey), this.#options, options)
   }
 }
@@ -122,7 +136,7 @@ interface KitAnswer {
 type Attempt =
   { type: 'answer'; status: number; text: string; contentType: string; date: string | null } | { type: 'failure'; message: string }
 
-class KitApiClient implements KitApi {
+class KitApiClient implements KitWatchApi {
   readonly credentialId: string
   readonly #apiKey: string
   readonly #options: KitClientOptions
@@ -267,6 +281,39 @@ class KitApiClient implements KitApi {
 
   async unsubscribe(subscriberId: number): Promise<void> {
     await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
+  }
+
+  async listSubscribersPage(
+    filter: Record<string, string>,
+    after: string | null,
+  ): Promise<{ subscribers: KitSubscriber[]; next: string | null }> {
+    const query: Record<string, string> = { ...filter, per_page: String(PAGE_SIZE), ...(after === null ? {} : { after }) }
+    const { status, data } = await this.#send({ method: 'GET', path: '/v4/subscribers', query })
+    const body = objectOf(data, status, 'subscriber list')
+    if (!Array.isArray(body.subscribers)) throw unexpected(status, 'subscriber list')
+    const subscribers = body.subscribers.map((item) => toSubscriber(item, status))
+    const pagination = isObject(body.pagination) ? body.pagination : null
+    if (pagination?.has_next_page !== true) return { subscribers, next: null }
+    const cursor = pagination.end_cursor
+    if (typeof cursor !== 'string' || cursor === '' || cursor === after) throw unexpected(status, 'page cursor')
+    return { subscribers, next: cursor }
+  }
+
+  async createWebhook(targetUrl: string, event: string): Promise<{ id: number }> {
+    const { status, data } = await this.#send({
+      method: 'POST',
+      path: '/v4/webhooks',
+      body: { target_url: targetUrl, event: { name: event } },
+    })
+    return { id: idOf(objectOf(objectOf(data, status, 'webhook').webhook, status, 'webhook').id, status, 'webhook') }
+  }
+
+  async deleteWebhook(id: number): Promise<void> {
+    try {
+      await this.#send({ method: 'DELETE', path: `/v4/webhooks/${idSegment(id)}` })
+    } catch (error) {
+      if (!(error instanceof KitError && error.kind === 'not_found')) throw error
+    }
   }
 
   async #listAll<T>(

@@ -83,6 +83,7 @@ export function kitBusy(err: BudgetBusyError): AppError {
 export class ConnectionService {
   private readonly connectedListeners: Listener[] = []
   private readonly invalidListeners: Listener[] = []
+  private readonly disconnectedListeners: Listener[] = []
 
   constructor(
     private readonly repo: ConnectionRepository,
@@ -99,6 +100,11 @@ export class ConnectionService {
   /** Called once when Kit stops accepting a community's working key (the platform is told). */
   onInvalid(listener: Listener): void {
     this.invalidListeners.push(listener)
+  }
+
+  /** Called before a community's saved key is deleted, while it can still be used (Kit webhooks are removed). */
+  onDisconnected(listener: Listener): void {
+    this.disconnectedListeners.push(listener)
   }
 
   private async connected(communityId: string): Promise<void> {
@@ -164,8 +170,15 @@ export class ConnectionService {
     return this.get(communityId)
   }
 
-  disconnect(communityId: string): Promise<void> {
-    return this.repo.delete(communityId)
+  async disconnect(communityId: string): Promise<void> {
+    for (const listener of this.disconnectedListeners) {
+      try {
+        await listener(communityId)
+      } catch (err) {
+        this.log.error({ err, communityId }, 'acting on a disconnection failed')
+      }
+    }
+    await this.repo.delete(communityId)
   }
 
   /**

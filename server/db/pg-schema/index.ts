@@ -195,3 +195,4 @@ export const kitTags = pgTable(
   (t) => [primaryKey({ name: 'kit_tags_pk', columns: [t.credentialId, t.name] })],
 )
 export * from './platform-events.ts'
+export * from './kit-watch.ts'

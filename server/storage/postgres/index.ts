@@ -6,6 +6,7 @@ import { openPostgres, PG_MIGRATIONS_FOLDER, pgMigrationsApplied, type PostgresO
 import { postgresRunner } from '../common/sql.ts'
 import { sharedStores } from '../common/stores.ts'
 import { migrationCount } from '../migrations.ts'
+import { PostgresKitStates } from './kit-states.ts'
 import type { Storage } from '../../core/storage.ts'
 import { PostgresKnownTags } from './known-tags.ts'
 import { PostgresBudgetLedger } from './ledger.ts'
@@ -21,6 +22,7 @@ export async function createPostgresStorage(url: string, options: PostgresOption
     ...sharedStores(postgresRunner(pool)),
     queue: new PostgresQueue(pool),
     platformOutbox: new PostgresOutbox(pool),
+    kitStates: new PostgresKitStates(pool),
     ledger: new PostgresBudgetLedger(pool),
     knownTags: new PostgresKnownTags(pool),
     rateLimits: new PostgresRateLimits(pool),

@@ -3,6 +3,7 @@ import { MIGRATIONS_FOLDER, migrationsApplied, openDatabase, type OpenedDatabase
 import { sqliteRunner } from '../common/sql.ts'
 import { sharedStores } from '../common/stores.ts'
 import { migrationCount } from '../migrations.ts'
+import { SqliteKitStates } from './kit-states.ts'
 import type { Storage } from '../../core/storage.ts'
 import { SqliteOutbox } from './outbox.ts'
 import { SqliteQueue } from './queue.ts'
@@ -16,6 +17,7 @@ export function createSqliteStorage(path: string): { storage: Storage; opened: O
     ...sharedStores(sqliteRunner(sqlite)),
     queue: new SqliteQueue(sqlite),
     platformOutbox: new SqliteOutbox(sqlite),
+    kitStates: new SqliteKitStates(sqlite),
     ledger: null,
     knownTags: null,
     rateLimits: null,
