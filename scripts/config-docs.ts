@@ -47,7 +47,8 @@ export function configTable(): string {
 export function withConfigTable(doc: string): string {
   const begin = doc.indexOf(BEGIN)
   const end = doc.indexOf(END)
-  if (begin === -1 || end < begin) throw new Error(`docs/configuration.md needs the two markers around its configuration table:\n${BEGIN}\n${END}`)
+  if (begin === -1 || end < begin)
+    throw new Error(`docs/configuration.md needs the two markers around its configuration table:\n${BEGIN}\n${END}`)
   return `${doc.slice(0, begin + BEGIN.length)}\n${configTable()}\n${doc.slice(end)}`
 }
 

@@ -77,7 +77,10 @@ export function decodeWebhookSecrets(value: string): string[] | null {
 
 /** 127.0.0.0/8, ::1 and localhost: plain http to these never leaves the machine. */
 export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.trim().toLowerCase().replace(/^\[|\]$/g, '')
+  const host = hostname
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
   if (host === 'localhost' || host === '::1') return true
   return isIPv4(host) && host.startsWith('127.')
 }
@@ -88,7 +91,10 @@ export type BusAuth = { user: string; pass: string } | { token: string } | null
 export function parseBusUrl(value: string): { servers: string[]; auth: BusAuth } | null {
   const servers: string[] = []
   let auth: BusAuth = null
-  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const url = urlOrNull(entry)
     if (!url || !['nats:', 'tls:'].includes(url.protocol) || url.hostname === '') return null
     const [user, pass] = [decodeURIComponent(url.username), decodeURIComponent(url.password)]
@@ -136,7 +142,8 @@ export const VARIABLES = {
       trim: true,
       secret: true,
       shown: 'unset (SQLite)',
-      expected: 'a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)',
+      expected:
+        'a PostgreSQL URL such as postgres://user@host:5432/database (leave it unset for the embedded SQLite file at DATABASE_PATH)',
       meaning:
         'store everything in PostgreSQL instead, so that several instances can share it (see [Running several instances](cluster.md)); migrations run at start, one instance at a time',
     }),
@@ -170,7 +177,13 @@ export const VARIABLES = {
   PLUGIN_ID: text({ default: 'kit', meaning: 'the `aud` every session token must carry' }),
   APPSTATION_JWT_SECRET: Type.Optional(
     checked(
-      { secret: true, production: SECRET_IN_PRODUCTION, shown: 'generated', expected: 'at least 32 bytes', meaning: 'HS256 secret for session tokens' },
+      {
+        secret: true,
+        production: SECRET_IN_PRODUCTION,
+        shown: 'generated',
+        expected: 'at least 32 bytes',
+        meaning: 'HS256 secret for session tokens',
+      },
       (value) => Buffer.byteLength(value, 'utf8') >= 32,
     ),
   ),
@@ -208,7 +221,11 @@ export const VARIABLES = {
     meaning:
       'the local App Station, refused unless `NODE_ENV` is not production, `HOST` is loopback, no secret is set in the environment and every secret in `secrets.json` was generated there (see below)',
   }),
-  SESSION_MAX_LIFETIME_S: integer({ default: 600, minimum: 1, meaning: 'longest session-token lifetime (`exp − iat`) accepted, in seconds' }),
+  SESSION_MAX_LIFETIME_S: integer({
+    default: 600,
+    minimum: 1,
+    meaning: 'longest session-token lifetime (`exp − iat`) accepted, in seconds',
+  }),
   API_RATE_LIMIT: integer({ default: 120, minimum: 1, meaning: 'settings-API requests per minute per community and user' }),
   KIT_CHECK_RATE_LIMIT: integer({
     default: 10,
@@ -218,12 +235,14 @@ export const VARIABLES = {
   SESSION_FAILURE_LIMIT: integer({
     default: 60,
     minimum: 1,
-    meaning: 'session tokens that fail (missing, malformed, mis-signed; not merely expired) per minute per source address; past it such a request gets 429 instead of 401',
+    meaning:
+      'session tokens that fail (missing, malformed, mis-signed; not merely expired) per minute per source address; past it such a request gets 429 instead of 401',
   }),
   EVENTS_RATE_LIMIT: integer({
     default: 60_000,
     minimum: 1,
-    meaning: '`POST /events` requests per minute per source address, counted by each instance; past it 429 `rate_limited` with `Retry-After`',
+    meaning:
+      '`POST /events` requests per minute per source address, counted by each instance; past it 429 `rate_limited` with `Retry-After`',
   }),
   METRICS_TOKEN: Type.Optional(
     text({
@@ -242,12 +261,14 @@ export const VARIABLES = {
   HTTP_REQUEST_TIMEOUT_MS: integer({
     default: 30_000,
     minimum: 100,
-    meaning: 'time a client has to send a whole request (head and body); slower ones get 408 and are closed. Member-file uploads follow `SYNC_UPLOAD_*` instead',
+    meaning:
+      'time a client has to send a whole request (head and body); slower ones get 408 and are closed. Member-file uploads follow `SYNC_UPLOAD_*` instead',
   }),
   HTTP_IDLE_TIMEOUT_MS: integer({
     default: 120_000,
     minimum: 100,
-    meaning: 'a socket with no traffic for this long is closed; kept above the slowest panel answer (a Kit call may wait out a whole Kit window)',
+    meaning:
+      'a socket with no traffic for this long is closed; kept above the slowest panel answer (a Kit call may wait out a whole Kit window)',
   }),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: integer({ default: 10_000, minimum: 100, meaning: 'how long an idle keep-alive connection stays open' }),
   EVENT_BUS_URL: Type.Optional(
@@ -256,8 +277,10 @@ export const VARIABLES = {
         trim: true,
         secret: true,
         shown: 'unset (HTTP intake only)',
-        expected: 'one or more comma-separated nats:// or tls:// URLs such as nats://127.0.0.1:4222 (unset it to receive events over HTTP only)',
-        meaning: 'NATS with JetStream to also receive member events from; a `user:password@` (or `token@`) in the URL signs in and is never logged',
+        expected:
+          'one or more comma-separated nats:// or tls:// URLs such as nats://127.0.0.1:4222 (unset it to receive events over HTTP only)',
+        meaning:
+          'NATS with JetStream to also receive member events from; a `user:password@` (or `token@`) in the URL signs in and is never logged',
       },
       (value) => parseBusUrl(value) !== null,
     ),
@@ -281,7 +304,11 @@ export const VARIABLES = {
     meaning:
       'the most bytes a stream the plugin creates keeps; past it the oldest messages are dropped first, read or not, so keep it above the longest backlog you expect. A stream that already exists is never changed (a start warns when it has no limit at all)',
   }),
-  EVENT_BUS_STREAM_MAX_MSGS: integer({ default: 1_000_000, minimum: 1000, meaning: 'the most messages a stream the plugin creates keeps, likewise' }),
+  EVENT_BUS_STREAM_MAX_MSGS: integer({
+    default: 1_000_000,
+    minimum: 1000,
+    meaning: 'the most messages a stream the plugin creates keeps, likewise',
+  }),
   EVENT_BUS_STREAM_MAX_AGE_S: integer({
     default: 7 * 24 * 60 * 60,
     minimum: 60,
@@ -294,7 +321,12 @@ export const VARIABLES = {
     expected: busName('kit-plugin'),
     meaning: 'the durable pull consumer every instance shares; created when missing',
   }),
-  SYNC_MAX_BYTES: integer({ default: 64 * 1024 * 1024, minimum: 1024, aside: '64 MiB', meaning: 'largest member file one sync accepts; larger ones get 413' }),
+  SYNC_MAX_BYTES: integer({
+    default: 64 * 1024 * 1024,
+    minimum: 1024,
+    aside: '64 MiB',
+    meaning: 'largest member file one sync accepts; larger ones get 413',
+  }),
   SYNC_MAX_ROWS: integer({
     default: 100_000,
     minimum: 1,
@@ -305,7 +337,8 @@ export const VARIABLES = {
   SYNC_UPLOAD_MIN_BYTES: integer({
     default: 16 * 1024,
     minimum: 1,
-    meaning: 'the pace a member-file upload must keep: never cut off while it sends at least this many bytes in every `SYNC_UPLOAD_WINDOW_MS`, however long it takes',
+    meaning:
+      'the pace a member-file upload must keep: never cut off while it sends at least this many bytes in every `SYNC_UPLOAD_WINDOW_MS`, however long it takes',
   }),
   SYNC_UPLOAD_WINDOW_MS: integer({ default: 10_000, minimum: 100, meaning: 'the window of that pace' }),
   SYNC_UPLOAD_STALL_MS: integer({
@@ -323,7 +356,8 @@ export const VARIABLES = {
       {
         trim: true,
         shown: 'unset (nothing is sent)',
-        expected: 'an https URL such as https://appstation.example/kit-events (plain http only to loopback hosts: 127.0.0.0/8, ::1, localhost)',
+        expected:
+          'an https URL such as https://appstation.example/kit-events (plain http only to loopback hosts: 127.0.0.0/8, ::1, localhost)',
         meaning:
           'where the plugin tells the platform what changed in Kit (unsubscribes, bounces, complaints, name and email changes, trouble with the connection); set together with `PLATFORM_EVENTS_SECRET`',
       },
@@ -353,11 +387,16 @@ export const VARIABLES = {
       (value) => ORIGIN.test(value.replace(/\/+$/, '')) && isSecureOrLoopbackUrl(value),
     ),
   ),
-  KIT_POLL_INTERVAL_S: integer({ default: 300, minimum: 1, meaning: 'how often the plugin asks Kit what changed for each connection, in seconds (lowest priority: never delays deliveries or the panel)' }),
+  KIT_POLL_INTERVAL_S: integer({
+    default: 300,
+    minimum: 1,
+    meaning:
+      'how often the plugin asks Kit what changed for each connection, in seconds (lowest priority: never delays deliveries or the panel)',
+  }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info',
     meaning:
-      'pino level; the requests the panel repeats while it is watched (Activity\'s list, a sync\'s progress) are logged at `debug`, other requests at `info`',
+      "pino level; the requests the panel repeats while it is watched (Activity's list, a sync's progress) are logged at `debug`, other requests at `info`",
   }),
 }
 

@@ -21,11 +21,7 @@ export const KitAccount = Type.Object({
 })
 export type KitAccount = Static<typeof KitAccount>
 
-export const ConnectionStatus = Type.Union([
-  Type.Literal('connected'),
-  Type.Literal('invalid'),
-  Type.Literal('disconnected'),
-])
+export const ConnectionStatus = Type.Union([Type.Literal('connected'), Type.Literal('invalid'), Type.Literal('disconnected')])
 
 export const Connection = Type.Object({
   connected: Type.Boolean(),
@@ -95,10 +91,7 @@ const MappingEvents = Type.Object(
 const FieldMappings = Type.Array(FieldMapping, { maxItems: LIMITS.fieldMappingsMax })
 
 /** The whole mappings document. `PUT /mappings` requires every event type in `events`. */
-export const Mappings = Type.Object(
-  { events: MappingEvents, fields: FieldMappings },
-  { additionalProperties: false },
-)
+export const Mappings = Type.Object({ events: MappingEvents, fields: FieldMappings }, { additionalProperties: false })
 export type Mappings = Static<typeof Mappings>
 
 /**
@@ -112,19 +105,10 @@ export const MappingsPatch = Type.Object(
 export type MappingsPatch = Static<typeof MappingsPatch>
 
 export const MappingCheck = Type.Object({
-  kind: Type.Union([
-    Type.Literal('tag'),
-    Type.Literal('form'),
-    Type.Literal('sequence'),
-    Type.Literal('custom_field'),
-  ]),
+  kind: Type.Union([Type.Literal('tag'), Type.Literal('form'), Type.Literal('sequence'), Type.Literal('custom_field')]),
   name: Type.String(),
   id: Type.Union([Type.Integer(), Type.String(), Type.Null()]),
-  status: Type.Union([
-    Type.Literal('ok'),
-    Type.Literal('missing'),
-    Type.Literal('created_on_first_use'),
-  ]),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('missing'), Type.Literal('created_on_first_use')]),
   used_by: Type.Array(Type.String()),
   message: Type.String(),
 })

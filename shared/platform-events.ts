@@ -17,7 +17,8 @@ export const PLATFORM_EVENT_TYPES = [
 export type PlatformEventType = (typeof PLATFORM_EVENT_TYPES)[number]
 
 export const PlatformEventState = Type.Union([Type.Literal('pending'), Type.Literal('sent'), Type.Literal('failed')], {
-  description: 'pending: waiting for its first or next attempt; sent: the platform answered 2xx; failed: retried for 72 hours without success',
+  description:
+    'pending: waiting for its first or next attempt; sent: the platform answered 2xx; failed: retried for 72 hours without success',
 })
 export type PlatformEventState = Static<typeof PlatformEventState>
 
@@ -47,7 +48,9 @@ export const PlatformEventPage = Type.Object({
 export type PlatformEventPage = Static<typeof PlatformEventPage>
 
 export const PlatformEventSummary = Type.Object({
-  configured: Type.Boolean({ description: 'PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET are set: events are sent (otherwise none is stored or sent)' }),
+  configured: Type.Boolean({
+    description: 'PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET are set: events are sent (otherwise none is stored or sent)',
+  }),
   since: Time,
   counts: Type.Array(Type.Object({ type: Type.String(), state: PlatformEventState, count: Type.Integer({ minimum: 0 }) })),
 })

@@ -18,7 +18,16 @@ const request = (at: number, status = 200, key = 'k1'): StandinRequest => ({ at,
 
 describe('maxPerWindow', () => {
   it('counts the admitted requests of one key in the fullest rolling window', () => {
-    const requests = [request(0), request(500), request(999), request(1000), request(1400), request(1450, 429), request(1460, 401), request(1470, 200, 'k2')]
+    const requests = [
+      request(0),
+      request(500),
+      request(999),
+      request(1000),
+      request(1400),
+      request(1450, 429),
+      request(1460, 401),
+      request(1470, 200, 'k2'),
+    ]
     // 500, 999, 1000 and 1400 fall within one second; 0 and 1000 are a whole second apart.
     expect(maxPerWindow(requests, 1000, 'k1')).toBe(4)
     expect(maxPerWindow(requests, 100, 'k1')).toBe(2)
@@ -33,7 +42,16 @@ describe('maxPerWindow', () => {
 describe('slotTurnaround', () => {
   it('measures how long past the window each slot waited for its next request', () => {
     // Two slots, a 1000 ms window: 0 → 1000 (0 extra), 100 → 1300 (200), 1000 → 2000 (0), 1300 → 2500 (200, a 429 left out).
-    const requests = [request(0), request(100), request(1000), request(1300), request(2000), request(2400, 429), request(2500), request(2600, 200, 'k2')]
+    const requests = [
+      request(0),
+      request(100),
+      request(1000),
+      request(1300),
+      request(2000),
+      request(2400, 429),
+      request(2500),
+      request(2600, 200, 'k2'),
+    ]
     expect(slotTurnaround(requests, 2, 1000, 'k1')).toEqual({ medianMs: 200, meanMs: 100 })
   })
 

@@ -27,8 +27,12 @@ describe('the declaration of the environment variables', () => {
 
   it('refuses an issuer that is not an origin when APPSTATION_ORIGIN, which defaults to it, is not set', () => {
     const issuer = 'https://appstation.example/tokens'
-    expect(problemsOf({ ...productionEnv(), APPSTATION_ISSUER: issuer })).toEqual([expect.stringMatching(/^APPSTATION_ORIGIN must be set to an origin/)])
-    expect(loadConfig({ ...productionEnv(), APPSTATION_ISSUER: issuer, APPSTATION_ORIGIN: 'https://appstation.example' }).config.issuer).toBe(issuer)
+    expect(problemsOf({ ...productionEnv(), APPSTATION_ISSUER: issuer })).toEqual([
+      expect.stringMatching(/^APPSTATION_ORIGIN must be set to an origin/),
+    ])
+    expect(
+      loadConfig({ ...productionEnv(), APPSTATION_ISSUER: issuer, APPSTATION_ORIGIN: 'https://appstation.example' }).config.issuer,
+    ).toBe(issuer)
   })
 })
 
@@ -41,12 +45,18 @@ describe('the configuration table of docs/configuration.md', () => {
   it('has one row per variable, with its default and what it must be', () => {
     const rows = configTable().split('\n').slice(2)
     expect(rows.map((row) => /^\| `([A-Z_]+)`/.exec(row)?.[1])).toEqual(declared.map(([name]) => name))
-    expect(rows.find((row) => row.startsWith('| `SYNC_MAX_ROWS`'))).toBe('| `SYNC_MAX_ROWS` | `100000` | most members in one sync; more get 413; must be an integer from 1 to 1000000 |')
-    expect(rows.find((row) => row.startsWith('| `METRICS_TOKEN`'))).toMatch(/^\| `METRICS_TOKEN` \(secret\) \| unset \(open\); \*\*required in production\*\* \|/)
+    expect(rows.find((row) => row.startsWith('| `SYNC_MAX_ROWS`'))).toBe(
+      '| `SYNC_MAX_ROWS` | `100000` | most members in one sync; more get 413; must be an integer from 1 to 1000000 |',
+    )
+    expect(rows.find((row) => row.startsWith('| `METRICS_TOKEN`'))).toMatch(
+      /^\| `METRICS_TOKEN` \(secret\) \| unset \(open\); \*\*required in production\*\* \|/,
+    )
   })
 
   it('is written between the two markers, replacing what was there', () => {
-    const [begin, end] = readFileSync(CONFIG_DOC, 'utf8').split('\n').filter((line) => line.startsWith('<!-- ') && line.includes('configuration table'))
+    const [begin, end] = readFileSync(CONFIG_DOC, 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('<!-- ') && line.includes('configuration table'))
     const stale = `intro\n${begin}\n| variable | default | meaning |\n| \`PORT\` | \`80\` | old |\n${end}\noutro\n`
     expect(withConfigTable(stale)).toBe(`intro\n${begin}\n${configTable()}\n${end}\noutro\n`)
     expect(() => withConfigTable('no markers here')).toThrow(/markers/)

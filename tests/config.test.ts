@@ -28,7 +28,9 @@ describe('configuration', () => {
 
   it('reads SESSION_MAX_LIFETIME_S and refuses one that is not a positive integer', () => {
     expect(loadConfig({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: '300' }).config.sessionMaxLifetimeS).toBe(300)
-    expect(problemsOf({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: 'forever' }).join(' ')).toMatch(/SESSION_MAX_LIFETIME_S must be an integer/)
+    expect(problemsOf({ DATABASE_PATH: tempDb(), SESSION_MAX_LIFETIME_S: 'forever' }).join(' ')).toMatch(
+      /SESSION_MAX_LIFETIME_S must be an integer/,
+    )
   })
 
   it('reads the HTTP timeouts and refuses ones too short to be meant', () => {
@@ -63,7 +65,7 @@ describe('configuration', () => {
     expect(JSON.parse(readFileSync(file, 'utf8')).ENCRYPTION_KEY).toBe(first.config.encryptionKeys[0].key.toString('base64'))
   })
 
-  it('refuses to start in production and names every missing secret and the operators\' token', () => {
+  it("refuses to start in production and names every missing secret and the operators' token", () => {
     const problems = problemsOf({ NODE_ENV: 'production', DATABASE_PATH: tempDb() })
     expect(problems).toEqual([
       'APPSTATION_JWT_SECRET is required in production',
@@ -90,7 +92,12 @@ describe('configuration', () => {
   it('starts in production with well-formed secrets, including several events secrets for rotation', () => {
     const secrets = goodSecrets()
     const next = `whsec_${randomBytes(24).toString('base64')}`
-    const { config } = loadConfig({ NODE_ENV: 'production', METRICS_TOKEN: metricsToken(), ...secrets, EVENTS_SECRET: `${secrets.EVENTS_SECRET} ${next}` })
+    const { config } = loadConfig({
+      NODE_ENV: 'production',
+      METRICS_TOKEN: metricsToken(),
+      ...secrets,
+      EVENTS_SECRET: `${secrets.EVENTS_SECRET} ${next}`,
+    })
     expect(config.production).toBe(true)
     expect(config.eventsSecrets).toHaveLength(2)
     expect(config.encryptionKeys).toHaveLength(1)
@@ -111,7 +118,12 @@ describe('configuration', () => {
 
   it('refuses encryption keys with a repeated or malformed key id, or a short key', () => {
     const key = randomBytes(32).toString('base64')
-    for (const ENCRYPTION_KEY of [`a:${key} a:${randomBytes(32).toString('base64')}`, `bad id!:${key}`, `:${key}`, `a:${randomBytes(16).toString('base64')}`]) {
+    for (const ENCRYPTION_KEY of [
+      `a:${key} a:${randomBytes(32).toString('base64')}`,
+      `bad id!:${key}`,
+      `:${key}`,
+      `a:${randomBytes(16).toString('base64')}`,
+    ]) {
       expect(problemsOf({ ...goodSecrets(), ENCRYPTION_KEY }).join(' '), ENCRYPTION_KEY).toMatch(/ENCRYPTION_KEY must be one or more/)
     }
   })
@@ -160,7 +172,12 @@ describe('settings API rate limits', () => {
 
 describe('member-file upload pace', () => {
   it('reads SYNC_UPLOAD_MIN_BYTES, SYNC_UPLOAD_WINDOW_MS and SYNC_UPLOAD_STALL_MS, and refuses a stall shorter than the window', () => {
-    const { config } = loadConfig({ DATABASE_PATH: tempDb(), SYNC_UPLOAD_MIN_BYTES: '1024', SYNC_UPLOAD_WINDOW_MS: '500', SYNC_UPLOAD_STALL_MS: '1500' })
+    const { config } = loadConfig({
+      DATABASE_PATH: tempDb(),
+      SYNC_UPLOAD_MIN_BYTES: '1024',
+      SYNC_UPLOAD_WINDOW_MS: '500',
+      SYNC_UPLOAD_STALL_MS: '1500',
+    })
     expect(config.syncUpload).toEqual({ minBytes: 1024, windowMs: 500, stallMs: 1500 })
     expect(problemsOf({ DATABASE_PATH: tempDb(), SYNC_UPLOAD_WINDOW_MS: '20000', SYNC_UPLOAD_STALL_MS: '10000' })).toEqual([
       'SYNC_UPLOAD_STALL_MS must be at least SYNC_UPLOAD_WINDOW_MS',
@@ -176,7 +193,9 @@ describe('METRICS_TOKEN', () => {
       const { METRICS_TOKEN: _token, ...withoutToken } = productionEnv()
       const problems = problemsOf({ ...withoutToken, NODE_ENV })
       expect(problems, NODE_ENV).toHaveLength(1)
-      expect(problems[0], NODE_ENV).toMatch(/^METRICS_TOKEN is required in production: \/metrics and \/docs\/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"/)
+      expect(problems[0], NODE_ENV).toMatch(
+        /^METRICS_TOKEN is required in production: \/metrics and \/docs\/openapi.json answer only with "Authorization: Bearer <METRICS_TOKEN>"/,
+      )
     }
   })
 
@@ -201,7 +220,13 @@ describe('KIT_API_URL', () => {
   })
 
   it('allows https, and plain http to loopback hosts, in production', () => {
-    for (const url of ['https://api.kit.com', 'http://127.0.0.1:8790', 'http://127.1.2.3:8790', 'http://[::1]:8790', 'http://localhost:8790']) {
+    for (const url of [
+      'https://api.kit.com',
+      'http://127.0.0.1:8790',
+      'http://127.1.2.3:8790',
+      'http://[::1]:8790',
+      'http://localhost:8790',
+    ]) {
       expect(production(url), url).toEqual([])
     }
   })

@@ -71,7 +71,9 @@ describe('encryption key rotation', () => {
 
   it('says which key is missing once an older key is removed', () => {
     const sealed = encryptSecret(ringOf(['2026-01', oldKey]), 'c_1', 'kit_secret_value')
-    expect(() => decryptSecret(ringOf(['2026-12', newKey]), 'c_1', sealed)).toThrow(/sealed with key "2026-01", which is no longer configured/)
+    expect(() => decryptSecret(ringOf(['2026-12', newKey]), 'c_1', sealed)).toThrow(
+      /sealed with key "2026-01", which is no longer configured/,
+    )
   })
 
   it('keeps decrypting the first format written with the first or only key, before and after a rotation', () => {

@@ -42,9 +42,13 @@ describe('each delivery says what it did in Kit', () => {
 
   it('a second, unchanged event says the subscriber was unchanged; a changed field says updated', async () => {
     await settled(await send({ type: 'user.signed_up', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'free' } }))
-    const same = await settled(await send({ type: 'user.updated', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'free' } }))
+    const same = await settled(
+      await send({ type: 'user.updated', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'free' } }),
+    )
     expect(brief(same.steps)[0]).toEqual(['subscriber.unchanged', 'b@example.com'])
-    const changed = await settled(await send({ type: 'user.updated', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'pro' } }))
+    const changed = await settled(
+      await send({ type: 'user.updated', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'pro' } }),
+    )
     expect(brief(changed.steps).slice(0, 2)).toEqual([
       ['subscriber.updated', 'b@example.com'],
       ['fields.written', 'Subscription plan'],
@@ -53,10 +57,14 @@ describe('each delivery says what it did in Kit', () => {
 
   it('a removal of a tag the member has names the tag; a skip says why', async () => {
     await settled(await send({ type: 'access.granted', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' } }))
-    const revoked = await settled(await send({ type: 'access.revoked', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' } }))
+    const revoked = await settled(
+      await send({ type: 'access.revoked', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' } }),
+    )
     expect(brief(revoked.steps)).toContainEqual(['tag.removed', 'Access: gold'])
 
-    const stranger = await settled(await send({ type: 'access.revoked', memberId: 'm_x', email: 'nobody@example.com', access: { level: 'gold' } }))
+    const stranger = await settled(
+      await send({ type: 'access.revoked', memberId: 'm_x', email: 'nobody@example.com', access: { level: 'gold' } }),
+    )
     expect(stranger.status).toBe('skipped')
     expect(stranger.reason).toBe('not_in_kit')
     expect(stranger.last_error).toContain('nobody@example.com')
@@ -67,7 +75,9 @@ describe('each delivery says what it did in Kit', () => {
     const live = await settled(await send({ type: 'user.updated', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Live' }))
     expect(live.status).toBe('succeeded')
     const older = new Date(Date.now() - 60_000).toISOString()
-    const snapshot = await settled(await send({ type: 'member.snapshot', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Old', time: older }))
+    const snapshot = await settled(
+      await send({ type: 'member.snapshot', memberId: 'm_snap', email: 'snap@example.com', firstName: 'Old', time: older }),
+    )
     expect(snapshot.status).toBe('skipped')
     expect(snapshot.reason).toBe('stale_snapshot')
     expect(snapshot.last_error).toContain(live.event_id)
@@ -78,10 +88,16 @@ describe('each delivery says what it did in Kit', () => {
   it('an older event applied after a newer profile says in its steps that it wrote no profile', async () => {
     await settled(await send({ type: 'user.signed_up', memberId: 'm_old', email: 'old@example.com', firstName: 'New' }))
     const older = new Date(Date.now() - 60_000).toISOString()
-    const granted = await settled(await send({ type: 'access.granted', memberId: 'm_old', email: 'old@example.com', access: { level: 'gold' }, time: older }))
+    const granted = await settled(
+      await send({ type: 'access.granted', memberId: 'm_old', email: 'old@example.com', access: { level: 'gold' }, time: older }),
+    )
     expect(granted.status).toBe('succeeded')
-    expect(granted.last_error).toContain('A newer event already set this member\'s profile')
-    expect(granted.steps).toContainEqual({ action: 'warning', target: null, detail: expect.stringContaining('A newer event already set this member\'s profile') })
+    expect(granted.last_error).toContain("A newer event already set this member's profile")
+    expect(granted.steps).toContainEqual({
+      action: 'warning',
+      target: null,
+      detail: expect.stringContaining("A newer event already set this member's profile"),
+    })
     expect(brief(granted.steps)).toContainEqual(['tag.added', 'Access: gold'])
   })
 
@@ -108,11 +124,16 @@ describe('Kit requests of a delivery', () => {
 describe('one member’s story', () => {
   it('lists that member’s deliveries oldest first with order=oldest, paging forwards, only in the own community', async () => {
     const ids = []
-    for (const type of ['user.signed_up', 'user.updated', 'user.updated']) ids.push(await send({ type, memberId: 'm_g', email: 'grace@example.com' }))
+    for (const type of ['user.signed_up', 'user.updated', 'user.updated'])
+      ids.push(await send({ type, memberId: 'm_g', email: 'grace@example.com' }))
     await send({ type: 'user.signed_up', memberId: 'm_h', email: 'hopper@example.com' })
     for (const id of ids) await settled(id)
 
-    const first = await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?member=grace@example.com&order=oldest&limit=2', headers: asA })
+    const first = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/deliveries?member=grace@example.com&order=oldest&limit=2',
+      headers: asA,
+    })
     const page = first.json()
     expect(page.items.map((d: Delivery) => d.event_id)).toEqual(ids.slice(0, 2))
     const rest = await list(`member=grace@example.com&order=oldest&cursor=${page.next_cursor}`)

@@ -48,9 +48,21 @@ describe('event bus configuration', () => {
   })
 
   it('reads the limits of a stream it creates, and refuses ones too small to hold a backlog', () => {
-    const env = { DATABASE_PATH: tempDb(), EVENT_BUS_URL: 'nats://127.0.0.1:4222', EVENT_BUS_STREAM_MAX_BYTES: '268435456', EVENT_BUS_STREAM_MAX_MSGS: '250000', EVENT_BUS_STREAM_MAX_AGE_S: '86400' }
+    const env = {
+      DATABASE_PATH: tempDb(),
+      EVENT_BUS_URL: 'nats://127.0.0.1:4222',
+      EVENT_BUS_STREAM_MAX_BYTES: '268435456',
+      EVENT_BUS_STREAM_MAX_MSGS: '250000',
+      EVENT_BUS_STREAM_MAX_AGE_S: '86400',
+    }
     expect(loadConfig(env).config.eventBus?.streamLimits).toEqual({ maxBytes: 268_435_456, maxMsgs: 250_000, maxAgeMs: 86_400_000 })
-    const problems = problemsOf({ DATABASE_PATH: tempDb(), EVENT_BUS_URL: 'nats://127.0.0.1:4222', EVENT_BUS_STREAM_MAX_BYTES: '1000', EVENT_BUS_STREAM_MAX_MSGS: 'lots', EVENT_BUS_STREAM_MAX_AGE_S: '0' })
+    const problems = problemsOf({
+      DATABASE_PATH: tempDb(),
+      EVENT_BUS_URL: 'nats://127.0.0.1:4222',
+      EVENT_BUS_STREAM_MAX_BYTES: '1000',
+      EVENT_BUS_STREAM_MAX_MSGS: 'lots',
+      EVENT_BUS_STREAM_MAX_AGE_S: '0',
+    })
     expect(problems).toEqual([
       'EVENT_BUS_STREAM_MAX_BYTES must be an integer ≥ 1048576',
       'EVENT_BUS_STREAM_MAX_MSGS must be an integer ≥ 1000',
@@ -75,12 +87,18 @@ describe('event bus configuration', () => {
 
   it('takes a user and password, or a token, out of EVENT_BUS_URL', () => {
     const bus = (url: string) => loadConfig({ DATABASE_PATH: tempDb(), EVENT_BUS_URL: url }).config.eventBus
-    expect(bus('tls://kit:p%40ss@nats.internal:4222')).toMatchObject({ servers: ['tls://nats.internal:4222'], auth: { user: 'kit', pass: 'p@ss' } })
+    expect(bus('tls://kit:p%40ss@nats.internal:4222')).toMatchObject({
+      servers: ['tls://nats.internal:4222'],
+      auth: { user: 'kit', pass: 'p@ss' },
+    })
     expect(bus('nats://s3cret-token@127.0.0.1:4222')).toMatchObject({ servers: ['nats://127.0.0.1:4222'], auth: { token: 's3cret-token' } })
   })
 
   it('logs the servers without the user and password they may carry', () => {
-    expect(redactedServers(['nats://kit:s3cret@nats.internal:4222', 'tls://token@10.0.0.2:4443'])).toEqual(['nats://nats.internal:4222', 'tls://10.0.0.2:4443'])
+    expect(redactedServers(['nats://kit:s3cret@nats.internal:4222', 'tls://token@10.0.0.2:4443'])).toEqual([
+      'nats://nats.internal:4222',
+      'tls://10.0.0.2:4443',
+    ])
   })
 
   it('naks a message that could not be stored with a delay doubling per delivery, up to the maximum', () => {
@@ -91,7 +109,14 @@ describe('event bus configuration', () => {
   it('serves HTTP intake while the event bus cannot be reached, keeps trying, and still closes', async () => {
     const secret = randomBytes(32).toString('base64')
     const port = await freePort()
-    const eventBus = { servers: [`nats://127.0.0.1:${port}`], auth: null, subject: 'appstation.members.>', stream: 'APPSTATION_MEMBERS', consumer: 'kit-plugin', streamLimits: DEFAULT_STREAM_LIMITS }
+    const eventBus = {
+      servers: [`nats://127.0.0.1:${port}`],
+      auth: null,
+      subject: 'appstation.members.>',
+      stream: 'APPSTATION_MEMBERS',
+      consumer: 'kit-plugin',
+      streamLimits: DEFAULT_STREAM_LIMITS,
+    }
     const { app, logs } = await buildTestApp({ eventsSecrets: [secret], eventBus }, {}, { retryMs: 20 })
     expect((await postEvent(app, secret, makeEvent())).statusCode).toBe(202)
     await waitFor(() => logs.filter((l) => l.includes('the event bus is not usable')).length >= 2, { what: 'two failed attempts logged' })

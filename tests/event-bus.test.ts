@@ -123,7 +123,8 @@ async function waitForAsync(probe: () => Promise<boolean>, what: string, timeout
 }
 
 const storedEvents = (app: FastifyInstance) => (app.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
-const storedEventIds = (app: FastifyInstance) => (app.sqlite.prepare('SELECT id FROM events').all() as { id: string }[]).map((row) => row.id)
+const storedEventIds = (app: FastifyInstance) =>
+  (app.sqlite.prepare('SELECT id FROM events').all() as { id: string }[]).map((row) => row.id)
 
 async function busApp(config: EventBusConfig, tuning: EventBusOptions = FAST, secret = randomBytes(32).toString('base64')) {
   const built = await buildTestApp({ eventsSecrets: [secret], eventBus: config }, {}, tuning)
@@ -242,10 +243,14 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
       if (start === 500) await publishSigned(nc, config, secret, valid)
     }
 
-    await waitForAsync(async () => {
-      const refused = await Promise.all(['invalid_signature', 'invalid_event', 'payload_too_large'].map((o) => busCount(app, o)))
-      return refused.reduce((a, b) => a + b, 0) === 1000 && (await busCount(app, 'accepted')) === 1
-    }, 'every message answered', 60_000)
+    await waitForAsync(
+      async () => {
+        const refused = await Promise.all(['invalid_signature', 'invalid_event', 'payload_too_large'].map((o) => busCount(app, o)))
+        return refused.reduce((a, b) => a + b, 0) === 1000 && (await busCount(app, 'accepted')) === 1
+      },
+      'every message answered',
+      60_000,
+    )
 
     const rows = app.sqlite.prepare('SELECT id FROM events').all() as { id: string }[]
     expect(rows).toEqual([{ id: valid.id }])
@@ -264,7 +269,10 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     expect(log).not.toContain('bad-4@example.com')
     // One line for the first refusal (more only if the run took over a minute), then the count of
     // those left out: every refusal is accounted for, in far fewer lines.
-    const lines = logs.flatMap((chunk) => chunk.split('\n')).filter(Boolean).map((line) => JSON.parse(line) as { msg: string; code?: string; reason?: string; leftOut?: number })
+    const lines = logs
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg: string; code?: string; reason?: string; leftOut?: number })
     const refusedLines = lines.filter((line) => line.msg.startsWith('refused '))
     const perMessage = refusedLines.filter((line) => line.code !== undefined)
     expect(perMessage.length).toBeGreaterThanOrEqual(1)
@@ -273,28 +281,43 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     expect(perMessage.length + refusedLines.reduce((sum, line) => sum + (line.leftOut ?? 0), 0)).toBe(1000)
   }, 90_000)
 
-  it.each([['SQLite'], ...(pgUp ? [['PostgreSQL']] : [])])('terminates a signed event holding a NUL on %s, storing nothing, instead of retrying it', async (dialect) => {
-    const database = dialect === 'PostgreSQL' ? await createTestDatabase('kitbusnul') : null
-    if (database) cleanups.push(() => database.drop())
-    const config = busConfig()
-    const secret = randomBytes(32).toString('base64')
-    const built = await buildTestApp({ eventsSecrets: [secret], eventBus: config, ...(database ? { databaseUrl: database.url, databasePoolSize: 2 } : {}) }, {}, FAST)
-    cleanups.push(() => built.app.close())
-    await built.app.eventBus?.consuming
-    const { nc, jsm } = await natsClient()
-    const nul = [
-      { ...makeEvent(), type: 'user.signed\u0000up' },
-      { ...makeEvent(), communityid: 'c_alpha\u0000' },
-      makeEvent({ memberId: 'm\u0000x' }),
-    ]
-    for (const event of nul) await publishSigned(nc, config, secret, event)
-    await publishSigned(nc, config, secret, makeEvent({ memberId: 'm_clean' }))
-    await waitForAsync(async () => (await busCount(built.app, 'invalid_event')) === 3 && (await busCount(built.app, 'accepted')) === 1, 'every message answered')
-    await waitForAsync(async () => (await jsm.consumers.info(config.stream, config.consumer)).ack_floor.stream_seq === 4, 'every message acknowledged or terminated')
-    expect(await busCount(built.app, 'storage_error')).toBe(0)
-    const page = (await built.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json() as { items: { member_email: string }[] }
-    expect(page.items.map((d) => d.member_email)).toEqual(['m_clean@example.com'])
-  })
+  it.each([['SQLite'], ...(pgUp ? [['PostgreSQL']] : [])])(
+    'terminates a signed event holding a NUL on %s, storing nothing, instead of retrying it',
+    async (dialect) => {
+      const database = dialect === 'PostgreSQL' ? await createTestDatabase('kitbusnul') : null
+      if (database) cleanups.push(() => database.drop())
+      const config = busConfig()
+      const secret = randomBytes(32).toString('base64')
+      const built = await buildTestApp(
+        { eventsSecrets: [secret], eventBus: config, ...(database ? { databaseUrl: database.url, databasePoolSize: 2 } : {}) },
+        {},
+        FAST,
+      )
+      cleanups.push(() => built.app.close())
+      await built.app.eventBus?.consuming
+      const { nc, jsm } = await natsClient()
+      const nul = [
+        { ...makeEvent(), type: 'user.signed\u0000up' },
+        { ...makeEvent(), communityid: 'c_alpha\u0000' },
+        makeEvent({ memberId: 'm\u0000x' }),
+      ]
+      for (const event of nul) await publishSigned(nc, config, secret, event)
+      await publishSigned(nc, config, secret, makeEvent({ memberId: 'm_clean' }))
+      await waitForAsync(
+        async () => (await busCount(built.app, 'invalid_event')) === 3 && (await busCount(built.app, 'accepted')) === 1,
+        'every message answered',
+      )
+      await waitForAsync(
+        async () => (await jsm.consumers.info(config.stream, config.consumer)).ack_floor.stream_seq === 4,
+        'every message acknowledged or terminated',
+      )
+      expect(await busCount(built.app, 'storage_error')).toBe(0)
+      const page = (await built.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json() as {
+        items: { member_email: string }[]
+      }
+      expect(page.items.map((d) => d.member_email)).toEqual(['m_clean@example.com'])
+    },
+  )
 
   it('keeps a message unacknowledged until its event is committed, then acks it', async () => {
     const config = busConfig()
@@ -360,9 +383,18 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     const stream = await jsm.streams.info(config.stream)
     expect(stream.config.subjects).toEqual([config.subject])
     expect(stream.config.storage).toBe('file')
-    expect([stream.config.max_bytes, stream.config.max_msgs, stream.config.max_age, stream.config.discard]).toEqual([64 * 1024 * 1024, 5000, 3_600_000 * 1_000_000, 'old'])
+    expect([stream.config.max_bytes, stream.config.max_msgs, stream.config.max_age, stream.config.discard]).toEqual([
+      64 * 1024 * 1024,
+      5000,
+      3_600_000 * 1_000_000,
+      'old',
+    ])
     const consumer = await jsm.consumers.info(config.stream, config.consumer)
-    expect([consumer.config.durable_name, consumer.config.ack_policy, consumer.config.filter_subject]).toEqual([config.consumer, 'explicit', config.subject])
+    expect([consumer.config.durable_name, consumer.config.ack_policy, consumer.config.filter_subject]).toEqual([
+      config.consumer,
+      'explicit',
+      config.subject,
+    ])
 
     // A second instance shares the consumer; the stream's own settings stay.
     await jsm.streams.update(config.stream, { ...stream.config, max_msgs: 12_345 })
@@ -383,28 +415,40 @@ describe.skipIf(!natsUp)('events from the event bus', () => {
     expect(logs.join('')).toContain('the event bus stream keeps every message forever')
   })
 
-  it.skipIf(!existsSync(NATS_SERVER))('reconnects and goes on consuming when the NATS server restarts', async () => {
-    const port = await freePort()
-    const storeDir = mkdtempSync(join(tmpdir(), 'kit-nats-'))
-    cleanups.push(async () => rmSync(storeDir, { recursive: true, force: true }))
-    let server = await startNats(port, storeDir)
-    cleanups.push(() => stopNats(server))
-    const url = `nats://127.0.0.1:${port}`
-    const config = busConfig(url)
-    const { app, secret, logs } = await busApp(config, FAST)
-    const { nc } = await natsClient(url)
+  it.skipIf(!existsSync(NATS_SERVER))(
+    'reconnects and goes on consuming when the NATS server restarts',
+    async () => {
+      const port = await freePort()
+      const storeDir = mkdtempSync(join(tmpdir(), 'kit-nats-'))
+      cleanups.push(async () => rmSync(storeDir, { recursive: true, force: true }))
+      let server = await startNats(port, storeDir)
+      cleanups.push(() => stopNats(server))
+      const url = `nats://127.0.0.1:${port}`
+      const config = busConfig(url)
+      const { app, secret, logs } = await busApp(config, FAST)
+      const { nc } = await natsClient(url)
 
-    await publishSigned(nc, config, secret, makeEvent())
-    await waitFor(() => storedEvents(app) === 1, { what: 'the first event' })
+      await publishSigned(nc, config, secret, makeEvent())
+      await waitFor(() => storedEvents(app) === 1, { what: 'the first event' })
 
-    await stopNats(server)
-    server = await startNats(port, storeDir)
-    // The publisher reconnects too, and JetStream needs a moment to load its stream again.
-    const event = makeEvent()
-    await waitForAsync(() => publishSigned(nc, config, secret, event).then(() => true, () => false), 'publishing after the restart', 20_000)
-    await waitFor(() => storedEvents(app) === 2, { what: 'the event published after the restart', timeoutMs: 20_000 })
-    expect(logs.join('')).toContain('reconnected to the event bus')
-  }, 40_000)
+      await stopNats(server)
+      server = await startNats(port, storeDir)
+      // The publisher reconnects too, and JetStream needs a moment to load its stream again.
+      const event = makeEvent()
+      await waitForAsync(
+        () =>
+          publishSigned(nc, config, secret, event).then(
+            () => true,
+            () => false,
+          ),
+        'publishing after the restart',
+        20_000,
+      )
+      await waitFor(() => storedEvents(app) === 2, { what: 'the event published after the restart', timeoutMs: 20_000 })
+      expect(logs.join('')).toContain('reconnected to the event bus')
+    },
+    40_000,
+  )
 
   it.skipIf(!existsSync(NATS_SERVER))('signs in to NATS with the user and password given in EVENT_BUS_URL', async () => {
     const port = await freePort()

@@ -75,7 +75,12 @@ describe('event intake', () => {
   })
 
   it('refuses missing signature headers', async () => {
-    const res = await app.inject({ method: 'POST', url: '/events', payload: JSON.stringify(makeEvent()), headers: { 'content-type': 'application/json' } })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/events',
+      payload: JSON.stringify(makeEvent()),
+      headers: { 'content-type': 'application/json' },
+    })
     expect(res.statusCode).toBe(401)
   })
 
@@ -114,9 +119,30 @@ describe('event intake', () => {
     ['no member email', (e) => delete e.data.member.email, /data\.member\.email is required/],
     ['a bad email', (e) => (e.data.member.email = 'not-an-email'), /data\.member\.email is not an email/],
     ['a numeric field value', (e) => (e.data.member.fields = { mk_plan: 3 }), /data\.member\.fields\.mk_plan/],
-    ['a subscription event without subscription', (e) => { e.type = 'subscription.started'; delete e.data.subscription }, /data\.subscription is required/],
-    ['a subscription without id', (e) => { e.type = 'subscription.canceled'; e.data.subscription = { plan: 'x' } }, /data\.subscription\.id/],
-    ['an access event without level', (e) => { e.type = 'access.granted'; e.data.access = {} }, /data\.access\.level/],
+    [
+      'a subscription event without subscription',
+      (e) => {
+        e.type = 'subscription.started'
+        delete e.data.subscription
+      },
+      /data\.subscription is required/,
+    ],
+    [
+      'a subscription without id',
+      (e) => {
+        e.type = 'subscription.canceled'
+        e.data.subscription = { plan: 'x' }
+      },
+      /data\.subscription\.id/,
+    ],
+    [
+      'an access event without level',
+      (e) => {
+        e.type = 'access.granted'
+        e.data.access = {}
+      },
+      /data\.access\.level/,
+    ],
   ]
   for (const [what, mutate, message] of malformed) {
     it(`refuses ${what} with 400 invalid_event naming the field, storing nothing`, async () => {
@@ -186,7 +212,11 @@ describe('event intake', () => {
   it('records well-formed events of other types as skipped', async () => {
     const res = await postEvent(app, secret, makeEvent({ type: 'community.renamed' }))
     expect(res.statusCode).toBe(202)
-    const row = app.sqlite.prepare('SELECT status, last_error, reason FROM deliveries').get() as { status: string; last_error: string; reason: string }
+    const row = app.sqlite.prepare('SELECT status, last_error, reason FROM deliveries').get() as {
+      status: string
+      last_error: string
+      reason: string
+    }
     expect(row.status).toBe('skipped')
     expect(row.reason).toBe('unknown_event_type')
     expect(row.last_error).toContain('community.renamed')

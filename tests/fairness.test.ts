@@ -25,7 +25,13 @@ let secret: string
 beforeEach(async () => {
   kit = await startKitStandin({ apiKeys: [HEAVY_KEY, LIGHT_KEY], rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } })
   secret = randomBytes(32).toString('base64')
-  ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret], kitRateLimit: LIMIT, kitRateWindowMs: WINDOW_MS, apiRateLimit: 100_000 }))
+  ;({ app } = await buildTestApp({
+    kitApiUrl: kit.url,
+    eventsSecrets: [secret],
+    kitRateLimit: LIMIT,
+    kitRateWindowMs: WINDOW_MS,
+    apiRateLimit: 100_000,
+  }))
 })
 afterEach(async () => {
   await app.close()
@@ -78,12 +84,13 @@ async function mapThirtyTags() {
 }
 
 describe('fairness between communities', () => {
-  it('delivers a light community\'s event while a heavy backlog waits on its budget, with at most two heavy deliveries in flight', async () => {
+  it("delivers a light community's event while a heavy backlog waits on its budget, with at most two heavy deliveries in flight", async () => {
     await connect(asHeavy, HEAVY_KEY)
     await connect(asLight, LIGHT_KEY)
     await mapThirtyTags()
     const heavy: string[] = []
-    for (let i = 0; i < HEAVY_MEMBERS; i++) heavy.push(await send({ communityId: 'c_heavy', memberId: `m_h${i}`, email: `h${i}@example.com` }))
+    for (let i = 0; i < HEAVY_MEMBERS; i++)
+      heavy.push(await send({ communityId: 'c_heavy', memberId: `m_h${i}`, email: `h${i}@example.com` }))
 
     // The heavy backlog spends its budget and gives its slots back: a delivery says it is waiting.
     const waiting = await waitFor(async () => (await deliveries(asHeavy)).find((d) => d.reason === 'kit_budget'), {
@@ -110,7 +117,10 @@ describe('fairness between communities', () => {
       },
       { what: 'the heavy backlog', timeoutMs: 30_000 },
     )
-    const credentials = app.sqlite.prepare('SELECT community_id, credential_id FROM connections').all() as { community_id: string; credential_id: string }[]
+    const credentials = app.sqlite.prepare('SELECT community_id, credential_id FROM connections').all() as {
+      community_id: string
+      credential_id: string
+    }[]
     const heavyCredential = credentials.find((c) => c.community_id === 'c_heavy')?.credential_id as string
     expect(app.pipeline.consumer.peakInFlightByCredential().get(heavyCredential)).toBe(2)
 
@@ -120,7 +130,9 @@ describe('fairness between communities', () => {
       expect(d.attempts).toBe(1)
       expect(d.last_error).toBeNull()
     }
-    const tagCalls = kit.requests.filter((r) => r.key === HEAVY_KEY && r.method === 'POST' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path))
+    const tagCalls = kit.requests.filter(
+      (r) => r.key === HEAVY_KEY && r.method === 'POST' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path),
+    )
     expect(tagCalls).toHaveLength(HEAVY_MEMBERS * TAGS.length)
     expect(new Set(tagCalls.map((r) => r.path)).size).toBe(HEAVY_MEMBERS * TAGS.length)
     expect(kit.requests.filter((r) => r.key === HEAVY_KEY && r.status === 429)).toHaveLength(0)
@@ -139,13 +151,23 @@ describe('busy communities filling every consumer slot', () => {
   const QUIET_KEY = 'kit_fairness_quiet_0003'
   const BUSY_TAGS = Array.from({ length: 50 }, (_, i) => `Busy ${String(i + 1).padStart(2, '0')}`)
 
-  it('gives a quiet community\'s event a slot before any of their long deliveries is done, and none of them repeats a call', async () => {
+  it("gives a quiet community's event a slot before any of their long deliveries is done, and none of them repeats a call", async () => {
     // Every Kit answer takes 50 ms and the budget is ample: each busy delivery (one upsert and
     // fifty tags) holds its slot for seconds unless it gives it back.
     await app.close()
     await kit.close()
-    kit = await startKitStandin({ apiKeys: [...BUSY.map(busyKey), QUIET_KEY], rateLimit: { limit: 10_000, windowMs: 60_000 }, latencyMs: 50 })
-    ;({ app } = await buildTestApp({ kitApiUrl: kit.url, eventsSecrets: [secret], kitRateLimit: 10_000, kitRateWindowMs: 60_000, apiRateLimit: 100_000 }))
+    kit = await startKitStandin({
+      apiKeys: [...BUSY.map(busyKey), QUIET_KEY],
+      rateLimit: { limit: 10_000, windowMs: 60_000 },
+      latencyMs: 50,
+    })
+    ;({ app } = await buildTestApp({
+      kitApiUrl: kit.url,
+      eventsSecrets: [secret],
+      kitRateLimit: 10_000,
+      kitRateWindowMs: 60_000,
+      apiRateLimit: 100_000,
+    }))
     for (const community of BUSY) {
       const headers = sessionFor(community)
       await connect(headers, busyKey(community))
@@ -167,7 +189,9 @@ describe('busy communities filling every consumer slot', () => {
     const busyDoneWhenQuietWas = await waitFor(
       async () => {
         // Busy deliveries first: one finishing after this read is not counted, one before it is.
-        const busyDone = (await Promise.all(BUSY.map(async (c) => (await deliveries(sessionFor(c))).filter((d) => d.status === 'succeeded').length))).reduce((a, b) => a + b, 0)
+        const busyDone = (
+          await Promise.all(BUSY.map(async (c) => (await deliveries(sessionFor(c))).filter((d) => d.status === 'succeeded').length))
+        ).reduce((a, b) => a + b, 0)
         const done = (await deliveries(asQuiet)).find((d) => d.event_id === quiet && d.status === 'succeeded')
         return done ? busyDone : undefined
       },
@@ -184,7 +208,9 @@ describe('busy communities filling every consumer slot', () => {
     )
     for (const d of all) expect(d.attempts).toBe(1)
     const busyKeys = BUSY.map(busyKey)
-    const tagCalls = kit.requests.filter((r) => r.key !== null && busyKeys.includes(r.key) && r.method === 'POST' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path))
+    const tagCalls = kit.requests.filter(
+      (r) => r.key !== null && busyKeys.includes(r.key) && r.method === 'POST' && /^\/v4\/tags\/\d+\/subscribers\/\d+$/.test(r.path),
+    )
     expect(tagCalls).toHaveLength(BUSY.length * 2 * BUSY_TAGS.length)
     expect(new Set(tagCalls.map((r) => `${r.key} ${r.path}`)).size).toBe(tagCalls.length)
   }, 120_000)
@@ -214,10 +240,17 @@ describe('a delivery put back for the budget', () => {
     const subscription = { id: 's_sub', plan: 'pro', status: 'active' }
     const find = async (eventId: string) => (await deliveries(asHeavy)).find((d) => d.event_id === eventId)
     const started = await send({ ...member, type: 'subscription.started', subscription, time: at(0) })
-    await waitFor(async () => ((await find(started))?.status === 'succeeded' ? true : undefined), { what: 'the first subscription.started' })
+    await waitFor(async () => ((await find(started))?.status === 'succeeded' ? true : undefined), {
+      what: 'the first subscription.started',
+    })
     await new Promise((resolve) => setTimeout(resolve, WINDOW_MS + 100))
 
-    const canceled = await send({ ...member, type: 'subscription.canceled', subscription: { ...subscription, status: 'canceled' }, time: at(20_000) })
+    const canceled = await send({
+      ...member,
+      type: 'subscription.canceled',
+      subscription: { ...subscription, status: 'canceled' },
+      time: at(20_000),
+    })
     await waitFor(async () => ((await find(canceled))?.reason === 'kit_budget' ? true : undefined), {
       what: 'the cancellation put back for the budget',
     })

@@ -66,12 +66,14 @@ describe('a form Kit refuses', () => {
     expect(h.subscriber('bo@example.com')?.state).toBe('active')
   })
 
-  it('forgets only what the 404 was about: the key\'s tag ids stay, the next delivery reads no list again', async () => {
+  it("forgets only what the 404 was about: the key's tag ids stay, the next delivery reads no list again", async () => {
     h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }] })
     const formId = await mapSignUpToForm('Newsletter')
     h.kit.archiveForm(KEY, formId)
     // Reads the key's tag and custom field lists, then meets the 404.
-    await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_cy', email: 'cy@example.com', fields: { mk_subscription_plan: 'free' } }))
+    await h.settled(
+      await h.send({ type: 'user.signed_up', memberId: 'm_cy', email: 'cy@example.com', fields: { mk_subscription_plan: 'free' } }),
+    )
     const mark = h.kit.requests.length
     const id = await h.send({ type: 'subscription.started', memberId: 'm_di', email: 'di@example.com' })
     expect((await h.settled(id)).status).toBe('succeeded')
@@ -94,8 +96,8 @@ describe('a form Kit refuses', () => {
   })
 })
 
-describe('forms as Kit\'s own libraries use them', () => {
-  it('adds to a form by subscriber id with the community\'s address as referrer, and to a sequence by id', async () => {
+describe("forms as Kit's own libraries use them", () => {
+  it("adds to a form by subscriber id with the community's address as referrer, and to a sequence by id", async () => {
     h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }], sequences: [{ name: 'Welcome' }] })
     await h.connect()
     const form = h.kit.account(KEY).forms[0]!

@@ -16,7 +16,7 @@ afterEach(async () => {
 const getConnection = (headers: Record<string, string>) => built!.app.inject({ method: 'GET', url: '/api/v1/connection', headers })
 
 describe('sessions in tests', () => {
-  it('sign a fresh token for each request, so a session declared once still works after a token\'s two minutes', async () => {
+  it("sign a fresh token for each request, so a session declared once still works after a token's two minutes", async () => {
     built = await buildTestApp()
     const session = sessionFor('c_alpha')
     const minted = auth(tokenFor('c_alpha'))
@@ -38,8 +38,18 @@ describe('factories', () => {
     expect(a.subject).not.toBe(b.subject)
     const [x, y] = [newDelivery(), newDelivery()]
     expect([x.eventId, x.memberId]).not.toEqual([y.eventId, y.memberId])
-    expect(JSON.parse(x.payload)).toMatchObject({ id: x.eventId, type: 'user.signed_up', communityid: 'c_alpha', data: { member: { id: x.memberId, email: x.memberEmail } } })
-    expect(newDelivery({ communityId: 'c_bravo', memberId: 'm_1', eventType: 'access.granted' })).toMatchObject({ communityId: 'c_bravo', memberId: 'm_1', eventType: 'access.granted', memberEmail: 'm_1@example.com' })
+    expect(JSON.parse(x.payload)).toMatchObject({
+      id: x.eventId,
+      type: 'user.signed_up',
+      communityid: 'c_alpha',
+      data: { member: { id: x.memberId, email: x.memberEmail } },
+    })
+    expect(newDelivery({ communityId: 'c_bravo', memberId: 'm_1', eventType: 'access.granted' })).toMatchObject({
+      communityId: 'c_bravo',
+      memberId: 'm_1',
+      eventType: 'access.granted',
+      memberEmail: 'm_1@example.com',
+    })
     const q = queuedDelivery({ seq: 7, attempts: 2 })
     expect(q).toMatchObject({ seq: 7, attempts: 2, kitRequests: 0 })
     expect(queuedDelivery().id).not.toBe(queuedDelivery().id)

@@ -21,7 +21,12 @@ afterEach(async () => {
 
 describe.skipIf(!pgUp)('held tags on several instances', () => {
   it('an instance applies the tags another created and held, after they were renamed in Kit, and creates none again', async () => {
-    const cluster = await PipelineHarness.start({ kit: { listLagMs: 0 }, postgres: 'kitheld', config: { apiRateLimit: 10_000 }, connected: true })
+    const cluster = await PipelineHarness.start({
+      kit: { listLagMs: 0 },
+      postgres: 'kitheld',
+      config: { apiRateLimit: 10_000 },
+      connected: true,
+    })
     h = cluster
     const kit = cluster.kit
     const settle = async (app: FastifyInstance, input: EventInput) => {
@@ -67,7 +72,10 @@ describe.skipIf(!pgUp)('held tags on several instances', () => {
     await cluster.stopInstance(a)
     const tags = account.tags.length
 
-    expect(await settle(b, { ...m, type: 'access.revoked', access: { level: 'gold' } })).toMatchObject({ status: 'succeeded', last_error: null })
+    expect(await settle(b, { ...m, type: 'access.revoked', access: { level: 'gold' } })).toMatchObject({
+      status: 'succeeded',
+      last_error: null,
+    })
     expect(await settle(b, { ...m, type: 'subscription.canceled', subscription: { ...subscription, status: 'canceled' } })).toMatchObject({
       status: 'succeeded',
       last_error: null,

@@ -183,7 +183,7 @@ describe('RequestBudget with a ledger', () => {
     expect(budget.usage(KEY).blockedUntil).toBe(START + 1250)
   })
 
-  it('takes the ledger\'s block and strikes for its own, and asks the ledger to forget them once Kit answers after the block', async () => {
+  it("takes the ledger's block and strikes for its own, and asks the ledger to forget them once Kit answers after the block", async () => {
     const { fake, budget } = setup()
     // Another instance had two 429s in a row: its strikes come with the next ticket.
     fake.strikes = 2

@@ -135,7 +135,12 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
     try {
       // Two instances, each with its budget on its own pool and its own Kit client.
       const [a, b] = pools.slice(0, 2).map((pool) => {
-        const budget = new RequestBudget({ limit: 10, windowMs, maxBlockMs: 4 * windowMs, ledger: new PostgresBudgetLedger(pool, { staleMs: 5000 }) })
+        const budget = new RequestBudget({
+          limit: 10,
+          windowMs,
+          maxBlockMs: 4 * windowMs,
+          ledger: new PostgresBudgetLedger(pool, { staleMs: 5000 }),
+        })
         const factory = new KitClientFactory({ baseUrl: kit.url, budget, credentialKey: Buffer.alloc(32, 7) })
         return { budget, kit: factory.forKey('kit_shared_429_growth', { priority: 'background', waitForBudget: false, retryOn429: false }) }
       })
@@ -147,7 +152,10 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
       const refusedBy = async (by: { budget: RequestBudget; kit: typeof a.kit }) => {
         kit.injectNext(1, refused)
         const before = Date.now()
-        const error = await by.kit.listTags().then(() => null, (err: unknown) => err)
+        const error = await by.kit.listTags().then(
+          () => null,
+          (err: unknown) => err,
+        )
         const after = Date.now()
         expect(error).toMatchObject({ kind: 'rate_limited' })
         const until = by.budget.usage(credential).blockedUntil ?? 0
@@ -156,7 +164,10 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
       /** The other instance is refused too, nothing sent, until about the same time; then the block ends. */
       const honouredBy = async (other: { kit: typeof a.kit }, until: number, blockMs: number) => {
         const sent = kit.requests.length
-        const error = await other.kit.listTags().then(() => null, (err: unknown) => err)
+        const error = await other.kit.listTags().then(
+          () => null,
+          (err: unknown) => err,
+        )
         expect(error).toBeInstanceOf(BudgetSpentError)
         // The instances turn the database's time into their own clocks, each on its own call.
         const otherUntil = (error as BudgetSpentError).until
@@ -166,7 +177,12 @@ describe.skipIf(!pgUp)("Kit's budget shared by instances through PostgreSQL", ()
       }
 
       const lengths: number[] = []
-      for (const [by, other] of [[a, b], [b, a], [a, b], [b, a]] as const) {
+      for (const [by, other] of [
+        [a, b],
+        [b, a],
+        [a, b],
+        [b, a],
+      ] as const) {
         const block = await refusedBy(by)
         // The block is one of the lengths below: it lies between what the clock allows.
         const length = [windowMs, 2 * windowMs, 4 * windowMs].find((ms) => block.shortest <= ms && ms <= block.longest) ?? block.longest

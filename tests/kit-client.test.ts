@@ -28,10 +28,7 @@ interface Setup {
 
 const CREDENTIAL_KEY = Buffer.alloc(32, 7)
 
-function client(
-  baseUrl: string,
-  overrides: { limit?: number; windowMs?: number; attempts?: number; timeoutMs?: number } = {},
-): Setup {
+function client(baseUrl: string, overrides: { limit?: number; windowMs?: number; attempts?: number; timeoutMs?: number } = {}): Setup {
   const budget = new RequestBudget({ limit: overrides.limit ?? 120, windowMs: overrides.windowMs ?? 60_000 })
   const attempts: KitRequestInfo[] = []
   const factory = new KitClientFactory({
@@ -111,7 +108,11 @@ describe('Kit client against the stand-in', () => {
   })
 
   it.each([
-    ['a flat list', { errors: ['Email address is invalid', 'First name is too long'] }, ['Email address is invalid', 'First name is too long']],
+    [
+      'a flat list',
+      { errors: ['Email address is invalid', 'First name is too long'] },
+      ['Email address is invalid', 'First name is too long'],
+    ],
     ['nested lists', { errors: [['Name is blank'], ['Name is too long']] }, ['Name is blank', 'Name is too long']],
     ['a plain string', { errors: 'Something is wrong' }, ['Something is wrong']],
   ])('flattens a 422 with %s into validation messages', async (_shape, body, messages) => {
@@ -290,7 +291,7 @@ describe('Kit client against the stand-in', () => {
     expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Welcome', hold: false }])
   })
 
-  it('lists forms as Kit\'s own libraries do: type=embed, active unless asked, without Creator Profile forms (a null format)', async () => {
+  it("lists forms as Kit's own libraries do: type=embed, active unless asked, without Creator Profile forms (a null format)", async () => {
     const kit = await standin()
     kit.seed(KEY, {
       forms: [
@@ -305,17 +306,28 @@ describe('Kit client against the stand-in', () => {
     const api = client(kit.url).factory.forKey(KEY)
     expect((await api.listForms()).map((f) => f.name)).toEqual(['Newsletter'])
     expect((await api.listForms('archived')).map((f) => [f.name, f.archived])).toEqual([['Old form', true]])
-    expect((await api.listForms('all')).map((f) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
+    expect((await api.listForms('all')).map((f) => [f.name, f.archived])).toEqual([
+      ['Newsletter', false],
+      ['Old form', true],
+    ])
     const queries = kit.requests.filter((r) => r.path === '/v4/forms').map((r) => new URLSearchParams(r.query))
-    expect(queries.map((q) => [q.get('type'), q.get('status')])).toEqual([['embed', 'active'], ['embed', 'archived'], ['embed', 'all']])
+    expect(queries.map((q) => [q.get('type'), q.get('status')])).toEqual([
+      ['embed', 'active'],
+      ['embed', 'archived'],
+      ['embed', 'all'],
+    ])
     expect(await api.listSequences()).toEqual([{ id: expect.any(Number), name: 'Paused', hold: true }])
   })
 
   it('lists legacy forms from /v4/landing_pages?type=embed, marked legacy (no format)', async () => {
     const kit = await standin()
-    kit.seed(KEY, { forms: [{ name: 'Newsletter' }, { name: 'Old embed', legacy: true }, { name: 'Old landing page', legacy: true, type: 'hosted' }] })
+    kit.seed(KEY, {
+      forms: [{ name: 'Newsletter' }, { name: 'Old embed', legacy: true }, { name: 'Old landing page', legacy: true, type: 'hosted' }],
+    })
     const api = client(kit.url).factory.forKey(KEY)
-    expect(await api.listLegacyForms()).toEqual([{ id: expect.any(Number), name: 'Old embed', type: 'embed', format: null, archived: false, legacy: true }])
+    expect(await api.listLegacyForms()).toEqual([
+      { id: expect.any(Number), name: 'Old embed', type: 'embed', format: null, archived: false, legacy: true },
+    ])
     expect((await api.listForms()).map((f) => [f.name, f.legacy])).toEqual([['Newsletter', false]])
     expect(kit.requests.find((r) => r.path === '/v4/landing_pages')?.query).toBe('type=embed&per_page=1000')
   })
@@ -335,7 +347,10 @@ describe('Kit client against the stand-in', () => {
     // Kit answers a legacy form's id on the forms route as Not Found.
     expect(await failure(api.addSubscriberToForm(legacy.id, subscriber.id))).toMatchObject({ kind: 'not_found', status: 404 })
     const account = kit.account(KEY)
-    expect(account.forms.map((f) => [f.name, f.subscribers])).toEqual([['Newsletter', [subscriber.id]], ['Old embed', [subscriber.id]]])
+    expect(account.forms.map((f) => [f.name, f.subscribers])).toEqual([
+      ['Newsletter', [subscriber.id]],
+      ['Old embed', [subscriber.id]],
+    ])
     expect(account.sequences[0]!.subscribers).toEqual([subscriber.id])
     expect(kit.requests.map((r) => `${r.method} ${r.path.replace(/\/\d+/g, '/:id')} ${r.status}`).slice(-4)).toEqual([
       'POST /v4/forms/:id/subscribers/:id 201',
@@ -345,7 +360,7 @@ describe('Kit client against the stand-in', () => {
     ])
   })
 
-  it('tells from a 202 (more than ten fields) whether Kit created the subscriber, by its created_at against Kit\'s Date', async () => {
+  it("tells from a 202 (more than ten fields) whether Kit created the subscriber, by its created_at against Kit's Date", async () => {
     const kit = await standin({ listLagMs: 0 })
     const labels = Array.from({ length: 11 }, (_, i) => `Extra ${i}`)
     kit.seed(KEY, { customFields: labels })
@@ -356,7 +371,10 @@ describe('Kit client against the stand-in', () => {
     const old = kit.createSubscriber(KEY, { email: 'old@example.com' })
     old.created_at = '2026-01-01T00:00:00Z'
     expect(await api.upsertSubscriber({ email: 'old@example.com', fields })).toMatchObject({ created: false, fieldsDeferred: true })
-    expect(await api.upsertSubscriber({ email: 'few@example.com', fields: { extra_0: 'a' } })).toMatchObject({ created: true, fieldsDeferred: false })
+    expect(await api.upsertSubscriber({ email: 'few@example.com', fields: { extra_0: 'a' } })).toMatchObject({
+      created: true,
+      fieldsDeferred: false,
+    })
   })
 
   it('creates tags once and finds them the second time; a custom field label already taken is refused as Kit does', async () => {
@@ -451,9 +469,7 @@ describe('Kit client against the stand-in', () => {
     const { factory } = client(kit.url, { limit: 10, windowMs: 1000 })
     const interactive = factory.forKey(KEY, { priority: 'interactive', retryOn429: false })
     const background = factory.forKey(KEY, { priority: 'background', retryOn429: false })
-    const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? interactive : background).getAccount()),
-    )
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? interactive : background).getAccount()))
     expect(results).toHaveLength(30)
     expect(kit.requests.filter((r) => r.status === 429)).toHaveLength(0)
     expect(kit.requests).toHaveLength(30)
@@ -525,9 +541,7 @@ interface Recorded {
   headers: IncomingHttpHeaders
 }
 
-async function recordingServer(
-  answer: RequestListener,
-): Promise<{ url: string; requests: Recorded[] }> {
+async function recordingServer(answer: RequestListener): Promise<{ url: string; requests: Recorded[] }> {
   const requests: Recorded[] = []
   const server = createHttpServer((request, response) => {
     requests.push({ url: request.url ?? '', headers: request.headers })

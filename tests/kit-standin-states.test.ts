@@ -13,7 +13,11 @@ interface Answer {
   body: any
 }
 
-interface CallOptions { method?: string; key?: string | null; body?: unknown }
+interface CallOptions {
+  method?: string
+  key?: string | null
+  body?: unknown
+}
 
 const STATES: SubscriberState[] = ['active', 'inactive', 'cancelled', 'bounced', 'complained']
 
@@ -49,7 +53,11 @@ function accountDay(offsetDays = 0): string {
   return new Date(Date.now() - 5 * 3_600_000 + offsetDays * 86_400_000).toISOString().slice(0, 10)
 }
 
-interface Received { path: string; headers: IncomingHttpHeaders; body: any }
+interface Received {
+  path: string
+  headers: IncomingHttpHeaders
+  body: any
+}
 
 /** A webhook target on loopback that records what it receives and answers `status`. */
 async function startReceiver(status = 200): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
@@ -68,10 +76,11 @@ async function startReceiver(status = 200): Promise<{ url: string; received: Rec
   return {
     url: `http://127.0.0.1:${port}`,
     received,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -125,8 +134,20 @@ describe('subscriber states', () => {
 
     const emails = (await admin('/confirmation_emails')).body.confirmation_emails
     expect(emails).toEqual([
-      { id: expect.any(Number), subscriber_id: subscriber.id, email_address: 'back@example.com', form_id: form.id, sent_at: expect.any(String) },
-      { id: expect.any(Number), subscriber_id: subscriber.id, email_address: 'back@example.com', form_id: form.id, sent_at: expect.any(String) },
+      {
+        id: expect.any(Number),
+        subscriber_id: subscriber.id,
+        email_address: 'back@example.com',
+        form_id: form.id,
+        sent_at: expect.any(String),
+      },
+      {
+        id: expect.any(Number),
+        subscriber_id: subscriber.id,
+        email_address: 'back@example.com',
+        form_id: form.id,
+        sent_at: expect.any(String),
+      },
     ])
     expect(ids(await kit('/subscribers?status=cancelled'))).toEqual([])
     expect(ids(await kit('/subscribers?status=inactive'))).toEqual([subscriber.id])
@@ -139,7 +160,10 @@ describe('subscriber states', () => {
     expect((await kit(`/forms/${form.id}/subscribers/${id}`, { method: 'POST', body: {} })).body.subscriber.state).toBe('inactive')
     expect(standin.account('key_a').confirmationEmails.map((email) => email.subscriber_id)).toEqual([id])
 
-    expect(await admin(`/subscribers/${id}/confirm`, { method: 'POST' })).toMatchObject({ status: 200, body: { subscriber: { id, state: 'active' } } })
+    expect(await admin(`/subscribers/${id}/confirm`, { method: 'POST' })).toMatchObject({
+      status: 200,
+      body: { subscriber: { id, state: 'active' } },
+    })
     expect((await kit(`/subscribers/${id}`)).body.subscriber.state).toBe('active')
   })
 
@@ -158,10 +182,13 @@ describe('subscriber states', () => {
     const tag = standin.account('key_a').tags[0]!
     const subscriber = standin.createSubscriber('key_a', { email: 'quiet@example.com', state: 'cancelled' })
     const before = subscriber.updated_at
-    expect(await kit(`/sequences/${sequence.id}/subscribers`, { method: 'POST', body: { email_address: 'quiet@example.com' } }))
-      .toMatchObject({ status: 201, body: { subscriber: { state: 'cancelled' } } })
-    expect(await kit(`/tags/${tag.id}/subscribers/${subscriber.id}`, { method: 'POST', body: {} }))
-      .toMatchObject({ status: 201, body: { subscriber: { state: 'cancelled' } } })
+    expect(
+      await kit(`/sequences/${sequence.id}/subscribers`, { method: 'POST', body: { email_address: 'quiet@example.com' } }),
+    ).toMatchObject({ status: 201, body: { subscriber: { state: 'cancelled' } } })
+    expect(await kit(`/tags/${tag.id}/subscribers/${subscriber.id}`, { method: 'POST', body: {} })).toMatchObject({
+      status: 201,
+      body: { subscriber: { state: 'cancelled' } },
+    })
     expect(subscriber).toMatchObject({ state: 'cancelled', updated_at: before })
     expect(standin.account('key_a').confirmationEmails).toEqual([])
   })
@@ -171,7 +198,9 @@ describe('GET /v4/subscribers filters', () => {
   beforeEach(() => start())
 
   it('filters by each status and by all, defaults to active, and refuses an unknown status', async () => {
-    const byState = Object.fromEntries(STATES.map((state) => [state, standin.createSubscriber('key_a', { email: `${state}@example.com`, state }).id]))
+    const byState = Object.fromEntries(
+      STATES.map((state) => [state, standin.createSubscriber('key_a', { email: `${state}@example.com`, state }).id]),
+    )
     for (const state of STATES) expect(ids(await kit(`/subscribers?status=${state}`))).toEqual([byState[state]])
     expect(ids(await kit('/subscribers?status=all'))).toEqual(STATES.map((state) => byState[state]))
     expect(ids(await kit('/subscribers'))).toEqual([byState.active])
@@ -193,7 +222,10 @@ describe('GET /v4/subscribers filters', () => {
     expect(await found('updated_after=2026-02-28&updated_before=2026-03-01')).toEqual([early.id])
     // Only the date of a full timestamp counts: a poll still gets the whole day back.
     expect(await found(`updated_after=${enc('2026-03-01T23:59:59Z')}`)).toEqual([late.id])
-    expect(await kit('/subscribers?updated_after=yesterday')).toMatchObject({ status: 422, body: { errors: ['updated_after is not a valid date'] } })
+    expect(await kit('/subscribers?updated_after=yesterday')).toMatchObject({
+      status: 422,
+      body: { errors: ['updated_after is not a valid date'] },
+    })
     expect((await kit('/subscribers?updated_before=2026-02-30')).status).toBe(422)
   })
 
@@ -203,7 +235,10 @@ describe('GET /v4/subscribers filters', () => {
     old.created_at = '2026-01-10T15:00:00Z'
     expect(ids(await kit('/subscribers?created_before=2026-01-11'))).toEqual([old.id])
     expect(ids(await kit(`/subscribers?created_after=${accountDay(-1)}`))).toEqual([fresh.id])
-    expect(await kit('/subscribers?created_after=10/01/2026')).toMatchObject({ status: 422, body: { errors: ['created_after is not a valid date'] } })
+    expect(await kit('/subscribers?created_after=10/01/2026')).toMatchObject({
+      status: 422,
+      body: { errors: ['created_after is not a valid date'] },
+    })
   })
 
   it('moves updated_at when the state, first name, email or a field changes, and not when nothing changes', async () => {
@@ -242,7 +277,10 @@ describe('GET /v4/subscribers filters', () => {
   })
 
   it('pages through a filtered list with cursors, keeping the filters on every page', async () => {
-    const cancelled = Array.from({ length: 5 }, (_, i) => standin.createSubscriber('key_a', { email: `c${i}@example.com`, state: 'cancelled' }).id)
+    const cancelled = Array.from(
+      { length: 5 },
+      (_, i) => standin.createSubscriber('key_a', { email: `c${i}@example.com`, state: 'cancelled' }).id,
+    )
     for (let i = 0; i < 3; i++) standin.createSubscriber('key_a', { email: `a${i}@example.com` })
     const seen: number[] = []
     let path = `/subscribers?status=cancelled&updated_after=${accountDay(-1)}&per_page=2`
@@ -265,13 +303,26 @@ describe('/v4/webhooks', () => {
 
   it('registers, lists and deletes legacy webhooks as Kit answers them, per account', async () => {
     const account = (await kit('/account')).body.account.id as number
-    const created = await kit('/webhooks', { method: 'POST', body: { target_url: 'https://hooks.test/a', event: { name: 'subscriber.subscriber_unsubscribe' } } })
+    const created = await kit('/webhooks', {
+      method: 'POST',
+      body: { target_url: 'https://hooks.test/a', event: { name: 'subscriber.subscriber_unsubscribe' } },
+    })
     expect(created).toEqual({
       status: 201,
-      body: { webhook: { id: expect.any(Number), account_id: account, event: { name: 'subscriber_unsubscribe', initiator_value: null }, target_url: 'https://hooks.test/a' } },
+      body: {
+        webhook: {
+          id: expect.any(Number),
+          account_id: account,
+          event: { name: 'subscriber_unsubscribe', initiator_value: null },
+          target_url: 'https://hooks.test/a',
+        },
+      },
     })
     const tagId = standin.account('key_a').tags[0]!.id
-    const tagged = await kit('/webhooks', { method: 'POST', body: { target_url: 'https://hooks.test/b', event: { name: 'subscriber.tag_add', tag_id: tagId } } })
+    const tagged = await kit('/webhooks', {
+      method: 'POST',
+      body: { target_url: 'https://hooks.test/b', event: { name: 'subscriber.tag_add', tag_id: tagId } },
+    })
     expect(tagged.body.webhook.event).toEqual({ name: 'tag_add', tag_id: tagId })
 
     const listed = await kit('/webhooks')
@@ -293,9 +344,18 @@ describe('/v4/webhooks', () => {
     expect(await register({ event: { name: 'subscriber.subscriber_bounce' } })).toEqual(missing)
     expect(await register({ target_url: 'https://hooks.test/' })).toEqual(missing)
     expect(await register({ target_url: 'https://hooks.test/', event: {} })).toEqual(missing)
-    expect(await register({ target_url: 'https://hooks.test/', event: { name: 'subscriber.unsubscribed' } })).toMatchObject({ status: 422, body: { errors: ['Event name is invalid'] } })
-    expect(await register({ target_url: 'https://hooks.test/', event: { name: 'subscriber.form_subscribe' } })).toMatchObject({ status: 422, body: { errors: ['`form_id` must be provided for this event'] } })
-    expect(await register({ target_url: 'hooks.test/in', event: { name: 'subscriber.subscriber_bounce' } })).toMatchObject({ status: 422, body: { errors: ['Target url is invalid'] } })
+    expect(await register({ target_url: 'https://hooks.test/', event: { name: 'subscriber.unsubscribed' } })).toMatchObject({
+      status: 422,
+      body: { errors: ['Event name is invalid'] },
+    })
+    expect(await register({ target_url: 'https://hooks.test/', event: { name: 'subscriber.form_subscribe' } })).toMatchObject({
+      status: 422,
+      body: { errors: ['`form_id` must be provided for this event'] },
+    })
+    expect(await register({ target_url: 'hooks.test/in', event: { name: 'subscriber.subscriber_bounce' } })).toMatchObject({
+      status: 422,
+      body: { errors: ['Target url is invalid'] },
+    })
     expect(standin.account('key_a').webhooks).toEqual([])
   })
 
@@ -303,9 +363,16 @@ describe('/v4/webhooks', () => {
     const receiver = await startReceiver()
     try {
       for (const event of ['unsubscribe', 'bounce', 'complain']) {
-        await kit('/webhooks', { method: 'POST', body: { target_url: `${receiver.url}/${event}`, event: { name: `subscriber.subscriber_${event}` } } })
+        await kit('/webhooks', {
+          method: 'POST',
+          body: { target_url: `${receiver.url}/${event}`, event: { name: `subscriber.subscriber_${event}` } },
+        })
       }
-      await kit('/webhooks', { key: 'key_b', method: 'POST', body: { target_url: `${receiver.url}/other-account`, event: { name: 'subscriber.subscriber_unsubscribe' } } })
+      await kit('/webhooks', {
+        key: 'key_b',
+        method: 'POST',
+        body: { target_url: `${receiver.url}/other-account`, event: { name: 'subscriber.subscriber_unsubscribe' } },
+      })
       standin.seed('key_a', { customFields: ['Plan'] })
       const ada = standin.createSubscriber('key_a', { email: 'ada@example.com', firstName: 'Ada' })
       const bo = standin.createSubscriber('key_a', { email: 'bo@example.com' })
@@ -319,7 +386,14 @@ describe('/v4/webhooks', () => {
 
       expect(receiver.received.map((r) => r.path)).toEqual(['/unsubscribe', '/bounce', '/complain'])
       expect(receiver.received[0]!.body).toEqual({
-        subscriber: { id: ada.id, first_name: 'Ada', email_address: 'ada@example.com', state: 'cancelled', created_at: ada.created_at, fields: { plan: 'Gold' } },
+        subscriber: {
+          id: ada.id,
+          first_name: 'Ada',
+          email_address: 'ada@example.com',
+          state: 'cancelled',
+          created_at: ada.created_at,
+          fields: { plan: 'Gold' },
+        },
       })
       expect(receiver.received[2]!.body.subscriber).toMatchObject({ id: bo.id, state: 'complained' })
       for (const { headers } of receiver.received) {
@@ -340,8 +414,14 @@ describe('/v4/webhooks', () => {
     const receiver = await startReceiver()
     try {
       const [vip, other] = standin.account('key_a').tags
-      await kit('/webhooks', { method: 'POST', body: { target_url: `${receiver.url}/gone`, event: { name: 'subscriber.subscriber_unsubscribe' } } })
-      await kit('/webhooks', { method: 'POST', body: { target_url: `${receiver.url}/vip`, event: { name: 'subscriber.tag_add', tag_id: vip!.id } } })
+      await kit('/webhooks', {
+        method: 'POST',
+        body: { target_url: `${receiver.url}/gone`, event: { name: 'subscriber.subscriber_unsubscribe' } },
+      })
+      await kit('/webhooks', {
+        method: 'POST',
+        body: { target_url: `${receiver.url}/vip`, event: { name: 'subscriber.tag_add', tag_id: vip!.id } },
+      })
       const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'cy@example.com' } })
       const id = body.subscriber.id as number
       await kit(`/tags/${other!.id}/subscribers/${id}`, { method: 'POST', body: {} })
@@ -349,7 +429,10 @@ describe('/v4/webhooks', () => {
       await kit(`/tags/${vip!.id}/subscribers/${id}`, { method: 'POST', body: {} })
       await kit(`/subscribers/${id}/unsubscribe`, { method: 'POST', body: {} })
       await standin.settleWebhooks()
-      expect(receiver.received.map((r) => [r.path, r.body.subscriber.state])).toEqual([['/vip', 'active'], ['/gone', 'cancelled']])
+      expect(receiver.received.map((r) => [r.path, r.body.subscriber.state])).toEqual([
+        ['/vip', 'active'],
+        ['/gone', 'cancelled'],
+      ])
     } finally {
       await receiver.close()
     }
@@ -360,7 +443,10 @@ describe('/v4/webhooks', () => {
     const closed = await startReceiver()
     await closed.close()
     try {
-      await kit('/webhooks', { method: 'POST', body: { target_url: `${refusing.url}/in`, event: { name: 'subscriber.subscriber_bounce' } } })
+      await kit('/webhooks', {
+        method: 'POST',
+        body: { target_url: `${refusing.url}/in`, event: { name: 'subscriber.subscriber_bounce' } },
+      })
       await kit('/webhooks', { method: 'POST', body: { target_url: `${closed.url}/in`, event: { name: 'subscriber.subscriber_bounce' } } })
       const subscriber = standin.createSubscriber('key_a', { email: 'dee@example.com' })
       standin.changeState('key_a', subscriber.id, 'bounced')
@@ -369,7 +455,10 @@ describe('/v4/webhooks', () => {
       standin.changeState('key_a', subscriber.id, 'complained')
       await standin.settleWebhooks()
       expect(refusing.received).toHaveLength(1)
-      expect(standin.webhookDeliveries.map((d) => [d.target_url, d.status])).toEqual([[`${refusing.url}/in`, 500], [`${closed.url}/in`, 0]])
+      expect(standin.webhookDeliveries.map((d) => [d.target_url, d.status])).toEqual([
+        [`${refusing.url}/in`, 500],
+        [`${closed.url}/in`, 0],
+      ])
     } finally {
       await refusing.close()
     }
@@ -383,20 +472,42 @@ describe('admin API', () => {
     const ada = standin.createSubscriber('key_a', { email: 'ada@example.com', firstName: 'Ada' })
     standin.createSubscriber('key_a', { email: 'taken@example.com' })
     const before = ada.updated_at
-    const renamed = await admin('/subscribers/ADA%40example.com', { method: 'PUT', body: { first_name: 'Ada L.', email_address: 'ada.l@example.com' } })
-    expect(renamed).toMatchObject({ status: 200, body: { subscriber: { id: ada.id, first_name: 'Ada L.', email_address: 'ada.l@example.com' } } })
+    const renamed = await admin('/subscribers/ADA%40example.com', {
+      method: 'PUT',
+      body: { first_name: 'Ada L.', email_address: 'ada.l@example.com' },
+    })
+    expect(renamed).toMatchObject({
+      status: 200,
+      body: { subscriber: { id: ada.id, first_name: 'Ada L.', email_address: 'ada.l@example.com' } },
+    })
     expect(renamed.body.subscriber.updated_at > before).toBe(true)
-    expect((await kit(`/subscribers/${ada.id}`)).body.subscriber).toMatchObject({ first_name: 'Ada L.', email_address: 'ada.l@example.com' })
-    expect(await admin(`/subscribers/${ada.id}`)).toMatchObject({ status: 200, body: { subscriber: { state: 'active', email_address: 'ada.l@example.com' } } })
+    expect((await kit(`/subscribers/${ada.id}`)).body.subscriber).toMatchObject({
+      first_name: 'Ada L.',
+      email_address: 'ada.l@example.com',
+    })
+    expect(await admin(`/subscribers/${ada.id}`)).toMatchObject({
+      status: 200,
+      body: { subscriber: { state: 'active', email_address: 'ada.l@example.com' } },
+    })
 
-    expect(await admin(`/subscribers/${ada.id}`, { method: 'PUT', body: { email_address: 'taken@example.com' } }))
-      .toMatchObject({ status: 422, body: { errors: ['Email address has already been taken'] } })
-    expect(await admin(`/subscribers/${ada.id}`, { method: 'PUT', body: { fields: { nope: 'x' } } }))
-      .toMatchObject({ status: 422, body: { errors: ["Custom field 'nope' does not exist"] } })
-    expect(await admin('/subscribers/ghost%40example.com/unsubscribe', { method: 'POST' })).toMatchObject({ status: 404, body: { errors: ['Not Found'] } })
+    expect(await admin(`/subscribers/${ada.id}`, { method: 'PUT', body: { email_address: 'taken@example.com' } })).toMatchObject({
+      status: 422,
+      body: { errors: ['Email address has already been taken'] },
+    })
+    expect(await admin(`/subscribers/${ada.id}`, { method: 'PUT', body: { fields: { nope: 'x' } } })).toMatchObject({
+      status: 422,
+      body: { errors: ["Custom field 'nope' does not exist"] },
+    })
+    expect(await admin('/subscribers/ghost%40example.com/unsubscribe', { method: 'POST' })).toMatchObject({
+      status: 404,
+      body: { errors: ['Not Found'] },
+    })
     expect(await admin(`/subscribers/${ada.id}/delete`, { method: 'POST' })).toMatchObject({ status: 404 })
     expect(await admin(`/subscribers/${ada.id}`, { key: 'key_b' })).toMatchObject({ status: 404 })
-    expect(await admin(`/subscribers/${ada.id}`, { key: 'nope' })).toMatchObject({ status: 401, body: { errors: ['The API key is invalid'] } })
+    expect(await admin(`/subscribers/${ada.id}`, { key: 'nope' })).toMatchObject({
+      status: 401,
+      body: { errors: ['The API key is invalid'] },
+    })
     expect(standin.subscriber('key_a', ada.id).email_address).toBe('ada.l@example.com')
   })
 
@@ -420,19 +531,26 @@ describe('admin API', () => {
       const form = standin.account('key_a').forms[0]!
       standin.createSubscriber('key_a', { email: 'fay@example.com', state: 'cancelled' })
       await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })
-      const hook = await kit('/webhooks', { method: 'POST', body: { target_url: `${receiver.url}/in`, event: { name: 'subscriber.subscriber_activate' } } })
+      const hook = await kit('/webhooks', {
+        method: 'POST',
+        body: { target_url: `${receiver.url}/in`, event: { name: 'subscriber.subscriber_activate' } },
+      })
       await admin('/subscribers/fay%40example.com/confirm', { method: 'POST' })
       await standin.settleWebhooks()
 
-      expect((await admin('/confirmation_emails')).body.confirmation_emails).toMatchObject([{ email_address: 'fay@example.com', form_id: form.id }])
-      expect((await admin('/webhook_deliveries')).body.webhook_deliveries).toEqual([{
-        at: expect.any(String),
-        webhook_id: hook.body.webhook.id,
-        event: 'subscriber.subscriber_activate',
-        target_url: `${receiver.url}/in`,
-        status: 200,
-        body: { subscriber: expect.objectContaining({ email_address: 'fay@example.com', state: 'active' }) },
-      }])
+      expect((await admin('/confirmation_emails')).body.confirmation_emails).toMatchObject([
+        { email_address: 'fay@example.com', form_id: form.id },
+      ])
+      expect((await admin('/webhook_deliveries')).body.webhook_deliveries).toEqual([
+        {
+          at: expect.any(String),
+          webhook_id: hook.body.webhook.id,
+          event: 'subscriber.subscriber_activate',
+          target_url: `${receiver.url}/in`,
+          status: 200,
+          body: { subscriber: expect.objectContaining({ email_address: 'fay@example.com', state: 'active' }) },
+        },
+      ])
       expect((await admin('/confirmation_emails', { key: 'key_b' })).body.confirmation_emails).toEqual([])
       expect((await admin('/webhook_deliveries', { key: 'key_b' })).body.webhook_deliveries).toEqual([])
     } finally {

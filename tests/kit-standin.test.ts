@@ -10,7 +10,13 @@ interface KitAnswer {
   body: any
 }
 
-interface CallOptions { method?: string; key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }
+interface CallOptions {
+  method?: string
+  key?: string | null
+  body?: unknown
+  rawBody?: string
+  headers?: Record<string, string>
+}
 
 let standin: KitStandin
 
@@ -90,7 +96,12 @@ describe('subscribers', () => {
       body: { email_address: 'ada@example.com', first_name: 'Ada', state: 'inactive', fields: { subscription_plan: 'Gold' } },
     })
     expect(created.status).toBe(201)
-    expect(created.body.subscriber).toMatchObject({ email_address: 'ada@example.com', first_name: 'Ada', state: 'inactive', fields: { subscription_plan: 'Gold' } })
+    expect(created.body.subscriber).toMatchObject({
+      email_address: 'ada@example.com',
+      first_name: 'Ada',
+      state: 'inactive',
+      fields: { subscription_plan: 'Gold' },
+    })
     expect(created.body.warnings).toBeUndefined()
 
     const again = await kit('/subscribers', {
@@ -98,7 +109,12 @@ describe('subscribers', () => {
       body: { email_address: 'ADA@example.com', first_name: 'Ada L.', state: 'active', fields: { subscription_plan: 'Silver' } },
     })
     expect(again.status).toBe(200)
-    expect(again.body.subscriber).toMatchObject({ id: created.body.subscriber.id, first_name: 'Ada L.', state: 'inactive', fields: { subscription_plan: 'Gold' } })
+    expect(again.body.subscriber).toMatchObject({
+      id: created.body.subscriber.id,
+      first_name: 'Ada L.',
+      state: 'inactive',
+      fields: { subscription_plan: 'Gold' },
+    })
   })
 
   it('drops unknown field keys and reports them as warnings on a 2xx', async () => {
@@ -132,11 +148,19 @@ describe('subscribers', () => {
   })
 
   it('refuses null (and any other non-string) as a custom field value, and clears a field with ""', async () => {
-    const created = await kit('/subscribers', { method: 'POST', body: { email_address: 'nul@example.com', fields: { subscription_plan: null } } })
-    expect(created).toEqual(expect.objectContaining({ status: 422, body: { errors: ["Custom field 'subscription_plan' must be a string"] } }))
+    const created = await kit('/subscribers', {
+      method: 'POST',
+      body: { email_address: 'nul@example.com', fields: { subscription_plan: null } },
+    })
+    expect(created).toEqual(
+      expect.objectContaining({ status: 422, body: { errors: ["Custom field 'subscription_plan' must be a string"] } }),
+    )
     expect(standin.account('key_a').subscribers).toHaveLength(0)
 
-    const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'nul@example.com', fields: { subscription_plan: 'Gold' } } })
+    const { body } = await kit('/subscribers', {
+      method: 'POST',
+      body: { email_address: 'nul@example.com', fields: { subscription_plan: 'Gold' } },
+    })
     const id = body.subscriber.id as number
     expect((await kit(`/subscribers/${id}`, { method: 'PUT', body: { fields: { subscription_plan: null } } })).status).toBe(422)
     expect((await kit(`/subscribers/${id}`, { method: 'PUT', body: { fields: { subscription_plan: 3 } } })).status).toBe(422)
@@ -172,7 +196,7 @@ describe('subscribers', () => {
     expect(found.body.subscribers.map((s: { id: number }) => s.id)).toEqual([id])
   })
 
-  it('lags list endpoints by Kit\'s typical 30 seconds unless told otherwise', async () => {
+  it("lags list endpoints by Kit's typical 30 seconds unless told otherwise", async () => {
     await standin.close()
     await start()
     const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'lag@example.com' } })
@@ -186,7 +210,9 @@ describe('subscribers', () => {
     expect(standin.account('key_a').subscribers[0]?.state).toBe('cancelled')
 
     // Once the list lag has passed (the subscriber shows with status=all), the default lookup still finds nobody.
-    await waitFor(async () => (await kit('/subscribers?email_address=eve%40example.com&status=all')).body.subscribers.length === 1, { what: 'the subscriber listed' })
+    await waitFor(async () => (await kit('/subscribers?email_address=eve%40example.com&status=all')).body.subscribers.length === 1, {
+      what: 'the subscriber listed',
+    })
     expect((await kit('/subscribers?email_address=eve%40example.com')).body.subscribers).toEqual([])
   })
 })
@@ -303,7 +329,10 @@ describe('tags, fields, forms and sequences', () => {
     expect((await kit('/tags', { method: 'POST', body: { name: 'Member' } })).status).toBe(201)
     const again = await kit('/tags', { method: 'POST', body: { name: 'vip' } })
     expect(again).toMatchObject({ status: 200, body: { tag: { name: 'VIP' } } })
-    expect(await kit('/tags', { method: 'POST', body: { name: ' ' } })).toMatchObject({ status: 422, body: { errors: ["Name can't be blank"] } })
+    expect(await kit('/tags', { method: 'POST', body: { name: ' ' } })).toMatchObject({
+      status: 422,
+      body: { errors: ["Name can't be blank"] },
+    })
   })
 
   it('tags by id and by email, then untags with a DELETE body', async () => {
@@ -320,64 +349,99 @@ describe('tags, fields, forms and sequences', () => {
 
   it('answers 404 for a missing subscriber or tag', async () => {
     const tagId = standin.account('key_a').tags[0]!.id
-    expect(await kit(`/tags/${tagId}/subscribers`, { method: 'POST', body: { email_address: 'ghost@example.com' } }))
-      .toMatchObject({ status: 404, body: { errors: ['Not Found'] } })
+    expect(await kit(`/tags/${tagId}/subscribers`, { method: 'POST', body: { email_address: 'ghost@example.com' } })).toMatchObject({
+      status: 404,
+      body: { errors: ['Not Found'] },
+    })
     expect((await kit(`/tags/999999/subscribers/${subscriberId}`, { method: 'POST' })).status).toBe(404)
   })
 
   it('derives field keys from labels, refuses a label the account already has, and nests the blank-label error', async () => {
     const created = await kit('/custom_fields', { method: 'POST', body: { label: 'Access Level (beta)' } })
     expect(created).toMatchObject({ status: 201, body: { custom_field: { key: 'access_level_beta', label: 'Access Level (beta)' } } })
-    expect(await kit('/custom_fields', { method: 'POST', body: { label: 'access level (BETA)' } }))
-      .toMatchObject({ status: 422, body: { errors: ['Label has already been taken'] } })
+    expect(await kit('/custom_fields', { method: 'POST', body: { label: 'access level (BETA)' } })).toMatchObject({
+      status: 422,
+      body: { errors: ['Label has already been taken'] },
+    })
     const other = await kit('/custom_fields', { method: 'POST', body: { label: 'Renamed later' } })
-    expect(await kit(`/custom_fields/${(other.body as { custom_field: { id: number } }).custom_field.id}`, { method: 'PUT', body: { label: 'Access Level (beta)' } }))
-      .toMatchObject({ status: 422, body: { errors: ['Label has already been taken'] } })
+    expect(
+      await kit(`/custom_fields/${(other.body as { custom_field: { id: number } }).custom_field.id}`, {
+        method: 'PUT',
+        body: { label: 'Access Level (beta)' },
+      }),
+    ).toMatchObject({ status: 422, body: { errors: ['Label has already been taken'] } })
     expect(standin.account('key_a').customFields.filter((f) => f.label.toLowerCase() === 'access level (beta)')).toHaveLength(1)
-    expect(await kit('/custom_fields', { method: 'POST', body: { label: '' } })).toMatchObject({ status: 422, body: { errors: [["Label can't be blank"]] } })
+    expect(await kit('/custom_fields', { method: 'POST', body: { label: '' } })).toMatchObject({
+      status: 422,
+      body: { errors: [["Label can't be blank"]] },
+    })
   })
 
   it('adds to a form with 201 then 200, and answers an unknown form with a plain string error', async () => {
     const form = standin.account('key_a').forms[0]!
-    const added = await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com', referrer: 'https://club.test' } })
+    const added = await kit(`/forms/${form.id}/subscribers`, {
+      method: 'POST',
+      body: { email_address: 'fay@example.com', referrer: 'https://club.test' },
+    })
     expect(added).toMatchObject({ status: 201, body: { subscriber: { id: subscriberId, referrer: 'https://club.test' } } })
     expect((await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status).toBe(200)
     expect(form.subscribers).toEqual([subscriberId])
 
-    expect(await kit('/forms/999999/subscribers', { method: 'POST', body: { email_address: 'fay@example.com' } }))
-      .toMatchObject({ status: 404, body: { errors: 'Form not found' } })
+    expect(await kit('/forms/999999/subscribers', { method: 'POST', body: { email_address: 'fay@example.com' } })).toMatchObject({
+      status: 404,
+      body: { errors: 'Form not found' },
+    })
     expect((await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'ghost@example.com' } })).status).toBe(404)
   })
 
   it('adds to an active sequence and refuses an inactive one', async () => {
     const [welcome, paused] = standin.account('key_a').sequences
-    expect((await kit(`/sequences/${welcome!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status).toBe(201)
-    expect(await kit(`/sequences/${paused!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } }))
-      .toEqual(expect.objectContaining({ status: 422, body: { errors: [['Sequence is inactive']] } }))
-    expect(await kit('/sequences/999999/subscribers', { method: 'POST', body: { email_address: 'fay@example.com' } }))
-      .toEqual(expect.objectContaining({ status: 404, body: { errors: [['Not Found']] } }))
+    expect(
+      (await kit(`/sequences/${welcome!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status,
+    ).toBe(201)
+    expect(await kit(`/sequences/${paused!.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).toEqual(
+      expect.objectContaining({ status: 422, body: { errors: [['Sequence is inactive']] } }),
+    )
+    expect(await kit('/sequences/999999/subscribers', { method: 'POST', body: { email_address: 'fay@example.com' } })).toEqual(
+      expect.objectContaining({ status: 404, body: { errors: [['Not Found']] } }),
+    )
     expect(welcome!.subscribers).toEqual([subscriberId])
   })
 
   it('lists only active forms unless archived or all are asked for, and shows a hosted page with a null format', async () => {
-    standin.seed('key_a', { forms: [{ name: 'Old form', archived: true }, { name: 'Landing page', format: null }] })
+    standin.seed('key_a', {
+      forms: [
+        { name: 'Old form', archived: true },
+        { name: 'Landing page', format: null },
+      ],
+    })
     const names = async (query: string) => ((await kit(`/forms${query}`)).body.forms as { name: string }[]).map((f) => f.name)
     expect(await names('')).toEqual(['Newsletter', 'Landing page'])
     expect(await names('?status=active')).toEqual(['Newsletter', 'Landing page'])
     expect(await names('?status=archived')).toEqual(['Old form'])
     expect(await names('?status=all')).toEqual(['Newsletter', 'Old form', 'Landing page'])
     const forms = (await kit('/forms')).body.forms as { name: string; format: string | null; type: string }[]
-    expect(forms.map((f) => [f.format, f.type])).toEqual([['inline', 'embed'], [null, 'hosted']])
+    expect(forms.map((f) => [f.format, f.type])).toEqual([
+      ['inline', 'embed'],
+      [null, 'hosted'],
+    ])
     expect(await names('?type=embed&status=all')).toEqual(['Newsletter', 'Old form'])
     expect(await names('?type=hosted')).toEqual(['Landing page'])
     expect((await kit('/forms?type=popup')).status).toBe(422)
   })
 
   it('lists legacy forms under /v4/landing_pages (no format), never under /v4/forms, and joins them there by subscriber id only', async () => {
-    standin.seed('key_a', { forms: [{ name: 'Old embed', legacy: true }, { name: 'Old page', legacy: true, type: 'hosted' }] })
+    standin.seed('key_a', {
+      forms: [
+        { name: 'Old embed', legacy: true },
+        { name: 'Old page', legacy: true, type: 'hosted' },
+      ],
+    })
     const [legacy] = standin.account('key_a').forms.filter((f) => f.legacy)
     const listed = await kit('/landing_pages?type=embed')
-    expect(listed.body.legacy_landing_pages).toEqual([{ id: legacy!.id, name: 'Old embed', created_at: expect.any(String), type: 'embed', url: expect.any(String) }])
+    expect(listed.body.legacy_landing_pages).toEqual([
+      { id: legacy!.id, name: 'Old embed', created_at: expect.any(String), type: 'embed', url: expect.any(String) },
+    ])
     expect(((await kit('/forms?status=all')).body.forms as { name: string }[]).map((f) => f.name)).toEqual(['Newsletter'])
 
     expect((await kit(`/forms/${legacy!.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).status).toBe(404)
@@ -391,7 +455,10 @@ describe('tags, fields, forms and sequences', () => {
   it('answers 404 for an archived or deleted form, by id and by email', async () => {
     const form = standin.account('key_a').forms[0]!
     standin.archiveForm('key_a', form.id)
-    expect(await kit(`/forms/${form.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).toMatchObject({ status: 404, body: { errors: 'Form not found' } })
+    expect(await kit(`/forms/${form.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).toMatchObject({
+      status: 404,
+      body: { errors: 'Form not found' },
+    })
     expect((await kit(`/forms/${form.id}/subscribers`, { method: 'POST', body: { email_address: 'fay@example.com' } })).status).toBe(404)
     standin.deleteForm('key_a', form.id)
     expect((await kit(`/forms/${form.id}/subscribers/${subscriberId}`, { method: 'POST', body: {} })).status).toBe(404)
@@ -417,6 +484,11 @@ describe('routing and isolation', () => {
     const { body } = await kit('/subscribers', { method: 'POST', body: { email_address: 'gil@example.com' } })
     expect((await kit(`/subscribers/${body.subscriber.id}`, { key: 'key_b' })).status).toBe(404)
     expect(standin.account('key_b').subscribers).toEqual([])
-    expect(standin.requests.at(-1)).toMatchObject({ method: 'GET', path: `/v4/subscribers/${body.subscriber.id}`, status: 404, key: 'key_b' })
+    expect(standin.requests.at(-1)).toMatchObject({
+      method: 'GET',
+      path: `/v4/subscribers/${body.subscriber.id}`,
+      status: 404,
+      key: 'key_b',
+    })
   })
 })

@@ -23,7 +23,14 @@ const OPERATOR_PATHS = ['/metrics', '/docs/openapi.json']
 describe('METRICS_TOKEN', () => {
   it.each(OPERATOR_PATHS)('%s answers 401 without the token, or with a wrong one, when it is set', async (url) => {
     const server = await build(TOKEN)
-    for (const authorization of [undefined, 'Bearer wrong-token', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, TOKEN, `Basic ${TOKEN}`]) {
+    for (const authorization of [
+      undefined,
+      'Bearer wrong-token',
+      `Bearer ${TOKEN}x`,
+      `Bearer ${TOKEN.slice(0, -1)}`,
+      TOKEN,
+      `Basic ${TOKEN}`,
+    ]) {
       const res = await server.inject({ url, headers: authorization === undefined ? {} : { authorization } })
       expect(res.statusCode, String(authorization)).toBe(401)
       expect(res.headers['www-authenticate']).toBe('Bearer')

@@ -42,7 +42,10 @@ async function allDeliveries(app: FastifyInstance): Promise<{ event_id: string; 
 
 /** The most requests the stand-in received for one key in any window of `windowMs`. */
 function busiestWindow(kit: KitStandin, windowMs: number): number {
-  const times = kit.requests.filter((r) => r.key === KEY).map((r) => r.at).sort((a, b) => a - b)
+  const times = kit.requests
+    .filter((r) => r.key === KEY)
+    .map((r) => r.at)
+    .sort((a, b) => a - b)
   let most = 0
   let start = 0
   for (let end = 0; end < times.length; end++) {
@@ -62,12 +65,13 @@ describe.skipIf(!pgUp)('three instances on one PostgreSQL database', () => {
     await stopCluster(cluster)
   })
 
-  it('stores each event once whichever instances receive it, delivers it once, and keeps each member\'s order', async () => {
+  it("stores each event once whichever instances receive it, delivers it once, and keeps each member's order", async () => {
     const c = cluster as Cluster
     const [, b] = c.apps as [FastifyInstance, FastifyInstance, FastifyInstance]
     await c.connect()
     // Seen on every instance: the connection lives in the shared database.
-    for (const app of c.apps) expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ connected: true })
+    for (const app of c.apps)
+      expect((await app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ connected: true })
 
     const members = 16
     const t0 = Date.now() - 60_000
@@ -77,11 +81,21 @@ describe.skipIf(!pgUp)('three instances on one PostgreSQL database', () => {
       const subscription = { id: `sub_${i}`, plan: 'pro', status: 'active' }
       events.push(makeEvent({ type: 'user.signed_up', ...member, time: new Date(t0 + i).toISOString() }))
       events.push(makeEvent({ type: 'subscription.started', ...member, time: new Date(t0 + 1000 + i).toISOString(), subscription }))
-      events.push(makeEvent({ type: 'subscription.canceled', ...member, time: new Date(t0 + 2000 + i).toISOString(), subscription: { ...subscription, status: 'canceled' } }))
+      events.push(
+        makeEvent({
+          type: 'subscription.canceled',
+          ...member,
+          time: new Date(t0 + 2000 + i).toISOString(),
+          subscription: { ...subscription, status: 'canceled' },
+        }),
+      )
     }
     // Every event goes to two instances at once (the platform retrying on another node).
     const answers = await Promise.all(
-      events.flatMap((event, i) => [postEvent(c.apps[i % 3] as FastifyInstance, c.secret, event), postEvent(c.apps[(i + 1) % 3] as FastifyInstance, c.secret, event)]),
+      events.flatMap((event, i) => [
+        postEvent(c.apps[i % 3] as FastifyInstance, c.secret, event),
+        postEvent(c.apps[(i + 1) % 3] as FastifyInstance, c.secret, event),
+      ]),
     )
     const accepted = answers.filter((r) => r.statusCode === 202 && r.json().status === 'accepted').length
     const duplicates = answers.filter((r) => r.json().status === 'duplicate').length
@@ -112,7 +126,7 @@ describe.skipIf(!pgUp)('three instances on one PostgreSQL database', () => {
     expect(new Set(account.tags.map((t) => t.name.toLowerCase())).size).toBe(account.tags.length)
   }, 90_000)
 
-  it('keeps Kit\'s budget for the three together: never more than the limit in any window', async () => {
+  it("keeps Kit's budget for the three together: never more than the limit in any window", async () => {
     const c = cluster as Cluster
     expect(busiestWindow(c.kit, WINDOW_MS)).toBeLessThanOrEqual(LIMIT)
     expect(c.kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)

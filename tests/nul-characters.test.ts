@@ -66,8 +66,13 @@ describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
       expectNulRefusal(await app.inject({ method, url, headers: asA, payload: payload as Record<string, unknown> }), `${method} ${url}`)
     }
     expect((await app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()).toEqual(before)
-    const named = await app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { 'user.signed_up': { tags_add: [{ name: `M${NUL}` }] } } })
-    expect((named.json() as { error: { message: string } }).error.message).toContain("body.user.signed_up.tags_add[0].name")
+    const named = await app.inject({
+      method: 'PATCH',
+      url: '/api/v1/mappings',
+      headers: asA,
+      payload: { 'user.signed_up': { tags_add: [{ name: `M${NUL}` }] } },
+    })
+    expect((named.json() as { error: { message: string } }).error.message).toContain('body.user.signed_up.tags_add[0].name')
   })
 
   it('refuses a session token whose community or user holds a NUL', async () => {
@@ -90,9 +95,15 @@ describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
     const id = `evt_nul${NUL}x`
     events.push({ ...makeEvent(), id })
     for (const event of events) {
-      const res = event.id === id
-        ? await app.inject({ method: 'POST', url: '/events', payload: JSON.stringify(event), headers: signedHeaders(JSON.stringify(event), { secret: h.secret, id: 'evt_nul_header' }) })
-        : await h.post(event)
+      const res =
+        event.id === id
+          ? await app.inject({
+              method: 'POST',
+              url: '/events',
+              payload: JSON.stringify(event),
+              headers: signedHeaders(JSON.stringify(event), { secret: h.secret, id: 'evt_nul_header' }),
+            })
+          : await h.post(event)
       expect(res.statusCode, JSON.stringify(event)).toBe(400)
       expect((res.json() as { error: { code: string } }).error.code).toBe('invalid_event')
     }
@@ -113,7 +124,12 @@ describe.each(dialects)('NUL characters on %s', (_name, postgres) => {
       ['application/x-ndjson', jsonl, 1],
       ['text/csv', csv, 1],
     ] as const) {
-      const res = await app.inject({ method: 'POST', url: '/api/v1/syncs?dry_run=true', headers: { ...asA, 'content-type': type }, payload: body })
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/syncs?dry_run=true',
+        headers: { ...asA, 'content-type': type },
+        payload: body,
+      })
       expect(res.statusCode, type).toBe(200)
       const preview = res.json() as { accepted: number; refused: number }
       expect(preview.accepted, type).toBe(taken)

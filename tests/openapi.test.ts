@@ -25,7 +25,9 @@ beforeAll(async () => {
 afterAll(() => app.close())
 
 const operations = () =>
-  Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })))
+  Object.entries(doc.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })),
+  )
 
 describe('the OpenAPI description', () => {
   it('is a valid OpenAPI document', async () => {
@@ -93,8 +95,6 @@ describe('validation messages', () => {
   it('list the allowed values of an enumerated parameter', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/deliveries?status=done', headers: auth(tokenFor('c_alpha')) })
     expect(res.statusCode).toBe(400)
-    expect(res.json().error.message).toBe(
-      'querystring.status must be one of: pending, succeeded, retrying, failed, skipped',
-    )
+    expect(res.json().error.message).toBe('querystring.status must be one of: pending, succeeded, retrying, failed, skipped')
   })
 })

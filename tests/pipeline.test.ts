@@ -42,7 +42,13 @@ const kitCalls = () => h.kit.requests.filter((r) => r.path !== '/v4/account').le
 describe('each event type against Kit', () => {
   it('user.signed_up creates the subscriber with mapped fields (by key) and tags New Member', async () => {
     await h.connect()
-    const e = await send({ type: 'user.signed_up', memberId: 'm_ada', email: '  Ada@Example.com ', firstName: 'Ada', fields: { mk_subscription_plan: 'free' } })
+    const e = await send({
+      type: 'user.signed_up',
+      memberId: 'm_ada',
+      email: '  Ada@Example.com ',
+      firstName: 'Ada',
+      fields: { mk_subscription_plan: 'free' },
+    })
     expect((await settled(e.id as string)).status).toBe('succeeded')
     const s = subscriber('ada@example.com')
     expect(s).toMatchObject({ first_name: 'Ada', state: 'active' })
@@ -53,17 +59,33 @@ describe('each event type against Kit', () => {
 
   it('subscription.started and .canceled swap Active Member and Cancelled', async () => {
     await h.connect()
-    const started = await send({ type: 'subscription.started', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'active' } })
+    const started = await send({
+      type: 'subscription.started',
+      memberId: 'm_b',
+      email: 'b@example.com',
+      subscription: { id: 's_1', plan: 'pro', status: 'active' },
+    })
     await settled(started.id as string)
     expect(tagNames('b@example.com')).toEqual(['Active Member'])
-    const canceled = await send({ type: 'subscription.canceled', memberId: 'm_b', email: 'b@example.com', subscription: { id: 's_1', plan: 'pro', status: 'canceled' } })
+    const canceled = await send({
+      type: 'subscription.canceled',
+      memberId: 'm_b',
+      email: 'b@example.com',
+      subscription: { id: 's_1', plan: 'pro', status: 'canceled' },
+    })
     expect((await settled(canceled.id as string)).status).toBe('succeeded')
     expect(tagNames('b@example.com')).toEqual(['Cancelled'])
   })
 
   it('access.granted and .revoked add and remove the templated tag', async () => {
     await h.connect()
-    const granted = await send({ type: 'access.granted', memberId: 'm_c', email: 'c@example.com', access: { level: 'gold' }, fields: { mk_access_level: 'gold' } })
+    const granted = await send({
+      type: 'access.granted',
+      memberId: 'm_c',
+      email: 'c@example.com',
+      access: { level: 'gold' },
+      fields: { mk_access_level: 'gold' },
+    })
     await settled(granted.id as string)
     expect(tagNames('c@example.com')).toEqual(['Access: gold'])
     expect(subscriber('c@example.com')?.fields).toMatchObject({ access_level: 'gold' })
@@ -74,7 +96,10 @@ describe('each event type against Kit', () => {
 
   it('user.updated writes changed fields with PUT to the existing subscriber', async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    await settled(
+      (await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } }))
+        .id as string,
+    )
     const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
@@ -123,12 +148,14 @@ describe('each event type against Kit', () => {
     expect(h.kit.account(KEY).sequences[0]!.subscribers).toContain(s.id)
   })
 
-  it('fails on an inactive sequence naming it, with Kit\'s message and what was already applied', async () => {
+  it("fails on an inactive sequence naming it, with Kit's message and what was already applied", async () => {
     await mapSignUpToPausedSequence()
     const e = await send({ type: 'user.signed_up', memberId: 'm_g', email: 'g@example.com' })
     const d = await settled(e.id as string)
     expect(d.status).toBe('failed')
-    expect(d.last_error).toMatch(/^Subscriber created, tag "New Member" added; not added to sequence "Paused": the sequence is inactive in Kit \(Kit said "Sequence is inactive"\)/)
+    expect(d.last_error).toMatch(
+      /^Subscriber created, tag "New Member" added; not added to sequence "Paused": the sequence is inactive in Kit \(Kit said "Sequence is inactive"\)/,
+    )
     expect(d.last_error).toMatch(/Turn it on in Kit or take it out of the user\.signed_up mapping/)
     const steps = JSON.parse((h.app.sqlite.prepare('SELECT steps FROM deliveries WHERE event_id = ?').get(e.id) as { steps: string }).steps)
     expect(steps.map((step: { action: string }) => step.action)).toEqual(['subscriber.created', 'tag.added', 'failed'])
@@ -149,24 +176,41 @@ const callsSince = (from: number) => h.callsSince(from)
 /** A Kit answer to a subscriber write that names fields it did not write, as current Kit does. */
 const warningAnswer = (id: number, email: string, fields: Record<string, string>, warnings: string[]) => ({
   status: 200,
-  body: JSON.stringify({ subscriber: { id, first_name: null, email_address: email, state: 'active', created_at: '2026-01-01T00:00:00Z', fields }, warnings }),
+  body: JSON.stringify({
+    subscriber: { id, first_name: null, email_address: email, state: 'active', created_at: '2026-01-01T00:00:00Z', fields },
+    warnings,
+  }),
 })
 
-describe('following Kit\'s documented behaviour', () => {
+describe("following Kit's documented behaviour", () => {
   it('clears an emptied member field with "" (Kit refuses null)', async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } })).id as string)
-    const cleared = await send({ type: 'user.updated', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: null } })
+    await settled(
+      (await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } }))
+        .id as string,
+    )
+    const cleared = await send({
+      type: 'user.updated',
+      memberId: 'm_clr',
+      email: 'clr@example.com',
+      fields: { mk_subscription_plan: null },
+    })
     expect((await settled(cleared.id as string)).status).toBe('succeeded')
     expect(subscriber('clr@example.com')?.fields).toEqual({ subscription_plan: '' })
   })
 
-  it('reads Kit\'s field list again and writes within the same delivery when Kit no longer knows a field key', async () => {
+  it("reads Kit's field list again and writes within the same delivery when Kit no longer knows a field key", async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    await settled(
+      (await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } }))
+        .id as string,
+    )
     // The field is deleted in Kit after the plugin learnt its key.
     const fields = h.kit.account(KEY).customFields
-    fields.splice(fields.findIndex((f) => f.key === 'subscription_plan'), 1)
+    fields.splice(
+      fields.findIndex((f) => f.key === 'subscription_plan'),
+      1,
+    )
     const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
@@ -181,10 +225,18 @@ describe('following Kit\'s documented behaviour', () => {
 
   it('treats a 422 naming an unknown field like the warnings: refreshes the field list once and writes again', async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } })).id as string)
+    await settled(
+      (await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } }))
+        .id as string,
+    )
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
     const before = h.kit.requests.length
-    const updated = await send({ type: 'user.updated', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'pro' } })
+    const updated = await send({
+      type: 'user.updated',
+      memberId: 'm_422',
+      email: 'u422@example.com',
+      fields: { mk_subscription_plan: 'pro' },
+    })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
     expect(callsSince(before)).toEqual(['PUT /v4/subscribers/:id 422', 'GET /v4/custom_fields 200', 'PUT /v4/subscribers/:id 200'])
     expect(subscriber('u422@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
@@ -203,7 +255,12 @@ describe('following Kit\'s documented behaviour', () => {
     h.kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
     h.kit.injectNext(1, { status: 200, body: JSON.stringify(list) })
     h.kit.injectNext(1, warningAnswer(s.id, s.email_address, { subscription_plan: 'free', access_level: 'gold' }, warning))
-    const updated = await send({ type: 'user.updated', memberId: 'm_uw', email: 'uw@example.com', fields: { mk_subscription_plan: 'pro', mk_access_level: 'gold' } })
+    const updated = await send({
+      type: 'user.updated',
+      memberId: 'm_uw',
+      email: 'uw@example.com',
+      fields: { mk_subscription_plan: 'pro', mk_access_level: 'gold' },
+    })
     const d = await settled(updated.id as string)
     expect(d.status).toBe('failed')
     expect(d.last_error).toMatch(
@@ -211,7 +268,7 @@ describe('following Kit\'s documented behaviour', () => {
     )
   })
 
-  it('fails with Kit\'s message when Kit refuses a new email address for another reason than it being taken', async () => {
+  it("fails with Kit's message when Kit refuses a new email address for another reason than it being taken", async () => {
     await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })).id as string)
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
@@ -223,12 +280,17 @@ describe('following Kit\'s documented behaviour', () => {
 
     // Kit saying the address is taken still means: use the subscriber that has it.
     await settled((await send({ type: 'user.signed_up', memberId: 'm_em2', email: 'em-other@example.com' })).id as string)
-    const taken = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-other@example.com', fields: { mk_subscription_plan: 'pro' } })
+    const taken = await send({
+      type: 'user.updated',
+      memberId: 'm_em',
+      email: 'em-other@example.com',
+      fields: { mk_subscription_plan: 'pro' },
+    })
     expect((await settled(taken.id as string)).status).toBe('succeeded')
     expect(subscriber('em-other@example.com')?.fields).toMatchObject({ subscription_plan: 'pro' })
   })
 
-  it('learns a new field\'s key from Kit\'s answer and stores it in the mapping instead of the panel\'s guess', async () => {
+  it("learns a new field's key from Kit's answer and stores it in the mapping instead of the panel's guess", async () => {
     await h.connect()
     await putMappings((doc) => doc.fields.push({ source: 'mk_street', kit_field: { key: 'strae', label: 'Straße' } }))
     const e = await send({ type: 'user.signed_up', memberId: 'm_st', email: 'st@example.com', fields: { mk_street: 'Hauptstraße 1' } })
@@ -254,16 +316,44 @@ describe('default field mappings filled from the event', () => {
   it('writes mk_subscription_plan from a started subscription and mk_access_level from a granted level, unless the member carries them', async () => {
     await h.connect()
     await settled((await send({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })).id as string)
-    await settled((await send({ type: 'subscription.started', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'active' } })).id as string)
-    await settled((await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
+    await settled(
+      (
+        await send({
+          type: 'subscription.started',
+          memberId: 'm_df',
+          email: 'df@example.com',
+          subscription: { id: 's_df', plan: 'team', status: 'active' },
+        })
+      ).id as string,
+    )
+    await settled(
+      (await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string,
+    )
     expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
     // A revocation or cancellation names what the member no longer has: it writes nothing.
-    await settled((await send({ type: 'access.revoked', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string)
-    await settled((await send({ type: 'subscription.canceled', memberId: 'm_df', email: 'df@example.com', subscription: { id: 's_df', plan: 'team', status: 'canceled' } })).id as string)
+    await settled(
+      (await send({ type: 'access.revoked', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string,
+    )
+    await settled(
+      (
+        await send({
+          type: 'subscription.canceled',
+          memberId: 'm_df',
+          email: 'df@example.com',
+          subscription: { id: 's_df', plan: 'team', status: 'canceled' },
+        })
+      ).id as string,
+    )
     expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
 
     // The member's own fields come first.
-    const own = await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'platinum' }, fields: { mk_access_level: 'Platinum (lifetime)' } })
+    const own = await send({
+      type: 'access.granted',
+      memberId: 'm_df',
+      email: 'df@example.com',
+      access: { level: 'platinum' },
+      fields: { mk_access_level: 'Platinum (lifetime)' },
+    })
     expect((await settled(own.id as string)).status).toBe('succeeded')
     expect(subscriber('df@example.com')?.fields).toMatchObject({ access_level: 'Platinum (lifetime)' })
   })
@@ -284,19 +374,59 @@ describe('order, duplicates and staleness', () => {
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_pf' }
-    await settled((await send({ ...m, type: 'user.signed_up', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'free' }, time: at(0) })).id as string)
-    await settled((await send({ ...m, type: 'user.updated', email: 'pf-new@example.com', firstName: 'Patricia', fields: { mk_subscription_plan: 'pro' }, time: at(3000) })).id as string)
+    await settled(
+      (
+        await send({
+          ...m,
+          type: 'user.signed_up',
+          email: 'pf@example.com',
+          firstName: 'Pat',
+          fields: { mk_subscription_plan: 'free' },
+          time: at(0),
+        })
+      ).id as string,
+    )
+    await settled(
+      (
+        await send({
+          ...m,
+          type: 'user.updated',
+          email: 'pf-new@example.com',
+          firstName: 'Patricia',
+          fields: { mk_subscription_plan: 'pro' },
+          time: at(3000),
+        })
+      ).id as string,
+    )
 
-    const lateUpdate = await send({ ...m, type: 'user.updated', email: 'pf@example.com', firstName: 'Pat', fields: { mk_subscription_plan: 'basic' }, time: at(1000) })
+    const lateUpdate = await send({
+      ...m,
+      type: 'user.updated',
+      email: 'pf@example.com',
+      firstName: 'Pat',
+      fields: { mk_subscription_plan: 'basic' },
+      time: at(1000),
+    })
     const d = await settled(lateUpdate.id as string)
     expect(d.status).toBe('skipped')
     expect(d.reason).toBe('stale_profile')
 
     // A late grant still applies its tag and its level, but not the member's older fields.
-    const lateGrant = await send({ ...m, type: 'access.granted', email: 'pf@example.com', firstName: 'Pat', access: { level: 'gold' }, fields: { mk_subscription_plan: 'basic' }, time: at(2000) })
+    const lateGrant = await send({
+      ...m,
+      type: 'access.granted',
+      email: 'pf@example.com',
+      firstName: 'Pat',
+      access: { level: 'gold' },
+      fields: { mk_subscription_plan: 'basic' },
+      time: at(2000),
+    })
     expect((await settled(lateGrant.id as string)).status).toBe('succeeded')
     expect(h.kit.account(KEY).subscribers).toHaveLength(1)
-    expect(subscriber('pf-new@example.com')).toMatchObject({ first_name: 'Patricia', fields: { subscription_plan: 'pro', access_level: 'gold' } })
+    expect(subscriber('pf-new@example.com')).toMatchObject({
+      first_name: 'Patricia',
+      fields: { subscription_plan: 'pro', access_level: 'gold' },
+    })
     expect(tagNames('pf-new@example.com')).toEqual(['Access: gold', 'New Member'])
   })
 
@@ -307,7 +437,13 @@ describe('order, duplicates and staleness', () => {
     const m = { memberId: 'm_late', email: 'late@example.com' }
     // The grant (carrying no member fields) arrives and is applied before the older sign-up.
     await settled((await send({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2000) })).id as string)
-    const signUp = await send({ ...m, type: 'user.signed_up', firstName: 'Lee', fields: { mk_subscription_plan: 'pro', mk_access_level: 'bronze' }, time: at(0) })
+    const signUp = await send({
+      ...m,
+      type: 'user.signed_up',
+      firstName: 'Lee',
+      fields: { mk_subscription_plan: 'pro', mk_access_level: 'bronze' },
+      time: at(0),
+    })
     const d = await settled(signUp.id as string)
     expect(d.status).toBe('succeeded')
     expect(d.last_error).toContain('wrote no name or email, and none of the member fields the newer one had written')
@@ -318,9 +454,21 @@ describe('order, duplicates and staleness', () => {
   it('a late, older subscription event never undoes a newer one', async () => {
     await h.connect()
     const t0 = Date.now() - 60_000
-    const newer = await send({ type: 'subscription.started', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0 + 2000).toISOString() })
+    const newer = await send({
+      type: 'subscription.started',
+      memberId: 'm_h',
+      email: 'h@example.com',
+      subscription: { id: 's_h', plan: 'pro' },
+      time: new Date(t0 + 2000).toISOString(),
+    })
     await settled(newer.id as string)
-    const older = await send({ type: 'subscription.canceled', memberId: 'm_h', email: 'h@example.com', subscription: { id: 's_h', plan: 'pro' }, time: new Date(t0).toISOString() })
+    const older = await send({
+      type: 'subscription.canceled',
+      memberId: 'm_h',
+      email: 'h@example.com',
+      subscription: { id: 's_h', plan: 'pro' },
+      time: new Date(t0).toISOString(),
+    })
     const d = await settled(older.id as string)
     expect(d.status).toBe('skipped')
     expect(d.reason).toBe('stale_event')
@@ -340,11 +488,23 @@ describe('order, duplicates and staleness', () => {
     expect(subscriber('acc@example.com')).toBeUndefined()
   })
 
-  it('applies one member\'s queued events in time order, whatever the arrival order', async () => {
+  it("applies one member's queued events in time order, whatever the arrival order", async () => {
     await h.connect()
     const t0 = Date.now() - 60_000
-    const canceled = makeEvent({ type: 'subscription.canceled', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0 + 1000).toISOString() })
-    const started = makeEvent({ type: 'subscription.started', memberId: 'm_i', email: 'i@example.com', subscription: { id: 's_i1' }, time: new Date(t0).toISOString() })
+    const canceled = makeEvent({
+      type: 'subscription.canceled',
+      memberId: 'm_i',
+      email: 'i@example.com',
+      subscription: { id: 's_i1' },
+      time: new Date(t0 + 1000).toISOString(),
+    })
+    const started = makeEvent({
+      type: 'subscription.started',
+      memberId: 'm_i',
+      email: 'i@example.com',
+      subscription: { id: 's_i1' },
+      time: new Date(t0).toISOString(),
+    })
     await h.app.pipeline.consumer.stop()
     await h.post(canceled)
     await h.post(started)
@@ -352,7 +512,9 @@ describe('order, duplicates and staleness', () => {
     await settled(canceled.id as string)
     await settled(started.id as string)
     expect(tagNames('i@example.com')).toEqual(['Cancelled'])
-    const order = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_i' ORDER BY updated_at`).all() as { event_id: string }[]
+    const order = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_i' ORDER BY updated_at`).all() as {
+      event_id: string
+    }[]
     expect(order.map((o) => o.event_id)).toEqual([started.id, canceled.id])
   })
 })
@@ -395,7 +557,7 @@ describe('failures', () => {
     // Another member's event sent after it: once that one is held, the consumer has had its turn
     // at the second event too (which waits behind the member's held one, or is held itself).
     const other = await send({ type: 'user.signed_up', memberId: 'm_k2', email: 'k2@example.com' })
-    await waitFor(() => deliveryOf(other.id as string)?.status === 'held', { what: 'the other member\'s delivery held' })
+    await waitFor(() => deliveryOf(other.id as string)?.status === 'held', { what: "the other member's delivery held" })
     expect(['pending', 'held']).toContain(deliveryOf(second.id as string)?.status)
     expect(h.kit.requests.length).toBe(kitCallsWhileHeld)
     h.kit.restoreKey(KEY)
@@ -426,16 +588,18 @@ describe('failures', () => {
     await setup({ rateLimit: { limit: 20, windowMs: 1000 } }, { kitRateLimit: 20, kitRateWindowMs: 1000 })
     await h.connect()
     const events = []
-    for (let i = 0; i < 40; i++) events.push(await send({ type: 'user.signed_up', memberId: `m_burst_${i}`, email: `burst${i}@example.com` }))
+    for (let i = 0; i < 40; i++)
+      events.push(await send({ type: 'user.signed_up', memberId: `m_burst_${i}`, email: `burst${i}@example.com` }))
     for (const e of events) expect((await settled(e.id as string)).status).toBe('succeeded')
     expect(h.kit.requests.filter((r) => r.status === 429).length).toBeLessThanOrEqual(2)
     expect(h.kit.account(KEY).subscribers).toHaveLength(40)
-    const calls = (method: string, path: string) => h.kit.requests.filter((r) => r.method === method && r.path === path && r.status < 300).length
+    const calls = (method: string, path: string) =>
+      h.kit.requests.filter((r) => r.method === method && r.path === path && r.status < 300).length
     expect(calls('GET', '/v4/tags')).toBe(1)
     expect(calls('POST', '/v4/tags')).toBe(1)
   }, 30_000)
 
-  it('one community\'s backlog does not stall another\'s', async () => {
+  it("one community's backlog does not stall another's", async () => {
     await h.close()
     await setup({ rateLimit: { limit: 10, windowMs: 1000 } }, { kitRateLimit: 10, kitRateWindowMs: 1000 })
     await h.connect(asA, KEY)
@@ -443,7 +607,11 @@ describe('failures', () => {
     for (let i = 0; i < 30; i++) await send({ type: 'user.signed_up', memberId: `m_a${i}`, email: `a${i}@example.com` })
     const b = await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_b0', email: 'b0@example.com' })
     await settled(b.id as string)
-    const pendingA = (h.app.sqlite.prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = 'c_alpha' AND status = 'pending'`).get() as { n: number }).n
+    const pendingA = (
+      h.app.sqlite.prepare(`SELECT count(*) AS n FROM deliveries WHERE community_id = 'c_alpha' AND status = 'pending'`).get() as {
+        n: number
+      }
+    ).n
     expect(pendingA).toBeGreaterThan(10)
     expect(tagNames('b0@example.com', KEY_B)).toEqual(['New Member'])
   }, 30_000)
@@ -461,10 +629,15 @@ describe('Kit economy', () => {
       const m = { memberId: `m_mix${i}`, email: `mix${i}@example.com` }
       const sub = { id: `s_mix${i}`, plan: 'pro', status: 'active' }
       const at = (n: number) => new Date(t0 + i * 10 + n).toISOString()
-      ids.push((await send({ ...m, type: 'user.signed_up', firstName: 'Mix', fields: { mk_subscription_plan: 'free' }, time: at(0) })).id as string)
+      ids.push(
+        (await send({ ...m, type: 'user.signed_up', firstName: 'Mix', fields: { mk_subscription_plan: 'free' }, time: at(0) }))
+          .id as string,
+      )
       ids.push((await send({ ...m, type: 'subscription.started', subscription: sub, time: at(1) })).id as string)
       ids.push((await send({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2) })).id as string)
-      ids.push((await send({ ...m, type: 'subscription.canceled', subscription: { ...sub, status: 'canceled' }, time: at(3) })).id as string)
+      ids.push(
+        (await send({ ...m, type: 'subscription.canceled', subscription: { ...sub, status: 'canceled' }, time: at(3) })).id as string,
+      )
     }
     for (const id of ids) expect((await settled(id)).status).toBe('succeeded')
     // Two writes per member change a field: the plan (free → pro) and the granted access level.
@@ -485,13 +658,24 @@ describe('Kit economy', () => {
 describe('deliveries API', () => {
   it('lists newest first, filters by status and member, pages with a cursor, and is scoped by community', async () => {
     await h.connect()
-    for (let i = 0; i < 5; i++) await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
-    await settled((await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string)
+    for (let i = 0; i < 5; i++)
+      await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
+    await settled(
+      (await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string,
+    )
 
     const first = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=2', headers: asA })).json()
     expect(first.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page4@example.com', 'page3@example.com'])
-    expect(first.items[0]).toMatchObject({ status: 'succeeded', event_type: 'user.signed_up', attempts: 1, last_error: null, kit_requests: expect.any(Number) })
-    const second = (await h.app.inject({ method: 'GET', url: `/api/v1/deliveries?limit=2&cursor=${first.next_cursor}`, headers: asA })).json()
+    expect(first.items[0]).toMatchObject({
+      status: 'succeeded',
+      event_type: 'user.signed_up',
+      attempts: 1,
+      last_error: null,
+      kit_requests: expect.any(Number),
+    })
+    const second = (
+      await h.app.inject({ method: 'GET', url: `/api/v1/deliveries?limit=2&cursor=${first.next_cursor}`, headers: asA })
+    ).json()
     expect(second.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page2@example.com', 'page1@example.com'])
     const member = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?member=PAGE3', headers: asA })).json()
     expect(member.items).toHaveLength(1)

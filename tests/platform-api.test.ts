@@ -60,7 +60,9 @@ describe('the platform events API', () => {
     for (let i = 0; i < 3; i += 1) ids.push(((await built.platformEvents.port.emit(unsubscribe('c_1', `m_${i}`))) as { id: string }).id)
     await built.platformEvents.port.emit(unsubscribe('c_2', 'm_x'))
     await waitFor(() => receiver.accepted().length === 4, { what: 'the four events at the receiver' })
-    await waitFor(async () => (await built.storage.platformOutbox.list('c_1', { state: 'sent', limit: 10 })).length === 3, { what: 'sent recorded' })
+    await waitFor(async () => (await built.storage.platformOutbox.list('c_1', { state: 'sent', limit: 10 })).length === 3, {
+      what: 'sent recorded',
+    })
 
     const first = await built.inject({ method: 'GET', url: '/api/v1/platform-events?limit=2', headers: sessionFor('c_1') })
     expect(first.statusCode).toBe(200)
@@ -74,7 +76,11 @@ describe('the platform events API', () => {
       data: { kit: { state: 'cancelled' } },
       next_attempt_at: null,
     })
-    const second = await built.inject({ method: 'GET', url: `/api/v1/platform-events?limit=2&cursor=${first.json().next_cursor}`, headers: sessionFor('c_1') })
+    const second = await built.inject({
+      method: 'GET',
+      url: `/api/v1/platform-events?limit=2&cursor=${first.json().next_cursor}`,
+      headers: sessionFor('c_1'),
+    })
     expect(second.json()).toMatchObject({ items: [{ id: ids[0] }], next_cursor: null })
 
     const summary = await built.inject({ method: 'GET', url: '/api/v1/platform-events/summary', headers: sessionFor('c_1') })
@@ -83,10 +89,13 @@ describe('the platform events API', () => {
     expect(other.json().items.map((e: { member: { id: string } }) => e.member.id)).toEqual(['m_x'])
 
     // The log says what was sent, never the secret, a signature or whom it was about.
-    const sent = await waitFor(() => {
-      const lines = logs.filter((line) => line.includes('platform event sent'))
-      return lines.length === 4 && lines
-    }, { what: 'a log line per event sent' })
+    const sent = await waitFor(
+      () => {
+        const lines = logs.filter((line) => line.includes('platform event sent'))
+        return lines.length === 4 && lines
+      },
+      { what: 'a log line per event sent' },
+    )
     expect(ids.every((id) => sent.some((line) => line.includes(id)))).toBe(true)
     const secretKey = receiver.secret.slice('whsec_'.length)
     for (const line of logs) {
@@ -168,7 +177,10 @@ describe('a key Kit stops accepting', () => {
 
 describe('deliveries failing for good', () => {
   it('are told to the platform with their count and reason code, and a second failure within the hour waits', async () => {
-    const h = await PipelineHarness.start({ kit: { listLagMs: 0 }, config: { platformEvents: { url: receiver.url, secret: receiver.secret } } })
+    const h = await PipelineHarness.start({
+      kit: { listLagMs: 0 },
+      config: { platformEvents: { url: receiver.url, secret: receiver.secret } },
+    })
     try {
       h.kit.seed(KEY, { forms: [{ name: 'Newsletter' }] })
       await h.connect()
@@ -182,12 +194,19 @@ describe('deliveries failing for good', () => {
       await waitFor(() => receiver.accepted().length === 1, { what: 'the failing notice' })
       const [notice] = receiver.accepted()
       expect(notice!.verified).toBe(true)
-      expect(notice!.body).toMatchObject({ type: 'kit.deliveries.failing', communityid: 'c_alpha', data: { failed: 1, reasons: ['mapping_refused'] } })
+      expect(notice!.body).toMatchObject({
+        type: 'kit.deliveries.failing',
+        communityid: 'c_alpha',
+        data: { failed: 1, reasons: ['mapping_refused'] },
+      })
 
       const second = await h.send({ type: 'user.signed_up', memberId: 'm_bo', email: 'bo@example.com' })
       expect(await h.settled(second)).toMatchObject({ status: 'failed', reason: 'mapping_refused' })
       const stored = await h.app.storage.platformOutbox.list('c_alpha', { limit: 10 })
-      expect(stored.map((e) => e.type), 'one notice an hour').toEqual(['kit.deliveries.failing'])
+      expect(
+        stored.map((e) => e.type),
+        'one notice an hour',
+      ).toEqual(['kit.deliveries.failing'])
     } finally {
       await h.close()
     }

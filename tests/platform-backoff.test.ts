@@ -24,7 +24,13 @@ function schedule(random: number): number[] {
 describe('the backoff of events to the platform', () => {
   it('doubles from 10 seconds up to an hour, jittered between half and all of that', () => {
     expect([1, 2, 3, 4, 9, 10, 40].map((n) => platformRetryDelay(DEFAULT_PLATFORM_BACKOFF, n, 0.9999999))).toEqual([
-      10_000, 20_000, 40_000, 80_000, 2_560_000, HOUR, HOUR,
+      10_000,
+      20_000,
+      40_000,
+      80_000,
+      2_560_000,
+      HOUR,
+      HOUR,
     ])
     expect(platformRetryDelay(DEFAULT_PLATFORM_BACKOFF, 1, 0)).toBe(5_000)
     expect(platformRetryDelay(DEFAULT_PLATFORM_BACKOFF, 40, 0)).toBe(HOUR / 2)
@@ -46,7 +52,14 @@ describe('the backoff of events to the platform', () => {
   })
 
   it('gives up at the first failed attempt after the deadline, keeping the failure’s code', () => {
-    expect(afterFailure({ attempts: 80, giveUpAt: 1000 }, 'timeout', 1000, DEFAULT_PLATFORM_BACKOFF, 0.5)).toEqual({ state: 'failed', lastError: 'timeout' })
-    expect(afterFailure({ attempts: 80, giveUpAt: 1000 }, 'network', 999, DEFAULT_PLATFORM_BACKOFF, 0)).toEqual({ state: 'pending', lastError: 'network', nextAttemptAt: 999 + HOUR / 2 })
+    expect(afterFailure({ attempts: 80, giveUpAt: 1000 }, 'timeout', 1000, DEFAULT_PLATFORM_BACKOFF, 0.5)).toEqual({
+      state: 'failed',
+      lastError: 'timeout',
+    })
+    expect(afterFailure({ attempts: 80, giveUpAt: 1000 }, 'network', 999, DEFAULT_PLATFORM_BACKOFF, 0)).toEqual({
+      state: 'pending',
+      lastError: 'network',
+      nextAttemptAt: 999 + HOUR / 2,
+    })
   })
 })

@@ -12,16 +12,26 @@ describe('events to the platform', () => {
 
   it('are on with both, the secret kept as given for signing', () => {
     const secret = newPlatformSecret()
-    const { config } = loadConfig({ ...productionEnv(), PLATFORM_EVENTS_URL: 'https://appstation.example/kit-events', PLATFORM_EVENTS_SECRET: secret })
+    const { config } = loadConfig({
+      ...productionEnv(),
+      PLATFORM_EVENTS_URL: 'https://appstation.example/kit-events',
+      PLATFORM_EVENTS_SECRET: secret,
+    })
     expect(config.platformEvents).toEqual({ url: 'https://appstation.example/kit-events', secret })
   })
 
   it('refuses to start with one but not the other, naming the one missing, in every mode', () => {
     for (const env of [{ DATABASE_PATH: tempDb() }, productionEnv()]) {
-      expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'https://appstation.example/kit-events' })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_SECRET must be set too/)])
-      expect(problemsOf({ ...env, PLATFORM_EVENTS_SECRET: newPlatformSecret() })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_URL must be set too/)])
+      expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'https://appstation.example/kit-events' })).toEqual([
+        expect.stringMatching(/^PLATFORM_EVENTS_SECRET must be set too/),
+      ])
+      expect(problemsOf({ ...env, PLATFORM_EVENTS_SECRET: newPlatformSecret() })).toEqual([
+        expect.stringMatching(/^PLATFORM_EVENTS_URL must be set too/),
+      ])
       // A malformed one alone is named for what it is, once.
-      expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'http://platform.test/e' })).toEqual([expect.stringMatching(/^PLATFORM_EVENTS_URL must be an https URL/)])
+      expect(problemsOf({ ...env, PLATFORM_EVENTS_URL: 'http://platform.test/e' })).toEqual([
+        expect.stringMatching(/^PLATFORM_EVENTS_URL must be an https URL/),
+      ])
     }
   })
 
@@ -64,7 +74,9 @@ describe('KIT_POLL_INTERVAL_S', () => {
     expect(loadConfig({ DATABASE_PATH: tempDb() }).config.kitPollIntervalS).toBe(300)
     expect(loadConfig({ DATABASE_PATH: tempDb(), KIT_POLL_INTERVAL_S: '1' }).config.kitPollIntervalS).toBe(1)
     for (const value of ['0', '1.5', '-3']) {
-      expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_POLL_INTERVAL_S: value }), value).toEqual(['KIT_POLL_INTERVAL_S must be an integer ≥ 1'])
+      expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_POLL_INTERVAL_S: value }), value).toEqual([
+        'KIT_POLL_INTERVAL_S must be an integer ≥ 1',
+      ])
     }
   })
 })

@@ -66,11 +66,17 @@ describe('platform events under kill -9', () => {
       expect(resent[0]!.raw).toBe(receiver.received.find((r) => r.id === id)!.raw)
     }
     expect(receiver.received.every((r) => r.verified)).toBe(true)
-    for (const [m, ids] of order) expect(after.filter((r) => r.body.subject === `members/${m}`).map((r) => r.id), m).toEqual(ids)
+    for (const [m, ids] of order)
+      expect(
+        after.filter((r) => r.body.subject === `members/${m}`).map((r) => r.id),
+        m,
+      ).toEqual(ids)
 
     const db = new Database(path, { readonly: true })
     try {
-      await waitFor(() => (db.prepare(`SELECT count(*) AS n FROM platform_events WHERE state = 'sent'`).get() as { n: number }).n === 6, { what: 'every event recorded as sent' })
+      await waitFor(() => (db.prepare(`SELECT count(*) AS n FROM platform_events WHERE state = 'sent'`).get() as { n: number }).n === 6, {
+        what: 'every event recorded as sent',
+      })
     } finally {
       db.close()
     }

@@ -110,9 +110,19 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       await dialect.teardown()
     })
 
-    const portFor = (outbox: PlatformOutbox, now?: () => number) => new PlatformEvents({ outbox, configured: true, notify: () => {}, ...(now ? { now } : {}) })
+    const portFor = (outbox: PlatformOutbox, now?: () => number) =>
+      new PlatformEvents({ outbox, configured: true, notify: () => {}, ...(now ? { now } : {}) })
     const senderFor = (outbox: PlatformOutbox, options: Partial<PlatformSenderOptions> = {}) => {
-      const sender = new PlatformSender({ outbox, url: receiver.url, secret: receiver.secret, log: silent, backoff: { baseMs: 20, maxMs: 80 }, idlePollMs: 20, timeoutMs: 2000, ...options })
+      const sender = new PlatformSender({
+        outbox,
+        url: receiver.url,
+        secret: receiver.secret,
+        log: silent,
+        backoff: { baseMs: 20, maxMs: 80 },
+        idlePollMs: 20,
+        timeoutMs: 2000,
+        ...options,
+      })
       senders.push(sender)
       return sender
     }
@@ -122,7 +132,9 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       const port = portFor(outbox)
       expect((await port.emit(unsubscribed('c_1', 'm_1'))).status).toBe('stored')
       expect(await port.emit(unsubscribed('c_1', 'm_1'))).toEqual({ status: 'reported_before' })
-      expect((await port.emit({ ...unsubscribed('c_1', 'm_1'), type: 'kit.subscriber.bounced', kit: kitSide('bounced') })).status).toBe('stored')
+      expect((await port.emit({ ...unsubscribed('c_1', 'm_1'), type: 'kit.subscriber.bounced', kit: kitSide('bounced') })).status).toBe(
+        'stored',
+      )
       expect((await port.emit(unsubscribed('c_2', 'm_1'))).status, 'another community').toBe('stored')
       expect((await port.emit(renamed('c_1', 'm_1', 'Adelaide'))).status).toBe('stored')
       expect((await port.emit(renamed('c_1', 'm_1', 'Adelaide'))).status, 'an update is not a state').toBe('stored')
@@ -144,8 +156,12 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
 
     it('refuses a subscriber event without its member, and a trouble event with one', async () => {
       const port = portFor(await dialect.fresh())
-      await expect(port.emit({ type: 'kit.subscriber.unsubscribed', communityId: 'c_1', kit: kitSide('cancelled'), observedAt: 0 })).rejects.toMatchObject({ code: 'member_required' })
-      await expect(port.emit({ type: 'kit.connection.invalid', communityId: 'c_1', member: member('m_1'), observedAt: 0 })).rejects.toMatchObject({ code: 'member_not_allowed' })
+      await expect(
+        port.emit({ type: 'kit.subscriber.unsubscribed', communityId: 'c_1', kit: kitSide('cancelled'), observedAt: 0 }),
+      ).rejects.toMatchObject({ code: 'member_required' })
+      await expect(
+        port.emit({ type: 'kit.connection.invalid', communityId: 'c_1', member: member('m_1'), observedAt: 0 }),
+      ).rejects.toMatchObject({ code: 'member_not_allowed' })
     })
 
     it('claims one member’s events one at a time, in the order observed, and other members’ alongside', async () => {
@@ -161,7 +177,9 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
 
       // The first one fails and waits for a later attempt: the second still waits behind it.
       const firstRow = claimed.find((r) => r.id === (first as { id: string }).id)!
-      expect(await outbox.settle(firstRow.seq, 'a', { state: 'pending', nextAttemptAt: Date.now() - 1, lastError: 'http_503' }, Date.now())).toBe(true)
+      expect(
+        await outbox.settle(firstRow.seq, 'a', { state: 'pending', nextAttemptAt: Date.now() - 1, lastError: 'http_503' }, Date.now()),
+      ).toBe(true)
       const again = await outbox.claim('a', Date.now(), 60_000, 10)
       expect(again.map((r) => r.id)).toEqual([(first as { id: string }).id])
       expect(again[0]).toMatchObject({ attempts: 1, lastError: 'http_503' })
@@ -213,7 +231,9 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       time.advance(HOUR)
       expect(await port.reportWaitingFailures()).toBe(1)
       expect(await port.reportWaitingFailures(), 'nothing left to tell').toBe(0)
-      const notices = (await outbox.list('c_1', { limit: 10 })).map((e) => JSON.parse(e.body) as { type: string; subject?: string; data: Record<string, unknown> })
+      const notices = (await outbox.list('c_1', { limit: 10 })).map(
+        (e) => JSON.parse(e.body) as { type: string; subject?: string; data: Record<string, unknown> },
+      )
       expect(notices.map((n) => n.data.failed)).toEqual([4, 1])
       expect(notices[0]!.data.reasons).toEqual(['kit_unavailable', 'kit_refused'])
       expect(notices[1]!.data.reasons).toEqual(['kit_refused'])
@@ -264,7 +284,9 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       const sender = senderFor(outbox, { timeoutMs: 300 })
       const errors: (string | null)[] = []
       for (let i = 0; i < answers.length; i += 1) {
-        await waitFor(async () => (await outbox.nextDue()) !== null && (await outbox.nextDue())! <= Date.now(), { what: 'the next attempt to be due' })
+        await waitFor(async () => (await outbox.nextDue()) !== null && (await outbox.nextDue())! <= Date.now(), {
+          what: 'the next attempt to be due',
+        })
         expect(await sender.tick()).toBe(1)
         errors.push((await outbox.get('c_1', stored.id))!.lastError)
       }
@@ -294,9 +316,14 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       for (const [m, ids] of order) {
         const seen = receiver.received.filter((r) => r.body.subject === `members/${m}`).map((r) => r.id)
         // Retries repeat an id, but a member's later event never arrives before an earlier one was accepted.
-        expect(seen.filter((id, i) => seen[i - 1] !== id), m).toEqual(ids)
+        expect(
+          seen.filter((id, i) => seen[i - 1] !== id),
+          m,
+        ).toEqual(ids)
       }
-      await waitFor(async () => (await outbox.list('c_1', { state: 'sent', limit: 20 })).length === 12, { what: 'every event recorded as sent' })
+      await waitFor(async () => (await outbox.list('c_1', { state: 'sent', limit: 20 })).length === 12, {
+        what: 'every event recorded as sent',
+      })
       expect(await outbox.summary('c_1', 0)).toEqual([{ type: 'kit.subscriber.updated', state: 'sent', count: 12 }])
       expect(receiver.received.every((r) => r.verified)).toBe(true)
     })
@@ -340,7 +367,10 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       const kept = (await outbox.get('c_1', state.id))!
       expect(kept).toMatchObject({ state: 'sent', memberId: null, body: '{}' })
       expect(await port.emit(unsubscribed('c_1', 'm_1', time.now())), 'the state stays reported').toEqual({ status: 'reported_before' })
-      expect((await outbox.list('c_1', { state: 'pending', limit: 10 })).map((e) => e.type), 'still to send').toEqual(['kit.deliveries.failing', 'kit.subscriber.updated'])
+      expect(
+        (await outbox.list('c_1', { state: 'pending', limit: 10 })).map((e) => e.type),
+        'still to send',
+      ).toEqual(['kit.deliveries.failing', 'kit.subscriber.updated'])
       expect(await outbox.purge(time.now() - HOUR / 2, 100), 'nothing more to do').toBe(0)
     })
 

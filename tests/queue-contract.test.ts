@@ -107,7 +107,11 @@ function event(overrides: Partial<NewDelivery> = {}): NewDelivery {
 const LEASE_MS = 30_000
 const succeeded: Outcome = { status: 'succeeded', lastError: null, kitRequests: 1 }
 
-const claim = (queue: DeliveryQueue, owner = 'owner_a', options: { now?: number; limit?: number; exclude?: string[]; leaseMs?: number; turns?: ClaimTurnsOrder } = {}) =>
+const claim = (
+  queue: DeliveryQueue,
+  owner = 'owner_a',
+  options: { now?: number; limit?: number; exclude?: string[]; leaseMs?: number; turns?: ClaimTurnsOrder } = {},
+) =>
   queue.claim({
     owner,
     limit: options.limit ?? 100,
@@ -157,7 +161,12 @@ describe.each(dialects)('the $name queue', (dialect) => {
       it('accepts only the first of the same event arriving together, and answers each call in order', async () => {
         const e = event()
         const other = event()
-        const results = await Promise.all([queue.enqueue(e), queue.enqueue(other), queue.enqueue({ ...e, payload: '"late"' }), queue.enqueue(e)])
+        const results = await Promise.all([
+          queue.enqueue(e),
+          queue.enqueue(other),
+          queue.enqueue({ ...e, payload: '"late"' }),
+          queue.enqueue(e),
+        ])
         expect(results.map((r) => r.accepted)).toEqual([true, true, false, false])
         expect(results[2]?.deliveryId).toBeNull()
         expect(new Set(results.slice(0, 2).map((r) => r.deliveryId)).size).toBe(2)
@@ -171,12 +180,17 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const { deliveryId } = await queue.enqueue(e)
         expect(await claim(queue)).toEqual([])
         const record = await store.reads.get('c_alpha', deliveryId as string)
-        expect(record).toMatchObject({ status: 'skipped', last_error: 'No mapping for user.unknown', reason: 'unknown_event_type', attempts: 0 })
+        expect(record).toMatchObject({
+          status: 'skipped',
+          last_error: 'No mapping for user.unknown',
+          reason: 'unknown_event_type',
+          attempts: 0,
+        })
       })
     })
 
     describe('claim', () => {
-      it('hands out one member\'s events one at a time, in event order rather than arrival order', async () => {
+      it("hands out one member's events one at a time, in event order rather than arrival order", async () => {
         const now = Date.now()
         const later = event({ memberId: 'm_ada', eventTime: now + 20 })
         const earlier = event({ memberId: 'm_ada', eventTime: now + 10 })
@@ -197,14 +211,19 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await queue.enqueue(first)
         await queue.enqueue(second)
         const [d] = await claim(queue)
-        await queue.settle(d!.seq, 'owner_a', { status: 'retrying', lastError: 'Kit unavailable', kitRequests: 1, nextAttemptAt: Date.now() + 60_000 })
+        await queue.settle(d!.seq, 'owner_a', {
+          status: 'retrying',
+          lastError: 'Kit unavailable',
+          kitRequests: 1,
+          nextAttemptAt: Date.now() + 60_000,
+        })
         expect(await claim(queue)).toEqual([])
         const [again] = await claim(queue, 'owner_a', { now: Date.now() + 61_000 })
         await queue.settle(again!.seq, 'owner_a', { status: 'held', lastError: 'The Kit key was refused', kitRequests: 1 })
         expect(await claim(queue)).toEqual([])
       })
 
-      it('claims live events before snapshots, and a member\'s snapshot never holds up their live event', async () => {
+      it("claims live events before snapshots, and a member's snapshot never holds up their live event", async () => {
         const now = Date.now()
         const snapshotOfX = event({ memberId: 'm_x', eventType: 'member.snapshot', eventTime: now })
         const snapshotOfY = event({ memberId: 'm_y', eventType: 'member.snapshot', eventTime: now })
@@ -217,7 +236,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(ids(await claim(queue, 'owner_b'))).toEqual([snapshotOfX.eventId])
       })
 
-      it('keeps a snapshot behind the member\'s earlier live events', async () => {
+      it("keeps a snapshot behind the member's earlier live events", async () => {
         const now = Date.now()
         const live = event({ memberId: 'm_w', eventTime: now })
         const snapshot = event({ memberId: 'm_w', eventType: 'member.snapshot', eventTime: now + 1 })
@@ -225,7 +244,12 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await queue.enqueue(snapshot)
         const first = await claim(queue)
         expect(ids(first)).toEqual([live.eventId])
-        await queue.settle(first[0]!.seq, 'owner_a', { status: 'retrying', lastError: 'Kit unavailable', kitRequests: 1, nextAttemptAt: now + 60_000 })
+        await queue.settle(first[0]!.seq, 'owner_a', {
+          status: 'retrying',
+          lastError: 'Kit unavailable',
+          kitRequests: 1,
+          nextAttemptAt: now + 60_000,
+        })
         expect(await claim(queue)).toEqual([])
       })
 
@@ -237,7 +261,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(ids(await claim(queue, 'owner_a', { exclude: ['c_alpha'] }))).toEqual([bravo.eventId])
       })
 
-      it('claims a quiet community\'s event ahead of a busy community\'s older backlog, also of its put-back delivery', async () => {
+      it("claims a quiet community's event ahead of a busy community's older backlog, also of its put-back delivery", async () => {
         const now = Date.now()
         const backlog = Array.from({ length: 6 }, () => event({ communityId: 'c_busy', receivedAt: now - 60_000 }))
         for (const e of backlog) await queue.enqueue(e)
@@ -262,7 +286,13 @@ describe.each(dialects)('the $name queue', (dialect) => {
         for (const e of [...alpha, ...bravo, charlie]) await queue.enqueue(e)
         expect(ids(await claim(queue, 'owner_a', { limit: 4 }))).toEqual([alpha[0], bravo[0], charlie, alpha[1]].map((e) => e?.eventId))
         // Alpha has used more of the slots: the next claim starts with bravo.
-        const turns = { floor: 0, places: new Map([['c_alpha', 2000], ['c_bravo', 1000]]) }
+        const turns = {
+          floor: 0,
+          places: new Map([
+            ['c_alpha', 2000],
+            ['c_bravo', 1000],
+          ]),
+        }
         expect(ids(await claim(queue, 'owner_a', { limit: 2, turns }))).toEqual([bravo[1], alpha[2]].map((e) => e?.eventId))
       })
 
@@ -304,7 +334,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(await queue.marks('c_alpha', [mark.scope])).toEqual(new Map([[mark.scope, mark]]))
       })
 
-      it('writes ordering marks with the outcome, for the delivery\'s community only, and a later outcome replaces them', async () => {
+      it("writes ordering marks with the outcome, for the delivery's community only, and a later outcome replaces them", async () => {
         const first = event()
         const second = event()
         await queue.enqueue(first)
@@ -317,7 +347,12 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await queue.settle(b!.seq, 'owner_a', { ...succeeded, marks: [newer] })
 
         const marks = await queue.marks('c_alpha', [older.scope, other.scope, 'subscription:none'])
-        expect(marks).toEqual(new Map([[older.scope, newer], [other.scope, other]]))
+        expect(marks).toEqual(
+          new Map([
+            [older.scope, newer],
+            [other.scope, other],
+          ]),
+        )
         expect((await queue.marks('c_bravo', [older.scope, other.scope])).size).toBe(0)
       })
 
@@ -330,7 +365,12 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await queue.settle(d!.seq, 'owner_a', { status: 'pending', lastError: null, kitRequests: 0, nextAttemptAt: Date.now() })
         expect(await attempts()).toBe(0)
         ;[d] = await claim(queue)
-        await queue.settle(d!.seq, 'owner_a', { status: 'retrying', lastError: 'Kit unavailable', kitRequests: 2, nextAttemptAt: Date.now() })
+        await queue.settle(d!.seq, 'owner_a', {
+          status: 'retrying',
+          lastError: 'Kit unavailable',
+          kitRequests: 2,
+          nextAttemptAt: Date.now(),
+        })
         expect(await attempts()).toBe(1)
         ;[d] = await claim(queue)
         expect(d).toMatchObject({ attempts: 1, kitRequests: 2 })
@@ -349,7 +389,14 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const { deliveryId } = await queue.enqueue(event())
         const [d] = await claim(queue)
         const due = Date.now() + 1234.5678
-        expect(await queue.settle(d!.seq, 'owner_a', { status: 'retrying', lastError: 'Kit asked us to slow down', kitRequests: 1, nextAttemptAt: due })).toBe(true)
+        expect(
+          await queue.settle(d!.seq, 'owner_a', {
+            status: 'retrying',
+            lastError: 'Kit asked us to slow down',
+            kitRequests: 1,
+            nextAttemptAt: due,
+          }),
+        ).toBe(true)
         const row = await store.reads.get('c_alpha', deliveryId as string)
         expect(row).toMatchObject({ status: 'retrying', last_error: 'Kit asked us to slow down' })
         expect(Math.abs((row?.next_attempt_at ?? 0) - due)).toBeLessThan(1)
@@ -375,8 +422,14 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const elsewhere = event({ communityId: 'c_bravo' })
         const held: Outcome = { status: 'held', lastError: 'The Kit key was refused', kitRequests: 1 }
         await finishAs(queue, held, [plain, ofPausedSync, ofRunningSync, elsewhere])
-        await store.sql(`INSERT INTO syncs (id, community_id, status, format, started_at, updated_at) VALUES ($1, 'c_alpha', 'paused', 'csv', 0, 0)`, ['sync_paused'])
-        await store.sql(`INSERT INTO syncs (id, community_id, status, format, started_at, updated_at) VALUES ($1, 'c_alpha', 'running', 'csv', 0, 0)`, ['sync_running'])
+        await store.sql(
+          `INSERT INTO syncs (id, community_id, status, format, started_at, updated_at) VALUES ($1, 'c_alpha', 'paused', 'csv', 0, 0)`,
+          ['sync_paused'],
+        )
+        await store.sql(
+          `INSERT INTO syncs (id, community_id, status, format, started_at, updated_at) VALUES ($1, 'c_alpha', 'running', 'csv', 0, 0)`,
+          ['sync_running'],
+        )
         await store.sql('UPDATE deliveries SET sync_id = $1 WHERE event_id = $2', ['sync_paused', ofPausedSync.eventId])
         await store.sql('UPDATE deliveries SET sync_id = $1 WHERE event_id = $2', ['sync_running', ofRunningSync.eventId])
 
@@ -385,7 +438,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(await queue.depth()).toEqual({ pending: 2, retrying: 0, held: 2 })
       })
 
-      it('brings outage retries forward but not waits for Kit\'s subscriber list, nor another community\'s, by their reason codes', async () => {
+      it("brings outage retries forward but not waits for Kit's subscriber list, nor another community's, by their reason codes", async () => {
         const outage = event()
         const listLag = event()
         const elsewhere = event({ communityId: 'c_bravo' })
@@ -393,9 +446,16 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const later = Date.now() + 60_000
         for (const d of await claim(queue)) {
           // The words do not decide: the outage's read like a list-lag wait, the code says otherwise.
-          const wait: Outcome = d.eventId === listLag.eventId
-            ? { status: 'retrying', reason: 'list_lag', lastError: 'Waiting for the list', kitRequests: 1, nextAttemptAt: later }
-            : { status: 'retrying', reason: 'kit_unavailable', lastError: 'Waiting for Kit\'s subscriber list: not really', kitRequests: 1, nextAttemptAt: later }
+          const wait: Outcome =
+            d.eventId === listLag.eventId
+              ? { status: 'retrying', reason: 'list_lag', lastError: 'Waiting for the list', kitRequests: 1, nextAttemptAt: later }
+              : {
+                  status: 'retrying',
+                  reason: 'kit_unavailable',
+                  lastError: "Waiting for Kit's subscriber list: not really",
+                  kitRequests: 1,
+                  nextAttemptAt: later,
+                }
           await queue.settle(d.seq, 'owner_a', wait)
         }
         const now = Date.now()
@@ -412,7 +472,8 @@ describe.each(dialects)('the $name queue', (dialect) => {
         await finishAs(queue, { status: 'failed', lastError: 'Kit refused', kitRequests: 1 }, [failed])
         await finishAs(queue, { status: 'skipped', lastError: 'Nothing mapped', kitRequests: 0 }, [skipped])
         await finishAs(queue, succeeded, [done])
-        const idOf = async (e: NewDelivery) => (await store.reads.list('c_alpha', { order: 'oldest', limit: 10 })).find((r) => r.event_id === e.eventId)?.id as string
+        const idOf = async (e: NewDelivery) =>
+          (await store.reads.list('c_alpha', { order: 'oldest', limit: 10 })).find((r) => r.event_id === e.eventId)?.id as string
 
         expect(await queue.retry('c_bravo', await idOf(failed), Date.now())).toEqual({ result: 'not_found' })
         expect(await queue.retry('c_alpha', 'dlv_missing', Date.now())).toEqual({ result: 'not_found' })
@@ -439,9 +500,18 @@ describe.each(dialects)('the $name queue', (dialect) => {
       it('re-queues only the skipped deliveries with the named reason', async () => {
         const notConnected = [event(), event()]
         const unmapped = event()
-        await finishAs(queue, { status: 'skipped', reason: 'not_connected', lastError: 'No Kit account connected', kitRequests: 0 }, notConnected)
-        await finishAs(queue, { status: 'skipped', reason: 'empty_mapping', lastError: 'No Kit account connected', kitRequests: 0 }, [unmapped])
-        expect(await queue.retryMany('c_alpha', { status: 'skipped', reason: 'not_connected' }, 10, Date.now())).toEqual({ queued: 2, remaining: 0 })
+        await finishAs(
+          queue,
+          { status: 'skipped', reason: 'not_connected', lastError: 'No Kit account connected', kitRequests: 0 },
+          notConnected,
+        )
+        await finishAs(queue, { status: 'skipped', reason: 'empty_mapping', lastError: 'No Kit account connected', kitRequests: 0 }, [
+          unmapped,
+        ])
+        expect(await queue.retryMany('c_alpha', { status: 'skipped', reason: 'not_connected' }, 10, Date.now())).toEqual({
+          queued: 2,
+          remaining: 0,
+        })
         expect(await queue.retryMany('c_alpha', { status: 'failed' }, 10, Date.now())).toEqual({ queued: 0, remaining: 0 })
         expect(ids(await claim(queue)).sort()).toEqual(notConnected.map((e) => e.eventId).sort())
       })
@@ -477,7 +547,9 @@ describe.each(dialects)('the $name queue', (dialect) => {
     describe('depth and next due time', () => {
       it('counts waiting deliveries by status', async () => {
         expect(await queue.depth()).toEqual({ pending: 0, retrying: 0, held: 0 })
-        await finishAs(queue, { status: 'retrying', lastError: 'Kit unavailable', kitRequests: 1, nextAttemptAt: Date.now() + 60_000 }, [event()])
+        await finishAs(queue, { status: 'retrying', lastError: 'Kit unavailable', kitRequests: 1, nextAttemptAt: Date.now() + 60_000 }, [
+          event(),
+        ])
         await finishAs(queue, { status: 'held', lastError: 'The Kit key was refused', kitRequests: 1 }, [event(), event()])
         await finishAs(queue, succeeded, [event()])
         await queue.enqueue(event())
@@ -536,7 +608,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(await reads.list('c_alpha', { order: 'newest', limit: 10, statuses: ['succeeded'] })).toEqual([])
       })
 
-      it('matches the member\'s email by substring, taking % and _ literally', async () => {
+      it("matches the member's email by substring, taking % and _ literally", async () => {
         await seed()
         const emailsFor = async (text: string) =>
           (await reads.list('c_alpha', { order: 'oldest', limit: 10, memberEmailContains: text })).map((r) => r.member_email)
@@ -547,7 +619,7 @@ describe.each(dialects)('the $name queue', (dialect) => {
         expect(await emailsFor('nobody')).toEqual([])
       })
 
-      it('never shows another community\'s deliveries', async () => {
+      it("never shows another community's deliveries", async () => {
         const { bravo } = await seed()
         const bravoId = (await reads.list('c_bravo', { order: 'newest', limit: 10 }))[0]!.id
         const alpha = await reads.list('c_alpha', { order: 'newest', limit: 10, memberEmailContains: 'ada@' })
@@ -561,7 +633,13 @@ describe.each(dialects)('the $name queue', (dialect) => {
         const e = event()
         const { deliveryId } = await store.queue.enqueue(e)
         const [d] = await claim(store.queue)
-        await store.queue.settle(d!.seq, 'owner_a', { status: 'retrying', reason: 'kit_unavailable', lastError: 'Kit unavailable', kitRequests: 3, nextAttemptAt: 1_900_000_000_000 })
+        await store.queue.settle(d!.seq, 'owner_a', {
+          status: 'retrying',
+          reason: 'kit_unavailable',
+          lastError: 'Kit unavailable',
+          kitRequests: 3,
+          nextAttemptAt: 1_900_000_000_000,
+        })
         expect(await reads.get('c_alpha', deliveryId as string)).toEqual({
           seq: d!.seq,
           id: deliveryId,
@@ -655,7 +733,8 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     instanceB = new PostgresQueue(pools[1]!)
   })
 
-  const claimBy = (queue: PostgresQueue, owner: string, limit = 10) => queue.claim({ owner, limit, leaseMs: LEASE_MS, now: Date.now(), exclude: [] })
+  const claimBy = (queue: PostgresQueue, owner: string, limit = 10) =>
+    queue.claim({ owner, limit, leaseMs: LEASE_MS, now: Date.now(), exclude: [] })
 
   /** Instance A claims; while its transaction waits at COMMIT, instance B claims too. */
   async function claimTogether(limitA: number): Promise<{ byA: QueuedDelivery[]; byB: QueuedDelivery[] }> {
@@ -671,7 +750,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     return { byA: await claiming, byB }
   }
 
-  it('keeps a member\'s next delivery from another instance while their earlier one is being claimed', async () => {
+  it("keeps a member's next delivery from another instance while their earlier one is being claimed", async () => {
     const first = event({ memberId: 'm_race' })
     const second = event({ memberId: 'm_race' })
     await instanceA.enqueue(first)
@@ -682,7 +761,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     expect(await claimBy(instanceB, 'instance_b')).toEqual([])
   })
 
-  it('keeps a member\'s snapshot from another instance while their live event is being claimed', async () => {
+  it("keeps a member's snapshot from another instance while their live event is being claimed", async () => {
     // Both are claimable at once (a live event does not wait for an earlier snapshot); the first
     // instance takes only the live event, so the snapshot is not even row-locked by it.
     const snapshot = event({ memberId: 'm_race', eventType: 'member.snapshot', eventTime: Date.now() })
@@ -702,77 +781,94 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
   it.each([
     { members: 60, perMember: 5 },
     { members: 8, perMember: 10 },
-  ])('never has two deliveries of one member in flight, settles each once and keeps each member\'s order ($members members × $perMember)', async ({ members: MEMBERS, perMember: PER_MEMBER }) => {
-    const base = Date.now()
-    // Half the members start with a snapshot: their live events may overtake it (by design), so
-    // at moments both a snapshot and a live event of one member are claimable.
-    const events: NewDelivery[] = []
-    for (let i = 0; i < PER_MEMBER; i++) {
-      for (let m = 0; m < MEMBERS; m++) {
-        const snapshot = i === 0 && m % 2 === 1
-        events.push(event({ memberId: `m_busy_${m}`, eventType: snapshot ? 'member.snapshot' : 'user.updated', eventTime: base + i, payload: String(i) }))
-      }
-    }
-    const accepted = await Promise.all(events.map((e, i) => (i % 2 ? instanceA : instanceB).enqueue(e)))
-    expect(accepted.every((r) => r.accepted)).toBe(true)
-
-    const inFlight = new Map<string, number>()
-    const settledTimes = new Map<number, number>()
-    const orderOf = new Map<string, number[]>()
-    const violations: string[] = []
-    let settledCount = 0
-
-    async function work(queue: PostgresQueue, owner: string) {
-      for (let round = 0; settledCount < events.length; round++) {
-        if (round > 5000) throw new Error('the queue stopped handing out work')
-        const claimed = await queue.claim({ owner, limit: 10, leaseMs: 60_000, now: Date.now(), exclude: [] })
-        for (const d of claimed) {
-          const busy = inFlight.get(d.memberId)
-          if (busy !== undefined) violations.push(`${d.memberId}: ${d.seq} claimed by ${owner} while ${busy} in flight`)
-          if (settledTimes.has(d.seq)) violations.push(`${d.seq} claimed again after it was settled`)
-          inFlight.set(d.memberId, d.seq)
-          orderOf.set(d.memberId, [...(orderOf.get(d.memberId) ?? []), Number(d.payload)])
+  ])(
+    "never has two deliveries of one member in flight, settles each once and keeps each member's order ($members members × $perMember)",
+    async ({ members: MEMBERS, perMember: PER_MEMBER }) => {
+      const base = Date.now()
+      // Half the members start with a snapshot: their live events may overtake it (by design), so
+      // at moments both a snapshot and a live event of one member are claimable.
+      const events: NewDelivery[] = []
+      for (let i = 0; i < PER_MEMBER; i++) {
+        for (let m = 0; m < MEMBERS; m++) {
+          const snapshot = i === 0 && m % 2 === 1
+          events.push(
+            event({
+              memberId: `m_busy_${m}`,
+              eventType: snapshot ? 'member.snapshot' : 'user.updated',
+              eventTime: base + i,
+              payload: String(i),
+            }),
+          )
         }
-        if (claimed.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
-        await Promise.all(
-          claimed.map(async (d) => {
-            // The work itself takes a moment, as a call to Kit does.
-            await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
-            // Out of flight as seen here before the settle commits: a claim of this member's next
-            // delivery seen before this line would be a real overlap.
-            inFlight.delete(d.memberId)
-            if (await queue.settle(d.seq, owner, succeeded)) {
-              settledTimes.set(d.seq, (settledTimes.get(d.seq) ?? 0) + 1)
-              settledCount += 1
-            } else {
-              violations.push(`${d.seq}: lost its lease`)
-            }
-          }),
-        )
       }
-    }
-    await Promise.all([work(instanceA, 'instance_a'), work(instanceB, 'instance_b')])
+      const accepted = await Promise.all(events.map((e, i) => (i % 2 ? instanceA : instanceB).enqueue(e)))
+      expect(accepted.every((r) => r.accepted)).toBe(true)
 
-    expect(violations).toEqual([])
-    expect(settledTimes.size).toBe(events.length)
-    expect([...settledTimes.values()].every((n) => n === 1)).toBe(true)
-    const inEventOrder = Array.from({ length: PER_MEMBER }, (_, i) => i)
-    expect(orderOf.size).toBe(MEMBERS)
-    for (const [member, order] of orderOf) {
-      const hasSnapshot = Number(member.split('_').pop()) % 2 === 1
-      if (!hasSnapshot) {
-        expect(order, member).toEqual(inEventOrder)
-      } else {
-        // Live events in order; the snapshot (0) anywhere, as nothing came before it.
-        expect(order.filter((i) => i !== 0), member).toEqual(inEventOrder.slice(1))
+      const inFlight = new Map<string, number>()
+      const settledTimes = new Map<number, number>()
+      const orderOf = new Map<string, number[]>()
+      const violations: string[] = []
+      let settledCount = 0
+
+      async function work(queue: PostgresQueue, owner: string) {
+        for (let round = 0; settledCount < events.length; round++) {
+          if (round > 5000) throw new Error('the queue stopped handing out work')
+          const claimed = await queue.claim({ owner, limit: 10, leaseMs: 60_000, now: Date.now(), exclude: [] })
+          for (const d of claimed) {
+            const busy = inFlight.get(d.memberId)
+            if (busy !== undefined) violations.push(`${d.memberId}: ${d.seq} claimed by ${owner} while ${busy} in flight`)
+            if (settledTimes.has(d.seq)) violations.push(`${d.seq} claimed again after it was settled`)
+            inFlight.set(d.memberId, d.seq)
+            orderOf.set(d.memberId, [...(orderOf.get(d.memberId) ?? []), Number(d.payload)])
+          }
+          if (claimed.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+          await Promise.all(
+            claimed.map(async (d) => {
+              // The work itself takes a moment, as a call to Kit does.
+              await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
+              // Out of flight as seen here before the settle commits: a claim of this member's next
+              // delivery seen before this line would be a real overlap.
+              inFlight.delete(d.memberId)
+              if (await queue.settle(d.seq, owner, succeeded)) {
+                settledTimes.set(d.seq, (settledTimes.get(d.seq) ?? 0) + 1)
+                settledCount += 1
+              } else {
+                violations.push(`${d.seq}: lost its lease`)
+              }
+            }),
+          )
+        }
       }
-    }
-    expect(await instanceA.depth()).toEqual({ pending: 0, retrying: 0, held: 0 })
-  })
+      await Promise.all([work(instanceA, 'instance_a'), work(instanceB, 'instance_b')])
+
+      expect(violations).toEqual([])
+      expect(settledTimes.size).toBe(events.length)
+      expect([...settledTimes.values()].every((n) => n === 1)).toBe(true)
+      const inEventOrder = Array.from({ length: PER_MEMBER }, (_, i) => i)
+      expect(orderOf.size).toBe(MEMBERS)
+      for (const [member, order] of orderOf) {
+        const hasSnapshot = Number(member.split('_').pop()) % 2 === 1
+        if (!hasSnapshot) {
+          expect(order, member).toEqual(inEventOrder)
+        } else {
+          // Live events in order; the snapshot (0) anywhere, as nothing came before it.
+          expect(
+            order.filter((i) => i !== 0),
+            member,
+          ).toEqual(inEventOrder.slice(1))
+        }
+      }
+      expect(await instanceA.depth()).toEqual({ pending: 0, retrying: 0, held: 0 })
+    },
+  )
 
   it('accepts each event id once when two instances receive the same events at once', async () => {
     const events = Array.from({ length: 200 }, () => event())
-    const shuffled = (list: NewDelivery[]) => list.map((e) => ({ e, k: Math.random() })).sort((a, b) => a.k - b.k).map(({ e }) => e)
+    const shuffled = (list: NewDelivery[]) =>
+      list
+        .map((e) => ({ e, k: Math.random() }))
+        .sort((a, b) => a.k - b.k)
+        .map(({ e }) => e)
     // Each instance receives them in its own order, a few at a time, so that many of its
     // transactions overlap with the other's on the same ids.
     async function receive(queue: PostgresQueue) {
@@ -795,7 +891,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     expect(rows[0]).toEqual({ events: 200, deliveries: 200 })
   })
 
-  it('lets another instance claim a delivery whose lease expired, and refuses the first owner\'s outcome', async () => {
+  it("lets another instance claim a delivery whose lease expired, and refuses the first owner's outcome", async () => {
     await instanceA.enqueue(event())
     const now = Date.now()
     const [mine] = await instanceA.claim({ owner: 'instance_a', limit: 10, leaseMs: 1000, now, exclude: [] })
@@ -806,7 +902,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     expect(await instanceB.settle(theirs!.seq, 'instance_b', succeeded)).toBe(true)
   })
 
-  it('gives back nothing at start: another instance\'s live leases stay its own', async () => {
+  it("gives back nothing at start: another instance's live leases stay its own", async () => {
     await instanceA.enqueue(event())
     const [mine] = await instanceA.claim({ owner: 'instance_a', limit: 10, leaseMs: LEASE_MS, now: Date.now(), exclude: [] })
     expect(mine).toBeDefined()

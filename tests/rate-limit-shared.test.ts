@@ -21,7 +21,9 @@ afterEach(async () => {
 })
 
 /** Two instances on a fresh database; `limits` sets their allowances. */
-async function twoInstances(limits: Partial<Config>): Promise<{ a: FastifyInstance; b: FastifyInstance; kit: KitStandin; databaseUrl: string }> {
+async function twoInstances(
+  limits: Partial<Config>,
+): Promise<{ a: FastifyInstance; b: FastifyInstance; kit: KitStandin; databaseUrl: string }> {
   h = await PipelineHarness.start({ postgres: 'kitlimits', instances: 2, config: limits, pipeline: { autoStart: false } })
   const [a, b] = h.apps as [FastifyInstance, FastifyInstance]
   return { a, b, kit: h.kit, databaseUrl: h.databaseUrl! }
@@ -33,7 +35,7 @@ const getConnection = (app: FastifyInstance, headers: Record<string, string>, re
   app.inject({ method: 'GET', url: '/api/v1/connection', headers, remoteAddress })
 
 describe.skipIf(!pgUp)('allowances shared by instances on PostgreSQL', () => {
-  it('counts one user\'s settings requests on both instances against one allowance, exactly, even when they arrive together', async () => {
+  it("counts one user's settings requests on both instances against one allowance, exactly, even when they arrive together", async () => {
     const { a, b } = await twoInstances({ apiRateLimit: 6 })
     const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => getConnection(i % 2 === 0 ? a : b, owner)))
     const statuses = answers.map((res) => res.statusCode).sort()

@@ -60,13 +60,24 @@ describe('settings API rate limit per community and user', () => {
     const doc = (await server.inject('/docs/openapi.json')).json() as { paths: Record<string, Record<string, unknown>> }
     const routes = Object.entries(doc.paths)
       .filter(([path]) => path.startsWith('/api/v1/'))
-      .flatMap(([path, methods]) => Object.keys(methods).map((method) => ({ method: method.toUpperCase() as 'GET', url: path.replace(/\{[^}]+\}/g, 'x') })))
+      .flatMap(([path, methods]) =>
+        Object.keys(methods).map((method) => ({ method: method.toUpperCase() as 'GET', url: path.replace(/\{[^}]+\}/g, 'x') })),
+      )
     const named = routes.map((r) => `${r.method} ${r.url}`)
-    expect(named).toEqual(expect.arrayContaining(['POST /api/v1/syncs', 'GET /api/v1/syncs/x', 'POST /api/v1/syncs/x/cancel', 'POST /api/v1/deliveries/retry', 'GET /api/v1/deliveries/replayable']))
+    expect(named).toEqual(
+      expect.arrayContaining([
+        'POST /api/v1/syncs',
+        'GET /api/v1/syncs/x',
+        'POST /api/v1/syncs/x/cancel',
+        'POST /api/v1/deliveries/retry',
+        'GET /api/v1/deliveries/replayable',
+      ]),
+    )
     const member = auth(signToken({ claims: { cid: 'c_alpha', sub: 'u_member', roles: ['member'] } }))
     for (const route of routes) {
       const what = `${route.method} ${route.url}`
-      const body = route.method === 'GET' || route.method === 'DELETE' ? {} : { headers: { 'content-type': 'text/csv' }, payload: 'email,member_id\n' }
+      const body =
+        route.method === 'GET' || route.method === 'DELETE' ? {} : { headers: { 'content-type': 'text/csv' }, payload: 'email,member_id\n' }
       const anonymous = await server.inject({ ...route, ...body })
       expect(anonymous.statusCode, what).toBe(401)
       expect((await server.inject({ ...route, ...body, headers: { ...body.headers, ...member } })).statusCode, what).toBe(403)

@@ -12,7 +12,8 @@ afterEach(async () => {
 })
 
 const retryOne = (id: string, headers = asA) => h.app.inject({ method: 'POST', url: `/api/v1/deliveries/${id}/retry`, headers })
-const retryMany = (payload: unknown, headers = asA) => h.app.inject({ method: 'POST', url: '/api/v1/deliveries/retry', headers, payload: payload as object })
+const retryMany = (payload: unknown, headers = asA) =>
+  h.app.inject({ method: 'POST', url: '/api/v1/deliveries/retry', headers, payload: payload as object })
 const replayDisconnected = (headers = asA) => retryMany({ status: 'skipped', reason: 'not_connected' }, headers)
 const replayable = async (headers = asA) => {
   const res = await h.app.inject({ method: 'GET', url: '/api/v1/deliveries/replayable', headers })
@@ -42,7 +43,9 @@ describe('retrying skipped deliveries', () => {
     expect(done.status).toBe('succeeded')
     const res = await retryOne(done.id)
     expect(res.statusCode).toBe(409)
-    expect(res.json()).toEqual({ error: { code: 'not_retryable', message: 'Only failed or skipped deliveries can be retried; this one is succeeded.' } })
+    expect(res.json()).toEqual({
+      error: { code: 'not_retryable', message: 'Only failed or skipped deliveries can be retried; this one is succeeded.' },
+    })
   })
 
   it('a stale skip stays skipped when retried, with the same reason', async () => {
@@ -57,10 +60,13 @@ describe('retrying skipped deliveries', () => {
     expect(stale.reason).toBe('stale_event')
 
     expect((await retryOne(stale.id)).statusCode).toBe(202)
-    const again = await waitFor(() => {
-      const d = h.delivery(olderId)!
-      return d.status === 'skipped' && d.attempts === stale.attempts && d.updated_at !== stale.updated_at ? d : undefined
-    }, { what: 'the retried stale delivery' })
+    const again = await waitFor(
+      () => {
+        const d = h.delivery(olderId)!
+        return d.status === 'skipped' && d.attempts === stale.attempts && d.updated_at !== stale.updated_at ? d : undefined
+      },
+      { what: 'the retried stale delivery' },
+    )
     expect(again.last_error).toBe(stale.last_error)
     expect(h.tagNames('st@example.com')).toEqual(['Active Member'])
   })
@@ -78,16 +84,32 @@ describe('sending what was recorded while no Kit account was connected', () => {
       await h.send({ ...a, type: 'subscription.canceled', subscription: { ...sub, status: 'canceled' }, time: at(3000) }),
       await h.send({ ...a, type: 'user.signed_up', firstName: 'Ann', time: at(0) }),
       await h.send({ ...a, type: 'subscription.started', subscription: sub, time: at(1000) }),
-      await h.send({ type: 'user.signed_up', memberId: 'm_b', email: 'b@example.com', fields: { mk_subscription_plan: 'free' }, time: at(500) }),
+      await h.send({
+        type: 'user.signed_up',
+        memberId: 'm_b',
+        email: 'b@example.com',
+        fields: { mk_subscription_plan: 'free' },
+        time: at(500),
+      }),
     ]
-    const bravo = await h.send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com', time: at(0) })
+    const bravo = await h.send({
+      type: 'user.signed_up',
+      communityId: 'c_bravo',
+      memberId: 'm_other',
+      email: 'other@example.com',
+      time: at(0),
+    })
     for (const id of recorded) expect(h.delivery(id)?.status).toBe('skipped')
 
     await h.connect()
     // Skipped for another reason: not part of the replay.
     const nothingMappedId = await h.send({ type: 'user.deleted', memberId: 'm_c', email: 'c@example.com', time: at(100) })
     const nothingMapped = await h.settled(nothingMappedId)
-    expect(nothingMapped).toMatchObject({ status: 'skipped', reason: 'empty_mapping', last_error: reasonWords('empty_mapping', { eventType: 'user.deleted' }) })
+    expect(nothingMapped).toMatchObject({
+      status: 'skipped',
+      reason: 'empty_mapping',
+      last_error: reasonWords('empty_mapping', { eventType: 'user.deleted' }),
+    })
 
     const res = await replayDisconnected()
     expect(res.statusCode).toBe(202)
@@ -96,9 +118,15 @@ describe('sending what was recorded while no Kit account was connected', () => {
     expect(h.tagNames('a@example.com')).toEqual(['Cancelled', 'New Member'])
     expect(h.subscriber('a@example.com')?.first_name).toBe('Ann')
     expect(h.subscriber('b@example.com')?.fields).toMatchObject({ subscription_plan: 'free' })
-    const applied = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_a' ORDER BY updated_at, seq`).all() as { event_id: string }[]
+    const applied = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE member_id = 'm_a' ORDER BY updated_at, seq`).all() as {
+      event_id: string
+    }[]
     expect(applied.map((d) => d.event_id)).toEqual([recorded[1], recorded[2], recorded[0]])
-    expect(h.delivery(nothingMappedId)).toMatchObject({ status: 'skipped', attempts: nothingMapped.attempts, updated_at: nothingMapped.updated_at })
+    expect(h.delivery(nothingMappedId)).toMatchObject({
+      status: 'skipped',
+      attempts: nothingMapped.attempts,
+      updated_at: nothingMapped.updated_at,
+    })
 
     // Community B's recorded events were not touched, and B cannot replay without its own connection.
     expect(h.delivery(bravo)).toMatchObject({ status: 'skipped', reason: 'not_connected' })
@@ -110,7 +138,7 @@ describe('sending what was recorded while no Kit account was connected', () => {
     expect((await replayDisconnected()).json()).toEqual({ queued: 0, remaining: 0 })
   })
 
-  it('is scoped to the community: B replays only its own recorded events, never A\'s', async () => {
+  it("is scoped to the community: B replays only its own recorded events, never A's", async () => {
     h = await PipelineHarness.start()
     const mine = await h.send({ type: 'user.signed_up', memberId: 'm_mine', email: 'mine@example.com' })
     const theirs = await h.send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_theirs', email: 'theirs@example.com' })
@@ -156,11 +184,20 @@ describe('sending what was recorded while no Kit account was connected', () => {
     const now = Date.now()
     h.app.sqlite.transaction(() => {
       for (let i = 0; i < RETRY_MANY_MAX + 3; i++) {
-        storeDelivery(h.app.sqlite, { eventId: `evt_bulk_${i}`, eventTime: now + i, receivedAt: now, status: 'skipped', lastError: reasonWords('not_connected'), reason: 'not_connected' })
+        storeDelivery(h.app.sqlite, {
+          eventId: `evt_bulk_${i}`,
+          eventTime: now + i,
+          receivedAt: now,
+          status: 'skipped',
+          lastError: reasonWords('not_connected'),
+          reason: 'not_connected',
+        })
       }
     })()
     expect((await replayDisconnected()).json()).toEqual({ queued: RETRY_MANY_MAX, remaining: 3 })
-    const pending = h.app.sqlite.prepare(`SELECT event_id FROM deliveries WHERE status = 'pending' ORDER BY event_time DESC LIMIT 1`).get() as { event_id: string }
+    const pending = h.app.sqlite
+      .prepare(`SELECT event_id FROM deliveries WHERE status = 'pending' ORDER BY event_time DESC LIMIT 1`)
+      .get() as { event_id: string }
     expect(pending.event_id).toBe(`evt_bulk_${RETRY_MANY_MAX - 1}`)
     expect((await replayDisconnected()).json()).toEqual({ queued: 3, remaining: 0 })
   })
@@ -184,7 +221,10 @@ describe('sending what was recorded while no Kit account was connected', () => {
     await h.putMappings((doc) => {
       doc.events['user.signed_up'].add_to_sequences = [{ id: sequence.id, name: sequence.name }]
     })
-    const ids = [await h.send({ type: 'user.signed_up', memberId: 'm_f1', email: 'f1@example.com' }), await h.send({ type: 'user.signed_up', memberId: 'm_f2', email: 'f2@example.com' })]
+    const ids = [
+      await h.send({ type: 'user.signed_up', memberId: 'm_f1', email: 'f1@example.com' }),
+      await h.send({ type: 'user.signed_up', memberId: 'm_f2', email: 'f2@example.com' }),
+    ]
     for (const id of ids) expect((await h.settled(id)).status).toBe('failed')
     sequence.active = true
     expect((await retryMany({ status: 'failed' }, asB)).json()).toEqual({ queued: 0, remaining: 0 })
@@ -216,7 +256,13 @@ describe('counting what was recorded while no Kit account was connected', () => 
     const recorded = [
       await h.send({ type: 'user.signed_up', memberId: 'm_c1', email: 'c1@example.com', time: at(0) }),
       await h.send({ type: 'user.signed_up', memberId: 'm_c2', email: 'c2@example.com', time: at(10) }),
-      await h.send({ type: 'subscription.started', memberId: 'm_c1', email: 'c1@example.com', subscription: { id: 's_c1', plan: 'pro', status: 'active' }, time: at(20) }),
+      await h.send({
+        type: 'subscription.started',
+        memberId: 'm_c1',
+        email: 'c1@example.com',
+        subscription: { id: 's_c1', plan: 'pro', status: 'active' },
+        time: at(20),
+      }),
     ]
     const expected = {
       count: 3,
@@ -239,7 +285,7 @@ describe('counting what was recorded while no Kit account was connected', () => 
     expect(await replayable()).toEqual({ count: 0, members: 0, event_types: [] })
   })
 
-  it('counts only the community\'s own: B sees none of A\'s recorded events', async () => {
+  it("counts only the community's own: B sees none of A's recorded events", async () => {
     h = await PipelineHarness.start()
     await h.send({ type: 'user.signed_up', memberId: 'm_a1', email: 'a1@example.com' })
     await h.send({ type: 'user.updated', memberId: 'm_a1', email: 'a1@example.com' })

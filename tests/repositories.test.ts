@@ -38,7 +38,7 @@ async function openSqlite(): Promise<Harness> {
   const { sqlite } = openDatabase(':memory:')
   return {
     ...sharedStores(sqliteRunner(sqlite)),
-    query: async <T,>(sql: string, ...params: unknown[]) => {
+    query: async <T>(sql: string, ...params: unknown[]) => {
       const stmt = sqlite.prepare(sql)
       return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as T[]
     },
@@ -61,7 +61,7 @@ async function openPg(): Promise<Harness> {
     const opened = await openPostgres(database.url, { poolSize: 3 })
     return {
       ...sharedStores(postgresRunner(opened.pool)),
-      query: async <T,>(sql: string, ...params: unknown[]) => {
+      query: async <T>(sql: string, ...params: unknown[]) => {
         let n = 0
         const text = sql.replace(/\?/g, () => `$${++n}`)
         return (await opened.pool.query({ text, values: params, types: bigintAsNumber })).rows as T[]
@@ -243,7 +243,11 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
 
         await h.connections.update(record.communityId, { status: 'connected' })
         expect(
-          await h.connections.update(record.communityId, { status: 'invalid', updatedAt: '2026-09-09T00:00:00.000Z' }, { status: 'connected' }),
+          await h.connections.update(
+            record.communityId,
+            { status: 'invalid', updatedAt: '2026-09-09T00:00:00.000Z' },
+            { status: 'connected' },
+          ),
         ).toBe(true)
         expect(await h.connections.get(record.communityId)).toMatchObject({ status: 'invalid', updatedAt: '2026-09-09T00:00:00.000Z' })
       })
@@ -251,9 +255,17 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
       it('reseals only if the ciphertext is still the one read', async () => {
         const record = connection()
         await h.connections.save(record)
-        expect(await h.connections.update(record.communityId, { apiKeyCiphertext: 'v2.resealed' }, { apiKeyCiphertext: 'v1.something-else' })).toBe(false)
+        expect(
+          await h.connections.update(record.communityId, { apiKeyCiphertext: 'v2.resealed' }, { apiKeyCiphertext: 'v1.something-else' }),
+        ).toBe(false)
         expect((await h.connections.get(record.communityId))?.apiKeyCiphertext).toBe(record.apiKeyCiphertext)
-        expect(await h.connections.update(record.communityId, { apiKeyCiphertext: 'v2.resealed' }, { apiKeyCiphertext: record.apiKeyCiphertext })).toBe(true)
+        expect(
+          await h.connections.update(
+            record.communityId,
+            { apiKeyCiphertext: 'v2.resealed' },
+            { apiKeyCiphertext: record.apiKeyCiphertext },
+          ),
+        ).toBe(true)
         expect((await h.connections.get(record.communityId))?.apiKeyCiphertext).toBe('v2.resealed')
       })
 
@@ -293,10 +305,18 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         await h.mappings.save({ communityId: 'c_b', document: '{"v":1}', updatedAt: '2026-01-01T00:00:00.000Z' })
         // Someone saved v2 after this caller read v1: its replacement is refused.
         await h.mappings.save({ communityId: 'c_a', document: '{"v":2}', updatedAt: '2026-01-02T00:00:00.000Z' })
-        expect(await h.mappings.replace({ communityId: 'c_a', document: '{"v":"1+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":1}')).toBe(false)
+        expect(
+          await h.mappings.replace({ communityId: 'c_a', document: '{"v":"1+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":1}'),
+        ).toBe(false)
         expect(await h.mappings.get('c_a')).toMatchObject({ document: '{"v":2}' })
-        expect(await h.mappings.replace({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":2}')).toBe(true)
-        expect(await h.mappings.get('c_a')).toEqual({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' })
+        expect(
+          await h.mappings.replace({ communityId: 'c_a', document: '{"v":"2+key"}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{"v":2}'),
+        ).toBe(true)
+        expect(await h.mappings.get('c_a')).toEqual({
+          communityId: 'c_a',
+          document: '{"v":"2+key"}',
+          updatedAt: '2026-01-03T00:00:00.000Z',
+        })
         expect(await h.mappings.get('c_b')).toMatchObject({ document: '{"v":1}' })
         expect(await h.mappings.replace({ communityId: 'c_c', document: '{}', updatedAt: '2026-01-03T00:00:00.000Z' }, '{}')).toBe(false)
       })
@@ -490,7 +510,10 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
         expect(await statusOf('dlv_sync_1_2')).toEqual({ status: 'pending', reason: null })
         expect(await statusOf('dlv_sync_1_3')).toEqual({ status: 'held', reason: 'sync_paused' })
         expect(await statusOf('dlv_sync_1_4')).toEqual({ status: 'held', reason: 'sync_paused' })
-        expect((await deliveriesOf('sync_1')).find((d) => d.id === 'dlv_sync_1_4')).toMatchObject({ last_error: reasonWords('sync_paused'), updated_at: iso(STARTED + 20) })
+        expect((await deliveriesOf('sync_1')).find((d) => d.id === 'dlv_sync_1_4')).toMatchObject({
+          last_error: reasonWords('sync_paused'),
+          updated_at: iso(STARTED + 20),
+        })
 
         await h.syncs.resume('sync_1', STARTED + 30)
         expect(await h.syncs.get(A, 'sync_1')).toMatchObject({ status: 'running', updated_at: STARTED + 30 })
@@ -537,7 +560,10 @@ describe.each(dialects)('$dialect', ({ dialect, available, open }) => {
 
         expect(await h.syncs.get(A, 'sync_gone')).toBeUndefined()
         expect(await countOf('FROM deliveries WHERE sync_id = ?', 'sync_gone')).toBe(0)
-        expect((await h.query<{ id: string }>('SELECT id FROM events ORDER BY id')).map((r) => r.id)).toEqual(['sync_kept_1', 'sync_kept_2'])
+        expect((await h.query<{ id: string }>('SELECT id FROM events ORDER BY id')).map((r) => r.id)).toEqual([
+          'sync_kept_1',
+          'sync_kept_2',
+        ])
         expect(await countOf('FROM deliveries WHERE sync_id = ?', 'sync_kept')).toBe(2)
         expect(await h.syncs.importing(Number.MAX_SAFE_INTEGER)).toEqual(['sync_kept'])
       })

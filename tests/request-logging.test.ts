@@ -20,7 +20,10 @@ interface Line {
 
 /** The request lines ("incoming request", "request completed") of each request, by URL. */
 function requestLines(logs: string[]): { url: string; level: number; msg: string; status?: number }[] {
-  const lines = logs.flatMap((chunk) => chunk.split('\n')).filter(Boolean).map((l) => JSON.parse(l) as Line)
+  const lines = logs
+    .flatMap((chunk) => chunk.split('\n'))
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line)
   const urls = new Map(lines.filter((l) => l.req).map((l) => [l.reqId, l.req!.url]))
   return lines
     .filter((l) => l.msg === 'incoming request' || l.msg === 'request completed')

@@ -28,7 +28,8 @@ type Status = 'pending' | 'retrying' | 'held' | 'succeeded' | 'failed' | 'skippe
 /** One event and its delivery, last updated `updatedDaysAgo` days ago. */
 function stored(status: Status, updatedDaysAgo: number, receivedDaysAgo = updatedDaysAgo): string {
   const received = Date.now() - receivedDaysAgo * DAY
-  return storeDelivery(app.sqlite, { status, eventTime: received, receivedAt: received, updatedAt: Date.now() - updatedDaysAgo * DAY }).eventId
+  return storeDelivery(app.sqlite, { status, eventTime: received, receivedAt: received, updatedAt: Date.now() - updatedDaysAgo * DAY })
+    .eventId
 }
 
 const eventIds = () => (app.sqlite.prepare('SELECT id FROM events ORDER BY id').all() as { id: string }[]).map((r) => r.id)
@@ -79,7 +80,9 @@ describe('retention', () => {
   it('leaves the ordering marks and what was written to Kit per member alone', async () => {
     stored('succeeded', 40)
     app.sqlite
-      .prepare(`INSERT INTO ordering_marks (community_id, scope, event_time, event_id) VALUES ('c_alpha', 'subscription:s_1', 1, 'evt_old_x')`)
+      .prepare(
+        `INSERT INTO ordering_marks (community_id, scope, event_time, event_id) VALUES ('c_alpha', 'subscription:s_1', 1, 'evt_old_x')`,
+      )
       .run()
     app.sqlite
       .prepare(
@@ -97,9 +100,7 @@ describe('retention', () => {
     const event = makeEvent()
     expect((await postEvent(app, secret, event)).statusCode).toBe(202)
     expect((await postEvent(app, secret, event)).statusCode).toBe(200)
-    app.sqlite
-      .prepare(`UPDATE deliveries SET status = 'succeeded', updated_at = ?`)
-      .run(new Date(Date.now() - 31 * DAY).toISOString())
+    app.sqlite.prepare(`UPDATE deliveries SET status = 'succeeded', updated_at = ?`).run(new Date(Date.now() - 31 * DAY).toISOString())
     await app.pipeline.retention.run()
     const again = await postEvent(app, secret, event)
     expect(again.statusCode).toBe(202)
@@ -116,7 +117,9 @@ describe('retention', () => {
     })
     retention.start()
     await retention.stop()
-    expect(logs.join('\n')).toMatch(/"deliveries":2,"events":2,"batches":1,"retentionDays":30,"msg":"retention removed finished deliveries and their events"/)
+    expect(logs.join('\n')).toMatch(
+      /"deliveries":2,"events":2,"batches":1,"retentionDays":30,"msg":"retention removed finished deliveries and their events"/,
+    )
 
     stored('failed', 31)
     await app.pipeline.retention.run()

@@ -21,7 +21,16 @@ async function startBuilt(env: Record<string, string>) {
   const port = await freePort()
   const child = spawn(process.execPath, [`${OUT}/main.mjs`], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...goodSecrets(), METRICS_TOKEN: metricsToken(), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      ...goodSecrets(),
+      METRICS_TOKEN: metricsToken(),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -82,7 +91,10 @@ describe('the server built to plain JavaScript', () => {
 })
 
 describe('the package', () => {
-  const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> }
+  const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as {
+    dependencies: Record<string, string>
+    devDependencies: Record<string, string>
+  }
 
   it('needs no build tool at run time: the bundler, the UI framework and the TypeScript loader are for building only', () => {
     for (const tool of ['vite', '@vitejs/plugin-vue', 'tsx', 'esbuild', 'vue', 'pinia', 'typescript']) {

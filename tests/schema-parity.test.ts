@@ -86,14 +86,23 @@ function builtSqlite(path: string): Built {
       .all() as string[]
     const built: Built = {}
     for (const table of tables) {
-      const info = sqlite.prepare('SELECT name, "notnull", pk FROM pragma_table_info(?)').all(table) as { name: string; notnull: number; pk: number }[]
+      const info = sqlite.prepare('SELECT name, "notnull", pk FROM pragma_table_info(?)').all(table) as {
+        name: string
+        notnull: number
+        pk: number
+      }[]
       const indexes = sqlite
-        .prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`)
+        .prepare(
+          `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`,
+        )
         .pluck()
         .all(table) as string[]
       built[table] = {
         columns: Object.fromEntries(info.map((c) => [c.name, { nullable: c.notnull === 0 }])),
-        primaryKey: info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name),
+        primaryKey: info
+          .filter((c) => c.pk > 0)
+          .sort((a, b) => a.pk - b.pk)
+          .map((c) => c.name),
         indexes,
       }
     }
@@ -221,18 +230,22 @@ describe('the committed migrations', () => {
   it.each([
     { dialect: 'sqlite', schema: 'server/db/schema/index.ts', folder: 'migrations/sqlite' },
     { dialect: 'postgresql', schema: 'server/db/pg-schema/index.ts', folder: 'migrations/postgres' },
-  ])('are what drizzle-kit generates from the $dialect schema (run `npm run db:generate` if not)', async ({ dialect, schema, folder }) => {
-    const copy = join(scratch, dialect)
-    cpSync(join(ROOT, folder), copy, { recursive: true })
-    const before = filesOf(copy)
-    // drizzle-kit reads `--out` as relative to the working directory, even when it is absolute.
-    await run(
-      DRIZZLE_KIT,
-      ['generate', `--dialect=${dialect}`, `--schema=./${schema}`, `--out=./${relative(ROOT, copy)}`, '--casing=snake_case'],
-      { cwd: ROOT, timeout: 60_000, env: { ...process.env, CI: '1' } },
-    )
-    const after = filesOf(copy)
-    expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort())
-    expect(after).toEqual(before)
-  }, 90_000)
+  ])(
+    'are what drizzle-kit generates from the $dialect schema (run `npm run db:generate` if not)',
+    async ({ dialect, schema, folder }) => {
+      const copy = join(scratch, dialect)
+      cpSync(join(ROOT, folder), copy, { recursive: true })
+      const before = filesOf(copy)
+      // drizzle-kit reads `--out` as relative to the working directory, even when it is absolute.
+      await run(
+        DRIZZLE_KIT,
+        ['generate', `--dialect=${dialect}`, `--schema=./${schema}`, `--out=./${relative(ROOT, copy)}`, '--casing=snake_case'],
+        { cwd: ROOT, timeout: 60_000, env: { ...process.env, CI: '1' } },
+      )
+      const after = filesOf(copy)
+      expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort())
+      expect(after).toEqual(before)
+    },
+    90_000,
+  )
 })

@@ -28,13 +28,17 @@ describe('the local App Station needs an explicit, safe opt-in', () => {
   })
 
   it('refuses KIT_DEV_HOST values other than 1 or 0', () => {
-    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: 'yes' })).toEqual(['KIT_DEV_HOST must be 1 (serve the local App Station at /dev/) or 0'])
+    expect(problemsOf({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: 'yes' })).toEqual([
+      'KIT_DEV_HOST must be 1 (serve the local App Station at /dev/) or 0',
+    ])
   })
 
   it('refuses to start with KIT_DEV_HOST=1 when NODE_ENV names production, in any case', () => {
     for (const NODE_ENV of ['production', 'Production', 'PRODUCTION', 'prod', 'Prod']) {
       const env = { DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', NODE_ENV }
-      expect(problemsOf(env).join(' '), NODE_ENV).toContain(`KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${NODE_ENV}`)
+      expect(problemsOf(env).join(' '), NODE_ENV).toContain(
+        `KIT_DEV_HOST=1 (the local App Station) is for development only and is refused with NODE_ENV=${NODE_ENV}`,
+      )
     }
   })
 
@@ -84,7 +88,9 @@ describe('the local App Station runs only with secrets it generated itself', () 
     const before = readFileSync(file, 'utf8')
     const problems = problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' })
     expect(problems).toHaveLength(1)
-    expect(problems[0]).toContain('runs only with secrets generated here for development: APPSTATION_JWT_SECRET, EVENTS_SECRET, ENCRYPTION_KEY')
+    expect(problems[0]).toContain(
+      'runs only with secrets generated here for development: APPSTATION_JWT_SECRET, EVENTS_SECRET, ENCRYPTION_KEY',
+    )
     expect(problems[0]).toContain(file)
     expect(problems.join(' ')).not.toContain(secrets.APPSTATION_JWT_SECRET)
     expect(readFileSync(file, 'utf8')).toBe(before)
@@ -106,7 +112,9 @@ describe('the local App Station runs only with secrets it generated itself', () 
   it('fills in a missing secret, marked, beside hand-written ones only for a server without it', () => {
     const secrets = goodSecrets()
     const { db } = handWritten({ APPSTATION_JWT_SECRET: secrets.APPSTATION_JWT_SECRET })
-    expect(problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' }).join(' ')).toContain('generated here for development: APPSTATION_JWT_SECRET in')
+    expect(problemsOf({ DATABASE_PATH: db, KIT_DEV_HOST: '1' }).join(' ')).toContain(
+      'generated here for development: APPSTATION_JWT_SECRET in',
+    )
     const { config } = loadConfig({ DATABASE_PATH: db })
     expect([config.devHost, config.jwtSecret]).toEqual([false, secrets.APPSTATION_JWT_SECRET])
   })
@@ -164,7 +172,12 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
       const res = await app.inject({ method: 'GET', url: '/dev/api/info', headers: { host } })
       expect(res.statusCode, host).toBe(200)
     }
-    const token = await app.inject({ method: 'POST', url: '/dev/api/token', headers: { host: '127.0.0.1:8787' }, payload: { cid: 'c_1', roles: ['owner'] } })
+    const token = await app.inject({
+      method: 'POST',
+      url: '/dev/api/token',
+      headers: { host: '127.0.0.1:8787' },
+      payload: { cid: 'c_1', roles: ['owner'] },
+    })
     expect(token.statusCode).toBe(200)
 
     for (const host of ['evil.example:8787', 'evil.example', '127.0.0.1:9999', '127.0.0.1', 'localhost.evil.example:8787']) {
@@ -175,11 +188,17 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
         ['GET', '/dev/'],
         ['GET', '/api/v1/connection'],
       ] as const) {
-        const res = await app.inject({ method, url, headers: { host }, payload: method === 'POST' ? { cid: 'c_1', roles: ['owner'] } : undefined })
+        const res = await app.inject({
+          method,
+          url,
+          headers: { host },
+          payload: method === 'POST' ? { cid: 'c_1', roles: ['owner'] } : undefined,
+        })
         expect(res.statusCode, `${method} ${url} with Host ${host}`).toBe(421)
         expect(res.json().error).toMatchObject({
           code: 'misdirected_request',
-          message: 'The local App Station answers only at http://127.0.0.1:8787, http://localhost:8787 or http://[::1]:8787; open it at one of those addresses.',
+          message:
+            'The local App Station answers only at http://127.0.0.1:8787, http://localhost:8787 or http://[::1]:8787; open it at one of those addresses.',
         })
       }
     }
@@ -192,14 +211,24 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
     // Raw requests: the router decodes %64 to "d" and reads the path of an absolute-form target.
     const status = (target: string, host: string) =>
       new Promise<string>((resolve, reject) => {
-        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+        )
         let answer = ''
         socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
         socket.on('end', () => resolve(answer.split('\r\n')[0]?.split(' ')[1] ?? ''))
         socket.on('error', reject)
       })
     const evil = `evil.example:${port}`
-    for (const target of ['/%64ev/api/info', '/%64%65%76/api/info', '/dev/%61pi/info', `http://${evil}/dev/api/info`, `http://127.0.0.1:${port}/dev/api/info`, '/%61pi/v1/connection', `http://${evil}/api/v1/connection`]) {
+    for (const target of [
+      '/%64ev/api/info',
+      '/%64%65%76/api/info',
+      '/dev/%61pi/info',
+      `http://${evil}/dev/api/info`,
+      `http://127.0.0.1:${port}/dev/api/info`,
+      '/%61pi/v1/connection',
+      `http://${evil}/api/v1/connection`,
+    ]) {
       expect(await status(target, evil), `${target} with Host ${evil}`).toBe('421')
     }
     expect(await status(`http://${evil}/dev/api/info`, `127.0.0.1:${port}`), 'absolute-form naming another host').toBe('421')
@@ -208,16 +237,19 @@ describe('the dev host checks the Host header (DNS rebinding)', () => {
   })
 
   // Needs `npm run build:dev`; CI builds it, so there a missing build fails instead of skipping.
-  it.skipIf(!existsSync(join(DEV_DIST, 'index.html')) && !process.env.CI)('serves the page and its assets from the separate dev build', async () => {
-    ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
-    const headers = { host: '127.0.0.1:8787' }
-    const page = await app.inject({ method: 'GET', url: '/dev/', headers })
-    expect(page.statusCode).toBe(200)
-    const script = readdirSync(join(DEV_DIST, 'assets')).find((f) => f.endsWith('.js')) as string
-    expect(page.body).toContain(`./assets/${script}`)
-    expect((await app.inject({ method: 'GET', url: `/dev/assets/${script}`, headers })).statusCode).toBe(200)
-    expect((await app.inject({ method: 'GET', url: `/assets/${script}`, headers })).statusCode).toBe(404)
-  })
+  it.skipIf(!existsSync(join(DEV_DIST, 'index.html')) && !process.env.CI)(
+    'serves the page and its assets from the separate dev build',
+    async () => {
+      ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
+      const headers = { host: '127.0.0.1:8787' }
+      const page = await app.inject({ method: 'GET', url: '/dev/', headers })
+      expect(page.statusCode).toBe(200)
+      const script = readdirSync(join(DEV_DIST, 'assets')).find((f) => f.endsWith('.js')) as string
+      expect(page.body).toContain(`./assets/${script}`)
+      expect((await app.inject({ method: 'GET', url: `/dev/assets/${script}`, headers })).statusCode).toBe(200)
+      expect((await app.inject({ method: 'GET', url: `/assets/${script}`, headers })).statusCode).toBe(404)
+    },
+  )
 
   it('leaves event intake and health alone', async () => {
     ;({ app } = await buildTestApp({ devHost: true, port: 8787 }))
@@ -234,7 +266,10 @@ describe('a production process without the opt-in', () => {
   })
 
   it('answers 404 on every development route, even with NODE_ENV=Production', async () => {
-    server = await startServer({ NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...goodSecrets(), METRICS_TOKEN: metricsToken() }, await freePort())
+    server = await startServer(
+      { NODE_ENV: 'Production', DATABASE_PATH: tempDb(), ...goodSecrets(), METRICS_TOKEN: metricsToken() },
+      await freePort(),
+    )
     const get = await fetch(`${server.url}/dev/`)
     expect(get.status).toBe(404)
     for (const path of ['/dev/api/token', '/dev/api/simulate']) {

@@ -35,8 +35,7 @@ const ciphertext = (a: FastifyInstance) =>
   (a.sqlite.prepare("SELECT api_key_ciphertext AS c FROM connections WHERE community_id = 'c_alpha'").get() as { c: string }).c
 const deliveryOf = (a: FastifyInstance, eventId: string) =>
   a.sqlite.prepare('SELECT status, last_error, reason FROM deliveries WHERE event_id = ?').get(eventId) as
-    | { status: string; last_error: string | null; reason: string | null }
-    | undefined
+    { status: string; last_error: string | null; reason: string | null } | undefined
 
 describe('a changed ENCRYPTION_KEY', () => {
   it('turns the connection invalid with a message to paste the key again, never a 500', async () => {
@@ -44,7 +43,12 @@ describe('a changed ENCRYPTION_KEY', () => {
     const a = await start(newKey)
     const connection = await a.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })
     expect(connection.statusCode).toBe(200)
-    expect(connection.json()).toMatchObject({ connected: false, status: 'invalid', key_hint: '…0001', message: expect.stringMatching(UNREADABLE) })
+    expect(connection.json()).toMatchObject({
+      connected: false,
+      status: 'invalid',
+      key_hint: '…0001',
+      message: expect.stringMatching(UNREADABLE),
+    })
     for (const url of ['/api/v1/kit/tags', '/api/v1/kit/forms']) {
       const res = await a.inject({ method: 'GET', url, headers: asA })
       expect(res.statusCode, url).toBe(409)
@@ -56,16 +60,19 @@ describe('a changed ENCRYPTION_KEY', () => {
     expect(h.logs.join('\n')).not.toContain(KEY)
   })
 
-  it('holds the community\'s deliveries like a rejected key, and resumes them once the key is pasted again', async () => {
+  it("holds the community's deliveries like a rejected key, and resumes them once the key is pasted again", async () => {
     await h.connect()
     const a = await start(newKey)
     const requestsBefore = h.kit.requests.length
     const event = makeEvent({ type: 'user.signed_up', communityId: 'c_alpha', memberId: 'm_rot', email: 'rot@example.com' })
     expect((await h.post(event)).statusCode).toBe(202)
-    const held = await waitFor(() => {
-      const d = deliveryOf(a, event.id as string)
-      return d?.reason === 'key_unreadable' ? d : undefined
-    }, { what: 'held delivery' })
+    const held = await waitFor(
+      () => {
+        const d = deliveryOf(a, event.id as string)
+        return d?.reason === 'key_unreadable' ? d : undefined
+      },
+      { what: 'held delivery' },
+    )
     expect(held.status).toBe('held')
     const listed = (await a.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
     expect(listed).toMatchObject({ status: 'pending', reason: 'key_unreadable' })
@@ -96,7 +103,8 @@ describe('rotating ENCRYPTION_KEY', () => {
 
   it('keeps the credential id a stored connection was saved with, so its budget and caches stay the same', async () => {
     await h.connect()
-    const id = () => (h.app.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }).id
+    const id = () =>
+      (h.app.sqlite.prepare("SELECT credential_id AS id FROM connections WHERE community_id = 'c_alpha'").get() as { id: string }).id
     const saved = id()
     expect(saved).toMatch(/^[0-9a-f]{32}$/)
     const rotated = await start(newKey, oldKey)
@@ -104,7 +112,9 @@ describe('rotating ENCRYPTION_KEY', () => {
     const event = makeEvent({ type: 'user.signed_up', communityId: 'c_alpha', memberId: 'm_same', email: 'same@example.com' })
     expect((await h.post(event)).statusCode).toBe(202)
     await waitFor(() => deliveryOf(rotated, event.id as string)?.status === 'succeeded', { what: 'delivery' })
-    const cached = rotated.sqlite.prepare("SELECT credential_id AS id FROM kit_subscribers WHERE member_id = 'm_same'").get() as { id: string }
+    const cached = rotated.sqlite.prepare("SELECT credential_id AS id FROM kit_subscribers WHERE member_id = 'm_same'").get() as {
+      id: string
+    }
     expect(cached.id).toBe(saved)
   })
 })

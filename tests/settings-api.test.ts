@@ -123,15 +123,24 @@ describe('test connection', () => {
     await h.putConnection(asA, KEY_A)
     const forms = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/forms', headers: asA })).json().items
     // Active forms to pick from, and the archived ones flagged (the pickers never offer them).
-    expect(forms.map((f: { name: string; archived: boolean }) => [f.name, f.archived])).toEqual([['Newsletter', false], ['Old form', true]])
+    expect(forms.map((f: { name: string; archived: boolean }) => [f.name, f.archived])).toEqual([
+      ['Newsletter', false],
+      ['Old form', true],
+    ])
     // Archived in Kit after it was mapped: Test connection reports it.
     const oldForm = h.kit.account(KEY_A).forms.find((f) => f.name === 'Old form')!
     const tags = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items
     const vip = tags.find((t: { name: string }) => t.name === 'VIP')
     const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
-    mappings.events['user.signed_up'].add_to_forms = [...forms, oldForm].map((f: { id: number; name: string }) => ({ id: f.id, name: f.name }))
+    mappings.events['user.signed_up'].add_to_forms = [...forms, oldForm].map((f: { id: number; name: string }) => ({
+      id: f.id,
+      name: f.name,
+    }))
     mappings.events['user.signed_up'].add_to_sequences = [{ id: 999999, name: 'Gone' }]
-    mappings.events['user.updated'].add_tags = [{ id: vip.id, name: 'VIP' }, { id: 424242, name: 'Deleted tag' }]
+    mappings.events['user.updated'].add_tags = [
+      { id: vip.id, name: 'VIP' },
+      { id: 424242, name: 'Deleted tag' },
+    ]
     expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
 
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })
@@ -142,7 +151,10 @@ describe('test connection', () => {
     const byName = (name: string) => body.checks.find((c: { name: string }) => c.name === name)
     expect(byName('New Member')).toMatchObject({ kind: 'tag', status: 'ok', used_by: ['user.signed_up'] })
     expect(byName('Cancelled')).toMatchObject({ kind: 'tag', status: 'created_on_first_use' })
-    expect(byName('Access: {{access.level}}')).toMatchObject({ status: 'created_on_first_use', used_by: ['access.granted', 'access.revoked'] })
+    expect(byName('Access: {{access.level}}')).toMatchObject({
+      status: 'created_on_first_use',
+      used_by: ['access.granted', 'access.revoked'],
+    })
     expect(byName('Deleted tag')).toMatchObject({ status: 'missing' })
     expect(byName('VIP')).toMatchObject({ status: 'ok' })
     expect(byName('Newsletter')).toMatchObject({ kind: 'form', status: 'ok' })
@@ -158,12 +170,20 @@ describe('test connection', () => {
     const sequences = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/sequences', headers: asA })).json().items
     expect(sequences.map((s: { name: string }) => s.name)).toEqual(['Welcome', 'Win-back'])
     const mappings = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
-    mappings.events['subscription.canceled'].add_to_sequences = sequences.map((s: { id: number; name: string }) => ({ id: s.id, name: s.name }))
+    mappings.events['subscription.canceled'].add_to_sequences = sequences.map((s: { id: number; name: string }) => ({
+      id: s.id,
+      name: s.name,
+    }))
     expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: mappings })).statusCode).toBe(200)
     const body = (await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asA })).json()
     const byName = (name: string) => body.checks.find((c: { name: string }) => c.name === name)
     expect(byName('Welcome')).toMatchObject({ kind: 'sequence', status: 'ok' })
-    expect(byName('Win-back')).toMatchObject({ kind: 'sequence', status: 'missing', used_by: ['subscription.canceled'], message: expect.stringMatching(/inactive/) })
+    expect(byName('Win-back')).toMatchObject({
+      kind: 'sequence',
+      status: 'missing',
+      used_by: ['subscription.canceled'],
+      message: expect.stringMatching(/inactive/),
+    })
   })
 
   it('checks a mapped field by its label, as deliveries write it, whatever key the panel guessed', async () => {
@@ -192,8 +212,14 @@ describe('mappings', () => {
   it('gives the defaults to a community that never saved', async () => {
     const body = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     expect(body.events['user.signed_up'].add_tags).toEqual([{ name: 'New Member' }])
-    expect(body.events['subscription.started']).toMatchObject({ add_tags: [{ name: 'Active Member' }], remove_tags: [{ name: 'Cancelled' }] })
-    expect(body.events['subscription.canceled']).toMatchObject({ add_tags: [{ name: 'Cancelled' }], remove_tags: [{ name: 'Active Member' }] })
+    expect(body.events['subscription.started']).toMatchObject({
+      add_tags: [{ name: 'Active Member' }],
+      remove_tags: [{ name: 'Cancelled' }],
+    })
+    expect(body.events['subscription.canceled']).toMatchObject({
+      add_tags: [{ name: 'Cancelled' }],
+      remove_tags: [{ name: 'Active Member' }],
+    })
     expect(body.events['access.granted'].add_tags).toEqual([{ name: 'Access: {{access.level}}' }])
     expect(body.events['access.revoked'].remove_tags).toEqual([{ name: 'Access: {{access.level}}' }])
     expect(body.fields).toEqual([
@@ -214,14 +240,30 @@ describe('mappings', () => {
   })
 
   const invalidCases: [string, (doc: any) => void, RegExp][] = [
-    ['a field source without mk_', (d) => d.fields.push({ source: 'plan', kit_field: { key: 'plan', label: 'Plan' } }), /fields\.2\.source/],
+    [
+      'a field source without mk_',
+      (d) => d.fields.push({ source: 'plan', kit_field: { key: 'plan', label: 'Plan' } }),
+      /fields\.2\.source/,
+    ],
     ['an unknown event type', (d) => (d.events['user.exploded'] = d.events['user.updated']), /user\.exploded/],
     ['a blank tag name', (d) => d.events['user.updated'].add_tags.push({ name: '   ' }), /events\.user\.updated\.add_tags\[0\]\.name/],
     ['a tag name over 255 characters', (d) => d.events['user.updated'].add_tags.push({ name: 'x'.repeat(256) }), /add_tags\.0\.name/],
-    ['more than 50 tags in a list', (d) => (d.events['user.updated'].add_tags = Array.from({ length: 51 }, (_, i) => ({ name: `t${i}` }))), /add_tags/],
+    [
+      'more than 50 tags in a list',
+      (d) => (d.events['user.updated'].add_tags = Array.from({ length: 51 }, (_, i) => ({ name: `t${i}` }))),
+      /add_tags/,
+    ],
     ['an unknown placeholder', (d) => d.events['user.updated'].add_tags.push({ name: 'Plan {{member.email}}' }), /unknown placeholder/],
-    ['a placeholder that is never closed', (d) => d.events['access.granted'].add_tags.push({ name: 'Level {{access.level' }), /add_tags\[1\]\.name "Level \{\{access\.level" opens a placeholder .* never closed/],
-    ['a closed placeholder followed by an unclosed one', (d) => d.events['access.granted'].add_tags.push({ name: '{{access.level}} {{' }), /never closed/],
+    [
+      'a placeholder that is never closed',
+      (d) => d.events['access.granted'].add_tags.push({ name: 'Level {{access.level' }),
+      /add_tags\[1\]\.name "Level \{\{access\.level" opens a placeholder .* never closed/,
+    ],
+    [
+      'a closed placeholder followed by an unclosed one',
+      (d) => d.events['access.granted'].add_tags.push({ name: '{{access.level}} {{' }),
+      /never closed/,
+    ],
     ['a source mapped twice', (d) => d.fields.push({ ...d.fields[0] }), /mapped twice/],
   ]
   for (const [what, mutate, message] of invalidCases) {
@@ -238,15 +280,35 @@ describe('mappings', () => {
   }
 
   const controlCases: [string, (doc: any) => void, string][] = [
-    ['a tag name with a line feed', (d) => d.events['user.signed_up'].add_tags.push({ name: 'VIP\nBcc: all' }), 'events.user.signed_up.add_tags[1].name'],
-    ['a tag name with a carriage return', (d) => d.events['subscription.canceled'].remove_tags.push({ name: 'Gone\r' }), 'events.subscription.canceled.remove_tags[1].name'],
-    ['a form name with a line feed', (d) => d.events['user.signed_up'].add_to_forms.push({ id: 3, name: 'News\nletter' }), 'events.user.signed_up.add_to_forms[0].name'],
-    ['a sequence name with a tab', (d) => d.events['user.signed_up'].add_to_sequences.push({ id: 4, name: 'Wel\tcome' }), 'events.user.signed_up.add_to_sequences[0].name'],
+    [
+      'a tag name with a line feed',
+      (d) => d.events['user.signed_up'].add_tags.push({ name: 'VIP\nBcc: all' }),
+      'events.user.signed_up.add_tags[1].name',
+    ],
+    [
+      'a tag name with a carriage return',
+      (d) => d.events['subscription.canceled'].remove_tags.push({ name: 'Gone\r' }),
+      'events.subscription.canceled.remove_tags[1].name',
+    ],
+    [
+      'a form name with a line feed',
+      (d) => d.events['user.signed_up'].add_to_forms.push({ id: 3, name: 'News\nletter' }),
+      'events.user.signed_up.add_to_forms[0].name',
+    ],
+    [
+      'a sequence name with a tab',
+      (d) => d.events['user.signed_up'].add_to_sequences.push({ id: 4, name: 'Wel\tcome' }),
+      'events.user.signed_up.add_to_sequences[0].name',
+    ],
     ['a Kit field label with a line feed', (d) => (d.fields[1].kit_field.label = 'Access\nlevel'), 'fields[1].kit_field.label'],
   ]
   // NUL is refused for every request before any route sees it (tests/nul-characters.test.ts), naming the part too.
   const nulCases: [string, (doc: any) => void, string][] = [
-    ['a tag name with NUL', (d) => d.events['user.updated'].add_tags.push({ name: 'A\u0000B' }), 'body.events.user.updated.add_tags[0].name'],
+    [
+      'a tag name with NUL',
+      (d) => d.events['user.updated'].add_tags.push({ name: 'A\u0000B' }),
+      'body.events.user.updated.add_tags[0].name',
+    ],
     ['a Kit field key with NUL', (d) => (d.fields[0].kit_field.key = 'plan\u0000x'), 'body.fields[0].kit_field.key'],
   ]
   for (const [what, mutate, part] of nulCases) {
@@ -292,7 +354,14 @@ describe('mappings', () => {
     expect(res.statusCode).toBe(400)
     expect(res.json().error.code).toBe('invalid_mappings')
     const message: string = res.json().error.message
-    for (const type of ['user.signed_up', 'user.deleted', 'subscription.started', 'subscription.canceled', 'access.granted', 'access.revoked']) {
+    for (const type of [
+      'user.signed_up',
+      'user.deleted',
+      'subscription.started',
+      'subscription.canceled',
+      'access.granted',
+      'access.revoked',
+    ]) {
       expect(message).toContain(type)
     }
     expect(message).not.toMatch(/missing[^:]*user\.updated/)
@@ -305,7 +374,17 @@ describe('mappings', () => {
     saved.events['user.deleted'].unsubscribe = true
     expect((await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: saved })).statusCode).toBe(200)
 
-    const change = { events: { 'user.updated': { add_tags: [{ name: 'Profile changed' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
+    const change = {
+      events: {
+        'user.updated': {
+          add_tags: [{ name: 'Profile changed' }],
+          remove_tags: [],
+          add_to_forms: [],
+          add_to_sequences: [],
+          unsubscribe: false,
+        },
+      },
+    }
     const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
     expect(res.statusCode).toBe(200)
     const expected = { ...saved, events: { ...saved.events, 'user.updated': change.events['user.updated'] } }
@@ -325,11 +404,28 @@ describe('mappings', () => {
 
   it('checks a PATCHed document like a PUT and saves nothing when it is refused', async () => {
     const before = JSON.stringify(await getDoc())
-    const change = { events: { 'user.signed_up': { add_tags: [{ name: 'Plan {{subscription.plan}}' }], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false } } }
+    const change = {
+      events: {
+        'user.signed_up': {
+          add_tags: [{ name: 'Plan {{subscription.plan}}' }],
+          remove_tags: [],
+          add_to_forms: [],
+          add_to_sequences: [],
+          unsubscribe: false,
+        },
+      },
+    }
     const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: change })
     expect(res.statusCode).toBe(400)
-    expect(res.json().error.message).toMatch(/^events\.user\.signed_up\.add_tags\[0\]\.name \{\{subscription\.plan\}\} is never filled for user\.signed_up/)
-    const unknown = await h.app.inject({ method: 'PATCH', url: '/api/v1/mappings', headers: asA, payload: { events: { 'user.exploded': change.events['user.signed_up'] } } })
+    expect(res.json().error.message).toMatch(
+      /^events\.user\.signed_up\.add_tags\[0\]\.name \{\{subscription\.plan\}\} is never filled for user\.signed_up/,
+    )
+    const unknown = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/mappings',
+      headers: asA,
+      payload: { events: { 'user.exploded': change.events['user.signed_up'] } },
+    })
     expect(unknown.statusCode).toBe(400)
     expect(JSON.stringify(await getDoc())).toBe(before)
   })
@@ -396,7 +492,9 @@ describe('Kit lookups', () => {
     expect(created.json()).toMatchObject({ id: expect.any(Number), name: 'Beta testers' })
     const existing = await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asA, payload: { name: 'VIP' } })
     expect(existing.statusCode).toBe(200)
-    const names = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })).json().items.map((t: { name: string }) => t.name)
+    const names = (await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA }))
+      .json()
+      .items.map((t: { name: string }) => t.name)
     expect(names).toContain('Beta testers')
   })
 
@@ -415,7 +513,12 @@ describe('Kit lookups', () => {
       expect(res.json().error.message).toMatch(/^body\.name /)
     }
     expect(h.kit.requests.filter((r) => r.path === '/v4/tags' && r.method === 'POST')).toHaveLength(0)
-    expect(h.kit.account(KEY_A).tags.map((t) => t.name).sort()).toEqual(['Active Member', 'New Member', 'VIP'])
+    expect(
+      h.kit
+        .account(KEY_A)
+        .tags.map((t) => t.name)
+        .sort(),
+    ).toEqual(['Active Member', 'New Member', 'VIP'])
   })
 })
 
@@ -427,7 +530,9 @@ describe('tenancy', () => {
     await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: docA })
 
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json().status).toBe('disconnected')
-    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json().events['user.updated'].add_tags).toEqual([])
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asB })).json().events['user.updated'].add_tags).toEqual(
+      [],
+    )
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })).statusCode).toBe(409)
     expect((await h.app.inject({ method: 'POST', url: '/api/v1/kit/tags', headers: asB, payload: { name: 'x' } })).statusCode).toBe(409)
     expect((await h.app.inject({ method: 'POST', url: '/api/v1/connection/test', headers: asB })).json().ok).toBe(false)
@@ -440,18 +545,25 @@ describe('tenancy', () => {
 
     const connA = (await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()
     expect(connA).toMatchObject({ status: 'connected', key_hint: '…0001' })
-    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json().events['user.updated'].add_tags).toEqual([{ name: 'Only A' }])
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json().events['user.updated'].add_tags).toEqual([
+      { name: 'Only A' },
+    ])
   })
 
   it('a ciphertext copied to another community does not decrypt there', async () => {
     await h.putConnection(asA, KEY_A)
     const row = h.app.sqlite.prepare('SELECT * FROM connections WHERE community_id = ?').get('c_alpha') as Record<string, unknown>
     h.app.sqlite
-      .prepare('INSERT INTO connections (community_id, api_key_ciphertext, key_hint, status, account_json, credential_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO connections (community_id, api_key_ciphertext, key_hint, status, account_json, credential_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
       .run('c_bravo', row.api_key_ciphertext, row.key_hint, row.status, row.account_json, row.credential_id, row.created_at, row.updated_at)
     const res = await h.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asB })
     expect(res.statusCode).toBe(409)
-    expect(res.json().error).toMatchObject({ code: 'connection_invalid', message: expect.stringMatching(/can no longer be read — paste the key again/) })
+    expect(res.json().error).toMatchObject({
+      code: 'connection_invalid',
+      message: expect.stringMatching(/can no longer be read — paste the key again/),
+    })
     expect(res.body).not.toMatch(/stack|tag length|kit_live/i)
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asB })).json()).toMatchObject({ status: 'invalid' })
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json()).toMatchObject({ status: 'connected' })
@@ -466,7 +578,9 @@ describe('operations', () => {
     expect(ready.json().checks).toEqual({ database: 'ok', migrations: 'ok' })
     const doc = (await h.app.inject('/docs/openapi.json')).json()
     expect(doc.openapi).toMatch(/^3\./)
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/connection', '/api/v1/mappings', '/api/v1/kit/tags', '/events', '/healthz']))
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/connection', '/api/v1/mappings', '/api/v1/kit/tags', '/events', '/healthz']),
+    )
   })
 
   it('answers unknown paths with a JSON 404', async () => {

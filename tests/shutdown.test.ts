@@ -87,9 +87,17 @@ describe('an attempt stopped by shutdown', () => {
   it('goes back to the queue untouched, even for a delivery whose retries have run out', async () => {
     const secret = randomBytes(32).toString('base64')
     // Retries run out at once: any failure of this delivery would be final.
-    const { app } = await buildTestApp({ kitApiUrl: proxy.url, eventsSecrets: [secret] }, { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, giveUpAfterMs: 0 } })
+    const { app } = await buildTestApp(
+      { kitApiUrl: proxy.url, eventsSecrets: [secret] },
+      { retry: { baseMs: 30, maxMs: 100, rateLimitWaitMs: 300, giveUpAfterMs: 0 } },
+    )
     try {
-      const connected = await app.inject({ method: 'PUT', url: '/api/v1/connection', headers: auth(tokenFor('c_stop')), payload: { api_key: KEY } })
+      const connected = await app.inject({
+        method: 'PUT',
+        url: '/api/v1/connection',
+        headers: auth(tokenFor('c_stop')),
+        payload: { api_key: KEY },
+      })
       expect(connected.statusCode).toBe(200)
       proxy.pause()
       const event = makeEvent({ communityId: 'c_stop', memberId: 'm_stop', email: 'stop@example.com' })

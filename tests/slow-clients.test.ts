@@ -97,7 +97,7 @@ describe('slow clients', () => {
     expect(server.keepAliveTimeout).toBe(10_000)
   })
 
-  it('answers a request it cannot read as HTTP, or with headers too large, in the project\'s error shape and closes the connection', async () => {
+  it("answers a request it cannot read as HTTP, or with headers too large, in the project's error shape and closes the connection", async () => {
     testApp = await buildTestApp()
     await testApp.app.listen({ host: '127.0.0.1', port: 0 })
     const { port } = testApp.app.server.address() as AddressInfo
@@ -150,7 +150,8 @@ describe('slow clients', () => {
     expect(clients.filter((c) => !c.silent && c.pending === '')).toEqual([])
     const timedOut = clients.filter((c) => c.answer.startsWith('HTTP/1.1 408'))
     expect(timedOut.length).toBeGreaterThan(0)
-    for (const client of timedOut) expect(JSON.parse(client.answer.split('\r\n\r\n')[1] ?? '')).toMatchObject({ error: { code: 'request_timeout' } })
+    for (const client of timedOut)
+      expect(JSON.parse(client.answer.split('\r\n\r\n')[1] ?? '')).toMatchObject({ error: { code: 'request_timeout' } })
 
     const after = await fetch(`http://127.0.0.1:${port}/healthz`)
     expect(after.status).toBe(200)

@@ -105,8 +105,10 @@ function pacedRequest(port: number, head: string, body: Buffer, pace: { first: n
   return client
 }
 
-const uploadHead = () => `POST /api/v1/syncs?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: text/csv\r\n`
-const mappingsHead = () => `PUT /api/v1/mappings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: application/json\r\n`
+const uploadHead = () =>
+  `POST /api/v1/syncs?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: text/csv\r\n`
+const mappingsHead = () =>
+  `PUT /api/v1/mappings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${asA.authorization}\r\nContent-Type: application/json\r\n`
 /** A JSON body the mappings route would read as a whole: what matters is how slowly it comes. */
 const jsonBody = (bytes: number) => Buffer.from(JSON.stringify({ padding: 'x'.repeat(bytes) }))
 

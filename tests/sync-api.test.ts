@@ -72,13 +72,7 @@ describe('dry run', () => {
   it('lists refused rows with the reason: bad email, duplicate email, duplicate member id', async () => {
     await h.connect()
     const res = await upload(
-      csv(
-        'email,member_id',
-        'ok@example.com,m_1',
-        'not-an-email,m_2',
-        'OK@example.com,m_3',
-        'other@example.com,m_1',
-      ),
+      csv('email,member_id', 'ok@example.com,m_1', 'not-an-email,m_2', 'OK@example.com,m_3', 'other@example.com,m_1'),
       { dryRun: true },
     )
     const plan = res.json()
@@ -113,7 +107,9 @@ describe('dry run', () => {
     const res = await upload(file)
     expect(res.statusCode).toBe(202)
     expect(res.json()).toMatchObject({ total: 2, refused: 0 })
-    const payloads = (h.app.sqlite.prepare('SELECT payload FROM events ORDER BY id').pluck().all() as string[]).map((p) => JSON.parse(p).data.member)
+    const payloads = (h.app.sqlite.prepare('SELECT payload FROM events ORDER BY id').pluck().all() as string[]).map(
+      (p) => JSON.parse(p).data.member,
+    )
     expect(payloads).toEqual([
       { id: 'm_1', email: 'ann@example.com', first_name: 'Ann' },
       { id: 'm_2', email: 'bob@example.com', first_name: 'Bob' },
@@ -132,13 +128,18 @@ describe('dry run', () => {
       { body: csv('email,member_id', '"a@example.com,m_1') },
       { body: csv('email,member_id', 'a@example.com,m_1,extra') },
       { body: csv('email,member_id') },
-      { body: `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1', profile: { city: 'Oslo' } })}\n`, type: 'application/x-ndjson' },
+      {
+        body: `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1', profile: { city: 'Oslo' } })}\n`,
+        type: 'application/x-ndjson',
+      },
       { body: `${JSON.stringify({ email: 'a@example.com', member_id: 'm_1', mk_tags: ['a'] })}\n`, type: 'application/x-ndjson' },
     ]
     const verdicts = []
     for (const f of files) {
-      const url = (dryRun: boolean) => `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), ...(f.columns ? { columns: f.columns } : {}) })}`
-      const send = (dryRun: boolean) => h.app.inject({ method: 'POST', url: url(dryRun), headers: { ...asA, 'content-type': f.type ?? 'text/csv' }, payload: f.body })
+      const url = (dryRun: boolean) =>
+        `/api/v1/syncs?${new URLSearchParams({ ...(dryRun ? { dry_run: 'true' } : {}), ...(f.columns ? { columns: f.columns } : {}) })}`
+      const send = (dryRun: boolean) =>
+        h.app.inject({ method: 'POST', url: url(dryRun), headers: { ...asA, 'content-type': f.type ?? 'text/csv' }, payload: f.body })
       const preview = await send(true)
       const real = await send(false)
       const judged = (res: typeof preview) => (res.statusCode < 300 ? 'accepted' : res.json().error.code)
@@ -188,16 +189,26 @@ describe('dry run', () => {
     expect(payload.data.member).toEqual({ id: 'm_1', email: 'ann@example.com', fields: { mk_company: 'Acme' } })
   })
 
-  it('remembers the mapping of an accepted import for the community\'s next file, and for no other community', async () => {
+  it("remembers the mapping of an accepted import for the community's next file, and for no other community", async () => {
     await h.connect()
     await h.connect(asB, KEY_B)
     const header = 'E-mail address,Member,Company'
     const columns = JSON.stringify({ 'E-mail address': 'email', Member: 'member_id', Company: 'mk_company' })
     // A preview alone remembers nothing.
-    await h.app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`,
+      headers: { ...asA, 'content-type': 'text/csv' },
+      payload: csv(header, 'a@example.com,m_1,Acme'),
+    })
     expect((await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })).json().error.code).toBe('missing_column')
 
-    const started = await h.app.inject({ method: 'POST', url: `/api/v1/syncs?columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv(header, 'a@example.com,m_1,Acme') })
+    const started = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/syncs?columns=${encodeURIComponent(columns)}`,
+      headers: { ...asA, 'content-type': 'text/csv' },
+      payload: csv(header, 'a@example.com,m_1,Acme'),
+    })
     expect(started.statusCode).toBe(202)
 
     const next = await upload(csv(header, 'b@example.com,m_2,Initech'), { dryRun: true })
@@ -219,7 +230,12 @@ describe('dry run', () => {
   it('refuses a mapping that is not JSON or names something that is not a member field', async () => {
     await h.connect()
     for (const columns of ['{"email"', '["email"]', '{"Company":"company"}']) {
-      const res = await h.app.inject({ method: 'POST', url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`, headers: { ...asA, 'content-type': 'text/csv' }, payload: csv('email,member_id', 'a@example.com,m_1') })
+      const res = await h.app.inject({
+        method: 'POST',
+        url: `/api/v1/syncs?dry_run=true&columns=${encodeURIComponent(columns)}`,
+        headers: { ...asA, 'content-type': 'text/csv' },
+        payload: csv('email,member_id', 'a@example.com,m_1'),
+      })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.code).toBe('invalid_column_mapping')
     }
@@ -235,7 +251,8 @@ describe('refused files leave nothing behind', () => {
     expect(res.statusCode).toBe(400)
     expect(res.json().error).toEqual({
       code: 'malformed_file',
-      message: 'Line 1102: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.',
+      message:
+        'Line 1102: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.',
     })
     expect(queued()).toBe(0)
   })
@@ -321,7 +338,9 @@ describe('refused files leave nothing behind', () => {
 describe('a queued sync', () => {
   it('stores every accepted member as a member.snapshot delivery at the sync start time and reports its progress', async () => {
     await h.connect()
-    const res = await upload(csv('email,member_id,first_name,mk_plan_note', 'a@example.com,m_a,Ann,vip', 'bad,m_b,,', 'c@example.com,m_c,,'))
+    const res = await upload(
+      csv('email,member_id,first_name,mk_plan_note', 'a@example.com,m_a,Ann,vip', 'bad,m_b,,', 'c@example.com,m_c,,'),
+    )
     expect(res.statusCode).toBe(202)
     const sync = res.json()
     expect(sync).toMatchObject({ status: 'running', format: 'csv', total: 2, done: 0, remaining: 2, refused: 1, kit_requests: 0 })
@@ -329,14 +348,21 @@ describe('a queued sync', () => {
     // 2 members at the default budget (120 a minute, 6 kept for the panel): 2 / 114 of a minute.
     expect(sync.estimated_seconds_left).toBe(2)
     const rows = h.app.sqlite
-      .prepare(`SELECT d.event_type, d.status, d.event_time, d.priority, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.sync_id = ? ORDER BY d.seq`)
+      .prepare(
+        `SELECT d.event_type, d.status, d.event_time, d.priority, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.sync_id = ? ORDER BY d.seq`,
+      )
       .all(sync.id) as { event_type: string; status: string; event_time: number; priority: number; payload: string }[]
     expect(rows.map((r) => [r.event_type, r.status, r.priority])).toEqual([
       ['member.snapshot', 'pending', 1],
       ['member.snapshot', 'pending', 1],
     ])
     expect(rows[0]!.event_time).toBe(Date.parse(sync.started_at))
-    expect(JSON.parse(rows[0]!.payload).data.member).toEqual({ id: 'm_a', email: 'a@example.com', first_name: 'Ann', fields: { mk_plan_note: 'vip' } })
+    expect(JSON.parse(rows[0]!.payload).data.member).toEqual({
+      id: 'm_a',
+      email: 'a@example.com',
+      first_name: 'Ann',
+      fields: { mk_plan_note: 'vip' },
+    })
 
     const listed = (await h.app.inject({ method: 'GET', url: '/api/v1/syncs', headers: asA })).json()
     expect(listed.items.map((s: { id: string }) => s.id)).toEqual([sync.id])
@@ -345,11 +371,18 @@ describe('a queued sync', () => {
   it('pause holds its deliveries, resume lets them go, cancel skips the rest as "sync cancelled"', async () => {
     await h.connect()
     const sync = (await upload(csv('email,member_id', 'a@example.com,m_a', 'b@example.com,m_b'))).json()
-    const statuses = () => (h.app.sqlite.prepare('SELECT status, reason FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as { status: string; reason: string | null }[])
+    const statuses = () =>
+      h.app.sqlite.prepare('SELECT status, reason FROM deliveries WHERE sync_id = ? ORDER BY seq').all(sync.id) as {
+        status: string
+        reason: string | null
+      }[]
 
     const paused = await h.app.inject({ method: 'POST', url: `/api/v1/syncs/${sync.id}/pause`, headers: asA })
     expect(paused.json()).toMatchObject({ status: 'paused', remaining: 2, estimated_seconds_left: null })
-    expect(statuses()).toEqual([{ status: 'held', reason: 'sync_paused' }, { status: 'held', reason: 'sync_paused' }])
+    expect(statuses()).toEqual([
+      { status: 'held', reason: 'sync_paused' },
+      { status: 'held', reason: 'sync_paused' },
+    ])
     expect(await h.app.pipeline.queue.claim({ owner: 'probe', limit: 10, leaseMs: 1000, now: Date.now(), exclude: [] })).toEqual([])
     // Saving a working key again resumes deliveries held for the key, never a paused sync's.
     await h.connect()

@@ -47,7 +47,8 @@ describe('a sync and a crash', () => {
     const syncId = ((await res.json()) as { id: string }).id
 
     const db = new Database(started.databasePath, { readonly: true })
-    const done = () => (db.prepare(`SELECT count(*) AS n FROM deliveries WHERE sync_id = ? AND status = 'succeeded'`).get(syncId) as { n: number }).n
+    const done = () =>
+      (db.prepare(`SELECT count(*) AS n FROM deliveries WHERE sync_id = ? AND status = 'succeeded'`).get(syncId) as { n: number }).n
     await waitFor(() => done() >= 40, { timeoutMs: 30_000, what: 'part of the sync' })
     expect(done()).toBeLessThan(MEMBERS)
     await started.server.kill('SIGKILL')

@@ -29,7 +29,12 @@ const oneTagOneField = (doc: Mappings) => {
 }
 
 const upload = (body: string, { dryRun = false, type = 'text/csv' } = {}) =>
-  h.app.inject({ method: 'POST', url: `/api/v1/syncs${dryRun ? '?dry_run=true' : ''}`, headers: { ...asA, 'content-type': type }, payload: body })
+  h.app.inject({
+    method: 'POST',
+    url: `/api/v1/syncs${dryRun ? '?dry_run=true' : ''}`,
+    headers: { ...asA, 'content-type': type },
+    payload: body,
+  })
 
 /** Read through the service: polling the API would run into its own rate limit. */
 const syncOf = async (id: string) => h.app.pipeline.syncs.get('c_alpha', id)
@@ -76,7 +81,7 @@ describe('a sync against Kit', () => {
     expect(sync.kit_requests).toBe(h.app.sqlite.prepare('SELECT sum(kit_requests) AS n FROM deliveries').pluck().get())
   }, 300_000)
 
-  it('applies the tags a member\'s subscription status and access level imply, through those events\' mappings', async () => {
+  it("applies the tags a member's subscription status and access level imply, through those events' mappings", async () => {
     await setup()
     const res = await upload(
       [
@@ -98,7 +103,7 @@ describe('a sync against Kit', () => {
     expect(tagNames('plain@example.com')).toEqual([])
   })
 
-  it('a live event during a sync is applied first and wins over the member\'s snapshot', async () => {
+  it("a live event during a sync is applied first and wins over the member's snapshot", async () => {
     // 5 requests a second (4 for the backlog): the sync takes about 15 s, the live event must not wait for it.
     await setup({ kitRate: 5, windowMs: 1000 })
     // The default mappings (subscription.started tags Active Member, subscription.canceled tags
@@ -113,17 +118,34 @@ describe('a sync against Kit', () => {
     const syncId = res.json().id as string
 
     const member = { memberId: 'm_late', email: 'late@example.com' }
-    const updated = makeEvent({ ...member, type: 'user.updated', firstName: 'Live Name', fields: { mk_plan: 'live' }, time: new Date(Date.now() + 1000).toISOString() })
-    const canceled = makeEvent({ ...member, type: 'subscription.canceled', subscription: { id: 's_late' }, time: new Date(Date.now() + 2000).toISOString() })
+    const updated = makeEvent({
+      ...member,
+      type: 'user.updated',
+      firstName: 'Live Name',
+      fields: { mk_plan: 'live' },
+      time: new Date(Date.now() + 1000).toISOString(),
+    })
+    const canceled = makeEvent({
+      ...member,
+      type: 'subscription.canceled',
+      subscription: { id: 's_late' },
+      time: new Date(Date.now() + 2000).toISOString(),
+    })
     for (const live of [updated, canceled]) expect((await h.post(live)).statusCode).toBe(202)
-    const statusOf = (id: unknown) => (h.app.sqlite.prepare('SELECT status FROM deliveries WHERE event_id = ?').get(id) as { status: string }).status
-    await waitFor(() => statusOf(updated.id) === 'succeeded' && statusOf(canceled.id) === 'succeeded', { timeoutMs: 20_000, what: 'the live events' })
+    const statusOf = (id: unknown) =>
+      (h.app.sqlite.prepare('SELECT status FROM deliveries WHERE event_id = ?').get(id) as { status: string }).status
+    await waitFor(() => statusOf(updated.id) === 'succeeded' && statusOf(canceled.id) === 'succeeded', {
+      timeoutMs: 20_000,
+      what: 'the live events',
+    })
     expect((await syncOf(syncId)).remaining).toBeGreaterThan(40)
     expect(subscriber('late@example.com')?.first_name).toBe('Live Name')
 
     const sync = await waitForSync(syncId, 60_000)
     expect(sync).toMatchObject({ done: 60, skipped: 1 })
-    const snapshot = h.app.sqlite.prepare(`SELECT status, reason, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`).get(syncId) as { status: string; reason: string; kit_requests: number }
+    const snapshot = h.app.sqlite
+      .prepare(`SELECT status, reason, kit_requests FROM deliveries WHERE sync_id = ? AND member_id = 'm_late'`)
+      .get(syncId) as { status: string; reason: string; kit_requests: number }
     expect(snapshot.status).toBe('skipped')
     expect(snapshot.reason).toBe('stale_snapshot')
     expect(snapshot.kit_requests).toBe(0)
@@ -147,13 +169,25 @@ describe('a sync against Kit', () => {
 
   it('the platform can push a member.snapshot to /events: applied after live events, like a sync row', async () => {
     await setup()
-    const event = makeEvent({ type: 'member.snapshot', memberId: 'm_push', email: 'push@example.com', firstName: 'Pat', access: { level: 'silver' } })
+    const event = makeEvent({
+      type: 'member.snapshot',
+      memberId: 'm_push',
+      email: 'push@example.com',
+      firstName: 'Pat',
+      access: { level: 'silver' },
+    })
     const res = await h.post(event)
     expect(res.statusCode).toBe(202)
-    const d = await waitFor(() => {
-      const row = h.app.sqlite.prepare('SELECT status, priority FROM deliveries WHERE event_id = ?').get(event.id) as { status: string; priority: number }
-      return row.status === 'succeeded' ? row : undefined
-    }, { what: 'the pushed snapshot' })
+    const d = await waitFor(
+      () => {
+        const row = h.app.sqlite.prepare('SELECT status, priority FROM deliveries WHERE event_id = ?').get(event.id) as {
+          status: string
+          priority: number
+        }
+        return row.status === 'succeeded' ? row : undefined
+      },
+      { what: 'the pushed snapshot' },
+    )
     expect(d.priority).toBe(1)
     expect(subscriber('push@example.com')?.first_name).toBe('Pat')
     expect(tagNames('push@example.com')).toEqual(['Access: silver'])

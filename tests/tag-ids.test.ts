@@ -13,7 +13,8 @@ afterEach(async () => {
 })
 
 const tagCount = () => h.kit.account(KEY).tags.length
-const stepsOf = (eventId: string) => JSON.parse(h.delivery(eventId)!.steps) as { action: string; target: string | null; detail: string | null }[]
+const stepsOf = (eventId: string) =>
+  JSON.parse(h.delivery(eventId)!.steps) as { action: string; target: string | null; detail: string | null }[]
 
 const mappingsDoc = async () => (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
 
@@ -122,7 +123,7 @@ describe('cached tag and field ids are dropped when Kit shows they are out of da
     expect((await mappingsDoc()).events['user.signed_up'].add_tags).toEqual([{ id: h.tag('New Member').id, name: 'New Member' }])
   })
 
-  it('treats a 422 that speaks of the tag like a 404: reads the list again and tags with Kit\'s current id', async () => {
+  it("treats a 422 that speaks of the tag like a 404: reads the list again and tags with Kit's current id", async () => {
     h = await PipelineHarness.start()
     await h.connect()
     await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_u1', email: 'u1@example.com' }))
@@ -133,27 +134,40 @@ describe('cached tag and field ids are dropped when Kit shows they are out of da
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Tag not found'] }) })
     const d = await h.settled(await h.send({ type: 'user.signed_up', memberId: 'm_u1', email: 'u1@example.com' }))
     expect(d).toMatchObject({ status: 'succeeded', attempts: 1 })
-    expect(h.callsSince(before)).toEqual(['POST /v4/tags/:id/subscribers/:id 422', 'GET /v4/tags 200', 'POST /v4/tags/:id/subscribers/:id 201'])
+    expect(h.callsSince(before)).toEqual([
+      'POST /v4/tags/:id/subscribers/:id 422',
+      'GET /v4/tags 200',
+      'POST /v4/tags/:id/subscribers/:id 201',
+    ])
     expect(h.tagNames('u1@example.com')).toEqual(['New Member'])
   })
 
-  it('drops the cached list when creating a tag finds it already in Kit, so the next lookup sees Kit\'s changes', async () => {
+  it("drops the cached list when creating a tag finds it already in Kit, so the next lookup sees Kit's changes", async () => {
     h = await PipelineHarness.start()
     await h.connect()
     await h.settled(await h.send({ type: 'access.granted', memberId: 'm_c1', email: 'c1@example.com', access: { level: 'gold' } }))
     // Made by hand in Kit after the plugin read its tag list.
     h.kit.seed(KEY, { tags: ['Access: platinum', 'Access: silver'] })
 
-    const platinum = await h.settled(await h.send({ type: 'access.granted', memberId: 'm_c2', email: 'c2@example.com', access: { level: 'platinum' } }))
+    const platinum = await h.settled(
+      await h.send({ type: 'access.granted', memberId: 'm_c2', email: 'c2@example.com', access: { level: 'platinum' } }),
+    )
     expect(platinum.status).toBe('succeeded')
     expect(h.tagNames('c2@example.com')).toEqual(['Access: platinum'])
     const before = h.kit.requests.length
-    const silver = await h.settled(await h.send({ type: 'access.granted', memberId: 'm_c3', email: 'c3@example.com', access: { level: 'silver' } }))
+    const silver = await h.settled(
+      await h.send({ type: 'access.granted', memberId: 'm_c3', email: 'c3@example.com', access: { level: 'silver' } }),
+    )
     expect(silver.status).toBe('succeeded')
     // Found in the list read again, not created.
     expect(h.callsSince(before).filter((c) => /^\w+ \/v4\/tags \d+$/.test(c))).toEqual(['GET /v4/tags 200'])
     expect(h.tagNames('c3@example.com')).toEqual(['Access: silver'])
-    expect(h.kit.account(KEY).tags.map((t) => t.name).sort()).toEqual(['Access: gold', 'Access: platinum', 'Access: silver'])
+    expect(
+      h.kit
+        .account(KEY)
+        .tags.map((t) => t.name)
+        .sort(),
+    ).toEqual(['Access: gold', 'Access: platinum', 'Access: silver'])
   })
 
   it('reads the field list again when Kit refuses to create a label it already has, uses that field, and writes no deleted field blindly', async () => {
@@ -163,7 +177,10 @@ describe('cached tag and field ids are dropped when Kit shows they are out of da
     await h.settled(await h.send({ ...m, type: 'user.signed_up', fields: { mk_subscription_plan: 'free' } }))
     // In Kit, "Subscription plan" is deleted and "Access level" is made by hand.
     const fields = h.kit.account(KEY).customFields
-    fields.splice(fields.findIndex((f) => f.key === 'subscription_plan'), 1)
+    fields.splice(
+      fields.findIndex((f) => f.key === 'subscription_plan'),
+      1,
+    )
     h.kit.seed(KEY, { customFields: ['Access level'] })
 
     const before = h.kit.requests.length
@@ -171,10 +188,17 @@ describe('cached tag and field ids are dropped when Kit shows they are out of da
     expect(granted).toMatchObject({ status: 'succeeded', attempts: 1, last_error: null })
     expect(h.callsSince(before).slice(0, 2)).toEqual(['POST /v4/custom_fields 422', 'GET /v4/custom_fields 200'])
     const next = h.kit.requests.length
-    expect((await h.settled(await h.send({ ...m, type: 'user.updated', fields: { mk_subscription_plan: 'pro' } }))).status).toBe('succeeded')
+    expect((await h.settled(await h.send({ ...m, type: 'user.updated', fields: { mk_subscription_plan: 'pro' } }))).status).toBe(
+      'succeeded',
+    )
     expect(h.callsSince(next)).toEqual(['POST /v4/custom_fields 201', 'PUT /v4/subscribers/:id 200'])
     expect(h.subscriber('fl@example.com')?.fields).toMatchObject({ subscription_plan: 'pro', access_level: 'gold' })
-    expect(h.kit.account(KEY).customFields.map((f) => f.label).sort()).toEqual(['Access level', 'Subscription plan'])
+    expect(
+      h.kit
+        .account(KEY)
+        .customFields.map((f) => f.label)
+        .sort(),
+    ).toEqual(['Access level', 'Subscription plan'])
   })
 })
 
@@ -204,13 +228,20 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     expect(h.tagNames('am@example.com')).toEqual(['Cancelled'])
 
     const tags = tagCount()
-    expect((await h.settled(await h.send({ memberId: 'm_am2', email: 'am2@example.com', type: 'subscription.started' }))).status).toBe('succeeded')
+    expect((await h.settled(await h.send({ memberId: 'm_am2', email: 'am2@example.com', type: 'subscription.started' }))).status).toBe(
+      'succeeded',
+    )
     expect(h.tagNames('am2@example.com')).toEqual(['Members'])
     expect(tagCount()).toBe(tags)
-    expect(h.kit.account(KEY).tags.map((t) => t.name).sort()).toEqual(['Cancelled', 'Members'])
+    expect(
+      h.kit
+        .account(KEY)
+        .tags.map((t) => t.name)
+        .sort(),
+    ).toEqual(['Cancelled', 'Members'])
   })
 
-  it('holds the tag of a saved name-only mapping on every event that names it, and keeps the owner\'s other changes', async () => {
+  it("holds the tag of a saved name-only mapping on every event that names it, and keeps the owner's other changes", async () => {
     h = await PipelineHarness.start()
     await h.connect()
     await h.putMappings((doc) => {
@@ -246,7 +277,12 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     // Another filled-in name is its own tag.
     expect((await h.settled(await h.send({ ...other, type: 'access.granted', access: { level: 'silver' } }))).status).toBe('succeeded')
     expect(h.tagNames('lv2@example.com')).toEqual(['Access: silver', 'Gold members'])
-    expect(h.kit.account(KEY).tags.map((t) => t.name).sort()).toEqual(['Access: gold', 'Access: silver', 'Gold members'])
+    expect(
+      h.kit
+        .account(KEY)
+        .tags.map((t) => t.name)
+        .sort(),
+    ).toEqual(['Access: gold', 'Access: silver', 'Gold members'])
   })
 
   it('makes a templated tag again, and holds it, when the one it held was deleted in Kit', async () => {
@@ -256,12 +292,18 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     const first = h.tag('Access: gold')
     h.kit.deleteTag(KEY, first.id)
 
-    expect((await h.settled(await h.send({ type: 'access.granted', memberId: 'm_d2', email: 'd2@example.com', access: { level: 'gold' } }))).status).toBe('succeeded')
+    expect(
+      (await h.settled(await h.send({ type: 'access.granted', memberId: 'm_d2', email: 'd2@example.com', access: { level: 'gold' } })))
+        .status,
+    ).toBe('succeeded')
     const again = h.tag('Access: gold')
     expect(again.id).not.toBe(first.id)
     expect(h.tagNames('d2@example.com')).toEqual(['Access: gold'])
     h.kit.renameTag(KEY, again.id, 'Gold')
-    expect((await h.settled(await h.send({ type: 'access.granted', memberId: 'm_d3', email: 'd3@example.com', access: { level: 'gold' } }))).status).toBe('succeeded')
+    expect(
+      (await h.settled(await h.send({ type: 'access.granted', memberId: 'm_d3', email: 'd3@example.com', access: { level: 'gold' } })))
+        .status,
+    ).toBe('succeeded')
     expect(h.tagNames('d3@example.com')).toEqual(['Gold'])
   })
 
@@ -298,7 +340,10 @@ describe('a tag mapped by name holds the tag Kit gave it', () => {
     await h.connect(asA, KEY_B)
     const m = { memberId: 'm_sw2', email: 'sw2@example.com' }
     expect(await h.settled(await h.send({ ...m, type: 'subscription.started' }))).toMatchObject({ status: 'succeeded', last_error: null })
-    expect(await h.settled(await h.send({ ...m, type: 'access.granted', access: { level: 'gold' } }))).toMatchObject({ status: 'succeeded', last_error: null })
+    expect(await h.settled(await h.send({ ...m, type: 'access.granted', access: { level: 'gold' } }))).toMatchObject({
+      status: 'succeeded',
+      last_error: null,
+    })
     expect(h.tagNames('sw2@example.com', KEY_B)).toEqual(['Access: gold', 'Active Member'])
     const active = h.tag('Active Member', KEY_B)
     expect(active.id).not.toBe(first.id)

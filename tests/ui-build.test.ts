@@ -84,7 +84,11 @@ describe('scripts/ensure-ui.mjs', () => {
     for (const name of ['ensure-ui.mjs', 'ui-build.mjs']) copyFileSync(join(scripts, name), join(root, 'scripts', name))
     const record = `node -e "require('fs').writeFileSync('built', '')"`
     writeFileSync(join(root, 'package.json'), JSON.stringify({ private: true, scripts: { build: record } }))
-    const run = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], { cwd: root, encoding: 'utf8', env: { ...process.env, KIT_DEV_HOST: '0' } })
+    const run = spawnSync(process.execPath, ['scripts/ensure-ui.mjs'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, KIT_DEV_HOST: '0' },
+    })
     expect(run.status, run.stderr).toBe(0)
     const built = existsSync(join(root, 'built'))
     rmSync(join(root, 'built'), { force: true })

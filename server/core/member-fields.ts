@@ -37,17 +37,32 @@ export function orderingScope(event: MemberEvent): string | null {
  * (`data.access.level` of access.granted). Cancellations and revocations fill nothing: the plan
  * or level they name is the one the member no longer has.
  */
-export function memberFieldValues(event: MemberEvent, { skip = new Set<string>() }: { skip?: ReadonlySet<string> } = {}): Record<string, string | null> {
+export function memberFieldValues(
+  event: MemberEvent,
+  { skip = new Set<string>() }: { skip?: ReadonlySet<string> } = {},
+): Record<string, string | null> {
   const own = Object.fromEntries(Object.entries(event.data.member.fields ?? {}).filter(([source]) => !skip.has(source)))
   if (event.type === 'member.snapshot') return snapshotFieldValues(event, own)
   const given: Record<string, string | null> = { ...own }
   const carried = event.data.member.fields ?? {}
   const plan = event.data.subscription?.plan
-  if (event.type === 'subscription.started' && !('mk_subscription_plan' in carried) && !skip.has('mk_subscription_plan') && typeof plan === 'string' && plan.trim() !== '') {
+  if (
+    event.type === 'subscription.started' &&
+    !('mk_subscription_plan' in carried) &&
+    !skip.has('mk_subscription_plan') &&
+    typeof plan === 'string' &&
+    plan.trim() !== ''
+  ) {
     given.mk_subscription_plan = plan
   }
   const level = event.data.access?.level
-  if (event.type === 'access.granted' && !('mk_access_level' in carried) && !skip.has('mk_access_level') && typeof level === 'string' && level.trim() !== '') {
+  if (
+    event.type === 'access.granted' &&
+    !('mk_access_level' in carried) &&
+    !skip.has('mk_access_level') &&
+    typeof level === 'string' &&
+    level.trim() !== ''
+  ) {
     given.mk_access_level = level
   }
   return given

@@ -185,7 +185,10 @@ export function plan(input: PlanInput): Plan {
   // Only events that add something (a profile, fields, tags, forms, sequences) create a
   // subscriber; removals and unsubscribes apply to one that already exists, or to nobody. A stale
   // profile writes nothing and creates no one: its email may be one the member left.
-  const adds = PROFILE_EVENTS.includes(type) || Object.keys(fields).length > 0 || mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
+  const adds =
+    PROFILE_EVENTS.includes(type) ||
+    Object.keys(fields).length > 0 ||
+    mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
   const markOf = (s: string): OrderingMark => ({ scope: s, eventTime, eventId: input.eventId })
   const written = carried.filter((source) => source in fields)
   return {
@@ -203,7 +206,11 @@ export function plan(input: PlanInput): Plan {
     unfilledTags,
     staleProfile,
     newerFields: newerFields.size > 0,
-    marks: [...(scope ? [markOf(scope)] : []), ...(staleProfile ? [] : [markOf(profileScope(memberId))]), ...written.map((f) => markOf(fieldScope(memberId, f)))],
+    marks: [
+      ...(scope ? [markOf(scope)] : []),
+      ...(staleProfile ? [] : [markOf(profileScope(memberId))]),
+      ...written.map((f) => markOf(fieldScope(memberId, f))),
+    ],
     settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId))],
   }
 }
@@ -223,7 +230,10 @@ export interface SubscriberDelta {
 }
 
 /** What a known subscriber needs written: nothing when all of it is as the plugin last wrote it. */
-export function subscriberDelta(known: KnownSubscriber, wanted: { email: string; firstName: string | null; fields: Record<string, string>; writeProfile: boolean }): SubscriberDelta {
+export function subscriberDelta(
+  known: KnownSubscriber,
+  wanted: { email: string; firstName: string | null; fields: Record<string, string>; writeProfile: boolean },
+): SubscriberDelta {
   return {
     fields: Object.fromEntries(Object.entries(wanted.fields).filter(([k, v]) => (known.fields[k] ?? '') !== v)),
     nameChanged: wanted.writeProfile && wanted.firstName !== null && wanted.firstName !== known.firstName,

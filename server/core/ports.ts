@@ -6,8 +6,7 @@ import type { Mappings } from '#shared/api.ts'
 
 /** A community's saved Kit key as the pipeline sees it; `unreadable`: the server's key cannot open it. */
 export type StoredCredential =
-  | { status: 'connected' | 'invalid'; apiKey: string; credentialId: string }
-  | { status: 'unreadable'; apiKey: null; credentialId: string }
+  { status: 'connected' | 'invalid'; apiKey: string; credentialId: string } | { status: 'unreadable'; apiKey: null; credentialId: string }
 
 export interface CredentialSource {
   /** The community's saved key, or null when none is saved. */

@@ -149,7 +149,11 @@ export interface DeliveryQueue {
    * An owner asked to retry a failed or skipped delivery: it goes back to the queue as pending and
    * runs through the same ordering guard as a new event. `not_retryable` carries the status it has.
    */
-  retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }>
+  retry(
+    communityId: string,
+    deliveryId: string,
+    now: number,
+  ): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }>
   /**
    * Re-queues, in one transaction and oldest event first, at most `limit` of the community's
    * deliveries matching the filter.

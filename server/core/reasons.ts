@@ -80,7 +80,7 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   unexpected_error: () => 'An unexpected error interrupted this delivery; it will be retried.',
   key_rejected: () => 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.',
   key_unreadable: () =>
-    'Waiting: the saved Kit key can no longer be read (the server\'s encryption key changed). Paste the key again under Connection and this delivery resumes.',
+    "Waiting: the saved Kit key can no longer be read (the server's encryption key changed). Paste the key again under Connection and this delivery resumes.",
   sync_importing: () => 'Waiting: the sync is still reading its member file.',
   sync_paused: () => 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.',
   sync_cancelled: () => 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.',
@@ -95,4 +95,5 @@ export function reasonWords(code: ReasonCode, details: ReasonDetails = {}): stri
   return REASON_WORDS[code](details)
 }
 
-export const isReasonCode = (value: unknown): value is ReasonCode => typeof value === 'string' && (REASON_CODES as readonly string[]).includes(value)
+export const isReasonCode = (value: unknown): value is ReasonCode =>
+  typeof value === 'string' && (REASON_CODES as readonly string[]).includes(value)

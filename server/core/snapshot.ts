@@ -22,7 +22,13 @@ const uniqueTags = (tags: TagRef[]): TagRef[] => {
 
 /** The mapping one snapshot applies: the snapshot's own, plus the tags its state implies. */
 export function snapshotMapping(mappings: Mappings, event: MemberEvent): EventMapping {
-  const own = mappings.events['member.snapshot'] ?? { add_tags: [], remove_tags: [], add_to_forms: [], add_to_sequences: [], unsubscribe: false }
+  const own = mappings.events['member.snapshot'] ?? {
+    add_tags: [],
+    remove_tags: [],
+    add_to_forms: [],
+    add_to_sequences: [],
+    unsubscribe: false,
+  }
   const implied: EventMapping[] = []
   const kind = subscriptionStatusKind(event.data.subscription?.status)
   if (kind === 'active') implied.push(...optional(mappings.events['subscription.started']))

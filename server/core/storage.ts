@@ -152,7 +152,10 @@ export interface SyncRepository {
    * Stores members as events and `held` deliveries (priority 1, `last_error` = heldReason), in one
    * transaction; event time and received time are the sync's start.
    */
-  stage(sync: { id: string; communityId: string; startedAt: number; eventType: string; heldReason: ReasonCode }, members: StagedSnapshot[]): Promise<void>
+  stage(
+    sync: { id: string; communityId: string; startedAt: number; eventType: string; heldReason: ReasonCode },
+    members: StagedSnapshot[],
+  ): Promise<void>
   /** The whole file was read: its deliveries become pending and the sync `running`, in one durable commit. */
   accept(id: string, totals: { total: number; refused: number; refusedExamples: string }, now: number): Promise<void>
   /** Deletes a sync that was never accepted, with its events and deliveries. */
@@ -165,7 +168,12 @@ export interface SyncRepository {
   /** The sync's deliveries counted by status. */
   progress(id: string): Promise<SyncProgressRow[]>
   /** Records the final counts of a finished sync. */
-  finish(id: string, status: 'completed' | 'cancelled', counts: { done: number; failed: number; skipped: number; kitRequests: number }, now: number): Promise<void>
+  finish(
+    id: string,
+    status: 'completed' | 'cancelled',
+    counts: { done: number; failed: number; skipped: number; kitRequests: number },
+    now: number,
+  ): Promise<void>
   /** Waiting deliveries not in flight become `held` with the reason; the sync `paused`. */
   pause(id: string, reason: ReasonCode, now: number): Promise<void>
   /** Held deliveries become pending; the sync `running`. */
@@ -325,9 +333,7 @@ export interface PlatformEventRecord {
 
 /** What became of one attempt: sent, tried again at `nextAttemptAt`, or failed for good. */
 export type PlatformEventOutcome =
-  | { state: 'sent' }
-  | { state: 'pending'; nextAttemptAt: number; lastError: string }
-  | { state: 'failed'; lastError: string }
+  { state: 'sent' } | { state: 'pending'; nextAttemptAt: number; lastError: string } | { state: 'failed'; lastError: string }
 
 /** Failed deliveries not yet reported: how many, and each reason code with its count, commonest first. */
 export interface FailureTally {
@@ -363,7 +369,12 @@ export interface PlatformOutbox {
    * failures wait unreported: marks them reported and stores the event `build` makes of their
    * tally, in one transaction. Returns the stored event, or null.
    */
-  reportFailures(communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent): Promise<NewPlatformEvent | null>
+  reportFailures(
+    communityId: string,
+    quietSince: number,
+    now: number,
+    build: (tally: FailureTally) => NewPlatformEvent,
+  ): Promise<NewPlatformEvent | null>
   /** Communities with failures not yet reported. */
   unreportedFailures(): Promise<string[]>
   /**

@@ -411,18 +411,14 @@ export class RequestBudget {
   }
 
   #canStart(state: CredentialState, priority: Priority, now: number): boolean {
-    return (
-      now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) &&
-      state.inFlight + state.log.length < capacity(this, priority)
-    )
+    return now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) && state.inFlight + state.log.length < capacity(this, priority)
   }
 
   #pump(credentialId: string, state: CredentialState): void {
     const now = this.#now()
     this.#prune(state, now)
     for (;;) {
-      const priority: Priority | null =
-        state.interactive.length > 0 ? 'interactive' : state.background.length > 0 ? 'background' : null
+      const priority: Priority | null = state.interactive.length > 0 ? 'interactive' : state.background.length > 0 ? 'background' : null
       if (priority === null || !this.#canStart(state, priority, now)) break
       const waiter = (priority === 'interactive' ? state.interactive : state.background).shift()
       if (!waiter) break
@@ -466,8 +462,7 @@ export class RequestBudget {
 
   /** Wakes the queue when the next slot frees up by time alone; releases wake it otherwise. */
   #schedule(credentialId: string, state: CredentialState, now: number): void {
-    const head: Priority | null =
-      state.interactive.length > 0 ? 'interactive' : state.background.length > 0 ? 'background' : null
+    const head: Priority | null = state.interactive.length > 0 ? 'interactive' : state.background.length > 0 ? 'background' : null
     let wakeAt: number | null = null
     if (head !== null) {
       const blockedUntil = Math.max(state.blockedUntil, state.sharedUntil[head])
@@ -481,10 +476,13 @@ export class RequestBudget {
     }
     if (wakeAt === null) return
     state.timerAt = wakeAt
-    state.timer = setTimeout(() => {
-      state.timer = null
-      this.#pump(credentialId, state)
-    }, Math.max(0, wakeAt - now))
+    state.timer = setTimeout(
+      () => {
+        state.timer = null
+        this.#pump(credentialId, state)
+      },
+      Math.max(0, wakeAt - now),
+    )
     state.timer.unref()
   }
 }

@@ -88,7 +88,9 @@ export class Consumer {
 
   private failed(delivery: QueuedDelivery, reason: string): void {
     for (const listener of this.failedListeners) {
-      listener(delivery, reason).catch((err: unknown) => this.o.log.error({ err, deliveryId: delivery.id }, 'telling of a failed delivery failed'))
+      listener(delivery, reason).catch((err: unknown) =>
+        this.o.log.error({ err, deliveryId: delivery.id }, 'telling of a failed delivery failed'),
+      )
     }
   }
 
@@ -234,7 +236,13 @@ export class Consumer {
       }
     } catch (err) {
       this.o.log.error({ err, deliveryId: delivery.id }, 'processing crashed; will retry')
-      outcome = { status: 'retrying' as const, reason: 'unexpected_error', kitRequests: 0, lastError: reasonWords('unexpected_error'), nextAttemptAt: Date.now() + 5000 }
+      outcome = {
+        status: 'retrying' as const,
+        reason: 'unexpected_error',
+        kitRequests: 0,
+        lastError: reasonWords('unexpected_error'),
+        nextAttemptAt: Date.now() + 5000,
+      }
     }
     // Stopping is not a failure: an attempt cut short by shutdown is given back as it was (see
     // stop()), also when its day of retries has run out and it would otherwise be given up.
@@ -254,7 +262,10 @@ export class Consumer {
     }
     if (outcome.status === 'pending') {
       // Put back for Kit's budget: not a processing result, and frequent under a long backlog.
-      this.o.log.debug({ deliveryId: delivery.id, kitRequests: outcome.kitRequests, until: outcome.nextAttemptAt }, 'delivery put back until Kit\'s budget frees up')
+      this.o.log.debug(
+        { deliveryId: delivery.id, kitRequests: outcome.kitRequests, until: outcome.nextAttemptAt },
+        "delivery put back until Kit's budget frees up",
+      )
       return
     }
     this.o.metrics.eventsProcessed.inc({ status: outcome.status })

@@ -119,7 +119,11 @@ export class EventBus {
     await this.loop
     await this.settleInFlight()
     const leftOut = this.refusedLog.drain()
-    if (leftOut > 0) this.log.warn({ leftOut }, `refused ${leftOut} more messages from the event bus since the last line (counted in kit_bus_messages_total)`)
+    if (leftOut > 0)
+      this.log.warn(
+        { leftOut },
+        `refused ${leftOut} more messages from the event bus since the last line (counted in kit_bus_messages_total)`,
+      )
     const nc = this.nc
     this.nc = null
     if (nc && !nc.isClosed()) {
@@ -244,7 +248,10 @@ export class EventBus {
       max_msgs: streamLimits.maxMsgs,
       max_age: nanos(streamLimits.maxAgeMs),
     })
-    this.log.info({ subject, maxBytes: streamLimits.maxBytes, maxMsgs: streamLimits.maxMsgs, maxAgeMs: streamLimits.maxAgeMs }, 'created the event bus stream')
+    this.log.info(
+      { subject, maxBytes: streamLimits.maxBytes, maxMsgs: streamLimits.maxMsgs, maxAgeMs: streamLimits.maxAgeMs },
+      'created the event bus stream',
+    )
   }
 
   /** The durable pull consumer every instance shares; created when missing, otherwise used as it is. */
@@ -315,7 +322,10 @@ export class EventBus {
       await m.ackAck()
     } catch (err) {
       // The event is stored: a redelivery is answered as a duplicate and acked then.
-      this.log.warn({ err, ...where, eventId: result.id }, 'the ack of a stored event was not confirmed; it will be delivered again and recognised')
+      this.log.warn(
+        { err, ...where, eventId: result.id },
+        'the ack of a stored event was not confirmed; it will be delivered again and recognised',
+      )
     }
   }
 
@@ -343,15 +353,21 @@ export class EventBus {
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms)
-      this.stopping.signal.addEventListener('abort', () => {
-        clearTimeout(timer)
-        resolve()
-      }, { once: true })
+      this.stopping.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        { once: true },
+      )
     })
   }
 }
 
 /** JetStream's own codes for a missing stream or consumer. */
 function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
+  return (
+    err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
+  )
 }

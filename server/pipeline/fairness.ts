@@ -162,7 +162,7 @@ export class TurnOver extends Error {
   override readonly name = 'TurnOver'
 
   constructor() {
-    super('This delivery\'s turn in a consumer slot is over')
+    super("This delivery's turn in a consumer slot is over")
   }
 }
 

@@ -28,9 +28,7 @@ export interface IntakeInput {
 }
 
 export type IntakeResult =
-  | { outcome: 'accepted'; id: string }
-  | { outcome: 'duplicate'; id: string }
-  | { outcome: 'refused'; code: RefusalCode; error: AppError }
+  { outcome: 'accepted'; id: string } | { outcome: 'duplicate'; id: string } | { outcome: 'refused'; code: RefusalCode; error: AppError }
 
 export interface IntakeOptions {
   queue: DeliveryQueue
@@ -68,7 +66,11 @@ export class EventIntake {
       return typeof value === 'string' ? value : undefined
     }
     if (raw.length > MAX_EVENT_BYTES) {
-      return refused(413, 'payload_too_large', `The event is larger than ${MAX_EVENT_BYTES / 1024} KiB; send member files through a sync instead.`)
+      return refused(
+        413,
+        'payload_too_large',
+        `The event is larger than ${MAX_EVENT_BYTES / 1024} KiB; send member files through a sync instead.`,
+      )
     }
     const webhookId = header('webhook-id')
     const signature = { id: webhookId, timestamp: header('webhook-timestamp'), signature: header('webhook-signature') }

@@ -52,7 +52,8 @@ export class MappedTags {
    */
   async afterMiss(kit: KitApi, communityId: string, tag: TagTarget, staleId: number, mode: 'add' | 'remove'): Promise<number | null> {
     if (await this.deps.ids.hasTag(kit, staleId)) return staleId
-    const create = mode === 'add' && (tag.storedId === null || (await this.deps.held.isHeld(communityId, tag.name.toLowerCase(), tag.storedId)))
+    const create =
+      mode === 'add' && (tag.storedId === null || (await this.deps.held.isHeld(communityId, tag.name.toLowerCase(), tag.storedId)))
     const id = create ? await this.deps.ids.tagId(kit, tag.name) : await this.deps.ids.existingTagId(kit, tag.name)
     if (id !== null) await this.hold(kit, communityId, tag, id, staleId)
     return id

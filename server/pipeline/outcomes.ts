@@ -40,7 +40,12 @@ export const skippedBecause = (reason: ReasonCode, details: ReasonDetails = {}):
   return { status: 'skipped', reason, kitRequests: 0, lastError: words, steps: [step('skipped', null, words)] }
 }
 
-export const held = (kitRequests: number, reason: ReasonCode): Outcome => ({ status: 'held', reason, kitRequests, lastError: reasonWords(reason) })
+export const held = (kitRequests: number, reason: ReasonCode): Outcome => ({
+  status: 'held',
+  reason,
+  kitRequests,
+  lastError: reasonWords(reason),
+})
 
 /** The outcome of a plan that sends nothing. */
 export const unsent = (plan: Unsent): Outcome => (plan.kind === 'skip' ? skippedBecause(plan.reason, plan.details) : held(0, plan.reason))
@@ -68,7 +73,14 @@ export class Outcomes {
   }
 
   /** `aborted`: the consumer stopped this attempt (shutdown or its deadline); nothing went wrong in Kit. */
-  async of(err: unknown, delivery: QueuedDelivery, credentialId: string, kitRequests: number, log: StepLog, aborted: boolean): Promise<Outcome> {
+  async of(
+    err: unknown,
+    delivery: QueuedDelivery,
+    credentialId: string,
+    kitRequests: number,
+    log: StepLog,
+    aborted: boolean,
+  ): Promise<Outcome> {
     const now = this.deps.now()
     const expired = retriesExpired(this.deps.retry, delivery.receivedAt, now)
     // A failed delivery always says what this attempt had already applied in Kit.

@@ -167,7 +167,16 @@ export class PlatformEvents {
       const id = newPlatformEventId(now)
       const data = { failed: tally.failed, reasons: tally.reasons.slice(0, TOP_REASONS).map((r) => r.reason) }
       const body = cloudEvent(id, { type: 'kit.deliveries.failing', communityId, observedAt: now, data }, now)
-      return { id, communityId, type: 'kit.deliveries.failing', memberId: null, onceKey: null, body: JSON.stringify(body), observedAt: now, giveUpAt: now + GIVE_UP_AFTER_MS }
+      return {
+        id,
+        communityId,
+        type: 'kit.deliveries.failing',
+        memberId: null,
+        onceKey: null,
+        body: JSON.stringify(body),
+        observedAt: now,
+        giveUpAt: now + GIVE_UP_AFTER_MS,
+      }
     }
     const event = await this.o.outbox.reportFailures(communityId, now - FAILING_QUIET_MS, now, build)
     if (!event) return null

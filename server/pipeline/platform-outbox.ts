@@ -30,7 +30,13 @@ export function platformRetryDelay(policy: PlatformBackoff, attempts: number, ra
 }
 
 /** What a failed attempt leads to: another one at the next time, or failed once `giveUpAt` has passed. */
-export function afterFailure(event: Pick<PlatformEventRecord, 'attempts' | 'giveUpAt'>, error: string, now: number, policy: PlatformBackoff, random: number): PlatformEventOutcome {
+export function afterFailure(
+  event: Pick<PlatformEventRecord, 'attempts' | 'giveUpAt'>,
+  error: string,
+  now: number,
+  policy: PlatformBackoff,
+  random: number,
+): PlatformEventOutcome {
   if (now >= event.giveUpAt) return { state: 'failed', lastError: error }
   return { state: 'pending', lastError: error, nextAttemptAt: now + platformRetryDelay(policy, event.attempts + 1, random) }
 }
@@ -141,7 +147,7 @@ export class PlatformSender {
     if (this.o.retentionMs === undefined || now - this.lastPurge < PURGE_EVERY_MS) return
     this.lastPurge = now
     let purged = 0
-    for (let batch = PURGE_BATCH; batch >= PURGE_BATCH && this.running; ) {
+    for (let batch = PURGE_BATCH; batch >= PURGE_BATCH && this.running;) {
       batch = await this.o.outbox.purge(now - this.o.retentionMs, PURGE_BATCH)
       purged += batch
     }
@@ -178,18 +184,24 @@ export class PlatformSender {
     // Stopping is not a failure of the platform: the attempt is given back as it was (its lease
     // is released at the next start, or runs out) and the same id is sent again.
     if (failure !== null && this.abort.signal.aborted) return
-    const outcome: PlatformEventOutcome = failure === null ? { state: 'sent' } : afterFailure(event, failure, now, this.backoff, this.random())
+    const outcome: PlatformEventOutcome =
+      failure === null ? { state: 'sent' } : afterFailure(event, failure, now, this.backoff, this.random())
     try {
       const settled = await this.o.outbox.settle(event.seq, this.owner, outcome, now)
       if (!settled) this.o.log.warn({ platformEventId: event.id }, 'platform event lease lost before its outcome was recorded')
     } catch (err) {
-      this.o.log.error({ err, platformEventId: event.id }, 'recording a platform event outcome failed; it will be sent again when its lease expires')
+      this.o.log.error(
+        { err, platformEventId: event.id },
+        'recording a platform event outcome failed; it will be sent again when its lease expires',
+      )
       return
     }
     const fields = { platformEventId: event.id, type: event.type, communityId: event.communityId, attempts: event.attempts + 1 }
     if (outcome.state === 'sent') this.o.log.info(fields, 'platform event sent')
-    else if (outcome.state === 'failed') this.o.log.warn({ ...fields, reason: outcome.lastError }, 'platform event failed after retrying for 72 hours')
-    else this.o.log.info({ ...fields, reason: outcome.lastError, nextAttemptAt: outcome.nextAttemptAt }, 'platform event will be sent again')
+    else if (outcome.state === 'failed')
+      this.o.log.warn({ ...fields, reason: outcome.lastError }, 'platform event failed after retrying for 72 hours')
+    else
+      this.o.log.info({ ...fields, reason: outcome.lastError, nextAttemptAt: outcome.nextAttemptAt }, 'platform event will be sent again')
   }
 
   /** One signed POST: null when the platform answered 2xx, else the failure's code. */

@@ -19,7 +19,15 @@ import { reasonWords } from '../core/reasons.ts'
 import { takingTurns, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { describeTag, MappedTags } from './mapped-tags.ts'
-import { FormDirectory, FormUnavailable, joinSequence, MEMBERSHIP_WORDS, referrerOf, SequenceUnavailable, SubscriberUnknown } from './memberships.ts'
+import {
+  FormDirectory,
+  FormUnavailable,
+  joinSequence,
+  MEMBERSHIP_WORDS,
+  referrerOf,
+  SequenceUnavailable,
+  SubscriberUnknown,
+} from './memberships.ts'
 import { Outcomes, Refused, unsent } from './outcomes.ts'
 import { DeliveryProgress, resumable } from './progress.ts'
 import { capitalise, describeFields, durationWords, namesTag, StepLog, unknownFields } from './step-log.ts'
@@ -66,7 +74,14 @@ export class DeliveryProcessor {
     this.random = deps.random ?? Math.random
     this.tags = new MappedTags({ ids: deps.ids, mappings: deps.mappings, held: deps.heldTags, now: this.now })
     this.subscribers = new SubscriberWriter({ subscribers: deps.subscribers, mappings: deps.mappings, ids: deps.ids, now: this.now })
-    this.outcomes = new Outcomes({ retry: deps.retry, log: deps.log, now: this.now, random: this.random, connections: deps.connections, subscribers: this.subscribers })
+    this.outcomes = new Outcomes({
+      retry: deps.retry,
+      log: deps.log,
+      now: this.now,
+      random: this.random,
+      connections: deps.connections,
+      subscribers: this.subscribers,
+    })
   }
 
   /** `turn`: the delivery's turn in a consumer slot; once over, it is put back before its next Kit call. */
@@ -80,7 +95,15 @@ export class DeliveryProcessor {
     }
     const marks = await this.deps.queue.marks(communityId, scopesToRead(event, delivery.memberId))
     const mappings = await this.deps.mappings.get(communityId)
-    const planned: Plan = plan({ event, memberId: delivery.memberId, eventTime: delivery.eventTime, eventId: delivery.eventId, credential: 'connected', mappings, marks })
+    const planned: Plan = plan({
+      event,
+      memberId: delivery.memberId,
+      eventTime: delivery.eventTime,
+      eventId: delivery.eventId,
+      credential: 'connected',
+      mappings,
+      marks,
+    })
     if (planned.kind !== 'send') return unsent(planned)
 
     // Only requests Kit answered count: a network failure (refused, reset, timed out) never
@@ -118,16 +141,29 @@ export class DeliveryProcessor {
         // an older snapshot has nothing to add; but no profile was written, so the member's older
         // live events arriving later (a sign-up) still write theirs.
         log.add('skipped', null, notes.skipped)
-        return { status: 'skipped', reason: 'not_in_kit', kitRequests, lastError: notes.skipped, steps: log.steps, marks: planned.settledMarks }
+        return {
+          status: 'skipped',
+          reason: 'not_in_kit',
+          kitRequests,
+          lastError: notes.skipped,
+          steps: log.steps,
+          marks: planned.settledMarks,
+        }
       }
       if (planned.staleProfile) {
         const note = planned.newerFields
-          ? 'A newer event already set this member\'s profile, so this one wrote no name or email, and none of the member fields the newer one had written.'
-          : 'A newer event already set this member\'s profile, so this one wrote no name or email.'
+          ? "A newer event already set this member's profile, so this one wrote no name or email, and none of the member fields the newer one had written."
+          : "A newer event already set this member's profile, so this one wrote no name or email."
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
-      return { status: 'succeeded', kitRequests, lastError: notes.warnings.length ? notes.warnings.join(' ') : null, steps: log.steps, marks: planned.marks }
+      return {
+        status: 'succeeded',
+        kitRequests,
+        lastError: notes.warnings.length ? notes.warnings.join(' ') : null,
+        steps: log.steps,
+        marks: planned.marks,
+      }
     } catch (err) {
       const outcome = await this.outcomes.of(err, delivery, credential.credentialId, kitRequests, log, signal?.aborted === true)
       log.add(outcome.status === 'failed' ? 'failed' : 'warning', err instanceof Refused ? err.target : null, outcome.lastError)
@@ -141,7 +177,14 @@ export class DeliveryProcessor {
     }
   }
 
-  private async execute(kit: KitApi, delivery: QueuedDelivery, event: MemberEvent, planned: SendPlan, log: StepLog, done: Set<string>): Promise<Executed> {
+  private async execute(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    event: MemberEvent,
+    planned: SendPlan,
+    log: StepLog,
+    done: Set<string>,
+  ): Promise<Executed> {
     const warnings: string[] = []
     const subscriber = await this.writeSubscriber(kit, delivery, planned, log, done)
     if (!subscriber) {
@@ -193,7 +236,8 @@ export class DeliveryProcessor {
             await joinSequence(kit, s.sequence.id, subscriberId)
           } catch (err) {
             if (err instanceof SubscriberUnknown) return this.outcomes.subscriberGone(kit, delivery)
-            if (err instanceof SequenceUnavailable) throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(s.sequence.name, err, planned.type), s.sequence.name)
+            if (err instanceof SequenceUnavailable)
+              throw new Refused(MEMBERSHIP_WORDS.sequenceRefused(s.sequence.name, err, planned.type), s.sequence.name)
             throw err
           }
           log.add('sequence.added', s.sequence.name)
@@ -213,7 +257,13 @@ export class DeliveryProcessor {
    * The plan's subscriber step. When Kit did not know a field key (renamed or deleted in Kit
    * since it was learnt), Kit's field list is read afresh, once, and the step runs again.
    */
-  private async writeSubscriber(kit: KitApi, delivery: QueuedDelivery, planned: SendPlan, log: StepLog, done: Set<string>): Promise<CachedSubscriber | null> {
+  private async writeSubscriber(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    planned: SendPlan,
+    log: StepLog,
+    done: Set<string>,
+  ): Promise<CachedSubscriber | null> {
     let fields = await this.subscribers.fieldWrites(kit, delivery, planned.subscriber.fields, log)
     try {
       return await this.subscribers.write(kit, delivery, planned.subscriber, fields, log, done)
@@ -237,14 +287,25 @@ export class DeliveryProcessor {
 
   // A tag is applied by its id, whatever it is called in Kit now: picked in the panel, or held
   // since a typed-in or templated name was first created or found in Kit (see MappedTags).
-  private async removeTag(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, subscriberId: number, planned: SendPlan, warnings: string[], log: StepLog): Promise<void> {
+  private async removeTag(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    tag: TagTarget,
+    subscriberId: number,
+    planned: SendPlan,
+    warnings: string[],
+    log: StepLog,
+  ): Promise<void> {
     log.attempting = `tag "${tag.name}" not removed`
     const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'remove')
-    const removed = tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
+    const removed =
+      tagId !== null && (await this.tagCall(kit, delivery, tag, tagId, 'remove', (id) => kit.untagSubscriber(id, subscriberId)))
     if (removed) {
       log.add('tag.removed', tag.name)
     } else if (tag.storedId !== null) {
-      const note = capitalise(`${describeTag(tag)} no longer exists in Kit, so there was nothing to remove: pick it again in the ${planned.type} mapping.`)
+      const note = capitalise(
+        `${describeTag(tag)} no longer exists in Kit, so there was nothing to remove: pick it again in the ${planned.type} mapping.`,
+      )
       warnings.push(note)
       log.add('warning', tag.name, note)
     } else {
@@ -252,7 +313,14 @@ export class DeliveryProcessor {
     }
   }
 
-  private async addTag(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, subscriberId: number, planned: SendPlan, log: StepLog): Promise<void> {
+  private async addTag(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    tag: TagTarget,
+    subscriberId: number,
+    planned: SendPlan,
+    log: StepLog,
+  ): Promise<void> {
     log.attempting = `tag "${tag.name}" not added`
     const tagId = await this.tags.idFor(kit, delivery.communityId, tag, 'add')
     if (tagId === null || !(await this.tagCall(kit, delivery, tag, tagId, 'add', (id) => kit.tagSubscriber(id, subscriberId)))) {
@@ -269,7 +337,14 @@ export class DeliveryProcessor {
    * on (a tag the document gives an id is never recreated). When the tag is
    * fine, it is the subscriber Kit no longer knows: forgotten, and the delivery is retried.
    */
-  private async tagCall(kit: KitApi, delivery: QueuedDelivery, tag: TagTarget, tagId: number, mode: 'add' | 'remove', call: (id: number) => Promise<void>): Promise<boolean> {
+  private async tagCall(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    tag: TagTarget,
+    tagId: number,
+    mode: 'add' | 'remove',
+    call: (id: number) => Promise<void>,
+  ): Promise<boolean> {
     let first: KitError
     try {
       await call(tagId)
@@ -299,10 +374,16 @@ export class DeliveryProcessor {
    * form, and says so when the person is left unconfirmed in Kit — created `inactive` for the form
    * to confirm, they get no email until a form that works takes them.
    */
-  private async formRefused(kit: KitApi, subscriber: CachedSubscriber, form: KitRef, err: FormUnavailable, planned: SendPlan, log: StepLog): Promise<Refused> {
+  private async formRefused(
+    kit: KitApi,
+    subscriber: CachedSubscriber,
+    form: KitRef,
+    err: FormUnavailable,
+    planned: SendPlan,
+    log: StepLog,
+  ): Promise<Refused> {
     const unconfirmed = (subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state) === 'inactive'
     if (unconfirmed) log.add('subscriber.unconfirmed', subscriber.email, MEMBERSHIP_WORDS.unconfirmed(subscriber.email))
     return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, planned.type, unconfirmed ? subscriber.email : null), form.name)
   }
 }
-

@@ -65,7 +65,8 @@ export function resumable(kit: KitApi, done: Set<string>): KitApi {
     untagSubscriber: (tagId, subscriberId) => once(`untag:${tagId}:${subscriberId}`, () => kit.untagSubscriber(tagId, subscriberId)),
     addSubscriberToForm: (formId, subscriberId, referrer) =>
       once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToForm(formId, subscriberId, referrer)),
-    addSubscriberToLegacyForm: (formId, subscriberId) => once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToLegacyForm(formId, subscriberId)),
+    addSubscriberToLegacyForm: (formId, subscriberId) =>
+      once(`form:${formId}:${subscriberId}`, () => kit.addSubscriberToLegacyForm(formId, subscriberId)),
     addSubscriberToSequence: (sequenceId, subscriberId) =>
       once(`sequence:${sequenceId}:${subscriberId}`, () => kit.addSubscriberToSequence(sequenceId, subscriberId)),
     unsubscribe: (subscriberId) => once(`unsubscribe:${subscriberId}`, () => kit.unsubscribe(subscriberId)),

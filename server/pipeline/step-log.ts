@@ -23,7 +23,14 @@ const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> 
 }
 
 const CHANGES: readonly DeliveryStepAction[] = [
-  'subscriber.created', 'subscriber.updated', 'fields.written', 'tag.added', 'tag.removed', 'form.added', 'sequence.added', 'unsubscribed',
+  'subscriber.created',
+  'subscriber.updated',
+  'fields.written',
+  'tag.added',
+  'tag.removed',
+  'form.added',
+  'sequence.added',
+  'unsubscribed',
 ]
 
 export const step = (action: DeliveryStepAction, target: string | null = null, detail: string | null = null): DeliveryStep => ({
@@ -93,7 +100,10 @@ export function unknownFields(err: unknown, fields: FieldWrite[]): FieldWrite[] 
     return named.length > 0 ? named : fields
   }
   if (err.kind !== 'validation' || err.status !== 422) return null
-  const named = namedFields(err.messages.filter((m) => /field/i.test(m)), fields)
+  const named = namedFields(
+    err.messages.filter((m) => /field/i.test(m)),
+    fields,
+  )
   return named.length > 0 ? named : null
 }
 

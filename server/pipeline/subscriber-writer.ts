@@ -57,7 +57,12 @@ export class SubscriberWriter {
   async cached(delivery: QueuedDelivery, credentialId: string): Promise<CachedSubscriber | null> {
     const row = await this.deps.subscribers.get(memberKey(delivery, credentialId))
     if (!row) return null
-    return { subscriberId: row.subscriberId, email: row.email, firstName: row.firstName, fields: JSON.parse(row.fields) as Record<string, string | null> }
+    return {
+      subscriberId: row.subscriberId,
+      email: row.email,
+      firstName: row.firstName,
+      fields: JSON.parse(row.fields) as Record<string, string | null>,
+    }
   }
 
   private remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): Promise<void> {
@@ -83,10 +88,21 @@ export class SubscriberWriter {
    * write is remembered before the error goes up, so a second call writes only what is missing.
    * null: Kit has no subscriber with the address and the plan creates none.
    */
-  async write(kit: KitApi, delivery: QueuedDelivery, want: SubscriberStep, fieldWrites: FieldWrite[], log: StepLog, done: Set<string>): Promise<CachedSubscriber | null> {
+  async write(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    want: SubscriberStep,
+    fieldWrites: FieldWrite[],
+    log: StepLog,
+    done: Set<string>,
+  ): Promise<CachedSubscriber | null> {
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) => fieldWrites.filter((f) => keys.includes(f.key)).map((f) => f.label).join(', ')
+    const labelsOf = (keys: string[]) =>
+      fieldWrites
+        .filter((f) => keys.includes(f.key))
+        .map((f) => f.label)
+        .join(', ')
     const known = await this.cached(delivery, kit.credentialId)
     if (known) {
       const delta = subscriberDelta(known, { email, firstName, fields, writeProfile: want.writeProfile })
@@ -114,14 +130,16 @@ export class SubscriberWriter {
           })
           const refused = (unknownFields(err, fieldWrites) ?? []).map((f) => f.key)
           const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
-          if (nameChanged || emailChanged || written.length > 0) log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
+          if (nameChanged || emailChanged || written.length > 0)
+            log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
           if (written.length > 0) log.add('fields.written', labelsOf(written))
           throw err
         }
         const gone = isKitError(err) && err.kind === 'not_found'
         // Only Kit saying the address belongs to someone else means "use that subscriber"; any
         // other refusal of the new address fails with Kit's message.
-        const emailTaken = emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
+        const emailTaken =
+          emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
         await this.forget(delivery, kit.credentialId)
         return this.write(kit, delivery, want, fieldWrites, log, done)
@@ -137,11 +155,19 @@ export class SubscriberWriter {
       if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
       return next
     }
-    return want.createIfMissing ? this.upsert(kit, delivery, want, fieldWrites, log, done) : this.lookUp(kit, delivery, want, fieldWrites, log)
+    return want.createIfMissing
+      ? this.upsert(kit, delivery, want, fieldWrites, log, done)
+      : this.lookUp(kit, delivery, want, fieldWrites, log)
   }
 
   /** A plan that creates no one: the subscriber Kit lists under the address, if any. */
-  private async lookUp(kit: KitApi, delivery: QueuedDelivery, want: SubscriberStep, fieldWrites: FieldWrite[], log: StepLog): Promise<CachedSubscriber | null> {
+  private async lookUp(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    want: SubscriberStep,
+    fieldWrites: FieldWrite[],
+    log: StepLog,
+  ): Promise<CachedSubscriber | null> {
     const { email } = want
     const fields = valuesOf(fieldWrites)
     const found = await kit.findSubscriberByEmail(email)
@@ -157,7 +183,13 @@ export class SubscriberWriter {
       const answer = await kit.updateSubscriber(found.id, { fields: changed })
       subscriber = { ...subscriber, fields: { ...stored, ...answerFields(answer), ...changed } }
       log.add('subscriber.updated', email)
-      log.add('fields.written', fieldWrites.filter((f) => f.key in changed).map((f) => f.label).join(', '))
+      log.add(
+        'fields.written',
+        fieldWrites
+          .filter((f) => f.key in changed)
+          .map((f) => f.label)
+          .join(', '),
+      )
     }
     // Remembered, so a delivery put back for the budget (or the member's next event) needs no
     // second lookup; a stale event's address may be one the member left, so it is not kept.
@@ -165,10 +197,21 @@ export class SubscriberWriter {
     return subscriber
   }
 
-  private async upsert(kit: KitApi, delivery: QueuedDelivery, want: SubscriberStep, fieldWrites: FieldWrite[], log: StepLog, done: Set<string>): Promise<CachedSubscriber> {
+  private async upsert(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    want: SubscriberStep,
+    fieldWrites: FieldWrite[],
+    log: StepLog,
+    done: Set<string>,
+  ): Promise<CachedSubscriber> {
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) => fieldWrites.filter((f) => keys.includes(f.key)).map((f) => f.label).join(', ')
+    const labelsOf = (keys: string[]) =>
+      fieldWrites
+        .filter((f) => keys.includes(f.key))
+        .map((f) => f.label)
+        .join(', ')
     log.attempting = 'subscriber not written'
     let subscriber: KitSubscriber
     let created: boolean
@@ -184,7 +227,12 @@ export class SubscriberWriter {
       if (err instanceof KitFieldWarnings) {
         const s = err.subscriber
         if (err.answerStatus === 201) done.add(createdMark(s.id))
-        await this.remember(delivery, kit.credentialId, { subscriberId: s.id, email, firstName: firstName ?? s.first_name, fields: answerFields(s) })
+        await this.remember(delivery, kit.credentialId, {
+          subscriberId: s.id,
+          email,
+          firstName: firstName ?? s.first_name,
+          fields: answerFields(s),
+        })
         log.add(err.answerStatus === 201 ? 'subscriber.created' : 'subscriber.updated', email)
       }
       throw err
@@ -193,13 +241,19 @@ export class SubscriberWriter {
     log.add(created ? 'subscriber.created' : 'subscriber.updated', email)
     // Kit may keep an existing subscriber's old values: those are written with one PUT. A subscriber
     // it created gets the fields sent, even when it writes them after answering (202, more than ten).
-    const stale = created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
+    const stale =
+      created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
     if (Object.keys(stale).length > 0) {
       log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
       try {
         await kit.updateSubscriber(subscriber.id, { fields: stale })
       } catch (err) {
-        await this.remember(delivery, kit.credentialId, { subscriberId: subscriber.id, email, firstName: firstName ?? subscriber.first_name, fields: answerFields(subscriber) })
+        await this.remember(delivery, kit.credentialId, {
+          subscriberId: subscriber.id,
+          email,
+          firstName: firstName ?? subscriber.first_name,
+          fields: answerFields(subscriber),
+        })
         throw err
       }
     }

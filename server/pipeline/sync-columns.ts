@@ -55,7 +55,8 @@ export function parseColumnMapping(text: string): SyncColumnMapping {
   } catch {
     throw invalidMapping('is not valid JSON')
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidMapping('must be a JSON object: column → member field')
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw invalidMapping('must be a JSON object: column → member field')
   const entries = Object.entries(parsed)
   if (entries.length > SYNC_MAX_COLUMNS) throw invalidMapping(`names more than ${SYNC_MAX_COLUMNS} columns`)
   const mapping: SyncColumnMapping = {}
@@ -105,7 +106,10 @@ export class ColumnResolver {
     if (field !== null) {
       const other = this.byField.get(field)
       if (other !== undefined) {
-        throw invalidMapping(`has two columns filling ${field}: "${other}" and "${column}". Map one of them to another field or ignore it`, this.columns())
+        throw invalidMapping(
+          `has two columns filling ${field}: "${other}" and "${column}". Map one of them to another field or ignore it`,
+          this.columns(),
+        )
       }
       this.byField.set(field, column)
     }

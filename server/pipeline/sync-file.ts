@@ -7,7 +7,16 @@
  */
 import { SYNC_MAX_COLUMNS, type SyncRefusedRow } from '#shared/api.ts'
 import type { ColumnResolver } from './sync-columns.ts'
-import { malformed, readCsvRecords, readLines, RowChecker, SyncInputError, type RawRow, type SnapshotMember, type SyncFormat } from './sync-input.ts'
+import {
+  malformed,
+  readCsvRecords,
+  readLines,
+  RowChecker,
+  SyncInputError,
+  type RawRow,
+  type SnapshotMember,
+  type SyncFormat,
+} from './sync-input.ts'
 
 export interface MemberFile {
   format: SyncFormat
@@ -22,11 +31,16 @@ export interface MemberFile {
 }
 
 const emptyFile = () =>
-  new SyncInputError(400, 'empty_file', 'The member file holds no members: a CSV needs a header line (email,member_id,…) and one member a line below it.')
+  new SyncInputError(
+    400,
+    'empty_file',
+    'The member file holds no members: a CSV needs a header line (email,member_id,…) and one member a line below it.',
+  )
 
 /** The member field of each header position (null: ignored). */
 function readHeader(values: string[], line: number, columns: ColumnResolver): (string | null)[] {
-  if (values.length > SYNC_MAX_COLUMNS) throw malformed(line, `the header names ${values.length} columns, more than the ${SYNC_MAX_COLUMNS} a member file may have`)
+  if (values.length > SYNC_MAX_COLUMNS)
+    throw malformed(line, `the header names ${values.length} columns, more than the ${SYNC_MAX_COLUMNS} a member file may have`)
   const names = values.map((v) => v.trim())
   const twice = names.find((c, i) => c !== '' && names.indexOf(c) !== i)
   if (twice !== undefined) throw malformed(line, `the header names the column "${twice}" twice`)
@@ -51,7 +65,8 @@ async function* csvRows(file: MemberFile): AsyncGenerator<RawRow> {
       header = readHeader(values, line, file.columns)
       continue
     }
-    if (values.length !== header.length) throw malformed(line, `it has ${values.length} values but the header names ${header.length} columns`)
+    if (values.length !== header.length)
+      throw malformed(line, `it has ${values.length} values but the header names ${header.length} columns`)
     const record: Record<string, string | null> = {}
     header.forEach((field, i) => {
       if (field === null) return

@@ -42,14 +42,19 @@ export const MAX_LINE_CHARS = 256 * 1024
 export const malformed = (line: number, problem: string) =>
   new SyncInputError(400, 'malformed_file', `Line ${line}: ${problem}. Fix that line and send the file again; nothing was queued.`)
 
-const tooLong = (line: number) => malformed(line, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
+const tooLong = (line: number) =>
+  malformed(line, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?)`)
 
 /**
  * The bytes of a stream, stopping with 413 as soon as more than `maxBytes` arrived. The stream is
  * read by hand, not with `for await`, so stopping early leaves the request as it is rather than
  * destroying it: the client still gets the answer that says why.
  */
-async function* limitBytes(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Buffer> {
+async function* limitBytes(
+  stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  maxBytes: number,
+  describeLimit: string,
+): AsyncGenerator<Buffer> {
   const chunks = Symbol.asyncIterator in stream ? stream[Symbol.asyncIterator]() : stream[Symbol.iterator]()
   let bytes = 0
   for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
@@ -66,7 +71,11 @@ async function* limitBytes(stream: AsyncIterable<Buffer | string> | Iterable<Buf
  * and 400 as soon as a line runs past MAX_LINE_CHARS, so an unended line is neither held nor
  * scanned again chunk after chunk.
  */
-export async function* readLines(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<Line> {
+export async function* readLines(
+  stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  maxBytes: number,
+  describeLimit: string,
+): AsyncGenerator<Line> {
   const decoder = new StringDecoder('utf8')
   let pending = ''
   let number = 0
@@ -117,7 +126,10 @@ function csvProblem(err: unknown, recordStart: number): unknown {
     case 'CSV_QUOTE_NOT_CLOSED':
       return malformed(recordStart, 'a quoted value is not closed before the end of the file')
     case 'CSV_MAX_RECORD_SIZE':
-      return malformed(recordStart, `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is a quoted value left open?)`)
+      return malformed(
+        recordStart,
+        `it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is a quoted value left open?)`,
+      )
     case 'CSV_INVALID_CLOSING_QUOTE':
     case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
       return malformed(recordStart, 'a quoted value has text after its closing quote')
@@ -133,7 +145,11 @@ function csvProblem(err: unknown, recordStart: number): unknown {
  * `maxBytes` and with 400 `malformed_file` as soon as one record passes MAX_LINE_CHARS, so neither
  * an endless line nor an unclosed quote is held.
  */
-export async function* readCsvRecords(stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number, describeLimit: string): AsyncGenerator<CsvRecord> {
+export async function* readCsvRecords(
+  stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  maxBytes: number,
+  describeLimit: string,
+): AsyncGenerator<CsvRecord> {
   // Lines as an editor numbers them: the parser counts a quoted CRLF as two lines. `last*` is where
   // the last record parsed ended, and the blank lines skipped until then: a record the parser
   // refuses starts after them. Noted as each record is parsed, ahead of the records read out, so
@@ -226,7 +242,8 @@ export class RowChecker {
       return refuse(`subscription_status "${status}" is not one of active, trialing, past_due, canceled, cancelled, expired`)
     }
     const accessLevel = v.access_level?.trim() || null
-    if (accessLevel !== null && (accessLevel.length > MAX_ID || hasControlCharacter(accessLevel))) return refuse('access_level is longer than 200 characters or holds a control character')
+    if (accessLevel !== null && (accessLevel.length > MAX_ID || hasControlCharacter(accessLevel)))
+      return refuse('access_level is longer than 200 characters or holds a control character')
     const emailLine = this.emails.get(email)
     if (emailLine !== undefined) return refuse(`duplicate email: line ${emailLine} has the same address`)
     const idLine = this.ids.get(memberId)
@@ -242,10 +259,14 @@ export class RowChecker {
 export const isRefused = (r: SnapshotMember | SyncRefusedRow): r is SyncRefusedRow => 'reason' in r
 
 /** The stored event of one member of a sync: a member.snapshot at the sync's start time. */
-export function snapshotEvent(member: SnapshotMember, o: { id: string; communityId: string; time: number; syncId: string | null }): MemberEvent {
-  const subscription = member.plan !== null || member.status !== null
-    ? { ...(member.plan !== null ? { plan: member.plan } : {}), ...(member.status !== null ? { status: member.status } : {}) }
-    : undefined
+export function snapshotEvent(
+  member: SnapshotMember,
+  o: { id: string; communityId: string; time: number; syncId: string | null },
+): MemberEvent {
+  const subscription =
+    member.plan !== null || member.status !== null
+      ? { ...(member.plan !== null ? { plan: member.plan } : {}), ...(member.status !== null ? { status: member.status } : {}) }
+      : undefined
   return {
     specversion: '1.0',
     id: o.id,

@@ -91,7 +91,15 @@ export class SyncPlanner {
     this.rows += 1
     this.accepted += 1
     const email = event.data.member.email
-    const planned = plan({ event, memberId: event.data.member.id, eventTime: 0, eventId: event.id, credential: 'connected', mappings: this.mappings, marks: NO_MARKS })
+    const planned = plan({
+      event,
+      memberId: event.data.member.id,
+      eventTime: 0,
+      eventId: event.id,
+      credential: 'connected',
+      mappings: this.mappings,
+      marks: NO_MARKS,
+    })
     if (planned.kind !== 'send') {
       this.unchanged.add(email)
       return

@@ -114,7 +114,14 @@ export default fp(
       const { userId, communityId, issuedAt, expiresAt } = request.user
       const problem = lifetimeProblem(issuedAt, expiresAt, sessionMaxLifetimeS, Date.now() / 1000)
       if (problem) throw invalidSession(problem)
-      if (typeof userId !== 'string' || userId === '' || typeof communityId !== 'string' || communityId === '' || hasNul(userId) || hasNul(communityId)) {
+      if (
+        typeof userId !== 'string' ||
+        userId === '' ||
+        typeof communityId !== 'string' ||
+        communityId === '' ||
+        hasNul(userId) ||
+        hasNul(communityId)
+      ) {
         throw invalidSession('The session token must carry a user (sub) and a community (cid).')
       }
       if (!request.user.roles.some((role) => ALLOWED_ROLES.has(role))) {

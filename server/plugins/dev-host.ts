@@ -13,8 +13,7 @@ import { AppError } from '../lib/errors.ts'
 
 const GUARDED = /^\/(dev|api)(\/|\?|$)/
 
-const isGuarded = (request: FastifyRequest) =>
-  GUARDED.test(request.url) || GUARDED.test(request.routeOptions.url ?? '')
+const isGuarded = (request: FastifyRequest) => GUARDED.test(request.url) || GUARDED.test(request.routeOptions.url ?? '')
 
 /** The authority of an absolute-form request target (`http://name:port/path`), lower case; null for origin-form. */
 function targetAuthority(url: string): string | null {

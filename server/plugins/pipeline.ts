@@ -66,7 +66,12 @@ export default fp<PipelineOptions>(
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })
-    const deliveries = new DeliveryService(app.storage.deliveries, queue, () => consumer.notify(), (communityId) => app.services.connections.isConnected(communityId))
+    const deliveries = new DeliveryService(
+      app.storage.deliveries,
+      queue,
+      () => consumer.notify(),
+      (communityId) => app.services.connections.isConnected(communityId),
+    )
     const syncs = new SyncService({
       syncs: app.storage.syncs,
       subscribers: app.storage.subscribers,

@@ -17,7 +17,9 @@ export interface PlatformEventsDecoration {
 }
 
 /** Timings tests shorten; `autoStart: false` leaves the sender to be driven by hand. */
-export type PlatformEventsOptions = Pick<PlatformSenderOptions, 'backoff' | 'timeoutMs' | 'leaseMs' | 'idlePollMs'> & { autoStart?: boolean }
+export type PlatformEventsOptions = Pick<PlatformSenderOptions, 'backoff' | 'timeoutMs' | 'leaseMs' | 'idlePollMs'> & {
+  autoStart?: boolean
+}
 
 declare module 'fastify' {
   interface FastifyInstance {

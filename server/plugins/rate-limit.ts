@@ -116,10 +116,12 @@ export default fp(
         return result.isAllowed || !result.isExceeded ? null : result.ttl
       }
     }
-    const refuseOver = (count: ReturnType<typeof limiter>, what: string): LimitHook => async (request) => {
-      const waitMs = await count(request)
-      if (waitMs !== null) throw tooMany(what, waitMs)
-    }
+    const refuseOver =
+      (count: ReturnType<typeof limiter>, what: string): LimitHook =>
+      async (request) => {
+        const waitMs = await count(request)
+        if (waitMs !== null) throw tooMany(what, waitMs)
+      }
 
     const countFailure = limiter(shared, sessionFailureLimit, (request) => `session-failure\u0000${request.ip}`)
     const overLimit = new OverLimitSources()

@@ -23,7 +23,7 @@ export const WHERE_TO_FIND_KEY =
 export type { StoredCredential }
 
 export const UNREADABLE_KEY_MESSAGE =
-  'The saved Kit key can no longer be read — paste the key again. (The plugin\'s encryption key changed since it was saved.)'
+  "The saved Kit key can no longer be read — paste the key again. (The plugin's encryption key changed since it was saved.)"
 
 type Listener = (communityId: string) => void | Promise<void>
 
@@ -59,11 +59,7 @@ export function kitFailure(err: KitError): AppError {
     case 'unavailable':
       return new AppError(502, 'kit_unreachable', 'Kit could not be reached right now. Try again in a few minutes.')
     case 'invalid_credentials':
-      return new AppError(
-        409,
-        'connection_invalid',
-        `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`,
-      )
+      return new AppError(409, 'connection_invalid', `Kit no longer accepts the saved API key. ${WHERE_TO_FIND_KEY}`)
     default:
       return new AppError(502, 'kit_error', `Kit refused the request: ${err.message}`)
   }
@@ -72,12 +68,9 @@ export function kitFailure(err: KitError): AppError {
 /** Too many of this account's panel calls already wait for Kit's budget: refuse rather than queue. */
 export function kitBusy(err: BudgetBusyError): AppError {
   const seconds = retryAfterSeconds(err.retryAfterMs)
-  return new AppError(
-    503,
-    'kit_busy',
-    `Too many requests to Kit for this account are already waiting. Try again in ${seconds} s.`,
-    { 'retry-after': String(seconds) },
-  )
+  return new AppError(503, 'kit_busy', `Too many requests to Kit for this account are already waiting. Try again in ${seconds} s.`, {
+    'retry-after': String(seconds),
+  })
 }
 
 export class ConnectionService {
@@ -149,7 +142,11 @@ export class ConnectionService {
         throw new AppError(422, 'kit_rejected_key', `Kit rejected this API key (${err.message}). ${WHERE_TO_FIND_KEY}`)
       }
       if (err.kind === 'unavailable' || err.kind === 'rate_limited') {
-        throw new AppError(502, 'kit_unreachable', 'Kit could not be reached to check the key. Nothing was saved; try again in a few minutes.')
+        throw new AppError(
+          502,
+          'kit_unreachable',
+          'Kit could not be reached to check the key. Nothing was saved; try again in a few minutes.',
+        )
       }
       throw new AppError(422, 'kit_rejected_key', `Kit did not accept this API key (${err.message}). ${WHERE_TO_FIND_KEY}`)
     }
@@ -190,7 +187,11 @@ export class ConnectionService {
       return decryptSecret(this.encryptionKeys, row.communityId, row.apiKeyCiphertext)
     } catch (err) {
       if (!(err instanceof UnreadableSecretError)) throw err
-      const changed = await this.repo.update(row.communityId, { status: 'invalid', updatedAt: new Date().toISOString() }, { status: 'connected' })
+      const changed = await this.repo.update(
+        row.communityId,
+        { status: 'invalid', updatedAt: new Date().toISOString() },
+        { status: 'connected' },
+      )
       if (changed) {
         this.log.warn(
           { communityId: row.communityId, credentialId: row.credentialId, reason: err.message },
@@ -263,7 +264,11 @@ export class ConnectionService {
   async account(communityId: string): Promise<KitAccount> {
     const wasInvalid = (await this.repo.get(communityId))?.status === 'invalid'
     const info = await this.withKit(communityId, (kit) => kit.getAccount())
-    await this.repo.update(communityId, { status: 'connected', accountJson: JSON.stringify(toAccount(info)), updatedAt: new Date().toISOString() })
+    await this.repo.update(communityId, {
+      status: 'connected',
+      accountJson: JSON.stringify(toAccount(info)),
+      updatedAt: new Date().toISOString(),
+    })
     if (wasInvalid) await this.connected(communityId)
     return toAccount(info)
   }

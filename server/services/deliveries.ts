@@ -1,5 +1,15 @@
 /** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
-import { RETRY_MANY_MAX, type Delivery, type DeliveryOrder, type DeliveryPage, type DeliveryStatus, type DeliveryStep, type ReplayableDeliveries, type RetryDeliveriesBody, type RetryDeliveriesResult } from '#shared/api.ts'
+import {
+  RETRY_MANY_MAX,
+  type Delivery,
+  type DeliveryOrder,
+  type DeliveryPage,
+  type DeliveryStatus,
+  type DeliveryStep,
+  type ReplayableDeliveries,
+  type RetryDeliveriesBody,
+  type RetryDeliveriesResult,
+} from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
 import type { DeliveryReads, DeliveryRecord } from '../core/storage.ts'
@@ -103,16 +113,33 @@ export class DeliveryService {
    */
   async retryMany(communityId: string, body: RetryDeliveriesBody): Promise<RetryDeliveriesResult> {
     if (body.status === 'skipped' && !body.reason) {
-      throw new AppError(400, 'invalid_request', 'body.reason is required with status "skipped": use "not_connected" to send the events recorded while no Kit account was connected.')
+      throw new AppError(
+        400,
+        'invalid_request',
+        'body.reason is required with status "skipped": use "not_connected" to send the events recorded while no Kit account was connected.',
+      )
     }
     if (body.status === 'failed' && body.reason) {
-      throw new AppError(400, 'invalid_request', 'body.reason applies only to status "skipped"; leave it out to retry every failed delivery.')
+      throw new AppError(
+        400,
+        'invalid_request',
+        'body.reason applies only to status "skipped"; leave it out to retry every failed delivery.',
+      )
     }
     if (body.reason === 'not_connected' && !(await this.isConnected(communityId))) {
-      throw new AppError(409, 'not_connected', 'No Kit account is connected: connect one under Connection first, then send the events recorded meanwhile.')
+      throw new AppError(
+        409,
+        'not_connected',
+        'No Kit account is connected: connect one under Connection first, then send the events recorded meanwhile.',
+      )
     }
     const reason = body.reason ? SKIP_REASONS[body.reason] : undefined
-    const result = await this.queue.retryMany(communityId, { status: body.status, ...(reason ? { reason } : {}) }, RETRY_MANY_MAX, Date.now())
+    const result = await this.queue.retryMany(
+      communityId,
+      { status: body.status, ...(reason ? { reason } : {}) },
+      RETRY_MANY_MAX,
+      Date.now(),
+    )
     if (result.queued > 0) this.onRetry()
     return result
   }

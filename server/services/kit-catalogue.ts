@@ -2,15 +2,7 @@
  * The connected Kit account's tags, custom fields, forms and sequences for the panel's pickers,
  * cached briefly per community, and the drift checks behind Test connection.
  */
-import type {
-  ConnectionTestResult,
-  KitCustomField,
-  KitForm,
-  KitSequence,
-  KitTag,
-  MappingCheck,
-  Mappings,
-} from '#shared/api.ts'
+import type { ConnectionTestResult, KitCustomField, KitForm, KitSequence, KitTag, MappingCheck, Mappings } from '#shared/api.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 import { hasPlaceholder } from '#shared/events.ts'
 import { AppError } from '../lib/errors.ts'
@@ -72,9 +64,7 @@ export class KitCatalogueService {
 
   tags(communityId: string): Promise<KitTag[]> {
     return this.cached(communityId, 'tags', () =>
-      this.connections.withKit(communityId, async (kit) =>
-        (await kit.listTags()).map((t) => ({ id: t.id, name: t.name })),
-      ),
+      this.connections.withKit(communityId, async (kit) => (await kit.listTags()).map((t) => ({ id: t.id, name: t.name }))),
     )
   }
 
@@ -92,7 +82,12 @@ export class KitCatalogueService {
    * `archived` (the panel warns about mapped ones and never offers them).
    */
   forms(communityId: string): Promise<KitForm[]> {
-    const toForm = (f: { id: number; name: string; type?: string | null; archived: boolean }): KitForm => ({ id: f.id, name: f.name, type: f.type ?? null, archived: f.archived })
+    const toForm = (f: { id: number; name: string; type?: string | null; archived: boolean }): KitForm => ({
+      id: f.id,
+      name: f.name,
+      type: f.type ?? null,
+      archived: f.archived,
+    })
     return this.cached(communityId, 'forms', () =>
       this.connections.withKit(communityId, async (kit) => {
         const [forms, legacy] = await Promise.all([kit.listForms('all'), kit.listLegacyForms()])
@@ -189,7 +184,17 @@ export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive, heldGone
     for (const ref of [...m.add_tags, ...m.remove_tags]) {
       const key = `tag:${ref.id ?? ''}:${ref.name.toLowerCase()}`
       if (hasPlaceholder(ref.name)) {
-        add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Templated: each filled-in tag is created in Kit on first use.' }, type)
+        add(
+          key,
+          {
+            kind: 'tag',
+            name: ref.name,
+            id: null,
+            status: 'created_on_first_use',
+            message: 'Templated: each filled-in tag is created in Kit on first use.',
+          },
+          type,
+        )
         continue
       }
       const byId = ref.id !== undefined ? tagsById.get(ref.id) : undefined
@@ -198,22 +203,44 @@ export function mappingChecks(doc: Mappings, kit: CatalogueWithArchive, heldGone
         // Kit's current name: a tag held by id may have been renamed in Kit since it was mapped.
         add(key, { kind: 'tag', name: found.name, id: found.id, status: 'ok', message: `Tag exists in Kit (#${found.id}).` }, type)
       } else if (ref.id !== undefined && heldGone.has(ref.id)) {
-        add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Deleted in Kit: created again on first use.' }, type)
+        add(
+          key,
+          { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Deleted in Kit: created again on first use.' },
+          type,
+        )
       } else if (ref.id !== undefined) {
-        add(key, { kind: 'tag', name: ref.name, id: ref.id, status: 'missing', message: `Tag "${ref.name}" (#${ref.id}) was deleted in Kit: events that add it fail until you pick a tag again for ${type}.` }, type)
+        add(
+          key,
+          {
+            kind: 'tag',
+            name: ref.name,
+            id: ref.id,
+            status: 'missing',
+            message: `Tag "${ref.name}" (#${ref.id}) was deleted in Kit: events that add it fail until you pick a tag again for ${type}.`,
+          },
+          type,
+        )
       } else {
-        add(key, { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Not in Kit yet: created on first use.' }, type)
+        add(
+          key,
+          { kind: 'tag', name: ref.name, id: null, status: 'created_on_first_use', message: 'Not in Kit yet: created on first use.' },
+          type,
+        )
       }
     }
     for (const ref of m.add_to_forms) {
       const active = kit.forms.find((f) => f.id === ref.id && !f.archived)
-      const archived = active ? undefined : kit.archivedForms.find((f) => f.id === ref.id) ?? kit.forms.find((f) => f.id === ref.id)
+      const archived = active ? undefined : (kit.archivedForms.find((f) => f.id === ref.id) ?? kit.forms.find((f) => f.id === ref.id))
       const message = active
         ? 'Form exists in Kit.'
         : archived
           ? `Form "${archived.name}" is archived in Kit: members cannot be added to it. Restore it in Kit or pick another form for ${type}.`
           : `Form "${ref.name}" (#${ref.id}) no longer exists in Kit: pick another form for ${type}.`
-      add(`form:${ref.id}`, { kind: 'form', name: (active ?? archived)?.name ?? ref.name, id: ref.id, status: active ? 'ok' : 'missing', message }, type)
+      add(
+        `form:${ref.id}`,
+        { kind: 'form', name: (active ?? archived)?.name ?? ref.name, id: ref.id, status: active ? 'ok' : 'missing', message },
+        type,
+      )
     }
     for (const ref of m.add_to_sequences) {
       const sequence = kit.sequences.find((s) => s.id === ref.id)

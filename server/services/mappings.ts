@@ -201,7 +201,11 @@ export class MappingService {
       // Merged into the document read: a save meanwhile (another tab, another instance) is merged again, never lost.
       if (await this.repo.replace(record, row.document)) return merged
     }
-    throw new AppError(409, 'mappings_changed', 'The mappings kept changing while this change was being saved. Reload them and make the change again.')
+    throw new AppError(
+      409,
+      'mappings_changed',
+      'The mappings kept changing while this change was being saved. Reload them and make the change again.',
+    )
   }
 
   private async save(communityId: string, doc: Mappings): Promise<Mappings> {

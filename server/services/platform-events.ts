@@ -62,7 +62,12 @@ export class PlatformEventService {
   async retry(communityId: string, id: string): Promise<PlatformEvent> {
     const existing = await this.outbox.get(communityId, id)
     if (!existing) throw new AppError(404, 'not_found', 'No such platform event in this community')
-    if (!this.configured) throw new AppError(409, 'platform_events_not_configured', 'Events to App Station are not configured on this server (PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET).')
+    if (!this.configured)
+      throw new AppError(
+        409,
+        'platform_events_not_configured',
+        'Events to App Station are not configured on this server (PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET).',
+      )
     const now = this.now()
     if (!(await this.outbox.retry(communityId, id, now, now + GIVE_UP_AFTER_MS))) {
       throw new AppError(409, 'not_retryable', 'Only failed platform events can be sent again')

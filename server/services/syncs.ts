@@ -103,11 +103,10 @@ export class SyncService {
         request.columns === null ? null : parseColumnMapping(request.columns),
         storedColumnMapping(await this.deps.syncs.columnMapping(communityId)),
       )
-      return dryRun
-        ? await this.plan(request, columns, credential.credentialId)
-        : await this.queue(request, columns)
+      return dryRun ? await this.plan(request, columns, credential.credentialId) : await this.queue(request, columns)
     } catch (err) {
-      if (err instanceof SyncInputError) throw new AppError(err.status, err.code, err.message, {}, err.columns ? { columns: err.columns } : undefined)
+      if (err instanceof SyncInputError)
+        throw new AppError(err.status, err.code, err.message, {}, err.columns ? { columns: err.columns } : undefined)
       throw err
     }
   }
@@ -115,7 +114,15 @@ export class SyncService {
   /** The file's members, judged the same way for a dry run and an import. */
   private members(request: ImportRequest, columns: ColumnResolver) {
     const { maxBytes, maxRows } = this.deps.limits
-    return readMemberFile({ format: request.format, body: request.body, columns, maxBytes, maxRows, tooLarge: this.tooLarge(), tooManyRows: this.tooManyRows() })
+    return readMemberFile({
+      format: request.format,
+      body: request.body,
+      columns,
+      maxBytes,
+      maxRows,
+      tooLarge: this.tooLarge(),
+      tooManyRows: this.tooManyRows(),
+    })
   }
 
   private async plan(request: ImportRequest, columns: ColumnResolver, credentialId: string): Promise<SyncPlan> {
@@ -153,7 +160,11 @@ export class SyncService {
     let total = 0
     let batch: SnapshotMember[] = []
     const sync = { id, communityId, startedAt, eventType: SNAPSHOT_TYPE, heldReason: 'sync_importing' as const }
-    const flush = (members: SnapshotMember[]) => this.deps.syncs.stage(sync, members.map((m) => this.staged(sync, m)))
+    const flush = (members: SnapshotMember[]) =>
+      this.deps.syncs.stage(
+        sync,
+        members.map((m) => this.staged(sync, m)),
+      )
     try {
       for await (const checked of this.members(request, columns)) {
         if (isRefused(checked)) {
@@ -291,7 +302,10 @@ export class SyncService {
   }
 
   private cannot(verb: string, status: SyncStatus): AppError {
-    const hint = verb === 'resume' ? 'Only a paused sync can be resumed.' : `Only a running${verb === 'cancel' ? ' or paused' : ''} sync can be ${verb === 'pause' ? 'paused' : 'cancelled'}.`
+    const hint =
+      verb === 'resume'
+        ? 'Only a paused sync can be resumed.'
+        : `Only a running${verb === 'cancel' ? ' or paused' : ''} sync can be ${verb === 'pause' ? 'paused' : 'cancelled'}.`
     return new AppError(409, 'sync_not_' + (verb === 'resume' ? 'paused' : 'running'), `This sync is ${status}. ${hint}`)
   }
 }

@@ -72,8 +72,20 @@ export function storeDelivery(sqlite: Database.Database, input: StoredDeliveryIn
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
-      deliveryId, d.communityId, d.eventId, d.eventType, d.memberId, d.memberEmail, d.eventTime, status, lastError, reason,
-      nextAttemptAt ?? d.receivedAt, d.receivedAt, new Date(d.receivedAt).toISOString(), new Date(updatedAt ?? d.receivedAt).toISOString(),
+      deliveryId,
+      d.communityId,
+      d.eventId,
+      d.eventType,
+      d.memberId,
+      d.memberEmail,
+      d.eventTime,
+      status,
+      lastError,
+      reason,
+      nextAttemptAt ?? d.receivedAt,
+      d.receivedAt,
+      new Date(d.receivedAt).toISOString(),
+      new Date(updatedAt ?? d.receivedAt).toISOString(),
     )
   return { eventId: d.eventId, deliveryId }
 }

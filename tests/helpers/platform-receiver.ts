@@ -67,7 +67,13 @@ export async function startPlatformReceiver(secret = newPlatformSecret()): Promi
     } catch {
       verified = false
     }
-    const entry: Received = { id: String(req.headers['webhook-id']), contentType: req.headers['content-type'], verified, raw, body: JSON.parse(raw) }
+    const entry: Received = {
+      id: String(req.headers['webhook-id']),
+      contentType: req.headers['content-type'],
+      verified,
+      raw,
+      body: JSON.parse(raw),
+    }
     received.push(entry)
     const answer = verified ? receiver.answer(entry, received.length) : 401
     if (answer === 'hang') {

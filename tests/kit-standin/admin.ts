@@ -49,8 +49,11 @@ function decodeRef(rawRef: string): string {
 function findSubscriber(standin: KitStandin, key: string, rawRef: string): StandinSubscriber {
   const ref = decodeRef(rawRef)
   const wanted = ref.toLowerCase()
-  const found = standin.account(key).subscribers.find((subscriber) =>
-    /^\d+$/.test(ref) ? subscriber.id === Number(ref) : subscriber.email_address.toLowerCase() === wanted)
+  const found = standin
+    .account(key)
+    .subscribers.find((subscriber) =>
+      /^\d+$/.test(ref) ? subscriber.id === Number(ref) : subscriber.email_address.toLowerCase() === wanted,
+    )
   if (!found) throw notFound()
   return found
 }
@@ -67,7 +70,12 @@ function editOf(body: JsonObject): StandinSubscriberEdit {
   }
   if (body.fields !== undefined) {
     const fields = body.fields
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields) || Object.values(fields).some((value) => typeof value !== 'string')) {
+    if (
+      typeof fields !== 'object' ||
+      fields === null ||
+      Array.isArray(fields) ||
+      Object.values(fields).some((value) => typeof value !== 'string')
+    ) {
       throw new KitError(422, ['Fields must be an object of strings'])
     }
     edit.fields = fields as Record<string, string>
@@ -97,14 +105,16 @@ export function adminReply(standin: KitStandin, key: string, method: string, pat
     return { status: 200, body: { confirmation_emails: standin.account(key).confirmationEmails } }
   }
   if (method === 'GET' && /^\/_admin\/webhook_deliveries\/?$/.test(pathname)) {
-    const deliveries = standin.webhookDeliveries.filter((delivery) => delivery.key === key).map((delivery) => ({
-      at: new Date(delivery.at).toISOString(),
-      webhook_id: delivery.webhookId,
-      event: delivery.event,
-      target_url: delivery.target_url,
-      status: delivery.status,
-      body: delivery.body,
-    }))
+    const deliveries = standin.webhookDeliveries
+      .filter((delivery) => delivery.key === key)
+      .map((delivery) => ({
+        at: new Date(delivery.at).toISOString(),
+        webhook_id: delivery.webhookId,
+        event: delivery.event,
+        target_url: delivery.target_url,
+        status: delivery.status,
+        body: delivery.body,
+      }))
     return { status: 200, body: { webhook_deliveries: deliveries } }
   }
   throw notFound()

@@ -4,12 +4,18 @@ export type ErrorsBody = string | string[] | string[][]
 
 /** An answer in Kit's error shape: `{"errors": ...}` with the given status. */
 export class KitError extends Error {
-  constructor(readonly status: number, readonly errors: ErrorsBody) {
+  constructor(
+    readonly status: number,
+    readonly errors: ErrorsBody,
+  ) {
     super(typeof errors === 'string' ? errors : errors.flat().join('; '))
   }
 }
 
-export interface Reply { status: number; body?: unknown }
+export interface Reply {
+  status: number
+  body?: unknown
+}
 
 export type JsonObject = Record<string, unknown>
 

@@ -34,7 +34,10 @@ function dayStart(name: string, raw: string): number {
   return ms
 }
 
-export interface Dated { createdMs: number; updatedMs: number }
+export interface Dated {
+  createdMs: number
+  updatedMs: number
+}
 
 /** `created_after`, `created_before`, `updated_after`, `updated_before`; null when none is given. */
 export function dateFilter(query: URLSearchParams): ((times: Dated) => boolean) | null {

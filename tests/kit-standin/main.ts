@@ -25,7 +25,9 @@ async function main(): Promise<void> {
   console.log(`Kit stand-in listening on ${standin.url}`)
   console.log(`API key${keys.length > 1 ? 's' : ''}: ${keys.join(' ')}`)
   console.log(`Run the plugin against it with: KIT_API_URL=${standin.url} npm start`)
-  console.log(`Act as the owner in Kit's app, e.g.: curl -X POST -H 'X-Kit-Api-Key: ${DEMO_KEY}' '${standin.url}/_admin/subscribers/ada%40example.com/unsubscribe'`)
+  console.log(
+    `Act as the owner in Kit's app, e.g.: curl -X POST -H 'X-Kit-Api-Key: ${DEMO_KEY}' '${standin.url}/_admin/subscribers/ada%40example.com/unsubscribe'`,
+  )
 
   const shutdown = (signal: NodeJS.Signals): void => {
     console.log(`${signal} received, stopping the Kit stand-in`)

@@ -83,9 +83,18 @@ export interface StandinSubscriberEdit {
 /** A subscriber by id, or by email address (any case). */
 export type SubscriberRef = number | string
 
-export interface StandinTag { id: number; name: string; created_at: string }
+export interface StandinTag {
+  id: number
+  name: string
+  created_at: string
+}
 
-export interface StandinCustomField { id: number; key: string; label: string; name: string }
+export interface StandinCustomField {
+  id: number
+  key: string
+  label: string
+  name: string
+}
 
 export interface StandinForm {
   id: number
@@ -179,7 +188,10 @@ export interface KitStandin {
    * A subscriber created in Kit by someone else (a Kit form, Kit's UI, another integration): a
    * fresh write, so list endpoints lag it like any other.
    */
-  createSubscriber(key: string, subscriber: { email: string; firstName?: string; tags?: string[]; state?: SubscriberState }): StandinSubscriber
+  createSubscriber(
+    key: string,
+    subscriber: { email: string; firstName?: string; tags?: string[]; state?: SubscriberState },
+  ): StandinSubscriber
   /** Finds a subscriber at once (any state, no list lag); throws when there is none. */
   subscriber(key: string, ref: SubscriberRef): StandinSubscriber
   /**
@@ -218,7 +230,11 @@ interface Context {
 
 type Handler = (ctx: Context) => Reply
 
-interface Route { method: string; pattern: RegExp; handler: Handler }
+interface Route {
+  method: string
+  pattern: RegExp
+  handler: Handler
+}
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 /** The stand-in's own routes (outside Kit's API): what an owner does in Kit's app. */
@@ -358,7 +374,10 @@ function optionalFirstName(body: JsonObject): string | null | undefined {
 /** Kit's sequence endpoints nest their error messages in arrays. */
 function nested(error: unknown): unknown {
   if (!(error instanceof KitError) || typeof error.errors === 'string') return error
-  return new KitError(error.status, error.errors.map((message) => (Array.isArray(message) ? message : [message])))
+  return new KitError(
+    error.status,
+    error.errors.map((message) => (Array.isArray(message) ? message : [message])),
+  )
 }
 
 /** Kit's answer to a custom field label the account already has. */
@@ -460,7 +479,13 @@ class StandinServer implements KitStandin {
     for (const label of data.customFields ?? []) this.findOrCreateField(account, label)
     for (const form of data.forms ?? []) {
       const format = form.legacy ? null : form.format === undefined ? 'inline' : form.format
-      this.createForm(account, { name: form.name, archived: form.legacy ? false : form.archived ?? false, format, type: form.type ?? (format === null && !form.legacy ? 'hosted' : 'embed'), legacy: form.legacy ?? false })
+      this.createForm(account, {
+        name: form.name,
+        archived: form.legacy ? false : (form.archived ?? false),
+        format,
+        type: form.type ?? (format === null && !form.legacy ? 'hosted' : 'embed'),
+        legacy: form.legacy ?? false,
+      })
     }
     for (const sequence of data.sequences ?? []) this.createSequence(account, sequence.name, sequence.active ?? true)
   }
@@ -527,9 +552,8 @@ class StandinServer implements KitStandin {
 
   subscriber(key: string, ref: SubscriberRef): StandinSubscriber {
     const account = this.requireAccount(key)
-    const subscriber = typeof ref === 'number'
-      ? account.state.subscribers.find((candidate) => candidate.id === ref)
-      : this.findByEmail(account, ref)
+    const subscriber =
+      typeof ref === 'number' ? account.state.subscribers.find((candidate) => candidate.id === ref) : this.findByEmail(account, ref)
     if (!subscriber) throw new Error(`Unknown stand-in subscriber: ${ref}`)
     return subscriber
   }
@@ -717,11 +741,16 @@ class StandinServer implements KitStandin {
 
       route('GET', '/subscribers', (ctx) => this.listSubscribers(ctx)),
       route('POST', '/subscribers', (ctx) => this.upsertSubscriber(ctx)),
-      route('GET', '/subscribers/:id', (ctx) => ({ status: 200, body: { subscriber: this.subscriberJson(ctx.account, this.subscriberById(ctx.account, ctx.params[0])) } })),
+      route('GET', '/subscribers/:id', (ctx) => ({
+        status: 200,
+        body: { subscriber: this.subscriberJson(ctx.account, this.subscriberById(ctx.account, ctx.params[0])) },
+      })),
       route('PUT', '/subscribers/:id', (ctx) => this.updateSubscriber(ctx)),
       route('POST', '/subscribers/:id/unsubscribe', (ctx) => this.unsubscribeById(ctx)),
 
-      route('GET', '/tags', (ctx) => this.listOf(ctx, 'tags', ctx.account.state.tags, (tag) => ({ id: tag.id, name: tag.name, created_at: tag.created_at }))),
+      route('GET', '/tags', (ctx) =>
+        this.listOf(ctx, 'tags', ctx.account.state.tags, (tag) => ({ id: tag.id, name: tag.name, created_at: tag.created_at })),
+      ),
       route('POST', '/tags', (ctx) => this.createTag(ctx)),
       route('GET', '/tags/:id/subscribers', (ctx) => this.listTagSubscribers(ctx)),
       route('POST', '/tags/:id/subscribers', (ctx) => this.tag(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
@@ -729,7 +758,9 @@ class StandinServer implements KitStandin {
       route('DELETE', '/tags/:id/subscribers', (ctx) => this.untag(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
       route('DELETE', '/tags/:id/subscribers/:id', (ctx) => this.untag(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
 
-      route('GET', '/custom_fields', (ctx) => this.listOf(ctx, 'custom_fields', ctx.account.state.customFields, (field) => this.fieldJson(field))),
+      route('GET', '/custom_fields', (ctx) =>
+        this.listOf(ctx, 'custom_fields', ctx.account.state.customFields, (field) => this.fieldJson(field)),
+      ),
       route('POST', '/custom_fields', (ctx) => this.createField(ctx)),
       route('PUT', '/custom_fields/:id', (ctx) => this.renameField(ctx)),
 
@@ -739,13 +770,19 @@ class StandinServer implements KitStandin {
       route('GET', '/landing_pages', (ctx) => this.listLegacyForms(ctx)),
       route('POST', '/landing_pages/:id/subscribers/:id', (ctx) => this.addToLegacyForm(ctx)),
 
-      route('GET', '/webhooks', (ctx) => this.listOf(ctx, 'webhooks', ctx.account.state.webhooks, (webhook) => webhookJson(ctx.account.state.id, webhook))),
+      route('GET', '/webhooks', (ctx) =>
+        this.listOf(ctx, 'webhooks', ctx.account.state.webhooks, (webhook) => webhookJson(ctx.account.state.id, webhook)),
+      ),
       route('POST', '/webhooks', (ctx) => this.createWebhook(ctx)),
       route('DELETE', '/webhooks/:id', (ctx) => this.deleteWebhook(ctx)),
 
-      route('GET', '/sequences', (ctx) => this.listOf(ctx, 'sequences', ctx.account.state.sequences, (sequence) => this.sequenceJson(sequence))),
+      route('GET', '/sequences', (ctx) =>
+        this.listOf(ctx, 'sequences', ctx.account.state.sequences, (sequence) => this.sequenceJson(sequence)),
+      ),
       route('POST', '/sequences/:id/subscribers', (ctx) => this.addToSequence(ctx, () => this.subscriberByEmail(ctx.account, ctx.body))),
-      route('POST', '/sequences/:id/subscribers/:id', (ctx) => this.addToSequence(ctx, () => this.subscriberById(ctx.account, ctx.params[1]))),
+      route('POST', '/sequences/:id/subscribers/:id', (ctx) =>
+        this.addToSequence(ctx, () => this.subscriberById(ctx.account, ctx.params[1])),
+      ),
     ]
   }
 
@@ -836,11 +873,14 @@ class StandinServer implements KitStandin {
     const matchesStatus = statusFilter(ctx.query)
     const matchesDates = dateFilter(ctx.query)
     const email = ctx.query.get('email_address')?.toLowerCase()
-    const visible = ctx.account.state.subscribers.filter((subscriber) =>
-      (email === undefined || subscriber.email_address.toLowerCase() === email) &&
-      this.listable(ctx.account, subscriber, ctx.now) &&
-      matchesStatus(subscriber) &&
-      (matchesDates === null || matchesDates({ createdMs: Date.parse(subscriber.created_at), updatedMs: Date.parse(subscriber.updated_at) })))
+    const visible = ctx.account.state.subscribers.filter(
+      (subscriber) =>
+        (email === undefined || subscriber.email_address.toLowerCase() === email) &&
+        this.listable(ctx.account, subscriber, ctx.now) &&
+        matchesStatus(subscriber) &&
+        (matchesDates === null ||
+          matchesDates({ createdMs: Date.parse(subscriber.created_at), updatedMs: Date.parse(subscriber.updated_at) })),
+    )
     return this.listOf(ctx, 'subscribers', visible, (subscriber) => this.subscriberJson(ctx.account, subscriber))
   }
 
@@ -1030,8 +1070,9 @@ class StandinServer implements KitStandin {
   private listTagSubscribers(ctx: Context): Reply {
     const tag = this.tagById(ctx.account, ctx.params[0])
     const matchesStatus = statusFilter(ctx.query)
-    const tagged = ctx.account.state.subscribers.filter((subscriber) =>
-      subscriber.tags.has(tag.id) && matchesStatus(subscriber) && this.listable(ctx.account, subscriber, ctx.now))
+    const tagged = ctx.account.state.subscribers.filter(
+      (subscriber) => subscriber.tags.has(tag.id) && matchesStatus(subscriber) && this.listable(ctx.account, subscriber, ctx.now),
+    )
     return this.listOf(ctx, 'subscribers', tagged, (subscriber) => this.taggedJson(ctx.account, tag.id, subscriber))
   }
 
@@ -1093,7 +1134,14 @@ class StandinServer implements KitStandin {
   // Forms
 
   private createForm(account: Account, seed: Pick<StandinForm, 'name' | 'archived' | 'format' | 'type' | 'legacy'>): StandinForm {
-    const form = { id: this.nextId(), ...seed, uid: randomBytes(5).toString('hex'), created_at: kitTimestamp(Date.now()), subscribers: [], referrers: {} }
+    const form = {
+      id: this.nextId(),
+      ...seed,
+      uid: randomBytes(5).toString('hex'),
+      created_at: kitTimestamp(Date.now()),
+      subscribers: [],
+      referrers: {},
+    }
     account.state.forms.push(form)
     return form
   }
@@ -1114,8 +1162,9 @@ class StandinServer implements KitStandin {
     const status = ctx.query.get('status') ?? 'active'
     if (!['active', 'archived', 'all'].includes(status)) throw new KitError(422, ['Status is invalid'])
     const ofType = this.typeFilter(ctx.query)
-    const forms = ctx.account.state.forms.filter((form) =>
-      !form.legacy && ofType(form) && (status === 'all' || form.archived === (status === 'archived')))
+    const forms = ctx.account.state.forms.filter(
+      (form) => !form.legacy && ofType(form) && (status === 'all' || form.archived === (status === 'archived')),
+    )
     return this.listOf(ctx, 'forms', forms, (form) => ({
       id: form.id,
       name: form.name,

@@ -83,18 +83,18 @@ export function parseWebhook(body: JsonObject): Omit<StandinWebhook, 'id' | 'cre
   if (!(name in WEBHOOK_EVENTS)) throw new KitError(422, ['Event name is invalid'])
   if (!isHttpUrl(target)) throw new KitError(422, ['Target url is invalid'])
   const parameterName = WEBHOOK_EVENTS[name] ?? null
-  const parameter = parameterName === null
-    ? null
-    : { name: parameterName, value: parameterValue(parameterName, (event as JsonObject)[parameterName]) }
+  const parameter =
+    parameterName === null ? null : { name: parameterName, value: parameterValue(parameterName, (event as JsonObject)[parameterName]) }
   return { event: name, parameter, target_url: target }
 }
 
 /** How Kit shows a registration: `{"id","account_id","event":{"name", ...},"target_url"}`. */
 export function webhookJson(accountId: number, webhook: StandinWebhook): JsonObject {
   const shortName = webhook.event.slice(webhook.event.indexOf('.') + 1)
-  const event = webhook.parameter === null
-    ? { name: shortName, initiator_value: null }
-    : { name: shortName, [webhook.parameter.name]: webhook.parameter.value }
+  const event =
+    webhook.parameter === null
+      ? { name: shortName, initiator_value: null }
+      : { name: shortName, [webhook.parameter.name]: webhook.parameter.value }
   return { id: webhook.id, account_id: accountId, event, target_url: webhook.target_url }
 }
 

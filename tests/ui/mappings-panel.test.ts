@@ -23,7 +23,18 @@ const calledApi = () =>
     .filter(([, fn]) => vi.isMockFunction(fn) && fn.mock.calls.length > 0)
     .map(([name]) => name)
     .sort()
-const READS = ['countReplayable', 'getConnection', 'getMappings', 'getPlatformEventSummary', 'listCustomFields', 'listDeliveries', 'listForms', 'listSequences', 'listSyncs', 'listTags']
+const READS = [
+  'countReplayable',
+  'getConnection',
+  'getMappings',
+  'getPlatformEventSummary',
+  'listCustomFields',
+  'listDeliveries',
+  'listForms',
+  'listSequences',
+  'listSyncs',
+  'listTags',
+]
 
 async function pickByTyping(input: DOMWrapper<HTMLInputElement>, text: string): Promise<void> {
   await input.trigger('focus')

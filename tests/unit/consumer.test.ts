@@ -51,7 +51,12 @@ describe('consumer wake-ups', () => {
   it('does not lose a notify() that arrives during the pause after an empty claim', async () => {
     const q = memoryQueue()
     const consumer = new Consumer({
-      queue: q.queue, processor, budget, credentials: async () => new Map(), log, metrics,
+      queue: q.queue,
+      processor,
+      budget,
+      credentials: async () => new Map(),
+      log,
+      metrics,
       idlePollMs: 60_000,
     })
     consumer.start()
@@ -70,7 +75,12 @@ describe('consumer wake-ups', () => {
   it('does not lose a notify() that arrives during the pause after an idle wait ran out', async () => {
     const q = memoryQueue()
     const consumer = new Consumer({
-      queue: q.queue, processor, budget, credentials: async () => new Map(), log, metrics,
+      queue: q.queue,
+      processor,
+      budget,
+      credentials: async () => new Map(),
+      log,
+      metrics,
       idlePollMs: 100,
     })
     consumer.start()
@@ -89,7 +99,12 @@ describe('consumer wake-ups', () => {
   it('stops promptly when asked during the pause, not after a full idle poll', async () => {
     const q = memoryQueue()
     const consumer = new Consumer({
-      queue: q.queue, processor, budget, credentials: async () => new Map(), log, metrics,
+      queue: q.queue,
+      processor,
+      budget,
+      credentials: async () => new Map(),
+      log,
+      metrics,
       idlePollMs: 60_000,
     })
     consumer.start()

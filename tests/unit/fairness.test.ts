@@ -3,7 +3,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
 import type { KitApi } from '../../server/kit/client.ts'
 import { Consumer } from '../../server/pipeline/consumer.ts'
-import { claimPlan, describeBudget, FairShare, putBackForBudget, putBackForTurn, takingTurns, TurnOver, type Turn } from '../../server/pipeline/fairness.ts'
+import {
+  claimPlan,
+  describeBudget,
+  FairShare,
+  putBackForBudget,
+  putBackForTurn,
+  takingTurns,
+  TurnOver,
+  type Turn,
+} from '../../server/pipeline/fairness.ts'
 import { reasonWords } from '../../server/core/reasons.ts'
 import { takeTurns } from '../../server/core/turns.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
@@ -32,7 +41,9 @@ const completedAt = (n: number, at: number) => Array.from({ length: n }, (_, i) 
 
 describe('the slot decision before each Kit request', () => {
   it('runs at once while the window has room', () => {
-    expect(decideSlot(budgetState({ completions: completedAt(5, NOW - 500) }), { priority: 'background', mayWait: false }, NOW)).toEqual({ action: 'run' })
+    expect(decideSlot(budgetState({ completions: completedAt(5, NOW - 500) }), { priority: 'background', mayWait: false }, NOW)).toEqual({
+      action: 'run',
+    })
   })
 
   it('puts a background delivery back until the oldest request leaves the window, instead of waiting', () => {
@@ -111,27 +122,49 @@ describe('communities taking turns at the queue', () => {
   const seqs = (picked: { seq: number }[]) => picked.map((c) => c.seq)
 
   it('serves every community once, oldest work first, before any of them twice', () => {
-    const candidates = [candidate(1, 'c_busy'), candidate(2, 'c_busy'), candidate(3, 'c_busy'), candidate(9, 'c_other'), candidate(12, 'c_quiet')]
+    const candidates = [
+      candidate(1, 'c_busy'),
+      candidate(2, 'c_busy'),
+      candidate(3, 'c_busy'),
+      candidate(9, 'c_other'),
+      candidate(12, 'c_quiet'),
+    ]
     expect(seqs(takeTurns(candidates, 4))).toEqual([1, 9, 12, 2])
   })
 
   it('serves communities in the order of their places, however old the other backlog', () => {
     const candidates = [candidate(3, 'c_busy'), candidate(4, 'c_busy'), candidate(50, 'c_quiet')]
-    const order = { floor: 1000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }
+    const order = {
+      floor: 1000,
+      places: new Map([
+        ['c_busy', 4000],
+        ['c_quiet', 200],
+      ]),
+    }
     expect(seqs(takeTurns(candidates, 1, order))).toEqual([50])
     // At the floor both; the quiet one has used less.
-    expect(seqs(takeTurns(candidates, 3, { floor: 5000, places: new Map([['c_busy', 4000], ['c_quiet', 200]]) }))).toEqual([50, 3, 4])
+    expect(
+      seqs(
+        takeTurns(candidates, 3, {
+          floor: 5000,
+          places: new Map([
+            ['c_busy', 4000],
+            ['c_quiet', 200],
+          ]),
+        }),
+      ),
+    ).toEqual([50, 3, 4])
     // Equal: the older work first.
     expect(seqs(takeTurns(candidates, 3, { floor: 1000, places: new Map() }))).toEqual([3, 50, 4])
   })
 
-  it('takes at most one delivery of a member, and keeps each community\'s own order', () => {
+  it("takes at most one delivery of a member, and keeps each community's own order", () => {
     const candidates = [candidate(5, 'c_a', 'm_x'), candidate(2, 'c_a', 'm_x'), candidate(7, 'c_a', 'm_y')]
     expect(seqs(takeTurns(candidates, 3))).toEqual([5, 7])
   })
 })
 
-describe('fair shares of the consumer\'s slots', () => {
+describe("fair shares of the consumer's slots", () => {
   it('puts a community back by the slot time it used, and a quiet one at the front without banking idle time', () => {
     const share = new FairShare(1000)
     const place = (communityId: string) => {
@@ -168,7 +201,7 @@ describe('fair shares of the consumer\'s slots', () => {
   })
 })
 
-describe('a delivery\'s turn in a consumer slot', () => {
+describe("a delivery's turn in a consumer slot", () => {
   it('lets calls through until the turn is over, then refuses before anything is sent', async () => {
     const sent: string[] = []
     const kit = {
@@ -276,8 +309,18 @@ describe('consumer: at most a few deliveries per credential at once', () => {
   })
 
   const delivery = (seq: number, communityId: string): QueuedDelivery => ({
-    seq, id: `dlv_${seq}`, communityId, eventId: `evt_${seq}`, eventType: 'user.signed_up',
-    memberId: `m_${seq}`, memberEmail: `m${seq}@example.com`, eventTime: 0, attempts: 0, kitRequests: 0, receivedAt: 0, payload: '{}',
+    seq,
+    id: `dlv_${seq}`,
+    communityId,
+    eventId: `evt_${seq}`,
+    eventType: 'user.signed_up',
+    memberId: `m_${seq}`,
+    memberEmail: `m${seq}@example.com`,
+    eventTime: 0,
+    attempts: 0,
+    kitRequests: 0,
+    receivedAt: 0,
+    payload: '{}',
   })
 
   it('keeps slots free for another community while one has a long backlog', async () => {
@@ -311,7 +354,11 @@ describe('consumer: at most a few deliveries per credential at once', () => {
       queue,
       processor,
       budget: { delayFor: () => 0 } as unknown as RequestBudget,
-      credentials: async () => new Map([['c_heavy', 'cred_heavy'], ['c_light', 'cred_light']]),
+      credentials: async () =>
+        new Map([
+          ['c_heavy', 'cred_heavy'],
+          ['c_light', 'cred_light'],
+        ]),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
       metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
       concurrency: 4,
@@ -332,7 +379,7 @@ describe('consumer: at most a few deliveries per credential at once', () => {
   })
 })
 
-describe('consumer: a delivery\'s turn', () => {
+describe("consumer: a delivery's turn", () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
   })
@@ -341,8 +388,18 @@ describe('consumer: a delivery\'s turn', () => {
   })
 
   const delivery = (seq: number, communityId: string): QueuedDelivery => ({
-    seq, id: `dlv_${seq}`, communityId, eventId: `evt_${seq}`, eventType: 'user.signed_up',
-    memberId: `m_${seq}`, memberEmail: `m${seq}@example.com`, eventTime: 0, attempts: 0, kitRequests: 0, receivedAt: 0, payload: '{}',
+    seq,
+    id: `dlv_${seq}`,
+    communityId,
+    eventId: `evt_${seq}`,
+    eventType: 'user.signed_up',
+    memberId: `m_${seq}`,
+    memberEmail: `m${seq}@example.com`,
+    eventTime: 0,
+    attempts: 0,
+    kitRequests: 0,
+    receivedAt: 0,
+    payload: '{}',
   })
 
   /** Two slots, two long deliveries of different communities; `waiting` says whether other work is due. */
@@ -381,7 +438,11 @@ describe('consumer: a delivery\'s turn', () => {
       queue,
       processor,
       budget: { delayFor: () => 0 } as unknown as RequestBudget,
-      credentials: async () => new Map([['c_a', 'cred_a'], ['c_b', 'cred_b']]),
+      credentials: async () =>
+        new Map([
+          ['c_a', 'cred_a'],
+          ['c_b', 'cred_b'],
+        ]),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
       metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
       concurrency: 2,

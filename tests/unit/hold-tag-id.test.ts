@@ -65,7 +65,7 @@ describe('holding a tag id in the mapping document', () => {
     expect(saved.events['user.updated']!.add_tags).toEqual([{ id: 55, name: 'Active Member' }])
   })
 
-  it('keeps an owner\'s save made while the id was being held, and holds the id in it', async () => {
+  it("keeps an owner's save made while the id was being held, and holds the id in it", async () => {
     await repo.save(record(defaultMappings()))
     const owners = defaultMappings()
     owners.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'VIP' }, { name: 'active MEMBER' }] }
@@ -75,7 +75,7 @@ describe('holding a tag id in the mapping document', () => {
     expect(saved.events['subscription.started']!.add_tags).toEqual([{ id: 1003, name: 'Active Member' }])
   })
 
-  it('keeps an owner\'s first save made while the defaults were being stored with the id', async () => {
+  it("keeps an owner's first save made while the defaults were being stored with the id", async () => {
     const owners = defaultMappings()
     owners.events['subscription.started']!.add_to_sequences = [{ id: 31, name: 'Welcome series' }]
     await new MappingService(racing(() => repo.save(record(owners)))).holdTagId(C, 'Active Member', 1003)

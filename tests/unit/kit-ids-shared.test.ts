@@ -63,7 +63,7 @@ describe('tag ids shared between instances', () => {
     expect(kit.calls).toEqual(['a list', 'b list', 'b create Active Member'])
   })
 
-  it('without a registry, an instance on its old list misses the other\'s tag (the case the registry exists for)', async () => {
+  it("without a registry, an instance on its old list misses the other's tag (the case the registry exists for)", async () => {
     const kit = kitAccount()
     const a = new KitIdCache()
     const b = new KitIdCache()

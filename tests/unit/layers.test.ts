@@ -14,7 +14,8 @@ const FORBIDDEN: Record<string, readonly string[]> = {
   kit: ['storage', 'services', 'pipeline'],
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"();=]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s[^'"();=]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -67,10 +68,12 @@ describe('server layers', () => {
 
   it('reports each kind of upward import, including multi-line and re-exports', () => {
     const root = tree({
-      'core/a.ts': "import { x } from '../pipeline/b.ts'\nimport { y } from 'fastify'\nimport { z } from '#shared/api.ts'\nimport { w } from './c.ts'\n",
+      'core/a.ts':
+        "import { x } from '../pipeline/b.ts'\nimport { y } from 'fastify'\nimport { z } from '#shared/api.ts'\nimport { w } from './c.ts'\n",
       'core/c.ts': "import { randomUUID } from 'node:crypto'\n",
       'storage/sqlite/q.ts': "import {\n  takeTurns,\n} from '../../pipeline/fairness.ts'\nimport type { T } from '../../core/queue.ts'\n",
-      'pipeline/p.ts': "export { R } from '../services/connections.ts'\nimport type { M } from '../plugins/metrics.ts'\nimport { K } from '../kit/client.ts'\n",
+      'pipeline/p.ts':
+        "export { R } from '../services/connections.ts'\nimport type { M } from '../plugins/metrics.ts'\nimport { K } from '../kit/client.ts'\n",
       'kit/budget.ts': "import type { L } from '../storage/types.ts'\nimport { E } from './errors.ts'\n",
       'services/s.ts': "import { P } from '../pipeline/p.ts'\n",
     })

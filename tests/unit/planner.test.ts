@@ -2,12 +2,26 @@ import { describe, expect, it } from 'vitest'
 import type { Mappings } from '#shared/api.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import type { MemberEvent } from '../../server/core/envelope.ts'
-import { deltaIsEmpty, plan, plannedValues, removalsFor, scopesToRead, subscriberDelta, type Plan, type PlanInput, type SendPlan } from '../../server/core/planner.ts'
+import {
+  deltaIsEmpty,
+  plan,
+  plannedValues,
+  removalsFor,
+  scopesToRead,
+  subscriberDelta,
+  type Plan,
+  type PlanInput,
+  type SendPlan,
+} from '../../server/core/planner.ts'
 import type { OrderingMark } from '../../server/core/queue.ts'
 
 const T = 1_700_000_000_000
 
-const event = (type: string, data: Partial<MemberEvent['data']> = {}, member: Partial<MemberEvent['data']['member']> = {}): MemberEvent => ({
+const event = (
+  type: string,
+  data: Partial<MemberEvent['data']> = {},
+  member: Partial<MemberEvent['data']['member']> = {},
+): MemberEvent => ({
   specversion: '1.0',
   id: 'evt_1',
   source: 'https://appstation.example/communities/c_1',
@@ -36,10 +50,18 @@ function sent(p: Plan): SendPlan {
 }
 
 const stepNames = (p: SendPlan) =>
-  p.steps.map((s) => (s.kind === 'tag.add' || s.kind === 'tag.remove' ? `${s.kind} ${s.tag.name}` : s.kind === 'form.add' ? `form ${s.form.name}` : s.kind === 'sequence.add' ? `sequence ${s.sequence.name}` : s.kind))
+  p.steps.map((s) =>
+    s.kind === 'tag.add' || s.kind === 'tag.remove'
+      ? `${s.kind} ${s.tag.name}`
+      : s.kind === 'form.add'
+        ? `form ${s.form.name}`
+        : s.kind === 'sequence.add'
+          ? `sequence ${s.sequence.name}`
+          : s.kind,
+  )
 
 describe('the planner', () => {
-  it('skips with not_connected, and holds with the key\'s state, before anything else', () => {
+  it("skips with not_connected, and holds with the key's state, before anything else", () => {
     const e = event('user.signed_up')
     expect(plan(input(e, { credential: 'none' }))).toEqual({ kind: 'skip', reason: 'not_connected', details: {} })
     expect(plan(input(e, { credential: 'invalid' }))).toEqual({ kind: 'hold', reason: 'key_rejected' })
@@ -48,12 +70,19 @@ describe('the planner', () => {
 
   it('skips an event whose mapping is empty and that carries no profile or field', () => {
     const mappings: Mappings = { events: { 'user.deleted': emptyEventMapping() }, fields: [] }
-    expect(plan(input(event('user.deleted'), { mappings }))).toEqual({ kind: 'skip', reason: 'empty_mapping', details: { eventType: 'user.deleted' } })
+    expect(plan(input(event('user.deleted'), { mappings }))).toEqual({
+      kind: 'skip',
+      reason: 'empty_mapping',
+      details: { eventType: 'user.deleted' },
+    })
   })
 
   it('skips a type with no mapping at all', () => {
     const mappings: Mappings = { events: {}, fields: [] }
-    expect(plan(input(event('access.granted', { access: { level: 'gold' } }), { mappings }))).toMatchObject({ kind: 'skip', reason: 'event_not_handled' })
+    expect(plan(input(event('access.granted', { access: { level: 'gold' } }), { mappings }))).toMatchObject({
+      kind: 'skip',
+      reason: 'event_not_handled',
+    })
   })
 
   it('skips an event older than the newest applied in its scope, naming that one', () => {
@@ -66,8 +95,16 @@ describe('the planner', () => {
 
   it('skips a snapshot once a newer live event was applied, or found nobody in Kit', () => {
     const snapshot = event('member.snapshot')
-    expect(plan(input(snapshot, { marks: marks(['profile:m_1', T + 5, 'evt_live']) }))).toMatchObject({ kind: 'skip', reason: 'stale_snapshot', details: { eventId: 'evt_live' } })
-    expect(plan(input(snapshot, { marks: marks(['settled:m_1', T + 5, 'evt_gone']) }))).toMatchObject({ kind: 'skip', reason: 'stale_snapshot', details: { eventId: 'evt_gone' } })
+    expect(plan(input(snapshot, { marks: marks(['profile:m_1', T + 5, 'evt_live']) }))).toMatchObject({
+      kind: 'skip',
+      reason: 'stale_snapshot',
+      details: { eventId: 'evt_live' },
+    })
+    expect(plan(input(snapshot, { marks: marks(['settled:m_1', T + 5, 'evt_gone']) }))).toMatchObject({
+      kind: 'skip',
+      reason: 'stale_snapshot',
+      details: { eventId: 'evt_gone' },
+    })
   })
 
   it('skips a profile-only event whose profile a newer event already set', () => {
@@ -89,7 +126,13 @@ describe('the planner', () => {
       unsubscribe: false,
     }
     const p = sent(plan(input(event('subscription.started', { subscription: { id: 's_1', plan: 'pro' } }), { mappings })))
-    expect(p.subscriber).toMatchObject({ email: 'ada@example.com', firstName: 'Ada', createIfMissing: true, inactive: true, writeProfile: true })
+    expect(p.subscriber).toMatchObject({
+      email: 'ada@example.com',
+      firstName: 'Ada',
+      createIfMissing: true,
+      inactive: true,
+      writeProfile: true,
+    })
     expect(stepNames(p)).toEqual(['tag.remove Cancelled', 'tag.add Active Member', 'form Welcome', 'sequence Onboarding'])
     expect(p.steps[1]).toEqual({ kind: 'tag.add', tag: { name: 'Active Member', storedId: 7, templated: false } })
   })
@@ -104,7 +147,10 @@ describe('the planner', () => {
     const granted = sent(plan(input(event('access.granted', { access: { level: 'gold' } }))))
     expect(granted.steps).toEqual([{ kind: 'tag.add', tag: { name: 'Access: gold', storedId: null, templated: true } }])
     const mappings = defaultMappings()
-    mappings.events['user.signed_up'] = { ...emptyEventMapping(), add_tags: [{ name: 'Plan: {{member.fields.mk_plan}}' }, { name: 'New Member' }] }
+    mappings.events['user.signed_up'] = {
+      ...emptyEventMapping(),
+      add_tags: [{ name: 'Plan: {{member.fields.mk_plan}}' }, { name: 'New Member' }],
+    }
     const signedUp = sent(plan(input(event('user.signed_up'), { mappings })))
     expect(stepNames(signedUp)).toEqual(['tag.add New Member'])
     expect(signedUp.unfilledTags).toEqual([{ name: 'Plan: {{member.fields.mk_plan}}', mode: 'add' }])
@@ -154,12 +200,16 @@ describe('the planner', () => {
     const known = { email: 'ada@example.com', firstName: 'Ada', fields: { plan: 'pro' } }
     const same = subscriberDelta(known, { email: 'ada@example.com', firstName: 'Ada', fields: { plan: 'pro' }, writeProfile: true })
     expect(deltaIsEmpty(same)).toBe(true)
-    expect(subscriberDelta(known, { email: 'ada@new.example', firstName: null, fields: { plan: 'pro', level: '' }, writeProfile: true })).toEqual({
+    expect(
+      subscriberDelta(known, { email: 'ada@new.example', firstName: null, fields: { plan: 'pro', level: '' }, writeProfile: true }),
+    ).toEqual({
       fields: {},
       nameChanged: false,
       emailChanged: true,
     })
-    expect(subscriberDelta(known, { email: 'ada@new.example', firstName: 'Ada L', fields: { plan: 'basic' }, writeProfile: false })).toEqual({
+    expect(
+      subscriberDelta(known, { email: 'ada@new.example', firstName: 'Ada L', fields: { plan: 'basic' }, writeProfile: false }),
+    ).toEqual({
       fields: { plan: 'basic' },
       nameChanged: false,
       emailChanged: false,

@@ -3,7 +3,16 @@ import { isReasonCode, REASON_CODES, reasonWords } from '../../server/core/reaso
 
 describe('reason codes', () => {
   it('has words for every code, each a sentence of its own', () => {
-    const named = { eventType: 'user.deleted', eventId: 'evt_1', scope: 'subscription s_1', email: 'a@example.com', window: '5 minutes', message: 'HTTP 503', until: '10:42:05 UTC', budget: '120 requests a minute' }
+    const named = {
+      eventType: 'user.deleted',
+      eventId: 'evt_1',
+      scope: 'subscription s_1',
+      email: 'a@example.com',
+      window: '5 minutes',
+      message: 'HTTP 503',
+      until: '10:42:05 UTC',
+      budget: '120 requests a minute',
+    }
     const words = REASON_CODES.map((code) => reasonWords(code, named))
     for (const text of words) expect(text).toMatch(/^\S.*[.]$/)
     expect(new Set(words).size).toBe(REASON_CODES.length)

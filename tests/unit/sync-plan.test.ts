@@ -3,7 +3,15 @@ import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import type { Mappings } from '#shared/api.ts'
 import { ColumnResolver } from '../../server/pipeline/sync-columns.ts'
 import { readMemberFile, type MemberFile } from '../../server/pipeline/sync-file.ts'
-import { MAX_LINE_CHARS, readCsvRecords, readLines, RowChecker, snapshotEvent, SyncInputError, type SnapshotMember } from '../../server/pipeline/sync-input.ts'
+import {
+  MAX_LINE_CHARS,
+  readCsvRecords,
+  readLines,
+  RowChecker,
+  snapshotEvent,
+  SyncInputError,
+  type SnapshotMember,
+} from '../../server/pipeline/sync-input.ts'
 import { planSync, type KnownSubscriber } from '../../server/pipeline/sync-plan.ts'
 
 const budget = { requestsPerWindow: 114, windowMs: 60_000 }
@@ -41,15 +49,25 @@ describe('the sync planner', () => {
       member(3, { plan: 'pro' }),
       ...Array.from({ length: 7 }, (_, i) => member(10 + i)),
     ]
-    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: known[m.memberId] ?? null })), mappingsWith(), budget)
+    const plan = planSync(
+      members.map((m) => ({ event: eventOf(m), known: known[m.memberId] ?? null })),
+      mappingsWith(),
+      budget,
+    )
     expect(plan.subscribers.unchanged).toEqual({ count: 1, examples: ['m1@example.com'] })
     expect(plan.subscribers.update).toEqual({ count: 2, examples: ['m2@example.com', 'm3@example.com'] })
     expect(plan.subscribers.create.count).toBe(7)
-    expect(plan.subscribers.create.examples).toEqual(['m10@example.com', 'm11@example.com', 'm12@example.com', 'm13@example.com', 'm14@example.com'])
+    expect(plan.subscribers.create.examples).toEqual([
+      'm10@example.com',
+      'm11@example.com',
+      'm12@example.com',
+      'm13@example.com',
+      'm14@example.com',
+    ])
     expect(plan.accepted).toBe(10)
   })
 
-  it('adds and removes the tags of the subscription and access mappings the member\'s state implies, never user.signed_up\'s', () => {
+  it("adds and removes the tags of the subscription and access mappings the member's state implies, never user.signed_up's", () => {
     const members = [
       member(1, { status: 'active', plan: 'pro' }),
       member(2, { status: 'canceled' }),
@@ -63,7 +81,11 @@ describe('the sync planner', () => {
       firstName: m.firstName,
       fields: { subscription_plan: m.plan, access_level: m.accessLevel },
     })
-    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: known(m) })), mappingsWith(), budget)
+    const plan = planSync(
+      members.map((m) => ({ event: eventOf(m), known: known(m) })),
+      mappingsWith(),
+      budget,
+    )
     expect(plan.subscribers.unchanged.count).toBe(5)
     expect(plan.tags_added).toEqual([
       { name: 'Access: gold', count: 2, examples: ['m3@example.com', 'm4@example.com'] },
@@ -82,14 +104,18 @@ describe('the sync planner', () => {
   it('lists no tag removal for a member new in Kit: a subscriber the sync creates has no tags', () => {
     const members = [member(1, { status: 'active', plan: 'pro' }), member(2, { status: 'canceled' }), member(3, { status: 'canceled' })]
     const knownTwo: KnownSubscriber = { email: 'm2@example.com', firstName: 'Name 2', fields: {} }
-    const plan = planSync(members.map((m) => ({ event: eventOf(m), known: m.memberId === 'm_2' ? knownTwo : null })), mappingsWith(), budget)
+    const plan = planSync(
+      members.map((m) => ({ event: eventOf(m), known: m.memberId === 'm_2' ? knownTwo : null })),
+      mappingsWith(),
+      budget,
+    )
     expect(plan.subscribers.create.examples).toEqual(['m1@example.com', 'm3@example.com'])
     expect(plan.tags_removed).toEqual([{ name: 'Active Member', count: 1, examples: ['m2@example.com'] }])
     // 2 creates, 3 tags added, the one removal from the member Kit already has.
     expect(plan.estimated_kit_requests).toBe(6)
   })
 
-  it('applies the member.snapshot mapping\'s own tags, forms and sequences to everyone', () => {
+  it("applies the member.snapshot mapping's own tags, forms and sequences to everyone", () => {
     const mappings = mappingsWith((doc) => {
       doc.events['member.snapshot'] = {
         ...emptyEventMapping(),
@@ -98,7 +124,11 @@ describe('the sync planner', () => {
         add_to_sequences: [{ id: 8, name: 'Onboarding' }],
       }
     })
-    const plan = planSync([member(1), member(2)].map((m) => ({ event: eventOf(m), known: null })), mappings, budget)
+    const plan = planSync(
+      [member(1), member(2)].map((m) => ({ event: eventOf(m), known: null })),
+      mappings,
+      budget,
+    )
     expect(plan.tags_added).toEqual([{ name: 'Imported', count: 2, examples: ['m1@example.com', 'm2@example.com'] }])
     expect(plan.forms_added).toEqual([{ name: 'Welcome form', count: 2, examples: ['m1@example.com', 'm2@example.com'] }])
     expect(plan.sequences_added).toEqual([{ name: 'Onboarding', count: 2, examples: ['m1@example.com', 'm2@example.com'] }])
@@ -106,8 +136,17 @@ describe('the sync planner', () => {
 
   it('counts refused rows and keeps them with their reason', () => {
     const refused = { line: 4, email: 'x', member_id: 'm_x', reason: 'email is not an email address' }
-    const plan = planSync([{ event: eventOf(member(1)), known: null }, { refused }], mappingsWith(), budget, 'jsonl', [{ name: 'nickname', field: null }])
-    expect(plan).toMatchObject({ rows: 2, accepted: 1, refused: 1, refused_rows: [refused], columns: [{ name: 'nickname', field: null }], format: 'jsonl' })
+    const plan = planSync([{ event: eventOf(member(1)), known: null }, { refused }], mappingsWith(), budget, 'jsonl', [
+      { name: 'nickname', field: null },
+    ])
+    expect(plan).toMatchObject({
+      rows: 2,
+      accepted: 1,
+      refused: 1,
+      refused_rows: [refused],
+      columns: [{ name: 'nickname', field: null }],
+      format: 'jsonl',
+    })
   })
 })
 
@@ -132,7 +171,11 @@ describe('reading a member file', () => {
 
   it('names the line where an unclosed quoted value starts', async () => {
     await expect(records('email,member_id\na@example.com,m_1\n\n"b@example.com,m_2\nc@example.com,m_3\n')).rejects.toEqual(
-      new SyncInputError(400, 'malformed_file', 'Line 4: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.'),
+      new SyncInputError(
+        400,
+        'malformed_file',
+        'Line 4: a quoted value is not closed before the end of the file. Fix that line and send the file again; nothing was queued.',
+      ),
     )
   })
 
@@ -157,7 +200,11 @@ describe('reading a member file', () => {
     const read = async () => {
       for await (const _r of readCsvRecords(endless, 64 * 1024 * 1024, 'too big')) void _r
     }
-    await expect(read()).rejects.toMatchObject({ status: 400, code: 'malformed_file', message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/) })
+    await expect(read()).rejects.toMatchObject({
+      status: 400,
+      code: 'malformed_file',
+      message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/),
+    })
     // A few chunks of read-ahead at most, never the rest of a 64 MiB file.
     expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 4 * 16 * 1024)
   })
@@ -170,7 +217,11 @@ describe('reading a member file', () => {
     const read = async () => {
       for await (const _r of readCsvRecords(endless, 64 * 1024 * 1024, 'too big')) void _r
     }
-    await expect(read()).rejects.toMatchObject({ status: 400, code: 'malformed_file', message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/) })
+    await expect(read()).rejects.toMatchObject({
+      status: 400,
+      code: 'malformed_file',
+      message: expect.stringMatching(/^Line 2: it is longer than 256 KiB/),
+    })
   })
 
   it('stops a CSV with 413 as soon as the bytes pass the limit', async () => {
@@ -212,7 +263,11 @@ describe('reading a member file', () => {
       for await (const _line of readLines(endless, 64 * 1024 * 1024, 'too big')) void _line
     }
     await expect(read()).rejects.toEqual(
-      new SyncInputError(400, 'malformed_file', `Line 1: it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?). Fix that line and send the file again; nothing was queued.`),
+      new SyncInputError(
+        400,
+        'malformed_file',
+        `Line 1: it is longer than ${MAX_LINE_CHARS / 1024} KiB, more than any member needs (is each member on a line of its own?). Fix that line and send the file again; nothing was queued.`,
+      ),
     )
     expect(pulled * 16 * 1024).toBeLessThanOrEqual(MAX_LINE_CHARS + 16 * 1024)
   })
@@ -239,14 +294,25 @@ describe('reading a member file', () => {
       { line: 2, memberId: 'm_1', email: 'a@example.com', firstName: null, fields: {}, plan: null, status: null, accessLevel: null },
     ])
     expect(await read(file('{"email":"a@example.com","member_id":42,"mk_a":null}\n', 'jsonl'))).toEqual([
-      { line: 1, memberId: '42', email: 'a@example.com', firstName: null, fields: { mk_a: null }, plan: null, status: null, accessLevel: null },
+      {
+        line: 1,
+        memberId: '42',
+        email: 'a@example.com',
+        firstName: null,
+        fields: { mk_a: null },
+        plan: null,
+        status: null,
+        accessLevel: null,
+      },
     ])
   })
 
   it('maps columns to member fields: same names and common spellings by default, others ignored, a sent mapping in full', async () => {
     const body = 'Email Address,ID,First Name,Company\na@example.com,m_1,Ann,Acme\n'
     const byDefault = new ColumnResolver(null, {})
-    expect(await read(file(body, 'csv', byDefault))).toMatchObject([{ email: 'a@example.com', memberId: 'm_1', firstName: 'Ann', fields: {} }])
+    expect(await read(file(body, 'csv', byDefault))).toMatchObject([
+      { email: 'a@example.com', memberId: 'm_1', firstName: 'Ann', fields: {} },
+    ])
     expect(byDefault.columns()).toEqual([
       { name: 'Email Address', field: 'email' },
       { name: 'ID', field: 'member_id' },
@@ -265,7 +331,10 @@ describe('reading a member file', () => {
     const long = `mk_${'x'.repeat(60)}`.padEnd(201, 'y')
     const line = JSON.stringify({ email: 'a@example.com', member_id: 'm_1', 'mk_a\u0000b': 'x', [long]: 'y' })
     expect(await read(file(`${line}\n`, 'jsonl', columns))).toMatchObject([{ fields: {} }])
-    expect(columns.columns()).toEqual([{ name: 'email', field: 'email' }, { name: 'member_id', field: 'member_id' }])
+    expect(columns.columns()).toEqual([
+      { name: 'email', field: 'email' },
+      { name: 'member_id', field: 'member_id' },
+    ])
     expect(Object.keys(columns.toRemember())).toEqual(['email', 'member_id'])
   })
 
@@ -273,19 +342,30 @@ describe('reading a member file', () => {
     await expect(read(file('mail,ID\na@example.com,m_1\n', 'csv'))).rejects.toMatchObject({
       status: 400,
       code: 'missing_column',
-      columns: [{ name: 'mail', field: null }, { name: 'ID', field: 'member_id' }],
+      columns: [
+        { name: 'mail', field: null },
+        { name: 'ID', field: 'member_id' },
+      ],
     })
     await expect(read(file('email,E-mail,member_id\na@example.com,b@example.com,m_1\n', 'csv'))).rejects.toMatchObject({
       status: 400,
       code: 'invalid_column_mapping',
-      columns: [{ name: 'email', field: 'email' }, { name: 'E-mail', field: 'email' }],
+      columns: [
+        { name: 'email', field: 'email' },
+        { name: 'E-mail', field: 'email' },
+      ],
     })
   })
 
   it('refuses members with an unknown subscription status, and duplicates by normalised email', () => {
     const checker = new RowChecker()
-    expect(checker.check({ line: 2, values: { email: 'A@Example.com ', member_id: 'm_1' } })).toMatchObject({ email: 'a@example.com', memberId: 'm_1' })
-    expect(checker.check({ line: 3, values: { email: 'a@example.com', member_id: 'm_2' } })).toMatchObject({ reason: 'duplicate email: line 2 has the same address' })
+    expect(checker.check({ line: 2, values: { email: 'A@Example.com ', member_id: 'm_1' } })).toMatchObject({
+      email: 'a@example.com',
+      memberId: 'm_1',
+    })
+    expect(checker.check({ line: 3, values: { email: 'a@example.com', member_id: 'm_2' } })).toMatchObject({
+      reason: 'duplicate email: line 2 has the same address',
+    })
     expect(checker.check({ line: 4, values: { email: 'b@example.com', member_id: 'm_3', subscription_status: 'frozen' } })).toMatchObject({
       reason: 'subscription_status "frozen" is not one of active, trialing, past_due, canceled, cancelled, expired',
     })

@@ -10,7 +10,12 @@ import { checkEveryMs, UploadDeadline } from '../../server/plugins/upload-pace.t
 const PACE: SyncUploadPace = { minBytes: 16 * 1024, windowMs: 10_000, stallMs: 30_000 }
 
 /** Runs the checks every `everyMs` over `durationMs`; `arrivals` are [time, bytes]. When it ran out, or null. */
-function runOutTime(arrivals: [number, number][], durationMs: number, everyMs = checkEveryMs(PACE), serverBehind: (t: number) => boolean = () => false): number | null {
+function runOutTime(
+  arrivals: [number, number][],
+  durationMs: number,
+  everyMs = checkEveryMs(PACE),
+  serverBehind: (t: number) => boolean = () => false,
+): number | null {
   const deadline = new UploadDeadline(PACE, 0)
   let next = 0
   for (let t = everyMs; t <= durationMs; t += everyMs) {
@@ -38,7 +43,7 @@ describe('upload deadline', () => {
       'at the very end': () => PACE.windowMs - 1,
       'start, end, start, end': (k) => (k % 2 === 0 ? 0 : PACE.windowMs - 1),
       'end, start, end, start': (k) => (k % 2 === 0 ? PACE.windowMs - 1 : 0),
-      'drifting': (k) => (k * 1237) % PACE.windowMs,
+      drifting: (k) => (k * 1237) % PACE.windowMs,
     }
     for (const [name, within] of Object.entries(schedules)) {
       for (const everyMs of [1000, 333, 2500]) {

@@ -34,7 +34,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { status, cursor, limit } = request.query
-      return service.list(request.user.communityId, { ...(status ? { status } : {}), ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) })
+      return service.list(request.user.communityId, {
+        ...(status ? { status } : {}),
+        ...(cursor ? { cursor } : {}),
+        ...(limit ? { limit } : {}),
+      })
     },
   )
 
@@ -70,7 +74,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           202: answer(PlatformEvent, 'Queued again; the event as it now stands (pending)'),
           ...sessionErrors,
           404: notFound,
-          409: { ...ErrorBody, description: '`not_retryable`: only failed events can be sent again; `platform_events_not_configured`: nowhere to send them' },
+          409: {
+            ...ErrorBody,
+            description: '`not_retryable`: only failed events can be sent again; `platform_events_not_configured`: nowhere to send them',
+          },
         },
       },
     },

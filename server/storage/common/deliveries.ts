@@ -25,11 +25,16 @@ export class DeliveryReadStore implements DeliveryReads {
   }
 
   async get(communityId: string, deliveryId: string): Promise<DeliveryRecord | undefined> {
-    const [row] = await this.run.all<DeliveryRecord>(sql`SELECT ${COLUMNS} FROM deliveries WHERE community_id = ${communityId} AND id = ${deliveryId}`)
+    const [row] = await this.run.all<DeliveryRecord>(
+      sql`SELECT ${COLUMNS} FROM deliveries WHERE community_id = ${communityId} AND id = ${deliveryId}`,
+    )
     return row
   }
 
-  async skippedSummary(communityId: string, reason: ReasonCode): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
+  async skippedSummary(
+    communityId: string,
+    reason: ReasonCode,
+  ): Promise<{ types: { event_type: string; count: number }[]; members: number }> {
     const matching = sql`FROM deliveries WHERE community_id = ${communityId} AND status = 'skipped' AND reason = ${reason}`
     // Byte order for ties, in both dialects.
     const types = await this.run.all<{ event_type: string; count: number }>(

@@ -157,8 +157,14 @@ export abstract class QueueStore implements DeliveryQueue {
     )
   }
 
-  async retry(communityId: string, deliveryId: string, now: number): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }> {
-    const [row] = await this.run.all<{ status: string }>(sql`SELECT status FROM deliveries WHERE community_id = ${communityId} AND id = ${deliveryId}`)
+  async retry(
+    communityId: string,
+    deliveryId: string,
+    now: number,
+  ): Promise<{ result: 'queued' | 'not_found' } | { result: 'not_retryable'; status: string }> {
+    const [row] = await this.run.all<{ status: string }>(
+      sql`SELECT status FROM deliveries WHERE community_id = ${communityId} AND id = ${deliveryId}`,
+    )
     if (!row) return { result: 'not_found' }
     if (!(RETRYABLE_STATUSES as readonly string[]).includes(row.status)) return { result: 'not_retryable', status: row.status }
     // Guarded by status: a delivery re-queued meanwhile by another instance is left as it is (queued either way).
@@ -183,7 +189,9 @@ export abstract class QueueStore implements DeliveryQueue {
   }
 
   async nextDueAt(): Promise<number | null> {
-    const [row] = await this.run.all<{ t: number | null }>(sql`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`)
+    const [row] = await this.run.all<{ t: number | null }>(
+      sql`SELECT min(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')`,
+    )
     return row?.t ?? null
   }
 

@@ -50,7 +50,9 @@ export class SyncStore implements SyncRepository {
     const statements: SQL[] = []
     for (let start = 0; start < members.length; start += ROWS_PER_INSERT) {
       const chunk = members.slice(start, start + ROWS_PER_INSERT)
-      const events = chunk.map((m) => sql`(${communityId}, ${m.eventId}, ${eventType}, ${m.memberId}, ${m.memberEmail}, ${at}, ${m.payload}, ${at})`)
+      const events = chunk.map(
+        (m) => sql`(${communityId}, ${m.eventId}, ${eventType}, ${m.memberId}, ${m.memberEmail}, ${at}, ${m.payload}, ${at})`,
+      )
       statements.push(sql`INSERT INTO events (community_id, id, type, member_id, member_email, event_time, payload, received_at)
                           VALUES ${sql.join(events, sql`, `)}`)
       const deliveries = chunk.map(

@@ -37,7 +37,11 @@ abstract class TableStore<R extends object> {
     schema: SQLiteTable,
   ) {
     this.names = namesOf(schema)
-    this.selection = sql.raw(Object.entries(this.names).map(([key, name]) => `${name} AS "${key}"`).join(', '))
+    this.selection = sql.raw(
+      Object.entries(this.names)
+        .map(([key, name]) => `${name} AS "${key}"`)
+        .join(', '),
+    )
   }
 
   private column(key: keyof R & string): SQL {
@@ -55,7 +59,10 @@ abstract class TableStore<R extends object> {
     const keys = Object.keys(where) as (keyof R & string)[]
     let query = this.firsts.get(keys.join())
     if (!query) {
-      const conditions = sql.join(keys.map((key) => sql`${this.column(key)} = ${sql.placeholder(key)}`), sql` AND `)
+      const conditions = sql.join(
+        keys.map((key) => sql`${this.column(key)} = ${sql.placeholder(key)}`),
+        sql` AND `,
+      )
       query = this.run.prepare(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} WHERE ${conditions} LIMIT 1`)
       this.firsts.set(keys.join(), query)
     }
@@ -71,16 +78,31 @@ abstract class TableStore<R extends object> {
   /** `conflict`: the key columns; `update`: what an existing row takes (nothing: it is kept). Returns the rows changed. */
   protected insert(record: R, conflict: (keyof R & string)[], update: (keyof R & string)[] = []): Promise<number> {
     const entries = Object.entries(record).filter(([, value]) => value !== undefined)
-    const columns = sql.join(entries.map(([key]) => this.column(key as keyof R & string)), sql`, `)
-    const values = sql.join(entries.map(([, value]) => sql`${value}`), sql`, `)
-    const target = sql.join(conflict.map((key) => this.column(key)), sql`, `)
-    const set = sql.join(update.map((key) => sql`${this.column(key)} = excluded.${this.column(key)}`), sql`, `)
+    const columns = sql.join(
+      entries.map(([key]) => this.column(key as keyof R & string)),
+      sql`, `,
+    )
+    const values = sql.join(
+      entries.map(([, value]) => sql`${value}`),
+      sql`, `,
+    )
+    const target = sql.join(
+      conflict.map((key) => this.column(key)),
+      sql`, `,
+    )
+    const set = sql.join(
+      update.map((key) => sql`${this.column(key)} = excluded.${this.column(key)}`),
+      sql`, `,
+    )
     const onConflict = update.length > 0 ? sql`DO UPDATE SET ${set}` : sql`DO NOTHING`
     return this.run.run(sql`INSERT INTO ${sql.raw(this.table)} (${columns}) VALUES (${values}) ON CONFLICT (${target}) ${onConflict}`)
   }
 
   protected change(set: Partial<R>, where: Partial<R>): Promise<number> {
-    const assignments = sql.join(Object.entries(set).map(([key, value]) => sql`${this.column(key as keyof R & string)} = ${value}`), sql`, `)
+    const assignments = sql.join(
+      Object.entries(set).map(([key, value]) => sql`${this.column(key as keyof R & string)} = ${value}`),
+      sql`, `,
+    )
     return this.run.run(sql`UPDATE ${sql.raw(this.table)} SET ${assignments} WHERE ${this.where(where)}`)
   }
 

@@ -91,7 +91,11 @@ export class PostgresBudgetLedger implements BudgetLedger {
     this.staleMs = Math.ceil(staleMs)
   }
 
-  async take(credentialId: string, capacity: number, windowMs: number): Promise<{ ticket: BudgetTicket; strikes: number } | { until: number }> {
+  async take(
+    credentialId: string,
+    capacity: number,
+    windowMs: number,
+  ): Promise<{ ticket: BudgetTicket; strikes: number } | { until: number }> {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('A Kit budget take needs a capacity of at least 1')
     const window = Math.ceil(windowMs)
     const id = randomUUID()
@@ -115,7 +119,11 @@ export class PostgresBudgetLedger implements BudgetLedger {
 
   async block(credentialId: string, penalty: BlockPenalty): Promise<{ until: number; strikes: number }> {
     const firstMs = Math.max(1, Math.ceil(penalty.firstMs))
-    const { rows } = await this.#pool.query<{ until: number; strikes: number; now: number }>(BLOCK, [credentialId, firstMs, Math.max(firstMs, Math.ceil(penalty.maxMs))])
+    const { rows } = await this.#pool.query<{ until: number; strikes: number; now: number }>(BLOCK, [
+      credentialId,
+      firstMs,
+      Math.max(firstMs, Math.ceil(penalty.maxMs)),
+    ])
     const row = rows[0]
     if (!row) throw new Error('The Kit budget block query returned no row: check the kit_budget_blocks migration')
     return { until: Date.now() + Math.max(0, row.until - row.now), strikes: row.strikes }

@@ -6,7 +6,14 @@
  * while an earlier one is pending, leased or not.
  */
 import type pg from 'pg'
-import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../../core/storage.ts'
+import type {
+  FailureTally,
+  NewPlatformEvent,
+  PlatformEventOutcome,
+  PlatformEventRecord,
+  PlatformEventState,
+  PlatformOutbox,
+} from '../../core/storage.ts'
 import { withTransaction } from '../common/transaction.ts'
 
 const columns = (t: string) => `${t}.seq, ${t}.id, ${t}.community_id AS "communityId", ${t}.type, ${t}.member_id AS "memberId",
@@ -34,7 +41,17 @@ const INSERT = `INSERT INTO platform_events (id, community_id, type, member_id, 
   VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $7, $7)
   ON CONFLICT DO NOTHING`
 
-const insertParams = (e: NewPlatformEvent, now: number) => [e.id, e.communityId, e.type, e.memberId, e.onceKey, e.body, now, e.giveUpAt, e.observedAt]
+const insertParams = (e: NewPlatformEvent, now: number) => [
+  e.id,
+  e.communityId,
+  e.type,
+  e.memberId,
+  e.onceKey,
+  e.body,
+  now,
+  e.giveUpAt,
+  e.observedAt,
+]
 
 export class PostgresOutbox implements PlatformOutbox {
   constructor(private readonly pool: pg.Pool) {}
@@ -89,11 +106,16 @@ export class PostgresOutbox implements PlatformOutbox {
   async releaseLeases(): Promise<void> {}
 
   async nextDue(): Promise<number | null> {
-    const { rows } = await this.pool.query<{ t: string | null }>(`SELECT min(next_attempt_at) AS t FROM platform_events WHERE state = 'pending'`)
+    const { rows } = await this.pool.query<{ t: string | null }>(
+      `SELECT min(next_attempt_at) AS t FROM platform_events WHERE state = 'pending'`,
+    )
     return rows[0]?.t == null ? null : Number(rows[0].t)
   }
 
-  async list(communityId: string, filter: { state?: PlatformEventState; beforeSeq?: number; limit: number }): Promise<PlatformEventRecord[]> {
+  async list(
+    communityId: string,
+    filter: { state?: PlatformEventState; beforeSeq?: number; limit: number },
+  ): Promise<PlatformEventRecord[]> {
     const { rows } = await this.pool.query(
       `SELECT ${COLUMNS} FROM platform_events
         WHERE community_id = $1 AND ($2::text IS NULL OR state = $2) AND ($3::bigint IS NULL OR seq < $3)
@@ -130,7 +152,12 @@ export class PostgresOutbox implements PlatformOutbox {
     await this.pool.query(`INSERT INTO platform_failures (community_id, reason, failed_at) VALUES ($1, $2, $3)`, [communityId, reason, now])
   }
 
-  async reportFailures(communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent): Promise<NewPlatformEvent | null> {
+  async reportFailures(
+    communityId: string,
+    quietSince: number,
+    now: number,
+    build: (tally: FailureTally) => NewPlatformEvent,
+  ): Promise<NewPlatformEvent | null> {
     return withTransaction(this.pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FAILURE_REPORT_LOCK, communityId])
       const recent = await client.query(`SELECT 1 FROM platform_events WHERE community_id = $1 AND type = $2 AND created_at > $3 LIMIT 1`, [
@@ -147,14 +174,19 @@ export class PostgresOutbox implements PlatformOutbox {
       const failed = reasons.reduce((sum, r) => sum + r.count, 0)
       if (failed === 0) return null
       const event = build({ failed, reasons })
-      await client.query(`UPDATE platform_failures SET notice_id = $1 WHERE community_id = $2 AND notice_id IS NULL`, [event.id, communityId])
+      await client.query(`UPDATE platform_failures SET notice_id = $1 WHERE community_id = $2 AND notice_id IS NULL`, [
+        event.id,
+        communityId,
+      ])
       await client.query(INSERT, insertParams(event, now))
       return event
     })
   }
 
   async unreportedFailures(): Promise<string[]> {
-    const { rows } = await this.pool.query<{ c: string }>(`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`)
+    const { rows } = await this.pool.query<{ c: string }>(
+      `SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`,
+    )
     return rows.map((r) => r.c)
   }
 

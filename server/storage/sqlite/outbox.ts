@@ -1,6 +1,13 @@
 /** The embedded outbox of events to the platform: rows in SQLite, claimed with leases inside short transactions. */
 import type Database from 'better-sqlite3'
-import type { FailureTally, NewPlatformEvent, PlatformEventOutcome, PlatformEventRecord, PlatformEventState, PlatformOutbox } from '../../core/storage.ts'
+import type {
+  FailureTally,
+  NewPlatformEvent,
+  PlatformEventOutcome,
+  PlatformEventRecord,
+  PlatformEventState,
+  PlatformOutbox,
+} from '../../core/storage.ts'
 
 const COLUMNS = `seq, id, community_id AS communityId, type, member_id AS memberId, body, state, attempts,
   last_error AS lastError, next_attempt_at AS nextAttemptAt, give_up_at AS giveUpAt, observed_at AS observedAt,
@@ -13,7 +20,12 @@ export class SqliteOutbox implements PlatformOutbox {
   private readonly claimable: Database.Statement
   private readonly lease: Database.Statement
   private readonly claimTx: (owner: string, now: number, leaseMs: number, limit: number) => PlatformEventRecord[]
-  private readonly reportTx: (communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent) => NewPlatformEvent | null
+  private readonly reportTx: (
+    communityId: string,
+    quietSince: number,
+    now: number,
+    build: (tally: FailureTally) => NewPlatformEvent,
+  ) => NewPlatformEvent | null
 
   constructor(private readonly sqlite: Database.Database) {
     this.insert = sqlite.prepare(
@@ -95,11 +107,16 @@ export class SqliteOutbox implements PlatformOutbox {
   }
 
   async nextDue(): Promise<number | null> {
-    const row = this.sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM platform_events WHERE state = 'pending'`).get() as { t: number | null }
+    const row = this.sqlite.prepare(`SELECT min(next_attempt_at) AS t FROM platform_events WHERE state = 'pending'`).get() as {
+      t: number | null
+    }
     return row.t
   }
 
-  async list(communityId: string, filter: { state?: PlatformEventState; beforeSeq?: number; limit: number }): Promise<PlatformEventRecord[]> {
+  async list(
+    communityId: string,
+    filter: { state?: PlatformEventState; beforeSeq?: number; limit: number },
+  ): Promise<PlatformEventRecord[]> {
     return this.sqlite
       .prepare(
         `SELECT ${COLUMNS} FROM platform_events
@@ -111,8 +128,7 @@ export class SqliteOutbox implements PlatformOutbox {
 
   async get(communityId: string, id: string): Promise<PlatformEventRecord | undefined> {
     return this.sqlite.prepare(`SELECT ${COLUMNS} FROM platform_events WHERE community_id = ? AND id = ?`).get(communityId, id) as
-      | PlatformEventRecord
-      | undefined
+      PlatformEventRecord | undefined
   }
 
   async retry(communityId: string, id: string, now: number, giveUpAt: number): Promise<boolean> {
@@ -138,12 +154,19 @@ export class SqliteOutbox implements PlatformOutbox {
     this.sqlite.prepare(`INSERT INTO platform_failures (community_id, reason, failed_at) VALUES (?, ?, ?)`).run(communityId, reason, now)
   }
 
-  async reportFailures(communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent): Promise<NewPlatformEvent | null> {
+  async reportFailures(
+    communityId: string,
+    quietSince: number,
+    now: number,
+    build: (tally: FailureTally) => NewPlatformEvent,
+  ): Promise<NewPlatformEvent | null> {
     return this.reportTx(communityId, quietSince, now, build)
   }
 
   async unreportedFailures(): Promise<string[]> {
-    const rows = this.sqlite.prepare(`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`).all() as { c: string }[]
+    const rows = this.sqlite.prepare(`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`).all() as {
+      c: string
+    }[]
     return rows.map((r) => r.c)
   }
 
@@ -151,7 +174,9 @@ export class SqliteOutbox implements PlatformOutbox {
     const finished = `state IN ('sent', 'failed') AND updated_at < @before`
     return this.sqlite.transaction(() => {
       const deleted = this.sqlite
-        .prepare(`DELETE FROM platform_events WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NULL LIMIT @limit)`)
+        .prepare(
+          `DELETE FROM platform_events WHERE seq IN (SELECT seq FROM platform_events WHERE ${finished} AND once_key IS NULL LIMIT @limit)`,
+        )
         .run({ before, limit }).changes
       const emptied = this.sqlite
         .prepare(
@@ -160,7 +185,9 @@ export class SqliteOutbox implements PlatformOutbox {
         )
         .run({ before, limit }).changes
       const failures = this.sqlite
-        .prepare(`DELETE FROM platform_failures WHERE seq IN (SELECT seq FROM platform_failures WHERE notice_id IS NOT NULL AND failed_at < @before LIMIT @limit)`)
+        .prepare(
+          `DELETE FROM platform_failures WHERE seq IN (SELECT seq FROM platform_failures WHERE notice_id IS NOT NULL AND failed_at < @before LIMIT @limit)`,
+        )
         .run({ before, limit }).changes
       return deleted + emptied + failures
     })()

@@ -38,8 +38,12 @@ export class SqliteQueue extends QueueStore {
     )
     const waiting = runner.prepareNow(sql`${waitingCommunities(runner)}
       SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(${sql.placeholder('exclude')}))`)
-    const claimableIn = runner.prepareNow(claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')))
-    const finish = runner.prepareNow(finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')))
+    const claimableIn = runner.prepareNow(
+      claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')),
+    )
+    const finish = runner.prepareNow(
+      finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')),
+    )
     const lease = sqlite.prepare(
       `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
@@ -99,7 +103,9 @@ export class SqliteQueue extends QueueStore {
     // communities take turns (see takeTurns).
     this.claimTx = sqlite.transaction((o: ClaimOptions) => {
       const communities = waiting({ exclude: JSON.stringify(o.exclude) }).rows as { id: string }[]
-      const candidates = communities.flatMap(({ id }) => claimableIn({ communityId: id, now: o.now, limit: o.limit }).rows as unknown as QueuedDelivery[])
+      const candidates = communities.flatMap(
+        ({ id }) => claimableIn({ communityId: id, now: o.now, limit: o.limit }).rows as unknown as QueuedDelivery[],
+      )
       return takeTurns(candidates, o.limit, o.turns).filter(
         (row) => lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
       )
