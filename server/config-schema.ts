@@ -72,7 +72,7 @@ export function decodeWebhookSecret(secret: string): string | null {
 /** The HMAC keys of every space-separated `whsec_` entry, or null when one is malformed or none is given. */
 export function decodeWebhookSecrets(value: string): string[] | null {
   const keys = value.split(/\s+/).filter(Boolean).map(decodeWebhookSecret)
-  return keys.length > 0 && keys.every((k) => k !== null) ? (keys as string[]) : null
+  return keys.length > 0 && keys.every((k) => k !== null) ? (keys) : null
 }
 
 /** 127.0.0.0/8, ::1 and localhost: plain http to these never leaves the machine. */

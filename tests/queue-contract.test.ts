@@ -882,7 +882,7 @@ describe.skipIf(!pgUp)('the PostgreSQL queue shared by several instances', () =>
     }
     const [fromA, fromB] = await Promise.all([receive(instanceA), receive(instanceB)])
     const acceptedTimes = new Map<string, number>()
-    for (const { e, r } of [...fromA!, ...fromB!]) if (r.accepted) acceptedTimes.set(e.eventId, (acceptedTimes.get(e.eventId) ?? 0) + 1)
+    for (const { e, r } of [...fromA, ...fromB]) if (r.accepted) acceptedTimes.set(e.eventId, (acceptedTimes.get(e.eventId) ?? 0) + 1)
     expect(acceptedTimes.size).toBe(200)
     expect([...acceptedTimes.values()].every((n) => n === 1)).toBe(true)
     const { rows } = await pools[0]!.query<{ events: number; deliveries: number }>(

@@ -52,7 +52,7 @@ async function openSqlite(): Promise<Harness> {
 const BIGINT_OID = 20
 const bigintAsNumber = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === BIGINT_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === BIGINT_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 }
 
 async function openPg(): Promise<Harness> {

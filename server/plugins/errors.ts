@@ -28,7 +28,7 @@ function describeValidation(err: FastifyError): string {
   const first = err.validation?.[0]
   if (!first) return err.message
   const where = `${err.validationContext ?? 'body'}${first.instancePath.replace(/\//g, '.')}`
-  const params = first.params as Record<string, unknown>
+  const params = first.params
   if (first.keyword === 'additionalProperties') return `${where} has an unknown property "${String(params.additionalProperty)}"`
   if (first.keyword === 'required') return `${where} is missing "${String(params.missingProperty)}"`
   const allowed = first.keyword === 'const' || first.keyword === 'enum' ? allowedValues(err, first.instancePath) : null

@@ -360,7 +360,7 @@ describe('consumer: at most a few deliveries per credential at once', () => {
           ['c_light', 'cred_light'],
         ]),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
-      metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
+      metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } },
       concurrency: 4,
       idlePollMs: 60_000,
     })
@@ -444,7 +444,7 @@ describe("consumer: a delivery's turn", () => {
           ['c_b', 'cred_b'],
         ]),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } as unknown as FastifyBaseLogger,
-      metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } } as unknown as Metrics,
+      metrics: { eventsProcessed: { inc: () => {} }, deliveryLatency: { observe: () => {} } },
       concurrency: 2,
       turnMs: 1000,
       idlePollMs: 60_000,
