@@ -6,7 +6,7 @@
  * variables, and the production rules beyond "required", are small named functions in config.ts.
  */
 import { isIPv4 } from 'node:net'
-import { Type, type Static, type TEnum, type TInteger, type TSchema, type TString } from 'typebox'
+import { Type, type Static, type TEnum, type TInteger, type TObject, type TSchema, type TString } from 'typebox'
 import { Value } from 'typebox/value'
 import { derivedKeyId, KEY_ID_PATTERN, type EncryptionKey, type KeyRing } from './lib/crypto.ts'
 
@@ -72,7 +72,7 @@ export function decodeWebhookSecret(secret: string): string | null {
 /** The HMAC keys of every space-separated `whsec_` entry, or null when one is malformed or none is given. */
 export function decodeWebhookSecrets(value: string): string[] | null {
   const keys = value.split(/\s+/).filter(Boolean).map(decodeWebhookSecret)
-  return keys.length > 0 && keys.every((k) => k !== null) ? (keys) : null
+  return keys.length > 0 && keys.every((k) => k !== null) ? keys : null
 }
 
 /** 127.0.0.0/8, ::1 and localhost: plain http to these never leaves the machine. */
@@ -401,9 +401,9 @@ export const VARIABLES = {
 }
 
 const DECLARED: Record<string, Declaration> = VARIABLES
-const ENV = Type.Object(VARIABLES)
+
 /** The settings as read: every variable with a default has a value; the others may be missing. */
-export type Env = Static<typeof ENV>
+export type Env = Static<TObject<typeof VARIABLES>>
 export type RawEnv = Record<string, string | undefined>
 
 /** Whether the declaration of `name` accepts `value` as it is. */

@@ -133,7 +133,7 @@ describe('RequestBudget', () => {
 
   it('blocks every request for a full window after penalize', async () => {
     const budget = new RequestBudget({ limit: 5, windowMs: 1000 })
-    budget.penalize(KEY)
+    void budget.penalize(KEY)
     expect(budget.usage(KEY).blockedUntil).toBe(Date.now() + 1000)
     expect(budget.delayFor(KEY, 'interactive')).toBe(1000)
     const next = track(budget, 'interactive')
@@ -235,7 +235,7 @@ describe('RequestBudget', () => {
   it('keeps credentials independent', async () => {
     const budget = new RequestBudget({ limit: 1, windowMs: 1000 })
     await acquireAndRelease(budget, 1)
-    budget.penalize(KEY)
+    void budget.penalize(KEY)
     const other = track(budget, 'background', undefined, 'cred-b')
     await vi.advanceTimersByTimeAsync(0)
     expect(other.settled()).toBe(true)

@@ -40,7 +40,7 @@ function shapeOf(config: AnyTableConfig): TableShape {
   const indexes: TableShape['indexes'] = {}
   for (const index of config.indexes) {
     const { name, unique, where } = index.config
-    const indexed = index.config.columns.map((c) => ('name' in c && typeof c.name === 'string' ? c.name : String(c)))
+    const indexed = index.config.columns.map((c) => ('name' in c && typeof c.name === 'string' ? c.name : JSON.stringify(c)))
     indexes[name ?? '(unnamed)'] = { columns: indexed, unique: unique ?? false, partial: where !== undefined }
   }
   return { columns, primaryKey, indexes }

@@ -12,6 +12,11 @@
  */
 import type { BudgetLedger, BudgetTicket } from '../core/storage.ts'
 
+/** Why `signal` aborted, as an Error (its own reason when that is one, as `AbortController.abort()` gives). */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason
+  return reason instanceof Error ? reason : new Error(typeof reason === 'string' ? reason : 'aborted')
+}
 export type Priority = 'interactive' | 'background'
 
 export type Release = () => void
@@ -84,7 +89,7 @@ interface Waiter {
   priority: Priority
   signal: AbortSignal | undefined
   grant: (release: Release) => void
-  fail: (error: unknown) => void
+  fail: (error: Error) => void
 }
 
 interface CredentialState {
@@ -189,7 +194,7 @@ export class RequestBudget {
    * with the ledger's error when it cannot be asked: a request is never granted without a ticket.
    */
   acquire(credentialId: string, priority: Priority, signal?: AbortSignal): Promise<Release> {
-    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
     const state = this.#state(credentialId)
     if (priority === 'interactive' && state.interactive.length >= this.maxInteractiveWaiting) {
       return Promise.reject(new BudgetBusyError(credentialId, this.delayFor(credentialId, 'interactive')))
@@ -201,7 +206,7 @@ export class RequestBudget {
         const index = queue.indexOf(waiter)
         if (index === -1) return
         queue.splice(index, 1)
-        reject(signal?.reason)
+        reject(abortReason(signal))
         this.#pump(credentialId, state)
       }
       const waiter: Waiter = {
@@ -213,7 +218,7 @@ export class RequestBudget {
           if (signal?.aborted) {
             // Aborted while the ledger was asked: the ticket is given back as a request that ran.
             release()
-            reject(signal.reason)
+            reject(abortReason(signal))
             return
           }
           resolve(release)
@@ -346,12 +351,12 @@ export class RequestBudget {
           waiter.grant(slot.release)
           return
         }
-        if (waiter.signal?.aborted) waiter.fail(waiter.signal.reason)
+        if (waiter.signal?.aborted) waiter.fail(abortReason(waiter.signal))
         else requeue(waiter.priority === 'interactive' ? state.interactive : state.background, waiter)
         this.#pump(credentialId, state)
       },
       (error: unknown) => {
-        waiter.fail(error)
+        waiter.fail(error instanceof Error ? error : new Error(String(error)))
         this.#pump(credentialId, state)
       },
     )

@@ -57,7 +57,7 @@ export function parseColumnMapping(text: string): SyncColumnMapping {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw invalidMapping('must be a JSON object: column → member field')
-  const entries = Object.entries(parsed)
+  const entries = Object.entries(parsed as Record<string, unknown>)
   if (entries.length > SYNC_MAX_COLUMNS) throw invalidMapping(`names more than ${SYNC_MAX_COLUMNS} columns`)
   const mapping: SyncColumnMapping = {}
   for (const [column, field] of entries) {

@@ -88,7 +88,7 @@ async function* jsonRows(file: MemberFile): AsyncGenerator<RawRow> {
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw malformed(number, 'it is not a JSON object')
     const record: Record<string, string | null> = {}
-    for (const [key, value] of Object.entries(parsed)) {
+    for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
       const field = file.columns.field(key)
       if (field === null) continue
       if (value === null || typeof value === 'string') record[field] = value

@@ -65,7 +65,7 @@ async function limitsWith(app: FastifyInstance, store?: FastifyRateLimitStoreCto
   let create: CreateRateLimit | undefined
   await app.register(async (scope) => {
     await scope.register(rateLimit, { global: false, cache: TRACKED_KEYS, ...(store ? { store } : {}) })
-    create = scope.createRateLimit
+    create = (options) => scope.createRateLimit(options)
   })
   if (!create) throw new Error('@fastify/rate-limit did not decorate createRateLimit')
   return create

@@ -151,7 +151,6 @@ export class PipelineHarness {
     expect((await this.putConnection(headers, apiKey)).statusCode).toBe(200)
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- callers edit optional events freely; the PUT's 200 checks them
   async putMappings(change: (doc: any) => void, headers = asA): Promise<void> {
     const doc = (await this.app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
     change(doc)

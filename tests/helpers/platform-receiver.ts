@@ -57,7 +57,7 @@ export async function startPlatformReceiver(secret = newPlatformSecret()): Promi
       await once(server, 'close')
     },
   }
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const raw = Buffer.concat(chunks).toString('utf8')
@@ -86,7 +86,8 @@ export async function startPlatformReceiver(secret = newPlatformSecret()): Promi
     }
     if (answer >= 200 && answer < 300 && !acceptedIds.has(entry.id)) acceptedIds.set(entry.id, entry)
     res.writeHead(answer).end()
-  })
+  }
+  const server = createServer((req, res) => void handle(req, res))
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kit-events`

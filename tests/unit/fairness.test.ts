@@ -18,7 +18,6 @@ import { takeTurns } from '../../server/core/turns.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
 import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/core/queue.ts'
-import type { Metrics } from '../../server/plugins/metrics.ts'
 
 const NOW = 1_000_000
 

@@ -126,7 +126,10 @@ export class PostgresOutbox implements PlatformOutbox {
   }
 
   async get(communityId: string, id: string): Promise<PlatformEventRecord | undefined> {
-    const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM platform_events WHERE community_id = $1 AND id = $2`, [communityId, id])
+    const { rows } = await this.pool.query<Record<string, unknown>>(
+      `SELECT ${COLUMNS} FROM platform_events WHERE community_id = $1 AND id = $2`,
+      [communityId, id],
+    )
     return rows[0] ? toRecord(rows[0]) : undefined
   }
 

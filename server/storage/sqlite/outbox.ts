@@ -50,28 +50,30 @@ export class SqliteOutbox implements PlatformOutbox {
       `UPDATE platform_events SET lease_owner = @owner, lease_until = @until
         WHERE seq = @seq AND (lease_until IS NULL OR lease_until < @now)`,
     )
-    this.claimTx = sqlite.transaction((owner, now, leaseMs, limit) => {
+    this.claimTx = sqlite.transaction((owner: string, now: number, leaseMs: number, limit: number) => {
       const rows = this.claimable.all({ now, limit }) as PlatformEventRecord[]
       return rows.filter((row) => this.lease.run({ owner, until: now + leaseMs, seq: row.seq, now }).changes === 1)
     })
-    this.reportTx = sqlite.transaction((communityId, quietSince, now, build) => {
-      const recent = sqlite
-        .prepare(`SELECT 1 FROM platform_events WHERE community_id = ? AND type = ? AND created_at > ? LIMIT 1`)
-        .get(communityId, FAILING, quietSince)
-      if (recent) return null
-      const reasons = sqlite
-        .prepare(
-          `SELECT reason, count(*) AS count FROM platform_failures WHERE community_id = ? AND notice_id IS NULL
+    this.reportTx = sqlite.transaction(
+      (communityId: string, quietSince: number, now: number, build: (tally: FailureTally) => NewPlatformEvent) => {
+        const recent = sqlite
+          .prepare(`SELECT 1 FROM platform_events WHERE community_id = ? AND type = ? AND created_at > ? LIMIT 1`)
+          .get(communityId, FAILING, quietSince)
+        if (recent) return null
+        const reasons = sqlite
+          .prepare(
+            `SELECT reason, count(*) AS count FROM platform_failures WHERE community_id = ? AND notice_id IS NULL
             GROUP BY reason ORDER BY count(*) DESC, reason`,
-        )
-        .all(communityId) as { reason: string; count: number }[]
-      const failed = reasons.reduce((sum, r) => sum + r.count, 0)
-      if (failed === 0) return null
-      const event = build({ failed, reasons })
-      sqlite.prepare(`UPDATE platform_failures SET notice_id = ? WHERE community_id = ? AND notice_id IS NULL`).run(event.id, communityId)
-      this.insert.run({ ...event, now })
-      return event
-    })
+          )
+          .all(communityId) as { reason: string; count: number }[]
+        const failed = reasons.reduce((sum, r) => sum + r.count, 0)
+        if (failed === 0) return null
+        const event = build({ failed, reasons })
+        sqlite.prepare(`UPDATE platform_failures SET notice_id = ? WHERE community_id = ? AND notice_id IS NULL`).run(event.id, communityId)
+        this.insert.run({ ...event, now })
+        return event
+      },
+    )
   }
 
   async add(event: NewPlatformEvent, now: number): Promise<boolean> {
