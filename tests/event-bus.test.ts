@@ -1,3 +1,4 @@
+// Over 400 lines: each test owns a stream, subject and consumer on a real NATS server; they share one set-up and its teardown.
 /**
  * Member events from a real NATS JetStream server at 127.0.0.1:4222, through the same intake as
  * /events. Every test has its own stream, subject and consumer (named after this run), deleted

@@ -1,3 +1,4 @@
+// Over 400 lines: one real HTTP server and the real client behind every Kit call the plugin makes, each with its traps.
 import { createServer as createHttpServer, type IncomingHttpHeaders, type RequestListener } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'

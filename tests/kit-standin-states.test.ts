@@ -1,3 +1,4 @@
+// Over 400 lines: one suite for the stand-in's subscriber states, list filters, webhooks and admin API, over HTTP.
 /**
  * The Kit stand-in's subscriber states, list filters, legacy webhooks and admin API, driven over
  * HTTP like the plugin and the local App Station drive it.

@@ -1,3 +1,4 @@
+// Over 400 lines: the stand-in's every v4 route, checked against Kit's documented answers, over HTTP.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { startKitStandin, type KitStandin, type StandinOptions } from './kit-standin/server.ts'
 import { waitFor } from './helpers/events.ts'

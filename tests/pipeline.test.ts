@@ -1,3 +1,4 @@
+// Over 400 lines: the delivery pipeline end to end, one harness shared by its event types, mappings and failures.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { StandinOptions } from './kit-standin/server.ts'
 import { makeEvent, waitFor, type EventInput } from './helpers/events.ts'

@@ -1,3 +1,4 @@
+// Over 400 lines: one behavioural suite for the outbox and its sender, run against both dialects.
 /**
  * The outbox of events to the platform and its sender, against both dialects (the embedded SQLite
  * outbox and the shared PostgreSQL one) and a real receiver on loopback that checks every

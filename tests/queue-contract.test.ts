@@ -1,3 +1,4 @@
+// Over 400 lines: one behavioural suite for the delivery queue and the Activity reads, run unchanged against both dialects.
 /**
  * One behavioural suite for the delivery queue and the Activity reads, run against both dialects:
  * the embedded SQLite queue and the shared PostgreSQL one. Then what only the shared one must

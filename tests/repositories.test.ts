@@ -1,3 +1,4 @@
+// Over 400 lines: one behavioural suite for every repository, run unchanged against both dialects.
 /**
  * The repositories behind connections, mappings, Kit subscribers and syncs: one behavioural suite,
  * run against the embedded dialect (a fresh in-memory SQLite per test) and the shared one (a fresh

@@ -1,3 +1,4 @@
+// Over 400 lines: every settings route with its validation and its other-community case, through one built app.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Config } from '../server/config.ts'
 import { asA, asB, PipelineHarness } from './helpers/pipeline.ts'

@@ -1,3 +1,4 @@
+// Over 400 lines: the initial sync's routes: upload, preview, column mapping, pause, resume, cancel, each scoped by community.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { asA, asB, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 import type { Config } from '../server/config.ts'

@@ -1,3 +1,4 @@
+// Over 400 lines: tag ids held across restarts and instances, each case with its own database and stand-in.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

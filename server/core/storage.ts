@@ -1,3 +1,4 @@
+// Over 400 lines: every repository interface of the data layer, one per table, declared together so both dialects implement one list.
 /**
  * The data layer behind one set of asynchronous repositories, one owner per table. Two dialects
  * implement it: SQLite (embedded default, one process per file) and PostgreSQL (several instances

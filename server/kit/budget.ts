@@ -1,3 +1,4 @@
+// Over 400 lines: one rolling window per credential with its waiters, priorities, ledger tickets and 429 blocks; the parts share one state and one pump.
 /**
  * Kit's request budget, one rolling window per credential, shared by every caller in the process.
  *

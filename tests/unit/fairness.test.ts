@@ -1,3 +1,4 @@
+// Over 400 lines: the claim's turns between communities, one case per rule, sharing fake timers and a fake queue.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyBaseLogger } from 'fastify'
 import { BudgetSpentError, decideSlot, RequestBudget, slotFreesIn, type BudgetState } from '../../server/kit/budget.ts'
