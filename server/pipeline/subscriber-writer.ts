@@ -10,7 +10,7 @@ import type { MappingSource } from '../core/ports.ts'
 import type { QueuedDelivery } from '../core/queue.ts'
 import type { SubscriberKey, SubscriberRepository } from '../core/storage.ts'
 import type { KitIdCache } from './kit-ids.ts'
-import { addressTaken, answerFields, unknownFields, valuesOf, type FieldWrite, type StepLog } from './step-log.ts'
+import { addressTaken, answerFields, labelsOf, unknownFields, valuesOf, type FieldWrite, type StepLog } from './step-log.ts'
 
 export interface CachedSubscriber {
   subscriberId: number
@@ -98,11 +98,6 @@ export class SubscriberWriter {
   ): Promise<CachedSubscriber | null> {
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) =>
-      fieldWrites
-        .filter((f) => keys.includes(f.key))
-        .map((f) => f.label)
-        .join(', ')
     const known = await this.cached(delivery, kit.credentialId)
     if (known) {
       const delta = subscriberDelta(known, { email, firstName, fields, writeProfile: want.writeProfile })
@@ -132,7 +127,7 @@ export class SubscriberWriter {
           const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
           if (nameChanged || emailChanged || written.length > 0)
             log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-          if (written.length > 0) log.add('fields.written', labelsOf(written))
+          if (written.length > 0) log.add('fields.written', labelsOf(fieldWrites, written))
           throw err
         }
         const gone = isKitError(err) && err.kind === 'not_found'
@@ -152,7 +147,7 @@ export class SubscriberWriter {
       }
       await this.remember(delivery, kit.credentialId, next)
       log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
+      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(changedFields)))
       return next
     }
     return want.createIfMissing
@@ -207,11 +202,6 @@ export class SubscriberWriter {
   ): Promise<CachedSubscriber> {
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) =>
-      fieldWrites
-        .filter((f) => keys.includes(f.key))
-        .map((f) => f.label)
-        .join(', ')
     log.attempting = 'subscriber not written'
     let subscriber: KitSubscriber
     let created: boolean
@@ -244,7 +234,7 @@ export class SubscriberWriter {
     const stale =
       created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
     if (Object.keys(stale).length > 0) {
-      log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
+      log.attempting = `fields not written (${labelsOf(fieldWrites, Object.keys(stale))})`
       try {
         await kit.updateSubscriber(subscriber.id, { fields: stale })
       } catch (err) {
@@ -265,7 +255,7 @@ export class SubscriberWriter {
       state: subscriber.state,
     }
     await this.remember(delivery, kit.credentialId, next)
-    if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
+    if (Object.keys(fields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(fields)))
     return next
   }
 }
