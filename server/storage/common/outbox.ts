@@ -71,17 +71,15 @@ export function tallied(
   return failed === 0 ? null : build({ failed, reasons: counted })
 }
 
+export type ReportFailures = PlatformOutbox['reportFailures']
+
 export abstract class OutboxStore implements PlatformOutbox {
   protected constructor(protected readonly run: SqlRunner) {}
 
   abstract claim(owner: string, now: number, leaseMs: number, limit: number): Promise<PlatformEventRecord[]>
   abstract releaseLeases(): Promise<void>
-  abstract reportFailures(
-    communityId: string,
-    quietSince: number,
-    now: number,
-    build: (tally: FailureTally) => NewPlatformEvent,
-  ): Promise<NewPlatformEvent | null>
+  /** One report per community at a time, its steps (`failureReport`) in one transaction. */
+  abstract readonly reportFailures: ReportFailures
 
   async add(event: NewPlatformEvent, now: number): Promise<boolean> {
     return (await this.run.run(insertEvent(event, now))) === 1

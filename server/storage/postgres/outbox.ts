@@ -7,8 +7,8 @@
  */
 import { sql } from 'drizzle-orm'
 import type pg from 'pg'
-import type { FailureTally, NewPlatformEvent, PlatformEventRecord } from '../../core/storage.ts'
-import { claimableEvents, eventColumns, failureReport, insertEvent, OutboxStore, tallied } from '../common/outbox.ts'
+import type { PlatformEventRecord } from '../../core/storage.ts'
+import { claimableEvents, eventColumns, failureReport, insertEvent, OutboxStore, tallied, type ReportFailures } from '../common/outbox.ts'
 import { postgresRunner, queryPostgres } from '../common/sql.ts'
 import { withTransaction } from '../common/transaction.ts'
 
@@ -33,13 +33,8 @@ export class PostgresOutbox extends OutboxStore {
   /** Other instances may be alive: their leases are left to expire. */
   async releaseLeases(): Promise<void> {}
 
-  async reportFailures(
-    communityId: string,
-    quietSince: number,
-    now: number,
-    build: (tally: FailureTally) => NewPlatformEvent,
-  ): Promise<NewPlatformEvent | null> {
-    return withTransaction(this.pool, async (client) => {
+  readonly reportFailures: ReportFailures = (communityId, quietSince, now, build) =>
+    withTransaction(this.pool, async (client) => {
       await queryPostgres(client, sql`SELECT pg_advisory_xact_lock(${FAILURE_REPORT_LOCK}, hashtext(${communityId}))`)
       if ((await queryPostgres(client, failureReport.recent(communityId, quietSince))).rows.length > 0) return null
       const { rows } = await queryPostgres(client, failureReport.reasons(communityId))
@@ -49,5 +44,4 @@ export class PostgresOutbox extends OutboxStore {
       await queryPostgres(client, insertEvent(event, now))
       return event
     })
-  }
 }

@@ -2,18 +2,14 @@
 import type Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import type { FailureTally, NewPlatformEvent, PlatformEventRecord } from '../../core/storage.ts'
-import { claimableEvents, eventColumns, failureReport, insertEvent, OutboxStore, tallied } from '../common/outbox.ts'
+import { claimableEvents, eventColumns, failureReport, insertEvent, OutboxStore, tallied, type ReportFailures } from '../common/outbox.ts'
 import { sqliteRunner, type SqliteRunner } from '../common/sql.ts'
 
 export class SqliteOutbox extends OutboxStore {
   private readonly sqliteRun: SqliteRunner
   private readonly claimTx: (owner: string, now: number, leaseMs: number, limit: number) => PlatformEventRecord[]
-  private readonly reportTx: (
-    communityId: string,
-    quietSince: number,
-    now: number,
-    build: (tally: FailureTally) => NewPlatformEvent,
-  ) => NewPlatformEvent | null
+  private readonly reportTx: (...args: Parameters<ReportFailures>) => NewPlatformEvent | null
+  readonly reportFailures: ReportFailures = async (...args) => this.reportTx(...args)
 
   constructor(sqlite: Database.Database) {
     const run = sqliteRunner(sqlite)
@@ -49,14 +45,5 @@ export class SqliteOutbox extends OutboxStore {
 
   async releaseLeases(): Promise<void> {
     await this.run.run(sql`UPDATE platform_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL`)
-  }
-
-  async reportFailures(
-    communityId: string,
-    quietSince: number,
-    now: number,
-    build: (tally: FailureTally) => NewPlatformEvent,
-  ): Promise<NewPlatformEvent | null> {
-    return this.reportTx(communityId, quietSince, now, build)
   }
 }
