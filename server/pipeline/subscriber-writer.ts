@@ -29,6 +29,17 @@ export interface SubscriberWriterDeps {
   now: () => number
 }
 
+/** One write of a member's subscriber: the plan's step, the field values to write, where to log. */
+export interface SubscriberWrite {
+  kit: KitApi
+  delivery: QueuedDelivery
+  want: SubscriberStep
+  fieldWrites: FieldWrite[]
+  log: StepLog
+  /** The delivery's progress marks (progress.ts): a subscriber Kit creates is marked in it. */
+  done: Set<string>
+}
+
 const memberKey = (delivery: QueuedDelivery, credentialId: string): SubscriberKey => ({
   communityId: delivery.communityId,
   credentialId,
@@ -88,14 +99,8 @@ export class SubscriberWriter {
    * write is remembered before the error goes up, so a second call writes only what is missing.
    * null: Kit has no subscriber with the address and the plan creates none.
    */
-  async write(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    want: SubscriberStep,
-    fieldWrites: FieldWrite[],
-    log: StepLog,
-    done: Set<string>,
-  ): Promise<CachedSubscriber | null> {
+  async write(request: SubscriberWrite): Promise<CachedSubscriber | null> {
+    const { kit, delivery, want, fieldWrites, log } = request
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
     const known = await this.cached(delivery, kit.credentialId)
@@ -137,7 +142,7 @@ export class SubscriberWriter {
           emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
         await this.forget(delivery, kit.credentialId)
-        return this.write(kit, delivery, want, fieldWrites, log, done)
+        return this.write(request)
       }
       const next = {
         ...known,
@@ -150,9 +155,7 @@ export class SubscriberWriter {
       if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(changedFields)))
       return next
     }
-    return want.createIfMissing
-      ? this.upsert(kit, delivery, want, fieldWrites, log, done)
-      : this.lookUp(kit, delivery, want, fieldWrites, log)
+    return want.createIfMissing ? this.upsert(request) : this.lookUp(kit, delivery, want, fieldWrites, log)
   }
 
   /** A plan that creates no one: the subscriber Kit lists under the address, if any. */
@@ -192,14 +195,8 @@ export class SubscriberWriter {
     return subscriber
   }
 
-  private async upsert(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    want: SubscriberStep,
-    fieldWrites: FieldWrite[],
-    log: StepLog,
-    done: Set<string>,
-  ): Promise<CachedSubscriber> {
+  private async upsert(request: SubscriberWrite): Promise<CachedSubscriber> {
+    const { kit, delivery, want, fieldWrites, log, done } = request
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
     log.attempting = 'subscriber not written'
