@@ -16,7 +16,8 @@ export type InternalStatus = DeliveryStatus | 'held'
  */
 export const LIST_LAG_REASON: ReasonCode = 'list_lag'
 
-export interface NewDelivery {
+/** The event a delivery carries, from its arrival to its last attempt. */
+export interface DeliveryEvent {
   communityId: string
   eventId: string
   eventType: string
@@ -25,6 +26,9 @@ export interface NewDelivery {
   eventTime: number
   payload: string
   receivedAt: number
+}
+
+export interface NewDelivery extends DeliveryEvent {
   /** Set when the event is recorded but nothing will be sent (unknown type, no Kit account): the words. */
   skippedReason?: string
   /** The skip's reason code, with skippedReason. */
@@ -36,19 +40,11 @@ export interface EnqueueResult {
   deliveryId: string | null
 }
 
-export interface QueuedDelivery {
+export interface QueuedDelivery extends DeliveryEvent {
   seq: number
   id: string
-  communityId: string
-  eventId: string
-  eventType: string
-  memberId: string
-  memberEmail: string
-  eventTime: number
   attempts: number
   kitRequests: number
-  receivedAt: number
-  payload: string
 }
 
 export interface ClaimOptions {

@@ -638,30 +638,20 @@ function toCustomField(value: unknown, status: number): KitCustomFieldItem {
   }
 }
 
-function toForm(value: unknown, status: number): KitFormItem {
+/** A legacy form has no `format` (nor `uid`, nor `archived`): that is how Kit's own libraries tell one. */
+function toForm(value: unknown, status: number, legacy = false): KitFormItem {
   const form = objectOf(value, status, 'form')
   return {
     id: idOf(form.id, status, 'form'),
     name: stringOf(form.name, status, 'form'),
     type: nullableString(form.type),
-    format: nullableString(form.format),
-    archived: form.archived === true,
-    legacy: false,
+    format: legacy ? null : nullableString(form.format),
+    archived: !legacy && form.archived === true,
+    legacy,
   }
 }
 
-/** A legacy form has no `format` (nor `uid`, nor `archived`): that is how Kit's own libraries tell one. */
-function toLegacyForm(value: unknown, status: number): KitFormItem {
-  const form = objectOf(value, status, 'form')
-  return {
-    id: idOf(form.id, status, 'form'),
-    name: stringOf(form.name, status, 'form'),
-    type: nullableString(form.type),
-    format: null,
-    archived: false,
-    legacy: true,
-  }
-}
+const toLegacyForm = (value: unknown, status: number) => toForm(value, status, true)
 
 function toSequence(value: unknown, status: number): KitSequenceItem {
   const sequence = objectOf(value, status, 'sequence')

@@ -266,13 +266,13 @@ export class DeliveryProcessor {
   ): Promise<CachedSubscriber | null> {
     let fields = await this.subscribers.fieldWrites(kit, delivery, planned.subscriber.fields, log)
     try {
-      return await this.subscribers.write(kit, delivery, planned.subscriber, fields, log, done)
+      return await this.subscribers.write({ kit, delivery, want: planned.subscriber, fieldWrites: fields, log, done })
     } catch (err) {
       if (unknownFields(err, fields) === null) throw err
       this.deps.ids.forgetFields(kit.credentialId)
       fields = await this.subscribers.fieldWrites(kit, delivery, planned.subscriber.fields, log)
       try {
-        return await this.subscribers.write(kit, delivery, planned.subscriber, fields, log, done)
+        return await this.subscribers.write({ kit, delivery, want: planned.subscriber, fieldWrites: fields, log, done })
       } catch (again) {
         const missing = unknownFields(again, fields)
         if (missing === null || !isKitError(again)) throw again

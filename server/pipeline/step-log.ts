@@ -114,6 +114,13 @@ export const describeFields = (fields: FieldWrite[]) => fields.map((f) => `"${f.
 
 export const valuesOf = (fields: FieldWrite[]): KitFieldValues => Object.fromEntries(fields.map((f) => [f.key, f.value]))
 
+/** The labels of the written fields with these keys, as a log line lists them. */
+export const labelsOf = (fields: FieldWrite[], keys: string[]) =>
+  fields
+    .filter((f) => keys.includes(f.key))
+    .map((f) => f.label)
+    .join(', ')
+
 /** The field values of a Kit answer, as the plugin remembers them. */
 export const answerFields = (subscriber: KitSubscriber): Record<string, string | null> => ({ ...subscriber.fields })
 

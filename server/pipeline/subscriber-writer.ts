@@ -10,7 +10,7 @@ import type { MappingSource } from '../core/ports.ts'
 import type { QueuedDelivery } from '../core/queue.ts'
 import type { SubscriberKey, SubscriberRepository } from '../core/storage.ts'
 import type { KitIdCache } from './kit-ids.ts'
-import { addressTaken, answerFields, unknownFields, valuesOf, type FieldWrite, type StepLog } from './step-log.ts'
+import { addressTaken, answerFields, labelsOf, unknownFields, valuesOf, type FieldWrite, type StepLog } from './step-log.ts'
 
 export interface CachedSubscriber {
   subscriberId: number
@@ -27,6 +27,17 @@ export interface SubscriberWriterDeps {
   mappings: Pick<MappingSource, 'learnFieldKey'>
   ids: KitIdCache
   now: () => number
+}
+
+/** One write of a member's subscriber: the plan's step, the field values to write, where to log. */
+export interface SubscriberWrite {
+  kit: KitApi
+  delivery: QueuedDelivery
+  want: SubscriberStep
+  fieldWrites: FieldWrite[]
+  log: StepLog
+  /** The delivery's progress marks (progress.ts): a subscriber Kit creates is marked in it. */
+  done: Set<string>
 }
 
 const memberKey = (delivery: QueuedDelivery, credentialId: string): SubscriberKey => ({
@@ -88,21 +99,10 @@ export class SubscriberWriter {
    * write is remembered before the error goes up, so a second call writes only what is missing.
    * null: Kit has no subscriber with the address and the plan creates none.
    */
-  async write(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    want: SubscriberStep,
-    fieldWrites: FieldWrite[],
-    log: StepLog,
-    done: Set<string>,
-  ): Promise<CachedSubscriber | null> {
+  async write(request: SubscriberWrite): Promise<CachedSubscriber | null> {
+    const { kit, delivery, want, fieldWrites, log } = request
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) =>
-      fieldWrites
-        .filter((f) => keys.includes(f.key))
-        .map((f) => f.label)
-        .join(', ')
     const known = await this.cached(delivery, kit.credentialId)
     if (known) {
       const delta = subscriberDelta(known, { email, firstName, fields, writeProfile: want.writeProfile })
@@ -132,7 +132,7 @@ export class SubscriberWriter {
           const written = Object.keys(changedFields).filter((k) => !refused.includes(k))
           if (nameChanged || emailChanged || written.length > 0)
             log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-          if (written.length > 0) log.add('fields.written', labelsOf(written))
+          if (written.length > 0) log.add('fields.written', labelsOf(fieldWrites, written))
           throw err
         }
         const gone = isKitError(err) && err.kind === 'not_found'
@@ -142,7 +142,7 @@ export class SubscriberWriter {
           emailChanged && isKitError(err) && err.kind === 'validation' && unknownFields(err, fieldWrites) === null && addressTaken(err)
         if (!gone && !emailTaken) throw err
         await this.forget(delivery, kit.credentialId)
-        return this.write(kit, delivery, want, fieldWrites, log, done)
+        return this.write(request)
       }
       const next = {
         ...known,
@@ -152,12 +152,10 @@ export class SubscriberWriter {
       }
       await this.remember(delivery, kit.credentialId, next)
       log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
-      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(Object.keys(changedFields)))
+      if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(changedFields)))
       return next
     }
-    return want.createIfMissing
-      ? this.upsert(kit, delivery, want, fieldWrites, log, done)
-      : this.lookUp(kit, delivery, want, fieldWrites, log)
+    return want.createIfMissing ? this.upsert(request) : this.lookUp(kit, delivery, want, fieldWrites, log)
   }
 
   /** A plan that creates no one: the subscriber Kit lists under the address, if any. */
@@ -197,21 +195,10 @@ export class SubscriberWriter {
     return subscriber
   }
 
-  private async upsert(
-    kit: KitApi,
-    delivery: QueuedDelivery,
-    want: SubscriberStep,
-    fieldWrites: FieldWrite[],
-    log: StepLog,
-    done: Set<string>,
-  ): Promise<CachedSubscriber> {
+  private async upsert(request: SubscriberWrite): Promise<CachedSubscriber> {
+    const { kit, delivery, want, fieldWrites, log, done } = request
     const { email, firstName } = want
     const fields = valuesOf(fieldWrites)
-    const labelsOf = (keys: string[]) =>
-      fieldWrites
-        .filter((f) => keys.includes(f.key))
-        .map((f) => f.label)
-        .join(', ')
     log.attempting = 'subscriber not written'
     let subscriber: KitSubscriber
     let created: boolean
@@ -244,7 +231,7 @@ export class SubscriberWriter {
     const stale =
       created && fieldsDeferred ? {} : Object.fromEntries(Object.entries(fields).filter(([k, v]) => (subscriber.fields[k] ?? '') !== v))
     if (Object.keys(stale).length > 0) {
-      log.attempting = `fields not written (${labelsOf(Object.keys(stale))})`
+      log.attempting = `fields not written (${labelsOf(fieldWrites, Object.keys(stale))})`
       try {
         await kit.updateSubscriber(subscriber.id, { fields: stale })
       } catch (err) {
@@ -265,7 +252,7 @@ export class SubscriberWriter {
       state: subscriber.state,
     }
     await this.remember(delivery, kit.credentialId, next)
-    if (Object.keys(fields).length) log.add('fields.written', labelsOf(Object.keys(fields)))
+    if (Object.keys(fields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(fields)))
     return next
   }
 }

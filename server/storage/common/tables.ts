@@ -111,20 +111,23 @@ abstract class TableStore<R extends object> {
   }
 }
 
+/** A table of one row per community, read by its community. */
+abstract class CommunityRowStore<R extends { communityId: string }> extends TableStore<R> {
+  get(communityId: string): Promise<R | undefined> {
+    return this.first({ communityId } as Partial<R>)
+  }
+}
+
 type ConnectionSet = Parameters<ConnectionRepository['update']>[1]
 type ConnectionGuard = Parameters<ConnectionRepository['update']>[2]
 
-export class ConnectionStore extends TableStore<ConnectionRecord> implements ConnectionRepository {
+export class ConnectionStore extends CommunityRowStore<ConnectionRecord> implements ConnectionRepository {
   constructor(run: SqlRunner) {
     super(run, 'connections', connections)
   }
 
-  get(communityId: string): Promise<ConnectionRecord | undefined> {
-    return this.first({ communityId })
-  }
-
   async exists(communityId: string): Promise<boolean> {
-    return (await this.first({ communityId })) !== undefined
+    return (await this.get(communityId)) !== undefined
   }
 
   all(): Promise<ConnectionRecord[]> {
@@ -153,13 +156,9 @@ export class ConnectionStore extends TableStore<ConnectionRecord> implements Con
   }
 }
 
-export class MappingStore extends TableStore<MappingRecord> implements MappingRepository {
+export class MappingStore extends CommunityRowStore<MappingRecord> implements MappingRepository {
   constructor(run: SqlRunner) {
     super(run, 'mappings', mappings)
-  }
-
-  get(communityId: string): Promise<MappingRecord | undefined> {
-    return this.first({ communityId })
   }
 
   async save(record: MappingRecord): Promise<void> {
