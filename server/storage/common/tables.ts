@@ -30,6 +30,7 @@ abstract class TableStore<R extends object> {
   private readonly names: Record<string, string>
   private readonly selection: SQL
   private readonly firsts = new Map<string, (values: Record<string, unknown>) => Promise<Ran>>()
+  private readonly inserts = new Map<string, (values: Record<string, unknown>) => Promise<Ran>>()
 
   protected constructor(
     private readonly run: SqlRunner,
@@ -75,27 +76,29 @@ abstract class TableStore<R extends object> {
     return this.run.all<R>(sql`SELECT ${this.selection} FROM ${sql.raw(this.table)} ${filter} ORDER BY ${this.column(orderBy)}`)
   }
 
-  /** `conflict`: the key columns; `update`: what an existing row takes (nothing: it is kept). Returns the rows changed. */
-  protected insert(record: R, conflict: (keyof R & string)[], update: (keyof R & string)[] = []): Promise<number> {
-    const entries = Object.entries(record).filter(([, value]) => value !== undefined)
-    const columns = sql.join(
-      entries.map(([key]) => this.column(key as keyof R & string)),
-      sql`, `,
-    )
-    const values = sql.join(
-      entries.map(([, value]) => sql`${value}`),
-      sql`, `,
-    )
-    const target = sql.join(
-      conflict.map((key) => this.column(key)),
-      sql`, `,
-    )
-    const set = sql.join(
-      update.map((key) => sql`${this.column(key)} = excluded.${this.column(key)}`),
-      sql`, `,
-    )
-    const onConflict = update.length > 0 ? sql`DO UPDATE SET ${set}` : sql`DO NOTHING`
-    return this.run.run(sql`INSERT INTO ${sql.raw(this.table)} (${columns}) VALUES (${values}) ON CONFLICT (${target}) ${onConflict}`)
+  /**
+   * `conflict`: the key columns; `update`: what an existing row takes (nothing: it is kept). Returns
+   * the rows changed. Written for every delivery processed (what was last sent to Kit): rendered
+   * once per shape (the keys set, the conflict and the update).
+   */
+  protected async insert(record: R, conflict: (keyof R & string)[], update: (keyof R & string)[] = []): Promise<number> {
+    const values = definedOnly(record) as Record<string, unknown>
+    const keys = Object.keys(values) as (keyof R & string)[]
+    const shape = `${keys.join()}|${conflict.join()}|${update.join()}`
+    let query = this.inserts.get(shape)
+    if (!query) {
+      const list = (parts: SQL[]) => sql.join(parts, sql`, `)
+      const columns = list(keys.map((key) => this.column(key)))
+      const placeholders = list(keys.map((key) => sql.placeholder(key)))
+      const target = list(conflict.map((key) => this.column(key)))
+      const set = list(update.map((key) => sql`${this.column(key)} = excluded.${this.column(key)}`))
+      const onConflict = update.length > 0 ? sql`DO UPDATE SET ${set}` : sql`DO NOTHING`
+      query = this.run.prepare(
+        sql`INSERT INTO ${sql.raw(this.table)} (${columns}) VALUES (${placeholders}) ON CONFLICT (${target}) ${onConflict}`,
+      )
+      this.inserts.set(shape, query)
+    }
+    return (await query(values)).changes
   }
 
   protected change(set: Partial<R>, where: Partial<R>): Promise<number> {
