@@ -51,6 +51,12 @@ export interface SqlRunner {
 
 const isList = (values: readonly string[] | SQLWrapper): values is readonly string[] => Array.isArray(values)
 
+/** Runs a prepared SQLite statement: its rows if it reads, else how many rows it changed. */
+const ranBy = (statement: Database.Statement, params: unknown[]): Ran =>
+  statement.reader
+    ? { rows: statement.all(...params) as Record<string, unknown>[], changes: 0 }
+    : { rows: [], changes: statement.run(...params).changes }
+
 /** Prepared statements kept per SQL text; multi-row inserts vary in length, so the cache is bounded. */
 const STATEMENT_CACHE = 256
 
@@ -78,17 +84,12 @@ export function sqliteRunner(sqlite: Database.Database): SqliteRunner {
   }
   const exec = (query: SQL): Ran => {
     const { statement, params } = prepare(query)
-    if (statement.reader) return { rows: statement.all(...params) as Record<string, unknown>[], changes: 0 }
-    return { rows: [], changes: statement.run(...params).changes }
+    return ranBy(statement, params)
   }
   const prepareNow = (query: SQL) => {
     const { sql: text, params } = dialect.sqlToQuery(query)
     const statement = sqlite.prepare(text)
-    return (values: Record<string, unknown>): Ran => {
-      const filled = fillPlaceholders(params, values)
-      if (statement.reader) return { rows: statement.all(...filled) as Record<string, unknown>[], changes: 0 }
-      return { rows: [], changes: statement.run(...filled).changes }
-    }
+    return (values: Record<string, unknown>): Ran => ranBy(statement, fillPlaceholders(params, values))
   }
   const inTransaction = sqlite.transaction((queries: SQL[]) => queries.map(exec))
   return {
@@ -130,11 +131,15 @@ const numbersAsNumbers = {
 
 const pgDialect = new PgDialect()
 
+async function queryText(client: pg.Pool | pg.PoolClient, text: string, values: unknown[]): Promise<Ran> {
+  const result = await client.query({ text, values, types: numbersAsNumbers } as pg.QueryConfig)
+  return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
+}
+
 /** Runs a shared statement on a pool, or on a client inside a transaction. */
 export async function queryPostgres(client: pg.Pool | pg.PoolClient, query: SQL): Promise<Ran> {
   const { sql: text, params } = pgDialect.sqlToQuery(query)
-  const result = await client.query({ text, values: params, types: numbersAsNumbers } as pg.QueryConfig)
-  return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
+  return queryText(client, text, params)
 }
 
 /** PostgreSQL commits are durable when they return (synchronous_commit). */
@@ -151,10 +156,7 @@ export function postgresRunner(pool: pg.Pool): SqlRunner {
       }),
     prepare: (query) => {
       const { sql: text, params } = pgDialect.sqlToQuery(query)
-      return async (values) => {
-        const result = await pool.query({ text, values: fillPlaceholders(params, values), types: numbersAsNumbers } as pg.QueryConfig)
-        return { rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }
-      }
+      return (values) => queryText(pool, text, fillPlaceholders(params, values))
     },
     anyOf: (column, values) => sql`${column} = ANY(${isList(values) ? sql.param(values) : values}::text[])`,
     list: (values) => values,
