@@ -4,7 +4,7 @@
  * tag each mapped tag name stands for) and `kit_subscribers` (what the plugin last wrote to Kit
  * per member and credential). Columns are selected under their record names.
  */
-import { getTableColumns, sql, type SQL } from 'drizzle-orm'
+import { getTableColumns, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { connections, heldTags, kitSubscribers, mappings } from '../../db/schema/index.ts'
 import type {
@@ -87,7 +87,7 @@ abstract class TableStore<R extends object> {
     const shape = `${keys.join()}|${conflict.join()}|${update.join()}`
     let query = this.inserts.get(shape)
     if (!query) {
-      const list = (parts: SQL[]) => sql.join(parts, sql`, `)
+      const list = (parts: SQLWrapper[]) => sql.join(parts, sql`, `)
       const columns = list(keys.map((key) => this.column(key)))
       const placeholders = list(keys.map((key) => sql.placeholder(key)))
       const target = list(conflict.map((key) => this.column(key)))
