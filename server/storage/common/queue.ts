@@ -147,7 +147,11 @@ export abstract class QueueStore implements DeliveryQueue {
     )
   }
 
-  /** Waits for Kit's subscriber list are about time, not Kit being down: they are left as they are (by their reason code). */
+  /**
+   * Waits for Kit's subscriber list are about time, not Kit being down: they are left as they are
+   * (by their reason code). `status IN ('pending', 'retrying')` repeats the partial indexes'
+   * condition, so the planner may use them; `status = 'retrying'` is what is meant.
+   */
   expediteRetries(communityId: string, now: number): Promise<number> {
     return this.run.run(
       sql`UPDATE deliveries SET next_attempt_at = ${now}, updated_at = ${iso(now)}
