@@ -35,10 +35,12 @@ type Maker = (hmacKey: string, template: MemberEvent) => Omit<Shot, 'kind' | 'va
 
 const clone = (e: MemberEvent): MemberEvent => ({ ...structuredClone(e), id: newEventId('evt_garbage') })
 const now = () => Math.floor(Date.now() / 1000)
-const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T
+export const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T
 
-function signed(hmacKey: string, id: string, body: string, timestamp = now()) {
-  return signedHeaders(hmacKey, id, body, timestamp)
+/** A valid event, signed as it should be: the one kind of shot that must be stored. */
+export function validShot(hmacKey: string, e: MemberEvent, kind: string): Shot {
+  const body = JSON.stringify(e)
+  return { kind, valid: true, eventId: e.id, body, headers: signedHeaders(hmacKey, e.id, body) }
 }
 
 /** A well-signed body that fails validation in one of many ways. */
@@ -87,7 +89,7 @@ const MAKERS: [string, number, Maker][] = [
       return {
         eventId: e.id,
         body,
-        headers: { ...signed(_k, e.id, body), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` },
+        headers: { ...signedHeaders(_k, e.id, body), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` },
       }
     },
   ],
@@ -97,7 +99,7 @@ const MAKERS: [string, number, Maker][] = [
     (_k, t) => {
       const e = clone(t)
       const body = JSON.stringify(e)
-      return { eventId: e.id, body, headers: signed(randomBytes(32).toString('base64'), e.id, body) }
+      return { eventId: e.id, body, headers: signedHeaders(randomBytes(32).toString('base64'), e.id, body) }
     },
   ],
   [
@@ -105,7 +107,7 @@ const MAKERS: [string, number, Maker][] = [
     800,
     (k, t) => {
       const e = clone(t)
-      const headers = signed(k, e.id, JSON.stringify(e))
+      const headers = signedHeaders(k, e.id, JSON.stringify(e))
       ;(e.data.member as Record<string, unknown>).email = 'mallory@example.com'
       return { eventId: e.id, body: JSON.stringify(e), headers }
     },
@@ -116,7 +118,7 @@ const MAKERS: [string, number, Maker][] = [
     (k, t) => {
       const e = clone(t)
       const body = JSON.stringify(e)
-      const headers = signed(k, e.id, body)
+      const headers = signedHeaders(k, e.id, body)
       const variant = pick(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'v2', 'no-prefix', 'timestamp-text'])
       if (variant === 'v2') headers['webhook-signature'] = headers['webhook-signature']!.replace('v1,', 'v2,')
       else if (variant === 'no-prefix') headers['webhook-signature'] = headers['webhook-signature']!.slice(3)
@@ -131,7 +133,7 @@ const MAKERS: [string, number, Maker][] = [
     (k, t) => {
       const e = clone(t)
       const body = JSON.stringify(e)
-      return { eventId: e.id, body, headers: signed(k, e.id, body, now() - 301 - Math.floor(Math.random() * 86_400)) }
+      return { eventId: e.id, body, headers: signedHeaders(k, e.id, body, now() - 301 - Math.floor(Math.random() * 86_400)) }
     },
   ],
   [
@@ -140,7 +142,7 @@ const MAKERS: [string, number, Maker][] = [
     (k, t) => {
       const e = clone(t)
       const body = JSON.stringify(e)
-      return { eventId: e.id, body, headers: signed(k, e.id, body, now() + 301 + Math.floor(Math.random() * 86_400)) }
+      return { eventId: e.id, body, headers: signedHeaders(k, e.id, body, now() + 301 + Math.floor(Math.random() * 86_400)) }
     },
   ],
   [
@@ -159,7 +161,7 @@ const MAKERS: [string, number, Maker][] = [
         '\u0000\u0001binary',
         '<event/>',
       ])
-      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+      return { eventId: e.id, body, headers: signedHeaders(k, e.id, body) }
     },
   ],
   [
@@ -168,7 +170,7 @@ const MAKERS: [string, number, Maker][] = [
     (k, t) => {
       const e = clone(t)
       const body = JSON.stringify(brokenEnvelope(e))
-      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+      return { eventId: e.id, body, headers: signedHeaders(k, e.id, body) }
     },
   ],
   [
@@ -178,7 +180,7 @@ const MAKERS: [string, number, Maker][] = [
       const e = clone(t)
       const body = JSON.stringify(e)
       const headerId = newEventId('evt_garbage_header')
-      return { eventId: e.id, body, headers: signed(k, headerId, body) }
+      return { eventId: e.id, body, headers: signedHeaders(k, headerId, body) }
     },
   ],
   [
@@ -188,7 +190,7 @@ const MAKERS: [string, number, Maker][] = [
       const e = clone(t)
       ;(e.data.member as Record<string, unknown>).first_name = 'x'.repeat(256 * 1024 + Math.floor(Math.random() * 4096))
       const body = JSON.stringify(e)
-      return { eventId: e.id, body, headers: signed(k, e.id, body) }
+      return { eventId: e.id, body, headers: signedHeaders(k, e.id, body) }
     },
   ],
   [
@@ -205,7 +207,7 @@ const MAKERS: [string, number, Maker][] = [
         'application/octet-stream',
         '',
       ])
-      const headers = signed(k, e.id, body)
+      const headers = signedHeaders(k, e.id, body)
       if (type) headers['content-type'] = type
       else delete headers['content-type']
       return { eventId: e.id, body: type === '' ? new Blob([body]) : body, headers }
@@ -262,15 +264,8 @@ export async function garbageDrill(): Promise<Outcome> {
     const template = valid[0] as MemberEvent
     const shots = garbageShots(secrets.hmacKey, garbageTotal, template)
     const garbageCount = shots.length
-    for (const e of valid) {
-      const body = JSON.stringify(e)
-      shots.push({ kind: 'valid', valid: true, eventId: e.id, body, headers: signed(secrets.hmacKey, e.id, body) })
-    }
-    for (let i = 0; i < REPLAYS; i++) {
-      const e = pick(valid)
-      const body = JSON.stringify(e)
-      shots.push({ kind: 'valid replay', valid: true, eventId: e.id, body, headers: signed(secrets.hmacKey, e.id, body) })
-    }
+    for (const e of valid) shots.push(validShot(secrets.hmacKey, e, 'valid'))
+    for (let i = 0; i < REPLAYS; i++) shots.push(validShot(secrets.hmacKey, pick(valid), 'valid replay'))
     shuffle(shots)
     log(`garbage: ${garbageCount} bad requests + ${valid.length} valid events + ${REPLAYS} replays, ${CONCURRENCY} at a time`)
 

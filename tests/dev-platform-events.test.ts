@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { Webhook } from 'standardwebhooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RECEIVED_KEPT } from '../server/routes/dev-platform-events.ts'
+import type { ReceivedPlatformEvents } from '#shared/dev-platform-events.ts'
 import { buildTestApp } from './helpers/app.ts'
 import { waitFor } from './helpers/events.ts'
 import { newPlatformSecret } from './helpers/platform-receiver.ts'
@@ -52,7 +53,7 @@ function deliver(target: FastifyInstance, secret: string, event: Record<string, 
 }
 
 const listed = async (target: FastifyInstance) =>
-  (await target.inject({ method: 'GET', url: '/dev/api/platform-events', headers: HOST })).json()
+  (await target.inject({ method: 'GET', url: '/dev/api/platform-events', headers: HOST })).json<ReceivedPlatformEvents>()
 
 async function devApp(secret: string | null): Promise<FastifyInstance> {
   const platformEvents = secret ? { url: `http://127.0.0.1:${PORT}/dev/platform-events`, secret } : null
@@ -69,7 +70,7 @@ describe('the local App Station’s receiver of platform events', () => {
     expect((await deliver(target, secret, anEvent('kitevt_1'))).statusCode).toBe(204)
     const list = await listed(target)
     expect(list.configured).toBe(true)
-    expect(list.items.map((e: { id: string; deliveries: number; type: string }) => [e.id, e.type, e.deliveries])).toEqual([
+    expect(list.items.map((e) => [e.id, e.type, e.deliveries])).toEqual([
       ['kitevt_1', 'kit.subscriber.unsubscribed', 2],
       ['kitevt_2', 'kit.subscriber.bounced', 1],
     ])
@@ -99,7 +100,7 @@ describe('the local App Station’s receiver of platform events', () => {
     const secret = newPlatformSecret()
     const target = await devApp(secret)
     for (let i = 0; i <= RECEIVED_KEPT; i += 1) expect((await deliver(target, secret, anEvent(`kitevt_${i}`))).statusCode).toBe(204)
-    const items = (await listed(target)).items as { id: string }[]
+    const items = (await listed(target)).items
     expect(items).toHaveLength(RECEIVED_KEPT)
     expect(items[0]!.id).toBe(`kitevt_${RECEIVED_KEPT}`)
     expect(items.some((e) => e.id === 'kitevt_0')).toBe(false)

@@ -10,12 +10,12 @@
 import { performance } from 'node:perf_hooks'
 import { busHeaders, consumerState, publishRaw, type RawMessage } from '../../bench/lib/bus.ts'
 import { envInt, sleep } from '../../bench/lib/env.ts'
-import { lifecycleBacklog, signedHeaders, type MemberEvent } from '../../bench/lib/events.ts'
+import { lifecycleBacklog, type MemberEvent } from '../../bench/lib/events.ts'
 import { scrapeCounters } from '../../bench/lib/metrics.ts'
 import { log, type Outcome } from '../../bench/lib/report.ts'
 import { waitAllTerminal } from '../../bench/lib/store.ts'
 import { finish } from '../common.ts'
-import { fire, garbageShots, shuffle, type Shot } from '../garbage.ts'
+import { fire, garbageShots, pick, shuffle, validShot, type Shot } from '../garbage.ts'
 import { INSTANCES, startStack, withClusterLogs } from './stack.ts'
 
 const COMMUNITY = 'c_cluster_garbage'
@@ -23,13 +23,6 @@ const HTTP_REPLAYS = 200
 const BUS_REPLAYS = 50
 const CONCURRENCY = 24
 const REFUSED = ['invalid_signature', 'invalid_event', 'payload_too_large']
-
-const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T
-
-function validShot(hmacKey: string, e: MemberEvent, kind: string): Shot {
-  const body = JSON.stringify(e)
-  return { kind, valid: true, eventId: e.id, body, headers: signedHeaders(hmacKey, e.id, body) }
-}
 
 /** A shot as a bus message: its body and its three signature headers. */
 function asMessage(shot: Shot): RawMessage {

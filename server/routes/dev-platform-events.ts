@@ -6,25 +6,12 @@
  * RECEIVED_KEPT events in memory, once per event id with how often that id came.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { ReceivedPlatformEvent, ReceivedPlatformEvents } from '#shared/dev-platform-events.ts'
 import { decodeWebhookSecrets } from '../config-schema.ts'
 import { AppError } from '../lib/errors.ts'
 import { WebhookVerifier } from '../pipeline/signature.ts'
 
 export const RECEIVED_KEPT = 200
-
-export interface ReceivedPlatformEvent {
-  /** The `webhook-id`: the event's id, the same on every attempt. */
-  id: string
-  type: string | null
-  communityid: string | null
-  subject: string | null
-  /** The CloudEvent as received. */
-  event: Record<string, unknown>
-  /** How many signed deliveries of this id arrived: more than one is a repeat, not a new event. */
-  deliveries: number
-  first_received_at: string
-  last_received_at: string
-}
 
 const text = (value: unknown) => (typeof value === 'string' ? value : null)
 const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)
@@ -81,7 +68,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     return reply.status(204).send()
   })
 
-  app.get('/dev/api/platform-events', { schema: { hide: true } }, async () => ({
+  app.get('/dev/api/platform-events', { schema: { hide: true } }, async (): Promise<ReceivedPlatformEvents> => ({
     configured: target !== null,
     url: target?.url ?? null,
     items: received,

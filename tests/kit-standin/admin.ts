@@ -16,7 +16,7 @@
  */
 import { KitError, notFound, type JsonObject, type Reply } from './errors.ts'
 import type { SubscriberState } from './filters.ts'
-import type { KitStandin, StandinSubscriber, StandinSubscriberEdit } from './server.ts'
+import { subscriberBasics, type KitStandin, type StandinSubscriber, type StandinSubscriberEdit } from './server.ts'
 
 const ACTIONS: Readonly<Record<string, SubscriberState>> = {
   unsubscribe: 'cancelled',
@@ -27,11 +27,7 @@ const ACTIONS: Readonly<Record<string, SubscriberState>> = {
 
 function adminJson(subscriber: StandinSubscriber): JsonObject {
   return {
-    id: subscriber.id,
-    first_name: subscriber.first_name,
-    email_address: subscriber.email_address,
-    state: subscriber.state,
-    created_at: subscriber.created_at,
+    ...subscriberBasics(subscriber),
     updated_at: subscriber.updated_at,
     fields: { ...subscriber.fields },
     tag_ids: [...subscriber.tags],

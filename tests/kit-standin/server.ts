@@ -328,6 +328,12 @@ function paginate<T extends { id: number }>(all: readonly T[], query: URLSearchP
   }
 }
 
+/** What Kit and the admin API both show of a subscriber before their own fields. */
+export function subscriberBasics(subscriber: StandinSubscriber): JsonObject {
+  const { id, first_name, email_address, state, created_at } = subscriber
+  return { id, first_name, email_address, state, created_at }
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -813,11 +819,7 @@ class StandinServer implements KitStandin {
 
   private subscriberJson(account: Account, subscriber: StandinSubscriber): JsonObject {
     return {
-      id: subscriber.id,
-      first_name: subscriber.first_name,
-      email_address: subscriber.email_address,
-      state: subscriber.state,
-      created_at: subscriber.created_at,
+      ...subscriberBasics(subscriber),
       fields: Object.fromEntries(account.state.customFields.map((field) => [field.key, subscriber.fields[field.key] ?? null])),
     }
   }

@@ -1,6 +1,6 @@
 /** Test data for the panel: every factory takes overrides and produces unique values where it matters. */
 import type { Connection, Delivery, Mappings } from '#shared/api.ts'
-import type { PlatformEvent } from '#shared/platform-events.ts'
+import type { PlatformEvent, PlatformEventSummary } from '#shared/platform-events.ts'
 import { defaultMappings } from '#shared/defaults.ts'
 
 let seq = 0
@@ -69,4 +69,9 @@ export function aPlatformEvent(overrides: Partial<PlatformEvent> = {}): Platform
     next_attempt_at: null,
     ...overrides,
   }
+}
+
+/** The section's summary: configured and nothing counted unless told. */
+export function aPlatformEventSummary(overrides: Partial<PlatformEventSummary> = {}): PlatformEventSummary {
+  return { configured: true, since: '2026-11-07T12:00:00.000Z', counts: [], ...overrides }
 }

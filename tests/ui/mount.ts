@@ -6,6 +6,7 @@ import { api } from '../../ui/src/api/index.ts'
 import App from '../../ui/src/App.vue'
 import { useSessionStore } from '../../ui/src/stores/session.ts'
 import { aConnection, aToken, someMappings } from './factories.ts'
+import { answerPlatformEvents } from './platform-events-answers.ts'
 
 /** Default answers of the faked API module (`vi.mock('../../ui/src/api/index.ts')` in the test file). */
 export function answerWithDefaults(): void {
@@ -25,8 +26,7 @@ export function answerWithDefaults(): void {
   vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
   vi.mocked(api.listSyncs).mockResolvedValue({ items: [] })
   vi.mocked(api.countReplayable).mockResolvedValue({ count: 0, members: 0, event_types: [] })
-  vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: false, since: '2026-11-07T12:00:00.000Z', counts: [] })
-  vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [], next_cursor: null })
+  answerPlatformEvents({ configured: false })
 }
 
 export async function mountPanel(): Promise<VueWrapper> {

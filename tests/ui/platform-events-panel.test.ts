@@ -2,13 +2,13 @@ import { flushPromises, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
-import { aConnection, aPlatformEvent } from './factories.ts'
+import { aConnection, aPlatformEvent, aPlatformEventSummary } from './factories.ts'
 import { answerWithDefaults, button, hasButton, mountPanel, textOf } from './mount.ts'
+import { answerPlatformEvents } from './platform-events-answers.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
 const TITLE = 'Kit → App Station'
-const SINCE = '2026-11-07T12:00:00.000Z'
 const sectionOf = (wrapper: VueWrapper) => wrapper.findAll('section').find((s) => s.find('h2').text() === TITLE)
 
 /** The section is loaded on demand: wait until it is there and has read the server. */
@@ -41,9 +41,7 @@ describe('the Kit → App Station section', () => {
   })
 
   it('shows what was sent in the last 30 days by type, and that nothing failed', async () => {
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
-      configured: true,
-      since: SINCE,
+    answerPlatformEvents({
       counts: [
         { type: 'kit.subscriber.unsubscribed', state: 'sent', count: 3 },
         { type: 'kit.subscriber.bounced', state: 'pending', count: 1 },
@@ -62,7 +60,7 @@ describe('the Kit → App Station section', () => {
   })
 
   it('says when nothing was sent in the last 30 days', async () => {
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [] })
+    answerPlatformEvents()
     wrapper = await mountPanel()
     const found = await section(wrapper)
     expect(textOf(found)).toContain('Nothing to tell App Station in the last 30 days.')
@@ -76,12 +74,7 @@ describe('the Kit → App Station section', () => {
       last_error: 'http_401',
       member: { id: 'm_2', email: 'bob@example.com' },
     })
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
-      configured: true,
-      since: SINCE,
-      counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 2 }],
-    })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [timedOut, refused], next_cursor: null })
+    answerPlatformEvents({ counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 2 }] }, [timedOut, refused])
     vi.mocked(api.retryPlatformEvent).mockResolvedValue(undefined)
     wrapper = await mountPanel()
     const found = await section(wrapper)
@@ -100,8 +93,7 @@ describe('the Kit → App Station section', () => {
 
   it('says so when a retry is refused, and keeps the event', async () => {
     const event = aPlatformEvent({ last_error: 'network' })
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [] })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [event], next_cursor: null })
+    answerPlatformEvents({}, [event])
     vi.mocked(api.retryPlatformEvent).mockRejectedValue(new ApiError(409, 'not_retryable', 'Only failed platform events can be sent again'))
     wrapper = await mountPanel()
     const found = await section(wrapper)
@@ -118,7 +110,7 @@ describe('the Kit → App Station section', () => {
   it('shows an error with Try again when the summary cannot be read, and recovers', async () => {
     vi.mocked(api.getPlatformEventSummary)
       .mockRejectedValueOnce(new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.'))
-      .mockResolvedValue({ configured: false, since: SINCE, counts: [] })
+      .mockResolvedValue(aPlatformEventSummary({ configured: false }))
     wrapper = await mountPanel()
     const found = await section(wrapper)
     expect(textOf(found.get('[role="alert"]'))).toContain('What Kit told App Station could not be loaded: The server could not be reached.')

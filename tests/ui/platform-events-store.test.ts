@@ -3,11 +3,10 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { FAILED_LIMIT, usePlatformEventsStore } from '../../ui/src/stores/platformEvents.ts'
-import { aPlatformEvent } from './factories.ts'
+import { aPlatformEvent, aPlatformEventSummary } from './factories.ts'
+import { answerPlatformEvents } from './platform-events-answers.ts'
 
 vi.mock('../../ui/src/api/index.ts')
-
-const SINCE = '2026-11-07T12:00:00.000Z'
 
 describe('platform events store', () => {
   beforeEach(() => {
@@ -17,12 +16,7 @@ describe('platform events store', () => {
 
   it('reads the summary and, when configured, the failed events', async () => {
     const failed = aPlatformEvent()
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
-      configured: true,
-      since: SINCE,
-      counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 }],
-    })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [failed], next_cursor: 'c2' })
+    answerPlatformEvents({ counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 }] }, [failed], 'c2')
     const store = usePlatformEventsStore()
     await store.load()
     expect(api.listPlatformEvents).toHaveBeenCalledWith({ status: 'failed', limit: FAILED_LIMIT })
@@ -33,7 +27,7 @@ describe('platform events store', () => {
   })
 
   it('asks for no failed events when nothing is configured', async () => {
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: false, since: SINCE, counts: [] })
+    answerPlatformEvents({ configured: false })
     const store = usePlatformEventsStore()
     await store.load()
     expect(api.listPlatformEvents).not.toHaveBeenCalled()
@@ -42,17 +36,17 @@ describe('platform events store', () => {
   })
 
   it('adds the counts up by type, every state in its column, the busiest type first', async () => {
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({
-      configured: true,
-      since: SINCE,
-      counts: [
-        { type: 'kit.subscriber.updated', state: 'sent', count: 2 },
-        { type: 'kit.subscriber.unsubscribed', state: 'sent', count: 5 },
-        { type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 },
-        { type: 'kit.subscriber.updated', state: 'pending', count: 1 },
-      ],
-    })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [], next_cursor: null })
+    answerPlatformEvents(
+      {
+        counts: [
+          { type: 'kit.subscriber.updated', state: 'sent', count: 2 },
+          { type: 'kit.subscriber.unsubscribed', state: 'sent', count: 5 },
+          { type: 'kit.subscriber.unsubscribed', state: 'failed', count: 1 },
+          { type: 'kit.subscriber.updated', state: 'pending', count: 1 },
+        ],
+      },
+      [],
+    )
     const store = usePlatformEventsStore()
     await store.load()
     expect(store.byType).toEqual([
@@ -63,7 +57,7 @@ describe('platform events store', () => {
 
   it('keeps what it showed when a reload fails, and says why', async () => {
     vi.mocked(api.getPlatformEventSummary)
-      .mockResolvedValueOnce({ configured: true, since: SINCE, counts: [] })
+      .mockResolvedValueOnce(aPlatformEventSummary())
       .mockRejectedValueOnce(new ApiError(503, 'unavailable', 'Try later'))
     vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [aPlatformEvent()], next_cursor: null })
     const store = usePlatformEventsStore()
@@ -77,8 +71,7 @@ describe('platform events store', () => {
 
   it('retries a failed event: it leaves the failed list and is remembered as sent again', async () => {
     const [a, b] = [aPlatformEvent(), aPlatformEvent()]
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [] })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [a, b], next_cursor: null })
+    answerPlatformEvents({}, [a, b])
     vi.mocked(api.retryPlatformEvent).mockResolvedValue(undefined)
     const store = usePlatformEventsStore()
     await store.load()
@@ -91,8 +84,7 @@ describe('platform events store', () => {
 
   it('keeps a failed event whose retry was refused, with the reason as a code', async () => {
     const a = aPlatformEvent()
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [] })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [a], next_cursor: null })
+    answerPlatformEvents({}, [a])
     vi.mocked(api.retryPlatformEvent).mockRejectedValue(new ApiError(409, 'not_retryable', 'Only failed platform events can be sent again'))
     const store = usePlatformEventsStore()
     await store.load()
@@ -104,8 +96,7 @@ describe('platform events store', () => {
 
   it('sends one retry at a time', async () => {
     const [a, b] = [aPlatformEvent(), aPlatformEvent()]
-    vi.mocked(api.getPlatformEventSummary).mockResolvedValue({ configured: true, since: SINCE, counts: [] })
-    vi.mocked(api.listPlatformEvents).mockResolvedValue({ items: [a, b], next_cursor: null })
+    answerPlatformEvents({}, [a, b])
     let answer!: () => void
     vi.mocked(api.retryPlatformEvent).mockImplementation(() => new Promise<void>((resolve) => (answer = resolve)))
     const store = usePlatformEventsStore()

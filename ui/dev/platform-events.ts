@@ -2,27 +2,13 @@
  * The local App Station's view of what the plugin told it (contract §7): the events its receiver
  * at /dev/platform-events took, newest first, read again every few seconds. Development only.
  */
+import type { ReceivedPlatformEvent, ReceivedPlatformEvents } from '#shared/dev-platform-events.ts'
+
 const POLL_MS = 2000
-
-interface Received {
-  id: string
-  type: string | null
-  communityid: string | null
-  subject: string | null
-  event: Record<string, unknown>
-  deliveries: number
-  last_received_at: string
-}
-
-interface Listing {
-  configured: boolean
-  url: string | null
-  items: Received[]
-}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
-function item(received: Received): HTMLLIElement {
+function item(received: ReceivedPlatformEvent): HTMLLIElement {
   const li = document.createElement('li')
   li.dataset.eventId = received.id
   const title = document.createElement('strong')
@@ -50,7 +36,7 @@ export function watchPlatformEvents(): void {
     try {
       const response = await fetch('/dev/api/platform-events', { headers: { accept: 'application/json' } })
       if (!response.ok) throw new Error(`answered ${response.status}`)
-      const listing = (await response.json()) as Listing
+      const listing = (await response.json()) as ReceivedPlatformEvents
       status.textContent = listing.configured
         ? `${listing.items.length} received at ${listing.url}. Unsubscribe someone in the Kit stand-in to see it arrive.`
         : 'Not receiving: the server has no PLATFORM_EVENTS_URL and PLATFORM_EVENTS_SECRET (npm run start:offline sets them).'
