@@ -26,6 +26,8 @@ const send = async (input: EventInput) => {
 
 const deliveryOf = (eventId: string) => h.delivery(eventId)
 const settled = (eventId: string) => h.settled(eventId)
+/** Sends a member event and waits until its delivery settled. */
+const sendSettled = async (input: EventInput) => settled((await send(input)).id as string)
 const subscriber = (email: string, key = KEY) => h.subscriber(email, key)
 const tagNames = (email: string, key = KEY) => h.tagNames(email, key)
 /** Connects community A and maps user.signed_up to a sequence Kit holds inactive. */
@@ -97,10 +99,7 @@ describe('each event type against Kit', () => {
 
   it('user.updated writes changed fields with PUT to the existing subscriber', async () => {
     await h.connect()
-    await settled(
-      (await send({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } }))
-        .id as string,
-    )
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'free' } })
     const before = h.kit.requests.length
     const updated = await send({ type: 'user.updated', memberId: 'm_d', email: 'd@example.com', fields: { mk_subscription_plan: 'pro' } })
     expect((await settled(updated.id as string)).status).toBe('succeeded')
@@ -110,7 +109,7 @@ describe('each event type against Kit', () => {
 
   it('user.updated with a new email address moves the same subscriber to it', async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_mv', email: 'old@example.com' })).id as string)
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_mv', email: 'old@example.com' })
     const moved = await send({ type: 'user.updated', memberId: 'm_mv', email: 'New@Example.com' })
     expect((await settled(moved.id as string)).status).toBe('succeeded')
     expect(subscriber('old@example.com')).toBeUndefined()
@@ -123,7 +122,7 @@ describe('each event type against Kit', () => {
     const doc = (await h.app.inject({ method: 'GET', url: '/api/v1/mappings', headers: asA })).json()
     doc.events['user.deleted'].unsubscribe = true
     await h.app.inject({ method: 'PUT', url: '/api/v1/mappings', headers: asA, payload: doc })
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_e', email: 'e@example.com' })).id as string)
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_e', email: 'e@example.com' })
     const deleted = await send({ type: 'user.deleted', memberId: 'm_e', email: 'e@example.com' })
     expect((await settled(deleted.id as string)).status).toBe('succeeded')
     expect(subscriber('e@example.com')?.state).toBe('cancelled')
@@ -186,10 +185,7 @@ const warningAnswer = (id: number, email: string, fields: Record<string, string>
 describe("following Kit's documented behaviour", () => {
   it('clears an emptied member field with "" (Kit refuses null)', async () => {
     await h.connect()
-    await settled(
-      (await send({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } }))
-        .id as string,
-    )
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_clr', email: 'clr@example.com', fields: { mk_subscription_plan: 'pro' } })
     const cleared = await send({
       type: 'user.updated',
       memberId: 'm_clr',
@@ -202,10 +198,7 @@ describe("following Kit's documented behaviour", () => {
 
   it("reads Kit's field list again and writes within the same delivery when Kit no longer knows a field key", async () => {
     await h.connect()
-    await settled(
-      (await send({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } }))
-        .id as string,
-    )
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_fk', email: 'fk@example.com', fields: { mk_subscription_plan: 'free' } })
     // The field is deleted in Kit after the plugin learnt its key.
     const fields = h.kit.account(KEY).customFields
     fields.splice(
@@ -226,10 +219,7 @@ describe("following Kit's documented behaviour", () => {
 
   it('treats a 422 naming an unknown field like the warnings: refreshes the field list once and writes again', async () => {
     await h.connect()
-    await settled(
-      (await send({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } }))
-        .id as string,
-    )
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_422', email: 'u422@example.com', fields: { mk_subscription_plan: 'free' } })
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ["Custom field 'subscription_plan' does not exist"] }) })
     const before = h.kit.requests.length
     const updated = await send({
@@ -246,7 +236,7 @@ describe("following Kit's documented behaviour", () => {
   it('fails naming the field that stays unwritten after the refresh, and says what was applied', async () => {
     await h.connect()
     const fields = { mk_subscription_plan: 'free', mk_access_level: 'silver' }
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_uw', email: 'uw@example.com', fields })).id as string)
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_uw', email: 'uw@example.com', fields })
     const s = subscriber('uw@example.com')!
     const warning = ["Custom field 'subscription_plan' does not exist"]
     const list = {
@@ -271,7 +261,7 @@ describe("following Kit's documented behaviour", () => {
 
   it("fails with Kit's message when Kit refuses a new email address for another reason than it being taken", async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })).id as string)
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_em', email: 'em-old@example.com' })
     h.kit.injectNext(1, { status: 422, body: JSON.stringify({ errors: ['Email address is invalid'] }) })
     const moved = await send({ type: 'user.updated', memberId: 'm_em', email: 'em-new@example.com' })
     const d = await settled(moved.id as string)
@@ -280,7 +270,7 @@ describe("following Kit's documented behaviour", () => {
     expect(h.kit.account(KEY).subscribers.map((x) => x.email_address)).toEqual(['em-old@example.com'])
 
     // Kit saying the address is taken still means: use the subscriber that has it.
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_em2', email: 'em-other@example.com' })).id as string)
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_em2', email: 'em-other@example.com' })
     const taken = await send({
       type: 'user.updated',
       memberId: 'm_em',
@@ -316,35 +306,23 @@ describe("following Kit's documented behaviour", () => {
 describe('default field mappings filled from the event', () => {
   it('writes mk_subscription_plan from a started subscription and mk_access_level from a granted level, unless the member carries them', async () => {
     await h.connect()
-    await settled((await send({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })).id as string)
-    await settled(
-      (
-        await send({
-          type: 'subscription.started',
-          memberId: 'm_df',
-          email: 'df@example.com',
-          subscription: { id: 's_df', plan: 'team', status: 'active' },
-        })
-      ).id as string,
-    )
-    await settled(
-      (await send({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string,
-    )
+    await sendSettled({ type: 'user.signed_up', memberId: 'm_df', email: 'df@example.com' })
+    await sendSettled({
+      type: 'subscription.started',
+      memberId: 'm_df',
+      email: 'df@example.com',
+      subscription: { id: 's_df', plan: 'team', status: 'active' },
+    })
+    await sendSettled({ type: 'access.granted', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })
     expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
     // A revocation or cancellation names what the member no longer has: it writes nothing.
-    await settled(
-      (await send({ type: 'access.revoked', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })).id as string,
-    )
-    await settled(
-      (
-        await send({
-          type: 'subscription.canceled',
-          memberId: 'm_df',
-          email: 'df@example.com',
-          subscription: { id: 's_df', plan: 'team', status: 'canceled' },
-        })
-      ).id as string,
-    )
+    await sendSettled({ type: 'access.revoked', memberId: 'm_df', email: 'df@example.com', access: { level: 'gold' } })
+    await sendSettled({
+      type: 'subscription.canceled',
+      memberId: 'm_df',
+      email: 'df@example.com',
+      subscription: { id: 's_df', plan: 'team', status: 'canceled' },
+    })
     expect(subscriber('df@example.com')?.fields).toMatchObject({ subscription_plan: 'team', access_level: 'gold' })
 
     // The member's own fields come first.
@@ -375,30 +353,22 @@ describe('order, duplicates and staleness', () => {
     const t0 = Date.now() - 60_000
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_pf' }
-    await settled(
-      (
-        await send({
-          ...m,
-          type: 'user.signed_up',
-          email: 'pf@example.com',
-          firstName: 'Pat',
-          fields: { mk_subscription_plan: 'free' },
-          time: at(0),
-        })
-      ).id as string,
-    )
-    await settled(
-      (
-        await send({
-          ...m,
-          type: 'user.updated',
-          email: 'pf-new@example.com',
-          firstName: 'Patricia',
-          fields: { mk_subscription_plan: 'pro' },
-          time: at(3000),
-        })
-      ).id as string,
-    )
+    await sendSettled({
+      ...m,
+      type: 'user.signed_up',
+      email: 'pf@example.com',
+      firstName: 'Pat',
+      fields: { mk_subscription_plan: 'free' },
+      time: at(0),
+    })
+    await sendSettled({
+      ...m,
+      type: 'user.updated',
+      email: 'pf-new@example.com',
+      firstName: 'Patricia',
+      fields: { mk_subscription_plan: 'pro' },
+      time: at(3000),
+    })
 
     const lateUpdate = await send({
       ...m,
@@ -437,7 +407,7 @@ describe('order, duplicates and staleness', () => {
     const at = (ms: number) => new Date(t0 + ms).toISOString()
     const m = { memberId: 'm_late', email: 'late@example.com' }
     // The grant (carrying no member fields) arrives and is applied before the older sign-up.
-    await settled((await send({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2000) })).id as string)
+    await sendSettled({ ...m, type: 'access.granted', access: { level: 'gold' }, time: at(2000) })
     const signUp = await send({
       ...m,
       type: 'user.signed_up',
@@ -482,7 +452,7 @@ describe('order, duplicates and staleness', () => {
     await h.connect()
     const t0 = Date.now() - 60_000
     const m = { memberId: 'm_acc', email: 'acc@example.com', access: { level: 'gold' } }
-    await settled((await send({ ...m, type: 'access.revoked', time: new Date(t0 + 5000).toISOString() })).id as string)
+    await sendSettled({ ...m, type: 'access.revoked', time: new Date(t0 + 5000).toISOString() })
     const late = await send({ ...m, type: 'access.granted', time: new Date(t0).toISOString() })
     const d = await settled(late.id as string)
     expect(d).toMatchObject({ status: 'skipped', last_error: expect.stringMatching(/access level "gold"/) })
@@ -659,11 +629,8 @@ describe('Kit economy', () => {
 describe('deliveries API', () => {
   it('lists newest first, filters by status and member, pages with a cursor, and is scoped by community', async () => {
     await h.connect()
-    for (let i = 0; i < 5; i++)
-      await settled((await send({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })).id as string)
-    await settled(
-      (await send({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })).id as string,
-    )
+    for (let i = 0; i < 5; i++) await sendSettled({ type: 'user.signed_up', memberId: `m_p${i}`, email: `page${i}@example.com` })
+    await sendSettled({ type: 'user.signed_up', communityId: 'c_bravo', memberId: 'm_other', email: 'other@example.com' })
 
     const first = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries?limit=2', headers: asA })).json()
     expect(first.items.map((d: { member_email: string }) => d.member_email)).toEqual(['page4@example.com', 'page3@example.com'])

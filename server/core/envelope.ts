@@ -2,7 +2,7 @@
  * The member event envelope: CloudEvents 1.0 JSON with per-type data. Validation
  * names the exact field at fault so the platform's engineers can fix the sender.
  */
-import { isEventType, subscriptionStatusKind, type EventType } from '#shared/events.ts'
+import { isEventType, subscriptionStatusKind } from '#shared/events.ts'
 import { findNul, hasBidiOrFormatCharacter, hasControlCharacter } from '#shared/text.ts'
 
 export interface MemberData {
@@ -120,10 +120,6 @@ function validateSnapshotData(data: Obj): void {
     if (!isObject(data.access)) throw new InvalidEvent('data.access must be an object')
     requireString(data.access, 'level', 'data.access.', MAX_ID)
   }
-}
-
-export function knownType(event: MemberEvent): EventType | null {
-  return isEventType(event.type) ? event.type : null
 }
 
 export const normaliseEmail = (email: string) => email.trim().toLowerCase()

@@ -12,7 +12,6 @@ import type { EventMapping, KitRef, Mappings } from '#shared/api.ts'
 import { hasPlaceholder, type EventType } from '#shared/events.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
-import { tagRemovalsFor } from './new-subscriber.ts'
 import type { OrderingMark } from './queue.ts'
 import type { ReasonCode, ReasonDetails } from './reasons.ts'
 import { snapshotMapping, SNAPSHOT_TYPE } from './snapshot.ts'
@@ -217,9 +216,7 @@ export function plan(input: PlanInput): Plan {
 
 /** The plan's steps for the subscriber as Kit answered: one this delivery created has no tags to remove. */
 export function removalsFor(steps: readonly KitStep[], created: boolean): KitStep[] {
-  const removals = steps.filter((s) => s.kind === 'tag.remove')
-  const kept = new Set(tagRemovalsFor(removals, created))
-  return steps.filter((s) => s.kind !== 'tag.remove' || kept.has(s))
+  return created ? steps.filter((s) => s.kind !== 'tag.remove') : [...steps]
 }
 
 export interface SubscriberDelta {

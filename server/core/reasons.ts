@@ -87,7 +87,8 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   kit_refused: (d) => sentence(`Kit refused the change: ${d.message ?? ''}`),
   kit_not_found: (d) => sentence(`Kit could not find what this event refers to: ${d.message ?? ''}`),
   mapping_refused: (d) => sentence(`Kit refused what the mapping names${d.message ? `: ${d.message}` : ''}; fix the mapping, then Retry`),
-  retries_exhausted: (d) => `${d.message ?? ''} Gave up after retrying for a day; use Retry once Kit works again.`,
+  // Leads with the verdict: the last try's words (`message`) still speak of retrying.
+  retries_exhausted: (d) => `Gave up after retrying for a day. The last try: ${d.message ?? ''} Use Retry once Kit works again.`,
 }
 
 /** The words Activity shows for a reason. */

@@ -12,12 +12,8 @@
  * refusal there makes the credential spent here until the time the ledger gave.
  */
 import type { BudgetLedger, BudgetTicket } from '../core/storage.ts'
+import { abortError } from './errors.ts'
 
-/** Why `signal` aborted, as an Error (its own reason when that is one, as `AbortController.abort()` gives). */
-function abortReason(signal: AbortSignal | undefined): Error {
-  const reason: unknown = signal?.reason
-  return reason instanceof Error ? reason : new Error(typeof reason === 'string' ? reason : 'aborted')
-}
 export type Priority = 'interactive' | 'background'
 
 export type Release = () => void
@@ -195,7 +191,7 @@ export class RequestBudget {
    * with the ledger's error when it cannot be asked: a request is never granted without a ticket.
    */
   acquire(credentialId: string, priority: Priority, signal?: AbortSignal): Promise<Release> {
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    if (signal?.aborted) return Promise.reject(abortError(signal))
     const state = this.#state(credentialId)
     if (priority === 'interactive' && state.interactive.length >= this.maxInteractiveWaiting) {
       return Promise.reject(new BudgetBusyError(credentialId, this.delayFor(credentialId, 'interactive')))
@@ -207,7 +203,7 @@ export class RequestBudget {
         const index = queue.indexOf(waiter)
         if (index === -1) return
         queue.splice(index, 1)
-        reject(abortReason(signal))
+        reject(abortError(signal))
         this.#pump(credentialId, state)
       }
       const waiter: Waiter = {
@@ -219,7 +215,7 @@ export class RequestBudget {
           if (signal?.aborted) {
             // Aborted while the ledger was asked: the ticket is given back as a request that ran.
             release()
-            reject(abortReason(signal))
+            reject(abortError(signal))
             return
           }
           resolve(release)
@@ -352,7 +348,7 @@ export class RequestBudget {
           waiter.grant(slot.release)
           return
         }
-        if (waiter.signal?.aborted) waiter.fail(abortReason(waiter.signal))
+        if (waiter.signal?.aborted) waiter.fail(abortError(waiter.signal))
         else requeue(waiter.priority === 'interactive' ? state.interactive : state.background, waiter)
         this.#pump(credentialId, state)
       },

@@ -12,7 +12,7 @@
 import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
 import { BudgetSpentError, type Priority, type Release, type RequestBudget } from './budget.ts'
-import { KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
+import { abortError, KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type {
   KitAccountInfo,
   KitApi,
@@ -515,12 +515,6 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms)
     signal.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-/** Why `signal` was aborted: its reason itself when that is an Error (callers may compare it), else wrapped. */
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason
-  return reason instanceof Error ? reason : new Error('aborted', { cause: reason })
 }
 
 function networkMessage(error: unknown): string {

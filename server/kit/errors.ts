@@ -34,6 +34,16 @@ export function kindForStatus(status: number): KitErrorKind {
   return 'validation'
 }
 
+/**
+ * Why `signal` aborted, as an Error: its reason itself when that is one (callers may compare it, as
+ * `AbortController.abort(error)` gives), a string reason as the message, anything else as the cause.
+ */
+export function abortError(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason
+  if (reason instanceof Error) return reason
+  return typeof reason === 'string' ? new Error(reason) : new Error('aborted', { cause: reason })
+}
+
 function defaultMessage(kind: KitErrorKind, status: number | null): string {
   if (status !== null) return `Kit answered ${status} without details`
   return kind === 'unavailable' ? 'Kit could not be reached' : `Kit request failed (${kind})`

@@ -11,7 +11,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
 import type { DeliveryMetrics } from '../core/ports.ts'
-import { reasonWords } from '../core/reasons.ts'
+import { reasonWords, type ReasonCode } from '../core/reasons.ts'
 import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
@@ -59,7 +59,7 @@ export class Consumer {
   private readonly idlePollMs: number
   private readonly turnMs: number
   /** Told of every delivery that failed for good, with its reason code (the platform's failing notice). */
-  private readonly failedListeners: ((delivery: QueuedDelivery, reason: string) => Promise<unknown>)[] = []
+  private readonly failedListeners: ((delivery: QueuedDelivery, reason: ReasonCode) => Promise<unknown>)[] = []
   /** Work was due but left unclaimed (every slot taken, or its community not claimable) at the last look. */
   private workWaiting = false
   private readonly share: FairShare
@@ -80,13 +80,12 @@ export class Consumer {
     this.loop = this.run()
   }
 
-  /** New work arrived (or a community was reconnected): look now rather than at the next poll. */
   /** Calls `listener` for every delivery that fails for good; its errors are logged, never thrown. */
-  onFailed(listener: (delivery: QueuedDelivery, reason: string) => Promise<unknown>): void {
+  onFailed(listener: (delivery: QueuedDelivery, reason: ReasonCode) => Promise<unknown>): void {
     this.failedListeners.push(listener)
   }
 
-  private failed(delivery: QueuedDelivery, reason: string): void {
+  private failed(delivery: QueuedDelivery, reason: ReasonCode): void {
     for (const listener of this.failedListeners) {
       listener(delivery, reason).catch((err: unknown) =>
         this.o.log.error({ err, deliveryId: delivery.id }, 'telling of a failed delivery failed'),
@@ -94,6 +93,7 @@ export class Consumer {
     }
   }
 
+  /** New work arrived (or a community was reconnected): look now rather than at the next poll. */
   notify(): void {
     this.notified = true
     this.wake?.()

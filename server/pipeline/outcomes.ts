@@ -17,7 +17,7 @@ import { capitalise, step, type StepLog } from './step-log.ts'
 import type { SubscriberWriter } from './subscriber-writer.ts'
 
 /** Tried again shortly, for the reason given (nothing went wrong that waiting cannot fix). */
-export class Retryable extends Error {
+class Retryable extends Error {
   constructor(readonly reason: ReasonCode) {
     super(reason)
   }
@@ -35,7 +35,7 @@ export class Refused extends Error {
 }
 
 /** A delivery that sent nothing, with its reason as its one step. */
-export const skippedBecause = (reason: ReasonCode, details: ReasonDetails = {}): Outcome => {
+const skippedBecause = (reason: ReasonCode, details: ReasonDetails = {}): Outcome => {
   const words = reasonWords(reason, details)
   return { status: 'skipped', reason, kitRequests: 0, lastError: words, steps: [step('skipped', null, words)] }
 }

@@ -15,7 +15,7 @@ import type { CredentialSource, MappingSource } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { nextListLookup, type RetryPolicy } from '../core/retry-policy.ts'
 import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
-import { reasonWords } from '../core/reasons.ts'
+import { reasonWords, type ReasonDetails } from '../core/reasons.ts'
 import { takingTurns, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { describeTag, MappedTags } from './mapped-tags.ts'
@@ -52,10 +52,11 @@ export interface ProcessorDeps {
 /** What executing a plan came to, short of an error. */
 interface Executed {
   warnings: string[]
-  /** Kit has nobody to apply it to (the words). */
-  skipped?: string
-  /** Kit's list may not show the subscriber yet: look again then. */
-  waiting?: { message: string; lookAgainAt: number }
+  /**
+   * Kit lists nobody with the address: its list may not show the subscriber yet (`list_lag`, look
+   * again at `lookAgainAt`), or the window for that has passed (`not_in_kit`).
+   */
+  notFound?: { reason: 'list_lag'; lookAgainAt: number; details: ReasonDetails } | { reason: 'not_in_kit'; details: ReasonDetails }
 }
 
 export class DeliveryProcessor {
@@ -130,25 +131,27 @@ export class DeliveryProcessor {
     const log = new StepLog()
     try {
       const notes = await this.execute(takingTurns(kit, turn), delivery, event, planned, log, done)
-      if (notes.waiting) {
+      const notFound = notes.notFound
+      if (notFound?.reason === 'list_lag') {
         // Nothing was changed and no ordering mark is set: the next attempt decides.
-        const { message, lookAgainAt } = notes.waiting
-        log.add('warning', null, message)
-        return { status: 'retrying', reason: 'list_lag', kitRequests, lastError: message, nextAttemptAt: lookAgainAt, steps: log.steps }
+        const words = reasonWords(notFound.reason, notFound.details)
+        log.add('warning', null, words)
+        return {
+          status: 'retrying',
+          reason: notFound.reason,
+          kitRequests,
+          lastError: words,
+          nextAttemptAt: notFound.lookAgainAt,
+          steps: log.steps,
+        }
       }
-      if (notes.skipped) {
+      if (notFound) {
         // Nobody in Kit to change: the subscription or access scope is settled by this event, and
         // an older snapshot has nothing to add; but no profile was written, so the member's older
         // live events arriving later (a sign-up) still write theirs.
-        log.add('skipped', null, notes.skipped)
-        return {
-          status: 'skipped',
-          reason: 'not_in_kit',
-          kitRequests,
-          lastError: notes.skipped,
-          steps: log.steps,
-          marks: planned.settledMarks,
-        }
+        const words = reasonWords(notFound.reason, notFound.details)
+        log.add('skipped', null, words)
+        return { status: 'skipped', reason: notFound.reason, kitRequests, lastError: words, steps: log.steps, marks: planned.settledMarks }
       }
       if (planned.staleProfile) {
         const note = planned.newerFields
@@ -190,11 +193,9 @@ export class DeliveryProcessor {
     if (!subscriber) {
       // Kit's lookup by email lags its writes: someone created in Kit moments ago (by hand, by a
       // form, through another key) is not listed yet. Look again for a while before concluding.
-      const window = durationWords(this.deps.retry.listLagWindowMs)
-      const email = planned.subscriber.email
+      const details = { email: planned.subscriber.email, window: durationWords(this.deps.retry.listLagWindowMs) }
       const lookAgainAt = nextListLookup(this.deps.retry, delivery.receivedAt, this.now(), delivery.attempts, this.random())
-      if (lookAgainAt !== null) return { warnings, waiting: { message: reasonWords('list_lag', { email, window }), lookAgainAt } }
-      return { warnings, skipped: reasonWords('not_in_kit', { email, window }) }
+      return { warnings, notFound: lookAgainAt === null ? { reason: 'not_in_kit', details } : { reason: 'list_lag', lookAgainAt, details } }
     }
     const subscriberId = subscriber.subscriberId
     const unfilled = (mode: 'add' | 'remove') => {

@@ -4,6 +4,7 @@
  */
 import type { DeliveryStep, DeliveryStepAction } from '#shared/api.ts'
 import type { KitFieldValues, KitSubscriber } from '../core/kit.ts'
+import type { PlannedField } from '../core/planner.ts'
 import { isKitError, KitFieldWarnings, type KitError } from '../kit/errors.ts'
 
 const STEP_WORDS: Record<DeliveryStepAction, (target: string | null) => string> = {
@@ -68,13 +69,9 @@ export function durationWords(ms: number): string {
   return ms >= 60_000 ? plural(Math.round(ms / 60_000), 'minute') : plural(Math.max(1, Math.round(ms / 1000)), 'second')
 }
 
-/** One mapped member field to write: Kit's key for it, the label the owner knows, the value. */
-export interface FieldWrite {
+/** A planned field with the member field it comes from, as the executor writes and names it. */
+export interface FieldWrite extends PlannedField {
   source: string
-  key: string
-  label: string
-  /** Kit takes strings only; an emptied member field is written as "". */
-  value: string
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

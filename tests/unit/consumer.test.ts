@@ -40,6 +40,10 @@ const processor = {
   process: async () => ({ status: 'succeeded' as const, kitRequests: 0, lastError: null }),
 } as unknown as DeliveryProcessor
 
+/** A consumer with no credentials to wait on, so only its claim loop and idle wait run. */
+const idleConsumer = (queue: DeliveryQueue, idlePollMs: number) =>
+  new Consumer({ queue, processor, budget, credentials: async () => new Map(), log, metrics, idlePollMs })
+
 describe('consumer wake-ups', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
@@ -50,15 +54,7 @@ describe('consumer wake-ups', () => {
 
   it('does not lose a notify() that arrives during the pause after an empty claim', async () => {
     const q = memoryQueue()
-    const consumer = new Consumer({
-      queue: q.queue,
-      processor,
-      budget,
-      credentials: async () => new Map(),
-      log,
-      metrics,
-      idlePollMs: 60_000,
-    })
+    const consumer = idleConsumer(q.queue, 60_000)
     consumer.start()
     await vi.advanceTimersByTimeAsync(1)
     expect(q.claims()).toBe(1)
@@ -74,15 +70,7 @@ describe('consumer wake-ups', () => {
 
   it('does not lose a notify() that arrives during the pause after an idle wait ran out', async () => {
     const q = memoryQueue()
-    const consumer = new Consumer({
-      queue: q.queue,
-      processor,
-      budget,
-      credentials: async () => new Map(),
-      log,
-      metrics,
-      idlePollMs: 100,
-    })
+    const consumer = idleConsumer(q.queue, 100)
     consumer.start()
     // t=0 empty claim, pause to t=10, idle until t=110 (runs out), empty claim, pause to t=120.
     await vi.advanceTimersByTimeAsync(115)
@@ -98,15 +86,7 @@ describe('consumer wake-ups', () => {
 
   it('stops promptly when asked during the pause, not after a full idle poll', async () => {
     const q = memoryQueue()
-    const consumer = new Consumer({
-      queue: q.queue,
-      processor,
-      budget,
-      credentials: async () => new Map(),
-      log,
-      metrics,
-      idlePollMs: 60_000,
-    })
+    const consumer = idleConsumer(q.queue, 60_000)
     consumer.start()
     await vi.advanceTimersByTimeAsync(1)
     let done = false

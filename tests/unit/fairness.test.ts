@@ -19,6 +19,7 @@ import { takeTurns } from '../../server/core/turns.ts'
 import type { DeliveryProcessor } from '../../server/pipeline/processor.ts'
 import { DeliveryProgress, resumable } from '../../server/pipeline/progress.ts'
 import type { ClaimOptions, DeliveryQueue, Outcome, QueuedDelivery } from '../../server/core/queue.ts'
+import { queuedDelivery } from '../helpers/deliveries.ts'
 
 const NOW = 1_000_000
 
@@ -300,27 +301,16 @@ describe('resuming a delivery', () => {
   })
 })
 
+/** A claimed sign-up of member `m_<seq>` in `communityId`, for the consumer cases below. */
+const delivery = (seq: number, communityId: string): QueuedDelivery =>
+  queuedDelivery({ seq, id: `dlv_${seq}`, communityId, memberId: `m_${seq}`, eventTime: 0, receivedAt: 0 })
+
 describe('consumer: at most a few deliveries per credential at once', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   })
   afterEach(() => {
     vi.useRealTimers()
-  })
-
-  const delivery = (seq: number, communityId: string): QueuedDelivery => ({
-    seq,
-    id: `dlv_${seq}`,
-    communityId,
-    eventId: `evt_${seq}`,
-    eventType: 'user.signed_up',
-    memberId: `m_${seq}`,
-    memberEmail: `m${seq}@example.com`,
-    eventTime: 0,
-    attempts: 0,
-    kitRequests: 0,
-    receivedAt: 0,
-    payload: '{}',
   })
 
   it('keeps slots free for another community while one has a long backlog', async () => {
@@ -385,21 +375,6 @@ describe("consumer: a delivery's turn", () => {
   })
   afterEach(() => {
     vi.useRealTimers()
-  })
-
-  const delivery = (seq: number, communityId: string): QueuedDelivery => ({
-    seq,
-    id: `dlv_${seq}`,
-    communityId,
-    eventId: `evt_${seq}`,
-    eventType: 'user.signed_up',
-    memberId: `m_${seq}`,
-    memberEmail: `m${seq}@example.com`,
-    eventTime: 0,
-    attempts: 0,
-    kitRequests: 0,
-    receivedAt: 0,
-    payload: '{}',
   })
 
   /** Two slots, two long deliveries of different communities; `waiting` says whether other work is due. */

@@ -25,6 +25,13 @@ describe('reason codes', () => {
     expect(reasonWords('kit_unavailable', { message: 'HTTP 503' })).toContain('HTTP 503')
   })
 
+  it('says a delivery was given up before quoting the last try, whose words still speak of retrying', () => {
+    const last = reasonWords('kit_unavailable', { message: 'HTTP 503' })
+    const words = reasonWords('retries_exhausted', { message: last })
+    expect(words.startsWith('Gave up after retrying for a day.')).toBe(true)
+    expect(words).toContain(last)
+  })
+
   it('tells a code from any other text', () => {
     expect(REASON_CODES.every(isReasonCode)).toBe(true)
     expect(isReasonCode('No Kit account is connected')).toBe(false)
