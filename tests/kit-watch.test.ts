@@ -5,7 +5,7 @@
  * writes are never echoed; when nothing changed each interval costs exactly one Kit request.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { updatedAfter } from '../server/pipeline/kit-watch.ts'
+import { OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
 import { startPlatformReceiver, type PlatformReceiver, type Received } from './helpers/platform-receiver.ts'
 import { KEY, PipelineHarness } from './helpers/pipeline.ts'
@@ -159,18 +159,52 @@ describe('the Kit watch poll', () => {
     const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
     const ada = app.subscriber('ada@example.com')!
     // As a consent withdrawal would: the plugin says what it is about to do, then unsubscribes Ada in Kit.
-    await app.app.kitWatch.acknowledge('c_alpha', credentialId, 'm_ada', {
-      id: ada.id,
-      email_address: 'ada@example.com',
-      first_name: 'Ada',
-      state: 'cancelled',
-      created_at: '',
-      fields: {},
+    await new OwnWritesSeen(app.app.storage.kitStates).unsubscribing({
+      communityId: 'c_alpha',
+      credentialId,
+      memberId: 'm_ada',
+      subscriberId: ada.id,
+      email: 'ada@example.com',
+      firstName: 'Ada',
     })
     app.kit.changeState(KEY, 'ada@example.com', 'cancelled')
     await pollAfter(app, Date.now())
     await pollAfter(app, Date.now())
     expect(receiver.received).toHaveLength(0)
+  })
+
+  it('never reports an unsubscribe a delivery sent through its mapping', async () => {
+    const app = await harness()
+    await app.putMappings((doc) => {
+      doc.events['subscription.canceled'] = {
+        add_tags: [],
+        remove_tags: [],
+        add_to_forms: [],
+        add_to_sequences: [],
+        unsubscribe: true,
+      }
+    })
+    await member(app, 'm_ada', 'ada@example.com')
+    await waitFor(() => app.app.sqlite.prepare(`SELECT 1 FROM kit_member_states WHERE member_id = 'm_ada'`).get(), {
+      what: 'Ada seen in Kit',
+      timeoutMs: 5000,
+    })
+    const id = await app.send({
+      type: 'subscription.canceled',
+      memberId: 'm_ada',
+      email: 'ada@example.com',
+      subscription: { id: 's_ada', plan: 'pro', status: 'canceled' },
+    })
+    expect((await app.settled(id)).status).toBe('succeeded')
+    expect(app.subscriber('ada@example.com')).toMatchObject({ state: 'cancelled', first_name: 'Ada' })
+    await pollAfter(app, Date.now())
+    await pollAfter(app, Date.now())
+    expect(receiver.received).toHaveLength(0)
+    expect(app.app.sqlite.prepare(`SELECT state, first_name AS n, email FROM kit_member_states WHERE member_id = 'm_ada'`).get()).toEqual({
+      state: 'cancelled',
+      n: 'Ada',
+      email: 'ada@example.com',
+    })
   })
 
   it('reports nobody the plugin does not know as a member', async () => {

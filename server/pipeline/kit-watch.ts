@@ -16,6 +16,7 @@ import type { BudgetUsage } from '../kit/budget.ts'
 import type { KitCallOptions, KitWatchApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../core/kit.ts'
+import type { OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
 import type { KitMemberState, KitStateRepository, KnownKitMember } from '../core/storage.ts'
 import type { Changes, EmitInput, EmitResult } from './platform-events.ts'
 
@@ -74,6 +75,38 @@ export function compare(
       firstName: kit.first_name,
       email: emailNow,
     },
+  }
+}
+
+/**
+ * The Kit watch's side of the plugin's own writes: the unsubscribe about to be sent is kept as the
+ * state seen (with the name and email last seen, or else last written), so neither the poll nor a
+ * webhook reports it back. Only storage is touched, so the pipeline can hold it without the watch.
+ */
+export class OwnWritesSeen implements OwnKitWrites {
+  constructor(
+    private readonly states: KitStateRepository,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async unsubscribing(write: OwnKitWrite): Promise<void> {
+    const { communityId, credentialId, memberId, subscriberId } = write
+    const known = await this.states.known(communityId, credentialId, [{ id: subscriberId, email: write.email }])
+    const seen = known.find((m) => m.memberId === memberId)?.seen ?? null
+    const now = this.now()
+    await this.states.record(
+      communityId,
+      credentialId,
+      memberId,
+      {
+        subscriberId,
+        state: 'cancelled',
+        stateLearnedAt: seen?.state === 'cancelled' ? seen.stateLearnedAt : now,
+        firstName: seen ? seen.firstName : write.firstName,
+        email: seen ? seen.email : write.email.toLowerCase(),
+      },
+      now,
+    )
   }
 }
 
@@ -241,23 +274,6 @@ export class KitWatch {
       await this.d.states.record(communityId, credentialId, member.memberId, seen, now)
     }
     return emitted
-  }
-
-  /**
-   * The plugin itself changed the member in Kit (an unsubscribe it sent, a name or email it wrote):
-   * what Kit holds after it is kept as seen, so neither the poll nor a webhook reports it back.
-   * Called just before the change is sent, so no poll can see it first.
-   */
-  async acknowledge(communityId: string, credentialId: string, memberId: string, kit: KitSubscriber): Promise<void> {
-    const now = this.now()
-    const seen = {
-      subscriberId: kit.id,
-      state: kit.state,
-      stateLearnedAt: now,
-      firstName: kit.first_name,
-      email: kit.email_address.toLowerCase(),
-    }
-    await this.d.states.record(communityId, credentialId, memberId, seen, now)
   }
 
   /** Registers the connection's webhooks (only with PUBLIC_URL), replacing any it had. */
