@@ -4,26 +4,17 @@
  * a new first name) reaches App Station signed, once, within a poll interval; the plugin's own
  * writes are never echoed; when nothing changed each interval costs exactly one Kit request.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
-import { startPlatformReceiver, type PlatformReceiver, type Received } from './helpers/platform-receiver.ts'
+import { receiverForTests, type Received } from './helpers/platform-receiver.ts'
 import { KEY, PipelineHarness } from './helpers/pipeline.ts'
 
 const INTERVAL_MS = 1000
-let receiver: PlatformReceiver
 let h: PipelineHarness | undefined
-
-beforeAll(async () => {
-  receiver = await startPlatformReceiver()
-})
-afterEach(async () => {
+const receiver = receiverForTests(async () => {
   await h?.close()
   h = undefined
-  receiver.reset()
-})
-afterAll(async () => {
-  await receiver.close()
 })
 
 async function harness(): Promise<PipelineHarness> {
