@@ -5,7 +5,9 @@
  * writes are never echoed; when nothing changed each interval costs exactly one Kit request.
  */
 import { describe, expect, it } from 'vitest'
-import { OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
+import pino from 'pino'
+import type { KitStateRepository } from '../server/core/storage.ts'
+import { KitWatch, OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
 import { receiverForTests, type Received } from './helpers/platform-receiver.ts'
 import { KEY, PipelineHarness } from './helpers/pipeline.ts'
@@ -254,5 +256,49 @@ describe('the Kit watch poll', () => {
     expect(app.kit.requests.length).toBe(from)
     expect(app.app.sqlite.prepare('SELECT next_poll_at AS n FROM kit_watch_polls').get()).toEqual({ n: 0 })
     for (const release of held) release()
+  })
+})
+
+describe('the Kit watch at rest', () => {
+  it('reads nothing on an idle tick: connections are listed again when a poll is due, one changed, or an interval passed', async () => {
+    let t = 1_000_000
+    let lists = 0
+    const claims: number[] = []
+    const states = {
+      claimPoll: async (_communityId: string, _credentialId: string, now: number, intervalMs: number) => {
+        claims.push(now)
+        return { dueAt: now + intervalMs }
+      },
+    } as unknown as KitStateRepository
+    const watch = new KitWatch({
+      states,
+      connectedCredentials: async () => {
+        lists += 1
+        return new Map([['c_1', 'cred_1']])
+      },
+      credential: async () => null,
+      markInvalid: async () => {},
+      kitFor: () => {
+        throw new Error('no Kit call expected')
+      },
+      budget: { usage: () => ({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 }), limit: 10, interactiveReserve: 2 },
+      emit: async () => ({ status: 'not_configured' }),
+      log: pino({ level: 'silent' }),
+      intervalMs: 60_000,
+      publicUrl: null,
+      now: () => t,
+    })
+    await watch.tick()
+    expect([lists, claims.length]).toEqual([1, 1])
+    t += 30_000
+    await watch.tick()
+    await watch.tick()
+    expect([lists, claims.length], 'idle ticks read nothing').toEqual([1, 1])
+    watch.connectionsChanged()
+    await watch.tick()
+    expect([lists, claims.length], 'a connection changed: listed again, nothing due').toEqual([2, 1])
+    t += 30_000
+    await watch.tick()
+    expect([lists, claims.length], 'a poll due: listed again, then claimed').toEqual([3, 2])
   })
 })

@@ -146,6 +146,9 @@ export class KitWatch {
   private readonly stopping = new AbortController()
   /** When each connection's poll is next due, as last read: no query for it before then. */
   private readonly dueAt = new Map<string, number>()
+  /** The connections as last listed, and when: listed again once a poll is due, a connection changed, or an interval passed. */
+  private connected = new Map<string, string>()
+  private listedAt = Number.NEGATIVE_INFINITY
 
   constructor(private readonly d: KitWatchDeps) {
     this.now = d.now ?? Date.now
@@ -170,15 +173,29 @@ export class KitWatch {
     await Promise.allSettled([...this.work])
   }
 
-  /** Polls every connection whose poll is due and whose budget has spare room. */
+  /** A connection was made or removed here: the next tick lists them again. */
+  connectionsChanged(): void {
+    this.listedAt = Number.NEGATIVE_INFINITY
+  }
+
+  /**
+   * Polls every connection whose poll is due and whose budget has spare room. An idle tick reads
+   * nothing: the connections are listed again only when a poll is due, a connection changed here,
+   * or an interval has passed (one made on another instance).
+   */
   async tick(): Promise<void> {
-    let connected: Map<string, string>
-    try {
-      connected = await this.d.connectedCredentials()
-    } catch (err) {
-      this.d.log.warn({ err }, 'kit watch could not list the connections')
-      return
+    const now = this.now()
+    const due = [...this.dueAt.values()].some((at) => at <= now)
+    if (due || this.connected.size > this.dueAt.size || now - this.listedAt >= this.d.intervalMs) {
+      try {
+        this.connected = await this.d.connectedCredentials()
+        this.listedAt = now
+      } catch (err) {
+        this.d.log.warn({ err }, 'kit watch could not list the connections')
+        return
+      }
     }
+    const connected = this.connected
     for (const known of this.dueAt.keys()) if (!connected.has(known)) this.dueAt.delete(known)
     for (const [communityId, credentialId] of connected) {
       if (this.stopping.signal.aborted) return
