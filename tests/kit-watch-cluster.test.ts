@@ -3,26 +3,18 @@
  * between them (the poll row is claimed by moving its due time), and an unsubscribe made in Kit
  * reaches the platform once.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { waitFor } from './helpers/events.ts'
-import { startPlatformReceiver, type PlatformReceiver } from './helpers/platform-receiver.ts'
+import { receiverForTests } from './helpers/platform-receiver.ts'
 import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
 import { postgresAvailable } from './helpers/postgres.ts'
 
 const pgUp = await postgresAvailable()
 const INTERVAL_MS = 1000
-let receiver: PlatformReceiver
 let h: PipelineHarness | undefined
-
-beforeAll(async () => {
-  receiver = await startPlatformReceiver()
-})
-afterEach(async () => {
+const receiver = receiverForTests(async () => {
   await h?.close()
   h = undefined
-})
-afterAll(async () => {
-  await receiver.close()
 })
 
 const polls = (c: PipelineHarness) => c.kit.requests.filter((r) => r.method === 'GET' && r.path === '/v4/subscribers')

@@ -6,26 +6,17 @@
  */
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { WATCHED_WEBHOOKS } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
-import { startPlatformReceiver, type PlatformReceiver } from './helpers/platform-receiver.ts'
+import { receiverForTests } from './helpers/platform-receiver.ts'
 import { asA, asB, KEY, KEY_B, PipelineHarness } from './helpers/pipeline.ts'
 
-let receiver: PlatformReceiver
 let h: PipelineHarness | undefined
 let publicUrl = ''
-
-beforeAll(async () => {
-  receiver = await startPlatformReceiver()
-})
-afterEach(async () => {
+const receiver = receiverForTests(async () => {
   await h?.close()
   h = undefined
-  receiver.reset()
-})
-afterAll(async () => {
-  await receiver.close()
 })
 
 async function freePort(): Promise<number> {

@@ -4,26 +4,19 @@
  * a new first name) reaches App Station signed, once, within a poll interval; the plugin's own
  * writes are never echoed; when nothing changed each interval costs exactly one Kit request.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { updatedAfter } from '../server/pipeline/kit-watch.ts'
+import { describe, expect, it } from 'vitest'
+import pino from 'pino'
+import type { KitStateRepository } from '../server/core/storage.ts'
+import { KitWatch, OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
-import { startPlatformReceiver, type PlatformReceiver, type Received } from './helpers/platform-receiver.ts'
+import { receiverForTests, type Received } from './helpers/platform-receiver.ts'
 import { KEY, PipelineHarness } from './helpers/pipeline.ts'
 
 const INTERVAL_MS = 1000
-let receiver: PlatformReceiver
 let h: PipelineHarness | undefined
-
-beforeAll(async () => {
-  receiver = await startPlatformReceiver()
-})
-afterEach(async () => {
+const receiver = receiverForTests(async () => {
   await h?.close()
   h = undefined
-  receiver.reset()
-})
-afterAll(async () => {
-  await receiver.close()
 })
 
 async function harness(): Promise<PipelineHarness> {
@@ -159,18 +152,52 @@ describe('the Kit watch poll', () => {
     const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
     const ada = app.subscriber('ada@example.com')!
     // As a consent withdrawal would: the plugin says what it is about to do, then unsubscribes Ada in Kit.
-    await app.app.kitWatch.acknowledge('c_alpha', credentialId, 'm_ada', {
-      id: ada.id,
-      email_address: 'ada@example.com',
-      first_name: 'Ada',
-      state: 'cancelled',
-      created_at: '',
-      fields: {},
+    await new OwnWritesSeen(app.app.storage.kitStates).unsubscribing({
+      communityId: 'c_alpha',
+      credentialId,
+      memberId: 'm_ada',
+      subscriberId: ada.id,
+      email: 'ada@example.com',
+      firstName: 'Ada',
     })
     app.kit.changeState(KEY, 'ada@example.com', 'cancelled')
     await pollAfter(app, Date.now())
     await pollAfter(app, Date.now())
     expect(receiver.received).toHaveLength(0)
+  })
+
+  it('never reports an unsubscribe a delivery sent through its mapping', async () => {
+    const app = await harness()
+    await app.putMappings((doc) => {
+      doc.events['subscription.canceled'] = {
+        add_tags: [],
+        remove_tags: [],
+        add_to_forms: [],
+        add_to_sequences: [],
+        unsubscribe: true,
+      }
+    })
+    await member(app, 'm_ada', 'ada@example.com')
+    await waitFor(() => app.app.sqlite.prepare(`SELECT 1 FROM kit_member_states WHERE member_id = 'm_ada'`).get(), {
+      what: 'Ada seen in Kit',
+      timeoutMs: 5000,
+    })
+    const id = await app.send({
+      type: 'subscription.canceled',
+      memberId: 'm_ada',
+      email: 'ada@example.com',
+      subscription: { id: 's_ada', plan: 'pro', status: 'canceled' },
+    })
+    expect((await app.settled(id)).status).toBe('succeeded')
+    expect(app.subscriber('ada@example.com')).toMatchObject({ state: 'cancelled', first_name: 'Ada' })
+    await pollAfter(app, Date.now())
+    await pollAfter(app, Date.now())
+    expect(receiver.received).toHaveLength(0)
+    expect(app.app.sqlite.prepare(`SELECT state, first_name AS n, email FROM kit_member_states WHERE member_id = 'm_ada'`).get()).toEqual({
+      state: 'cancelled',
+      n: 'Ada',
+      email: 'ada@example.com',
+    })
   })
 
   it('reports nobody the plugin does not know as a member', async () => {
@@ -229,5 +256,49 @@ describe('the Kit watch poll', () => {
     expect(app.kit.requests.length).toBe(from)
     expect(app.app.sqlite.prepare('SELECT next_poll_at AS n FROM kit_watch_polls').get()).toEqual({ n: 0 })
     for (const release of held) release()
+  })
+})
+
+describe('the Kit watch at rest', () => {
+  it('reads nothing on an idle tick: connections are listed again when a poll is due, one changed, or an interval passed', async () => {
+    let t = 1_000_000
+    let lists = 0
+    const claims: number[] = []
+    const states = {
+      claimPoll: async (_communityId: string, _credentialId: string, now: number, intervalMs: number) => {
+        claims.push(now)
+        return { dueAt: now + intervalMs }
+      },
+    } as unknown as KitStateRepository
+    const watch = new KitWatch({
+      states,
+      connectedCredentials: async () => {
+        lists += 1
+        return new Map([['c_1', 'cred_1']])
+      },
+      credential: async () => null,
+      markInvalid: async () => {},
+      kitFor: () => {
+        throw new Error('no Kit call expected')
+      },
+      budget: { usage: () => ({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 }), limit: 10, interactiveReserve: 2 },
+      emit: async () => ({ status: 'not_configured' }),
+      log: pino({ level: 'silent' }),
+      intervalMs: 60_000,
+      publicUrl: null,
+      now: () => t,
+    })
+    await watch.tick()
+    expect([lists, claims.length]).toEqual([1, 1])
+    t += 30_000
+    await watch.tick()
+    await watch.tick()
+    expect([lists, claims.length], 'idle ticks read nothing').toEqual([1, 1])
+    watch.connectionsChanged()
+    await watch.tick()
+    expect([lists, claims.length], 'a connection changed: listed again, nothing due').toEqual([2, 1])
+    t += 30_000
+    await watch.tick()
+    expect([lists, claims.length], 'a poll due: listed again, then claimed').toEqual([3, 2])
   })
 })

@@ -5,27 +5,18 @@
  * to the platform once.
  */
 import type { FastifyInstance } from 'fastify'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { waitFor } from './helpers/events.ts'
 import { buildTestApp } from './helpers/app.ts'
-import { startPlatformReceiver, type PlatformReceiver } from './helpers/platform-receiver.ts'
+import { receiverForTests } from './helpers/platform-receiver.ts'
 import { asA, KEY, PipelineHarness } from './helpers/pipeline.ts'
 import { sessionFor } from './helpers/tokens.ts'
 
-let receiver: PlatformReceiver
 let app: FastifyInstance | undefined
 let logs: string[] = []
-
-beforeAll(async () => {
-  receiver = await startPlatformReceiver()
-})
-afterEach(async () => {
+const receiver = receiverForTests(async () => {
   await app?.close()
   app = undefined
-  receiver.reset()
-})
-afterAll(async () => {
-  await receiver.close()
 })
 
 async function configuredApp(): Promise<FastifyInstance> {

@@ -229,7 +229,10 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
         expect(await port.deliveryFailed('c_1', reason), 'within the hour').toBeNull()
       }
       expect(await port.deliveryFailed('c_2', 'kit_refused'), 'another community has its own hour').toMatchObject({ status: 'stored' })
+      expect(await outbox.unreportedFailures(time.now() - HOUR), 'a community in its quiet hour is not looked at').toEqual([])
+      expect(await port.reportWaitingFailures()).toBe(0)
       time.advance(HOUR)
+      expect(await outbox.unreportedFailures(time.now() - HOUR), 'only the community with failures left to tell').toEqual(['c_1'])
       expect(await port.reportWaitingFailures()).toBe(1)
       expect(await port.reportWaitingFailures(), 'nothing left to tell').toBe(0)
       const notices = (await outbox.list('c_1', { limit: 10 })).map(

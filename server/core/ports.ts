@@ -28,3 +28,22 @@ export interface DeliveryMetrics {
   eventsProcessed: { inc(labels: { status: string }): void }
   deliveryLatency: { observe(seconds: number): void }
 }
+
+/** The member the plugin is about to change in Kit itself. */
+export interface OwnKitWrite {
+  communityId: string
+  credentialId: string
+  memberId: string
+  subscriberId: number
+  /** What the plugin last wrote (or found) in Kit. */
+  email: string
+  firstName: string | null
+}
+
+/**
+ * Told just before the plugin itself changes a member's state in Kit, so the Kit watch keeps it
+ * as seen and never reports the plugin's own write back to the platform (contract §7).
+ */
+export interface OwnKitWrites {
+  unsubscribing(write: OwnKitWrite): Promise<void>
+}

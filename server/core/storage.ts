@@ -376,8 +376,8 @@ export interface PlatformOutbox {
     now: number,
     build: (tally: FailureTally) => NewPlatformEvent,
   ): Promise<NewPlatformEvent | null>
-  /** Communities with failures not yet reported. */
-  unreportedFailures(): Promise<string[]>
+  /** Communities with failures not yet reported and no failure notice since `quietSince`: those a report would tell. */
+  unreportedFailures(quietSince: number): Promise<string[]>
   /**
    * Retention: up to `limit` finished events (sent or failed) last changed before `before` are
    * deleted; one that holds a member's reported state keeps its row, the guard, with its body

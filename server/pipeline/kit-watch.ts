@@ -16,6 +16,7 @@ import type { BudgetUsage } from '../kit/budget.ts'
 import type { KitCallOptions, KitWatchApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../core/kit.ts'
+import type { OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
 import type { KitMemberState, KitStateRepository, KnownKitMember } from '../core/storage.ts'
 import type { Changes, EmitInput, EmitResult } from './platform-events.ts'
 
@@ -77,6 +78,38 @@ export function compare(
   }
 }
 
+/**
+ * The Kit watch's side of the plugin's own writes: the unsubscribe about to be sent is kept as the
+ * state seen (with the name and email last seen, or else last written), so neither the poll nor a
+ * webhook reports it back. Only storage is touched, so the pipeline can hold it without the watch.
+ */
+export class OwnWritesSeen implements OwnKitWrites {
+  constructor(
+    private readonly states: KitStateRepository,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async unsubscribing(write: OwnKitWrite): Promise<void> {
+    const { communityId, credentialId, memberId, subscriberId } = write
+    const known = await this.states.known(communityId, credentialId, [{ id: subscriberId, email: write.email }])
+    const seen = known.find((m) => m.memberId === memberId)?.seen ?? null
+    const now = this.now()
+    await this.states.record(
+      communityId,
+      credentialId,
+      memberId,
+      {
+        subscriberId,
+        state: 'cancelled',
+        stateLearnedAt: seen?.state === 'cancelled' ? seen.stateLearnedAt : now,
+        firstName: seen ? seen.firstName : write.firstName,
+        email: seen ? seen.email : write.email.toLowerCase(),
+      },
+      now,
+    )
+  }
+}
+
 /** A community's saved key as the watch needs it (null: none, or unreadable). */
 export interface WatchCredential {
   apiKey: string
@@ -113,6 +146,9 @@ export class KitWatch {
   private readonly stopping = new AbortController()
   /** When each connection's poll is next due, as last read: no query for it before then. */
   private readonly dueAt = new Map<string, number>()
+  /** The connections as last listed, and when: listed again once a poll is due, a connection changed, or an interval passed. */
+  private connected = new Map<string, string>()
+  private listedAt = Number.NEGATIVE_INFINITY
 
   constructor(private readonly d: KitWatchDeps) {
     this.now = d.now ?? Date.now
@@ -137,15 +173,29 @@ export class KitWatch {
     await Promise.allSettled([...this.work])
   }
 
-  /** Polls every connection whose poll is due and whose budget has spare room. */
+  /** A connection was made or removed here: the next tick lists them again. */
+  connectionsChanged(): void {
+    this.listedAt = Number.NEGATIVE_INFINITY
+  }
+
+  /**
+   * Polls every connection whose poll is due and whose budget has spare room. An idle tick reads
+   * nothing: the connections are listed again only when a poll is due, a connection changed here,
+   * or an interval has passed (one made on another instance).
+   */
   async tick(): Promise<void> {
-    let connected: Map<string, string>
-    try {
-      connected = await this.d.connectedCredentials()
-    } catch (err) {
-      this.d.log.warn({ err }, 'kit watch could not list the connections')
-      return
+    const now = this.now()
+    const due = [...this.dueAt.values()].some((at) => at <= now)
+    if (due || this.connected.size > this.dueAt.size || now - this.listedAt >= this.d.intervalMs) {
+      try {
+        this.connected = await this.d.connectedCredentials()
+        this.listedAt = now
+      } catch (err) {
+        this.d.log.warn({ err }, 'kit watch could not list the connections')
+        return
+      }
     }
+    const connected = this.connected
     for (const known of this.dueAt.keys()) if (!connected.has(known)) this.dueAt.delete(known)
     for (const [communityId, credentialId] of connected) {
       if (this.stopping.signal.aborted) return
@@ -241,23 +291,6 @@ export class KitWatch {
       await this.d.states.record(communityId, credentialId, member.memberId, seen, now)
     }
     return emitted
-  }
-
-  /**
-   * The plugin itself changed the member in Kit (an unsubscribe it sent, a name or email it wrote):
-   * what Kit holds after it is kept as seen, so neither the poll nor a webhook reports it back.
-   * Called just before the change is sent, so no poll can see it first.
-   */
-  async acknowledge(communityId: string, credentialId: string, memberId: string, kit: KitSubscriber): Promise<void> {
-    const now = this.now()
-    const seen = {
-      subscriberId: kit.id,
-      state: kit.state,
-      stateLearnedAt: now,
-      firstName: kit.first_name,
-      email: kit.email_address.toLowerCase(),
-    }
-    await this.d.states.record(communityId, credentialId, memberId, seen, now)
   }
 
   /** Registers the connection's webhooks (only with PUBLIC_URL), replacing any it had. */

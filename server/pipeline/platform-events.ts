@@ -151,11 +151,14 @@ export class PlatformEvents {
     return this.reportFailures(communityId)
   }
 
-  /** Reports every community's tallied failures whose quiet hour is over (the sender calls it now and then). */
+  /**
+   * Reports every community's tallied failures whose quiet hour is over (the sender calls it when
+   * idle): communities still in their quiet hour are not even looked at.
+   */
   async reportWaitingFailures(): Promise<number> {
     if (!this.o.configured) return 0
     let reported = 0
-    for (const communityId of await this.o.outbox.unreportedFailures()) {
+    for (const communityId of await this.o.outbox.unreportedFailures(this.now() - FAILING_QUIET_MS)) {
       if ((await this.reportFailures(communityId))?.status === 'stored') reported += 1
     }
     return reported

@@ -11,7 +11,7 @@ import { isKitError, type KitError } from '../kit/errors.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import { createdMark } from '../core/new-subscriber.ts'
 import { credentialVerdict, plan, removalsFor, scopesToRead, type Plan, type SendPlan, type TagTarget } from '../core/planner.ts'
-import type { CredentialSource, MappingSource } from '../core/ports.ts'
+import type { CredentialSource, MappingSource, OwnKitWrites } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { nextListLookup, type RetryPolicy } from '../core/retry-policy.ts'
 import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
@@ -45,6 +45,8 @@ export interface ProcessorDeps {
   heldTags: HeldTagRepository
   log: FastifyBaseLogger
   retry: RetryPolicy
+  /** Told before the plugin unsubscribes someone, so the Kit watch does not report it back. */
+  ownWrites?: OwnKitWrites
   now?: () => number
   random?: () => number
 }
@@ -245,6 +247,14 @@ export class DeliveryProcessor {
           break
         case 'unsubscribe':
           log.attempting = 'not unsubscribed'
+          await this.deps.ownWrites?.unsubscribing({
+            communityId: delivery.communityId,
+            credentialId: kit.credentialId,
+            memberId: delivery.memberId,
+            subscriberId,
+            email: subscriber.email,
+            firstName: subscriber.firstName,
+          })
           await kit.unsubscribe(subscriberId)
           log.add('unsubscribed')
           break

@@ -32,8 +32,12 @@ export default fp(
       intervalMs: app.config.kitPollIntervalS * 1000,
       publicUrl: app.config.publicUrl,
     })
-    connections.onConnected((communityId) => watch.registerWebhooks(communityId))
+    connections.onConnected((communityId) => {
+      watch.connectionsChanged()
+      return watch.registerWebhooks(communityId)
+    })
     connections.onDisconnected(async (communityId) => {
+      watch.connectionsChanged()
       await watch.removeWebhooks(communityId)
       await app.storage.kitStates.forgetConnection(communityId)
     })

@@ -4,6 +4,7 @@ import { Counter } from 'prom-client'
 import { Consumer } from '../pipeline/consumer.ts'
 import { EventIntake, type IntakeInput, type IntakeResult } from '../pipeline/intake.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
+import { OwnWritesSeen } from '../pipeline/kit-watch.ts'
 import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../core/retry-policy.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
@@ -54,6 +55,7 @@ export default fp<PipelineOptions>(
       heldTags: app.storage.heldTags,
       log: app.log,
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
+      ownWrites: new OwnWritesSeen(app.storage.kitStates),
     })
     const consumer = new Consumer({
       queue,

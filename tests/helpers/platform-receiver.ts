@@ -9,6 +9,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Webhook } from 'standardwebhooks'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 
 export interface Received {
   id: string
@@ -35,6 +36,29 @@ export interface PlatformReceiver {
 export const newPlatformSecret = () => `whsec_${randomBytes(24).toString('base64')}`
 
 export async function startPlatformReceiver(secret = newPlatformSecret()): Promise<PlatformReceiver> {
+  const { receiver, listen } = platformReceiver(secret)
+  await listen()
+  return receiver
+}
+
+/**
+ * One receiver for the tests of a file (or of a describe block): listening before the first,
+ * forgetting what arrived after each (once `afterEachTest` has closed what the test started), and
+ * closed after the last.
+ */
+export function receiverForTests(afterEachTest: () => Promise<void> = async () => {}): PlatformReceiver {
+  const { receiver, listen } = platformReceiver(newPlatformSecret())
+  beforeAll(listen)
+  afterEach(async () => {
+    await afterEachTest()
+    receiver.reset()
+  })
+  afterAll(() => receiver.close())
+  return receiver
+}
+
+/** The receiver, its url set once `listen` resolves. */
+function platformReceiver(secret: string): { receiver: PlatformReceiver; listen: () => Promise<void> } {
   const webhook = new Webhook(secret)
   const received: Received[] = []
   const acceptedIds = new Map<string, Received>()
@@ -88,8 +112,10 @@ export async function startPlatformReceiver(secret = newPlatformSecret()): Promi
     res.writeHead(answer).end()
   }
   const server = createServer((req, res) => void handle(req, res))
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kit-events`
-  return receiver
+  const listen = async () => {
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kit-events`
+  }
+  return { receiver, listen }
 }

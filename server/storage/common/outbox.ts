@@ -143,8 +143,13 @@ export abstract class OutboxStore implements PlatformOutbox {
     await this.run.run(sql`INSERT INTO platform_failures (community_id, reason, failed_at) VALUES (${communityId}, ${reason}, ${now})`)
   }
 
-  async unreportedFailures(): Promise<string[]> {
-    const rows = await this.run.all<{ c: string }>(sql`SELECT DISTINCT community_id AS c FROM platform_failures WHERE notice_id IS NULL`)
+  async unreportedFailures(quietSince: number): Promise<string[]> {
+    const rows = await this.run.all<{ c: string }>(
+      sql`SELECT DISTINCT f.community_id AS c FROM platform_failures f
+           WHERE f.notice_id IS NULL
+             AND NOT EXISTS (SELECT 1 FROM platform_events e
+                              WHERE e.community_id = f.community_id AND e.type = ${FAILING} AND e.created_at > ${quietSince})`,
+    )
     return rows.map((r) => r.c)
   }
 
