@@ -3,9 +3,9 @@ import type { PlatformEvent, PlatformEventPage, PlatformEventState, PlatformEven
 import { AppError } from '../lib/errors.ts'
 import { GIVE_UP_AFTER_MS } from '../pipeline/platform-events.ts'
 import type { PlatformEventRecord, PlatformOutbox } from '../core/storage.ts'
+import { iso } from '../core/time.ts'
 
 const SUMMARY_DAYS = 30
-const iso = (ms: number) => new Date(ms).toISOString()
 
 function toDto(r: PlatformEventRecord): PlatformEvent {
   const body = JSON.parse(r.body) as { data?: Record<string, unknown> }

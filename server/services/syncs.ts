@@ -18,8 +18,8 @@ import { SNAPSHOT_TYPE } from '../core/snapshot.ts'
 import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../core/storage.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
+import { iso } from '../core/time.ts'
 
-const iso = (ms: number) => new Date(ms).toISOString()
 const BATCH = 500
 const REFUSED_KEPT = 20
 const RECENT = 20

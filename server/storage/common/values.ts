@@ -8,8 +8,7 @@
  */
 import type { Outcome } from '../../core/queue.ts'
 
-/** An epoch-millisecond time as the ISO-8601 text the schema's text time columns hold. */
-export const iso = (ms: number) => new Date(ms).toISOString()
+export { iso } from '../../core/time.ts'
 
 export { newDeliveryId } from '../../core/ids.ts'
 
