@@ -61,10 +61,24 @@ export const EventMapping = Type.Object(
     add_to_forms: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
     add_to_sequences: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
     unsubscribe: Type.Boolean(),
+    /**
+     * `user.deleted` only: erase the person from Kit as far as its API allows (unsubscribe, every
+     * mapped field emptied, every mapped tag removed); they are then listed for deletion by hand.
+     */
+    erase: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )
 export type EventMapping = Static<typeof EventMapping>
+
+/**
+ * Who becomes a Kit subscriber: every member (the default), or only members who agreed to
+ * marketing email (`data.member.consent.marketing === true`). Either way, a member who withdraws
+ * consent is unsubscribed in Kit.
+ */
+export const ConsentMode = Type.Union([Type.Literal('all_members'), Type.Literal('marketing_consent')])
+export type ConsentMode = Static<typeof ConsentMode>
+export const DEFAULT_CONSENT_MODE: ConsentMode = 'all_members'
 
 export const FieldMapping = Type.Object(
   {

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import pino from 'pino'
 import type { KitStateRepository } from '../server/core/storage.ts'
-import { KitWatch, OwnWritesSeen, updatedAfter } from '../server/pipeline/kit-watch.ts'
+import { KitSideMemory, KitWatch, updatedAfter } from '../server/pipeline/kit-watch.ts'
 import { waitFor } from './helpers/events.ts'
 import { receiverForTests, type Received } from './helpers/platform-receiver.ts'
 import { KEY, PipelineHarness } from './helpers/pipeline.ts'
@@ -152,7 +152,7 @@ describe('the Kit watch poll', () => {
     const credentialId = (await app.app.storage.connections.get('c_alpha'))!.credentialId
     const ada = app.subscriber('ada@example.com')!
     // As a consent withdrawal would: the plugin says what it is about to do, then unsubscribes Ada in Kit.
-    await new OwnWritesSeen(app.app.storage.kitStates).unsubscribing({
+    await new KitSideMemory(app.app.storage.kitStates, null).unsubscribing({
       communityId: 'c_alpha',
       credentialId,
       memberId: 'm_ada',

@@ -10,6 +10,13 @@ export interface MemberData {
   email: string
   first_name?: string | null
   fields?: Record<string, string | null>
+  /** Absent: the platform does not know. `at`: when the member gave or withdrew it. */
+  consent?: MemberConsent | null
+}
+
+export interface MemberConsent {
+  marketing: boolean
+  at?: string
 }
 
 export interface MemberEvent {
@@ -86,6 +93,7 @@ export function validateEnvelope(body: unknown): MemberEvent {
       }
     }
   }
+  if (member.consent !== undefined && member.consent !== null) validateConsent(member.consent)
   if (type.startsWith('subscription.') && isEventType(type)) {
     if (!isObject(data.subscription)) throw new InvalidEvent(`data.subscription is required for ${type}`)
     requireString(data.subscription, 'id', 'data.subscription.', MAX_ID)
@@ -101,6 +109,14 @@ export function validateEnvelope(body: unknown): MemberEvent {
   const nul = findNul(body)
   if (nul !== null) throw new InvalidEvent(`${nul} holds a NUL character (\\u0000)`)
   return body as unknown as MemberEvent
+}
+
+function validateConsent(consent: unknown): void {
+  if (!isObject(consent)) throw new InvalidEvent('data.member.consent must be an object')
+  if (typeof consent.marketing !== 'boolean') throw new InvalidEvent('data.member.consent.marketing must be true or false')
+  if (consent.at !== undefined && consent.at !== null && (typeof consent.at !== 'string' || Number.isNaN(Date.parse(consent.at)))) {
+    throw new InvalidEvent('data.member.consent.at must be an RFC 3339 timestamp')
+  }
 }
 
 /**

@@ -8,12 +8,12 @@
  * tag removals are sent only to a subscriber this delivery did not create (`removalsFor`), and
  * what a known subscriber needs written is the difference `subscriberDelta` finds.
  */
-import type { EventMapping, KitRef, Mappings } from '#shared/api.ts'
+import type { ConsentMode, EventMapping, KitRef, Mappings } from '#shared/api.ts'
 import { hasPlaceholder, type EventType } from '#shared/events.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
 import type { OrderingMark } from './queue.ts'
-import type { ReasonCode, ReasonDetails } from './reasons.ts'
+import type { KitStateWarning, ReasonCode, ReasonDetails } from './reasons.ts'
 import { snapshotMapping, SNAPSHOT_TYPE } from './snapshot.ts'
 
 /** A mapped tag as one delivery applies it. */
@@ -54,6 +54,16 @@ export interface PlanInput {
   mappings: Mappings
   /** The community's marks for `scopesToRead(event, memberId)` (absent: none set). */
   marks: ReadonlyMap<string, OrderingMark>
+  /** Who may become a Kit subscriber (default: every member). */
+  consentMode?: ConsentMode
+  /** The plugin already knows this member's Kit subscriber under the saved key. */
+  knownInKit?: boolean
+}
+
+/** The member's marketing consent as the event gives it: `at` in epoch ms (null: not given). */
+export interface PlannedConsent {
+  marketing: boolean
+  at: number | null
 }
 
 export interface SubscriberStep {
@@ -91,6 +101,10 @@ export interface SendPlan {
   marks: OrderingMark[]
   /** Marks written when Kit has nobody to apply it to (the scope is settled, the profile is not). */
   settledMarks: OrderingMark[]
+  /** The consent the event carries (null: the platform does not know); see gateByKitState. */
+  consent: PlannedConsent | null
+  /** `user.deleted` with erasure: the person is to be listed for deletion by hand once done. */
+  erase: boolean
 }
 
 /** A plan that sends nothing: a skip, or a hold until the owner saves a working key. */
@@ -111,6 +125,34 @@ export function scopesToRead(event: MemberEvent, memberId: string): string[] {
 
 const describeScope = (event: MemberEvent) =>
   event.type.startsWith('subscription.') ? `subscription ${event.data.subscription?.id}` : `access level "${event.data.access?.level}"`
+
+const isFormOrSequence = (s: KitStep) => s.kind === 'form.add' || s.kind === 'sequence.add'
+
+function plannedConsent(event: MemberEvent): PlannedConsent | null {
+  const consent = event.data.member.consent
+  if (!consent) return null
+  const at = typeof consent.at === 'string' ? Date.parse(consent.at) : Number.NaN
+  return { marketing: consent.marketing, at: Number.isNaN(at) ? null : at }
+}
+
+/** Every tag the community maps, each once (by id when it has one, else by name), filled from the event. */
+function everyMappedTag(mappings: Mappings, event: MemberEvent): TagTarget[] {
+  const seen = new Set<string>()
+  const out: TagTarget[] = []
+  for (const m of Object.values(mappings.events)) {
+    for (const ref of [...(m?.add_tags ?? []), ...(m?.remove_tags ?? [])]) {
+      const templated = hasPlaceholder(ref.name)
+      const name = templated ? fillTemplate(ref.name, event) : ref.name
+      if (name === null || name === '') continue
+      const storedId = templated ? null : (ref.id ?? null)
+      const key = storedId !== null ? `id:${storedId}` : `name:${name.toLowerCase()}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      out.push({ name, storedId, templated })
+    }
+  }
+  return out
+}
 
 const isEmptyMapping = (m: EventMapping) =>
   m.add_tags.length + m.remove_tags.length + m.add_to_forms.length + m.add_to_sequences.length === 0 && !m.unsubscribe
@@ -150,13 +192,23 @@ export function plan(input: PlanInput): Plan {
   const mapping = type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : input.mappings.events[type]
   if (!mapping) return { kind: 'skip', reason: 'event_not_handled', details: { eventType: event.type } }
 
+  // Consent decides who may be created: in the consent-only mode a member who has not agreed and
+  // whom Kit does not know yet through the plugin costs no request at all.
+  const consent = plannedConsent(event)
+  const consentOnly = input.consentMode === 'marketing_consent'
+  if (consentOnly && consent?.marketing !== true && !input.knownInKit) return { kind: 'skip', reason: 'no_consent', details: {} }
+  const withdrawn = consent?.marketing === false
+  const erase = type === 'user.deleted' && mapping.erase === true
+
   // Each field has its own scope: an older event still writes a field no newer applied event wrote.
   const carried = Object.keys(memberFieldValues(event))
   const newerFields = new Set(carried.filter((source) => newer(fieldScope(memberId, source)) !== undefined))
-  const fields = mappedFields(input.mappings, event, { skip: newerFields })
+  const fields = erase
+    ? Object.fromEntries(input.mappings.fields.map((f) => [f.source, { key: f.kit_field.key, label: f.kit_field.label, value: '' }]))
+    : mappedFields(input.mappings, event, { skip: newerFields })
   const staleProfile = profileMark !== undefined
   const wantsProfile = PROFILE_EVENTS.includes(type) && !staleProfile
-  if (isEmptyMapping(mapping) && Object.keys(fields).length === 0 && !wantsProfile) {
+  if (isEmptyMapping(mapping) && Object.keys(fields).length === 0 && !wantsProfile && !withdrawn && !erase) {
     return profileMark
       ? { kind: 'skip', reason: 'stale_profile', details: { eventId: profileMark.eventId } }
       : { kind: 'skip', reason: 'empty_mapping', details: { eventType: event.type } }
@@ -173,21 +225,27 @@ export function plan(input: PlanInput): Plan {
       }
       return [{ name, storedId: templated ? null : (ref.id ?? null), templated }]
     })
-  const steps: KitStep[] = [
-    ...targets(mapping.remove_tags, 'remove').map((tag): KitStep => ({ kind: 'tag.remove', tag })),
-    ...targets(mapping.add_tags, 'add').map((tag): KitStep => ({ kind: 'tag.add', tag })),
-    ...mapping.add_to_forms.map((form): KitStep => ({ kind: 'form.add', form })),
-    ...mapping.add_to_sequences.map((sequence): KitStep => ({ kind: 'sequence.add', sequence })),
-    ...(mapping.unsubscribe ? [{ kind: 'unsubscribe' } as const] : []),
-  ]
+  let steps: KitStep[] = erase
+    ? everyMappedTag(input.mappings, event).map((tag): KitStep => ({ kind: 'tag.remove', tag }))
+    : [
+        ...targets(mapping.remove_tags, 'remove').map((tag): KitStep => ({ kind: 'tag.remove', tag })),
+        ...targets(mapping.add_tags, 'add').map((tag): KitStep => ({ kind: 'tag.add', tag })),
+        ...mapping.add_to_forms.map((form): KitStep => ({ kind: 'form.add', form })),
+        ...mapping.add_to_sequences.map((sequence): KitStep => ({ kind: 'sequence.add', sequence })),
+        ...(mapping.unsubscribe ? [{ kind: 'unsubscribe' } as const] : []),
+      ]
+  // A member who withdrew consent (in every mode), or is erased, is unsubscribed and joins nothing.
+  if (withdrawn || erase) steps = [...steps.filter((s) => !isFormOrSequence(s) && s.kind !== 'unsubscribe'), { kind: 'unsubscribe' }]
 
   // Only events that add something (a profile, fields, tags, forms, sequences) create a
   // subscriber; removals and unsubscribes apply to one that already exists, or to nobody. A stale
   // profile writes nothing and creates no one: its email may be one the member left.
   const adds =
-    PROFILE_EVENTS.includes(type) ||
+    !withdrawn &&
+    (!consentOnly || consent?.marketing === true) &&
+    (PROFILE_EVENTS.includes(type) ||
     Object.keys(fields).length > 0 ||
-    mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0
+      mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0)
   const markOf = (s: string): OrderingMark => ({ scope: s, eventTime, eventId: input.eventId })
   const written = carried.filter((source) => source in fields)
   return {
@@ -199,7 +257,8 @@ export function plan(input: PlanInput): Plan {
       fields,
       createIfMissing: type !== 'user.deleted' && adds && !staleProfile,
       inactive: mapping.add_to_forms.length > 0,
-      writeProfile: !staleProfile,
+      // An erasure writes no name or email: it only empties what was mapped.
+      writeProfile: !staleProfile && !erase,
     },
     steps,
     unfilledTags,
@@ -211,7 +270,43 @@ export function plan(input: PlanInput): Plan {
       ...written.map((f) => markOf(fieldScope(memberId, f))),
     ],
     settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId))],
+    consent,
+    erase,
   }
+}
+
+/** Kit's state for the subscriber as the plugin knows it, and when it first learnt that state (epoch ms). */
+export interface KnownKitState {
+  state: string
+  learnedAt: number
+}
+
+/** True when the steps hold a form or sequence, which Kit's current state for the person must allow. */
+export const needsKitState = (steps: readonly KitStep[]): boolean => steps.some(isFormOrSequence)
+
+/**
+ * The steps Kit's state for the person allows, and the warning a succeeded delivery carries.
+ * Active or unconfirmed: all of them. Unsubscribed (`cancelled`): forms and sequences are left out,
+ * unless the event carries consent given after the plugin learnt of the unsubscribe — then only the
+ * mapped forms run (Kit asks the person to confirm) and sequences wait until Kit has them active.
+ * Bounced or complained: never a form or sequence. No state is ever changed for someone who is
+ * already unsubscribed, bounced or complained: no unsubscribe is sent to them.
+ */
+export function gateByKitState(
+  steps: readonly KitStep[],
+  kit: KnownKitState | null,
+  consent: PlannedConsent | null,
+): { steps: KitStep[]; warning: KitStateWarning | null } {
+  const state = kit?.state
+  if (!kit || (state !== 'cancelled' && state !== 'bounced' && state !== 'complained')) return { steps: [...steps], warning: null }
+  const kept = steps.filter((s) => !isFormOrSequence(s) && s.kind !== 'unsubscribe')
+  if (state === 'bounced') return { steps: kept, warning: 'kit_bounced' }
+  if (state === 'complained') return { steps: kept, warning: 'kit_complained' }
+  const fresh = consent?.marketing === true && consent.at !== null && consent.at > kit.learnedAt
+  if (!fresh) return { steps: kept, warning: 'kit_unsubscribed' }
+  const forms = steps.filter((s) => s.kind === 'form.add')
+  if (forms.length === 0) return { steps: kept, warning: 'resubscribe_needs_form' }
+  return { steps: [...kept, ...forms], warning: 'resubscribe_confirming' }
 }
 
 /** The plan's steps for the subscriber as Kit answered: one this delivery created has no tags to remove. */

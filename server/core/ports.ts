@@ -2,7 +2,9 @@
  * What the pipeline needs from the layers above it, as small interfaces: the services implement
  * them and are injected, so the pipeline never imports a service or a plugin.
  */
-import type { Mappings } from '#shared/api.ts'
+import type { ConsentMode, Mappings } from '#shared/api.ts'
+import type { KitSubscriber } from './kit.ts'
+import type { KnownKitState } from './planner.ts'
 
 /** A community's saved Kit key as the pipeline sees it; `unreadable`: the server's key cannot open it. */
 export type StoredCredential =
@@ -46,4 +48,28 @@ export interface OwnKitWrite {
  */
 export interface OwnKitWrites {
   unsubscribing(write: OwnKitWrite): Promise<void>
+}
+
+/** Whose member, under which credential. */
+export interface MemberKey {
+  communityId: string
+  credentialId: string
+  memberId: string
+}
+
+/**
+ * What the plugin knows of a member's state in Kit. A delivery hands over every subscriber Kit
+ * answered with; what is news (an unsubscribe, a bounce, a complaint, a name or email changed in
+ * Kit) is reported to the platform once, as the Kit watch does.
+ */
+export interface KitStateMemory {
+  /** The state last seen, with when it was first learnt (null: never seen). */
+  stateOf(key: MemberKey): Promise<KnownKitState | null>
+  /** Kit answered with the member's subscriber: kept, news reported; the state as now known. */
+  learned(key: MemberKey, subscriber: KitSubscriber): Promise<KnownKitState>
+}
+
+/** The community's consent setting: who may become a Kit subscriber. */
+export interface ConsentSource {
+  consentMode(communityId: string): Promise<ConsentMode>
 }

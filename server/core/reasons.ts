@@ -14,6 +14,7 @@ export const REASON_CODES = [
   'stale_snapshot',
   'stale_profile',
   'not_in_kit',
+  'no_consent',
   // waiting (retrying, or pending when given back): tried again later
   'list_lag',
   'kit_budget',
@@ -31,6 +32,12 @@ export const REASON_CODES = [
   'sync_paused',
   // skipped by the owner
   'sync_cancelled',
+  // succeeded with a warning: Kit holds the person as not wanting mail (forms and sequences left out)
+  'kit_unsubscribed',
+  'kit_bounced',
+  'kit_complained',
+  'resubscribe_needs_form',
+  'resubscribe_confirming',
   // failed for good (the words name what Kit refused; these codes are what the platform is told)
   'kit_refused',
   'kit_not_found',
@@ -67,6 +74,8 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   stale_profile: (d) => `Stale: a newer event (${d.eventId ?? ''}) already set this member's profile, so this older one changed nothing.`,
   not_in_kit: (d) =>
     `${d.email ?? ''} is not a Kit subscriber (looked up for ${d.window ?? ''} after the event arrived), so there was nothing to change.`,
+  no_consent: () =>
+    'Skipped: this community sends only members who agreed to marketing email to Kit, and this member has not, so nothing was sent to Kit.',
   list_lag: (d) =>
     `Waiting for Kit's subscriber list: ${d.email ?? ''} is not in it yet. Kit lists new subscribers only after a delay, ` +
     `so this is looked up again until ${d.window ?? ''} after the event arrived.`,
@@ -84,12 +93,30 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   sync_importing: () => 'Waiting: the sync is still reading its member file.',
   sync_paused: () => 'Paused: the initial sync was paused. Resume it under Bring existing members and this delivery continues.',
   sync_cancelled: () => 'Sync cancelled: the initial sync was cancelled before this member was sent to Kit.',
+  kit_unsubscribed: () =>
+    'Kit has this person as unsubscribed — forms and sequences skipped, tags and fields written. They subscribe again only by giving fresh consent in App Station.',
+  kit_bounced: () => "Kit has this person's address as bounced — forms and sequences skipped, tags and fields written.",
+  kit_complained: () => 'Kit has this person as having marked an email as spam — forms and sequences skipped, tags and fields written.',
+  resubscribe_needs_form: () =>
+    'This person gave fresh consent, but Kit has them as unsubscribed and only a form can subscribe them again: map an opt-in form to let members subscribe again. Tags and fields were written.',
+  resubscribe_confirming: () =>
+    'Kit had this person as unsubscribed; they gave fresh consent, so they were added to the mapped form and Kit asks them to confirm. Sequences wait until Kit has them active again.',
   kit_refused: (d) => sentence(`Kit refused the change: ${d.message ?? ''}`),
   kit_not_found: (d) => sentence(`Kit could not find what this event refers to: ${d.message ?? ''}`),
   mapping_refused: (d) => sentence(`Kit refused what the mapping names${d.message ? `: ${d.message}` : ''}; fix the mapping, then Retry`),
   // Leads with the verdict: the last try's words (`message`) still speak of retrying.
   retries_exhausted: (d) => `Gave up after retrying for a day. The last try: ${d.message ?? ''} Use Retry once Kit works again.`,
 }
+
+/** Codes a succeeded delivery carries when Kit's state for the person left forms or sequences out. */
+export const KIT_STATE_WARNINGS = [
+  'kit_unsubscribed',
+  'kit_bounced',
+  'kit_complained',
+  'resubscribe_needs_form',
+  'resubscribe_confirming',
+] as const satisfies readonly ReasonCode[]
+export type KitStateWarning = (typeof KIT_STATE_WARNINGS)[number]
 
 /** The words Activity shows for a reason. */
 export function reasonWords(code: ReasonCode, details: ReasonDetails = {}): string {

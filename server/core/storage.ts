@@ -430,6 +430,8 @@ export interface KitWebhookRecord {
 export interface KitStateRepository {
   /** The community's members linked to any of these Kit subscribers, by subscriber id or (lower-cased) email. */
   known(communityId: string, credentialId: string, subscribers: { id: number; email: string }[]): Promise<KnownKitMember[]>
+  /** What was last seen of the member's Kit side under the credential (null: nothing yet). */
+  seen(communityId: string, credentialId: string, memberId: string): Promise<KitMemberState | null>
   /** Stores what was last seen of the member's Kit side. */
   record(communityId: string, credentialId: string, memberId: string, state: KitMemberState, now: number): Promise<void>
   /**

@@ -16,7 +16,8 @@ import type { BudgetUsage } from '../kit/budget.ts'
 import type { KitCallOptions, KitWatchApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../core/kit.ts'
-import type { OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
+import type { KnownKitState } from '../core/planner.ts'
+import type { KitStateMemory, MemberKey, OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
 import type { KitMemberState, KitStateRepository, KnownKitMember } from '../core/storage.ts'
 import type { Changes, EmitInput, EmitResult } from './platform-events.ts'
 
@@ -79,20 +80,22 @@ export function compare(
 }
 
 /**
- * The Kit watch's side of the plugin's own writes: the unsubscribe about to be sent is kept as the
- * state seen (with the name and email last seen, or else last written), so neither the poll nor a
- * webhook reports it back. Only storage is touched, so the pipeline can hold it without the watch.
+ * The plugin's memory of members' Kit side, used by deliveries: the unsubscribe about to be sent is
+ * kept as the state seen (with the name and email last seen, or else last written), so neither the
+ * poll nor a webhook reports it back; and every subscriber Kit answers a delivery with goes through
+ * the same compare as the poll's, so an unsubscribe, bounce or complaint learnt from an answer is
+ * reported once. Only storage and the emit port are touched, so the pipeline holds it without the watch.
  */
-export class OwnWritesSeen implements OwnKitWrites {
+export class KitSideMemory implements OwnKitWrites, KitStateMemory {
   constructor(
     private readonly states: KitStateRepository,
+    private readonly emit: ((input: EmitInput) => Promise<EmitResult>) | null,
     private readonly now: () => number = Date.now,
   ) {}
 
   async unsubscribing(write: OwnKitWrite): Promise<void> {
     const { communityId, credentialId, memberId, subscriberId } = write
-    const known = await this.states.known(communityId, credentialId, [{ id: subscriberId, email: write.email }])
-    const seen = known.find((m) => m.memberId === memberId)?.seen ?? null
+    const seen = await this.states.seen(communityId, credentialId, memberId)
     const now = this.now()
     await this.states.record(
       communityId,
@@ -107,6 +110,36 @@ export class OwnWritesSeen implements OwnKitWrites {
       },
       now,
     )
+  }
+
+  async stateOf(key: MemberKey): Promise<KnownKitState | null> {
+    const seen = await this.states.seen(key.communityId, key.credentialId, key.memberId)
+    return seen ? { state: seen.state, learnedAt: seen.stateLearnedAt } : null
+  }
+
+  async learned(key: MemberKey, subscriber: KitSubscriber): Promise<KnownKitState> {
+    const { communityId, credentialId, memberId } = key
+    const linked = await this.states.known(communityId, credentialId, [{ id: subscriber.id, email: subscriber.email_address }])
+    // A stale event's lookup leaves no link: compare against what Kit answered, so only a state is news.
+    const member = linked.find((m) => m.memberId === memberId) ?? {
+      memberId,
+      subscriberId: subscriber.id,
+      writtenEmail: subscriber.email_address,
+      writtenFirstName: subscriber.first_name,
+      seen: await this.states.seen(communityId, credentialId, memberId),
+    }
+    const now = this.now()
+    const { events, seen } = compare(member, subscriber, now)
+    if (this.emit) for (const event of events) await this.emit({ ...event, communityId })
+    const before = member.seen
+    const same =
+      before !== null &&
+      before.subscriberId === seen.subscriberId &&
+      before.state === seen.state &&
+      before.firstName === seen.firstName &&
+      before.email === seen.email
+    if (!same) await this.states.record(communityId, credentialId, memberId, seen, now)
+    return { state: seen.state, learnedAt: seen.stateLearnedAt }
   }
 }
 

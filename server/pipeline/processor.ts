@@ -4,18 +4,29 @@
  * plan's order. Kit's errors become the outcome (see outcomes.ts); the consumer records it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { KitRef } from '#shared/api.ts'
+import { DEFAULT_CONSENT_MODE, type KitRef } from '#shared/api.ts'
 import type { KitApi } from '../core/kit.ts'
 import type { KitClientFactory } from '../kit/client.ts'
 import { isKitError, type KitError } from '../kit/errors.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import { createdMark } from '../core/new-subscriber.ts'
-import { credentialVerdict, plan, removalsFor, scopesToRead, type Plan, type SendPlan, type TagTarget } from '../core/planner.ts'
-import type { CredentialSource, MappingSource, OwnKitWrites } from '../core/ports.ts'
+import {
+  credentialVerdict,
+  gateByKitState,
+  needsKitState,
+  plan,
+  removalsFor,
+  scopesToRead,
+  type KnownKitState,
+  type Plan,
+  type SendPlan,
+  type TagTarget,
+} from '../core/planner.ts'
+import type { ConsentSource, CredentialSource, KitStateMemory, MappingSource, OwnKitWrites } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { nextListLookup, type RetryPolicy } from '../core/retry-policy.ts'
 import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
-import { reasonWords, type ReasonDetails } from '../core/reasons.ts'
+import { reasonWords, type KitStateWarning, type ReasonDetails } from '../core/reasons.ts'
 import { takingTurns, type Turn } from './fairness.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { describeTag, MappedTags } from './mapped-tags.ts'
@@ -47,6 +58,10 @@ export interface ProcessorDeps {
   retry: RetryPolicy
   /** Told before the plugin unsubscribes someone, so the Kit watch does not report it back. */
   ownWrites?: OwnKitWrites
+  /** Kit's state for each member as last seen; a delivery hands over what Kit answered (absent: states are not kept). */
+  kitStates?: KitStateMemory
+  /** The community's consent setting (absent: every member may become a subscriber). */
+  consent?: ConsentSource
   now?: () => number
   random?: () => number
 }
@@ -54,6 +69,8 @@ export interface ProcessorDeps {
 /** What executing a plan came to, short of an error. */
 interface Executed {
   warnings: string[]
+  /** Kit's state for the person left forms or sequences out (or let a form re-subscribe them). */
+  warning?: KitStateWarning
   /**
    * Kit lists nobody with the address: its list may not show the subscriber yet (`list_lag`, look
    * again at `lookAgainAt`), or the window for that has passed (`not_in_kit`).
@@ -98,6 +115,10 @@ export class DeliveryProcessor {
     }
     const marks = await this.deps.queue.marks(communityId, scopesToRead(event, delivery.memberId))
     const mappings = await this.deps.mappings.get(communityId)
+    const consentMode = (await this.deps.consent?.consentMode(communityId)) ?? DEFAULT_CONSENT_MODE
+    // Only the consent-only mode needs to know whether the member is in Kit before planning.
+    const knownInKit =
+      consentMode === 'marketing_consent' && (await this.subscribers.cached(delivery, credential.credentialId)) !== null
     const planned: Plan = plan({
       event,
       memberId: delivery.memberId,
@@ -106,6 +127,8 @@ export class DeliveryProcessor {
       credential: 'connected',
       mappings,
       marks,
+      consentMode,
+      knownInKit,
     })
     if (planned.kind !== 'send') return unsent(planned)
 
@@ -164,6 +187,7 @@ export class DeliveryProcessor {
       }
       return {
         status: 'succeeded',
+        ...(notes.warning ? { reason: notes.warning } : {}),
         kitRequests,
         lastError: notes.warnings.length ? notes.warnings.join(' ') : null,
         steps: log.steps,
@@ -206,11 +230,22 @@ export class DeliveryProcessor {
         log.add('skipped', name, 'The event has no value for its placeholder.')
       }
     }
+    // Kit's state for the person decides whether forms and sequences may run (and never changes
+    // for someone unsubscribed, bounced or complained); a subscriber Kit created here has no tags to remove.
+    const gated = gateByKitState(
+      removalsFor(planned.steps, done.has(createdMark(subscriberId))),
+      await this.kitState(kit, delivery, subscriber, planned, log),
+      planned.consent,
+    )
+    if (gated.warning) {
+      const words = reasonWords(gated.warning)
+      warnings.push(words)
+      log.add('warning', null, words)
+    }
     unfilled('remove')
     let addsNoted = false
     const referrer = referrerOf(event.source)
-    // A subscriber Kit created in this delivery has no tags to remove.
-    for (const s of removalsFor(planned.steps, done.has(createdMark(subscriberId)))) {
+    for (const s of gated.steps) {
       if (s.kind !== 'tag.remove' && !addsNoted) {
         unfilled('add')
         addsNoted = true
@@ -261,7 +296,33 @@ export class DeliveryProcessor {
       }
     }
     if (!addsNoted) unfilled('add')
-    return { warnings }
+    return { warnings, ...(gated.warning ? { warning: gated.warning } : {}) }
+  }
+
+  /**
+   * Kit's state for the member: from Kit's answer in this delivery when it gave one (handed to
+   * the memory, which reports news to the platform once); otherwise read from Kit when the plan
+   * holds a form or sequence (one request, so nobody unsubscribed is ever added to one); otherwise
+   * as last seen.
+   */
+  private async kitState(
+    kit: KitApi,
+    delivery: QueuedDelivery,
+    subscriber: CachedSubscriber,
+    planned: SendPlan,
+    log: StepLog,
+  ): Promise<KnownKitState | null> {
+    const memory = this.deps.kitStates
+    const key = { communityId: delivery.communityId, credentialId: kit.credentialId, memberId: delivery.memberId }
+    let answer = subscriber.answer
+    if (!answer && needsKitState(planned.steps)) {
+      log.attempting = "subscriber's state in Kit not read"
+      answer = (await kit.getSubscriber(subscriber.subscriberId)) ?? undefined
+      if (!answer) return this.outcomes.subscriberGone(kit, delivery)
+      subscriber.answer = answer
+    }
+    if (!memory) return answer ? { state: answer.state, learnedAt: this.now() } : null
+    return answer ? memory.learned(key, answer) : memory.stateOf(key)
   }
 
   /**
@@ -393,7 +454,7 @@ export class DeliveryProcessor {
     planned: SendPlan,
     log: StepLog,
   ): Promise<Refused> {
-    const unconfirmed = (subscriber.state ?? (await kit.getSubscriber(subscriber.subscriberId))?.state) === 'inactive'
+    const unconfirmed = (subscriber.answer ?? (await kit.getSubscriber(subscriber.subscriberId)))?.state === 'inactive'
     if (unconfirmed) log.add('subscriber.unconfirmed', subscriber.email, MEMBERSHIP_WORDS.unconfirmed(subscriber.email))
     return new Refused(MEMBERSHIP_WORDS.formRefused(form.name, err, planned.type, unconfirmed ? subscriber.email : null), form.name)
   }

@@ -18,8 +18,8 @@ export interface CachedSubscriber {
   firstName: string | null
   /** What Kit holds, by field key, as far as the plugin knows (null: Kit has no value). */
   fields: Record<string, string | null>
-  /** The subscriber's state when Kit answered with it in this delivery (not remembered between deliveries). */
-  state?: string
+  /** Kit's answer with the subscriber in this delivery, if it gave one (never remembered between deliveries). */
+  answer?: KitSubscriber
 }
 
 export interface SubscriberWriterDeps {
@@ -153,7 +153,7 @@ export class SubscriberWriter {
       await this.remember(delivery, kit.credentialId, next)
       log.add('subscriber.updated', address, emailChanged ? `Email changed from ${known.email}.` : null)
       if (Object.keys(changedFields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(changedFields)))
-      return next
+      return { ...next, answer }
     }
     return want.createIfMissing ? this.upsert(request) : this.lookUp(kit, delivery, want, fieldWrites, log)
   }
@@ -172,14 +172,14 @@ export class SubscriberWriter {
     if (!found) return null
     const stored = answerFields(found)
     const changed = Object.fromEntries(Object.entries(fields).filter(([k, v]) => (stored[k] ?? '') !== v))
-    let subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: stored }
+    let subscriber: CachedSubscriber = { subscriberId: found.id, email, firstName: found.first_name, fields: stored, answer: found }
     if (Object.keys(changed).length === 0) {
       log.add('subscriber.unchanged', email)
     } else {
       // An older event's member fields that no newer event wrote still land (its name and email do not).
       log.attempting = 'member fields not written'
       const answer = await kit.updateSubscriber(found.id, { fields: changed })
-      subscriber = { ...subscriber, fields: { ...stored, ...answerFields(answer), ...changed } }
+      subscriber = { ...subscriber, fields: { ...stored, ...answerFields(answer), ...changed }, answer }
       log.add('subscriber.updated', email)
       log.add(
         'fields.written',
@@ -249,10 +249,9 @@ export class SubscriberWriter {
       email,
       firstName: firstName ?? subscriber.first_name,
       fields: { ...answerFields(subscriber), ...fields },
-      state: subscriber.state,
     }
     await this.remember(delivery, kit.credentialId, next)
     if (Object.keys(fields).length) log.add('fields.written', labelsOf(fieldWrites, Object.keys(fields)))
-    return next
+    return { ...next, answer: subscriber }
   }
 }

@@ -4,7 +4,7 @@ import { Counter } from 'prom-client'
 import { Consumer } from '../pipeline/consumer.ts'
 import { EventIntake, type IntakeInput, type IntakeResult } from '../pipeline/intake.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
-import { OwnWritesSeen } from '../pipeline/kit-watch.ts'
+import { KitSideMemory } from '../pipeline/kit-watch.ts'
 import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../core/retry-policy.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
@@ -45,6 +45,8 @@ declare module 'fastify' {
 export default fp<PipelineOptions>(
   async (app, options) => {
     const { queue } = app.storage
+    // The platform-events plugin registers after this one; deliveries run once both are ready.
+    const kitSide = new KitSideMemory(app.storage.kitStates, (input) => app.platformEvents.port.emit(input))
     const processor = new DeliveryProcessor({
       subscribers: app.storage.subscribers,
       queue,
@@ -55,7 +57,8 @@ export default fp<PipelineOptions>(
       heldTags: app.storage.heldTags,
       log: app.log,
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
-      ownWrites: new OwnWritesSeen(app.storage.kitStates),
+      ownWrites: kitSide,
+      kitStates: kitSide,
     })
     const consumer = new Consumer({
       queue,

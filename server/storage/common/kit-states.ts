@@ -73,6 +73,15 @@ export class KitStateStore implements KitStateRepository {
     return [...found.values()]
   }
 
+  async seen(communityId: string, credentialId: string, memberId: string): Promise<KitMemberState | null> {
+    const [row] = await this.run.all<{ subscriberId: number; state: string; stateLearnedAt: number; firstName: string | null; email: string }>(
+      sql`SELECT subscriber_id AS "subscriberId", state, state_learned_at AS "stateLearnedAt", first_name AS "firstName", email
+            FROM kit_member_states WHERE community_id = ${communityId} AND credential_id = ${credentialId} AND member_id = ${memberId}`,
+    )
+    if (!row) return null
+    return { ...row, subscriberId: Number(row.subscriberId), stateLearnedAt: Number(row.stateLearnedAt) }
+  }
+
   async record(communityId: string, credentialId: string, memberId: string, state: KitMemberState, now: number): Promise<void> {
     await this.run.run(
       sql`INSERT INTO kit_member_states (community_id, credential_id, member_id, subscriber_id, state, state_learned_at, first_name, email, updated_at)
