@@ -12,6 +12,8 @@ export interface EventInput {
   email?: string
   firstName?: string
   fields?: Record<string, string | null>
+  /** `data.member.consent` as the platform sends it. */
+  consent?: { marketing: boolean; at?: string }
   subscription?: { id: string; plan?: string; status?: string }
   access?: { level: string }
   time?: string
@@ -29,6 +31,7 @@ export function makeEvent(input: EventInput = {}): Record<string, unknown> {
       email: input.email ?? `${memberId}@example.com`,
       ...(input.firstName ? { first_name: input.firstName } : {}),
       ...(input.fields ? { fields: input.fields } : {}),
+      ...(input.consent ? { consent: input.consent } : {}),
     },
   }
   if (input.subscription || type.startsWith('subscription.')) {
