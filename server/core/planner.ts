@@ -9,7 +9,8 @@
  * what a known subscriber needs written is the difference `subscriberDelta` finds.
  */
 import type { ConsentMode, EventMapping, KitRef, Mappings } from '#shared/api.ts'
-import { hasPlaceholder, type EventType } from '#shared/events.ts'
+import { emptyEventMapping } from '#shared/defaults.ts'
+import { hasPlaceholder, isEventType, type EventType } from '#shared/events.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
 import type { OrderingMark } from './queue.ts'
@@ -189,15 +190,18 @@ export function plan(input: PlanInput): Plan {
     const later = profileMark ?? newer(settledScope(memberId))
     if (later) return { kind: 'skip', reason: 'stale_snapshot', details: { eventId: later.eventId } }
   }
-  const mapping = type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : input.mappings.events[type]
+  const consent = plannedConsent(event)
+  const withdrawn = consent?.marketing === false
+  // A withdrawal unsubscribes whatever the event's mapping says, even when it maps nothing.
+  const mapping =
+    (type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : input.mappings.events[type]) ??
+    (withdrawn && isEventType(type) ? emptyEventMapping() : undefined)
   if (!mapping) return { kind: 'skip', reason: 'event_not_handled', details: { eventType: event.type } }
 
   // Consent decides who may be created: in the consent-only mode a member who has not agreed and
   // whom Kit does not know yet through the plugin costs no request at all.
-  const consent = plannedConsent(event)
   const consentOnly = input.consentMode === 'marketing_consent'
   if (consentOnly && consent?.marketing !== true && !input.knownInKit) return { kind: 'skip', reason: 'no_consent', details: {} }
-  const withdrawn = consent?.marketing === false
   const erase = type === 'user.deleted' && mapping.erase === true
 
   // Each field has its own scope: an older event still writes a field no newer applied event wrote.
