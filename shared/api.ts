@@ -3,6 +3,7 @@
  * these schemas, the panel uses their static types.
  */
 import { Type, type Static } from 'typebox'
+import { CONDITION_LIMITS } from './conditions.ts'
 import { EVENT_TYPES } from './events.ts'
 import { LIMITS } from './limits.ts'
 
@@ -54,6 +55,40 @@ export const KitRef = Type.Object(
 )
 export type KitRef = Static<typeof KitRef>
 
+export const Condition = Type.Object(
+  {
+    field: Type.String({ minLength: 1, maxLength: 80 }),
+    op: Type.Union([
+      Type.Literal('is'),
+      Type.Literal('is_not'),
+      Type.Literal('is_one_of'),
+      Type.Literal('is_not_one_of'),
+      Type.Literal('is_set'),
+      Type.Literal('is_empty'),
+      Type.Literal('contains'),
+      Type.Literal('starts_with'),
+      Type.Literal('ends_with'),
+    ]),
+    value: Type.Optional(Type.String({ maxLength: CONDITION_LIMITS.valueMax })),
+    values: Type.Optional(Type.Array(Type.String({ maxLength: CONDITION_LIMITS.valueMax }), { maxItems: CONDITION_LIMITS.values })),
+  },
+  { additionalProperties: false },
+)
+export const Conditions = Type.Array(Condition, { maxItems: CONDITION_LIMITS.conditions })
+
+/** The actions of one rule; the event mapping's own actions are the same, without conditions. */
+const ruleActions = {
+  add_tags: Type.Array(TagRef, { maxItems: LIMITS.tagsPerList }),
+  remove_tags: Type.Array(TagRef, { maxItems: LIMITS.tagsPerList }),
+  add_to_forms: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
+  add_to_sequences: Type.Array(KitRef, { maxItems: LIMITS.listsPerEvent }),
+  unsubscribe: Type.Boolean(),
+}
+
+/** A rule: when every condition holds, its actions apply too (see server/core/rules.ts). */
+export const Rule = Type.Object({ conditions: Conditions, ...ruleActions }, { additionalProperties: false })
+export type Rule = Static<typeof Rule>
+
 export const EventMapping = Type.Object(
   {
     add_tags: Type.Array(TagRef, { maxItems: LIMITS.tagsPerList }),
@@ -66,6 +101,8 @@ export const EventMapping = Type.Object(
      * mapped field emptied, every mapped tag removed); they are then listed for deletion by hand.
      */
     erase: Type.Optional(Type.Boolean()),
+    /** Conditional rules, in order, applied after the actions above (absent: none). */
+    rules: Type.Optional(Type.Array(Rule, { maxItems: LIMITS.rulesPerEvent })),
   },
   { additionalProperties: false },
 )
@@ -105,7 +142,15 @@ const MappingEvents = Type.Object(
 const FieldMappings = Type.Array(FieldMapping, { maxItems: LIMITS.fieldMappingsMax })
 
 /** The whole mappings document. `PUT /mappings` requires every event type in `events`. */
-export const Mappings = Type.Object({ events: MappingEvents, fields: FieldMappings }, { additionalProperties: false })
+export const Mappings = Type.Object(
+  {
+    events: MappingEvents,
+    fields: FieldMappings,
+    /** "Only these members reach Kit": every condition must hold for an event to be sent (absent or empty: everyone). */
+    filter: Type.Optional(Conditions),
+  },
+  { additionalProperties: false },
+)
 export type Mappings = Static<typeof Mappings>
 
 /**
@@ -113,7 +158,7 @@ export type Mappings = Static<typeof Mappings>
  * mapping, `fields` (when given) replaces the field list; everything left out stays as saved.
  */
 export const MappingsPatch = Type.Object(
-  { events: Type.Optional(MappingEvents), fields: Type.Optional(FieldMappings) },
+  { events: Type.Optional(MappingEvents), fields: Type.Optional(FieldMappings), filter: Type.Optional(Conditions) },
   { additionalProperties: false },
 )
 export type MappingsPatch = Static<typeof MappingsPatch>

@@ -5,4 +5,5 @@ export const LIMITS = {
   listsPerEvent: 50,
   fieldMappingsMax: 100,
   apiKeyMax: 200,
+  rulesPerEvent: 20,
 } as const

@@ -15,6 +15,8 @@ import { normaliseEmail, type MemberEvent } from './envelope.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
 import type { OrderingMark } from './queue.ts'
 import type { KitStateWarning, ReasonCode, ReasonDetails } from './reasons.ts'
+import { allHold } from '#shared/conditions.ts'
+import { applyRules, matchingRules } from './rules.ts'
 import { snapshotMapping, SNAPSHOT_TYPE } from './snapshot.ts'
 
 /** A mapped tag as one delivery applies it. */
@@ -106,6 +108,8 @@ export interface SendPlan {
   consent: PlannedConsent | null
   /** `user.deleted` with erasure: the person is to be listed for deletion by hand once done. */
   erase: boolean
+  /** The indices of the event mapping's rules whose conditions held (for previews). */
+  rules: number[]
 }
 
 /** A plan that sends nothing: a skip, or a hold until the owner saves a working key. */
@@ -141,7 +145,8 @@ function everyMappedTag(mappings: Mappings, event: MemberEvent): TagTarget[] {
   const seen = new Set<string>()
   const out: TagTarget[] = []
   for (const m of Object.values(mappings.events)) {
-    for (const ref of [...(m?.add_tags ?? []), ...(m?.remove_tags ?? [])]) {
+    const lists = [m, ...(m?.rules ?? [])].flatMap((part) => [...(part?.add_tags ?? []), ...(part?.remove_tags ?? [])])
+    for (const ref of lists) {
       const templated = hasPlaceholder(ref.name)
       const name = templated ? fillTemplate(ref.name, event) : ref.name
       if (name === null || name === '') continue
@@ -193,8 +198,12 @@ export function plan(input: PlanInput): Plan {
   const consent = plannedConsent(event)
   const withdrawn = consent?.marketing === false
   // A withdrawal unsubscribes whatever the event's mapping says, even when it maps nothing.
+  // The member filter leaves out whom it does not match, before anything else is decided; a
+  // withdrawal of consent still unsubscribes them.
+  if (!withdrawn && !allHold(input.mappings.filter, event.data)) return { kind: 'skip', reason: 'filtered_out', details: {} }
+  const saved = type === SNAPSHOT_TYPE ? undefined : input.mappings.events[type]
   const mapping =
-    (type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : input.mappings.events[type]) ??
+    (type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : saved && applyRules(saved, event.data)) ??
     (withdrawn && isEventType(type) ? emptyEventMapping() : undefined)
   if (!mapping) return { kind: 'skip', reason: 'event_not_handled', details: { eventType: event.type } }
 
@@ -276,6 +285,7 @@ export function plan(input: PlanInput): Plan {
     settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId))],
     consent,
     erase,
+    rules: saved ? matchingRules(saved, event.data) : [],
   }
 }
 

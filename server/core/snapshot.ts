@@ -14,6 +14,7 @@
 import type { EventMapping, Mappings, TagRef } from '#shared/api.ts'
 import { subscriptionStatusKind } from '#shared/events.ts'
 import type { MemberEvent } from './envelope.ts'
+import { applyRules } from './rules.ts'
 
 const uniqueTags = (tags: TagRef[]): TagRef[] => {
   const seen = new Set<string>()
@@ -22,7 +23,8 @@ const uniqueTags = (tags: TagRef[]): TagRef[] => {
 
 /** The mapping one snapshot applies: the snapshot's own, plus the tags its state implies. */
 export function snapshotMapping(mappings: Mappings, event: MemberEvent): EventMapping {
-  const own = mappings.events['member.snapshot'] ?? {
+  const saved = mappings.events['member.snapshot']
+  const own = (saved && applyRules(saved, event.data)) ?? {
     add_tags: [],
     remove_tags: [],
     add_to_forms: [],
@@ -31,9 +33,9 @@ export function snapshotMapping(mappings: Mappings, event: MemberEvent): EventMa
   }
   const implied: EventMapping[] = []
   const kind = subscriptionStatusKind(event.data.subscription?.status)
-  if (kind === 'active') implied.push(...optional(mappings.events['subscription.started']))
-  if (kind === 'ended') implied.push(...optional(mappings.events['subscription.canceled']))
-  if (event.data.access?.level) implied.push(...optional(mappings.events['access.granted']))
+  if (kind === 'active') implied.push(...optional(mappings.events['subscription.started'], event))
+  if (kind === 'ended') implied.push(...optional(mappings.events['subscription.canceled'], event))
+  if (event.data.access?.level) implied.push(...optional(mappings.events['access.granted'], event))
   return {
     add_tags: uniqueTags([...own.add_tags, ...implied.flatMap((m) => m.add_tags)]),
     remove_tags: uniqueTags([...own.remove_tags, ...implied.flatMap((m) => m.remove_tags)]),
@@ -43,7 +45,7 @@ export function snapshotMapping(mappings: Mappings, event: MemberEvent): EventMa
   }
 }
 
-const optional = (m: EventMapping | undefined): EventMapping[] => (m ? [m] : [])
+const optional = (m: EventMapping | undefined, event: MemberEvent): EventMapping[] => (m ? [applyRules(m, event.data)] : [])
 
 /** The `mk_*` values a snapshot carries: the member's own, then the plan and access level. */
 export function snapshotFieldValues(event: MemberEvent, own: Record<string, string | null>): Record<string, string | null> {

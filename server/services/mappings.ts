@@ -1,7 +1,8 @@
 /** Which Kit changes each member event makes, per community; defaults until the owner saves. */
 import { notCarriedProblem, placeholderNotCarried } from '#shared/event-catalogue.ts'
 import { EVENT_TYPES, hasPlaceholder, hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
-import type { EventMapping, Mappings, MappingsPatch, TagRef } from '#shared/api.ts'
+import type { EventMapping, Mappings, MappingsPatch, Rule, TagRef } from '#shared/api.ts'
+import { conditionProblem, type Condition } from '#shared/conditions.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 import type { MappingRepository } from '../core/storage.ts'
@@ -38,10 +39,13 @@ function refuseControlCharacters(doc: Mappings): void {
   for (const type of EVENT_TYPES) {
     const m = doc.events[type]
     if (!m) continue
-    for (const list of ['add_tags', 'remove_tags', 'add_to_forms', 'add_to_sequences'] as const) {
-      m[list].forEach((ref, i) => check(ref.name, `events.${type}.${list}[${i}].name`))
+    for (const [part, base] of partsOf(m, `events.${type}`)) {
+      for (const list of ['add_tags', 'remove_tags', 'add_to_forms', 'add_to_sequences'] as const) {
+        part[list].forEach((ref, i) => check(ref.name, `${base}.${list}[${i}].name`))
+      }
     }
   }
+  ;(doc.filter ?? []).forEach((c, i) => (c.values ?? [c.value ?? '']).forEach((v) => check(v, `filter[${i}]`)))
   doc.fields.forEach((f, i) => {
     check(f.kit_field.label, `fields[${i}].kit_field.label`)
     check(f.kit_field.key, `fields[${i}].kit_field.key`)
@@ -69,20 +73,65 @@ function refuseContradictions(doc: Mappings): void {
   for (const type of EVENT_TYPES) {
     const m = doc.events[type]
     if (!m) continue
-    for (const list of ['add_tags', 'remove_tags'] as const) {
-      m[list].forEach((tag, i) => {
-        const path = placeholderNotCarried(type, tag.name)
-        if (path !== null) throw invalid(`events.${type}.${list}[${i}].name ${notCarriedProblem(type, path)}`)
+    if (m.erase !== undefined && type !== 'user.deleted') throw invalid(`events.${type}.erase is only for user.deleted`)
+    for (const [part, base] of partsOf(m, `events.${type}`)) {
+      for (const list of ['add_tags', 'remove_tags'] as const) {
+        part[list].forEach((tag, i) => {
+          const path = placeholderNotCarried(type, tag.name)
+          if (path !== null) throw invalid(`${base}.${list}[${i}].name ${notCarriedProblem(type, path)}`)
+        })
+      }
+      const added = new Set(part.add_tags.map((t) => t.name.trim().toLowerCase()))
+      part.remove_tags.forEach((tag, i) => {
+        if (added.has(tag.name.trim().toLowerCase())) {
+          throw invalid(
+            `${base}.remove_tags[${i}].name "${tag.name.trim()}" is also in add_tags of ${base === `events.${type}` ? type : base}; keep it in one of the two lists`,
+          )
+        }
       })
     }
-    const added = new Set(m.add_tags.map((t) => t.name.trim().toLowerCase()))
-    m.remove_tags.forEach((tag, i) => {
-      if (added.has(tag.name.trim().toLowerCase())) {
-        throw invalid(
-          `events.${type}.remove_tags[${i}].name "${tag.name.trim()}" is also in add_tags of ${type}; keep it in one of the two lists`,
-        )
-      }
-    })
+    // Two rules without conditions always both apply: the same tag added by one and removed by the other is a contradiction.
+    const always = partsOf(m, `events.${type}`).filter(([part]) => !('conditions' in part) || part.conditions.length === 0)
+    const addedAlways = new Map(always.flatMap(([part, base]) => part.add_tags.map((t) => [t.name.trim().toLowerCase(), base] as const)))
+    for (const [part, base] of always) {
+      part.remove_tags.forEach((tag, i) => {
+        const by = addedAlways.get(tag.name.trim().toLowerCase())
+        if (by !== undefined && by !== base) {
+          throw invalid(
+            `${base}.remove_tags[${i}].name "${tag.name.trim()}" is added by ${by}, which always applies too; keep it in one of the two`,
+          )
+        }
+      })
+    }
+  }
+}
+
+/** The mapping's own actions and each rule's, with where each sits in the document. */
+function partsOf(m: EventMapping, base: string): [EventMapping | Rule, string][] {
+  return [[m, base], ...(m.rules ?? []).map((rule, i): [Rule, string] => [rule, `${base}.rules[${i}]`])]
+}
+
+function checkConditions(conditions: Condition[], path: string): Condition[] {
+  return conditions.map((c, i) => {
+    const problem = conditionProblem(c, `${path}[${i}]`)
+    if (problem) throw invalid(problem)
+    return {
+      field: c.field,
+      op: c.op,
+      ...(c.value !== undefined ? { value: c.value.trim() } : {}),
+      ...(c.values !== undefined ? { values: c.values.map((v) => v.trim()) } : {}),
+    }
+  })
+}
+
+function checkRule(rule: Rule, path: string): Rule {
+  return {
+    conditions: checkConditions(rule.conditions, `${path}.conditions`),
+    add_tags: checkTags(rule.add_tags, `${path}.add_tags`),
+    remove_tags: checkTags(rule.remove_tags, `${path}.remove_tags`),
+    add_to_forms: rule.add_to_forms.map((f) => ({ id: f.id, name: f.name })),
+    add_to_sequences: rule.add_to_sequences.map((s) => ({ id: s.id, name: s.name })),
+    unsubscribe: rule.unsubscribe,
   }
 }
 
@@ -98,6 +147,8 @@ export function normaliseMappings(doc: Mappings): Mappings {
       add_to_forms: m.add_to_forms.map((f) => ({ id: f.id, name: f.name })),
       add_to_sequences: m.add_to_sequences.map((s) => ({ id: s.id, name: s.name })),
       unsubscribe: m.unsubscribe,
+      ...(m.erase !== undefined ? { erase: m.erase } : {}),
+      ...(m.rules && m.rules.length > 0 ? { rules: m.rules.map((r, i) => checkRule(r, `${base}.rules[${i}]`)) } : {}),
     }
   }
   const sources = new Set<string>()
@@ -112,7 +163,8 @@ export function normaliseMappings(doc: Mappings): Mappings {
     keys.add(key)
     return { source: f.source, kit_field: { key, label } }
   })
-  return { events, fields }
+  const filter = checkConditions(doc.filter ?? [], 'filter')
+  return { events, fields, ...(filter.length > 0 ? { filter } : {}) }
 }
 
 /** Tries of a read-merge-write before giving up on a document that keeps changing underneath. */
@@ -167,7 +219,8 @@ export class MappingService {
       const doc = row ? (JSON.parse(row.document) as Mappings) : defaultMappings()
       let changed = false
       for (const mapping of Object.values(doc.events)) {
-        for (const tag of [...(mapping?.add_tags ?? []), ...(mapping?.remove_tags ?? [])]) {
+        const parts = mapping ? [mapping, ...(mapping.rules ?? [])] : []
+        for (const tag of parts.flatMap((p) => [...p.add_tags, ...p.remove_tags])) {
           if (tag.name.trim().toLowerCase() !== wanted || hasPlaceholder(tag.name)) continue
           if (tag.id !== undefined && tag.id !== replacing) continue
           if (tag.id === tagId) continue
@@ -192,7 +245,12 @@ export class MappingService {
     for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
       const row = await this.repo.get(communityId)
       const current = normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
-      const merged = checked({ events: { ...current.events, ...change.events }, fields: change.fields ?? current.fields })
+      const filter = change.filter ?? current.filter
+      const merged = checked({
+        events: { ...current.events, ...change.events },
+        fields: change.fields ?? current.fields,
+        ...(filter ? { filter } : {}),
+      })
       const record = { communityId, document: JSON.stringify(merged), updatedAt: new Date().toISOString() }
       if (!row) {
         await this.repo.save(record)
