@@ -280,9 +280,32 @@ export const DeliveryOrder = Type.Union([Type.Literal('newest'), Type.Literal('o
 })
 export type DeliveryOrder = Static<typeof DeliveryOrder>
 
+/** Kit's state of a subscriber: `inactive` is unconfirmed, `cancelled` unsubscribed. */
+export const KitSubscriberState = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('inactive'),
+  Type.Literal('cancelled'),
+  Type.Literal('bounced'),
+  Type.Literal('complained'),
+])
+export type KitSubscriberState = Static<typeof KitSubscriberState>
+
+/** What the plugin last saw of one member in Kit, under the community's current connection. */
+export const MemberKit = Type.Object(
+  {
+    state: Type.Union([KitSubscriberState, Type.Null()], { description: 'null: not seen in Kit yet' }),
+    learned_at: Type.Union([Type.String(), Type.Null()], { description: 'When the plugin learnt this state' }),
+    subscriber_id: Type.Union([Type.Integer(), Type.Null()], { description: "The member's Kit subscriber, when the plugin knows it" }),
+  },
+  { additionalProperties: false },
+)
+export type MemberKit = Static<typeof MemberKit>
+
 export const DeliveryPage = Type.Object({
   items: Type.Array(Delivery),
   next_cursor: Type.Union([Type.String(), Type.Null()]),
+  /** With `member` naming one member's whole email, on a page holding their deliveries: what Kit holds of them. */
+  member_kit: Type.Optional(MemberKit),
 })
 export type DeliveryPage = Static<typeof DeliveryPage>
 

@@ -76,6 +76,7 @@ export default fp<PipelineOptions>(
       queue,
       () => consumer.notify(),
       (communityId) => app.services.connections.isConnected(communityId),
+      app.storage,
     )
     const syncs = new SyncService({
       syncs: app.storage.syncs,

@@ -1,4 +1,7 @@
-/** The owner's view of deliveries: newest first (or oldest first for one member's story), filtered, paged; and Retry, one or many. */
+/**
+ * The owner's view of deliveries: newest first (or oldest first for one member's story, with what
+ * Kit holds of that member), filtered, paged; and Retry, one or many.
+ */
 import {
   RETRY_MANY_MAX,
   type Delivery,
@@ -6,14 +9,17 @@ import {
   type DeliveryPage,
   type DeliveryStatus,
   type DeliveryStep,
+  type KitSubscriberState,
+  type MemberKit,
   type ReplayableDeliveries,
   type RetryDeliveriesBody,
   type RetryDeliveriesResult,
 } from '#shared/api.ts'
 import { AppError } from '../lib/errors.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
-import type { DeliveryReads, DeliveryRecord } from '../core/storage.ts'
+import type { DeliveryReads, DeliveryRecord, Storage } from '../core/storage.ts'
 import type { ReasonCode } from '../core/reasons.ts'
+import { iso } from '../core/time.ts'
 
 /** The skip reasons an owner can name to re-queue those deliveries together, as the codes they were recorded with. */
 const SKIP_REASONS: Record<NonNullable<RetryDeliveriesBody['reason']>, ReasonCode> = {
@@ -35,6 +41,12 @@ const toDto = (r: DeliveryRecord): Delivery => ({
   created_at: r.created_at,
   updated_at: r.updated_at,
 })
+
+const KIT_STATES: readonly string[] = ['active', 'inactive', 'cancelled', 'bounced', 'complained'] satisfies KitSubscriberState[]
+const isKitState = (state: string): state is KitSubscriberState => KIT_STATES.includes(state)
+
+/** What Kit holds of a member is read from these (the link the plugin wrote, and what it last saw). */
+export type MemberKitReads = Pick<Storage, 'connections' | 'subscribers' | 'kitStates'>
 
 const encodeCursor = (seq: number) => Buffer.from(`d:${seq}`).toString('base64url')
 function decodeCursor(cursor: string): number {
@@ -58,6 +70,7 @@ export class DeliveryService {
     private readonly queue: DeliveryQueue,
     private readonly onRetry: () => void,
     private readonly isConnected: (communityId: string) => Promise<boolean>,
+    private readonly kit: MemberKitReads,
   ) {}
 
   async list(communityId: string, q: DeliveryQuery): Promise<DeliveryPage> {
@@ -74,7 +87,32 @@ export class DeliveryService {
     })
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
-    return { items: page.map(toDto), next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
+    const memberKit = member ? await this.memberKit(communityId, page, member) : null
+    return {
+      items: page.map(toDto),
+      next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
+      ...(memberKit ? { member_kit: memberKit } : {}),
+    }
+  }
+
+  /**
+   * What Kit holds of the one member whose whole email the search names, found through the
+   * page's deliveries (so by member id, in this community only); null when the search names part
+   * of an email, or several members, or none on this page.
+   */
+  private async memberKit(communityId: string, page: DeliveryRecord[], email: string): Promise<MemberKit | null> {
+    const members = new Set(page.filter((r) => r.member_email.toLowerCase() === email).map((r) => r.member_id))
+    const [memberId] = members
+    if (members.size !== 1 || memberId === undefined) return null
+    const connection = await this.kit.connections.get(communityId)
+    if (!connection) return { state: null, learned_at: null, subscriber_id: null }
+    const key = { communityId, credentialId: connection.credentialId, memberId }
+    const seen = await this.kit.kitStates.seen(communityId, key.credentialId, memberId)
+    if (seen && isKitState(seen.state)) {
+      return { state: seen.state, learned_at: iso(seen.stateLearnedAt), subscriber_id: seen.subscriberId }
+    }
+    const written = await this.kit.subscribers.get(key)
+    return { state: null, learned_at: null, subscriber_id: written?.subscriberId ?? null }
   }
 
   /** One delivery as the owner sees it, or null when the community has none of that id. */

@@ -24,7 +24,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'listDeliveries',
         summary: 'List deliveries, newest first by default, with what each one did in Kit',
         description:
-          "Filters by status and by part of the member email; `order=oldest` reads one member's story forwards; `next_cursor` pages.",
+          "Filters by status and by part of the member email; `order=oldest` reads one member's story forwards; `next_cursor` pages. " +
+          "When `member` is one member's whole email, `member_kit` says what the plugin last saw of them in Kit.",
         tags: ['deliveries'],
         security,
         querystring: Type.Object(

@@ -6,6 +6,14 @@ export function formatTime(iso: string | null | undefined): string {
   return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(date)
 }
 
+/** A day, e.g. "7 Dec 2026" (in the reader's own order). */
+export function formatDate(iso: string | null | undefined): string {
+  if (!iso) return ''
+  const date = new Date(iso)
+  if (Number.isNaN(date.getTime())) return iso
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(date)
+}
+
 /** A delivery's time to the second: the time alone today, with the date otherwise. */
 export function formatSeconds(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return ''

@@ -1,10 +1,11 @@
 /**
  * The activity log: deliveries newest first (one member's oldest first), filtered by member and
- * status, paged by cursor, refreshed in place while the panel watches it, and Retry.
+ * status, paged by cursor, refreshed in place while the panel watches it, and Retry. A search that
+ * names one member's whole email also says what Kit holds of them.
  */
 import { defineStore } from 'pinia'
 import { computed, reactive, ref } from 'vue'
-import type { Delivery, DeliveryOrder, DeliveryStatus } from '#shared/api.ts'
+import type { Delivery, DeliveryOrder, DeliveryStatus, MemberKit } from '#shared/api.ts'
 import { api } from '../api/index.ts'
 import { ApiError, toApiError } from '../api/client.ts'
 import { useSessionStore } from './session.ts'
@@ -25,6 +26,8 @@ export const useDeliveriesStore = defineStore('deliveries', () => {
 
   const items = ref<Delivery[]>([])
   const nextCursor = ref<string | null>(null)
+  /** What Kit holds of the member the search names (null: the search names no one member). */
+  const memberKit = ref<MemberKit | null>(null)
   /** What the owner is typing; `applied` is what the list shows, so a refresh never applies half-typed filters. */
   const filters = reactive<DeliveryFilters>({ member: '', status: '' })
   const applied = reactive<DeliveryFilters>({ member: '', status: '' })
@@ -69,6 +72,7 @@ export const useDeliveriesStore = defineStore('deliveries', () => {
       const page = await api.listDeliveries(query(null))
       items.value = page.items
       nextCursor.value = page.next_cursor
+      memberKit.value = page.member_kit ?? null
       loaded.value = true
       changedAt.value = Date.now()
       notice.value = `${page.items.length === 0 ? 'No' : page.items.length} ${page.items.length === 1 ? 'delivery' : 'deliveries'} shown.`
@@ -94,6 +98,7 @@ export const useDeliveriesStore = defineStore('deliveries', () => {
       const changed = fingerprint(page.items) !== fingerprint(items.value)
       items.value = page.items
       nextCursor.value = page.next_cursor
+      memberKit.value = page.member_kit ?? null
       error.value = null
       if (changed) changedAt.value = Date.now()
       if (fresh > 0) notice.value = `${fresh} new ${fresh === 1 ? 'delivery' : 'deliveries'}.`
@@ -115,6 +120,7 @@ export const useDeliveriesStore = defineStore('deliveries', () => {
       const known = new Set(items.value.map((d) => d.id))
       items.value.push(...page.items.filter((d) => !known.has(d.id)))
       nextCursor.value = page.next_cursor
+      if (page.member_kit) memberKit.value = page.member_kit
       notice.value = `${page.items.length} more shown.`
     } catch (err) {
       error.value = toApiError(err)
@@ -146,6 +152,7 @@ export const useDeliveriesStore = defineStore('deliveries', () => {
   return {
     items,
     nextCursor,
+    memberKit,
     filters,
     applied,
     order,
