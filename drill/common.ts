@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { StandinRequest } from '../tests/kit-standin/server.ts'
 import type { MemberEvent } from '../bench/lib/events.ts'
 import type { ServerHandle } from '../bench/lib/server.ts'
+import { sleep } from '../bench/lib/env.ts'
 import { log, type Outcome } from '../bench/lib/report.ts'
 
 export const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url))
@@ -45,6 +46,17 @@ export function repeatedTagCalls(requests: StandinRequest[]): number {
     seen.set(key, (seen.get(key) ?? 0) + 1)
   }
   return [...seen.values()].reduce((n, c) => n + c - 1, 0)
+}
+
+/** Probes every 100 ms until `probe` gives a value other than null; throws after `timeoutMs`. */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null> | T | null): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== null) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)
+    await sleep(100)
+  }
 }
 
 export function finish(outcome: Outcome): Outcome {

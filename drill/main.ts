@@ -1,12 +1,13 @@
 /**
  * `npm run drill` runs every fault drill; `npm run drill -- kill9 garbage` runs only those named
- * (kill9, blackout, revoke, garbage). Each prints a final RESULT line; a summary closes the run.
+ * (kill9, blackout, revoke, garbage, receiver). Each prints a final RESULT line; a summary closes the run.
  */
 import { log, runIfMain, type Outcome } from '../bench/lib/report.ts'
 import { blackoutDrill } from './blackout.ts'
 import { RESULTS } from './common.ts'
 import { garbageDrill } from './garbage.ts'
 import { kill9Drill } from './kill9.ts'
+import { receiverDrill } from './receiver.ts'
 import { revokeDrill } from './revoke.ts'
 
 const DRILLS: Record<string, () => Promise<Outcome>> = {
@@ -14,6 +15,7 @@ const DRILLS: Record<string, () => Promise<Outcome>> = {
   blackout: blackoutDrill,
   revoke: revokeDrill,
   garbage: garbageDrill,
+  receiver: receiverDrill,
 }
 
 async function main(): Promise<Outcome[]> {

@@ -14,21 +14,11 @@ import { startServer } from '../bench/lib/server.ts'
 import { api, connect, connectionStatus } from '../bench/lib/session.ts'
 import { checkKit, describeCheck } from '../bench/lib/verify.ts'
 import { startKitStandin } from '../tests/kit-standin/server.ts'
-import { finish, Ledger, repeatedTagCalls, RESULTS, withServerLog } from './common.ts'
+import { finish, Ledger, repeatedTagCalls, RESULTS, until, withServerLog } from './common.ts'
 
 const KEY = 'kit_drill_revoke_key'
 const COMMUNITY = 'c_revoke'
 const RATE = { limit: 40, windowMs: 1_000 }
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null> | T | null): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== null) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)
-    await sleep(100)
-  }
-}
 
 export async function revokeDrill(): Promise<Outcome> {
   const count = envInt('DRILL_REVOKE_MEMBERS', 60)

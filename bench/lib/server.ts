@@ -12,6 +12,10 @@ export interface ServerOptions {
   port?: number
   rateLimit?: number
   rateWindowMs?: number
+  /** Where events to the platform go (PLATFORM_EVENTS_URL and _SECRET); none are stored or sent when absent. */
+  platformEvents?: { url: string; secret: string }
+  /** KIT_POLL_INTERVAL_S: how often the server asks Kit what changed (default 300). */
+  kitPollIntervalS?: number
   /**
    * Serve /dev/ (the local App Station page, KIT_DEV_HOST=1); default false (production). The
    * dev host runs only with secrets it generated itself, so `secrets` are not used then: the
@@ -65,6 +69,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     PLUGIN_ID: 'kit',
     KIT_RATE_LIMIT: String(options.rateLimit ?? 120),
     KIT_RATE_WINDOW_MS: String(options.rateWindowMs ?? 60_000),
+    ...(options.platformEvents
+      ? { PLATFORM_EVENTS_URL: options.platformEvents.url, PLATFORM_EVENTS_SECRET: options.platformEvents.secret }
+      : {}),
+    ...(options.kitPollIntervalS === undefined ? {} : { KIT_POLL_INTERVAL_S: String(options.kitPollIntervalS) }),
     LOG_LEVEL: 'warn',
     ...options.env,
   }
