@@ -332,6 +332,34 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
       expect(receiver.received.every((r) => r.verified)).toBe(true)
     })
 
+    it("counts only events that can go as next due: a member's later event waits behind the earlier one", async () => {
+      const outbox = await dialect.fresh()
+      const time = clock()
+      const port = portFor(outbox, time.now)
+      await port.emit(unsubscribed('c_1', 'm_1', time.now()))
+      await port.emit(renamed('c_1', 'm_1', 'Adelaide'))
+      const [first] = await outbox.claim('a', time.now(), 60_000, 10)
+      expect(first?.type).toBe('kit.subscriber.unsubscribed')
+      await outbox.settle(first!.seq, 'a', { state: 'pending', lastError: 'http_503', nextAttemptAt: time.now() + HOUR }, time.now())
+      // The rename is due by its own time, but cannot go before the unsubscribe: nothing is due for an hour.
+      expect(await outbox.nextDue()).toBe(time.now() + HOUR)
+    })
+
+    it('sends what waits for a retry at once when the platform answers again', async () => {
+      const outbox = await dialect.fresh()
+      const port = portFor(outbox)
+      for (const m of ['m_1', 'm_2', 'm_3']) await port.emit(unsubscribed('c_1', m))
+      receiver.answer = () => 503
+      const sender = senderFor(outbox, { backoff: { baseMs: HOUR, maxMs: HOUR } })
+      expect(await sender.tick()).toBe(3)
+      expect((await outbox.list('c_1', { state: 'pending', limit: 10 })).every((e) => e.nextAttemptAt > Date.now() + HOUR / 4)).toBe(true)
+      receiver.answer = () => 204
+      await port.emit(unsubscribed('c_1', 'm_4'))
+      expect(await sender.tick(), 'the new one goes, and brings the others forward').toBe(1)
+      expect(await sender.tick()).toBe(3)
+      expect(await outbox.list('c_1', { state: 'pending', limit: 10 })).toEqual([])
+    })
+
     it('keeps trying for 72 hours, then marks the event failed', async () => {
       const outbox = await dialect.fresh()
       const time = clock(Date.now())

@@ -356,6 +356,11 @@ export interface PlatformOutbox {
   releaseLeases(): Promise<void>
   /** The earliest due time of a pending event, or null. */
   nextDue(): Promise<number | null>
+  /**
+   * The platform answered again after failing: every event waiting for its next retry is due now,
+   * instead of each waiting out its own backoff. Returns how many were brought forward.
+   */
+  expedite(now: number): Promise<number>
   /** The community's events, newest first, before `beforeSeq` when given. */
   list(communityId: string, filter: { state?: PlatformEventState; beforeSeq?: number; limit: number }): Promise<PlatformEventRecord[]>
   get(communityId: string, id: string): Promise<PlatformEventRecord | undefined>

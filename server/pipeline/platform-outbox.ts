@@ -76,6 +76,8 @@ export class PlatformSender {
   private loop: Promise<void> | null = null
   private wake: (() => void) | null = null
   private notified = false
+  /** The last attempt here failed: the next success brings the waiting events forward. */
+  private failing = false
   private readonly abort = new AbortController()
   private readonly now: () => number
   private readonly random: () => number
@@ -195,6 +197,18 @@ export class PlatformSender {
         'recording a platform event outcome failed; it will be sent again when its lease expires',
       )
       return
+    }
+    // One receiver takes every event: once it answers again after failing, what waits for a retry
+    // goes now rather than each event waiting out its own backoff.
+    if (failure !== null) this.failing = true
+    else if (this.failing || event.attempts > 0) {
+      this.failing = false
+      try {
+        const brought = await this.o.outbox.expedite(now)
+        if (brought > 0) this.o.log.info({ brought }, 'platform answers again: waiting events sent now')
+      } catch (err) {
+        this.o.log.error({ err }, 'bringing waiting platform events forward failed; they keep their own retry times')
+      }
     }
     const fields = { platformEventId: event.id, type: event.type, communityId: event.communityId, attempts: event.attempts + 1 }
     if (outcome.state === 'sent') this.o.log.info(fields, 'platform event sent')

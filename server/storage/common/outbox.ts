@@ -99,10 +99,25 @@ export abstract class OutboxStore implements PlatformOutbox {
   }
 
   async nextDue(): Promise<number | null> {
+    // Only events that can be claimed once due: a member's later event waits behind its earlier
+    // one, whatever its own time says, and a leased one is due when its lease runs out.
     const [row] = await this.run.all<{ t: number | null }>(
-      sql`SELECT min(next_attempt_at) AS t FROM platform_events WHERE state = 'pending'`,
+      sql`SELECT min(CASE WHEN e.lease_until IS NOT NULL AND e.lease_until > e.next_attempt_at THEN e.lease_until ELSE e.next_attempt_at END) AS t
+            FROM platform_events e
+           WHERE e.state = 'pending'
+             AND (e.member_id IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM platform_events o
+                    WHERE o.community_id = e.community_id AND o.member_id = e.member_id
+                      AND o.state = 'pending' AND o.seq < e.seq))`,
     )
-    return row?.t ?? null
+    return row?.t === null || row?.t === undefined ? null : Number(row.t)
+  }
+
+  async expedite(now: number): Promise<number> {
+    return this.run.run(
+      sql`UPDATE platform_events SET next_attempt_at = ${now}, updated_at = ${now}
+           WHERE state = 'pending' AND attempts > 0 AND next_attempt_at > ${now}`,
+    )
   }
 
   async list(
