@@ -88,8 +88,10 @@ describe('rules in an import and a replay', () => {
   it('applies them to events recorded while disconnected, when they are sent again', async () => {
     const harness = await start(false)
     await harness.putMappings(withRules)
-    const yearly = await harness.settled(await started(harness, 'm_y', 'yearly@example.com', 'pro-annual'))
-    const qa = await harness.settled(await started(harness, 'm_qa', 'qa@test.example.com', 'pro-annual'))
+    const yearlyId = await started(harness, 'm_y', 'yearly@example.com', 'pro-annual')
+    const qaId = await started(harness, 'm_qa', 'qa@test.example.com', 'pro-annual')
+    const yearly = await harness.settled(yearlyId)
+    const qa = await harness.settled(qaId)
     expect([yearly.reason, qa.reason]).toEqual(['not_connected', 'not_connected'])
     await harness.connect()
     const replay = await harness.app.inject({
@@ -99,8 +101,8 @@ describe('rules in an import and a replay', () => {
       payload: { status: 'skipped', reason: 'not_connected' },
     })
     expect(replay.statusCode).toBe(202)
-    expect(await harness.settled(yearly.event_id, { statuses: ['succeeded'] })).toMatchObject({ status: 'succeeded' })
-    expect(await harness.settled(qa.event_id, { statuses: ['skipped'] })).toMatchObject({ reason: 'filtered_out' })
+    expect(await harness.settled(yearlyId, { statuses: ['succeeded'] })).toMatchObject({ status: 'succeeded' })
+    expect(await harness.settled(qaId, { statuses: ['skipped'] })).toMatchObject({ reason: 'filtered_out' })
     expect(harness.tagNames('yearly@example.com')).toEqual(['Active Member', 'Annual'])
   })
 })
