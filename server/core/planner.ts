@@ -244,7 +244,7 @@ export function plan(input: PlanInput): Plan {
     !withdrawn &&
     (!consentOnly || consent?.marketing === true) &&
     (PROFILE_EVENTS.includes(type) ||
-    Object.keys(fields).length > 0 ||
+      Object.keys(fields).length > 0 ||
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0)
   const markOf = (s: string): OrderingMark => ({ scope: s, eventTime, eventId: input.eventId })
   const written = carried.filter((source) => source in fields)

@@ -117,8 +117,7 @@ export class DeliveryProcessor {
     const mappings = await this.deps.mappings.get(communityId)
     const consentMode = (await this.deps.consent?.consentMode(communityId)) ?? DEFAULT_CONSENT_MODE
     // Only the consent-only mode needs to know whether the member is in Kit before planning.
-    const knownInKit =
-      consentMode === 'marketing_consent' && (await this.subscribers.cached(delivery, credential.credentialId)) !== null
+    const knownInKit = consentMode === 'marketing_consent' && (await this.subscribers.cached(delivery, credential.credentialId)) !== null
     const planned: Plan = plan({
       event,
       memberId: delivery.memberId,

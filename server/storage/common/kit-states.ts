@@ -74,7 +74,13 @@ export class KitStateStore implements KitStateRepository {
   }
 
   async seen(communityId: string, credentialId: string, memberId: string): Promise<KitMemberState | null> {
-    const [row] = await this.run.all<{ subscriberId: number; state: string; stateLearnedAt: number; firstName: string | null; email: string }>(
+    const [row] = await this.run.all<{
+      subscriberId: number
+      state: string
+      stateLearnedAt: number
+      firstName: string | null
+      email: string
+    }>(
       sql`SELECT subscriber_id AS "subscriberId", state, state_learned_at AS "stateLearnedAt", first_name AS "firstName", email
             FROM kit_member_states WHERE community_id = ${communityId} AND credential_id = ${credentialId} AND member_id = ${memberId}`,
     )
