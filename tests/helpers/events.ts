@@ -14,6 +14,8 @@ export interface EventInput {
   fields?: Record<string, string | null>
   subscription?: { id: string; plan?: string; status?: string }
   access?: { level: string }
+  /** `data.member.consent`: absent unless given. */
+  consent?: { marketing: boolean; at?: string }
   time?: string
   id?: string
 }
@@ -29,6 +31,7 @@ export function makeEvent(input: EventInput = {}): Record<string, unknown> {
       email: input.email ?? `${memberId}@example.com`,
       ...(input.firstName ? { first_name: input.firstName } : {}),
       ...(input.fields ? { fields: input.fields } : {}),
+      ...(input.consent ? { consent: input.consent } : {}),
     },
   }
   if (input.subscription || type.startsWith('subscription.')) {
