@@ -116,6 +116,18 @@ export type EventMapping = Static<typeof EventMapping>
 export const ConsentMode = Type.Union([Type.Literal('all_members'), Type.Literal('marketing_consent')])
 export type ConsentMode = Static<typeof ConsentMode>
 export const DEFAULT_CONSENT_MODE: ConsentMode = 'all_members'
+export const CONSENT_MODES: readonly ConsentMode[] = ['all_members', 'marketing_consent']
+export const isConsentMode = (value: unknown): value is ConsentMode => (CONSENT_MODES as readonly unknown[]).includes(value)
+
+/** The community's consent setting (`GET /consent`); `updated_at` is null until the owner saves one. */
+export const ConsentSetting = Type.Object({
+  mode: ConsentMode,
+  updated_at: Type.Union([Type.String(), Type.Null()]),
+})
+export type ConsentSetting = Static<typeof ConsentSetting>
+
+export const PutConsentBody = Type.Object({ mode: ConsentMode }, { additionalProperties: false })
+export type PutConsentBody = Static<typeof PutConsentBody>
 
 export const FieldMapping = Type.Object(
   {
@@ -352,7 +364,16 @@ export type ReplayableDeliveries = Static<typeof ReplayableDeliveries>
 export const RETRY_MANY_MAX = 10_000
 
 /** Initial syncs: the member file's columns (CSV header or JSON Lines keys). */
-export const SYNC_COLUMNS = ['email', 'member_id', 'first_name', 'subscription_plan', 'access_level', 'subscription_status'] as const
+export const SYNC_COLUMNS = [
+  'email',
+  'member_id',
+  'first_name',
+  'subscription_plan',
+  'access_level',
+  'subscription_status',
+  'consent',
+  'consent_at',
+] as const
 /** Any `mk_*` member field is a column too. */
 export const SYNC_FIELD_COLUMN = /^mk_[a-z0-9_]{1,60}$/
 /** The most columns a member file's mapping names (and a CSV header may have). */
@@ -462,6 +483,11 @@ export const SyncPlan = Type.Object({
   forms_added: Type.Array(SyncPlanChange),
   sequences_added: Type.Array(SyncPlanChange),
   unsubscribed: SyncPlanCount,
+  /**
+   * Members the sync would leave out because the community takes only members who agreed to
+   * marketing email and these have not (their consent is empty or false), nor are they in Kit yet.
+   */
+  left_out_no_consent: SyncPlanCount,
   refused: Type.Integer(),
   /** The first refused rows (at most 100). */
   refused_rows: Type.Array(SyncRefusedRow),

@@ -571,6 +571,54 @@ describe('tenancy', () => {
   })
 })
 
+describe('consent', () => {
+  const getConsent = (headers = asA) => h.app.inject({ method: 'GET', url: '/api/v1/consent', headers })
+  const putConsent = (payload: unknown, headers = asA) =>
+    h.app.inject({ method: 'PUT', url: '/api/v1/consent', headers, payload: payload as Record<string, unknown> })
+
+  it('gives every member by default, never saved', async () => {
+    const res = await getConsent()
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ mode: 'all_members', updated_at: null })
+  })
+
+  it('saves a choice and answers it with when it was saved', async () => {
+    const put = await putConsent({ mode: 'marketing_consent' })
+    expect(put.statusCode).toBe(200)
+    expect(put.json()).toEqual({ mode: 'marketing_consent', updated_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) })
+    expect((await getConsent()).json()).toEqual(put.json())
+    expect((await putConsent({ mode: 'all_members' })).json().mode).toBe('all_members')
+    expect((await getConsent()).json().mode).toBe('all_members')
+  })
+
+  it("never shows or changes another community's choice", async () => {
+    expect((await putConsent({ mode: 'marketing_consent' }, asA)).statusCode).toBe(200)
+    expect((await getConsent(asB)).json()).toEqual({ mode: 'all_members', updated_at: null })
+    expect((await putConsent({ mode: 'all_members' }, asB)).statusCode).toBe(200)
+    expect((await getConsent(asA)).json().mode).toBe('marketing_consent')
+  })
+
+  it.each([
+    ['an unknown mode', { mode: 'everyone' }, 'body.mode must be one of: all_members, marketing_consent'],
+    ['no mode', {}, 'body is missing "mode"'],
+    ['an unknown property', { mode: 'all_members', opt_in: true }, 'body has an unknown property "opt_in"'],
+  ])('refuses %s with 400 naming the part, and changes nothing', async (_what, payload, message) => {
+    const res = await putConsent(payload)
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toEqual({ error: { code: 'invalid_request', message } })
+    expect((await getConsent()).json()).toEqual({ mode: 'all_members', updated_at: null })
+  })
+
+  it('requires a session token of an owner or admin', async () => {
+    expect((await h.app.inject({ method: 'GET', url: '/api/v1/consent' })).statusCode).toBe(401)
+    const member = auth(tokenFor('c_alpha', ['member']))
+    const res = await putConsent({ mode: 'marketing_consent' }, member)
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error.code).toBe('forbidden')
+    expect((await getConsent()).json().mode).toBe('all_members')
+  })
+})
+
 describe('operations', () => {
   it('serves health, readiness and an OpenAPI description', async () => {
     expect((await h.app.inject('/healthz')).json()).toEqual({ status: 'ok' })

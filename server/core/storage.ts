@@ -18,6 +18,7 @@
  *   kit_budget_blocks        → BudgetLedger (PostgreSQL only in use; the embedded budget is in memory)
  * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
  * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
+ * - community_settings       → CommunitySettingsRepository (declared at the end)
  */
 import type { DeliveryQueue } from './queue.ts'
 import type { ReasonCode } from './reasons.ts'
@@ -461,4 +462,24 @@ export interface KitStateRepository {
 // Declared apart (interfaces merge) so the Kit watch joins the storage without touching the list above.
 export interface Storage {
   readonly kitStates: KitStateRepository
+}
+
+/** A community's settings row (table community_settings); no row means the defaults. */
+export interface CommunitySettingsRecord {
+  /** The consent mode code as stored: `all_members` or `marketing_consent` (the service reads it). */
+  consentMode: string
+  /** When the owner last saved it (epoch ms). */
+  updatedAt: number
+}
+
+/** Table community_settings: one row per community, read on every delivery by its primary key. */
+export interface CommunitySettingsRepository {
+  get(communityId: string): Promise<CommunitySettingsRecord | undefined>
+  /** Inserts or replaces the community's consent mode. */
+  saveConsentMode(communityId: string, consentMode: string, now: number): Promise<void>
+}
+
+// Declared apart (interfaces merge) so the settings join the storage without touching the list above.
+export interface Storage {
+  readonly settings: CommunitySettingsRepository
 }

@@ -22,6 +22,11 @@ const OTHER_SPELLINGS: Readonly<Record<string, string>> = {
   member: 'member_id',
   memberid: 'member_id',
   firstname: 'first_name',
+  marketing_consent: 'consent',
+  accepts_marketing: 'consent',
+  accepts_email_marketing: 'consent',
+  consent_date: 'consent_at',
+  consented_at: 'consent_at',
 }
 
 const slug = (name: string) =>

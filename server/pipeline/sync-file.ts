@@ -93,6 +93,7 @@ async function* jsonRows(file: MemberFile): AsyncGenerator<RawRow> {
       if (field === null) continue
       if (value === null || typeof value === 'string') record[field] = value
       else if (typeof value === 'number' && Number.isFinite(value)) record[field] = String(value)
+      else if (typeof value === 'boolean' && field === 'consent') record[field] = String(value)
       else throw malformed(number, `"${key}" must be a string, a number or null`)
     }
     yield { line: number, values: record }

@@ -211,6 +211,34 @@ export interface SnapshotMember {
   plan: string | null
   status: string | null
   accessLevel: string | null
+  /** The `consent` column: agreed to marketing email or not, and when (RFC 3339); null: not known. */
+  consent: { marketing: boolean; at: string | null } | null
+}
+
+/** What the `consent` column may hold, lower-cased; an empty cell (or JSON null) means "not known". */
+const CONSENT_VALUES: ReadonlyMap<string, boolean> = new Map([
+  ['true', true],
+  ['yes', true],
+  ['1', true],
+  ['false', false],
+  ['no', false],
+  ['0', false],
+])
+
+/** An RFC 3339 time with its offset, or a date alone (read as midnight UTC). */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/
+
+/** A member's consent from the two columns: the value, an error in words, or null (not known). */
+function readConsent(value: string | null | undefined, at: string | null | undefined): SnapshotMember['consent'] | string {
+  const given = value?.trim().toLowerCase() ?? ''
+  if (given === '') return null
+  const marketing = CONSENT_VALUES.get(given)
+  if (marketing === undefined) return `consent "${value?.trim()}" is not one of true, false, yes, no, 1, 0 (leave it empty when not known)`
+  const when = at?.trim() ?? ''
+  if (when === '') return { marketing, at: null }
+  const ms = RFC3339.test(when) ? Date.parse(when) : Number.NaN
+  if (Number.isNaN(ms)) return `consent_at "${when}" is not an RFC 3339 time such as 2026-11-22T05:00:00Z`
+  return { marketing, at: new Date(ms).toISOString() }
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
@@ -244,6 +272,8 @@ export class RowChecker {
     const accessLevel = v.access_level?.trim() || null
     if (accessLevel !== null && (accessLevel.length > MAX_ID || hasControlCharacter(accessLevel)))
       return refuse('access_level is longer than 200 characters or holds a control character')
+    const consent = readConsent(v.consent, v.consent_at)
+    if (typeof consent === 'string') return refuse(consent)
     const emailLine = this.emails.get(email)
     if (emailLine !== undefined) return refuse(`duplicate email: line ${emailLine} has the same address`)
     const idLine = this.ids.get(memberId)
@@ -252,7 +282,7 @@ export class RowChecker {
     this.ids.set(memberId, row.line)
     const fields: Record<string, string | null> = {}
     for (const [key, value] of Object.entries(v)) if (SYNC_FIELD_COLUMN.test(key)) fields[key] = value
-    return { line: row.line, memberId, email, firstName, fields, plan: v.subscription_plan?.trim() || null, status, accessLevel }
+    return { line: row.line, memberId, email, firstName, fields, plan: v.subscription_plan?.trim() || null, status, accessLevel, consent }
   }
 }
 
@@ -281,6 +311,9 @@ export function snapshotEvent(
         email: member.email,
         ...(member.firstName !== null ? { first_name: member.firstName } : {}),
         ...(Object.keys(member.fields).length ? { fields: member.fields } : {}),
+        ...(member.consent
+          ? { consent: { marketing: member.consent.marketing, ...(member.consent.at !== null ? { at: member.consent.at } : {}) } }
+          : {}),
       },
       ...(subscription ? { subscription } : {}),
       ...(member.accessLevel !== null ? { access: { level: member.accessLevel } } : {}),

@@ -1,10 +1,20 @@
 /**
  * The dry run of a sync, as a pure function of the file's members, the community's mappings and
- * what the plugin last wrote to Kit for each member: it reads nothing and writes nothing, and
- * counts the plans of core/planner.ts, the ones the processor executes. Fed one member at a time,
- * so a file of any size is planned as it streams in.
+ * consent setting, and what the plugin last wrote to Kit for each member: it reads nothing and
+ * writes nothing, and counts the plans of core/planner.ts, the ones the processor executes (a
+ * member is "known in Kit" exactly when the processor finds them so: the plugin wrote them under
+ * the saved key). Fed one member at a time, so a file of any size is planned as it streams in.
  */
-import type { Mappings, SyncColumn, SyncPlan, SyncPlanChange, SyncPlanCount, SyncRefusedRow } from '#shared/api.ts'
+import {
+  DEFAULT_CONSENT_MODE,
+  type ConsentMode,
+  type Mappings,
+  type SyncColumn,
+  type SyncPlan,
+  type SyncPlanChange,
+  type SyncPlanCount,
+  type SyncRefusedRow,
+} from '#shared/api.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import { deltaIsEmpty, plan, plannedValues, removalsFor, subscriberDelta, type KnownSubscriber } from '../core/planner.ts'
 import type { OrderingMark } from '../core/queue.ts'
@@ -65,6 +75,7 @@ export class SyncPlanner {
   private readonly update = new Counter()
   private readonly unchanged = new Counter()
   private readonly unsubscribed = new Counter()
+  private readonly leftOutNoConsent = new Counter()
   private readonly tagsAdded = new Changes()
   private readonly tagsRemoved = new Changes()
   private readonly formsAdded = new Changes()
@@ -75,6 +86,7 @@ export class SyncPlanner {
   constructor(
     private readonly mappings: Mappings,
     private readonly budget: PlanBudget,
+    private readonly consentMode: ConsentMode = DEFAULT_CONSENT_MODE,
   ) {}
 
   refuse(row: SyncRefusedRow): void {
@@ -99,13 +111,24 @@ export class SyncPlanner {
       credential: 'connected',
       mappings: this.mappings,
       marks: NO_MARKS,
+      consentMode: this.consentMode,
+      knownInKit: known !== null,
     })
+    if (planned.kind === 'skip' && planned.reason === 'no_consent') {
+      this.leftOutNoConsent.add(email)
+      return
+    }
     if (planned.kind !== 'send') {
       this.unchanged.add(email)
       return
     }
     const want = planned.subscriber
-    if (known === null) {
+    if (known === null && !want.createIfMissing) {
+      // Nobody is created (consent withdrawn): the processor looks the address up in Kit and
+      // unsubscribes whoever Kit lists there; their profile is not written.
+      this.unchanged.add(email)
+      this.kitRequests += 1
+    } else if (known === null) {
       this.create.add(email)
       this.kitRequests += 1
     } else if (deltaIsEmpty(subscriberDelta(known, { ...want, fields: plannedValues(want.fields) }))) {
@@ -115,7 +138,7 @@ export class SyncPlanner {
       this.kitRequests += 1
     }
     // A member new in Kit has no tags to remove: the processor sends no removal to a subscriber it creates.
-    for (const step of removalsFor(planned.steps, known === null)) {
+    for (const step of removalsFor(planned.steps, known === null && want.createIfMissing)) {
       this.kitRequests += 1
       if (step.kind === 'tag.remove') this.tagsRemoved.add(step.tag.name, email)
       else if (step.kind === 'tag.add') this.tagsAdded.add(step.tag.name, email)
@@ -138,6 +161,7 @@ export class SyncPlanner {
       forms_added: this.formsAdded.toDto(),
       sequences_added: this.sequencesAdded.toDto(),
       unsubscribed: this.unsubscribed.toDto(),
+      left_out_no_consent: this.leftOutNoConsent.toDto(),
       refused: this.refused,
       refused_rows: [...this.refusedRows],
       columns: columns.map((c) => ({ ...c })),
@@ -154,8 +178,9 @@ export function planSync(
   budget: PlanBudget,
   format: 'csv' | 'jsonl' = 'csv',
   columns: SyncColumn[] = [],
+  consentMode: ConsentMode = DEFAULT_CONSENT_MODE,
 ): SyncPlan {
-  const planner = new SyncPlanner(mappings, budget)
+  const planner = new SyncPlanner(mappings, budget, consentMode)
   for (const entry of entries) {
     if ('refused' in entry) planner.refuse(entry.refused)
     else planner.add(entry.event, entry.known)

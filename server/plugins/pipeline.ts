@@ -59,6 +59,7 @@ export default fp<PipelineOptions>(
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
       ownWrites: kitSide,
       kitStates: kitSide,
+      consent: app.services.consent,
     })
     const consumer = new Consumer({
       queue,
@@ -83,6 +84,7 @@ export default fp<PipelineOptions>(
       subscribers: app.storage.subscribers,
       connections: app.services.connections,
       mappings: app.services.mappings,
+      consent: app.services.consent,
       budget: app.kitBudget,
       limits: { maxBytes: app.config.syncMaxBytes, maxRows: app.config.syncMaxRows },
       notify: () => consumer.notify(),

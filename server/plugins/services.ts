@@ -1,6 +1,7 @@
 /** The application's services, built once per app from its database, config and Kit client. */
 import fp from 'fastify-plugin'
 import { ConnectionService } from '../services/connections.ts'
+import { ConsentService } from '../services/consent.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
 import { MappingService } from '../services/mappings.ts'
 
@@ -8,6 +9,8 @@ export interface Services {
   connections: ConnectionService
   mappings: MappingService
   catalogue: KitCatalogueService
+  /** Who may become a Kit subscriber; the pipeline reads it on every delivery. */
+  consent: ConsentService
 }
 
 declare module 'fastify' {
@@ -24,7 +27,8 @@ export default fp(
     const mappings = new MappingService(app.storage.mappings)
     const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
-    app.decorate('services', { connections, mappings, catalogue })
+    const consent = new ConsentService(app.storage.settings)
+    app.decorate('services', { connections, mappings, catalogue, consent })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )

@@ -15,6 +15,7 @@ import { readMemberFile } from '../pipeline/sync-file.ts'
 import { isRefused, snapshotEvent, SyncInputError, type SnapshotMember, type SyncFormat } from '../pipeline/sync-input.ts'
 import { SyncPlanner, type KnownSubscriber } from '../pipeline/sync-plan.ts'
 import { SNAPSHOT_TYPE } from '../core/snapshot.ts'
+import type { ConsentSource } from '../core/ports.ts'
 import type { StagedSnapshot, SubscriberRepository, SyncRecord, SyncRepository } from '../core/storage.ts'
 import type { ConnectionService } from './connections.ts'
 import type { MappingService } from './mappings.ts'
@@ -34,6 +35,8 @@ export interface SyncServiceDeps {
   subscribers: SubscriberRepository
   connections: ConnectionService
   mappings: MappingService
+  /** The community's consent setting: a preview leaves out whom deliveries would leave out. */
+  consent: ConsentSource
   budget: RequestBudget
   limits: SyncLimits
   /** New work is queued (or resumed): wake the consumer. */
@@ -126,15 +129,17 @@ export class SyncService {
   }
 
   private async plan(request: ImportRequest, columns: ColumnResolver, credentialId: string): Promise<SyncPlan> {
-    const planner = new SyncPlanner(await this.deps.mappings.get(request.communityId), this.backgroundRate())
+    const { communityId } = request
+    const mappings = await this.deps.mappings.get(communityId)
+    const planner = new SyncPlanner(mappings, this.backgroundRate(), await this.deps.consent.consentMode(communityId))
     const time = this.now()
     for await (const checked of this.members(request, columns)) {
       if (isRefused(checked)) {
         planner.refuse(checked)
         continue
       }
-      const event = snapshotEvent(checked, { id: 'plan', communityId: request.communityId, time, syncId: null })
-      planner.add(event, await this.known(request.communityId, credentialId, checked.memberId))
+      const event = snapshotEvent(checked, { id: 'plan', communityId, time, syncId: null })
+      planner.add(event, await this.known(communityId, credentialId, checked.memberId))
     }
     return planner.result(request.format, columns.columns())
   }

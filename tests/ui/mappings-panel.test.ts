@@ -26,6 +26,7 @@ const calledApi = () =>
 const READS = [
   'countReplayable',
   'getConnection',
+  'getConsent',
   'getMappings',
   'getPlatformEventSummary',
   'listCustomFields',

@@ -13,6 +13,8 @@ export function answerWithDefaults(): void {
   vi.mocked(api.getConnection).mockResolvedValue(aConnection())
   vi.mocked(api.getMappings).mockResolvedValue(someMappings())
   vi.mocked(api.saveMappings).mockImplementation(async (doc) => doc)
+  vi.mocked(api.getConsent).mockResolvedValue({ mode: 'all_members', updated_at: null })
+  vi.mocked(api.setConsent).mockImplementation(async (mode) => ({ mode, updated_at: '2026-12-07T10:00:00.000Z' }))
   vi.mocked(api.listTags).mockResolvedValue([
     { id: 1, name: 'New Member' },
     { id: 3, name: 'VIP' },

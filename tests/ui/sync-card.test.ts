@@ -27,6 +27,7 @@ function aPlan(overrides: Partial<SyncPlan> = {}): SyncPlan {
     forms_added: [],
     sequences_added: [],
     unsubscribed: { count: 0, examples: [] },
+    left_out_no_consent: { count: 0, examples: [] },
     refused: 1,
     refused_rows: [{ line: 5, email: 'nope', member_id: 'm_9', reason: 'email is not an email address' }],
     columns: [
@@ -108,6 +109,28 @@ describe('Bring existing members', () => {
     ])
     expect(textOf(wrapper)).toContain('5 Kit requests, less than a minute at your Kit account’s rate limit.')
     expect(button(wrapper, 'Start sync').attributes('disabled')).toBeUndefined()
+  })
+
+  it('says in words how many members would be left out for want of consent, with examples', async () => {
+    vi.mocked(api.previewSync).mockResolvedValue(
+      aPlan({ left_out_no_consent: { count: 12, examples: ['a@example.com', 'b@example.com'] } }),
+    )
+    wrapper = await mountCard()
+    await chooseFile(wrapper, csvFile())
+    await button(wrapper, 'Preview').trigger('click')
+    await flushPromises()
+    expect(textOf(wrapper.get('.sync-plan'))).toContain(
+      '12 members would be left out: they have not agreed to marketing email. For example a@example.com, b@example.com.',
+    )
+  })
+
+  it('says nothing about consent when nobody would be left out', async () => {
+    vi.mocked(api.previewSync).mockResolvedValue(aPlan())
+    wrapper = await mountCard()
+    await chooseFile(wrapper, csvFile())
+    await button(wrapper, 'Preview').trigger('click')
+    await flushPromises()
+    expect(textOf(wrapper.get('.sync-plan'))).not.toContain('left out')
   })
 
   it("shows the file's columns with the field each fills, and previews and starts with the mapping the owner chose", async () => {

@@ -23,6 +23,7 @@ const plan: SyncPlan = {
   forms_added: [],
   sequences_added: [],
   unsubscribed: { count: 0, examples: [] },
+  left_out_no_consent: { count: 0, examples: [] },
   refused: 0,
   refused_rows: [],
   columns: [

@@ -25,6 +25,7 @@ const member = (n: number, over: Partial<SnapshotMember> = {}): SnapshotMember =
   plan: null,
   status: null,
   accessLevel: null,
+  consent: null,
   ...over,
 })
 
@@ -147,6 +148,39 @@ describe('the sync planner', () => {
       columns: [{ name: 'nickname', field: null }],
       format: 'jsonl',
     })
+  })
+})
+
+describe('the sync planner and consent', () => {
+  const agreed = { marketing: true, at: '2026-11-01T00:00:00.000Z' }
+  const withdrew = { marketing: false, at: null }
+  const members = [member(1, { consent: agreed }), member(2), member(3, { consent: withdrew }), member(4), member(5, { consent: withdrew })]
+  const known: Record<string, KnownSubscriber> = {
+    m_4: { email: 'm4@example.com', firstName: 'Name 4', fields: {} },
+    m_5: { email: 'm5@example.com', firstName: 'Name 5', fields: {} },
+  }
+  const entries = () => members.map((m) => ({ event: eventOf(m), known: known[m.memberId] ?? null }))
+
+  it('in the consent-only mode leaves out members new in Kit who have not agreed, and counts them with examples', () => {
+    const plan = planSync(entries(), mappingsWith(), budget, 'csv', [], 'marketing_consent')
+    expect(plan.left_out_no_consent).toEqual({ count: 2, examples: ['m2@example.com', 'm3@example.com'] })
+    expect(plan.subscribers.create).toEqual({ count: 1, examples: ['m1@example.com'] })
+    expect(plan.subscribers.unchanged).toEqual({ count: 2, examples: ['m4@example.com', 'm5@example.com'] })
+    expect(plan.unsubscribed).toEqual({ count: 1, examples: ['m5@example.com'] })
+    expect(plan.accepted).toBe(5)
+  })
+
+  it('with every member leaves nobody out, creates nobody who withdrew and unsubscribes them', () => {
+    const plan = planSync(entries(), mappingsWith(), budget)
+    expect(plan.left_out_no_consent).toEqual({ count: 0, examples: [] })
+    expect(plan.subscribers.create).toEqual({ count: 2, examples: ['m1@example.com', 'm2@example.com'] })
+    expect(plan.unsubscribed).toEqual({ count: 2, examples: ['m3@example.com', 'm5@example.com'] })
+  })
+
+  it("puts the row's consent into the snapshot event", () => {
+    expect(eventOf(member(1, { consent: agreed })).data.member.consent).toEqual({ marketing: true, at: '2026-11-01T00:00:00.000Z' })
+    expect(eventOf(member(3, { consent: withdrew })).data.member.consent).toEqual({ marketing: false })
+    expect(eventOf(member(2)).data.member).not.toHaveProperty('consent')
   })
 })
 
@@ -291,7 +325,17 @@ describe('reading a member file', () => {
 
   it('treats an empty CSV cell as not given and a JSON null as an explicit empty value', async () => {
     expect(await read(file('email,member_id,mk_a\na@example.com,m_1,\n', 'csv'))).toEqual([
-      { line: 2, memberId: 'm_1', email: 'a@example.com', firstName: null, fields: {}, plan: null, status: null, accessLevel: null },
+      {
+        line: 2,
+        memberId: 'm_1',
+        email: 'a@example.com',
+        firstName: null,
+        fields: {},
+        plan: null,
+        status: null,
+        accessLevel: null,
+        consent: null,
+      },
     ])
     expect(await read(file('{"email":"a@example.com","member_id":42,"mk_a":null}\n', 'jsonl'))).toEqual([
       {
@@ -303,6 +347,7 @@ describe('reading a member file', () => {
         plan: null,
         status: null,
         accessLevel: null,
+        consent: null,
       },
     ])
   })
@@ -369,5 +414,39 @@ describe('reading a member file', () => {
     expect(checker.check({ line: 4, values: { email: 'b@example.com', member_id: 'm_3', subscription_status: 'frozen' } })).toMatchObject({
       reason: 'subscription_status "frozen" is not one of active, trialing, past_due, canceled, cancelled, expired',
     })
+  })
+
+  it('reads the consent column as true/false/yes/no/1/0 (empty: not known) with its time, and refuses anything else in words', async () => {
+    const body = [
+      'email,member_id,Marketing Consent,consent_at',
+      'a@example.com,m_1,Yes,2026-11-22T05:00:00+01:00',
+      'b@example.com,m_2,0,',
+      'c@example.com,m_3,,2026-11-22',
+      'd@example.com,m_4,maybe,',
+      'e@example.com,m_5,true,yesterday',
+      'f@example.com,m_6,TRUE,2026-11-22',
+    ].join('\n')
+    const rows = await read(file(body, 'csv'))
+    expect(rows.map((r) => ('reason' in r ? r.reason : r.consent))).toEqual([
+      { marketing: true, at: '2026-11-22T04:00:00.000Z' },
+      { marketing: false, at: null },
+      null,
+      'consent "maybe" is not one of true, false, yes, no, 1, 0 (leave it empty when not known)',
+      'consent_at "yesterday" is not an RFC 3339 time such as 2026-11-22T05:00:00Z',
+      { marketing: true, at: '2026-11-22T00:00:00.000Z' },
+    ])
+  })
+
+  it('takes true and false as JSON in a JSON Lines consent, and null as not known', async () => {
+    const body = [
+      '{"email":"a@example.com","member_id":"m_1","consent":true}',
+      '{"email":"b@example.com","member_id":"m_2","consent":false,"consent_at":"2026-11-22T05:00:00Z"}',
+      '{"email":"c@example.com","member_id":"m_3","consent":null}',
+    ].join('\n')
+    expect((await read(file(body, 'jsonl'))).map((r) => ('reason' in r ? r.reason : r.consent))).toEqual([
+      { marketing: true, at: null },
+      { marketing: false, at: '2026-11-22T05:00:00.000Z' },
+      null,
+    ])
   })
 })

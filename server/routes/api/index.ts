@@ -7,6 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AppError } from '../../lib/errors.ts'
 import { SessionRefused } from '../../plugins/auth.ts'
 import connectionRoutes from './connection.ts'
+import consentRoutes from './consent.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
@@ -33,6 +34,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   })
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
+  await app.register(consentRoutes)
   await app.register(kitRoutes)
   await app.register(deliveryRoutes)
   await app.register(syncRoutes)

@@ -1,6 +1,8 @@
 /** Every settings API call the panel makes, typed with the shared DTOs. */
 import type {
   Connection,
+  ConsentMode,
+  ConsentSetting,
   ConnectionTestResult,
   Delivery,
   DeliveryOrder,
@@ -42,6 +44,9 @@ export const api = {
 
   getMappings: () => request<Mappings>('/mappings'),
   saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),
+
+  getConsent: () => request<ConsentSetting>('/consent'),
+  setConsent: (mode: ConsentMode) => request<ConsentSetting>('/consent', { method: 'PUT', body: { mode } }),
 
   listTags: () => items<KitTag>('/kit/tags'),
   listCustomFields: () => items<KitCustomField>('/kit/custom-fields'),
