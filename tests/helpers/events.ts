@@ -16,8 +16,6 @@ export interface EventInput {
   consent?: { marketing: boolean; at?: string }
   subscription?: { id: string; plan?: string; status?: string }
   access?: { level: string }
-  /** `data.member.consent`: absent unless given. */
-  consent?: { marketing: boolean; at?: string }
   time?: string
   id?: string
 }
