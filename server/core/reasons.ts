@@ -15,6 +15,7 @@ export const REASON_CODES = [
   'stale_profile',
   'not_in_kit',
   'no_consent',
+  'member_deleted',
   // waiting (retrying, or pending when given back): tried again later
   'list_lag',
   'kit_budget',
@@ -76,6 +77,8 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
     `${d.email ?? ''} is not a Kit subscriber (looked up for ${d.window ?? ''} after the event arrived), so there was nothing to change.`,
   no_consent: () =>
     'Skipped: this community sends only members who agreed to marketing email to Kit, and this member has not, so nothing was sent to Kit.',
+  member_deleted: () =>
+    'This member was deleted in App Station, so nothing from before the deletion is sent to Kit, and their personal data is no longer kept here.',
   list_lag: (d) =>
     `Waiting for Kit's subscriber list: ${d.email ?? ''} is not in it yet. Kit lists new subscribers only after a delay, ` +
     `so this is looked up again until ${d.window ?? ''} after the event arrived.`,

@@ -1,6 +1,7 @@
 /** The application's services, built once per app from its database, config and Kit client. */
 import fp from 'fastify-plugin'
 import { ConnectionService } from '../services/connections.ts'
+import { ErasureService } from '../services/erasures.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
 import { MappingService } from '../services/mappings.ts'
 
@@ -8,6 +9,8 @@ export interface Services {
   connections: ConnectionService
   mappings: MappingService
   catalogue: KitCatalogueService
+  /** The "Delete by hand in Kit" list. */
+  erasures: ErasureService
 }
 
 declare module 'fastify' {
@@ -24,7 +27,8 @@ export default fp(
     const mappings = new MappingService(app.storage.mappings)
     const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
-    app.decorate('services', { connections, mappings, catalogue })
+    const erasures = new ErasureService(app.storage.erasures)
+    app.decorate('services', { connections, mappings, catalogue, erasures })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )
