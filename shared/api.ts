@@ -503,3 +503,23 @@ export const SyncPlan = Type.Object({
   estimated_seconds: Type.Integer(),
 })
 export type SyncPlan = Static<typeof SyncPlan>
+
+/**
+ * A member erased from Kit as far as its API allows (unsubscribed, mapped fields emptied, mapped
+ * tags removed) whom the owner still has to delete by hand in Kit's app: Kit's v4 API cannot
+ * delete a subscriber. No email or name is kept for them: the member id and Kit's subscriber id.
+ */
+export const Erasure = Type.Object({
+  member_id: Type.String({ description: 'The App Station member id' }),
+  subscriber_id: Type.Integer({ description: "Kit's subscriber id" }),
+  kit_url: Type.String({ description: "The subscriber's page in Kit's app, where they are deleted" }),
+  erased_at: Type.String({ format: 'date-time' }),
+})
+export type Erasure = Static<typeof Erasure>
+
+/** The erasures still to do, newest first (at most ERASURES_MAX). */
+export const ErasureList = Type.Object({ items: Type.Array(Erasure) })
+export type ErasureList = Static<typeof ErasureList>
+
+/** The most erasures one list shows. */
+export const ERASURES_MAX = 500

@@ -129,6 +129,69 @@ describe('retention', () => {
   })
 })
 
+describe("retention and deleted members' personal data", () => {
+  /** A member's events as a crash right after settling them would leave them: no purge ran. */
+  function member(memberId: string, deletion: { status: Status; updatedDaysAgo: number; reason?: string }): void {
+    const email = `${memberId}@example.com`
+    const at = Date.now() - 40 * DAY
+    storeDelivery(app.sqlite, { memberId, memberEmail: email, status: 'succeeded', eventTime: at, receivedAt: at, updatedAt: Date.now() })
+    storeDelivery(app.sqlite, {
+      memberId,
+      memberEmail: email,
+      eventType: 'user.deleted',
+      status: deletion.status,
+      reason: (deletion.reason ?? null) as never,
+      eventTime: at + 1,
+      receivedAt: at + 1,
+      updatedAt: Date.now() - deletion.updatedDaysAgo * DAY,
+    })
+    app.sqlite
+      .prepare(
+        `INSERT INTO kit_subscribers (community_id, credential_id, member_id, email, subscriber_id, first_name, fields, updated_at)
+         VALUES ('c_alpha', 'cred_1', ?, ?, 7, 'Ada', '{"plan":"gold"}', 1)`,
+      )
+      .run(memberId, email)
+  }
+  const emailsOf = (memberId: string) =>
+    app.sqlite.prepare(`SELECT member_email AS e FROM deliveries WHERE member_id = ? ORDER BY seq`).pluck().all(memberId) as string[]
+  const subscriberRows = (memberId: string) =>
+    (app.sqlite.prepare(`SELECT count(*) AS n FROM kit_subscribers WHERE member_id = ?`).get(memberId) as { n: number }).n
+
+  it('purges what a crash between settling a deletion and purging it left behind', async () => {
+    member('m_crashed', { status: 'succeeded', updatedDaysAgo: 0 })
+    storeDelivery(app.sqlite, { memberId: 'm_alive', status: 'succeeded' })
+    await app.pipeline.retention.run()
+    expect(emailsOf('m_crashed')).toEqual(['', ''])
+    expect(subscriberRows('m_crashed')).toBe(0)
+    expect(emailsOf('m_alive')).toEqual(['m_alive@example.com'])
+    expect(logs.join('\n')).toMatch(/"members":1,"erasures":0,.*retention purged deleted members' personal data/)
+  })
+
+  it('keeps a deletion that may be sent again until it is as old as retention, then purges it before deleting it', async () => {
+    member('m_failed_lately', { status: 'failed', updatedDaysAgo: 2 })
+    member('m_offline_lately', { status: 'skipped', reason: 'not_connected', updatedDaysAgo: 2 })
+    member('m_failed_long_ago', { status: 'failed', updatedDaysAgo: 31 })
+    await app.pipeline.retention.run()
+    expect(emailsOf('m_failed_lately')).toEqual(['m_failed_lately@example.com', 'm_failed_lately@example.com'])
+    expect(subscriberRows('m_failed_lately')).toBe(1)
+    expect(emailsOf('m_offline_lately')).toEqual(['m_offline_lately@example.com', 'm_offline_lately@example.com'])
+    expect(emailsOf('m_failed_long_ago')).toEqual([''])
+    expect(subscriberRows('m_failed_long_ago')).toBe(0)
+  })
+
+  it('deletes the erasures marked done before RETENTION_DAYS, and never one still to do', async () => {
+    const erasures = app.storage.erasures
+    await erasures.record('c_alpha', 'm_done_long_ago', 1, Date.now() - 400 * DAY)
+    await erasures.record('c_alpha', 'm_done_lately', 2, Date.now() - 400 * DAY)
+    await erasures.record('c_alpha', 'm_pending', 3, Date.now() - 400 * DAY)
+    await erasures.done('c_alpha', 'm_done_long_ago', Date.now() - 31 * DAY)
+    await erasures.done('c_alpha', 'm_done_lately', Date.now() - 29 * DAY)
+    await app.pipeline.retention.run()
+    const left = app.sqlite.prepare('SELECT member_id FROM kit_erasures ORDER BY member_id').pluck().all()
+    expect(left).toEqual(['m_done_lately', 'm_pending'])
+  })
+})
+
 describe('retention schedule', () => {
   afterEach(() => {
     vi.useRealTimers()

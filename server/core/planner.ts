@@ -12,6 +12,7 @@ import type { ConsentMode, EventMapping, KitRef, Mappings } from '#shared/api.ts
 import { emptyEventMapping } from '#shared/defaults.ts'
 import { hasPlaceholder, isEventType, type EventType } from '#shared/events.ts'
 import { normaliseEmail, type MemberEvent } from './envelope.ts'
+import { isErasedEvent } from './erasure.ts'
 import { fillTemplate, mappedFields, memberFieldValues, orderingScope } from './member-fields.ts'
 import type { OrderingMark } from './queue.ts'
 import type { KitStateWarning, ReasonCode, ReasonDetails } from './reasons.ts'
@@ -120,12 +121,14 @@ export type Plan = Unsent | SendPlan
 const profileScope = (memberId: string) => `profile:${memberId}`
 const settledScope = (memberId: string) => `settled:${memberId}`
 const fieldScope = (memberId: string, source: string) => `field:${memberId}:${source}`
+/** Set by a member's `user.deleted`: nothing older of theirs is sent to Kit any more. */
+const deletedScope = (memberId: string) => `deleted:${memberId}`
 
 /** The ordering scopes whose marks planning the event needs. */
 export function scopesToRead(event: MemberEvent, memberId: string): string[] {
   const scope = orderingScope(event)
   const fields = Object.keys(memberFieldValues(event)).map((source) => fieldScope(memberId, source))
-  return [...(scope ? [scope] : []), profileScope(memberId), settledScope(memberId), ...fields]
+  return [...(scope ? [scope] : []), profileScope(memberId), settledScope(memberId), deletedScope(memberId), ...fields]
 }
 
 const describeScope = (event: MemberEvent) =>
@@ -182,6 +185,10 @@ export function plan(input: PlanInput): Plan {
     const mark = marks.get(scope)
     return mark !== undefined && mark.eventTime > eventTime ? mark : undefined
   }
+  // A deleted member's older events are never applied, nor any event whose personal data was purged.
+  if (isErasedEvent(event)) return { kind: 'skip', reason: 'member_deleted', details: {} }
+  const deletion = newer(deletedScope(memberId))
+  if (deletion) return { kind: 'skip', reason: 'member_deleted', details: { eventId: deletion.eventId } }
   const scope = orderingScope(event)
   const staleScope = scope ? newer(scope) : undefined
   if (staleScope) return { kind: 'skip', reason: 'stale_event', details: { eventId: staleScope.eventId, scope: describeScope(event) } }
@@ -261,6 +268,7 @@ export function plan(input: PlanInput): Plan {
       mapping.add_tags.length + mapping.add_to_forms.length + mapping.add_to_sequences.length > 0)
   const markOf = (s: string): OrderingMark => ({ scope: s, eventTime, eventId: input.eventId })
   const written = carried.filter((source) => source in fields)
+  const deletedMarks = type === 'user.deleted' ? [markOf(deletedScope(memberId))] : []
   return {
     kind: 'send',
     type,
@@ -281,8 +289,9 @@ export function plan(input: PlanInput): Plan {
       ...(scope ? [markOf(scope)] : []),
       ...(staleProfile ? [] : [markOf(profileScope(memberId))]),
       ...written.map((f) => markOf(fieldScope(memberId, f))),
+      ...deletedMarks,
     ],
-    settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId))],
+    settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId)), ...deletedMarks],
     consent,
     erase,
     rules: saved ? matchingRules(saved, event.data) : [],

@@ -73,3 +73,26 @@ export interface KitStateMemory {
 export interface ConsentSource {
   consentMode(communityId: string): Promise<ConsentMode>
 }
+
+/** A member erased from Kit as far as its API allows, under the credential it was done with. */
+export interface ErasedMember {
+  communityId: string
+  memberId: string
+  subscriberId: number
+}
+
+/**
+ * Told after an erasing `user.deleted` succeeded: Kit's API cannot delete a subscriber, so the
+ * person is listed for the owner to delete by hand in Kit's app.
+ */
+export interface ErasureList {
+  erased(member: ErasedMember): Promise<void>
+}
+
+/**
+ * A deleted member's personal data, purged once their last delivery settled (see
+ * pipeline/personal-data.ts). Answers whether it was purged (false: not deleted, or work waits).
+ */
+export interface DeletedMemberData {
+  forget(communityId: string, memberId: string): Promise<boolean>
+}

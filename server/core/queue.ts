@@ -83,6 +83,13 @@ export interface OrderingMark {
   eventId: string
 }
 
+/** A member whose newest event is a settled `user.deleted`, and that event's time. */
+export interface DeletedMember {
+  communityId: string
+  memberId: string
+  deletedAt: number
+}
+
 export interface Purged {
   deliveries: number
   events: number
@@ -161,6 +168,25 @@ export interface DeliveryQueue {
    * events. Work still to do (pending, retrying, held) is never deleted, whatever its age.
    */
   purgeFinished(before: number, limit: number): Promise<Purged>
+  /**
+   * When the member counts as deleted, the time of the `user.deleted` event that deleted them: it
+   * is their newest event, nothing of theirs waits, and it settled for good — succeeded, or skipped
+   * for any reason but `not_connected`; a failed one, or one skipped while no Kit account was
+   * connected (both may be sent again), only once last updated before `replayableBefore`. Else null.
+   */
+  deletion(communityId: string, memberId: string, replayableBefore: number): Promise<number | null>
+  /**
+   * Up to `limit` members who count as deleted (as `deletion` says) and still have a finished
+   * delivery from before their deletion whose personal data is not purged: what a crash between
+   * settling and purging left, or what arrived late.
+   */
+  deletedWithPersonalData(replayableBefore: number, limit: number): Promise<DeletedMember[]>
+  /**
+   * Purges the personal data of the member's finished deliveries and events up to `upTo` (their
+   * deletion's event time): emails emptied, addresses and names blanked in each delivery's words,
+   * each event's body cut to its id, type and member id. Returns the deliveries changed.
+   */
+  scrubMember(communityId: string, memberId: string, upTo: number): Promise<number>
   /** Earliest time a waiting delivery becomes due, or null. */
   nextDueAt(): Promise<number | null>
   /** Waiting deliveries by internal status (pending, retrying, held). */

@@ -16,6 +16,7 @@ export const REASON_CODES = [
   'not_in_kit',
   'no_consent',
   'filtered_out',
+  'member_deleted',
   // waiting (retrying, or pending when given back): tried again later
   'list_lag',
   'kit_budget',
@@ -79,6 +80,8 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
     'Skipped: this community sends only members who agreed to marketing email to Kit, and this member has not, so nothing was sent to Kit.',
   filtered_out: () =>
     'Left out by the member filter ("Only these members reach Kit"), so nothing was sent to Kit; what Kit already holds for this person is left as it is.',
+  member_deleted: () =>
+    'This member was deleted in App Station, so nothing from before the deletion is sent to Kit, and their personal data is no longer kept here.',
   list_lag: (d) =>
     `Waiting for Kit's subscriber list: ${d.email ?? ''} is not in it yet. Kit lists new subscribers only after a delay, ` +
     `so this is looked up again until ${d.window ?? ''} after the event arrived.`,

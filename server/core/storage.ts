@@ -19,6 +19,7 @@
  * - kit_tags                 → KnownTagRepository (PostgreSQL only in use; one process has one cache)
  * - rate_limits              → RateLimitCounter (PostgreSQL only in use; one process counts in memory)
  * - community_settings       → CommunitySettingsRepository (declared at the end)
+ * - kit_erasures             → ErasureRepository (declared below the list, with the Kit watch's tables)
  */
 import type { DeliveryQueue } from './queue.ts'
 import type { ReasonCode } from './reasons.ts'
@@ -110,6 +111,8 @@ export interface SubscriberRepository {
   get(key: SubscriberKey): Promise<SubscriberRecord | undefined>
   save(record: SubscriberRecord): Promise<void>
   forget(key: SubscriberKey): Promise<void>
+  /** Forgets what was written to Kit for the member under every credential (a deleted member's purge). */
+  forgetMember(communityId: string, memberId: string): Promise<void>
 }
 
 /** A sync row as stored (snake_case, as the service reads it). */
@@ -482,4 +485,34 @@ export interface CommunitySettingsRepository {
 // Declared apart (interfaces merge) so the settings join the storage without touching the list above.
 export interface Storage {
   readonly settings: CommunitySettingsRepository
+}
+
+/**
+ * A member erased from Kit as far as its API allows, for the owner to delete by hand in Kit's app
+ * (table kit_erasures → ErasureRepository). No email or name: the member id and Kit's subscriber id.
+ */
+export interface ErasureRecord {
+  communityId: string
+  memberId: string
+  subscriberId: number
+  /** When the erasure succeeded (epoch ms). */
+  erasedAt: number
+  /** When the owner said they deleted the person in Kit (null: still to do). */
+  doneAt: number | null
+}
+
+export interface ErasureRepository {
+  /** Lists the subscriber (again, when erased once more: a subscriber Kit still has is still to delete). */
+  record(communityId: string, memberId: string, subscriberId: number, now: number): Promise<void>
+  /** The community's erasures still to do, newest first. */
+  pending(communityId: string, limit: number): Promise<ErasureRecord[]>
+  /** The owner deleted the member in Kit: every pending row of theirs is done. Returns the rows changed. */
+  done(communityId: string, memberId: string, now: number): Promise<number>
+  /** Retention: rows done before `before` are deleted (pending ones stay, whatever their age). Returns the rows deleted. */
+  purgeDone(before: number): Promise<number>
+}
+
+// Declared apart (interfaces merge), like the outbox and the Kit watch.
+export interface Storage {
+  readonly erasures: ErasureRepository
 }

@@ -10,7 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
-import type { DeliveryMetrics } from '../core/ports.ts'
+import type { DeletedMemberData, DeliveryMetrics } from '../core/ports.ts'
 import { reasonWords, type ReasonCode } from '../core/reasons.ts'
 import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
 import type { DeliveryProcessor } from './processor.ts'
@@ -37,6 +37,8 @@ export interface ConsumerOptions {
   idlePollMs?: number
   /** How long a delivery keeps its slot while other work waits for one; default TURN_MS. */
   turnMs?: number
+  /** A deleted member's personal data, purged once their last delivery settled (absent: left to retention). */
+  deletedMembers?: DeletedMemberData
 }
 
 export class Consumer {
@@ -276,10 +278,30 @@ export class Consumer {
     if (outcome.status === 'succeeded' || outcome.status === 'skipped' || outcome.status === 'failed') {
       this.o.metrics.deliveryLatency.observe((Date.now() - delivery.receivedAt) / 1000)
     }
+    if (
+      (outcome.status === 'succeeded' || outcome.status === 'skipped') &&
+      (delivery.eventType === 'user.deleted' || outcome.reason === 'member_deleted')
+    ) {
+      await this.forgetDeleted(delivery)
+    }
     this.o.log.info(
       { deliveryId: delivery.id, eventType: delivery.eventType, status: outcome.status, kitRequests: outcome.kitRequests },
       'delivery processed',
     )
+  }
+
+  /**
+   * A member's deletion (or an older event of theirs arriving after it) settled: their personal
+   * data goes now. Should that fail, retention's pass purges it later.
+   */
+  private async forgetDeleted(delivery: QueuedDelivery): Promise<void> {
+    try {
+      if (await this.o.deletedMembers?.forget(delivery.communityId, delivery.memberId)) {
+        this.o.log.info({ deliveryId: delivery.id }, "purged a deleted member's personal data")
+      }
+    } catch (err) {
+      this.o.log.error({ err, deliveryId: delivery.id }, "purging a deleted member's personal data failed; retention purges it later")
+    }
   }
 
   /**

@@ -22,7 +22,7 @@ import {
   type SendPlan,
   type TagTarget,
 } from '../core/planner.ts'
-import type { ConsentSource, CredentialSource, KitStateMemory, MappingSource, OwnKitWrites } from '../core/ports.ts'
+import type { ConsentSource, CredentialSource, ErasureList, KitStateMemory, MappingSource, OwnKitWrites } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { nextListLookup, type RetryPolicy } from '../core/retry-policy.ts'
 import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
@@ -62,6 +62,8 @@ export interface ProcessorDeps {
   kitStates?: KitStateMemory
   /** The community's consent setting (absent: every member may become a subscriber). */
   consent?: ConsentSource
+  /** Told of every member an erasing `user.deleted` erased, to be deleted by hand in Kit (absent: not listed). */
+  erasures?: ErasureList
   now?: () => number
   random?: () => number
 }
@@ -69,6 +71,8 @@ export interface ProcessorDeps {
 /** What executing a plan came to, short of an error. */
 interface Executed {
   warnings: string[]
+  /** The Kit subscriber the steps were applied to. */
+  subscriberId?: number
   /** Kit's state for the person left forms or sequences out (or let a form re-subscribe them). */
   warning?: KitStateWarning
   /**
@@ -184,6 +188,9 @@ export class DeliveryProcessor {
         notes.warnings.push(note)
         log.add('warning', null, note)
       }
+      if (planned.erase && notes.subscriberId !== undefined) {
+        await this.deps.erasures?.erased({ communityId, memberId: delivery.memberId, subscriberId: notes.subscriberId })
+      }
       return {
         status: 'succeeded',
         ...(notes.warning ? { reason: notes.warning } : {}),
@@ -295,7 +302,7 @@ export class DeliveryProcessor {
       }
     }
     if (!addsNoted) unfilled('add')
-    return { warnings, ...(gated.warning ? { warning: gated.warning } : {}) }
+    return { warnings, subscriberId, ...(gated.warning ? { warning: gated.warning } : {}) }
   }
 
   /**

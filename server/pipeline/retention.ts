@@ -3,9 +3,15 @@
  * their last update is older than the configured number of days. Runs at start and then every
  * hour, in small batches of one transaction each, yielding to the event loop between batches so
  * intake and the consumer wait at most one batch. Work still to do is never deleted.
+ *
+ * Before that, each pass purges the personal data deleted members left behind (see
+ * personal-data.ts) — a deletion that may still be sent again once it is as old as retention, so
+ * it is purged before its delivery is deleted — and deletes the "Delete by hand in Kit" rows the
+ * owner marked done before then.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { DeliveryQueue, Purged } from '../core/queue.ts'
+import type { ErasureRepository } from '../core/storage.ts'
 
 const DAY_MS = 24 * 60 * 60_000
 
@@ -18,6 +24,10 @@ export interface RetentionOptions {
   batchSize?: number
   intervalMs?: number
   now?: () => number
+  /** Deleted members' personal data still stored (absent: not looked for). */
+  personalData?: { sweep(replayableBefore: number): Promise<number> }
+  /** The "Delete by hand in Kit" list (absent: not purged). */
+  erasures?: Pick<ErasureRepository, 'purgeDone'>
 }
 
 export interface RetentionRun extends Purged {
@@ -69,6 +79,15 @@ export class Retention {
 
   private async pass(): Promise<RetentionRun> {
     const before = this.now() - this.o.retentionDays * DAY_MS
+    // Awaited only when configured: a pass without them starts on the deliveries at once.
+    const members = this.o.personalData ? await this.o.personalData.sweep(before) : 0
+    const erasures = this.o.erasures ? await this.o.erasures.purgeDone(before) : 0
+    if (members > 0 || erasures > 0) {
+      this.o.log.info(
+        { members, erasures, retentionDays: this.o.retentionDays },
+        "retention purged deleted members' personal data and done erasures",
+      )
+    }
     const total: RetentionRun = { deliveries: 0, events: 0, batches: 0 }
     while (!this.stopping) {
       const purged = await this.o.queue.purgeFinished(before, this.batchSize)

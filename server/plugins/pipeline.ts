@@ -5,6 +5,7 @@ import { Consumer } from '../pipeline/consumer.ts'
 import { EventIntake, type IntakeInput, type IntakeResult } from '../pipeline/intake.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
 import { KitSideMemory } from '../pipeline/kit-watch.ts'
+import { PersonalDataPurge } from '../pipeline/personal-data.ts'
 import { DeliveryProcessor } from '../pipeline/processor.ts'
 import { defaultRetryPolicy, type RetryPolicy } from '../core/retry-policy.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
@@ -60,7 +61,9 @@ export default fp<PipelineOptions>(
       ownWrites: kitSide,
       kitStates: kitSide,
       consent: app.services.consent,
+      erasures: app.services.erasures,
     })
+    const personalData = new PersonalDataPurge({ queue, subscribers: app.storage.subscribers, kitStates: app.storage.kitStates })
     const consumer = new Consumer({
       queue,
       processor,
@@ -69,6 +72,7 @@ export default fp<PipelineOptions>(
       leaseMs: app.config.deliveryLeaseMs ?? (app.storage.dialect === 'postgres' ? SHARED_LEASE_MS : EMBEDDED_LEASE_MS),
       log: app.log,
       metrics: app.metrics,
+      deletedMembers: personalData,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })
@@ -111,6 +115,8 @@ export default fp<PipelineOptions>(
       queue,
       retentionDays: app.config.retentionDays,
       log: app.log,
+      personalData,
+      erasures: app.storage.erasures,
       onPurged: ({ deliveries: d, events }) => {
         retentionDeleted.inc({ table: 'deliveries' }, d)
         retentionDeleted.inc({ table: 'events' }, events)

@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin'
 import { ConnectionService } from '../services/connections.ts'
 import { ConsentService } from '../services/consent.ts'
+import { ErasureService } from '../services/erasures.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
 import { MappingService } from '../services/mappings.ts'
 
@@ -11,6 +12,8 @@ export interface Services {
   catalogue: KitCatalogueService
   /** Who may become a Kit subscriber; the pipeline reads it on every delivery. */
   consent: ConsentService
+  /** The "Delete by hand in Kit" list. */
+  erasures: ErasureService
 }
 
 declare module 'fastify' {
@@ -28,7 +31,8 @@ export default fp(
     const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     const consent = new ConsentService(app.storage.settings)
-    app.decorate('services', { connections, mappings, catalogue, consent })
+    const erasures = new ErasureService(app.storage.erasures)
+    app.decorate('services', { connections, mappings, catalogue, consent, erasures })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )

@@ -73,7 +73,6 @@ function refuseContradictions(doc: Mappings): void {
   for (const type of EVENT_TYPES) {
     const m = doc.events[type]
     if (!m) continue
-    if (m.erase !== undefined && type !== 'user.deleted') throw invalid(`events.${type}.erase is only for user.deleted`)
     for (const [part, base] of partsOf(m, `events.${type}`)) {
       for (const list of ['add_tags', 'remove_tags'] as const) {
         part[list].forEach((tag, i) => {
@@ -135,6 +134,18 @@ function checkRule(rule: Rule, path: string): Rule {
   }
 }
 
+/** The only event type whose mapping may erase the member from Kit. */
+const ERASING_TYPE = 'user.deleted'
+
+/** Erasure is for a member who left the community: on any other event it is refused, naming it. */
+function refuseMisplacedErase(doc: Mappings): void {
+  for (const type of EVENT_TYPES) {
+    if (type !== ERASING_TYPE && doc.events[type]?.erase !== undefined) {
+      throw invalid(`events.${type}.erase is only for ${ERASING_TYPE}: erasing a member from Kit is what a deletion may do; remove it here`)
+    }
+  }
+}
+
 /** Checks what the schema cannot express and returns the document with every event type present. */
 export function normaliseMappings(doc: Mappings): Mappings {
   const events: Mappings['events'] = {}
@@ -147,7 +158,8 @@ export function normaliseMappings(doc: Mappings): Mappings {
       add_to_forms: m.add_to_forms.map((f) => ({ id: f.id, name: f.name })),
       add_to_sequences: m.add_to_sequences.map((s) => ({ id: s.id, name: s.name })),
       unsubscribe: m.unsubscribe,
-      ...(m.erase !== undefined ? { erase: m.erase } : {}),
+      // Kept only where it means something, and only when on: documents without it stay as they were.
+      ...(type === ERASING_TYPE && m.erase === true ? { erase: true } : {}),
       ...(m.rules && m.rules.length > 0 ? { rules: m.rules.map((r, i) => checkRule(r, `${base}.rules[${i}]`)) } : {}),
     }
   }
@@ -172,6 +184,7 @@ const SAVE_ATTEMPTS = 5
 
 /** A document as it is stored: refused when it holds control characters or contradictions. */
 function checked(doc: Mappings): Mappings {
+  refuseMisplacedErase(doc)
   refuseControlCharacters(doc)
   refuseContradictions(doc)
   return normaliseMappings(doc)

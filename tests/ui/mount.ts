@@ -29,6 +29,7 @@ export function answerWithDefaults(): void {
   vi.mocked(api.listSyncs).mockResolvedValue({ items: [] })
   vi.mocked(api.countReplayable).mockResolvedValue({ count: 0, members: 0, event_types: [] })
   answerPlatformEvents({ configured: false })
+  vi.mocked(api.listErasures).mockResolvedValue({ items: [] })
 }
 
 export async function mountPanel(): Promise<VueWrapper> {

@@ -193,7 +193,14 @@ describe('the planner', () => {
 
   it('reads the marks of every scope it decides by', () => {
     const e = event('access.granted', { access: { level: 'gold' } }, { fields: { mk_x: 'y' } })
-    expect(scopesToRead(e, 'm_1')).toEqual(['access:m_1:gold', 'profile:m_1', 'settled:m_1', 'field:m_1:mk_x', 'field:m_1:mk_access_level'])
+    expect(scopesToRead(e, 'm_1')).toEqual([
+      'access:m_1:gold',
+      'profile:m_1',
+      'settled:m_1',
+      'deleted:m_1',
+      'field:m_1:mk_x',
+      'field:m_1:mk_access_level',
+    ])
   })
 
   it('finds what a known subscriber needs written', () => {
@@ -219,5 +226,97 @@ describe('the planner', () => {
   it('is pure: the same input gives the same plan', () => {
     const e = event('subscription.started', { subscription: { id: 's_1', plan: 'pro' } })
     expect(plan(input(e))).toEqual(plan(input(e)))
+  })
+})
+
+describe('the planner erasing a deleted member', () => {
+  /** The defaults, user.deleted erasing, with a form, a sequence and a templated tag filled from the member's fields. */
+  function erasing(): Mappings {
+    const mappings = defaultMappings()
+    mappings.events['user.deleted'] = {
+      ...emptyEventMapping(),
+      add_to_forms: [{ id: 3, name: 'Goodbye form' }],
+      add_to_sequences: [{ id: 4, name: 'Win back' }],
+      erase: true,
+    }
+    mappings.events['user.updated'] = {
+      ...emptyEventMapping(),
+      add_tags: [{ name: 'Plan: {{member.fields.mk_plan}}' }, { name: 'VIP', id: 9 }],
+      remove_tags: [{ name: 'new member' }],
+    }
+    return mappings
+  }
+
+  it('removes every mapped tag of every event once, each filled from the event, then unsubscribes; joins nothing', () => {
+    const e = event('user.deleted', {}, { fields: { mk_plan: 'gold' } })
+    const p = sent(plan(input(e, { mappings: erasing() })))
+    expect(p.erase).toBe(true)
+    expect(stepNames(p)).toEqual([
+      'tag.remove New Member',
+      'tag.remove Active Member',
+      'tag.remove Cancelled',
+      'tag.remove Plan: gold',
+      'tag.remove VIP',
+      'unsubscribe',
+    ])
+    expect(p.steps.find((s) => s.kind === 'tag.remove' && s.tag.name === 'VIP')).toEqual({
+      kind: 'tag.remove',
+      tag: { name: 'VIP', storedId: 9, templated: false },
+    })
+  })
+
+  it('leaves out a templated tag the deletion has no value for, as every plan does', () => {
+    const p = sent(plan(input(event('user.deleted'), { mappings: erasing() })))
+    expect(stepNames(p)).not.toContain('tag.remove Access: gold')
+    expect(stepNames(p).filter((n) => n.startsWith('tag.remove Plan'))).toEqual([])
+  })
+
+  it('empties every mapped field, carried by the event or not, and writes no name or email and creates nobody', () => {
+    const p = sent(plan(input(event('user.deleted'), { mappings: erasing() })))
+    expect(p.subscriber.fields).toEqual({
+      mk_subscription_plan: { key: 'subscription_plan', label: 'Subscription plan', value: '' },
+      mk_access_level: { key: 'access_level', label: 'Access level', value: '' },
+    })
+    expect(p.subscriber).toMatchObject({ writeProfile: false, createIfMissing: false })
+  })
+
+  it('erases even with no tag and no field mapped', () => {
+    const mappings: Mappings = { events: { 'user.deleted': { ...emptyEventMapping(), erase: true } }, fields: [] }
+    const p = sent(plan(input(event('user.deleted'), { mappings })))
+    expect(stepNames(p)).toEqual(['unsubscribe'])
+    expect(p.erase).toBe(true)
+  })
+
+  it('erases nothing for a deletion mapped without erasure, and never for another event type', () => {
+    const mappings = erasing()
+    mappings.events['user.deleted'] = { ...emptyEventMapping(), unsubscribe: true }
+    expect(sent(plan(input(event('user.deleted'), { mappings }))).erase).toBe(false)
+    const updated = erasing()
+    updated.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'VIP' }], erase: true }
+    const p = sent(plan(input(event('user.updated'), { mappings: updated })))
+    expect(p.erase).toBe(false)
+    expect(stepNames(p)).toEqual(['tag.add VIP'])
+  })
+
+  it('marks the member deleted, whether Kit had them or not', () => {
+    const p = sent(plan(input(event('user.deleted'), { mappings: erasing() })))
+    expect(p.marks).toContainEqual({ scope: 'deleted:m_1', eventTime: T, eventId: 'evt_1' })
+    expect(p.settledMarks).toContainEqual({ scope: 'deleted:m_1', eventTime: T, eventId: 'evt_1' })
+    const updated = sent(plan(input(event('user.updated'), { mappings: erasing() })))
+    expect(updated.marks.map((m) => m.scope)).not.toContain('deleted:m_1')
+  })
+
+  it("skips a deleted member's older events, naming the deletion, and sends newer ones", () => {
+    const deleted = marks(['deleted:m_1', T + 1, 'evt_deleted'])
+    const e = event('subscription.started', { subscription: { id: 's_1', plan: 'pro' } })
+    expect(plan(input(e, { marks: deleted }))).toEqual({ kind: 'skip', reason: 'member_deleted', details: { eventId: 'evt_deleted' } })
+    expect(plan(input(e, { marks: deleted, eventTime: T + 2 })).kind).toBe('send')
+    expect(plan(input(event('user.deleted'), { mappings: erasing(), marks: marks(['deleted:m_1', T, 'evt_1']) })).kind).toBe('send')
+  })
+
+  it('skips an event whose personal data was purged, after the verdict on the key', () => {
+    const purged = event('user.updated', {}, { email: '', first_name: undefined })
+    expect(plan(input(purged))).toEqual({ kind: 'skip', reason: 'member_deleted', details: {} })
+    expect(plan(input(purged, { credential: 'invalid' }))).toEqual({ kind: 'hold', reason: 'key_rejected' })
   })
 })

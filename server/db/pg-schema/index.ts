@@ -100,6 +100,9 @@ export const deliveries = pgTable(
       .where(sql`${t.syncId} IS NOT NULL`),
     index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
     index('deliveries_community_seq_idx').on(t.communityId, t.seq),
+    index('deliveries_deleted_idx')
+      .on(t.communityId, t.memberId, t.eventTime)
+      .where(sql`${t.eventType} = 'user.deleted'`),
   ],
 )
 
@@ -197,3 +200,4 @@ export const kitTags = pgTable(
 export * from './platform-events.ts'
 export * from './kit-watch.ts'
 export * from './settings.ts'
+export * from './erasures.ts'

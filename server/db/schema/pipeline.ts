@@ -73,6 +73,10 @@ export const deliveries = sqliteTable(
       .where(sql`${t.syncId} IS NOT NULL`),
     index('deliveries_member_idx').on(t.communityId, t.memberId, t.eventTime),
     index('deliveries_community_seq_idx').on(t.communityId, t.seq),
+    // Retention looks for deleted members whose personal data is still stored: their deletions only.
+    index('deliveries_deleted_idx')
+      .on(t.communityId, t.memberId, t.eventTime)
+      .where(sql`${t.eventType} = 'user.deleted'`),
   ],
 )
 

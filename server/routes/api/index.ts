@@ -9,6 +9,7 @@ import { SessionRefused } from '../../plugins/auth.ts'
 import connectionRoutes from './connection.ts'
 import consentRoutes from './consent.ts'
 import deliveryRoutes from './deliveries.ts'
+import erasureRoutes from './erasures.ts'
 import kitRoutes from './kit.ts'
 import mappingRoutes from './mappings.ts'
 import platformEventRoutes from './platform-events.ts'
@@ -39,6 +40,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(deliveryRoutes)
   await app.register(syncRoutes)
   await app.register(platformEventRoutes)
+  await app.register(erasureRoutes)
 }
 
 export default api

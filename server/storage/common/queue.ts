@@ -4,10 +4,12 @@
  * locking, leases across processes, upserts over arrays).
  */
 import { sql, type SQL, type SQLWrapper } from 'drizzle-orm'
+import { erasedPayload, personalDataOf, redactor, redactSteps } from '../../core/erasure.ts'
 import {
   LIST_LAG_REASON,
   RETRYABLE_STATUSES,
   type ClaimOptions,
+  type DeletedMember,
   type DeliveryQueue,
   type EnqueueResult,
   type NewDelivery,
@@ -18,6 +20,7 @@ import {
   type RetryManyFilter,
   type RetryManyResult,
 } from '../../core/queue.ts'
+import type { ReasonCode } from '../../core/reasons.ts'
 import type { SqlRunner } from './sql.ts'
 import { finishIfDone } from './syncs.ts'
 import { iso } from './values.ts'
@@ -73,6 +76,35 @@ export function claimable(run: SqlRunner, communityId: SQLWrapper, now: SQLWrapp
                    OR o.lease_until >= ${now}))
    ORDER BY d.priority, d.next_attempt_at, d.seq
    LIMIT ${limit}`
+}
+
+/** The skip an owner may undo by replaying what was recorded while no Kit account was connected. */
+const NOT_CONNECTED: ReasonCode = 'not_connected'
+
+/**
+ * A member's `user.deleted` delivery `d` that deleted them (see DeliveryQueue.deletion): settled
+ * for good, their newest event, nothing of theirs waiting. The literal event type lets both
+ * dialects walk deliveries_deleted_idx.
+ */
+function settledDeletion(replayableBefore: number): SQL {
+  return sql`d.event_type = 'user.deleted'
+     AND (d.status = 'succeeded'
+          OR (d.status = 'skipped' AND (d.reason IS NULL OR d.reason <> ${NOT_CONNECTED}))
+          OR (d.status IN ('failed', 'skipped') AND d.updated_at < ${iso(replayableBefore)}))
+     AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+            WHERE o.community_id = d.community_id AND o.member_id = d.member_id AND o.seq <> d.seq
+              AND (o.status IN ('pending', 'retrying', 'held') OR o.event_time > d.event_time))`
+}
+
+interface ScrubRow {
+  seq: number
+  eventId: string
+  eventType: string
+  memberEmail: string
+  lastError: string | null
+  steps: string
+  payload: string | null
 }
 
 export abstract class QueueStore implements DeliveryQueue {
@@ -190,6 +222,68 @@ export abstract class QueueStore implements DeliveryQueue {
       sql`SELECT count(*) AS n ${matching}`,
     ])
     return { queued: requeued?.changes ?? 0, remaining: Number(counted?.rows[0]?.n ?? 0) }
+  }
+
+  async deletion(communityId: string, memberId: string, replayableBefore: number): Promise<number | null> {
+    const [row] = await this.run.all<{ t: number }>(
+      sql`SELECT d.event_time AS t FROM deliveries d
+           WHERE d.community_id = ${communityId} AND d.member_id = ${memberId} AND ${settledDeletion(replayableBefore)}
+           ORDER BY d.event_time DESC LIMIT 1`,
+    )
+    return row ? Number(row.t) : null
+  }
+
+  async deletedWithPersonalData(replayableBefore: number, limit: number): Promise<DeletedMember[]> {
+    const rows = await this.run.all<DeletedMember>(
+      sql`SELECT d.community_id AS "communityId", d.member_id AS "memberId", max(d.event_time) AS "deletedAt"
+            FROM deliveries d
+           WHERE ${settledDeletion(replayableBefore)}
+             AND EXISTS (
+                   SELECT 1 FROM deliveries s
+                    WHERE s.community_id = d.community_id AND s.member_id = d.member_id AND s.event_time <= d.event_time
+                      AND s.status IN ('succeeded', 'failed', 'skipped') AND s.member_email <> '')
+           GROUP BY d.community_id, d.member_id
+           ORDER BY d.community_id, d.member_id
+           LIMIT ${limit}`,
+    )
+    return rows.map((r) => ({ ...r, deletedAt: Number(r.deletedAt) }))
+  }
+
+  /**
+   * Each delivery's words are blanked where they name the member: the addresses and first names
+   * their events carried, and anything shaped like an address. A delivery put back in the queue
+   * meanwhile is left alone (its event too); one run in the same transaction per member.
+   */
+  async scrubMember(communityId: string, memberId: string, upTo: number): Promise<number> {
+    const rows = await this.run.all<ScrubRow>(
+      sql`SELECT d.seq, d.event_id AS "eventId", d.event_type AS "eventType", d.member_email AS "memberEmail",
+                 d.last_error AS "lastError", d.steps, e.payload
+            FROM deliveries d
+            LEFT JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
+           WHERE d.community_id = ${communityId} AND d.member_id = ${memberId} AND d.event_time <= ${upTo}
+             AND d.status IN ('succeeded', 'failed', 'skipped') AND d.member_email <> ''`,
+    )
+    if (rows.length === 0) return 0
+    const emails: string[] = []
+    const names: string[] = []
+    for (const row of rows) {
+      emails.push(row.memberEmail)
+      const carried = row.payload === null ? null : personalDataOf(row.payload)
+      emails.push(...(carried?.emails ?? []))
+      names.push(...(carried?.names ?? []))
+    }
+    const redact = redactor({ emails, names })
+    const ran = await this.run.batch(
+      rows.flatMap((row) => [
+        sql`UPDATE deliveries SET member_email = '', last_error = ${redact(row.lastError)}, steps = ${redactSteps(row.steps, redact)}
+             WHERE seq = ${row.seq} AND status IN ('succeeded', 'failed', 'skipped')`,
+        sql`UPDATE events SET member_email = '',
+                   payload = ${erasedPayload({ eventId: row.eventId, type: row.eventType, communityId, memberId })}
+             WHERE community_id = ${communityId} AND id = ${row.eventId}
+               AND EXISTS (SELECT 1 FROM deliveries WHERE seq = ${row.seq} AND member_email = '')`,
+      ]),
+    )
+    return ran.filter((_, i) => i % 2 === 0).reduce((n, r) => n + r.changes, 0)
   }
 
   async nextDueAt(): Promise<number | null> {

@@ -2,11 +2,15 @@
 import type { Storage } from '../../core/storage.ts'
 import { DeliveryReadStore } from './deliveries.ts'
 import { CommunitySettingsStore } from './settings.ts'
+import { ErasureStore } from './erasures.ts'
 import type { SqlRunner } from './sql.ts'
 import { SyncStore } from './syncs.ts'
 import { ConnectionStore, HeldTagStore, MappingStore, SubscriberStore } from './tables.ts'
 
-export type SharedStores = Pick<Storage, 'connections' | 'mappings' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs' | 'settings'>
+export type SharedStores = Pick<
+  Storage,
+  'connections' | 'mappings' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs' | 'settings' | 'erasures'
+>
 
 export function sharedStores(run: SqlRunner): SharedStores {
   return {
@@ -17,5 +21,6 @@ export function sharedStores(run: SqlRunner): SharedStores {
     deliveries: new DeliveryReadStore(run),
     syncs: new SyncStore(run),
     settings: new CommunitySettingsStore(run),
+    erasures: new ErasureStore(run),
   }
 }

@@ -220,4 +220,8 @@ export class SubscriberStore extends TableStore<SubscriberRecord> implements Sub
   async forget(key: SubscriberKey): Promise<void> {
     await this.remove(key)
   }
+
+  async forgetMember(communityId: string, memberId: string): Promise<void> {
+    await this.remove({ communityId, memberId })
+  }
 }

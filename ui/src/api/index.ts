@@ -8,6 +8,7 @@ import type {
   DeliveryOrder,
   DeliveryPage,
   DeliveryStatus,
+  ErasureList,
   KitCustomField,
   KitForm,
   KitSequence,
@@ -73,6 +74,9 @@ export const api = {
   listPlatformEvents: (query: { status?: PlatformEventState; cursor?: string | null; limit?: number }) =>
     request<PlatformEventPage>('/platform-events', { query: { ...query } }),
   retryPlatformEvent: (id: string) => request<void>(`/platform-events/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+
+  listErasures: () => request<ErasureList>('/erasures'),
+  markErasureDone: (memberId: string) => request<void>(`/erasures/${encodeURIComponent(memberId)}/done`, { method: 'POST' }),
 }
 
 export type SyncContentType = 'text/csv' | 'application/x-ndjson'

@@ -12,7 +12,7 @@ import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
 
 export type TagList = 'add_tags' | 'remove_tags'
 export type KitList = 'add_to_forms' | 'add_to_sequences'
-export type EventSlot = TagList | KitList | 'unsubscribe'
+export type EventSlot = TagList | KitList | 'unsubscribe' | 'erase'
 
 /** Where an error is shown: `events.<type>.<slot>`, `fields`, `fields.<i>.source`, `fields.<i>.kit_field`. */
 export type ErrorMap = Record<string, string>
@@ -33,6 +33,8 @@ export function completeMappings(doc: Mappings): Mappings {
       add_to_forms: m.add_to_forms.map((f) => ({ id: f.id, name: f.name })),
       add_to_sequences: m.add_to_sequences.map((s) => ({ id: s.id, name: s.name })),
       unsubscribe: m.unsubscribe,
+      // As the server keeps it: only on a deletion, and only when on.
+      ...(type === 'user.deleted' && m.erase === true ? { erase: true } : {}),
     }
   }
   return {
@@ -129,7 +131,7 @@ export function validateMappings(doc: Mappings): ErrorMap {
  */
 export function slotForServerMessage(message: string): string | null {
   const path = message.replace(/\[(\d+)\]/g, '.$1').replace(/\//g, '.')
-  const event = /events\.([a-z]+\.[a-z_]+)\.(add_tags|remove_tags|add_to_forms|add_to_sequences|unsubscribe)\b/.exec(path)
+  const event = /events\.([a-z]+\.[a-z_]+)\.(add_tags|remove_tags|add_to_forms|add_to_sequences|unsubscribe|erase)\b/.exec(path)
   if (event && isEventType(event[1]!)) return eventSlot(event[1], event[2] as EventSlot)
   const field = /\bfields\.(\d+)\.(source|kit_field)\b/.exec(path)
   if (field) return fieldSlot(Number(field[1]), field[2] as 'source' | 'kit_field')

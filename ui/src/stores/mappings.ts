@@ -144,6 +144,14 @@ export const useMappingsStore = defineStore('mappings', () => {
     edited()
   }
 
+  /** Erasure from Kit, on a deletion only: off leaves the option out of the document, as the server does. */
+  function setErase(value: boolean): void {
+    const event = eventOf('user.deleted')
+    if (value) event.erase = true
+    else delete event.erase
+    edited()
+  }
+
   /** Applies one of a guard rail's one-click fixes. */
   function applyFix(guard: Guard, fix: GuardFix): void {
     if (fix.kind === 'unsubscribe-off') setUnsubscribe(guard.type, false)
@@ -241,6 +249,7 @@ export const useMappingsStore = defineStore('mappings', () => {
     addKitRef,
     removeKitRef,
     setUnsubscribe,
+    setErase,
     applyFix,
     addField,
     removeField,
