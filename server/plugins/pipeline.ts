@@ -107,12 +107,14 @@ export default fp<PipelineOptions>(
     })
     const retention = new Retention({
       queue,
+      history: app.storage.mappingHistory,
       retentionDays: app.config.retentionDays,
       log: app.log,
       onPurged: ({ deliveries: d, events }) => {
         retentionDeleted.inc({ table: 'deliveries' }, d)
         retentionDeleted.inc({ table: 'events' }, events)
       },
+      onVersionsPurged: (versions) => retentionDeleted.inc({ table: 'mapping_versions' }, versions),
     })
 
     const intake = new EventIntake({

@@ -196,3 +196,4 @@ export const kitTags = pgTable(
 )
 export * from './platform-events.ts'
 export * from './kit-watch.ts'
+export * from './mapping-versions.ts'

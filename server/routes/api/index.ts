@@ -9,6 +9,7 @@ import { SessionRefused } from '../../plugins/auth.ts'
 import connectionRoutes from './connection.ts'
 import deliveryRoutes from './deliveries.ts'
 import kitRoutes from './kit.ts'
+import mappingHistoryRoutes from './mapping-history.ts'
 import mappingRoutes from './mappings.ts'
 import platformEventRoutes from './platform-events.ts'
 import syncRoutes from './syncs.ts'
@@ -33,6 +34,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   })
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
+  await app.register(mappingHistoryRoutes)
   await app.register(kitRoutes)
   await app.register(deliveryRoutes)
   await app.register(syncRoutes)

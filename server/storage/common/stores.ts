@@ -1,16 +1,21 @@
 /** The repositories both dialects share, over one dialect's runner. */
 import type { Storage } from '../../core/storage.ts'
 import { DeliveryReadStore } from './deliveries.ts'
+import { MappingHistoryStore } from './mapping-history.ts'
 import type { SqlRunner } from './sql.ts'
 import { SyncStore } from './syncs.ts'
 import { ConnectionStore, HeldTagStore, MappingStore, SubscriberStore } from './tables.ts'
 
-export type SharedStores = Pick<Storage, 'connections' | 'mappings' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs'>
+export type SharedStores = Pick<
+  Storage,
+  'connections' | 'mappings' | 'mappingHistory' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs'
+>
 
 export function sharedStores(run: SqlRunner): SharedStores {
   return {
     connections: new ConnectionStore(run),
     mappings: new MappingStore(run),
+    mappingHistory: new MappingHistoryStore(run),
     heldTags: new HeldTagStore(run),
     subscribers: new SubscriberStore(run),
     deliveries: new DeliveryReadStore(run),

@@ -10,6 +10,7 @@ import type {
   KitForm,
   KitSequence,
   KitTag,
+  MappingHistoryPage,
   Mappings,
   ReplayableDeliveries,
   RetryDeliveriesResult,
@@ -68,6 +69,11 @@ export const api = {
   listPlatformEvents: (query: { status?: PlatformEventState; cursor?: string | null; limit?: number }) =>
     request<PlatformEventPage>('/platform-events', { query: { ...query } }),
   retryPlatformEvent: (id: string) => request<void>(`/platform-events/${encodeURIComponent(id)}/retry`, { method: 'POST' }),
+
+  listMappingVersions: (query: { cursor?: string | null; limit?: number }) =>
+    request<MappingHistoryPage>('/mappings/history', { query: { ...query } }),
+  getMappingVersion: (version: number) => request<Mappings>(`/mappings/history/${version}`),
+  restoreMappingVersion: (version: number) => request<Mappings>(`/mappings/history/${version}/restore`, { method: 'POST' }),
 }
 
 export type SyncContentType = 'text/csv' | 'application/x-ndjson'
