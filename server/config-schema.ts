@@ -350,7 +350,8 @@ export const VARIABLES = {
   RETENTION_DAYS: integer({
     default: 30,
     minimum: 1,
-    meaning: 'finished deliveries (succeeded, failed, skipped) and their events are deleted this many days after their last update',
+    meaning:
+      'finished deliveries (succeeded, failed, skipped) and their events are deleted this many days after their last update; saved versions of the mappings this many days after they were saved, always keeping each community’s newest 100',
   }),
   PLATFORM_EVENTS_URL: Type.Optional(
     checked(

@@ -523,3 +523,21 @@ export type ErasureList = Static<typeof ErasureList>
 
 /** The most erasures one list shows. */
 export const ERASURES_MAX = 500
+/** One saved version of the mappings: who saved it, when, and the change in words. */
+export const MappingVersion = Type.Object({
+  version: Type.Integer({ minimum: 0, description: 'From 0, increasing per community' }),
+  saved_by: Type.Union([Type.String(), Type.Null()], {
+    description:
+      'The App Station user who saved it (the session token’s `sub`); null for version 0, what was in place before the first save',
+  }),
+  saved_at: Type.String(),
+  change: Type.String({ description: 'What this save changed, in words (`added tag "VIP" to Member signs up`), or `no change`' }),
+  restored_from: Type.Union([Type.Integer(), Type.Null()], { description: 'The version this save restored, when it was a restore' }),
+})
+export type MappingVersion = Static<typeof MappingVersion>
+
+export const MappingHistoryPage = Type.Object({
+  items: Type.Array(MappingVersion),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+})
+export type MappingHistoryPage = Static<typeof MappingHistoryPage>

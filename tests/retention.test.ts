@@ -69,7 +69,7 @@ describe('retention', () => {
     const queue = app.pipeline.queue
     const purge = vi.spyOn(queue, 'purgeFinished')
     const result = await app.pipeline.retention.run()
-    expect(result).toEqual({ deliveries: 1_234, events: 1_234, batches: 3 })
+    expect(result).toEqual({ deliveries: 1_234, events: 1_234, versions: 0, batches: 3 })
     expect(purge.mock.calls.map(([, limit]) => limit)).toEqual([500, 500, 500])
     const batches = await Promise.all(purge.mock.results.map((r) => r.value as Promise<{ deliveries: number }>))
     expect(batches.map((b) => b.deliveries)).toEqual([500, 500, 234])

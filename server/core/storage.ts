@@ -7,6 +7,8 @@
  * Tables and their owners:
  * - connections              → ConnectionRepository
  * - mappings                 → MappingRepository
+ * - mapping_versions         → MappingHistoryRepository (an owner's save writes the mappings row
+ *                              through it too, in the same transaction as its version)
  * - held_tags                → HeldTagRepository
  * - kit_subscribers          → SubscriberRepository
  * - events, deliveries,
@@ -515,4 +517,67 @@ export interface ErasureRepository {
 // Declared apart (interfaces merge), like the outbox and the Kit watch.
 export interface Storage {
   readonly erasures: ErasureRepository
+}
+
+/** One saved version of a community's mapping document (table mapping_versions → MappingHistoryRepository). */
+export interface MappingVersionRecord {
+  communityId: string
+  /** From 0, increasing per community. */
+  version: number
+  /** The mappings document as saved, JSON. */
+  document: string
+  /** The session token's `sub` of whoever saved it; null for version 0 (what was in place before the first save). */
+  savedBy: string | null
+  /** Epoch ms. */
+  savedAt: number
+  /** The change from what it replaced, in words. */
+  change: string
+  /** The version this save restored, when it was a restore. */
+  restoredFrom: number | null
+}
+
+/** A version as a list shows it: everything but the document. */
+export type MappingVersionSummary = Omit<MappingVersionRecord, 'document'>
+
+/** An owner's save: the new document and the version that records it. */
+export interface MappingSave {
+  communityId: string
+  /** The document to store, JSON. */
+  document: string
+  /** The stored document this save replaces, as read; null when the community has none stored yet. */
+  expected: string | null
+  savedBy: string
+  savedAt: number
+  change: string
+  restoredFrom: number | null
+  /** Kept as version 0 when the community has no version yet (its first save): what was in place before. */
+  baseline: { document: string; savedAt: number; change: string }
+}
+
+/**
+ * Table mapping_versions (this repository owns it). An owner's save goes through `save`, which also
+ * writes the community's row of `mappings` (MappingRepository's table) in the same transaction, so
+ * the document in force and its newest version never disagree, even after a crash; the plugin's own
+ * edits of the document (ids Kit gave) go through MappingRepository and make no version.
+ */
+export interface MappingHistoryRepository {
+  /**
+   * Stores the document as the community's mappings, only while the stored one is still `expected`,
+   * and records it as the next version (and the baseline as version 0 on the first save), in one
+   * transaction. Returns the new version, or null when the document changed meanwhile (nothing written).
+   */
+  save(save: MappingSave): Promise<number | null>
+  /** The community's versions, newest first, below `beforeVersion` when given. */
+  list(communityId: string, page: { beforeVersion?: number; limit: number }): Promise<MappingVersionSummary[]>
+  get(communityId: string, version: number): Promise<MappingVersionRecord | undefined>
+  /**
+   * Retention: deletes up to `limit` versions saved before `before` (epoch ms), never one of a
+   * community's newest `keep`. Returns how many it deleted.
+   */
+  purge(before: number, keep: number, limit: number): Promise<number>
+}
+
+// Declared apart (interfaces merge) so the history joins the storage without touching the list above.
+export interface Storage {
+  readonly mappingHistory: MappingHistoryRepository
 }

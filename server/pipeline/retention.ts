@@ -2,7 +2,8 @@
  * Retention: finished deliveries (succeeded, failed, skipped) and their events are deleted once
  * their last update is older than the configured number of days. Runs at start and then every
  * hour, in small batches of one transaction each, yielding to the event loop between batches so
- * intake and the consumer wait at most one batch. Work still to do is never deleted.
+ * intake and the consumer wait at most one batch. Work still to do is never deleted. Saved versions
+ * of the mappings go too, except each community's newest VERSIONS_KEPT.
  *
  * Before that, each pass purges the personal data deleted members left behind (see
  * personal-data.ts) — a deletion that may still be sent again once it is as old as retention, so
@@ -11,16 +12,26 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { DeliveryQueue, Purged } from '../core/queue.ts'
-import type { ErasureRepository } from '../core/storage.ts'
+import type { ErasureRepository, MappingHistoryRepository } from '../core/storage.ts'
 
 const DAY_MS = 24 * 60 * 60_000
 
+/** The newest saved versions of a community's mappings kept whatever their age. */
+export const VERSIONS_KEPT = 100
+
+/** Between batches: what waits (intake, the consumer) runs first. */
+const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 export interface RetentionOptions {
   queue: DeliveryQueue
+  /** The mappings' saved versions, when they are kept (the app always gives them). */
+  history?: Pick<MappingHistoryRepository, 'purge'>
   retentionDays: number
   log: FastifyBaseLogger
   /** Called after each batch that removed something (metrics). */
   onPurged?: (purged: Purged) => void
+  /** Called after each batch that removed saved versions of the mappings, with how many (metrics). */
+  onVersionsPurged?: (versions: number) => void
   batchSize?: number
   intervalMs?: number
   now?: () => number
@@ -31,6 +42,8 @@ export interface RetentionOptions {
 }
 
 export interface RetentionRun extends Purged {
+  /** Saved versions of the mappings deleted. */
+  versions: number
   batches: number
 }
 
@@ -88,7 +101,7 @@ export class Retention {
         "retention purged deleted members' personal data and done erasures",
       )
     }
-    const total: RetentionRun = { deliveries: 0, events: 0, batches: 0 }
+    const total: RetentionRun = { deliveries: 0, events: 0, versions: 0, batches: 0 }
     while (!this.stopping) {
       const purged = await this.o.queue.purgeFinished(before, this.batchSize)
       total.batches += 1
@@ -96,17 +109,31 @@ export class Retention {
       total.events += purged.events
       if (purged.deliveries > 0) this.o.onPurged?.(purged)
       if (purged.deliveries < this.batchSize) break
-      await new Promise<void>((resolve) => setImmediate(resolve))
+      await yieldToEvents()
+    }
+    const history = this.o.history
+    while (history && !this.stopping) {
+      const versions = await history.purge(before, VERSIONS_KEPT, this.batchSize)
+      total.versions += versions
+      if (versions > 0) this.o.onVersionsPurged?.(versions)
+      if (versions < this.batchSize) break
+      await yieldToEvents()
     }
     return total
   }
 
   private async runLogged(): Promise<void> {
     try {
-      const { deliveries, events, batches } = await this.run()
+      const { deliveries, events, versions, batches } = await this.run()
       const line = { deliveries, events, batches, retentionDays: this.o.retentionDays }
       if (deliveries > 0) this.o.log.info(line, 'retention removed finished deliveries and their events')
-      else this.o.log.debug(line, 'retention found nothing to remove')
+      else if (versions === 0) this.o.log.debug(line, 'retention found nothing to remove')
+      if (versions > 0) {
+        this.o.log.info(
+          { versions, kept: VERSIONS_KEPT, retentionDays: this.o.retentionDays },
+          'retention removed old versions of the mappings',
+        )
+      }
     } catch (err) {
       this.o.log.error({ err }, 'retention failed; it will try again at its next run')
     }

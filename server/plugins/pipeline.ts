@@ -113,6 +113,7 @@ export default fp<PipelineOptions>(
     })
     const retention = new Retention({
       queue,
+      history: app.storage.mappingHistory,
       retentionDays: app.config.retentionDays,
       log: app.log,
       personalData,
@@ -121,6 +122,7 @@ export default fp<PipelineOptions>(
         retentionDeleted.inc({ table: 'deliveries' }, d)
         retentionDeleted.inc({ table: 'events' }, events)
       },
+      onVersionsPurged: (versions) => retentionDeleted.inc({ table: 'mapping_versions' }, versions),
     })
 
     const intake = new EventIntake({

@@ -27,7 +27,7 @@ export default fp(
     const connections = new ConnectionService(app.storage.connections, app.config.encryptionKeys, app.kit, app.log)
     const resealed = await connections.resealWithNewestKey()
     if (resealed > 0) app.log.info({ resealed }, 'sealed stored Kit keys again with the newest ENCRYPTION_KEY')
-    const mappings = new MappingService(app.storage.mappings)
+    const mappings = new MappingService(app.storage.mappings, app.storage.mappingHistory)
     const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     const consent = new ConsentService(app.storage.settings)

@@ -1,11 +1,17 @@
-/** Which Kit changes each member event makes, per community; defaults until the owner saves. */
+/**
+ * Which Kit changes each member event makes, per community; defaults until the owner saves. Every
+ * owner's save (PUT, PATCH, a restore) is kept as a version with who saved it, when and the change
+ * in words; the plugin's own edits (ids Kit gave) are not owner saves and make no version.
+ */
 import { notCarriedProblem, placeholderNotCarried } from '#shared/event-catalogue.ts'
 import { EVENT_TYPES, hasPlaceholder, hasUnclosedPlaceholder, unknownPlaceholder } from '#shared/events.ts'
-import type { EventMapping, Mappings, MappingsPatch, Rule, TagRef } from '#shared/api.ts'
+import type { EventMapping, MappingHistoryPage, Mappings, MappingsPatch, MappingVersion, Rule, TagRef } from '#shared/api.ts'
 import { conditionProblem, type Condition } from '#shared/conditions.ts'
 import { defaultMappings, emptyEventMapping } from '#shared/defaults.ts'
+import { BASELINE_WORDS, changeWords } from '#shared/mapping-changes.ts'
 import { CONTROL_CHARACTER_PROBLEM, hasControlCharacter } from '#shared/text.ts'
-import type { MappingRepository } from '../core/storage.ts'
+import type { MappingHistoryRepository, MappingRecord, MappingRepository, MappingVersionSummary } from '../core/storage.ts'
+import { iso } from '../core/time.ts'
 import { AppError } from '../lib/errors.ts'
 
 const invalid = (message: string) => new AppError(400, 'invalid_mappings', message)
@@ -190,12 +196,45 @@ function checked(doc: Mappings): Mappings {
   return normaliseMappings(doc)
 }
 
+/** A history page's size when none is asked for. */
+const HISTORY_PAGE = 50
+
+const encodeCursor = (version: number) => Buffer.from(`v:${version}`).toString('base64url')
+function decodeCursor(cursor: string): number {
+  const match = /^v:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
+  if (!match) throw new AppError(400, 'invalid_request', 'querystring.cursor is not a cursor this API gave out')
+  return Number(match[1])
+}
+
+const toVersion = (row: MappingVersionSummary): MappingVersion => ({
+  version: row.version,
+  saved_by: row.savedBy,
+  saved_at: iso(row.savedAt),
+  change: row.change,
+  restored_from: row.restoredFrom,
+})
+
+const versionNotFound = (version: number) => new AppError(404, 'not_found', `No saved version ${version} of the mappings in this community`)
+
+/** The document in force: the stored one, or the defaults. */
+const inForce = (row: MappingRecord | undefined): Mappings =>
+  normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
+
+/** What an owner's save writes: the new document, from the document in force. */
+interface OwnerSave {
+  savedBy: string
+  next: (current: Mappings) => Mappings
+  restoredFrom?: number
+}
+
 export class MappingService {
-  constructor(private readonly repo: MappingRepository) {}
+  constructor(
+    private readonly repo: MappingRepository,
+    private readonly history: MappingHistoryRepository,
+  ) {}
 
   async get(communityId: string): Promise<Mappings> {
-    const row = await this.repo.get(communityId)
-    return normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
+    return inForce(await this.repo.get(communityId))
   }
 
   /**
@@ -247,41 +286,89 @@ export class MappingService {
     }
   }
 
-  /** Replaces the whole document; every event type must be present. */
-  put(communityId: string, doc: Mappings): Promise<Mappings> {
+  /** Replaces the whole document; every event type must be present. `savedBy`: the session token's `sub`. */
+  put(communityId: string, doc: Mappings, savedBy: string): Promise<Mappings> {
     requireEveryEventType(doc)
-    return this.save(communityId, doc)
+    const saved = checked(doc)
+    return this.save(communityId, { savedBy, next: () => saved })
   }
 
   /** Replaces the event types given and, when given, the field list; the rest stays as saved. */
-  async patch(communityId: string, change: MappingsPatch): Promise<Mappings> {
+  patch(communityId: string, change: MappingsPatch, savedBy: string): Promise<Mappings> {
+    return this.save(communityId, {
+      savedBy,
+      next: (saved) => {
+        const filter = change.filter ?? saved.filter
+        return checked({
+          events: { ...saved.events, ...change.events },
+          fields: change.fields ?? saved.fields,
+          ...(filter ? { filter } : {}),
+        })
+      },
+    })
+  }
+
+  /** The community's saved versions, newest first, a page at a time. */
+  async versions(communityId: string, page: { cursor?: string; limit?: number }): Promise<MappingHistoryPage> {
+    const limit = page.limit ?? HISTORY_PAGE
+    const rows = await this.history.list(communityId, {
+      ...(page.cursor ? { beforeVersion: decodeCursor(page.cursor) } : {}),
+      limit: limit + 1,
+    })
+    const items = rows.slice(0, limit)
+    const last = items.at(-1)
+    return { items: items.map(toVersion), next_cursor: rows.length > limit && last ? encodeCursor(last.version) : null }
+  }
+
+  /** One saved version's document. */
+  async version(communityId: string, version: number): Promise<Mappings> {
+    const row = await this.history.get(communityId, version)
+    if (!row) throw versionNotFound(version)
+    return normaliseMappings(JSON.parse(row.document) as Mappings)
+  }
+
+  /** Saves an earlier version's document again, as a new version that says which one it restored. */
+  async restore(communityId: string, version: number, savedBy: string): Promise<Mappings> {
+    const row = await this.history.get(communityId, version)
+    if (!row) throw versionNotFound(version)
+    const restored = checked(JSON.parse(row.document) as Mappings)
+    return this.save(communityId, { savedBy, next: () => restored, restoredFrom: version })
+  }
+
+  /**
+   * An owner's save: the new document is made from the one in force and stored with its version in
+   * one transaction, only over the document read; a save meanwhile (another tab, another instance)
+   * is read again, so the change in words always describes what the save replaced. The first save
+   * also keeps what was in place before (the defaults or the stored document) as version 0, so it
+   * can be restored.
+   */
+  private async save(communityId: string, owner: OwnerSave): Promise<Mappings> {
     for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
       const row = await this.repo.get(communityId)
-      const current = normaliseMappings(row ? (JSON.parse(row.document) as Mappings) : defaultMappings())
-      const filter = change.filter ?? current.filter
-      const merged = checked({
-        events: { ...current.events, ...change.events },
-        fields: change.fields ?? current.fields,
-        ...(filter ? { filter } : {}),
+      const before = inForce(row)
+      const after = owner.next(before)
+      const now = Date.now()
+      const storedAt = row ? Date.parse(row.updatedAt) : Number.NaN
+      const version = await this.history.save({
+        communityId,
+        document: JSON.stringify(after),
+        expected: row?.document ?? null,
+        savedBy: owner.savedBy,
+        savedAt: now,
+        change: changeWords(before, after),
+        restoredFrom: owner.restoredFrom ?? null,
+        baseline: {
+          document: JSON.stringify(before),
+          savedAt: Number.isFinite(storedAt) ? storedAt : now,
+          change: row ? BASELINE_WORDS.stored : BASELINE_WORDS.defaults,
+        },
       })
-      const record = { communityId, document: JSON.stringify(merged), updatedAt: new Date().toISOString() }
-      if (!row) {
-        await this.repo.save(record)
-        return merged
-      }
-      // Merged into the document read: a save meanwhile (another tab, another instance) is merged again, never lost.
-      if (await this.repo.replace(record, row.document)) return merged
+      if (version !== null) return after
     }
     throw new AppError(
       409,
       'mappings_changed',
       'The mappings kept changing while this change was being saved. Reload them and make the change again.',
     )
-  }
-
-  private async save(communityId: string, doc: Mappings): Promise<Mappings> {
-    const normalised = checked(doc)
-    await this.repo.save({ communityId, document: JSON.stringify(normalised), updatedAt: new Date().toISOString() })
-    return normalised
   }
 }

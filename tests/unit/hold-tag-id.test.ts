@@ -10,15 +10,18 @@ import { openDatabase, type OpenedDatabase } from '../../server/db/index.ts'
 import { MappingService } from '../../server/services/mappings.ts'
 import { sqliteRunner } from '../../server/storage/common/sql.ts'
 import { MappingStore } from '../../server/storage/common/tables.ts'
+import { MappingHistoryStore } from '../../server/storage/common/mapping-history.ts'
 import type { MappingRecord, MappingRepository } from '../../server/core/storage.ts'
 
 const C = 'c_hold'
 let opened: OpenedDatabase
 let repo: MappingStore
+let history: MappingHistoryStore
 
 beforeEach(() => {
   opened = openDatabase(':memory:')
   repo = new MappingStore(sqliteRunner(opened.sqlite))
+  history = new MappingHistoryStore(sqliteRunner(opened.sqlite))
 })
 afterEach(() => opened.sqlite.close())
 
@@ -42,8 +45,8 @@ function racing(meanwhile: () => Promise<void>): MappingRepository {
 
 describe('holding a tag id in the mapping document', () => {
   it('saves the defaults with the id on every tag of that name when the community never saved mappings', async () => {
-    await new MappingService(repo).holdTagId(C, 'active member', 1003)
-    const doc = await new MappingService(repo).get(C)
+    await new MappingService(repo, history).holdTagId(C, 'active member', 1003)
+    const doc = await new MappingService(repo, history).get(C)
     expect(doc.events['subscription.started']!.add_tags).toEqual([{ id: 1003, name: 'Active Member' }])
     expect(doc.events['subscription.canceled']!.remove_tags).toEqual([{ id: 1003, name: 'Active Member' }])
     expect(doc.events['subscription.started']!.remove_tags).toEqual([{ name: 'Cancelled' }])
@@ -54,7 +57,7 @@ describe('holding a tag id in the mapping document', () => {
     doc.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ id: 55, name: 'Active Member' }] }
     doc.events['subscription.started']!.add_tags = [{ id: 7, name: 'Active Member' }]
     await repo.save(record(doc))
-    const service = new MappingService(repo)
+    const service = new MappingService(repo, history)
     await service.holdTagId(C, 'Active Member', 1003)
     let saved = await service.get(C)
     expect(saved.events['user.updated']!.add_tags).toEqual([{ id: 55, name: 'Active Member' }])
@@ -69,8 +72,11 @@ describe('holding a tag id in the mapping document', () => {
     await repo.save(record(defaultMappings()))
     const owners = defaultMappings()
     owners.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'VIP' }, { name: 'active MEMBER' }] }
-    await new MappingService(racing(() => repo.save(record(owners)))).holdTagId(C, 'Active Member', 1003)
-    const saved = await new MappingService(repo).get(C)
+    await new MappingService(
+      racing(() => repo.save(record(owners))),
+      history,
+    ).holdTagId(C, 'Active Member', 1003)
+    const saved = await new MappingService(repo, history).get(C)
     expect(saved.events['user.updated']!.add_tags).toEqual([{ name: 'VIP' }, { id: 1003, name: 'active MEMBER' }])
     expect(saved.events['subscription.started']!.add_tags).toEqual([{ id: 1003, name: 'Active Member' }])
   })
@@ -78,8 +84,11 @@ describe('holding a tag id in the mapping document', () => {
   it("keeps an owner's first save made while the defaults were being stored with the id", async () => {
     const owners = defaultMappings()
     owners.events['subscription.started']!.add_to_sequences = [{ id: 31, name: 'Welcome series' }]
-    await new MappingService(racing(() => repo.save(record(owners)))).holdTagId(C, 'Active Member', 1003)
-    const saved = await new MappingService(repo).get(C)
+    await new MappingService(
+      racing(() => repo.save(record(owners))),
+      history,
+    ).holdTagId(C, 'Active Member', 1003)
+    const saved = await new MappingService(repo, history).get(C)
     expect(saved.events['subscription.started']).toMatchObject({
       add_tags: [{ id: 1003, name: 'Active Member' }],
       add_to_sequences: [{ id: 31, name: 'Welcome series' }],

@@ -11,6 +11,7 @@ import consentRoutes from './consent.ts'
 import deliveryRoutes from './deliveries.ts'
 import erasureRoutes from './erasures.ts'
 import kitRoutes from './kit.ts'
+import mappingHistoryRoutes from './mapping-history.ts'
 import mappingRoutes from './mappings.ts'
 import platformEventRoutes from './platform-events.ts'
 import syncRoutes from './syncs.ts'
@@ -36,6 +37,7 @@ const api: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(connectionRoutes)
   await app.register(mappingRoutes)
   await app.register(consentRoutes)
+  await app.register(mappingHistoryRoutes)
   await app.register(kitRoutes)
   await app.register(deliveryRoutes)
   await app.register(syncRoutes)

@@ -10,6 +10,11 @@ const refused = described(
   'invalid_mappings or invalid_request: the message names the part at fault (e.g. events.user.signed_up.add_tags[0].name) and what to change. Nothing is saved.',
 )
 
+const changedMeanwhile = described(
+  ErrorBody,
+  '`mappings_changed`: the document kept changing while it was being saved (each save is kept in the history, over the document it replaced); reload and try again',
+)
+
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { mappings } = app.services
   const tags = ['mappings']
@@ -41,10 +46,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         security,
         body: Mappings,
-        response: { ...sessionErrors, 200: saved, 400: refused },
+        response: { ...sessionErrors, 200: saved, 400: refused, 409: changedMeanwhile },
       },
     },
-    async (request) => mappings.put(request.user.communityId, request.body),
+    async (request) => mappings.put(request.user.communityId, request.body, request.user.userId),
   )
 
   app.patch(
@@ -69,7 +74,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request) => mappings.patch(request.user.communityId, request.body),
+    async (request) => mappings.patch(request.user.communityId, request.body, request.user.userId),
   )
 }
 

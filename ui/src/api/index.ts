@@ -13,6 +13,7 @@ import type {
   KitForm,
   KitSequence,
   KitTag,
+  MappingHistoryPage,
   Mappings,
   ReplayableDeliveries,
   RetryDeliveriesResult,
@@ -77,6 +78,10 @@ export const api = {
 
   listErasures: () => request<ErasureList>('/erasures'),
   markErasureDone: (memberId: string) => request<void>(`/erasures/${encodeURIComponent(memberId)}/done`, { method: 'POST' }),
+  listMappingVersions: (query: { cursor?: string | null; limit?: number }) =>
+    request<MappingHistoryPage>('/mappings/history', { query: { ...query } }),
+  getMappingVersion: (version: number) => request<Mappings>(`/mappings/history/${version}`),
+  restoreMappingVersion: (version: number) => request<Mappings>(`/mappings/history/${version}/restore`, { method: 'POST' }),
 }
 
 export type SyncContentType = 'text/csv' | 'application/x-ndjson'
