@@ -2,11 +2,14 @@
 import fp from 'fastify-plugin'
 import { ConnectionService } from '../services/connections.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
+import { MappingPreviewService } from '../services/mapping-preview.ts'
 import { MappingService } from '../services/mappings.ts'
 
 export interface Services {
   connections: ConnectionService
   mappings: MappingService
+  /** What a mappings draft would change, from the community's held events. */
+  preview: MappingPreviewService
   catalogue: KitCatalogueService
 }
 
@@ -24,7 +27,8 @@ export default fp(
     const mappings = new MappingService(app.storage.mappings)
     const catalogue = new KitCatalogueService(connections, mappings, app.storage.heldTags)
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
-    app.decorate('services', { connections, mappings, catalogue })
+    const preview = new MappingPreviewService(app.storage.mappings, app.storage.queue)
+    app.decorate('services', { connections, mappings, preview, catalogue })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )

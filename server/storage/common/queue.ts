@@ -10,6 +10,7 @@ import {
   type ClaimOptions,
   type DeliveryQueue,
   type EnqueueResult,
+  type HeldEvent,
   type NewDelivery,
   type OrderingMark,
   type Outcome,
@@ -190,6 +191,17 @@ export abstract class QueueStore implements DeliveryQueue {
       sql`SELECT count(*) AS n ${matching}`,
     ])
     return { queued: requeued?.changes ?? 0, remaining: Number(counted?.rows[0]?.n ?? 0) }
+  }
+
+  recentEvents(communityId: string, types: readonly string[], perType: number): Promise<HeldEvent[]> {
+    if (types.length === 0) return Promise.resolve([])
+    const newest = types.map(
+      (type, i) => sql`SELECT * FROM (SELECT type, member_id AS "memberId", event_time AS "eventTime", payload
+           FROM events ${this.run.indexedBy('events_recent_idx')}
+          WHERE community_id = ${communityId} AND type = ${type}
+          ORDER BY event_time DESC, ${this.run.insertionOrder} DESC LIMIT ${perType}) AS ${sql.raw(`t${i}`)}`,
+    )
+    return this.run.all<HeldEvent>(sql.join(newest, sql` UNION ALL `))
   }
 
   async nextDueAt(): Promise<number | null> {

@@ -10,6 +10,7 @@ import type {
   KitForm,
   KitSequence,
   KitTag,
+  MappingPreview,
   Mappings,
   ReplayableDeliveries,
   RetryDeliveriesResult,
@@ -42,6 +43,7 @@ export const api = {
 
   getMappings: () => request<Mappings>('/mappings'),
   saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),
+  previewMappings: (draft: Mappings) => request<MappingPreview>('/mappings/preview', { method: 'POST', body: { draft } }),
 
   listTags: () => items<KitTag>('/kit/tags'),
   listCustomFields: () => items<KitCustomField>('/kit/custom-fields'),
