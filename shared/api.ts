@@ -175,6 +175,52 @@ export const MappingsPatch = Type.Object(
 )
 export type MappingsPatch = Static<typeof MappingsPatch>
 
+/** `POST /mappings/preview`: the draft to compare with what is saved. */
+export const MappingPreviewBody = Type.Object({ draft: Mappings }, { additionalProperties: false })
+export type MappingPreviewBody = Static<typeof MappingPreviewBody>
+
+/**
+ * One tag, form or sequence the draft would give to members who would not get it now (`gain`), or
+ * keep from members who get it now (`lose`), counted in distinct members (see
+ * server/pipeline/mapping-preview.ts for the exact definition).
+ */
+export const MappingPreviewChange = Type.Object({
+  kind: Type.Union([Type.Literal('tag'), Type.Literal('form'), Type.Literal('sequence')]),
+  name: Type.String(),
+  gain: Type.Integer({ minimum: 0 }),
+  lose: Type.Integer({ minimum: 0 }),
+})
+export type MappingPreviewChange = Static<typeof MappingPreviewChange>
+
+/** What the draft would do with one event type's recent events, compared with the saved document. */
+export const MappingPreviewEvent = Type.Object({
+  type: Type.Enum([...EVENT_TYPES]),
+  /** The events planned: the type's newest held ones, at most PREVIEW_EVENTS_PER_TYPE. */
+  considered: Type.Integer({ minimum: 1 }),
+  /** The time of the oldest of them. */
+  since: Type.String({ format: 'date-time' }),
+  /** Each of the draft's rules for this type, by index: the events it would apply to (its conditions hold and the member passes the filter). */
+  rules: Type.Array(Type.Object({ index: Type.Integer({ minimum: 0 }), matched: Type.Integer({ minimum: 0 }) })),
+  /** Events the member filter leaves out: with the saved document, and with the draft. */
+  left_out_by_filter: Type.Object({ saved: Type.Integer({ minimum: 0 }), draft: Type.Integer({ minimum: 0 }) }),
+  /** Most members first. */
+  changes: Type.Array(MappingPreviewChange),
+  /** Events sent to Kit with the saved document that the draft would skip, and the other way round. */
+  newly_skipped: Type.Integer({ minimum: 0 }),
+  newly_sent: Type.Integer({ minimum: 0 }),
+})
+export type MappingPreviewEvent = Static<typeof MappingPreviewEvent>
+
+export const MappingPreview = Type.Object({
+  /** One entry per event type with events held, in the order of EVENT_TYPES. */
+  events: Type.Array(MappingPreviewEvent),
+  /** The time of the oldest event counted (null: none is held). */
+  held_since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  /** Events are planned one by one, as if none had been applied before: which of two events of a member is newer is not weighed. */
+  ordering_simulated: Type.Literal(false),
+})
+export type MappingPreview = Static<typeof MappingPreview>
+
 export const MappingCheck = Type.Object({
   kind: Type.Union([Type.Literal('tag'), Type.Literal('form'), Type.Literal('sequence'), Type.Literal('custom_field')]),
   name: Type.String(),

@@ -16,6 +16,18 @@ export const EVENT_TITLES: Record<EventType, string> = {
   'member.snapshot': 'Existing member is brought over (initial sync)',
 }
 
+/** Events of a type counted in words ("500 sign-ups"): the noun for one, and for more than one. */
+export const EVENT_COUNT_NOUNS: Record<EventType, { one: string; other: string }> = {
+  'user.signed_up': { one: 'sign-up', other: 'sign-ups' },
+  'user.updated': { one: 'profile update', other: 'profile updates' },
+  'user.deleted': { one: 'account deletion', other: 'account deletions' },
+  'subscription.started': { one: 'subscription start', other: 'subscription starts' },
+  'subscription.canceled': { one: 'subscription cancellation', other: 'subscription cancellations' },
+  'access.granted': { one: 'access level granted', other: 'access levels granted' },
+  'access.revoked': { one: 'access level revoked', other: 'access levels revoked' },
+  'member.snapshot': { one: 'member from the import', other: 'members from the import' },
+}
+
 /** A placeholder family: `member.fields.mk_…` stands for every member field. */
 export type PlaceholderRoot = 'access.level' | 'subscription.plan' | 'member.fields'
 

@@ -2,7 +2,8 @@
  * The one decision of what a member event does in Kit, as a pure function: no I/O, no clock, no
  * randomness. From the event, the community's mappings, the ordering marks and whether a Kit key
  * is saved, it answers a skip or a hold (with its reason code), or the ordered Kit steps and the
- * marks to write. The processor executes a plan; the import preview counts the same plans.
+ * marks to write. The processor executes a plan; the import preview and the mappings preview
+ * (pipeline/mapping-preview.ts) count the same plans.
  *
  * Two decisions need Kit's answer and are left to the executor, each through a function here:
  * tag removals are sent only to a subscriber this delivery did not create (`removalsFor`), and
@@ -109,7 +110,7 @@ export interface SendPlan {
   consent: PlannedConsent | null
   /** `user.deleted` with erasure: the person is to be listed for deletion by hand once done. */
   erase: boolean
-  /** The indices of the event mapping's rules whose conditions held (for previews). */
+  /** The indices of the event type's own rules whose conditions held (for previews; a snapshot: member.snapshot's). */
   rules: number[]
 }
 
@@ -209,6 +210,8 @@ export function plan(input: PlanInput): Plan {
   // withdrawal of consent still unsubscribes them.
   if (!withdrawn && !allHold(input.mappings.filter, event.data)) return { kind: 'skip', reason: 'filtered_out', details: {} }
   const saved = type === SNAPSHOT_TYPE ? undefined : input.mappings.events[type]
+  // The rules a preview counts are the event type's own: a snapshot's are member.snapshot's.
+  const own = type === SNAPSHOT_TYPE ? input.mappings.events[SNAPSHOT_TYPE] : saved
   const mapping =
     (type === SNAPSHOT_TYPE ? snapshotMapping(input.mappings, event) : saved && applyRules(saved, event.data)) ??
     (withdrawn && isEventType(type) ? emptyEventMapping() : undefined)
@@ -294,7 +297,7 @@ export function plan(input: PlanInput): Plan {
     settledMarks: [...(scope ? [markOf(scope)] : []), markOf(settledScope(memberId)), ...deletedMarks],
     consent,
     erase,
-    rules: saved ? matchingRules(saved, event.data) : [],
+    rules: own ? matchingRules(own, event.data) : [],
   }
 }
 

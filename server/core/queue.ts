@@ -95,6 +95,16 @@ export interface Purged {
   events: number
 }
 
+/** An event as the queue holds it until retention, for a preview of the mappings. */
+export interface HeldEvent {
+  type: string
+  memberId: string
+  /** The event's time (epoch ms), as recorded at intake. */
+  eventTime: number
+  /** The envelope, JSON, as received. */
+  payload: string
+}
+
 export interface DeliveryListFilter {
   status?: DeliveryStatus
   memberEmail?: string
@@ -187,6 +197,12 @@ export interface DeliveryQueue {
    * each event's body cut to its id, type and member id. Returns the deliveries changed.
    */
   scrubMember(communityId: string, memberId: string, upTo: number): Promise<number>
+  /**
+   * The community's newest held events of each of these types: at most `perType` of each, newest
+   * first within a type (ties: the later stored first). One statement, each type read along
+   * events_recent_idx, so the cost follows `perType`, not how many events are held.
+   */
+  recentEvents(communityId: string, types: readonly string[], perType: number): Promise<HeldEvent[]>
   /** Earliest time a waiting delivery becomes due, or null. */
   nextDueAt(): Promise<number | null>
   /** Waiting deliveries by internal status (pending, retrying, held). */

@@ -4,11 +4,14 @@ import { ConnectionService } from '../services/connections.ts'
 import { ConsentService } from '../services/consent.ts'
 import { ErasureService } from '../services/erasures.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
+import { MappingPreviewService } from '../services/mapping-preview.ts'
 import { MappingService } from '../services/mappings.ts'
 
 export interface Services {
   connections: ConnectionService
   mappings: MappingService
+  /** What a mappings draft would change, from the community's held events. */
+  preview: MappingPreviewService
   catalogue: KitCatalogueService
   /** Who may become a Kit subscriber; the pipeline reads it on every delivery. */
   consent: ConsentService
@@ -32,7 +35,8 @@ export default fp(
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     const consent = new ConsentService(app.storage.settings)
     const erasures = new ErasureService(app.storage.erasures)
-    app.decorate('services', { connections, mappings, catalogue, consent, erasures })
+    const preview = new MappingPreviewService(app.storage.mappings, app.storage.queue)
+    app.decorate('services', { connections, mappings, preview, catalogue, consent, erasures })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )

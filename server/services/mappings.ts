@@ -58,16 +58,16 @@ function refuseControlCharacters(doc: Mappings): void {
   })
 }
 
+const WHOLE_DOCUMENT = 'PUT /mappings replaces the whole document, so send every event type, or change only some with PATCH /mappings'
+
 /**
  * `PUT` replaces the whole document, so a document without some event types would silently empty
- * them: refused, naming every missing one.
+ * them: refused, naming every missing one (`why` says why every one is needed).
  */
-function requireEveryEventType(doc: Mappings): void {
+function requireEveryEventType(doc: Mappings, why = WHOLE_DOCUMENT): void {
   const missing = EVENT_TYPES.filter((type) => doc.events[type] === undefined)
   if (missing.length === 0) return
-  throw invalid(
-    `events is missing ${missing.join(', ')}: PUT /mappings replaces the whole document, so send every event type, or change only some with PATCH /mappings`,
-  )
+  throw invalid(`events is missing ${missing.join(', ')}: ${why}`)
 }
 
 /**
@@ -225,6 +225,25 @@ interface OwnerSave {
   savedBy: string
   next: (current: Mappings) => Mappings
   restoredFrom?: number
+}
+
+/**
+ * A draft to preview, checked as `PUT /mappings` checks a document: every event type present and
+ * nothing a save would refuse. The message names the part under `draft.`, as the request body has it.
+ */
+export function checkedDraft(doc: Mappings): Mappings {
+  try {
+    requireEveryEventType(doc, 'a preview compares whole documents, so send every event type (as GET /mappings answers them)')
+    return checked(doc)
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'invalid_mappings') throw invalid(`draft.${err.message}`)
+    throw err
+  }
+}
+
+/** The community's saved document, with every event type; the defaults until it saves. */
+export async function savedMappings(repo: MappingRepository, communityId: string): Promise<Mappings> {
+  return inForce(await repo.get(communityId))
 }
 
 export class MappingService {

@@ -53,7 +53,11 @@ export const events = pgTable(
     payload: text('payload').notNull(),
     receivedAt: ms('received_at').notNull(),
   },
-  (t) => [primaryKey({ name: 'events_pk', columns: [t.communityId, t.id] })],
+  (t) => [
+    primaryKey({ name: 'events_pk', columns: [t.communityId, t.id] }),
+    // A mappings preview reads each type's newest events of one community along this, whatever is held.
+    index('events_recent_idx').on(t.communityId, t.type, t.eventTime),
+  ],
 )
 
 export const deliveries = pgTable(

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, Mappings, MappingsPatch } from '#shared/api.ts'
+import { ErrorBody, MappingPreview, MappingPreviewBody, Mappings, MappingsPatch } from '#shared/api.ts'
 import { security, sessionErrors } from './common.ts'
 
 const described = <T extends object>(schema: T, description: string) => ({ ...schema, description })
@@ -16,7 +16,7 @@ const changedMeanwhile = described(
 )
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const { mappings } = app.services
+  const { mappings, preview } = app.services
   const tags = ['mappings']
 
   app.get(
@@ -75,6 +75,30 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => mappings.patch(request.user.communityId, request.body, request.user.userId),
+  )
+
+  app.post(
+    '/mappings/preview',
+    {
+      schema: {
+        operationId: 'previewMappings',
+        summary: 'What a draft of the mappings would change, before it is saved',
+        description:
+          'Plans the newest held events of each type (at most 500 each; member.snapshot: the members of an import) with the saved document and with the draft, and counts per event type what differs: rules matched, members the filter leaves out, tags, forms and sequences members would gain or lose. Events are planned one by one, as if none had been applied before (`ordering_simulated: false`). Nothing is saved and Kit is not asked.',
+        tags,
+        security,
+        body: MappingPreviewBody,
+        response: {
+          ...sessionErrors,
+          200: described(MappingPreview, 'The counts per event type with held events, in the order of the event types.'),
+          400: described(
+            refused,
+            'invalid_mappings or invalid_request: the message names the part of the draft at fault (e.g. draft.events.user.signed_up.rules[0].conditions[0].value). Nothing is saved.',
+          ),
+        },
+      },
+    },
+    async (request) => preview.preview(request.user.communityId, request.body.draft),
   )
 }
 

@@ -12,6 +12,7 @@ import {
   type DeletedMember,
   type DeliveryQueue,
   type EnqueueResult,
+  type HeldEvent,
   type NewDelivery,
   type OrderingMark,
   type Outcome,
@@ -284,6 +285,17 @@ export abstract class QueueStore implements DeliveryQueue {
       ]),
     )
     return ran.filter((_, i) => i % 2 === 0).reduce((n, r) => n + r.changes, 0)
+  }
+
+  recentEvents(communityId: string, types: readonly string[], perType: number): Promise<HeldEvent[]> {
+    if (types.length === 0) return Promise.resolve([])
+    const newest = types.map(
+      (type, i) => sql`SELECT * FROM (SELECT type, member_id AS "memberId", event_time AS "eventTime", payload
+           FROM events ${this.run.indexedBy('events_recent_idx')}
+          WHERE community_id = ${communityId} AND type = ${type}
+          ORDER BY event_time DESC, ${this.run.insertionOrder} DESC LIMIT ${perType}) AS ${sql.raw(`t${i}`)}`,
+    )
+    return this.run.all<HeldEvent>(sql.join(newest, sql` UNION ALL `))
   }
 
   async nextDueAt(): Promise<number | null> {

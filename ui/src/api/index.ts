@@ -14,6 +14,7 @@ import type {
   KitSequence,
   KitTag,
   MappingHistoryPage,
+  MappingPreview,
   Mappings,
   ReplayableDeliveries,
   RetryDeliveriesResult,
@@ -46,6 +47,7 @@ export const api = {
 
   getMappings: () => request<Mappings>('/mappings'),
   saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),
+  previewMappings: (draft: Mappings) => request<MappingPreview>('/mappings/preview', { method: 'POST', body: { draft } }),
 
   getConsent: () => request<ConsentSetting>('/consent'),
   setConsent: (mode: ConsentMode) => request<ConsentSetting>('/consent', { method: 'PUT', body: { mode } }),

@@ -1,0 +1,1 @@
+CREATE INDEX "events_recent_idx" ON "events" USING btree ("community_id","type","event_time");
