@@ -111,14 +111,33 @@ export class OAuthTokens {
   }
 
   private async replace(communityId: string, sent: string, expired: boolean): Promise<boolean> {
+    const running = this.flights.get(communityId)
+    if (running) await running
     const known = this.known.get(communityId) ?? (await this.load(communityId))
     if (known.token !== sent) return true
     // Another instance may have refreshed (Kit then refuses the old token): the row says.
     const latest = await this.load(communityId)
     if (latest.token !== sent) return true
-    if (!expired) return false
-    await this.refreshed(communityId, latest, true)
-    return true
+    if (expired) {
+      await this.refreshed(communityId, latest, true)
+      return true
+    }
+    // Refused while another instance refreshes: Kit has rotated the token, the row is about to say so.
+    return this.awaitRefresh(communityId, latest)
+  }
+
+  /** While another instance holds the refresh lease: whether its new token arrives before the lease ends. */
+  private async awaitRefresh(communityId: string, from: Known): Promise<boolean> {
+    for (;;) {
+      const row = await this.d.repo.get(communityId)
+      if (row?.kind !== 'oauth') return false
+      if (row.apiKeyCiphertext !== from.ciphertext) {
+        this.observe(row, decryptSecret(this.d.keys, communityId, row.apiKeyCiphertext))
+        return true
+      }
+      if (row.refreshLeaseUntil === null || row.refreshLeaseUntil <= this.now()) return false
+      await new Promise((resolve) => setTimeout(resolve, this.d.pollMs ?? 100))
+    }
   }
 
   /** The row as stored now; refused when the community has no OAuth connection any more. */
