@@ -338,3 +338,65 @@ describe('Connect with Kit: tokens', () => {
     expect(harness.app.kitBudget.rateOf(ids[1]!.id).limit).toBe(7)
   })
 })
+
+describe('Connect with Kit: Kit down while a refresh is due', () => {
+  it('keeps sending the current token while it lives, without asking Kit for a refresh on every request', async () => {
+    const harness = await start({ expiresInS: 4 })
+    await connectWithKit(harness)
+    const token = harness.kit.oauth!.grants[0]!.accessToken
+    // Half its life over, and Kit's token endpoint is down.
+    await new Promise((resolve) => setTimeout(resolve, 2100))
+    harness.kit.oauth!.setAvailable(false)
+    const res = await harness.app.inject({ method: 'GET', url: '/api/v1/kit/tags?refresh=1', headers: asA })
+    expect(res.statusCode, res.body).toBe(200)
+    await harness.app.inject({ method: 'GET', url: '/api/v1/kit/tags?refresh=1', headers: asA })
+    expect(tokenRequests(harness, 'refresh_token')).toEqual([expect.objectContaining({ status: 503 })])
+    expect(harness.kit.requests.filter((r) => r.path === '/v4/tags').every((r) => r.key === token)).toBe(true)
+    expect(await connection(harness)).toMatchObject({ status: 'connected' })
+    expect(harness.logs.join('\n')).toContain('could not be refreshed')
+  })
+})
+
+describe("Connect with Kit: an install begun in Kit's App Store", () => {
+  const installPage = (harness: PipelineHarness, redirect: string | null) =>
+    harness.app.inject({ method: 'GET', url: `/oauth/kit/install${redirect === null ? '' : `?redirect=${encodeURIComponent(redirect)}`}` })
+  const codeOf = (html: string) => /<p class="code">([A-Z0-9-]+)<\/p>/.exec(html)?.[1] as string
+
+  it('shows a code to finish in App Station, then the authorization ends on Kit’s page', async () => {
+    const harness = await start()
+    const kitPage = `${harness.kit.url}/apps/42/installed`
+    const install = await installPage(harness, kitPage)
+    expect(install.statusCode).toBe(200)
+    expect(install.headers['content-security-policy']).toContain("frame-ancestors 'none'")
+    const code = codeOf(install.body)
+    expect(code).toMatch(/^[A-Z0-9]{4}-[A-Z0-9]{4}$/)
+    expect(install.body).toContain('Settings › Integrations › Kit')
+
+    // In the panel: the code, typed loosely, starts the authorization.
+    const authorizeUrl = await startAuthorization(harness, asA, { install_code: code.toLowerCase().replace('-', ' ') })
+    const page = await callback(harness, await atKit(authorizeUrl))
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain(`var returnTo = ${JSON.stringify(kitPage)}`)
+    expect(await connection(harness)).toMatchObject({ status: 'connected', kind: 'oauth' })
+
+    // A code works once.
+    const again = await harness.app.inject({
+      method: 'POST',
+      url: '/api/v1/connection/oauth/start',
+      headers: asA,
+      payload: { install_code: code },
+    })
+    expect(again.statusCode).toBe(422)
+    expect(again.json()).toMatchObject({ error: { code: 'install_code_unknown' } })
+  })
+
+  it("refuses a redirect that does not lead to Kit's app, and stores nothing", async () => {
+    const harness = await start()
+    for (const redirect of [null, 'https://evil.example/apps/42', 'javascript:alert(1)', `http://user:pw@127.0.0.1/apps`]) {
+      const res = await installPage(harness, redirect)
+      expect(res.statusCode, String(redirect)).toBe(400)
+      expect(res.body).toContain('not valid')
+    }
+    expect(harness.app.sqlite.prepare('SELECT count(*) AS n FROM oauth_installs').get()).toEqual({ n: 0 })
+  })
+})

@@ -48,7 +48,7 @@ interface Known {
   retryAt: number
 }
 
-/** A token closer to its expiry than this is not sent any more while a refresh is possible. */
+/** A token closer to its expiry than this (or an eighth of its life) is not relied on when its refresh fails. */
 const EXPIRY_MARGIN_MS = 5_000
 /** After a refresh Kit could not answer, while the token still works: the next try waits this long. */
 const RETRY_REFRESH_MS = 30_000
@@ -220,7 +220,8 @@ export class OAuthTokens {
     }
     if (!(err instanceof KitOAuthError)) throw err
     this.d.log.warn({ communityId, credentialId, status: err.status, code: err.code ?? err.failure }, 'kit oauth token could not be refreshed')
-    const usable = !expired && (from.expiresAt === null || this.now() < from.expiresAt - EXPIRY_MARGIN_MS)
+    const margin = from.refreshAt === null || from.expiresAt === null ? 0 : Math.min(EXPIRY_MARGIN_MS, (from.expiresAt - from.refreshAt) / 4)
+    const usable = !expired && (from.expiresAt === null || this.now() < from.expiresAt - margin)
     if (!usable) throw new KitError('unavailable', err.status, ['Kit could not renew the connection just now; it is tried again shortly.'])
     from.retryAt = this.now() + RETRY_REFRESH_MS
     return from
