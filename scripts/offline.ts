@@ -63,7 +63,8 @@ function demoKitApp(): Record<string, string> {
     return {}
   }
   const host = process.env.HOST || '127.0.0.1'
-  const publicUrl = process.env.PUBLIC_URL?.replace(/\/+$/, '') || `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PORT || '8787'}`
+  const publicUrl =
+    process.env.PUBLIC_URL?.replace(/\/+$/, '') || `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PORT || '8787'}`
   standin.oauth?.registerRedirectUri(`${publicUrl}/oauth/kit/callback`)
   console.log(`Or choose Connect with Kit: the stand-in's demo Kit app (${DEMO_OAUTH_CLIENT.clientId}) approves at once.`)
   return { PUBLIC_URL: publicUrl, KIT_OAUTH_CLIENT_ID: DEMO_OAUTH_CLIENT.clientId, KIT_OAUTH_CLIENT_SECRET: DEMO_OAUTH_CLIENT.clientSecret }

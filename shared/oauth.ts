@@ -4,7 +4,8 @@
  */
 export const OAUTH_FAILURES = {
   state_missing: 'Kit sent you back without the request this page expects. Start again from the Kit panel in App Station.',
-  state_unknown: 'This link is not one the plugin started, or it was replaced by a newer one. Start again from the Kit panel in App Station.',
+  state_unknown:
+    'This link is not one the plugin started, or it was replaced by a newer one. Start again from the Kit panel in App Station.',
   state_used: 'This link was already used. Start again from the Kit panel in App Station if Kit is not connected.',
   state_expired: 'This link expired (they last 10 minutes). Start again from the Kit panel in App Station.',
   access_denied: 'Kit was not given access, so nothing changed.',

@@ -85,7 +85,11 @@ describe('the consent page', () => {
 
   it('requires PKCE with S256', async () => {
     const { challenge } = pkce()
-    for (const params of [{ code_challenge: null }, { code_challenge: challenge, code_challenge_method: 'plain' }]) {
+    const variants: Record<string, string | null>[] = [
+      { code_challenge: null },
+      { code_challenge: challenge, code_challenge_method: 'plain' },
+    ]
+    for (const params of variants) {
       const { location } = await authorize(params)
       expect(location?.searchParams.get('error')).toBe('invalid_request')
       expect(location?.searchParams.has('code')).toBe(false)
@@ -108,7 +112,10 @@ describe('the token endpoint', () => {
       token({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, ...fields }, client)
     expect(await exchange({}, { ...CLIENT, clientSecret: 'wrong' })).toMatchObject({ status: 401, body: { error: 'invalid_client' } })
     expect(await exchange({ code_verifier: pkce().verifier })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } })
-    expect(await exchange({ redirect_uri: 'https://plugin.example/other' })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } })
+    expect(await exchange({ redirect_uri: 'https://plugin.example/other' })).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_grant' },
+    })
     const ok = await exchange({})
     expect(ok).toMatchObject({ status: 200, body: { token_type: 'Bearer', expires_in: 7200 } })
     expect(standin.oauth!.grants[0]!.tenantName).toBe('App Station community c_1')

@@ -59,7 +59,8 @@ async function connectWithKit(harness: PipelineHarness, headers: Record<string, 
 const connection = async (harness: PipelineHarness, headers: Record<string, string> = asA) =>
   (await harness.app.inject({ method: 'GET', url: '/api/v1/connection', headers })).json() as Record<string, unknown>
 
-const tokenRequests = (harness: PipelineHarness, grantType: string) => harness.kit.oauth!.tokenRequests.filter((r) => r.grantType === grantType)
+const tokenRequests = (harness: PipelineHarness, grantType: string) =>
+  harness.kit.oauth!.tokenRequests.filter((r) => r.grantType === grantType)
 
 /** Every access and refresh token Kit ever issued in this test. */
 function issuedTokens(harness: PipelineHarness): string[] {
@@ -111,7 +112,13 @@ describe('Connect with Kit: the authorization', () => {
     expect(page.body).not.toContain("'*'")
 
     const body = await connection(harness)
-    expect(body).toMatchObject({ connected: true, status: 'connected', kind: 'oauth', key_hint: null, account: { name: 'Stand-in Creator' } })
+    expect(body).toMatchObject({
+      connected: true,
+      status: 'connected',
+      kind: 'oauth',
+      key_hint: null,
+      account: { name: 'Stand-in Creator' },
+    })
     const grant = harness.kit.oauth!.grants[0]!
     expect(grant.tenantName).toContain('c_alpha')
 
@@ -129,7 +136,9 @@ describe('Connect with Kit: the authorization', () => {
     const harness = await start()
     await connectWithKit(harness)
     const row = harness.app.sqlite
-      .prepare('SELECT kind, api_key_ciphertext AS access, refresh_token_ciphertext AS refresh, token_expires_at AS expiresAt FROM connections')
+      .prepare(
+        'SELECT kind, api_key_ciphertext AS access, refresh_token_ciphertext AS refresh, token_expires_at AS expiresAt FROM connections',
+      )
       .get() as { kind: string; access: string; refresh: string; expiresAt: number }
     const grant = harness.kit.oauth!.grants[0]!
     expect(row.kind).toBe('oauth')

@@ -447,7 +447,9 @@ export class RequestBudget {
   }
 
   #canStart(state: CredentialState, priority: Priority, now: number): boolean {
-    return now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) && state.inFlight + state.log.length < capacity(state.rate, priority)
+    return (
+      now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) && state.inFlight + state.log.length < capacity(state.rate, priority)
+    )
   }
 
   #pump(credentialId: string, state: CredentialState): void {

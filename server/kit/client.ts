@@ -388,7 +388,9 @@ class KitApiClient implements KitWatchApi {
     const auth = this.#auth
     const secret = auth.kind === 'api_key' ? auth.apiKey : await auth.tokens.current()
     if (!isUsableKey(secret)) {
-      throw new KitError('invalid_credentials', null, [auth.kind === 'api_key' ? 'The API key is malformed' : 'The access token is malformed'])
+      throw new KitError('invalid_credentials', null, [
+        auth.kind === 'api_key' ? 'The API key is malformed' : 'The access token is malformed',
+      ])
     }
     this.#secret = secret
     return { secret, headers: auth.kind === 'api_key' ? { 'X-Kit-Api-Key': secret } : { Authorization: `Bearer ${secret}` } }

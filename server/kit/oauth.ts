@@ -94,7 +94,8 @@ export class KitOAuthClient {
   /** Revokes a token (and with it the grant) at Kit. Throws when Kit could not be asked or refused. */
   async revoke(token: string): Promise<void> {
     const { status } = await this.#post('/v4/oauth/revoke', { token })
-    if (status < 200 || status >= 300) throw new KitOAuthError(status >= 500 ? 'unavailable' : 'rejected', status, null, `Kit answered ${status}`)
+    if (status < 200 || status >= 300)
+      throw new KitOAuthError(status >= 500 ? 'unavailable' : 'rejected', status, null, `Kit answered ${status}`)
   }
 
   #base(): string {

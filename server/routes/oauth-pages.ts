@@ -18,7 +18,11 @@ const escapeHtml = (text: string) =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')
 
 /** JSON safe inside a <script> element. */
-const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')
+const scriptJson = (value: unknown) =>
+  JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029')
 
 const STYLE = `body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1f2328}
 h1{font-size:1.25rem}.code{font:600 1.75rem/1.2 ui-monospace,monospace;letter-spacing:.1em;padding:.5rem 1rem;border:1px solid #d0d7de;border-radius:6px;display:inline-block}
@@ -69,11 +73,11 @@ ${script === null ? '' : `<script nonce="${nonce}">${script}</script>`}
  * Store, goes back to Kit's page.
  */
 export function callbackPage(outcome: CallbackOutcome, panelOrigin: string): Page {
-  const message: OAuthResultMessage = outcome.ok ? { type: OAUTH_MESSAGE_TYPE, ok: true } : { type: OAUTH_MESSAGE_TYPE, ok: false, code: outcome.code }
+  const message: OAuthResultMessage = outcome.ok
+    ? { type: OAUTH_MESSAGE_TYPE, ok: true }
+    : { type: OAUTH_MESSAGE_TYPE, ok: false, code: outcome.code }
   const title = outcome.ok ? 'Kit is connected' : 'Kit was not connected'
-  const words = outcome.ok
-    ? 'Kit is connected to your App Station community. You can close this window.'
-    : oauthFailureWords(outcome.code)
+  const words = outcome.ok ? 'Kit is connected to your App Station community. You can close this window.' : oauthFailureWords(outcome.code)
   const script = `(function () {
   var message = ${scriptJson(message)};
   var returnTo = ${scriptJson(outcome.returnTo)};

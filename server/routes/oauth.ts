@@ -15,20 +15,28 @@ const send = (reply: FastifyReply, status: number, page: Page) => reply.status(s
 const routes: FastifyPluginAsync<{ oauth: OAuthService; panelOrigin: string }> = async (app, { oauth, panelOrigin }) => {
   const schema = (query: ReturnType<typeof Type.Object>) => ({ hide: true, querystring: query })
 
-  app.get('/oauth/kit/callback', { onRequest: app.intakeLimit, config: { secretQuery: true }, schema: schema(Type.Object({ code: param, state: param, error: param })) }, async (request, reply) => {
-    const outcome = await oauth.callback(request.query as CallbackQuery)
-    return send(reply, outcome.ok ? 200 : 400, callbackPage(outcome, panelOrigin))
-  })
+  app.get(
+    '/oauth/kit/callback',
+    { onRequest: app.intakeLimit, config: { secretQuery: true }, schema: schema(Type.Object({ code: param, state: param, error: param })) },
+    async (request, reply) => {
+      const outcome = await oauth.callback(request.query as CallbackQuery)
+      return send(reply, outcome.ok ? 200 : 400, callbackPage(outcome, panelOrigin))
+    },
+  )
 
-  app.get('/oauth/kit/install', { onRequest: app.intakeLimit, schema: schema(Type.Object({ redirect: param })) }, async (request, reply) => {
-    try {
-      const { code } = await oauth.install((request.query as { redirect?: string }).redirect)
-      return send(reply, 200, installPage({ code, minutes: INSTALL_TTL_MS / 60_000 }))
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err
-      return send(reply, err.statusCode, installPage({ problem: err.message }))
-    }
-  })
+  app.get(
+    '/oauth/kit/install',
+    { onRequest: app.intakeLimit, schema: schema(Type.Object({ redirect: param })) },
+    async (request, reply) => {
+      try {
+        const { code } = await oauth.install((request.query as { redirect?: string }).redirect)
+        return send(reply, 200, installPage({ code, minutes: INSTALL_TTL_MS / 60_000 }))
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err
+        return send(reply, err.statusCode, installPage({ problem: err.message }))
+      }
+    },
+  )
 }
 
 export default routes

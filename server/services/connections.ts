@@ -218,7 +218,8 @@ export class ConnectionService {
       await this.tokens.revokeQuietly(communityId, grant.refreshToken ?? grant.accessToken)
       if (err instanceof BudgetBusyError) throw kitBusy(err)
       if (!isKitError(err)) throw err
-      if (err.kind === 'invalid_credentials') throw new AppError(422, 'kit_rejected_token', `Kit did not accept the new connection (${err.message}).`)
+      if (err.kind === 'invalid_credentials')
+        throw new AppError(422, 'kit_rejected_token', `Kit did not accept the new connection (${err.message}).`)
       throw kitFailure(err)
     }
     const grantedAt = Date.now()
@@ -322,7 +323,11 @@ export class ConnectionService {
     let resealed = 0
     for (const row of await this.repo.all()) {
       const refresh = row.refreshTokenCiphertext
-      if (sealedWithNewest(this.encryptionKeys, row.apiKeyCiphertext) && (refresh === null || sealedWithNewest(this.encryptionKeys, refresh))) continue
+      if (
+        sealedWithNewest(this.encryptionKeys, row.apiKeyCiphertext) &&
+        (refresh === null || sealedWithNewest(this.encryptionKeys, refresh))
+      )
+        continue
       const secret = await this.open(row)
       if (secret === null) continue
       let refreshToken: string | null

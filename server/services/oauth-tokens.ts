@@ -54,7 +54,10 @@ const EXPIRY_MARGIN_MS = 5_000
 const RETRY_REFRESH_MS = 30_000
 
 /** The access token's life and the moment half of it is over, from the moment it was granted. */
-export function tokenTimes(grant: Pick<TokenGrant, 'expiresInS'>, grantedAt: number): { expiresAt: number | null; refreshAt: number | null } {
+export function tokenTimes(
+  grant: Pick<TokenGrant, 'expiresInS'>,
+  grantedAt: number,
+): { expiresAt: number | null; refreshAt: number | null } {
   if (grant.expiresInS === null) return { expiresAt: null, refreshAt: null }
   return { expiresAt: grantedAt + grant.expiresInS * 1000, refreshAt: grantedAt + grant.expiresInS * 500 }
 }
@@ -189,9 +192,7 @@ export class OAuthTokens {
     const times = tokenTimes(grant, now)
     const sealed = {
       apiKeyCiphertext: encryptSecret(this.d.keys, communityId, grant.accessToken),
-      refreshTokenCiphertext: grant.refreshToken
-        ? encryptSecret(this.d.keys, communityId, grant.refreshToken)
-        : (row.refreshTokenCiphertext as string),
+      refreshTokenCiphertext: grant.refreshToken ? encryptSecret(this.d.keys, communityId, grant.refreshToken) : row.refreshTokenCiphertext,
       tokenExpiresAt: times.expiresAt,
       tokenRefreshAt: times.refreshAt,
     }
@@ -214,13 +215,20 @@ export class OAuthTokens {
     const { communityId, credentialId } = row
     const grantRefused = err instanceof KitOAuthError && err.failure === 'invalid_grant'
     if (grantRefused || err instanceof KitError) {
-      this.d.log.warn({ communityId, credentialId, code: grantRefused ? 'invalid_grant' : 'not_renewable' }, 'kit refused to renew the oauth token')
+      this.d.log.warn(
+        { communityId, credentialId, code: grantRefused ? 'invalid_grant' : 'not_renewable' },
+        'kit refused to renew the oauth token',
+      )
       await this.d.markInvalid(communityId, credentialId)
       throw err instanceof KitError ? err : refused('Kit refused to renew the connection (invalid_grant): connect Kit again.', err.status)
     }
     if (!(err instanceof KitOAuthError)) throw err
-    this.d.log.warn({ communityId, credentialId, status: err.status, code: err.code ?? err.failure }, 'kit oauth token could not be refreshed')
-    const margin = from.refreshAt === null || from.expiresAt === null ? 0 : Math.min(EXPIRY_MARGIN_MS, (from.expiresAt - from.refreshAt) / 4)
+    this.d.log.warn(
+      { communityId, credentialId, status: err.status, code: err.code ?? err.failure },
+      'kit oauth token could not be refreshed',
+    )
+    const margin =
+      from.refreshAt === null || from.expiresAt === null ? 0 : Math.min(EXPIRY_MARGIN_MS, (from.expiresAt - from.refreshAt) / 4)
     const usable = !expired && (from.expiresAt === null || this.now() < from.expiresAt - margin)
     if (!usable) throw new KitError('unavailable', err.status, ['Kit could not renew the connection just now; it is tried again shortly.'])
     from.retryAt = this.now() + RETRY_REFRESH_MS

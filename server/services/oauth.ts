@@ -97,7 +97,11 @@ export class OAuthService {
     if (installCode !== undefined) {
       const install = await this.d.states.useInstall(sha256(normalizedCode(installCode)), now)
       if (!install) {
-        throw new AppError(422, 'install_code_unknown', 'That code is unknown, used or expired. Open Kit’s App Store again to get a new one.')
+        throw new AppError(
+          422,
+          'install_code_unknown',
+          'That code is unknown, used or expired. Open Kit’s App Store again to get a new one.',
+        )
       }
       returnTo = install.returnTo
     }
@@ -150,7 +154,11 @@ export class OAuthService {
   async install(redirect: string | undefined): Promise<{ code: string; expiresAt: number }> {
     const returnTo = kitReturnUrl(redirect, this.d.kitApiUrl)
     if (returnTo === null) {
-      throw new AppError(400, 'invalid_redirect', `Installs start in Kit's App Store, which sends its own address on https://${kitAppHost(this.d.kitApiUrl)}/.`)
+      throw new AppError(
+        400,
+        'invalid_redirect',
+        `Installs start in Kit's App Store, which sends its own address on https://${kitAppHost(this.d.kitApiUrl)}/.`,
+      )
     }
     const now = this.now()
     await this.d.states.purge(now - KEEP_MS)

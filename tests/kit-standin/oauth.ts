@@ -68,7 +68,8 @@ const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache
 const CODE_TTL_MS = 10 * 60_000
 const INVALID_GRANT =
   'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.'
-const INVALID_CLIENT = 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.'
+const INVALID_CLIENT =
+  'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.'
 
 const token = (prefix: string) => `${prefix}${randomBytes(24).toString('base64url')}`
 const s256 = (verifier: string) => createHash('sha256').update(verifier, 'ascii').digest('base64url')
@@ -181,7 +182,9 @@ export class StandinOAuth {
   token(req: IncomingMessage, rawBody: string, now: number): OAuthAnswer {
     const fields = readFields(req, rawBody)
     const grantType = fields.get('grant_type') ?? ''
-    const answer = this.available ? this.grantFor(req, fields, grantType, now) : oauthError(503, 'temporarily_unavailable', 'Try again later.')
+    const answer = this.available
+      ? this.grantFor(req, fields, grantType, now)
+      : oauthError(503, 'temporarily_unavailable', 'Try again later.')
     const error = answer.status === 200 ? null : ((JSON.parse(answer.body) as { error?: string }).error ?? null)
     this.tokenRequests.push({ at: now, grantType, status: answer.status, error })
     return answer
@@ -281,7 +284,9 @@ function readFields(req: IncomingMessage, rawBody: string): URLSearchParams {
       const parsed: unknown = JSON.parse(rawBody)
       if (typeof parsed === 'object' && parsed !== null) {
         return new URLSearchParams(
-          Object.entries(parsed).flatMap(([key, value]) => (typeof value === 'string' || typeof value === 'number' ? [[key, String(value)]] : [])),
+          Object.entries(parsed).flatMap(([key, value]) =>
+            typeof value === 'string' || typeof value === 'number' ? [[key, String(value)]] : [],
+          ),
         )
       }
     } catch {

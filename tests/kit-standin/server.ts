@@ -657,7 +657,8 @@ class StandinServer implements KitStandin {
       return
     }
 
-    const bearer = key?.kind === 'oauth' ? (this.oauth?.checkBearer(key.value, entry.at) ?? { refused: 'The access token is invalid' as const }) : null
+    const bearer =
+      key?.kind === 'oauth' ? (this.oauth?.checkBearer(key.value, entry.at) ?? { refused: 'The access token is invalid' as const }) : null
     if (bearer && 'refused' in bearer) {
       this.sendJson(res, entry, { status: 401, body: { errors: [bearer.refused] } })
       return

@@ -133,7 +133,9 @@ describe('Connect with Kit in the panel', () => {
   })
 
   it('offers to connect again when Kit no longer accepts the OAuth connection', async () => {
-    vi.mocked(api.getConnection).mockResolvedValue(aConnection({ status: 'invalid', connected: false, kind: 'oauth', key_hint: null, oauth_available: true }))
+    vi.mocked(api.getConnection).mockResolvedValue(
+      aConnection({ status: 'invalid', connected: false, kind: 'oauth', key_hint: null, oauth_available: true }),
+    )
     wrapper = await mountPanel()
     expect(textOf(wrapper)).toContain('Kit no longer accepts this connection.')
     expect(hasButton(wrapper, 'Connect with Kit again')).toBe(true)

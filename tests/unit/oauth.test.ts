@@ -30,7 +30,11 @@ describe('Connect with Kit, the pure parts', () => {
   })
 
   it('gives each credential kind its own rate', () => {
-    const budget = new RequestBudget({ limit: 120, windowMs: 60_000, rates: (id) => (isOAuthCredentialId(id) ? { limit: 600, windowMs: 60_000 } : null) })
+    const budget = new RequestBudget({
+      limit: 120,
+      windowMs: 60_000,
+      rates: (id) => (isOAuthCredentialId(id) ? { limit: 600, windowMs: 60_000 } : null),
+    })
     expect(budget.rateOf('oauth_abc')).toMatchObject({ limit: 600, windowMs: 60_000, interactiveReserve: 30 })
     expect(budget.rateOf('abc')).toMatchObject({ limit: 120, windowMs: 60_000, interactiveReserve: 6 })
   })
@@ -45,7 +49,14 @@ describe('Connect with Kit, the pure parts', () => {
     expect(kitAppHost('https://api.kit.com')).toBe('app.kit.com')
     expect(kitAppHost('http://127.0.0.1:8790')).toBe('127.0.0.1')
     expect(kitReturnUrl('https://app.kit.com/apps/42/install', 'https://api.kit.com')).toBe('https://app.kit.com/apps/42/install')
-    for (const bad of ['http://app.kit.com/apps', 'https://app.kit.com.evil.example/', 'https://evil.example/', 'https://u@app.kit.com/', 'nonsense', undefined]) {
+    for (const bad of [
+      'http://app.kit.com/apps',
+      'https://app.kit.com.evil.example/',
+      'https://evil.example/',
+      'https://u@app.kit.com/',
+      'nonsense',
+      undefined,
+    ]) {
       expect(kitReturnUrl(bad, 'https://api.kit.com'), String(bad)).toBeNull()
     }
     expect(tenantNameFor('c_123')).toContain('c_123')

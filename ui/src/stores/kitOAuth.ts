@@ -37,7 +37,11 @@ export const useKitOAuthStore = defineStore('kitOAuth', () => {
     return new Promise((resolve) => {
       const onMessage = (event: MessageEvent): void => {
         if (event.origin !== window.location.origin || event.source !== popup || !isResult(event.data)) return
-        finish({ type: OAUTH_MESSAGE_TYPE, ok: event.data.ok === true, ...(typeof event.data.code === 'string' ? { code: event.data.code } : {}) })
+        finish({
+          type: OAUTH_MESSAGE_TYPE,
+          ok: event.data.ok === true,
+          ...(typeof event.data.code === 'string' ? { code: event.data.code } : {}),
+        })
       }
       const timer = window.setInterval(() => {
         if (popup.closed) finish(null)
