@@ -126,6 +126,10 @@ describe('Connect with Kit: the authorization', () => {
     const seen = [authorizeUrl.toString(), page.body, JSON.stringify(body), harness.logs.join('\n')].join('\n')
     for (const secret of [...issuedTokens(harness), code, CLIENT.clientSecret]) expect(seen).not.toContain(secret)
 
+    // As after saving a key, Kit's webhooks are registered for the connection, with its token.
+    await waitFor(() => (harness.kit.account(KEY).webhooks.length > 0 ? true : undefined), { what: 'the webhooks registered' })
+    expect(harness.kit.requests.filter((r) => r.path === '/v4/webhooks' && r.method === 'POST').every((r) => r.grant === grant.id)).toBe(true)
+
     // It works: the panel's Kit lists come through the bearer token.
     const tags = await harness.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
     expect(tags.statusCode).toBe(200)
