@@ -128,7 +128,9 @@ describe('Connect with Kit: the authorization', () => {
 
     // As after saving a key, Kit's webhooks are registered for the connection, with its token.
     await waitFor(() => (harness.kit.account(KEY).webhooks.length > 0 ? true : undefined), { what: 'the webhooks registered' })
-    expect(harness.kit.requests.filter((r) => r.path === '/v4/webhooks' && r.method === 'POST').every((r) => r.grant === grant.id)).toBe(true)
+    expect(harness.kit.requests.filter((r) => r.path === '/v4/webhooks' && r.method === 'POST').every((r) => r.grant === grant.id)).toBe(
+      true,
+    )
 
     // It works: the panel's Kit lists come through the bearer token.
     const tags = await harness.app.inject({ method: 'GET', url: '/api/v1/kit/tags', headers: asA })
