@@ -5,10 +5,13 @@
  * would (with the local App Station, KIT_DEV_HOST=1) on PORT (default 8787), pointed at it. Unless
  * PLATFORM_EVENTS_URL is set, the events told to the platform go to the local App Station's
  * receiver (/dev/platform-events), signed with a development secret generated for this run only.
+ * Both ways to connect are offered: the demo key, and Connect with Kit through the stand-in's demo
+ * Kit app (KIT_OAUTH_CLIENT_ID, KIT_OAUTH_CLIENT_SECRET and PUBLIC_URL are set for this run unless
+ * given), whose consent page approves at once.
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { DEMO_DATA, DEMO_KEY } from '../tests/kit-standin/demo.ts'
+import { DEMO_DATA, DEMO_KEY, DEMO_OAUTH_CLIENT } from '../tests/kit-standin/demo.ts'
 import { startKitStandin, type KitStandin } from '../tests/kit-standin/server.ts'
 
 const DEFAULT_STANDIN_PORT = 8790
@@ -25,7 +28,7 @@ function standinPort(raw: string | undefined): number {
 const port = standinPort(process.env.KIT_STANDIN_PORT)
 let standin: KitStandin
 try {
-  standin = await startKitStandin({ port, apiKeys: [DEMO_KEY] })
+  standin = await startKitStandin({ port, apiKeys: [DEMO_KEY], oauth: { ...DEMO_OAUTH_CLIENT, account: DEMO_KEY } })
 } catch (error) {
   if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error
   console.error(
@@ -52,7 +55,22 @@ function localPlatformEvents(): Record<string, string> {
   return { PLATFORM_EVENTS_URL: url, PLATFORM_EVENTS_SECRET: `whsec_${randomBytes(32).toString('base64')}` }
 }
 
-const env = { ...process.env, KIT_DEV_HOST: '1', KIT_API_URL: standin.url, ...localPlatformEvents() }
+/** Connect with Kit through the stand-in's demo Kit app, unless a Kit app is configured already. */
+function demoKitApp(): Record<string, string> {
+  if (process.env.KIT_OAUTH_CLIENT_ID) return {}
+  if (process.env.PORT === '0' && !process.env.PUBLIC_URL) {
+    console.log('PORT=0: Connect with Kit is off (it needs a fixed PORT, or PUBLIC_URL, for Kit to send you back to).')
+    return {}
+  }
+  const host = process.env.HOST || '127.0.0.1'
+  const publicUrl =
+    process.env.PUBLIC_URL?.replace(/\/+$/, '') || `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PORT || '8787'}`
+  standin.oauth?.registerRedirectUri(`${publicUrl}/oauth/kit/callback`)
+  console.log(`Or choose Connect with Kit: the stand-in's demo Kit app (${DEMO_OAUTH_CLIENT.clientId}) approves at once.`)
+  return { PUBLIC_URL: publicUrl, KIT_OAUTH_CLIENT_ID: DEMO_OAUTH_CLIENT.clientId, KIT_OAUTH_CLIENT_SECRET: DEMO_OAUTH_CLIENT.clientSecret }
+}
+
+const env = { ...process.env, KIT_DEV_HOST: '1', KIT_API_URL: standin.url, ...localPlatformEvents(), ...demoKitApp() }
 const server = spawn('npm', ['start'], { stdio: 'inherit', env })
 const stop = (signal: NodeJS.Signals) => server.kill(signal)
 process.once('SIGINT', stop)

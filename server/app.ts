@@ -31,6 +31,7 @@ import devRoutes from './routes/dev.ts'
 import eventRoutes from './routes/events.ts'
 import healthRoutes from './routes/health.ts'
 import kitWebhookRoutes from './routes/kit-webhooks.ts'
+import oauthRoutes from './routes/oauth.ts'
 import uiRoutes from './routes/ui.ts'
 
 export interface BuildOptions {
@@ -113,6 +114,9 @@ export async function buildApp({ config, logStream, pipeline = {}, eventBus = {}
   await app.register(healthRoutes)
   await app.register(eventRoutes)
   await app.register(kitWebhookRoutes)
+  const { oauth } = app.services
+  // The panel is served by the plugin itself: its origin is the plugin's public one.
+  if (oauth && config.publicUrl) await app.register(oauthRoutes, { oauth, panelOrigin: new URL(config.publicUrl).origin })
   await app.register(apiRoutes, { prefix: '/api/v1' })
   await app.register(uiRoutes)
   if (config.devHost) await app.register(devRoutes)

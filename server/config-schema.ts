@@ -213,8 +213,30 @@ export const VARIABLES = {
       (value) => parseEncryptionKeys(value) !== null,
     ),
   ),
-  KIT_RATE_LIMIT: integer({ default: 120, minimum: 1, meaning: "Kit's request budget per credential in each window" }),
-  KIT_RATE_WINDOW_MS: integer({ default: 60_000, minimum: 1, meaning: "the window of Kit's request budget" }),
+  KIT_RATE_LIMIT: integer({ default: 120, minimum: 1, meaning: "Kit's request budget per API key in each window" }),
+  KIT_RATE_WINDOW_MS: integer({ default: 60_000, minimum: 1, meaning: "the window of Kit's request budget for API keys" }),
+  KIT_OAUTH_CLIENT_ID: Type.Optional(
+    text({
+      pattern: /^[\x21-\x7e]{1,200}$/.source,
+      trim: true,
+      shown: 'unset (connect by API key only)',
+      expected: 'the client id of your Kit app: printable characters without spaces',
+      meaning:
+        "your Kit app's OAuth client id; with `KIT_OAUTH_CLIENT_SECRET` and `PUBLIC_URL` the panel offers *Connect with Kit* (consent at `KIT_API_URL/v4/oauth/authorize`, redirect to `PUBLIC_URL/oauth/kit/callback`); see [Connect with Kit](oauth.md)",
+    }),
+  ),
+  KIT_OAUTH_CLIENT_SECRET: Type.Optional(
+    text({
+      pattern: /^[\x21-\x7e]{1,500}$/.source,
+      trim: true,
+      secret: true,
+      shown: 'unset (connect by API key only)',
+      expected: 'the client secret of your Kit app: printable characters without spaces',
+      meaning: "your Kit app's OAuth client secret; set together with `KIT_OAUTH_CLIENT_ID`, never logged",
+    }),
+  ),
+  KIT_OAUTH_RATE_LIMIT: integer({ default: 600, minimum: 1, meaning: "Kit's request budget per OAuth connection in each window" }),
+  KIT_OAUTH_RATE_WINDOW_MS: integer({ default: 60_000, minimum: 1, meaning: "the window of Kit's request budget for OAuth connections" }),
   KIT_DEV_HOST: oneOf(['0', '1'], {
     default: '0',
     shown: 'unset (`npm start` sets `1` unless `NODE_ENV` is production)',

@@ -57,8 +57,14 @@ export interface Config {
   eventsSecrets: string[]
   /** Every key of ENCRYPTION_KEY, newest (used for every write) first. */
   encryptionKeys: KeyRing
+  /** Kit's request budget for an API key (KIT_RATE_LIMIT, KIT_RATE_WINDOW_MS). */
   kitRateLimit: Env['KIT_RATE_LIMIT']
   kitRateWindowMs: Env['KIT_RATE_WINDOW_MS']
+  /** Kit's request budget for an OAuth connection (KIT_OAUTH_RATE_LIMIT, KIT_OAUTH_RATE_WINDOW_MS). */
+  kitOAuthRateLimit: Env['KIT_OAUTH_RATE_LIMIT']
+  kitOAuthRateWindowMs: Env['KIT_OAUTH_RATE_WINDOW_MS']
+  /** KIT_OAUTH_CLIENT_ID and KIT_OAUTH_CLIENT_SECRET, both set, and PUBLIC_URL: *Connect with Kit* is offered; null: it is not. */
+  kitOAuth: KitOAuthConfig | null
   /** DELIVERY_LEASE_MS; null: 120 s embedded, 30 s on PostgreSQL. */
   deliveryLeaseMs: number | null
   sessionMaxLifetimeS: Env['SESSION_MAX_LIFETIME_S']
@@ -83,6 +89,14 @@ export interface Config {
   /** PUBLIC_URL without trailing slashes. */
   publicUrl: string | null
   kitPollIntervalS: Env['KIT_POLL_INTERVAL_S']
+}
+
+/** A Kit app's OAuth client, and where Kit sends the owner back (PUBLIC_URL/oauth/kit/callback). */
+export interface KitOAuthConfig {
+  clientId: string
+  /** Never logged, never sent anywhere but Kit's token and revoke endpoints. */
+  clientSecret: string
+  redirectUri: string
 }
 
 export interface PlatformEventsConfig {
@@ -156,8 +170,11 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
     ...(devHost ? devHostProblems(raw, env.HOST) : []),
     ...uploadPaceProblems(env),
     ...platformEventsProblems(raw, env),
+    ...kitOAuthProblems(raw, env),
   )
   const notes: string[] = []
+  const publicUrl = env.PUBLIC_URL?.replace(/\/+$/, '') ?? null
+  const kitOAuth = kitOAuthOf(env, publicUrl, notes)
   const secrets = production ? env : developmentSecrets(raw, env, devHost, problems, notes)
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -181,6 +198,9 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
       encryptionKeys: parseEncryptionKeys(secrets.ENCRYPTION_KEY as string) as KeyRing,
       kitRateLimit: env.KIT_RATE_LIMIT,
       kitRateWindowMs: env.KIT_RATE_WINDOW_MS,
+      kitOAuthRateLimit: env.KIT_OAUTH_RATE_LIMIT,
+      kitOAuthRateWindowMs: env.KIT_OAUTH_RATE_WINDOW_MS,
+      kitOAuth,
       deliveryLeaseMs: env.DELIVERY_LEASE_MS ?? null,
       sessionMaxLifetimeS: env.SESSION_MAX_LIFETIME_S,
       metricsToken: env.METRICS_TOKEN ?? null,
@@ -209,7 +229,7 @@ export function loadConfig(raw: RawEnv = process.env): LoadedConfig {
       logLevel: env.LOG_LEVEL,
       platformEvents:
         env.PLATFORM_EVENTS_URL && env.PLATFORM_EVENTS_SECRET ? { url: env.PLATFORM_EVENTS_URL, secret: env.PLATFORM_EVENTS_SECRET } : null,
-      publicUrl: env.PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+      publicUrl,
       kitPollIntervalS: env.KIT_POLL_INTERVAL_S,
     },
   }
@@ -246,6 +266,32 @@ function platformEventsProblems(raw: RawEnv, env: Env): string[] {
     return ['PLATFORM_EVENTS_URL must be set too: PLATFORM_EVENTS_SECRET is set, but there is nowhere to send events to']
   }
   return []
+}
+
+/** The Kit app's client id and secret go together, as the platform's address and secret do. */
+function kitOAuthProblems(raw: RawEnv, env: Env): string[] {
+  const given = (name: string) => Boolean(raw[name]?.trim())
+  if (env.KIT_OAUTH_CLIENT_ID !== undefined && !given('KIT_OAUTH_CLIENT_SECRET')) {
+    return ['KIT_OAUTH_CLIENT_SECRET must be set too: KIT_OAUTH_CLIENT_ID is set, and Kit gives tokens only to the app with both']
+  }
+  if (env.KIT_OAUTH_CLIENT_SECRET !== undefined && !given('KIT_OAUTH_CLIENT_ID')) {
+    return ['KIT_OAUTH_CLIENT_ID must be set too: KIT_OAUTH_CLIENT_SECRET is set, but names no Kit app']
+  }
+  return []
+}
+
+/**
+ * *Connect with Kit* needs the app's client and a public address for Kit to send the owner back
+ * to; a client without PUBLIC_URL is noted (the panel then offers the API key only).
+ */
+function kitOAuthOf(env: Env, publicUrl: string | null, notes: string[]): KitOAuthConfig | null {
+  const { KIT_OAUTH_CLIENT_ID: clientId, KIT_OAUTH_CLIENT_SECRET: clientSecret } = env
+  if (clientId === undefined || clientSecret === undefined) return null
+  if (publicUrl === null) {
+    notes.push('KIT_OAUTH_CLIENT_ID is set but PUBLIC_URL is not: Kit has nowhere to send the owner back, so Connect with Kit is off')
+    return null
+  }
+  return { clientId, clientSecret, redirectUri: `${publicUrl}/oauth/kit/callback` }
 }
 
 /**

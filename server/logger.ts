@@ -9,14 +9,22 @@ declare module 'fastify' {
      * Errors and 5xx answers keep their usual level.
      */
     polled?: boolean
+    /** The route's query carries something secret (Kit's authorization code): its request line shows the path only. */
+    secretQuery?: boolean
   }
 }
 
 const polled = (request: FastifyRequest) => request.routeOptions.config?.polled === true
 
-/** Fastify's request lines, with the routes the panel polls at `debug`. */
+/** Fastify's request lines, with the routes the panel polls at `debug` and secret queries left out. */
 export class RequestLogController extends LogController {
   override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (request.routeOptions.config?.secretQuery === true) {
+      if (this.isLogDisabled(request)) return
+      const url = `${request.url.split('?')[0]}${request.url.includes('?') ? '?[redacted]' : ''}`
+      request.log.info({ req: { method: request.method, url, host: request.host, remoteAddress: request.ip } }, 'incoming request')
+      return
+    }
     if (!polled(request)) return super.incomingRequest(request, reply, metadata)
     if (this.isLogDisabled(request)) return
     request.log.debug({ req: request }, 'incoming request')
@@ -53,6 +61,20 @@ export const REDACT_PATHS = [
   '*.secret',
   'body.api_key',
   'payload.token',
+  'access_token',
+  'refresh_token',
+  'client_secret',
+  'code_verifier',
+  '*.access_token',
+  '*.refresh_token',
+  '*.client_secret',
+  '*.code_verifier',
+  'accessToken',
+  'refreshToken',
+  'clientSecret',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.clientSecret',
 ]
 
 export function loggerOptions(level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {

@@ -32,8 +32,36 @@ export const Connection = Type.Object({
   updated_at: Type.Union([Type.String(), Type.Null()]),
   /** Set when the connection is invalid because the saved key can no longer be read: what to do, in words. */
   message: Type.Optional(Type.String()),
+  /** How the connection was made: a pasted API key, or *Connect with Kit* (OAuth); absent when none is saved. */
+  kind: Type.Optional(Type.Union([Type.Literal('api_key'), Type.Literal('oauth')])),
+  /** True when *Connect with Kit* is offered (the server has a Kit app's OAuth client and a public URL); absent otherwise. */
+  oauth_available: Type.Optional(Type.Literal(true)),
 })
 export type Connection = Static<typeof Connection>
+
+/** Where the panel's popup opens Kit's consent page for *Connect with Kit*. */
+export const OAuthStartBody = Type.Object(
+  {
+    /** The code the install page showed, when the install began in Kit's App Store. */
+    install_code: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+  },
+  { additionalProperties: false },
+)
+export type OAuthStartBody = Static<typeof OAuthStartBody>
+
+export const OAuthStart = Type.Object({ authorize_url: Type.String() })
+export type OAuthStart = Static<typeof OAuthStart>
+
+/**
+ * What the callback page tells the panel that opened it, with postMessage to the panel's exact
+ * origin: the outcome only — never a token, a code from Kit, or a state.
+ */
+export interface OAuthResultMessage {
+  type: 'kit-oauth'
+  ok: boolean
+  /** Why not, when `ok` is false (a code of OAUTH_FAILURES in shared/oauth.ts). */
+  code?: string
+}
 
 export const PutConnectionBody = Type.Object(
   { api_key: Type.String({ minLength: 1, maxLength: LIMITS.apiKeyMax }) },

@@ -244,3 +244,51 @@ describe('KIT_API_URL', () => {
     ])
   })
 })
+
+describe('Connect with Kit (KIT_OAUTH_*)', () => {
+  const client = { KIT_OAUTH_CLIENT_ID: 'kit_app_1', KIT_OAUTH_CLIENT_SECRET: 'kit-app-secret-value-123' }
+
+  it('is off by default, with the OAuth budget at Kit’s 600 per 60 s', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb() })
+    expect(config.kitOAuth).toBeNull()
+    expect([config.kitOAuthRateLimit, config.kitOAuthRateWindowMs]).toEqual([600, 60_000])
+  })
+
+  it('is on with the client and PUBLIC_URL, the redirect under PUBLIC_URL', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), ...client, PUBLIC_URL: 'https://kit-plugin.example/' })
+    expect(config.kitOAuth).toEqual({
+      clientId: 'kit_app_1',
+      clientSecret: 'kit-app-secret-value-123',
+      redirectUri: 'https://kit-plugin.example/oauth/kit/callback',
+    })
+  })
+
+  it('stays off without PUBLIC_URL, and says so at start', () => {
+    const { config, notes } = loadConfig({ DATABASE_PATH: tempDb(), ...client })
+    expect(config.kitOAuth).toBeNull()
+    expect(notes.join(' ')).toMatch(/PUBLIC_URL is not.*Connect with Kit is off/)
+  })
+
+  it('refuses one client setting without the other, never quoting the secret', () => {
+    const problems = problemsOf({ ...goodSecrets(), KIT_OAUTH_CLIENT_SECRET: client.KIT_OAUTH_CLIENT_SECRET })
+    expect(problems).toEqual([expect.stringMatching(/^KIT_OAUTH_CLIENT_ID must be set too/)])
+    expect(problemsOf({ ...goodSecrets(), KIT_OAUTH_CLIENT_ID: 'kit_app_1' })).toEqual([
+      expect.stringMatching(/^KIT_OAUTH_CLIENT_SECRET must be set too/),
+    ])
+    const bad = problemsOf({ ...goodSecrets(), ...client, KIT_OAUTH_CLIENT_SECRET: 'has a space in it' })
+    expect(bad.join(' ')).toMatch(/KIT_OAUTH_CLIENT_SECRET must be/)
+    expect(bad.join(' ')).not.toContain('has a space')
+  })
+
+  it('reads the OAuth budget', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), KIT_OAUTH_RATE_LIMIT: '300', KIT_OAUTH_RATE_WINDOW_MS: '30000' })
+    expect([config.kitOAuthRateLimit, config.kitOAuthRateWindowMs]).toEqual([300, 30_000])
+    expect(problemsOf({ ...goodSecrets(), KIT_OAUTH_RATE_LIMIT: '0' }).join(' ')).toMatch(/KIT_OAUTH_RATE_LIMIT must be an integer ≥ 1/)
+  })
+
+  it('is allowed together with the local App Station', () => {
+    const { config } = loadConfig({ DATABASE_PATH: tempDb(), KIT_DEV_HOST: '1', ...client, PUBLIC_URL: 'http://127.0.0.1:8787' })
+    expect(config.devHost).toBe(true)
+    expect(config.kitOAuth?.redirectUri).toBe('http://127.0.0.1:8787/oauth/kit/callback')
+  })
+})

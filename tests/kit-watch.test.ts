@@ -281,7 +281,10 @@ describe('the Kit watch at rest', () => {
       kitFor: () => {
         throw new Error('no Kit call expected')
       },
-      budget: { usage: () => ({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 }), limit: 10, interactiveReserve: 2 },
+      budget: {
+        usage: () => ({ inWindow: 0, inFlight: 0, waiting: 0, blockedUntil: null, strikes: 0 }),
+        rateOf: () => ({ limit: 10, interactiveReserve: 2 }),
+      },
       emit: async () => ({ status: 'not_configured' }),
       log: pino({ level: 'silent' }),
       intervalMs: 60_000,

@@ -134,6 +134,11 @@ describe('the platform events API', () => {
       credentialId: 'cred_1',
       createdAt: now,
       updatedAt: now,
+      kind: 'api_key',
+      refreshTokenCiphertext: null,
+      tokenExpiresAt: null,
+      tokenRefreshAt: null,
+      refreshLeaseUntil: null,
     })
     await built.services.connections.markInvalid('c_1', 'cred_1')
     await built.services.connections.markInvalid('c_1', 'cred_1')

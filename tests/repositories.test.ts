@@ -99,6 +99,11 @@ function connection(overrides: Partial<ConnectionRecord> = {}): ConnectionRecord
     credentialId: unique('cred'),
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:00.000Z',
+    kind: 'api_key',
+    refreshTokenCiphertext: null,
+    tokenExpiresAt: null,
+    tokenRefreshAt: null,
+    refreshLeaseUntil: null,
     ...overrides,
   }
 }

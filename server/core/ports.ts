@@ -6,14 +6,42 @@ import type { ConsentMode, Mappings } from '#shared/api.ts'
 import type { KitSubscriber } from './kit.ts'
 import type { KnownKitState } from './planner.ts'
 
-/** A community's saved Kit key as the pipeline sees it; `unreadable`: the server's key cannot open it. */
+/**
+ * Where a Kit request gets its OAuth access token. The Kit client asks before every attempt, so a
+ * token replaced by a refresh is never sent again; how tokens are kept and refreshed is the
+ * owner's business (services/oauth-tokens.ts), not the caller's.
+ */
+export interface AccessTokenSource {
+  /** A token to send now: refreshed first once less than half of its life remains. */
+  current(): Promise<string>
+  /**
+   * Kit refused `token` (401); `expired`: it said the token expired (then it is refreshed, once
+   * for every caller that saw it). Answers whether another token is there to try once (`current`
+   * gives it); throws a KitError `invalid_credentials` when Kit refuses the refresh (the
+   * connection is then invalid).
+   */
+  replace(token: string, expired: boolean): Promise<boolean>
+}
+
+/** What a Kit request proves itself with: the API key, or an OAuth access token. */
+export type KitAuth = { kind: 'api_key'; apiKey: string } | { kind: 'oauth'; tokens: AccessTokenSource }
+
+/** How the connection was made: a pasted API key, or *Connect with Kit* (OAuth). */
+export type CredentialKind = KitAuth['kind']
+
+/**
+ * A community's saved Kit credential as the pipeline sees it; `unreadable`: the server's key
+ * cannot open it. `kind` tells a caller what the credential may do (Kit's bulk endpoints take
+ * OAuth only); `auth` is handed to the Kit client as it is.
+ */
 export type StoredCredential =
-  { status: 'connected' | 'invalid'; apiKey: string; credentialId: string } | { status: 'unreadable'; apiKey: null; credentialId: string }
+  | { status: 'connected' | 'invalid'; kind: CredentialKind; auth: KitAuth; credentialId: string }
+  | { status: 'unreadable'; kind: CredentialKind; auth: null; credentialId: string }
 
 export interface CredentialSource {
-  /** The community's saved key, or null when none is saved. */
+  /** The community's saved credential, or null when none is saved. */
   credential(communityId: string): Promise<StoredCredential | null>
-  /** Kit refused the key: the connection turns invalid and its deliveries are held. */
+  /** Kit refused the credential: the connection turns invalid and its deliveries are held. */
   markInvalid(communityId: string, credentialId: string): Promise<void>
 }
 

@@ -93,7 +93,8 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   subscriber_gone: () => 'Kit no longer had the subscriber we knew of; retrying with a fresh lookup.',
   attempt_stopped: () => 'This attempt was stopped before Kit answered; it will be retried.',
   unexpected_error: () => 'An unexpected error interrupted this delivery; it will be retried.',
-  key_rejected: () => 'Waiting: Kit no longer accepts the saved API key. Save a working key under Connection and this delivery resumes.',
+  key_rejected: () =>
+    'Waiting: Kit no longer accepts the saved API key or connection. Connect Kit again under Connection and this delivery resumes.',
   key_unreadable: () =>
     "Waiting: the saved Kit key can no longer be read (the server's encryption key changed). Paste the key again under Connection and this delivery resumes.",
   sync_importing: () => 'Waiting: the sync is still reading its member file.',

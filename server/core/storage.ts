@@ -6,6 +6,8 @@
  *
  * Tables and their owners:
  * - connections              → ConnectionRepository
+ * - oauth_states,
+ *   oauth_installs           → OAuthStateRepository
  * - mappings                 → MappingRepository
  * - mapping_versions         → MappingHistoryRepository (an owner's save writes the mappings row
  *                              through it too, in the same transaction as its version)
@@ -23,6 +25,7 @@
  * - community_settings       → CommunitySettingsRepository (declared at the end)
  * - kit_erasures             → ErasureRepository (declared below the list, with the Kit watch's tables)
  */
+import type { CredentialKind } from './ports.ts'
 import type { DeliveryQueue } from './queue.ts'
 import type { ReasonCode } from './reasons.ts'
 
@@ -30,6 +33,7 @@ export type Dialect = 'sqlite' | 'postgres'
 
 export interface ConnectionRecord {
   communityId: string
+  /** The sealed API key, or the sealed access token of an OAuth grant (new with every refresh). */
   apiKeyCiphertext: string
   keyHint: string
   status: 'connected' | 'invalid'
@@ -37,6 +41,23 @@ export interface ConnectionRecord {
   credentialId: string
   createdAt: string
   updatedAt: string
+  kind: CredentialKind
+  /** OAuth only: the sealed refresh token. */
+  refreshTokenCiphertext: string | null
+  /** OAuth only: when the access token expires, and when half its life is over (epoch ms). */
+  tokenExpiresAt: number | null
+  tokenRefreshAt: number | null
+  /** OAuth only: until when one instance holds the right to refresh the token (epoch ms). */
+  refreshLeaseUntil: number | null
+}
+
+/** A refreshed OAuth grant, sealed. */
+export interface RefreshedTokens {
+  apiKeyCiphertext: string
+  refreshTokenCiphertext: string
+  /** Null when Kit did not say how long the token lives. */
+  tokenExpiresAt: number | null
+  tokenRefreshAt: number | null
 }
 
 export interface ConnectionRepository {
@@ -51,10 +72,59 @@ export interface ConnectionRepository {
   /** Changes these columns; when `onlyIf` is given, only while the row still has those values. Returns whether a row changed. */
   update(
     communityId: string,
-    set: Partial<Pick<ConnectionRecord, 'status' | 'accountJson' | 'apiKeyCiphertext' | 'updatedAt'>>,
+    set: Partial<Pick<ConnectionRecord, 'status' | 'accountJson' | 'apiKeyCiphertext' | 'refreshTokenCiphertext' | 'updatedAt'>>,
     onlyIf?: Partial<Pick<ConnectionRecord, 'status' | 'apiKeyCiphertext'>>,
   ): Promise<boolean>
   delete(communityId: string): Promise<void>
+  /**
+   * Takes the right to refresh the community's OAuth token, for every instance, until `until`:
+   * only while the row still holds `accessCiphertext` and nobody else holds an unexpired right.
+   */
+  claimRefresh(communityId: string, accessCiphertext: string, now: number, until: number): Promise<boolean>
+  /** Stores refreshed tokens and gives the right up, only while the row still holds `accessCiphertext`. */
+  saveRefreshed(communityId: string, accessCiphertext: string, tokens: RefreshedTokens): Promise<boolean>
+  /** Gives the right to refresh up (a refresh that failed), while the row still holds `accessCiphertext`. */
+  releaseRefresh(communityId: string, accessCiphertext: string): Promise<void>
+}
+
+/** An authorization started from the panel, waiting for Kit to send the owner back. */
+export interface OAuthStateRecord {
+  /** SHA-256 (hex) of the `state` sent to Kit: the state itself is never stored. */
+  stateHash: string
+  communityId: string
+  /** The session that started it: the session token's `sub`. */
+  sessionSub: string
+  verifierCiphertext: string
+  /** Kit's page to send the owner back to (an install begun in Kit's App Store), or null. */
+  returnTo: string | null
+  createdAt: number
+  expiresAt: number
+  usedAt: number | null
+}
+
+/** An install begun in Kit's App Store, waiting to be finished from the panel. */
+export interface OAuthInstallRecord {
+  /** SHA-256 (hex) of the code shown to the owner. */
+  codeHash: string
+  returnTo: string
+  createdAt: number
+  expiresAt: number
+  usedAt: number | null
+}
+
+export interface OAuthStateRepository {
+  /** Stores a new state; the same session's earlier unused states for the community are dropped (only the newest counts). */
+  start(record: OAuthStateRecord): Promise<void>
+  /**
+   * Marks the state used and answers it, once: a second call, an unknown or an expired state
+   * answers why not. Expired and used rows are kept a while, so a late or repeated callback is told so.
+   */
+  use(stateHash: string, now: number): Promise<{ state: OAuthStateRecord } | { refused: 'unknown' | 'used' | 'expired' }>
+  saveInstall(record: OAuthInstallRecord): Promise<void>
+  /** Marks the install used and answers it, once; null for an unknown, used or expired code. */
+  useInstall(codeHash: string, now: number): Promise<OAuthInstallRecord | null>
+  /** Deletes rows that expired before `before`. */
+  purge(before: number): Promise<number>
 }
 
 export interface MappingRecord {
@@ -580,4 +650,9 @@ export interface MappingHistoryRepository {
 // Declared apart (interfaces merge) so the history joins the storage without touching the list above.
 export interface Storage {
   readonly mappingHistory: MappingHistoryRepository
+}
+
+// Likewise for Connect with Kit.
+export interface Storage {
+  readonly oauthStates: OAuthStateRepository
 }

@@ -49,10 +49,25 @@ export class BudgetSpentError extends Error {
   }
 }
 
-export interface BudgetOptions {
+/** Kit's allowance for one kind of credential: requests per rolling window. */
+export interface Rate {
   limit: number
   windowMs: number
-  /** Slots only interactive callers may use; default max(1, floor(limit * 0.05)), at most limit - 1. */
+}
+
+/** A credential's budget as every decision uses it. */
+export interface CredentialRate extends Rate {
+  interactiveReserve: number
+  maxBlockMs: number
+}
+
+export interface BudgetOptions {
+  /** The rate of every credential `rates` gives none for. */
+  limit: number
+  windowMs: number
+  /** Another rate for some credentials (Kit allows an OAuth token more than an API key); the same for every instance. */
+  rates?: (credentialId: string) => Rate | null
+  /** Slots only interactive callers may use; default max(1, floor(limit * 0.05)), at most limit - 1 (of each rate). */
   interactiveReserve?: number
   /** Interactive waiters per credential beyond which `acquire` rejects with BudgetBusyError; default unlimited. */
   maxInteractiveWaiting?: number
@@ -90,6 +105,7 @@ interface Waiter {
 }
 
 interface CredentialState {
+  rate: CredentialRate
   /** Completion times of finished requests still inside the window, oldest first. */
   log: number[]
   inFlight: number
@@ -124,7 +140,7 @@ export interface BudgetState {
 /** What a caller asking for a slot does now: run, wait for it (ms), or give its work back until a time. */
 export type SlotDecision = { action: 'run' } | { action: 'wait'; ms: number } | { action: 'put_back'; until: number }
 
-const capacity = (state: Pick<BudgetState, 'limit' | 'interactiveReserve'>, priority: Priority) =>
+const capacity = (state: Pick<CredentialRate, 'limit' | 'interactiveReserve'>, priority: Priority) =>
   priority === 'interactive' ? state.limit : state.limit - state.interactiveReserve
 
 /**
@@ -157,11 +173,13 @@ export function decideSlot(state: BudgetState, caller: { priority: Priority; may
 }
 
 export class RequestBudget {
+  /** The default rate's (see `rateOf` for a credential's own). */
   readonly limit: number
   readonly windowMs: number
   readonly interactiveReserve: number
   readonly maxInteractiveWaiting: number
   readonly maxBlockMs: number
+  readonly #options: BudgetOptions
   readonly #now: () => number
   readonly #ledger: BudgetLedger | null
   readonly #onLedgerError: (error: unknown) => void
@@ -169,21 +187,36 @@ export class RequestBudget {
   #arrivals = 0
 
   constructor(options: BudgetOptions) {
-    if (!Number.isInteger(options.limit) || options.limit < 1) {
-      throw new RangeError('RequestBudget limit must be a positive integer')
-    }
-    if (!Number.isFinite(options.windowMs) || options.windowMs <= 0) {
-      throw new RangeError('RequestBudget windowMs must be a positive number')
-    }
-    this.limit = options.limit
-    this.windowMs = options.windowMs
-    const reserve = options.interactiveReserve ?? Math.max(1, Math.floor(options.limit * 0.05))
-    this.interactiveReserve = Math.min(Math.max(0, Math.floor(reserve)), options.limit - 1)
+    this.#options = options
+    const rate = this.#rateWith(options)
+    this.limit = rate.limit
+    this.windowMs = rate.windowMs
+    this.interactiveReserve = rate.interactiveReserve
     this.maxInteractiveWaiting = options.maxInteractiveWaiting ?? Number.POSITIVE_INFINITY
-    this.maxBlockMs = Math.max(options.windowMs, options.maxBlockMs ?? 8 * options.windowMs)
+    this.maxBlockMs = rate.maxBlockMs
     this.#now = options.now ?? Date.now
     this.#ledger = options.ledger ?? null
     this.#onLedgerError = options.onLedgerError ?? warnLedgerError
+  }
+
+  #rateWith({ limit, windowMs }: Rate): CredentialRate {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError('RequestBudget limit must be a positive integer')
+    if (!Number.isFinite(windowMs) || windowMs <= 0) throw new RangeError('RequestBudget windowMs must be a positive number')
+    const reserve = this.#options.interactiveReserve ?? Math.max(1, Math.floor(limit * 0.05))
+    return {
+      limit,
+      windowMs,
+      interactiveReserve: Math.min(Math.max(0, Math.floor(reserve)), limit - 1),
+      maxBlockMs: Math.max(windowMs, this.#options.maxBlockMs === undefined ? 8 * windowMs : this.#options.maxBlockMs),
+    }
+  }
+
+  /** The budget of one credential: its own rate, or the default one. */
+  rateOf(credentialId: string): CredentialRate {
+    const state = this.#states.get(credentialId)
+    if (state) return state.rate
+    const own = this.#options.rates?.(credentialId)
+    return own ? this.#rateWith(own) : this.#rateWith(this.#options)
   }
 
   /**
@@ -243,11 +276,11 @@ export class RequestBudget {
     const now = this.#now()
     if (state.blockedUntil <= now) {
       state.strikes += 1
-      state.blockedUntil = now + blockMs(this.windowMs, this.maxBlockMs, state.strikes)
+      state.blockedUntil = now + blockMs(state.rate.windowMs, state.rate.maxBlockMs, state.strikes)
     }
     this.#pump(credentialId, state)
     if (!this.#ledger) return Promise.resolve()
-    return this.#ledger.block(credentialId, { firstMs: this.windowMs, maxMs: this.maxBlockMs }).then(
+    return this.#ledger.block(credentialId, { firstMs: state.rate.windowMs, maxMs: state.rate.maxBlockMs }).then(
       (shared) => {
         // The ledger's block counts every instance's strikes (and forgets them when any instance
         // had an answer): it replaces the guess made here.
@@ -322,7 +355,7 @@ export class RequestBudget {
   ): Promise<{ release: Release } | { until: number }> {
     let taken: Awaited<ReturnType<BudgetLedger['take']>>
     try {
-      taken = await ledger.take(credentialId, capacity(this, priority), this.windowMs)
+      taken = await ledger.take(credentialId, capacity(state.rate, priority), state.rate.windowMs)
     } catch (error) {
       state.inFlight -= 1
       throw error
@@ -361,9 +394,9 @@ export class RequestBudget {
 
   #snapshot(state: CredentialState, priority: Priority): BudgetState {
     return {
-      limit: this.limit,
-      windowMs: this.windowMs,
-      interactiveReserve: this.interactiveReserve,
+      limit: state.rate.limit,
+      windowMs: state.rate.windowMs,
+      interactiveReserve: state.rate.interactiveReserve,
       completions: state.log,
       inFlight: state.inFlight,
       waitingInteractive: state.interactive.length,
@@ -390,6 +423,7 @@ export class RequestBudget {
     let state = this.#states.get(credentialId)
     if (!state) {
       state = {
+        rate: this.rateOf(credentialId),
         log: [],
         inFlight: 0,
         interactive: [],
@@ -406,14 +440,16 @@ export class RequestBudget {
   }
 
   #prune(state: CredentialState, now: number): void {
-    const cutoff = now - this.windowMs
+    const cutoff = now - state.rate.windowMs
     let expired = 0
     while (expired < state.log.length && (state.log[expired] ?? 0) <= cutoff) expired += 1
     if (expired > 0) state.log.splice(0, expired)
   }
 
   #canStart(state: CredentialState, priority: Priority, now: number): boolean {
-    return now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) && state.inFlight + state.log.length < capacity(this, priority)
+    return (
+      now >= Math.max(state.blockedUntil, state.sharedUntil[priority]) && state.inFlight + state.log.length < capacity(state.rate, priority)
+    )
   }
 
   #pump(credentialId: string, state: CredentialState): void {
@@ -469,7 +505,7 @@ export class RequestBudget {
     if (head !== null) {
       const blockedUntil = Math.max(state.blockedUntil, state.sharedUntil[head])
       if (blockedUntil > now) wakeAt = blockedUntil
-      else if (state.log.length > 0) wakeAt = (state.log[0] ?? now) + this.windowMs
+      else if (state.log.length > 0) wakeAt = (state.log[0] ?? now) + state.rate.windowMs
     }
     if (wakeAt === state.timerAt && state.timer !== null) return
     if (state.timer !== null) {

@@ -1,7 +1,8 @@
 // Over 400 lines: one request path (budget, retries, redirects, error wording) serves every Kit endpoint listed here.
 /**
  * The Kit v4 API client. One factory per process holds the shared request budget; `forKey` gives
- * a small API object bound to one credential and one priority.
+ * a small API object bound to one credential (an API key, or an OAuth connection's token source)
+ * and one priority.
  *
  * Every attempt takes a budget slot first (a caller that must not wait — the pipeline — gets a
  * BudgetSpentError at once when none is free), 5xx answers and network failures are retried with
@@ -13,6 +14,7 @@ import { createHmac } from 'node:crypto'
 import { ofetch } from 'ofetch'
 import { BudgetSpentError, type Priority, type Release, type RequestBudget } from './budget.ts'
 import { abortError, KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
+import type { KitAuth } from '../core/ports.ts'
 import type {
   KitAccountInfo,
   KitApi,
@@ -27,7 +29,7 @@ import type {
   UpsertSubscriberInput,
 } from '../core/kit.ts'
 
-export type { KitApi, KitFieldValues, UpdateSubscriberInput, UpsertResult, UpsertSubscriberInput }
+export type { KitApi, KitAuth, KitFieldValues, UpdateSubscriberInput, UpsertResult, UpsertSubscriberInput }
 
 export interface KitRequestInfo {
   method: string
@@ -97,6 +99,26 @@ export function credentialIdFor(credentialKey: Buffer, apiKey: string): string {
   return createHmac('sha256', credentialKey).update(apiKey, 'utf8').digest('hex').slice(0, 32)
 }
 
+/** OAuth credential ids start with this: Kit's budget for them is an OAuth token's (see plugins/kit.ts). */
+const OAUTH_ID_PREFIX = 'oauth_'
+
+/**
+ * The id of a community's OAuth connection to one Kit account. Tokens rotate with every refresh,
+ * so the id is the community's and the account's: the same account connected again keeps its
+ * caches, another account starts afresh (as another API key does).
+ */
+export function oauthCredentialIdFor(credentialKey: Buffer, communityId: string, accountId: number | string): string {
+  const mac = createHmac('sha256', credentialKey).update(`oauth\n${communityId}\n${accountId}`, 'utf8').digest('hex').slice(0, 32)
+  return `${OAUTH_ID_PREFIX}${mac}`
+}
+
+export const isOAuthCredentialId = (credentialId: string): boolean => credentialId.startsWith(OAUTH_ID_PREFIX)
+
+/** Kit's words for an OAuth access token past its life (a 401 that asks for a refresh, not a revoked grant). */
+export function saysTokenExpired(messages: readonly string[]): boolean {
+  return messages.some((message) => /access token (has )?expired/i.test(message))
+}
+
 export class KitClientFactory {
   readonly #options: KitClientOptions
 
@@ -108,12 +130,20 @@ export class KitClientFactory {
     return credentialIdFor(this.#options.credentialKey, apiKey)
   }
 
-  forKey(apiKey: string, options: KitCallOptions = {}): KitApi {
-    return this.forWatch(apiKey, options)
+  oauthCredentialIdFor(communityId: string, accountId: number | string): string {
+    return oauthCredentialIdFor(this.#options.credentialKey, communityId, accountId)
   }
 
-  forWatch(apiKey: string, options: KitCallOptions = {}): KitWatchApi {
-    return new KitApiClient(apiKey, options.credentialId ?? this.credentialIdFor(apiKey), this.#options, options)
+  /** An API for one credential: an API key (as a string or a KitAuth), or an OAuth token source. */
+  forKey(credential: string | KitAuth, options: KitCallOptions = {}): KitApi {
+    return this.forWatch(credential, options)
+  }
+
+  forWatch(credential: string | KitAuth, options: KitCallOptions = {}): KitWatchApi {
+    const auth: KitAuth = typeof credential === 'string' ? { kind: 'api_key', apiKey: credential } : credential
+    if (auth.kind === 'oauth' && options.credentialId === undefined) throw new Error('an OAuth connection is known by its credential id')
+    const credentialId = options.credentialId ?? (auth.kind === 'api_key' ? this.credentialIdFor(auth.apiKey) : '')
+    return new KitApiClient(auth, credentialId, this.#options, options)
   }
 }
 
@@ -136,16 +166,24 @@ interface KitAnswer {
 type Attempt =
   { type: 'answer'; status: number; text: string; contentType: string; date: string | null } | { type: 'failure'; message: string }
 
+/** The secret one attempt is sent with, and the header that carries it. */
+interface Presented {
+  secret: string
+  headers: Record<string, string>
+}
+
 class KitApiClient implements KitWatchApi {
   readonly credentialId: string
-  readonly #apiKey: string
+  readonly #auth: KitAuth
+  /** The secret last sent (kept out of every message Kit's answer could echo). */
+  #secret = ''
   readonly #options: KitClientOptions
   readonly #call: KitCallOptions
   readonly #priority: Priority
 
-  constructor(apiKey: string, credentialId: string, options: KitClientOptions, call: KitCallOptions) {
+  constructor(auth: KitAuth, credentialId: string, options: KitClientOptions, call: KitCallOptions) {
     this.credentialId = credentialId
-    this.#apiKey = apiKey
+    this.#auth = auth
     this.#options = options
     this.#call = call
     this.#priority = call.priority ?? 'interactive'
@@ -342,21 +380,56 @@ class KitApiClient implements KitWatchApi {
     }
   }
 
+  /**
+   * The header for the next attempt. An OAuth token is asked for after the budget slot is taken, so
+   * a refresh made by another caller meanwhile is never missed.
+   */
+  async #present(): Promise<Presented> {
+    const auth = this.#auth
+    const secret = auth.kind === 'api_key' ? auth.apiKey : await auth.tokens.current()
+    if (!isUsableKey(secret)) {
+      throw new KitError('invalid_credentials', null, [
+        auth.kind === 'api_key' ? 'The API key is malformed' : 'The access token is malformed',
+      ])
+    }
+    this.#secret = secret
+    return { secret, headers: auth.kind === 'api_key' ? { 'X-Kit-Api-Key': secret } : { Authorization: `Bearer ${secret}` } }
+  }
+
+  /**
+   * Kit refused an OAuth token (401): whether another token is worth one more try — a refreshed
+   * one when Kit said it expired, or one another caller or instance stored meanwhile.
+   */
+  async #renewed(attempt: Attempt, sent: Presented): Promise<boolean> {
+    if (this.#auth.kind !== 'oauth' || attempt.type !== 'answer' || attempt.status !== 401) return false
+    const expired = saysTokenExpired(errorMessages(attempt.text, attempt.contentType))
+    return this.#auth.tokens.replace(sent.secret, expired)
+  }
+
   async #send(spec: RequestSpec): Promise<KitAnswer> {
-    if (!isUsableKey(this.#apiKey)) throw new KitError('invalid_credentials', null, ['The API key is malformed'])
+    if (this.#auth.kind === 'api_key' && !isUsableKey(this.#auth.apiKey)) {
+      throw new KitError('invalid_credentials', null, ['The API key is malformed'])
+    }
     const { budget } = this.#options
     const retry = this.#options.retry ?? DEFAULT_RETRY
     const signal = this.#call.signal
     const retryOn429 = this.#call.retryOn429 ?? this.#priority === 'background'
     let failures = 0
     let retriedRateLimit = false
+    let retriedToken = false
     for (;;) {
       const release = await this.#slot(budget, signal)
       let attempt: Attempt
+      let sent: Presented
       try {
-        attempt = await this.#attempt(spec)
+        sent = await this.#present()
+        attempt = await this.#attempt(spec, sent)
       } finally {
         release()
+      }
+      if (!retriedToken && (await this.#renewed(attempt, sent))) {
+        retriedToken = true
+        continue
       }
       if (attempt.type === 'answer' && attempt.status !== 429) budget.answered(this.credentialId)
       if (attempt.type === 'answer' && attempt.status >= 200 && attempt.status < 300) {
@@ -392,10 +465,11 @@ class KitApiClient implements KitWatchApi {
     signal?.throwIfAborted()
     const slot = await budget.tryAcquire(this.credentialId, this.#priority)
     if ('release' in slot) return slot.release
-    throw new BudgetSpentError(this.credentialId, slot.until, budget.limit, budget.windowMs)
+    const rate = budget.rateOf(this.credentialId)
+    throw new BudgetSpentError(this.credentialId, slot.until, rate.limit, rate.windowMs)
   }
 
-  async #attempt(spec: RequestSpec): Promise<Attempt> {
+  async #attempt(spec: RequestSpec, sent: Presented): Promise<Attempt> {
     const { baseUrl } = this.#options
     const timeoutMs = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const signal = this.#call.signal
@@ -413,7 +487,7 @@ class KitApiClient implements KitWatchApi {
     try {
       const response = await ofetch.raw(`${baseUrl.replace(/\/+$/, '')}${spec.path}${query}`, {
         method: spec.method,
-        headers: { 'X-Kit-Api-Key': this.#apiKey, Accept: 'application/json' },
+        headers: { ...sent.headers, Accept: 'application/json' },
         body: spec.body,
         responseType: 'text',
         ignoreResponseError: true,
@@ -464,7 +538,7 @@ class KitApiClient implements KitWatchApi {
   }
 
   #redact(message: string): string {
-    return this.#apiKey === '' ? message : message.split(this.#apiKey).join('[redacted]')
+    return this.#secret === '' ? message : message.split(this.#secret).join('[redacted]')
   }
 }
 

@@ -17,7 +17,7 @@ import type { KitCallOptions, KitWatchApi } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
 import type { KitSubscriber } from '../core/kit.ts'
 import type { KnownKitState } from '../core/planner.ts'
-import type { KitStateMemory, MemberKey, OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
+import type { KitAuth, KitStateMemory, MemberKey, OwnKitWrite, OwnKitWrites } from '../core/ports.ts'
 import type { KitMemberState, KitStateRepository, KnownKitMember } from '../core/storage.ts'
 import type { Changes, EmitInput, EmitResult } from './platform-events.ts'
 
@@ -143,9 +143,9 @@ export class KitSideMemory implements OwnKitWrites, KitStateMemory {
   }
 }
 
-/** A community's saved key as the watch needs it (null: none, or unreadable). */
+/** A community's saved credential as the watch needs it (null: none, or unreadable). */
 export interface WatchCredential {
-  apiKey: string
+  auth: KitAuth
   credentialId: string
   status: string
 }
@@ -157,8 +157,8 @@ export interface KitWatchDeps {
   credential(communityId: string): Promise<WatchCredential | null>
   /** Kit refused the key (401). */
   markInvalid(communityId: string, credentialId: string): Promise<void>
-  kitFor(apiKey: string, options: KitCallOptions): KitWatchApi
-  budget: { usage(credentialId: string): BudgetUsage; readonly limit: number; readonly interactiveReserve: number }
+  kitFor(auth: KitAuth, options: KitCallOptions): KitWatchApi
+  budget: { usage(credentialId: string): BudgetUsage; rateOf(credentialId: string): { limit: number; interactiveReserve: number } }
   emit(input: EmitInput): Promise<EmitResult>
   log: FastifyBaseLogger
   intervalMs: number
@@ -244,7 +244,8 @@ export class KitWatch {
   /** Spare room: nobody waits, no 429 block, and a quarter of the background slots are free. */
   private hasRoom(credentialId: string): boolean {
     const usage = this.d.budget.usage(credentialId)
-    const background = this.d.budget.limit - this.d.budget.interactiveReserve
+    const rate = this.d.budget.rateOf(credentialId)
+    const background = rate.limit - rate.interactiveReserve
     const headroom = Math.max(1, Math.floor(background / 4))
     const blocked = usage.blockedUntil !== null && usage.blockedUntil > this.now()
     return !blocked && usage.waiting === 0 && usage.inWindow + usage.inFlight + headroom <= background
@@ -279,7 +280,7 @@ export class KitWatch {
   }
 
   private kitOf(credential: WatchCredential): KitWatchApi {
-    return this.d.kitFor(credential.apiKey, {
+    return this.d.kitFor(credential.auth, {
       credentialId: credential.credentialId,
       priority: 'background',
       waitForBudget: false,
@@ -331,7 +332,7 @@ export class KitWatch {
     if (this.d.publicUrl === null) return
     const credential = await this.d.credential(communityId)
     if (!credential || credential.status !== 'connected') return
-    const kit = this.d.kitFor(credential.apiKey, { credentialId: credential.credentialId, priority: 'interactive' })
+    const kit = this.d.kitFor(credential.auth, { credentialId: credential.credentialId, priority: 'interactive' })
     await this.removeWebhooks(communityId, kit)
     for (const event of WATCHED_WEBHOOKS) {
       const token = randomBytes(24).toString('base64url')
@@ -350,7 +351,7 @@ export class KitWatch {
     let api = kit
     if (!api) {
       const credential = await this.d.credential(communityId)
-      if (credential) api = this.d.kitFor(credential.apiKey, { credentialId: credential.credentialId, priority: 'interactive' })
+      if (credential) api = this.d.kitFor(credential.auth, { credentialId: credential.credentialId, priority: 'interactive' })
     }
     for (const hook of hooks) {
       if (api && hook.kitWebhookId !== null && hook.credentialId === api.credentialId) await api.deleteWebhook(hook.kitWebhookId)
@@ -383,7 +384,7 @@ export class KitWatch {
   private async reread(communityId: string, credentialId: string, subscriberId: number): Promise<void> {
     const credential = await this.d.credential(communityId)
     if (!credential || credential.status !== 'connected' || credential.credentialId !== credentialId) return
-    const kit = this.d.kitFor(credential.apiKey, { credentialId, priority: 'background', signal: this.stopping.signal })
+    const kit = this.d.kitFor(credential.auth, { credentialId, priority: 'background', signal: this.stopping.signal })
     const subscriber = await kit.getSubscriber(subscriberId)
     if (subscriber) await this.observe(communityId, credentialId, [subscriber])
   }

@@ -143,7 +143,7 @@ export class DeliveryProcessor {
     const done = this.progress.of(delivery.id)
     this.progress.finish(delivery.id)
     const kit = resumable(
-      this.deps.kit.forKey(credential.apiKey, {
+      this.deps.kit.forKey(credential.auth, {
         credentialId: credential.credentialId,
         priority: 'background',
         retryOn429: false,

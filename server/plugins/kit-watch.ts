@@ -20,12 +20,12 @@ export default fp(
       connectedCredentials: () => connections.connectedCredentials(),
       credential: async (communityId) => {
         const credential = await connections.credential(communityId)
-        return credential && credential.apiKey !== null
-          ? { apiKey: credential.apiKey, credentialId: credential.credentialId, status: credential.status }
+        return credential && credential.auth !== null
+          ? { auth: credential.auth, credentialId: credential.credentialId, status: credential.status }
           : null
       },
       markInvalid: (communityId, credentialId) => connections.markInvalid(communityId, credentialId),
-      kitFor: (apiKey, options) => app.kit.forWatch(apiKey, options),
+      kitFor: (auth, options) => app.kit.forWatch(auth, options),
       budget: app.kitBudget,
       emit: (input) => app.platformEvents.port.emit(input),
       log: app.log,

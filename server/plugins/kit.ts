@@ -1,13 +1,19 @@
-/** The Kit client factory and the one request budget per credential that every caller shares. */
+/**
+ * The Kit client factory, the one request budget per credential that every caller shares (an API
+ * key's rate, or an OAuth connection's), and Kit's OAuth endpoints when Connect with Kit is configured.
+ */
 import fp from 'fastify-plugin'
 import { MAX_INTERACTIVE_WAITING, RequestBudget } from '../kit/budget.ts'
-import { KitClientFactory } from '../kit/client.ts'
+import { isOAuthCredentialId, KitClientFactory } from '../kit/client.ts'
+import { KitOAuthClient } from '../kit/oauth.ts'
 import { derivedKey } from '../lib/crypto.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     kit: KitClientFactory
     kitBudget: RequestBudget
+    /** Null unless KIT_OAUTH_CLIENT_ID, KIT_OAUTH_CLIENT_SECRET and PUBLIC_URL are set. */
+    kitOAuth: KitOAuthClient | null
   }
 }
 
@@ -16,6 +22,8 @@ export default fp(
     const budget = new RequestBudget({
       limit: app.config.kitRateLimit,
       windowMs: app.config.kitRateWindowMs,
+      rates: (credentialId) =>
+        isOAuthCredentialId(credentialId) ? { limit: app.config.kitOAuthRateLimit, windowMs: app.config.kitOAuthRateWindowMs } : null,
       maxInteractiveWaiting: MAX_INTERACTIVE_WAITING,
       // Several instances on one database count Kit's budget together.
       ...(app.storage.ledger ? { ledger: app.storage.ledger } : {}),
@@ -30,8 +38,10 @@ export default fp(
         app.log.debug({ kit: { method: info.method, path: info.path, status: info.status, ms: info.durationMs } }, 'kit request')
       },
     })
+    const { kitOAuth } = app.config
     app.decorate('kitBudget', budget)
     app.decorate('kit', kit)
+    app.decorate('kitOAuth', kitOAuth ? new KitOAuthClient({ baseUrl: app.config.kitApiUrl, ...kitOAuth }) : null)
   },
   { name: 'kit', dependencies: ['config', 'metrics', 'db'] },
 )

@@ -6,6 +6,7 @@ import { ErasureService } from '../services/erasures.ts'
 import { KitCatalogueService } from '../services/kit-catalogue.ts'
 import { MappingPreviewService } from '../services/mapping-preview.ts'
 import { MappingService } from '../services/mappings.ts'
+import { OAuthService } from '../services/oauth.ts'
 
 export interface Services {
   connections: ConnectionService
@@ -17,6 +18,8 @@ export interface Services {
   consent: ConsentService
   /** The "Delete by hand in Kit" list. */
   erasures: ErasureService
+  /** Connect with Kit; null when it is not configured (no client settings or no PUBLIC_URL). */
+  oauth: OAuthService | null
 }
 
 declare module 'fastify' {
@@ -27,7 +30,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const connections = new ConnectionService(app.storage.connections, app.config.encryptionKeys, app.kit, app.log)
+    const connections = new ConnectionService(app.storage.connections, app.config.encryptionKeys, app.kit, app.log, app.kitOAuth)
     const resealed = await connections.resealWithNewestKey()
     if (resealed > 0) app.log.info({ resealed }, 'sealed stored Kit keys again with the newest ENCRYPTION_KEY')
     const mappings = new MappingService(app.storage.mappings, app.storage.mappingHistory)
@@ -36,7 +39,17 @@ export default fp(
     const consent = new ConsentService(app.storage.settings)
     const erasures = new ErasureService(app.storage.erasures)
     const preview = new MappingPreviewService(app.storage.mappings, app.storage.queue)
-    app.decorate('services', { connections, mappings, preview, catalogue, consent, erasures })
+    const oauth =
+      app.kitOAuth &&
+      new OAuthService({
+        states: app.storage.oauthStates,
+        connections,
+        oauth: app.kitOAuth,
+        keys: app.config.encryptionKeys,
+        kitApiUrl: app.config.kitApiUrl,
+        log: app.log,
+      })
+    app.decorate('services', { connections, mappings, preview, catalogue, consent, erasures, oauth })
   },
   { name: 'services', dependencies: ['config', 'db', 'kit'] },
 )

@@ -88,8 +88,8 @@ export class SyncService {
   }
 
   /** Background requests per window of the credential's budget: what a sync can use at most. */
-  private backgroundRate(): { requestsPerWindow: number; windowMs: number } {
-    const { limit, interactiveReserve, windowMs } = this.deps.budget
+  private backgroundRate(credentialId: string): { requestsPerWindow: number; windowMs: number } {
+    const { limit, interactiveReserve, windowMs } = this.deps.budget.rateOf(credentialId)
     return { requestsPerWindow: Math.max(1, limit - interactiveReserve), windowMs }
   }
 
@@ -131,7 +131,7 @@ export class SyncService {
   private async plan(request: ImportRequest, columns: ColumnResolver, credentialId: string): Promise<SyncPlan> {
     const { communityId } = request
     const mappings = await this.deps.mappings.get(communityId)
-    const planner = new SyncPlanner(mappings, this.backgroundRate(), await this.deps.consent.consentMode(communityId))
+    const planner = new SyncPlanner(mappings, this.backgroundRate(credentialId), await this.deps.consent.consentMode(communityId))
     const time = this.now()
     for await (const checked of this.members(request, columns)) {
       if (isRefused(checked)) {
@@ -255,7 +255,7 @@ export class SyncService {
       refused: row.refused,
       refused_rows: JSON.parse(row.refused_examples) as SyncRefusedRow[],
       kit_requests: p.kitRequests,
-      estimated_seconds_left: row.status === 'running' ? this.secondsLeft(p) : null,
+      estimated_seconds_left: row.status === 'running' ? await this.secondsLeft(row.community_id, p) : null,
       finished_at: row.finished_at === null ? null : iso(row.finished_at),
     }
   }
@@ -264,10 +264,11 @@ export class SyncService {
    * Time left at the credential's budget: the members still to do, times the Kit requests a member
    * has cost so far (one until something is known), over the requests a backlog may use per window.
    */
-  private secondsLeft(p: Progress): number {
+  private async secondsLeft(communityId: string, p: Progress): Promise<number> {
     const finished = p.done + p.failed + p.skipped
     const perMember = finished > 0 && p.kitRequests > 0 ? p.kitRequests / finished : 1
-    const { requestsPerWindow, windowMs } = this.backgroundRate()
+    const credentialId = (await this.deps.connections.credential(communityId))?.credentialId ?? ''
+    const { requestsPerWindow, windowMs } = this.backgroundRate(credentialId)
     return Math.ceil(((p.remaining * perMember) / requestsPerWindow) * (windowMs / 1000))
   }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser } from 'playwright-core'
-import { startKitStandin, type KitStandin } from '../kit-standin/server.ts'
+import { startKitStandin, type KitStandin, type StandinOptions } from '../kit-standin/server.ts'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../helpers/chromium.ts'
 import { freePort } from '../helpers/server-process.ts'
 
@@ -56,11 +56,13 @@ function stopServer(server: ChildProcess): Promise<void> {
 export interface StackOptions {
   /** More settings for the server (e.g. a smaller Kit budget); a function gets the server's origin. */
   env?: Record<string, string> | ((origin: string) => Record<string, string>)
+  /** More for the Kit stand-in (a Kit app for Connect with Kit, say). */
+  kit?: StandinOptions
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // The UI was built once for the whole run (tests/browser/global-setup.ts).
-  const kit = await startKitStandin({ apiKeys: ['kit_test_key'] })
+  const kit = await startKitStandin({ apiKeys: ['kit_test_key'], ...options.kit })
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
   // The dev host runs only with generated secrets: none in the environment, secrets.json beside the database.

@@ -12,9 +12,11 @@ import { KitError, kitTimestamp, notFound, type JsonObject, type Reply } from '.
 import { ACCOUNT_UTC_OFFSET, SUBSCRIBER_STATES, dateFilter, statusFilter, type SubscriberState } from './filters.ts'
 import { adminReply } from './admin.ts'
 import { WebhookSender, listensTo, parseWebhook, webhookJson, type StandinWebhook, type StandinWebhookDelivery } from './webhooks.ts'
+import { StandinOAuth, type OAuthAnswer, type StandinOAuthOptions } from './oauth.ts'
 
 export type { SubscriberState } from './filters.ts'
 export type { StandinWebhook, StandinWebhookDelivery } from './webhooks.ts'
+export type { StandinGrant, StandinOAuthOptions, StandinTokenRequest } from './oauth.ts'
 
 export interface StandinAccountSeed {
   name?: string
@@ -35,6 +37,8 @@ export interface StandinOptions {
   asyncFieldsMs?: number
   /** How long every answer takes (the request is counted and applied when it arrives); default 0. */
   latencyMs?: number
+  /** A Kit app for Connect with Kit: its OAuth endpoints answer, and its bearer tokens are accepted. */
+  oauth?: StandinOAuthOptions
 }
 
 export interface StandinRequest {
@@ -44,7 +48,10 @@ export interface StandinRequest {
   query: string
   /** 0 when the socket was destroyed without an answer. */
   status: number
+  /** The API key, or the OAuth access token, the request was sent with. */
   key: string | null
+  /** For a request with an OAuth token: the grant it belongs to (tokens rotate, grants stay). */
+  grant?: number
 }
 
 export interface StandinSubscriber {
@@ -205,6 +212,8 @@ export interface KitStandin {
   readonly webhookDeliveries: StandinWebhookDelivery[]
   /** Resolves once every webhook delivery under way has its answer (or none). */
   settleWebhooks(): Promise<void>
+  /** The Kit app (with `oauth` in the options): its grants, token requests and settings. */
+  readonly oauth: StandinOAuth | null
   close(): Promise<void>
 }
 
@@ -418,6 +427,7 @@ class StandinServer implements KitStandin {
   private readonly webhookSender = new WebhookSender()
   private rateLimit: { limit: number; windowMs: number }
   private lastId = 1000
+  readonly oauth: StandinOAuth | null
 
   constructor(options: StandinOptions) {
     this.listLagMs = options.listLagMs ?? 30_000
@@ -425,6 +435,7 @@ class StandinServer implements KitStandin {
     this.latencyMs = options.latencyMs ?? 0
     this.rateLimit = options.rateLimit ?? { limit: 120, windowMs: 60_000 }
     for (const key of options.apiKeys ?? ['kit_test_key']) this.addKey(key)
+    this.oauth = options.oauth ? new StandinOAuth(options.oauth, () => [...this.accounts.keys()][0] ?? '') : null
     this.routes = this.buildRoutes()
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => this.fail(res, error))
@@ -631,6 +642,10 @@ class StandinServer implements KitStandin {
     }
     this.requests.push(entry)
     const rawBody = await readBody(req)
+    if (url.pathname.startsWith('/v4/oauth/')) {
+      this.answerOAuth(req, res, entry, url, rawBody)
+      return
+    }
 
     const injected = this.injections.shift()
     if (injected === 'network') {
@@ -642,14 +657,23 @@ class StandinServer implements KitStandin {
       return
     }
 
-    const account = key ? this.accounts.get(key.value) : undefined
+    const bearer =
+      key?.kind === 'oauth' ? (this.oauth?.checkBearer(key.value, entry.at) ?? { refused: 'The access token is invalid' as const }) : null
+    if (bearer && 'refused' in bearer) {
+      this.sendJson(res, entry, { status: 401, body: { errors: [bearer.refused] } })
+      return
+    }
+    const grant = bearer?.grant ?? null
+    const account = grant ? this.accounts.get(grant.account) : key ? this.accounts.get(key.value) : undefined
     if (!key || !account || account.revoked) {
       const message = key?.kind === 'oauth' ? 'The access token is invalid' : 'The API key is invalid'
       this.sendJson(res, entry, { status: 401, body: { errors: [message] } })
       return
     }
+    if (grant) entry.grant = grant.id
 
-    if (!this.admit(account, entry.at)) {
+    // An OAuth grant has its own budget (Kit: 600 per 60 s per token), an API key its account's.
+    if (!(grant ? this.oauth!.admit(grant, entry.at) : this.admit(account, entry.at))) {
       // Kit's 429: plain text, no Retry-After header.
       this.send(res, entry, 429, 'Retry later', 'text/plain; charset=utf-8')
       return
@@ -662,6 +686,20 @@ class StandinServer implements KitStandin {
       return
     }
     this.sendJson(res, entry, reply)
+  }
+
+  /** Kit's OAuth endpoints: never injected, never counted against an API budget. */
+  private answerOAuth(req: IncomingMessage, res: ServerResponse, entry: StandinRequest, url: URL, rawBody: string): void {
+    const route = `${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '')}`
+    let answer: OAuthAnswer
+    if (!this.oauth) answer = { status: 404, headers: { 'content-type': JSON_TYPE }, body: JSON.stringify({ errors: ['Not Found'] }) }
+    else if (route === 'GET /v4/oauth/authorize') answer = this.oauth.authorize(url.searchParams, entry.at)
+    else if (route === 'POST /v4/oauth/token') answer = this.oauth.token(req, rawBody, entry.at)
+    else if (route === 'POST /v4/oauth/revoke') answer = this.oauth.revoke(req, rawBody)
+    else answer = { status: 404, headers: { 'content-type': JSON_TYPE }, body: JSON.stringify({ errors: ['Not Found'] }) }
+    entry.status = answer.status
+    res.writeHead(answer.status, answer.headers)
+    res.end(answer.body)
   }
 
   /** The admin API (admin.ts): unrecorded, unlimited, never injected. */

@@ -19,8 +19,42 @@ export const connections = pgTable(
     credentialId: text('credential_id').notNull(),
     createdAt: text('created_at').notNull(),
     updatedAt: text('updated_at').notNull(),
+    kind: text('kind', { enum: ['api_key', 'oauth'] })
+      .notNull()
+      .default('api_key'),
+    refreshTokenCiphertext: text('refresh_token_ciphertext'),
+    tokenExpiresAt: ms('token_expires_at'),
+    tokenRefreshAt: ms('token_refresh_at'),
+    refreshLeaseUntil: ms('refresh_lease_until'),
   },
   (t) => [index('connections_credential_idx').on(t.credentialId)],
+)
+
+export const oauthStates = pgTable(
+  'oauth_states',
+  {
+    stateHash: text('state_hash').primaryKey(),
+    communityId: text('community_id').notNull(),
+    sessionSub: text('session_sub').notNull(),
+    verifierCiphertext: text('verifier_ciphertext').notNull(),
+    returnTo: text('return_to'),
+    createdAt: ms('created_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+    usedAt: ms('used_at'),
+  },
+  (t) => [index('oauth_states_community_idx').on(t.communityId, t.sessionSub), index('oauth_states_expires_idx').on(t.expiresAt)],
+)
+
+export const oauthInstalls = pgTable(
+  'oauth_installs',
+  {
+    codeHash: text('code_hash').primaryKey(),
+    returnTo: text('return_to').notNull(),
+    createdAt: ms('created_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+    usedAt: ms('used_at'),
+  },
+  (t) => [index('oauth_installs_expires_idx').on(t.expiresAt)],
 )
 
 export const mappings = pgTable('mappings', {

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Connection, ConnectionTestResult, ErrorBody, PutConnectionBody } from '#shared/api.ts'
+import { Connection, ConnectionTestResult, ErrorBody, OAuthStart, OAuthStartBody, PutConnectionBody } from '#shared/api.ts'
 import { answer, NoContent, security, sessionErrors } from './common.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const { connections, catalogue } = app.services
+  const { connections, catalogue, oauth } = app.services
 
   app.get(
     '/connection',
@@ -56,6 +56,27 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       return reply.status(204).send(null)
     },
   )
+
+  if (oauth) {
+    app.post(
+      '/connection/oauth/start',
+      {
+        schema: {
+          operationId: 'startKitOAuth',
+          summary: 'Start Connect with Kit: the address of Kit’s consent page, for the panel to open in a popup',
+          tags: ['connection'],
+          security,
+          body: OAuthStartBody,
+          response: {
+            200: answer(OAuthStart, 'Kit’s consent page for a new authorization by this session, valid for 10 minutes and used once'),
+            422: answer(ErrorBody, 'install_code_unknown: the install code is unknown, used or expired'),
+            ...sessionErrors,
+          },
+        },
+      },
+      async (request) => oauth.start(request.user, request.body.install_code),
+    )
+  }
 
   app.post(
     '/connection/test',

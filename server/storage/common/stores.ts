@@ -4,13 +4,14 @@ import { DeliveryReadStore } from './deliveries.ts'
 import { CommunitySettingsStore } from './settings.ts'
 import { ErasureStore } from './erasures.ts'
 import { MappingHistoryStore } from './mapping-history.ts'
+import { OAuthStateStore } from './oauth-states.ts'
 import type { SqlRunner } from './sql.ts'
 import { SyncStore } from './syncs.ts'
 import { ConnectionStore, HeldTagStore, MappingStore, SubscriberStore } from './tables.ts'
 
 export type SharedStores = Pick<
   Storage,
-  'connections' | 'mappings' | 'mappingHistory' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs' | 'settings' | 'erasures'
+  'connections' | 'mappings' | 'mappingHistory' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs' | 'settings' | 'erasures' | 'oauthStates'
 >
 
 export function sharedStores(run: SqlRunner): SharedStores {
@@ -24,5 +25,6 @@ export function sharedStores(run: SqlRunner): SharedStores {
     syncs: new SyncStore(run),
     settings: new CommunitySettingsStore(run),
     erasures: new ErasureStore(run),
+    oauthStates: new OAuthStateStore(run),
   }
 }

@@ -10,6 +10,7 @@ import { connections, heldTags, kitSubscribers, mappings } from '../../db/schema
 import type {
   ConnectionRecord,
   ConnectionRepository,
+  RefreshedTokens,
   HeldTagRepository,
   MappingRecord,
   MappingRepository,
@@ -33,7 +34,7 @@ abstract class TableStore<R extends object> {
   private readonly inserts = new Map<string, (values: Record<string, unknown>) => Promise<Ran>>()
 
   protected constructor(
-    private readonly run: SqlRunner,
+    protected readonly run: SqlRunner,
     private readonly table: string,
     schema: SQLiteTable,
   ) {
@@ -143,8 +144,47 @@ export class ConnectionStore extends CommunityRowStore<ConnectionRecord> impleme
   }
 
   async save(record: ConnectionRecord): Promise<void> {
-    // Everything but the key and the first save's time.
-    await this.insert(record, ['communityId'], ['apiKeyCiphertext', 'keyHint', 'status', 'accountJson', 'credentialId', 'updatedAt'])
+    // Everything but the key and the first save's time (an API key replacing a grant clears its token columns).
+    await this.insert(
+      record,
+      ['communityId'],
+      [
+        'apiKeyCiphertext',
+        'keyHint',
+        'status',
+        'accountJson',
+        'credentialId',
+        'updatedAt',
+        'kind',
+        'refreshTokenCiphertext',
+        'tokenExpiresAt',
+        'tokenRefreshAt',
+        'refreshLeaseUntil',
+      ],
+    )
+  }
+
+  async claimRefresh(communityId: string, accessCiphertext: string, now: number, until: number): Promise<boolean> {
+    const changed = await this.run.run(sql`
+      UPDATE connections SET refresh_lease_until = ${until}
+      WHERE community_id = ${communityId} AND kind = 'oauth' AND api_key_ciphertext = ${accessCiphertext}
+        AND (refresh_lease_until IS NULL OR refresh_lease_until <= ${now})`)
+    return changed > 0
+  }
+
+  async saveRefreshed(communityId: string, accessCiphertext: string, tokens: RefreshedTokens): Promise<boolean> {
+    const changed = await this.run.run(sql`
+      UPDATE connections SET api_key_ciphertext = ${tokens.apiKeyCiphertext},
+        refresh_token_ciphertext = ${tokens.refreshTokenCiphertext}, token_expires_at = ${tokens.tokenExpiresAt},
+        token_refresh_at = ${tokens.tokenRefreshAt}, refresh_lease_until = NULL
+      WHERE community_id = ${communityId} AND kind = 'oauth' AND api_key_ciphertext = ${accessCiphertext}`)
+    return changed > 0
+  }
+
+  async releaseRefresh(communityId: string, accessCiphertext: string): Promise<void> {
+    await this.run.run(sql`
+      UPDATE connections SET refresh_lease_until = NULL
+      WHERE community_id = ${communityId} AND api_key_ciphertext = ${accessCiphertext}`)
   }
 
   async update(communityId: string, set: ConnectionSet, onlyIf: ConnectionGuard = {}): Promise<boolean> {

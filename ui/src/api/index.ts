@@ -16,6 +16,8 @@ import type {
   MappingHistoryPage,
   MappingPreview,
   Mappings,
+  OAuthStart,
+  OAuthStartBody,
   ReplayableDeliveries,
   RetryDeliveriesResult,
   Sync,
@@ -44,6 +46,7 @@ export const api = {
   connect: (apiKey: string) => request<Connection>('/connection', { method: 'PUT', body: { api_key: apiKey } }),
   disconnect: () => request<void>('/connection', { method: 'DELETE' }),
   testConnection: () => request<ConnectionTestResult>('/connection/test', { method: 'POST' }),
+  startKitOAuth: (body: OAuthStartBody = {}) => request<OAuthStart>('/connection/oauth/start', { method: 'POST', body }),
 
   getMappings: () => request<Mappings>('/mappings'),
   saveMappings: (mappings: Mappings) => request<Mappings>('/mappings', { method: 'PUT', body: mappings }),

@@ -130,7 +130,8 @@ export const useConnectionStore = defineStore('connection', () => {
     disconnectError.value = null
     try {
       await api.disconnect()
-      connection.value = { connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null }
+      const offered = connection.value?.oauth_available === true ? { oauth_available: true as const } : {}
+      connection.value = { connected: false, status: 'disconnected', key_hint: null, account: null, updated_at: null, ...offered }
       testResult.value = null
       testError.value = null
       kitTrouble.value = null
