@@ -11,7 +11,16 @@ import { ConnectionStore, HeldTagStore, MappingStore, SubscriberStore } from './
 
 export type SharedStores = Pick<
   Storage,
-  'connections' | 'mappings' | 'mappingHistory' | 'heldTags' | 'subscribers' | 'deliveries' | 'syncs' | 'settings' | 'erasures' | 'oauthStates'
+  | 'connections'
+  | 'mappings'
+  | 'mappingHistory'
+  | 'heldTags'
+  | 'subscribers'
+  | 'deliveries'
+  | 'syncs'
+  | 'settings'
+  | 'erasures'
+  | 'oauthStates'
 >
 
 export function sharedStores(run: SqlRunner): SharedStores {
