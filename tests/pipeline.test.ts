@@ -521,7 +521,7 @@ describe('failures', () => {
     const e = await send({ type: 'user.signed_up', memberId: 'm_k', email: 'k@example.com' })
     await waitFor(() => deliveryOf(e.id as string)?.reason === 'key_rejected', { what: 'held delivery' })
     const listed = (await h.app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: asA })).json().items[0]
-    expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Save a working key/) })
+    expect(listed).toMatchObject({ status: 'pending', last_error: expect.stringMatching(/Connect Kit again under Connection/) })
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/connection', headers: asA })).json().status).toBe('invalid')
     const kitCallsWhileHeld = h.kit.requests.length
     const second = await send({ type: 'user.updated', memberId: 'm_k', email: 'k@example.com' })
