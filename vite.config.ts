@@ -8,6 +8,8 @@ export default defineConfig({
   root,
   base: './',
   plugins: [vue()],
+  // Every component is <script setup>: the runtime's Options API support would only add weight.
+  define: { __VUE_OPTIONS_API__: 'false' },
   build: {
     outDir: fileURLToPath(new URL('./dist/ui', import.meta.url)),
     emptyOutDir: true,
@@ -41,6 +43,8 @@ export default defineConfig({
           name: 'ui',
           include: ['tests/ui/**/*.test.ts'],
           environment: 'happy-dom',
+          // A section's chunk is compiled the first time a test shows it.
+          testTimeout: 15000,
         },
       },
       {

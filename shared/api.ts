@@ -437,21 +437,8 @@ export type ReplayableDeliveries = Static<typeof ReplayableDeliveries>
 /** The most deliveries one bulk retry puts back in the queue. */
 export const RETRY_MANY_MAX = 10_000
 
-/** Initial syncs: the member file's columns (CSV header or JSON Lines keys). */
-export const SYNC_COLUMNS = [
-  'email',
-  'member_id',
-  'first_name',
-  'subscription_plan',
-  'access_level',
-  'subscription_status',
-  'consent',
-  'consent_at',
-] as const
-/** Any `mk_*` member field is a column too. */
-export const SYNC_FIELD_COLUMN = /^mk_[a-z0-9_]{1,60}$/
-/** The most columns a member file's mapping names (and a CSV header may have). */
-export const SYNC_MAX_COLUMNS = 500
+// The member file's columns: kept apart from the schemas so the panel reads them without the schema library.
+export { SYNC_COLUMNS, SYNC_FIELD_COLUMN, SYNC_MAX_COLUMNS } from './sync-columns.ts'
 
 /**
  * Which member field each of a file's columns fills: column name (as the file spells it) → one of

@@ -52,30 +52,60 @@ export const isConditionField = (field: string): field is ConditionField =>
   (CONDITION_FIELDS as readonly string[]).includes(field) || MEMBER_FIELD.test(field)
 
 /**
- * What is wrong with a condition, naming the part (`path` is where it sits in the document), or
- * null when it is well formed: a known field, a value for the operators that compare one, a
- * non-empty list for the list operators, nothing for the presence operators.
+ * What is wrong with a condition, as a code, or null when it is well formed: a known field, a value
+ * for the operators that compare one, a non-empty list for the list operators, nothing for the
+ * presence operators. The server words it with `conditionProblem`; the panel has its own words.
  */
-export function conditionProblem(c: Condition, path: string): string | null {
-  if (!isConditionField(c.field)) {
-    return `${path}.field "${c.field}" is not a field a condition can use; use ${CONDITION_FIELDS.join(', ')} or member.fields.mk_…`
-  }
+export type ConditionIssue =
+  | 'unknown_field'
+  | 'value_with_list'
+  | 'no_values'
+  | 'blank_value'
+  | 'value_with_presence'
+  | 'values_with_single'
+  | 'no_value'
+  | 'consent_value'
+
+export function conditionIssue(c: Condition): ConditionIssue | null {
+  if (!isConditionField(c.field)) return 'unknown_field'
   if (LIST_OPERATORS.includes(c.op)) {
-    if (c.value !== undefined) return `${path}.value is not used by ${c.op}; give the list as values`
-    if (!c.values || c.values.length === 0) return `${path}.values must list at least one value for ${c.op}`
-    if (c.values.some((v) => v.trim() === '')) return `${path}.values must not hold a blank value`
+    if (c.value !== undefined) return 'value_with_list'
+    if (!c.values || c.values.length === 0) return 'no_values'
+    if (c.values.some((v) => v.trim() === '')) return 'blank_value'
     return null
   }
   if (PRESENCE_OPERATORS.includes(c.op)) {
-    if (c.value !== undefined || c.values !== undefined) return `${path} takes no value with ${c.op}`
-    return null
+    return c.value !== undefined || c.values !== undefined ? 'value_with_presence' : null
   }
-  if (c.values !== undefined) return `${path}.values is only for is_one_of and is_not_one_of; give one value`
-  if (c.value === undefined || c.value.trim() === '') return `${path}.value is required for ${c.op}`
-  if (c.field === 'member.consent.marketing' && !['true', 'false'].includes(c.value.trim().toLowerCase())) {
-    return `${path}.value must be "true" or "false" for member.consent.marketing`
-  }
+  if (c.values !== undefined) return 'values_with_single'
+  if (c.value === undefined || c.value.trim() === '') return 'no_value'
+  if (c.field === 'member.consent.marketing' && !['true', 'false'].includes(c.value.trim().toLowerCase())) return 'consent_value'
   return null
+}
+
+/** What is wrong with a condition, naming the part (`path` is where it sits in the document), or null when it is well formed. */
+export function conditionProblem(c: Condition, path: string): string | null {
+  const issue = conditionIssue(c)
+  switch (issue) {
+    case null:
+      return null
+    case 'unknown_field':
+      return `${path}.field "${c.field}" is not a field a condition can use; use ${CONDITION_FIELDS.join(', ')} or member.fields.mk_…`
+    case 'value_with_list':
+      return `${path}.value is not used by ${c.op}; give the list as values`
+    case 'no_values':
+      return `${path}.values must list at least one value for ${c.op}`
+    case 'blank_value':
+      return `${path}.values must not hold a blank value`
+    case 'value_with_presence':
+      return `${path} takes no value with ${c.op}`
+    case 'values_with_single':
+      return `${path}.values is only for is_one_of and is_not_one_of; give one value`
+    case 'no_value':
+      return `${path}.value is required for ${c.op}`
+    case 'consent_value':
+      return `${path}.value must be "true" or "false" for member.consent.marketing`
+  }
 }
 
 /** The parts of an event a condition reads (the envelope's `data`, loosely typed). */

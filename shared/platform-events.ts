@@ -4,17 +4,10 @@
  * panel's types.
  */
 import { Type, type Static } from 'typebox'
+import { PLATFORM_EVENT_TYPES } from './platform-event-types.ts'
 
-/** The states a person reaches in Kit, each reported once per member. */
-export const SUBSCRIBER_STATE_TYPES = ['kit.subscriber.unsubscribed', 'kit.subscriber.bounced', 'kit.subscriber.complained'] as const
-
-export const PLATFORM_EVENT_TYPES = [
-  ...SUBSCRIBER_STATE_TYPES,
-  'kit.subscriber.updated',
-  'kit.connection.invalid',
-  'kit.deliveries.failing',
-] as const
-export type PlatformEventType = (typeof PLATFORM_EVENT_TYPES)[number]
+// The event types are kept apart from the schemas so the panel reads them without the schema library.
+export { PLATFORM_EVENT_TYPES, SUBSCRIBER_STATE_TYPES, type PlatformEventType } from './platform-event-types.ts'
 
 export const PlatformEventState = Type.Union([Type.Literal('pending'), Type.Literal('sent'), Type.Literal('failed')], {
   description:

@@ -81,6 +81,21 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     await panel.getByText('Connected to Kit', { exact: true }).waitFor()
   }
 
+  /** Shows a section of the panel with a click on its tab. */
+  async function showSection(name: string): Promise<void> {
+    await panel.getByRole('tab', { name: new RegExp(`^${name}`) }).click()
+  }
+
+  /** Opens one event in the Rules section, looking under "Not used" too. */
+  async function openEvent(title: string): Promise<void> {
+    await showSection('Rules')
+    const toggle = panel.getByRole('button', { name: new RegExp(`^${title} → `) })
+    const notUsed = panel.getByRole('button', { name: /^Not used \(\d+\)$/ })
+    await toggle.or(notUsed).first().waitFor()
+    if ((await toggle.count()) === 0) await notUsed.click()
+    if ((await toggle.getAttribute('aria-expanded')) === 'false') await toggle.click()
+  }
+
   /** Connects a community through the API, as another tab would, without opening the panel. */
   async function connectByApi(cid: string): Promise<void> {
     const minted = await fetch(`${stack.origin}/dev/api/token`, {
@@ -108,6 +123,8 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
   it('shows a simulated event in Activity within 2 s without a click, with what it did in Kit', async () => {
     await openDev()
     await connectInPanel()
+    await showSection('Activity')
+    await panel.getByRole('heading', { name: 'Activity' }).waitFor()
 
     await simulate('grace.hopper@example.com', 'm_grace')
     const delivery = panel.locator('li.delivery', { hasText: 'grace.hopper@example.com' })
@@ -133,6 +150,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     await page.getByRole('button', { name: 'Send event' }).click()
     await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
 
+    await showSection('Activity')
     await panel.getByLabel('Member email').fill('ada.story@example.com')
     await panel.getByRole('button', { name: 'Apply filters' }).click()
     await panel.getByText('What happened to members matching ada.story@example.com, oldest first:').waitFor()
@@ -179,33 +197,42 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
       await openDev()
       await connectInPanel()
       const long = `Member-${width}-${'x'.repeat(120)}`
+      await openEvent('Member updates their profile')
       const addTags = panel.getByRole('combobox', { name: 'Add tags for user.updated', exact: true })
       await addTags.fill(long)
       await panel.getByRole('option', { name: `Create tag “${long}” in Kit` }).click()
       await panel.getByRole('list', { name: 'Add tags for user.updated' }).getByText(long).waitFor()
       await panel.getByRole('button', { name: 'Save mappings' }).click()
       await panel.getByText('All changes saved').waitFor()
+      await showSection('Connection')
       await panel.getByRole('button', { name: 'Test connection' }).click()
       await panel.getByText('Connection works', { exact: true }).waitFor()
       // One address per width: both runs share the community, and only this run's delivery may match.
       const longEmail = `w${width}${'y'.repeat(90)}@example.com`
       await simulate(longEmail, `m_long_${width}`)
-      await panel.locator('li.delivery', { hasText: longEmail }).waitFor({ timeout: 5000 })
 
       await page.locator('#panel').evaluate((iframe: HTMLIFrameElement, w) => (iframe.style.width = `${w}px`), width)
-      const sizes = await eventually(async () => {
-        const measured = await panelFrame().evaluate(() => ({
-          client: document.documentElement.clientWidth,
-          scroll: document.documentElement.scrollWidth,
-          wider: [...document.querySelectorAll<HTMLElement>('.chip, .check, li.delivery, .facts dd')]
-            .filter((el) => el.scrollWidth > el.clientWidth + 1)
-            .map((el) => el.className),
-        }))
-        expect(measured.client).toBeLessThanOrEqual(width)
-        return measured
-      })
-      expect(sizes.scroll).toBeLessThanOrEqual(sizes.client)
-      expect(sizes.wider).toEqual([])
+      /** Measured in each section: only the one shown is in the page. */
+      const measure = () =>
+        eventually(async () => {
+          const measured = await panelFrame().evaluate(() => ({
+            client: document.documentElement.clientWidth,
+            scroll: document.documentElement.scrollWidth,
+            wider: [...document.querySelectorAll<HTMLElement>('.chip, .check, li.delivery, .facts dd, [role="tab"]')]
+              .filter((el) => el.scrollWidth > el.clientWidth + 1)
+              .map((el) => el.className),
+          }))
+          expect(measured.client).toBeLessThanOrEqual(width)
+          return measured
+        })
+      for (const section of ['Connection', 'Rules', 'Activity']) {
+        await showSection(section)
+        if (section === 'Rules') await openEvent('Member updates their profile')
+        if (section === 'Activity') await panel.locator('li.delivery', { hasText: longEmail }).waitFor({ timeout: 5000 })
+        const sizes = await measure()
+        expect(sizes.scroll, section).toBeLessThanOrEqual(sizes.client)
+        expect(sizes.wider, section).toEqual([])
+      }
     })
   }
 
@@ -245,12 +272,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('activity and connection 
     expect(await panel.locator('.kit-trouble').count()).toBe(1)
     expect(await panel.getByText(/could not be loaded/).count()).toBe(0)
 
+    await openEvent('Member signs up')
+    expect(await panel.getByText(/could not be loaded/).count()).toBe(0)
     const addTags = panel.getByRole('combobox', { name: 'Add tags for user.signed_up', exact: true })
     await addTags.fill('Founders')
     await panel
       .getByRole('option', { name: 'Can’t create tag “Founders” now: New tags can’t be created while Kit can’t be reached.' })
       .waitFor()
 
+    await showSection('Connection')
     await panel.getByRole('button', { name: 'Test connection' }).click()
     await panel
       .getByText('Kit can’t be reached right now. The saved key was not rejected; try again in a few minutes.')

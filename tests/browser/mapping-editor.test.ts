@@ -1,6 +1,4 @@
 // Over 400 lines: the mapping editor's 16 browser flows share one started stack, one seeded Kit and their page helpers.
-import { mkdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import type { BrowserContext, Frame, FrameLocator, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { chromiumAvailable, eventually, startStack, type Stack } from './harness.ts'
@@ -22,7 +20,6 @@ const TAGS = [
   'Newsletter',
   'Gold',
 ]
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 
 const text = async (locator: ReturnType<FrameLocator['locator']>) => (await locator.textContent())?.replace(/\s+/g, ' ').trim() ?? ''
 
@@ -87,7 +84,22 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
   const chips = (type: string, list: string) => card(type).getByRole('list', { name: `${list} for ${type}`, exact: true })
   const kitTagCreations = () => stack.kit.requests.filter((r) => r.method === 'POST' && r.path === '/v4/tags').length
 
-  /** Opens /dev/ for a community, connects it to the stand-in if needed, and starts from the default mappings. */
+  /** Shows a section of the panel with a click on its tab. */
+  async function showSection(name: string): Promise<void> {
+    await panel.getByRole('tab', { name: new RegExp(`^${name}`) }).click()
+  }
+
+  /** The Rules section with every event open, those under "Not used" included. */
+  async function openAllEvents(): Promise<void> {
+    await showSection('Rules')
+    await card('user.signed_up').waitFor()
+    const notUsed = panel.getByRole('button', { name: /^Not used \(\d+\)$/ })
+    if ((await notUsed.count()) > 0 && (await notUsed.getAttribute('aria-expanded')) === 'false') await notUsed.click()
+    const closed = panel.locator('article.event h3 > button[aria-expanded="false"]')
+    while ((await closed.count()) > 0) await closed.first().click()
+  }
+
+  /** Opens /dev/ for a community, connects it to the stand-in if needed, starts from the default mappings, and opens every event. */
   async function openConnected(cid = 'c_demo'): Promise<void> {
     await page.goto(`${stack.origin}/dev/`)
     if (cid !== 'c_demo') await page.locator('#cid').selectOption(cid)
@@ -100,6 +112,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
       await panel.getByRole('button', { name: 'Connect', exact: true }).click()
       await connected.waitFor()
     }
+    await showSection('Rules')
     await card('user.signed_up').waitFor()
     const restore = panel.getByRole('button', { name: 'Restore defaults' })
     await restore.click()
@@ -108,6 +121,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
       await save.click()
       await panel.getByText('All changes saved').waitFor()
     }
+    await openAllEvents()
   }
 
   it('picks the highlighted match when Enter is pressed, and lists how many more there are', async () => {
@@ -155,6 +169,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     apiCalls.length = 0
     const unsubscribe = panel.getByLabel('Unsubscribe the member in Kit for user.deleted', { exact: true })
     await unsubscribe.check()
+    await showSection('Fields')
     await panel.getByRole('button', { name: 'Add field mapping' }).click()
     const source = panel.getByLabel('Member field 3', { exact: true })
     await source.fill('mk_member_since')
@@ -167,8 +182,9 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     // Discard is still offered (a save would have taken it away) and undoes the unrelated change too.
     await panel.getByRole('button', { name: 'Discard changes' }).click()
     await panel.getByText('All changes saved').waitFor()
-    expect(await unsubscribe.isChecked()).toBe(false)
     expect(await panel.getByLabel('Member field 3', { exact: true }).count()).toBe(0)
+    await openAllEvents()
+    expect(await unsubscribe.isChecked()).toBe(false)
     expect(apiCalls).not.toContain('PUT /mappings')
   })
 
@@ -219,7 +235,10 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await page.getByRole('button', { name: 'Send event' }).click()
     await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
     await eventually(async () => expect(stack.kit.account(KEY).tags.map((t) => t.name)).toContain(name), 20_000)
-    // Activity shows the delivery; the server may still hold Kit's list from before for up to 30 s.
+    // Activity shows the delivery; back in Rules the mark goes (the server may still hold Kit's list from before for up to 30 s).
+    await showSection('Activity')
+    await panel.locator('li.delivery', { hasText: 'founder@example.com' }).waitFor()
+    await openAllEvents()
     await chip.locator('.chip-new').waitFor({ state: 'detached', timeout: 60_000 })
     expect(await chip.count()).toBe(1)
   }, 120_000)
@@ -277,11 +296,6 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await panel.getByLabel('Unsubscribe the member in Kit for user.signed_up', { exact: true }).check()
     const confirmation = card('user.signed_up').locator('.guard-confirm')
     await confirmation.getByText('Every person who joins would be unsubscribed').waitFor()
-    if (process.env.SCREENSHOTS === '1') {
-      mkdirSync(DOCS, { recursive: true })
-      await card('user.signed_up').scrollIntoViewIfNeeded()
-      await page.screenshot({ path: `${DOCS}mapping-editor.png` })
-    }
     await panel.getByRole('button', { name: 'Save mappings' }).click()
     await panel.getByText('Nothing was saved: fix the problems marked below first.').waitFor()
     expect(await panelFrame().evaluate(() => document.activeElement?.textContent?.trim())).toMatch(/^Yes, unsubscribe new members/)
@@ -332,10 +346,13 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
 
     stack.kit.account(KEY).forms.find((f) => f.name === 'Spring newsletter')!.archived = true
     // Connecting again drops the server's short-lived copy of Kit's lists.
+    await showSection('Connection')
     await panel.getByRole('button', { name: 'Disconnect' }).click()
     await panel.getByRole('button', { name: 'Yes, disconnect' }).click()
     await panel.getByLabel('Kit API key', { exact: true }).fill(KEY)
     await panel.getByRole('button', { name: 'Connect', exact: true }).click()
+    await panel.getByText('Connected to Kit', { exact: true }).waitFor()
+    await openAllEvents()
     const warning = card('user.updated').locator('.guard-warning')
     await warning.getByText('The form “Spring newsletter” is archived in Kit: members cannot be added to it.').waitFor()
     await panel.getByRole('button', { name: 'Remove “Spring newsletter” for user.updated', exact: true }).click()
@@ -386,6 +403,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
       throw new Error(`Tab never reached ${String(name)}`)
     }
 
+    async function shiftTabTo(name: string | RegExp, limit = 60): Promise<void> {
+      for (let i = 0; i < limit; i++) {
+        const current = await focusedName()
+        if (typeof name === 'string' ? current === name : name.test(current)) return
+        await page.keyboard.press('Shift+Tab')
+      }
+      throw new Error(`Shift+Tab never reached ${String(name)}`)
+    }
+
     await panelFrame().evaluate(() => (document.activeElement as HTMLElement | null)?.blur())
     await page.locator('#panel').focus()
     await tabTo('Kit API key')
@@ -393,6 +419,15 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
     await page.keyboard.press('Enter')
     await panel.getByText('Connected to Kit', { exact: true }).waitFor()
 
+    // Back to the section tabs, the arrow to Rules, then into the section.
+    await shiftTabTo('Connection')
+    await page.keyboard.press('ArrowRight')
+    expect(await focusedName()).toBe('Rules')
+    await panel.getByRole('button', { name: /^Not used \(\d+\)$/ }).waitFor()
+    await tabTo(/^Not used \(\d+\)$/)
+    await page.keyboard.press('Enter')
+    await tabTo(/^Member updates their profile → /)
+    await page.keyboard.press('Enter')
     await tabTo('Add tags for user.updated')
     await page.keyboard.type('Volun')
     await page.keyboard.press('Enter')
@@ -403,6 +438,9 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the mapping editor insid
 
     await page.reload()
     await page.locator('#cid').selectOption('c_other')
+    await panel.getByText('Connected to Kit', { exact: true }).waitFor()
+    await showSection('Rules')
+    await panel.getByRole('button', { name: 'Member updates their profile → add Volunteer' }).click()
     await chips('user.updated', 'Add tags').getByText('Volunteer', { exact: true }).waitFor()
   })
 

@@ -82,6 +82,21 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await panel.getByRole('heading', { name: 'Kit connection' }).waitFor()
   }
 
+  /** Shows a section of the panel with a click on its tab. */
+  async function showSection(name: string): Promise<void> {
+    await panel.getByRole('tab', { name: new RegExp(`^${name}`) }).click()
+  }
+
+  /** Opens one event in the Rules section, looking under "Not used" too. */
+  async function openEvent(title: string): Promise<void> {
+    await showSection('Rules')
+    const toggle = panel.getByRole('button', { name: new RegExp(`^${title} → `) })
+    const notUsed = panel.getByRole('button', { name: /^Not used \(\d+\)$/ })
+    await toggle.or(notUsed).first().waitFor()
+    if ((await toggle.count()) === 0) await notUsed.click()
+    if ((await toggle.getAttribute('aria-expanded')) === 'false') await toggle.click()
+  }
+
   it('connects with a bad then the good key, tests it, saves a mapping that survives a reload, and shows a simulated delivery', async () => {
     await openDev()
 
@@ -105,6 +120,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await panel.getByText('Connection works', { exact: true }).waitFor()
     expect(await panel.locator('.checks li').count()).toBeGreaterThan(0)
 
+    await openEvent('Member updates their profile')
     const addTags = panel.getByRole('combobox', { name: 'Add tags for user.updated', exact: true })
     await addTags.fill('Profile updated')
     await panel.getByRole('option', { name: 'Create tag “Profile updated” in Kit' }).waitFor()
@@ -119,6 +135,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
 
     await page.reload()
     await panel.getByRole('heading', { name: 'Kit connection' }).waitFor()
+    await openEvent('Member updates their profile')
     await panel
       .getByRole('article', { name: 'user.updated' })
       .getByRole('list', { name: 'Add tags for user.updated' })
@@ -133,6 +150,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the panel inside the loc
     await page.getByRole('button', { name: 'Send event' }).click()
     await page.locator('#sim-status').getByText('/events answered 202.').waitFor()
 
+    await showSection('Activity')
     await eventually(async () => {
       await panel.getByRole('button', { name: 'Refresh' }).click()
       const delivery = panel.locator('li.delivery', { hasText: 'grace@example.com' })

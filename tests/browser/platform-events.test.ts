@@ -44,11 +44,14 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('Kit → App Station in t
     await panel.getByLabel('Kit API key', { exact: true }).fill('kit_test_key')
     await panel.getByRole('button', { name: 'Connect', exact: true }).click()
     await panel.getByText('Connected to Kit', { exact: true }).waitFor()
+    const tab = panel.getByRole('tab', { name: 'Kit → App Station' })
+    await tab.click()
     const section = panel.getByRole('region', { name: 'Kit → App Station' })
     await section.getByText('App Station is told about changes in Kit.').waitFor()
     await section.getByText('Nothing to tell App Station in the last 30 days.', { exact: false }).waitFor()
 
     stack.kit.revokeKey('kit_test_key')
+    await panel.getByRole('tab', { name: 'Connection' }).click()
     await panel.getByRole('button', { name: 'Test connection' }).click()
     const told = page.locator('#told li')
     await told.first().waitFor({ timeout: 15_000 })
@@ -60,6 +63,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('Kit → App Station in t
     await page.locator('#reload').click()
     await panel.locator('header').getByText('Kit no longer accepts the saved API key', { exact: false }).waitFor()
 
+    await tab.click()
     await eventually(async () => {
       await section.getByRole('button', { name: 'Check again' }).click()
       const row = section.locator('tbody tr').filter({ hasText: 'Kit stopped accepting the API key' })

@@ -137,6 +137,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     await eventually(async () => expect(await bar.evaluate((el: HTMLProgressElement) => el.value)).toBe(MEMBERS), 90_000, 500)
     expect(squash(await card.locator('.status-line').textContent())).toBe(`Last sync completed — ${MEMBERS} of ${MEMBERS} sent to Kit`)
 
+    await panel.getByRole('tab', { name: 'Activity' }).click()
     const activity = panel.locator('section', { has: panel.getByRole('heading', { name: 'Activity' }) })
     await eventually(async () => {
       const synced = activity.locator('li.delivery', { hasText: 'member.snapshot' })
@@ -225,12 +226,13 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
       expect(tagsOf('early1@example.com')).toEqual(['Active Member', 'New Member'])
       expect(tagsOf('early2@example.com')).toEqual(['New Member'])
     })
+    expect(await offer.count()).toBe(0)
+    await panel.getByRole('tab', { name: 'Activity' }).click()
     const activity = panel.locator('section', { has: panel.getByRole('heading', { name: 'Activity' }) })
     await eventually(async () => {
       const early = activity.locator('li.delivery', { hasText: /early[12]@example\.com/ })
       expect(await early.count()).toBe(3)
       expect(await early.filter({ hasText: 'Delivered' }).count()).toBe(3)
     })
-    expect(await offer.count()).toBe(0)
   })
 })

@@ -2,7 +2,7 @@ import type { VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { aDelivery } from './factories.ts'
-import { answerWithDefaults, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, byLabel, mountSection, textOf } from './mount.ts'
 import { flushPromises } from '@vue/test-utils'
 
 vi.mock('../../ui/src/api/index.ts')
@@ -26,7 +26,7 @@ describe('each delivery says what it did', () => {
 
   const show = async (...items: ReturnType<typeof aDelivery>[]) => {
     vi.mocked(api.listDeliveries).mockResolvedValue({ items, next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     return activity(wrapper).findAll('li.delivery')
   }
 
@@ -120,7 +120,7 @@ describe('what happened to this member', () => {
   afterEach(() => wrapper?.unmount())
 
   it('searches by email and shows that member’s deliveries oldest first', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     const first = aDelivery({ member_email: 'ada@example.com', event_type: 'user.signed_up' })
     const second = aDelivery({ member_email: 'ada@example.com', event_type: 'subscription.started' })
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [first, second], next_cursor: null })

@@ -8,7 +8,7 @@ import { formatDate } from '../../ui/src/lib/format.ts'
 import { REASON_BADGES } from '../../ui/src/lib/kit-state.ts'
 import { useDeliveriesStore } from '../../ui/src/stores/deliveries.ts'
 import { aDelivery } from './factories.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -28,7 +28,7 @@ describe('a delivery’s badge for Kit’s side of the person', () => {
 
   const show = async (...items: ReturnType<typeof aDelivery>[]) => {
     vi.mocked(api.listDeliveries).mockResolvedValue({ items, next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     return activity(wrapper).findAll('li.delivery')
   }
 
@@ -94,7 +94,7 @@ describe('the member story says what Kit holds of the member', () => {
   afterEach(() => wrapper?.unmount())
 
   const search = async (email: string, memberKit?: MemberKit) => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     const items = [aDelivery({ member_email: 'ada@example.com' }), aDelivery({ member_email: 'ada@example.com' })]
     vi.mocked(api.listDeliveries).mockResolvedValue({ items, next_cursor: null, ...(memberKit ? { member_kit: memberKit } : {}) })
     await byLabel(wrapper, 'Member email').setValue(email)

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { aDelivery } from './factories.ts'
-import { answerWithDefaults, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, mountSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -41,7 +41,7 @@ describe('live activity', () => {
     vi.mocked(api.listDeliveries)
       .mockResolvedValueOnce({ items: [], next_cursor: null })
       .mockResolvedValue({ items: [fresh], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     expect(textOf(activity(wrapper))).toContain('No deliveries yet.')
 
     await wait(2000)
@@ -57,14 +57,14 @@ describe('live activity', () => {
         items: [{ ...pending, status: 'succeeded', kit_requests: 2, updated_at: '2026-11-22T05:00:09.000Z' }],
         next_cursor: null,
       })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     expect(textOf(activity(wrapper).get('li.delivery'))).toContain('Waiting')
     await wait(1500)
     expect(textOf(activity(wrapper).get('li.delivery'))).toContain('Delivered')
   })
 
   it('backs off while nothing changes, and is fast again after the owner does something', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(10_000)
     expect(calls()).toBeGreaterThanOrEqual(8)
     await wait(20_000)
@@ -83,7 +83,7 @@ describe('live activity', () => {
   it('reads every three seconds, not every second, while a delivery stays pending and the owner does nothing', async () => {
     const pending = aDelivery({ member_email: 'ada@example.com', status: 'pending', kit_requests: 0 })
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [pending], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(10_000)
     const before = calls()
     await wait(60_000)
@@ -92,7 +92,7 @@ describe('live activity', () => {
   })
 
   it('stops while the document is hidden and looks again as soon as it is visible', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(1100)
     setVisibility('hidden')
     const before = calls()
@@ -105,7 +105,7 @@ describe('live activity', () => {
   })
 
   it('stops when the owner has been away for five minutes and resumes on focus', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(5 * 60_000 + 20_000)
     const before = calls()
     await wait(10 * 60_000)
@@ -124,7 +124,7 @@ describe('live activity', () => {
       last_error: 'Kit was unavailable',
     })
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [retrying], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(40_000)
     const cooled = calls()
     await wait(48_000)
@@ -139,7 +139,7 @@ describe('live activity', () => {
       .mockResolvedValueOnce({ items: [], next_cursor: null })
       .mockRejectedValueOnce(new ApiError(429, 'rate_limited', 'Too many settings requests. Try again in 20 s.', 20))
       .mockResolvedValue({ items: [], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await wait(1100)
     const after429 = calls()
     await wait(18_000)

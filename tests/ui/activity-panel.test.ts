@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { aDelivery } from './factories.ts'
-import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, hasButton, mountSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -32,7 +32,7 @@ describe('activity', () => {
       ],
       next_cursor: null,
     })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     const items = activity(wrapper).findAll('li.delivery')
     expect(items).toHaveLength(2)
     expect(textOf(items[0]!)).toContain('Delivered')
@@ -46,7 +46,7 @@ describe('activity', () => {
   })
 
   it('filters by member email and status', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     vi.mocked(api.listDeliveries).mockClear()
     await byLabel(wrapper, 'Member email').setValue('bob@example.com')
     await byLabel(wrapper, 'Status').setValue('failed')
@@ -71,7 +71,7 @@ describe('activity', () => {
     const failed = aDelivery({ member_email: 'bob@example.com', status: 'failed', last_error: 'Kit could not be reached' })
     vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [failed], next_cursor: null })
     vi.mocked(api.retryDelivery).mockResolvedValue({ ...failed, status: 'pending', last_error: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
 
     await button(wrapper, 'Retry user.signed_up for bob@example.com').trigger('click')
     await flushPromises()
@@ -92,7 +92,7 @@ describe('activity', () => {
     })
     vi.mocked(api.listDeliveries).mockResolvedValueOnce({ items: [skipped], next_cursor: null })
     vi.mocked(api.retryDelivery).mockResolvedValue({ ...skipped, status: 'pending', last_error: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
 
     await button(wrapper, 'Send again user.signed_up for sam@example.com').trigger('click')
     await flushPromises()
@@ -106,7 +106,7 @@ describe('activity', () => {
       next_cursor: null,
     })
     vi.mocked(api.retryDelivery).mockRejectedValue(new ApiError(409, 'not_retryable', 'This delivery is already being retried.'))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await button(wrapper, 'Retry user.signed_up for c@example.com').trigger('click')
     await flushPromises()
     expect(textOf(activity(wrapper).get('[role="alert"]'))).toBe('Retry failed: This delivery is already being retried.')
@@ -116,7 +116,7 @@ describe('activity', () => {
     vi.mocked(api.listDeliveries)
       .mockResolvedValueOnce({ items: [aDelivery()], next_cursor: 'next==' })
       .mockResolvedValueOnce({ items: [aDelivery()], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     await button(wrapper, 'Load more').trigger('click')
     await flushPromises()
     expect(vi.mocked(api.listDeliveries).mock.lastCall![0]).toMatchObject({ cursor: 'next==' })
@@ -126,7 +126,7 @@ describe('activity', () => {
 
   it('explains when the server has no activity yet', async () => {
     vi.mocked(api.listDeliveries).mockRejectedValue(new ApiError(404, 'not_found', 'Nothing at GET /api/v1/deliveries'))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Activity')
     expect(textOf(activity(wrapper).get('[role="alert"]'))).toContain('Activity is not available on this server yet.')
   })
 })

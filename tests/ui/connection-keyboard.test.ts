@@ -2,7 +2,7 @@ import { flushPromises, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { aConnection, aDisconnectedConnection, someMappings } from './factories.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountEditor, mountPanel, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -58,7 +58,7 @@ describe('keyboard: focus is never lost', () => {
         ]
       }),
     )
-    wrapper = await mountPanel()
+    wrapper = await mountEditor('user.signed_up')
     await button(wrapper, 'Remove New Member from add tags for user.signed_up').trigger('click')
     await flushPromises()
     expect(focused()?.getAttribute('aria-label')).toBe('Remove VIP from add tags for user.signed_up')

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { aConnection } from './factories.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountEditor, mountPanel, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -31,7 +31,7 @@ describe('when Kit cannot be reached', () => {
   })
 
   it('disables tag creation with the reason, and never asks Kit to create it', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor('user.signed_up')
     const input = byLabel(wrapper, 'Add tags for user.signed_up')
     await input.trigger('focus')
     await input.setValue('Founders')

@@ -2,7 +2,7 @@
 import { flushPromises, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
-import { answerWithDefaults, button, hasButton, mountPanel, type Root } from './mount.ts'
+import { answerWithDefaults, button, hasButton, mountEditor, type Root } from './mount.ts'
 import { someMappings } from './factories.ts'
 
 vi.mock('../../ui/src/api/index.ts')
@@ -35,7 +35,7 @@ afterEach(() => wrapper?.unmount())
 
 describe('a tag held by id', () => {
   it("shows Kit's current name, not as new, without making the mappings unsaved", async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(chips(card(wrapper, 'subscription.started'), 'Add tags')).toEqual(['Members'])
     expect(chips(card(wrapper, 'subscription.canceled'), 'Remove tags')).toEqual(['Members'])
     // A name Kit does not have is still marked new.
@@ -44,7 +44,7 @@ describe('a tag held by id', () => {
   })
 
   it('removes the shown tag from the mapping it belongs to', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await button(card(wrapper, 'subscription.canceled'), 'Remove Members from remove tags for subscription.canceled').trigger('click')
     await flushPromises()
     expect(chips(card(wrapper, 'subscription.canceled'), 'Remove tags')).toEqual([])

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { EVENT_TITLES } from '#shared/event-catalogue.ts'
 import { EVENT_TYPES } from '#shared/events.ts'
 import { api } from '../../ui/src/api/index.ts'
-import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, type Root } from './mount.ts'
+import { answerWithDefaults, button, byLabel, hasButton, mountEditor, showSection, textOf, type Root } from './mount.ts'
 import { someMappings } from './factories.ts'
 
 vi.mock('../../ui/src/api/index.ts')
@@ -40,7 +40,7 @@ afterEach(() => wrapper?.unmount())
 
 describe('the tag, form and sequence picker', () => {
   it('picks the highlighted match on Enter, not "Create tag"', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await type(input, 'vi')
     expect(optionsOf(wrapper, input)).toEqual(['VIP', 'Create tag “vi” in Kit on first use'])
@@ -51,7 +51,7 @@ describe('the tag, form and sequence picker', () => {
   })
 
   it('creates a typed name only when it is chosen explicitly', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await type(input, 'vi')
     await input.trigger('keydown', { key: 'ArrowDown' })
@@ -66,7 +66,7 @@ describe('the tag, form and sequence picker', () => {
 
   it('says how many more matches there are past the first ones', async () => {
     vi.mocked(api.listTags).mockResolvedValue(Array.from({ length: 13 }, (_, i) => ({ id: 100 + i, name: `Cohort ${i + 1}` })))
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await type(input, 'cohort')
     expect(optionsOf(wrapper, input)).toHaveLength(9)
@@ -78,7 +78,7 @@ describe('the tag, form and sequence picker', () => {
   })
 
   it('closes its list on Tab and keeps the list out of the Tab order', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await type(input, 'v')
     expect(input.attributes('aria-expanded')).toBe('true')
@@ -91,7 +91,7 @@ describe('the tag, form and sequence picker', () => {
 
 describe('guard rails beside the event', () => {
   it('warns when an event that adds tags also unsubscribes, and fixes it in one click', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const unsubscribe = byLabel(wrapper, 'Unsubscribe the member in Kit for subscription.canceled')
     await unsubscribe.setValue(true)
     expect(guardsOf(wrapper, 'subscription.canceled')).toEqual([
@@ -103,14 +103,14 @@ describe('guard rails beside the event', () => {
   })
 
   it('lets a warning through on save', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for subscription.canceled').setValue(true)
     await submit(wrapper)
     expect(api.saveMappings).toHaveBeenCalledTimes(1)
   })
 
   it('asks for confirmation before unsubscribing everyone who signs up', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.signed_up').setValue(true)
     expect(guardsOf(wrapper, 'user.signed_up')[0]).toContain('Confirm before saving: Every person who joins would be unsubscribed')
 
@@ -129,12 +129,12 @@ describe('guard rails beside the event', () => {
     vi.mocked(api.getMappings).mockResolvedValue(
       someMappings((m) => (m.events['user.signed_up'] = { ...m.events['user.signed_up']!, add_tags: [], unsubscribe: true })),
     )
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(guardsOf(wrapper, 'user.signed_up')).toEqual([])
   })
 
   it('refuses the same tag in Add and Remove, with a fix for either side', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const remove = byLabel(wrapper, 'Remove tags for user.signed_up')
     await type(remove, 'New Member')
     await remove.trigger('keydown', { key: 'Enter' })
@@ -152,7 +152,7 @@ describe('guard rails beside the event', () => {
   })
 
   it('refuses, where it is typed, a placeholder the event never carries', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.signed_up')
     await type(input, 'Plan {{subscription.plan}}')
     await input.trigger('keydown', { key: 'Enter' })
@@ -166,13 +166,13 @@ describe('guard rails beside the event', () => {
     vi.mocked(api.getMappings).mockResolvedValue(
       someMappings((m) => m.events['user.signed_up']!.add_tags.push({ name: 'Level {{access.level}}' })),
     )
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(guardsOf(wrapper, 'user.signed_up')[0]).toContain(
       'Cannot be saved: “Level {{access.level}}”: {{access.level}} is never filled for user.signed_up',
     )
     await button(wrapper, 'Remove “Level {{access.level}}” for user.signed_up').trigger('click')
     expect(chips(card(wrapper, 'user.signed_up'), 'Add tags')).toEqual(['New Member'])
-    expect(document.activeElement).toBe(card(wrapper, 'user.signed_up').get('h3').element)
+    expect(document.activeElement).toBe(card(wrapper, 'user.signed_up').get('h3 > button').element)
   })
 
   it('warns about an archived form and an inactive sequence, and offers neither', async () => {
@@ -186,7 +186,7 @@ describe('guard rails beside the event', () => {
         m.events['user.signed_up']!.add_to_sequences.push({ id: 32, name: 'Paused series' })
       }),
     )
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(guardsOf(wrapper, 'user.signed_up')).toEqual([
       'Check this: The form “Old form” is archived in Kit: members cannot be added to it. | Remove “Old form” for user.signed_up',
       'Check this: The sequence “Paused series” is inactive in Kit: Kit refuses to add members to it. | Remove “Paused series” for user.signed_up',
@@ -202,26 +202,30 @@ describe('guard rails beside the event', () => {
 })
 
 describe('event cards and the save bar', () => {
-  it('names each event in words with its type beside them', async () => {
-    wrapper = await mountPanel()
+  it('names each event in words, with what it does and its type beside them', async () => {
+    wrapper = await mountEditor()
     const signup = card(wrapper, 'user.signed_up')
-    expect(textOf(signup.get('h3'))).toBe('Member signs up user.signed_up')
+    expect(textOf(signup.get('h3 > button'))).toBe('Member signs up → add New Member')
     expect(signup.get('h3 code').text()).toBe('user.signed_up')
     expect(signup.attributes('aria-label')).toBe('Member signs up (user.signed_up)')
-    for (const t of EVENT_TYPES) expect(textOf(card(wrapper, t).get('h3'))).toBe(`${EVENT_TITLES[t]} ${t}`)
+    for (const t of EVENT_TYPES) expect(textOf(card(wrapper, t).get('h3 > button')).startsWith(`${EVENT_TITLES[t]} → `)).toBe(true)
   })
 
-  it('gives field mappings their own section', async () => {
-    wrapper = await mountPanel()
-    const headings = wrapper.findAll('h2').map(textOf)
-    expect(headings).toEqual(expect.arrayContaining(['Event mappings', 'Field mappings']))
+  it('gives field mappings their own section, saved with the rules', async () => {
+    wrapper = await mountEditor()
+    expect(wrapper.findAll('h2').map(textOf)).not.toContain('Field mappings')
+    await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)
+    await showSection(wrapper, 'Fields')
     const fieldSection = wrapper.findAll('section').find((s) => textOf(s.get('h2')) === 'Field mappings')!
     expect(fieldSection.find('.rows').exists()).toBe(true)
-    expect(fieldSection.findAll('article').length).toBe(0)
+    expect(wrapper.findAll('article').length).toBe(0)
+    expect(textOf(wrapper.get('.savebar-status'))).toBe('Unsaved changes')
+    await submit(wrapper)
+    expect(vi.mocked(api.saveMappings).mock.calls[0]![0].events['user.deleted']!.unsubscribe).toBe(true)
   })
 
   it('shows Save and Discard in a floating bar only while there are unsaved changes', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(hasButton(wrapper, 'Save mappings')).toBe(false)
     expect(hasButton(wrapper, 'Discard changes')).toBe(false)
     expect(wrapper.get('form.mappings-form').classes()).not.toContain('has-floating-bar')

@@ -9,9 +9,19 @@ import { LIMITS } from '#shared/limits.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { TAGS_REREAD_MS } from '../../ui/src/composables/useKitTagsFollow.ts'
 import { matchRank, MatchRank, rankMatches } from '../../ui/src/lib/matching.ts'
-import { useDeliveriesStore } from '../../ui/src/stores/deliveries.ts'
 import { aDelivery, someMappings } from './factories.ts'
-import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, type Root } from './mount.ts'
+import {
+  answerWithDefaults,
+  button,
+  byLabel,
+  hasButton,
+  mountEditor,
+  mountSection,
+  openEvents,
+  showSection,
+  textOf,
+  type Root,
+} from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -54,8 +64,9 @@ afterEach(() => wrapper?.unmount())
 
 describe('Enter in a field-mapping box', () => {
   it('confirms that box only: nothing is saved and Discard stays for the other pending changes', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)
+    await showSection(wrapper, 'Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     const source = byLabel(wrapper, 'Member field 3')
     const kit = byLabel(wrapper, 'Kit field 3')
@@ -71,13 +82,15 @@ describe('Enter in a field-mapping box', () => {
     expect([source.element.value, kit.element.value]).toEqual(['mk_member_since', 'Member since'])
 
     await button(wrapper, 'Discard changes').trigger('click')
-    expect(byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').element.checked).toBe(false)
     expect(wrapper.findAll('.rows > li')).toHaveLength(2)
+    await showSection(wrapper, 'Rules')
+    await openEvents(wrapper, 'user.deleted')
+    expect(byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').element.checked).toBe(false)
     expect(api.saveMappings).not.toHaveBeenCalled()
   })
 
   it('shows what is wrong with the confirmed box, and only with it', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     const kit = byLabel(wrapper, 'Kit field 3')
     await kit.trigger('focus')
@@ -90,7 +103,7 @@ describe('Enter in a field-mapping box', () => {
   })
 
   it('takes an existing Kit field by its label when Enter confirms it', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     await byLabel(wrapper, 'Member field 3').setValue('mk_country')
     const kit = byLabel(wrapper, 'Kit field 3')
@@ -120,7 +133,7 @@ describe('how a picker ranks what matches', () => {
       { id: 8, name: 'Newsletter' },
       { id: 9, name: 'VIP' },
     ])
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await input.setValue('vi')
     expect(optionsOf(wrapper, input)).toEqual(['VIP', 'VIP Gold', 'Create tag “vi” in Kit on first use'])
@@ -134,7 +147,7 @@ describe('how a picker ranks what matches', () => {
       { id: 7, name: 'Envious' },
       { id: 8, name: 'Gold VIP' },
     ])
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Remove tags for user.updated')
     await input.setValue('vi')
     expect(optionsOf(wrapper, input)).toEqual(['Gold VIP', 'Envious', 'Create tag “vi” in Kit on first use'])
@@ -145,7 +158,7 @@ describe('how a picker ranks what matches', () => {
 
 describe('when a picker opens its list', () => {
   it('stays closed on focus, opens on ArrowDown on the first suggestion, and on typing', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add to forms for user.updated')
     await input.trigger('focus')
     await input.trigger('click')
@@ -166,7 +179,7 @@ describe('when a picker opens its list', () => {
 
 describe('a tag name that cannot be kept', () => {
   it('is never offered as "Create tag": the picker says why instead', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     const tooLong = 'x'.repeat(LIMITS.tagNameMax + 1)
     await input.setValue(tooLong)
@@ -192,11 +205,11 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
       someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })),
     )
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
     const tagReads = vi.mocked(api.listTags).mock.calls.length
 
-    // An event uses the tag: Kit creates it, and Activity shows the delivery that added it.
+    // An event uses the tag: Kit creates it, and Activity shows the delivery that added it; back in Rules, the mark is gone.
     vi.mocked(api.listTags).mockResolvedValue([
       { id: 1, name: 'New Member' },
       { id: 3, name: 'VIP' },
@@ -206,8 +219,9 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
       items: [aDelivery({ event_type: 'user.updated', steps: [{ action: 'tag.added', target: 'Founders', detail: null }] })],
       next_cursor: null,
     })
-    await useDeliveriesStore().refresh()
-    await flushPromises()
+    await showSection(wrapper, 'Activity')
+    await showSection(wrapper, 'Rules')
+    await openEvents(wrapper, 'user.updated')
 
     expect(vi.mocked(api.listTags).mock.calls.length).toBe(tagReads + 1)
     expect(chipTexts(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
@@ -221,13 +235,14 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
         someMappings((m) => (m.events['user.updated'] = { ...emptyEventMapping(), add_tags: [{ name: 'Founders' }] })),
       )
       vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
-      wrapper = await mountPanel()
+      wrapper = await mountEditor()
       vi.mocked(api.listDeliveries).mockResolvedValue({
         items: [aDelivery({ steps: [{ action: 'tag.added', target: 'founders', detail: null }] })],
         next_cursor: null,
       })
-      await useDeliveriesStore().refresh()
-      await flushPromises()
+      await showSection(wrapper, 'Activity')
+      await showSection(wrapper, 'Rules')
+      await openEvents(wrapper, 'user.updated')
       expect(markedNew(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Founders'])
 
       vi.mocked(api.listTags).mockResolvedValue([{ id: 44, name: 'Founders' }])
@@ -241,21 +256,21 @@ describe('the "new" mark on a tag Kit does not have yet', () => {
 
   it('does not read Kit’s tags again for deliveries about tags Kit already had', async () => {
     vi.mocked(api.listDeliveries).mockResolvedValue({ items: [], next_cursor: null })
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const tagReads = vi.mocked(api.listTags).mock.calls.length
     vi.mocked(api.listDeliveries).mockResolvedValue({
       items: [aDelivery({ steps: [{ action: 'tag.added', target: 'New Member', detail: null }] })],
       next_cursor: null,
     })
-    await useDeliveriesStore().refresh()
-    await flushPromises()
+    await showSection(wrapper, 'Activity')
+    await showSection(wrapper, 'Rules')
     expect(vi.mocked(api.listTags).mock.calls.length).toBe(tagReads)
   })
 })
 
 describe('reaching Save from the keyboard', () => {
   it('saves with Ctrl+S from anywhere in the panel, and keeps the browser from saving the page', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)
     const input = byLabel(wrapper, 'Add tags for user.signed_up')
     const event = new KeyboardEvent('keydown', { key: 's', ctrlKey: true, bubbles: true, cancelable: true })
@@ -269,7 +284,7 @@ describe('reaching Save from the keyboard', () => {
   })
 
   it('offers a skip link to Save while there are unsaved changes', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const form = wrapper.get('form.mappings-form')
     expect(form.find('a.skip-link').exists()).toBe(false)
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)

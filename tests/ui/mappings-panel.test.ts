@@ -4,7 +4,7 @@ import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '#shared/events.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { useSessionStore } from '../../ui/src/stores/session.ts'
-import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf, type Root } from './mount.ts'
+import { answerWithDefaults, button, byLabel, hasButton, mountEditor, mountSection, textOf, type Root } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -17,7 +17,7 @@ const optionsOf = (wrapper: VueWrapper, input: DOMWrapper<HTMLInputElement>) =>
     .findAll('[role="option"]')
     .map((o) => o.text())
 
-/** The API calls the panel made, by name: the read-only ones are all an edit may cause before Save. */
+/** The API calls the panel made, by name: the read-only ones are all an edit may cause before Save (sections never shown read nothing). */
 const calledApi = () =>
   Object.entries(api)
     .filter(([, fn]) => vi.isMockFunction(fn) && fn.mock.calls.length > 0)
@@ -28,10 +28,7 @@ const READS = [
   'getConnection',
   'getConsent',
   'getMappings',
-  'getPlatformEventSummary',
   'listCustomFields',
-  'listDeliveries',
-  'listErasures',
   'listForms',
   'listSequences',
   'listSyncs',
@@ -58,7 +55,7 @@ describe('event mappings', () => {
   afterEach(() => wrapper?.unmount())
 
   it('lists every event type with what it means', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     for (const type of EVENT_TYPES) {
       expect(textOf(card(wrapper, type))).toContain(EVENT_DESCRIPTIONS[type])
     }
@@ -66,7 +63,7 @@ describe('event mappings', () => {
   })
 
   it('marks an edit as unsaved, tells the host, and saves the whole document', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const reportDirty = vi.spyOn(useSessionStore(), 'reportDirty')
     expect(textOf(wrapper.find('.savebar-status'))).toBe('All changes saved')
     expect(hasButton(wrapper, 'Save mappings')).toBe(false)
@@ -89,7 +86,7 @@ describe('event mappings', () => {
   })
 
   it('keeps a tag Kit does not have yet in the draft, writes nothing to Kit, and sends it by name on save', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Remove tags for user.deleted')
     await input.trigger('focus')
     await input.setValue('Founders')
@@ -112,7 +109,7 @@ describe('event mappings', () => {
   })
 
   it('discards a new tag without anything having been written to Kit', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await pickByTyping(byLabel(wrapper, 'Add tags for user.updated'), 'Brand new')
     expect(chips(card(wrapper, 'user.updated'), 'Add tags')).toEqual(['Brand new'])
     await button(wrapper, 'Discard changes').trigger('click')
@@ -124,14 +121,14 @@ describe('event mappings', () => {
   })
 
   it('keeps a tag name with a placeholder to be created on first use', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await pickByTyping(byLabel(wrapper, 'Add tags for subscription.started'), 'Plan: {{subscription.plan}}')
     await readsOnly()
     expect(chips(card(wrapper, 'subscription.started'), 'Add tags')).toEqual(['Active Member', 'Plan: {{subscription.plan}}'])
   })
 
   it('refuses an unknown placeholder beside the picker', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add tags for user.updated')
     await pickByTyping(input, 'Hi {{member.email}}')
     expect(textOf(card(wrapper, 'user.updated').find('[role="alert"]'))).toContain('{{member.email}} is not a known placeholder')
@@ -140,7 +137,7 @@ describe('event mappings', () => {
   })
 
   it('moves through the suggestions with the arrow keys', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add to sequences for access.granted')
     await input.trigger('focus')
     await input.trigger('keydown', { key: 'ArrowDown' })
@@ -151,7 +148,7 @@ describe('event mappings', () => {
   })
 
   it('offers only forms that are not archived, and removes a chosen one', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     const input = byLabel(wrapper, 'Add to forms for user.signed_up')
     await input.trigger('focus')
     const listbox = wrapper.get(`#${input.attributes('aria-controls')}`)
@@ -166,7 +163,7 @@ describe('event mappings', () => {
     vi.mocked(api.saveMappings).mockRejectedValue(
       new ApiError(400, 'invalid_mappings', 'events.user.deleted.add_tags[0].name must not be blank'),
     )
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     await byLabel(wrapper, 'Unsubscribe the member in Kit for user.deleted').setValue(true)
     button(wrapper, 'Save mappings').element.form!.dispatchEvent(new Event('submit'))
     await flushPromises()
@@ -177,13 +174,13 @@ describe('event mappings', () => {
 
   it('shows when the mappings cannot be loaded', async () => {
     vi.mocked(api.getMappings).mockRejectedValue(new ApiError(500, 'internal', 'Something went wrong on our side.'))
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(textOf(wrapper)).toContain('The mappings could not be loaded: Something went wrong on our side.')
   })
 
   it('still lets you type tag names when Kit’s lists cannot be loaded', async () => {
     vi.mocked(api.listTags).mockRejectedValue(new ApiError(502, 'kit_error', 'Kit refused the request: Internal error.'))
-    wrapper = await mountPanel()
+    wrapper = await mountEditor()
     expect(textOf(card(wrapper, 'user.signed_up'))).toContain(
       "Kit's tags could not be loaded (Kit refused the request: Internal error.). You can still type a name.",
     )
@@ -202,7 +199,7 @@ describe('field mappings', () => {
   const rows = (w: VueWrapper) => w.findAll('.rows > li')
 
   it('shows the default rows with their Kit keys', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     expect(rows(wrapper).map((r) => [r.findAll('input')[0]!.element.value, r.findAll('input')[1]!.element.value])).toEqual([
       ['mk_subscription_plan', 'Subscription plan'],
       ['mk_access_level', 'Access level'],
@@ -211,7 +208,7 @@ describe('field mappings', () => {
   })
 
   it('refuses a member field that is already mapped, inline, and saves nothing', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     await byLabel(wrapper, 'Member field 3').setValue('mk_access_level')
     await byLabel(wrapper, 'Kit field 3').setValue('Level')
@@ -227,14 +224,14 @@ describe('field mappings', () => {
   })
 
   it('refuses a member field name that does not follow mk_', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     await byLabel(wrapper, 'Member field 3').setValue('Country')
     expect(textOf(rows(wrapper)[2]!.get('[role="alert"]'))).toMatch(/start with mk_/)
   })
 
   it('maps a new member field to a new Kit field named by its label', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Fields')
     await button(wrapper, 'Add field mapping').trigger('click')
     await byLabel(wrapper, 'Member field 3').setValue('mk_member_since')
     await byLabel(wrapper, 'Kit field 3').setValue('Member since')

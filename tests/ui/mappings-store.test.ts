@@ -143,4 +143,36 @@ describe('mappings store', () => {
     expect(store.dirty).toBe(true)
     expect(store.draft!.fields.map((f) => f.source)).toEqual(['mk_subscription_plan', 'mk_access_level'])
   })
+
+  it('edits rules and their conditions in the draft, carrying a value across comparisons, and is clean again once undone', async () => {
+    const store = useMappingsStore()
+    await store.load()
+    const at = { type: 'subscription.started' as const, rule: store.addRule('subscription.started') }
+    const condition = () => store.draft!.events['subscription.started']!.rules![0]!.conditions[0]!
+    expect(condition()).toEqual({ field: 'subscription.plan', op: 'is', value: '' })
+    store.setConditionValue(at, 0, 'pro-annual')
+    store.setConditionOp(at, 0, 'is_one_of')
+    expect(condition()).toEqual({ field: 'subscription.plan', op: 'is_one_of', values: ['pro-annual'] })
+    store.addConditionValue(at, 0)
+    store.removeEmptyValues(at, 0)
+    expect(condition().values).toEqual(['pro-annual'])
+    store.setConditionOp(at, 0, 'is_empty')
+    expect(condition()).toEqual({ field: 'subscription.plan', op: 'is_empty' })
+    store.setConditionOp(at, 0, 'is')
+    store.setConditionField(at, 0, 'member.consent.marketing')
+    expect(condition()).toEqual({ field: 'member.consent.marketing', op: 'is', value: 'true' })
+
+    store.addTag('subscription.started', 'add_tags', { name: 'Annual' }, at.rule)
+    store.addRule('subscription.started')
+    store.moveRule('subscription.started', 1, -1)
+    expect(store.draft!.events['subscription.started']!.rules!.map((r) => r.add_tags.length)).toEqual([0, 1])
+    store.addCondition('filter')
+    expect(store.draft!.filter).toEqual([{ field: 'member.email_domain', op: 'is', value: '' }])
+    expect(store.dirty).toBe(true)
+
+    store.removeCondition('filter', 0)
+    store.removeRule('subscription.started', 1)
+    store.removeRule('subscription.started', 0)
+    expect(store.dirty).toBe(false)
+  })
 })

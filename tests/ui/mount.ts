@@ -38,6 +38,51 @@ export async function mountPanel(): Promise<VueWrapper> {
   useSessionStore().setToken(aToken(), { cid: 'c_demo', locale: 'en', theme: 'light' })
   const wrapper = mount(App, { global: { plugins: [pinia] }, attachTo: document.body })
   await flushPromises()
+  await settled(wrapper)
+  return wrapper
+}
+
+/** Waits until no part of the panel is still fetching its chunk ("Loading …" in a section's place), without moving faked clocks. */
+export async function settled(wrapper: VueWrapper): Promise<void> {
+  const loading = () => wrapper.find('[role="tabpanel"] > .state-loading, .lazy-loading').exists()
+  for (let round = 0; round < 20 && loading(); round++) {
+    await vi.dynamicImportSettled()
+    await flushPromises()
+  }
+  if (loading()) throw new Error('a section is still loading')
+}
+
+/** The tab of a section, by its label ("Rules", "Kit → App Station"). */
+export function tab(root: Root, label: string): DOMWrapper<HTMLButtonElement> {
+  const found = root.findAll('[role="tab"]').find((t) => squash(t.text()).startsWith(label))
+  if (!found) throw new Error(`No tab "${label}"`)
+  return found as DOMWrapper<HTMLButtonElement>
+}
+
+/** Shows a section of the panel, as a click on its tab does, once its chunk has come. */
+export async function showSection(wrapper: VueWrapper, label: string): Promise<void> {
+  await tab(wrapper, label).trigger('click')
+  await flushPromises()
+  await settled(wrapper)
+}
+
+/** Opens events in the Rules section (every event when none is named), "Not used" included. */
+export async function openEvents(wrapper: VueWrapper, ...types: string[]): Promise<void> {
+  const notUsed = wrapper.findAll('.not-used > h3 > button').find((b) => b.attributes('aria-expanded') === 'false')
+  if (notUsed) await notUsed.trigger('click')
+  for (const article of wrapper.findAll('article.event')) {
+    const type = /\(([^)]+)\)$/.exec(article.attributes('aria-label') ?? '')?.[1] ?? ''
+    const toggle = article.get('h3 > button')
+    if ((types.length === 0 || types.includes(type)) && toggle.attributes('aria-expanded') === 'false') await toggle.trigger('click')
+  }
+  await flushPromises()
+}
+
+/** The panel on its Rules section with events open (every event when none is named). */
+export async function mountEditor(...types: string[]): Promise<VueWrapper> {
+  const wrapper = await mountPanel()
+  await showSection(wrapper, 'Rules')
+  await openEvents(wrapper, ...types)
   return wrapper
 }
 
@@ -72,3 +117,10 @@ export function hasButton(root: Root, text: string): boolean {
 }
 
 export const textOf = (root: Root) => squash(root.text())
+
+/** The panel on one of its sections ("Activity", "Kit → App Station"). */
+export async function mountSection(label: string): Promise<VueWrapper> {
+  const wrapper = await mountPanel()
+  await showSection(wrapper, label)
+  return wrapper
+}

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { aConnection, aPlatformEvent, aPlatformEventSummary } from './factories.ts'
-import { answerWithDefaults, button, hasButton, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, hasButton, mountSection, textOf } from './mount.ts'
 import { answerPlatformEvents } from './platform-events-answers.ts'
 
 vi.mock('../../ui/src/api/index.ts')
@@ -31,7 +31,7 @@ describe('the Kit → App Station section', () => {
   afterEach(() => wrapper?.unmount())
 
   it('tells the owner, in words, that App Station is not told and what the operator must set', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const text = textOf(await section(wrapper))
     expect(text).toContain('App Station is not told about changes in Kit.')
     expect(text).toContain('Ask whoever runs this server to set PLATFORM_EVENTS_URL')
@@ -47,7 +47,7 @@ describe('the Kit → App Station section', () => {
         { type: 'kit.subscriber.bounced', state: 'pending', count: 1 },
       ],
     })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const found = await section(wrapper)
     expect(textOf(found)).toContain('App Station is told about changes in Kit.')
     const rows = found.findAll('tbody tr').map((r) => r.findAll('th, td').map((c) => textOf(c)))
@@ -61,7 +61,7 @@ describe('the Kit → App Station section', () => {
 
   it('says when nothing was sent in the last 30 days', async () => {
     answerPlatformEvents()
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const found = await section(wrapper)
     expect(textOf(found)).toContain('Nothing to tell App Station in the last 30 days.')
     expect(found.find('table').exists()).toBe(false)
@@ -76,7 +76,7 @@ describe('the Kit → App Station section', () => {
     })
     answerPlatformEvents({ counts: [{ type: 'kit.subscriber.unsubscribed', state: 'failed', count: 2 }] }, [timedOut, refused])
     vi.mocked(api.retryPlatformEvent).mockResolvedValue(undefined)
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const found = await section(wrapper)
     const items = found.findAll('.platform-failed li')
     expect(items.map((i) => textOf(i.find('p')))).toEqual(['Unsubscribed in Kit · ada@example.com', 'Marked as spam · bob@example.com'])
@@ -95,7 +95,7 @@ describe('the Kit → App Station section', () => {
     const event = aPlatformEvent({ last_error: 'network' })
     answerPlatformEvents({}, [event])
     vi.mocked(api.retryPlatformEvent).mockRejectedValue(new ApiError(409, 'not_retryable', 'Only failed platform events can be sent again'))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const found = await section(wrapper)
     expect(textOf(found)).toContain('App Station could not be reached')
     await button(found, 'Retry').trigger('click')
@@ -111,7 +111,7 @@ describe('the Kit → App Station section', () => {
     vi.mocked(api.getPlatformEventSummary)
       .mockRejectedValueOnce(new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.'))
       .mockResolvedValue(aPlatformEventSummary({ configured: false }))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const found = await section(wrapper)
     expect(textOf(found.get('[role="alert"]'))).toContain('What Kit told App Station could not be loaded: The server could not be reached.')
     await button(found, 'Try again').trigger('click')
@@ -121,14 +121,14 @@ describe('the Kit → App Station section', () => {
 
   it('says in the header when Kit no longer accepts the saved key', async () => {
     vi.mocked(api.getConnection).mockResolvedValue(aConnection({ status: 'invalid', connected: false }))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     expect(textOf(wrapper.get('header.panel-head'))).toContain(
-      'Kit no longer accepts the saved API key: member updates are on hold until you reconnect below.',
+      'Kit no longer accepts the saved API key: member updates are on hold until you reconnect under Connection.',
     )
   })
 
   it('says nothing about the key in the header while it works', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     expect(textOf(wrapper.get('header.panel-head'))).not.toContain('no longer accepts')
   })
 })

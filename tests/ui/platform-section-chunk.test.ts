@@ -1,7 +1,7 @@
-/** The Kit → App Station section is its own chunk: when it cannot be fetched, the panel says so in its place and offers Try again. */
+/** The Kit → App Station section is its own chunk, fetched when its tab is chosen: when it cannot be fetched, the panel says so in its place and offers Try again. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { VueWrapper } from '@vue/test-utils'
-import { button, mountPanel, textOf, answerWithDefaults } from './mount.ts'
+import { button, mountPanel, tab, textOf, answerWithDefaults } from './mount.ts'
 
 const chunk = vi.hoisted(() => ({ failures: 1 }))
 
@@ -25,8 +25,10 @@ describe('the Kit → App Station chunk', () => {
   })
   afterEach(() => wrapper?.unmount())
 
-  it('says in its place that the section could not be loaded, and loads it on Try again', async () => {
+  it('is not fetched before its tab is chosen, says in its place that it could not be loaded, and loads it on Try again', async () => {
     wrapper = await mountPanel()
+    expect(chunk.failures).toBe(1)
+    await tab(wrapper, 'Kit → App Station').trigger('click')
     await vi.waitFor(() => expect(textOf(wrapper!)).toContain(FAILED))
     expect(wrapper.get('[role="alert"]').text()).toContain('the connection may have dropped or the panel was updated')
 

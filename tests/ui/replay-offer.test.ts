@@ -3,7 +3,7 @@ import { flushPromises, type VueWrapper } from '@vue/test-utils'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
 import { aConnection, aDelivery, aDisconnectedConnection } from './factories.ts'
-import { answerWithDefaults, button, byLabel, hasButton, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, hasButton, mountPanel, settled, showSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -40,6 +40,7 @@ describe('sending the events recorded while Kit was not connected', () => {
     await byLabel(wrapper, 'Kit API key').setValue('kit_key_123')
     await wrapper.find('form').trigger('submit')
     await flushPromises()
+    await settled(wrapper)
 
     expect(api.countReplayable).toHaveBeenCalledTimes(1)
     expect(hasButton(connection(wrapper), OFFER)).toBe(true)
@@ -77,6 +78,7 @@ describe('sending the events recorded while Kit was not connected', () => {
     const live = connection(wrapper).get('.replay[aria-live="polite"]')
     expect(textOf(live)).toBe('12000 events on the way to Kit, oldest first. Activity shows each one as it is sent.')
     expect(textOf(connection(wrapper))).not.toContain('recorded while Kit was not connected, for')
+    await showSection(wrapper, 'Activity')
     expect(textOf(activity(wrapper))).toContain('early@example.com')
   })
 
@@ -103,6 +105,7 @@ describe('sending the events recorded while Kit was not connected', () => {
     await byLabel(wrapper, 'Kit API key').setValue('kit_other_key')
     await wrapper.find('form').trigger('submit')
     await flushPromises()
+    await settled(wrapper)
     expect(api.countReplayable).toHaveBeenCalledTimes(2)
     expect(hasButton(wrapper, OFFER)).toBe(true)
   })

@@ -38,12 +38,17 @@ export function useKitTagsFollow(rereadMs = TAGS_REREAD_MS): void {
     timer = null
   }
 
-  watch(usedInKit, async (names) => {
-    clear()
-    if (names === '') return
-    await catalogue.reloadTags()
-    if (usedInKit() === names) timer = setTimeout(() => void catalogue.reloadTags(), rereadMs)
-  })
+  // Immediately too: Activity is another section now, so what it showed may be there before the editor.
+  watch(
+    usedInKit,
+    async (names) => {
+      clear()
+      if (names === '') return
+      await catalogue.reloadTags()
+      if (usedInKit() === names) timer = setTimeout(() => void catalogue.reloadTags(), rereadMs)
+    },
+    { immediate: true },
+  )
 
   onBeforeUnmount(clear)
 }

@@ -21,6 +21,8 @@ export const useSessionStore = defineStore('session', () => {
   const context = ref<HostContext | null>(null)
   const forbidden = ref(false)
   const failure = ref<string | null>(null)
+  /** The mappings editor holds unsaved changes (as told to the host). */
+  const unsaved = ref(false)
 
   let bridge: HostBridge | null = null
   let token: string | null = null
@@ -93,6 +95,7 @@ export const useSessionStore = defineStore('session', () => {
   }
 
   function reportDirty(dirty: boolean): void {
+    unsaved.value = dirty
     bridge?.send('ui.dirty', { dirty })
   }
 
@@ -112,6 +115,7 @@ export const useSessionStore = defineStore('session', () => {
     context,
     forbidden,
     failure,
+    unsaved,
     start,
     stop,
     setToken,

@@ -2,7 +2,7 @@
  * The words for people of the "Kit → App Station" section: event types and failure codes. The codes
  * stay codes everywhere else; this is the one place they become sentences.
  */
-import { PLATFORM_EVENT_TYPES, type PlatformEventType } from '#shared/platform-events.ts'
+import { PLATFORM_EVENT_TYPES, type PlatformEventType } from '#shared/platform-event-types.ts'
 
 const TYPE_WORDS: Record<PlatformEventType, string> = {
   'kit.subscriber.unsubscribed': 'Unsubscribed in Kit',
