@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Erasure } from '#shared/api.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { ApiError } from '../../ui/src/api/client.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountEditor, mountSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -38,7 +38,7 @@ describe('erasure in the panel', () => {
   afterEach(() => wrapper?.unmount())
 
   it('offers erasure on the deletion card only, says what it does, and saves it with the mappings', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor('user.deleted', 'user.updated')
     const deleted = card(wrapper, 'user.deleted')
     const checkbox = byLabel(deleted, CHECKBOX)
     expect(checkbox.element.checked).toBe(false)
@@ -56,7 +56,7 @@ describe('erasure in the panel', () => {
   })
 
   it('turning erasure off again leaves nothing unsaved', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountEditor('user.deleted', 'user.updated')
     const checkbox = byLabel(card(wrapper, 'user.deleted'), CHECKBOX)
     await checkbox.setValue(true)
     await checkbox.setValue(false)
@@ -66,7 +66,7 @@ describe('erasure in the panel', () => {
   it('lists each person to delete by hand with a link to their page in Kit, and Done takes them off', async () => {
     vi.mocked(api.listErasures).mockResolvedValue({ items: [anErasure('m_1', 1013), anErasure('m_2', 1014)] })
     vi.mocked(api.markErasureDone).mockResolvedValue(undefined)
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const list = await erasures(wrapper)
     expect(list.get('h3').text()).toBe('Delete by hand in Kit')
     const items = list.findAll('li')
@@ -87,7 +87,7 @@ describe('erasure in the panel', () => {
   })
 
   it('says when nobody is left to delete', async () => {
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     expect(textOf(await erasures(wrapper))).toContain('Nobody to delete in Kit.')
   })
 
@@ -96,7 +96,7 @@ describe('erasure in the panel', () => {
     vi.mocked(api.listErasures)
       .mockImplementationOnce(() => new Promise((_resolve, reject) => (fail = reject)))
       .mockResolvedValue({ items: [anErasure('m_1', 1013)] })
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     await vi.waitFor(() => {
       if (!listOf(wrapper!).exists()) throw new Error('not there yet')
     })
@@ -113,7 +113,7 @@ describe('erasure in the panel', () => {
   it('keeps the person listed and says so when Done is refused', async () => {
     vi.mocked(api.listErasures).mockResolvedValue({ items: [anErasure('m_1', 1013)] })
     vi.mocked(api.markErasureDone).mockRejectedValue(new ApiError(404, 'not_found', 'No member'))
-    wrapper = await mountPanel()
+    wrapper = await mountSection('Kit → App Station')
     const list = await erasures(wrapper)
     await button(list, 'Done : member m_1 is deleted in Kit').trigger('click')
     await flushPromises()
