@@ -103,3 +103,56 @@ export interface KitApi {
   addSubscriberToSequence(sequenceId: number, subscriberId: number): Promise<void>
   unsubscribe(subscriberId: number): Promise<void>
 }
+
+/** The most items one bulk request carries: Kit answers up to this many synchronously. */
+export const BULK_BATCH = 100
+
+/** One item Kit refused in a bulk request, with Kit's words. */
+export interface BulkFailure<T> {
+  item: T
+  errors: string[]
+}
+
+export interface BulkSubscriberInput {
+  email: string
+  /** Sent only when given; Kit updates an existing subscriber's first name with it. */
+  firstName?: string | null
+  state?: 'active' | 'inactive'
+}
+
+export interface BulkTagging {
+  tagId: number
+  subscriberId: number
+}
+
+export interface BulkFieldValue {
+  subscriberId: number
+  /** Kit's numeric id of the custom field (not its key). */
+  fieldId: number
+  value: string
+}
+
+export interface BulkFormAddition {
+  formId: number
+  subscriberId: number
+  referrer?: string | null
+}
+
+/** What a bulk request did: what Kit applied, and each item it refused. */
+export interface BulkResult<T, A = never> {
+  applied: A[]
+  failures: BulkFailure<T>[]
+}
+
+/**
+ * Kit's bulk endpoints (OAuth connections only), at most BULK_BATCH items a call, answered
+ * synchronously. Kit answers 413 while too much bulk work is queued for the account and 403 when
+ * a creation would pass the plan's subscriber limit: both thrown as KitError with that status.
+ */
+export interface KitBulkApi extends KitApi {
+  bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkResult<BulkSubscriberInput, KitSubscriber>>
+  bulkTag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>>
+  bulkUntag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>>
+  bulkSetFields(items: BulkFieldValue[]): Promise<BulkResult<BulkFieldValue>>
+  bulkAddToForms(items: BulkFormAddition[]): Promise<BulkResult<BulkFormAddition>>
+}

@@ -61,6 +61,14 @@ export interface ClaimOptions {
   turns?: ClaimTurnsOrder
 }
 
+export interface SnapshotClaimOptions {
+  owner: string
+  communityId: string
+  limit: number
+  leaseMs: number
+  now: number
+}
+
 export interface Outcome {
   /** `pending`: given back before it could finish (Kit's budget was spent); not a failed attempt. */
   status: 'succeeded' | 'skipped' | 'failed' | 'retrying' | 'held' | 'pending'
@@ -139,6 +147,11 @@ export interface DeliveryQueue {
    * event is still waiting or in flight (on any instance).
    */
   claim(options: ClaimOptions): Promise<QueuedDelivery[]>
+  /**
+   * Leases at most `limit` of one community's due snapshot deliveries (an initial sync's members),
+   * under the same rules as `claim`: a bulk batch gathers them to send together.
+   */
+  claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]>
   /** Records an attempt's outcome and its ordering marks in one transaction; ignored if the lease was lost. */
   settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
   /** The community's ordering marks for these scopes (absent: none set). */

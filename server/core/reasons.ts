@@ -24,6 +24,7 @@ export const REASON_CODES = [
   'kit_rate_limited',
   'kit_unavailable',
   'kit_timeout',
+  'kit_bulk_busy',
   'subscriber_gone',
   'attempt_stopped',
   'unexpected_error',
@@ -45,6 +46,7 @@ export const REASON_CODES = [
   'kit_not_found',
   'mapping_refused',
   'retries_exhausted',
+  'kit_plan_limit',
 ] as const
 
 export type ReasonCode = (typeof REASON_CODES)[number]
@@ -90,6 +92,10 @@ const REASON_WORDS: Record<ReasonCode, (d: ReasonDetails) => string> = {
   kit_rate_limited: () => 'Kit asked us to slow down (rate limit); waiting for its window before retrying.',
   kit_unavailable: (d) => `Kit was unavailable (${d.message ?? ''}); retrying with backoff.`,
   kit_timeout: () => 'Kit took too long to answer; this delivery will be retried.',
+  kit_bulk_busy: () =>
+    'Kit is still working through earlier bulk requests for this Kit account; this member will be sent again in a minute.',
+  kit_plan_limit: (d) =>
+    `Kit refused to add more subscribers: the Kit plan's subscriber limit would be passed${d.message ? ` (Kit said "${d.message}")` : ''}. Upgrade the plan in Kit, then retry these members in Activity.`,
   subscriber_gone: () => 'Kit no longer had the subscriber we knew of; retrying with a fresh lookup.',
   attempt_stopped: () => 'This attempt was stopped before Kit answered; it will be retried.',
   unexpected_error: () => 'An unexpected error interrupted this delivery; it will be retried.',

@@ -15,18 +15,26 @@ import { ofetch } from 'ofetch'
 import { BudgetSpentError, type Priority, type Release, type RequestBudget } from './budget.ts'
 import { abortError, KitError, KitFieldWarnings, kindForStatus } from './errors.ts'
 import type { KitAuth } from '../core/ports.ts'
-import type {
-  KitAccountInfo,
-  KitApi,
-  KitCustomFieldItem,
-  KitFieldValues,
-  KitFormItem,
-  KitSequenceItem,
-  KitSubscriber,
-  KitTagItem,
-  UpdateSubscriberInput,
-  UpsertResult,
-  UpsertSubscriberInput,
+import {
+  BULK_BATCH,
+  type BulkFailure,
+  type BulkFieldValue,
+  type BulkFormAddition,
+  type BulkResult,
+  type BulkSubscriberInput,
+  type BulkTagging,
+  type KitAccountInfo,
+  type KitApi,
+  type KitBulkApi,
+  type KitCustomFieldItem,
+  type KitFieldValues,
+  type KitFormItem,
+  type KitSequenceItem,
+  type KitSubscriber,
+  type KitTagItem,
+  type UpdateSubscriberInput,
+  type UpsertResult,
+  type UpsertSubscriberInput,
 } from '../core/kit.ts'
 
 export type { KitApi, KitAuth, KitFieldValues, UpdateSubscriberInput, UpsertResult, UpsertSubscriberInput }
@@ -139,6 +147,12 @@ export class KitClientFactory {
     return this.forWatch(credential, options)
   }
 
+  /** The same API with Kit's bulk endpoints, for an OAuth connection (Kit refuses them to API keys). */
+  forBulk(auth: KitAuth, options: KitCallOptions = {}): KitBulkApi {
+    if (auth.kind !== 'oauth') throw new Error("Kit's bulk endpoints take OAuth connections only")
+    return new KitApiClient(auth, options.credentialId ?? '', this.#options, options)
+  }
+
   forWatch(credential: string | KitAuth, options: KitCallOptions = {}): KitWatchApi {
     const auth: KitAuth = typeof credential === 'string' ? { kind: 'api_key', apiKey: credential } : credential
     if (auth.kind === 'oauth' && options.credentialId === undefined) throw new Error('an OAuth connection is known by its credential id')
@@ -172,7 +186,7 @@ interface Presented {
   headers: Record<string, string>
 }
 
-class KitApiClient implements KitWatchApi {
+class KitApiClient implements KitWatchApi, KitBulkApi {
   readonly credentialId: string
   readonly #auth: KitAuth
   /** The secret last sent (kept out of every message Kit's answer could echo). */
@@ -319,6 +333,82 @@ class KitApiClient implements KitWatchApi {
 
   async unsubscribe(subscriberId: number): Promise<void> {
     await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
+  }
+
+  async bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkResult<BulkSubscriberInput, KitSubscriber>> {
+    const subscribers = items.map((item) => ({
+      email_address: normalizeEmail(item.email),
+      ...(item.firstName !== undefined ? { first_name: item.firstName } : {}),
+      ...(item.state !== undefined ? { state: item.state } : {}),
+    }))
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/subscribers', { subscribers })
+    const body = objectOf(data, status, 'bulk answer')
+    const applied = Array.isArray(body.subscribers) ? body.subscribers.map((s) => toSubscriberSummary(s, status)) : []
+    const byEmail = new Map(items.map((item) => [normalizeEmail(item.email), item]))
+    return {
+      applied,
+      failures: bulkFailures(body, 'subscriber', (raw) => {
+        const email = isObject(raw) && typeof raw.email_address === 'string' ? normalizeEmail(raw.email_address) : ''
+        return byEmail.get(email) ?? null
+      }),
+    }
+  }
+
+  bulkTag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+    return this.#taggings('POST', items)
+  }
+
+  bulkUntag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+    return this.#taggings('DELETE', items)
+  }
+
+  async #taggings(method: 'POST' | 'DELETE', items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+    const taggings = items.map((t) => ({ tag_id: t.tagId, subscriber_id: t.subscriberId }))
+    const { status, data } = await this.#bulk(method, '/v4/bulk/tags/subscribers', { taggings })
+    const match = (raw: unknown) =>
+      isObject(raw) ? (items.find((t) => t.tagId === raw.tag_id && t.subscriberId === raw.subscriber_id) ?? null) : null
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), 'tagging', match) }
+  }
+
+  async bulkSetFields(items: BulkFieldValue[]): Promise<BulkResult<BulkFieldValue>> {
+    const values = items.map((v) => ({ subscriber_id: v.subscriberId, subscriber_custom_field_id: v.fieldId, value: v.value }))
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/custom_fields/subscribers', { custom_field_values: values })
+    // Kit may blank the subscriber id of an item it refused ("Subscriber does not exist"): matched
+    // by field and value then, among the items of subscribers not otherwise matched.
+    const match = (raw: unknown) =>
+      isObject(raw)
+        ? (items.find(
+            (v) =>
+              v.fieldId === raw.subscriber_custom_field_id &&
+              (v.subscriberId === raw.subscriber_id || (raw.subscriber_id === null && v.value === raw.value)),
+          ) ?? null)
+        : null
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), 'custom_field_value', match) }
+  }
+
+  async bulkAddToForms(items: BulkFormAddition[]): Promise<BulkResult<BulkFormAddition>> {
+    const additions = items.map((a) => ({
+      form_id: a.formId,
+      subscriber_id: a.subscriberId,
+      ...(a.referrer ? { referrer: a.referrer } : {}),
+    }))
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/forms/subscribers', { additions })
+    const match = (raw: unknown) => {
+      if (!isObject(raw)) return null
+      const subscriberId = raw.subscriber_id ?? raw.id
+      return items.find((a) => a.subscriberId === subscriberId && (raw.form_id === undefined || a.formId === raw.form_id)) ?? null
+    }
+    // Kit names a refused addition under `subscriber` or `addition`: every property is looked at.
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), null, match) }
+  }
+
+  /** A bulk request: at most BULK_BATCH items, so Kit answers synchronously (200) rather than later (202). */
+  async #bulk(method: 'POST' | 'DELETE', path: string, body: Record<string, unknown[]>): Promise<KitAnswer> {
+    const count = Object.values(body)[0]?.length ?? 0
+    if (count === 0 || count > BULK_BATCH) throw new RangeError(`a bulk request carries 1 to ${BULK_BATCH} items, not ${count}`)
+    const answer = await this.#send({ method, path, body })
+    if (answer.status !== 200) throw unexpected(answer.status, 'bulk answer')
+    return answer
   }
 
   async listSubscribersPage(
@@ -742,4 +832,29 @@ function toSubscriber(value: unknown, status: number): KitSubscriber {
     created_at: stringOf(subscriber.created_at, status, 'subscriber'),
     fields,
   }
+}
+
+/** The id, address, name and state of a subscriber in a bulk answer (which carries no fields). */
+function toSubscriberSummary(value: unknown, status: number): KitSubscriber {
+  const subscriber = objectOf(value, status, 'subscriber')
+  return toSubscriber({ ...subscriber, fields: {} }, status)
+}
+
+/**
+ * The items a bulk answer says Kit refused, each matched back to what was sent (`key`: the
+ * property holding the refused item, or null to look under every property of each failure);
+ * a failure matching nothing sent is dropped, since nothing of ours can be named for it.
+ */
+function bulkFailures<T>(body: Record<string, unknown>, key: string | null, match: (raw: unknown) => T | null): BulkFailure<T>[] {
+  if (!Array.isArray(body.failures)) return []
+  const failures: BulkFailure<T>[] = []
+  for (const failure of body.failures) {
+    if (!isObject(failure)) continue
+    const candidates = key === null ? Object.values(failure) : [failure[key]]
+    const item = candidates.map(match).find((m) => m !== null) ?? null
+    if (item === null) continue
+    const errors = flattenMessages(failure.errors)
+    failures.push({ item, errors: errors.length > 0 ? errors : ['Kit refused this item without saying why'] })
+  }
+  return failures
 }

@@ -12,7 +12,9 @@ import { randomUUID } from 'node:crypto'
 import type { RequestBudget } from '../kit/budget.ts'
 import type { DeletedMemberData, DeliveryMetrics } from '../core/ports.ts'
 import { reasonWords, type ReasonCode } from '../core/reasons.ts'
+import { step } from './step-log.ts'
 import { claimPlan, FairShare, MAX_IN_FLIGHT_PER_CREDENTIAL } from './fairness.ts'
+import type { BulkSender } from './bulk.ts'
 import type { DeliveryProcessor } from './processor.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 
@@ -39,6 +41,8 @@ export interface ConsumerOptions {
   turnMs?: number
   /** A deleted member's personal data, purged once their last delivery settled (absent: left to retention). */
   deletedMembers?: DeletedMemberData
+  /** Sends an initial sync's members in bulk batches when the community is connected by OAuth (absent: one by one). */
+  bulk?: BulkSender
 }
 
 export class Consumer {
@@ -225,14 +229,37 @@ export class Consumer {
   }
 
   private async handle(delivery: QueuedDelivery): Promise<void> {
-    let outcome: Outcome
     const deadline = AbortSignal.timeout(this.leaseMs / 2)
+    const signal = AbortSignal.any([this.abort.signal, deadline])
+    let batch = null
+    try {
+      batch = (await this.o.bulk?.send(delivery, { owner: this.owner, leaseMs: this.leaseMs, signal })) ?? null
+    } catch (err) {
+      // The batch's deliveries stay leased and run again when the lease expires; this one goes on alone.
+      this.o.log.error({ err, deliveryId: delivery.id }, 'gathering a bulk batch failed; sending one by one')
+    }
+    if (!batch) return this.record(delivery, await this.attempt(delivery, deadline, signal))
+    for (const { delivery: d, outcome } of batch.settled) await this.record(d, outcome)
+    for (const { delivery: d, note } of batch.single) {
+      // Past the batch's time (or stopping): given back untouched, due at once, not an attempt.
+      if (signal.aborted) {
+        await this.record(d, { status: 'pending', reason: 'turn_over', kitRequests: 0, lastError: null, nextAttemptAt: Date.now() })
+        continue
+      }
+      const outcome = await this.attempt(d, deadline, signal)
+      await this.record(d, note === null ? outcome : { ...outcome, steps: [step('warning', null, note), ...(outcome.steps ?? [])] })
+    }
+  }
+
+  /** One delivery on the per-member path; a crash or a timeout becomes an outcome to retry. */
+  private async attempt(delivery: QueuedDelivery, deadline: AbortSignal, signal: AbortSignal): Promise<Outcome> {
+    let outcome: Outcome
     const started = performance.now()
     const turn = {
       over: () => performance.now() - started >= this.turnMs && this.inFlight.size >= this.concurrency && this.workWaiting,
     }
     try {
-      outcome = await this.o.processor.process(delivery, AbortSignal.any([this.abort.signal, deadline]), turn)
+      outcome = await this.o.processor.process(delivery, signal, turn)
       if (deadline.aborted && outcome.status === 'retrying') {
         outcome = { ...outcome, reason: 'kit_timeout', lastError: reasonWords('kit_timeout') }
       }
@@ -246,6 +273,11 @@ export class Consumer {
         nextAttemptAt: Date.now() + 5000,
       }
     }
+    return outcome
+  }
+
+  /** Settles one delivery's outcome and does what follows from it. */
+  private async record(delivery: QueuedDelivery, outcome: Outcome): Promise<void> {
     // Stopping is not a failure: an attempt cut short by shutdown is given back as it was (see
     // stop()), also when its day of retries has run out and it would otherwise be given up.
     if (this.abort.signal.aborted && (outcome.status === 'retrying' || outcome.status === 'failed')) return

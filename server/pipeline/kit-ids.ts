@@ -91,6 +91,7 @@ export class KitIdCache {
         for (const f of list) {
           fields.set(`key:${f.key}`, f.key)
           fields.set(`label:${f.label.toLowerCase()}`, f.key)
+          fields.set(`id:${f.key}`, String(f.id))
         }
         return fields
       })
@@ -220,9 +221,19 @@ export class KitIdCache {
       fields.set(`key:${field.key}`, field.key)
       fields.set(`key:${key}`, field.key)
       fields.set(`label:${field.label.toLowerCase()}`, field.key)
+      fields.set(`id:${field.key}`, String(field.id))
       if (!created) this.forgetFields(kit.credentialId)
       return field.key
     })
+  }
+
+  /**
+   * Kit's numeric id of the field with this key (Kit's bulk field writes name fields by id), as
+   * last listed or created; the list is read when not yet known. null: Kit has no such field.
+   */
+  async fieldId(kit: KitApi, key: string): Promise<number | null> {
+    const id = (await this.fields(kit)).get(`id:${key}`)
+    return id === undefined ? null : Number(id)
   }
 
   /** Drops a credential's custom fields only, so the next lookup reads Kit's list afresh. */

@@ -1,6 +1,7 @@
 /** The event pipeline: the durable queue, the processor that talks to Kit, and the consumer. */
 import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
+import { BulkSender } from '../pipeline/bulk.ts'
 import { Consumer } from '../pipeline/consumer.ts'
 import { EventIntake, type IntakeInput, type IntakeResult } from '../pipeline/intake.ts'
 import { KitIdCache } from '../pipeline/kit-ids.ts'
@@ -48,13 +49,14 @@ export default fp<PipelineOptions>(
     const { queue } = app.storage
     // The platform-events plugin registers after this one; deliveries run once both are ready.
     const kitSide = new KitSideMemory(app.storage.kitStates, (input) => app.platformEvents.port.emit(input))
+    const ids = new KitIdCache({ shared: app.storage.knownTags })
     const processor = new DeliveryProcessor({
       subscribers: app.storage.subscribers,
       queue,
       connections: app.services.connections,
       mappings: app.services.mappings,
       kit: app.kit,
-      ids: new KitIdCache({ shared: app.storage.knownTags }),
+      ids,
       heldTags: app.storage.heldTags,
       log: app.log,
       retry: { ...defaultRetryPolicy(app.config.kitRateWindowMs), ...options.retry },
@@ -73,6 +75,18 @@ export default fp<PipelineOptions>(
       log: app.log,
       metrics: app.metrics,
       deletedMembers: personalData,
+      bulk: new BulkSender({
+        queue,
+        subscribers: app.storage.subscribers,
+        connections: app.services.connections,
+        mappings: app.services.mappings,
+        consent: app.services.consent,
+        kit: app.kit,
+        ids,
+        heldTags: app.storage.heldTags,
+        kitStates: kitSide,
+        log: app.log,
+      }),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.perCredential ? { perCredential: options.perCredential } : {}),
     })

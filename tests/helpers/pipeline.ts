@@ -151,6 +151,20 @@ export class PipelineHarness {
     expect((await this.putConnection(headers, apiKey)).statusCode).toBe(200)
   }
 
+  /**
+   * Connects the community of `headers` with Kit by OAuth, as the popup does: the authorization
+   * starts, the stand-in's consent page approves, and the callback is opened with its answer.
+   */
+  async connectWithKit(headers: Record<string, string> = asA, app: FastifyInstance = this.app): Promise<void> {
+    const start = await app.inject({ method: 'POST', url: '/api/v1/connection/oauth/start', headers, payload: {} })
+    expect(start.statusCode, start.body).toBe(200)
+    const atKit = await fetch((start.json() as { authorize_url: string }).authorize_url, { redirect: 'manual' })
+    expect(atKit.status).toBe(302)
+    const back = new URL(atKit.headers.get('location') as string)
+    const page = await app.inject({ method: 'GET', url: `${back.pathname}${back.search}` })
+    expect(page.statusCode, page.body).toBe(200)
+  }
+
   async putMappings(change: (doc: any) => void, headers = asA): Promise<void> {
     const doc = (await this.app.inject({ method: 'GET', url: '/api/v1/mappings', headers })).json()
     change(doc)

@@ -20,7 +20,9 @@ import {
   type QueuedDelivery,
   type RetryManyFilter,
   type RetryManyResult,
+  type SnapshotClaimOptions,
 } from '../../core/queue.ts'
+import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
 import type { ReasonCode } from '../../core/reasons.ts'
 import type { SqlRunner } from './sql.ts'
 import { finishIfDone } from './syncs.ts'
@@ -59,14 +61,20 @@ export function waitingCommunities(run: SqlRunner): SQL {
  * for that member's earlier live events; a snapshot waits for every earlier one, so a sync never
  * holds up a live event; nothing of a member whose delivery is leased. Rows as `QueuedDelivery`.
  */
-export function claimable(run: SqlRunner, communityId: SQLWrapper, now: SQLWrapper | number, limit: SQLWrapper | number): SQL {
+export function claimable(
+  run: SqlRunner,
+  communityId: SQLWrapper,
+  now: SQLWrapper | number,
+  limit: SQLWrapper | number,
+  snapshotsOnly = false,
+): SQL {
   return sql`SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
          d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
          d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
     FROM deliveries d ${run.indexedBy(CLAIM_INDEX)}
     JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
    WHERE d.community_id = ${communityId}
-     AND d.status IN ('pending', 'retrying')
+     AND d.status IN ('pending', 'retrying') ${snapshotsOnly ? sql`AND d.priority = ${SNAPSHOT_PRIORITY}` : sql``}
      AND d.next_attempt_at <= ${now}
      AND (d.lease_until IS NULL OR d.lease_until < ${now})
      AND NOT EXISTS (
@@ -124,6 +132,7 @@ export abstract class QueueStore implements DeliveryQueue {
   /** Stores a batch of events and their deliveries in one commit; the first of several with one event id counts. */
   protected abstract commit(batch: NewDelivery[]): Promise<EnqueueResult[]>
   abstract claim(options: ClaimOptions): Promise<QueuedDelivery[]>
+  abstract claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]>
   abstract settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
   abstract recover(): Promise<number>
 

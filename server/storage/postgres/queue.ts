@@ -7,7 +7,16 @@ import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
 import { sql } from 'drizzle-orm'
 import type pg from 'pg'
 import { takeTurns } from '../../core/turns.ts'
-import type { ClaimOptions, EnqueueResult, NewDelivery, OrderingMark, Outcome, Purged, QueuedDelivery } from '../../core/queue.ts'
+import type {
+  ClaimOptions,
+  EnqueueResult,
+  NewDelivery,
+  OrderingMark,
+  Outcome,
+  Purged,
+  QueuedDelivery,
+  SnapshotClaimOptions,
+} from '../../core/queue.ts'
 import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
 import { postgresRunner, queryPostgres } from '../common/sql.ts'
 import { finishIfDone } from '../common/syncs.ts'
@@ -159,6 +168,28 @@ export class PostgresQueue extends QueueStore {
              WHERE waiting.id IS NOT NULL AND NOT (${this.run.anyOf(sql`waiting.id`, o.exclude)})`,
       )
       const candidates = takeTurns(rows as unknown as QueuedDelivery[], o.limit, o.turns)
+      if (candidates.length === 0) return []
+      const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
+        candidates.map((c) => c.seq),
+        candidates.map((c) => c.communityId),
+        candidates.map((c) => c.memberId),
+        MEMBER_CLAIM_LOCK,
+      ])
+      if (locked.rows.length === 0) return []
+      const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
+      const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
+      return candidates.filter((c) => seqs.has(c.seq))
+    })
+  }
+
+  async claimSnapshots(o: SnapshotClaimOptions): Promise<QueuedDelivery[]> {
+    return withTransaction(this.pool, async (client) => {
+      await client.query('SET LOCAL enable_sort = off')
+      const { rows } = await queryPostgres(
+        client,
+        sql`${claimable(this.run, sql`${o.communityId}`, o.now, o.limit, true)} FOR UPDATE OF d SKIP LOCKED`,
+      )
+      const candidates = rows as unknown as QueuedDelivery[]
       if (candidates.length === 0) return []
       const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
         candidates.map((c) => c.seq),

@@ -3,7 +3,7 @@ import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
 import type Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import { takeTurns } from '../../core/turns.ts'
-import type { ClaimOptions, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery } from '../../core/queue.ts'
+import type { ClaimOptions, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery, SnapshotClaimOptions } from '../../core/queue.ts'
 import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
 import { sqliteRunner } from '../common/sql.ts'
 import { finishIfDone } from '../common/syncs.ts'
@@ -19,6 +19,7 @@ export class SqliteQueue extends QueueStore {
   private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
+  private readonly claimSnapshotsTx: (o: SnapshotClaimOptions) => QueuedDelivery[]
   private readonly purgeTx: (before: string, limit: number) => Purged
 
   constructor(private readonly sqlite: Database.Database) {
@@ -40,6 +41,9 @@ export class SqliteQueue extends QueueStore {
       SELECT id FROM waiting WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(${sql.placeholder('exclude')}))`)
     const claimableIn = runner.prepareNow(
       claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit')),
+    )
+    const snapshotsIn = runner.prepareNow(
+      claimable(runner, sql.placeholder('communityId'), sql.placeholder('now'), sql.placeholder('limit'), true),
     )
     const finish = runner.prepareNow(
       finishIfDone(sql`(SELECT sync_id FROM deliveries WHERE seq = ${sql.placeholder('seq')})`, sql.placeholder('now')),
@@ -111,6 +115,12 @@ export class SqliteQueue extends QueueStore {
       )
     })
 
+    this.claimSnapshotsTx = sqlite.transaction((o: SnapshotClaimOptions) =>
+      (snapshotsIn({ communityId: o.communityId, now: o.now, limit: o.limit }).rows as unknown as QueuedDelivery[]).filter(
+        (row) => lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
+      ),
+    )
+
     // The status list matches deliveries_finished_idx, so a batch reads only finished rows, oldest first.
     const finishedBefore = sqlite.prepare(
       `SELECT seq, community_id AS communityId, event_id AS eventId FROM deliveries
@@ -142,6 +152,10 @@ export class SqliteQueue extends QueueStore {
 
   async claim(options: ClaimOptions): Promise<QueuedDelivery[]> {
     return this.claimTx(options)
+  }
+
+  async claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]> {
+    return this.claimSnapshotsTx(options)
   }
 
   async settle(seq: number, owner: string, outcome: Outcome): Promise<boolean> {
