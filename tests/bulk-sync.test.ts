@@ -24,18 +24,20 @@ afterEach(async () => {
   h = undefined
 })
 
-async function start(postgres: boolean, { oauth = true } = {}): Promise<PipelineHarness> {
+async function start(postgres: boolean, { connect = 'oauth' as 'oauth' | 'key' | 'later' } = {}): Promise<PipelineHarness> {
   h = await PipelineHarness.start({
     kit: { listLagMs: 0, oauth: { ...CLIENT, redirectUris: [REDIRECT], account: KEY, expiresInS: 3600 } },
     config: { publicUrl: PUBLIC_URL, kitOAuth: { ...CLIENT, redirectUri: REDIRECT }, apiRateLimit: 10_000, logLevel: 'warn' },
     ...(postgres ? { postgres: 'kitbulk' } : {}),
   })
-  if (oauth) await h.connectWithKit()
-  else await h.connect()
-  // The snapshot mapping: one tag and two member fields.
+  if (connect === 'oauth') await h.connectWithKit()
+  if (connect === 'key') await h.connect()
+  // The snapshot mapping: one tag and two member fields; a tag for each of two live events.
   await h.putMappings((doc: Mappings) => {
     for (const type of Object.keys(doc.events) as (keyof Mappings['events'])[]) doc.events[type] = emptyEventMapping()
     doc.events['member.snapshot'] = { ...emptyEventMapping(), add_tags: [{ name: 'Imported' }] }
+    doc.events['user.signed_up'] = { ...emptyEventMapping(), add_tags: [{ name: 'New Member' }] }
+    doc.events['subscription.started'] = { ...emptyEventMapping(), add_tags: [{ name: 'Paying' }] }
     doc.fields = [
       { source: 'mk_plan', kit_field: { key: 'plan', label: 'Plan' } },
       { source: 'mk_company', kit_field: { key: 'company', label: 'Company' } },
@@ -150,6 +152,50 @@ describe.each([
   )
 
   it.skipIf(postgres && !pgUp)(
+    'sends what was recorded while disconnected in bulk batches too, each member in order',
+    async () => {
+      const harness = await start(postgres, { connect: 'later' })
+      const t0 = Date.now() - 60_000
+      const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+      for (let i = 0; i < 40; i++) {
+        const member = { memberId: `m_${i}`, email: `member${i}@example.com`, firstName: `Name ${i}`, fields: { mk_plan: `plan-${i % 3}` } }
+        // A member's later event, sent first: replay follows event time.
+        if (i % 4 === 0)
+          await harness.send({ ...member, type: 'subscription.started', subscription: { id: `s_${i}`, plan: 'pro' }, time: at(100 + i) })
+        await harness.send({ ...member, type: 'user.signed_up', time: at(i) })
+      }
+      const skipped = (await deliveries(harness)).filter((r) => r.reason === 'not_connected')
+      expect(skipped).toHaveLength(50)
+      await harness.connectWithKit()
+      const mark = harness.kit.requests.length
+      const replay = await harness.app.inject({
+        method: 'POST',
+        url: '/api/v1/deliveries/retry',
+        headers: asA,
+        payload: { status: 'skipped', reason: 'not_connected' },
+      })
+      expect(replay.statusCode, replay.body).toBe(202)
+      let rows: Row[] = []
+      for (const started = Date.now(); Date.now() - started < 60_000; await new Promise((r) => setTimeout(r, 100))) {
+        rows = await deliveries(harness)
+        if (rows.every((r) => r.status === 'succeeded')) break
+      }
+      expect(rows.map((r) => r.status)).toEqual(rows.map(() => 'succeeded'))
+      for (let i = 0; i < 40; i++) {
+        expect(harness.tagNames(`member${i}@example.com`)).toEqual(i % 4 === 0 ? ['New Member', 'Paying'] : ['New Member'])
+        expect(harness.subscriber(`member${i}@example.com`)?.fields).toEqual({ plan: `plan-${i % 3}` })
+      }
+      const paths = pathsSince(harness, mark)
+      expect(paths.filter((p) => p.startsWith('POST /v4/subscribers') || p.includes('/v4/tags/:id/subscribers'))).toEqual([])
+      expect(paths.filter((p) => p === 'POST /v4/bulk/subscribers').length).toBeGreaterThanOrEqual(2)
+      // Two batches start at once (two slots a connection), so each round is two: four creations and
+      // four of each write at most, plus the field's and the tags' lists and creations.
+      expect(paths.length).toBeLessThanOrEqual(16)
+    },
+    120_000,
+  )
+
+  it.skipIf(postgres && !pgUp)(
     'sends a member Kit refused in a batch again on its own, and says so in Activity',
     async () => {
       const harness = await start(postgres)
@@ -214,7 +260,7 @@ describe.each([
 
 describe('an initial sync with an API key', () => {
   it('never calls a bulk endpoint (Kit takes them from OAuth connections only)', async () => {
-    const harness = await start(false, { oauth: false })
+    const harness = await start(false, { connect: 'key' })
     const mark = harness.kit.requests.length
     const sync = await settledSync(harness, await importFile(harness, file(20)))
     expect(sync).toMatchObject({ total: 20, done: 20, failed: 0 })

@@ -314,7 +314,39 @@ describe.each(dialects)('the $name queue', (dialect) => {
           kitRequests: 0,
           receivedAt: e.receivedAt,
           payload: e.payload,
+          replay: 0,
         })
+      })
+    })
+
+    describe('claimBulk', () => {
+      const bulk = (owner = 'owner_a', limit = 100) =>
+        queue.claimBulk({ owner, communityId: 'c_alpha', limit, leaseMs: LEASE_MS, now: Date.now() })
+
+      it("leases only an initial sync's members and replayed work, one per member, none ahead of the member's earlier events", async () => {
+        const live = event()
+        await queue.enqueue(live)
+        const snapshot = event({ eventType: 'member.snapshot' })
+        await queue.enqueue(snapshot)
+        // The member's later snapshot waits for the earlier one.
+        await queue.enqueue(event({ eventType: 'member.snapshot', memberId: snapshot.memberId }))
+        const recorded = event({ skippedReason: 'No Kit account is connected.', reason: 'not_connected' })
+        await queue.enqueue(recorded)
+        await queue.enqueue(event({ communityId: 'c_bravo', eventType: 'member.snapshot' }))
+        // Recorded work waits until the owner replays it.
+        expect((await bulk()).map((d) => d.eventId)).toEqual([snapshot.eventId])
+        await queue.release('owner_a')
+        expect(await queue.retryMany('c_alpha', { status: 'skipped', reason: 'not_connected' }, 10, Date.now())).toMatchObject({
+          queued: 1,
+        })
+
+        const claimed = await bulk()
+        expect(claimed).toHaveLength(2)
+        expect(claimed.find((d) => d.eventId === recorded.eventId)?.replay).toBe(1)
+        expect(claimed.find((d) => d.eventId === snapshot.eventId)?.replay).toBe(0)
+        // What one owner leased is not claimed again by another.
+        expect(await bulk('owner_b')).toEqual([])
+        expect((await claim(queue, 'owner_b')).filter((d) => d.communityId === 'c_alpha').map((d) => d.eventId)).toEqual([live.eventId])
       })
     })
 

@@ -45,6 +45,11 @@ export interface QueuedDelivery extends DeliveryEvent {
   id: string
   attempts: number
   kitRequests: number
+  /**
+   * Recorded while no Kit account was connected and sent again by the owner's replay (not yet
+   * attempted since): such work may go in bulk batches, as an initial sync's members do.
+   */
+  replay?: 0 | 1
 }
 
 export interface ClaimOptions {
@@ -61,7 +66,7 @@ export interface ClaimOptions {
   turns?: ClaimTurnsOrder
 }
 
-export interface SnapshotClaimOptions {
+export interface BulkClaimOptions {
   owner: string
   communityId: string
   limit: number
@@ -148,10 +153,11 @@ export interface DeliveryQueue {
    */
   claim(options: ClaimOptions): Promise<QueuedDelivery[]>
   /**
-   * Leases at most `limit` of one community's due snapshot deliveries (an initial sync's members),
-   * under the same rules as `claim`: a bulk batch gathers them to send together.
+   * Leases at most `limit` of one community's due deliveries that may go in a bulk batch: an
+   * initial sync's members (snapshots) and replayed work (see QueuedDelivery.replay), under the
+   * same rules as `claim` — at most one per member, none ahead of the member's earlier events.
    */
-  claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]>
+  claimBulk(options: BulkClaimOptions): Promise<QueuedDelivery[]>
   /** Records an attempt's outcome and its ordering marks in one transaction; ignored if the lease was lost. */
   settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
   /** The community's ordering marks for these scopes (absent: none set). */

@@ -1,6 +1,7 @@
 /**
- * Bulk batches: with an OAuth connection, an initial sync's members go to Kit up to a hundred at a
- * time through Kit's bulk endpoints — one request creates (or finds) them all, then one per
+ * Bulk batches: with an OAuth connection, an initial sync's members, and what was recorded while
+ * no Kit account was connected when the owner sends it, go to Kit up to a hundred at a time
+ * through Kit's bulk endpoints — one request creates (or finds) them all, then one per
  * hundred field values, tag additions, tag removals and form additions — instead of a few
  * requests each. Each member is planned by the same planner as a single delivery, so the filter,
  * consent, Kit's state and the ordering guard decide exactly as they do there; each delivery is
@@ -36,7 +37,7 @@ import { SubscriberWriter } from './subscriber-writer.ts'
 export const BULK_BUSY_WAIT_MS = 60_000
 
 export interface BulkDeps {
-  queue: Pick<DeliveryQueue, 'claimSnapshots' | 'marks'>
+  queue: Pick<DeliveryQueue, 'claimBulk' | 'marks'>
   subscribers: SubscriberRepository
   connections: CredentialSource
   mappings: MappingSource
@@ -95,14 +96,15 @@ export class BulkSender {
   }
 
   /**
-   * Sends `first` (a snapshot delivery) with up to BULK_BATCH − 1 more of its community's, when the
-   * community is connected by OAuth; null when it is not (the per-member path then takes `first`).
+   * Sends `first` (an initial sync's member, or replayed work) with up to BULK_BATCH − 1 more of its
+   * community's such deliveries, when the community is connected by OAuth; null when it is not, or
+   * `first` is a live event (the per-member path then takes it).
    */
   async send(first: QueuedDelivery, ctx: BatchContext): Promise<BatchResult | null> {
-    if (first.eventType !== SNAPSHOT_TYPE) return null
+    if (first.eventType !== SNAPSHOT_TYPE && first.replay !== 1) return null
     const credential = await this.deps.connections.credential(first.communityId)
     if (!credential || credential.status !== 'connected' || credential.kind !== 'oauth') return null
-    const more = await this.deps.queue.claimSnapshots({
+    const more = await this.deps.queue.claimBulk({
       owner: ctx.owner,
       communityId: first.communityId,
       limit: BULK_BATCH - 1,

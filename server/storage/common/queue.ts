@@ -20,7 +20,7 @@ import {
   type QueuedDelivery,
   type RetryManyFilter,
   type RetryManyResult,
-  type SnapshotClaimOptions,
+  type BulkClaimOptions,
 } from '../../core/queue.ts'
 import { SNAPSHOT_PRIORITY } from '../../core/snapshot.ts'
 import type { ReasonCode } from '../../core/reasons.ts'
@@ -66,15 +66,17 @@ export function claimable(
   communityId: SQLWrapper,
   now: SQLWrapper | number,
   limit: SQLWrapper | number,
-  snapshotsOnly = false,
+  bulkOnly = false,
 ): SQL {
   return sql`SELECT d.seq, d.id, d.community_id AS "communityId", d.event_id AS "eventId", d.event_type AS "eventType",
          d.member_id AS "memberId", d.member_email AS "memberEmail", d.event_time AS "eventTime",
-         d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload
+         d.attempts, d.kit_requests AS "kitRequests", d.received_at AS "receivedAt", e.payload,
+         CASE WHEN d.reason = ${NOT_CONNECTED} THEN 1 ELSE 0 END AS "replay"
     FROM deliveries d ${run.indexedBy(CLAIM_INDEX)}
     JOIN events e ON e.community_id = d.community_id AND e.id = d.event_id
    WHERE d.community_id = ${communityId}
-     AND d.status IN ('pending', 'retrying') ${snapshotsOnly ? sql`AND d.priority = ${SNAPSHOT_PRIORITY}` : sql``}
+     AND d.status IN ('pending', 'retrying')
+     ${bulkOnly ? sql`AND (d.priority = ${SNAPSHOT_PRIORITY} OR d.reason = ${NOT_CONNECTED})` : sql``}
      AND d.next_attempt_at <= ${now}
      AND (d.lease_until IS NULL OR d.lease_until < ${now})
      AND NOT EXISTS (
@@ -87,7 +89,10 @@ export function claimable(
    LIMIT ${limit}`
 }
 
-/** The skip an owner may undo by replaying what was recorded while no Kit account was connected. */
+/**
+ * The skip an owner may undo by replaying what was recorded while no Kit account was connected. A
+ * replayed delivery keeps this reason until its first attempt settles: claims see it as a replay.
+ */
 const NOT_CONNECTED: ReasonCode = 'not_connected'
 
 /**
@@ -132,7 +137,7 @@ export abstract class QueueStore implements DeliveryQueue {
   /** Stores a batch of events and their deliveries in one commit; the first of several with one event id counts. */
   protected abstract commit(batch: NewDelivery[]): Promise<EnqueueResult[]>
   abstract claim(options: ClaimOptions): Promise<QueuedDelivery[]>
-  abstract claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]>
+  abstract claimBulk(options: BulkClaimOptions): Promise<QueuedDelivery[]>
   abstract settle(seq: number, owner: string, outcome: Outcome): Promise<boolean>
   abstract recover(): Promise<number>
 

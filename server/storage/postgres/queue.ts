@@ -15,7 +15,7 @@ import type {
   Outcome,
   Purged,
   QueuedDelivery,
-  SnapshotClaimOptions,
+  BulkClaimOptions,
 } from '../../core/queue.ts'
 import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
 import { postgresRunner, queryPostgres } from '../common/sql.ts'
@@ -182,7 +182,7 @@ export class PostgresQueue extends QueueStore {
     })
   }
 
-  async claimSnapshots(o: SnapshotClaimOptions): Promise<QueuedDelivery[]> {
+  async claimBulk(o: BulkClaimOptions): Promise<QueuedDelivery[]> {
     return withTransaction(this.pool, async (client) => {
       await client.query('SET LOCAL enable_sort = off')
       const { rows } = await queryPostgres(

@@ -3,7 +3,7 @@ import { SNAPSHOT_PRIORITY, SNAPSHOT_TYPE } from '../../core/snapshot.ts'
 import type Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import { takeTurns } from '../../core/turns.ts'
-import type { ClaimOptions, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery, SnapshotClaimOptions } from '../../core/queue.ts'
+import type { ClaimOptions, EnqueueResult, NewDelivery, Outcome, Purged, QueuedDelivery, BulkClaimOptions } from '../../core/queue.ts'
 import { claimable, FINISHED, QueueStore, waitingCommunities } from '../common/queue.ts'
 import { sqliteRunner } from '../common/sql.ts'
 import { finishIfDone } from '../common/syncs.ts'
@@ -19,7 +19,7 @@ export class SqliteQueue extends QueueStore {
   private readonly settleTx: (seq: number, owner: string, outcome: Outcome, now: number) => boolean
   private readonly enqueueTx: (batch: NewDelivery[]) => EnqueueResult[]
   private readonly claimTx: (o: ClaimOptions) => QueuedDelivery[]
-  private readonly claimSnapshotsTx: (o: SnapshotClaimOptions) => QueuedDelivery[]
+  private readonly claimBulkTx: (o: BulkClaimOptions) => QueuedDelivery[]
   private readonly purgeTx: (before: string, limit: number) => Purged
 
   constructor(private readonly sqlite: Database.Database) {
@@ -115,7 +115,7 @@ export class SqliteQueue extends QueueStore {
       )
     })
 
-    this.claimSnapshotsTx = sqlite.transaction((o: SnapshotClaimOptions) =>
+    this.claimBulkTx = sqlite.transaction((o: BulkClaimOptions) =>
       (snapshotsIn({ communityId: o.communityId, now: o.now, limit: o.limit }).rows as unknown as QueuedDelivery[]).filter(
         (row) => lease.run({ owner: o.owner, until: o.now + o.leaseMs, seq: row.seq, now: o.now }).changes === 1,
       ),
@@ -154,8 +154,8 @@ export class SqliteQueue extends QueueStore {
     return this.claimTx(options)
   }
 
-  async claimSnapshots(options: SnapshotClaimOptions): Promise<QueuedDelivery[]> {
-    return this.claimSnapshotsTx(options)
+  async claimBulk(options: BulkClaimOptions): Promise<QueuedDelivery[]> {
+    return this.claimBulkTx(options)
   }
 
   async settle(seq: number, owner: string, outcome: Outcome): Promise<boolean> {
