@@ -13,10 +13,20 @@
  *   PUT  /_admin/subscribers/{ref}              {"first_name"?, "email_address"?, "fields"?} edited in Kit's app
  *   GET  /_admin/confirmation_emails            the confirmation emails Kit sent, oldest first
  *   GET  /_admin/webhook_deliveries             the webhook deliveries made, with the target's answer status
+ *   GET  /_admin/settings                       the account's plan and bulk settings, with the bulk bytes queued now
+ *   PUT  /_admin/settings                       {"bulkQueueLimitBytes"?, "subscriberLimit"?, "bulkAsyncDelayMs"?, "failInBulk"?}
+ *   GET  /_admin/bulk_callbacks                 the POSTs made to bulk requests' callback_url, with the target's answer status
  */
 import { KitError, notFound, type JsonObject, type Reply } from './errors.ts'
 import type { SubscriberState } from './filters.ts'
-import { subscriberBasics, type KitStandin, type StandinSubscriber, type StandinSubscriberEdit } from './server.ts'
+import {
+  subscriberBasics,
+  type KitStandin,
+  type StandinAccountSettings,
+  type StandinBulkFailure,
+  type StandinSubscriber,
+  type StandinSubscriberEdit,
+} from './server.ts'
 
 const ACTIONS: Readonly<Record<string, SubscriberState>> = {
   unsubscribe: 'cancelled',
@@ -79,6 +89,35 @@ function editOf(body: JsonObject): StandinSubscriberEdit {
   return edit
 }
 
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0
+
+function failureOf(raw: unknown): StandinBulkFailure {
+  const invalid = new KitError(422, ['failInBulk takes [{"email" or "subscriberId", "error"}]'])
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid
+  const { email, subscriberId, error, ...rest } = raw as JsonObject
+  if (Object.keys(rest).length > 0 || typeof error !== 'string' || error === '') throw invalid
+  if ((email === undefined) === (subscriberId === undefined)) throw invalid
+  if (email !== undefined) {
+    if (typeof email !== 'string' || email === '') throw invalid
+    return { email, error }
+  }
+  if (!isCount(subscriberId) || subscriberId === 0) throw invalid
+  return { subscriberId, error }
+}
+
+/** A settings change: every key optional, unknown keys refused (a typo must not pass for a setting). */
+function settingsChange(body: JsonObject): Partial<StandinAccountSettings> {
+  const change: Partial<StandinAccountSettings> = {}
+  for (const [name, value] of Object.entries(body)) {
+    if (name === 'bulkQueueLimitBytes' && isCount(value)) change.bulkQueueLimitBytes = value
+    else if (name === 'subscriberLimit' && (value === null || isCount(value))) change.subscriberLimit = value
+    else if (name === 'bulkAsyncDelayMs' && isCount(value)) change.bulkAsyncDelayMs = value
+    else if (name === 'failInBulk' && Array.isArray(value)) change.failInBulk = value.map(failureOf)
+    else throw new KitError(422, [`Invalid setting: ${name}`])
+  }
+  return change
+}
+
 /** Answers one admin request for the account of `key`; throws a KitError for an error answer. */
 export function adminReply(standin: KitStandin, key: string, method: string, pathname: string, body: JsonObject): Reply {
   const subscriberPath = /^\/_admin\/subscribers\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(pathname)
@@ -96,6 +135,21 @@ export function adminReply(standin: KitStandin, key: string, method: string, pat
       return { status: 200, body: { subscriber: adminJson(subscriber) } }
     }
     throw notFound()
+  }
+  if (/^\/_admin\/settings\/?$/.test(pathname) && (method === 'GET' || method === 'PUT')) {
+    return { status: 200, body: { settings: standin.accountSettings(key, method === 'PUT' ? settingsChange(body) : {}) } }
+  }
+  if (method === 'GET' && /^\/_admin\/bulk_callbacks\/?$/.test(pathname)) {
+    const callbacks = standin.bulkCallbacks
+      .filter((callback) => callback.key === key)
+      .map((callback) => ({
+        at: new Date(callback.at).toISOString(),
+        path: callback.path,
+        callback_url: callback.callback_url,
+        status: callback.status,
+        body: callback.body,
+      }))
+    return { status: 200, body: { bulk_callbacks: callbacks } }
   }
   if (method === 'GET' && /^\/_admin\/confirmation_emails\/?$/.test(pathname)) {
     return { status: 200, body: { confirmation_emails: standin.account(key).confirmationEmails } }

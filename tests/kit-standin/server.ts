@@ -13,10 +13,22 @@ import { ACCOUNT_UTC_OFFSET, SUBSCRIBER_STATES, dateFilter, statusFilter, type S
 import { adminReply } from './admin.ts'
 import { WebhookSender, listensTo, parseWebhook, webhookJson, type StandinWebhook, type StandinWebhookDelivery } from './webhooks.ts'
 import { StandinOAuth, type OAuthAnswer, type StandinOAuthOptions } from './oauth.ts'
+import {
+  OAUTH_ONLY,
+  StandinBulk,
+  checkSubscriberLimit,
+  newBulkAccount,
+  type BulkAccount,
+  type BulkEndpoint,
+  type BulkOperations,
+  type StandinAccountSettings,
+  type StandinBulkCallback,
+} from './bulk.ts'
 
 export type { SubscriberState } from './filters.ts'
 export type { StandinWebhook, StandinWebhookDelivery } from './webhooks.ts'
 export type { StandinGrant, StandinOAuthOptions, StandinTokenRequest } from './oauth.ts'
+export type { StandinAccountSettings, StandinBulkCallback, StandinBulkFailure } from './bulk.ts'
 
 export interface StandinAccountSeed {
   name?: string
@@ -214,6 +226,15 @@ export interface KitStandin {
   settleWebhooks(): Promise<void>
   /** The Kit app (with `oauth` in the options): its grants, token requests and settings. */
   readonly oauth: StandinOAuth | null
+  /**
+   * The account's plan and bulk settings (subscriber limit, queued-bytes limit, queued work's
+   * delay, bulk items made to fail), after applying `change`; with the bytes queued now.
+   */
+  accountSettings(key: string, change?: Partial<StandinAccountSettings>): StandinAccountSettings & { queuedBytes: number }
+  /** Every POST made to a bulk request's `callback_url`, in order. */
+  readonly bulkCallbacks: StandinBulkCallback[]
+  /** Resolves once every queued bulk request is applied and its callback answered (or not). */
+  settleBulk(): Promise<void>
   close(): Promise<void>
 }
 
@@ -227,6 +248,8 @@ interface Account {
   createdMs: Map<number, number>
   /** When a subscriber joined a tag, form or sequence, keyed by joinKey(). */
   joinedAt: Map<string, string>
+  /** Plan and bulk settings, and the bulk queue. */
+  bulk: BulkAccount
 }
 
 interface Context {
@@ -234,6 +257,8 @@ interface Context {
   params: number[]
   query: URLSearchParams
   body: JsonObject
+  /** The request body's size in bytes (what Kit's bulk queue counts). */
+  bodyBytes: number
   now: number
 }
 
@@ -256,6 +281,8 @@ const STATE_EVENTS: Partial<Record<SubscriberState, string>> = {
   complained: 'subscriber.subscriber_complain',
 }
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+/** Kit's bulk namespace: OAuth tokens only. */
+const BULK_PATH = /^\/v4\/bulk(?:\/|$)/
 const MAX_SYNC_FIELDS = 10
 const DEFAULT_PER_PAGE = 500
 const MAX_PER_PAGE = 1000
@@ -374,9 +401,13 @@ function presentedKey(req: IncomingMessage): { value: string; kind: 'api_key' | 
   return null
 }
 
+export function isEmailAddress(value: unknown): value is string {
+  return typeof value === 'string' && EMAIL_PATTERN.test(value)
+}
+
 function requireEmail(body: JsonObject): string {
   const email = body.email_address
-  if (typeof email !== 'string' || !EMAIL_PATTERN.test(email)) throw new KitError(422, ['Email address is invalid'])
+  if (!isEmailAddress(email)) throw new KitError(422, ['Email address is invalid'])
   return email
 }
 
@@ -425,6 +456,7 @@ class StandinServer implements KitStandin {
   private readonly latencyMs: number
   private readonly pendingWrites = new Set<NodeJS.Timeout>()
   private readonly webhookSender = new WebhookSender()
+  private readonly bulk = new StandinBulk()
   private rateLimit: { limit: number; windowMs: number }
   private lastId = 1000
   readonly oauth: StandinOAuth | null
@@ -479,6 +511,7 @@ class StandinServer implements KitStandin {
       requestTimes: [],
       createdMs: new Map(),
       joinedAt: new Map(),
+      bulk: newBulkAccount(),
     })
   }
 
@@ -603,9 +636,24 @@ class StandinServer implements KitStandin {
     return this.webhookSender.settle()
   }
 
+  accountSettings(key: string, change: Partial<StandinAccountSettings> = {}): StandinAccountSettings & { queuedBytes: number } {
+    const { bulk } = this.requireAccount(key)
+    Object.assign(bulk.settings, change)
+    return { ...bulk.settings, failInBulk: [...bulk.settings.failInBulk], queuedBytes: bulk.queuedBytes }
+  }
+
+  get bulkCallbacks(): StandinBulkCallback[] {
+    return this.bulk.callbacks
+  }
+
+  settleBulk(): Promise<void> {
+    return this.bulk.settle()
+  }
+
   async close(): Promise<void> {
     for (const timer of this.pendingWrites) clearTimeout(timer)
     this.pendingWrites.clear()
+    await this.bulk.close()
     await this.webhookSender.close()
     const closed = new Promise<void>((resolve, reject) => {
       this.server.close((error) => (error ? reject(error) : resolve()))
@@ -678,6 +726,11 @@ class StandinServer implements KitStandin {
       this.send(res, entry, 429, 'Retry later', 'text/plain; charset=utf-8')
       return
     }
+    // Counted like any request, then refused: Kit's bulk endpoints take OAuth tokens only.
+    if (!grant && BULK_PATH.test(url.pathname)) {
+      this.sendJson(res, entry, { status: 401, body: { errors: [OAUTH_ONLY] } })
+      return
+    }
 
     const reply = this.dispatch(account, entry.method, url, rawBody)
     if (injected === 'lost-answer') {
@@ -736,6 +789,7 @@ class StandinServer implements KitStandin {
           params: match.slice(1).map(Number),
           query: url.searchParams,
           body: parseBody(rawBody),
+          bodyBytes: Buffer.byteLength(rawBody),
           now: Date.now(),
         })
       }
@@ -827,6 +881,14 @@ class StandinServer implements KitStandin {
       route('POST', '/sequences/:id/subscribers/:id', (ctx) =>
         this.addToSequence(ctx, () => this.subscriberById(ctx.account, ctx.params[1])),
       ),
+
+      route('POST', '/bulk/subscribers', (ctx) => this.bulkReply(ctx, 'create_subscribers', '/v4/bulk/subscribers')),
+      route('POST', '/bulk/tags/subscribers', (ctx) => this.bulkReply(ctx, 'tag_subscribers', '/v4/bulk/tags/subscribers')),
+      route('DELETE', '/bulk/tags/subscribers', (ctx) => this.bulkReply(ctx, 'untag_subscribers', '/v4/bulk/tags/subscribers')),
+      route('POST', '/bulk/custom_fields/subscribers', (ctx) =>
+        this.bulkReply(ctx, 'custom_field_values', '/v4/bulk/custom_fields/subscribers'),
+      ),
+      route('POST', '/bulk/forms/subscribers', (ctx) => this.bulkReply(ctx, 'add_to_forms', '/v4/bulk/forms/subscribers')),
     ]
   }
 
@@ -938,33 +1000,55 @@ class StandinServer implements KitStandin {
     const fields = this.resolveFields(account, body.fields)
 
     const deferred = fields.sent > MAX_SYNC_FIELDS
-    let subscriber = this.findByEmail(account, email)
-    let status = 200
-    if (subscriber) {
-      // Kit never changes the state of an existing subscriber here: a cancelled one stays cancelled.
-      if (firstName !== undefined && firstName !== subscriber.first_name) {
-        subscriber.first_name = firstName
-        this.touch(subscriber, now)
-      }
-    } else {
-      subscriber = {
-        id: this.nextId(),
-        email_address: email,
-        first_name: firstName ?? null,
-        state: state as SubscriberState,
-        fields: deferred ? {} : fields.values,
-        tags: new Set(),
-        created_at: kitTimestamp(now),
-        updated_at: new Date(now).toISOString(),
-      }
-      account.state.subscribers.push(subscriber)
-      account.createdMs.set(subscriber.id, now)
-      status = 201
-      if (subscriber.state === 'active') this.fire(account, 'subscriber.subscriber_activate', subscriber)
-      if (deferred) this.applyLater(account, subscriber, fields.values)
+    /**
+     * Kit documents the plan's subscriber limit (403) on its bulk create only; the stand-in holds
+     * this route to it too, the stricter reading (off unless a test sets `subscriberLimit`).
+     */
+    if (account.bulk.settings.subscriberLimit !== null && !this.findByEmail(account, email)) {
+      checkSubscriberLimit(account.state, account.bulk.settings, 1)
     }
-    if (deferred) status = 202
+    const { subscriber, created } = this.upsertByEmail(
+      account,
+      { email, firstName, state: state as SubscriberState, fields: deferred ? {} : fields.values },
+      now,
+    )
+    if (created && deferred) this.applyLater(account, subscriber, fields.values)
+    const status = deferred ? 202 : created ? 201 : 200
     return { status, body: withWarnings({ subscriber: this.subscriberJson(account, subscriber) }, fields.warnings) }
+  }
+
+  /**
+   * The upsert by email shared by `POST /v4/subscribers` and `POST /v4/bulk/subscribers`. Kit never
+   * changes the state of an existing subscriber here (a cancelled one stays cancelled); a sent
+   * first name replaces theirs. A new one is created in the given state with the given fields.
+   */
+  private upsertByEmail(
+    account: Account,
+    input: { email: string; firstName: string | null | undefined; state: SubscriberState; fields?: Record<string, string> },
+    now: number,
+  ): { subscriber: StandinSubscriber; created: boolean } {
+    const existing = this.findByEmail(account, input.email)
+    if (existing) {
+      if (input.firstName !== undefined && input.firstName !== existing.first_name) {
+        existing.first_name = input.firstName
+        this.touch(existing, now)
+      }
+      return { subscriber: existing, created: false }
+    }
+    const subscriber: StandinSubscriber = {
+      id: this.nextId(),
+      email_address: input.email,
+      first_name: input.firstName ?? null,
+      state: input.state,
+      fields: input.fields ?? {},
+      tags: new Set(),
+      created_at: kitTimestamp(now),
+      updated_at: new Date(now).toISOString(),
+    }
+    account.state.subscribers.push(subscriber)
+    account.createdMs.set(subscriber.id, now)
+    if (subscriber.state === 'active') this.fire(account, 'subscriber.subscriber_activate', subscriber)
+    return { subscriber, created: true }
   }
 
   private applyLater(account: Account, subscriber: StandinSubscriber, values: Record<string, string>): void {
@@ -1090,21 +1174,28 @@ class StandinServer implements KitStandin {
   private tag(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
     const tag = this.tagById(ctx.account, ctx.params[0])
     const subscriber = findSubscriber()
-    const already = subscriber.tags.has(tag.id)
-    if (!already) {
-      subscriber.tags.add(tag.id)
-      ctx.account.joinedAt.set(joinKey('tag', tag.id, subscriber.id), kitTimestamp(ctx.now))
-      this.fire(ctx.account, 'subscriber.tag_add', subscriber, tag.id)
-    }
-    return { status: already ? 200 : 201, body: { subscriber: this.taggedJson(ctx.account, tag.id, subscriber) } }
+    const added = this.addTag(ctx.account, tag, subscriber, ctx.now)
+    return { status: added ? 201 : 200, body: { subscriber: this.taggedJson(ctx.account, tag.id, subscriber) } }
+  }
+
+  /** Tags a person (false: they had the tag already), whichever endpoint asks. */
+  private addTag(account: Account, tag: StandinTag, subscriber: StandinSubscriber, now: number): boolean {
+    if (subscriber.tags.has(tag.id)) return false
+    subscriber.tags.add(tag.id)
+    account.joinedAt.set(joinKey('tag', tag.id, subscriber.id), kitTimestamp(now))
+    this.fire(account, 'subscriber.tag_add', subscriber, tag.id)
+    return true
   }
 
   private untag(ctx: Context, findSubscriber: () => StandinSubscriber): Reply {
     const tag = this.tagById(ctx.account, ctx.params[0])
-    const subscriber = findSubscriber()
-    if (subscriber.tags.delete(tag.id)) this.fire(ctx.account, 'subscriber.tag_remove', subscriber, tag.id)
-    ctx.account.joinedAt.delete(joinKey('tag', tag.id, subscriber.id))
+    this.removeTag(ctx.account, tag, findSubscriber())
     return { status: 204 }
+  }
+
+  private removeTag(account: Account, tag: StandinTag, subscriber: StandinSubscriber): void {
+    if (subscriber.tags.delete(tag.id)) this.fire(account, 'subscriber.tag_remove', subscriber, tag.id)
+    account.joinedAt.delete(joinKey('tag', tag.id, subscriber.id))
   }
 
   private listTagSubscribers(ctx: Context): Reply {
@@ -1240,9 +1331,14 @@ class StandinServer implements KitStandin {
     if (!form || form.archived || form.legacy) throw new KitError(404, 'Form not found')
     const subscriber = findSubscriber()
     const referrer = typeof ctx.body.referrer === 'string' ? ctx.body.referrer : null
-    if (referrer !== null && !form.subscribers.includes(subscriber.id)) form.referrers[subscriber.id] = referrer
-    this.askToConfirm(ctx, form, subscriber)
+    this.formAddition(ctx.account, form, subscriber, referrer, ctx.now)
     return this.join(ctx, 'form', form, subscriber, { referrer })
+  }
+
+  /** What adding a person to a form does before they join it, whichever endpoint asks (single or bulk). */
+  private formAddition(account: Account, form: StandinForm, subscriber: StandinSubscriber, referrer: string | null, now: number): void {
+    if (referrer !== null && !form.subscribers.includes(subscriber.id)) form.referrers[subscriber.id] = referrer
+    this.askToConfirm(account, form, subscriber, now)
   }
 
   /**
@@ -1250,15 +1346,15 @@ class StandinServer implements KitStandin {
    * person its confirmation email, and an unsubscribed one becomes unconfirmed again. Every add
    * sends one. Modelled variant for `bounced` and `complained`: Kit mails neither, nothing changes.
    */
-  private askToConfirm(ctx: Context, form: StandinForm, subscriber: StandinSubscriber): void {
+  private askToConfirm(account: Account, form: StandinForm, subscriber: StandinSubscriber, now: number): void {
     if (subscriber.state !== 'inactive' && subscriber.state !== 'cancelled') return
-    this.transition(ctx.account, subscriber, 'inactive', ctx.now)
-    ctx.account.state.confirmationEmails.push({
+    this.transition(account, subscriber, 'inactive', now)
+    account.state.confirmationEmails.push({
       id: this.nextId(),
       subscriber_id: subscriber.id,
       email_address: subscriber.email_address,
       form_id: form.id,
-      sent_at: kitTimestamp(ctx.now),
+      sent_at: kitTimestamp(now),
     })
   }
 
@@ -1267,7 +1363,7 @@ class StandinServer implements KitStandin {
     const form = ctx.account.state.forms.find((candidate) => candidate.id === ctx.params[0])
     if (!form?.legacy) throw notFound()
     const subscriber = this.subscriberById(ctx.account, ctx.params[1])
-    this.askToConfirm(ctx, form, subscriber)
+    this.askToConfirm(ctx.account, form, subscriber, ctx.now)
     return this.join(ctx, 'form', form, subscriber, {})
   }
 
@@ -1304,18 +1400,56 @@ class StandinServer implements KitStandin {
     subscriber: StandinSubscriber,
     extra: JsonObject,
   ): Reply {
+    const joined = this.joinGroup(ctx.account, kind, group, subscriber, ctx.now)
+    return {
+      status: joined.already ? 200 : 201,
+      body: { subscriber: { ...this.subscriberJson(ctx.account, subscriber), added_at: joined.addedAt, ...extra } },
+    }
+  }
+
+  /** Joins a form or sequence once (firing its webhook); answers when they joined. */
+  private joinGroup(
+    account: Account,
+    kind: 'form' | 'sequence',
+    group: { id: number; subscribers: number[] },
+    subscriber: StandinSubscriber,
+    now: number,
+  ): { already: boolean; addedAt: string } {
     const key = joinKey(kind, group.id, subscriber.id)
     const already = group.subscribers.includes(subscriber.id)
     if (!already) {
       group.subscribers.push(subscriber.id)
-      ctx.account.joinedAt.set(key, kitTimestamp(ctx.now))
+      account.joinedAt.set(key, kitTimestamp(now))
       const event = kind === 'form' ? 'subscriber.form_subscribe' : 'subscriber.course_subscribe'
-      this.fire(ctx.account, event, subscriber, group.id)
+      this.fire(account, event, subscriber, group.id)
     }
-    const addedAt = ctx.account.joinedAt.get(key) ?? subscriber.created_at
+    return { already, addedAt: account.joinedAt.get(key) ?? subscriber.created_at }
+  }
+
+  // Bulk (bulk.ts): the same verbs as the single endpoints, lent for one account.
+
+  private bulkReply(ctx: Context, endpoint: BulkEndpoint, path: string): Reply {
+    return this.bulk.reply(this.bulkOperations(ctx.account), endpoint, path, ctx.body, ctx.bodyBytes, ctx.now)
+  }
+
+  private bulkOperations(account: Account): BulkOperations {
     return {
-      status: already ? 200 : 201,
-      body: { subscriber: { ...this.subscriberJson(ctx.account, subscriber), added_at: addedAt, ...extra } },
+      key: account.key,
+      state: account.state,
+      bulk: account.bulk,
+      subscriberById: (id) => account.state.subscribers.find((candidate) => candidate.id === id),
+      subscriberByEmail: (email) => this.findByEmail(account, email),
+      upsert: (input, now) => this.upsertByEmail(account, input, now).subscriber,
+      tag: (tag, subscriber, now) => {
+        this.addTag(account, tag, subscriber, now)
+        return account.joinedAt.get(joinKey('tag', tag.id, subscriber.id)) ?? subscriber.created_at
+      },
+      untag: (tag, subscriber) => this.removeTag(account, tag, subscriber),
+      writeField: (subscriber, field, value, now) => this.writeFields(account, subscriber, { [field.key]: value }, now),
+      addToForm: (form, subscriber, referrer, now) => {
+        this.formAddition(account, form, subscriber, referrer, now)
+        return this.joinGroup(account, 'form', form, subscriber, now).addedAt
+      },
     }
   }
 }
