@@ -130,7 +130,9 @@ describe.each([
       const bulk = paths.filter((p) => p.includes('/v4/bulk/'))
       // Up to 100 members a batch: one creation, one request per 100 field values, one per 100 taggings.
       expect(bulk.filter((p) => p === 'POST /v4/bulk/subscribers').length).toBeGreaterThanOrEqual(3)
-      expect(bulk.length).toBeLessThanOrEqual(13)
+      // Two batches start at once (two slots a connection), so how 250 split depends on which slot
+      // claims first: at most four rounds of a creation, two field writes and a tagging.
+      expect(bulk.length).toBeLessThanOrEqual(16)
       expect(
         paths.filter(
           (p) => p.startsWith('POST /v4/subscribers') || p.startsWith('PUT /v4/subscribers') || p.includes('/v4/tags/:id/subscribers'),

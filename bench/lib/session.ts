@@ -46,3 +46,18 @@ export async function connectionStatus(client: Api): Promise<string> {
   if (status !== 200) throw new Error(`GET /api/v1/connection answered ${status}`)
   return (body as { status: string }).status
 }
+
+/**
+ * Connect with Kit as the panel's popup does: the authorization starts, Kit's consent page (the
+ * stand-in approves at once) sends the popup to the callback, which completes the connection.
+ */
+export async function connectWithKit(client: Api, serverUrl: string): Promise<void> {
+  const start = await client.call('POST', '/connection/oauth/start', {})
+  if (start.status !== 200) throw new Error(`POST /api/v1/connection/oauth/start answered ${start.status}: ${JSON.stringify(start.body)}`)
+  const atKit = await fetch((start.body as { authorize_url: string }).authorize_url, { redirect: 'manual' })
+  const back = new URL(atKit.headers.get('location') ?? '')
+  const page = await fetch(`${serverUrl}${back.pathname}${back.search}`)
+  if (page.status !== 200) throw new Error(`the callback answered ${page.status}`)
+  const status = await connectionStatus(client)
+  if (status !== 'connected') throw new Error(`the connection is ${status} after the callback`)
+}

@@ -107,9 +107,9 @@ export interface KitApi {
 /** The most items one bulk request carries: Kit answers up to this many synchronously. */
 export const BULK_BATCH = 100
 
-/** One item Kit refused in a bulk request, with Kit's words. */
+/** One item Kit refused in a bulk request, with Kit's words; `item` null when Kit's answer names no single item sent. */
 export interface BulkFailure<T> {
-  item: T
+  item: T | null
   errors: string[]
 }
 

@@ -359,6 +359,26 @@ export function subscriberDelta(
   }
 }
 
+/**
+ * Whether a plan fits a bulk batch (Kit's bulk endpoints, OAuth only): it finds or creates the
+ * subscriber and writes their profile, and adds or removes tags or adds to forms, nothing else —
+ * no sequence, no unsubscribe, no erasure, no new email address (`knownEmail`: the address the
+ * plugin last wrote for the member, null when it never did), no tag left unfilled. One rule for
+ * the sender and for the import's preview.
+ */
+export function fitsBulk(planned: SendPlan, knownEmail: string | null): boolean {
+  const { subscriber } = planned
+  return (
+    subscriber.createIfMissing &&
+    subscriber.writeProfile &&
+    !planned.staleProfile &&
+    !planned.erase &&
+    planned.unfilledTags.length === 0 &&
+    planned.steps.every((s) => s.kind === 'tag.add' || s.kind === 'tag.remove' || s.kind === 'form.add') &&
+    (knownEmail === null || knownEmail.trim().toLowerCase() === subscriber.email.trim().toLowerCase())
+  )
+}
+
 export const deltaIsEmpty = (d: SubscriberDelta) => Object.keys(d.fields).length === 0 && !d.nameChanged && !d.emailChanged
 
 /** The field values a plan writes, by Kit key as mapped. */

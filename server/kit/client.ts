@@ -336,22 +336,15 @@ class KitApiClient implements KitWatchApi, KitBulkApi {
   }
 
   async bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkResult<BulkSubscriberInput, KitSubscriber>> {
-    const subscribers = items.map((item) => ({
+    const sent = items.map((item) => ({
       email_address: normalizeEmail(item.email),
       ...(item.firstName !== undefined ? { first_name: item.firstName } : {}),
       ...(item.state !== undefined ? { state: item.state } : {}),
     }))
-    const { status, data } = await this.#bulk('POST', '/v4/bulk/subscribers', { subscribers })
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/subscribers', { subscribers: sent })
     const body = objectOf(data, status, 'bulk answer')
     const applied = Array.isArray(body.subscribers) ? body.subscribers.map((s) => toSubscriberSummary(s, status)) : []
-    const byEmail = new Map(items.map((item) => [normalizeEmail(item.email), item]))
-    return {
-      applied,
-      failures: bulkFailures(body, 'subscriber', (raw) => {
-        const email = isObject(raw) && typeof raw.email_address === 'string' ? normalizeEmail(raw.email_address) : ''
-        return byEmail.get(email) ?? null
-      }),
-    }
+    return { applied, failures: bulkFailures(body, items, sent, ['email_address']) }
   }
 
   bulkTag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
@@ -363,43 +356,22 @@ class KitApiClient implements KitWatchApi, KitBulkApi {
   }
 
   async #taggings(method: 'POST' | 'DELETE', items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
-    const taggings = items.map((t) => ({ tag_id: t.tagId, subscriber_id: t.subscriberId }))
-    const { status, data } = await this.#bulk(method, '/v4/bulk/tags/subscribers', { taggings })
-    const match = (raw: unknown) =>
-      isObject(raw) ? (items.find((t) => t.tagId === raw.tag_id && t.subscriberId === raw.subscriber_id) ?? null) : null
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), 'tagging', match) }
+    const sent = items.map((t) => ({ tag_id: t.tagId, subscriber_id: t.subscriberId }))
+    const { status, data } = await this.#bulk(method, '/v4/bulk/tags/subscribers', { taggings: sent })
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['tag_id', 'subscriber_id']) }
   }
 
   async bulkSetFields(items: BulkFieldValue[]): Promise<BulkResult<BulkFieldValue>> {
-    const values = items.map((v) => ({ subscriber_id: v.subscriberId, subscriber_custom_field_id: v.fieldId, value: v.value }))
-    const { status, data } = await this.#bulk('POST', '/v4/bulk/custom_fields/subscribers', { custom_field_values: values })
-    // Kit may blank the subscriber id of an item it refused ("Subscriber does not exist"): matched
-    // by field and value then, among the items of subscribers not otherwise matched.
-    const match = (raw: unknown) =>
-      isObject(raw)
-        ? (items.find(
-            (v) =>
-              v.fieldId === raw.subscriber_custom_field_id &&
-              (v.subscriberId === raw.subscriber_id || (raw.subscriber_id === null && v.value === raw.value)),
-          ) ?? null)
-        : null
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), 'custom_field_value', match) }
+    const sent = items.map((v) => ({ subscriber_id: v.subscriberId, subscriber_custom_field_id: v.fieldId, value: v.value }))
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/custom_fields/subscribers', { custom_field_values: sent })
+    const keys = ['subscriber_id', 'subscriber_custom_field_id', 'value']
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, keys) }
   }
 
   async bulkAddToForms(items: BulkFormAddition[]): Promise<BulkResult<BulkFormAddition>> {
-    const additions = items.map((a) => ({
-      form_id: a.formId,
-      subscriber_id: a.subscriberId,
-      ...(a.referrer ? { referrer: a.referrer } : {}),
-    }))
-    const { status, data } = await this.#bulk('POST', '/v4/bulk/forms/subscribers', { additions })
-    const match = (raw: unknown) => {
-      if (!isObject(raw)) return null
-      const subscriberId = raw.subscriber_id ?? raw.id
-      return items.find((a) => a.subscriberId === subscriberId && (raw.form_id === undefined || a.formId === raw.form_id)) ?? null
-    }
-    // Kit names a refused addition under `subscriber` or `addition`: every property is looked at.
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), null, match) }
+    const sent = items.map((a) => ({ form_id: a.formId, subscriber_id: a.subscriberId, ...(a.referrer ? { referrer: a.referrer } : {}) }))
+    const { status, data } = await this.#bulk('POST', '/v4/bulk/forms/subscribers', { additions: sent })
+    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['form_id', 'subscriber_id']) }
   }
 
   /** A bulk request: at most BULK_BATCH items, so Kit answers synchronously (200) rather than later (202). */
@@ -841,20 +813,29 @@ function toSubscriberSummary(value: unknown, status: number): KitSubscriber {
 }
 
 /**
- * The items a bulk answer says Kit refused, each matched back to what was sent (`key`: the
- * property holding the refused item, or null to look under every property of each failure);
- * a failure matching nothing sent is dropped, since nothing of ours can be named for it.
+ * The items a bulk answer says Kit refused, each paired with what was sent: the one sent item
+ * whose `keys` agree with every one the failure names (Kit nulls an id or an address it could not
+ * resolve, and names the refused item under `subscriber`, `tagging`, `subscription`, … — every
+ * object in a failure is looked at). A failure that names no single sent item has `item: null`.
  */
-function bulkFailures<T>(body: Record<string, unknown>, key: string | null, match: (raw: unknown) => T | null): BulkFailure<T>[] {
+function bulkFailures<T>(body: Record<string, unknown>, items: T[], sent: Record<string, unknown>[], keys: string[]): BulkFailure<T>[] {
   if (!Array.isArray(body.failures)) return []
   const failures: BulkFailure<T>[] = []
   for (const failure of body.failures) {
     if (!isObject(failure)) continue
-    const candidates = key === null ? Object.values(failure) : [failure[key]]
-    const item = candidates.map(match).find((m) => m !== null) ?? null
-    if (item === null) continue
+    const named = Object.entries(failure).filter((e): e is [string, Record<string, unknown>] => e[0] !== 'errors' && isObject(e[1]))
+    const candidates = new Set<number>()
+    for (const [, raw] of named) {
+      const given = keys.filter((k) => raw[k] !== undefined && raw[k] !== null)
+      if (given.length === 0) continue
+      sent.forEach((s, i) => {
+        if (given.every((k) => s[k] === (k === 'email_address' && typeof raw[k] === 'string' ? normalizeEmail(raw[k]) : raw[k])))
+          candidates.add(i)
+      })
+    }
     const errors = flattenMessages(failure.errors)
-    failures.push({ item, errors: errors.length > 0 ? errors : ['Kit refused this item without saying why'] })
+    const item = candidates.size === 1 ? (items[[...candidates][0]!] ?? null) : null
+    failures.push({ item, errors: errors.length > 0 ? errors : ['Kit refused an item without saying why'] })
   }
   return failures
 }

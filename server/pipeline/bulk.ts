@@ -18,7 +18,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { DEFAULT_CONSENT_MODE, type Mappings } from '#shared/api.ts'
 import { BULK_BATCH, type BulkFailure, type KitBulkApi, type KitSubscriber } from '../core/kit.ts'
 import type { MemberEvent } from '../core/envelope.ts'
-import { gateByKitState, plan, removalsFor, scopesToRead, subscriberDelta, type KitStep, type SendPlan } from '../core/planner.ts'
+import { fitsBulk, gateByKitState, plan, removalsFor, scopesToRead, subscriberDelta, type KitStep, type SendPlan } from '../core/planner.ts'
 import type { ConsentSource, CredentialSource, KitStateMemory, MappingSource, MemberKey } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { reasonWords, type KitStateWarning } from '../core/reasons.ts'
@@ -77,9 +77,6 @@ interface Member {
   refused?: string
   log: StepLog
 }
-
-/** Steps a bulk request can carry; anything else goes the per-member way. */
-const BULK_STEPS = new Set<KitStep['kind']>(['tag.add', 'tag.remove', 'form.add'])
 
 /** The email addresses Kit answers with are lower-cased and trimmed, as the plan's are. */
 const addressOf = (email: string) => email.trim().toLowerCase()
@@ -182,15 +179,7 @@ export class BulkSender {
       knownInKit: known !== null,
     })
     if (planned.kind !== 'send') return { outcome: unsent(planned) }
-    const batchable =
-      planned.subscriber.createIfMissing &&
-      planned.subscriber.writeProfile &&
-      !planned.staleProfile &&
-      !planned.erase &&
-      planned.unfilledTags.length === 0 &&
-      planned.steps.every((s) => BULK_STEPS.has(s.kind)) &&
-      (known === null || addressOf(known.email) === addressOf(planned.subscriber.email))
-    if (!batchable) return { bulk: null }
+    if (!fitsBulk(planned, known?.email ?? null)) return { bulk: null }
     return { bulk: { delivery, planned, known, fields: [], steps: [], log: new StepLog() } }
   }
 
@@ -226,12 +215,20 @@ export class BulkSender {
       }
     })
     const answer = await kit.bulkCreateSubscribers(items)
+    refuseItems(
+      batch.map((member, i) => ({ member, item: items[i]! })),
+      answer.failures.filter((f) => f.item !== null),
+    )
+    // Whoever Kit's answer leaves out was refused too, in words not naming them (an address Kit
+    // could not read comes back blank).
+    const unnamed = answer.failures.filter((f) => f.item === null).flatMap((f) => f.errors)
     const byEmail = new Map(answer.applied.map((s) => [addressOf(s.email_address), s]))
-    refuse(batch, answer.failures, (item, m) => addressOf(item.email) === addressOf(m.planned.subscriber.email))
     for (const m of live(batch)) {
       const subscriber = byEmail.get(addressOf(m.planned.subscriber.email))
-      if (!subscriber) m.refused = 'Kit did not answer for this member in a bulk request.'
-      else m.subscriber = subscriber
+      if (subscriber) m.subscriber = subscriber
+      else
+        m.refused =
+          unnamed.length > 0 ? refusal(unnamed) : 'Kit did not answer for this member in a bulk request, so it was sent on its own.'
     }
   }
 
@@ -382,16 +379,15 @@ function* chunks<T>(items: T[]): Generator<T[]> {
 /** Kit's words for a refused item, kept in the member's Activity when it goes the per-member way. */
 const refusal = (errors: string[]) => `Kit refused this member in a bulk request ("${errors.join('; ')}"), so it was sent on its own.`
 
-function refuse<T>(members: Member[], failures: BulkFailure<T>[], matches: (item: T, m: Member) => boolean): void {
-  for (const f of failures) {
-    for (const m of members) if (m.refused === undefined && matches(f.item, m)) m.refused = refusal(f.errors)
-  }
-}
-
+/**
+ * Marks the members whose items Kit refused. A refusal naming no single item sent leaves every
+ * member of the request in doubt: they all go the per-member way (whose requests change nothing
+ * already done).
+ */
 function refuseItems<T>(chunk: { member: Member; item: T }[], failures: BulkFailure<T>[]): void {
   for (const f of failures) {
-    const owner = chunk.find((c) => c.item === f.item)
-    if (owner && owner.member.refused === undefined) owner.member.refused = refusal(f.errors)
+    const owners = f.item === null ? chunk : chunk.filter((c) => c.item === f.item)
+    for (const { member } of owners) if (member.refused === undefined) member.refused = refusal(f.errors)
   }
 }
 

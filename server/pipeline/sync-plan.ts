@@ -16,7 +16,17 @@ import {
   type SyncRefusedRow,
 } from '#shared/api.ts'
 import type { MemberEvent } from '../core/envelope.ts'
-import { deltaIsEmpty, plan, plannedValues, removalsFor, subscriberDelta, type KnownSubscriber } from '../core/planner.ts'
+import { BULK_BATCH } from '../core/kit.ts'
+import {
+  deltaIsEmpty,
+  fitsBulk,
+  plan,
+  plannedValues,
+  removalsFor,
+  subscriberDelta,
+  type KnownSubscriber,
+  type SendPlan,
+} from '../core/planner.ts'
 import type { OrderingMark } from '../core/queue.ts'
 
 export type { KnownSubscriber }
@@ -82,11 +92,15 @@ export class SyncPlanner {
   private readonly sequencesAdded = new Changes()
   private readonly refusedRows: SyncRefusedRow[] = []
   private refused = 0
+  /** Items of each bulk request kind, counted when the connection sends in bulk batches. */
+  private readonly bulkItems = { members: 0, fields: 0, tagsAdded: 0, tagsRemoved: 0, forms: 0 }
 
   constructor(
     private readonly mappings: Mappings,
     private readonly budget: PlanBudget,
     private readonly consentMode: ConsentMode = DEFAULT_CONSENT_MODE,
+    /** The connection sends members in bulk batches (Connect with Kit): requests are counted per batch. */
+    private readonly bulk = false,
   ) {}
 
   refuse(row: SyncRefusedRow): void {
@@ -123,6 +137,10 @@ export class SyncPlanner {
       return
     }
     const want = planned.subscriber
+    if (this.bulk && fitsBulk(planned, known?.email ?? null)) {
+      this.addToBatch(email, planned, known)
+      return
+    }
     if (known === null && !want.createIfMissing) {
       // Nobody is created (consent withdrawn): the processor looks the address up in Kit and
       // unsubscribes whoever Kit lists there; their profile is not written.
@@ -148,8 +166,35 @@ export class SyncPlanner {
     }
   }
 
+  /**
+   * A member the bulk sender takes: counted as an item of each request its batch makes (the
+   * creation that finds or creates everyone, field values, tags, forms), as the sender sends them.
+   */
+  private addToBatch(email: string, planned: SendPlan, known: KnownSubscriber | null): void {
+    const want = planned.subscriber
+    const values = plannedValues(want.fields)
+    const delta = known === null ? null : subscriberDelta(known, { ...want, fields: values })
+    if (delta === null) this.create.add(email)
+    else if (deltaIsEmpty(delta)) this.unchanged.add(email)
+    else this.update.add(email)
+    this.bulkItems.members += 1
+    this.bulkItems.fields += Object.keys(delta === null ? values : delta.fields).length
+    for (const step of removalsFor(planned.steps, known === null)) {
+      if (step.kind === 'tag.add') this.tagsAdded.add(step.tag.name, email)
+      else if (step.kind === 'tag.remove') this.tagsRemoved.add(step.tag.name, email)
+      else if (step.kind === 'form.add') this.formsAdded.add(step.form.name, email)
+    }
+    // Removals go to everyone in a batch (a bulk answer does not say who is new).
+    for (const step of planned.steps) {
+      if (step.kind === 'tag.add') this.bulkItems.tagsAdded += 1
+      else if (step.kind === 'tag.remove') this.bulkItems.tagsRemoved += 1
+      else if (step.kind === 'form.add') this.bulkItems.forms += 1
+    }
+  }
+
   result(format: 'csv' | 'jsonl', columns: SyncColumn[]): SyncPlan {
     const { requestsPerWindow, windowMs } = this.budget
+    const requests = this.kitRequests + Object.values(this.bulkItems).reduce((n, items) => n + Math.ceil(items / BULK_BATCH), 0)
     return {
       dry_run: true,
       format,
@@ -165,8 +210,8 @@ export class SyncPlanner {
       refused: this.refused,
       refused_rows: [...this.refusedRows],
       columns: columns.map((c) => ({ ...c })),
-      estimated_kit_requests: this.kitRequests,
-      estimated_seconds: Math.ceil(((this.kitRequests / requestsPerWindow) * windowMs) / 1000),
+      estimated_kit_requests: requests,
+      estimated_seconds: Math.ceil(((requests / requestsPerWindow) * windowMs) / 1000),
     }
   }
 }
@@ -179,8 +224,9 @@ export function planSync(
   format: 'csv' | 'jsonl' = 'csv',
   columns: SyncColumn[] = [],
   consentMode: ConsentMode = DEFAULT_CONSENT_MODE,
+  bulk = false,
 ): SyncPlan {
-  const planner = new SyncPlanner(mappings, budget, consentMode)
+  const planner = new SyncPlanner(mappings, budget, consentMode, bulk)
   for (const entry of entries) {
     if ('refused' in entry) planner.refuse(entry.refused)
     else planner.add(entry.event, entry.known)

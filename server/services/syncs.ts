@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Sync, SyncList, SyncPlan, SyncRefusedRow, SyncStatus } from '#shared/api.ts'
 import type { RequestBudget } from '../kit/budget.ts'
+import { isOAuthCredentialId } from '../kit/client.ts'
 import { AppError } from '../lib/errors.ts'
 import { newDeliveryId } from '../core/ids.ts'
 import { ColumnResolver, parseColumnMapping, storedColumnMapping } from '../pipeline/sync-columns.ts'
@@ -131,7 +132,12 @@ export class SyncService {
   private async plan(request: ImportRequest, columns: ColumnResolver, credentialId: string): Promise<SyncPlan> {
     const { communityId } = request
     const mappings = await this.deps.mappings.get(communityId)
-    const planner = new SyncPlanner(mappings, this.backgroundRate(credentialId), await this.deps.consent.consentMode(communityId))
+    const planner = new SyncPlanner(
+      mappings,
+      this.backgroundRate(credentialId),
+      await this.deps.consent.consentMode(communityId),
+      isOAuthCredentialId(credentialId),
+    )
     const time = this.now()
     for await (const checked of this.members(request, columns)) {
       if (isRefused(checked)) {

@@ -38,6 +38,29 @@ function mappingsWith(change: (doc: Mappings) => void = () => {}): Mappings {
 }
 
 describe('the sync planner', () => {
+  it('counts Kit requests per bulk batch for a connection that sends in bulk, per member otherwise', () => {
+    const mappings = mappingsWith((doc) => {
+      for (const type of Object.keys(doc.events) as (keyof Mappings['events'])[]) doc.events[type] = emptyEventMapping()
+      doc.events['member.snapshot'] = { ...emptyEventMapping(), add_tags: [{ name: 'Imported' }] }
+      doc.fields = [
+        { source: 'mk_plan', kit_field: { key: 'plan', label: 'Plan' } },
+        { source: 'mk_company', kit_field: { key: 'company', label: 'Company' } },
+      ]
+    })
+    const entries = Array.from({ length: 250 }, (_, i) => ({
+      event: eventOf(member(i, { fields: { mk_plan: 'pro', mk_company: `Co ${i}` } })),
+      known: null,
+    }))
+    const single = planSync(entries, mappings, budget)
+    const bulk = planSync(entries, mappings, budget, 'csv', [], 'all_members', true)
+    // Per member: the subscriber with its fields, then the tag.
+    expect(single.estimated_kit_requests).toBe(500)
+    // In batches of 100: 3 creations, 5 requests for 500 field values, 3 for 250 taggings.
+    expect(bulk.estimated_kit_requests).toBe(11)
+    expect(bulk.subscribers.create.count).toBe(250)
+    expect(bulk.tags_added).toEqual(single.tags_added)
+  })
+
   it('sorts members into create, update and unchanged from what the plugin last wrote, with at most 5 examples each', () => {
     const known: Record<string, KnownSubscriber> = {
       m_1: { email: 'm1@example.com', firstName: 'Name 1', fields: { subscription_plan: 'pro' } },
