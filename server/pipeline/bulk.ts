@@ -225,8 +225,12 @@ export class BulkSender {
     const byEmail = new Map(answer.applied.map((s) => [addressOf(s.email_address), s]))
     for (const m of live(batch)) {
       const subscriber = byEmail.get(addressOf(m.planned.subscriber.email))
-      if (subscriber) m.subscriber = subscriber
-      else
+      if (subscriber) {
+        m.subscriber = subscriber
+        // Remembered before Kit's answer is compared with what the plugin wrote (see gate), so the
+        // name just sent is not taken for a change made in Kit; the fields follow once written.
+        await this.remember(kit, m, {})
+      } else
         m.refused =
           unnamed.length > 0 ? refusal(unnamed) : 'Kit did not answer for this member in a bulk request, so it was sent on its own.'
     }
@@ -325,16 +329,10 @@ export class BulkSender {
     return null
   }
 
-  /** A member the batch carried through: remembered as written, settled with its steps and marks. */
-  private async succeeded(kit: KitBulkApi, m: Member, kitRequests: number): Promise<Outcome> {
+  /** What the plugin has written to Kit for the member: the name and address sent, `fields` on top of those known. */
+  private async remember(kit: KitBulkApi, m: Member, fields: Record<string, string>): Promise<void> {
     const subscriber = m.subscriber as KitSubscriber
     const { email, firstName } = m.planned.subscriber
-    const log = m.log
-    const wanted = valuesOf(m.fields)
-    const written =
-      m.known === null
-        ? Object.keys(wanted)
-        : Object.keys(subscriberDelta(m.known, { email, firstName: null, fields: wanted, writeProfile: false }).fields)
     const nameSent = m.known === null || (firstName !== null && firstName !== m.known.firstName)
     await this.deps.subscribers.save({
       communityId: m.delivery.communityId,
@@ -343,9 +341,22 @@ export class BulkSender {
       email,
       subscriberId: subscriber.id,
       firstName: nameSent && firstName !== null ? firstName : (m.known?.firstName ?? subscriber.first_name),
-      fields: JSON.stringify({ ...(m.known?.fields ?? {}), ...wanted }),
+      fields: JSON.stringify({ ...(m.known?.fields ?? {}), ...fields }),
       updatedAt: this.now(),
     })
+  }
+
+  /** A member the batch carried through: remembered as written, settled with its steps and marks. */
+  private async succeeded(kit: KitBulkApi, m: Member, kitRequests: number): Promise<Outcome> {
+    const { email, firstName } = m.planned.subscriber
+    const log = m.log
+    const wanted = valuesOf(m.fields)
+    const written =
+      m.known === null
+        ? Object.keys(wanted)
+        : Object.keys(subscriberDelta(m.known, { email, firstName: null, fields: wanted, writeProfile: false }).fields)
+    const nameSent = m.known === null || (firstName !== null && firstName !== m.known.firstName)
+    await this.remember(kit, m, wanted)
     if (m.known === null) log.add('subscriber.updated', email, 'Found or created in a bulk request.')
     else if (nameSent || written.length > 0) log.add('subscriber.updated', email)
     else log.add('subscriber.unchanged', email)
