@@ -1,9 +1,9 @@
 /**
  * The one HTTP client of the panel: `/api/v1`, the session token as a bearer header (never in the
  * URL), one retry with a fresh token after a 401, and every failure turned into an `ApiError`
- * carrying the server's `{ code, message }`.
+ * carrying the server's `{ code, message }`. The browser's own `fetch`, with nothing around it: the
+ * panel needs no more, and a fetch library would weigh on its first screen.
  */
-import { FetchError, ofetch } from 'ofetch'
 import type { ErrorBody } from '#shared/api.ts'
 import { useSessionStore } from '../stores/session.ts'
 
@@ -32,7 +32,18 @@ export interface RequestOptions {
   query?: Query
 }
 
-const http = ofetch.create({ baseURL: '/api/v1', retry: 0, headers: { Accept: 'application/json' } })
+const BASE = '/api/v1'
+const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json(?:;.*)?$/i
+
+/** A request that failed: the answer and its body (parsed when JSON), or no answer at all (`response` null). */
+class HttpFailure extends Error {
+  constructor(
+    readonly response: Response | null,
+    readonly data?: unknown,
+  ) {
+    super(response ? `HTTP ${response.status}` : 'no answer')
+  }
+}
 
 function isErrorBody(value: unknown): value is ErrorBody {
   if (typeof value !== 'object' || value === null) return false
@@ -44,44 +55,72 @@ function isErrorBody(value: unknown): value is ErrorBody {
 
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error
-  if (error instanceof FetchError) {
-    const status = error.status ?? 0
-    const retryAfter = Number(error.response?.headers.get('retry-after') ?? Number.NaN)
+  if (error instanceof HttpFailure) {
+    const { response } = error
+    if (!response) return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
+    const { status, statusText } = response
+    const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN)
     const retryAfterS = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.ceil(retryAfter) : null
     if (isErrorBody(error.data)) {
       const { code, message, ...details } = error.data.error as ErrorBody['error'] & Record<string, unknown>
       return new ApiError(status, code, message, retryAfterS, details)
     }
-    if (status === 0) {
-      return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
-    }
-    return new ApiError(status, `http_${status}`, `The server answered ${status}${error.statusText ? ` ${error.statusText}` : ''}.`)
+    return new ApiError(status, `http_${status}`, `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`)
   }
   return new ApiError(0, 'unexpected', error instanceof Error ? error.message : 'Something unexpected went wrong.')
 }
 
-function cleanQuery(query: Query | undefined): Record<string, string> | undefined {
-  if (!query) return undefined
-  const entries = Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== '')
-  return Object.fromEntries(entries.map(([k, v]) => [k, String(v)]))
+/** `/api/v1` + path, with the query's non-empty values. */
+function urlOf(path: string, query: Query | undefined): string {
+  const params = new URLSearchParams()
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') params.append(k, String(v))
+  const search = params.toString()
+  return `${BASE}${path}${search ? `?${search}` : ''}`
+}
+
+/** The answer's body: parsed when it says JSON, its text otherwise, nothing for an empty one. */
+async function bodyOf(response: Response): Promise<unknown> {
+  const text = await response.text()
+  if (!text) return undefined
+  if (!JSON_TYPE.test(response.headers.get('content-type') ?? '')) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+/** A plain object or array goes as JSON; anything else (a Blob) as it is. */
+const isJson = (body: unknown): boolean =>
+  Array.isArray(body) || (typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype)
+
+async function send<T>(path: string, options: RequestOptions, token: string | null): Promise<T> {
+  const json = isJson(options.body)
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (json) headers['Content-Type'] = 'application/json'
+  if (options.contentType) headers['Content-Type'] = options.contentType
+  if (token) headers.Authorization = `Bearer ${token}`
+  let response: Response
+  let data: unknown
+  try {
+    response = await fetch(urlOf(path, options.query), {
+      method: options.method ?? 'GET',
+      headers,
+      body: json ? JSON.stringify(options.body) : (options.body as Blob | undefined),
+    })
+    data = await bodyOf(response)
+  } catch {
+    throw new HttpFailure(null)
+  }
+  if (!response.ok) throw new HttpFailure(response, data)
+  return data as T
 }
 
 export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
   const session = useSessionStore()
-  const send = (token: string | null) =>
-    http<T>(path, {
-      method: options.method ?? 'GET',
-      body: options.body,
-      query: cleanQuery(options.query),
-      headers: {
-        ...(options.contentType ? { 'Content-Type': options.contentType } : {}),
-        ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      },
-    })
-
   let failure: ApiError
   try {
-    return await send(session.currentToken())
+    return await send<T>(path, options, session.currentToken())
   } catch (error) {
     failure = toApiError(error)
   }
@@ -89,7 +128,7 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
     const fresh = await session.refreshToken()
     if (fresh) {
       try {
-        return await send(fresh)
+        return await send<T>(path, options, fresh)
       } catch (error) {
         failure = toApiError(error)
       }
