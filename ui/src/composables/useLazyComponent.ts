@@ -1,5 +1,5 @@
 /**
- * A component fetched as its own chunk when first needed: the component once it came, whether the
+ * A component fetched on demand (a chunk apart from the first screen's) when first needed: the component once it came, whether the
  * fetch failed (a new version deployed meanwhile, a dropped connection), and `load` to call again
  * for Try again. Not defineAsyncComponent: its code would weigh on the first screen, and this is
  * all the panel needs of it.
