@@ -132,9 +132,12 @@ export class BulkSender {
     try {
       await this.fieldIds(kit, members)
       await this.create(kit, members)
-      await this.gate(kit, members)
       await this.writeFields(kit, members)
       await this.applyTags(kit, members)
+      // What was written is remembered before Kit's answer is compared with it (see gate), so a
+      // name just sent is never taken for a change made in Kit; Kit's state then decides the forms.
+      for (const m of live(members)) await this.remember(kit, m, valuesOf(m.fields))
+      await this.gate(kit, members)
       await this.addToForms(kit, members)
     } catch (err) {
       const stopped = this.stopped(err)
@@ -152,8 +155,7 @@ export class BulkSender {
     const done = members.filter((m) => m.refused === undefined)
     for (const m of members) if (m.refused !== undefined) result.single.push({ delivery: m.delivery, note: m.refused })
     const shares = share(requests, done.length)
-    for (const [i, m] of done.entries())
-      result.settled.push({ delivery: m.delivery, outcome: await this.succeeded(kit, m, shares[i] ?? 0) })
+    for (const [i, m] of done.entries()) result.settled.push({ delivery: m.delivery, outcome: this.succeeded(m, shares[i] ?? 0) })
     return result
   }
 
@@ -180,7 +182,9 @@ export class BulkSender {
     })
     if (planned.kind !== 'send') return { outcome: unsent(planned) }
     if (!fitsBulk(planned, known?.email ?? null)) return { bulk: null }
-    return { bulk: { delivery, planned, known, fields: [], steps: [], log: new StepLog() } }
+    // A bulk answer does not tell whether Kit created the person just now: removals are sent for
+    // everyone (taking a tag off someone who has none changes nothing).
+    return { bulk: { delivery, planned, known, fields: [], steps: removalsFor(planned.steps, false), log: new StepLog() } }
   }
 
   /** Kit's key and numeric id of every mapped field (created in Kit on first use, as single deliveries do). */
@@ -225,18 +229,14 @@ export class BulkSender {
     const byEmail = new Map(answer.applied.map((s) => [addressOf(s.email_address), s]))
     for (const m of live(batch)) {
       const subscriber = byEmail.get(addressOf(m.planned.subscriber.email))
-      if (subscriber) {
-        m.subscriber = subscriber
-        // Remembered before Kit's answer is compared with what the plugin wrote (see gate), so the
-        // name just sent is not taken for a change made in Kit; the fields follow once written.
-        await this.remember(kit, m, {})
-      } else
+      if (subscriber) m.subscriber = subscriber
+      else
         m.refused =
           unnamed.length > 0 ? refusal(unnamed) : 'Kit did not answer for this member in a bulk request, so it was sent on its own.'
     }
   }
 
-  /** Kit's state for each member decides whether forms may run, as in single deliveries. */
+  /** Kit's state for each member decides whether forms may run, as in single deliveries (tags were written already). */
   private async gate(kit: KitBulkApi, members: Member[]): Promise<void> {
     for (const m of live(members)) {
       const subscriber = m.subscriber as KitSubscriber
@@ -244,9 +244,8 @@ export class BulkSender {
       const state = this.deps.kitStates
         ? await this.deps.kitStates.learned(key, subscriber)
         : { state: subscriber.state, learnedAt: this.now() }
-      // A bulk answer does not tell whether Kit created the person just now: removals are sent
-      // for everyone (taking a tag off someone who has none changes nothing).
-      const gated = gateByKitState(removalsFor(m.planned.steps, false), state, m.planned.consent)
+      // Tags are written whatever the state; forms only as Kit's state allows.
+      const gated = gateByKitState(m.steps, state, m.planned.consent)
       m.steps = gated.steps
       if (gated.warning) m.warning = gated.warning
     }
@@ -346,8 +345,8 @@ export class BulkSender {
     })
   }
 
-  /** A member the batch carried through: remembered as written, settled with its steps and marks. */
-  private async succeeded(kit: KitBulkApi, m: Member, kitRequests: number): Promise<Outcome> {
+  /** A member the batch carried through (already remembered as written): settled with its steps and marks. */
+  private succeeded(m: Member, kitRequests: number): Outcome {
     const { email, firstName } = m.planned.subscriber
     const log = m.log
     const wanted = valuesOf(m.fields)
@@ -356,7 +355,6 @@ export class BulkSender {
         ? Object.keys(wanted)
         : Object.keys(subscriberDelta(m.known, { email, firstName: null, fields: wanted, writeProfile: false }).fields)
     const nameSent = m.known === null || (firstName !== null && firstName !== m.known.firstName)
-    await this.remember(kit, m, wanted)
     if (m.known === null) log.add('subscriber.updated', email, 'Found or created in a bulk request.')
     else if (nameSent || written.length > 0) log.add('subscriber.updated', email)
     else log.add('subscriber.unchanged', email)
