@@ -191,8 +191,8 @@ describe.each([
       expect(paths.filter((p) => p.startsWith('POST /v4/subscribers') || p.includes('/v4/tags/:id/subscribers'))).toEqual([])
       expect(paths.filter((p) => p === 'POST /v4/bulk/subscribers').length).toBeGreaterThanOrEqual(2)
       // How the 50 split into batches depends on which of a connection's two slots claims first; one
-    // by one they would cost 90 requests (40 creations with fields, 50 taggings).
-    expect(paths.length).toBeLessThanOrEqual(20)
+      // by one they would cost 90 requests (40 creations with fields, 50 taggings).
+      expect(paths.length).toBeLessThanOrEqual(20)
     },
     120_000,
   )
