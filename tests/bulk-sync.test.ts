@@ -260,6 +260,52 @@ describe.each([
   )
 })
 
+describe('the same rules as single deliveries, in bulk', () => {
+  it('leaves out members without consent, and adds nobody Kit holds as unsubscribed to a form', async () => {
+    const harness = await start(false)
+    harness.kit.seed(KEY, { forms: [{ name: 'Newsletter' }] })
+    const form = harness.kit.account(KEY).forms[0]!
+    await harness.putMappings((doc: Mappings) => {
+      doc.events['member.snapshot'] = {
+        ...emptyEventMapping(),
+        add_tags: [{ name: 'Imported' }],
+        add_to_forms: [{ id: form.id, name: form.name }],
+      }
+    })
+    expect(
+      (await harness.app.inject({ method: 'PUT', url: '/api/v1/consent', headers: asA, payload: { mode: 'marketing_consent' } }))
+        .statusCode,
+    ).toBe(200)
+    // Known to Kit already, and unsubscribed there.
+    harness.kit.createSubscriber(KEY, { email: 'member1@example.com', state: 'cancelled' })
+    const lines = ['email,member_id,first_name,mk_plan,mk_company,consent,consent_at']
+    for (let i = 0; i < 12; i++)
+      lines.push(`member${i}@example.com,m_${i},Name ${i},pro,Co,${i % 3 === 2 ? 'no' : 'yes'},2020-01-01T00:00:00Z`)
+    const mark = harness.kit.requests.length
+    const sync = await settledSync(harness, await importFile(harness, `${lines.join('\n')}\n`))
+    expect(sync).toMatchObject({ total: 12, done: 8, skipped: 4, failed: 0 })
+    const rows = await deliveries(harness)
+    const byEmail = new Map(rows.map((r) => [r.member_email, r]))
+    for (let i = 0; i < 12; i++) {
+      const email = `member${i}@example.com`
+      if (i % 3 === 2) {
+        expect(byEmail.get(email)).toMatchObject({ status: 'skipped', reason: 'no_consent', kit_requests: 0 })
+        expect(harness.subscriber(email)).toBeUndefined()
+      } else {
+        expect(harness.tagNames(email)).toEqual(['Imported'])
+      }
+    }
+    // Everyone with consent joined the form but the unsubscribed one, whose consent predates the unsubscribe.
+    const joined = harness.kit
+      .account(KEY)
+      .forms[0]!.subscribers.map((id) => harness.kit.account(KEY).subscribers.find((s) => s.id === id)!.email_address)
+    expect(joined.sort()).toEqual([0, 3, 4, 6, 7, 9, 10].map((i) => `member${i}@example.com`).sort())
+    expect(harness.subscriber('member1@example.com')!.state).toBe('cancelled')
+    expect(byEmail.get('member1@example.com')).toMatchObject({ status: 'succeeded', reason: 'kit_unsubscribed' })
+    expect(pathsSince(harness, mark).filter((p) => p.includes('/v4/forms/') || p.startsWith('POST /v4/subscribers'))).toEqual([])
+  }, 60_000)
+})
+
 describe('an initial sync with an API key', () => {
   it('never calls a bulk endpoint (Kit takes them from OAuth connections only)', async () => {
     const harness = await start(false, { connect: 'key' })
