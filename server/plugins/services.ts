@@ -38,7 +38,7 @@ export default fp(
     connections.onConnected((communityId) => catalogue.invalidate(communityId))
     const consent = new ConsentService(app.storage.settings)
     const erasures = new ErasureService(app.storage.erasures)
-    const preview = new MappingPreviewService(app.storage.mappings, app.storage.queue)
+    const preview = new MappingPreviewService(mappings, app.storage.queue)
     const oauth =
       app.kitOAuth &&
       new OAuthService({

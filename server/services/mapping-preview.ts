@@ -7,20 +7,21 @@ import type { Mappings, MappingPreview } from '#shared/api.ts'
 import { EVENT_TYPES } from '#shared/events.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import type { DeliveryQueue } from '../core/queue.ts'
-import type { MappingRepository } from '../core/storage.ts'
+import type { MappingSource } from '../core/ports.ts'
 import { previewMappings, PREVIEW_EVENTS_PER_TYPE } from '../pipeline/mapping-preview.ts'
-import { checkedDraft, savedMappings } from './mappings.ts'
+import { checkedDraft } from './mappings.ts'
 
 export class MappingPreviewService {
   constructor(
-    private readonly mappings: MappingRepository,
+    /** The community's saved document, as deliveries read it. */
+    private readonly mappings: Pick<MappingSource, 'get'>,
     private readonly events: Pick<DeliveryQueue, 'recentEvents'>,
   ) {}
 
   /** The draft (checked as a save checks it) against the saved document, over each type's newest held events. */
   async preview(communityId: string, draft: Mappings): Promise<MappingPreview> {
     const proposed = checkedDraft(draft)
-    const saved = await savedMappings(this.mappings, communityId)
+    const saved = await this.mappings.get(communityId)
     const held = await this.events.recentEvents(communityId, EVENT_TYPES, PREVIEW_EVENTS_PER_TYPE)
     return previewMappings({
       saved,

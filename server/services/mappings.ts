@@ -241,11 +241,6 @@ export function checkedDraft(doc: Mappings): Mappings {
   }
 }
 
-/** The community's saved document, with every event type; the defaults until it saves. */
-export async function savedMappings(repo: MappingRepository, communityId: string): Promise<Mappings> {
-  return inForce(await repo.get(communityId))
-}
-
 export class MappingService {
   constructor(
     private readonly repo: MappingRepository,
