@@ -307,6 +307,16 @@ export interface KnownKitState {
   learnedAt: number
 }
 
+/** The plan for one queued delivery of a connected community: the processor's and the bulk sender's. */
+export function planDelivery(
+  delivery: { memberId: string; eventTime: number; eventId: string },
+  event: MemberEvent,
+  context: Pick<PlanInput, 'mappings' | 'marks' | 'consentMode' | 'knownInKit'>,
+): Plan {
+  const { memberId, eventTime, eventId } = delivery
+  return plan({ event, memberId, eventTime, eventId, credential: 'connected', ...context })
+}
+
 /** True when the steps hold a form or sequence, which Kit's current state for the person must allow. */
 export const needsKitState = (steps: readonly KitStep[]): boolean => steps.some(isFormOrSequence)
 

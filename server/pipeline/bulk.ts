@@ -18,7 +18,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import { DEFAULT_CONSENT_MODE, type Mappings } from '#shared/api.ts'
 import { BULK_BATCH, type BulkFailure, type KitBulkApi, type KitSubscriber } from '../core/kit.ts'
 import type { MemberEvent } from '../core/envelope.ts'
-import { fitsBulk, gateByKitState, plan, removalsFor, scopesToRead, subscriberDelta, type KitStep, type SendPlan } from '../core/planner.ts'
+import {
+  fitsBulk,
+  gateByKitState,
+  planDelivery,
+  removalsFor,
+  scopesToRead,
+  subscriberDelta,
+  type KitStep,
+  type SendPlan,
+} from '../core/planner.ts'
 import type { ConsentSource, CredentialSource, KitStateMemory, MappingSource, MemberKey } from '../core/ports.ts'
 import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { reasonWords, type KitStateWarning } from '../core/reasons.ts'
@@ -169,17 +178,7 @@ export class BulkSender {
     const event = JSON.parse(delivery.payload) as MemberEvent
     const marks = await this.deps.queue.marks(delivery.communityId, scopesToRead(event, delivery.memberId))
     const known = await this.writer.cached(delivery, credentialId)
-    const planned = plan({
-      event,
-      memberId: delivery.memberId,
-      eventTime: delivery.eventTime,
-      eventId: delivery.eventId,
-      credential: 'connected',
-      mappings,
-      marks,
-      consentMode,
-      knownInKit: known !== null,
-    })
+    const planned = planDelivery(delivery, event, { mappings, marks, consentMode, knownInKit: known !== null })
     if (planned.kind !== 'send') return { outcome: unsent(planned) }
     if (!fitsBulk(planned, known?.email ?? null)) return { bulk: null }
     // A bulk answer does not tell whether Kit created the person just now: removals are sent for

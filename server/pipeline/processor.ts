@@ -14,7 +14,7 @@ import {
   credentialVerdict,
   gateByKitState,
   needsKitState,
-  plan,
+  planDelivery,
   removalsFor,
   scopesToRead,
   type KnownKitState,
@@ -122,17 +122,7 @@ export class DeliveryProcessor {
     const consentMode = (await this.deps.consent?.consentMode(communityId)) ?? DEFAULT_CONSENT_MODE
     // Only the consent-only mode needs to know whether the member is in Kit before planning.
     const knownInKit = consentMode === 'marketing_consent' && (await this.subscribers.cached(delivery, credential.credentialId)) !== null
-    const planned: Plan = plan({
-      event,
-      memberId: delivery.memberId,
-      eventTime: delivery.eventTime,
-      eventId: delivery.eventId,
-      credential: 'connected',
-      mappings,
-      marks,
-      consentMode,
-      knownInKit,
-    })
+    const planned: Plan = planDelivery(delivery, event, { mappings, marks, consentMode, knownInKit })
     if (planned.kind !== 'send') return unsent(planned)
 
     // Only requests Kit answered count: a network failure (refused, reset, timed out) never

@@ -48,6 +48,27 @@ const LEASE = `
               AND o.lease_until >= $4)
   RETURNING d.seq`
 
+/**
+ * Leases the candidates whose members this transaction can lock (another instance claiming a
+ * member right now passes it over), and answers those it leased.
+ */
+async function leaseMembers(
+  client: pg.PoolClient,
+  candidates: QueuedDelivery[],
+  o: { owner: string; now: number; leaseMs: number },
+): Promise<QueuedDelivery[]> {
+  const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
+    candidates.map((c) => c.seq),
+    candidates.map((c) => c.communityId),
+    candidates.map((c) => c.memberId),
+    MEMBER_CLAIM_LOCK,
+  ])
+  if (locked.rows.length === 0) return []
+  const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
+  const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
+  return candidates.filter((c) => seqs.has(c.seq))
+}
+
 // One statement, so the outcome and its marks commit together, and only if the lease is still ours.
 const SETTLE = `
   WITH settled AS (
@@ -169,16 +190,7 @@ export class PostgresQueue extends QueueStore {
       )
       const candidates = takeTurns(rows as unknown as QueuedDelivery[], o.limit, o.turns)
       if (candidates.length === 0) return []
-      const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
-        candidates.map((c) => c.seq),
-        candidates.map((c) => c.communityId),
-        candidates.map((c) => c.memberId),
-        MEMBER_CLAIM_LOCK,
-      ])
-      if (locked.rows.length === 0) return []
-      const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
-      const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
-      return candidates.filter((c) => seqs.has(c.seq))
+      return leaseMembers(client, candidates, o)
     })
   }
 
@@ -191,16 +203,7 @@ export class PostgresQueue extends QueueStore {
       )
       const candidates = rows as unknown as QueuedDelivery[]
       if (candidates.length === 0) return []
-      const locked = await client.query<{ seq: string }>(LOCK_MEMBERS, [
-        candidates.map((c) => c.seq),
-        candidates.map((c) => c.communityId),
-        candidates.map((c) => c.memberId),
-        MEMBER_CLAIM_LOCK,
-      ])
-      if (locked.rows.length === 0) return []
-      const leased = await client.query<{ seq: string }>(LEASE, [o.owner, o.now + o.leaseMs, locked.rows.map((r) => r.seq), o.now])
-      const seqs = new Set(leased.rows.map((r) => Number(r.seq)))
-      return candidates.filter((c) => seqs.has(c.seq))
+      return leaseMembers(client, candidates, o)
     })
   }
 
