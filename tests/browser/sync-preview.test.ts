@@ -41,6 +41,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the import preview in th
   }
 
   async function preview(): Promise<void> {
+    await panel.getByRole('tab', { name: 'Import' }).click()
     const card = panel.locator('.sync-card')
     await card
       .getByLabel('Member file (CSV or JSON Lines)')
@@ -79,9 +80,11 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the import preview in th
     await connect()
     await preview()
 
+    await panel.getByRole('tab', { name: 'Connection' }).click()
     await panel.getByRole('button', { name: 'Disconnect' }).click()
     await panel.getByRole('button', { name: 'Yes, disconnect' }).click()
     await connect()
+    await panel.getByRole('tab', { name: 'Import' }).click()
     const card = panel.locator('.sync-card')
     await card.getByRole('button', { name: 'Preview' }).waitFor()
     expect(await card.getByRole('table').count()).toBe(0)

@@ -98,6 +98,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
     await openDev('c_demo')
     await connect()
 
+    await panel.getByRole('tab', { name: 'Import' }).click()
     const card = panel.locator('.sync-card')
     await card
       .getByLabel('Member file (CSV or JSON Lines)')
@@ -162,6 +163,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('bringing existing member
       mimeType: 'text/csv',
       buffer: Buffer.from([header, ...rows].join('\r\n') + '\r\n'),
     })
+    await panel.getByRole('tab', { name: 'Import' }).click()
     const card = panel.locator('.sync-card')
     await card
       .getByLabel('Member file (CSV or JSON Lines)')

@@ -31,7 +31,6 @@ const READS = [
   'listCustomFields',
   'listForms',
   'listSequences',
-  'listSyncs',
   'listTags',
 ]
 

@@ -33,8 +33,8 @@ describe('moving between sections', () => {
   it('lists the sections as tabs, with one tab stop on the section shown, which labels its panel', async () => {
     wrapper = await mountPanel()
     expect(wrapper.get('[role="tablist"]').attributes('aria-label')).toBe('Kit settings')
-    expect(tabs(wrapper).map(textOf)).toEqual(['Connection', 'Rules', 'Fields', 'Activity', 'Kit → App Station'])
-    expect(tabs(wrapper).map((t) => t.attributes('tabindex'))).toEqual(['0', '-1', '-1', '-1', '-1'])
+    expect(tabs(wrapper).map(textOf)).toEqual(['Connection', 'Rules', 'Fields', 'Import', 'Activity', 'Kit → App Station'])
+    expect(tabs(wrapper).map((t) => t.attributes('tabindex'))).toEqual(['0', '-1', '-1', '-1', '-1', '-1'])
     const current = tab(wrapper, 'Connection')
     expect(current.attributes('aria-selected')).toBe('true')
     expect(current.attributes('aria-controls')).toBe(panel(wrapper).attributes('id'))

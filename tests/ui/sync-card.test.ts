@@ -7,7 +7,7 @@ import { ApiError } from '../../ui/src/api/client.ts'
 import SyncCard from '../../ui/src/components/connection/SyncCard.vue'
 import { POLL_MS } from '../../ui/src/stores/syncs.ts'
 import { aDisconnectedConnection } from './factories.ts'
-import { answerWithDefaults, button, byLabel, mountPanel, textOf } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountPanel, settled, showSection, textOf } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -341,14 +341,21 @@ describe('in the panel', () => {
   })
   afterEach(() => wrapper?.unmount())
 
-  it('shows the card in the Kit connection section once Kit is connected, and not before', async () => {
+  it('shows the card under Import once Kit is connected, reached from the Connection section too, and not before', async () => {
     wrapper = await mountPanel()
-    const section = wrapper.findAll('section').find((s) => s.find('h2').text() === 'Kit connection')!
+    expect(textOf(wrapper)).not.toContain('Bring existing members')
+    const connection = wrapper.findAll('section').find((s) => s.find('h2').text() === 'Kit connection')!
+    await button(connection, 'Import').trigger('click')
+    await flushPromises()
+    await settled(wrapper)
+    const section = wrapper.findAll('section').find((s) => s.find('h2').text() === 'Import')!
     expect(section.find('h3').text()).toBe('Bring existing members')
     wrapper.unmount()
 
     vi.mocked(api.getConnection).mockResolvedValue(aDisconnectedConnection())
     wrapper = await mountPanel()
+    await showSection(wrapper, 'Import')
     expect(textOf(wrapper)).not.toContain('Bring existing members')
+    expect(textOf(wrapper)).toContain('Once Kit is connected you bring earlier members over here.')
   })
 })

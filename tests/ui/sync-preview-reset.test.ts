@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { SyncPlan } from '#shared/api.ts'
 import { api } from '../../ui/src/api/index.ts'
 import { aConnection } from './factories.ts'
-import { answerWithDefaults, button, byLabel, mountPanel } from './mount.ts'
+import { answerWithDefaults, button, byLabel, mountPanel, showSection } from './mount.ts'
 
 vi.mock('../../ui/src/api/index.ts')
 
@@ -35,6 +35,7 @@ const plan: SyncPlan = {
 }
 
 async function previewAFile(wrapper: VueWrapper): Promise<void> {
+  await showSection(wrapper, 'Import')
   const input = byLabel(wrapper, 'Member file (CSV or JSON Lines)')
   const file = new File(['email,member_id\nnew1@example.com,m_1\n'], 'members.csv', { type: 'text/csv' })
   Object.defineProperty(input.element, 'files', { value: [file], configurable: true })
@@ -61,6 +62,7 @@ describe('the import preview', () => {
     await previewAFile(wrapper)
     expect(previewShown(wrapper)).toBe(true)
 
+    await showSection(wrapper, 'Connection')
     await button(wrapper, 'Disconnect').trigger('click')
     await button(wrapper, 'Yes, disconnect').trigger('click')
     await flushPromises()
@@ -68,6 +70,7 @@ describe('the import preview', () => {
     await byLabel(wrapper, 'Kit API key').setValue('kit_other_key')
     await button(wrapper, 'Connect').trigger('click')
     await flushPromises()
+    await showSection(wrapper, 'Import')
 
     expect(wrapper.text()).toContain('Bring existing members')
     expect(previewShown(wrapper)).toBe(false)
@@ -80,6 +83,7 @@ describe('the import preview', () => {
     vi.mocked(api.previewSync).mockImplementation(() => new Promise((resolve) => (answer = resolve)))
     wrapper = await mountPanel()
     await previewAFile(wrapper)
+    await showSection(wrapper, 'Connection')
     await button(wrapper, 'Disconnect').trigger('click')
     await button(wrapper, 'Yes, disconnect').trigger('click')
     await flushPromises()
@@ -88,6 +92,7 @@ describe('the import preview', () => {
     await byLabel(wrapper, 'Kit API key').setValue('kit_other_key')
     await button(wrapper, 'Connect').trigger('click')
     await flushPromises()
+    await showSection(wrapper, 'Import')
     expect(previewShown(wrapper)).toBe(false)
     expect(button(wrapper, 'Preview').text()).toBe('Preview')
   })

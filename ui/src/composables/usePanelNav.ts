@@ -10,6 +10,7 @@ export const SECTIONS = [
   { id: 'connection', label: 'Connection' },
   { id: 'rules', label: 'Rules' },
   { id: 'fields', label: 'Fields' },
+  { id: 'import', label: 'Import' },
   { id: 'activity', label: 'Activity' },
   { id: 'platform', label: 'Kit → App Station' },
 ] as const
