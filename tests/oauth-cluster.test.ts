@@ -27,9 +27,10 @@ describe.skipIf(!pgUp)('Connect with Kit on three instances sharing PostgreSQL',
       config: { publicUrl: PUBLIC_URL, kitOAuth: { ...CLIENT, redirectUri: REDIRECT }, databasePoolSize: 4, apiRateLimit: 10_000 },
     })
   }, 60_000)
+  // Three instances each finish their work in flight before closing: more than a hook's default 10 s on a busy machine.
   afterAll(async () => {
     await c?.close()
-  })
+  }, 60_000)
 
   it('refreshes a token that expires mid-backlog once, and every delivery still succeeds', async () => {
     const [first] = c.apps as [FastifyInstance]
