@@ -112,8 +112,9 @@ describe('removals for a subscriber someone else just created in Kit', () => {
     expect(d.status).toBe('skipped')
     expect(d.reason).toBe('not_in_kit')
     expect(d.last_error).toBe(reasonWords('not_in_kit', { email: 'nobody@example.com', window: '1 second' }))
-    // 0, 0.1–0.2, 0.3–0.6 s, … and one last look at 1 s: a few lookups, never more.
-    expect(lookups()).toBeGreaterThanOrEqual(3)
+    // 0, 0.1–0.2, 0.3–0.6 s, … and one last look at 1 s: a few lookups, never more (on a busy
+    // machine a slow first attempt leaves room for fewer, but Kit is always asked again).
+    expect(lookups()).toBeGreaterThanOrEqual(2)
     expect(lookups()).toBeLessThanOrEqual(5)
     expect(h.subscriber('nobody@example.com')).toBeUndefined()
   })
