@@ -35,16 +35,6 @@ export interface RequestOptions {
 const BASE = '/api/v1'
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json(?:;.*)?$/i
 
-/** A request that failed: the answer and its body (parsed when JSON), or no answer at all (`response` null). */
-class HttpFailure extends Error {
-  constructor(
-    readonly response: Response | null,
-    readonly data?: unknown,
-  ) {
-    super(response ? `HTTP ${response.status}` : 'no answer')
-  }
-}
-
 function isErrorBody(value: unknown): value is ErrorBody {
   if (typeof value !== 'object' || value === null) return false
   const error = (value as { error?: unknown }).error
@@ -53,20 +43,21 @@ function isErrorBody(value: unknown): value is ErrorBody {
   return typeof code === 'string' && typeof message === 'string'
 }
 
+/** The server's refusal as an ApiError: its `{ code, message }` when it sent one, its status otherwise. */
+function refusalOf(response: Response, data: unknown): ApiError {
+  const { status, statusText } = response
+  const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN)
+  const retryAfterS = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.ceil(retryAfter) : null
+  if (isErrorBody(data)) {
+    const { code, message, ...details } = data.error as ErrorBody['error'] & Record<string, unknown>
+    return new ApiError(status, code, message, retryAfterS, details)
+  }
+  return new ApiError(status, `http_${status}`, `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`)
+}
+
+/** Whatever a call threw, as an ApiError (the calls below throw nothing else). */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error
-  if (error instanceof HttpFailure) {
-    const { response } = error
-    if (!response) return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
-    const { status, statusText } = response
-    const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN)
-    const retryAfterS = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.ceil(retryAfter) : null
-    if (isErrorBody(error.data)) {
-      const { code, message, ...details } = error.data.error as ErrorBody['error'] & Record<string, unknown>
-      return new ApiError(status, code, message, retryAfterS, details)
-    }
-    return new ApiError(status, `http_${status}`, `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`)
-  }
   return new ApiError(0, 'unexpected', error instanceof Error ? error.message : 'Something unexpected went wrong.')
 }
 
@@ -110,9 +101,9 @@ async function send<T>(path: string, options: RequestOptions, token: string | nu
     })
     data = await bodyOf(response)
   } catch {
-    throw new HttpFailure(null)
+    throw new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.')
   }
-  if (!response.ok) throw new HttpFailure(response, data)
+  if (!response.ok) throw refusalOf(response, data)
   return data as T
 }
 
