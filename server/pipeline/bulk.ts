@@ -33,14 +33,14 @@ import type { DeliveryQueue, Outcome, QueuedDelivery } from '../core/queue.ts'
 import { reasonWords, type KitStateWarning } from '../core/reasons.ts'
 import { SNAPSHOT_TYPE } from '../core/snapshot.ts'
 import type { HeldTagRepository, SubscriberRepository } from '../core/storage.ts'
-import type { KitClientFactory } from '../kit/client.ts'
+import { isOAuthCredentialId, type KitClientFactory } from '../kit/client.ts'
 import { isKitError } from '../kit/errors.ts'
 import type { KitIdCache } from './kit-ids.ts'
 import { MappedTags } from './mapped-tags.ts'
 import { referrerOf } from './memberships.ts'
 import { unsent } from './outcomes.ts'
 import { labelsOf, step, StepLog, valuesOf, type FieldWrite } from './step-log.ts'
-import { SubscriberWriter } from './subscriber-writer.ts'
+import { SubscriberWriter, type CachedSubscriber } from './subscriber-writer.ts'
 
 /** How long a batch waits after Kit said too much bulk work is queued for the account. */
 export const BULK_BUSY_WAIT_MS = 60_000
@@ -60,6 +60,8 @@ export interface BulkDeps {
 }
 
 export interface BatchContext {
+  /** The community's credential id as the consumer knows it (absent: not connected). */
+  credentialId: string | undefined
   /** The consumer's lease owner: the batch's other deliveries are leased to it too. */
   owner: string
   leaseMs: number
@@ -76,9 +78,14 @@ export interface BatchResult {
 /** One member of a batch on its way through the bulk requests. */
 interface Member {
   delivery: QueuedDelivery
+  event: MemberEvent
   planned: SendPlan
-  known: { subscriberId: number; email: string; firstName: string | null; fields: Record<string, string | null> } | null
+  known: CachedSubscriber | null
+  /** The first name goes to Kit: someone the plugin has not written yet, or a name changed since. */
+  nameSent: boolean
   fields: (FieldWrite & { id: number })[]
+  /** Keys of the mapped values Kit may not hold yet: all for someone the plugin has not written, else what changed. */
+  changed: string[]
   subscriber?: KitSubscriber
   steps: KitStep[]
   warning?: KitStateWarning
@@ -107,7 +114,9 @@ export class BulkSender {
    * `first` is a live event (the per-member path then takes it).
    */
   async send(first: QueuedDelivery, ctx: BatchContext): Promise<BatchResult | null> {
+    // Decided before any read: only OAuth connections have bulk endpoints.
     if (first.eventType !== SNAPSHOT_TYPE && first.replay !== 1) return null
+    if (ctx.credentialId === undefined || !isOAuthCredentialId(ctx.credentialId)) return null
     const credential = await this.deps.connections.credential(first.communityId)
     if (!credential || credential.status !== 'connected' || credential.kind !== 'oauth') return null
     const more = await this.deps.queue.claimBulk({
@@ -145,7 +154,7 @@ export class BulkSender {
       await this.applyTags(kit, members)
       // What was written is remembered before Kit's answer is compared with it (see gate), so a
       // name just sent is never taken for a change made in Kit; Kit's state then decides the forms.
-      for (const m of live(members)) await this.remember(kit, m, valuesOf(m.fields))
+      for (const m of live(members)) await this.remember(kit, m)
       await this.gate(kit, members)
       await this.addToForms(kit, members)
     } catch (err) {
@@ -181,9 +190,22 @@ export class BulkSender {
     const planned = planDelivery(delivery, event, { mappings, marks, consentMode, knownInKit: known !== null })
     if (planned.kind !== 'send') return { outcome: unsent(planned) }
     if (!fitsBulk(planned, known?.email ?? null)) return { bulk: null }
-    // A bulk answer does not tell whether Kit created the person just now: removals are sent for
-    // everyone (taking a tag off someone who has none changes nothing).
-    return { bulk: { delivery, planned, known, fields: [], steps: removalsFor(planned.steps, false), log: new StepLog() } }
+    const { firstName } = planned.subscriber
+    return {
+      bulk: {
+        delivery,
+        event,
+        planned,
+        known,
+        nameSent: firstName !== null && (known === null || firstName !== known.firstName),
+        fields: [],
+        changed: [],
+        // A bulk answer does not tell whether Kit created the person just now: removals are sent
+        // for everyone (taking a tag off someone who has none changes nothing).
+        steps: removalsFor(planned.steps, false),
+        log: new StepLog(),
+      },
+    }
   }
 
   /** Kit's key and numeric id of every mapped field (created in Kit on first use, as single deliveries do). */
@@ -198,6 +220,12 @@ export class BulkSender {
         }
         m.fields.push({ ...w, id })
       }
+      const wanted = valuesOf(m.fields)
+      m.changed = Object.keys(
+        m.known === null
+          ? wanted
+          : subscriberDelta(m.known, { email: m.planned.subscriber.email, firstName: null, fields: wanted, writeProfile: false }).fields,
+      )
     }
   }
 
@@ -208,15 +236,11 @@ export class BulkSender {
   private async create(kit: KitBulkApi, members: Member[]): Promise<void> {
     const batch = live(members)
     if (batch.length === 0) return
-    const items = batch.map((m) => {
-      const { email, firstName, inactive } = m.planned.subscriber
-      const nameChanged = m.known === null || (firstName !== null && firstName !== m.known.firstName)
-      return {
-        email,
-        ...(nameChanged && firstName !== null ? { firstName } : {}),
-        ...(inactive ? { state: 'inactive' as const } : {}),
-      }
-    })
+    const items = batch.map(({ planned: { subscriber }, nameSent }) => ({
+      email: subscriber.email,
+      ...(nameSent ? { firstName: subscriber.firstName } : {}),
+      ...(subscriber.inactive ? { state: 'inactive' as const } : {}),
+    }))
     const answer = await kit.bulkCreateSubscribers(items)
     refuseItems(
       batch.map((member, i) => ({ member, item: items[i]! })),
@@ -250,18 +274,13 @@ export class BulkSender {
     }
   }
 
-  /** Every mapped value Kit may not hold yet: all of them for someone the plugin has not written, else what changed. */
+  /** Every mapped value Kit may not hold yet (see Member.changed). */
   private async writeFields(kit: KitBulkApi, members: Member[]): Promise<void> {
-    const items = live(members).flatMap((m) => {
-      const wanted = valuesOf(m.fields)
-      const changed =
-        m.known === null
-          ? wanted
-          : subscriberDelta(m.known, { email: m.planned.subscriber.email, firstName: null, fields: wanted, writeProfile: false }).fields
-      return m.fields
-        .filter((f) => f.key in changed)
-        .map((f) => ({ member: m, item: { subscriberId: (m.subscriber as KitSubscriber).id, fieldId: f.id, value: f.value } }))
-    })
+    const items = live(members).flatMap((m) =>
+      m.fields
+        .filter((f) => m.changed.includes(f.key))
+        .map((f) => ({ member: m, item: { subscriberId: (m.subscriber as KitSubscriber).id, fieldId: f.id, value: f.value } })),
+    )
     for (const chunk of chunks(items)) {
       const answer = await kit.bulkSetFields(chunk.map((c) => c.item))
       refuseItems(chunk, answer.failures)
@@ -297,7 +316,7 @@ export class BulkSender {
           ? [
               {
                 member: m,
-                item: { formId: s.form.id, subscriberId: (m.subscriber as KitSubscriber).id, referrer: referrerOf(sourceOf(m)) },
+                item: { formId: s.form.id, subscriberId: (m.subscriber as KitSubscriber).id, referrer: referrerOf(m.event.source) },
               },
             ]
           : [],
@@ -327,37 +346,26 @@ export class BulkSender {
     return null
   }
 
-  /** What the plugin has written to Kit for the member: the name and address sent, `fields` on top of those known. */
-  private async remember(kit: KitBulkApi, m: Member, fields: Record<string, string>): Promise<void> {
+  /** What the plugin has now written to Kit for the member: the address, the name sent (or the one known), the fields. */
+  private remember(kit: KitBulkApi, m: Member): Promise<void> {
     const subscriber = m.subscriber as KitSubscriber
     const { email, firstName } = m.planned.subscriber
-    const nameSent = m.known === null || (firstName !== null && firstName !== m.known.firstName)
-    await this.deps.subscribers.save({
-      communityId: m.delivery.communityId,
-      credentialId: kit.credentialId,
-      memberId: m.delivery.memberId,
-      email,
+    return this.writer.remember(m.delivery, kit.credentialId, {
       subscriberId: subscriber.id,
-      firstName: nameSent && firstName !== null ? firstName : (m.known?.firstName ?? subscriber.first_name),
-      fields: JSON.stringify({ ...(m.known?.fields ?? {}), ...fields }),
-      updatedAt: this.now(),
+      email,
+      firstName: m.nameSent ? firstName : (m.known?.firstName ?? subscriber.first_name),
+      fields: { ...(m.known?.fields ?? {}), ...valuesOf(m.fields) },
     })
   }
 
   /** A member the batch carried through (already remembered as written): settled with its steps and marks. */
   private succeeded(m: Member, kitRequests: number): Outcome {
-    const { email, firstName } = m.planned.subscriber
+    const { email } = m.planned.subscriber
     const log = m.log
-    const wanted = valuesOf(m.fields)
-    const written =
-      m.known === null
-        ? Object.keys(wanted)
-        : Object.keys(subscriberDelta(m.known, { email, firstName: null, fields: wanted, writeProfile: false }).fields)
-    const nameSent = m.known === null || (firstName !== null && firstName !== m.known.firstName)
     if (m.known === null) log.add('subscriber.updated', email, 'Found or created in a bulk request.')
-    else if (nameSent || written.length > 0) log.add('subscriber.updated', email)
+    else if (m.nameSent || m.changed.length > 0) log.add('subscriber.updated', email)
     else log.add('subscriber.unchanged', email)
-    if (written.length > 0) log.add('fields.written', labelsOf(m.fields, written))
+    if (m.changed.length > 0) log.add('fields.written', labelsOf(m.fields, m.changed))
     for (const s of m.steps) {
       if (s.kind === 'tag.remove') log.add('tag.removed', s.tag.name)
       if (s.kind === 'tag.add') log.add('tag.added', s.tag.name)
@@ -377,8 +385,6 @@ export class BulkSender {
 }
 
 const live = (members: Member[]) => members.filter((m) => m.refused === undefined)
-
-const sourceOf = (m: Member): string => (JSON.parse(m.delivery.payload) as MemberEvent).source
 
 function* chunks<T>(items: T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += BULK_BATCH) yield items.slice(i, i + BULK_BATCH)

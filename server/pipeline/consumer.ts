@@ -164,7 +164,7 @@ export class Consumer {
       this.peak.set(credentialId, Math.max(this.peak.get(credentialId) ?? 0, running))
     }
     const started = performance.now()
-    const work = this.handle(delivery).finally(() => {
+    const work = this.handle(delivery, credentialId).finally(() => {
       this.share.ran(delivery.communityId, performance.now() - started)
       this.inFlight.delete(delivery.seq)
       this.inFlightCredential.delete(delivery.seq)
@@ -228,12 +228,12 @@ export class Consumer {
     })
   }
 
-  private async handle(delivery: QueuedDelivery): Promise<void> {
+  private async handle(delivery: QueuedDelivery, credentialId: string | undefined): Promise<void> {
     const deadline = AbortSignal.timeout(this.leaseMs / 2)
     const signal = AbortSignal.any([this.abort.signal, deadline])
     let batch = null
     try {
-      batch = (await this.o.bulk?.send(delivery, { owner: this.owner, leaseMs: this.leaseMs, signal })) ?? null
+      batch = (await this.o.bulk?.send(delivery, { credentialId, owner: this.owner, leaseMs: this.leaseMs, signal })) ?? null
     } catch (err) {
       // The batch's deliveries stay leased and run again when the lease expires; this one goes on alone.
       this.o.log.error({ err, deliveryId: delivery.id }, 'gathering a bulk batch failed; sending one by one')

@@ -76,7 +76,8 @@ export class SubscriberWriter {
     }
   }
 
-  private remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): Promise<void> {
+  /** Keeps what the plugin has written to Kit for the member (their kit_subscribers row). */
+  remember(delivery: QueuedDelivery, credentialId: string, s: CachedSubscriber): Promise<void> {
     return this.deps.subscribers.save({
       ...memberKey(delivery, credentialId),
       email: s.email,

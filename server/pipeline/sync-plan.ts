@@ -17,16 +17,7 @@ import {
 } from '#shared/api.ts'
 import type { MemberEvent } from '../core/envelope.ts'
 import { BULK_BATCH } from '../core/kit.ts'
-import {
-  deltaIsEmpty,
-  fitsBulk,
-  plan,
-  plannedValues,
-  removalsFor,
-  subscriberDelta,
-  type KnownSubscriber,
-  type SendPlan,
-} from '../core/planner.ts'
+import { deltaIsEmpty, fitsBulk, plan, plannedValues, removalsFor, subscriberDelta, type KnownSubscriber } from '../core/planner.ts'
 import type { OrderingMark } from '../core/queue.ts'
 
 export type { KnownSubscriber }
@@ -137,58 +128,43 @@ export class SyncPlanner {
       return
     }
     const want = planned.subscriber
-    if (this.bulk && fitsBulk(planned, known?.email ?? null)) {
-      this.addToBatch(email, planned, known)
-      return
-    }
+    // The bulk sender carries this member in a batch: its items are counted, and the batch's
+    // requests once for all (see result); otherwise each request below is counted.
+    const batched = this.bulk && fitsBulk(planned, known?.email ?? null)
+    const values = plannedValues(want.fields)
+    const delta = known === null ? null : subscriberDelta(known, { ...want, fields: values })
     if (known === null && !want.createIfMissing) {
       // Nobody is created (consent withdrawn): the processor looks the address up in Kit and
       // unsubscribes whoever Kit lists there; their profile is not written.
       this.unchanged.add(email)
       this.kitRequests += 1
-    } else if (known === null) {
+    } else if (delta === null) {
       this.create.add(email)
-      this.kitRequests += 1
-    } else if (deltaIsEmpty(subscriberDelta(known, { ...want, fields: plannedValues(want.fields) }))) {
+      if (!batched) this.kitRequests += 1
+    } else if (deltaIsEmpty(delta)) {
       this.unchanged.add(email)
     } else {
       this.update.add(email)
-      this.kitRequests += 1
+      if (!batched) this.kitRequests += 1
+    }
+    if (batched) {
+      this.bulkItems.members += 1
+      this.bulkItems.fields += Object.keys(delta === null ? values : delta.fields).length
+      // Removals go to everyone in a batch (a bulk answer does not say who is new).
+      for (const step of planned.steps) {
+        if (step.kind === 'tag.add') this.bulkItems.tagsAdded += 1
+        else if (step.kind === 'tag.remove') this.bulkItems.tagsRemoved += 1
+        else if (step.kind === 'form.add') this.bulkItems.forms += 1
+      }
     }
     // A member new in Kit has no tags to remove: the processor sends no removal to a subscriber it creates.
     for (const step of removalsFor(planned.steps, known === null && want.createIfMissing)) {
-      this.kitRequests += 1
+      if (!batched) this.kitRequests += 1
       if (step.kind === 'tag.remove') this.tagsRemoved.add(step.tag.name, email)
       else if (step.kind === 'tag.add') this.tagsAdded.add(step.tag.name, email)
       else if (step.kind === 'form.add') this.formsAdded.add(step.form.name, email)
       else if (step.kind === 'sequence.add') this.sequencesAdded.add(step.sequence.name, email)
       else this.unsubscribed.add(email)
-    }
-  }
-
-  /**
-   * A member the bulk sender takes: counted as an item of each request its batch makes (the
-   * creation that finds or creates everyone, field values, tags, forms), as the sender sends them.
-   */
-  private addToBatch(email: string, planned: SendPlan, known: KnownSubscriber | null): void {
-    const want = planned.subscriber
-    const values = plannedValues(want.fields)
-    const delta = known === null ? null : subscriberDelta(known, { ...want, fields: values })
-    if (delta === null) this.create.add(email)
-    else if (deltaIsEmpty(delta)) this.unchanged.add(email)
-    else this.update.add(email)
-    this.bulkItems.members += 1
-    this.bulkItems.fields += Object.keys(delta === null ? values : delta.fields).length
-    for (const step of removalsFor(planned.steps, known === null)) {
-      if (step.kind === 'tag.add') this.tagsAdded.add(step.tag.name, email)
-      else if (step.kind === 'tag.remove') this.tagsRemoved.add(step.tag.name, email)
-      else if (step.kind === 'form.add') this.formsAdded.add(step.form.name, email)
-    }
-    // Removals go to everyone in a batch (a bulk answer does not say who is new).
-    for (const step of planned.steps) {
-      if (step.kind === 'tag.add') this.bulkItems.tagsAdded += 1
-      else if (step.kind === 'tag.remove') this.bulkItems.tagsRemoved += 1
-      else if (step.kind === 'form.add') this.bulkItems.forms += 1
     }
   }
 
