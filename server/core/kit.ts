@@ -138,21 +138,22 @@ export interface BulkFormAddition {
   referrer?: string | null
 }
 
-/** What a bulk request did: what Kit applied, and each item it refused. */
-export interface BulkResult<T, A = never> {
-  applied: A[]
-  failures: BulkFailure<T>[]
+/** What a bulk creation did: the subscribers Kit found or created, and each item it refused. */
+export interface BulkCreated {
+  subscribers: KitSubscriber[]
+  failures: BulkFailure<BulkSubscriberInput>[]
 }
 
 /**
  * Kit's bulk endpoints (OAuth connections only), at most BULK_BATCH items a call, answered
- * synchronously. Kit answers 413 while too much bulk work is queued for the account and 403 when
- * a creation would pass the plan's subscriber limit: both thrown as KitError with that status.
+ * synchronously; each call but the creation answers the items Kit refused. Kit answers 413 while
+ * too much bulk work is queued for the account and 403 when a creation would pass the plan's
+ * subscriber limit: both thrown as KitError with that status.
  */
 export interface KitBulkApi extends KitApi {
-  bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkResult<BulkSubscriberInput, KitSubscriber>>
-  bulkTag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>>
-  bulkUntag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>>
-  bulkSetFields(items: BulkFieldValue[]): Promise<BulkResult<BulkFieldValue>>
-  bulkAddToForms(items: BulkFormAddition[]): Promise<BulkResult<BulkFormAddition>>
+  bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkCreated>
+  bulkTag(items: BulkTagging[]): Promise<BulkFailure<BulkTagging>[]>
+  bulkUntag(items: BulkTagging[]): Promise<BulkFailure<BulkTagging>[]>
+  bulkSetFields(items: BulkFieldValue[]): Promise<BulkFailure<BulkFieldValue>[]>
+  bulkAddToForms(items: BulkFormAddition[]): Promise<BulkFailure<BulkFormAddition>[]>
 }

@@ -20,7 +20,7 @@ import {
   type BulkFailure,
   type BulkFieldValue,
   type BulkFormAddition,
-  type BulkResult,
+  type BulkCreated,
   type BulkSubscriberInput,
   type BulkTagging,
   type KitAccountInfo,
@@ -335,7 +335,7 @@ class KitApiClient implements KitWatchApi, KitBulkApi {
     await this.#send({ method: 'POST', path: `/v4/subscribers/${idSegment(subscriberId)}/unsubscribe`, body: {} })
   }
 
-  async bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkResult<BulkSubscriberInput, KitSubscriber>> {
+  async bulkCreateSubscribers(items: BulkSubscriberInput[]): Promise<BulkCreated> {
     const sent = items.map((item) => ({
       email_address: normalizeEmail(item.email),
       ...(item.firstName !== undefined ? { first_name: item.firstName } : {}),
@@ -343,35 +343,35 @@ class KitApiClient implements KitWatchApi, KitBulkApi {
     }))
     const { status, data } = await this.#bulk('POST', '/v4/bulk/subscribers', { subscribers: sent })
     const body = objectOf(data, status, 'bulk answer')
-    const applied = Array.isArray(body.subscribers) ? body.subscribers.map((s) => toSubscriberSummary(s, status)) : []
-    return { applied, failures: bulkFailures(body, items, sent, ['email_address']) }
+    const subscribers = Array.isArray(body.subscribers) ? body.subscribers.map((s) => toSubscriberSummary(s, status)) : []
+    return { subscribers, failures: bulkFailures(body, items, sent, ['email_address']) }
   }
 
-  bulkTag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+  bulkTag(items: BulkTagging[]): Promise<BulkFailure<BulkTagging>[]> {
     return this.#taggings('POST', items)
   }
 
-  bulkUntag(items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+  bulkUntag(items: BulkTagging[]): Promise<BulkFailure<BulkTagging>[]> {
     return this.#taggings('DELETE', items)
   }
 
-  async #taggings(method: 'POST' | 'DELETE', items: BulkTagging[]): Promise<BulkResult<BulkTagging>> {
+  async #taggings(method: 'POST' | 'DELETE', items: BulkTagging[]): Promise<BulkFailure<BulkTagging>[]> {
     const sent = items.map((t) => ({ tag_id: t.tagId, subscriber_id: t.subscriberId }))
     const { status, data } = await this.#bulk(method, '/v4/bulk/tags/subscribers', { taggings: sent })
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['tag_id', 'subscriber_id']) }
+    return bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['tag_id', 'subscriber_id'])
   }
 
-  async bulkSetFields(items: BulkFieldValue[]): Promise<BulkResult<BulkFieldValue>> {
+  async bulkSetFields(items: BulkFieldValue[]): Promise<BulkFailure<BulkFieldValue>[]> {
     const sent = items.map((v) => ({ subscriber_id: v.subscriberId, subscriber_custom_field_id: v.fieldId, value: v.value }))
     const { status, data } = await this.#bulk('POST', '/v4/bulk/custom_fields/subscribers', { custom_field_values: sent })
     const keys = ['subscriber_id', 'subscriber_custom_field_id', 'value']
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, keys) }
+    return bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, keys)
   }
 
-  async bulkAddToForms(items: BulkFormAddition[]): Promise<BulkResult<BulkFormAddition>> {
+  async bulkAddToForms(items: BulkFormAddition[]): Promise<BulkFailure<BulkFormAddition>[]> {
     const sent = items.map((a) => ({ form_id: a.formId, subscriber_id: a.subscriberId, ...(a.referrer ? { referrer: a.referrer } : {}) }))
     const { status, data } = await this.#bulk('POST', '/v4/bulk/forms/subscribers', { additions: sent })
-    return { applied: [], failures: bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['form_id', 'subscriber_id']) }
+    return bulkFailures(objectOf(data, status, 'bulk answer'), items, sent, ['form_id', 'subscriber_id'])
   }
 
   /** A bulk request: at most BULK_BATCH items, so Kit answers synchronously (200) rather than later (202). */

@@ -249,7 +249,7 @@ export class BulkSender {
     // Whoever Kit's answer leaves out was refused too, in words not naming them (an address Kit
     // could not read comes back blank).
     const unnamed = answer.failures.filter((f) => f.item === null).flatMap((f) => f.errors)
-    const byEmail = new Map(answer.applied.map((s) => [addressOf(s.email_address), s]))
+    const byEmail = new Map(answer.subscribers.map((s) => [addressOf(s.email_address), s]))
     for (const m of live(batch)) {
       const subscriber = byEmail.get(addressOf(m.planned.subscriber.email))
       if (subscriber) m.subscriber = subscriber
@@ -282,8 +282,7 @@ export class BulkSender {
         .map((f) => ({ member: m, item: { subscriberId: (m.subscriber as KitSubscriber).id, fieldId: f.id, value: f.value } })),
     )
     for (const chunk of chunks(items)) {
-      const answer = await kit.bulkSetFields(chunk.map((c) => c.item))
-      refuseItems(chunk, answer.failures)
+      refuseItems(chunk, await kit.bulkSetFields(chunk.map((c) => c.item)))
     }
   }
 
@@ -304,7 +303,7 @@ export class BulkSender {
       }
       for (const chunk of chunks(items.filter((i) => i.member.refused === undefined))) {
         const list = chunk.map((c) => c.item)
-        refuseItems(chunk, (await (mode === 'add' ? kit.bulkTag(list) : kit.bulkUntag(list))).failures)
+        refuseItems(chunk, await (mode === 'add' ? kit.bulkTag(list) : kit.bulkUntag(list)))
       }
     }
   }
@@ -322,7 +321,7 @@ export class BulkSender {
           : [],
       ),
     )
-    for (const chunk of chunks(items)) refuseItems(chunk, (await kit.bulkAddToForms(chunk.map((c) => c.item))).failures)
+    for (const chunk of chunks(items)) refuseItems(chunk, await kit.bulkAddToForms(chunk.map((c) => c.item)))
   }
 
   /** Kit's 413 and 403: the batch waits, or fails with what to do; null for any other error. */
